@@ -1,0 +1,50 @@
+import { InvalidSessionDataError, SessionTooLargeError } from './errors.js'
+
+/** Session data: a plain object that the codec can encode. */
+export type SessionData = Record<string, unknown>
+
+/**
+ * Turns session data into bytes and back. `encode` runs once per write; `decode` once per
+ * copy read. Throwing from either is reported as a typed error (encode) or as an
+ * unreadable copy (decode).
+ */
+export interface SessionCodec {
+  encode(data: SessionData): Buffer | string
+  decode(bytes: Buffer): SessionData
+}
+
+/** The default codec: JSON text in UTF-8. */
+export const jsonCodec: SessionCodec = {
+  encode: (data) => JSON.stringify(data),
+  decode: (bytes) => JSON.parse(bytes.toString('utf8')) as SessionData,
+}
+
+/**
+ * Checks and encodes session data once, before any statement runs: a plain object, an
+ * encoding the codec accepts, at most `maxBytes` long.
+ */
+export function encodeSessionData(codec: SessionCodec, data: unknown, maxBytes: number): Buffer {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new InvalidSessionDataError(`expected a plain object, got ${describeType(data)}`)
+  }
+  let encoded: Buffer | string
+  try {
+    encoded = codec.encode(data as SessionData)
+  } catch (error) {
+    throw new InvalidSessionDataError(`the codec cannot encode it (${(error as Error).message})`, {
+      cause: error,
+    })
+  }
+  if (typeof encoded !== 'string' && !Buffer.isBuffer(encoded)) {
+    throw new InvalidSessionDataError('the codec returned neither a string nor a Buffer')
+  }
+  const bytes = typeof encoded === 'string' ? Buffer.from(encoded, 'utf8') : encoded
+  if (bytes.length > maxBytes) throw new SessionTooLargeError(bytes.length, maxBytes)
+  return bytes
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  return typeof value
+}

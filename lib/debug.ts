@@ -1,0 +1,4 @@
+import { debuglog } from 'node:util'
+
+/** Debug output, silent unless NODE_DEBUG includes session-shards. Never log secrets through it. */
+export const debug = debuglog('session-shards')

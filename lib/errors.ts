@@ -1,0 +1,135 @@
+/**
+ * Every error the library throws on purpose is a {@link SessionShardsError} with a stable
+ * `code`, so callers can branch on `err.code` without parsing messages. Messages are
+ * sentences that say what to do; they never contain passwords, URIs or signing secrets.
+ */
+
+/** Base class of every error thrown by session-shards. */
+export class SessionShardsError extends Error {
+  /** Stable, documented identifier of the failure (see docs/errors.md). */
+  readonly code: string
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+/** An option passed to {@link createSessionManager} is missing or invalid. Thrown before any connection is made. */
+export class InvalidOptionError extends SessionShardsError {
+  /** The option path at fault, e.g. `stores[2].uri` or `copies`. */
+  readonly option: string
+
+  constructor(option: string, rule: string) {
+    super('INVALID_OPTION', `${option} option ${rule}`)
+    this.option = option
+  }
+}
+
+/** A session id is not a string of the accepted form (or fails its signature). No store was queried. */
+export class InvalidSessionIdError extends SessionShardsError {
+  constructor(reason: string) {
+    super('INVALID_SESSION_ID', `Invalid session id: ${reason}. No store was queried.`)
+  }
+}
+
+/** Session data is not a plain object the codec can encode. Nothing was written. */
+export class InvalidSessionDataError extends SessionShardsError {
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super('INVALID_SESSION_DATA', `Invalid session data: ${reason}. Nothing was written.`, options)
+  }
+}
+
+/** Encoded session data is larger than the `maxSessionBytes` option allows. Nothing was written. */
+export class SessionTooLargeError extends SessionShardsError {
+  readonly bytes: number
+  readonly maxBytes: number
+
+  constructor(bytes: number, maxBytes: number) {
+    super(
+      'SESSION_TOO_LARGE',
+      `Session data is ${bytes} bytes encoded, more than maxSessionBytes (${maxBytes}). ` +
+        'Store less in the session or raise maxSessionBytes. Nothing was written.',
+    )
+    this.bytes = bytes
+    this.maxBytes = maxBytes
+  }
+}
+
+/** What one store answered when an operation failed on it. */
+export interface StoreFailure {
+  storeId: string
+  error: Error
+}
+
+/**
+ * Too few stores could take a write: fewer than `minCopies` copies were written.
+ * `failures` holds each store's cause. Some stores may still hold the new data.
+ */
+export class NotEnoughStoresError extends SessionShardsError {
+  readonly copiesWritten: number
+  readonly copiesRequired: number
+  readonly failures: StoreFailure[]
+
+  constructor(copiesWritten: number, copiesRequired: number, failures: StoreFailure[]) {
+    super(
+      'NOT_ENOUGH_STORES',
+      `Only ${copiesWritten} of the ${copiesRequired} copies required by minCopies could be written` +
+        describeFailures(failures) +
+        '. Bring stores back up, or lower minCopies to accept fewer copies in a degraded cluster.',
+    )
+    this.copiesWritten = copiesWritten
+    this.copiesRequired = copiesRequired
+    this.failures = failures
+  }
+}
+
+/** No store in a session's order could answer a read or a delete. `failures` holds each store's cause. */
+export class NoStoreAvailableError extends SessionShardsError {
+  readonly failures: StoreFailure[]
+
+  constructor(operation: string, failures: StoreFailure[]) {
+    super(
+      'NO_STORE_AVAILABLE',
+      `No store could ${operation}` +
+        describeFailures(failures) +
+        '. Check that the stores are up.',
+    )
+    this.failures = failures
+  }
+}
+
+/** A statement on one store did not finish within `queryTimeoutMillis`. */
+export class StoreTimeoutError extends SessionShardsError {
+  readonly storeId: string
+
+  constructor(storeId: string, timeoutMillis: number) {
+    super(
+      'STORE_TIMEOUT',
+      `Store ${storeId} did not answer within ${timeoutMillis} ms (queryTimeoutMillis).`,
+    )
+    this.storeId = storeId
+  }
+}
+
+/** The manager was closed; no further operation is accepted. */
+export class ManagerClosedError extends SessionShardsError {
+  constructor() {
+    super('MANAGER_CLOSED', 'The session manager is closed; create a new one to keep working.')
+  }
+}
+
+function describeFailures(failures: StoreFailure[]): string {
+  if (failures.length === 0) return ''
+  const parts = failures.map(({ storeId, error }) => `${storeId}: ${errorSummary(error)}`)
+  return ` (${parts.join('; ')})`
+}
+
+/** A short description of a driver error: its code and message, never its connection config. */
+export function errorSummary(error: Error): string {
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' && !error.message.includes(code)
+    ? `${code} ${error.message}`
+    : error.message
+}

@@ -1,0 +1,25 @@
+export { createSessionManager, SessionManager } from './session-manager.js'
+export type {
+  DegradedWriteEvent,
+  StoreStats,
+  WriteOptions,
+  WriteResult,
+} from './session-manager.js'
+export type { SessionManagerOptions, StoreOptions } from './options.js'
+export type { SessionCodec, SessionData } from './codec.js'
+export { jsonCodec } from './codec.js'
+export { generateSessionId, isValidSessionId } from './ids.js'
+export { classicOrder, placementSeed } from './placement.js'
+export { schemaFile, schemaStatements } from './schema.js'
+export {
+  InvalidOptionError,
+  InvalidSessionDataError,
+  InvalidSessionIdError,
+  ManagerClosedError,
+  NoStoreAvailableError,
+  NotEnoughStoresError,
+  SessionShardsError,
+  SessionTooLargeError,
+  StoreTimeoutError,
+} from './errors.js'
+export type { StoreFailure } from './errors.js'

@@ -1,0 +1,255 @@
+import type { PoolOptions } from 'mysql2'
+import type { SessionCodec } from './codec.js'
+import { jsonCodec } from './codec.js'
+import { InvalidOptionError } from './errors.js'
+import { isValidTableName } from './schema.js'
+
+/**
+ * One MySQL store. Give either a `uri` (`mysql://user:pass@host:port/database`) or the
+ * connection fields; any other mysql2 pool option (`ssl`, `charset`, ...) passes through.
+ *
+ * @example
+ * { id: 'store-a', uri: 'mysql://app:secret@10.0.0.11:3306/sessions' }
+ */
+export interface StoreOptions extends Omit<PoolOptions, 'uri'> {
+  /** Stable id of the store. Placement depends on ids, never on list position. */
+  id: string
+  /** `mysql://user:password@host:port/database`; the other connection fields override its parts. */
+  uri?: string
+}
+
+/** Options of {@link createSessionManager}. */
+export interface SessionManagerOptions {
+  /** The stores sessions are spread over. At least one; ids unique. */
+  stores: StoreOptions[]
+  /**
+   * How many stores hold each session.
+   * @default 2 (or 1 with a single store)
+   */
+  copies?: number
+  /**
+   * Least copies for a write to be acknowledged when fewer than `copies` stores can take it.
+   * @default 1
+   */
+  minCopies?: number
+  /**
+   * How many reachable stores a read asks before answering "no session". At least `copies`.
+   * @default copies + 1, at most the number of stores
+   */
+  maxReadStores?: number
+  /**
+   * Table name on every store (letters, digits, `_`, `$`; at most 64 characters).
+   * @default 'sessions'
+   */
+  table?: string
+  /**
+   * Lifetime of a session written without an explicit `ttlSeconds`.
+   * @default 86400
+   */
+  ttlSeconds?: number
+  /**
+   * Time to open a connection to a store.
+   * @default 2000
+   */
+  connectTimeoutMillis?: number
+  /**
+   * Time one statement may take on one store before the store counts as failed for it.
+   * @default 2000
+   */
+  queryTimeoutMillis?: number
+  /**
+   * Connections per store.
+   * @default 10
+   */
+  connectionsPerStore?: number
+  /**
+   * Encodes session data for storage.
+   * @default JSON
+   */
+  codec?: SessionCodec
+  /**
+   * Largest encoded session, in bytes.
+   * @default 1048576
+   */
+  maxSessionBytes?: number
+  /**
+   * How many session orders to keep computed in memory.
+   * @default 10000
+   */
+  orderCacheSize?: number
+}
+
+/** A store's connection settings, with the password held apart from anything printable. */
+export interface ResolvedStore {
+  readonly id: string
+  readonly poolOptions: PoolOptions
+}
+
+/** Options after defaults and validation. */
+export interface ResolvedOptions {
+  readonly stores: readonly ResolvedStore[]
+  readonly copies: number
+  readonly minCopies: number
+  readonly maxReadStores: number
+  readonly table: string
+  readonly ttlSeconds: number
+  readonly connectTimeoutMillis: number
+  readonly queryTimeoutMillis: number
+  readonly connectionsPerStore: number
+  readonly codec: SessionCodec
+  readonly maxSessionBytes: number
+  readonly orderCacheSize: number
+}
+
+const STORE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
+
+/** Applies defaults and checks every option; throws {@link InvalidOptionError} naming the option. */
+export function resolveOptions(options: SessionManagerOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('options', 'must be an object')
+  }
+  const stores = resolveStores(options.stores)
+  const copies = integerOption('copies', options.copies, Math.min(2, stores.length), 1)
+  if (copies > stores.length) {
+    throw new InvalidOptionError(
+      'copies',
+      `must not exceed the number of stores (${stores.length}); got ${copies}`,
+    )
+  }
+  const minCopies = integerOption('minCopies', options.minCopies, 1, 1)
+  if (minCopies > copies) {
+    throw new InvalidOptionError(
+      'minCopies',
+      `must not exceed copies (${copies}); got ${minCopies}`,
+    )
+  }
+  const maxReadStores = integerOption(
+    'maxReadStores',
+    options.maxReadStores,
+    Math.min(copies + 1, stores.length),
+    1,
+  )
+  if (maxReadStores < copies) {
+    throw new InvalidOptionError('maxReadStores', `must be at least copies (${copies})`)
+  }
+  const table = options.table ?? 'sessions'
+  if (!isValidTableName(table)) {
+    throw new InvalidOptionError(
+      'table',
+      'must be 1 to 64 letters, digits, "_" or "$", not only digits',
+    )
+  }
+  const codec = options.codec ?? jsonCodec
+  if (typeof codec?.encode !== 'function' || typeof codec?.decode !== 'function') {
+    throw new InvalidOptionError('codec', 'must have encode and decode functions')
+  }
+  return {
+    stores,
+    copies,
+    minCopies,
+    maxReadStores: Math.min(maxReadStores, stores.length),
+    table,
+    ttlSeconds: integerOption('ttlSeconds', options.ttlSeconds, 86400, 1),
+    connectTimeoutMillis: integerOption(
+      'connectTimeoutMillis',
+      options.connectTimeoutMillis,
+      2000,
+      1,
+    ),
+    queryTimeoutMillis: integerOption('queryTimeoutMillis', options.queryTimeoutMillis, 2000, 1),
+    connectionsPerStore: integerOption('connectionsPerStore', options.connectionsPerStore, 10, 1),
+    codec,
+    maxSessionBytes: integerOption('maxSessionBytes', options.maxSessionBytes, 1024 * 1024, 2),
+    orderCacheSize: integerOption('orderCacheSize', options.orderCacheSize, 10000, 0),
+  }
+}
+
+/** Validates a positive whole number of seconds passed to a single call (e.g. `ttlSeconds`). */
+export function checkSeconds(name: string, value: unknown): number {
+  return integerOption(name, value, 0, 1)
+}
+
+function integerOption(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidOptionError(
+      name,
+      `must be an integer of at least ${min}; got ${describe(value)}`,
+    )
+  }
+  return value
+}
+
+function resolveStores(stores: unknown): ResolvedStore[] {
+  if (!Array.isArray(stores) || stores.length === 0) {
+    throw new InvalidOptionError(
+      'stores',
+      'must be a non-empty array of { id, uri } or { id, host, ... }',
+    )
+  }
+  const seen = new Set<string>()
+  return stores.map((store: unknown, index) => {
+    const name = `stores[${index}]`
+    if (store === null || typeof store !== 'object') {
+      throw new InvalidOptionError(name, 'must be an object with an id')
+    }
+    const { id, uri, ...rest } = store as StoreOptions
+    if (typeof id !== 'string' || !STORE_ID.test(id)) {
+      throw new InvalidOptionError(
+        `${name}.id`,
+        'must be 1 to 64 characters of letters, digits, ".", "_", ":" or "-", starting with a letter or digit',
+      )
+    }
+    if (seen.has(id)) throw new InvalidOptionError(`${name}.id`, `duplicates store id "${id}"`)
+    seen.add(id)
+    const fromUri = uri === undefined ? {} : parseStoreUri(`${name}.uri`, uri)
+    const poolOptions: PoolOptions = { ...fromUri, ...rest }
+    if (typeof poolOptions.host !== 'string' && typeof poolOptions.socketPath !== 'string') {
+      throw new InvalidOptionError(name, 'needs a uri, a host or a socketPath')
+    }
+    if (typeof poolOptions.database !== 'string' || poolOptions.database === '') {
+      throw new InvalidOptionError(name, 'needs a database (in the uri path or as database)')
+    }
+    return { id, poolOptions }
+  })
+}
+
+/**
+ * Parses `mysql://user:password@host:port/database`. Errors describe the fault without
+ * repeating the URI, which holds the password.
+ */
+export function parseStoreUri(name: string, uri: unknown): PoolOptions {
+  if (typeof uri !== 'string') throw new InvalidOptionError(name, 'must be a string')
+  let url: URL
+  try {
+    url = new URL(uri)
+  } catch {
+    throw new InvalidOptionError(
+      name,
+      'is not a valid URI (expected mysql://user:password@host:port/database)',
+    )
+  }
+  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') {
+    throw new InvalidOptionError(name, 'must start with mysql:// or mariadb://')
+  }
+  if (url.hostname === '') throw new InvalidOptionError(name, 'has no host')
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''))
+  if (database === '' || database.includes('/')) {
+    throw new InvalidOptionError(
+      name,
+      'must name one database in its path, e.g. mysql://host/sessions',
+    )
+  }
+  const port = url.port === '' ? 3306 : Number(url.port)
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+  const options: PoolOptions = { host, port, database }
+  if (url.username !== '') options.user = decodeURIComponent(url.username)
+  if (url.password !== '') options.password = decodeURIComponent(url.password)
+  return options
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 40))
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
+  return typeof value
+}

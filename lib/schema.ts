@@ -1,0 +1,46 @@
+/**
+ * The table every store holds. One row per session copy:
+ * - `version` only grows for a session (see version-clock.ts);
+ * - `expires_at` is milliseconds since the epoch, so sub-second TTLs work;
+ * - `deleted = 1` marks a tombstone: the session was destroyed and must never come back;
+ * - `owner` (indexed) and the lock columns serve per-user lookups and lease locks.
+ * Ids are VARBINARY so comparisons are byte-exact and case-sensitive everywhere.
+ */
+
+const TABLE_NAME = /^(?![0-9]+$)[A-Za-z0-9_$]{1,64}$/
+
+/** Whether `name` can be used as the session table name (it is spliced into SQL, so this is strict). */
+export function isValidTableName(name: unknown): name is string {
+  return typeof name === 'string' && TABLE_NAME.test(name)
+}
+
+/** The statements that create the session table; idempotent, for MySQL 5.7/8.x and MariaDB 10.5+. */
+export function schemaStatements(table: string): string[] {
+  if (!isValidTableName(table)) throw new TypeError('invalid table name')
+  return [
+    `CREATE TABLE IF NOT EXISTS \`${table}\` (
+  id VARBINARY(128) NOT NULL,
+  version BIGINT UNSIGNED NOT NULL,
+  expires_at BIGINT NOT NULL,
+  deleted TINYINT NOT NULL DEFAULT 0,
+  data MEDIUMBLOB NULL,
+  owner VARBINARY(255) NULL,
+  lock_token VARBINARY(64) NULL,
+  lock_expires_at BIGINT NULL,
+  PRIMARY KEY (id),
+  KEY \`${table}_expires_at\` (expires_at),
+  KEY \`${table}_owner\` (owner)
+) ENGINE=InnoDB`,
+  ]
+}
+
+/** The content of schema.sql: the statements for the default table, each ended by ";". */
+export function schemaFile(table = 'sessions'): string {
+  return (
+    '-- session-shards schema: apply to every store (idempotent).\n' +
+    '-- Generated from lib/schema.ts; test/schema.ts keeps the two equal.\n' +
+    schemaStatements(table)
+      .map((statement) => `${statement};\n`)
+      .join('\n')
+  )
+}
