@@ -93,7 +93,7 @@ export class SessionManager extends EventEmitter {
    * Asks the first reachable store of the session's order; if it has no live copy, asks the
    * next reachable stores (up to `maxReadStores` in all) in parallel.
    */
-  readSession(sessionId: string): Promise<SessionData | null> {
+  async readSession(sessionId: string): Promise<SessionData | null> {
     assertSessionId(sessionId)
     return this.#track(async () => {
       const order = this.#order(sessionId)
@@ -120,7 +120,7 @@ export class SessionManager extends EventEmitter {
    * rejects with {@link NotEnoughStoresError} otherwise. Validation errors are thrown before
    * any statement runs.
    */
-  writeSession(
+  async writeSession(
     sessionId: string,
     data: SessionData,
     options: WriteOptions = {},
@@ -158,7 +158,7 @@ export class SessionManager extends EventEmitter {
    * Destroys the session: its copies are replaced by tombstones, which no later write or
    * returning store can undo. Acknowledged like a write.
    */
-  destroySession(sessionId: string): Promise<void> {
+  async destroySession(sessionId: string): Promise<void> {
     assertSessionId(sessionId)
     return this.#track(async () => {
       const version = this.#clock.next()

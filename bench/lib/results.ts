@@ -1,0 +1,53 @@
+import { execFileSync } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** Where the benchmarks write their JSON results: `bench/results/`. */
+export const RESULTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'results')
+
+/** The machine and code a result was measured on, so that docs can say what a number means. */
+export interface Environment {
+  date: string
+  node: string
+  platform: string
+  cpuModel: string
+  cpus: number
+  totalMemoryBytes: number
+  /** `git describe`-style commit of the working tree, with `-dirty` when it has changes. */
+  commit: string | null
+}
+
+export function describeEnvironment(): Environment {
+  const cpus = os.cpus()
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    cpus: os.availableParallelism(),
+    totalMemoryBytes: os.totalmem(),
+    commit: gitCommit(),
+  }
+}
+
+function gitCommit(): string | null {
+  try {
+    return execFileSync('git', ['describe', '--always', '--dirty'], {
+      cwd: RESULTS_DIR,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim()
+  } catch {
+    return null
+  }
+}
+
+/** Writes `value` as pretty JSON to `bench/results/<name>-latest.json`; returns the path. */
+export async function writeResults(name: string, value: unknown): Promise<string> {
+  await mkdir(RESULTS_DIR, { recursive: true })
+  const file = path.join(RESULTS_DIR, `${name}-latest.json`)
+  await writeFile(file, `${JSON.stringify(value, null, 2)}\n`)
+  return file
+}

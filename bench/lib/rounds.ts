@@ -1,0 +1,55 @@
+import type { LoadResult, Operation } from './load.js'
+import { runLoad } from './load.js'
+import { mergeResults } from './stats.js'
+
+/** One side of a comparison, e.g. the library or raw mysql2. */
+export interface Contender {
+  name: string
+  operation: Operation
+}
+
+/** Options of {@link runRounds}. */
+export interface RoundsOptions {
+  inFlight: number
+  /** Rounds per contender; each contender's total time is `rounds × roundMillis`. */
+  rounds: number
+  roundMillis: number
+  /** Untimed run of each contender before the first round (connections, JIT, caches). */
+  warmupMillis: number
+  /** Called before each timed or warm-up round starts. */
+  onRound?: (info: { contender: string; round: number; rounds: number; warmup: boolean }) => void
+}
+
+/**
+ * Runs contenders in short alternating rounds and sums each one's rounds, so that slow drift
+ * on a shared machine (other processes, CPU frequency, the database's buffer pool and purge
+ * threads) falls on every contender alike instead of on whichever ran last. The order
+ * alternates too (A B, B A, A B, ...), so no contender always runs right after another.
+ *
+ * @returns Each contender's merged result, by name.
+ */
+export async function runRounds(
+  contenders: readonly Contender[],
+  options: RoundsOptions,
+): Promise<Map<string, LoadResult>> {
+  const { inFlight, rounds, roundMillis, warmupMillis } = options
+  if (!Number.isSafeInteger(rounds) || rounds < 1) {
+    throw new TypeError(`rounds option must be a positive integer; got ${rounds}`)
+  }
+  if (warmupMillis > 0) {
+    for (const contender of contenders) {
+      options.onRound?.({ contender: contender.name, round: 0, rounds, warmup: true })
+      await runLoad(contender.operation, { inFlight, durationMillis: warmupMillis })
+    }
+  }
+  const results = new Map<string, LoadResult[]>(contenders.map((contender) => [contender.name, []]))
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? contenders : [...contenders].reverse()
+    for (const contender of order) {
+      options.onRound?.({ contender: contender.name, round: round + 1, rounds, warmup: false })
+      const result = await runLoad(contender.operation, { inFlight, durationMillis: roundMillis })
+      results.get(contender.name)?.push(result)
+    }
+  }
+  return new Map([...results].map(([name, runs]) => [name, mergeResults(runs)]))
+}

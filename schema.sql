@@ -1,0 +1,15 @@
+-- session-shards schema: apply to every store (idempotent).
+-- Generated from lib/schema.ts; test/schema.ts keeps the two equal.
+CREATE TABLE IF NOT EXISTS `sessions` (
+  id VARBINARY(128) NOT NULL,
+  version BIGINT UNSIGNED NOT NULL,
+  expires_at BIGINT NOT NULL,
+  deleted TINYINT NOT NULL DEFAULT 0,
+  data MEDIUMBLOB NULL,
+  owner VARBINARY(255) NULL,
+  lock_token VARBINARY(64) NULL,
+  lock_expires_at BIGINT NULL,
+  PRIMARY KEY (id),
+  KEY `sessions_expires_at` (expires_at),
+  KEY `sessions_owner` (owner)
+) ENGINE=InnoDB;

@@ -1,0 +1,91 @@
+import t from 'tap'
+import { NotEnoughStoresError } from '../lib/index.js'
+import type { SessionManager } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { startManager, storesWithLiveCopy } from './helpers/manager.js'
+
+const cluster = await startTestCluster(t, { stores: 3 })
+if (!cluster.canCrash) t.skip('these tests crash stores; the configured stores cannot be crashed')
+
+/** A fresh session id whose order starts with `storeId`. */
+function idFirstOn(manager: SessionManager, storeId: string): string {
+  for (let i = 0; ; i++) {
+    const id = `failover-test-${storeId}-${i}-${Date.now()}`
+    if (manager.locate(id)[0] === storeId) return id
+  }
+}
+
+t.test('with the first store of an order killed, reads and writes go to the next', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const first = cluster.stores[0]!
+  const id = idFirstOn(manager, first.id)
+  const order = manager.locate(id)
+  await manager.writeSession(id, { v: 1 })
+  await first.kill()
+  t.teardown(() => (first.running ? undefined : first.start()))
+  t.same(await manager.readSession(id), { v: 1 }, 'read answered by the second store')
+  const result = await manager.writeSession(id, { v: 2 })
+  t.same(result.storeIds, order.slice(1, 3), 'write went to the next stores in order')
+  t.same(await storesWithLiveCopy(cluster, id), order.slice(1, 3).sort())
+  t.same(await manager.readSession(id), { v: 2 })
+  await first.start()
+})
+
+t.test(
+  'a session written while its first store was down is found after that store returns empty',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 2 })
+    const first = cluster.stores[1]!
+    const id = idFirstOn(manager, first.id)
+    await first.stop()
+    await manager.writeSession(id, { written: 'during outage' })
+    await first.wipe()
+    await first.start()
+    await manager.applySchema()
+    t.same(await storesWithLiveCopy(cluster, id), manager.locate(id).slice(1, 3).sort())
+    t.same(await manager.readSession(id), { written: 'during outage' })
+  },
+)
+
+t.test(
+  'fewer reachable stores than minCopies: a typed error, never an acknowledgement',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 2, minCopies: 2 })
+    const [a, b] = [cluster.stores[0]!, cluster.stores[1]!]
+    const id = idFirstOn(manager, cluster.stores[2]!.id)
+    await manager.writeSession(id, { v: 'acknowledged' })
+    await Promise.all([a.kill(), b.kill()])
+    t.teardown(() => Promise.all([a, b].map((s) => (s.running ? undefined : s.start()))))
+    const error = await manager.writeSession(id, { v: 'refused' }).then(
+      () => null,
+      (error: unknown) => error,
+    )
+    t.ok(error instanceof NotEnoughStoresError, 'NotEnoughStoresError')
+    const failure = error as NotEnoughStoresError
+    t.equal(failure.code, 'NOT_ENOUGH_STORES')
+    t.equal(failure.copiesRequired, 2)
+    t.ok(failure.copiesWritten < 2)
+    t.same(
+      failure.failures.map((f) => f.storeId).sort(),
+      [a.id, b.id].sort(),
+      'each store cause attached',
+    )
+    t.notMatch(failure.message, cluster.stores[0]!.config.password, 'no password in the message')
+    await t.rejects(manager.destroySession(id), NotEnoughStoresError, 'destroy too')
+    await Promise.all([a.start(), b.start()])
+  },
+)
+
+t.test('minCopies reached but not copies: acknowledged as degraded, with an event', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 3, minCopies: 2 })
+  const down = cluster.stores[0]!
+  await down.kill()
+  t.teardown(() => (down.running ? undefined : down.start()))
+  const events: { copiesWritten: number }[] = []
+  manager.on('degraded-write', (event) => events.push(event))
+  const id = await manager.createSession({ degraded: true })
+  t.equal(events.length, 1)
+  t.equal(events[0]!.copiesWritten, 2)
+  t.same(await manager.readSession(id), { degraded: true })
+  await down.start()
+})

@@ -1,0 +1,37 @@
+import type { Test } from 'tap'
+import { existingCluster, parseStoreList } from '../../lib/local-cluster/existing-cluster.js'
+import { startLocalCluster, type LocalCluster } from '../../lib/local-cluster/index.js'
+
+const STORES_VARIABLE = 'SESSION_SHARDS_TEST_STORES'
+
+/** The stores a test runs against; `canCrash` is false when they are servers the test did not start. */
+export interface TestCluster extends LocalCluster {
+  readonly canCrash: boolean
+}
+
+/**
+ * Starts local stores for this test and stops them at its teardown. With
+ * `SESSION_SHARDS_TEST_STORES=id=mysql://user:pass@host:port/db,...` it uses those running
+ * servers instead (the first `stores`/`storeIds.length` of them, renamed to `storeIds`), which
+ * cannot be crashed.
+ */
+export async function startTestCluster(
+  t: Test,
+  options: { stores?: number; storeIds?: string[] } = {},
+): Promise<TestCluster> {
+  const existing = process.env[STORES_VARIABLE]
+  if (existing !== undefined && existing !== '') {
+    const configs = parseStoreList(existing, STORES_VARIABLE)
+    const wanted = options.storeIds?.length ?? options.stores ?? configs.length
+    if (configs.length < wanted) {
+      throw new Error(`${STORES_VARIABLE} lists ${configs.length} stores; this test needs ${wanted}.`)
+    }
+    const chosen = configs
+      .slice(0, wanted)
+      .map((config, index) => ({ ...config, id: options.storeIds?.[index] ?? config.id }))
+    return { ...existingCluster(chosen), canCrash: false }
+  }
+  const cluster = await startLocalCluster(options)
+  t.teardown(() => cluster.stop())
+  return Object.assign(cluster, { canCrash: true })
+}

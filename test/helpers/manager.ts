@@ -1,0 +1,62 @@
+import type { Test } from 'tap'
+import type { SessionManagerOptions } from '../../lib/index.js'
+import { createSessionManager, type SessionManager } from '../../lib/index.js'
+import type { TestCluster } from './cluster.js'
+
+/**
+ * A manager over the cluster's stores, with the schema applied and closed at teardown.
+ * Short timeouts keep failure tests quick.
+ */
+export async function startManager(
+  t: Test,
+  cluster: TestCluster,
+  options: Partial<SessionManagerOptions> = {},
+): Promise<SessionManager> {
+  const manager = createSessionManager({
+    stores: cluster.storeConfigs(),
+    connectTimeoutMillis: 1000,
+    queryTimeoutMillis: 1000,
+    ...options,
+  })
+  t.teardown(() => manager.close())
+  await manager.applySchema()
+  return manager
+}
+
+/** One row of the session table as a store holds it. */
+export interface RawRow {
+  version: number
+  expires_at: number
+  deleted: number
+  data: Buffer | null
+}
+
+/** The row each store holds for `sessionId` (or null), keyed by store id; queries the stores directly. */
+export async function rowsOnStores(
+  cluster: TestCluster,
+  sessionId: string,
+  table = 'sessions',
+): Promise<Map<string, RawRow | null>> {
+  const rows = new Map<string, RawRow | null>()
+  for (const store of cluster.stores.filter((s) => s.running !== false)) {
+    const found = await store.query<RawRow>(
+      `SELECT version, expires_at, deleted, data FROM \`${table}\` WHERE id = ?`,
+      [sessionId],
+    )
+    rows.set(store.id, found[0] ?? null)
+  }
+  return rows
+}
+
+/** Ids of the stores that hold a live (non-tombstone) copy of `sessionId`. */
+export async function storesWithLiveCopy(
+  cluster: TestCluster,
+  sessionId: string,
+  table = 'sessions',
+): Promise<string[]> {
+  const rows = await rowsOnStores(cluster, sessionId, table)
+  return [...rows]
+    .filter(([, row]) => row !== null && row.deleted === 0)
+    .map(([id]) => id)
+    .sort()
+}
