@@ -13,3 +13,10 @@ CREATE TABLE IF NOT EXISTS `sessions` (
   KEY `sessions_expires_at` (expires_at),
   KEY `sessions_owner` (owner)
 ) ENGINE=InnoDB;
+
+CREATE TABLE IF NOT EXISTS `sessions_hints` (
+  target_store VARBINARY(64) NOT NULL,
+  id VARBINARY(128) NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (target_store, id)
+) ENGINE=InnoDB;

@@ -23,3 +23,5 @@ export {
   StoreTimeoutError,
 } from './errors.js'
 export type { StoreFailure } from './errors.js'
+export type { RepairOptions, RepairProgress, RepairResult } from './repair.js'
+export type { StoreState } from './circuit.js'

@@ -77,6 +77,38 @@ export interface SessionManagerOptions {
    * @default 10000
    */
   orderCacheSize?: number
+  /**
+   * Consecutive failed statements after which a store is marked down and skipped until the
+   * health check finds it answering again.
+   * @default 3
+   */
+  failThreshold?: number
+  /**
+   * How often each store is probed (with ±20% jitter). The probe marks stores down and up,
+   * and notices restarts.
+   * @default 1000
+   */
+  healthCheckIntervalMillis?: number
+  /**
+   * Retries on the same store for a transient error (deadlock, lock wait timeout, a pooled
+   * connection found broken). Timeouts are never retried.
+   * @default 2
+   */
+  transientRetries?: number
+  /**
+   * How many reachable stores every read asks in parallel, the newest copy winning. 1 answers
+   * from the first store (one statement per read); `copies` is the strict setting that never
+   * serves a stale or destroyed copy while fewer than `copies` stores are down
+   * (docs/guarantees.md).
+   * @default 1
+   */
+  readQuorum?: number
+  /**
+   * How long a tombstone (the mark a destroyed session leaves) is kept. It must outlive every
+   * copy of the session, so it should be at least the longest TTL you use.
+   * @default ttlSeconds
+   */
+  tombstoneTtlSeconds?: number
 }
 
 /** A store's connection settings, with the password held apart from anything printable. */
@@ -99,6 +131,11 @@ export interface ResolvedOptions {
   readonly codec: SessionCodec
   readonly maxSessionBytes: number
   readonly orderCacheSize: number
+  readonly failThreshold: number
+  readonly healthCheckIntervalMillis: number
+  readonly transientRetries: number
+  readonly readQuorum: number
+  readonly tombstoneTtlSeconds: number
 }
 
 const STORE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
@@ -136,20 +173,25 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
   if (!isValidTableName(table)) {
     throw new InvalidOptionError(
       'table',
-      'must be 1 to 64 letters, digits, "_" or "$", not only digits',
+      'must be 1 to 58 letters, digits, "_" or "$", not only digits',
     )
   }
   const codec = options.codec ?? jsonCodec
   if (typeof codec?.encode !== 'function' || typeof codec?.decode !== 'function') {
     throw new InvalidOptionError('codec', 'must have encode and decode functions')
   }
+  const readQuorum = integerOption('readQuorum', options.readQuorum, 1, 1)
+  if (readQuorum > maxReadStores) {
+    throw new InvalidOptionError('readQuorum', `must not exceed maxReadStores (${maxReadStores})`)
+  }
+  const ttlSeconds = integerOption('ttlSeconds', options.ttlSeconds, 86400, 1)
   return {
     stores,
     copies,
     minCopies,
     maxReadStores: Math.min(maxReadStores, stores.length),
     table,
-    ttlSeconds: integerOption('ttlSeconds', options.ttlSeconds, 86400, 1),
+    ttlSeconds,
     connectTimeoutMillis: integerOption(
       'connectTimeoutMillis',
       options.connectTimeoutMillis,
@@ -161,6 +203,21 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
     codec,
     maxSessionBytes: integerOption('maxSessionBytes', options.maxSessionBytes, 1024 * 1024, 2),
     orderCacheSize: integerOption('orderCacheSize', options.orderCacheSize, 10000, 0),
+    failThreshold: integerOption('failThreshold', options.failThreshold, 3, 1),
+    healthCheckIntervalMillis: integerOption(
+      'healthCheckIntervalMillis',
+      options.healthCheckIntervalMillis,
+      1000,
+      10,
+    ),
+    transientRetries: integerOption('transientRetries', options.transientRetries, 2, 0),
+    readQuorum,
+    tombstoneTtlSeconds: integerOption(
+      'tombstoneTtlSeconds',
+      options.tombstoneTtlSeconds,
+      ttlSeconds,
+      1,
+    ),
   }
 }
 

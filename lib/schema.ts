@@ -4,10 +4,17 @@
  * - `expires_at` is milliseconds since the epoch, so sub-second TTLs work;
  * - `deleted = 1` marks a tombstone: the session was destroyed and must never come back;
  * - `owner` (indexed) and the lock columns serve per-user lookups and lease locks.
+ * The hints table lists, per store, the sessions it missed while other stores took its writes.
  * Ids are VARBINARY so comparisons are byte-exact and case-sensitive everywhere.
  */
 
-const TABLE_NAME = /^(?![0-9]+$)[A-Za-z0-9_$]{1,64}$/
+/** At most 58 characters, so that `<table>_hints` fits MySQL's 64-character limit. */
+const TABLE_NAME = /^(?![0-9]+$)[A-Za-z0-9_$]{1,58}$/
+
+/** The table of hinted handoffs: sessions a store missed while it was down, kept on the stores that took them. */
+export function hintsTableName(table: string): string {
+  return `${table}_hints`
+}
 
 /** Whether `name` can be used as the session table name (it is spliced into SQL, so this is strict). */
 export function isValidTableName(name: unknown): name is string {
@@ -30,6 +37,12 @@ export function schemaStatements(table: string): string[] {
   PRIMARY KEY (id),
   KEY \`${table}_expires_at\` (expires_at),
   KEY \`${table}_owner\` (owner)
+) ENGINE=InnoDB`,
+    `CREATE TABLE IF NOT EXISTS \`${hintsTableName(table)}\` (
+  target_store VARBINARY(64) NOT NULL,
+  id VARBINARY(128) NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (target_store, id)
 ) ENGINE=InnoDB`,
   ]
 }

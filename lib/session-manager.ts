@@ -14,6 +14,13 @@ import { StorePool } from './store-pool.js'
 import type { StoreAnswer } from './store-walk.js'
 import { askInOrder } from './store-walk.js'
 import { VersionClock } from './version-clock.js'
+import { HealthCheck } from './health-check.js'
+import { HintedHandoff } from './hinted-handoff.js'
+import type { RepairContext } from './session-repair.js'
+import { repairSessions } from './session-repair.js'
+import type { RepairOptions, RepairResult } from './repair.js'
+import { repairAllStores } from './repair.js'
+import type { StoreState } from './circuit.js'
 
 /** Per-call options of {@link SessionManager.writeSession}. */
 export interface WriteOptions {
@@ -42,15 +49,35 @@ export interface DegradedWriteEvent {
 /** Per-store figures from {@link SessionManager.stats}. */
 export interface StoreStats extends StoreCounters {
   id: string
+  /** `down`: skipped by requests until a health probe succeeds. */
+  state: StoreState
+  /** True while the store has missed writes not yet replayed to it; it serves no reads meanwhile. */
+  behind: boolean
+  /** Latency of this store's statements over the last 1,024, null before any. */
+  latency: { p50Millis: number; p99Millis: number } | null
 }
+
+/** What the copies read for a session say. */
+type ReadVerdict =
+  | { kind: 'live'; data: SessionData; version: number; storeIds: string[] }
+  | { kind: 'destroyed' }
+  | { kind: 'none' }
+
+/** At most this many read repairs run at once; beyond that, later reads or repair() fix it. */
+const MAX_READ_REPAIRS = 16
 
 /**
  * Reads and writes sessions over several MySQL stores. Create it with
  * {@link createSessionManager}; close it with {@link SessionManager.close}.
  *
- * Events: `degraded-write` ({@link DegradedWriteEvent}), `write-after-destroy`
- * (`{ sessionId }`: a write reached a destroyed session and was dropped),
- * `unreadable-copy` (`{ sessionId, storeId, error }`: a copy the codec could not decode).
+ * Events:
+ * - `store-down` (`{ storeId, error }`): a store's circuit opened; requests skip it.
+ * - `store-up` (`{ storeId }`): a store that was down answers again and has caught up.
+ * - `degraded-write` ({@link DegradedWriteEvent}): acknowledged with fewer than `copies`.
+ * - `read-repair` (`{ sessionId, storeIds }`): a read found stores missing the newest copy
+ *   and rewrote it there.
+ * - `write-after-destroy` (`{ sessionId }`): a write reached a destroyed session and was dropped.
+ * - `unreadable-copy` (`{ sessionId, storeId, error }`): a copy the codec could not decode.
  */
 export class SessionManager extends EventEmitter {
   readonly #options: ResolvedOptions
@@ -59,6 +86,13 @@ export class SessionManager extends EventEmitter {
   readonly #pools: readonly StorePool[]
   readonly #clock = new VersionClock()
   readonly #inFlight = new Set<Promise<unknown>>()
+  readonly #handoff: HintedHandoff
+  readonly #healthCheck: HealthCheck
+  readonly #repairContext: RepairContext
+  readonly #wasDown = new Set<StorePool>()
+  #readRepairs = 0
+  readonly #ready: Promise<void>
+  #isReady = false
   #closing: Promise<void> | undefined
 
   constructor(options: SessionManagerOptions) {
@@ -70,9 +104,22 @@ export class SessionManager extends EventEmitter {
     )
     const statements = buildStatements(this.#options.table)
     const byId = new Map(this.#options.stores.map((store) => [store.id, store]))
+    const onOpen = (pool: StorePool, error: Error): void => this.#storeDown(pool, error)
     this.#pools = this.#orders.sortedIds.map(
-      (id) => new StorePool(byId.get(id)!, this.#options, statements),
+      (id) => new StorePool(byId.get(id)!, this.#options, statements, onOpen),
     )
+    this.#repairContext = { orderOf: (id) => this.#order(id), copies: this.#options.copies }
+    this.#handoff = new HintedHandoff(this.#pools, this.#repairContext)
+    this.#healthCheck = new HealthCheck(this.#pools, this.#options.healthCheckIntervalMillis, {
+      storeDown: onOpen,
+      catchUp: (pool) => this.#catchUp(pool),
+    })
+    const firstCheck = this.#healthCheck.start()
+    // Reads wait for the first check (bounded by one query timeout) so that a manager started
+    // after an outage never reads a store before the hints for it are replayed.
+    this.#ready = Promise.race([firstCheck, delay(this.#options.queryTimeoutMillis)]).then(() => {
+      this.#isReady = true
+    })
   }
 
   /** The ids of the stores, in the order `sessionId`'s copies prefer them. No I/O. */
@@ -90,27 +137,30 @@ export class SessionManager extends EventEmitter {
 
   /**
    * The session's data, or null when it does not exist, has expired or was destroyed.
-   * Asks the first reachable store of the session's order; if it has no live copy, asks the
-   * next reachable stores (up to `maxReadStores` in all) in parallel.
+   * Asks the first reachable store of the session's order (the first `readQuorum` in
+   * parallel); if none has a live copy, asks the next reachable stores, up to
+   * `maxReadStores` in all. A tombstone anywhere wins; otherwise the highest version does.
    */
   async readSession(sessionId: string): Promise<SessionData | null> {
     assertSessionId(sessionId)
     return this.#track(async () => {
-      const order = this.#order(sessionId)
-      const first = await askInOrder(order, 0, 1, (pool) => pool.read(sessionId))
-      const firstAnswer = first.answers[0]
-      if (firstAnswer !== undefined) {
-        const data = this.#liveData(sessionId, [firstAnswer], Date.now())
-        if (data !== undefined) return data
+      if (!this.#isReady) await this.#ready
+      const order = this.#readOrder(sessionId)
+      const read = (pool: StorePool): Promise<StoredCopy | null> => pool.read(sessionId)
+      const first = await askInOrder(order, 0, this.#options.readQuorum, read)
+      let answers = first.answers
+      let verdict = this.#verdict(sessionId, answers, Date.now())
+      let failures = first.failures
+      if (verdict.kind === 'none') {
+        const wanted = this.#options.maxReadStores - answers.length
+        const rest = await askInOrder(order, first.next, wanted, read)
+        answers = [...answers, ...rest.answers]
+        failures = [...failures, ...rest.failures]
+        verdict = this.#verdict(sessionId, answers, Date.now())
       }
-      const rest = await askInOrder(order, first.next, this.#options.maxReadStores - 1, (pool) =>
-        pool.read(sessionId),
-      )
-      const answers = [...first.answers, ...rest.answers]
-      if (answers.length === 0) {
-        throw new NoStoreAvailableError('read the session', [...first.failures, ...rest.failures])
-      }
-      return this.#liveData(sessionId, answers, Date.now()) ?? null
+      if (answers.length === 0) throw new NoStoreAvailableError('read the session', failures)
+      if (verdict.kind !== 'none') this.#repairIfStale(sessionId, answers, verdict)
+      return verdict.kind === 'live' ? verdict.data : null
     })
   }
 
@@ -130,9 +180,11 @@ export class SessionManager extends EventEmitter {
     const expiresAt = this.#expiry(options.ttlSeconds)
     return this.#track(async () => {
       const version = this.#clock.next()
-      const order = this.#order(sessionId)
-      const { answers, failures } = await askInOrder(order, 0, this.#options.copies, (pool) =>
-        pool.write(sessionId, version, expiresAt, bytes, null),
+      const { answers, failures } = await askInOrder(
+        this.#writeOrder(sessionId),
+        0,
+        this.#options.copies,
+        (pool) => pool.write(sessionId, version, expiresAt, bytes, null),
       )
       if (answers.some((answer) => answer.value.kind === 'tombstone')) {
         await this.#buryStrayCopies(sessionId, answers)
@@ -140,6 +192,7 @@ export class SessionManager extends EventEmitter {
         return { version, storeIds: [], degraded: false }
       }
       this.#checkCopies(sessionId, answers.length, failures)
+      await this.#hintMissedStores(sessionId, answers)
       const versions = answers.map((answer) =>
         answer.value.kind === 'written' ? answer.value.version : version,
       )
@@ -163,12 +216,13 @@ export class SessionManager extends EventEmitter {
     return this.#track(async () => {
       const version = this.#clock.next()
       const { answers, failures } = await askInOrder(
-        this.#order(sessionId),
+        this.#writeOrder(sessionId),
         0,
         this.#options.copies,
         (pool) => pool.destroy(sessionId, version, this.#tombstoneExpiry()),
       )
       this.#checkCopies(sessionId, answers.length, failures)
+      await this.#hintMissedStores(sessionId, answers)
     })
   }
 
@@ -177,9 +231,28 @@ export class SessionManager extends EventEmitter {
     await Promise.all(this.#pools.map((pool) => pool.applySchema()))
   }
 
-  /** Operation and error counts per store. */
+  /**
+   * Re-copies every session to where it belongs: walks every reachable store in batches
+   * (constant memory), puts each session's newest copy (or tombstone) on the first `copies`
+   * reachable stores of its order, removes stale copies and copies outside those stores once
+   * the right stores hold the session, and deletes tombstones whose time is up. Idempotent:
+   * a second run right after changes nothing.
+   */
+  async repair(options: RepairOptions = {}): Promise<RepairResult> {
+    return this.#track(() => repairAllStores(this.#pools, this.#repairContext, options))
+  }
+
+  /** Per store: state, operations, errors and latency. */
   stats(): { stores: StoreStats[] } {
-    return { stores: this.#pools.map((pool) => ({ id: pool.id, ...pool.counters })) }
+    return {
+      stores: this.#pools.map((pool) => ({
+        id: pool.id,
+        state: pool.circuit.state,
+        behind: pool.circuit.behind,
+        ...pool.counters,
+        latency: pool.latency.percentiles(),
+      })),
+    }
   }
 
   /**
@@ -188,7 +261,9 @@ export class SessionManager extends EventEmitter {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.#healthCheck.stop()
       await Promise.allSettled([...this.#inFlight])
+      await this.#handoff.settle()
       await Promise.allSettled(this.#pools.map((pool) => pool.close()))
     })()
     return this.#closing
@@ -198,8 +273,79 @@ export class SessionManager extends EventEmitter {
     return `SessionManager { stores: [${this.#pools.map((pool) => `'${pool.id}'`).join(', ')}], copies: ${this.#options.copies} }`
   }
 
+  /** The session's order over every store. */
   #order(sessionId: string): StorePool[] {
     return this.#orders.order(sessionId).map((index) => this.#pools[index] as StorePool)
+  }
+
+  /**
+   * Stores a read may ask, in order: down stores are left out; stores that are behind (missed
+   * writes not yet replayed) come last, unless `readQuorum` > 1, where versions decide anyway.
+   */
+  #readOrder(sessionId: string): StorePool[] {
+    const order = this.#order(sessionId).filter((pool) => pool.circuit.state === 'up')
+    if (this.#options.readQuorum > 1) return order
+    const ready = order.filter((pool) => !pool.circuit.behind)
+    return ready.length === order.length
+      ? order
+      : [...ready, ...order.filter((p) => p.circuit.behind)]
+  }
+
+  /** Stores a write may use, in order: every store whose circuit is closed. */
+  #writeOrder(sessionId: string): StorePool[] {
+    return this.#order(sessionId).filter((pool) => pool.circuit.state === 'up')
+  }
+
+  /** Stores among the first `copies` of the order that the write did not reach get a hint. */
+  async #hintMissedStores(
+    sessionId: string,
+    answers: StoreAnswer<StorePool, unknown>[],
+  ): Promise<void> {
+    const holders = answers.map((answer) => answer.store)
+    const missed = this.#order(sessionId)
+      .slice(0, this.#options.copies)
+      .filter((pool) => !holders.includes(pool))
+    if (missed.length > 0) await this.#handoff.record(sessionId, missed, holders)
+  }
+
+  #storeDown(pool: StorePool, error: Error): void {
+    this.#wasDown.add(pool)
+    this.emit('store-down', { storeId: pool.id, error })
+  }
+
+  async #catchUp(pool: StorePool): Promise<boolean> {
+    const done = await this.#handoff.replay(pool)
+    if (done && this.#wasDown.delete(pool)) this.emit('store-up', { storeId: pool.id })
+    return done
+  }
+
+  /**
+   * When the copies read disagree (a store among the session's first `copies` lacks the
+   * newest copy or the tombstone), rewrite it there in the background.
+   */
+  #repairIfStale(
+    sessionId: string,
+    answers: StoreAnswer<StorePool, StoredCopy | null>[],
+    verdict: ReadVerdict,
+  ): void {
+    const firstPositions = new Set(this.#order(sessionId).slice(0, this.#options.copies))
+    const stale = answers.filter(({ store, value }) => {
+      if (!firstPositions.has(store)) return false
+      if (verdict.kind === 'destroyed') return value === null || !value.deleted
+      return verdict.kind === 'live' && (value === null || value.version < verdict.version)
+    })
+    if (stale.length === 0 || this.#readRepairs >= MAX_READ_REPAIRS || this.#closing) return
+    this.#readRepairs++
+    const repair = repairSessions(this.#repairContext, [sessionId], { dropExtras: false })
+      .then(({ failed }) => {
+        if (failed.length === 0) {
+          this.emit('read-repair', { sessionId, storeIds: stale.map(({ store }) => store.id) })
+        }
+      })
+      .catch(() => {})
+      .finally(() => this.#readRepairs--)
+    this.#inFlight.add(repair)
+    void repair.finally(() => this.#inFlight.delete(repair))
   }
 
   #expiry(ttlSeconds: number | undefined): number {
@@ -208,37 +354,42 @@ export class SessionManager extends EventEmitter {
     return Date.now() + seconds * 1000
   }
 
-  /** Tombstones outlive any copy written with the default TTL, so none can come back. */
+  /** Tombstones must outlive every copy of the session, so none can come back (tombstoneTtlSeconds). */
   #tombstoneExpiry(): number {
-    return Date.now() + this.#options.ttlSeconds * 1000
+    return Date.now() + this.#options.tombstoneTtlSeconds * 1000
   }
 
   /**
-   * Picks the answer among the copies read: a tombstone anywhere means destroyed (null);
-   * otherwise the newest unexpired copy that decodes; undefined when none is live.
+   * What the copies read say: a tombstone anywhere means destroyed; otherwise the copy with
+   * the highest version is the session, unless it has expired. A copy that does not decode
+   * counts as missing (and is reported).
    */
-  #liveData(
+  #verdict(
     sessionId: string,
     answers: StoreAnswer<StorePool, StoredCopy | null>[],
     now: number,
-  ): SessionData | null | undefined {
-    const copies: { storeId: string; copy: StoredCopy }[] = []
+  ): ReadVerdict {
+    const live: { storeId: string; copy: StoredCopy }[] = []
     for (const { store, value } of answers) {
       if (value === null) continue
-      if (value.deleted) return null
+      if (value.deleted) return { kind: 'destroyed' }
       this.#clock.observe(value.version)
-      if (value.expiresAtMillis > now && value.data !== null)
-        copies.push({ storeId: store.id, copy: value })
+      live.push({ storeId: store.id, copy: value })
     }
-    copies.sort((a, b) => b.copy.version - a.copy.version)
-    for (const { storeId, copy } of copies) {
+    live.sort((a, b) => b.copy.version - a.copy.version)
+    for (const { storeId, copy } of live) {
+      if (copy.expiresAtMillis <= now) return { kind: 'none' }
       try {
-        return this.#options.codec.decode(copy.data as Buffer)
+        const data = this.#options.codec.decode(copy.data as Buffer)
+        const storeIds = live
+          .filter((entry) => entry.copy.version === copy.version)
+          .map((entry) => entry.storeId)
+        return { kind: 'live', data, version: copy.version, storeIds }
       } catch (error) {
         this.emit('unreadable-copy', { sessionId, storeId, error })
       }
     }
-    return undefined
+    return { kind: 'none' }
   }
 
   #checkCopies(sessionId: string, written: number, failures: StoreFailure[]): void {
@@ -297,6 +448,10 @@ export class SessionManager extends EventEmitter {
     promise.then(forget, forget)
     return promise
   }
+}
+
+function delay(millis: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, millis).unref())
 }
 
 /**

@@ -1,10 +1,14 @@
+import { hintsTableName } from './schema.js'
+
 /**
- * The SQL text of every per-session statement, built once per table name (validated by
- * schema.ts, the only thing spliced in). Every value travels as a parameter.
+ * The SQL text of every statement, built once per table name (validated by schema.ts, the
+ * only thing spliced in besides validated integers). Every value travels as a parameter.
  */
 export interface Statements {
   /** [id] → version, expires_at, deleted, data */
   readonly read: string
+  /** [ids...] (one placeholder per id, built by {@link readManySql}) → id, version, expires_at, deleted, data */
+  readonly readManyPrefix: string
   /**
    * [id, version, expires_at, data, owner] → an upsert. A tombstone is never overwritten.
    * The stored version becomes max(stored + 1, proposed), so it only grows; the OK packet's
@@ -16,6 +20,22 @@ export interface Statements {
   readonly destroy: string
   /** [newVersion, id, writtenVersion] → raise one copy's version to match its siblings. */
   readonly alignVersion: string
+  /** [id, version, expires_at, data, owner] → store this exact copy unless the row is a tombstone or at least as new. */
+  readonly copy: string
+  /** [id, version] → delete a live copy no newer than `version`. */
+  readonly removeCopy: string
+  /** [id] → delete a tombstone. */
+  readonly clearTombstone: string
+  /** [afterId] → the next ids in key order (LIMIT spliced by {@link scanSql}). */
+  readonly scanPrefix: string
+  /** [target_store, id, created_at] → remember that `target_store` missed a write of `id`. */
+  readonly insertHint: string
+  /** [target_store, afterId] → hinted ids for a store, in key order (LIMIT spliced). */
+  readonly hintsPrefix: string
+  /** [target_store, id] → forget a replayed hint. */
+  readonly deleteHint: string
+  /** A cheap statement that proves the server answers, and reports its uptime (restarts). */
+  readonly probe: string
 }
 
 /** insertId of {@link Statements.write} when the row is a tombstone. */
@@ -23,8 +43,11 @@ export const WRITE_HIT_TOMBSTONE = 1
 
 export function buildStatements(table: string): Statements {
   const t = `\`${table}\``
+  const hints = `\`${hintsTableName(table)}\``
+  const columns = 'version, expires_at, deleted, data'
   return {
-    read: `SELECT version, expires_at, deleted, data FROM ${t} WHERE id = ?`,
+    read: `SELECT ${columns} FROM ${t} WHERE id = ?`,
+    readManyPrefix: `SELECT id, ${columns} FROM ${t} WHERE id IN `,
     write:
       `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner) VALUES (?, ?, ?, 0, ?, ?) ` +
       'ON DUPLICATE KEY UPDATE ' +
@@ -40,5 +63,31 @@ export function buildStatements(table: string): Statements {
       'expires_at = GREATEST(expires_at, VALUES(expires_at)), ' +
       'version = GREATEST(version + 1, VALUES(version))',
     alignVersion: `UPDATE ${t} SET version = ? WHERE id = ? AND version = ? AND deleted = 0`,
+    copy:
+      `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner) VALUES (?, ?, ?, 0, ?, ?) ` +
+      'ON DUPLICATE KEY UPDATE ' +
+      'data = IF(deleted = 0 AND VALUES(version) > version, VALUES(data), data), ' +
+      'expires_at = IF(deleted = 0 AND VALUES(version) > version, VALUES(expires_at), expires_at), ' +
+      'owner = IF(deleted = 0 AND VALUES(version) > version, VALUES(owner), owner), ' +
+      'version = IF(deleted = 0 AND VALUES(version) > version, VALUES(version), version)',
+    removeCopy: `DELETE FROM ${t} WHERE id = ? AND version <= ? AND deleted = 0`,
+    clearTombstone: `DELETE FROM ${t} WHERE id = ? AND deleted = 1`,
+    scanPrefix: `SELECT id FROM ${t} WHERE id > ? ORDER BY id LIMIT `,
+    insertHint: `INSERT IGNORE INTO ${hints} (target_store, id, created_at) VALUES (?, ?, ?)`,
+    hintsPrefix: `SELECT id FROM ${hints} WHERE target_store = ? AND id > ? ORDER BY id LIMIT `,
+    deleteHint: `DELETE FROM ${hints} WHERE target_store = ? AND id = ?`,
+    probe: "SHOW GLOBAL STATUS LIKE 'Uptime'",
   }
+}
+
+/** `SELECT ... WHERE id IN (?, ?, ...)` with one placeholder per id. */
+export function readManySql(statements: Statements, count: number): string {
+  return statements.readManyPrefix + `(${Array.from({ length: count }, () => '?').join(', ')})`
+}
+
+/** A statement with a validated integer LIMIT appended (LIMIT placeholders differ across servers). */
+export function withLimit(prefix: string, limit: number): string {
+  if (!Number.isSafeInteger(limit) || limit < 1)
+    throw new TypeError('limit must be a positive integer')
+  return prefix + String(limit)
 }

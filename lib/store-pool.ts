@@ -1,12 +1,15 @@
 import { inspect } from 'node:util'
 import mysql from 'mysql2/promise'
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
-import { StoreTimeoutError } from './errors.js'
+import { Circuit } from './circuit.js'
+import { debug } from './debug.js'
+import { errorSummary, StoreTimeoutError } from './errors.js'
+import { LatencyWindow } from './latency.js'
 import type { ResolvedOptions, ResolvedStore } from './options.js'
+import { withTransientRetry } from './retry.js'
 import { schemaStatements } from './schema.js'
 import type { Statements } from './statements.js'
-import { WRITE_HIT_TOMBSTONE } from './statements.js'
-import { debug } from './debug.js'
+import { readManySql, withLimit, WRITE_HIT_TOMBSTONE } from './statements.js'
 
 /** One copy of a session as a store holds it. */
 export interface StoredCopy {
@@ -25,23 +28,39 @@ export interface StoreCounters {
   errors: number
 }
 
+/** Called when a failure opens a store's circuit. */
+export type CircuitListener = (pool: StorePool, error: Error) => void
+
 /**
- * One MySQL store: its connection pool, the statements run on it and their deadline.
- * Placement and failover live in the session manager; this class only talks to one store.
+ * One MySQL store: its connection pool, the statements run on it, their deadline and
+ * retries, and the store's circuit. Placement and failover live in the session manager;
+ * this class only talks to one store.
  */
 export class StorePool {
   readonly id: string
   readonly counters: StoreCounters = { operations: 0, errors: 0 }
+  readonly circuit: Circuit
+  readonly latency = new LatencyWindow()
   readonly #pool: Pool
   readonly #statements: Statements
   readonly #timeoutMillis: number
+  readonly #retries: number
   readonly #table: string
+  readonly #onOpen: CircuitListener
 
-  constructor(store: ResolvedStore, options: ResolvedOptions, statements: Statements) {
+  constructor(
+    store: ResolvedStore,
+    options: ResolvedOptions,
+    statements: Statements,
+    onOpen: CircuitListener,
+  ) {
     this.id = store.id
     this.#statements = statements
     this.#timeoutMillis = options.queryTimeoutMillis
+    this.#retries = options.transientRetries
     this.#table = options.table
+    this.#onOpen = onOpen
+    this.circuit = new Circuit(options.failThreshold)
     this.#pool = mysql.createPool({
       connectionLimit: options.connectionsPerStore,
       maxIdle: options.connectionsPerStore,
@@ -55,14 +74,17 @@ export class StorePool {
   /** The copy stored for `sessionId`, or null when the store has no row. */
   async read(sessionId: string): Promise<StoredCopy | null> {
     const rows = await this.#run<RowDataPacket[]>(this.#statements.read, [sessionId])
-    const row = rows[0]
-    if (row === undefined) return null
-    return {
-      version: Number(row.version),
-      expiresAtMillis: Number(row.expires_at),
-      deleted: row.deleted === 1,
-      data: row.data as Buffer | null,
-    }
+    return rows[0] === undefined ? null : toCopy(rows[0])
+  }
+
+  /** The copies stored for several sessions, by id (absent ids have no row). */
+  async readMany(sessionIds: readonly string[]): Promise<Map<string, StoredCopy>> {
+    const copies = new Map<string, StoredCopy>()
+    if (sessionIds.length === 0) return copies
+    const sql = readManySql(this.#statements, sessionIds.length)
+    const rows = await this.#run<RowDataPacket[]>(sql, [...sessionIds], 'query')
+    for (const row of rows) copies.set(String(row.id), toCopy(row))
+    return copies
   }
 
   /** Upserts a live copy unless the store holds a tombstone for the id. */
@@ -94,7 +116,59 @@ export class StorePool {
     await this.#run(this.#statements.alignVersion, [version, sessionId, writtenVersion])
   }
 
-  /** Creates the session table if it is missing. */
+  /** Stores `copy` (a live copy read elsewhere) unless this store's row is a tombstone or newer. */
+  async copy(sessionId: string, copy: StoredCopy): Promise<void> {
+    await this.#run(this.#statements.copy, [
+      sessionId,
+      copy.version,
+      copy.expiresAtMillis,
+      copy.data,
+      null,
+    ])
+  }
+
+  /** Deletes a live copy whose version is at most `version`. */
+  async removeCopy(sessionId: string, version: number): Promise<void> {
+    await this.#run(this.#statements.removeCopy, [sessionId, version])
+  }
+
+  /** Deletes a tombstone. */
+  async clearTombstone(sessionId: string): Promise<void> {
+    await this.#run(this.#statements.clearTombstone, [sessionId])
+  }
+
+  /** Up to `limit` session ids after `afterId`, in key order: one page of a full scan. */
+  async scanIds(afterId: string, limit: number): Promise<string[]> {
+    const rows = await this.#run<RowDataPacket[]>(withLimit(this.#statements.scanPrefix, limit), [
+      afterId,
+    ])
+    return rows.map((row) => String(row.id))
+  }
+
+  /** Records that `targetStoreId` missed a write of `sessionId` (kept on this store). */
+  async addHint(targetStoreId: string, sessionId: string): Promise<void> {
+    await this.#run(this.#statements.insertHint, [targetStoreId, sessionId, Date.now()])
+  }
+
+  /** Up to `limit` ids hinted for `targetStoreId` after `afterId`. */
+  async hintedIds(targetStoreId: string, afterId: string, limit: number): Promise<string[]> {
+    const sql = withLimit(this.#statements.hintsPrefix, limit)
+    const rows = await this.#run<RowDataPacket[]>(sql, [targetStoreId, afterId])
+    return rows.map((row) => String(row.id))
+  }
+
+  /** Forgets a hint once replayed. */
+  async deleteHint(targetStoreId: string, sessionId: string): Promise<void> {
+    await this.#run(this.#statements.deleteHint, [targetStoreId, sessionId])
+  }
+
+  /** Probes the store; resolves to its uptime in seconds. Neither counted nor fed to the circuit. */
+  async probe(): Promise<number> {
+    const rows = await this.#run<RowDataPacket[]>(this.#statements.probe, [], 'query', false)
+    return Number(rows[0]?.Value ?? 0)
+  }
+
+  /** Creates the session tables if they are missing. */
   async applySchema(): Promise<void> {
     for (const statement of schemaStatements(this.#table)) await this.#run(statement, [], 'query')
   }
@@ -104,12 +178,18 @@ export class StorePool {
     await this.#pool.end()
   }
 
+  /**
+   * Runs one statement under one deadline that covers waiting for a connection and every
+   * retry, so a hung store costs a caller at most `queryTimeoutMillis`.
+   */
   async #run<T>(
     sql: string,
     values: unknown[],
     method: 'execute' | 'query' = 'execute',
+    isRequest = true,
   ): Promise<T> {
-    this.counters.operations++
+    if (isRequest) this.counters.operations++
+    const started = performance.now()
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -117,20 +197,28 @@ export class StorePool {
         this.#timeoutMillis,
       )
     })
-    // mysql2's own timeout destroys the connection of a statement that ran too long; the
-    // deadline also covers waiting for a connection, which mysql2 does not time.
+    // mysql2's own timeout destroys the connection of a statement that ran too long.
     const query = { sql, timeout: this.#timeoutMillis }
-    const statement =
-      method === 'execute'
-        ? this.#pool.execute<RowDataPacket[]>(query, values as never)
-        : this.#pool.query<RowDataPacket[]>(query, values)
+    const attempt = async (): Promise<T> => {
+      const [result] =
+        method === 'execute'
+          ? await this.#pool.execute<RowDataPacket[]>(query, values as never)
+          : await this.#pool.query<RowDataPacket[]>(query, values)
+      return result as unknown as T
+    }
+    const statement = withTransientRetry(attempt, this.#retries)
     statement.catch(() => {}) // settled through the race below; silence late rejections
     try {
-      const [result] = await Promise.race([statement, deadline])
-      return result as unknown as T
+      const result = await Promise.race([statement, deadline])
+      this.latency.record(performance.now() - started)
+      if (isRequest) this.circuit.succeeded()
+      return result
     } catch (error) {
-      this.counters.errors++
-      debug('store %s: %s', this.id, (error as Error).message)
+      debug('store %s: %s', this.id, errorSummary(error as Error))
+      if (isRequest) {
+        this.counters.errors++
+        if (this.circuit.failed()) this.#onOpen(this, error as Error)
+      }
       throw error
     } finally {
       clearTimeout(timer)
@@ -138,6 +226,15 @@ export class StorePool {
   }
 
   [inspect.custom](): string {
-    return `StorePool { id: '${this.id}' }`
+    return `StorePool { id: '${this.id}', state: '${this.circuit.state}' }`
+  }
+}
+
+function toCopy(row: RowDataPacket): StoredCopy {
+  return {
+    version: Number(row.version),
+    expiresAtMillis: Number(row.expires_at),
+    deleted: row.deleted === 1,
+    data: row.data as Buffer | null,
   }
 }

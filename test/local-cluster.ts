@@ -16,7 +16,8 @@ import { startTestCluster } from './helpers/cluster.js'
 const PASSWORD = 'pw-Do-Not-Leak-7f3a'
 
 const cluster = await startTestCluster(t, { stores: 3 })
-if (!cluster.canCrash) t.skip('these tests start their own servers; SESSION_SHARDS_TEST_STORES is set')
+if (!cluster.canCrash)
+  t.skip('these tests start their own servers; SESSION_SHARDS_TEST_STORES is set')
 
 /** Polls until `pid` is gone: a SIGKILLed orphan dies a moment after the signal. */
 async function waitDead(pid: number): Promise<boolean> {
@@ -41,10 +42,20 @@ t.test('three stores start, each on its own port, each answering SELECT 1', asyn
   for (const store of cluster.stores) {
     t.ok(store.running, `${store.id} running`)
     t.same(await store.query('SELECT 1 AS one'), [{ one: 1 }], `${store.id} answers`)
-    t.match(store.uri, new RegExp(`^mysql://shards:[^@]+@127\\.0\\.0\\.1:${store.port}/session_shards$`))
+    t.match(
+      store.uri,
+      new RegExp(`^mysql://shards:[^@]+@127\\.0\\.0\\.1:${store.port}/session_shards$`),
+    )
     t.same(
       { ...store.config, password: '' },
-      { id: store.id, host: '127.0.0.1', port: store.port, user: 'shards', password: '', database: 'session_shards' },
+      {
+        id: store.id,
+        host: '127.0.0.1',
+        port: store.port,
+        user: 'shards',
+        password: '',
+        database: 'session_shards',
+      },
     )
   }
   t.same(
@@ -78,7 +89,10 @@ t.test('pause() makes queries time out; resume() makes them work again', async (
   t.ok(store.paused)
   t.ok(store.running, 'a paused store still runs')
   const started = Date.now()
-  await t.rejects(store.query('SELECT 1', [], { timeoutMillis: 300 }), 'query to a paused store fails')
+  await t.rejects(
+    store.query('SELECT 1', [], { timeoutMillis: 300 }),
+    'query to a paused store fails',
+  )
   t.ok(Date.now() - started < 3000, 'and fails after the timeout, not later')
   store.resume()
   t.notOk(store.paused)
@@ -125,7 +139,12 @@ t.test('a failed start reports the error log and never the password', async (t) 
   t.equal(startError.storeId, 'store-a')
   t.match(startError.message, /during startup/)
   t.match(startError.errorLogTail, /Address already in use|Bind on TCP\/IP port/i)
-  for (const text of [startError.message, startError.stack, inspect(startError), JSON.stringify(startError)]) {
+  for (const text of [
+    startError.message,
+    startError.stack,
+    inspect(startError),
+    JSON.stringify(startError),
+  ]) {
     t.notMatch(text ?? '', PASSWORD, 'no password in the error')
   }
   t.notOk(store.running)
@@ -147,7 +166,10 @@ t.test('a serverBinary that does not run gives ServerBinaryNotFoundError', async
 })
 
 t.test('bad options are TypeErrors naming the option', async (t) => {
-  await t.rejects(startLocalCluster({ stores: 0 }), new TypeError('stores option must be a positive integer'))
+  await t.rejects(
+    startLocalCluster({ stores: 0 }),
+    new TypeError('stores option must be a positive integer'),
+  )
   await t.rejects(startLocalCluster({ storeIds: ['a', 'a'] }), TypeError)
   await t.rejects(startLocalCluster({ password: 'two\nlines' }), /password option/)
 })
@@ -178,7 +200,9 @@ async function clusterInChildProcess(): Promise<{
 
 t.test('SIGTERM to the owning process kills its servers', async (t) => {
   const { child, pids } = await clusterInChildProcess()
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)))
+  const exited = new Promise((resolve) =>
+    child.once('exit', (code, signal) => resolve(signal ?? code)),
+  )
   t.ok(pids.every(isAlive), 'servers run')
   child.kill('SIGTERM')
   t.equal(await exited, 'SIGTERM', 'the signal is re-raised, so the process dies of it')

@@ -10,7 +10,10 @@ import { queryStore, type LocalQueryOptions, type LocalStoreConfig } from './que
  */
 export function parseStoreList(spec: string, variable: string): LocalStoreConfig[] {
   const configs: LocalStoreConfig[] = []
-  for (const entry of spec.split(',').map((part) => part.trim()).filter((part) => part !== '')) {
+  for (const entry of spec
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')) {
     const equals = entry.indexOf('=')
     const id = entry.slice(0, equals).trim()
     let url: URL | undefined

@@ -83,7 +83,13 @@ export async function reapLeftovers(): Promise<void> {
       const info = await stat(dir).catch(() => null)
       if (info === null || Date.now() - info.mtimeMs < ORPHAN_MILLIS) continue
       // Check again: the owner may have written its record meanwhile.
-      if (await readFile(path.join(dir, OWNER_FILE)).then(() => true, () => false)) continue
+      if (
+        await readFile(path.join(dir, OWNER_FILE)).then(
+          () => true,
+          () => false,
+        )
+      )
+        continue
     } else {
       if (owner.ownerPid === process.pid || isAlive(owner.ownerPid)) continue
       for (const { pid } of owner.servers) {

@@ -151,7 +151,11 @@ class Cluster implements LocalCluster {
   readonly #context: StoreContext
   #stopping: Promise<void> | undefined
 
-  constructor(baseDir: string, ownsBaseDir: boolean, context: Omit<StoreContext, 'isClosed' | 'onProcessChange'>) {
+  constructor(
+    baseDir: string,
+    ownsBaseDir: boolean,
+    context: Omit<StoreContext, 'isClosed' | 'onProcessChange'>,
+  ) {
     this.baseDir = baseDir
     this.#ownsBaseDir = ownsBaseDir
     this.#context = {

@@ -10,11 +10,7 @@ import { LocalStoreStartError } from './errors.js'
 import { guardPid, releasePid } from './exit-guard.js'
 import { freePort } from './free-port.js'
 import { STORE_DATABASE, STORE_USER, writeInitFile } from './init-file.js'
-import {
-  queryStore,
-  type LocalQueryOptions,
-  type LocalStoreConfig,
-} from './query.js'
+import { queryStore, type LocalQueryOptions, type LocalStoreConfig } from './query.js'
 import { serverArgs, type ServerBinary, type ServerPaths } from './server-binary.js'
 
 /**
@@ -268,7 +264,9 @@ export class LocalStoreProcess implements LocalStore {
       const outcome = await Promise.race([attempt, exited])
       if (outcome === true) return
       if (outcome !== false) {
-        throw await this.#startError(`Store ${this.id} (${server}) ${describeExit(outcome)} during startup`)
+        throw await this.#startError(
+          `Store ${this.id} (${server}) ${describeExit(outcome)} during startup`,
+        )
       }
       if (Date.now() >= deadline) {
         await this.kill()
@@ -279,14 +277,19 @@ export class LocalStoreProcess implements LocalStore {
       }
       const exit = await Promise.race([sleep(50).then(() => undefined), exited])
       if (exit !== undefined) {
-        throw await this.#startError(`Store ${this.id} (${server}) ${describeExit(exit)} during startup`)
+        throw await this.#startError(
+          `Store ${this.id} (${server}) ${describeExit(exit)} during startup`,
+        )
       }
     }
   }
 
   async #startError(message: string, cause?: unknown): Promise<LocalStoreStartError> {
     const text = await this.#readLog(0)
-    const tail = text.split('\n').filter((line) => line.trim() !== '').slice(-LOG_TAIL_LINES)
+    const tail = text
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .slice(-LOG_TAIL_LINES)
     return new LocalStoreStartError(message, {
       storeId: this.id,
       errorLogPath: this.#paths.errorLog,
@@ -314,9 +317,7 @@ export class LocalStoreProcess implements LocalStore {
 
   #redact(text: string): string {
     const password = this.#context.password
-    return text
-      .replaceAll(password, '***')
-      .replaceAll(encodeURIComponent(password), '***')
+    return text.replaceAll(password, '***').replaceAll(encodeURIComponent(password), '***')
   }
 
   async kill(): Promise<void> {
@@ -330,7 +331,8 @@ export class LocalStoreProcess implements LocalStore {
 
   pause(): void {
     const child = this.#child
-    if (child === undefined) throw new Error(`Store ${this.id} is not running, so it cannot be paused.`)
+    if (child === undefined)
+      throw new Error(`Store ${this.id} is not running, so it cannot be paused.`)
     child.kill('SIGSTOP')
     this.#paused = true
   }

@@ -126,12 +126,23 @@ export function initCommand(binary: ServerBinary, dataDir: string): InitCommand 
   if (binary.flavor === 'mysql') {
     return {
       command: binary.path,
-      args: ['--no-defaults', '--initialize-insecure', `--datadir=${dataDir}`, ...user, ...sizingFlags(binary)],
+      args: [
+        '--no-defaults',
+        '--initialize-insecure',
+        `--datadir=${dataDir}`,
+        ...user,
+        ...sizingFlags(binary),
+      ],
     }
   }
   const serverDir = path.dirname(binary.path)
   const base = path.dirname(serverDir)
-  const scriptDirs = [serverDir, path.join(base, 'bin'), path.join(base, 'scripts'), ...searchDirs()]
+  const scriptDirs = [
+    serverDir,
+    path.join(base, 'bin'),
+    path.join(base, 'scripts'),
+    ...searchDirs(),
+  ]
   const script = findExecutable(['mariadb-install-db', 'mysql_install_db'], scriptDirs)
   if (script === null) {
     throw new Error(

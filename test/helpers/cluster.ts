@@ -24,7 +24,9 @@ export async function startTestCluster(
     const configs = parseStoreList(existing, STORES_VARIABLE)
     const wanted = options.storeIds?.length ?? options.stores ?? configs.length
     if (configs.length < wanted) {
-      throw new Error(`${STORES_VARIABLE} lists ${configs.length} stores; this test needs ${wanted}.`)
+      throw new Error(
+        `${STORES_VARIABLE} lists ${configs.length} stores; this test needs ${wanted}.`,
+      )
     }
     const chosen = configs
       .slice(0, wanted)

@@ -12,6 +12,17 @@ export async function startManager(
   cluster: TestCluster,
   options: Partial<SessionManagerOptions> = {},
 ): Promise<SessionManager> {
+  const manager = createManager(t, cluster, options)
+  await manager.applySchema()
+  return manager
+}
+
+/** A manager over the cluster's stores (schema not applied), closed at teardown. */
+export function createManager(
+  t: Test,
+  cluster: TestCluster,
+  options: Partial<SessionManagerOptions> = {},
+): SessionManager {
   const manager = createSessionManager({
     stores: cluster.storeConfigs(),
     connectTimeoutMillis: 1000,
@@ -19,7 +30,6 @@ export async function startManager(
     ...options,
   })
   t.teardown(() => manager.close())
-  await manager.applySchema()
   return manager
 }
 
@@ -59,4 +69,18 @@ export async function storesWithLiveCopy(
     .filter(([, row]) => row !== null && row.deleted === 0)
     .map(([id]) => id)
     .sort()
+}
+
+/** A fresh session id whose order starts with the given store ids. */
+export function idWithOrderPrefix(manager: SessionManager, prefix: readonly string[]): string {
+  for (let i = 0; ; i++) {
+    const id = `test-session-${prefix.join('-')}-${process.pid}-${Date.now()}-${i}`
+    const order = manager.locate(id)
+    if (prefix.every((storeId, index) => order[index] === storeId)) return id
+  }
+}
+
+/** The state a manager's stats report for one store. */
+export function storeState(manager: SessionManager, storeId: string): string | undefined {
+  return manager.stats().stores.find((store) => store.id === storeId)?.state
 }

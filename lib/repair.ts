@@ -1,0 +1,83 @@
+import type { RepairContext } from './session-repair.js'
+import { repairSessions } from './session-repair.js'
+import type { StorePool } from './store-pool.js'
+
+/** Progress of {@link SessionManager.repair}, reported after each batch. */
+export interface RepairProgress {
+  /** The store being scanned. */
+  storeId: string
+  /** Stores scanned so far, including this one, and in all. */
+  storeIndex: number
+  storeCount: number
+  /** Totals so far over all stores. */
+  scanned: number
+  copied: number
+  removed: number
+}
+
+/** Options of {@link SessionManager.repair}. */
+export interface RepairOptions {
+  /**
+   * Session ids read per statement while scanning a store.
+   * @default 500
+   */
+  batchSize?: number
+  /** Called after each batch. */
+  onProgress?: (progress: RepairProgress) => void
+}
+
+/** Counts of {@link SessionManager.repair}. */
+export interface RepairResult {
+  /** Rows scanned (a session with several copies is repaired once). */
+  scanned: number
+  /** Copies (or tombstones) written where they were missing or stale. */
+  copied: number
+  /** Stale copies, copies outside their first `copies` stores and expired tombstones deleted. */
+  removed: number
+  /** Sessions that could not be repaired (a store failed mid-way); run repair again. */
+  failed: number
+  /** Stores that were down and not scanned. */
+  skippedStores: string[]
+}
+
+/**
+ * Scans every reachable store in key order, a batch at a time, and repairs each session from
+ * the store that is the first holder of its order, so each session is repaired once.
+ */
+export async function repairAllStores(
+  stores: readonly StorePool[],
+  context: RepairContext,
+  options: RepairOptions,
+): Promise<RepairResult> {
+  const batchSize = options.batchSize ?? 500
+  const result: RepairResult = { scanned: 0, copied: 0, removed: 0, failed: 0, skippedStores: [] }
+  for (const [index, store] of stores.entries()) {
+    if (store.circuit.state !== 'up') {
+      result.skippedStores.push(store.id)
+      continue
+    }
+    let after = ''
+    for (;;) {
+      const ids = await store.scanIds(after, batchSize)
+      if (ids.length === 0) break
+      const counts = await repairSessions(context, ids, {
+        dropExtras: true,
+        onlyFirstHolder: store,
+      })
+      result.scanned += ids.length
+      result.copied += counts.copied
+      result.removed += counts.removed
+      result.failed += counts.failed.length
+      after = ids[ids.length - 1] as string
+      options.onProgress?.({
+        storeId: store.id,
+        storeIndex: index + 1,
+        storeCount: stores.length,
+        scanned: result.scanned,
+        copied: result.copied,
+        removed: result.removed,
+      })
+    }
+  }
+  return result
+}

@@ -1,0 +1,45 @@
+import pRetry from 'p-retry'
+
+/** MySQL errors worth a second try on the same store: the next attempt is likely to succeed. */
+const TRANSIENT_ERRNOS = new Set([
+  1205, // ER_LOCK_WAIT_TIMEOUT
+  1213, // ER_LOCK_DEADLOCK
+])
+
+/**
+ * Connection errors of an already open (pooled) connection: the server may have restarted and
+ * a fresh connection may work. Every statement the library sends is idempotent (upserts keep
+ * versions growing, deletes and tombstones repeat safely), so resending is safe.
+ */
+const BROKEN_CONNECTION_CODES = new Set(['ECONNRESET', 'EPIPE', 'PROTOCOL_CONNECTION_LOST'])
+
+/** Whether an error is worth retrying on the same store. Timeouts never are: they would cost another timeout. */
+export function isTransientError(error: unknown): boolean {
+  const { errno, code } = error as { errno?: unknown; code?: unknown }
+  return (
+    (typeof errno === 'number' && TRANSIENT_ERRNOS.has(errno)) ||
+    (typeof code === 'string' && BROKEN_CONNECTION_CODES.has(code))
+  )
+}
+
+/**
+ * Runs `attempt`; on a transient error, retries it up to `retries` times with a short backoff
+ * (through p-retry). The first attempt runs without p-retry's machinery: it is the hot path.
+ */
+export async function withTransientRetry<T>(
+  attempt: () => Promise<T>,
+  retries: number,
+): Promise<T> {
+  try {
+    return await attempt()
+  } catch (error) {
+    if (retries <= 0 || !isTransientError(error)) throw error
+    return pRetry(attempt, {
+      retries: retries - 1,
+      minTimeout: 5,
+      maxTimeout: 50,
+      randomize: true,
+      shouldRetry: ({ error: next }) => isTransientError(next),
+    })
+  }
+}

@@ -1,0 +1,207 @@
+import type { StoredCopy, StorePool } from './store-pool.js'
+
+/** What one reachable store holds for a session (null: no row). */
+export interface CopyOnStore {
+  store: StorePool
+  copy: StoredCopy | null
+}
+
+/** One change that brings a session's copies to where they belong. */
+export type RepairAction =
+  /** Write the newest live copy to a store that should hold it. */
+  | { kind: 'copy'; store: StorePool; source: StoredCopy }
+  /** Put a tombstone where a destroyed session's copy is (or should be). */
+  | { kind: 'bury'; store: StorePool; source: StoredCopy }
+  /** Delete a copy that is stale or sits outside the session's first `copies` stores. */
+  | { kind: 'remove'; store: StorePool; version: number }
+  /** Delete a tombstone whose time is up, once no store that may hold an old copy is down. */
+  | { kind: 'clear'; store: StorePool }
+
+/** Options of {@link planRepair}. */
+export interface RepairPlanOptions {
+  /** How many stores should hold each session. */
+  copies: number
+  now: number
+  /** Also remove copies outside the first `copies` stores (full repair); hint replay only adds. */
+  dropExtras: boolean
+  /** Every store of the session's order is reachable: only then may tombstones be cleared. */
+  allStoresUp: boolean
+}
+
+/**
+ * Decides how to repair one session from what every reachable store holds, in the session's
+ * order. Target actions (`copy`, `bury`) come first; removals assume the targets succeeded
+ * and are applied only if they did (see {@link applyRepair}).
+ *
+ * - A tombstone anywhere wins: the session was destroyed, ids are never reused, and no later
+ *   write can undo a destroy. The first `copies` stores get a tombstone, live copies
+ *   elsewhere are buried too, and once the tombstone's time is up (and no store is down) every
+ *   row of the session is deleted.
+ * - Otherwise the copy with the highest version is the session. If it has expired the session
+ *   is over and the sweeper removes it. If not, the first `copies` stores get it.
+ */
+export function planRepair(
+  stores: readonly CopyOnStore[],
+  options: RepairPlanOptions,
+): RepairAction[] {
+  const present = stores.filter(
+    (entry): entry is { store: StorePool; copy: StoredCopy } => entry.copy !== null,
+  )
+  if (present.length === 0) return []
+  const targets = new Set(stores.slice(0, options.copies).map((entry) => entry.store))
+  const tombstones = present.filter((entry) => entry.copy.deleted)
+  if (tombstones.length > 0) {
+    const newest = newestCopy(tombstones.map((entry) => entry.copy))
+    if (options.allStoresUp && newest.expiresAtMillis <= options.now) {
+      return present.map(({ store, copy }) =>
+        copy.deleted ? { kind: 'clear', store } : { kind: 'remove', store, version: copy.version },
+      )
+    }
+    const actions: RepairAction[] = stores
+      .filter(({ store, copy }) => !copy?.deleted && (targets.has(store) || copy !== null))
+      .map(({ store }) => ({ kind: 'bury', store, source: newest }))
+    if (options.dropExtras) {
+      for (const { store, copy } of tombstones) {
+        if (!targets.has(store) && copy.expiresAtMillis <= newest.expiresAtMillis) {
+          actions.push({ kind: 'clear', store })
+        }
+      }
+    }
+    return actions
+  }
+  const newest = newestCopy(present.map((entry) => entry.copy))
+  if (newest.expiresAtMillis <= options.now) return []
+  const actions: RepairAction[] = stores
+    .filter(
+      ({ store, copy }) => targets.has(store) && (copy === null || copy.version < newest.version),
+    )
+    .map(({ store }) => ({ kind: 'copy', store, source: newest }))
+  if (options.dropExtras) {
+    for (const { store } of present) {
+      if (!targets.has(store)) actions.push({ kind: 'remove', store, version: newest.version })
+    }
+  }
+  return actions
+}
+
+/** Counts of what a repair changed. */
+export interface RepairCounts {
+  copied: number
+  removed: number
+}
+
+/**
+ * Applies a plan for one session: target actions in parallel, then removals only if every
+ * target action succeeded (so no copy is removed before the right stores hold the session).
+ * Rejects with the first target failure after counting what succeeded.
+ */
+export async function applyRepair(
+  sessionId: string,
+  actions: readonly RepairAction[],
+): Promise<RepairCounts> {
+  const counts: RepairCounts = { copied: 0, removed: 0 }
+  const additions = actions.filter((action) => action.kind === 'copy' || action.kind === 'bury')
+  const removals = actions.filter((action) => action.kind === 'remove' || action.kind === 'clear')
+  const results = await Promise.allSettled(additions.map((action) => runAction(sessionId, action)))
+  counts.copied = results.filter((result) => result.status === 'fulfilled').length
+  const failed = results.find((result) => result.status === 'rejected')
+  if (failed !== undefined) throw failed.reason
+  await Promise.all(removals.map((action) => runAction(sessionId, action)))
+  counts.removed = removals.length
+  return counts
+}
+
+function runAction(sessionId: string, action: RepairAction): Promise<void> {
+  switch (action.kind) {
+    case 'copy':
+      return action.store.copy(sessionId, action.source)
+    case 'bury':
+      return action.store.destroy(sessionId, action.source.version, action.source.expiresAtMillis)
+    case 'remove':
+      return action.store.removeCopy(sessionId, action.version)
+    case 'clear':
+      return action.store.clearTombstone(sessionId)
+  }
+}
+
+/** The copy with the highest version (ties: the one expiring last). */
+export function newestCopy(copies: readonly StoredCopy[]): StoredCopy {
+  return copies.reduce((best, copy) =>
+    copy.version > best.version ||
+    (copy.version === best.version && copy.expiresAtMillis > best.expiresAtMillis)
+      ? copy
+      : best,
+  )
+}
+
+/** What the repair of a batch needs from the manager. */
+export interface RepairContext {
+  /** The session's order over every store, reachable or not. */
+  orderOf(sessionId: string): readonly StorePool[]
+  copies: number
+}
+
+/** Options of {@link repairSessions}. */
+export interface RepairBatchOptions {
+  dropExtras: boolean
+  /**
+   * Repair a session only if this store is the first reachable store of its order that
+   * holds a row for it, so that a full scan of every store repairs each session once.
+   */
+  onlyFirstHolder?: StorePool
+}
+
+/**
+ * Reads `sessionIds` from every reachable store (one statement per store) and repairs each
+ * session as {@link planRepair} decides. Per-session failures are counted, not thrown: one
+ * store failing mid-batch must not stop the rest.
+ */
+export async function repairSessions(
+  context: RepairContext,
+  sessionIds: readonly string[],
+  options: RepairBatchOptions,
+): Promise<RepairCounts & { failed: string[] }> {
+  const totals = { copied: 0, removed: 0, failed: [] as string[] }
+  if (sessionIds.length === 0) return totals
+  const stores = new Set(sessionIds.flatMap((id) => context.orderOf(id)))
+  const reads = await Promise.all(
+    [...stores].map(async (store) => {
+      if (store.circuit.state !== 'up') return [store, undefined] as const
+      try {
+        return [store, await store.readMany(sessionIds)] as const
+      } catch {
+        return [store, undefined] as const
+      }
+    }),
+  )
+  const held = new Map(reads)
+  const now = Date.now()
+  await Promise.all(
+    sessionIds.map(async (sessionId) => {
+      const order = context.orderOf(sessionId)
+      const reachable = order.filter((store) => held.get(store) !== undefined)
+      const copies = reachable.map((store) => ({
+        store,
+        copy: held.get(store)?.get(sessionId) ?? null,
+      }))
+      if (options.onlyFirstHolder !== undefined) {
+        const firstHolder = copies.find((entry) => entry.copy !== null)?.store
+        if (firstHolder !== options.onlyFirstHolder) return
+      }
+      const plan = planRepair(copies, {
+        copies: context.copies,
+        now,
+        dropExtras: options.dropExtras,
+        allStoresUp: reachable.length === order.length,
+      })
+      try {
+        const counts = await applyRepair(sessionId, plan)
+        totals.copied += counts.copied
+        totals.removed += counts.removed
+      } catch {
+        totals.failed.push(sessionId)
+      }
+    }),
+  )
+  return totals
+}

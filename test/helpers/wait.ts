@@ -1,0 +1,17 @@
+/** Polls `condition` every 25 ms until it holds; rejects after `timeoutMillis` with `what`. */
+export async function waitFor(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  timeoutMillis = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMillis
+  while (!(await condition())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMillis} ms waiting for ${what}`)
+    await sleep(25)
+  }
+}
+
+export function sleep(millis: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, millis))
+}

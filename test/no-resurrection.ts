@@ -1,0 +1,71 @@
+import t from 'tap'
+import { createSessionManager } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { idWithOrderPrefix, startManager, storeState } from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
+
+// Guarantee 2 (docs/guarantees.md): a destroyed session never comes back, even when a store
+// that missed the destroy returns with its old copy.
+const cluster = await startTestCluster(t, { stores: 3 })
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
+const fast = { copies: 2, healthCheckIntervalMillis: 100 }
+
+crashTest(
+  'destroyed while a store was down, the returning store does not bring it back',
+  async (t) => {
+    const [a, b] = [cluster.stores[0]!, cluster.stores[1]!]
+    const sawOutage = await startManager(t, cluster, fast)
+    const otherServer = await startManager(t, cluster, fast)
+    const id = idWithOrderPrefix(sawOutage, [a.id, b.id])
+    await sawOutage.writeSession(id, { user: 'ada', loggedIn: true })
+    t.same(await otherServer.readSession(id), { user: 'ada', loggedIn: true })
+
+    await a.kill()
+    await sawOutage.destroySession(id) // logout: tombstones on b and c, a hint for a
+    await waitFor(
+      'the other app server to see the outage',
+      () => storeState(otherServer, a.id) === 'down',
+    )
+    await a.start() // a still holds the old live copy
+    const rows = await a.query<{ deleted: number }>('SELECT deleted FROM sessions WHERE id = ?', [
+      id,
+    ])
+    t.same(rows, [{ deleted: 0 }], 'the returning store holds the old live copy')
+
+    t.equal(await sawOutage.readSession(id), null, 'manager that saw the outage: gone')
+    t.equal(await otherServer.readSession(id), null, 'second manager: gone')
+    await waitFor('both managers to mark the store up', () =>
+      [sawOutage, otherServer].every((m) => storeState(m, a.id) === 'up'),
+    )
+    t.equal(await sawOutage.readSession(id), null, 'after the store is back in service: gone')
+    t.equal(await otherServer.readSession(id), null, 'second manager after the store is back: gone')
+    const late = createSessionManager({ stores: cluster.storeConfigs(), copies: 2 })
+    t.teardown(() => late.close())
+    t.equal(await late.readSession(id), null, 'a manager started after the outage: gone')
+
+    const result = await sawOutage.repair()
+    t.ok(result.scanned > 0)
+    for (const manager of [sawOutage, otherServer, late])
+      t.equal(await manager.readSession(id), null, 'after repair')
+    const after = await a.query<{ deleted: number }>('SELECT deleted FROM sessions WHERE id = ?', [
+      id,
+    ])
+    t.same(after, [{ deleted: 1 }], 'the returning store now holds the tombstone')
+  },
+)
+
+crashTest('a late write after the destroy does not resurrect it either', async (t) => {
+  const [a, b] = [cluster.stores[0]!, cluster.stores[1]!]
+  const manager = await startManager(t, cluster, fast)
+  const id = idWithOrderPrefix(manager, [b.id, a.id])
+  await manager.writeSession(id, { v: 1 })
+  await b.kill()
+  await manager.destroySession(id)
+  await manager.writeSession(id, { v: 'late request' })
+  await b.start()
+  t.equal(await manager.readSession(id), null)
+  await waitFor('the store to be back in service', () => storeState(manager, b.id) === 'up')
+  t.equal(await manager.readSession(id), null)
+  await manager.repair()
+  t.equal(await manager.readSession(id), null)
+})
