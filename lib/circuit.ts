@@ -7,7 +7,10 @@
  */
 export type StoreState = 'up' | 'down'
 
-/** Counts consecutive failures and opens after `failThreshold` of them. */
+/**
+ * Counts consecutive failures to reach the store (connection errors, timeouts; not SQL errors,
+ * which prove the server answers) and opens after `failThreshold` of them.
+ */
 export class Circuit {
   state: StoreState = 'up'
   behind = false

@@ -43,3 +43,20 @@ export async function withTransientRetry<T>(
     })
   }
 }
+
+/** Server errors that mean the server cannot serve (it answered, but only to say so). */
+const UNAVAILABLE_ERRNOS = new Set([
+  1040, // ER_CON_COUNT_ERROR: too many connections
+  1053, // ER_SERVER_SHUTDOWN
+  1927, // ER_CONNECTION_KILLED
+])
+
+/**
+ * Whether an error says the store is unreachable (and counts toward its circuit) rather than
+ * that it answered with an SQL error: errors the server sent carry a `sqlState`.
+ */
+export function isUnreachableError(error: unknown): boolean {
+  const { errno, sqlState } = error as { errno?: unknown; sqlState?: unknown }
+  if (typeof sqlState !== 'string') return true
+  return typeof errno === 'number' && UNAVAILABLE_ERRNOS.has(errno)
+}

@@ -6,7 +6,7 @@ import { debug } from './debug.js'
 import { errorSummary, StoreTimeoutError } from './errors.js'
 import { LatencyWindow } from './latency.js'
 import type { ResolvedOptions, ResolvedStore } from './options.js'
-import { withTransientRetry } from './retry.js'
+import { isUnreachableError, withTransientRetry } from './retry.js'
 import { schemaStatements } from './schema.js'
 import type { Statements } from './statements.js'
 import { readManySql, withLimit, WRITE_HIT_TOMBSTONE } from './statements.js'
@@ -217,7 +217,8 @@ export class StorePool {
       debug('store %s: %s', this.id, errorSummary(error as Error))
       if (isRequest) {
         this.counters.errors++
-        if (this.circuit.failed()) this.#onOpen(this, error as Error)
+        if (!isUnreachableError(error)) this.circuit.succeeded()
+        else if (this.circuit.failed()) this.#onOpen(this, error as Error)
       }
       throw error
     } finally {

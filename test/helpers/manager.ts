@@ -80,7 +80,8 @@ export function idWithOrderPrefix(manager: SessionManager, prefix: readonly stri
   }
 }
 
-/** The state a manager's stats report for one store. */
+/** A store's standing in a manager: `down`, `behind` (up, catching up on missed writes) or `up` (serving). */
 export function storeState(manager: SessionManager, storeId: string): string | undefined {
-  return manager.stats().stores.find((store) => store.id === storeId)?.state
+  const store = manager.stats().stores.find((s) => s.id === storeId)
+  return store?.state === 'up' && store.behind ? 'behind' : store?.state
 }
