@@ -1,0 +1,93 @@
+import t from 'tap'
+import { startTestCluster } from './helpers/cluster.js'
+import { createManager, rowsOnStores, startManager, storesWithLiveCopy } from './helpers/manager.js'
+import { sleep } from './helpers/wait.js'
+
+const cluster = await startTestCluster(t, { stores: 4 })
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
+
+crashTest(
+  'repair puts the newest copy where it belongs, removes stale and extra copies, and is idempotent',
+  async (t) => {
+    const writer = await startManager(t, cluster, {
+      copies: 2,
+      healthCheckIntervalMillis: 3_600_000,
+    })
+    const ids = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => writer.createSession({ i, v: 1 })),
+    )
+    const down = cluster.stores[0]!
+    await down.kill()
+    await Promise.all(ids.map((id, i) => writer.writeSession(id, { i, v: 2 })))
+    const destroyed = ids.filter((_, i) => i % 10 === 0)
+    await Promise.all(destroyed.map((id) => writer.destroySession(id)))
+    await writer.close()
+    await down.start() // back with its v1 copies and without the destroys
+    // Simulate lost hints, so that only repair can fix the returning store.
+    for (const store of cluster.stores) await store.query('DELETE FROM sessions_hints')
+    const onDown = ids.filter((id) => writer.locate(id).slice(0, 2).includes(down.id))
+    t.ok(onDown.length > 50, `${onDown.length} sessions had a copy on the store that was down`)
+
+    const manager = createManager(t, cluster, { copies: 2 })
+    const progress: number[] = []
+    const first = await manager.repair({
+      batchSize: 37,
+      onProgress: (p) => progress.push(p.scanned),
+    })
+    t.ok(first.copied >= onDown.length, `copied ${first.copied}`)
+    t.ok(first.removed > 0, `removed ${first.removed}`)
+    t.equal(first.failed, 0)
+    t.ok(
+      progress.length > 4 && progress.every((n, i) => i === 0 || n >= progress[i - 1]!),
+      'progress grows batch by batch',
+    )
+
+    for (const [i, id] of ids.entries()) {
+      const wanted = manager.locate(id).slice(0, 2).sort()
+      if (destroyed.includes(id)) {
+        t.equal(await manager.readSession(id), null)
+        t.same(await storesWithLiveCopy(cluster, id), [], `no live copy of destroyed ${i}`)
+        const rows = await rowsOnStores(cluster, id)
+        const tombstones = [...rows]
+          .filter(([, row]) => row?.deleted === 1)
+          .map(([storeId]) => storeId)
+          .sort()
+        t.same(tombstones, wanted, `tombstones exactly on the first two stores of ${i}`)
+      } else {
+        t.same(await manager.readSession(id), { i, v: 2 })
+        t.same(
+          await storesWithLiveCopy(cluster, id),
+          wanted,
+          `copies exactly on the first two stores of ${i}`,
+        )
+      }
+    }
+    const second = await manager.repair()
+    t.same(
+      { copied: second.copied, removed: second.removed, failed: second.failed },
+      { copied: 0, removed: 0, failed: 0 },
+      'a second run changes nothing',
+    )
+    let rows = 0
+  for (const store of cluster.stores) {
+    rows += (await store.query<{ n: number }>('SELECT COUNT(*) AS n FROM sessions'))[0]!.n
+  }
+  t.equal(second.scanned, rows, 'it scans every row once')
+  },
+)
+
+t.test('repair clears tombstones whose time is up, everywhere', async (t) => {
+  // A tombstone lives until the later of the destroyed copy's expiry and tombstoneTtlSeconds.
+  const manager = await startManager(t, cluster, { copies: 2, tombstoneTtlSeconds: 1 })
+  const id = await manager.createSession({ x: 1 }, { ttlSeconds: 1 })
+  await manager.destroySession(id)
+  t.equal([...(await rowsOnStores(cluster, id)).values()].filter((row) => row !== null).length, 2)
+  await sleep(1100)
+  const result = await manager.repair()
+  t.ok(result.removed >= 2, `removed ${result.removed}`)
+  t.same(
+    [...(await rowsOnStores(cluster, id)).values()].filter((row) => row !== null),
+    [],
+    'no row left',
+  )
+})
