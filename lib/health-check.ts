@@ -4,14 +4,19 @@ import type { StorePool } from './store-pool.js'
 export interface HealthCheckHandlers {
   /** A probe failed on a store whose circuit was closed. */
   storeDown(store: StorePool, error: Error): void
-  /** Bring a store that came back (or restarted, or missed writes) up to date; true when done. */
-  catchUp(store: StorePool): Promise<boolean>
+  /**
+   * Bring a store that came back (or restarted, or has hints) up to date in the background;
+   * it stays behind until that is done.
+   */
+  catchUp(store: StorePool): void
 }
 
 /**
  * Probes every store on a jittered interval (the timer never keeps the process alive):
  * a failed probe marks a store down; a store that answers again is closed and caught up
- * before it serves reads; a store whose uptime went back restarted unseen and is caught up too.
+ * before it serves reads; a store whose uptime went back restarted unseen and is caught up
+ * too. Each round also asks every store which stores it holds hints for, so that a store
+ * another manager wrote hints for is caught up here too, within one interval.
  */
 export class HealthCheck {
   readonly #stores: readonly StorePool[]
@@ -29,11 +34,11 @@ export class HealthCheck {
   }
 
   /**
-   * Runs a first check now, which also replays hints left for any store by other managers,
-   * then checks on the interval. Resolves when the first check is done.
+   * Runs a first check now (which finds stores with hints left by other managers), then
+   * checks on the interval. Resolves when the first check is done.
    */
   start(): Promise<void> {
-    this.#run(true)
+    this.#run()
     return this.#tick ?? Promise.resolve()
   }
 
@@ -44,11 +49,11 @@ export class HealthCheck {
     await this.#tick
   }
 
-  #run(initial = false): void {
+  #run(): void {
     if (this.#stopped) return
-    this.#tick = Promise.all(this.#stores.map((store) => this.#check(store, initial))).then(() => {
-      this.#schedule()
-    })
+    this.#tick = Promise.all(this.#stores.map((store) => this.#check(store)))
+      .then(() => this.#findHintedStores())
+      .then(() => this.#schedule())
   }
 
   #schedule(): void {
@@ -58,7 +63,7 @@ export class HealthCheck {
     this.#timer.unref()
   }
 
-  async #check(store: StorePool, initial: boolean): Promise<void> {
+  async #check(store: StorePool): Promise<void> {
     let uptime: number
     try {
       uptime = await store.probe()
@@ -69,7 +74,22 @@ export class HealthCheck {
     const previous = this.#uptimes.get(store)
     this.#uptimes.set(store, uptime)
     if (store.circuit.state === 'down') store.circuit.close()
-    else if (initial || (previous !== undefined && uptime < previous)) store.circuit.behind = true
-    if (store.circuit.behind) await this.#handlers.catchUp(store)
+    else if (previous !== undefined && uptime < previous) store.circuit.behind = true
+    if (store.circuit.behind) this.#handlers.catchUp(store)
+  }
+
+  async #findHintedStores(): Promise<void> {
+    const byId = new Map(this.#stores.map((store) => [store.id, store]))
+    const targets = await Promise.all(
+      this.#stores
+        .filter((store) => store.circuit.state === 'up')
+        .map((store) => store.hintTargets().catch(() => [] as string[])),
+    )
+    for (const id of new Set(targets.flat())) {
+      const target = byId.get(id)
+      if (target === undefined || target.circuit.state !== 'up') continue
+      target.circuit.behind = true
+      this.#handlers.catchUp(target)
+    }
   }
 }

@@ -63,6 +63,9 @@ type ReadVerdict =
   | { kind: 'destroyed' }
   | { kind: 'none' }
 
+/** Writes that find a newer version on a store are retried above it at most this often. */
+const MAX_WRITE_ATTEMPTS = 3
+
 /** At most this many read repairs run at once; beyond that, later reads or repair() fix it. */
 const MAX_READ_REPAIRS = 16
 
@@ -159,6 +162,13 @@ export class SessionManager extends EventEmitter {
         verdict = this.#verdict(sessionId, answers, Date.now())
       }
       if (answers.length === 0) throw new NoStoreAvailableError('read the session', failures)
+      if (
+        verdict.kind === 'none' &&
+        this.#unavailable(sessionId, answers, failures.length) >= this.#options.copies
+      ) {
+        // As many stores as hold each session could not be asked: "no session" would be a guess.
+        throw new NoStoreAvailableError('tell whether the session exists', failures)
+      }
       if (verdict.kind !== 'none') this.#repairIfStale(sessionId, answers, verdict)
       return verdict.kind === 'live' ? verdict.data : null
     })
@@ -179,30 +189,36 @@ export class SessionManager extends EventEmitter {
     const bytes = encodeSessionData(this.#options.codec, data, this.#options.maxSessionBytes)
     const expiresAt = this.#expiry(options.ttlSeconds)
     return this.#track(async () => {
-      const version = this.#clock.next()
-      const { answers, failures } = await askInOrder(
-        this.#writeOrder(sessionId),
-        0,
-        this.#options.copies,
-        (pool) => pool.write(sessionId, version, expiresAt, bytes, null),
-      )
-      if (answers.some((answer) => answer.value.kind === 'tombstone')) {
-        await this.#buryStrayCopies(sessionId, answers)
-        this.emit('write-after-destroy', { sessionId })
-        return { version, storeIds: [], degraded: false }
-      }
-      this.#checkCopies(sessionId, answers.length, failures)
-      await this.#hintMissedStores(sessionId, answers)
-      const versions = answers.map((answer) =>
-        answer.value.kind === 'written' ? answer.value.version : version,
-      )
-      const newest = Math.max(...versions)
-      this.#clock.observe(newest)
-      await this.#alignVersions(sessionId, answers, versions, newest)
-      return {
-        version: newest,
-        storeIds: answers.map((answer) => answer.store.id),
-        degraded: answers.length < this.#options.copies,
+      for (let attempt = 1; ; attempt++) {
+        const version = this.#clock.next()
+        const { answers, failures } = await askInOrder(
+          this.#writeOrder(sessionId),
+          0,
+          this.#options.copies,
+          (pool) => pool.write(sessionId, version, expiresAt, bytes, null),
+        )
+        if (answers.some((answer) => answer.value.kind === 'tombstone')) {
+          await this.#buryStrayCopies(sessionId, answers)
+          this.emit('write-after-destroy', { sessionId })
+          return { version, storeIds: [], degraded: false }
+        }
+        // A store holds a version at least as high as ours: another manager wrote the session
+        // concurrently, or its clock runs ahead. Write again above it (bounded).
+        const outdated = answers.flatMap((answer) =>
+          answer.value.kind === 'outdated' ? [answer.value.storedVersion] : [],
+        )
+        if (outdated.length > 0 && attempt < MAX_WRITE_ATTEMPTS) {
+          this.#clock.observe(Math.max(...outdated))
+          continue
+        }
+        const written = answers.filter((answer) => answer.value.kind === 'written')
+        this.#checkCopies(sessionId, written.length, failures)
+        await this.#hintMissedStores(sessionId, written)
+        return {
+          version,
+          storeIds: written.map((answer) => answer.store.id),
+          degraded: written.length < this.#options.copies,
+        }
       }
     })
   }
@@ -291,6 +307,21 @@ export class SessionManager extends EventEmitter {
       : [...ready, ...order.filter((p) => p.circuit.behind)]
   }
 
+  /**
+   * Stores a read could not ask that may hold the session: those that failed during the read,
+   * and those skipped as down that come before the last store that answered.
+   */
+  #unavailable(
+    sessionId: string,
+    answers: StoreAnswer<StorePool, unknown>[],
+    failed: number,
+  ): number {
+    const order = this.#order(sessionId)
+    const lastAnswered = Math.max(...answers.map(({ store }) => order.indexOf(store)))
+    const skipped = order.slice(0, lastAnswered).filter((pool) => pool.circuit.state === 'down')
+    return failed + skipped.length
+  }
+
   /** Stores a write may use, in order: every store whose circuit is closed. */
   #writeOrder(sessionId: string): StorePool[] {
     return this.#order(sessionId).filter((pool) => pool.circuit.state === 'up')
@@ -313,10 +344,10 @@ export class SessionManager extends EventEmitter {
     this.emit('store-down', { storeId: pool.id, error })
   }
 
-  async #catchUp(pool: StorePool): Promise<boolean> {
-    const done = await this.#handoff.replay(pool)
-    if (done && this.#wasDown.delete(pool)) this.emit('store-up', { storeId: pool.id })
-    return done
+  #catchUp(pool: StorePool): void {
+    void this.#handoff.replay(pool).then((done) => {
+      if (done && this.#wasDown.delete(pool)) this.emit('store-up', { storeId: pool.id })
+    })
   }
 
   /**
@@ -404,25 +435,6 @@ export class SessionManager extends EventEmitter {
       }
       this.emit('degraded-write', event)
     }
-  }
-
-  /**
-   * Copies written in one write can end with different versions when a store had a newer
-   * version than the one proposed (app servers' clocks disagree); raise the lower ones so that
-   * version comparison across copies stays meaningful.
-   */
-  async #alignVersions(
-    sessionId: string,
-    answers: StoreAnswer<StorePool, unknown>[],
-    versions: number[],
-    newest: number,
-  ): Promise<void> {
-    await Promise.allSettled(
-      answers.map(({ store }, index) => {
-        const written = versions[index] as number
-        return written === newest ? undefined : store.alignVersion(sessionId, written, newest)
-      }),
-    )
   }
 
   /** A write met a tombstone: the stores where it created a live copy get a tombstone too. */

@@ -10,16 +10,15 @@ export interface Statements {
   /** [ids...] (one placeholder per id, built by {@link readManySql}) → id, version, expires_at, deleted, data */
   readonly readManyPrefix: string
   /**
-   * [id, version, expires_at, data, owner] → an upsert. A tombstone is never overwritten.
-   * The stored version becomes max(stored + 1, proposed), so it only grows; the OK packet's
-   * insertId reports the outcome: 0 = inserted with the proposed version, 1 = the row is a
-   * tombstone (nothing written), otherwise the version the row now has.
+   * [id, version, expires_at, data, owner] → an upsert that applies only if the proposed
+   * version is higher than the stored one (so a statement that arrives late, e.g. after a
+   * timeout on a hung store, never overwrites newer data) and never overwrites a tombstone.
+   * The OK packet's insertId reports the outcome: 0 = written with the proposed version,
+   * 1 = the row is a tombstone, anything else = not written, the stored version is that.
    */
   readonly write: string
   /** [id, version, expires_at] → a tombstone replaces whatever is stored. */
   readonly destroy: string
-  /** [newVersion, id, writtenVersion] → raise one copy's version to match its siblings. */
-  readonly alignVersion: string
   /** [id, version, expires_at, data, owner] → store this exact copy unless the row is a tombstone or at least as new. */
   readonly copy: string
   /** [id, version] → delete a live copy no newer than `version`. */
@@ -34,9 +33,14 @@ export interface Statements {
   readonly hintsPrefix: string
   /** [target_store, id] → forget a replayed hint. */
   readonly deleteHint: string
+  /** [] → the stores that have hints kept on this store. */
+  readonly hintTargets: string
   /** A cheap statement that proves the server answers, and reports its uptime (restarts). */
   readonly probe: string
 }
+
+/** The condition under which an upsert replaces a stored live copy. */
+const NEWER = 'deleted = 0 AND VALUES(version) > version'
 
 /** insertId of {@link Statements.write} when the row is a tombstone. */
 export const WRITE_HIT_TOMBSTONE = 1
@@ -51,31 +55,31 @@ export function buildStatements(table: string): Statements {
     write:
       `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner) VALUES (?, ?, ?, 0, ?, ?) ` +
       'ON DUPLICATE KEY UPDATE ' +
-      'data = IF(deleted = 1, data, VALUES(data)), ' +
-      'expires_at = IF(deleted = 1, expires_at, VALUES(expires_at)), ' +
-      'owner = IF(deleted = 1, owner, VALUES(owner)), ' +
+      `data = IF(${NEWER}, VALUES(data), data), ` +
+      `expires_at = IF(${NEWER}, VALUES(expires_at), expires_at), ` +
+      `owner = IF(${NEWER}, VALUES(owner), owner), ` +
       // Assignments run left to right, so version (read by the IFs above) is updated last.
       `version = IF(deleted = 1, version + 0 * LAST_INSERT_ID(${WRITE_HIT_TOMBSTONE}), ` +
-      'LAST_INSERT_ID(GREATEST(version + 1, VALUES(version))))',
+      'IF(VALUES(version) > version, VALUES(version), LAST_INSERT_ID(version)))',
     destroy:
       `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner) VALUES (?, ?, ?, 1, NULL, NULL) ` +
       'ON DUPLICATE KEY UPDATE data = NULL, owner = NULL, deleted = 1, ' +
       'expires_at = GREATEST(expires_at, VALUES(expires_at)), ' +
       'version = GREATEST(version + 1, VALUES(version))',
-    alignVersion: `UPDATE ${t} SET version = ? WHERE id = ? AND version = ? AND deleted = 0`,
     copy:
       `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner) VALUES (?, ?, ?, 0, ?, ?) ` +
       'ON DUPLICATE KEY UPDATE ' +
-      'data = IF(deleted = 0 AND VALUES(version) > version, VALUES(data), data), ' +
-      'expires_at = IF(deleted = 0 AND VALUES(version) > version, VALUES(expires_at), expires_at), ' +
-      'owner = IF(deleted = 0 AND VALUES(version) > version, VALUES(owner), owner), ' +
-      'version = IF(deleted = 0 AND VALUES(version) > version, VALUES(version), version)',
+      `data = IF(${NEWER}, VALUES(data), data), ` +
+      `expires_at = IF(${NEWER}, VALUES(expires_at), expires_at), ` +
+      `owner = IF(${NEWER}, VALUES(owner), owner), ` +
+      `version = IF(${NEWER}, VALUES(version), version)`,
     removeCopy: `DELETE FROM ${t} WHERE id = ? AND version <= ? AND deleted = 0`,
     clearTombstone: `DELETE FROM ${t} WHERE id = ? AND deleted = 1`,
     scanPrefix: `SELECT id FROM ${t} WHERE id > ? ORDER BY id LIMIT `,
     insertHint: `INSERT IGNORE INTO ${hints} (target_store, id, created_at) VALUES (?, ?, ?)`,
     hintsPrefix: `SELECT id FROM ${hints} WHERE target_store = ? AND id > ? ORDER BY id LIMIT `,
     deleteHint: `DELETE FROM ${hints} WHERE target_store = ? AND id = ?`,
+    hintTargets: `SELECT DISTINCT target_store FROM ${hints} LIMIT 1000`,
     probe: "SHOW GLOBAL STATUS LIKE 'Uptime'",
   }
 }

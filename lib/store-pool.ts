@@ -20,7 +20,11 @@ export interface StoredCopy {
 }
 
 /** What a write found on one store. */
-export type WriteOutcome = { kind: 'written'; version: number } | { kind: 'tombstone' }
+export type WriteOutcome =
+  | { kind: 'written' }
+  | { kind: 'tombstone' }
+  /** The store holds a version at least as high as the one proposed; nothing was written. */
+  | { kind: 'outdated'; storedVersion: number }
 
 /** Counters of one store, as {@link SessionManager.stats} reports them. */
 export interface StoreCounters {
@@ -102,18 +106,14 @@ export class StorePool {
       data,
       owner,
     ])
+    if (result.insertId === 0) return { kind: 'written' }
     if (result.insertId === WRITE_HIT_TOMBSTONE) return { kind: 'tombstone' }
-    return { kind: 'written', version: result.insertId === 0 ? version : Number(result.insertId) }
+    return { kind: 'outdated', storedVersion: Number(result.insertId) }
   }
 
   /** Replaces the copy (if any) with a tombstone. */
   async destroy(sessionId: string, version: number, expiresAtMillis: number): Promise<void> {
     await this.#run(this.#statements.destroy, [sessionId, version, expiresAtMillis])
-  }
-
-  /** Raises the version of the copy written with `writtenVersion` (and not changed since) to `version`. */
-  async alignVersion(sessionId: string, writtenVersion: number, version: number): Promise<void> {
-    await this.#run(this.#statements.alignVersion, [version, sessionId, writtenVersion])
   }
 
   /** Stores `copy` (a live copy read elsewhere) unless this store's row is a tombstone or newer. */
@@ -160,6 +160,17 @@ export class StorePool {
   /** Forgets a hint once replayed. */
   async deleteHint(targetStoreId: string, sessionId: string): Promise<void> {
     await this.#run(this.#statements.deleteHint, [targetStoreId, sessionId])
+  }
+
+  /** Ids of the stores that have hints kept on this store. */
+  async hintTargets(): Promise<string[]> {
+    const rows = await this.#run<RowDataPacket[]>(
+      this.#statements.hintTargets,
+      [],
+      'execute',
+      false,
+    )
+    return rows.map((row) => String(row.target_store))
   }
 
   /** Probes the store; resolves to its uptime in seconds. Neither counted nor fed to the circuit. */

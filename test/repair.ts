@@ -69,10 +69,10 @@ crashTest(
       'a second run changes nothing',
     )
     let rows = 0
-  for (const store of cluster.stores) {
-    rows += (await store.query<{ n: number }>('SELECT COUNT(*) AS n FROM sessions'))[0]!.n
-  }
-  t.equal(second.scanned, rows, 'it scans every row once')
+    for (const store of cluster.stores) {
+      rows += (await store.query<{ n: number }>('SELECT COUNT(*) AS n FROM sessions'))[0]!.n
+    }
+    t.equal(second.scanned, rows, 'it scans every row once')
   },
 )
 

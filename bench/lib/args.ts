@@ -30,7 +30,9 @@ export function parseBenchArgs(usage: string, argv: string[] = process.argv.slic
   if (values.seconds !== undefined) {
     seconds = Number(values.seconds)
     if (!Number.isFinite(seconds) || seconds <= 0) {
-      throw new TypeError(`--seconds must be a positive number; got ${JSON.stringify(values.seconds)}`)
+      throw new TypeError(
+        `--seconds must be a positive number; got ${JSON.stringify(values.seconds)}`,
+      )
     }
   }
   return { seconds, quick: values.quick === true }

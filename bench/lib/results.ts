@@ -5,7 +5,11 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** Where the benchmarks write their JSON results: `bench/results/`. */
-export const RESULTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'results')
+export const RESULTS_DIR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'results',
+)
 
 /** The machine and code a result was measured on, so that docs can say what a number means. */
 export interface Environment {
@@ -35,7 +39,7 @@ export function describeEnvironment(): Environment {
 function gitCommit(): string | null {
   try {
     return execFileSync('git', ['describe', '--always', '--dirty'], {
-      cwd: RESULTS_DIR,
+      cwd: path.dirname(RESULTS_DIR),
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     }).trim()

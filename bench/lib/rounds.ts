@@ -20,18 +20,24 @@ export interface RoundsOptions {
   onRound?: (info: { contender: string; round: number; rounds: number; warmup: boolean }) => void
 }
 
+/** One contender's outcome: its rounds joined, and each round on its own (to judge the noise). */
+export interface ContenderResult {
+  merged: LoadResult
+  rounds: LoadResult[]
+}
+
 /**
  * Runs contenders in short alternating rounds and sums each one's rounds, so that slow drift
  * on a shared machine (other processes, CPU frequency, the database's buffer pool and purge
  * threads) falls on every contender alike instead of on whichever ran last. The order
  * alternates too (A B, B A, A B, ...), so no contender always runs right after another.
  *
- * @returns Each contender's merged result, by name.
+ * @returns Each contender's result, by name.
  */
 export async function runRounds(
   contenders: readonly Contender[],
   options: RoundsOptions,
-): Promise<Map<string, LoadResult>> {
+): Promise<Map<string, ContenderResult>> {
   const { inFlight, rounds, roundMillis, warmupMillis } = options
   if (!Number.isSafeInteger(rounds) || rounds < 1) {
     throw new TypeError(`rounds option must be a positive integer; got ${rounds}`)
@@ -51,5 +57,7 @@ export async function runRounds(
       results.get(contender.name)?.push(result)
     }
   }
-  return new Map([...results].map(([name, runs]) => [name, mergeResults(runs)]))
+  return new Map(
+    [...results].map(([name, runs]) => [name, { merged: mergeResults(runs), rounds: runs }]),
+  )
 }

@@ -14,10 +14,15 @@ export interface Column {
  * @example
  * markdownTable([{ header: 'case' }, { header: 'ops/s', align: 'right' }], [['read', '9,120']])
  */
-export function markdownTable(columns: readonly Column[], rows: readonly (readonly string[])[]): string {
+export function markdownTable(
+  columns: readonly Column[],
+  rows: readonly (readonly string[])[],
+): string {
   for (const [index, row] of rows.entries()) {
     if (row.length !== columns.length) {
-      throw new TypeError(`row ${index} has ${row.length} cells; the table has ${columns.length} columns`)
+      throw new TypeError(
+        `row ${index} has ${row.length} cells; the table has ${columns.length} columns`,
+      )
     }
   }
   const widths = columns.map((column, index) =>
@@ -33,9 +38,11 @@ export function markdownTable(columns: readonly Column[], rows: readonly (readon
     const dashes = '-'.repeat(widths[index] as number)
     return column.align === 'right' ? `${dashes.slice(1)}:` : dashes
   })
-  return [line(columns.map((column) => column.header)), `| ${rule.join(' | ')} |`, ...rows.map(line)].join(
-    '\n',
-  )
+  return [
+    line(columns.map((column) => column.header)),
+    `| ${rule.join(' | ')} |`,
+    ...rows.map(line),
+  ].join('\n')
 }
 
 /** Formats a number with a fixed count of decimals and thousands separators, e.g. `12,345.6`. */

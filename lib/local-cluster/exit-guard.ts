@@ -19,11 +19,26 @@ function killGuarded(): void {
   guarded.clear()
 }
 
+/**
+ * How many signal listeners belong to signal-exit (used by tap, nyc, execa...). Such a listener
+ * re-raises the signal once it is the only one left, but defers to any other listener, so
+ * counting it as "someone else handles this" would leave both waiting and the process running.
+ */
+function signalExitListeners(): number {
+  const v4 = (globalThis as Record<symbol, { count?: unknown } | undefined>)[
+    Symbol.for('signal-exit emitter')
+  ]
+  const v3 = (process as { __signal_exit_emitter__?: { count?: unknown } }).__signal_exit_emitter__
+  return (
+    (typeof v4?.count === 'number' ? v4.count : 0) + (typeof v3?.count === 'number' ? v3.count : 0)
+  )
+}
+
 function onSignal(signal: NodeJS.Signals): void {
   debug('local-cluster: %s received, killing %d server(s)', signal, guarded.size)
   killGuarded()
-  // Only when nobody else listens does the signal keep its default meaning, so re-raise it then.
-  if (process.listenerCount(signal) === 1) {
+  // When nobody else handles the signal it must keep its default meaning: re-raise it.
+  if (process.listenerCount(signal) - 1 - signalExitListeners() <= 0) {
     uninstall()
     process.kill(process.pid, signal)
   }

@@ -331,8 +331,9 @@ export class LocalStoreProcess implements LocalStore {
 
   pause(): void {
     const child = this.#child
-    if (child === undefined)
+    if (child === undefined) {
       throw new Error(`Store ${this.id} is not running, so it cannot be paused.`)
+    }
     child.kill('SIGSTOP')
     this.#paused = true
   }

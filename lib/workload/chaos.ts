@@ -1,7 +1,7 @@
 import { createSessionManager, type SessionManager } from '../session-manager.js'
 import type { LocalCluster } from '../local-cluster/index.js'
 import type { LocalStore } from '../local-cluster/local-store.js'
-import { ConsistencyModel, type ConsistencyCounts } from './consistency-model.js'
+import { ConsistencyModel, type ConsistencyCounts, type Violation } from './consistency-model.js'
 
 /** Options of {@link runChaos}. */
 export interface ChaosOptions {
@@ -43,6 +43,8 @@ export interface ChaosReport extends ChaosProgress {
   detectionMillis: number[]
   /** True when no acknowledged write was lost, no read was stale and nothing was resurrected. */
   clean: boolean
+  /** The first reads that disagreed with what was acknowledged, for diagnosis. */
+  violations: Violation[]
 }
 
 const MANAGER_OPTIONS = {
@@ -76,8 +78,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const faultLog: string[] = []
   const detectionMillis: number[] = []
   let faultStarted = 0
-  for (const manager of managers) {
-    manager.on('store-down', () => {
+  for (const [index, manager] of managers.entries()) {
+    manager.on('store-up', ({ storeId }) => options.onEvent?.(`manager ${index}: ${storeId} up`))
+    manager.on('store-down', ({ storeId }) => {
+      options.onEvent?.(`manager ${index}: ${storeId} down`)
       if (faultStarted > 0) {
         detectionMillis.push(Date.now() - faultStarted)
         faultStarted = 0
@@ -206,6 +210,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       sessionsVerified: all.length,
       detectionMillis,
       clean: counts.lostWrites + counts.staleReads + counts.resurrections === 0,
+      violations: model.violations,
     }
   } finally {
     await Promise.all(managers.map((manager) => manager.close()))

@@ -17,6 +17,15 @@ interface SessionModel {
   destroyed: boolean
 }
 
+/** One read that disagreed with what was acknowledged. */
+export interface Violation {
+  id: string
+  verdict: Exclude<ReadCheck, 'ok'>
+  seen: string
+  possible: string[]
+  at: number
+}
+
 /** Counts reported by the workload. */
 export interface ConsistencyCounts {
   acknowledgedWrites: number
@@ -27,6 +36,8 @@ export interface ConsistencyCounts {
 
 export class ConsistencyModel {
   readonly #sessions = new Map<string, SessionModel>()
+  /** The first violations found, for diagnosis. */
+  readonly violations: Violation[] = []
   readonly counts: ConsistencyCounts = {
     acknowledgedWrites: 0,
     lostWrites: 0,
@@ -71,6 +82,9 @@ export class ConsistencyModel {
     // out may still be applied when a hung store resumes.
     if (session.possible.has(seen)) return 'ok'
     const verdict: ReadCheck = seen === NONE ? 'lost' : session.destroyed ? 'resurrected' : 'stale'
+    if (this.violations.length < 20) {
+      this.violations.push({ id, verdict, seen, possible: [...session.possible], at: Date.now() })
+    }
     if (verdict === 'lost') this.counts.lostWrites++
     else if (verdict === 'stale') this.counts.staleReads++
     else this.counts.resurrections++

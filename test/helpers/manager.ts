@@ -2,6 +2,7 @@ import type { Test } from 'tap'
 import type { SessionManagerOptions } from '../../lib/index.js'
 import { createSessionManager, type SessionManager } from '../../lib/index.js'
 import type { TestCluster } from './cluster.js'
+import { waitFor } from './wait.js'
 
 /**
  * A manager over the cluster's stores, with the schema applied and closed at teardown.
@@ -14,6 +15,10 @@ export async function startManager(
 ): Promise<SessionManager> {
   const manager = createManager(t, cluster, options)
   await manager.applySchema()
+  // Hints left by an earlier test are replayed in the background; start from a settled state.
+  await waitFor('every store to be in service', () =>
+    manager.stats().stores.every((store) => store.state === 'up' && !store.behind),
+  )
   return manager
 }
 

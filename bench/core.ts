@@ -1,0 +1,486 @@
+/**
+ * Core benchmark: the library's readSession and writeSession against raw mysql2 running the
+ * same SQL on the same stores, at 1, 16 and 64 operations in flight; plus the CPU cost of
+ * computing a session's store order. Run with `npm run bench -- [--seconds N] [--quick]`.
+ * The library is the compiled one in dist/ (see bench/lib/built-library.ts).
+ */
+import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import mysql from 'mysql2/promise'
+import type { Pool, PoolOptions, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import type { SessionData, SessionManager } from '../lib/index.js'
+import type { LocalStoreConfig } from '../lib/local-cluster/index.js'
+import { parseBenchArgs } from './lib/args.js'
+import { loadBuiltLibrary } from './lib/built-library.js'
+import type { LoadResult, Operation } from './lib/load.js'
+import { runLoad } from './lib/load.js'
+import { microsPerCall } from './lib/micro.js'
+import { createProgress } from './lib/progress.js'
+import { describeEnvironment, writeResults } from './lib/results.js'
+import { runRounds } from './lib/rounds.js'
+import type { Summary } from './lib/stats.js'
+import { summarize } from './lib/stats.js'
+import { formatNumber, markdownTable } from './lib/table.js'
+import { withLocalCluster } from './lib/with-cluster.js'
+
+const USAGE = `Usage: npm run bench -- [--seconds N] [--quick]
+
+Starts 3 local MariaDB stores and compares session-shards with raw mysql2 running the same
+statements on the same stores, at 1, 16 and 64 operations in flight.
+
+  --seconds N  timed seconds per case, in flight level and side (default 6; 1 with --quick)
+  --quick      a short run to check that the benchmark works; not for citing`
+
+const args = parseBenchArgs(USAGE)
+const settings = {
+  stores: 3,
+  secondsPerCase: args.seconds ?? (args.quick ? 1 : 6),
+  rounds: args.quick ? 2 : 4,
+  warmupMillis: args.quick ? 200 : 500,
+  inFlight: [1, 16, 64],
+  sessions: args.quick ? 2_000 : 10_000,
+  /** Distinct ids for timing the uncached shuffle. */
+  placementIds: args.quick ? 20_000 : 100_000,
+  /** Matches the library's default `connectionsPerStore`. */
+  connectionsPerStore: 10,
+  ttlSeconds: 86_400,
+}
+
+const TABLE = 'sessions'
+const {
+  index: { createSessionManager, generateSessionId, jsonCodec },
+  placement: { classicOrder },
+  statements: { buildStatements },
+} = await loadBuiltLibrary()
+const statements = buildStatements(TABLE)
+const progress = createProgress()
+
+type CaseName = 'readSession' | 'writeSession copies=1' | 'writeSession copies=2'
+type Side = 'library' | 'raw mysql2'
+
+interface CaseResult extends Summary {
+  case: CaseName
+  side: Side
+  inFlight: number
+  /** Ops/s of each timed round: their spread shows how steady the machine was. */
+  roundOpsPerSecond: number[]
+  /** Library ops/s divided by raw ops/s at the same in flight level; on library rows only. */
+  libraryToRaw: number | null
+  /**
+   * Statements the library sent per operation, warm-up included (from `stats()`); shows that
+   * the gap to raw is not extra SQL. Library rows only.
+   */
+  statementsPerOp: number | null
+}
+
+interface Fixture {
+  ids: string[]
+  data: SessionData[]
+  /** Per id (same index): the raw pools of the stores the library would use, in its order. */
+  rawOrder: Pool[][]
+}
+
+/** Library operations started, counted inside the operations so that no wrapper adds cost. */
+const libraryCalls = { count: 0 }
+
+const startedAt = performance.now()
+const environment = describeEnvironment()
+
+await withLocalCluster(
+  { stores: settings.stores },
+  async (cluster) => {
+    const configs = cluster.storeConfigs()
+    const storeIds = configs.map((config) => config.id)
+    const readManager = createSessionManager({ stores: configs, copies: 2 })
+    const managers: Record<1 | 2, SessionManager> = {
+      1: createSessionManager({ stores: configs, copies: 1 }),
+      2: readManager,
+    }
+    const rawPools = new Map(configs.map((config) => [config.id, rawPool(config)]))
+    try {
+      const [versionRow] = await cluster.stores[0]!.query<{ version: string }>(
+        'SELECT VERSION() AS version',
+      )
+      const serverVersion = versionRow?.version ?? 'unknown'
+      await readManager.applySchema()
+
+      const fixture = makeFixture(storeIds, rawPools)
+      await populate(readManager, fixture)
+      await checkSameAnswers(readManager, fixture)
+
+      const placement = measurePlacement(storeIds, readManager, fixture)
+
+      const results: CaseResult[] = []
+      const plan: {
+        name: CaseName
+        manager: SessionManager
+        library: Operation
+        raw: Operation
+      }[] = [
+        {
+          name: 'readSession',
+          manager: readManager,
+          library: libraryRead(readManager, fixture),
+          raw: rawRead(fixture),
+        },
+        {
+          name: 'writeSession copies=1',
+          manager: managers[1],
+          library: libraryWrite(managers[1], fixture),
+          raw: rawWrite(fixture, 1),
+        },
+        {
+          name: 'writeSession copies=2',
+          manager: managers[2],
+          library: libraryWrite(managers[2], fixture),
+          raw: rawWrite(fixture, 2),
+        },
+      ]
+      const steps = plan.length * settings.inFlight.length
+      let step = 0
+      for (const { name, manager, library, raw } of plan) {
+        for (const inFlight of settings.inFlight) {
+          step++
+          const statementsBefore = statementsSent(manager)
+          const callsBefore = libraryCalls.count
+          const outcome = await runRounds(
+            [
+              { name: 'library', operation: library },
+              { name: 'raw mysql2', operation: raw },
+            ],
+            {
+              inFlight,
+              rounds: settings.rounds,
+              roundMillis: (settings.secondsPerCase * 1000) / settings.rounds,
+              warmupMillis: settings.warmupMillis,
+              onRound: ({ contender, round, rounds, warmup }) =>
+                progress.update(
+                  `[${step}/${steps}] ${name} · ${inFlight} in flight · ${contender} · ` +
+                    (warmup ? 'warm-up' : `round ${round}/${rounds}`),
+                ),
+            },
+          )
+          const statementsPerOp =
+            (statementsSent(manager) - statementsBefore) / (libraryCalls.count - callsBefore)
+          const libraryOutcome = outcome.get('library')!
+          const rawOutcome = outcome.get('raw mysql2')!
+          const librarySummary = summarize(libraryOutcome.merged)
+          const rawSummary = summarize(rawOutcome.merged)
+          results.push(
+            {
+              case: name,
+              side: 'library',
+              inFlight,
+              ...librarySummary,
+              roundOpsPerSecond: roundRates(libraryOutcome.rounds),
+              libraryToRaw: librarySummary.opsPerSecond / rawSummary.opsPerSecond,
+              statementsPerOp,
+            },
+            {
+              case: name,
+              side: 'raw mysql2',
+              inFlight,
+              ...rawSummary,
+              roundOpsPerSecond: roundRates(rawOutcome.rounds),
+              libraryToRaw: null,
+              statementsPerOp: null,
+            },
+          )
+        }
+      }
+      progress.clear()
+
+      const readP50 = {
+        library: results.find(
+          (r) => r.case === 'readSession' && r.side === 'library' && r.inFlight === 1,
+        )!.p50Millis,
+        raw: results.find(
+          (r) => r.case === 'readSession' && r.side === 'raw mysql2' && r.inFlight === 1,
+        )!.p50Millis,
+      }
+      const totalSeconds = (performance.now() - startedAt) / 1000
+      printReport(results, placement, readP50, serverVersion, totalSeconds)
+      const file = await writeResults('core', {
+        benchmark: 'core',
+        environment,
+        server: serverVersion,
+        settings: { ...settings, library: 'dist/', dataBytes: averageBytes(fixture.data) },
+        wallSeconds: totalSeconds,
+        results,
+        placement: {
+          ...placement,
+          readRoundTripP50Micros: { library: readP50.library * 1000, raw: readP50.raw * 1000 },
+        },
+      })
+      console.log(`\nResults written to ${file}`)
+    } finally {
+      progress.clear()
+      await Promise.allSettled([
+        ...Object.values(managers).map((manager) => manager.close()),
+        ...[...rawPools.values()].map((pool) => pool.end()),
+      ])
+    }
+  },
+  () => progress.clear(),
+)
+
+/** A pool per store with the options the library's StorePool uses. */
+function rawPool(config: LocalStoreConfig): Pool {
+  const { id: _id, ...connection } = config
+  const options: PoolOptions = {
+    ...connection,
+    connectionLimit: settings.connectionsPerStore,
+    maxIdle: settings.connectionsPerStore,
+    connectTimeout: 2000,
+    enableKeepAlive: true,
+    supportBigNumbers: true,
+  }
+  return mysql.createPool(options)
+}
+
+function makeFixture(storeIds: string[], rawPools: Map<string, Pool>): Fixture {
+  const ids = Array.from({ length: settings.sessions }, () => generateSessionId())
+  const data = ids.map((_, index) => sessionData(index))
+  // Computed before any timing, so the raw side pays nothing for placement.
+  const rawOrder = ids.map((id) =>
+    classicOrder(storeIds, id).map((storeId) => rawPools.get(storeId)!),
+  )
+  return { ids, data, rawOrder }
+}
+
+/** About 200 bytes of JSON, shaped like a web shop's session. */
+function sessionData(index: number): SessionData {
+  return {
+    userId: 100_000 + index,
+    csrfToken: randomBytes(24).toString('base64url'),
+    roles: ['customer'],
+    locale: 'en-GB',
+    cart: [
+      { sku: `SKU-${10_000 + (index % 90_000)}`, qty: 1 + (index % 3) },
+      { sku: `SKU-${20_000 + ((index * 7) % 80_000)}`, qty: 1 },
+    ],
+    lastSeenAt: Date.now(),
+    returnTo: '/account',
+  }
+}
+
+function averageBytes(data: SessionData[]): number {
+  const total = data.reduce((sum, item) => sum + Buffer.byteLength(JSON.stringify(item)), 0)
+  return Math.round(total / data.length)
+}
+
+async function populate(manager: SessionManager, fixture: Fixture): Promise<void> {
+  let next = 0
+  await runLoad(
+    async () => {
+      const index = next++
+      await manager.writeSession(fixture.ids[index]!, fixture.data[index]!)
+    },
+    {
+      inFlight: 64,
+      count: fixture.ids.length,
+      onProgress: (done) => progress.update(`populating ${done}/${fixture.ids.length} sessions`),
+    },
+  )
+}
+
+/** Both sides must read the same bytes from the same store, or the comparison means nothing. */
+async function checkSameAnswers(manager: SessionManager, fixture: Fixture): Promise<void> {
+  for (const index of [0, Math.floor(fixture.ids.length / 2), fixture.ids.length - 1]) {
+    const id = fixture.ids[index]!
+    const fromLibrary = await manager.readSession(id)
+    const [rows] = await fixture.rawOrder[index]![0]!.execute<RowDataPacket[]>(statements.read, [
+      id,
+    ])
+    const fromRaw = jsonCodec.decode(rows[0]?.data as Buffer)
+    const expected = JSON.stringify(fixture.data[index])
+    if (JSON.stringify(fromLibrary) !== expected || JSON.stringify(fromRaw) !== expected) {
+      throw new Error(`Session ${index} reads back differently through the library and raw mysql2.`)
+    }
+  }
+}
+
+function statementsSent(manager: SessionManager): number {
+  return manager.stats().stores.reduce((sum, store) => sum + store.operations, 0)
+}
+
+function roundRates(rounds: LoadResult[]): number[] {
+  return rounds.map((round) => Math.round(round.ops / (round.elapsedMillis / 1000)))
+}
+
+/** Largest round ops/s over the smallest, minus one: 0.1 means the rounds differed by 10 %. */
+function roundSpread(result: CaseResult): number {
+  return Math.max(...result.roundOpsPerSecond) / Math.min(...result.roundOpsPerSecond) - 1
+}
+
+function randomIndex(fixture: Fixture): number {
+  return Math.floor(Math.random() * fixture.ids.length)
+}
+
+function libraryRead(manager: SessionManager, fixture: Fixture): Operation {
+  return async () => {
+    libraryCalls.count++
+    const data = await manager.readSession(fixture.ids[randomIndex(fixture)]!)
+    if (data === null) throw new Error('readSession found no session; the fixture is broken.')
+  }
+}
+
+/** The library's read statement on the store it reads first, decoded like the library does. */
+function rawRead(fixture: Fixture): Operation {
+  return async () => {
+    const index = randomIndex(fixture)
+    const [rows] = await fixture.rawOrder[index]![0]!.execute<RowDataPacket[]>(statements.read, [
+      fixture.ids[index]!,
+    ])
+    const row = rows[0]
+    if (row === undefined || row.data === null) throw new Error('raw read found no row.')
+    jsonCodec.decode(row.data as Buffer)
+  }
+}
+
+function libraryWrite(manager: SessionManager, fixture: Fixture): Operation {
+  return async () => {
+    libraryCalls.count++
+    const index = randomIndex(fixture)
+    await manager.writeSession(fixture.ids[index]!, fixture.data[index]!)
+  }
+}
+
+/** The library's upsert on the first `copies` stores of the id's order, in parallel. */
+function rawWrite(fixture: Fixture, copies: 1 | 2): Operation {
+  let lastVersion = 0
+  return async () => {
+    const index = randomIndex(fixture)
+    // Encoding is work any caller has to do, so the raw side does it too.
+    const bytes = Buffer.from(JSON.stringify(fixture.data[index]), 'utf8')
+    lastVersion = Math.max(Date.now() * 1000, lastVersion + 1)
+    const params = [
+      fixture.ids[index]!,
+      lastVersion,
+      Date.now() + settings.ttlSeconds * 1000,
+      bytes,
+      null,
+    ]
+    const pools = fixture.rawOrder[index]!
+    if (copies === 1) {
+      await pools[0]!.execute<ResultSetHeader>(statements.write, params)
+    } else {
+      await Promise.all([
+        pools[0]!.execute<ResultSetHeader>(statements.write, params),
+        pools[1]!.execute<ResultSetHeader>(statements.write, params),
+      ])
+    }
+  }
+}
+
+interface PlacementCost {
+  /** `classicOrder` on ids never seen before: the seeded shuffle itself. */
+  classicOrderUncachedMicros: number
+  /** `manager.locate` on ids whose order is cached. */
+  locateCachedMicros: number
+  ids: number
+}
+
+function measurePlacement(
+  storeIds: string[],
+  manager: SessionManager,
+  fixture: Fixture,
+): PlacementCost {
+  progress.update('timing placement')
+  const fresh = Array.from({ length: settings.placementIds }, () => generateSessionId())
+  const classicOrderUncachedMicros = microsPerCall(fresh, (id) => classicOrder(storeIds, id))
+  // Every fixture id is in the manager's order cache since populate() wrote it.
+  const warm = Array.from(
+    { length: settings.placementIds },
+    (_, index) => fixture.ids[index % fixture.ids.length]!,
+  )
+  const locateCachedMicros = microsPerCall(warm, (id) => manager.locate(id))
+  return { classicOrderUncachedMicros, locateCachedMicros, ids: settings.placementIds }
+}
+
+function printReport(
+  results: CaseResult[],
+  placement: PlacementCost,
+  readP50: { library: number; raw: number },
+  serverVersion: string,
+  totalSeconds: number,
+): void {
+  console.log(
+    `## session-shards core benchmark\n\n` +
+      `${settings.stores} local stores (${serverVersion}), Node ${environment.node}, ` +
+      `${environment.cpus} CPUs (${environment.cpuModel}) shared by client and servers; ` +
+      `${settings.sessions.toLocaleString('en-US')} sessions of ~${averageBytes([sessionData(0)])} bytes of JSON, ` +
+      `${settings.connectionsPerStore} connections per store on each side; library from dist/ ` +
+      `(${environment.commit ?? 'no git'}). ` +
+      `${settings.secondsPerCase} s per row, in ${settings.rounds} rounds interleaved with its counterpart.\n`,
+  )
+  console.log(
+    markdownTable(
+      [
+        { header: 'case' },
+        { header: 'side' },
+        { header: 'in flight', align: 'right' },
+        { header: 'ops/s', align: 'right' },
+        { header: 'p50 ms', align: 'right' },
+        { header: 'p99 ms', align: 'right' },
+        { header: 'library/raw ops/s', align: 'right' },
+      ],
+      results.map((r) => [
+        r.case,
+        r.side,
+        String(r.inFlight),
+        formatNumber(r.opsPerSecond),
+        formatNumber(r.p50Millis, 3),
+        formatNumber(r.p99Millis, 3),
+        r.libraryToRaw === null ? '' : `${formatNumber(r.libraryToRaw, 2)}×`,
+      ]),
+    ),
+  )
+  const perOp = [...new Set(results.map((r) => r.case))].map((name) => {
+    const values = results.flatMap((r) =>
+      r.case === name && r.statementsPerOp !== null ? [r.statementsPerOp] : [],
+    )
+    return `${name} ${values.map((value) => formatNumber(value, 2)).join('/')}`
+  })
+  const spreads = results.map((r) => ({ r, spread: roundSpread(r) }))
+  spreads.sort((a, b) => a.spread - b.spread)
+  const median = spreads[Math.floor(spreads.length / 2)]!.spread
+  const worst = spreads[spreads.length - 1]!
+  console.log(
+    `
+Statements the library sent per operation (1/16/64 in flight): ${perOp.join('; ')}.
+` +
+      `Ops/s of the ${settings.rounds} rounds of a row differ by ${formatNumber(median * 100)} % (median), ` +
+      `at most ${formatNumber(worst.spread * 100)} % (${worst.r.case}, ${worst.r.side}, ${worst.r.inFlight} in flight); ` +
+      'large spreads mean other load on the machine.',
+  )
+  const share = (micros: number, p50Millis: number): string =>
+    `${formatNumber((micros / (p50Millis * 1000)) * 100, 2)} %`
+  console.log(
+    `\nCPU cost of computing a session's store order (${placement.ids.toLocaleString('en-US')} ids), ` +
+      `next to a read round trip at 1 in flight (p50: library ${formatNumber(readP50.library * 1000)} µs, ` +
+      `raw ${formatNumber(readP50.raw * 1000)} µs):\n`,
+  )
+  console.log(
+    markdownTable(
+      [
+        { header: 'step' },
+        { header: 'µs per op', align: 'right' },
+        { header: 'share of raw read p50', align: 'right' },
+      ],
+      [
+        [
+          'classicOrder, uncached',
+          formatNumber(placement.classicOrderUncachedMicros, 2),
+          share(placement.classicOrderUncachedMicros, readP50.raw),
+        ],
+        [
+          'manager.locate, cached',
+          formatNumber(placement.locateCachedMicros, 2),
+          share(placement.locateCachedMicros, readP50.raw),
+        ],
+      ],
+    ),
+  )
+  console.log(`\nTotal time ${formatNumber(totalSeconds, 0)} s.`)
+}

@@ -1,0 +1,36 @@
+import { access } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+
+/** The modules of the compiled library that the benchmarks call. */
+export interface BuiltLibrary {
+  index: typeof import('../../lib/index.js')
+  placement: typeof import('../../lib/placement.js')
+  statements: typeof import('../../lib/statements.js')
+}
+
+const DIST = new URL('../../dist/', import.meta.url)
+
+/**
+ * Loads the library from `dist/`, the JavaScript that `tsc` emits and users run, rather than
+ * from `lib/*.ts` through tsx: tsx's transform (esbuild with `keepNames`) adds work to every
+ * closure the library creates, which would be charged to the library. The modules are typed
+ * by their sources, so type-checking the benchmarks does not need a build; running them does
+ * (`npm run bench` builds first).
+ */
+export async function loadBuiltLibrary(): Promise<BuiltLibrary> {
+  const url = (name: string): string => new URL(name, DIST).href
+  try {
+    await access(fileURLToPath(url('index.js')))
+  } catch (error) {
+    throw new Error(
+      `The compiled library is missing (${fileURLToPath(DIST)}): run \`npm run build\` first, or use \`npm run bench\`, which builds.`,
+      { cause: error },
+    )
+  }
+  const [index, placement, statements] = await Promise.all([
+    import(url('index.js')) as Promise<BuiltLibrary['index']>,
+    import(url('placement.js')) as Promise<BuiltLibrary['placement']>,
+    import(url('statements.js')) as Promise<BuiltLibrary['statements']>,
+  ])
+  return { index, placement, statements }
+}
