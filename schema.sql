@@ -6,6 +6,7 @@ CREATE TABLE IF NOT EXISTS `sessions` (
   expires_at BIGINT NOT NULL,
   deleted TINYINT NOT NULL DEFAULT 0,
   data MEDIUMBLOB NULL,
+  ttl_seconds INT UNSIGNED NULL,
   owner VARBINARY(255) NULL,
   lock_token VARBINARY(64) NULL,
   lock_expires_at BIGINT NULL,

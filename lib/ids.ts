@@ -1,10 +1,12 @@
-import { randomBytes } from 'node:crypto'
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { InvalidSessionIdError } from './errors.js'
 
 /** Bytes of randomness in a generated id: 192 bits, 32 URL-safe characters. */
 const ID_BYTES = 24
+const RANDOM_PART = /^[A-Za-z0-9_-]{32}$/
+const SIGNATURE_PART = /^[A-Za-z0-9_-]{43}$/
 
-/** Accepted ids: URL-safe base64 characters (and "." and "-" for ids made elsewhere), 16 to 128 long. */
+/** Accepted unsigned ids: URL-safe base64 characters (and "." for ids made elsewhere), 16 to 128 long. */
 const ID_PATTERN = /^[A-Za-z0-9_.-]{16,128}$/
 
 /** A new random session id: 192 bits from `crypto.randomBytes`, base64url, 32 characters. */
@@ -12,18 +14,69 @@ export function generateSessionId(): string {
   return randomBytes(ID_BYTES).toString('base64url')
 }
 
-/** Whether `id` has the form of a session id this library accepts. */
+/** Whether `id` has the form of a session id this library accepts (signatures aside). */
 export function isValidSessionId(id: unknown): id is string {
   return typeof id === 'string' && ID_PATTERN.test(id)
 }
 
 /** Throws {@link InvalidSessionIdError} unless `id` is a well-formed session id. */
 export function assertSessionId(id: unknown): asserts id is string {
-  if (typeof id !== 'string') throw new InvalidSessionIdError(`expected a string, got ${typeof id}`)
+  if (typeof id !== 'string')
+    throw new InvalidSessionIdError(`expected a string, got ${typeOf(id)}`)
   if (id.length < 16 || id.length > 128) {
     throw new InvalidSessionIdError(`length ${id.length} is outside 16 to 128`)
   }
   if (!ID_PATTERN.test(id)) {
     throw new InvalidSessionIdError('only letters, digits, "_", "-" and "." are allowed')
   }
+}
+
+/**
+ * Signs and checks ids with HMAC-SHA256: `<32-char random part>.<43-char signature>`. The first
+ * secret signs; every secret verifies, so secrets rotate by adding the new one first and
+ * dropping the old one once no id signed with it is alive.
+ */
+export class IdSigner {
+  readonly #keys: readonly Buffer[]
+  readonly #acceptUnsigned: boolean
+
+  constructor(secrets: readonly string[], acceptUnsigned: boolean) {
+    this.#keys = secrets.map((secret) => Buffer.from(secret, 'utf8'))
+    this.#acceptUnsigned = acceptUnsigned
+  }
+
+  /** A new random id, signed with the first secret. */
+  generate(): string {
+    const random = generateSessionId()
+    return `${random}.${this.#sign(random, this.#keys[0] as Buffer).toString('base64url')}`
+  }
+
+  /** Throws {@link InvalidSessionIdError} unless `id` is signed by one of the secrets (or is an accepted unsigned id). */
+  verify(id: string): void {
+    const dot = id.indexOf('.')
+    if (dot === -1) {
+      if (this.#acceptUnsigned) return
+      throw new InvalidSessionIdError(
+        'the id is not signed (set acceptUnsignedIds to accept older ids)',
+      )
+    }
+    const random = id.slice(0, dot)
+    const signature = id.slice(dot + 1)
+    if (!RANDOM_PART.test(random) || !SIGNATURE_PART.test(signature)) {
+      throw new InvalidSessionIdError(
+        'a signed id is 32 characters, ".", then a 43-character signature',
+      )
+    }
+    const given = Buffer.from(signature, 'base64url')
+    const valid = this.#keys.some((key) => timingSafeEqual(given, this.#sign(random, key)))
+    if (!valid) throw new InvalidSessionIdError('the signature does not match any secret')
+  }
+
+  #sign(random: string, key: Buffer): Buffer {
+    return createHmac('sha256', key).update(random).digest()
+  }
+}
+
+function typeOf(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
 }

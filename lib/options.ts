@@ -2,6 +2,7 @@ import type { PoolOptions } from 'mysql2'
 import type { SessionCodec } from './codec.js'
 import { jsonCodec } from './codec.js'
 import { InvalidOptionError } from './errors.js'
+import { IdSigner } from './ids.js'
 import { isValidTableName } from './schema.js'
 
 /**
@@ -104,6 +105,26 @@ export interface SessionManagerOptions {
    */
   readQuorum?: number
   /**
+   * Secrets for signed ids (HMAC-SHA256). The first signs new ids; any of them verifies, so
+   * rotate by putting a new secret first and dropping the old one once its ids have expired.
+   * Forged or mangled ids are then refused without a statement to any store. At least 32
+   * characters each.
+   * @default none: ids are not signed
+   */
+  secrets?: string[]
+  /**
+   * With `secrets`, also accept ids without a signature (ids issued before signing was turned
+   * on). Leave false once those sessions have expired.
+   * @default false
+   */
+  acceptUnsignedIds?: boolean
+  /**
+   * Delete expired sessions and tombstones on every store every this many seconds (±20%), in
+   * small batches; 0 turns the background sweep off (run `sm.sweep()` or the CLI instead).
+   * @default 900
+   */
+  sweepIntervalSeconds?: number
+  /**
    * How long a tombstone (the mark a destroyed session leaves) is kept. It must outlive every
    * copy of the session, so it should be at least the longest TTL you use.
    * @default ttlSeconds
@@ -136,6 +157,9 @@ export interface ResolvedOptions {
   readonly transientRetries: number
   readonly readQuorum: number
   readonly tombstoneTtlSeconds: number
+  /** Verifies ids when `secrets` is set; the secrets live only inside it. */
+  readonly idSigner: IdSigner | null
+  readonly sweepIntervalSeconds: number
 }
 
 const STORE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
@@ -212,6 +236,13 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
     ),
     transientRetries: integerOption('transientRetries', options.transientRetries, 2, 0),
     readQuorum,
+    idSigner: resolveSigner(options.secrets, options.acceptUnsignedIds),
+    sweepIntervalSeconds: integerOption(
+      'sweepIntervalSeconds',
+      options.sweepIntervalSeconds,
+      900,
+      0,
+    ),
     tombstoneTtlSeconds: integerOption(
       'tombstoneTtlSeconds',
       options.tombstoneTtlSeconds,
@@ -235,6 +266,25 @@ function integerOption(name: string, value: unknown, fallback: number, min: numb
     )
   }
   return value
+}
+
+function resolveSigner(secrets: unknown, acceptUnsigned: unknown): IdSigner | null {
+  if (acceptUnsigned !== undefined && typeof acceptUnsigned !== 'boolean') {
+    throw new InvalidOptionError('acceptUnsignedIds', 'must be a boolean')
+  }
+  if (secrets === undefined) return null
+  if (
+    !Array.isArray(secrets) ||
+    secrets.length === 0 ||
+    !secrets.every((secret) => typeof secret === 'string' && secret.length >= 32)
+  ) {
+    // Never echo the value: it is a secret.
+    throw new InvalidOptionError(
+      'secrets',
+      'must be a non-empty array of strings of at least 32 characters',
+    )
+  }
+  return new IdSigner(secrets, acceptUnsigned === true)
 }
 
 function resolveStores(stores: unknown): ResolvedStore[] {

@@ -3,6 +3,7 @@
  * - `version` only grows for a session (see version-clock.ts);
  * - `expires_at` is milliseconds since the epoch, so sub-second TTLs work;
  * - `deleted = 1` marks a tombstone: the session was destroyed and must never come back;
+ * - `ttl_seconds` is a per-session timeout that later writes keep (NULL: the manager's default);
  * - `owner` (indexed) and the lock columns serve per-user lookups and lease locks.
  * The hints table lists, per store, the sessions it missed while other stores took its writes.
  * Ids are VARBINARY so comparisons are byte-exact and case-sensitive everywhere.
@@ -31,6 +32,7 @@ export function schemaStatements(table: string): string[] {
   expires_at BIGINT NOT NULL,
   deleted TINYINT NOT NULL DEFAULT 0,
   data MEDIUMBLOB NULL,
+  ttl_seconds INT UNSIGNED NULL,
   owner VARBINARY(255) NULL,
   lock_token VARBINARY(64) NULL,
   lock_expires_at BIGINT NULL,

@@ -5,11 +5,13 @@ import { encodeSessionData } from './codec.js'
 import type { StoreFailure } from './errors.js'
 import { ManagerClosedError, NoStoreAvailableError, NotEnoughStoresError } from './errors.js'
 import { assertSessionId, generateSessionId } from './ids.js'
+import { BackgroundSweeper, sweepStores } from './sweeper.js'
+import type { SweepOptions, SweepResult } from './sweeper.js'
 import type { ResolvedOptions, SessionManagerOptions } from './options.js'
 import { checkSeconds, resolveOptions } from './options.js'
 import { OrderCache } from './placement.js'
 import { buildStatements } from './statements.js'
-import type { StoreCounters, StoredCopy } from './store-pool.js'
+import type { StoreCounters, StoredCopy, WriteFields } from './store-pool.js'
 import { StorePool } from './store-pool.js'
 import type { StoreAnswer } from './store-walk.js'
 import { askInOrder } from './store-walk.js'
@@ -24,7 +26,7 @@ import type { StoreState } from './circuit.js'
 
 /** Per-call options of {@link SessionManager.writeSession}. */
 export interface WriteOptions {
-  /** Lifetime from now; defaults to the manager's `ttlSeconds`. */
+  /** Lifetime from now; defaults to the session's own timeout ({@link SessionManager.setTimeout}), else the manager's `ttlSeconds`. */
   ttlSeconds?: number
 }
 
@@ -59,7 +61,7 @@ export interface StoreStats extends StoreCounters {
 
 /** What the copies read for a session say. */
 type ReadVerdict =
-  | { kind: 'live'; data: SessionData; version: number; storeIds: string[] }
+  | { kind: 'live'; data: SessionData; version: number; copy: StoredCopy }
   | { kind: 'destroyed' }
   | { kind: 'none' }
 
@@ -91,6 +93,7 @@ export class SessionManager extends EventEmitter {
   readonly #inFlight = new Set<Promise<unknown>>()
   readonly #handoff: HintedHandoff
   readonly #healthCheck: HealthCheck
+  readonly #sweeper: BackgroundSweeper
   readonly #repairContext: RepairContext
   readonly #wasDown = new Set<StorePool>()
   #readRepairs = 0
@@ -117,6 +120,8 @@ export class SessionManager extends EventEmitter {
       storeDown: onOpen,
       catchUp: (pool) => this.#catchUp(pool),
     })
+    this.#sweeper = new BackgroundSweeper(this.#options.sweepIntervalSeconds, () => this.sweep())
+    this.#sweeper.start()
     const firstCheck = this.#healthCheck.start()
     // Reads wait for the first check (bounded by one query timeout) so that a manager started
     // after an outage never reads a store before the hints for it are replayed.
@@ -127,15 +132,20 @@ export class SessionManager extends EventEmitter {
 
   /** The ids of the stores, in the order `sessionId`'s copies prefer them. No I/O. */
   locate(sessionId: string): string[] {
-    assertSessionId(sessionId)
+    this.#checkId(sessionId)
     return this.#orders.order(sessionId).map((index) => this.#orders.sortedIds[index] as string)
   }
 
   /** Creates a session with `data` and returns its new random id. */
   async createSession(data: SessionData = {}, options: WriteOptions = {}): Promise<string> {
-    const id = generateSessionId()
+    const id = this.generateId()
     await this.writeSession(id, data, options)
     return id
+  }
+
+  /** A new random session id (signed when `secrets` is set), without writing anything. */
+  generateId(): string {
+    return this.#options.idSigner?.generate() ?? generateSessionId()
   }
 
   /**
@@ -145,7 +155,13 @@ export class SessionManager extends EventEmitter {
    * `maxReadStores` in all. A tombstone anywhere wins; otherwise the highest version does.
    */
   async readSession(sessionId: string): Promise<SessionData | null> {
-    assertSessionId(sessionId)
+    const copy = await this.#readNewest(sessionId)
+    return copy?.data ?? null
+  }
+
+  /** The winning copy of a session as a read sees it, with its data decoded; null if none. */
+  async #readNewest(sessionId: string): Promise<{ data: SessionData; copy: StoredCopy } | null> {
+    this.#checkId(sessionId)
     return this.#track(async () => {
       if (!this.#isReady) await this.#ready
       const order = this.#readOrder(sessionId)
@@ -170,7 +186,7 @@ export class SessionManager extends EventEmitter {
         throw new NoStoreAvailableError('tell whether the session exists', failures)
       }
       if (verdict.kind !== 'none') this.#repairIfStale(sessionId, answers, verdict)
-      return verdict.kind === 'live' ? verdict.data : null
+      return verdict.kind === 'live' ? { data: verdict.data, copy: verdict.copy } : null
     })
   }
 
@@ -185,42 +201,138 @@ export class SessionManager extends EventEmitter {
     data: SessionData,
     options: WriteOptions = {},
   ): Promise<WriteResult> {
-    assertSessionId(sessionId)
+    this.#checkId(sessionId)
     const bytes = encodeSessionData(this.#options.codec, data, this.#options.maxSessionBytes)
-    const expiresAt = this.#expiry(options.ttlSeconds)
-    return this.#track(async () => {
-      for (let attempt = 1; ; attempt++) {
-        const version = this.#clock.next()
-        const { answers, failures } = await askInOrder(
-          this.#writeOrder(sessionId),
-          0,
-          this.#options.copies,
-          (pool) => pool.write(sessionId, version, expiresAt, bytes, null),
-        )
-        if (answers.some((answer) => answer.value.kind === 'tombstone')) {
-          await this.#buryStrayCopies(sessionId, answers)
-          this.emit('write-after-destroy', { sessionId })
-          return { version, storeIds: [], degraded: false }
-        }
-        // A store holds a version at least as high as ours: another manager wrote the session
-        // concurrently, or its clock runs ahead. Write again above it (bounded).
-        const outdated = answers.flatMap((answer) =>
-          answer.value.kind === 'outdated' ? [answer.value.storedVersion] : [],
-        )
-        if (outdated.length > 0 && attempt < MAX_WRITE_ATTEMPTS) {
-          this.#clock.observe(Math.max(...outdated))
-          continue
-        }
-        const written = answers.filter((answer) => answer.value.kind === 'written')
-        this.#checkCopies(sessionId, written.length, failures)
-        await this.#hintMissedStores(sessionId, written)
-        return {
-          version,
-          storeIds: written.map((answer) => answer.store.id),
-          degraded: written.length < this.#options.copies,
-        }
+    const ttlSeconds =
+      options.ttlSeconds === undefined ? undefined : checkSeconds('ttlSeconds', options.ttlSeconds)
+    return this.#track(() =>
+      this.#write(sessionId, bytes, {
+        expiresAtMillis: Date.now() + (ttlSeconds ?? this.#options.ttlSeconds) * 1000,
+        explicitExpiry: ttlSeconds !== undefined,
+        ttlSeconds: null,
+      }),
+    )
+  }
+
+  /**
+   * Gives the session's data a new id and ends the old one (the defence against session
+   * fixation): the new id gets the same data, expiry and per-session timeout, then the old id
+   * is destroyed like {@link destroySession}. Resolves the new id, or null when the old session
+   * does not exist.
+   */
+  async regenerateSession(oldSessionId: string): Promise<string | null> {
+    const current = await this.#readNewest(oldSessionId)
+    if (current === null) return null
+    const newId = this.generateId()
+    const { copy } = current
+    await this.#track(() =>
+      this.#write(newId, copy.data as Buffer, {
+        expiresAtMillis: copy.expiresAtMillis,
+        explicitExpiry: true,
+        ttlSeconds: copy.ttlSeconds,
+      }),
+    )
+    await this.destroySession(oldSessionId)
+    return newId
+  }
+
+  /**
+   * Extends the session's expiry on its copies to now + `ttlSeconds` (default: the session's
+   * own timeout, else the manager's `ttlSeconds`) without rewriting its data. Never creates a
+   * session: resolves false when there is no live session to touch.
+   */
+  async touch(sessionId: string, options: WriteOptions = {}): Promise<boolean> {
+    this.#checkId(sessionId)
+    const ttlSeconds =
+      options.ttlSeconds === undefined ? null : checkSeconds('ttlSeconds', options.ttlSeconds)
+    return this.#track(() =>
+      this.#updateCopies(sessionId, (pool) =>
+        pool.touch(sessionId, ttlSeconds, this.#options.ttlSeconds),
+      ),
+    )
+  }
+
+  /**
+   * Gives the session its own timeout: it expires `ttlSeconds` from now, and later writes and
+   * touches without a `ttlSeconds` keep using this timeout. Resolves false when there is no
+   * live session.
+   */
+  async setTimeout(sessionId: string, ttlSeconds: number): Promise<boolean> {
+    this.#checkId(sessionId)
+    const seconds = checkSeconds('ttlSeconds', ttlSeconds)
+    return this.#track(() =>
+      this.#updateCopies(sessionId, (pool) => pool.setTimeout(sessionId, seconds)),
+    )
+  }
+
+  /** The session's timeout in seconds (its own, else the manager's default); null when there is no session. */
+  async getTimeout(sessionId: string): Promise<number | null> {
+    const current = await this.#readNewest(sessionId)
+    if (current === null) return null
+    return current.copy.ttlSeconds ?? this.#options.ttlSeconds
+  }
+
+  /**
+   * Deletes expired sessions and tombstones whose time is up on every reachable store, in
+   * batches of `batchSize` through the expiry index. The `sweepIntervalSeconds` option runs it
+   * in the background.
+   */
+  async sweep(options: SweepOptions = {}): Promise<SweepResult> {
+    return this.#track(() => sweepStores(this.#pools, options))
+  }
+
+  /** Writes encoded data to the session's first `copies` reachable stores (see {@link writeSession}). */
+  async #write(
+    sessionId: string,
+    bytes: Buffer,
+    fields: Omit<WriteFields, 'version' | 'owner'>,
+  ): Promise<WriteResult> {
+    for (let attempt = 1; ; attempt++) {
+      const version = this.#clock.next()
+      const { answers, failures } = await askInOrder(
+        this.#writeOrder(sessionId),
+        0,
+        this.#options.copies,
+        (pool) => pool.write(sessionId, bytes, { ...fields, version, owner: null }),
+      )
+      if (answers.some((answer) => answer.value.kind === 'tombstone')) {
+        await this.#buryStrayCopies(sessionId, answers)
+        this.emit('write-after-destroy', { sessionId })
+        return { version, storeIds: [], degraded: false }
       }
-    })
+      // A store holds a version at least as high as ours: another manager wrote the session
+      // concurrently, or its clock runs ahead. Write again above it (bounded).
+      const outdated = answers.flatMap((answer) =>
+        answer.value.kind === 'outdated' ? [answer.value.storedVersion] : [],
+      )
+      if (outdated.length > 0 && attempt < MAX_WRITE_ATTEMPTS) {
+        this.#clock.observe(Math.max(...outdated))
+        continue
+      }
+      const written = answers.filter((answer) => answer.value.kind === 'written')
+      this.#checkCopies(sessionId, written.length, failures)
+      await this.#hintMissedStores(sessionId, written)
+      return {
+        version,
+        storeIds: written.map((answer) => answer.store.id),
+        degraded: written.length < this.#options.copies,
+      }
+    }
+  }
+
+  /** Runs a metadata update on the session's first `copies` reachable stores; true if any had a live copy. */
+  async #updateCopies(
+    sessionId: string,
+    update: (pool: StorePool) => Promise<boolean>,
+  ): Promise<boolean> {
+    const { answers, failures } = await askInOrder(
+      this.#writeOrder(sessionId),
+      0,
+      this.#options.copies,
+      update,
+    )
+    if (answers.length === 0) throw new NoStoreAvailableError('update the session', failures)
+    return answers.some((answer) => answer.value)
   }
 
   /**
@@ -228,7 +340,7 @@ export class SessionManager extends EventEmitter {
    * returning store can undo. Acknowledged like a write.
    */
   async destroySession(sessionId: string): Promise<void> {
-    assertSessionId(sessionId)
+    this.#checkId(sessionId)
     return this.#track(async () => {
       const version = this.#clock.next()
       const { answers, failures } = await askInOrder(
@@ -277,7 +389,7 @@ export class SessionManager extends EventEmitter {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.#healthCheck.stop()
+      await Promise.all([this.#healthCheck.stop(), this.#sweeper.stop()])
       await Promise.allSettled([...this.#inFlight])
       await this.#handoff.settle()
       await Promise.allSettled(this.#pools.map((pool) => pool.close()))
@@ -287,6 +399,12 @@ export class SessionManager extends EventEmitter {
 
   [inspect.custom](): string {
     return `SessionManager { stores: [${this.#pools.map((pool) => `'${pool.id}'`).join(', ')}], copies: ${this.#options.copies} }`
+  }
+
+  /** Throws {@link InvalidSessionIdError} for a malformed id, or one whose signature fails. */
+  #checkId(sessionId: unknown): asserts sessionId is string {
+    assertSessionId(sessionId)
+    this.#options.idSigner?.verify(sessionId)
   }
 
   /** The session's order over every store. */
@@ -379,12 +497,6 @@ export class SessionManager extends EventEmitter {
     void repair.finally(() => this.#inFlight.delete(repair))
   }
 
-  #expiry(ttlSeconds: number | undefined): number {
-    const seconds =
-      ttlSeconds === undefined ? this.#options.ttlSeconds : checkSeconds('ttlSeconds', ttlSeconds)
-    return Date.now() + seconds * 1000
-  }
-
   /** Tombstones must outlive every copy of the session, so none can come back (tombstoneTtlSeconds). */
   #tombstoneExpiry(): number {
     return Date.now() + this.#options.tombstoneTtlSeconds * 1000
@@ -407,15 +519,15 @@ export class SessionManager extends EventEmitter {
       this.#clock.observe(value.version)
       live.push({ storeId: store.id, copy: value })
     }
-    live.sort((a, b) => b.copy.version - a.copy.version)
+    // Highest version first; among equal versions the latest expiry (a touch may have missed a copy).
+    live.sort(
+      (a, b) => b.copy.version - a.copy.version || b.copy.expiresAtMillis - a.copy.expiresAtMillis,
+    )
     for (const { storeId, copy } of live) {
       if (copy.expiresAtMillis <= now) return { kind: 'none' }
       try {
         const data = this.#options.codec.decode(copy.data as Buffer)
-        const storeIds = live
-          .filter((entry) => entry.copy.version === copy.version)
-          .map((entry) => entry.storeId)
-        return { kind: 'live', data, version: copy.version, storeIds }
+        return { kind: 'live', data, version: copy.version, copy }
       } catch (error) {
         this.emit('unreadable-copy', { sessionId, storeId, error })
       }

@@ -5,22 +5,31 @@ import { hintsTableName } from './schema.js'
  * only thing spliced in besides validated integers). Every value travels as a parameter.
  */
 export interface Statements {
-  /** [id] → version, expires_at, deleted, data */
+  /** [id] → version, expires_at, deleted, data, ttl_seconds */
   readonly read: string
   /** [ids...] (one placeholder per id, built by {@link readManySql}) → id, version, expires_at, deleted, data */
   readonly readManyPrefix: string
   /**
-   * [id, version, expires_at, data, owner] → an upsert that applies only if the proposed
+   * [id, version, expires_at, data, owner, ttl_seconds, ttl_seconds, explicit, now] → an upsert
+   * that applies only if the proposed
    * version is higher than the stored one (so a statement that arrives late, e.g. after a
    * timeout on a hung store, never overwrites newer data) and never overwrites a tombstone.
    * The OK packet's insertId reports the outcome: 0 = written with the proposed version,
    * 1 = the row is a tombstone, anything else = not written, the stored version is that.
+   * A stored per-session timeout (`ttl_seconds`) is kept unless a new one is given, and sets
+   * the expiry unless the write gives its own (`explicit` = 1).
    */
   readonly write: string
   /** [id, version, expires_at] → a tombstone replaces whatever is stored. */
   readonly destroy: string
-  /** [id, version, expires_at, data, owner] → store this exact copy unless the row is a tombstone or at least as new. */
+  /** [id, version, expires_at, data, owner, ttl_seconds] → store this exact copy unless the row is a tombstone or at least as new. */
   readonly copy: string
+  /** [now, ttlSeconds | null, defaultTtlSeconds, id, now] → extend a live, unexpired copy's expiry. */
+  readonly touch: string
+  /** [ttlSeconds, expires_at, id, now] → set a live copy's per-session timeout and expiry. */
+  readonly setTimeout: string
+  /** [now] → delete expired rows and tombstones, oldest first (LIMIT spliced). */
+  readonly sweepPrefix: string
   /** [id, version] → delete a live copy no newer than `version`. */
   readonly removeCopy: string
   /** [id] → delete a tombstone. */
@@ -48,16 +57,18 @@ export const WRITE_HIT_TOMBSTONE = 1
 export function buildStatements(table: string): Statements {
   const t = `\`${table}\``
   const hints = `\`${hintsTableName(table)}\``
-  const columns = 'version, expires_at, deleted, data'
+  const columns = 'version, expires_at, deleted, data, ttl_seconds'
   return {
     read: `SELECT ${columns} FROM ${t} WHERE id = ?`,
     readManyPrefix: `SELECT id, ${columns} FROM ${t} WHERE id IN `,
     write:
-      `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner) VALUES (?, ?, ?, 0, ?, ?) ` +
-      'ON DUPLICATE KEY UPDATE ' +
+      `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
+      'VALUES (?, ?, ?, 0, ?, ?, ?) ON DUPLICATE KEY UPDATE ' +
       `data = IF(${NEWER}, VALUES(data), data), ` +
-      `expires_at = IF(${NEWER}, VALUES(expires_at), expires_at), ` +
       `owner = IF(${NEWER}, VALUES(owner), owner), ` +
+      `ttl_seconds = IF(${NEWER}, COALESCE(?, ttl_seconds), ttl_seconds), ` +
+      `expires_at = IF(${NEWER}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
+      '? + ttl_seconds * 1000), expires_at), ' +
       // Assignments run left to right, so version (read by the IFs above) is updated last.
       `version = IF(deleted = 1, version + 0 * LAST_INSERT_ID(${WRITE_HIT_TOMBSTONE}), ` +
       'IF(VALUES(version) > version, VALUES(version), LAST_INSERT_ID(version)))',
@@ -67,12 +78,18 @@ export function buildStatements(table: string): Statements {
       'expires_at = GREATEST(expires_at, VALUES(expires_at)), ' +
       'version = GREATEST(version + 1, VALUES(version))',
     copy:
-      `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner) VALUES (?, ?, ?, 0, ?, ?) ` +
-      'ON DUPLICATE KEY UPDATE ' +
+      `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
+      'VALUES (?, ?, ?, 0, ?, ?, ?) ON DUPLICATE KEY UPDATE ' +
       `data = IF(${NEWER}, VALUES(data), data), ` +
       `expires_at = IF(${NEWER}, VALUES(expires_at), expires_at), ` +
       `owner = IF(${NEWER}, VALUES(owner), owner), ` +
+      `ttl_seconds = IF(${NEWER}, VALUES(ttl_seconds), ttl_seconds), ` +
       `version = IF(${NEWER}, VALUES(version), version)`,
+    touch:
+      `UPDATE ${t} SET expires_at = GREATEST(expires_at, ? + COALESCE(?, ttl_seconds, ?) * 1000) ` +
+      'WHERE id = ? AND deleted = 0 AND expires_at > ?',
+    setTimeout: `UPDATE ${t} SET ttl_seconds = ?, expires_at = ? WHERE id = ? AND deleted = 0 AND expires_at > ?`,
+    sweepPrefix: `DELETE FROM ${t} WHERE expires_at < ? ORDER BY expires_at LIMIT `,
     removeCopy: `DELETE FROM ${t} WHERE id = ? AND version <= ? AND deleted = 0`,
     clearTombstone: `DELETE FROM ${t} WHERE id = ? AND deleted = 1`,
     scanPrefix: `SELECT id FROM ${t} WHERE id > ? ORDER BY id LIMIT `,

@@ -17,6 +17,19 @@ export interface StoredCopy {
   expiresAtMillis: number
   deleted: boolean
   data: Buffer | null
+  /** The per-session timeout set by `setTimeout`, or null for the manager's default. */
+  ttlSeconds: number | null
+}
+
+/** What a write stores besides the data. */
+export interface WriteFields {
+  version: number
+  expiresAtMillis: number
+  /** The expiry is the caller's own (a per-call TTL), not derived from a stored timeout. */
+  explicitExpiry: boolean
+  /** A new per-session timeout to store; null keeps the stored one. */
+  ttlSeconds: number | null
+  owner: string | null
 }
 
 /** What a write found on one store. */
@@ -91,20 +104,18 @@ export class StorePool {
     return copies
   }
 
-  /** Upserts a live copy unless the store holds a tombstone for the id. */
-  async write(
-    sessionId: string,
-    version: number,
-    expiresAtMillis: number,
-    data: Buffer,
-    owner: string | null,
-  ): Promise<WriteOutcome> {
+  /** Upserts a live copy unless the store holds a tombstone or a version at least as high. */
+  async write(sessionId: string, data: Buffer, fields: WriteFields): Promise<WriteOutcome> {
     const result = await this.#run<ResultSetHeader>(this.#statements.write, [
       sessionId,
-      version,
-      expiresAtMillis,
+      fields.version,
+      fields.expiresAtMillis,
       data,
-      owner,
+      fields.owner,
+      fields.ttlSeconds,
+      fields.ttlSeconds,
+      fields.explicitExpiry ? 1 : 0,
+      Date.now(),
     ])
     if (result.insertId === 0) return { kind: 'written' }
     if (result.insertId === WRITE_HIT_TOMBSTONE) return { kind: 'tombstone' }
@@ -124,7 +135,48 @@ export class StorePool {
       copy.expiresAtMillis,
       copy.data,
       null,
+      copy.ttlSeconds,
     ])
+  }
+
+  /**
+   * Extends a live copy's expiry to now + `ttlSeconds` (or its per-session timeout, or
+   * `defaultTtlSeconds`); never shortens it, never touches a missing, expired or destroyed
+   * session. Resolves whether a copy was there.
+   */
+  async touch(
+    sessionId: string,
+    ttlSeconds: number | null,
+    defaultTtlSeconds: number,
+  ): Promise<boolean> {
+    const now = Date.now()
+    const result = await this.#run<ResultSetHeader>(this.#statements.touch, [
+      now,
+      ttlSeconds,
+      defaultTtlSeconds,
+      sessionId,
+      now,
+    ])
+    return result.affectedRows > 0
+  }
+
+  /** Sets a live copy's per-session timeout and expiry; resolves whether a copy was there. */
+  async setTimeout(sessionId: string, ttlSeconds: number): Promise<boolean> {
+    const now = Date.now()
+    const result = await this.#run<ResultSetHeader>(this.#statements.setTimeout, [
+      ttlSeconds,
+      now + ttlSeconds * 1000,
+      sessionId,
+      now,
+    ])
+    return result.affectedRows > 0
+  }
+
+  /** Deletes up to `limit` expired rows (copies and tombstones), oldest first; resolves how many. */
+  async sweepExpired(limit: number): Promise<number> {
+    const sql = withLimit(this.#statements.sweepPrefix, limit)
+    const result = await this.#run<ResultSetHeader>(sql, [Date.now()])
+    return result.affectedRows
   }
 
   /** Deletes a live copy whose version is at most `version`. */
@@ -248,5 +300,6 @@ function toCopy(row: RowDataPacket): StoredCopy {
     expiresAtMillis: Number(row.expires_at),
     deleted: row.deleted === 1,
     data: row.data as Buffer | null,
+    ttlSeconds: row.ttl_seconds === null ? null : Number(row.ttl_seconds),
   }
 }
