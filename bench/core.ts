@@ -354,12 +354,19 @@ function rawWrite(fixture: Fixture, copies: 1 | 2): Operation {
     // Encoding is work any caller has to do, so the raw side does it too.
     const bytes = Buffer.from(JSON.stringify(fixture.data[index]), 'utf8')
     lastVersion = Math.max(Date.now() * 1000, lastVersion + 1)
+    const now = Date.now()
+    // The library's write statement and parameters (StorePool.write): id, version, expiry,
+    // data, owner, per-session timeout (twice), explicit-expiry flag, now.
     const params = [
       fixture.ids[index]!,
       lastVersion,
-      Date.now() + settings.ttlSeconds * 1000,
+      now + settings.ttlSeconds * 1000,
       bytes,
       null,
+      null,
+      null,
+      0,
+      now,
     ]
     const pools = fixture.rawOrder[index]!
     if (copies === 1) {

@@ -90,7 +90,9 @@ export class SessionManager extends EventEmitter {
   /** Pools indexed like {@link OrderCache.sortedIds}. */
   readonly #pools: readonly StorePool[]
   readonly #clock = new VersionClock()
-  readonly #inFlight = new Set<Promise<unknown>>()
+  /** Operations (and background read repairs) not yet settled. */
+  #active = 0
+  #drained: (() => void) | undefined
   readonly #handoff: HintedHandoff
   readonly #healthCheck: HealthCheck
   readonly #sweeper: BackgroundSweeper
@@ -164,30 +166,63 @@ export class SessionManager extends EventEmitter {
     this.#checkId(sessionId)
     return this.#track(async () => {
       if (!this.#isReady) await this.#ready
-      const order = this.#readOrder(sessionId)
-      const read = (pool: StorePool): Promise<StoredCopy | null> => pool.read(sessionId)
-      const first = await askInOrder(order, 0, this.#options.readQuorum, read)
-      let answers = first.answers
-      let verdict = this.#verdict(sessionId, answers, Date.now())
-      let failures = first.failures
-      if (verdict.kind === 'none') {
-        const wanted = this.#options.maxReadStores - answers.length
-        const rest = await askInOrder(order, first.next, wanted, read)
-        answers = [...answers, ...rest.answers]
-        failures = [...failures, ...rest.failures]
-        verdict = this.#verdict(sessionId, answers, Date.now())
+      const first = this.#options.readQuorum === 1 ? this.#firstReadable(sessionId) : undefined
+      if (first === undefined) return this.#readWalk(sessionId, [], [], undefined)
+      // The healthy case: one statement to the first store, nothing allocated beyond it.
+      let copy: StoredCopy | null
+      try {
+        copy = await first.read(sessionId)
+      } catch (error) {
+        return this.#readWalk(sessionId, [], [{ storeId: first.id, error: error as Error }], first)
       }
-      if (answers.length === 0) throw new NoStoreAvailableError('read the session', failures)
-      if (
-        verdict.kind === 'none' &&
-        this.#unavailable(sessionId, answers, failures.length) >= this.#options.copies
-      ) {
-        // As many stores as hold each session could not be asked: "no session" would be a guess.
-        throw new NoStoreAvailableError('tell whether the session exists', failures)
+      if (copy !== null && copy.deleted) return null
+      if (copy !== null && copy.expiresAtMillis > Date.now()) {
+        try {
+          const data = this.#options.codec.decode(copy.data as Buffer)
+          this.#clock.observe(copy.version)
+          return { data, copy }
+        } catch (error) {
+          this.emit('unreadable-copy', { sessionId, storeId: first.id, error })
+          copy = null
+        }
       }
-      if (verdict.kind !== 'none') this.#repairIfStale(sessionId, answers, verdict)
-      return verdict.kind === 'live' ? { data: verdict.data, copy: verdict.copy } : null
+      return this.#readWalk(sessionId, [{ store: first, position: 0, value: copy }], [], first)
     })
+  }
+
+  /**
+   * The general read: asks `readQuorum` reachable stores (besides those already asked), then,
+   * if none has a live copy, the next ones up to `maxReadStores` answers in all.
+   */
+  async #readWalk(
+    sessionId: string,
+    asked: StoreAnswer<StorePool, StoredCopy | null>[],
+    failed: StoreFailure[],
+    skip: StorePool | undefined,
+  ): Promise<{ data: SessionData; copy: StoredCopy } | null> {
+    const order = this.#readOrder(sessionId).filter((pool) => pool !== skip)
+    const read = (pool: StorePool): Promise<StoredCopy | null> => pool.read(sessionId)
+    const first = await askInOrder(order, 0, this.#options.readQuorum - asked.length, read)
+    let answers = [...asked, ...first.answers]
+    let failures = [...failed, ...first.failures]
+    let verdict = this.#verdict(sessionId, answers, Date.now())
+    if (verdict.kind === 'none') {
+      const wanted = this.#options.maxReadStores - answers.length
+      const rest = await askInOrder(order, first.next, wanted, read)
+      answers = [...answers, ...rest.answers]
+      failures = [...failures, ...rest.failures]
+      verdict = this.#verdict(sessionId, answers, Date.now())
+    }
+    if (answers.length === 0) throw new NoStoreAvailableError('read the session', failures)
+    if (
+      verdict.kind === 'none' &&
+      this.#unavailable(sessionId, answers, failures.length) >= this.#options.copies
+    ) {
+      // As many stores as hold each session could not be asked: "no session" would be a guess.
+      throw new NoStoreAvailableError('tell whether the session exists', failures)
+    }
+    if (verdict.kind !== 'none') this.#repairIfStale(sessionId, answers, verdict)
+    return verdict.kind === 'live' ? { data: verdict.data, copy: verdict.copy } : null
   }
 
   /**
@@ -390,7 +425,7 @@ export class SessionManager extends EventEmitter {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.all([this.#healthCheck.stop(), this.#sweeper.stop()])
-      await Promise.allSettled([...this.#inFlight])
+      if (this.#active > 0) await new Promise<void>((resolve) => (this.#drained = resolve))
       await this.#handoff.settle()
       await Promise.allSettled(this.#pools.map((pool) => pool.close()))
     })()
@@ -438,6 +473,15 @@ export class SessionManager extends EventEmitter {
     const lastAnswered = Math.max(...answers.map(({ store }) => order.indexOf(store)))
     const skipped = order.slice(0, lastAnswered).filter((pool) => pool.circuit.state === 'down')
     return failed + skipped.length
+  }
+
+  /** The first store of the session's order that may answer reads, if it is ready to. */
+  #firstReadable(sessionId: string): StorePool | undefined {
+    for (const index of this.#orders.order(sessionId)) {
+      const pool = this.#pools[index] as StorePool
+      if (pool.circuit.state === 'up') return pool.circuit.behind ? undefined : pool
+    }
+    return undefined
   }
 
   /** Stores a write may use, in order: every store whose circuit is closed. */
@@ -493,8 +537,8 @@ export class SessionManager extends EventEmitter {
       })
       .catch(() => {})
       .finally(() => this.#readRepairs--)
-    this.#inFlight.add(repair)
-    void repair.finally(() => this.#inFlight.delete(repair))
+    this.#active++
+    repair.then(this.#settled, this.#settled)
   }
 
   /** Tombstones must outlive every copy of the session, so none can come back (tombstoneTtlSeconds). */
@@ -562,15 +606,17 @@ export class SessionManager extends EventEmitter {
     )
   }
 
+  /** Runs an operation unless the manager is closing, counting it so that close() can wait for it. */
   #track<T>(operation: () => Promise<T>): Promise<T> {
     if (this.#closing !== undefined) return Promise.reject(new ManagerClosedError())
+    this.#active++
     const promise = operation()
-    this.#inFlight.add(promise)
-    const forget = (): void => {
-      this.#inFlight.delete(promise)
-    }
-    promise.then(forget, forget)
+    promise.then(this.#settled, this.#settled)
     return promise
+  }
+
+  readonly #settled = (): void => {
+    if (--this.#active === 0) this.#drained?.()
   }
 }
 

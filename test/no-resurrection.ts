@@ -26,11 +26,10 @@ crashTest(
       'the other app server to see the outage',
       () => storeState(otherServer, a.id) === 'down',
     )
-    await a.start() // a still holds the old live copy
-    const rows = await a.query<{ deleted: number }>('SELECT deleted FROM sessions WHERE id = ?', [
-      id,
-    ])
-    t.same(rows, [{ deleted: 0 }], 'the returning store holds the old live copy')
+    await a.start()
+    // a came back with its old live copy; the managers' hint replay may already have buried it.
+    const rows = await a.query('SELECT deleted FROM sessions WHERE id = ?', [id])
+    t.equal(rows.length, 1, 'the returning store kept its copy of the session')
 
     t.equal(await sawOutage.readSession(id), null, 'manager that saw the outage: gone')
     t.equal(await otherServer.readSession(id), null, 'second manager: gone')
