@@ -1,0 +1,53 @@
+import t from 'tap'
+import type { SessionCodec } from '../lib/index.js'
+import { InvalidSessionDataError } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { rowsOnStores, startManager } from './helpers/manager.js'
+
+const cluster = await startTestCluster(t, { stores: 3 })
+
+t.test('a pluggable codec encodes once per write and decodes what it wrote', async (t) => {
+  let encodes = 0
+  const codec: SessionCodec = {
+    encode: (data) => {
+      encodes++
+      return Buffer.from(`v1:${JSON.stringify(data)}`)
+    },
+    decode: (bytes) => JSON.parse(bytes.toString().slice(3)),
+  }
+  const manager = await startManager(t, cluster, { copies: 3, codec })
+  const id = await manager.createSession({ a: 1 })
+  t.equal(encodes, 1, 'three copies, one encoding')
+  const rows = await rowsOnStores(cluster, id)
+  t.equal([...rows.values()][0]!.data!.toString(), 'v1:{"a":1}')
+  t.same(await manager.readSession(id), { a: 1 })
+})
+
+t.test('a codec that throws gives a typed error and writes nothing', async (t) => {
+  const manager = await startManager(t, cluster, {
+    codec: {
+      encode: (data) => {
+        if ('bad' in data) throw new Error('cannot encode')
+        return JSON.stringify(data)
+      },
+      decode: (bytes) => JSON.parse(bytes.toString()),
+    },
+  })
+  const id = await manager.createSession({ good: 1 })
+  await t.rejects(manager.writeSession(id, { bad: 1 }), InvalidSessionDataError)
+  t.same(await manager.readSession(id), { good: 1 }, 'the stored session is unchanged')
+})
+
+t.test('a copy that cannot be decoded counts as missing: the next copy answers', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ intact: true })
+  const [first] = manager.locate(id) as [string]
+  await cluster
+    .store(first)
+    .query('UPDATE sessions SET data = ? WHERE id = ?', [Buffer.from('{not json'), id])
+  const events: { storeId: string }[] = []
+  manager.on('unreadable-copy', (event) => events.push(event))
+  t.same(await manager.readSession(id), { intact: true })
+  t.equal(events.length, 1)
+  t.equal(events[0]!.storeId, first)
+})

@@ -1,0 +1,105 @@
+import t from 'tap'
+import { startTestCluster } from './helpers/cluster.js'
+import { rowsOnStores, startManager } from './helpers/manager.js'
+import { sleep, waitFor } from './helpers/wait.js'
+
+const cluster = await startTestCluster(t, { stores: 3 })
+
+t.test('reads never return an expired session, to the millisecond', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2, ttlSeconds: 1 })
+  const id = await manager.createSession({ short: true })
+  const rows = await rowsOnStores(cluster, id)
+  const expiresAt = [...rows.values()].find((row) => row !== null)!.expires_at
+  t.ok(Math.abs(expiresAt - (Date.now() + 1000)) < 500, 'expiry stored in milliseconds')
+  t.same(await manager.readSession(id), { short: true })
+  await sleep(Math.max(0, expiresAt - Date.now()) + 5)
+  t.equal(await manager.readSession(id), null, 'a few ms past its expiry it is gone')
+  t.equal(await manager.touch(id), false, 'an expired session cannot be touched back to life')
+  t.equal(await manager.readSession(id), null)
+})
+
+t.test(
+  'touch extends the expiry without rewriting data, and never creates a session',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 2, ttlSeconds: 2 })
+    const id = await manager.createSession({ n: 1 })
+    const before = await rowsOnStores(cluster, id)
+    await sleep(1200)
+    t.equal(await manager.touch(id), true)
+    const after = await rowsOnStores(cluster, id)
+    for (const storeId of manager.locate(id).slice(0, 2)) {
+      const [b, a] = [before.get(storeId)!, after.get(storeId)!]
+      t.ok(a.expires_at - b.expires_at >= 1000, `${storeId}: expiry moved forward`)
+      t.equal(a.version, b.version, `${storeId}: same version (data not rewritten)`)
+      t.same(a.data, b.data)
+    }
+    await sleep(1200)
+    t.same(await manager.readSession(id), { n: 1 }, 'alive past its first expiry')
+    t.equal(await manager.touch(id, { ttlSeconds: 60 }), true, 'per-call ttl')
+
+    const missing = manager.generateId()
+    t.equal(await manager.touch(missing), false, 'a missing session is not created')
+    t.same([...(await rowsOnStores(cluster, missing)).values()].filter(Boolean), [])
+    await manager.destroySession(id)
+    t.equal(await manager.touch(id), false, 'a destroyed session is not revived')
+    t.equal(await manager.readSession(id), null)
+  },
+)
+
+t.test('a per-session timeout sticks across writes and touches', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2, ttlSeconds: 3600 })
+  const id = await manager.createSession({ v: 1 })
+  t.equal(await manager.getTimeout(id), 3600, 'the default')
+  t.equal(await manager.setTimeout(id, 2), true)
+  t.equal(await manager.getTimeout(id), 2)
+  await manager.writeSession(id, { v: 2 })
+  t.equal(await manager.getTimeout(id), 2, 'kept by a write')
+  const rows = await rowsOnStores(cluster, id)
+  const expiresAt = rows.get(manager.locate(id)[0]!)!.expires_at
+  t.ok(expiresAt - Date.now() <= 2000, 'the write used the session timeout, not the default')
+  await manager.writeSession(id, { v: 3 }, { ttlSeconds: 600 })
+  t.equal(await manager.getTimeout(id), 2, 'a per-call ttl does not replace the session timeout')
+  t.equal(await manager.setTimeout(manager.generateId(), 5), false, 'no session, nothing set')
+  t.equal(await manager.getTimeout(manager.generateId()), null)
+  await manager.writeSession(id, { v: 4 })
+  await sleep(2100)
+  t.equal(await manager.readSession(id), null, 'expired after its own timeout')
+})
+
+t.test('sweep deletes expired sessions and spent tombstones in batches, per store', async (t) => {
+  // A table of its own, so that sessions left by the other tests do not count.
+  const table = 'sweep_test'
+  const manager = await startManager(t, cluster, { copies: 2, tombstoneTtlSeconds: 1, table })
+  const expiring = await Promise.all(
+    Array.from({ length: 30 }, (_, i) => manager.createSession({ i }, { ttlSeconds: 1 })),
+  )
+  const lasting = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => manager.createSession({ i })),
+  )
+  const destroyed = await manager.createSession({ bye: true }, { ttlSeconds: 1 })
+  await manager.destroySession(destroyed)
+  await sleep(1100)
+  const progress: number[] = []
+  const result = await manager.sweep({ batchSize: 7, onProgress: (p) => progress.push(p.deleted) })
+  t.equal(result.deleted, 30 * 2 + 2, 'both copies of each expired session, and both tombstones')
+  t.same(result.stores.map((s) => s.storeId).sort(), cluster.stores.map((s) => s.id).sort())
+  t.ok(progress.length > 3, 'progress reported per batch')
+  for (const id of [...expiring, destroyed]) {
+    t.same(
+      [...(await rowsOnStores(cluster, id, table)).values()].filter(Boolean),
+      [],
+      'no row left',
+    )
+  }
+  for (const [i, id] of lasting.entries()) t.same(await manager.readSession(id), { i })
+  t.equal((await manager.sweep()).deleted, 0, 'nothing left to sweep')
+})
+
+t.test('sweepIntervalSeconds sweeps in the background until close()', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2, sweepIntervalSeconds: 1 })
+  const id = await manager.createSession({}, { ttlSeconds: 1 })
+  await waitFor('the background sweep to delete the expired session', async () =>
+    [...(await rowsOnStores(cluster, id)).values()].every((row) => row === null),
+  )
+  t.pass('swept without being asked')
+})
