@@ -25,3 +25,5 @@ export {
 export type { StoreFailure } from './errors.js'
 export type { RepairOptions, RepairProgress, RepairResult } from './repair.js'
 export type { StoreState } from './circuit.js'
+export type { ListOptions } from './session-listing.js'
+export type { SweepOptions, SweepResult } from './sweeper.js'

@@ -6,6 +6,8 @@ import type { StoreFailure } from './errors.js'
 import { ManagerClosedError, NoStoreAvailableError, NotEnoughStoresError } from './errors.js'
 import { assertSessionId, generateSessionId } from './ids.js'
 import { BackgroundSweeper, sweepStores } from './sweeper.js'
+import { listLiveSessionIds } from './session-listing.js'
+import type { ListOptions } from './session-listing.js'
 import type { SweepOptions, SweepResult } from './sweeper.js'
 import type { ResolvedOptions, SessionManagerOptions } from './options.js'
 import { checkSeconds, resolveOptions } from './options.js'
@@ -314,6 +316,26 @@ export class SessionManager extends EventEmitter {
    */
   async sweep(options: SweepOptions = {}): Promise<SweepResult> {
     return this.#track(() => sweepStores(this.#pools, options))
+  }
+
+  /**
+   * Every live session's id, once each (however many copies it has), in id order. Reads each
+   * reachable store page by page in key order and merges the pages, so memory stays at one
+   * page per store whatever the number of sessions.
+   *
+   * @example
+   * for await (const id of sm.list()) console.log(id)
+   */
+  list(options: ListOptions = {}): AsyncGenerator<string> {
+    if (this.#closing !== undefined) throw new ManagerClosedError()
+    return listLiveSessionIds(this.#pools, this.#options.copies, options)
+  }
+
+  /** How many live sessions the cluster holds, each counted once (a full scan, like {@link list}). */
+  async count(options: ListOptions = {}): Promise<number> {
+    let count = 0
+    for await (const _ of this.list(options)) count++
+    return count
   }
 
   /** Writes encoded data to the session's first `copies` reachable stores (see {@link writeSession}). */

@@ -34,8 +34,10 @@ export interface Statements {
   readonly removeCopy: string
   /** [id] → delete a tombstone. */
   readonly clearTombstone: string
-  /** [afterId] → the next ids in key order (LIMIT spliced by {@link scanSql}). */
+  /** [afterId] → the next ids in key order (LIMIT spliced by {@link withLimit}). */
   readonly scanPrefix: string
+  /** [afterId] → the next rows' id, deleted and expires_at in key order (LIMIT spliced). */
+  readonly listPrefix: string
   /** [target_store, id, created_at] → remember that `target_store` missed a write of `id`. */
   readonly insertHint: string
   /** [target_store, afterId] → hinted ids for a store, in key order (LIMIT spliced). */
@@ -93,6 +95,7 @@ export function buildStatements(table: string): Statements {
     removeCopy: `DELETE FROM ${t} WHERE id = ? AND version <= ? AND deleted = 0`,
     clearTombstone: `DELETE FROM ${t} WHERE id = ? AND deleted = 1`,
     scanPrefix: `SELECT id FROM ${t} WHERE id > ? ORDER BY id LIMIT `,
+    listPrefix: `SELECT id, deleted, expires_at FROM ${t} WHERE id > ? ORDER BY id LIMIT `,
     insertHint: `INSERT IGNORE INTO ${hints} (target_store, id, created_at) VALUES (?, ?, ?)`,
     hintsPrefix: `SELECT id FROM ${hints} WHERE target_store = ? AND id > ? ORDER BY id LIMIT `,
     deleteHint: `DELETE FROM ${hints} WHERE target_store = ? AND id = ?`,

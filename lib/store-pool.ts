@@ -205,6 +205,20 @@ export class StorePool {
     return rows.map((row) => String(row.id))
   }
 
+  /** Up to `limit` rows after `afterId` in key order: id, tombstone flag and expiry. */
+  async listPage(
+    afterId: string,
+    limit: number,
+  ): Promise<{ id: string; deleted: boolean; expiresAtMillis: number }[]> {
+    const sql = withLimit(this.#statements.listPrefix, limit)
+    const rows = await this.#run<RowDataPacket[]>(sql, [afterId])
+    return rows.map((row) => ({
+      id: String(row.id),
+      deleted: row.deleted === 1,
+      expiresAtMillis: Number(row.expires_at),
+    }))
+  }
+
   /** Records that `targetStoreId` missed a write of `sessionId` (kept on this store). */
   async addHint(targetStoreId: string, sessionId: string): Promise<void> {
     await this.#run(this.#statements.insertHint, [targetStoreId, sessionId, Date.now()])
