@@ -252,6 +252,40 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
   }
 }
 
+/** A per-call expiry: `ttlSeconds` from now, or an absolute `expiresAt` (ms precision). */
+export interface ExpiryOptions {
+  ttlSeconds?: number
+  expiresAt?: Date | number
+}
+
+/**
+ * The expiry a call asks for, in ms since the epoch, or null when it gives none (the session's
+ * own timeout or the manager's default then applies).
+ */
+export function requestedExpiry(options: ExpiryOptions): number | null {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('options', 'must be an object')
+  }
+  const { ttlSeconds, expiresAt } = options
+  if (ttlSeconds !== undefined && expiresAt !== undefined) {
+    throw new InvalidOptionError('expiresAt', 'cannot be combined with ttlSeconds')
+  }
+  if (ttlSeconds !== undefined) return Date.now() + checkSeconds('ttlSeconds', ttlSeconds) * 1000
+  if (expiresAt === undefined) return null
+  const millis = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt
+  if (
+    typeof millis !== 'number' ||
+    !Number.isSafeInteger(Math.trunc(millis)) ||
+    Number.isNaN(millis)
+  ) {
+    throw new InvalidOptionError(
+      'expiresAt',
+      'must be a valid Date or a number of milliseconds since the epoch',
+    )
+  }
+  return Math.trunc(millis)
+}
+
 /** Validates a positive whole number of seconds passed to a single call (e.g. `ttlSeconds`). */
 export function checkSeconds(name: string, value: unknown): number {
   return integerOption(name, value, 0, 1)

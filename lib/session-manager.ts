@@ -10,7 +10,7 @@ import { listLiveSessionIds } from './session-listing.js'
 import type { ListOptions } from './session-listing.js'
 import type { SweepOptions, SweepResult } from './sweeper.js'
 import type { ResolvedOptions, SessionManagerOptions } from './options.js'
-import { checkSeconds, resolveOptions } from './options.js'
+import { checkSeconds, requestedExpiry, resolveOptions } from './options.js'
 import { OrderCache } from './placement.js'
 import { buildStatements } from './statements.js'
 import type { StoreCounters, StoredCopy, WriteFields } from './store-pool.js'
@@ -26,10 +26,15 @@ import type { RepairOptions, RepairResult } from './repair.js'
 import { repairAllStores } from './repair.js'
 import type { StoreState } from './circuit.js'
 
-/** Per-call options of {@link SessionManager.writeSession}. */
+/** Per-call options of {@link SessionManager.writeSession} and {@link SessionManager.touch}. */
 export interface WriteOptions {
-  /** Lifetime from now; defaults to the session's own timeout ({@link SessionManager.setTimeout}), else the manager's `ttlSeconds`. */
+  /**
+   * Lifetime from now. Without it (or `expiresAt`), the session's own timeout
+   * ({@link SessionManager.setTimeout}) applies, else the manager's `ttlSeconds`.
+   */
   ttlSeconds?: number
+  /** Absolute expiry, to the millisecond (e.g. a cookie's `expires`). Not with `ttlSeconds`. */
+  expiresAt?: Date | number
 }
 
 /** What an acknowledged write did. */
@@ -240,12 +245,11 @@ export class SessionManager extends EventEmitter {
   ): Promise<WriteResult> {
     this.#checkId(sessionId)
     const bytes = encodeSessionData(this.#options.codec, data, this.#options.maxSessionBytes)
-    const ttlSeconds =
-      options.ttlSeconds === undefined ? undefined : checkSeconds('ttlSeconds', options.ttlSeconds)
+    const expiresAt = requestedExpiry(options)
     return this.#track(() =>
       this.#write(sessionId, bytes, {
-        expiresAtMillis: Date.now() + (ttlSeconds ?? this.#options.ttlSeconds) * 1000,
-        explicitExpiry: ttlSeconds !== undefined,
+        expiresAtMillis: expiresAt ?? Date.now() + this.#options.ttlSeconds * 1000,
+        explicitExpiry: expiresAt !== null,
         ttlSeconds: null,
       }),
     )
@@ -280,11 +284,10 @@ export class SessionManager extends EventEmitter {
    */
   async touch(sessionId: string, options: WriteOptions = {}): Promise<boolean> {
     this.#checkId(sessionId)
-    const ttlSeconds =
-      options.ttlSeconds === undefined ? null : checkSeconds('ttlSeconds', options.ttlSeconds)
+    const expiresAt = requestedExpiry(options)
     return this.#track(() =>
       this.#updateCopies(sessionId, (pool) =>
-        pool.touch(sessionId, ttlSeconds, this.#options.ttlSeconds),
+        pool.touch(sessionId, expiresAt, this.#options.ttlSeconds),
       ),
     )
   }

@@ -24,7 +24,7 @@ export interface Statements {
   readonly destroy: string
   /** [id, version, expires_at, data, owner, ttl_seconds] → store this exact copy unless the row is a tombstone or at least as new. */
   readonly copy: string
-  /** [now, ttlSeconds | null, defaultTtlSeconds, id, now] → extend a live, unexpired copy's expiry. */
+  /** [expiresAt | null, now, defaultTtlSeconds, id, now] → extend a live, unexpired copy's expiry. */
   readonly touch: string
   /** [ttlSeconds, expires_at, id, now] → set a live copy's per-session timeout and expiry. */
   readonly setTimeout: string
@@ -88,7 +88,7 @@ export function buildStatements(table: string): Statements {
       `ttl_seconds = IF(${NEWER}, VALUES(ttl_seconds), ttl_seconds), ` +
       `version = IF(${NEWER}, VALUES(version), version)`,
     touch:
-      `UPDATE ${t} SET expires_at = GREATEST(expires_at, ? + COALESCE(?, ttl_seconds, ?) * 1000) ` +
+      `UPDATE ${t} SET expires_at = GREATEST(expires_at, COALESCE(?, ? + COALESCE(ttl_seconds, ?) * 1000)) ` +
       'WHERE id = ? AND deleted = 0 AND expires_at > ?',
     setTimeout: `UPDATE ${t} SET ttl_seconds = ?, expires_at = ? WHERE id = ? AND deleted = 0 AND expires_at > ?`,
     sweepPrefix: `DELETE FROM ${t} WHERE expires_at < ? ORDER BY expires_at LIMIT `,

@@ -103,3 +103,30 @@ t.test('sweepIntervalSeconds sweeps in the background until close()', async (t) 
   )
   t.pass('swept without being asked')
 })
+
+t.test(
+  'expiresAt sets an absolute expiry to the millisecond (a cookie maxAge of 5 ms works)',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 2 })
+    const id = manager.generateId()
+    const expiresAt = new Date(Date.now() + 150)
+    await manager.writeSession(id, { brief: true }, { expiresAt })
+    t.same(await manager.readSession(id), { brief: true })
+    t.equal(await manager.touch(id, { expiresAt: expiresAt.getTime() + 150 }), true)
+    await sleep(Math.max(0, expiresAt.getTime() - Date.now()) + 20)
+    t.same(await manager.readSession(id), { brief: true }, 'touched past the first expiry')
+    await sleep(150)
+    t.equal(await manager.readSession(id), null)
+
+    const five = manager.generateId()
+    await manager.writeSession(five, { maxAge: 5 }, { expiresAt: Date.now() + 5 })
+    await sleep(10)
+    t.equal(await manager.readSession(five), null, 'gone 5 ms later')
+    await t.rejects(manager.writeSession(id, {}, { ttlSeconds: 5, expiresAt: Date.now() }), {
+      code: 'INVALID_OPTION',
+    })
+    await t.rejects(manager.writeSession(id, {}, { expiresAt: new Date('nope') }), {
+      code: 'INVALID_OPTION',
+    })
+  },
+)
