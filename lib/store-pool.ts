@@ -148,19 +148,19 @@ export class StorePool {
   }
 
   /**
-   * Extends a live copy's expiry to now + `ttlSeconds` (or its per-session timeout, or
+   * Extends a live copy's expiry to `expiresAtMillis` (null: now + its per-session timeout, or
    * `defaultTtlSeconds`); never shortens it, never touches a missing, expired or destroyed
    * session. Resolves whether a copy was there.
    */
   async touch(
     sessionId: string,
-    ttlSeconds: number | null,
+    expiresAtMillis: number | null,
     defaultTtlSeconds: number,
   ): Promise<boolean> {
     const now = Date.now()
     const result = await this.#run<ResultSetHeader>(this.#statements.touch, [
+      expiresAtMillis,
       now,
-      ttlSeconds,
       defaultTtlSeconds,
       sessionId,
       now,
