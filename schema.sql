@@ -8,8 +8,6 @@ CREATE TABLE IF NOT EXISTS `sessions` (
   data MEDIUMBLOB NULL,
   ttl_seconds INT UNSIGNED NULL,
   owner VARBINARY(255) NULL,
-  lock_token VARBINARY(64) NULL,
-  lock_expires_at BIGINT NULL,
   PRIMARY KEY (id),
   KEY `sessions_expires_at` (expires_at),
   KEY `sessions_owner` (owner)
@@ -20,4 +18,11 @@ CREATE TABLE IF NOT EXISTS `sessions_hints` (
   id VARBINARY(128) NOT NULL,
   created_at BIGINT NOT NULL,
   PRIMARY KEY (target_store, id)
+) ENGINE=InnoDB;
+
+CREATE TABLE IF NOT EXISTS `sessions_locks` (
+  id VARBINARY(128) NOT NULL,
+  token VARBINARY(64) NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (id)
 ) ENGINE=InnoDB;

@@ -113,6 +113,54 @@ export class StoreTimeoutError extends SessionShardsError {
   }
 }
 
+/**
+ * A write with `expectedVersion` (or one made by `updateSession`, a per-key operation or a
+ * lock holder) found that the session had moved on. Nothing was written; read again and retry.
+ */
+export class VersionConflictError extends SessionShardsError {
+  readonly expectedVersion: number
+  readonly actualVersion: number
+
+  constructor(expectedVersion: number, actualVersion: number) {
+    super(
+      'VERSION_CONFLICT',
+      `The session is at version ${actualVersion}, not the expected ${expectedVersion}: ` +
+        'another request changed it. Read it again and retry (updateSession does this for you).',
+    )
+    this.expectedVersion = expectedVersion
+    this.actualVersion = actualVersion
+  }
+}
+
+/** The session does not exist (or expired, or was destroyed) where an operation needs it to. */
+export class SessionNotFoundError extends SessionShardsError {
+  constructor(operation: string) {
+    super('SESSION_NOT_FOUND', `No live session to ${operation}.`)
+  }
+}
+
+/** A lease lock could not be taken within `waitMillis`: another holder has it. */
+export class LockTimeoutError extends SessionShardsError {
+  constructor(waitMillis: number) {
+    super(
+      'LOCK_TIMEOUT',
+      `The session is locked by another holder and was not released within ${waitMillis} ms (waitMillis). ` +
+        'Retry later, or raise waitMillis.',
+    )
+  }
+}
+
+/** A lock holder tried to write after its lease ran out; nothing was written (fencing). */
+export class LockExpiredError extends SessionShardsError {
+  constructor() {
+    super(
+      'LOCK_EXPIRED',
+      'The lease of this lock has run out, so another holder may have the session: nothing was written. ' +
+        'Take the lock again, or use a longer leaseMillis.',
+    )
+  }
+}
+
 /** The manager was closed; no further operation is accepted. */
 export class ManagerClosedError extends SessionShardsError {
   constructor() {

@@ -2,9 +2,12 @@ export { createSessionManager, SessionManager } from './session-manager.js'
 export type {
   DegradedWriteEvent,
   StoreStats,
+  UpdateOptions,
   WriteOptions,
   WriteResult,
 } from './session-manager.js'
+export { SessionLock } from './session-lock.js'
+export type { LockOptions } from './session-lock.js'
 export type { SessionManagerOptions, StoreOptions } from './options.js'
 export type { SessionCodec, SessionData } from './codec.js'
 export { jsonCodec } from './codec.js'
@@ -21,6 +24,10 @@ export {
   SessionShardsError,
   SessionTooLargeError,
   StoreTimeoutError,
+  VersionConflictError,
+  SessionNotFoundError,
+  LockTimeoutError,
+  LockExpiredError,
 } from './errors.js'
 export type { StoreFailure } from './errors.js'
 export type { RepairOptions, RepairProgress, RepairResult } from './repair.js'

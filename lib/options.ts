@@ -105,6 +105,13 @@ export interface SessionManagerOptions {
    */
   readQuorum?: number
   /**
+   * A key of the session data whose value (a string or number, e.g. `"userId"`) is copied
+   * into an indexed column, so that `findByOwner` and `destroyByOwner` ("log this user out
+   * everywhere") use an index instead of a scan.
+   * @default none
+   */
+  ownerKey?: string
+  /**
    * Secrets for signed ids (HMAC-SHA256). The first signs new ids; any of them verifies, so
    * rotate by putting a new secret first and dropping the old one once its ids have expired.
    * Forged or mangled ids are then refused without a statement to any store. At least 32
@@ -160,6 +167,7 @@ export interface ResolvedOptions {
   /** Verifies ids when `secrets` is set; the secrets live only inside it. */
   readonly idSigner: IdSigner | null
   readonly sweepIntervalSeconds: number
+  readonly ownerKey: string | null
 }
 
 const STORE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
@@ -237,6 +245,7 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
     transientRetries: integerOption('transientRetries', options.transientRetries, 2, 0),
     readQuorum,
     idSigner: resolveSigner(options.secrets, options.acceptUnsignedIds),
+    ownerKey: resolveOwnerKey(options.ownerKey),
     sweepIntervalSeconds: integerOption(
       'sweepIntervalSeconds',
       options.sweepIntervalSeconds,
@@ -300,6 +309,17 @@ function integerOption(name: string, value: unknown, fallback: number, min: numb
     )
   }
   return value
+}
+
+function resolveOwnerKey(key: unknown): string | null {
+  if (key === undefined) return null
+  if (typeof key !== 'string' || key === '') {
+    throw new InvalidOptionError(
+      'ownerKey',
+      'must be a non-empty string naming a key of the session data',
+    )
+  }
+  return key
 }
 
 function resolveSigner(secrets: unknown, acceptUnsigned: unknown): IdSigner | null {

@@ -4,13 +4,19 @@
  * - `expires_at` is milliseconds since the epoch, so sub-second TTLs work;
  * - `deleted = 1` marks a tombstone: the session was destroyed and must never come back;
  * - `ttl_seconds` is a per-session timeout that later writes keep (NULL: the manager's default);
- * - `owner` (indexed) and the lock columns serve per-user lookups and lease locks.
+ * - `owner` (indexed) serves per-user lookups (the `ownerKey` option).
+ * The locks table holds lease locks; it lives on each session's first reachable store.
  * The hints table lists, per store, the sessions it missed while other stores took its writes.
  * Ids are VARBINARY so comparisons are byte-exact and case-sensitive everywhere.
  */
 
 /** At most 58 characters, so that `<table>_hints` fits MySQL's 64-character limit. */
 const TABLE_NAME = /^(?![0-9]+$)[A-Za-z0-9_$]{1,58}$/
+
+/** The table of lease locks, kept on a session's first reachable store. */
+export function locksTableName(table: string): string {
+  return `${table}_locks`
+}
 
 /** The table of hinted handoffs: sessions a store missed while it was down, kept on the stores that took them. */
 export function hintsTableName(table: string): string {
@@ -34,8 +40,6 @@ export function schemaStatements(table: string): string[] {
   data MEDIUMBLOB NULL,
   ttl_seconds INT UNSIGNED NULL,
   owner VARBINARY(255) NULL,
-  lock_token VARBINARY(64) NULL,
-  lock_expires_at BIGINT NULL,
   PRIMARY KEY (id),
   KEY \`${table}_expires_at\` (expires_at),
   KEY \`${table}_owner\` (owner)
@@ -45,6 +49,12 @@ export function schemaStatements(table: string): string[] {
   id VARBINARY(128) NOT NULL,
   created_at BIGINT NOT NULL,
   PRIMARY KEY (target_store, id)
+) ENGINE=InnoDB`,
+    `CREATE TABLE IF NOT EXISTS \`${locksTableName(table)}\` (
+  id VARBINARY(128) NOT NULL,
+  token VARBINARY(64) NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (id)
 ) ENGINE=InnoDB`,
   ]
 }

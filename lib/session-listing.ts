@@ -1,6 +1,6 @@
 import type { StoreFailure } from './errors.js'
 import { NoStoreAvailableError } from './errors.js'
-import type { StorePool } from './store-pool.js'
+import type { ListedRow, StorePool } from './store-pool.js'
 
 /** Options of {@link SessionManager.list}. */
 export interface ListOptions {
@@ -13,25 +13,25 @@ export interface ListOptions {
 
 interface Cursor {
   store: StorePool
-  page: { id: string; deleted: boolean; expiresAtMillis: number }[]
+  page: ListedRow[]
   index: number
   after: string
   done: boolean
 }
 
 /**
- * Yields the id of every live session once, in id order: each reachable store is read page by
+ * Yields every live session once, in id order (with its newest copy's data if `withData`): each reachable store is read page by
  * page in key order and the pages are merged, so copies of one session meet and count once. A
  * session is live when no store holds a tombstone for it and at least one holds an unexpired
  * copy. Stores that are down or fail are left out; while fewer than `copies` are, every
  * session still has a copy on a store that is read; with more, the listing rejects with
  * {@link NoStoreAvailableError} rather than silently skip sessions.
  */
-export async function* listLiveSessionIds(
+export async function* listLiveSessions(
   stores: readonly StorePool[],
   copies: number,
-  options: ListOptions = {},
-): AsyncGenerator<string> {
+  options: ListOptions & { withData?: boolean } = {},
+): AsyncGenerator<{ id: string; data: Buffer | null }> {
   const batchSize = options.batchSize ?? 500
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
     throw new TypeError('batchSize must be a positive integer')
@@ -43,7 +43,7 @@ export async function* listLiveSessionIds(
   const refill = async (cursor: Cursor): Promise<void> => {
     if (cursor.done || cursor.index < cursor.page.length) return
     try {
-      cursor.page = await cursor.store.listPage(cursor.after, batchSize)
+      cursor.page = await cursor.store.listPage(cursor.after, batchSize, options.withData)
     } catch (error) {
       // A store that fails mid-listing is left out, like a store that is down.
       failures.push({ storeId: cursor.store.id, error: error as Error })
@@ -72,15 +72,17 @@ export async function* listLiveSessionIds(
     }
     if (smallest === undefined) return
     let tombstone = false
-    let live = false
-    const now = Date.now()
+    let newest: ListedRow | undefined
     for (const cursor of cursors) {
       const row = cursor.page[cursor.index]
       if (row?.id !== smallest) continue
       cursor.index++
       if (row.deleted) tombstone = true
-      else if (row.expiresAtMillis > now) live = true
+      else if (newest === undefined || row.version > newest.version) newest = row
     }
-    if (live && !tombstone) yield smallest
+    // As for reads: a tombstone wins, then the newest copy, which must not have expired.
+    if (!tombstone && newest !== undefined && newest.expiresAtMillis > Date.now()) {
+      yield { id: smallest, data: newest.data }
+    }
   }
 }

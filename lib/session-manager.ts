@@ -1,21 +1,31 @@
 import { EventEmitter } from 'node:events'
-import { inspect } from 'node:util'
+import { inspect, isDeepStrictEqual } from 'node:util'
 import type { SessionData } from './codec.js'
 import { encodeSessionData } from './codec.js'
 import type { StoreFailure } from './errors.js'
-import { ManagerClosedError, NoStoreAvailableError, NotEnoughStoresError } from './errors.js'
+import {
+  InvalidOptionError,
+  ManagerClosedError,
+  NoStoreAvailableError,
+  NotEnoughStoresError,
+  SessionNotFoundError,
+  VersionConflictError,
+} from './errors.js'
 import { assertSessionId, generateSessionId } from './ids.js'
 import { BackgroundSweeper, sweepStores } from './sweeper.js'
-import { listLiveSessionIds } from './session-listing.js'
+import { checkKey, withIncrement, withValue, withValues, withoutValue } from './session-values.js'
+import { acquireLock, SessionLock } from './session-lock.js'
+import type { LockOptions } from './session-lock.js'
+import { listLiveSessions } from './session-listing.js'
 import type { ListOptions } from './session-listing.js'
 import type { SweepOptions, SweepResult } from './sweeper.js'
 import type { ResolvedOptions, SessionManagerOptions } from './options.js'
 import { checkSeconds, requestedExpiry, resolveOptions } from './options.js'
 import { OrderCache } from './placement.js'
 import { buildStatements } from './statements.js'
-import type { StoreCounters, StoredCopy, WriteFields } from './store-pool.js'
+import type { StoreCounters, StoredCopy, WriteOutcome } from './store-pool.js'
 import { StorePool } from './store-pool.js'
-import type { StoreAnswer } from './store-walk.js'
+import type { StoreAnswer, WalkResult } from './store-walk.js'
 import { askInOrder } from './store-walk.js'
 import { VersionClock } from './version-clock.js'
 import { HealthCheck } from './health-check.js'
@@ -34,6 +44,35 @@ export interface WriteOptions {
    */
   ttlSeconds?: number
   /** Absolute expiry, to the millisecond (e.g. a cookie's `expires`). Not with `ttlSeconds`. */
+  expiresAt?: Date | number
+  /**
+   * Write only if the session is still at this version (from `readSession(id, { withVersion:
+   * true })`); otherwise reject with {@link VersionConflictError} and write nothing. 0 means
+   * "only if the session does not exist yet".
+   */
+  expectedVersion?: number
+}
+
+/** What {@link SessionManager.#write} needs besides the encoded bytes. */
+interface WriteRequest {
+  /** The decoded data (for the owner column). */
+  data: SessionData
+  expiresAtMillis: number
+  explicitExpiry: boolean
+  ttlSeconds: number | null
+  expectedVersion: number | undefined
+}
+
+/** Options of {@link SessionManager.updateSession}. */
+export interface UpdateOptions {
+  /**
+   * How many times to run the read-change-write cycle again after a version conflict.
+   * @default 20
+   */
+  retries?: number
+  /** Lifetime of the written session from now (see {@link WriteOptions}). */
+  ttlSeconds?: number
+  /** Absolute expiry of the written session (see {@link WriteOptions}). */
   expiresAt?: Date | number
 }
 
@@ -72,8 +111,8 @@ type ReadVerdict =
   | { kind: 'destroyed' }
   | { kind: 'none' }
 
-/** Writes that find a newer version on a store are retried above it at most this often. */
-const MAX_WRITE_ATTEMPTS = 3
+/** A write that finds a newer version on a store is made once more, above it. */
+const MAX_WRITE_ATTEMPTS = 2
 
 /** At most this many read repairs run at once; beyond that, later reads or repair() fix it. */
 const MAX_READ_REPAIRS = 16
@@ -163,9 +202,151 @@ export class SessionManager extends EventEmitter {
    * parallel); if none has a live copy, asks the next reachable stores, up to
    * `maxReadStores` in all. A tombstone anywhere wins; otherwise the highest version does.
    */
-  async readSession(sessionId: string): Promise<SessionData | null> {
-    const copy = await this.#readNewest(sessionId)
-    return copy?.data ?? null
+  async readSession(sessionId: string): Promise<SessionData | null>
+  async readSession(
+    sessionId: string,
+    options: { withVersion: true },
+  ): Promise<{ data: SessionData; version: number } | null>
+  async readSession(
+    sessionId: string,
+    options: { withVersion?: boolean } = {},
+  ): Promise<SessionData | { data: SessionData; version: number } | null> {
+    const current = await this.#readNewest(sessionId)
+    if (current === null) return null
+    return options.withVersion === true
+      ? { data: current.data, version: current.copy.version }
+      : current.data
+  }
+
+  /**
+   * Read, change, write back — safe against lost updates: `change` gets the current data (null
+   * if there is none) and returns the new data (or undefined to leave it); the write is made
+   * with the version read, and on a {@link VersionConflictError} the whole cycle runs again
+   * (up to `retries` times, with a short random pause). Resolves the data written.
+   *
+   * @example
+   * await sm.updateSession(id, (data) => ({ ...data, visits: (data?.visits ?? 0) + 1 }))
+   */
+  async updateSession(
+    sessionId: string,
+    change: (
+      data: SessionData | null,
+    ) => SessionData | undefined | Promise<SessionData | undefined>,
+    options: UpdateOptions = {},
+  ): Promise<SessionData | null> {
+    const retries = options.retries ?? 20
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.readSession(sessionId, { withVersion: true })
+      const next = await change(current === null ? null : current.data)
+      if (next === undefined) return current?.data ?? null
+      try {
+        const { ttlSeconds, expiresAt } = options
+        await this.writeSession(sessionId, next, {
+          ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
+          ...(expiresAt === undefined ? {} : { expiresAt }),
+          expectedVersion: current?.version ?? 0,
+        })
+        return next
+      } catch (error) {
+        if (!(error instanceof VersionConflictError) || attempt >= retries) throw error
+        await delay(Math.random() * Math.min(50, 2 ** attempt))
+      }
+    }
+  }
+
+  /** The value at `key` in the session, or undefined when the session or the key is missing. */
+  async getValue(sessionId: string, key: string): Promise<unknown> {
+    checkKey(key)
+    const data = await this.readSession(sessionId)
+    return data === null || !Object.hasOwn(data, key) ? undefined : data[key]
+  }
+
+  /** Sets `key` to `value` in an existing session (a version-checked read-modify-write). */
+  async setValue(sessionId: string, key: string, value: unknown): Promise<void> {
+    checkKey(key)
+    await this.#updateExisting(sessionId, 'set a value in', (data) => withValue(data, key, value))
+  }
+
+  /** Removes `key` from an existing session. */
+  async removeValue(sessionId: string, key: string): Promise<void> {
+    checkKey(key)
+    await this.#updateExisting(sessionId, 'remove a value from', (data) => withoutValue(data, key))
+  }
+
+  /**
+   * Adds `by` to the number at `key` (0 when missing) and resolves the new value. Atomic: correct
+   * under concurrent callers on any number of app servers.
+   */
+  async increment(sessionId: string, key: string, by = 1): Promise<number> {
+    checkKey(key)
+    const data = await this.#updateExisting(sessionId, 'increment a value in', (current) =>
+      withIncrement(current, key, by),
+    )
+    return data[key] as number
+  }
+
+  /** The whole session data (like {@link readSession}). */
+  getAll(sessionId: string): Promise<SessionData | null> {
+    return this.readSession(sessionId)
+  }
+
+  /** Merges `values` into an existing session's data. */
+  async putAll(sessionId: string, values: SessionData): Promise<void> {
+    await this.#updateExisting(sessionId, 'put values in', (data) => withValues(data, values))
+  }
+
+  /**
+   * Takes the session's lease lock (msession's lock, HTTP_SessionServer's exclusive open). The
+   * lock lives on the session's first reachable store; it expires on its own after
+   * `leaseMillis` if the holder dies. Readers are never blocked. Rejects with
+   * {@link LockTimeoutError} if another holder keeps it past `waitMillis`.
+   */
+  async lockSession(sessionId: string, options: LockOptions = {}): Promise<SessionLock> {
+    this.#checkId(sessionId)
+    const leaseMillis = positiveMillis('leaseMillis', options.leaseMillis, 10_000)
+    const waitMillis = positiveMillis('waitMillis', options.waitMillis, 5_000)
+    return this.#track(() =>
+      acquireLock(this, () => this.#writeOrder(sessionId), sessionId, { leaseMillis, waitMillis }),
+    )
+  }
+
+  /**
+   * Runs `change` holding the session's lock: it gets the current data (null if none) and the
+   * lock, and returns the new data (or undefined to leave it). The write is fenced (refused if
+   * the lease ran out or the session moved on); the lock is released in every case. Resolves
+   * the data written (or the data read, if nothing was written).
+   */
+  async withSessionLock(
+    sessionId: string,
+    change: (
+      data: SessionData | null,
+      lock: SessionLock,
+    ) => SessionData | undefined | Promise<SessionData | undefined>,
+    options: LockOptions = {},
+  ): Promise<SessionData | null> {
+    const lock = await this.lockSession(sessionId, options)
+    try {
+      const data = await lock.read()
+      const next = await change(data, lock)
+      if (next === undefined) return data
+      await lock.write(next)
+      return next
+    } finally {
+      await lock.release().catch(() => {})
+    }
+  }
+
+  /** updateSession for per-key operations: the session must exist. */
+  async #updateExisting(
+    sessionId: string,
+    operation: string,
+    change: (data: SessionData) => SessionData,
+  ): Promise<SessionData> {
+    const written = await this.updateSession(sessionId, (data) => {
+      if (data === null) throw new SessionNotFoundError(operation)
+      return change(data)
+    })
+    return written as SessionData
   }
 
   /** The winning copy of a session as a read sees it, with its data decoded; null if none. */
@@ -248,9 +429,11 @@ export class SessionManager extends EventEmitter {
     const expiresAt = requestedExpiry(options)
     return this.#track(() =>
       this.#write(sessionId, bytes, {
+        data,
         expiresAtMillis: expiresAt ?? Date.now() + this.#options.ttlSeconds * 1000,
         explicitExpiry: expiresAt !== null,
         ttlSeconds: null,
+        expectedVersion: checkExpectedVersion(options.expectedVersion),
       }),
     )
   }
@@ -268,9 +451,11 @@ export class SessionManager extends EventEmitter {
     const { copy } = current
     await this.#track(() =>
       this.#write(newId, copy.data as Buffer, {
+        data: current.data,
         expiresAtMillis: copy.expiresAtMillis,
         explicitExpiry: true,
         ttlSeconds: copy.ttlSeconds,
+        expectedVersion: undefined,
       }),
     )
     await this.destroySession(oldSessionId)
@@ -329,9 +514,85 @@ export class SessionManager extends EventEmitter {
    * @example
    * for await (const id of sm.list()) console.log(id)
    */
-  list(options: ListOptions = {}): AsyncGenerator<string> {
+  async *list(options: ListOptions = {}): AsyncGenerator<string> {
     if (this.#closing !== undefined) throw new ManagerClosedError()
-    return listLiveSessionIds(this.#pools, this.#options.copies, options)
+    for await (const { id } of listLiveSessions(this.#pools, this.#options.copies, options))
+      yield id
+  }
+
+  /**
+   * Ids of the live sessions whose data has `key` equal to `value` (deep equality), in id
+   * order. A full scan of every store, in constant memory; for per-user lookups prefer the
+   * indexed {@link findByOwner}.
+   */
+  async *find(key: string, value: unknown, options: ListOptions = {}): AsyncGenerator<string> {
+    checkKey(key)
+    for await (const { id, data } of this.#scanData(options)) {
+      if (Object.hasOwn(data, key) && isDeepStrictEqual(data[key], value)) yield id
+    }
+  }
+
+  /** Ids of the live sessions whose data has `key` at all (a full scan, like {@link find}). */
+  async *listWithKey(key: string, options: ListOptions = {}): AsyncGenerator<string> {
+    checkKey(key)
+    for await (const { id, data } of this.#scanData(options)) {
+      if (Object.hasOwn(data, key)) yield id
+    }
+  }
+
+  /**
+   * Ids of the live sessions whose `ownerKey` value is `owner`, through the owner index on
+   * every reachable store (no scan). Each candidate is confirmed by a read, so a stale copy
+   * with an old owner never counts.
+   */
+  async findByOwner(owner: string | number): Promise<string[]> {
+    const key = this.#options.ownerKey
+    if (key === null)
+      throw new InvalidOptionError('ownerKey', 'must be set to find sessions by owner')
+    const wanted = checkOwner(owner)
+    const stores = this.#pools.filter((pool) => pool.circuit.state === 'up')
+    const failures: StoreFailure[] = []
+    const candidates = new Set<string>()
+    await Promise.all(
+      stores.map(async (pool) => {
+        try {
+          for (const row of await pool.idsByOwner(wanted)) candidates.add(row.id)
+        } catch (error) {
+          failures.push({ storeId: pool.id, error: error as Error })
+        }
+      }),
+    )
+    if (this.#pools.length - stores.length + failures.length >= this.#options.copies) {
+      throw new NoStoreAvailableError('find every session of the owner', failures)
+    }
+    const owned: string[] = []
+    for (const id of [...candidates].sort()) {
+      const data = await this.readSession(id).catch(() => null)
+      if (data !== null && this.#ownerOf(data) === wanted) owned.push(id)
+    }
+    return owned
+  }
+
+  /**
+   * Destroys every session of `owner` ("log this user out everywhere"), with tombstones like
+   * {@link destroySession}, so none comes back. Resolves how many were destroyed.
+   */
+  async destroyByOwner(owner: string | number): Promise<number> {
+    const ids = await this.findByOwner(owner)
+    for (const id of ids) await this.destroySession(id)
+    return ids.length
+  }
+
+  async *#scanData(options: ListOptions): AsyncGenerator<{ id: string; data: SessionData }> {
+    if (this.#closing !== undefined) throw new ManagerClosedError()
+    const rows = listLiveSessions(this.#pools, this.#options.copies, { ...options, withData: true })
+    for await (const { id, data } of rows) {
+      try {
+        yield { id, data: this.#options.codec.decode(data as Buffer) }
+      } catch (error) {
+        this.emit('unreadable-copy', { sessionId: id, storeId: null, error })
+      }
+    }
   }
 
   /** How many live sessions the cluster holds, each counted once (a full scan, like {@link list}). */
@@ -341,41 +602,76 @@ export class SessionManager extends EventEmitter {
     return count
   }
 
-  /** Writes encoded data to the session's first `copies` reachable stores (see {@link writeSession}). */
-  async #write(
-    sessionId: string,
-    bytes: Buffer,
-    fields: Omit<WriteFields, 'version' | 'owner'>,
-  ): Promise<WriteResult> {
+  /**
+   * Writes encoded data to the session's first `copies` reachable stores (see
+   * {@link writeSession}). With `expectedVersion` the write is a compare-and-set decided by the
+   * first reachable store alone (one store serializes concurrent writers); the other copies
+   * follow once it has accepted.
+   */
+  async #write(sessionId: string, bytes: Buffer, request: WriteRequest): Promise<WriteResult> {
+    const order = this.#writeOrder(sessionId)
+    const fields = {
+      expiresAtMillis: request.expiresAtMillis,
+      explicitExpiry: request.explicitExpiry,
+      ttlSeconds: request.ttlSeconds,
+      owner: this.#ownerOf(request.data),
+    }
     for (let attempt = 1; ; attempt++) {
+      if (request.expectedVersion !== undefined) this.#clock.observe(request.expectedVersion)
       const version = this.#clock.next()
-      const { answers, failures } = await askInOrder(
-        this.#writeOrder(sessionId),
-        0,
-        this.#options.copies,
-        (pool) => pool.write(sessionId, bytes, { ...fields, version, owner: null }),
-      )
+      const applyBelow =
+        request.expectedVersion === undefined ? version : request.expectedVersion + 1
+      const write = (pool: StorePool): Promise<WriteOutcome> =>
+        pool.write(sessionId, bytes, { ...fields, version, applyBelow })
+      let walk: WalkResult<StorePool, WriteOutcome>
+      if (request.expectedVersion === undefined) {
+        walk = await askInOrder(order, 0, this.#options.copies, write)
+      } else {
+        const primary = await askInOrder(order, 0, 1, write)
+        const decided = primary.answers[0]?.value
+        if (decided?.kind === 'outdated') {
+          throw new VersionConflictError(request.expectedVersion, decided.storedVersion)
+        }
+        const followers =
+          decided?.kind === 'written'
+            ? await askInOrder(order, primary.next, this.#options.copies - 1, (pool) =>
+                pool.write(sessionId, bytes, { ...fields, version, applyBelow: version }),
+              )
+            : { answers: [], failures: [], next: primary.next }
+        walk = {
+          answers: [...primary.answers, ...followers.answers],
+          failures: [...primary.failures, ...followers.failures],
+          next: followers.next,
+        }
+      }
+      const { answers, failures } = walk
       if (answers.some((answer) => answer.value.kind === 'tombstone')) {
         await this.#buryStrayCopies(sessionId, answers)
         this.emit('write-after-destroy', { sessionId })
         return { version, storeIds: [], degraded: false }
       }
-      // A store holds a version at least as high as ours: another manager wrote the session
-      // concurrently, or its clock runs ahead. Write again above it (bounded).
+      // A store holds a version at least as high as ours. Either another manager's clock runs
+      // ahead of ours (write once more, above it) or another write of the session is newer
+      // (ours is superseded: that copy already holds later data, and counts as acknowledged).
+      // Not after a compare-and-set: its primary accepted, and a retry would conflict with it.
       const outdated = answers.flatMap((answer) =>
         answer.value.kind === 'outdated' ? [answer.value.storedVersion] : [],
       )
-      if (outdated.length > 0 && attempt < MAX_WRITE_ATTEMPTS) {
+      if (
+        outdated.length > 0 &&
+        attempt < MAX_WRITE_ATTEMPTS &&
+        request.expectedVersion === undefined
+      ) {
         this.#clock.observe(Math.max(...outdated))
         continue
       }
-      const written = answers.filter((answer) => answer.value.kind === 'written')
-      this.#checkCopies(sessionId, written.length, failures)
-      await this.#hintMissedStores(sessionId, written)
+      const acknowledged = answers.filter((answer) => answer.value.kind !== 'tombstone')
+      this.#checkCopies(sessionId, acknowledged.length, failures)
+      await this.#hintMissedStores(sessionId, acknowledged)
       return {
         version,
-        storeIds: written.map((answer) => answer.store.id),
-        degraded: written.length < this.#options.copies,
+        storeIds: acknowledged.map((answer) => answer.store.id),
+        degraded: acknowledged.length < this.#options.copies,
       }
     }
   }
@@ -459,6 +755,18 @@ export class SessionManager extends EventEmitter {
 
   [inspect.custom](): string {
     return `SessionManager { stores: [${this.#pools.map((pool) => `'${pool.id}'`).join(', ')}], copies: ${this.#options.copies} }`
+  }
+
+  /** The owner column's value: the data's `ownerKey` value as a string, if any. */
+  #ownerOf(data: SessionData): string | null {
+    const key = this.#options.ownerKey
+    if (key === null) return null
+    const value = data[key]
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint') {
+      const owner = String(value)
+      return owner.length <= 255 ? owner : null
+    }
+    return null
   }
 
   /** Throws {@link InvalidSessionIdError} for a malformed id, or one whose signature fails. */
@@ -643,6 +951,36 @@ export class SessionManager extends EventEmitter {
   readonly #settled = (): void => {
     if (--this.#active === 0) this.#drained?.()
   }
+}
+
+function positiveMillis(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidOptionError(name, 'must be a whole number of milliseconds')
+  }
+  return value
+}
+
+function checkOwner(owner: unknown): string {
+  if (
+    (typeof owner !== 'string' && typeof owner !== 'number') ||
+    String(owner) === '' ||
+    String(owner).length > 255
+  ) {
+    throw new InvalidOptionError('owner', 'must be a non-empty string or a number')
+  }
+  return String(owner)
+}
+
+function checkExpectedVersion(value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidOptionError(
+      'expectedVersion',
+      'must be a version read from the session (a whole number)',
+    )
+  }
+  return value
 }
 
 function delay(millis: number): Promise<void> {

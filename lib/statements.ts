@@ -1,4 +1,4 @@
-import { hintsTableName } from './schema.js'
+import { hintsTableName, locksTableName } from './schema.js'
 
 /**
  * The SQL text of every statement, built once per table name (validated by schema.ts, the
@@ -10,8 +10,11 @@ export interface Statements {
   /** [ids...] (one placeholder per id, built by {@link readManySql}) → id, version, expires_at, deleted, data */
   readonly readManyPrefix: string
   /**
-   * [id, version, expires_at, data, owner, ttl_seconds, ttl_seconds, explicit, now] → an upsert
-   * that applies only if the proposed
+   * [id, version, expires_at, data, owner, ttl_seconds, bound, bound, bound, ttl_seconds, bound,
+   * explicit, now, bound] → an upsert that applies only if the stored version is below `bound`:
+   * the proposed version (so a statement that arrives late, e.g. after a timeout on a hung
+   * store, never overwrites newer data), or expectedVersion + 1 (a compare-and-set). It
+   * never overwrites a tombstone. Formerly: applies only if the proposed
    * version is higher than the stored one (so a statement that arrives late, e.g. after a
    * timeout on a hung store, never overwrites newer data) and never overwrites a tombstone.
    * The OK packet's insertId reports the outcome: 0 = written with the proposed version,
@@ -36,8 +39,10 @@ export interface Statements {
   readonly clearTombstone: string
   /** [afterId] → the next ids in key order (LIMIT spliced by {@link withLimit}). */
   readonly scanPrefix: string
-  /** [afterId] → the next rows' id, deleted and expires_at in key order (LIMIT spliced). */
+  /** [afterId] → the next rows' id, deleted, expires_at and version in key order (LIMIT spliced). */
   readonly listPrefix: string
+  /** [afterId] → like {@link listPrefix}, with version and data (for find). */
+  readonly listDataPrefix: string
   /** [target_store, id, created_at] → remember that `target_store` missed a write of `id`. */
   readonly insertHint: string
   /** [target_store, afterId] → hinted ids for a store, in key order (LIMIT spliced). */
@@ -46,12 +51,23 @@ export interface Statements {
   readonly deleteHint: string
   /** [] → the stores that have hints kept on this store. */
   readonly hintTargets: string
+  /**
+   * [id, token, expires_at, now] → take (or renew) the lease lock unless another live lease
+   * holds it. insertId: 0 or 1 = taken, 2 = held by another.
+   */
+  readonly lock: string
+  /** [id, token] → release a lease lock held with `token`. */
+  readonly unlock: string
+  /** [owner] → rows whose owner is `owner`: id, deleted, expires_at. */
+  readonly byOwner: string
   /** A cheap statement that proves the server answers, and reports its uptime (restarts). */
   readonly probe: string
 }
 
-/** The condition under which an upsert replaces a stored live copy. */
+/** The condition under which a copy replaces a stored live copy. */
 const NEWER = 'deleted = 0 AND VALUES(version) > version'
+/** The condition under which a write replaces a stored live copy: its version is below a bound. */
+const BELOW_BOUND = 'deleted = 0 AND version < ?'
 
 /** insertId of {@link Statements.write} when the row is a tombstone. */
 export const WRITE_HIT_TOMBSTONE = 1
@@ -59,6 +75,7 @@ export const WRITE_HIT_TOMBSTONE = 1
 export function buildStatements(table: string): Statements {
   const t = `\`${table}\``
   const hints = `\`${hintsTableName(table)}\``
+  const locks = `\`${locksTableName(table)}\``
   const columns = 'version, expires_at, deleted, data, ttl_seconds'
   return {
     read: `SELECT ${columns} FROM ${t} WHERE id = ?`,
@@ -66,14 +83,14 @@ export function buildStatements(table: string): Statements {
     write:
       `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
       'VALUES (?, ?, ?, 0, ?, ?, ?) ON DUPLICATE KEY UPDATE ' +
-      `data = IF(${NEWER}, VALUES(data), data), ` +
-      `owner = IF(${NEWER}, VALUES(owner), owner), ` +
-      `ttl_seconds = IF(${NEWER}, COALESCE(?, ttl_seconds), ttl_seconds), ` +
-      `expires_at = IF(${NEWER}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
+      `data = IF(${BELOW_BOUND}, VALUES(data), data), ` +
+      `owner = IF(${BELOW_BOUND}, VALUES(owner), owner), ` +
+      `ttl_seconds = IF(${BELOW_BOUND}, COALESCE(?, ttl_seconds), ttl_seconds), ` +
+      `expires_at = IF(${BELOW_BOUND}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
       '? + ttl_seconds * 1000), expires_at), ' +
       // Assignments run left to right, so version (read by the IFs above) is updated last.
       `version = IF(deleted = 1, version + 0 * LAST_INSERT_ID(${WRITE_HIT_TOMBSTONE}), ` +
-      'IF(VALUES(version) > version, VALUES(version), LAST_INSERT_ID(version)))',
+      'IF(version < ?, VALUES(version), LAST_INSERT_ID(version)))',
     destroy:
       `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner) VALUES (?, ?, ?, 1, NULL, NULL) ` +
       'ON DUPLICATE KEY UPDATE data = NULL, owner = NULL, deleted = 1, ' +
@@ -95,11 +112,20 @@ export function buildStatements(table: string): Statements {
     removeCopy: `DELETE FROM ${t} WHERE id = ? AND version <= ? AND deleted = 0`,
     clearTombstone: `DELETE FROM ${t} WHERE id = ? AND deleted = 1`,
     scanPrefix: `SELECT id FROM ${t} WHERE id > ? ORDER BY id LIMIT `,
-    listPrefix: `SELECT id, deleted, expires_at FROM ${t} WHERE id > ? ORDER BY id LIMIT `,
+    listPrefix: `SELECT id, deleted, expires_at, version FROM ${t} WHERE id > ? ORDER BY id LIMIT `,
+    listDataPrefix: `SELECT id, deleted, expires_at, version, data FROM ${t} WHERE id > ? ORDER BY id LIMIT `,
     insertHint: `INSERT IGNORE INTO ${hints} (target_store, id, created_at) VALUES (?, ?, ?)`,
     hintsPrefix: `SELECT id FROM ${hints} WHERE target_store = ? AND id > ? ORDER BY id LIMIT `,
     deleteHint: `DELETE FROM ${hints} WHERE target_store = ? AND id = ?`,
     hintTargets: `SELECT DISTINCT target_store FROM ${hints} LIMIT 1000`,
+    lock:
+      `INSERT INTO ${locks} (id, token, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE ` +
+      // Taken (or renewed) when the lease ran out or is ours: LAST_INSERT_ID reports which.
+      'token = IF(expires_at < ? OR token = VALUES(token), ' +
+      'IF(LAST_INSERT_ID(1), VALUES(token), VALUES(token)), IF(LAST_INSERT_ID(2), token, token)), ' +
+      'expires_at = IF(token = VALUES(token), VALUES(expires_at), expires_at)',
+    unlock: `DELETE FROM ${locks} WHERE id = ? AND token = ?`,
+    byOwner: `SELECT id, deleted, expires_at FROM ${t} WHERE owner = ?`,
     probe: "SHOW GLOBAL STATUS LIKE 'Uptime'",
   }
 }

@@ -31,13 +31,28 @@ export interface WriteFields {
   /** A new per-session timeout to store; null keeps the stored one. */
   ttlSeconds: number | null
   owner: string | null
+  /**
+   * Apply only if the stored version is below this: `version` for a plain write,
+   * expectedVersion + 1 for a compare-and-set.
+   */
+  applyBelow: number
+}
+
+/** One row of a key-order listing. */
+export interface ListedRow {
+  id: string
+  deleted: boolean
+  expiresAtMillis: number
+  /** 0 from the owner index. */
+  version: number
+  data: Buffer | null
 }
 
 /** What a write found on one store. */
 export type WriteOutcome =
   | { kind: 'written' }
   | { kind: 'tombstone' }
-  /** The store holds a version at least as high as the one proposed; nothing was written. */
+  /** The stored version is not below the write's bound; nothing was written. */
   | { kind: 'outdated'; storedVersion: number }
 
 /** Counters of one store, as {@link SessionManager.stats} reports them. */
@@ -121,9 +136,14 @@ export class StorePool {
       data,
       fields.owner,
       fields.ttlSeconds,
+      fields.applyBelow,
+      fields.applyBelow,
+      fields.applyBelow,
       fields.ttlSeconds,
+      fields.applyBelow,
       fields.explicitExpiry ? 1 : 0,
       Date.now(),
+      fields.applyBelow,
     ])
     if (result.insertId === 0) return { kind: 'written' }
     if (result.insertId === WRITE_HIT_TOMBSTONE) return { kind: 'tombstone' }
@@ -205,18 +225,48 @@ export class StorePool {
     return rows.map((row) => String(row.id))
   }
 
-  /** Up to `limit` rows after `afterId` in key order: id, tombstone flag and expiry. */
-  async listPage(
-    afterId: string,
-    limit: number,
-  ): Promise<{ id: string; deleted: boolean; expiresAtMillis: number }[]> {
-    const sql = withLimit(this.#statements.listPrefix, limit)
-    const rows = await this.#run<RowDataPacket[]>(sql, [afterId])
+  /**
+   * Up to `limit` rows after `afterId` in key order: id, tombstone flag and expiry, and with
+   * `withData` the version and data too.
+   */
+  async listPage(afterId: string, limit: number, withData = false): Promise<ListedRow[]> {
+    const prefix = withData ? this.#statements.listDataPrefix : this.#statements.listPrefix
+    const rows = await this.#run<RowDataPacket[]>(withLimit(prefix, limit), [afterId])
     return rows.map((row) => ({
       id: String(row.id),
       deleted: row.deleted === 1,
       expiresAtMillis: Number(row.expires_at),
+      version: Number(row.version),
+      data: withData ? (row.data as Buffer | null) : null,
     }))
+  }
+
+  /** Ids of rows whose owner column is `owner` (through the owner index). */
+  async idsByOwner(owner: string): Promise<ListedRow[]> {
+    const rows = await this.#run<RowDataPacket[]>(this.#statements.byOwner, [owner])
+    return rows.map((row) => ({
+      id: String(row.id),
+      deleted: row.deleted === 1,
+      expiresAtMillis: Number(row.expires_at),
+      version: 0,
+      data: null,
+    }))
+  }
+
+  /** Takes or renews the lease lock of `sessionId` with `token`; false if another lease holds it. */
+  async lock(sessionId: string, token: string, expiresAtMillis: number): Promise<boolean> {
+    const result = await this.#run<ResultSetHeader>(this.#statements.lock, [
+      sessionId,
+      token,
+      expiresAtMillis,
+      Date.now(),
+    ])
+    return result.insertId !== 2
+  }
+
+  /** Releases the lease lock of `sessionId` if `token` still holds it. */
+  async unlock(sessionId: string, token: string): Promise<void> {
+    await this.#run(this.#statements.unlock, [sessionId, token])
   }
 
   /** Records that `targetStoreId` missed a write of `sessionId` (kept on this store). */

@@ -25,17 +25,7 @@ t.test('applying the schema twice keeps what is stored', async (t) => {
   )
   t.same(
     columns.map((c) => c.COLUMN_NAME),
-    [
-      'id',
-      'version',
-      'expires_at',
-      'deleted',
-      'data',
-      'ttl_seconds',
-      'owner',
-      'lock_token',
-      'lock_expires_at',
-    ],
+    ['id', 'version', 'expires_at', 'deleted', 'data', 'ttl_seconds', 'owner'],
   )
 })
 

@@ -1,7 +1,8 @@
-import { createSessionManager, type SessionManager } from '../session-manager.js'
+import { createSessionManager } from '../session-manager.js'
 import type { LocalCluster } from '../local-cluster/index.js'
 import type { LocalStore } from '../local-cluster/local-store.js'
-import { ConsistencyModel, type ConsistencyCounts, type Violation } from './consistency-model.js'
+import type { ConsistencyCounts, Violation } from './consistency-model.js'
+import { SessionWorkload, sleep, waitUntilServing } from './session-workload.js'
 
 /** Options of {@link runChaos}. */
 export interface ChaosOptions {
@@ -65,18 +66,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const managers = Array.from({ length: options.managers ?? 2 }, () =>
     createSessionManager({ stores: cluster.storeConfigs(), ...settings }),
   )
-  const model = new ConsistencyModel()
-  const busy = new Set<string>()
-  const ids: string[] = []
-  const progress: ChaosProgress = {
-    elapsedSeconds: 0,
-    operations: 0,
-    failedRequests: 0,
-    faults: 0,
-    ...model.counts,
-  }
+  const workload = new SessionWorkload(managers)
   const faultLog: string[] = []
   const detectionMillis: number[] = []
+  let faultCount = 0
   let faultStarted = 0
   for (const [index, manager] of managers.entries()) {
     manager.on('store-up', ({ storeId }) => options.onEvent?.(`manager ${index}: ${storeId} up`))
@@ -88,78 +81,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
     })
   }
-  let sequence = 0
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T
 
   try {
     await managers[0]!.applySchema()
-    const initial = options.sessions ?? 1000
-    for (let i = 0; i < initial; i += 100) {
-      const created = await Promise.all(
-        Array.from({ length: Math.min(100, initial - i) }, async () => {
-          const data = { n: ++sequence }
-          const id = await managers[0]!.createSession(data)
-          model.written(id, data)
-          return id
-        }),
-      )
-      ids.push(...created)
-    }
+    await workload.populate(options.sessions ?? 1000)
 
-    const started = Date.now()
-    const deadline = started + options.seconds * 1000
-    const operation = async (manager: SessionManager): Promise<void> => {
-      const roll = Math.random()
-      if (roll < 0.05) {
-        const data = { n: ++sequence }
-        const id = await manager.createSession(data).catch(() => null)
-        if (id === null) progress.failedRequests++
-        else {
-          model.written(id, data)
-          ids.push(id)
-        }
-        return
-      }
-      let id = pick(ids)
-      for (let tries = 0; busy.has(id) && tries < 10; tries++) id = pick(ids)
-      if (busy.has(id)) return
-      busy.add(id)
-      try {
-        if (roll < 0.6) {
-          model.read(id, await manager.readSession(id))
-        } else if (roll < 0.97) {
-          const data = { n: ++sequence }
-          try {
-            await manager.writeSession(id, data)
-            model.written(id, data)
-          } catch (error) {
-            model.writeFailed(id, data)
-            throw error
-          }
-        } else {
-          try {
-            await manager.destroySession(id)
-            model.destroyed(id)
-          } catch (error) {
-            model.destroyFailed(id)
-            throw error
-          }
-        }
-      } finally {
-        busy.delete(id)
-      }
-    }
-    const worker = async (): Promise<void> => {
-      while (Date.now() < deadline) {
-        try {
-          await operation(pick(managers))
-        } catch {
-          progress.failedRequests++
-        }
-        progress.operations++
-      }
-    }
-    const faults = async (): Promise<void> => {
+    const faults = async (deadline: number): Promise<void> => {
       let kind = 0
       let index = 0
       await sleep(Math.min(1000, options.seconds * 100))
@@ -168,7 +95,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         const hang = kind++ % 2 === 1
         faultLog.push(`${hang ? 'hang' : 'kill'} ${store.id}`)
         options.onEvent?.(`${hang ? 'SIGSTOP' : 'SIGKILL'} ${store.id}`)
-        progress.faults++
+        faultCount++
         faultStarted = Date.now()
         if (hang) store.pause()
         else await store.kill()
@@ -180,58 +107,29 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         await sleep(500)
       }
     }
-    const ticker = setInterval(() => {
-      Object.assign(progress, model.counts, { elapsedSeconds: (Date.now() - started) / 1000 })
-      options.onProgress?.({ ...progress })
-    }, 1000)
-    try {
-      await Promise.all([faults(), ...Array.from({ length: options.inFlight ?? 64 }, worker)])
-    } finally {
-      clearInterval(ticker)
-    }
-    const elapsed = (Date.now() - started) / 1000
+    const { elapsedSeconds } = await workload.run({
+      seconds: options.seconds,
+      inFlight: options.inFlight ?? 64,
+      alongside: faults,
+      onProgress: (progress) => options.onProgress?.({ ...progress, faults: faultCount }),
+    })
 
     for (const store of cluster.stores) if (!store.running) await store.start()
     for (const store of cluster.stores) await waitUntilServing(managers, store.id, 20_000)
     const verifier = createSessionManager({ stores: cluster.storeConfigs(), ...settings })
     managers.push(verifier)
-    const all = model.ids()
-    for (let i = 0; i < all.length; i += 200) {
-      await Promise.all(
-        all.slice(i, i + 200).map(async (id) => model.read(id, await verifier.readSession(id))),
-      )
-    }
-    Object.assign(progress, model.counts, { elapsedSeconds: elapsed })
-    const counts = model.counts
+    const sessionsVerified = await workload.verify(verifier)
+    const progress: ChaosProgress = { ...workload.progress, elapsedSeconds, faults: faultCount }
     return {
       ...progress,
-      opsPerSecond: Math.round(progress.operations / elapsed),
+      opsPerSecond: Math.round(progress.operations / elapsedSeconds),
       faultLog,
-      sessionsVerified: all.length,
+      sessionsVerified,
       detectionMillis,
-      clean: counts.lostWrites + counts.staleReads + counts.resurrections === 0,
-      violations: model.violations,
+      clean: progress.lostWrites + progress.staleReads + progress.resurrections === 0,
+      violations: workload.model.violations,
     }
   } finally {
     await Promise.all(managers.map((manager) => manager.close()))
   }
-}
-
-/** Waits until every manager has the store up and caught up. */
-async function waitUntilServing(
-  managers: readonly SessionManager[],
-  storeId: string,
-  timeoutMillis: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMillis
-  const serving = (manager: SessionManager): boolean =>
-    manager.stats().stores.some((s) => s.id === storeId && s.state === 'up' && !s.behind)
-  while (!managers.every(serving)) {
-    if (Date.now() > deadline) throw new Error(`store ${storeId} did not come back into service`)
-    await sleep(50)
-  }
-}
-
-function sleep(millis: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, millis))
 }

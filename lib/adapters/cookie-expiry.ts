@@ -1,0 +1,18 @@
+/**
+ * When a framework session should expire, from its cookie, in milliseconds since the epoch:
+ * `cookie.expires` (a `Date`, or the ISO string a stored session carries), else `now` plus
+ * `cookie.maxAge` (milliseconds). Null when the cookie gives neither (a browser-session
+ * cookie): the manager's own timeout then applies. The result may be at or before `now`.
+ */
+export function cookieExpiry(session: unknown, now: number): number | null {
+  if (session === null || typeof session !== 'object') return null
+  const cookie = (session as { cookie?: unknown }).cookie
+  if (cookie === null || typeof cookie !== 'object') return null
+  const { expires, maxAge } = cookie as { expires?: unknown; maxAge?: unknown }
+  if (expires instanceof Date || typeof expires === 'string') {
+    const millis = new Date(expires).getTime()
+    if (!Number.isNaN(millis)) return millis
+  }
+  if (typeof maxAge === 'number' && Number.isFinite(maxAge)) return now + maxAge
+  return null
+}

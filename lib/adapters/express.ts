@@ -1,0 +1,151 @@
+/**
+ * The express-session store: `session-shards/express`.
+ * @packageDocumentation
+ */
+import session from 'express-session'
+import type { SessionData as ExpressSessionData } from 'express-session'
+import { InvalidOptionError } from '../errors.js'
+import type { SessionManager } from '../session-manager.js'
+import type { NodeCallback } from './callbacks.js'
+import { serve } from './callbacks.js'
+import type { ManagerSource } from './manager-link.js'
+import { ManagerLink } from './manager-link.js'
+
+export type { ExistingManagerOption, ManagerSource, OwnManagerOption } from './manager-link.js'
+
+/** Options of the express-session {@link SessionShardsStore}. */
+export type SessionShardsStoreOptions = ManagerSource & {
+  /**
+   * Make `touch` do nothing: a session then expires at the expiry of its last save, however
+   * active it is (express-session calls `touch` on requests that do not change the session).
+   * @default false
+   */
+  disableTouch?: boolean
+}
+
+/** A stored express session, with its id, as {@link SessionShardsStore.all} lists it. */
+export type ListedSession = ExpressSessionData & { id: string }
+
+/**
+ * An express-session store that keeps sessions in a {@link SessionManager}: replicated over
+ * several MySQL stores, and a destroyed session never comes back. Every method takes an
+ * optional callback and also returns a promise; with a callback the promise still settles but
+ * never counts as an unhandled rejection.
+ *
+ * - Expiry follows the session cookie: `cookie.expires` (to the millisecond), else
+ *   `cookie.maxAge`, else the manager's `ttlSeconds`. Saving a session whose cookie has
+ *   already expired destroys it.
+ * - An id the manager refuses (malformed, or unsigned when the manager has `secrets`) reads as
+ *   no session; no store is asked.
+ * - A save or touch that comes after the session was destroyed (a slow request finishing
+ *   after logout) changes nothing, and the request completes normally.
+ *
+ * Events:
+ * - `write-after-destroy` (`{ sessionId }`): a `set` reached a destroyed session and was
+ *   dropped; the session stays destroyed.
+ * - `disconnect`: every store is down; express-session then serves requests without a
+ *   session instead of failing each one. One store down is not a disconnect.
+ * - `connect`: after a `disconnect`, a store serves again.
+ *
+ * @example
+ * import express from 'express'
+ * import session from 'express-session'
+ * import { SessionShardsStore } from 'session-shards/express'
+ *
+ * const store = new SessionShardsStore({
+ *   managerOptions: { stores: [{ id: 'a', uri: 'mysql://...' }, { id: 'b', uri: 'mysql://...' }] },
+ * })
+ * app.use(session({
+ *   store,
+ *   genid: () => store.generateId(),
+ *   secret: process.env.COOKIE_SECRET!,
+ *   resave: false,
+ *   saveUninitialized: false,
+ *   cookie: { maxAge: 24 * 3600 * 1000 },
+ * }))
+ */
+export class SessionShardsStore extends session.Store {
+  /** The manager the sessions go through. */
+  readonly manager: SessionManager
+  readonly disableTouch: boolean
+  readonly #link: ManagerLink
+
+  constructor(options: SessionShardsStoreOptions) {
+    super()
+    const disableTouch = options?.disableTouch ?? false
+    if (typeof disableTouch !== 'boolean') {
+      throw new InvalidOptionError('disableTouch', 'must be a boolean')
+    }
+    this.#link = new ManagerLink(this, options)
+    this.manager = this.#link.manager
+    this.disableTouch = disableTouch
+  }
+
+  /** A new session id from the manager (signed when it has `secrets`): use it as `genid`. */
+  generateId(): string {
+    return this.manager.generateId()
+  }
+
+  /** The session, or null when it does not exist, has expired or was destroyed. */
+  get(
+    sid: string,
+    callback?: NodeCallback<ExpressSessionData | null>,
+  ): Promise<ExpressSessionData | null> {
+    const read = this.#link.read(sid) as Promise<ExpressSessionData | null>
+    return serve(read, callback)
+  }
+
+  /** Saves the session, expiring with its cookie; an already expired cookie destroys it. */
+  set(sid: string, sess: ExpressSessionData, callback?: NodeCallback<void>): Promise<void> {
+    return serve(this.#link.save(sid, sess), callback)
+  }
+
+  /**
+   * Extends a live session to its cookie's expiry without rewriting it. Never creates a
+   * session, never brings back a destroyed one; does nothing with `disableTouch`.
+   */
+  touch(sid: string, sess: ExpressSessionData, callback?: NodeCallback<void>): Promise<void> {
+    const touched = this.disableTouch
+      ? Promise.resolve()
+      : this.#link.touch(sid, sess).then(() => undefined)
+    return serve(touched, callback)
+  }
+
+  /** Destroys the session for good: no late save and no returning store brings it back. */
+  destroy(sid: string, callback?: NodeCallback<void>): Promise<void> {
+    return serve(this.#link.destroy(sid), callback)
+  }
+
+  /** Every live session, once each, with its `id`. Reads every session: for tools, not requests. */
+  all(callback?: NodeCallback<ListedSession[]>): Promise<ListedSession[]> {
+    const listed = this.#link
+      .all()
+      .then((sessions) =>
+        sessions.map(({ id, data }) => Object.assign(data, { id }) as unknown as ListedSession),
+      )
+    return serve(listed, callback)
+  }
+
+  /** How many live sessions there are, each counted once (a full scan of the stores). */
+  length(callback?: NodeCallback<number>): Promise<number> {
+    return serve(this.#link.count(), callback)
+  }
+
+  /** The id of every live session, once each, in id order (a full scan of the stores). */
+  ids(callback?: NodeCallback<string[]>): Promise<string[]> {
+    return serve(this.#link.ids(), callback)
+  }
+
+  /** Destroys every live session (with tombstones, so none comes back). */
+  clear(callback?: NodeCallback<void>): Promise<void> {
+    return serve(this.#link.clear(), callback)
+  }
+
+  /**
+   * Stops relaying the manager's events and, if the store created the manager
+   * (`managerOptions`), closes it. A manager passed as `manager` stays open.
+   */
+  close(callback?: NodeCallback<void>): Promise<void> {
+    return serve(this.#link.close(), callback)
+  }
+}

@@ -1,0 +1,227 @@
+import type { EventEmitter } from 'node:events'
+import type { SessionData } from '../codec.js'
+import { InvalidOptionError } from '../errors.js'
+import type { SessionManagerOptions } from '../options.js'
+import type { SessionManager } from '../session-manager.js'
+import { createSessionManager } from '../session-manager.js'
+import { cookieExpiry } from './cookie-expiry.js'
+
+/** The adapter option naming a manager the application created (and closes itself). */
+export interface ExistingManagerOption {
+  /**
+   * A manager the application created, possibly shared with other code. The store's `close()`
+   * leaves it open. Give either this or `managerOptions`.
+   * @default none
+   */
+  manager: SessionManager
+  managerOptions?: undefined
+}
+
+/** The adapter option asking the store to create (and own) its manager. */
+export interface OwnManagerOption {
+  manager?: undefined
+  /**
+   * Options for a manager the store creates with `createSessionManager` and closes in its
+   * `close()`. Give either this or `manager`.
+   * @default none
+   */
+  managerOptions: SessionManagerOptions
+}
+
+/** Where an adapter's sessions live: a given manager, or options for one it creates. */
+export type ManagerSource = ExistingManagerOption | OwnManagerOption
+
+/** Sessions read or destroyed at once by `all()` and `clear()`. */
+const LISTING_CONCURRENCY = 32
+
+/**
+ * What both framework adapters share: owning or borrowing the manager, cookie-driven expiry,
+ * malformed ids treated as "no session", listings, and the store's events:
+ * - `write-after-destroy` (`{ sessionId }`): a save through this store reached a destroyed
+ *   session and was dropped (the manager's event, for this store's own writes only);
+ * - `disconnect`: no store can serve any more (every store is down);
+ * - `connect`: after a `disconnect`, a store serves again.
+ */
+export class ManagerLink {
+  readonly manager: SessionManager
+  readonly #owned: boolean
+  readonly #events: EventEmitter
+  /** Session ids with a save in flight through this store, with their count. */
+  readonly #saving = new Map<string, number>()
+  #disconnected = false
+  #closing: Promise<void> | undefined
+
+  constructor(events: EventEmitter, source: ManagerSource) {
+    if (source === null || typeof source !== 'object') {
+      throw new InvalidOptionError('options', 'must be an object with manager or managerOptions')
+    }
+    const { manager, managerOptions } = source
+    if ((manager === undefined) === (managerOptions === undefined)) {
+      throw new InvalidOptionError(
+        'manager',
+        'or managerOptions must be given, not both: a SessionManager, or options to create one',
+      )
+    }
+    if (
+      manager !== undefined &&
+      typeof (manager as Partial<SessionManager>).readSession !== 'function'
+    ) {
+      throw new InvalidOptionError('manager', 'must be a SessionManager (see createSessionManager)')
+    }
+    this.#events = events
+    this.#owned = manager === undefined
+    this.manager = manager ?? createSessionManager(managerOptions as SessionManagerOptions)
+    this.manager.on('write-after-destroy', this.#onWriteAfterDestroy)
+    this.manager.on('store-down', this.#onStoreDown)
+    this.manager.on('store-up', this.#onStoreUp)
+    if (this.#everyStoreDown()) {
+      // A borrowed manager may already be cut off; tell listeners attached in this tick.
+      this.#disconnected = true
+      process.nextTick(() => this.#events.emit('disconnect'))
+    }
+  }
+
+  /** The session's data; null when absent, expired, destroyed, or under a malformed id. */
+  async read(sessionId: string): Promise<SessionData | null> {
+    try {
+      return await this.manager.readSession(sessionId)
+    } catch (error) {
+      if (isMalformedId(error)) return null
+      throw error
+    }
+  }
+
+  /**
+   * Writes the session with its cookie's expiry (else the manager's timeout); a cookie that
+   * has already expired destroys the session instead. A session destroyed meanwhile stays
+   * destroyed: the manager drops the write and this store emits `write-after-destroy`.
+   */
+  async save(sessionId: string, session: object): Promise<void> {
+    const now = Date.now()
+    const expiresAt = cookieExpiry(session, now)
+    if (expiresAt !== null && expiresAt <= now) return this.destroy(sessionId)
+    this.#saving.set(sessionId, (this.#saving.get(sessionId) ?? 0) + 1)
+    try {
+      await this.manager.writeSession(
+        sessionId,
+        session as SessionData,
+        expiresAt === null ? undefined : { expiresAt },
+      )
+    } finally {
+      const left = (this.#saving.get(sessionId) ?? 1) - 1
+      if (left === 0) this.#saving.delete(sessionId)
+      else this.#saving.set(sessionId, left)
+    }
+  }
+
+  /**
+   * Extends a live session to its cookie's expiry (else the manager's timeout); never creates
+   * one, never shortens one. Resolves whether there was a live session to extend.
+   */
+  async touch(sessionId: string, session: object): Promise<boolean> {
+    const now = Date.now()
+    const expiresAt = cookieExpiry(session, now)
+    if (expiresAt !== null && expiresAt <= now) return false
+    try {
+      return await this.manager.touch(sessionId, expiresAt === null ? undefined : { expiresAt })
+    } catch (error) {
+      if (isMalformedId(error)) return false
+      throw error
+    }
+  }
+
+  /** Destroys the session for good (tombstones); a malformed id has no session to destroy. */
+  async destroy(sessionId: string): Promise<void> {
+    try {
+      await this.manager.destroySession(sessionId)
+    } catch (error) {
+      if (!isMalformedId(error)) throw error
+    }
+  }
+
+  /** Every live session's id, once each. */
+  async ids(): Promise<string[]> {
+    const ids: string[] = []
+    for await (const id of this.manager.list()) ids.push(id)
+    return ids
+  }
+
+  /** How many live sessions there are, each counted once. */
+  count(): Promise<number> {
+    return this.manager.count()
+  }
+
+  /** Every live session with its id; one that ends while being listed is left out. */
+  async all(): Promise<{ id: string; data: SessionData }[]> {
+    const sessions: { id: string; data: SessionData }[] = []
+    await inChunks(this.manager.list(), async (ids) => {
+      const found = await Promise.all(ids.map((id) => this.manager.readSession(id)))
+      found.forEach((data, index) => {
+        if (data !== null) sessions.push({ id: ids[index] as string, data })
+      })
+    })
+    return sessions
+  }
+
+  /** Destroys every live session through the manager, so none can come back. */
+  async clear(): Promise<void> {
+    await inChunks(this.manager.list(), async (ids) => {
+      await Promise.all(ids.map((id) => this.manager.destroySession(id)))
+    })
+  }
+
+  /** Stops relaying the manager's events, and closes the manager if the store created it. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.manager.off('write-after-destroy', this.#onWriteAfterDestroy)
+      this.manager.off('store-down', this.#onStoreDown)
+      this.manager.off('store-up', this.#onStoreUp)
+      if (this.#owned) await this.manager.close()
+    })()
+    return this.#closing
+  }
+
+  readonly #onWriteAfterDestroy = (event: { sessionId: string }): void => {
+    // The manager emits before the dropped write resolves, while the id is still counted.
+    if (this.#saving.has(event.sessionId)) {
+      this.#events.emit('write-after-destroy', { sessionId: event.sessionId })
+    }
+  }
+
+  readonly #onStoreDown = (): void => {
+    if (this.#disconnected || !this.#everyStoreDown()) return
+    this.#disconnected = true
+    this.#events.emit('disconnect')
+  }
+
+  readonly #onStoreUp = (): void => {
+    if (!this.#disconnected || this.#everyStoreDown()) return
+    this.#disconnected = false
+    this.#events.emit('connect')
+  }
+
+  #everyStoreDown(): boolean {
+    const { stores } = this.manager.stats()
+    return stores.length > 0 && stores.every((store) => store.state === 'down')
+  }
+}
+
+function isMalformedId(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'INVALID_SESSION_ID'
+}
+
+/** Feeds ids to `work` in chunks of {@link LISTING_CONCURRENCY}, one chunk at a time. */
+async function inChunks(
+  ids: AsyncIterable<string>,
+  work: (chunk: string[]) => Promise<void>,
+): Promise<void> {
+  let chunk: string[] = []
+  for await (const id of ids) {
+    chunk.push(id)
+    if (chunk.length === LISTING_CONCURRENCY) {
+      await work(chunk)
+      chunk = []
+    }
+  }
+  if (chunk.length > 0) await work(chunk)
+}

@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto'
+import type { SessionData } from './codec.js'
+import type { StoreFailure } from './errors.js'
+import { LockExpiredError, LockTimeoutError, NoStoreAvailableError } from './errors.js'
+import type { SessionManager, WriteResult } from './session-manager.js'
+import type { StorePool } from './store-pool.js'
+
+/** Options of {@link SessionManager.lockSession}. */
+export interface LockOptions {
+  /**
+   * How long the lock holds without a renewal. A holder that dies loses it after this long.
+   * @default 10000
+   */
+  leaseMillis?: number
+  /**
+   * How long to wait for another holder to release it before {@link LockTimeoutError}.
+   * @default 5000
+   */
+  waitMillis?: number
+}
+
+/**
+ * A lease lock on one session, from {@link SessionManager.lockSession}. Reads by anyone are
+ * never blocked. Writes through {@link write} are fenced twice: refused once the lease has run
+ * out (another holder may have the lock by then), and made with the version this holder last
+ * read or wrote, so a write from a stale holder can never overwrite a newer one.
+ */
+export class SessionLock {
+  /** The locked session. */
+  readonly sessionId: string
+  /** Identifies this holder; the lock is released only with it. */
+  readonly token: string
+  readonly #manager: SessionManager
+  readonly #store: StorePool
+  readonly #leaseMillis: number
+  #expiresAt: number
+  #version: number | undefined
+  #released = false
+
+  /** @internal Use {@link SessionManager.lockSession}. */
+  constructor(
+    manager: SessionManager,
+    store: StorePool,
+    sessionId: string,
+    token: string,
+    leaseMillis: number,
+    expiresAt: number,
+  ) {
+    this.#manager = manager
+    this.#store = store
+    this.sessionId = sessionId
+    this.token = token
+    this.#leaseMillis = leaseMillis
+    this.#expiresAt = expiresAt
+  }
+
+  /** When the lease runs out (ms since the epoch), unless renewed. */
+  get expiresAt(): number {
+    return this.#expiresAt
+  }
+
+  /** The id of the store that holds the lock: the session's first reachable store. */
+  get storeId(): string {
+    return this.#store.id
+  }
+
+  /** Whether the lease has run out (or the lock was released). */
+  get expired(): boolean {
+    return this.#released || Date.now() >= this.#expiresAt
+  }
+
+  /** Reads the session, remembering its version for {@link write}; null when there is none. */
+  async read(): Promise<SessionData | null> {
+    const current = await this.#manager.readSession(this.sessionId, { withVersion: true })
+    this.#version = current?.version ?? 0
+    return current?.data ?? null
+  }
+
+  /**
+   * Writes the session as this holder: refused with {@link LockExpiredError} once the lease has
+   * run out, with {@link VersionConflictError} if the session changed since this holder's last
+   * {@link read} or write.
+   */
+  async write(data: SessionData): Promise<WriteResult> {
+    if (this.expired) throw new LockExpiredError()
+    if (this.#version === undefined) await this.read()
+    const result = await this.#manager.writeSession(this.sessionId, data, {
+      expectedVersion: this.#version as number,
+    })
+    this.#version = result.version
+    return result
+  }
+
+  /** Extends the lease by `leaseMillis` from now; {@link LockExpiredError} if it was lost. */
+  async renew(): Promise<void> {
+    if (this.expired) throw new LockExpiredError()
+    const expiresAt = Date.now() + this.#leaseMillis
+    if (!(await this.#store.lock(this.sessionId, this.token, expiresAt)))
+      throw new LockExpiredError()
+    this.#expiresAt = expiresAt
+  }
+
+  /** Releases the lock (idempotent; a lease that already ran out is left to whoever holds it now). */
+  async release(): Promise<void> {
+    if (this.#released) return
+    this.#released = true
+    await this.#store.unlock(this.sessionId, this.token)
+  }
+}
+
+/** Takes the lock on the first store that answers in `order`, retrying until `waitMillis`. */
+export async function acquireLock(
+  manager: SessionManager,
+  order: () => readonly StorePool[],
+  sessionId: string,
+  options: Required<LockOptions>,
+): Promise<SessionLock> {
+  const token = randomBytes(16).toString('base64url')
+  const giveUpAt = Date.now() + options.waitMillis
+  for (let attempt = 0; ; attempt++) {
+    const failures: StoreFailure[] = []
+    let held = false
+    for (const store of order()) {
+      const expiresAt = Date.now() + options.leaseMillis
+      try {
+        if (await store.lock(sessionId, token, expiresAt)) {
+          return new SessionLock(manager, store, sessionId, token, options.leaseMillis, expiresAt)
+        }
+        held = true
+        break
+      } catch (error) {
+        // The lock lives on the first store that answers; one that fails is skipped.
+        failures.push({ storeId: store.id, error: error as Error })
+      }
+    }
+    if (!held) throw new NoStoreAvailableError('take the lock', failures)
+    if (Date.now() >= giveUpAt) throw new LockTimeoutError(options.waitMillis)
+    const pause = Math.min(50, 2 + attempt * 2) * (0.5 + Math.random())
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.min(pause, Math.max(1, giveUpAt - Date.now()))),
+    )
+  }
+}

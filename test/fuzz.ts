@@ -1,0 +1,1069 @@
+import { createHmac, randomBytes } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
+import seedrandom from 'seedrandom'
+import t from 'tap'
+import type { SessionManager } from '../lib/index.js'
+import { SessionShardsError } from '../lib/index.js'
+import { startTestCluster, type TestCluster } from './helpers/cluster.js'
+import { rowsOnStores, startManager } from './helpers/manager.js'
+
+// Bad input, tried for real: thousands of seeded random calls through every public method of
+// SessionManager that takes input, against real stores. Each call must settle with a
+// well-formed result or a typed SessionShardsError; a malformed id (or a refused argument)
+// must never cost a statement, by the managers' counters and by the servers' own; what was
+// acknowledged must read back; the sessions written before the fuzz must come through
+// byte-identical. Replay a run with FUZZ_SEED=<the seed printed in the output>.
+const SEED = process.env.FUZZ_SEED || 'session-shards-fuzz-1'
+const MALFORMED_CALLS = 3000
+const VALID_CALLS = 2000
+const KNOWN_SESSIONS = 50
+const MAX_SESSION_BYTES = 64 * 1024
+const DEFAULT_TTL_SECONDS = 86400
+/** An expiry this close to now is not asserted on either way. */
+const EXPIRY_MARGIN_MILLIS = 2000
+const EXAMPLES_PER_KIND = 5
+
+t.comment(`fuzz seed: ${SEED} (replay with FUZZ_SEED=${SEED})`)
+
+const SECRETS = [randomBytes(30).toString('base64url'), randomBytes(30).toString('base64url')]
+const FOREIGN_SECRET = randomBytes(30).toString('base64url')
+/** The id form the library documents (unsigned); checked here independently of lib/ids.ts. */
+const ID_FORM = /^[A-Za-z0-9_.-]{16,128}$/
+const ID_CHARS = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-']
+const VALIDATION_CODES = new Set([
+  'INVALID_SESSION_ID',
+  'INVALID_SESSION_DATA',
+  'SESSION_TOO_LARGE',
+  'INVALID_OPTION',
+])
+
+const unhandled: string[] = []
+const onUnhandled = (reason: unknown): void => {
+  unhandled.push(errorText(reason))
+}
+process.on('unhandledRejection', onUnhandled)
+t.teardown(() => {
+  process.off('unhandledRejection', onUnhandled)
+})
+
+// ---------------------------------------------------------------------------------------------
+// Inputs. Each carries a JSON-safe label made when it was generated, so that reporting never
+// touches a hostile value (a revoked Proxy, a throwing getter) again.
+
+interface Input {
+  value: unknown
+  label: string
+}
+
+const input = (value: unknown, label: string): Input => ({ value, label })
+
+/** A string shortened for a report; JSON.stringify escapes NUL and lone surrogates. */
+function show(text: string): string {
+  const head = text.length > 60 ? `${text.slice(0, 60)}…` : text
+  return `${JSON.stringify(head)} (length ${text.length})`
+}
+
+/** Describes a caught value without trusting it: it may be a Symbol or a revoked Proxy. */
+function errorText(error: unknown): string {
+  try {
+    if (error instanceof Error) return `${error.constructor.name}: ${error.message.slice(0, 300)}`
+    return `non-Error ${typeof error}: ${String(error).slice(0, 100)}`
+  } catch {
+    return `unprintable ${typeof error}`
+  }
+}
+
+function isTyped(error: unknown): error is SessionShardsError {
+  return error instanceof SessionShardsError && typeof error.code === 'string' && error.code !== ''
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+class Fuzzer {
+  readonly #random: seedrandom.PRNG
+
+  constructor(seed: string) {
+    this.#random = seedrandom(seed)
+  }
+
+  below(n: number): number {
+    return Math.floor(this.#random() * n)
+  }
+
+  chance(p: number): boolean {
+    return this.#random() < p
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[this.below(items.length)] as T
+  }
+
+  bytes(length: number): Buffer {
+    const bytes = Buffer.alloc(length)
+    for (let i = 0; i < length; i++) bytes[i] = this.below(256)
+    return bytes
+  }
+
+  idChars(length: number): string {
+    let text = ''
+    for (let i = 0; i < length; i++) text += this.pick(ID_CHARS)
+    return text
+  }
+}
+
+// Built once: large values are costly to make, not to pass.
+const TEN_KB = 'a'.repeat(10 * 1024)
+const ONE_MB = 'b'.repeat(1024 * 1024)
+const OVERSIZED = 'c'.repeat(MAX_SESSION_BYTES + 1)
+const DEEP_OBJECT = nest(10_000, (inner) => ({ a: inner }))
+const DEEP_ARRAY = nest(10_000, (inner) => [inner])
+
+function nest(depth: number, wrap: (inner: unknown) => unknown): unknown {
+  let value: unknown = {}
+  for (let i = 0; i < depth; i++) value = wrap(value)
+  return value
+}
+
+function revokedProxy(): object {
+  const { proxy, revoke } = Proxy.revocable({}, {})
+  revoke()
+  return proxy
+}
+
+function throwingProxy(): object {
+  const fail = (): never => {
+    throw new Error('trap')
+  }
+  return new Proxy({}, { get: fail, ownKeys: fail, getOwnPropertyDescriptor: fail, has: fail })
+}
+
+const UNICODE = [
+  '😀😃🎉',
+  '\u202Egnp.exe',
+  'שלום עולם',
+  'مرحبا',
+  '\u0000',
+  'a\u0000b',
+  '\uD800',
+  '\uDFFF',
+  '\uDBFF\uDFFF',
+  'e\u0301',
+  '\u200B\u200D\uFEFF',
+  'ＡＢＣ',
+  '\r\n\t',
+]
+
+const SQL = [
+  "' OR 1=1 --",
+  '"; DROP TABLE sessions; --',
+  "\\' OR ''='",
+  "'; DELETE FROM sessions WHERE '1'='1",
+  '1; SHOW GLOBAL STATUS',
+  '%',
+  '_',
+  '`sessions`',
+  '?',
+  "x' UNION SELECT version, expires_at, deleted, data, ttl_seconds FROM sessions -- ",
+  '\\',
+  '0x41414141',
+]
+
+/** Signs `random` the way signed ids are made (HMAC-SHA256, base64url), with any secret. */
+function sign(random: string, secret: string): string {
+  return `${random}.${createHmac('sha256', secret).update(random).digest('base64url')}`
+}
+
+/** Whether a manager must accept `id`, decided here independently of the library. */
+function acceptable(id: unknown, signed: boolean): boolean {
+  if (typeof id !== 'string' || !ID_FORM.test(id)) return false
+  if (!signed) return true
+  const random = id.slice(0, 32)
+  return /^[A-Za-z0-9_-]{32}$/.test(random) && SECRETS.some((secret) => sign(random, secret) === id)
+}
+
+/** A malformed id for a manager; for a signed manager also forged and mangled signatures. */
+function malformedId(f: Fuzzer, target: Target): Input {
+  for (;;) {
+    const candidate = malformedCandidate(f, target)
+    if (!acceptable(candidate.value, target.signed)) return candidate
+  }
+}
+
+function malformedCandidate(f: Fuzzer, target: Target): Input {
+  const valid = target.sm.generateId()
+  switch (f.below(target.signed ? 12 : 10)) {
+    case 0: {
+      const text = f.bytes(f.pick([1, 8, 16, 32, 64, 128, 129, 300])).toString('latin1')
+      return input(text, `latin1 bytes ${show(text)}`)
+    }
+    case 1: {
+      const text = f.bytes(f.pick([1, 16, 32, 128, 200])).toString('utf8')
+      return input(text, `utf8 bytes ${show(text)}`)
+    }
+    case 2: {
+      const text = f.chance(0.5) ? f.pick(UNICODE) : spliceIn(f, valid, f.pick(UNICODE))
+      return input(text, `unicode ${show(text)}`)
+    }
+    case 3: {
+      const fragment = f.pick(SQL)
+      const text = f.chance(0.5) ? fragment : `${f.idChars(f.below(20))}${fragment}${f.idChars(16)}`
+      return input(text, `sql ${show(text)}`)
+    }
+    case 4: {
+      // One forbidden character in an otherwise valid id, or the right alphabet at a bad length.
+      const bad = f.pick([' ', '/', '+', '=', '%', "'", '"', '\\', ';', '\n', '\t', '*', '~', '#'])
+      const text = f.pick([
+        spliceIn(f, valid, bad),
+        ` ${valid}`,
+        `${valid}\n`,
+        f.idChars(f.pick([1, 15])),
+        f.idChars(129),
+        f.idChars(300),
+      ])
+      return input(text, `near miss ${show(text)}`)
+    }
+    case 5:
+      return f.chance(0.7)
+        ? input(TEN_KB, 'string of 10 KB')
+        : input(ONE_MB + f.idChars(1), 'string of 1 MB')
+    case 6:
+      return input('', 'empty string')
+    case 7:
+    case 8:
+      return nonString(f, valid)
+    case 9: {
+      const text = f.pick(['../../../etc/passwd', '%00', '%27%20OR%201%3D1', '${id}', 'null'])
+      return input(text, `path or escape ${show(text)}`)
+    }
+    case 10: {
+      // Signed manager only: ids of the accepted form whose signature fails.
+      const random = valid.slice(0, 32)
+      const signature = valid.slice(33)
+      const at = f.below(43)
+      const flipped = `${signature.slice(0, at)}${signature[at] === 'A' ? 'B' : 'A'}${signature.slice(at + 1)}`
+      const text = f.pick([
+        random,
+        `${random}.${flipped}`,
+        `${target.sm.generateId().slice(0, 32)}.${signature}`,
+        `${random}.${signature.slice(0, 42)}`,
+        `${random}.${signature}A`,
+        `${random}..${signature.slice(1)}`,
+        `${random.slice(1)}.${signature}`,
+      ])
+      return input(text, `forged signature ${show(text)}`)
+    }
+    default: {
+      const text = sign(f.idChars(32), FOREIGN_SECRET)
+      return input(text, `id signed with a foreign secret ${show(text)}`)
+    }
+  }
+}
+
+function spliceIn(f: Fuzzer, text: string, insert: string): string {
+  const at = f.below(text.length + 1)
+  return `${text.slice(0, at)}${insert}${text.slice(at)}`
+}
+
+function nonString(f: Fuzzer, valid: string): Input {
+  const cases: (() => Input)[] = [
+    () => input(f.pick([0, -1, 42, 1.5, 2 ** 53, 1e300]), 'a number'),
+    () => input(NaN, 'NaN'),
+    () => input(Infinity, 'Infinity'),
+    () => input(10n ** 30n, 'a bigint'),
+    () => input(null, 'null'),
+    () => input(undefined, 'undefined'),
+    () => input(f.chance(0.5), 'a boolean'),
+    () => input({}, '{}'),
+    () => input([], '[]'),
+    () => input([valid], '[a valid id]'),
+    () => input(new String(valid), 'new String(a valid id)'),
+    () => input({ toString: () => valid }, '{ toString: () => a valid id }'),
+    () => input(Symbol('session'), 'Symbol("session")'),
+    () => input(() => valid, 'a function returning a valid id'),
+    () => input(new Date(), 'a Date'),
+    () => input(Buffer.from(valid), 'a Buffer of a valid id'),
+    () => input(new Map([[valid, valid]]), 'a Map'),
+    () => input(Object.create(null), 'Object.create(null)'),
+    () => input(Promise.resolve(valid), 'a Promise of a valid id'),
+    () => input(throwingProxy(), 'a Proxy whose traps throw'),
+    () => input(revokedProxy(), 'a revoked Proxy'),
+  ]
+  return f.pick(cases)()
+}
+
+/** Session data the library should accept (its JSON form is what reads return). */
+function goodData(f: Fuzzer): Input {
+  const text = f.pick([...UNICODE, ...SQL, 'plain'])
+  const cases: (() => Input)[] = [
+    () => input({}, '{}'),
+    () => input({ n: f.below(1e9), s: text }, `{ n, s: ${show(text)} }`),
+    () =>
+      input(
+        JSON.parse('{"__proto__": {"polluted": true}, "x": 1}'),
+        '{ "__proto__": {...} } own key',
+      ),
+    () =>
+      input(
+        { constructor: 'c', prototype: 1, toString: 't', hasOwnProperty: 'h', valueOf: 0 },
+        'built-in names as keys',
+      ),
+    () => input({ [text]: text, '': 'empty key' }, `odd keys ${show(text)}`),
+    () => input({ list: [1, 'two', null, { three: [3] }], flag: true }, 'nested arrays'),
+    () =>
+      input(
+        { when: new Date(0), map: new Map([[1, 2]]), set: new Set([1]) },
+        'Date, Map, Set inside',
+      ),
+    () =>
+      input(
+        { fn: () => 1, sym: Symbol('s'), [Symbol('k')]: 1, u: undefined },
+        'function, Symbol, undefined inside',
+      ),
+    () => input({ nan: NaN, inf: -Infinity, negZero: -0, big: 2 ** 60 }, 'odd numbers inside'),
+    () => input({ blob: 'd'.repeat(MAX_SESSION_BYTES - 100) }, 'just under maxSessionBytes'),
+  ]
+  return f.pick(cases)()
+}
+
+/** Session data the library must refuse: none of it is a plain object that encodes within bounds. */
+function badData(f: Fuzzer): Input {
+  const cases: (() => Input)[] = [
+    () => {
+      const cycle: Record<string, unknown> = { a: 1 }
+      cycle.self = cycle
+      return input(cycle, 'a cycle')
+    },
+    () => {
+      const list: unknown[] = []
+      const holder = { list }
+      list.push(holder)
+      return input(holder, 'a cycle through an array')
+    },
+    () => input(10n, 'a bigint'),
+    () => input({ big: 10n }, '{ big: 10n }'),
+    () => input(() => ({}), 'a function'),
+    () => input(Symbol('data'), 'a Symbol'),
+    () => input(DEEP_OBJECT, 'object nested 10,000 deep'),
+    () => input({ deep: DEEP_ARRAY }, 'array nested 10,000 deep'),
+    () => input({ blob: OVERSIZED }, 'string over maxSessionBytes'),
+    () => input({ blob: ONE_MB }, 'string of 1 MB'),
+    () => input(f.pick(['text', '', ONE_MB]), 'a string'),
+    () => input(f.pick([0, 42, NaN, -1.5]), 'a number'),
+    () => input(f.chance(0.5), 'a boolean'),
+    () => input(null, 'null'),
+    () => input([1, 2, 3], 'an array'),
+    () => input([], 'an empty array'),
+    () => input({ toJSON: () => 10n }, 'toJSON returning a bigint'),
+    () =>
+      input(
+        {
+          toJSON() {
+            throw new Error('from toJSON')
+          },
+        },
+        'toJSON throwing an Error',
+      ),
+    () => input(throwingProxy(), 'a Proxy whose traps throw an Error'),
+  ]
+  return f.pick(cases)()
+}
+
+/** Rare inputs that defeat the library's own checks. */
+function hostileData(f: Fuzzer): Input {
+  const cases: (() => Input)[] = [
+    () =>
+      input(
+        {
+          toJSON() {
+            throw null
+          },
+        },
+        'toJSON throwing null',
+      ),
+    () =>
+      input(
+        {
+          get x() {
+            throw undefined
+          },
+        },
+        'a getter throwing undefined',
+      ),
+    () => input(revokedProxy(), 'a revoked Proxy'),
+    () => input(new Date(0), 'a Date (its JSON form is a string)'),
+    () => input(new String('boxed'), 'new String (its JSON form is a string)'),
+    () => input({ toJSON: () => 42 }, 'toJSON returning a number'),
+  ]
+  return f.pick(cases)()
+}
+
+function anyData(f: Fuzzer): Input {
+  const roll = f.below(100)
+  if (roll < 55) return goodData(f)
+  if (roll < 95) return badData(f)
+  return hostileData(f)
+}
+
+const GOOD_TTLS = [5, 60, 3600, 86400, 2 ** 31 - 1, 2 ** 32 - 1, 2 ** 32, 2 ** 40, 2 ** 53 - 1]
+
+function ttl(f: Fuzzer, good: boolean): Input {
+  if (good) {
+    const value = f.pick(GOOD_TTLS)
+    return input(value, `${value}`)
+  }
+  const cases: (() => Input)[] = [
+    () => input(f.pick([-1, 0, -0, 1.5, 0.1, -86400]), '≤ 0 or fractional'),
+    () => input(NaN, 'NaN'),
+    () => input(f.pick([Infinity, -Infinity, 1e300, 2 ** 53]), 'infinite or unsafe'),
+    () => input(f.pick(['60', '', 'abc', ' 1']), 'a string'),
+    () => input(60n, 'a bigint'),
+    () => input(null, 'null'),
+    () => input(f.pick([true, {}, [60], new Number(60)]), 'an object or a boolean'),
+    () => input(Symbol('ttl'), 'a Symbol'),
+  ]
+  const { value, label } = f.pick(cases)()
+  return input(value, label)
+}
+
+function expiresAt(f: Fuzzer, good: boolean): Input {
+  if (good) {
+    const millis = f.pick([
+      Date.now() + 10_000,
+      Date.now() + 3_600_000,
+      Date.now() + 365 * 86_400_000,
+      8.64e15,
+      Number.MAX_SAFE_INTEGER,
+      Date.now() - 1000,
+      0,
+      -1,
+    ])
+    return f.chance(0.5)
+      ? input(millis, `${millis} ms`)
+      : input(new Date(Math.min(millis, 8.64e15)), `Date(${Math.min(millis, 8.64e15)})`)
+  }
+  return f.pick([
+    input(NaN, 'NaN'),
+    input(Infinity, 'Infinity'),
+    input(1e300, '1e300'),
+    input(new Date('not a date'), 'an invalid Date'),
+    input('2030-01-01', 'a date string'),
+    input({}, '{}'),
+    input(10n, 'a bigint'),
+    input(null, 'null'),
+    input(Symbol('when'), 'a Symbol'),
+  ])
+}
+
+/** The options argument of writeSession, createSession and touch. */
+function writeOptions(f: Fuzzer, good: boolean): Input {
+  const roll = f.below(100)
+  if (good) {
+    if (roll < 40) return input(undefined, 'no options')
+    if (roll < 75) {
+      const seconds = ttl(f, true)
+      return input({ ttlSeconds: seconds.value }, `{ ttlSeconds: ${seconds.label} }`)
+    }
+    const when = expiresAt(f, true)
+    return input({ expiresAt: when.value }, `{ expiresAt: ${when.label} }`)
+  }
+  if (roll < 45) {
+    const seconds = ttl(f, false)
+    return input({ ttlSeconds: seconds.value }, `{ ttlSeconds: ${seconds.label} }`)
+  }
+  if (roll < 75) {
+    const when = expiresAt(f, false)
+    return input({ expiresAt: when.value }, `{ expiresAt: ${when.label} }`)
+  }
+  if (roll < 85) {
+    return input({ ttlSeconds: 60, expiresAt: Date.now() + 60_000 }, '{ ttlSeconds, expiresAt }')
+  }
+  return f.pick([
+    input(null, 'options null'),
+    input('options', 'options a string'),
+    input(42, 'options a number'),
+    input(Symbol('options'), 'options a Symbol'),
+  ])
+}
+
+/** Options of list, count, sweep and repair. */
+function batchOptions(f: Fuzzer, good: boolean): Input {
+  if (good) {
+    return f.chance(0.3)
+      ? input(undefined, 'no options')
+      : f.pick([input({ batchSize: 1000 }, '{ batchSize: 1000 }'), input({}, '{}')])
+  }
+  return f.pick([
+    input({ batchSize: f.pick([0, -1, 1.5, NaN, Infinity, 2 ** 53]) }, '{ batchSize: bad number }'),
+    input({ batchSize: '10' }, '{ batchSize: "10" }'),
+    input({ batchSize: 10n }, '{ batchSize: 10n }'),
+    input(null, 'options null'),
+  ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls.
+
+interface Target {
+  name: string
+  sm: SessionManager
+  signed: boolean
+}
+
+const ID_METHODS = [
+  'readSession',
+  'writeSession',
+  'destroySession',
+  'regenerateSession',
+  'touch',
+  'setTimeout',
+  'getTimeout',
+  'locate',
+] as const
+const OTHER_METHODS = ['createSession', 'list', 'count', 'sweep', 'repair'] as const
+type Method = (typeof ID_METHODS)[number] | (typeof OTHER_METHODS)[number]
+/** Methods that may throw (a typed error) synchronously: they are not async. */
+const SYNC_METHODS = new Set<Method>(['locate', 'list'])
+const READ_ONLY = new Set<Method>(['readSession', 'getTimeout', 'locate'])
+
+interface Call {
+  target: Target
+  method: Method
+  args: Input[]
+}
+
+type Outcome =
+  | { kind: 'result'; value: unknown; promise: boolean }
+  | { kind: 'rejected'; error: unknown }
+  | { kind: 'threw'; error: unknown }
+
+async function invoke(call: Call): Promise<Outcome> {
+  const sm = call.target.sm as unknown as Record<Method, (...args: unknown[]) => unknown>
+  let returned: unknown
+  try {
+    returned = sm[call.method](...call.args.map((arg) => arg.value))
+  } catch (error) {
+    return { kind: 'threw', error }
+  }
+  if (call.method === 'list') returned = collect(returned as AsyncIterable<unknown>)
+  else if (!(returned instanceof Promise))
+    return { kind: 'result', value: returned, promise: false }
+  try {
+    return { kind: 'result', value: await returned, promise: call.method !== 'list' }
+  } catch (error) {
+    return { kind: 'rejected', error }
+  }
+}
+
+async function collect(items: AsyncIterable<unknown>): Promise<unknown[]> {
+  const all: unknown[] = []
+  for await (const item of items) all.push(item)
+  return all
+}
+
+/** What is wrong with a call's result by its method's contract; null when nothing is. */
+function badResult(
+  call: Call,
+  value: unknown,
+  promise: boolean,
+  storeIds: string[],
+): string | null {
+  const { method } = call
+  if (promise === SYNC_METHODS.has(method))
+    return promise ? 'returned a Promise' : 'returned no Promise'
+  const count = (n: unknown): boolean => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
+  const ok: Record<Method, () => boolean> = {
+    readSession: () => value === null || isPlainObject(value),
+    writeSession: () =>
+      isPlainObject(value) &&
+      typeof value.version === 'number' &&
+      Array.isArray(value.storeIds) &&
+      typeof value.degraded === 'boolean',
+    destroySession: () => value === undefined,
+    createSession: () => typeof value === 'string' && ID_FORM.test(value),
+    regenerateSession: () => value === null || (typeof value === 'string' && ID_FORM.test(value)),
+    touch: () => typeof value === 'boolean',
+    setTimeout: () => typeof value === 'boolean',
+    getTimeout: () => value === null || count(value),
+    locate: () => Array.isArray(value) && [...value].sort().join() === [...storeIds].sort().join(),
+    list: () => Array.isArray(value) && value.every((id) => typeof id === 'string'),
+    count: () => count(value),
+    sweep: () => isPlainObject(value) && count(value.deleted) && Array.isArray(value.stores),
+    repair: () =>
+      isPlainObject(value) && count(value.scanned) && Array.isArray(value.skippedStores),
+  }
+  return ok[method]() ? null : `${method} resolved to an ill-formed result`
+}
+
+/** Violations grouped by kind, with the first few calls of each, so that a report stays short. */
+class Violations {
+  readonly #byKind = new Map<string, { count: number; examples: string[] }>()
+  total = 0
+
+  add(kind: string, call: Call, detail: string): void {
+    this.total++
+    const entry = this.#byKind.get(kind) ?? { count: 0, examples: [] }
+    this.#byKind.set(kind, entry)
+    entry.count++
+    if (entry.examples.length < EXAMPLES_PER_KIND) {
+      const args = call.args.map((arg) => arg.label).join(', ')
+      entry.examples.push(`${call.target.name}.${call.method}(${args}) → ${detail}`)
+    }
+  }
+
+  report(): { seed: string; violations: Record<string, { count: number; examples: string[] }> } {
+    return { seed: SEED, violations: Object.fromEntries(this.#byKind) }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the stores should hold, as far as acknowledged calls tell (stores all up, calls one at a
+// time). A session whose state this test cannot know for sure is left out of the checks.
+
+interface Expected {
+  destroyed: boolean
+  data: unknown
+  expiresAtMillis: number
+  ownTimeout: number | null
+  uncertain: boolean
+}
+
+class Model {
+  readonly #sessions = new Map<string, Expected>()
+  checked = 0
+
+  get(id: string): Expected {
+    let entry = this.#sessions.get(id)
+    if (entry === undefined) {
+      entry = {
+        destroyed: false,
+        data: null,
+        expiresAtMillis: 0,
+        ownTimeout: null,
+        uncertain: false,
+      }
+      this.#sessions.set(id, entry)
+    }
+    return entry
+  }
+
+  /** Whether the session is live now; null when that cannot be told (expiry too close, or unknown). */
+  live(id: string): boolean | null {
+    const entry = this.get(id)
+    if (entry.uncertain) return null
+    if (entry.destroyed) return false
+    const left = entry.expiresAtMillis - Date.now()
+    if (Math.abs(left) < EXPIRY_MARGIN_MILLIS) return null
+    return left > 0
+  }
+
+  ids(): string[] {
+    return [...this.#sessions.keys()]
+  }
+}
+
+function sumOperations(targets: readonly Target[]): number {
+  let sum = 0
+  for (const { sm } of targets) for (const store of sm.stats().stores) sum += store.operations
+  return sum
+}
+
+interface ServerCounters {
+  execute: number
+  prepare: number
+  questions: number
+}
+
+/** The servers' own statement counters, summed over the stores (read with text queries). */
+async function serverCounters(cluster: TestCluster): Promise<ServerCounters> {
+  const sum: ServerCounters = { execute: 0, prepare: 0, questions: 0 }
+  for (const store of cluster.stores) {
+    const rows = await store.query<{ Variable_name: string; Value: string }>(
+      "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_stmt_execute', 'Com_stmt_prepare', 'Questions')",
+    )
+    for (const row of rows) {
+      const value = Number(row.Value)
+      if (row.Variable_name === 'Com_stmt_execute') sum.execute += value
+      else if (row.Variable_name === 'Com_stmt_prepare') sum.prepare += value
+      else sum.questions += value
+    }
+  }
+  return sum
+}
+
+const cluster = await startTestCluster(t, { stores: 3 })
+const storeIds = cluster.stores.map((store) => store.id)
+
+t.test('random bad input through every public method, against real stores', async (t) => {
+  // No background statements: health probes are not counted anyway, but sweeps would be.
+  const quiet = {
+    copies: 2,
+    healthCheckIntervalMillis: 3_600_000,
+    sweepIntervalSeconds: 0,
+    maxSessionBytes: MAX_SESSION_BYTES,
+  }
+  const plain: Target = { name: 'plain', sm: await startManager(t, cluster, quiet), signed: false }
+  const signed: Target = {
+    name: 'signed',
+    sm: await startManager(t, cluster, { ...quiet, secrets: SECRETS }),
+    signed: true,
+  }
+  const targets = [plain, signed]
+  const f = new Fuzzer(SEED)
+  const model = new Model()
+
+  // Sessions with known data, only ever passed to read-only methods.
+  const known: { id: string; data: unknown; target: Target }[] = []
+  for (let i = 0; i < KNOWN_SESSIONS; i++) {
+    const target = i % 5 === 4 ? signed : plain
+    const data = { i, user: `user-${i}`, text: UNICODE[i % UNICODE.length], list: [i, 'two', null] }
+    const id = await target.sm.createSession(data)
+    known.push({ id, data: JSON.parse(JSON.stringify(data)), target })
+    Object.assign(model.get(id), {
+      data: JSON.parse(JSON.stringify(data)),
+      expiresAtMillis: Date.now() + DEFAULT_TTL_SECONDS * 1000,
+    })
+  }
+  const rowsBefore = await Promise.all(known.map(({ id }) => rowsOnStores(cluster, id)))
+
+  const violations = new Violations()
+  const check = (call: Call, outcome: Outcome, mustRefuse: boolean): void => {
+    if (outcome.kind === 'threw') {
+      if (!SYNC_METHODS.has(call.method)) {
+        violations.add('async method threw synchronously', call, errorText(outcome.error))
+      } else if (!isTyped(outcome.error)) {
+        violations.add(
+          `untyped error: ${errorText(outcome.error).slice(0, 70)}`,
+          call,
+          errorText(outcome.error),
+        )
+      }
+    } else if (outcome.kind === 'rejected') {
+      if (!isTyped(outcome.error)) {
+        violations.add(
+          `untyped error: ${errorText(outcome.error).slice(0, 70)}`,
+          call,
+          errorText(outcome.error),
+        )
+      }
+    } else {
+      const problem = badResult(call, outcome.value, outcome.promise, storeIds)
+      if (problem !== null)
+        violations.add(problem, call, show(JSON.stringify(outcome.value) ?? 'undefined'))
+      else if (mustRefuse) violations.add('malformed input accepted', call, 'resolved')
+    }
+  }
+
+  // Phase 1: malformed ids, and arguments every id-less method must refuse. None may reach a
+  // store: neither the managers' counters nor the servers' own may move.
+  const phase1Started = performance.now()
+  const calibration = await serverCounters(cluster)
+  const serverBefore = await serverCounters(cluster)
+  const measuringQuestions = serverBefore.questions - calibration.questions
+  const operationsBefore = sumOperations(targets)
+  for (let n = 0; n < MALFORMED_CALLS; n++) {
+    const target = f.chance(0.6) ? plain : signed
+    const method = f.chance(0.9) ? f.pick(ID_METHODS) : f.pick(OTHER_METHODS)
+    const id = (): Input => malformedId(f, target)
+    const args: Input[] = {
+      readSession: () => [id()],
+      writeSession: () => [id(), anyData(f), writeOptions(f, f.chance(0.5))],
+      destroySession: () => [id()],
+      regenerateSession: () => [id()],
+      touch: () => [id(), writeOptions(f, f.chance(0.5))],
+      setTimeout: () => [id(), ttl(f, f.chance(0.5))],
+      getTimeout: () => [id()],
+      locate: () => [id()],
+      createSession: () =>
+        f.chance(0.5)
+          ? [badData(f), writeOptions(f, f.chance(0.5))]
+          : [goodData(f), writeOptions(f, false)],
+      list: () => [batchOptions(f, false)],
+      count: () => [batchOptions(f, false)],
+      sweep: () => [batchOptions(f, false)],
+      repair: () => [batchOptions(f, false)],
+    }[method]()
+    const call = { target, method, args }
+    check(call, await invoke(call), true)
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const operationsAfter = sumOperations(targets)
+  const serverAfter = await serverCounters(cluster)
+  const phase1Seconds = (performance.now() - phase1Started) / 1000
+
+  t.equal(
+    operationsAfter - operationsBefore,
+    0,
+    'malformed input: no statement counted by the managers',
+  )
+  t.equal(
+    serverAfter.execute - serverBefore.execute,
+    0,
+    'malformed input: no prepared statement executed on any server (Com_stmt_execute)',
+  )
+  t.equal(serverAfter.prepare - serverBefore.prepare, 0, 'none prepared (Com_stmt_prepare)')
+  t.equal(
+    serverAfter.questions - serverBefore.questions - measuringQuestions,
+    0,
+    'no other statement either (Questions, less the measuring queries)',
+  )
+
+  // Phase 2: valid ids (fresh, or sessions this fuzz wrote; the known sessions for read-only
+  // methods) with random data and options. Every store is up, so the only acceptable
+  // rejections are validation errors, which must not cost a statement; and every answer must
+  // agree with what the calls before it acknowledged.
+  const phase2Started = performance.now()
+  const owned: { id: string; signed: boolean }[] = []
+  const storeFailures = new Violations()
+  const refusedButRan = new Violations()
+  const disagreements = new Violations()
+  const validId = (target: Target, method: Method): Input => {
+    const roll = f.below(100)
+    if (READ_ONLY.has(method) && roll < 30) return input(f.pick(known).id, 'a known session id')
+    if (roll < 75 && owned.length > 0) {
+      const usable = owned.filter((o) => o.signed || !target.signed)
+      const { id } = f.pick(usable.length > 0 && f.chance(0.9) ? usable : owned)
+      return input(id, 'an id this fuzz wrote')
+    }
+    return input(target.sm.generateId(), 'a fresh id')
+  }
+  const operationsBeforeValid = sumOperations(targets)
+  const executeBeforeValid = (await serverCounters(cluster)).execute
+  for (let n = 0; n < VALID_CALLS; n++) {
+    const target = f.chance(0.6) ? plain : signed
+    const method = f.chance(0.97)
+      ? f.pick([...ID_METHODS, 'createSession'] as const)
+      : f.pick(OTHER_METHODS)
+    const id = validId(target, method)
+    const good = f.chance(0.7)
+    const data = (): Input => (good ? goodData(f) : f.chance(0.9) ? badData(f) : hostileData(f))
+    const args: Input[] = {
+      readSession: () => [id],
+      writeSession: () => [id, data(), writeOptions(f, good || f.chance(0.5))],
+      destroySession: () => [id],
+      regenerateSession: () => [id],
+      touch: () => [id, writeOptions(f, good)],
+      setTimeout: () => [id, ttl(f, good)],
+      getTimeout: () => [id],
+      locate: () => [id],
+      createSession: () => [data(), writeOptions(f, good || f.chance(0.5))],
+      list: () => [batchOptions(f, good)],
+      count: () => [batchOptions(f, good)],
+      sweep: () => [batchOptions(f, good)],
+      repair: () => [batchOptions(f, good)],
+    }[method]()
+    const call = { target, method, args }
+    const sessionId = id.value as string
+    const liveBefore = ID_METHODS.includes(method as never) ? model.live(sessionId) : null
+    const before = sumOperations(targets)
+    const startedAt = Date.now()
+    const outcome = await invoke(call)
+    check(call, outcome, false)
+    if (outcome.kind !== 'result') {
+      const error = outcome.error
+      if (!isTyped(error) || VALIDATION_CODES.has(error.code)) {
+        if (sumOperations(targets) !== before) {
+          refusedButRan.add('refused input cost a statement', call, errorText(error))
+        }
+      } else {
+        storeFailures.add(`${error.code} with every store up`, call, errorText(error))
+        if (ID_METHODS.includes(method as never)) model.get(sessionId).uncertain = true
+      }
+      continue
+    }
+    const value = outcome.value
+    const disagree = (what: string, detail: string): void => {
+      disagreements.add(what, call, detail)
+    }
+    const expiryFrom = (options: unknown, own: number | null): number => {
+      const { ttlSeconds, expiresAt: when } = (isPlainObject(options) ? options : {}) as {
+        ttlSeconds?: number
+        expiresAt?: Date | number
+      }
+      if (ttlSeconds !== undefined) return startedAt + ttlSeconds * 1000
+      if (when !== undefined) return Math.trunc(when instanceof Date ? when.getTime() : when)
+      return startedAt + (own ?? DEFAULT_TTL_SECONDS) * 1000
+    }
+    const explicit = (options: unknown): boolean =>
+      isPlainObject(options) &&
+      (options.ttlSeconds !== undefined || options.expiresAt !== undefined)
+    switch (method) {
+      case 'createSession': {
+        const newId = value as string
+        owned.push({ id: newId, signed: target.signed })
+        Object.assign(model.get(newId), {
+          data: JSON.parse(JSON.stringify(args[0]!.value ?? {})),
+          expiresAtMillis: expiryFrom(args[1]!.value, null),
+        })
+        await verifyRead(target, newId)
+        break
+      }
+      case 'writeSession': {
+        const entry = model.get(sessionId)
+        const landed = (value as { storeIds: string[] }).storeIds.length > 0
+        if (!entry.uncertain && landed === entry.destroyed) {
+          disagree(
+            'a write landed on a destroyed session, or met a tombstone on a live one',
+            String(landed),
+          )
+          entry.uncertain = true
+        }
+        if (landed) {
+          entry.data = JSON.parse(JSON.stringify(args[1]!.value))
+          entry.expiresAtMillis = expiryFrom(
+            args[2]!.value,
+            explicit(args[2]!.value) ? null : entry.ownTimeout,
+          )
+        }
+        if (!owned.some((o) => o.id === sessionId))
+          owned.push({ id: sessionId, signed: target.signed })
+        await verifyRead(target, sessionId)
+        break
+      }
+      case 'destroySession':
+        model.get(sessionId).destroyed = true
+        break
+      case 'regenerateSession': {
+        if (liveBefore !== null && (value !== null) !== liveBefore) {
+          disagree('regenerateSession disagrees with whether the session is live', String(value))
+        }
+        if (typeof value === 'string') {
+          const old = model.get(sessionId)
+          Object.assign(model.get(value), { ...old, destroyed: false })
+          old.destroyed = true
+          owned.push({ id: value, signed: target.signed })
+          await verifyRead(target, value)
+        }
+        break
+      }
+      case 'touch':
+      case 'setTimeout': {
+        const entry = model.get(sessionId)
+        if (liveBefore !== null && value !== liveBefore) {
+          disagree(
+            `${method} answered ${String(value)} for a session that is ${liveBefore ? 'live' : 'not live'}`,
+            '',
+          )
+          entry.uncertain = true
+        } else if (value === true && method === 'touch') {
+          const own = explicit(args[1]!.value) ? null : entry.ownTimeout
+          entry.expiresAtMillis = Math.max(entry.expiresAtMillis, expiryFrom(args[1]!.value, own))
+        } else if (value === true) {
+          entry.ownTimeout = args[1]!.value as number
+          entry.expiresAtMillis = startedAt + entry.ownTimeout * 1000
+        }
+        break
+      }
+      case 'readSession':
+      case 'getTimeout': {
+        if (liveBefore === null) break
+        model.checked++
+        const entry = model.get(sessionId)
+        const expected = !liveBefore
+          ? null
+          : method === 'readSession'
+            ? entry.data
+            : (entry.ownTimeout ?? DEFAULT_TTL_SECONDS)
+        if (!isDeepStrictEqual(value, expected)) {
+          disagree(
+            `${method} disagrees with what was acknowledged`,
+            show(JSON.stringify(value) ?? 'undefined'),
+          )
+        }
+        break
+      }
+      case 'list':
+      case 'count': {
+        const ids = model.ids()
+        const live = ids.filter((each) => model.live(each) === true).length
+        const unsure = ids.filter((each) => model.live(each) === null).length
+        const listed = method === 'count' ? (value as number) : (value as string[]).length
+        if (listed < live || listed > live + unsure) {
+          disagree(
+            `${method} disagrees with what was acknowledged`,
+            `${listed}, expected ${live} (+${unsure} unsure)`,
+          )
+        }
+        break
+      }
+    }
+  }
+
+  /** A read right after an acknowledged write: the model's data, and always null or an object. */
+  async function verifyRead(target: Target, sessionId: string): Promise<void> {
+    const live = model.live(sessionId)
+    if (live === null) return
+    model.checked++
+    const read = await target.sm.readSession(sessionId).catch((error: unknown) => errorText(error))
+    const call = {
+      target,
+      method: 'readSession' as const,
+      args: [input(sessionId, 'the id just written')],
+    }
+    if (read !== null && !isPlainObject(read)) {
+      disagreements.add(
+        'accepted data that reads back as a non-object',
+        call,
+        show(JSON.stringify(read) ?? ''),
+      )
+    } else if (!isDeepStrictEqual(read, live ? model.get(sessionId).data : null)) {
+      disagreements.add(
+        'an acknowledged write reads back differently',
+        call,
+        show(JSON.stringify(read) ?? ''),
+      )
+    }
+  }
+
+  const phase2Seconds = (performance.now() - phase2Started) / 1000
+  t.ok(
+    sumOperations(targets) > operationsBeforeValid,
+    'valid ids did reach the stores (the counters work)',
+  )
+  t.ok((await serverCounters(cluster)).execute > executeBeforeValid, 'and the servers counted them')
+
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(
+    violations.total,
+    0,
+    `${MALFORMED_CALLS + VALID_CALLS} calls: each settled with a well-formed result or a SessionShardsError with a code`,
+    violations.report(),
+  )
+  t.equal(
+    storeFailures.total,
+    0,
+    'valid ids with every store up: refused by validation or answered, never failed by a store',
+    storeFailures.report(),
+  )
+  t.equal(
+    refusedButRan.total,
+    0,
+    'input refused with an error cost no statement',
+    refusedButRan.report(),
+  )
+  t.equal(
+    disagreements.total,
+    0,
+    `answers agree with what was acknowledged (${model.checked} reads checked)`,
+    disagreements.report(),
+  )
+  t.same(unhandled, [], 'no unhandled rejection')
+
+  // The known sessions: the same data through the managers, byte-identical rows on every store.
+  const changedReads: string[] = []
+  for (const { id, data, target } of known) {
+    if (!isDeepStrictEqual(await target.sm.readSession(id), data)) changedReads.push(id)
+  }
+  t.same(changedReads, [], `the ${KNOWN_SESSIONS} known sessions read back unchanged`)
+  const rowsAfter = await Promise.all(known.map(({ id }) => rowsOnStores(cluster, id)))
+  t.same(
+    known.filter((_, i) => !isDeepStrictEqual(rowsAfter[i], rowsBefore[i])).map(({ id }) => id),
+    [],
+    'and their rows are identical on every store',
+  )
+  t.comment(
+    `seed ${SEED}: ${MALFORMED_CALLS} malformed-input calls in ${phase1Seconds.toFixed(1)} s, ` +
+      `${VALID_CALLS} valid-id calls in ${phase2Seconds.toFixed(1)} s`,
+  )
+})

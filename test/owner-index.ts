@@ -1,0 +1,57 @@
+import t from 'tap'
+import { buildStatements } from '../lib/statements.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { startManager, storeState, storesWithLiveCopy } from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
+
+const cluster = await startTestCluster(t, { stores: 3 })
+
+t.test('findByOwner and destroyByOwner use the owner index on every store', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2, ownerKey: 'userId' })
+  const mine = await Promise.all(
+    [1, 2, 3].map((device) => manager.createSession({ userId: 42, device })),
+  )
+  const others = await Promise.all([7, 8].map((userId) => manager.createSession({ userId })))
+  await manager.createSession({ anonymous: true })
+  t.same(await manager.findByOwner(42), [...mine].sort())
+  t.same(
+    await manager.findByOwner('42'),
+    [...mine].sort(),
+    'numbers and strings name the same owner',
+  )
+  // The lookup is an index lookup, never a scan.
+  for (const store of cluster.stores) {
+    const plan = await store.query<{ key: string | null; type: string }>(
+      `EXPLAIN ${buildStatements('sessions').byOwner}`,
+      ['42'],
+    )
+    t.equal(plan[0]!.key, 'sessions_owner', `${store.id} uses the owner index`)
+  }
+  // A user who changed owner in a later write no longer counts.
+  await manager.writeSession(mine[2]!, { userId: 43 })
+  t.same(await manager.findByOwner(42), [mine[0]!, mine[1]!].sort())
+
+  if (cluster.canCrash) {
+    // Log user 42 out everywhere while a store is down; it comes back with the old copies.
+    const down = cluster.stores[0]!
+    await down.kill()
+    t.equal(await manager.destroyByOwner(42), 2)
+    await down.start()
+    await waitFor('the store to be back in service', () => storeState(manager, down.id) === 'up')
+  } else {
+    t.equal(await manager.destroyByOwner(42), 2)
+  }
+  for (const id of mine.slice(0, 2)) {
+    t.equal(await manager.readSession(id), null, 'logged out')
+  }
+  await manager.repair()
+  for (const id of mine.slice(0, 2)) {
+    t.equal(
+      await manager.readSession(id),
+      null,
+      'still logged out after the store returned and a repair',
+    )
+    t.same(await storesWithLiveCopy(cluster, id), [])
+  }
+  for (const id of others) t.not(await manager.readSession(id), null, 'other users untouched')
+})
