@@ -51,6 +51,7 @@ const {
   index: { createSessionManager, generateSessionId, jsonCodec },
   placement: { classicOrder },
   statements: { buildStatements },
+  storePool: { writeParameters },
 } = await loadBuiltLibrary()
 const statements = buildStatements(TABLE)
 const progress = createProgress()
@@ -354,20 +355,15 @@ function rawWrite(fixture: Fixture, copies: 1 | 2): Operation {
     // Encoding is work any caller has to do, so the raw side does it too.
     const bytes = Buffer.from(JSON.stringify(fixture.data[index]), 'utf8')
     lastVersion = Math.max(Date.now() * 1000, lastVersion + 1)
-    const now = Date.now()
-    // The library's write statement and parameters (StorePool.write): id, version, expiry,
-    // data, owner, per-session timeout (twice), explicit-expiry flag, now.
-    const params = [
-      fixture.ids[index]!,
-      lastVersion,
-      now + settings.ttlSeconds * 1000,
-      bytes,
-      null,
-      null,
-      null,
-      0,
-      now,
-    ]
+    // The library's write statement with the parameters StorePool.write sends.
+    const params = writeParameters(fixture.ids[index]!, bytes, {
+      version: lastVersion,
+      expiresAtMillis: Date.now() + settings.ttlSeconds * 1000,
+      explicitExpiry: false,
+      ttlSeconds: null,
+      owner: null,
+      applyBelow: lastVersion,
+    }) as (string | number | Buffer | null)[]
     const pools = fixture.rawOrder[index]!
     if (copies === 1) {
       await pools[0]!.execute<ResultSetHeader>(statements.write, params)

@@ -105,6 +105,13 @@ export interface SessionManagerOptions {
    */
   readQuorum?: number
   /**
+   * Coalesce concurrent reads of one store into one statement (`WHERE id IN (...)`): reads
+   * that arrive while the store's statements are busy leave together when one completes. A
+   * lone read goes out at once, so low-load latency is unchanged.
+   * @default true
+   */
+  batching?: boolean
+  /**
    * A key of the session data whose value (a string or number, e.g. `"userId"`) is copied
    * into an indexed column, so that `findByOwner` and `destroyByOwner` ("log this user out
    * everywhere") use an index instead of a scan.
@@ -168,6 +175,7 @@ export interface ResolvedOptions {
   readonly idSigner: IdSigner | null
   readonly sweepIntervalSeconds: number
   readonly ownerKey: string | null
+  readonly batching: boolean
 }
 
 const STORE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
@@ -246,6 +254,7 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
     readQuorum,
     idSigner: resolveSigner(options.secrets, options.acceptUnsignedIds),
     ownerKey: resolveOwnerKey(options.ownerKey),
+    batching: booleanOption('batching', options.batching, true),
     sweepIntervalSeconds: integerOption(
       'sweepIntervalSeconds',
       options.sweepIntervalSeconds,
@@ -308,6 +317,12 @@ function integerOption(name: string, value: unknown, fallback: number, min: numb
       `must be an integer of at least ${min}; got ${describe(value)}`,
     )
   }
+  return value
+}
+
+function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'must be true or false')
   return value
 }
 

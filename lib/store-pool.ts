@@ -2,6 +2,7 @@ import { inspect } from 'node:util'
 import mysql from 'mysql2'
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2'
 import { DeadlineTracker } from './deadlines.js'
+import { ReadBatcher } from './read-batcher.js'
 import { Circuit } from './circuit.js'
 import { debug } from './debug.js'
 import { errorSummary, StoreTimeoutError } from './errors.js'
@@ -81,6 +82,8 @@ export class StorePool {
   readonly #table: string
   readonly #onOpen: CircuitListener
   readonly #deadlines: DeadlineTracker
+  /** Coalesces concurrent reads, unless the `batching` option is off. */
+  readonly #reads: ReadBatcher<StoredCopy> | null
 
   constructor(
     store: ResolvedStore,
@@ -98,6 +101,14 @@ export class StorePool {
     this.#deadlines = new DeadlineTracker(
       Math.max(5, Math.min(100, options.queryTimeoutMillis / 10)),
     )
+    this.#reads = options.batching
+      ? new ReadBatcher(
+          store.id,
+          { readOne: (id) => this.#readOne(id), readMany: (ids) => this.readMany(ids) },
+          this.#deadlines,
+          { timeoutMillis: options.queryTimeoutMillis, maxInFlight: 4, maxBatch: 100 },
+        )
+      : null
     this.#pool = mysql.createPool({
       connectionLimit: options.connectionsPerStore,
       maxIdle: options.connectionsPerStore,
@@ -112,7 +123,11 @@ export class StorePool {
   }
 
   /** The copy stored for `sessionId`, or null when the store has no row. */
-  async read(sessionId: string): Promise<StoredCopy | null> {
+  read(sessionId: string): Promise<StoredCopy | null> {
+    return this.#reads === null ? this.#readOne(sessionId) : this.#reads.read(sessionId)
+  }
+
+  async #readOne(sessionId: string): Promise<StoredCopy | null> {
     const rows = await this.#run<RowDataPacket[]>(this.#statements.read, [sessionId])
     return rows[0] === undefined ? null : toCopy(rows[0])
   }
@@ -122,29 +137,17 @@ export class StorePool {
     const copies = new Map<string, StoredCopy>()
     if (sessionIds.length === 0) return copies
     const sql = readManySql(this.#statements, sessionIds.length)
-    const rows = await this.#run<RowDataPacket[]>(sql, [...sessionIds], 'query')
+    const rows = await this.#run<RowDataPacket[]>(sql, [...sessionIds])
     for (const row of rows) copies.set(String(row.id), toCopy(row))
     return copies
   }
 
   /** Upserts a live copy unless the store holds a tombstone or a version at least as high. */
   async write(sessionId: string, data: Buffer, fields: WriteFields): Promise<WriteOutcome> {
-    const result = await this.#run<ResultSetHeader>(this.#statements.write, [
-      sessionId,
-      fields.version,
-      fields.expiresAtMillis,
-      data,
-      fields.owner,
-      fields.ttlSeconds,
-      fields.applyBelow,
-      fields.applyBelow,
-      fields.applyBelow,
-      fields.ttlSeconds,
-      fields.applyBelow,
-      fields.explicitExpiry ? 1 : 0,
-      Date.now(),
-      fields.applyBelow,
-    ])
+    const result = await this.#run<ResultSetHeader>(
+      this.#statements.write,
+      writeParameters(sessionId, data, fields),
+    )
     if (result.insertId === 0) return { kind: 'written' }
     if (result.insertId === WRITE_HIT_TOMBSTONE) return { kind: 'tombstone' }
     return { kind: 'outdated', storedVersion: Number(result.insertId) }
@@ -387,6 +390,27 @@ export class StorePool {
   [inspect.custom](): string {
     return `StorePool { id: '${this.id}', state: '${this.circuit.state}' }`
   }
+}
+
+/** The parameters of {@link Statements.write}, in the order its text uses them. */
+export function writeParameters(sessionId: string, data: Buffer, fields: WriteFields): unknown[] {
+  const bound = fields.applyBelow
+  return [
+    sessionId,
+    fields.version,
+    fields.expiresAtMillis,
+    data,
+    fields.owner,
+    fields.ttlSeconds,
+    bound,
+    bound,
+    bound,
+    fields.ttlSeconds,
+    bound,
+    fields.explicitExpiry ? 1 : 0,
+    Date.now(),
+    bound,
+  ]
 }
 
 function toCopy(row: RowDataPacket): StoredCopy {

@@ -6,6 +6,7 @@ export interface BuiltLibrary {
   index: typeof import('../../lib/index.js')
   placement: typeof import('../../lib/placement.js')
   statements: typeof import('../../lib/statements.js')
+  storePool: typeof import('../../lib/store-pool.js')
 }
 
 const DIST = new URL('../../dist/', import.meta.url)
@@ -27,10 +28,11 @@ export async function loadBuiltLibrary(): Promise<BuiltLibrary> {
       { cause: error },
     )
   }
-  const [index, placement, statements] = await Promise.all([
+  const [index, placement, statements, storePool] = await Promise.all([
     import(url('index.js')) as Promise<BuiltLibrary['index']>,
     import(url('placement.js')) as Promise<BuiltLibrary['placement']>,
     import(url('statements.js')) as Promise<BuiltLibrary['statements']>,
+    import(url('store-pool.js')) as Promise<BuiltLibrary['storePool']>,
   ])
-  return { index, placement, statements }
+  return { index, placement, statements, storePool }
 }

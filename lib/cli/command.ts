@@ -1,0 +1,76 @@
+import type { ParseArgsConfig } from 'node:util'
+import type { Output } from './output.js'
+
+/** Options of one command, in `node:util` parseArgs form. */
+export type OptionSpecs = NonNullable<ParseArgsConfig['options']>
+
+/** What a command gets when it runs. */
+export interface CommandContext {
+  /** Option values by name (strings and booleans, as parseArgs gives them). */
+  values: Record<string, string | boolean | undefined>
+  /** Arguments after the command name (for `schema apply`, `['apply']`). */
+  positionals: string[]
+  /** `--config`, when given. */
+  configPath: string | undefined
+  out: Output
+}
+
+/** One `session-shards <name>` command; each lives in `lib/cli/commands/<name>.ts`. */
+export interface Command {
+  name: string
+  /** One line for the top-level help. */
+  summary: string
+  /** The full `--help` text. */
+  help: string
+  /** Options besides the common `--config`, `--json` and `--help`. */
+  options: OptionSpecs
+  /** Resolves the exit code (see output.ts). */
+  run(context: CommandContext): Promise<number>
+}
+
+/** Bad arguments: the CLI prints the message and exits with code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'UsageError'
+  }
+}
+
+/** A whole number of at least `min` from a string option; throws {@link UsageError} otherwise. */
+export function integerArgument(
+  name: string,
+  value: string | boolean | undefined,
+  min: number,
+): number | undefined {
+  if (value === undefined) return undefined
+  const number = Number(value)
+  if (
+    typeof value !== 'string' ||
+    !/^\d+$/.test(value) ||
+    !Number.isSafeInteger(number) ||
+    number < min
+  ) {
+    throw new UsageError(`--${name} must be a whole number of at least ${min}`)
+  }
+  return number
+}
+
+/** The single positional argument a command takes (`locate <id>`), or a {@link UsageError}. */
+export function singlePositional(context: CommandContext, command: string, what: string): string {
+  const [value, ...rest] = context.positionals
+  if (value === undefined)
+    throw new UsageError(`${command} needs a ${what}: session-shards ${command} <${what}>`)
+  if (rest.length > 0)
+    throw new UsageError(
+      `${command} takes one ${what}; got ${context.positionals.length} arguments`,
+    )
+  return value
+}
+
+/** Throws a {@link UsageError} when a command that takes no arguments got some. */
+export function noPositionals(context: CommandContext, command: string): void {
+  if (context.positionals.length > 0) {
+    // The argument is not echoed: it could be a mistyped URI with a password.
+    throw new UsageError(`${command} takes no arguments; got ${context.positionals.length}`)
+  }
+}

@@ -1,0 +1,50 @@
+import { createSessionManager } from '../../session-manager.js'
+import type { Command } from '../command.js'
+import { singlePositional } from '../command.js'
+import { loadCommandConfig } from '../config.js'
+import { EXIT_OK } from '../output.js'
+
+export const locateCommand: Command = {
+  name: 'locate',
+  summary: "locate <id>: the stores a session's copies prefer, in order",
+  help: `Usage: session-shards locate <session-id> [--config <file>] [--json]
+
+Prints the session's order over the configured stores, computed from its id and the store ids
+(no store is asked). Its copies go to the first \`copies\` stores of the order that are up;
+when one of them is down, the next store in the order takes the copy.
+
+Exit code: 0, or 2 for a malformed (or, with secrets, unsigned) id or a configuration error.`,
+  options: {},
+  async run(context) {
+    const id = singlePositional(context, 'locate', 'session-id')
+    const config = await loadCommandConfig(context)
+    const manager = createSessionManager(config.options)
+    let order: string[]
+    try {
+      order = manager.locate(id)
+    } finally {
+      await manager.close()
+    }
+    const copies = config.resolved.copies
+    const { out } = context
+    out.result({
+      id,
+      copies,
+      order: order.map((storeId, index) => ({
+        position: index + 1,
+        storeId,
+        holdsCopy: index < copies,
+      })),
+    })
+    out.line(`Session ${id} (copies = ${copies}):`)
+    out.table(
+      [{ header: '#', align: 'right' }, { header: 'store' }, { header: 'role' }],
+      order.map((storeId, index) => [
+        String(index + 1),
+        storeId,
+        index < copies ? 'copy' : 'next if a copy store is down',
+      ]),
+    )
+    return EXIT_OK
+  },
+}

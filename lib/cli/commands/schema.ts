@@ -1,0 +1,71 @@
+import { createSessionManager } from '../../session-manager.js'
+import type { Command } from '../command.js'
+import { UsageError } from '../command.js'
+import { loadCommandConfig, storeAddress, type LoadedConfig } from '../config.js'
+import { EXIT_OK, EXIT_PROBLEM } from '../output.js'
+import { describeStoreError } from '../store-inspector.js'
+
+export const schemaCommand: Command = {
+  name: 'schema',
+  summary: 'schema apply: create the session tables on every store (idempotent)',
+  help: `Usage: session-shards schema apply [--config <file>] [--json]
+
+Creates the session tables (CREATE TABLE IF NOT EXISTS, with the configured table name) on
+every configured store, all stores in parallel, and reports each store: ok, or its error.
+Running it again changes nothing. The SQL is also in schema.sql in the package.
+
+Exit code: 0 every store has the tables, 1 a store failed, 2 usage or configuration error.`,
+  options: {},
+  async run(context) {
+    const [action, ...rest] = context.positionals
+    if (action !== 'apply' || rest.length > 0) {
+      throw new UsageError('the schema command takes one action: session-shards schema apply')
+    }
+    const config = await loadCommandConfig(context)
+    const results = await Promise.all(
+      config.resolved.stores.map(async (store, index) => {
+        const error = await applyOnStore(config, index)
+        return { id: store.id, address: storeAddress(store), ok: error === null, error }
+      }),
+    )
+    const ok = results.every((result) => result.ok)
+    const { out } = context
+    out.result({ ok, table: config.resolved.table, stores: results })
+    out.table(
+      [{ header: 'store' }, { header: 'address' }, { header: 'schema' }],
+      results.map((r) => [r.id, r.address, r.ok ? 'ok' : `error: ${r.error}`]),
+    )
+    out.line()
+    out.line(
+      ok
+        ? `Table ${config.resolved.table} ready on ${results.length} store(s).`
+        : `Failed on ${results.filter((r) => !r.ok).length} of ${results.length} store(s); fix them and run it again.`,
+    )
+    return ok ? EXIT_OK : EXIT_PROBLEM
+  },
+}
+
+/**
+ * Applies the schema on one store through a manager of that store alone, so the statements are
+ * the library's own; resolves the error summary, or null.
+ */
+async function applyOnStore(config: LoadedConfig, index: number): Promise<string | null> {
+  const store = config.options.stores[index]
+  if (store === undefined) return 'no such store'
+  const manager = createSessionManager({
+    ...config.options,
+    stores: [store],
+    copies: 1,
+    minCopies: 1,
+    maxReadStores: 1,
+    readQuorum: 1,
+  })
+  try {
+    await manager.applySchema()
+    return null
+  } catch (error) {
+    return describeStoreError(error)
+  } finally {
+    await manager.close()
+  }
+}

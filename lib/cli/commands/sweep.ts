@@ -1,0 +1,70 @@
+import type { Command } from '../command.js'
+import { integerArgument, noPositionals } from '../command.js'
+import { loadCommandConfig } from '../config.js'
+import { openManager } from '../manager.js'
+import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
+import { createProgressBar, progressWanted } from '../progress.js'
+import { StoreInspector } from '../store-inspector.js'
+
+export const sweepCommand: Command = {
+  name: 'sweep',
+  summary: 'delete expired sessions and spent tombstones on every store',
+  help: `Usage: session-shards sweep [--batch-size N] [--config <file>] [--json]
+
+Deletes rows whose expiry has passed (expired sessions, and tombstones whose time is up) on
+every store that is up, through the expiry index, N rows per statement, stores in parallel.
+The same as sm.sweep(), which the sweepIntervalSeconds option also runs in the background.
+Shows a progress bar on a terminal.
+
+  --batch-size N  rows deleted per statement (default 500)
+
+Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configuration error.`,
+  options: { 'batch-size': { type: 'string' } },
+  async run(context) {
+    noPositionals(context, 'sweep')
+    const batchSize = integerArgument('batch-size', context.values['batch-size'], 1)
+    const config = await loadCommandConfig(context)
+    const { out } = context
+    const manager = await openManager(config)
+    try {
+      const bar = createProgressBar({
+        enabled: progressWanted(out.json),
+        total: 1,
+        format: 'sweep {bar} {value}/{total} expired rows deleted',
+      })
+      if (progressWanted(out.json)) bar.setTotal(await countExpired(config.resolved))
+      const perStore = new Map<string, number>()
+      const result = await manager
+        .sweep({
+          ...(batchSize === undefined ? {} : { batchSize }),
+          onProgress: ({ storeId, deleted }) => {
+            perStore.set(storeId, deleted)
+            bar.update([...perStore.values()].reduce((sum, n) => sum + n, 0))
+          },
+        })
+        .finally(() => bar.stop())
+      const ok = result.stores.every((store) => store.error === undefined)
+      out.result({ ok, ...result })
+      out.table(
+        [{ header: 'store' }, { header: 'deleted', align: 'right' }, { header: 'error' }],
+        result.stores.map((s) => [s.storeId, formatCount(s.deleted), s.error ?? '']),
+      )
+      out.line()
+      out.line(`${formatCount(result.deleted)} expired row(s) deleted.`)
+      return ok ? EXIT_OK : EXIT_PROBLEM
+    } finally {
+      await manager.close()
+    }
+  },
+}
+
+/** Expired rows over every store that answers: the bar's total (a count through the index). */
+async function countExpired(options: ConstructorParameters<typeof StoreInspector>[0]): Promise<number> {
+  const inspector = new StoreInspector(options)
+  try {
+    const counts = await Promise.all(inspector.stores.map((store) => inspector.expiredRows(store.id)))
+    return counts.reduce((sum, count) => sum + (count.ok ? count.value : 0), 0)
+  } finally {
+    await inspector.close()
+  }
+}

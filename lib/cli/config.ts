@@ -1,0 +1,179 @@
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { InvalidOptionError } from '../errors.js'
+import type {
+  ResolvedOptions,
+  ResolvedStore,
+  SessionManagerOptions,
+  StoreOptions,
+} from '../options.js'
+import { resolveOptions } from '../options.js'
+import type { CommandContext } from './command.js'
+
+/** Environment variables the CLI reads its configuration from when there is no file. */
+export const STORES_VARIABLE = 'SESSION_SHARDS_STORES'
+export const COPIES_VARIABLE = 'SESSION_SHARDS_COPIES'
+
+/** File names looked for in the working directory, in this order. */
+export const CONFIG_FILES = ['session-shards.config.json', 'session-shards.config.mjs'] as const
+
+/** The configuration is missing or invalid: the CLI prints the message and exits with code 2. */
+export class ConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ConfigError'
+  }
+}
+
+/** The options the CLI runs with, checked like `createSessionManager` checks them. */
+export interface LoadedConfig {
+  /** For `createSessionManager`: the configured options, background sweeps off. */
+  options: SessionManagerOptions
+  /** The same, resolved: defaults applied, store URIs parsed. */
+  resolved: ResolvedOptions
+  /** Where they came from: a file path or `SESSION_SHARDS_STORES`. */
+  source: string
+  /** Store passwords, so that output can mask them should one ever slip into a message. */
+  passwords: string[]
+}
+
+/**
+ * Finds the configuration: `--config <path>` (`.json`, or `.mjs` with a default export), else
+ * `session-shards.config.json` / `.mjs` in `cwd`, else `SESSION_SHARDS_STORES`
+ * (`id=mysql://user:pass@host:port/db,...`) with an optional `SESSION_SHARDS_COPIES`.
+ *
+ * @throws {@link ConfigError} with a one-line message that never repeats a URI or password.
+ */
+export async function loadConfig(
+  configPath: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): Promise<LoadedConfig> {
+  let raw: unknown
+  let source: string
+  if (configPath !== undefined) {
+    source = configPath
+    raw = await readConfigFile(path.resolve(cwd, configPath), configPath, true)
+  } else {
+    const found = await firstConfigFile(cwd)
+    if (found !== null) {
+      source = found.name
+      raw = found.options
+    } else if ((env[STORES_VARIABLE] ?? '') !== '') {
+      source = STORES_VARIABLE
+      raw = optionsFromEnv(env)
+    } else {
+      throw new ConfigError(
+        `no configuration: pass --config <file>, create ${CONFIG_FILES.join(' or ')} here, or set ${STORES_VARIABLE}="id=mysql://user:pass@host:port/db,..."`,
+      )
+    }
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(`${source} must hold an object of createSessionManager options`)
+  }
+  // A one-shot command has no use for the background sweep timer.
+  const options = { ...(raw as SessionManagerOptions), sweepIntervalSeconds: 0 }
+  let resolved: ResolvedOptions
+  try {
+    resolved = resolveOptions(options)
+  } catch (error) {
+    if (error instanceof InvalidOptionError) throw new ConfigError(`${source}: ${error.message}`)
+    throw error
+  }
+  const passwords = resolved.stores.flatMap((store) => {
+    const password = store.poolOptions.password
+    return typeof password === 'string' && password !== '' ? [password] : []
+  })
+  return { options, resolved, source, passwords }
+}
+
+/** {@link loadConfig} for a command: its `--config`, and its output told to mask the passwords. */
+export async function loadCommandConfig(context: CommandContext): Promise<LoadedConfig> {
+  const config = await loadConfig(context.configPath)
+  context.out.addSecrets(config.passwords)
+  return config
+}
+
+/** `host:port/database` (or `socket/database`) of a store: what the CLI shows, never the user or password. */
+export function storeAddress(store: ResolvedStore): string {
+  const { host, port, socketPath, database } = store.poolOptions
+  const where =
+    typeof socketPath === 'string' ? socketPath : `${host ?? 'localhost'}:${port ?? 3306}`
+  return `${where}/${database ?? ''}`
+}
+
+async function firstConfigFile(cwd: string): Promise<{ name: string; options: unknown } | null> {
+  for (const name of CONFIG_FILES) {
+    const options = await readConfigFile(path.join(cwd, name), name, false)
+    if (options !== undefined) return { name, options }
+  }
+  return null
+}
+
+/** The options in a `.json` or `.mjs` file; undefined when it does not exist and need not. */
+async function readConfigFile(file: string, shown: string, required: boolean): Promise<unknown> {
+  const extension = path.extname(file)
+  if (extension !== '.json' && extension !== '.mjs') {
+    throw new ConfigError(`config file ${shown} must end in .json or .mjs`)
+  }
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !required) return undefined
+    throw new ConfigError(
+      `cannot read config file ${shown} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    )
+  }
+  if (extension === '.json') {
+    try {
+      return JSON.parse(text) as unknown
+    } catch (error) {
+      // V8 quotes the offending text in its message, and that text may hold a password.
+      const where = /at position \d+(?: \(line \d+ column \d+\))?/.exec((error as Error).message)
+      throw new ConfigError(
+        `config file ${shown} is not valid JSON${where === null ? '' : ` (${where[0]})`}`,
+      )
+    }
+  }
+  let module: { default?: unknown }
+  try {
+    module = (await import(pathToFileURL(file).href)) as { default?: unknown }
+  } catch (error) {
+    const name = error instanceof Error ? error.name : 'Error'
+    throw new ConfigError(`cannot load config file ${shown} (${name}); run it with node to see why`)
+  }
+  if (module.default === undefined) {
+    throw new ConfigError(
+      `config file ${shown} must \`export default\` the createSessionManager options`,
+    )
+  }
+  return module.default
+}
+
+/** Options from `SESSION_SHARDS_STORES` and `SESSION_SHARDS_COPIES`; URIs are checked later by resolveOptions. */
+function optionsFromEnv(env: NodeJS.ProcessEnv): SessionManagerOptions {
+  const entries = (env[STORES_VARIABLE] ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
+  const stores: StoreOptions[] = entries.map((entry, index) => {
+    const equals = entry.indexOf('=')
+    if (equals <= 0) {
+      throw new ConfigError(
+        `${STORES_VARIABLE} entry ${index + 1} must look like id=mysql://user:password@host:port/database`,
+      )
+    }
+    return { id: entry.slice(0, equals).trim(), uri: entry.slice(equals + 1).trim() }
+  })
+  const options: SessionManagerOptions = { stores }
+  const copies = env[COPIES_VARIABLE]
+  if (copies !== undefined && copies !== '') {
+    if (!/^\d+$/.test(copies.trim())) {
+      throw new ConfigError(`${COPIES_VARIABLE} must be a whole number, e.g. 2`)
+    }
+    options.copies = Number(copies.trim())
+  }
+  return options
+}

@@ -1,0 +1,21 @@
+import { createSessionManager, type SessionManager } from '../session-manager.js'
+import type { LoadedConfig } from './config.js'
+
+/**
+ * A manager over the configured stores, returned once its first health round is done, so that
+ * `stats()` tells stores that are down and `repair()` skips them rather than failing on them.
+ */
+export async function openManager(config: LoadedConfig): Promise<SessionManager> {
+  const manager = createSessionManager(config.options)
+  // There is no public way to wait for the first health round; a read waits for it. The id is
+  // fresh (and signed when secrets are set), so the read finds nothing and repairs nothing.
+  await manager.readSession(manager.generateId()).catch(() => null)
+  return manager
+}
+
+/** A store's standing in `manager`: `up`, `down`, or `behind` (up, replaying missed writes). */
+export function circuitState(manager: SessionManager, storeId: string): 'up' | 'down' | 'behind' {
+  const store = manager.stats().stores.find((s) => s.id === storeId)
+  if (store === undefined || store.state === 'down') return 'down'
+  return store.behind ? 'behind' : 'up'
+}

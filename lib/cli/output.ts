@@ -1,0 +1,111 @@
+/** Exit codes of every command. */
+export const EXIT_OK = 0
+/** The command ran and found a problem: a store down, a repair that failed, a lost write. */
+export const EXIT_PROBLEM = 1
+/** Bad arguments or configuration; nothing was done. */
+export const EXIT_USAGE = 2
+
+/** A column of {@link formatTable}. */
+export interface Column {
+  header: string
+  align?: 'left' | 'right'
+}
+
+/**
+ * Where a command's output goes: human lines and tables on stdout, or (with `--json`) one JSON
+ * document on stdout; notes and errors on stderr. Every write passes through a filter that
+ * masks the configured passwords, as a last line of defence: nothing the CLI prints is meant to
+ * hold one in the first place.
+ */
+export class Output {
+  readonly json: boolean
+  readonly #secrets = new Set<string>()
+  readonly #stdout: NodeJS.WritableStream
+  readonly #stderr: NodeJS.WritableStream
+
+  constructor(
+    json: boolean,
+    streams: { stdout?: NodeJS.WritableStream; stderr?: NodeJS.WritableStream } = {},
+  ) {
+    this.json = json
+    this.#stdout = streams.stdout ?? process.stdout
+    this.#stderr = streams.stderr ?? process.stderr
+  }
+
+  /** Strings never to print (store passwords); each is masked as `***`. */
+  addSecrets(secrets: Iterable<string | undefined>): void {
+    for (const secret of secrets) {
+      if (secret === undefined || secret.length < 3) continue
+      this.#secrets.add(secret)
+      this.#secrets.add(encodeURIComponent(secret))
+    }
+  }
+
+  /** A line of human output on stdout; nothing in `--json` mode. */
+  line(text = ''): void {
+    if (!this.json) this.#stdout.write(this.mask(text) + '\n')
+  }
+
+  /** A progress or timeline note: stdout for people, stderr in `--json` mode (stdout stays JSON). */
+  note(text: string): void {
+    ;(this.json ? this.#stderr : this.#stdout).write(this.mask(text) + '\n')
+  }
+
+  /** A table on stdout; nothing in `--json` mode. */
+  table(columns: readonly Column[], rows: readonly (readonly string[])[]): void {
+    this.line(formatTable(columns, rows))
+  }
+
+  /** The JSON document of `--json` mode; nothing otherwise. */
+  result(value: unknown): void {
+    if (this.json) this.#stdout.write(this.mask(JSON.stringify(value, null, 2)) + '\n')
+  }
+
+  /** One line on stderr, in both modes. */
+  error(text: string): void {
+    this.#stderr.write(this.mask(oneLine(text)) + '\n')
+  }
+
+  mask(text: string): string {
+    let masked = text
+    for (const secret of this.#secrets) masked = masked.replaceAll(secret, '***')
+    return masked
+  }
+}
+
+/** Columns padded to their widest cell, two spaces apart, a header line first. */
+export function formatTable(
+  columns: readonly Column[],
+  rows: readonly (readonly string[])[],
+): string {
+  const widths = columns.map((column, index) =>
+    Math.max(column.header.length, ...rows.map((row) => (row[index] ?? '').length)),
+  )
+  const render = (cells: readonly string[]): string =>
+    columns
+      .map((column, index) => {
+        const cell = cells[index] ?? ''
+        const width = widths[index] ?? 0
+        return column.align === 'right' ? cell.padStart(width) : cell.padEnd(width)
+      })
+      .join('  ')
+      .trimEnd()
+  return [render(columns.map((column) => column.header)), ...rows.map(render)].join('\n')
+}
+
+/** Collapses a (possibly multi-line) message to its first line. */
+export function oneLine(text: string): string {
+  return text.split('\n', 1)[0]?.trim() ?? ''
+}
+
+/** `1234567` → `1,234,567`. */
+export function formatCount(value: number): string {
+  return value.toLocaleString('en-US')
+}
+
+/** Milliseconds with a precision that suits them: `0.42`, `3.1`, `250`. */
+export function formatMillis(value: number): string {
+  if (value < 1) return value.toFixed(2)
+  if (value < 10) return value.toFixed(1)
+  return value.toFixed(0)
+}
