@@ -130,6 +130,35 @@ export function buildStatements(table: string): Statements {
   }
 }
 
+/**
+ * A multi-row {@link Statements.write} for batches of plain writes: each row applies only
+ * above its own stored version (the proposed version is its bound) and never over a
+ * tombstone. Parameters: six per row (id, version, expires_at, data, owner, ttl_seconds), then
+ * explicit, now. Outcomes are read back with {@link versionsSql}.
+ */
+export function writeManySql(table: string, rows: number): string {
+  const apply = 'deleted = 0 AND version < VALUES(version)'
+  return (
+    `INSERT INTO \`${table}\` (id, version, expires_at, deleted, data, owner, ttl_seconds) VALUES ` +
+    Array.from({ length: rows }, () => '(?, ?, ?, 0, ?, ?, ?)').join(', ') +
+    ' ON DUPLICATE KEY UPDATE ' +
+    `data = IF(${apply}, VALUES(data), data), ` +
+    `owner = IF(${apply}, VALUES(owner), owner), ` +
+    `ttl_seconds = IF(${apply}, COALESCE(VALUES(ttl_seconds), ttl_seconds), ttl_seconds), ` +
+    `expires_at = IF(${apply}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
+    '? + ttl_seconds * 1000), expires_at), ' +
+    `version = IF(${apply}, VALUES(version), version)`
+  )
+}
+
+/** `SELECT id, version, deleted ... WHERE id IN (...)`: what a batch of writes left behind. */
+export function versionsSql(table: string, count: number): string {
+  return (
+    `SELECT id, version, deleted FROM \`${table}\` WHERE id IN ` +
+    `(${Array.from({ length: count }, () => '?').join(', ')})`
+  )
+}
+
 /** `SELECT ... WHERE id IN (?, ?, ...)` with one placeholder per id. */
 export function readManySql(statements: Statements, count: number): string {
   return statements.readManyPrefix + `(${Array.from({ length: count }, () => '?').join(', ')})`

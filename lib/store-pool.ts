@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 import mysql from 'mysql2'
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2'
 import { DeadlineTracker } from './deadlines.js'
-import { ReadBatcher } from './read-batcher.js'
+import { StatementBatcher } from './statement-batcher.js'
 import { Circuit } from './circuit.js'
 import { debug } from './debug.js'
 import { errorSummary, StoreTimeoutError } from './errors.js'
@@ -11,7 +11,13 @@ import type { ResolvedOptions, ResolvedStore } from './options.js'
 import { isUnreachableError, withTransientRetry } from './retry.js'
 import { schemaStatements } from './schema.js'
 import type { Statements } from './statements.js'
-import { readManySql, withLimit, WRITE_HIT_TOMBSTONE } from './statements.js'
+import {
+  readManySql,
+  versionsSql,
+  withLimit,
+  writeManySql,
+  WRITE_HIT_TOMBSTONE,
+} from './statements.js'
 
 /** One copy of a session as a store holds it. */
 export interface StoredCopy {
@@ -38,6 +44,15 @@ export interface WriteFields {
    */
   applyBelow: number
 }
+
+/** A plain write waiting for a batch. */
+interface QueuedWrite {
+  sessionId: string
+  data: Buffer
+  fields: WriteFields
+}
+
+type WriteBatcher = StatementBatcher<QueuedWrite, WriteOutcome>
 
 /** One row of a key-order listing. */
 export interface ListedRow {
@@ -82,8 +97,10 @@ export class StorePool {
   readonly #table: string
   readonly #onOpen: CircuitListener
   readonly #deadlines: DeadlineTracker
-  /** Coalesces concurrent reads, unless the `batching` option is off. */
-  readonly #reads: ReadBatcher<StoredCopy> | null
+  /** Coalesce concurrent reads and plain writes, unless the `batching` option is off. */
+  readonly #reads: StatementBatcher<string, StoredCopy | null> | null
+  /** Plain writes, by explicitExpiry (0: false, 1: true), which the batch statement shares. */
+  readonly #writes: [WriteBatcher, WriteBatcher] | null
 
   constructor(
     store: ResolvedStore,
@@ -101,14 +118,38 @@ export class StorePool {
     this.#deadlines = new DeadlineTracker(
       Math.max(5, Math.min(100, options.queryTimeoutMillis / 10)),
     )
+    const limits = {
+      timeoutMillis: options.queryTimeoutMillis,
+      maxInFlight: 4,
+      maxBatch: 100,
+      maxBatchBytes: 4 * 1024 * 1024,
+    }
     this.#reads = options.batching
-      ? new ReadBatcher(
+      ? new StatementBatcher(
           store.id,
-          { readOne: (id) => this.#readOne(id), readMany: (ids) => this.readMany(ids) },
+          {
+            one: (id) => this.#readOne(id),
+            many: async (ids) => {
+              const found = await this.readMany([...new Set(ids)])
+              return ids.map((id) => found.get(id) ?? null)
+            },
+          },
           this.#deadlines,
-          { timeoutMillis: options.queryTimeoutMillis, maxInFlight: 4, maxBatch: 100 },
+          limits,
         )
       : null
+    const writeBatcher = (): WriteBatcher =>
+      new StatementBatcher(
+        store.id,
+        {
+          one: ({ sessionId, data, fields }) => this.#writeOne(sessionId, data, fields),
+          many: (items) => this.#writeMany(items),
+          size: ({ sessionId, data }) => data.length + sessionId.length + 64,
+        },
+        this.#deadlines,
+        limits,
+      )
+    this.#writes = options.batching ? [writeBatcher(), writeBatcher()] : null
     this.#pool = mysql.createPool({
       connectionLimit: options.connectionsPerStore,
       maxIdle: options.connectionsPerStore,
@@ -124,7 +165,7 @@ export class StorePool {
 
   /** The copy stored for `sessionId`, or null when the store has no row. */
   read(sessionId: string): Promise<StoredCopy | null> {
-    return this.#reads === null ? this.#readOne(sessionId) : this.#reads.read(sessionId)
+    return this.#reads === null ? this.#readOne(sessionId) : this.#reads.submit(sessionId)
   }
 
   async #readOne(sessionId: string): Promise<StoredCopy | null> {
@@ -143,7 +184,15 @@ export class StorePool {
   }
 
   /** Upserts a live copy unless the store holds a tombstone or a version at least as high. */
-  async write(sessionId: string, data: Buffer, fields: WriteFields): Promise<WriteOutcome> {
+  write(sessionId: string, data: Buffer, fields: WriteFields): Promise<WriteOutcome> {
+    // Compare-and-set writes (a bound other than the version) are never batched.
+    if (this.#writes === null || fields.applyBelow !== fields.version) {
+      return this.#writeOne(sessionId, data, fields)
+    }
+    return this.#writes[fields.explicitExpiry ? 1 : 0].submit({ sessionId, data, fields })
+  }
+
+  async #writeOne(sessionId: string, data: Buffer, fields: WriteFields): Promise<WriteOutcome> {
     const result = await this.#run<ResultSetHeader>(
       this.#statements.write,
       writeParameters(sessionId, data, fields),
@@ -151,6 +200,33 @@ export class StorePool {
     if (result.insertId === 0) return { kind: 'written' }
     if (result.insertId === WRITE_HIT_TOMBSTONE) return { kind: 'tombstone' }
     return { kind: 'outdated', storedVersion: Number(result.insertId) }
+  }
+
+  /** One multi-row upsert, then one read of what it left, for the outcome of each write. */
+  async #writeMany(items: readonly QueuedWrite[]): Promise<WriteOutcome[]> {
+    const now = Date.now()
+    const explicit = (items[0] as QueuedWrite).fields.explicitExpiry ? 1 : 0
+    const values = items.flatMap(({ sessionId, data, fields }) => [
+      sessionId,
+      fields.version,
+      fields.expiresAtMillis,
+      data,
+      fields.owner,
+      fields.ttlSeconds,
+    ])
+    await this.#run(writeManySql(this.#table, items.length), [...values, explicit, now])
+    const ids = [...new Set(items.map((item) => item.sessionId))]
+    const rows = await this.#run<RowDataPacket[]>(versionsSql(this.#table, ids.length), ids)
+    const stored = new Map(rows.map((row) => [String(row.id), row]))
+    return items.map(({ sessionId, fields }): WriteOutcome => {
+      const row = stored.get(sessionId)
+      if (row === undefined) return { kind: 'written' } // swept since: it had expired anyway
+      if (row.deleted === 1) return { kind: 'tombstone' }
+      const version = Number(row.version)
+      return version === fields.version
+        ? { kind: 'written' }
+        : { kind: 'outdated', storedVersion: version }
+    })
   }
 
   /** Replaces the copy (if any) with a tombstone. */

@@ -11,7 +11,7 @@ export function cookieExpiry(session: unknown, now: number): number | null {
   const { expires, maxAge } = cookie as { expires?: unknown; maxAge?: unknown }
   if (expires instanceof Date || typeof expires === 'string') {
     const millis = new Date(expires).getTime()
-    if (!Number.isNaN(millis)) return null
+    if (!Number.isNaN(millis)) return millis
   }
   if (typeof maxAge === 'number' && Number.isFinite(maxAge)) return now + maxAge
   return null

@@ -59,7 +59,7 @@ export class ManagerLink {
     if ((manager === undefined) === (managerOptions === undefined)) {
       throw new InvalidOptionError(
         'manager',
-        'or managerOptions must be given, not both: a SessionManager, or options to create one',
+        '(or else managerOptions, but not both) must be given: a SessionManager, or options to create one',
       )
     }
     if (

@@ -10,7 +10,9 @@ export const packageRoot = fileURLToPath(new URL('../../', import.meta.url))
 /** The `version` of the package.json at {@link packageRoot}, or `unknown`. */
 export function packageVersion(): string {
   try {
-    const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    const manifest = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as {
       version?: unknown
     }
     return typeof manifest.version === 'string' ? manifest.version : 'unknown'

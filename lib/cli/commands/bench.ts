@@ -11,7 +11,7 @@ export const benchCommand: Command = {
 Runs no benchmark: the benchmark (bench/core.ts: the library against raw mysql2 on the same
 local stores) is part of the source repository, not of the installed package. This prints how
 to run it with \`npm run bench\` from a clone, where it builds the library and runs it from
-dist/. docs/performance.md holds the latest figures.
+dist/, and writes its results to bench/results/.
 
 Exit code: 0.`,
   options: {},
@@ -30,7 +30,9 @@ Exit code: 0.`,
       out.line()
       out.line(`  cd ${packageRoot}`)
     } else {
-      out.line('From a clone of the session-shards repository (Node.js 20+, mariadb-server installed):')
+      out.line(
+        'From a clone of the session-shards repository (Node.js 20+, mariadb-server installed):',
+      )
       out.line()
       out.line('  npm ci')
     }

@@ -40,7 +40,12 @@ repaired (run it again), 2 usage or configuration error.`,
       })
       if (enabled) {
         const up = config.resolved.stores.filter((s) => circuitState(manager, s.id) !== 'down')
-        bar.setTotal(await countRows(config, up.map((s) => s.id)))
+        bar.setTotal(
+          await countRows(
+            config,
+            up.map((s) => s.id),
+          ),
+        )
       }
       let result: RepairResult
       try {
@@ -61,14 +66,24 @@ repaired (run it again), 2 usage or configuration error.`,
       const ok = result.failed === 0 && result.skippedStores.length === 0
       out.result({ ok, ...result })
       out.table(
-        [{ header: 'scanned', align: 'right' }, { header: 'copied', align: 'right' }, { header: 'removed', align: 'right' }, { header: 'failed', align: 'right' }],
+        [
+          { header: 'scanned', align: 'right' },
+          { header: 'copied', align: 'right' },
+          { header: 'removed', align: 'right' },
+          { header: 'failed', align: 'right' },
+        ],
         [[result.scanned, result.copied, result.removed, result.failed].map(formatCount)],
       )
       out.line()
       if (result.skippedStores.length > 0) {
-        out.line(`Not scanned (down): ${result.skippedStores.join(', ')}. Run repair again once they are up.`)
+        out.line(
+          `Not scanned (down): ${result.skippedStores.join(', ')}. Run repair again once they are up.`,
+        )
       }
-      if (result.failed > 0) out.line(`${formatCount(result.failed)} session(s) could not be repaired; run repair again.`)
+      if (result.failed > 0)
+        out.line(
+          `${formatCount(result.failed)} session(s) could not be repaired; run repair again.`,
+        )
       if (ok) out.line('Every session is where it belongs.')
       return ok ? EXIT_OK : EXIT_PROBLEM
     } finally {
@@ -83,7 +98,8 @@ async function countRows(config: LoadedConfig, storeIds: string[]): Promise<numb
   try {
     const counts = await Promise.all(storeIds.map((id) => inspector.rowCounts(id)))
     return counts.reduce(
-      (sum, count) => sum + (count.ok ? count.value.live + count.value.expired + count.value.tombstones : 0),
+      (sum, count) =>
+        sum + (count.ok ? count.value.live + count.value.expired + count.value.tombstones : 0),
       0,
     )
   } finally {

@@ -102,7 +102,9 @@ interface Verdict {
 
 /** What the copies say, by the manager's read rule (see docs/design.md, "Read path"). */
 function judge(stores: readonly CopyReport[]): Verdict {
-  const rows = stores.flatMap((s) => (s.copy === null ? [] : [{ storeId: s.storeId, copy: s.copy }]))
+  const rows = stores.flatMap((s) =>
+    s.copy === null ? [] : [{ storeId: s.storeId, copy: s.copy }],
+  )
   const unreachable = stores.filter((s) => s.error !== null).length
   const caveat = unreachable > 0 ? ` (${unreachable} store(s) could not be asked)` : ''
   const tombstone = rows.find((row) => row.copy.deleted)
@@ -113,12 +115,17 @@ function judge(stores: readonly CopyReport[]): Verdict {
       text: `Destroyed: ${tombstone.storeId} holds a tombstone${caveat}.`,
     }
   }
-  if (rows.length === 0) return { state: 'none', version: null, text: `No copy on any store${caveat}.` }
+  if (rows.length === 0)
+    return { state: 'none', version: null, text: `No copy on any store${caveat}.` }
   const newest = Math.max(...rows.map((row) => row.copy.version))
   const holders = rows.filter((row) => row.copy.version === newest)
   const expiresAt = Math.max(...holders.map((row) => Date.parse(row.copy.expiresAt)))
   if (expiresAt <= Date.now()) {
-    return { state: 'expired', version: newest, text: `Expired: the newest copy (version ${newest}) is past its expiry${caveat}.` }
+    return {
+      state: 'expired',
+      version: newest,
+      text: `Expired: the newest copy (version ${newest}) is past its expiry${caveat}.`,
+    }
   }
   const stale = rows.length - holders.length
   return {

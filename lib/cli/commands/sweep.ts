@@ -59,10 +59,14 @@ Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configu
 }
 
 /** Expired rows over every store that answers: the bar's total (a count through the index). */
-async function countExpired(options: ConstructorParameters<typeof StoreInspector>[0]): Promise<number> {
+async function countExpired(
+  options: ConstructorParameters<typeof StoreInspector>[0],
+): Promise<number> {
   const inspector = new StoreInspector(options)
   try {
-    const counts = await Promise.all(inspector.stores.map((store) => inspector.expiredRows(store.id)))
+    const counts = await Promise.all(
+      inspector.stores.map((store) => inspector.expiredRows(store.id)),
+    )
     return counts.reduce((sum, count) => sum + (count.ok ? count.value : 0), 0)
   } finally {
     await inspector.close()

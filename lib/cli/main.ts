@@ -1,0 +1,143 @@
+#!/usr/bin/env node
+/**
+ * The `session-shards` command: operations on a configured cluster (schema, status, locate,
+ * show, sweep, repair) and a self-contained demo. See docs/cli.md.
+ */
+import { parseArgs } from 'node:util'
+import { InvalidSessionIdError } from '../errors.js'
+import type { Command, CommandContext, OptionSpecs } from './command.js'
+import { UsageError } from './command.js'
+import { benchCommand } from './commands/bench.js'
+import { demoCommand } from './commands/demo.js'
+import { locateCommand } from './commands/locate.js'
+import { repairCommand } from './commands/repair.js'
+import { schemaCommand } from './commands/schema.js'
+import { showCommand } from './commands/show.js'
+import { statusCommand } from './commands/status.js'
+import { sweepCommand } from './commands/sweep.js'
+import { ConfigError, COPIES_VARIABLE, STORES_VARIABLE } from './config.js'
+import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, oneLine, Output } from './output.js'
+import { packageVersion } from './package-info.js'
+
+const COMMANDS: readonly Command[] = [
+  schemaCommand,
+  statusCommand,
+  locateCommand,
+  showCommand,
+  sweepCommand,
+  repairCommand,
+  benchCommand,
+  demoCommand,
+]
+
+const COMMON_OPTIONS: OptionSpecs = {
+  config: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+}
+
+function topLevelHelp(): string {
+  const width = Math.max(...COMMANDS.map((command) => command.name.length))
+  return `Usage: session-shards <command> [options]
+
+Commands:
+${COMMANDS.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`).join('\n')}
+
+Options of every command:
+  --config <file>  createSessionManager options from a .json file or an .mjs default export
+  --json           one JSON document on stdout, for scripts
+  -h, --help       the command's help
+
+Configuration, the first found: --config; session-shards.config.json or
+session-shards.config.mjs in the current directory; the environment:
+  ${STORES_VARIABLE}="store-a=mysql://user:pass@host:3306/db,store-b=mysql://..."
+  ${COPIES_VARIABLE}=2   (optional)
+The demo and bench commands need none.
+
+Exit codes: 0 ok, 1 the command found a problem (a store down, a failed repair, a lost
+write), 2 usage or configuration error.
+
+session-shards <command> --help for more; docs/cli.md for all of it.`
+}
+
+/** Runs the CLI with `argv` (without node and the script); resolves the exit code. */
+async function main(
+  argv: readonly string[],
+  out = new Output(argv.includes('--json')),
+): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined) {
+    process.stderr.write(topLevelHelp() + '\n')
+    return EXIT_USAGE
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    const command = COMMANDS.find((c) => c.name === rest[0])
+    process.stdout.write((command?.help ?? topLevelHelp()) + '\n')
+    return EXIT_OK
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(packageVersion() + '\n')
+    return EXIT_OK
+  }
+  const command = COMMANDS.find((c) => c.name === name)
+  if (command === undefined) {
+    // The name is not echoed in full: it could be a mistyped URI with a password.
+    const shown =
+      name.startsWith('-') || name.length > 20 || name.includes(':') ? 'that' : `"${name}"`
+    out.error(`session-shards: unknown command ${shown}; run session-shards --help for the list`)
+    return EXIT_USAGE
+  }
+  let context: CommandContext
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...rest],
+      options: { ...COMMON_OPTIONS, ...command.options },
+      allowPositionals: true,
+      strict: true,
+    })
+    if (values['help'] === true) {
+      process.stdout.write(command.help + '\n')
+      return EXIT_OK
+    }
+    const configPath = values['config']
+    context = {
+      values: values as CommandContext['values'],
+      positionals,
+      configPath: typeof configPath === 'string' ? configPath : undefined,
+      out,
+    }
+  } catch (error) {
+    out.error(
+      `session-shards ${command.name}: ${parseArgsMessage(error)}; see session-shards ${command.name} --help`,
+    )
+    return EXIT_USAGE
+  }
+  try {
+    return await command.run(context)
+  } catch (error) {
+    if (
+      error instanceof UsageError ||
+      error instanceof ConfigError ||
+      error instanceof InvalidSessionIdError
+    ) {
+      out.error(`session-shards ${command.name}: ${error.message}`)
+      return EXIT_USAGE
+    }
+    out.error(
+      `session-shards ${command.name}: ${oneLine(error instanceof Error ? error.message : String(error))}`,
+    )
+    return EXIT_PROBLEM
+  }
+}
+
+/** parseArgs' message, first sentence only, without the option's value. */
+function parseArgsMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error)
+  const first = oneLine(message).split(/\.\s/, 1)[0] ?? message
+  return first.replace(/\.$/, '')
+}
+
+const exitCode = await main(process.argv.slice(2))
+process.exitCode = exitCode
+// Everything the commands open is closed; should a driver socket linger, do not hang on it.
+setTimeout(() => process.exit(exitCode), 2000).unref()

@@ -1,0 +1,110 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { BlockList, isIP } from 'node:net'
+import { InvalidOptionError } from '../errors.js'
+
+/** Tokens shorter than this are refused: a bearer token is the only thing between a network and every session. */
+export const MIN_TOKEN_LENGTH = 16
+
+/**
+ * Who may talk to the session server: an optional allow-list of client addresses (single
+ * addresses or CIDR ranges, IPv4 or IPv6) and an optional shared bearer token. The token is
+ * compared in constant time and kept in a private field, so it never shows in `inspect` or a
+ * stack trace.
+ */
+export class AccessControl {
+  readonly #allow: BlockList | null
+  readonly #tokenDigest: Buffer | null
+
+  constructor(options: { token?: string | undefined; allow?: readonly string[] | undefined }) {
+    this.#allow = options.allow === undefined ? null : allowList(options.allow)
+    this.#tokenDigest = options.token === undefined ? null : digest(options.token)
+  }
+
+  /** True when clients must present the token (HTTP `Authorization: Bearer`, line `auth`). */
+  get requiresToken(): boolean {
+    return this.#tokenDigest !== null
+  }
+
+  /** Whether a client at `address` (a socket's `remoteAddress`) may connect at all. */
+  allowsAddress(address: string | undefined): boolean {
+    if (this.#allow === null) return true
+    if (address === undefined) return false
+    const plain = unmapIpv4(address)
+    const family = isIP(plain)
+    if (family === 0) return false
+    return this.#allow.check(plain, family === 4 ? 'ipv4' : 'ipv6')
+  }
+
+  /** Whether `given` is the configured token; true when no token is configured. */
+  tokenMatches(given: string | undefined): boolean {
+    if (this.#tokenDigest === null) return true
+    if (given === undefined) return false
+    // Digests have the same length whatever was sent, so the comparison leaks neither content nor length.
+    return timingSafeEqual(digest(given), this.#tokenDigest)
+  }
+}
+
+/** Whether `host` (an address to listen on) only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true
+  const plain = unmapIpv4(host)
+  const family = isIP(plain)
+  if (family === 4) return LOOPBACK.check(plain, 'ipv4')
+  if (family === 6) return LOOPBACK.check(plain, 'ipv6')
+  return false
+}
+
+/** Checks a token option: a string of at least {@link MIN_TOKEN_LENGTH} characters, no whitespace. */
+export function checkToken(token: unknown): string | undefined {
+  if (token === undefined) return undefined
+  if (typeof token !== 'string' || token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
+    throw new InvalidOptionError(
+      'token',
+      `must be a string of at least ${MIN_TOKEN_LENGTH} characters without whitespace (e.g. from \`openssl rand -base64 32\`)`,
+    )
+  }
+  return token
+}
+
+const LOOPBACK = new BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
+LOOPBACK.addAddress('::1', 'ipv6')
+
+/** An allow-list from `['10.0.0.0/8', '192.168.1.20', '::1']`; throws {@link InvalidOptionError} naming the bad entry. */
+function allowList(entries: unknown): BlockList {
+  if (!Array.isArray(entries)) {
+    throw new InvalidOptionError('allow', 'must be an array of addresses or CIDR ranges')
+  }
+  const list = new BlockList()
+  entries.forEach((entry: unknown, index) => {
+    const name = `allow[${index}]`
+    if (typeof entry !== 'string') throw new InvalidOptionError(name, 'must be a string')
+    const [address = '', bits, ...rest] = entry.trim().split('/')
+    const plain = unmapIpv4(address)
+    const family = isIP(plain)
+    if (family === 0 || rest.length > 0) {
+      throw new InvalidOptionError(name, 'must be an IPv4 or IPv6 address, optionally with /prefix')
+    }
+    const type = family === 4 ? 'ipv4' : 'ipv6'
+    if (bits === undefined) {
+      list.addAddress(plain, type)
+      return
+    }
+    const prefix = Number(bits)
+    if (!/^\d{1,3}$/.test(bits) || prefix > (family === 4 ? 32 : 128)) {
+      throw new InvalidOptionError(name, `has a bad prefix length /${bits}`)
+    }
+    list.addSubnet(plain, prefix, type)
+  })
+  return list
+}
+
+/** `::ffff:10.1.2.3` (an IPv4 client on a dual-stack socket) → `10.1.2.3`. */
+function unmapIpv4(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  return mapped?.[1] ?? address
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest()
+}

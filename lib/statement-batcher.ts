@@ -1,0 +1,134 @@
+import { StoreTimeoutError } from './errors.js'
+import type { DeadlineTracker, PendingStatement } from './deadlines.js'
+
+/** A request waiting for a batch. */
+interface Queued<I, O> {
+  item: I
+  resolve(value: O): void
+  reject(error: unknown): void
+  pending: PendingStatement
+  settled: boolean
+}
+
+/** How a batcher sends requests to its store. */
+export interface BatchRunner<I, O> {
+  /** One request: the plain single-row statement. */
+  one(item: I): Promise<O>
+  /** Several requests in one statement (or two); one result per item, in order. */
+  many(items: readonly I[]): Promise<O[]>
+  /** Bytes an item adds to a batch statement (to keep statements under the packet limit). */
+  size?(item: I): number
+}
+
+/** Limits of a {@link StatementBatcher}. */
+export interface BatcherLimits {
+  timeoutMillis: number
+  /** Statements of this batcher running at once on the store. */
+  maxInFlight: number
+  maxBatch: number
+  /** Bytes per batch statement at most (with {@link BatchRunner.size}). */
+  maxBatchBytes: number
+}
+
+/**
+ * Coalesces concurrent requests to one store: up to `maxInFlight` statements run at once; a
+ * request that arrives while they are all busy waits in a queue, and when a statement completes
+ * the queue leaves as one batch statement. A lone request never waits (no timer is involved),
+ * so latency at low load is that of a plain statement. Each request keeps its own deadline and
+ * its own error: a failed batch fails each of its requests, which then fail over one by one as
+ * they would have alone.
+ */
+export class StatementBatcher<I, O> {
+  readonly #storeId: string
+  readonly #runner: BatchRunner<I, O>
+  readonly #deadlines: DeadlineTracker
+  readonly #limits: BatcherLimits
+  readonly #queue: Queued<I, O>[] = []
+  #inFlight = 0
+
+  constructor(
+    storeId: string,
+    runner: BatchRunner<I, O>,
+    deadlines: DeadlineTracker,
+    limits: BatcherLimits,
+  ) {
+    this.#storeId = storeId
+    this.#runner = runner
+    this.#deadlines = deadlines
+    this.#limits = limits
+  }
+
+  submit(item: I): Promise<O> {
+    if (this.#inFlight < this.#limits.maxInFlight && this.#queue.length === 0) {
+      this.#inFlight++
+      return this.#runner.one(item).finally(() => this.#done())
+    }
+    return new Promise<O>((resolve, reject) => {
+      const queued: Queued<I, O> = {
+        item,
+        resolve,
+        reject,
+        settled: false,
+        pending: {
+          deadline: performance.now() + this.#limits.timeoutMillis,
+          expire: () => {
+            queued.settled = true
+            reject(new StoreTimeoutError(this.#storeId, this.#limits.timeoutMillis))
+          },
+        },
+      }
+      this.#deadlines.add(queued.pending)
+      this.#queue.push(queued)
+    })
+  }
+
+  #done(): void {
+    this.#inFlight--
+    this.#flush()
+  }
+
+  #nextBatch(): Queued<I, O>[] {
+    const batch: Queued<I, O>[] = []
+    let bytes = 0
+    while (this.#queue.length > 0 && batch.length < this.#limits.maxBatch) {
+      const next = this.#queue[0] as Queued<I, O>
+      const size = this.#runner.size?.(next.item) ?? 0
+      if (batch.length > 0 && bytes + size > this.#limits.maxBatchBytes) break
+      this.#queue.shift()
+      if (next.settled) continue
+      batch.push(next)
+      bytes += size
+    }
+    return batch
+  }
+
+  #flush(): void {
+    while (this.#inFlight < this.#limits.maxInFlight && this.#queue.length > 0) {
+      const batch = this.#nextBatch()
+      if (batch.length === 0) continue
+      this.#inFlight++
+      const settle = (queued: Queued<I, O>): boolean => {
+        this.#deadlines.delete(queued.pending)
+        if (queued.settled) return false
+        queued.settled = true
+        return true
+      }
+      const run =
+        batch.length === 1
+          ? this.#runner.one((batch[0] as Queued<I, O>).item).then((result) => [result])
+          : this.#runner.many(batch.map((queued) => queued.item))
+      run
+        .then(
+          (results) => {
+            batch.forEach((queued, index) => {
+              if (settle(queued)) queued.resolve(results[index] as O)
+            })
+          },
+          (error: unknown) => {
+            for (const queued of batch) if (settle(queued)) queued.reject(error)
+          },
+        )
+        .finally(() => this.#done())
+    }
+  }
+}

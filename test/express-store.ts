@@ -1,0 +1,271 @@
+import type { SessionData } from 'express-session'
+import t from 'tap'
+import { SessionShardsStore } from '../lib/adapters/express.js'
+import type { SessionManager } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { startExpressApp } from './helpers/express-app.js'
+import { CookieClient } from './helpers/http-client.js'
+import { rowsOnStores, startManager, storeState, storesWithLiveCopy } from './helpers/manager.js'
+import { sleep, waitFor } from './helpers/wait.js'
+
+// The express-session store contract (express-session README, "Session Store Implementation"),
+// then real Express apps over real HTTP against 3 stores holding 2 copies of each session.
+const cluster = await startTestCluster(t, { stores: 3 })
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
+const fast = { copies: 2, healthCheckIntervalMillis: 100 }
+const secrets = ['manager-id-signing-secret-for-tests-0123456789']
+
+/** A session as express-session hands it to a store: data plus the cookie with its expiry. */
+function expressSession(maxAgeMillis: number, data: Record<string, unknown> = {}): SessionData {
+  const cookie = {
+    originalMaxAge: maxAgeMillis,
+    expires: new Date(Date.now() + maxAgeMillis),
+    httpOnly: true,
+    path: '/',
+  }
+  return { ...data, cookie } as unknown as SessionData
+}
+
+function operations(manager: SessionManager): number {
+  return manager.stats().stores.reduce((sum, store) => sum + store.operations, 0)
+}
+
+t.test('get: an expired session is null, a malformed id is no session', async (t) => {
+  const manager = await startManager(t, cluster, { ...fast, table: 'express_get' })
+  const store = new SessionShardsStore({ manager })
+  const id = store.generateId()
+  await store.set(id, expressSession(5, { user: 'ada' }))
+  await sleep(10)
+  t.equal(await store.get(id), null, 'maxAge 5 ms, 10 ms later: gone')
+
+  const kept = store.generateId()
+  await new Promise<void>((resolve, reject) =>
+    store.set(kept, expressSession(60_000, { user: 'bob' }), (error) =>
+      error ? reject(error) : resolve(),
+    ),
+  )
+  const viaCallback = await new Promise<SessionData | null | undefined>((resolve, reject) =>
+    store.get(kept, (error, session) => (error ? reject(error) : resolve(session))),
+  )
+  t.match(viaCallback, { user: 'bob', cookie: { originalMaxAge: 60_000 } }, 'callback style')
+  t.match(await store.get(kept), { user: 'bob' }, 'promise style')
+
+  const before = operations(manager)
+  t.equal(await store.get('not a session id!'), null)
+  const viaCallbackBad = await new Promise((resolve) =>
+    store.get('short', (error, session) => resolve({ error, session })),
+  )
+  t.same(viaCallbackBad, { error: null, session: null }, 'callback: (null, null)')
+  t.equal(operations(manager), before, 'no statement for a malformed id')
+
+  const expired = expressSession(60_000, { user: 'cy' })
+  expired.cookie.expires = new Date(Date.now() - 1)
+  await store.set(kept, expired)
+  t.equal(await store.get(kept), null, 'saving with an expired cookie destroys the session')
+  t.same(await storesWithLiveCopy(cluster, kept, 'express_get'), [])
+})
+
+t.test('touch extends a live session, never creates a missing or destroyed one', async (t) => {
+  const manager = await startManager(t, cluster, { ...fast, table: 'express_touch' })
+  const store = new SessionShardsStore({ manager })
+  const live = store.generateId()
+  await store.set(live, expressSession(300, { user: 'ada' }))
+  await store.touch(live, expressSession(60_000))
+  await sleep(400)
+  t.match(await store.get(live), { user: 'ada' }, 'extended past its first expiry')
+
+  const missing = store.generateId()
+  await new Promise<void>((resolve) =>
+    store.touch(missing, expressSession(60_000), () => resolve()),
+  )
+  t.equal(await store.get(missing), null, 'missing: still missing')
+  const rows = await rowsOnStores(cluster, missing, 'express_touch')
+  t.same([...rows.values()], [null, null, null], 'no row on any store')
+
+  const destroyed = store.generateId()
+  await store.set(destroyed, expressSession(60_000, { user: 'bob' }))
+  await store.destroy(destroyed)
+  await store.touch(destroyed, expressSession(60_000))
+  t.equal(await store.get(destroyed), null, 'destroyed: stays destroyed')
+  t.same(await storesWithLiveCopy(cluster, destroyed, 'express_touch'), [])
+
+  const untouched = new SessionShardsStore({ manager, disableTouch: true })
+  const id = untouched.generateId()
+  await untouched.set(id, expressSession(300, { user: 'cy' }))
+  await untouched.touch(id, expressSession(60_000))
+  await sleep(400)
+  t.equal(await untouched.get(id), null, 'disableTouch: expires at its last save')
+  t.throws(() => new SessionShardsStore({ manager, disableTouch: 'yes' as never }), {
+    code: 'INVALID_OPTION',
+    option: 'disableTouch',
+  })
+  t.throws(() => new SessionShardsStore({} as never), { code: 'INVALID_OPTION', option: 'manager' })
+})
+
+t.test('all, length and ids: live sessions only, each once; clear destroys them', async (t) => {
+  const manager = await startManager(t, cluster, {
+    ...fast,
+    table: 'express_listing',
+    sweepIntervalSeconds: 0,
+  })
+  const store = new SessionShardsStore({ manager })
+  const ids = Array.from({ length: 6 }, () => store.generateId())
+  await Promise.all(ids.map((id, i) => store.set(id, expressSession(60_000, { user: `u${i}` }))))
+  await store.destroy(ids[0]!)
+  const expiring = store.generateId()
+  await store.set(expiring, expressSession(5, { user: 'short' }))
+  await sleep(10)
+  const live = ids.slice(1).sort()
+  for (const id of live)
+    t.equal((await storesWithLiveCopy(cluster, id, 'express_listing')).length, 2)
+
+  const all = await store.all()
+  t.same(all.map((session) => session.id).sort(), live, 'all: every live session once')
+  t.ok(all.every((session) => /^u[1-5]$/.test(String(session.user))))
+  t.equal(await store.length(), 5, 'length')
+  t.same(await store.ids(), live, 'ids, in id order')
+  const viaCallback = await new Promise((resolve) =>
+    store.length((error, n) => resolve([error, n])),
+  )
+  t.same(viaCallback, [null, 5], 'length by callback')
+
+  const events: unknown[] = []
+  store.on('write-after-destroy', (event) => events.push(event))
+  await store.clear()
+  t.equal(await store.length(), 0, 'clear: nothing left')
+  await store.set(live[0]!, expressSession(60_000, { user: 'late' }))
+  t.equal(await store.get(live[0]!), null, 'a save after clear does not bring a session back')
+  t.same(events, [{ sessionId: live[0] }])
+})
+
+crashTest('disconnect only when every store is down; connect when one is back', async (t) => {
+  const manager = await startManager(t, cluster, fast)
+  const app = await startExpressApp(t, manager)
+  const events: string[] = []
+  app.store.on('disconnect', () => events.push('disconnect'))
+  app.store.on('connect', () => events.push('connect'))
+  const [a, b, c] = cluster.stores as [
+    (typeof cluster.stores)[0],
+    (typeof cluster.stores)[0],
+    (typeof cluster.stores)[0],
+  ]
+  t.teardown(async () => {
+    for (const store of cluster.stores) if (!store.running) await store.start()
+  })
+
+  await a.kill()
+  await waitFor('the manager to see one store down', () => storeState(manager, a.id) === 'down')
+  await sleep(300)
+  t.same(events, [], 'one store down is no disconnect')
+  const client = new CookieClient()
+  t.match((await client.post(`${app.url}/login`, { user: 'ada' })).body, { user: 'ada' })
+
+  await Promise.all([b.kill(), c.kill()])
+  await waitFor('disconnect', () => events.length > 0)
+  t.same(events, ['disconnect'], 'every store down: disconnect')
+  const cutOff = await client.get(`${app.url}/me`)
+  t.same(
+    [cutOff.status, cutOff.body.user],
+    [200, null],
+    'express-session answers without a session while disconnected',
+  )
+
+  await b.start()
+  await waitFor('connect', () => events.length > 1)
+  t.same(events, ['disconnect', 'connect'], 'one store back: connect')
+  await Promise.all([a.start(), c.start()])
+  await waitFor('every store back in service', () =>
+    cluster.stores.every((store) => storeState(manager, store.id) === 'up'),
+  )
+  t.same(events, ['disconnect', 'connect'], 'no more events as the others return')
+  t.match((await client.get(`${app.url}/me`)).body, { user: 'ada' }, 'still logged in')
+})
+
+t.test('express app: log in, read, write, regenerate, log out', async (t) => {
+  const manager = await startManager(t, cluster, { ...fast, secrets })
+  const app = await startExpressApp(t, manager)
+  const client = new CookieClient()
+  const login = await client.post(`${app.url}/login`, { user: 'ada' })
+  t.equal(login.status, 200)
+  const firstId: string = login.body.sessionId
+  t.match(firstId, /^[A-Za-z0-9_-]{32}\.[A-Za-z0-9_-]{43}$/, 'a manager-signed id (genid)')
+  t.match((await client.get(`${app.url}/me`)).body, { sessionId: firstId, user: 'ada' })
+  await client.post(`${app.url}/note`, { note: 'hello' })
+  t.match((await client.get(`${app.url}/me`)).body, { user: 'ada', note: 'hello' })
+
+  const beforeRegenerate = client.copy()
+  const regenerated = await client.post(`${app.url}/regenerate`)
+  const secondId: string = regenerated.body.sessionId
+  t.not(secondId, firstId, 'a new id')
+  t.match((await client.get(`${app.url}/me`)).body, { sessionId: secondId, user: 'ada' })
+  const oldRows = await rowsOnStores(cluster, firstId)
+  t.same(await storesWithLiveCopy(cluster, firstId), [], 'old id: no live copy on any store')
+  t.equal([...oldRows.values()].filter((row) => row?.deleted === 1).length, 2, 'two tombstones')
+  t.match((await beforeRegenerate.get(`${app.url}/me`)).body, { user: null }, 'old cookie: out')
+
+  const beforeLogout = client.copy()
+  t.same((await client.post(`${app.url}/logout`)).body, { loggedOut: true })
+  t.match((await client.get(`${app.url}/me`)).body, { user: null }, 'logged out')
+  t.match((await beforeLogout.get(`${app.url}/me`)).body, { user: null }, 'old cookie: out')
+  t.same(await storesWithLiveCopy(cluster, secondId), [], 'no live copy after logout')
+})
+
+t.test('two app instances with their own managers share the sessions', async (t) => {
+  const one = await startExpressApp(t, await startManager(t, cluster, { ...fast, secrets }))
+  const two = await startExpressApp(t, await startManager(t, cluster, { ...fast, secrets }))
+  const client = new CookieClient()
+  const { sessionId } = (await client.post(`${one.url}/login`, { user: 'ada' })).body
+  t.match((await client.get(`${two.url}/me`)).body, { sessionId, user: 'ada' }, 'seen on two')
+  await client.post(`${two.url}/note`, { note: 'from two' })
+  t.match((await client.get(`${one.url}/me`)).body, { user: 'ada', note: 'from two' })
+  await client.post(`${one.url}/logout`)
+  t.match((await client.get(`${two.url}/me`)).body, { user: null }, 'logout seen on two')
+})
+
+crashTest('a store killed between requests: the user stays logged in', async (t) => {
+  const manager = await startManager(t, cluster, fast)
+  const app = await startExpressApp(t, manager)
+  const client = new CookieClient()
+  const { sessionId } = (await client.post(`${app.url}/login`, { user: 'ada' })).body
+  const first = cluster.store(manager.locate(sessionId)[0]!)
+  t.teardown(() => first.start())
+  await first.kill()
+  t.match((await client.get(`${app.url}/me`)).body, { sessionId, user: 'ada' }, 'still in')
+  t.equal((await client.post(`${app.url}/note`, { note: 'during the outage' })).status, 200)
+  t.match((await client.get(`${app.url}/me`)).body, { user: 'ada', note: 'during the outage' })
+  await first.start()
+  await waitFor('the store back in service', () => storeState(manager, first.id) === 'up')
+  t.match((await client.get(`${app.url}/me`)).body, { user: 'ada', note: 'during the outage' })
+})
+
+crashTest('a store down during logout comes back: the old cookie stays logged out', async (t) => {
+  const managers = [
+    await startManager(t, cluster, { ...fast, secrets }),
+    await startManager(t, cluster, { ...fast, secrets }),
+  ]
+  const apps = [await startExpressApp(t, managers[0]!), await startExpressApp(t, managers[1]!)]
+  const client = new CookieClient()
+  const { sessionId } = (await client.post(`${apps[0]!.url}/login`, { user: 'ada' })).body
+  const holder = cluster.store(managers[0]!.locate(sessionId)[0]!)
+  t.teardown(() => holder.start())
+  const oldCookie = client.copy()
+
+  await holder.kill()
+  await waitFor('both managers to see the store down', () =>
+    managers.every((manager) => storeState(manager, holder.id) === 'down'),
+  )
+  t.same((await client.post(`${apps[0]!.url}/logout`)).body, { loggedOut: true })
+  await holder.start()
+  const rows = await holder.query('SELECT deleted FROM sessions WHERE id = ?', [sessionId])
+  t.ok(rows.length <= 1, 'the returning store may still hold its old copy')
+  for (const app of apps) {
+    t.match((await oldCookie.get(`${app.url}/me`)).body, { user: null }, 'old cookie: out')
+  }
+  await waitFor('both managers to put the store back in service', () =>
+    managers.every((manager) => storeState(manager, holder.id) === 'up'),
+  )
+  for (const app of apps) {
+    t.match((await oldCookie.get(`${app.url}/me`)).body, { user: null }, 'still out')
+  }
+  t.same(await storesWithLiveCopy(cluster, sessionId), [], 'no live copy anywhere')
+})

@@ -1,0 +1,163 @@
+import t from 'tap'
+import type { SessionManager } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { startFastifyApp } from './helpers/fastify-app.js'
+import { CookieClient } from './helpers/http-client.js'
+import { rowsOnStores, startManager, storeState, storesWithLiveCopy } from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
+
+// Fastify with @fastify/cookie and @fastify/session over real HTTP, against 3 stores holding
+// 2 copies of each session. The plugin saves the session on every request by default.
+const cluster = await startTestCluster(t, { stores: 3 })
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
+const fast = { copies: 2, healthCheckIntervalMillis: 100 }
+const secrets = ['manager-id-signing-secret-for-tests-0123456789']
+
+function operations(manager: SessionManager): number {
+  return manager.stats().stores.reduce((sum, store) => sum + store.operations, 0)
+}
+
+t.test('fastify app: log in, read, write, regenerate, log out', async (t) => {
+  const manager = await startManager(t, cluster, { ...fast, secrets })
+  const app = await startFastifyApp(t, manager)
+  const client = new CookieClient()
+  const login = await client.post(`${app.url}/login`, { user: 'ada' })
+  t.equal(login.status, 200)
+  const firstId: string = login.body.sessionId
+  t.match(firstId, /^[A-Za-z0-9_-]{32}\.[A-Za-z0-9_-]{43}$/, 'a manager-signed id (idGenerator)')
+  t.match((await client.get(`${app.url}/me`)).body, { sessionId: firstId, user: 'ada' })
+  await client.post(`${app.url}/note`, { note: 'hello' })
+  t.match((await client.get(`${app.url}/me`)).body, { user: 'ada', note: 'hello' })
+
+  const rows = await rowsOnStores(cluster, firstId)
+  const expiries = [...rows.values()].flatMap((row) => (row === null ? [] : [row.expires_at]))
+  t.equal(expiries.length, 2, 'two copies')
+  for (const expiresAt of expiries) {
+    t.ok(Math.abs(expiresAt - (Date.now() + 60_000)) < 5_000, 'expiry from the cookie maxAge')
+  }
+
+  const before = operations(manager)
+  for (let i = 0; i < 5; i++) await client.get(`${app.url}/me`)
+  t.ok(
+    operations(manager) - before <= 15,
+    'the save on every request is one write: a read and two copies per request',
+  )
+
+  const beforeRegenerate = client.copy()
+  const regenerated = await client.post(`${app.url}/regenerate`)
+  const secondId: string = regenerated.body.sessionId
+  t.not(secondId, firstId, 'a new id')
+  t.match((await client.get(`${app.url}/me`)).body, { sessionId: secondId, user: 'ada' })
+  t.same(await storesWithLiveCopy(cluster, firstId), [], 'old id: no live copy on any store')
+  const oldRows = [...(await rowsOnStores(cluster, firstId)).values()]
+  t.equal(oldRows.filter((row) => row?.deleted === 1).length, 2, 'two tombstones')
+  const oldCookie = await beforeRegenerate.get(`${app.url}/me`)
+  t.match(oldCookie.body, { user: null }, 'the old cookie is logged out')
+  t.not(oldCookie.body.sessionId, firstId, 'and gets a fresh session')
+
+  const beforeLogout = client.copy()
+  t.same((await client.post(`${app.url}/logout`)).body, { loggedOut: true })
+  t.match((await client.get(`${app.url}/me`)).body, { user: null }, 'logged out')
+  t.match((await beforeLogout.get(`${app.url}/me`)).body, { user: null }, 'old cookie: out')
+  t.same(await storesWithLiveCopy(cluster, secondId), [], 'no live copy after logout')
+})
+
+t.test('a malformed or unsigned id is no session, and no store is asked', async (t) => {
+  const manager = await startManager(t, cluster, { ...fast, secrets })
+  const app = await startFastifyApp(t, manager)
+  const before = operations(manager)
+  t.equal(await app.store.get('not a session id!'), null)
+  t.equal(await app.store.get('an-unsigned-id-of-the-right-form'), null, 'unsigned, with secrets')
+  await app.store.destroy('short')
+  t.equal(operations(manager), before)
+})
+
+t.test('two app instances with their own managers share the sessions', async (t) => {
+  const one = await startFastifyApp(t, await startManager(t, cluster, { ...fast, secrets }))
+  const two = await startFastifyApp(t, await startManager(t, cluster, { ...fast, secrets }))
+  const client = new CookieClient()
+  const { sessionId } = (await client.post(`${one.url}/login`, { user: 'ada' })).body
+  t.match((await client.get(`${two.url}/me`)).body, { sessionId, user: 'ada' }, 'seen on two')
+  await client.post(`${two.url}/note`, { note: 'from two' })
+  t.match((await client.get(`${one.url}/me`)).body, { user: 'ada', note: 'from two' })
+  await client.post(`${one.url}/logout`)
+  t.match((await client.get(`${two.url}/me`)).body, { user: null }, 'logout seen on two')
+})
+
+// https://github.com/expressjs/session/issues/632 (the same race with @fastify/session, which
+// saves the session it loaded at the end of every request).
+t.test('a request ending after logout does not bring the session back', async (t) => {
+  const manager = await startManager(t, cluster, fast)
+  let entered!: () => void
+  let release!: () => void
+  const reachedGate = new Promise<void>((resolve) => (entered = resolve))
+  const released = new Promise<void>((resolve) => (release = resolve))
+  const app = await startFastifyApp(t, manager, {
+    slow: () => {
+      entered()
+      return released
+    },
+  })
+  const events: unknown[] = []
+  app.store.on('write-after-destroy', (event) => events.push(event))
+  const client = new CookieClient()
+  const { sessionId } = (await client.post(`${app.url}/login`, { user: 'ada' })).body
+  const tab = client.copy()
+  const slow = tab.get(`${app.url}/slow`)
+  await reachedGate
+  t.same((await client.post(`${app.url}/logout`)).body, { loggedOut: true })
+  release()
+  const answer = await slow
+  t.equal(answer.status, 200, 'the slow request still completes')
+  t.match(answer.body, { sessionId, user: 'ada' })
+  t.same(events, [{ sessionId }], 'the store reported the dropped save')
+  t.same(await storesWithLiveCopy(cluster, sessionId), [], 'no live copy on any store')
+  t.equal(await app.store.get(sessionId), null)
+  t.match((await tab.copy().get(`${app.url}/me`)).body, { user: null }, 'old cookie: out')
+})
+
+crashTest('a store killed between requests: the user stays logged in', async (t) => {
+  const manager = await startManager(t, cluster, fast)
+  const app = await startFastifyApp(t, manager)
+  const client = new CookieClient()
+  const { sessionId } = (await client.post(`${app.url}/login`, { user: 'ada' })).body
+  const first = cluster.store(manager.locate(sessionId)[0]!)
+  t.teardown(() => first.start())
+  await first.kill()
+  t.match((await client.get(`${app.url}/me`)).body, { sessionId, user: 'ada' }, 'still in')
+  t.equal((await client.post(`${app.url}/note`, { note: 'during the outage' })).status, 200)
+  t.match((await client.get(`${app.url}/me`)).body, { user: 'ada', note: 'during the outage' })
+  await first.start()
+  await waitFor('the store back in service', () => storeState(manager, first.id) === 'up')
+  t.match((await client.get(`${app.url}/me`)).body, { user: 'ada', note: 'during the outage' })
+})
+
+crashTest('a store down during logout comes back: the old cookie stays logged out', async (t) => {
+  const managers = [
+    await startManager(t, cluster, { ...fast, secrets }),
+    await startManager(t, cluster, { ...fast, secrets }),
+  ]
+  const apps = [await startFastifyApp(t, managers[0]!), await startFastifyApp(t, managers[1]!)]
+  const client = new CookieClient()
+  const { sessionId } = (await client.post(`${apps[0]!.url}/login`, { user: 'ada' })).body
+  const holder = cluster.store(managers[0]!.locate(sessionId)[0]!)
+  t.teardown(() => holder.start())
+  const oldCookie = client.copy()
+
+  await holder.kill()
+  await waitFor('both managers to see the store down', () =>
+    managers.every((manager) => storeState(manager, holder.id) === 'down'),
+  )
+  t.same((await client.post(`${apps[0]!.url}/logout`)).body, { loggedOut: true })
+  await holder.start()
+  for (const app of apps) {
+    t.match((await oldCookie.copy().get(`${app.url}/me`)).body, { user: null }, 'old cookie: out')
+  }
+  await waitFor('both managers to put the store back in service', () =>
+    managers.every((manager) => storeState(manager, holder.id) === 'up'),
+  )
+  for (const app of apps) {
+    t.match((await oldCookie.copy().get(`${app.url}/me`)).body, { user: null }, 'still out')
+  }
+  t.same(await storesWithLiveCopy(cluster, sessionId), [], 'no live copy anywhere')
+})
