@@ -30,7 +30,9 @@ export {
   LockExpiredError,
 } from './errors.js'
 export type { StoreFailure } from './errors.js'
-export type { RepairOptions, RepairProgress, RepairResult } from './repair.js'
+export type { RepairCursor, RepairOptions, RepairProgress, RepairResult } from './repair.js'
+export { rendezvousOrder } from './placement.js'
+export type { PlacementName } from './placement.js'
 export type { StoreState } from './circuit.js'
 export type { ListOptions } from './session-listing.js'
 export type { SweepOptions, SweepResult } from './sweeper.js'

@@ -3,6 +3,7 @@ import type { SessionCodec } from './codec.js'
 import { jsonCodec } from './codec.js'
 import { InvalidOptionError } from './errors.js'
 import { IdSigner } from './ids.js'
+import type { PlacementName } from './placement.js'
 import { isValidTableName } from './schema.js'
 
 /**
@@ -105,6 +106,26 @@ export interface SessionManagerOptions {
    */
   readQuorum?: number
   /**
+   * How sessions are placed. `classic`: the seeded shuffle (docs/placement.md). `rendezvous`:
+   * seeded the same way, but adding a store moves only about 1/(n+1) of sessions' first copy.
+   * Changing it moves sessions: treat it like a change of the store list (`previousPlacement`).
+   * @default 'classic'
+   */
+  placement?: PlacementName
+  /**
+   * The store list before a change (a store added, retired or replaced). While set, reads that
+   * find nothing under the new placement look under the old one and move what they find;
+   * writes and destroys clear the old placement. Run `rebalance()` and drop this option once it
+   * reports `done`.
+   * @default none
+   */
+  previousStores?: StoreOptions[]
+  /**
+   * The placement used with `previousStores`.
+   * @default the same as `placement`
+   */
+  previousPlacement?: PlacementName
+  /**
    * Coalesce concurrent reads of one store into one statement (`WHERE id IN (...)`): reads
    * that arrive while the store's statements are busy leave together when one completes. A
    * lone read goes out at once, so low-load latency is unchanged.
@@ -176,6 +197,10 @@ export interface ResolvedOptions {
   readonly sweepIntervalSeconds: number
   readonly ownerKey: string | null
   readonly batching: boolean
+  readonly placement: PlacementName
+  /** The previous store list, resolved; stores in both lists appear in both. */
+  readonly previousStores: readonly ResolvedStore[] | null
+  readonly previousPlacement: PlacementName
 }
 
 const STORE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
@@ -255,6 +280,15 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
     idSigner: resolveSigner(options.secrets, options.acceptUnsignedIds),
     ownerKey: resolveOwnerKey(options.ownerKey),
     batching: booleanOption('batching', options.batching, true),
+    placement: placementOption('placement', options.placement),
+    previousStores:
+      options.previousStores === undefined
+        ? null
+        : resolveStores(options.previousStores, 'previousStores'),
+    previousPlacement: placementOption(
+      'previousPlacement',
+      options.previousPlacement ?? options.placement,
+    ),
     sweepIntervalSeconds: integerOption(
       'sweepIntervalSeconds',
       options.sweepIntervalSeconds,
@@ -320,6 +354,14 @@ function integerOption(name: string, value: unknown, fallback: number, min: numb
   return value
 }
 
+function placementOption(name: string, value: unknown): PlacementName {
+  if (value === undefined) return 'classic'
+  if (value !== 'classic' && value !== 'rendezvous') {
+    throw new InvalidOptionError(name, 'must be "classic" or "rendezvous"')
+  }
+  return value
+}
+
 function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'must be true or false')
@@ -356,16 +398,16 @@ function resolveSigner(secrets: unknown, acceptUnsigned: unknown): IdSigner | nu
   return new IdSigner(secrets, acceptUnsigned === true)
 }
 
-function resolveStores(stores: unknown): ResolvedStore[] {
+function resolveStores(stores: unknown, option = 'stores'): ResolvedStore[] {
   if (!Array.isArray(stores) || stores.length === 0) {
     throw new InvalidOptionError(
-      'stores',
+      option,
       'must be a non-empty array of { id, uri } or { id, host, ... }',
     )
   }
   const seen = new Set<string>()
   return stores.map((store: unknown, index) => {
-    const name = `stores[${index}]`
+    const name = `${option}[${index}]`
     if (store === null || typeof store !== 'object') {
       throw new InvalidOptionError(name, 'must be an object with an id')
     }

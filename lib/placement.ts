@@ -35,29 +35,64 @@ function shuffleInPlace<T>(items: T[], random: () => number): void {
 }
 
 /**
- * Computes orders as indexes into the sorted store list and keeps the most recent ones,
- * because the shuffle (an ARC4 key schedule per call) costs more than the rest of an
- * operation's own work.
+ * Rendezvous (highest random weight) ordering, seeded the same way: each store scores
+ * `fmix32(seed XOR CRC32(storeId))` (MurmurHash3's 32-bit finalizer, unsigned), and the order
+ * is by score, highest first, ties by store id. Adding a store moves a session's first copy
+ * only if the new store outscores all others for it: about 1/(n+1) of sessions; removing one
+ * moves only the sessions it was first for: 1/n.
  */
-export class OrderCache {
-  readonly #sortedIds: readonly string[]
-  readonly #indexOf: ReadonlyMap<string, number>
-  readonly #capacity: number
-  readonly #orders = new Map<string, readonly number[]>()
+export function rendezvousOrder(storeIds: readonly string[], sessionId: string): string[] {
+  const seed = placementSeed(sessionId)
+  return storeIds
+    .map((id) => ({ id, score: fmix32((seed ^ (CRC32.str(id) >>> 0)) >>> 0) }))
+    .sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map(({ id }) => id)
+}
 
-  constructor(storeIds: readonly string[], capacity: number) {
-    this.#sortedIds = [...storeIds].sort()
-    this.#indexOf = new Map(this.#sortedIds.map((id, index) => [id, index]))
+/** MurmurHash3's finalizer: a fast, well-mixed 32-bit to 32-bit hash. */
+function fmix32(value: number): number {
+  let h = value >>> 0
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b) >>> 0
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35) >>> 0
+  h ^= h >>> 16
+  return h >>> 0
+}
+
+/** The placements a manager can use. */
+export type PlacementName = 'classic' | 'rendezvous'
+
+/** The ordering function of a placement. */
+export function placementFunction(
+  name: PlacementName,
+): (storeIds: readonly string[], sessionId: string) => string[] {
+  return name === 'rendezvous' ? rendezvousOrder : classicOrder
+}
+
+/**
+ * Computes sessions' orders over a set of stores and keeps the most recent ones, because the
+ * shuffle (an ARC4 key schedule per call) costs more than the rest of an operation's own work.
+ */
+export class OrderCache<T extends { id: string }> {
+  readonly #items: ReadonlyMap<string, T>
+  readonly #ids: readonly string[]
+  readonly #orderOf: (storeIds: readonly string[], sessionId: string) => string[]
+  readonly #capacity: number
+  readonly #orders = new Map<string, readonly T[]>()
+
+  constructor(items: readonly T[], capacity: number, placement: PlacementName = 'classic') {
+    this.#items = new Map(items.map((item) => [item.id, item]))
+    this.#ids = items.map((item) => item.id)
+    this.#orderOf = placementFunction(placement)
     this.#capacity = capacity
   }
 
-  /** The session's order as indexes into {@link sortedIds}. */
-  order(sessionId: string): readonly number[] {
+  /** The session's order. */
+  order(sessionId: string): readonly T[] {
     const cached = this.#orders.get(sessionId)
     if (cached !== undefined) return cached
-    const order = classicOrder(this.#sortedIds, sessionId).map(
-      (id) => this.#indexOf.get(id) as number,
-    )
+    const order = this.#orderOf(this.#ids, sessionId).map((id) => this.#items.get(id) as T)
     if (this.#capacity > 0) {
       if (this.#orders.size >= this.#capacity) {
         // Maps iterate in insertion order, so the first key is the oldest entry.
@@ -66,10 +101,5 @@ export class OrderCache {
       this.#orders.set(sessionId, order)
     }
     return order
-  }
-
-  /** The store ids, sorted; orders index into this list. */
-  get sortedIds(): readonly string[] {
-    return this.#sortedIds
   }
 }

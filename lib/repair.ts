@@ -24,6 +24,16 @@ export interface RepairOptions {
   batchSize?: number
   /** Called after each batch. */
   onProgress?: (progress: RepairProgress) => void
+  /** Stops the walk after the batch in progress; the result says where to resume. */
+  signal?: AbortSignal
+  /** Where a stopped walk left off ({@link RepairResult.resumeFrom}). */
+  resumeFrom?: RepairCursor
+}
+
+/** A position in the walk over every store: the store, and the last id done in it. */
+export interface RepairCursor {
+  storeId: string
+  afterId: string
 }
 
 /** Counts of {@link SessionManager.repair}. */
@@ -38,6 +48,10 @@ export interface RepairResult {
   failed: number
   /** Stores that were down and not scanned. */
   skippedStores: string[]
+  /** Every store was walked to the end, nothing failed and no store was skipped. */
+  done: boolean
+  /** Set when the walk was stopped (`signal`): pass it back as `resumeFrom`. */
+  resumeFrom?: RepairCursor
 }
 
 /**
@@ -50,14 +64,29 @@ export async function repairAllStores(
   options: RepairOptions,
 ): Promise<RepairResult> {
   const batchSize = options.batchSize ?? 500
-  const result: RepairResult = { scanned: 0, copied: 0, removed: 0, failed: 0, skippedStores: [] }
+  const result: RepairResult = {
+    scanned: 0,
+    copied: 0,
+    removed: 0,
+    failed: 0,
+    skippedStores: [],
+    done: false,
+  }
+  const start = options.resumeFrom
+  let started = start === undefined
   for (const [index, store] of stores.entries()) {
+    if (!started && store.id !== start?.storeId) continue
+    let after = !started && start !== undefined ? start.afterId : ''
+    started = true
     if (store.circuit.state !== 'up') {
       result.skippedStores.push(store.id)
       continue
     }
-    let after = ''
     for (;;) {
+      if (options.signal?.aborted) {
+        result.resumeFrom = { storeId: store.id, afterId: after }
+        return result
+      }
       const ids = await store.scanIds(after, batchSize)
       if (ids.length === 0) break
       const counts = await repairSessions(context, ids, {
@@ -79,5 +108,6 @@ export async function repairAllStores(
       })
     }
   }
+  result.done = start === undefined && result.failed === 0 && result.skippedStores.length === 0
   return result
 }

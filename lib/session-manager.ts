@@ -132,9 +132,14 @@ const MAX_READ_REPAIRS = 16
  */
 export class SessionManager extends EventEmitter {
   readonly #options: ResolvedOptions
-  readonly #orders: OrderCache
-  /** Pools indexed like {@link OrderCache.sortedIds}. */
+  /** Orders over the configured stores. */
+  readonly #orders: OrderCache<StorePool>
+  /** Orders over `previousStores`, while a change of the store list is under way. */
+  readonly #previousOrders: OrderCache<StorePool> | null
+  /** Every store: the configured ones and any only in `previousStores`, sorted by id. */
   readonly #pools: readonly StorePool[]
+  /** Stores only in `previousStores`: they hold copies to move away and get no new ones. */
+  readonly #retiring: readonly StorePool[]
   readonly #clock = new VersionClock()
   /** Operations (and background read repairs) not yet settled. */
   #active = 0
@@ -152,17 +157,32 @@ export class SessionManager extends EventEmitter {
   constructor(options: SessionManagerOptions) {
     super()
     this.#options = resolveOptions(options)
-    this.#orders = new OrderCache(
-      this.#options.stores.map((store) => store.id),
-      this.#options.orderCacheSize,
-    )
+    const { stores, previousStores, orderCacheSize } = this.#options
     const statements = buildStatements(this.#options.table)
-    const byId = new Map(this.#options.stores.map((store) => [store.id, store]))
     const onOpen = (pool: StorePool, error: Error): void => this.#storeDown(pool, error)
-    this.#pools = this.#orders.sortedIds.map(
-      (id) => new StorePool(byId.get(id)!, this.#options, statements, onOpen),
-    )
-    this.#repairContext = { orderOf: (id) => this.#order(id), copies: this.#options.copies }
+    const byId = new Map<string, StorePool>()
+    for (const store of [...stores, ...(previousStores ?? [])]) {
+      if (!byId.has(store.id))
+        byId.set(store.id, new StorePool(store, this.#options, statements, onOpen))
+    }
+    const current = stores.map((store) => byId.get(store.id) as StorePool)
+    this.#pools = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : 1))
+    this.#retiring = this.#pools.filter((pool) => !current.includes(pool))
+    this.#orders = new OrderCache(current, orderCacheSize, this.#options.placement)
+    this.#previousOrders =
+      previousStores === null
+        ? null
+        : new OrderCache(
+            previousStores.map((store) => byId.get(store.id) as StorePool),
+            orderCacheSize,
+            this.#options.previousPlacement,
+          )
+    this.#repairContext = {
+      // Retiring stores come last: never targets, so repair and rebalance move copies off them.
+      orderOf: (id) =>
+        this.#retiring.length === 0 ? this.#order(id) : [...this.#order(id), ...this.#retiring],
+      copies: this.#options.copies,
+    }
     this.#handoff = new HintedHandoff(this.#pools, this.#repairContext)
     this.#healthCheck = new HealthCheck(this.#pools, this.#options.healthCheckIntervalMillis, {
       storeDown: onOpen,
@@ -181,7 +201,7 @@ export class SessionManager extends EventEmitter {
   /** The ids of the stores, in the order `sessionId`'s copies prefer them. No I/O. */
   locate(sessionId: string): string[] {
     this.#checkId(sessionId)
-    return this.#orders.order(sessionId).map((index) => this.#orders.sortedIds[index] as string)
+    return this.#orders.order(sessionId).map((pool) => pool.id)
   }
 
   /** Creates a session with `data` and returns its new random id. */
@@ -401,6 +421,22 @@ export class SessionManager extends EventEmitter {
       failures = [...failures, ...rest.failures]
       verdict = this.#verdict(sessionId, answers, Date.now())
     }
+    if (verdict.kind === 'none' && this.#previousOrders !== null) {
+      // A change of the store list is under way: the session may still sit where the old
+      // list put it. Ask the old placement's first `copies` stores not asked yet, and move
+      // what is found (the copy goes to its new stores, the old copies go away).
+      const asked = new Set(answers.map((answer) => answer.store))
+      const old = this.#previousOrders
+        .order(sessionId)
+        .slice(0, this.#options.copies)
+        .filter((pool) => pool.circuit.state === 'up' && !asked.has(pool))
+      const previous = await askInOrder(old, 0, old.length, read)
+      if (previous.answers.some((answer) => answer.value !== null)) {
+        answers = [...answers, ...previous.answers]
+        verdict = this.#verdict(sessionId, answers, Date.now())
+        this.#moveInBackground(sessionId)
+      }
+    }
     if (answers.length === 0) throw new NoStoreAvailableError('read the session', failures)
     if (
       verdict.kind === 'none' &&
@@ -609,6 +645,13 @@ export class SessionManager extends EventEmitter {
    * follow once it has accepted.
    */
   async #write(sessionId: string, bytes: Buffer, request: WriteRequest): Promise<WriteResult> {
+    if (this.#previousOrders !== null && (await this.#destroyedUnderPreviousPlacement(sessionId))) {
+      // Destroyed before the change of the store list, and not moved yet: the tombstone sits
+      // under the old placement only. Drop the write as a tombstone would, and move it.
+      this.#moveInBackground(sessionId)
+      this.emit('write-after-destroy', { sessionId })
+      return { version: 0, storeIds: [], degraded: false }
+    }
     const order = this.#writeOrder(sessionId)
     const fields = {
       expiresAtMillis: request.expiresAtMillis,
@@ -668,6 +711,9 @@ export class SessionManager extends EventEmitter {
       const acknowledged = answers.filter((answer) => answer.value.kind !== 'tombstone')
       this.#checkCopies(sessionId, acknowledged.length, failures)
       await this.#hintMissedStores(sessionId, acknowledged)
+      await this.#clearPreviousPlacement(sessionId, acknowledged, (pool) =>
+        pool.removeCopy(sessionId, version),
+      )
       return {
         version,
         storeIds: acknowledged.map((answer) => answer.store.id),
@@ -707,7 +753,52 @@ export class SessionManager extends EventEmitter {
       )
       this.#checkCopies(sessionId, answers.length, failures)
       await this.#hintMissedStores(sessionId, answers)
+      // The new placement's tombstones answer every read first; the old copies just go.
+      await this.#clearPreviousPlacement(sessionId, answers, (pool) =>
+        pool.removeCopy(sessionId, version),
+      )
     })
+  }
+
+  /**
+   * During a change of the store list, leaves nothing under the old placement that could come
+   * back: the old placement's first `copies` stores that the write or destroy did not reach get
+   * `clear` (a delete of copies older than the write).
+   */
+  async #clearPreviousPlacement(
+    sessionId: string,
+    reached: StoreAnswer<StorePool, unknown>[],
+    clear: (pool: StorePool) => Promise<unknown>,
+  ): Promise<void> {
+    if (this.#previousOrders === null) return
+    const done = new Set(reached.map((answer) => answer.store))
+    const old = this.#previousOrders
+      .order(sessionId)
+      .slice(0, this.#options.copies)
+      .filter((pool) => !done.has(pool) && pool.circuit.state === 'up')
+    await Promise.allSettled(old.map(clear))
+  }
+
+  /** Whether a store of the old placement holds a tombstone for the session. */
+  async #destroyedUnderPreviousPlacement(sessionId: string): Promise<boolean> {
+    const old = (this.#previousOrders as OrderCache<StorePool>)
+      .order(sessionId)
+      .slice(0, this.#options.copies)
+      .filter((pool) => pool.circuit.state === 'up')
+    const copies = await Promise.allSettled(old.map((pool) => pool.read(sessionId)))
+    return copies.some((copy) => copy.status === 'fulfilled' && copy.value?.deleted === true)
+  }
+
+  /** Moves a session found under the old placement to its new stores (read-through). */
+  #moveInBackground(sessionId: string): void {
+    if (this.#closing !== undefined) return
+    this.#active++
+    repairSessions(this.#repairContext, [sessionId], { dropExtras: true })
+      .then(({ failed }) => {
+        if (failed.length === 0) this.emit('session-moved', { sessionId })
+      })
+      .catch(() => {})
+      .then(this.#settled, this.#settled)
   }
 
   /** Creates the session table on every store (idempotent). Rejects if any store fails. */
@@ -724,6 +815,18 @@ export class SessionManager extends EventEmitter {
    */
   async repair(options: RepairOptions = {}): Promise<RepairResult> {
     return this.#track(() => repairAllStores(this.#pools, this.#repairContext, options))
+  }
+
+  /**
+   * Moves every session to the first `copies` reachable stores of its order under the current
+   * store list, and removes its copies everywhere else — on stores that left the list
+   * (`previousStores`) too. The same walk as {@link repair}: batches, constant memory, while
+   * the app keeps serving. Stop it with `signal` and resume with the `resumeFrom` it returns.
+   * When it resolves with `done: true` (and a second run moves nothing), every session is in
+   * place and `previousStores` can be dropped from the config.
+   */
+  async rebalance(options: RepairOptions = {}): Promise<RepairResult> {
+    return this.repair(options)
   }
 
   /** Per store: state, operations, errors and latency. */
@@ -775,9 +878,9 @@ export class SessionManager extends EventEmitter {
     this.#options.idSigner?.verify(sessionId)
   }
 
-  /** The session's order over every store. */
-  #order(sessionId: string): StorePool[] {
-    return this.#orders.order(sessionId).map((index) => this.#pools[index] as StorePool)
+  /** The session's order over the configured stores. */
+  #order(sessionId: string): readonly StorePool[] {
+    return this.#orders.order(sessionId)
   }
 
   /**
@@ -810,8 +913,7 @@ export class SessionManager extends EventEmitter {
 
   /** The first store of the session's order that may answer reads, if it is ready to. */
   #firstReadable(sessionId: string): StorePool | undefined {
-    for (const index of this.#orders.order(sessionId)) {
-      const pool = this.#pools[index] as StorePool
+    for (const pool of this.#orders.order(sessionId)) {
       if (pool.circuit.state === 'up') return pool.circuit.behind ? undefined : pool
     }
     return undefined

@@ -69,9 +69,9 @@ t.test('touch extends a live session, never creates a missing or destroyed one',
   const manager = await startManager(t, cluster, { ...fast, table: 'express_touch' })
   const store = new SessionShardsStore({ manager })
   const live = store.generateId()
-  await store.set(live, expressSession(300, { user: 'ada' }))
+  await store.set(live, expressSession(600, { user: 'ada' }))
   await store.touch(live, expressSession(60_000))
-  await sleep(400)
+  await sleep(700)
   t.match(await store.get(live), { user: 'ada' }, 'extended past its first expiry')
 
   const missing = store.generateId()
@@ -91,9 +91,9 @@ t.test('touch extends a live session, never creates a missing or destroyed one',
 
   const untouched = new SessionShardsStore({ manager, disableTouch: true })
   const id = untouched.generateId()
-  await untouched.set(id, expressSession(300, { user: 'cy' }))
+  await untouched.set(id, expressSession(600, { user: 'cy' }))
   await untouched.touch(id, expressSession(60_000))
-  await sleep(400)
+  await sleep(700)
   t.equal(await untouched.get(id), null, 'disableTouch: expires at its last save')
   t.throws(() => new SessionShardsStore({ manager, disableTouch: 'yes' as never }), {
     code: 'INVALID_OPTION',
@@ -113,8 +113,9 @@ t.test('all, length and ids: live sessions only, each once; clear destroys them'
   await Promise.all(ids.map((id, i) => store.set(id, expressSession(60_000, { user: `u${i}` }))))
   await store.destroy(ids[0]!)
   const expiring = store.generateId()
-  await store.set(expiring, expressSession(5, { user: 'short' }))
-  await sleep(10)
+  await store.set(expiring, expressSession(200, { user: 'short' }))
+  t.match(await store.get(expiring), { user: 'short' }, 'live at first')
+  await sleep(250)
   const live = ids.slice(1).sort()
   for (const id of live)
     t.equal((await storesWithLiveCopy(cluster, id, 'express_listing')).length, 2)
@@ -256,8 +257,6 @@ crashTest('a store down during logout comes back: the old cookie stays logged ou
   )
   t.same((await client.post(`${apps[0]!.url}/logout`)).body, { loggedOut: true })
   await holder.start()
-  const rows = await holder.query('SELECT deleted FROM sessions WHERE id = ?', [sessionId])
-  t.ok(rows.length <= 1, 'the returning store may still hold its old copy')
   for (const app of apps) {
     t.match((await oldCookie.get(`${app.url}/me`)).body, { user: null }, 'old cookie: out')
   }

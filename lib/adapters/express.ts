@@ -67,6 +67,7 @@ export type ListedSession = ExpressSessionData & { id: string }
 export class SessionShardsStore extends session.Store {
   /** The manager the sessions go through. */
   readonly manager: SessionManager
+  /** Whether `touch` does nothing (the `disableTouch` option). */
   readonly disableTouch: boolean
   readonly #link: ManagerLink
 

@@ -121,7 +121,9 @@ async function readConfigFile(file: string, shown: string, required: boolean): P
   try {
     text = await readFile(file, 'utf8')
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !required) return undefined
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' && !required) return undefined
+    if (code === 'ENOENT') throw new ConfigError(`config file ${shown} not found`)
     throw new ConfigError(
       `cannot read config file ${shown} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
     )

@@ -4,6 +4,7 @@
  * show, sweep, repair) and a self-contained demo. See docs/cli.md.
  */
 import { parseArgs } from 'node:util'
+import { debug } from '../debug.js'
 import { InvalidSessionIdError } from '../errors.js'
 import type { Command, CommandContext, OptionSpecs } from './command.js'
 import { UsageError } from './command.js'
@@ -12,6 +13,7 @@ import { demoCommand } from './commands/demo.js'
 import { locateCommand } from './commands/locate.js'
 import { repairCommand } from './commands/repair.js'
 import { schemaCommand } from './commands/schema.js'
+import { serveCommand } from './commands/serve.js'
 import { showCommand } from './commands/show.js'
 import { statusCommand } from './commands/status.js'
 import { sweepCommand } from './commands/sweep.js'
@@ -26,6 +28,7 @@ const COMMANDS: readonly Command[] = [
   showCommand,
   sweepCommand,
   repairCommand,
+  serveCommand,
   benchCommand,
   demoCommand,
 ]
@@ -123,6 +126,7 @@ async function main(
       out.error(`session-shards ${command.name}: ${error.message}`)
       return EXIT_USAGE
     }
+    debug('cli: %s failed: %O', command.name, error)
     out.error(
       `session-shards ${command.name}: ${oneLine(error instanceof Error ? error.message : String(error))}`,
     )

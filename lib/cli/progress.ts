@@ -45,34 +45,41 @@ export function createProgressBar(options: {
       stop() {},
     }
   }
-  const multi = new cliProgress.MultiBar(
-    {
-      format: options.format,
-      stream: process.stdout,
-      hideCursor: true,
-      clearOnComplete: true,
-      stopOnComplete: false,
-      barsize: 24,
-    },
-    cliProgress.Presets.shades_classic,
-  )
-  const bar = multi.create(Math.max(1, options.total), 0, options.payload ?? {})
+  // Drawn from the first update on, so that lines logged before it print plainly.
+  let multi: cliProgress.MultiBar | undefined
+  let bar: cliProgress.SingleBar | undefined
+  let total = Math.max(1, options.total)
   let stopped = false
   return {
     update: (value, payload) => {
-      if (!stopped) bar.update(value, payload ?? {})
+      if (stopped) return
+      if (multi === undefined || bar === undefined) {
+        multi = new cliProgress.MultiBar(
+          {
+            format: options.format,
+            stream: process.stdout,
+            hideCursor: true,
+            clearOnComplete: true,
+            stopOnComplete: false,
+            barsize: 24,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+        bar = multi.create(total, value, { ...options.payload, ...payload })
+      } else bar.update(value, payload ?? {})
     },
-    setTotal: (total) => {
-      if (!stopped) bar.setTotal(Math.max(1, total))
+    setTotal: (value) => {
+      total = Math.max(1, value)
+      bar?.setTotal(total)
     },
     log: (line) => {
-      if (stopped) options.fallback?.(line)
-      else multi.log(`${line}\n`)
+      if (multi !== undefined && !stopped) multi.log(`${line}\n`)
+      else options.fallback?.(line)
     },
     stop: () => {
       if (stopped) return
       stopped = true
-      multi.stop()
+      multi?.stop()
     },
   }
 }

@@ -133,7 +133,7 @@ export async function runFailoverDemo(options: FailoverDemoOptions): Promise<Fai
     event(`schema applied on ${cluster.stores.length} stores`)
     const sessions = options.sessions ?? 5000
     await workload.populate(sessions)
-    event(`${sessions.toLocaleString('en-US')} sessions created`)
+    event(`${count(sessions)} sessions created`)
 
     const crash = async (deadline: number): Promise<void> => {
       const workloadStart = deadline - options.seconds * 1000
@@ -164,16 +164,17 @@ export async function runFailoverDemo(options: FailoverDemoOptions): Promise<Fai
         }),
     })
     const done = workload.progress
-    event(`workload done: ${done.operations.toLocaleString('en-US')} operations`)
+    event(`workload done: ${count(done.operations)} operations`)
 
     const repair = await managers[0]!.repair()
     event(
-      `repair: ${repair.scanned} rows scanned, ${repair.copied} copied, ${repair.removed} removed, ${repair.failed} failed`,
+      `repair: ${count(repair.scanned)} rows scanned, ${count(repair.copied)} copied, ` +
+        `${count(repair.removed)} removed, ${count(repair.failed)} failed`,
     )
     const verifier = newManager()
     managers.push(verifier)
     const sessionsVerified = await workload.verify(verifier)
-    event(`${sessionsVerified.toLocaleString('en-US')} sessions read back through a new app server`)
+    event(`${count(sessionsVerified)} sessions read back through a new app server`)
 
     const final = workload.progress
     return {
@@ -201,4 +202,8 @@ export async function runFailoverDemo(options: FailoverDemoOptions): Promise<Fai
   } finally {
     await Promise.all(managers.map((manager) => manager.close()))
   }
+}
+
+function count(value: number): string {
+  return value.toLocaleString('en-US')
 }

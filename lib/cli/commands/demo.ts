@@ -1,9 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { startLocalCluster, ServerBinaryNotFoundError } from '../../local-cluster/index.js'
+import {
+  findServerBinary,
+  startLocalCluster,
+  ServerBinaryNotFoundError,
+} from '../../local-cluster/index.js'
 import type { LocalCluster } from '../../local-cluster/index.js'
 import { BASE_DIR_PREFIX } from '../../local-cluster/leftovers.js'
+import { describeServerBinary } from '../../local-cluster/server-binary.js'
 import { runFailoverDemo, type FailoverDemoReport } from '../../workload/failover-demo.js'
 import type { Command } from '../command.js'
 import { integerArgument, noPositionals } from '../command.js'
@@ -77,6 +82,14 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
     })
     const note = (text: string): void => bar.log(`${stamp()} ${text}`)
 
+    // Checked before anything is created or printed; startLocalCluster checks again.
+    const binary =
+      typeof serverBinary === 'string' ? describeServerBinary(serverBinary) : findServerBinary()
+    if (binary === null) {
+      out.error(noServerMessage(serverBinary))
+      return EXIT_USAGE
+    }
+
     // The demo makes the base directory itself (where the launcher looks for leftovers), so a
     // signal can remove it even while the stores are still starting.
     const baseDir = await mkdtemp(path.join(os.tmpdir(), BASE_DIR_PREFIX))
@@ -105,7 +118,7 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
       starting = startLocalCluster({
         stores: STORES,
         baseDir,
-        ...(typeof serverBinary === 'string' ? { serverBinary } : {}),
+        serverBinary: binary.path,
       })
       let cluster: LocalCluster
       try {
@@ -113,11 +126,7 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
       } catch (error) {
         if (!(error instanceof ServerBinaryNotFoundError)) throw error
         bar.stop()
-        out.error(
-          typeof serverBinary === 'string'
-            ? `session-shards demo: --server-binary ${serverBinary} does not run; give the path of a mariadbd or mysqld binary.`
-            : 'session-shards demo: no MySQL-protocol server found (looked for mariadbd and mysqld); install MariaDB, e.g. `sudo apt-get install -y mariadb-server` or `brew install mariadb`, then run it again.',
-        )
+        out.error(noServerMessage(serverBinary))
         return EXIT_USAGE
       }
       const [versionRow] = await cluster.stores[0]!.query<{ version: string }>(
@@ -154,6 +163,12 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
       for (const signal of SIGNALS) process.off(signal, onSignal)
     }
   },
+}
+
+function noServerMessage(serverBinary: string | boolean | undefined): string {
+  return typeof serverBinary === 'string'
+    ? `session-shards demo: --server-binary ${serverBinary} does not run; give the path of a mariadbd or mysqld binary.`
+    : 'session-shards demo: no MySQL-protocol server found (looked for mariadbd and mysqld); install MariaDB, e.g. `sudo apt-get install -y mariadb-server` or `brew install mariadb`, then run it again.'
 }
 
 /** The promise's value once it settles within `millis`; undefined if it rejects or takes longer. */

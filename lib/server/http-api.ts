@@ -1,0 +1,385 @@
+import { createServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import type { SessionData } from '../codec.js'
+import { assertSessionId } from '../ids.js'
+import type { SessionManager } from '../session-manager.js'
+import { checkKey } from '../session-values.js'
+import type { AccessControl } from './access.js'
+import { RequestError, errorReply } from './request-error.js'
+
+/** What the HTTP API needs from {@link startSessionServer}'s options, resolved. */
+export interface HttpApiSettings {
+  manager: SessionManager
+  access: AccessControl
+  maxBodyBytes: number
+  maxConnections: number
+  idleTimeoutMillis: number
+}
+
+/** A body larger than the limit is read and thrown away up to this many times the limit, so the client sees the 413; beyond, the connection is cut. */
+const DRAIN_FACTOR = 8
+
+/** A matched route: what to do, and the methods the path takes (for 405). */
+interface Route {
+  methods: readonly string[]
+  run: (request: IncomingMessage, response: ServerResponse, method: string) => Promise<void>
+}
+
+/**
+ * The HTTP/JSON API (see docs/server.md): sessions as resources under `/sessions`, errors as
+ * `{ error: { code, message } }`. The allow-list and the connection limit are applied per
+ * connection, the token per request, the id before the body is read.
+ */
+export class HttpApi {
+  readonly #settings: HttpApiSettings
+  readonly #server: Server
+  readonly #sockets = new Set<Socket>()
+  /** Connections to answer with an error only: outside the allow-list, or over the limit. */
+  readonly #refused = new WeakMap<Socket, RequestError>()
+  #closing: Promise<void> | undefined
+
+  constructor(settings: HttpApiSettings) {
+    this.#settings = settings
+    this.#server = createServer((request, response) => void this.#handle(request, response))
+    this.#server.timeout = settings.idleTimeoutMillis
+    this.#server.keepAliveTimeout = Math.min(settings.idleTimeoutMillis, 60_000)
+    this.#server.on('connection', (socket: Socket) => this.#accept(socket))
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject)
+        resolve(this.#server.address() as AddressInfo)
+      })
+    })
+  }
+
+  /**
+   * Stops accepting connections, closes idle keep-alive connections, lets requests in flight
+   * finish (each answered with `Connection: close`), and cuts whatever is still open after
+   * `graceMillis`.
+   */
+  close(graceMillis: number): Promise<void> {
+    this.#closing ??= new Promise<void>((resolve) => {
+      const cut = setTimeout(() => this.#server.closeAllConnections(), graceMillis)
+      cut.unref()
+      this.#server.close(() => {
+        clearTimeout(cut)
+        resolve()
+      })
+      this.#server.closeIdleConnections()
+    })
+    return this.#closing
+  }
+
+  #accept(socket: Socket): void {
+    if (!this.#settings.access.allowsAddress(socket.remoteAddress)) {
+      this.#refused.set(
+        socket,
+        new RequestError('FORBIDDEN', "Your address is not in the session server's allow-list."),
+      )
+    } else if (this.#sockets.size >= this.#settings.maxConnections) {
+      this.#refused.set(
+        socket,
+        new RequestError(
+          'TOO_MANY_CONNECTIONS',
+          `The session server has its maximum of ${this.#settings.maxConnections} connections (maxConnections); retry later.`,
+        ),
+      )
+    } else {
+      this.#sockets.add(socket)
+      socket.once('close', () => this.#sockets.delete(socket))
+    }
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    response.on('finish', () => {
+      if (this.#closing !== undefined) this.#server.closeIdleConnections()
+    })
+    try {
+      if (this.#closing !== undefined) {
+        throw new RequestError('SHUTTING_DOWN', 'The session server is shutting down.')
+      }
+      const refused = this.#refused.get(request.socket)
+      if (refused !== undefined) throw refused
+      if (!this.#settings.access.tokenMatches(bearerToken(request))) {
+        throw new RequestError(
+          'UNAUTHORIZED',
+          'This session server needs its token: send "Authorization: Bearer <token>".',
+        )
+      }
+      const method = request.method ?? 'GET'
+      const route = this.#route(request.url ?? '/')
+      if (!route.methods.includes(method)) {
+        response.setHeader('Allow', route.methods.join(', '))
+        throw new RequestError(
+          'METHOD_NOT_ALLOWED',
+          `${method} is not allowed here; use ${route.methods.join(', ')}.`,
+        )
+      }
+      await route.run(request, response, method)
+    } catch (error) {
+      this.#sendError(request, response, error)
+    }
+  }
+
+  /** Finds the route of a path; ids and keys are checked here, before any body is read. */
+  #route(url: string): Route {
+    const path = url.split('?', 1)[0] as string
+    const segments = path.split('/').slice(1)
+    if (segments.length > 1 && segments[segments.length - 1] === '') segments.pop()
+    const parts = segments.map(decodeSegment)
+    const [root, id, sub, key, ...rest] = parts
+    if (root !== 'sessions' || rest.length > 0) throw notFound()
+    if (id === undefined) {
+      return { methods: ['POST'], run: (request, response) => this.#create(request, response) }
+    }
+    assertSessionId(id)
+    if (sub === undefined) {
+      return {
+        methods: ['GET', 'PUT', 'PATCH', 'DELETE'],
+        run: (request, response, method) => this.#session(request, response, method, id),
+      }
+    }
+    if (sub === 'regenerate' && key === undefined) {
+      return { methods: ['POST'], run: (_request, response) => this.#regenerate(response, id) }
+    }
+    if (sub === 'keys' && key !== undefined) {
+      checkKey(key)
+      return {
+        methods: ['GET', 'PUT', 'DELETE'],
+        run: (request, response, method) => this.#value(request, response, method, id, key),
+      }
+    }
+    throw notFound()
+  }
+
+  async #create(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const body = await this.#readJson(request, false)
+    const id = await this.#settings.manager.createSession((body ?? {}) as SessionData)
+    response.setHeader('Location', `/sessions/${id}`)
+    sendJson(response, 201, { id })
+  }
+
+  async #session(
+    request: IncomingMessage,
+    response: ServerResponse,
+    method: string,
+    id: string,
+  ): Promise<void> {
+    const { manager } = this.#settings
+    switch (method) {
+      case 'GET': {
+        const current = await manager.readSession(id, { withVersion: true })
+        if (current === null) throw sessionNotFound()
+        response.setHeader('ETag', `"${current.version}"`)
+        sendJson(response, 200, { id, version: current.version, data: current.data })
+        return
+      }
+      case 'PUT': {
+        const expectedVersion = expectedVersionOf(request)
+        const body = await this.#readJson(request, true)
+        const result = await manager.writeSession(
+          id,
+          body as SessionData,
+          expectedVersion === undefined ? {} : { expectedVersion },
+        )
+        response.setHeader('ETag', `"${result.version}"`)
+        sendJson(response, 200, { id, version: result.version })
+        return
+      }
+      case 'PATCH':
+        await manager.putAll(id, (await this.#readJson(request, true)) as SessionData)
+        sendEmpty(response)
+        return
+      default:
+        await drain(request)
+        await manager.destroySession(id)
+        sendEmpty(response)
+    }
+  }
+
+  async #value(
+    request: IncomingMessage,
+    response: ServerResponse,
+    method: string,
+    id: string,
+    key: string,
+  ): Promise<void> {
+    const { manager } = this.#settings
+    switch (method) {
+      case 'GET': {
+        const data = await manager.readSession(id)
+        if (data === null) throw sessionNotFound()
+        if (!Object.hasOwn(data, key)) {
+          throw new RequestError('KEY_NOT_FOUND', 'The session has no value at this key.')
+        }
+        sendJson(response, 200, data[key])
+        return
+      }
+      case 'PUT':
+        await manager.setValue(id, key, await this.#readJson(request, true))
+        sendEmpty(response)
+        return
+      default:
+        await drain(request)
+        await manager.removeValue(id, key)
+        sendEmpty(response)
+    }
+  }
+
+  async #regenerate(response: ServerResponse, id: string): Promise<void> {
+    const newId = await this.#settings.manager.regenerateSession(id)
+    if (newId === null) throw sessionNotFound()
+    response.setHeader('Location', `/sessions/${newId}`)
+    sendJson(response, 200, { id: newId })
+  }
+
+  /** The body as JSON; undefined when it is empty and not `required`. */
+  async #readJson(request: IncomingMessage, required: boolean): Promise<unknown> {
+    const type = request.headers['content-type']
+    if (type !== undefined && !/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
+      await drain(request)
+      throw new RequestError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        `The body must be JSON (Content-Type: application/json), not ${type.split(';', 1)[0]}.`,
+      )
+    }
+    const body = await readBody(request, this.#settings.maxBodyBytes)
+    if (body.length === 0) {
+      if (!required) return undefined
+      throw new RequestError('INVALID_JSON', 'The body is empty; send a JSON value.')
+    }
+    try {
+      return JSON.parse(body.toString('utf8')) as unknown
+    } catch {
+      throw new RequestError('INVALID_JSON', 'The body is not valid JSON.')
+    }
+  }
+
+  #sendError(request: IncomingMessage, response: ServerResponse, error: unknown): void {
+    const { code, message, status } = errorReply(error)
+    if (response.headersSent) {
+      response.destroy()
+      return
+    }
+    if (status === 401) response.setHeader('WWW-Authenticate', 'Bearer realm="session-shards"')
+    if (status === 503) response.setHeader('Retry-After', '1')
+    // A body not read to its end (or a refused connection) leaves nothing worth keeping alive.
+    if (!request.complete || this.#refused.has(request.socket) || this.#closing !== undefined) {
+      response.setHeader('Connection', 'close')
+    }
+    sendJson(response, status, { error: { code, message } })
+  }
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  response.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+  })
+  response.end(text)
+}
+
+function sendEmpty(response: ServerResponse): void {
+  response.writeHead(204, { 'Cache-Control': 'no-store' })
+  response.end()
+}
+
+/**
+ * Reads the body, at most `maxBytes`. A larger one (by Content-Length or as it streams) is
+ * read on and thrown away, so the client gets its 413 rather than a reset; one larger than
+ * {@link DRAIN_FACTOR} times the limit gets the connection cut.
+ */
+function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const tooLarge = (): RequestError =>
+    new RequestError(
+      'BODY_TOO_LARGE',
+      `The body is larger than the server's maxBodyBytes (${maxBytes}).`,
+    )
+  if (Number(request.headers['content-length'] ?? 0) > maxBytes * DRAIN_FACTOR) {
+    return Promise.reject(tooLarge())
+  }
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = []
+    let bytes = 0
+    const onData = (chunk: Buffer): void => {
+      bytes += chunk.length
+      if (bytes <= maxBytes) {
+        parts.push(chunk)
+      } else if (bytes > maxBytes * DRAIN_FACTOR) {
+        request.off('data', onData)
+        request.pause()
+        reject(tooLarge())
+      }
+    }
+    request.on('data', onData)
+    request.once('end', () =>
+      bytes > maxBytes ? reject(tooLarge()) : resolve(Buffer.concat(parts)),
+    )
+    request.once('error', reject)
+    request.once('close', () =>
+      reject(
+        new RequestError('BAD_REQUEST', 'The client went away before sending the whole body.'),
+      ),
+    )
+  })
+}
+
+/** Reads and drops a body nobody needs, so the connection can serve the next request. */
+async function drain(request: IncomingMessage): Promise<void> {
+  if (request.complete) return
+  request.resume()
+  await new Promise((resolve) => {
+    request.once('end', resolve)
+    request.once('close', resolve)
+  })
+}
+
+function bearerToken(request: IncomingMessage): string | undefined {
+  const header = request.headers.authorization
+  if (header === undefined) return undefined
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  return match?.[1]
+}
+
+/** `If-Match: "7"` → write only at version 7; `If-None-Match: *` → only if the session does not exist. */
+function expectedVersionOf(request: IncomingMessage): number | undefined {
+  const ifMatch = request.headers['if-match']
+  if (ifMatch !== undefined) {
+    const match = /^\s*"?(\d{1,15})"?\s*$/.exec(ifMatch)
+    if (match === null) {
+      throw new RequestError(
+        'BAD_REQUEST',
+        'If-Match takes one version from an ETag, e.g. If-Match: "7".',
+      )
+    }
+    return Number(match[1])
+  }
+  if (request.headers['if-none-match']?.trim() === '*') return 0
+  return undefined
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    throw new RequestError('BAD_REQUEST', 'The path is not valid percent-encoding.')
+  }
+}
+
+function notFound(): RequestError {
+  return new RequestError(
+    'NOT_FOUND',
+    'No such route: the API is /sessions, /sessions/:id, /sessions/:id/keys/:key and /sessions/:id/regenerate.',
+  )
+}
+
+function sessionNotFound(): RequestError {
+  return new RequestError('SESSION_NOT_FOUND', 'No live session has this id.')
+}

@@ -1,0 +1,69 @@
+import { SessionShardsError } from '../errors.js'
+import { debug } from '../debug.js'
+
+/**
+ * A request to the session server that cannot be served as sent: a malformed line, an unknown
+ * command, a missing token, a body that is too large... `code` is stable (see docs/server.md);
+ * both protocols report it (`err <code> <message>`, `{ error: { code, message } }`).
+ */
+export class RequestError extends SessionShardsError {
+  constructor(code: string, message: string) {
+    super(code, message)
+  }
+}
+
+/** HTTP status of each error code the server reports; anything else is a 500. */
+const STATUS_BY_CODE: Record<string, number> = {
+  BAD_REQUEST: 400,
+  INVALID_JSON: 400,
+  INVALID_SESSION_ID: 400,
+  INVALID_SESSION_DATA: 400,
+  INVALID_OPTION: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  SESSION_NOT_FOUND: 404,
+  KEY_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  VERSION_CONFLICT: 409,
+  LOCK_TIMEOUT: 409,
+  LOCK_EXPIRED: 409,
+  SESSION_TOO_LARGE: 413,
+  BODY_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  NO_STORE_AVAILABLE: 503,
+  NOT_ENOUGH_STORES: 503,
+  STORE_TIMEOUT: 503,
+  MANAGER_CLOSED: 503,
+  SHUTTING_DOWN: 503,
+  TOO_MANY_CONNECTIONS: 503,
+}
+
+/** What a client is told about a failure: a stable code and a one-line message. */
+export interface ErrorReply {
+  code: string
+  message: string
+  status: number
+}
+
+/**
+ * Turns a thrown value into what the client sees. Library and request errors keep their code
+ * and message (their messages never hold secrets); anything else is an internal error whose
+ * details go to the debug log only.
+ */
+export function errorReply(error: unknown): ErrorReply {
+  if (error instanceof SessionShardsError) {
+    return {
+      code: error.code,
+      message: error.message.replace(/\s*[\r\n]+\s*/g, ' '),
+      status: STATUS_BY_CODE[error.code] ?? 500,
+    }
+  }
+  debug('session server: internal error: %s', (error as Error)?.stack ?? String(error))
+  return {
+    code: 'INTERNAL_ERROR',
+    message:
+      'The session server failed on this request; run it with NODE_DEBUG=session-shards to see why.',
+    status: 500,
+  }
+}

@@ -1,0 +1,203 @@
+import type { AddressInfo } from 'node:net'
+import { InvalidOptionError } from '../errors.js'
+import type { SessionManagerOptions } from '../options.js'
+import { SessionManager, createSessionManager } from '../session-manager.js'
+import { AccessControl, checkToken, isLoopbackHost } from './access.js'
+import { HttpApi } from './http-api.js'
+import { LineServer } from './line-server.js'
+
+/** Options of {@link startSessionServer}. */
+export interface SessionServerOptions {
+  /**
+   * The manager whose sessions are served, or the options to create one; a manager created
+   * here is closed by {@link SessionServer.close}, one passed in is left open.
+   */
+  manager: SessionManager | SessionManagerOptions
+  /** TCP port of the line protocol; 0 picks a free one (see {@link SessionServer.lineAddress}). */
+  port: number
+  /**
+   * Address to listen on. Anything but a loopback address (`127.0.0.1`, `::1`, `localhost`)
+   * requires {@link token}.
+   * @default '127.0.0.1'
+   */
+  host?: string
+  /** TCP port of the HTTP/JSON API; 0 picks a free one. Without it there is no HTTP API. */
+  httpPort?: number
+  /**
+   * Shared secret clients must present: `auth <token>` on the line protocol,
+   * `Authorization: Bearer <token>` over HTTP. At least 16 characters, no whitespace.
+   * @default none (only allowed on a loopback host)
+   */
+  token?: string
+  /**
+   * Client addresses allowed to connect: single addresses or CIDR ranges, IPv4 or IPv6
+   * (`['10.0.0.0/8', '::1']`). Others get `FORBIDDEN` (403).
+   * @default every client that can reach `host`
+   */
+  allow?: string[]
+  /**
+   * Longest command line of the line protocol, in bytes; longer lines are skipped and answered
+   * `LINE_TOO_LONG`.
+   * @default 65536
+   */
+  maxLineBytes?: number
+  /**
+   * Largest line-protocol payload and HTTP body, in bytes (`VALUE_TOO_LARGE`, 413), and the
+   * largest session a line client may build up before it commits.
+   * @default 1048576
+   */
+  maxBodyBytes?: number
+  /**
+   * Open connections per listener; a client over the limit gets `TOO_MANY_CONNECTIONS` (503).
+   * @default 1024
+   */
+  maxConnections?: number
+  /**
+   * A connection without traffic for this long is closed (its lock released). 0 never closes.
+   * @default 60000
+   */
+  idleTimeoutMillis?: number
+  /**
+   * Lease of the lock that `open <id> w` takes. The server renews it while the connection
+   * holds the session; the lease only matters if the server process dies.
+   * @default 10000
+   */
+  lockLeaseMillis?: number
+  /**
+   * How long `open <id> w` waits for another holder before `LOCK_TIMEOUT`.
+   * @default 5000
+   */
+  lockWaitMillis?: number
+  /**
+   * How long {@link SessionServer.close} lets HTTP requests in flight finish before cutting
+   * their connections.
+   * @default 10000
+   */
+  shutdownTimeoutMillis?: number
+}
+
+/** A running session server, from {@link startSessionServer}. */
+export interface SessionServer {
+  /** Where the line protocol listens. */
+  readonly lineAddress: AddressInfo
+  /** Where the HTTP API listens; null without `httpPort`. */
+  readonly httpAddress: AddressInfo | null
+  /**
+   * Graceful shutdown: stops accepting connections, lets commands and requests in flight
+   * finish, releases every lock connections hold, then closes the manager if the server
+   * created it. Safe to call more than once.
+   */
+  close(): Promise<void>
+}
+
+/**
+ * Serves a {@link SessionManager}'s sessions to programs in any language: a line protocol
+ * over TCP (open, lock, get, put, commit; modelled on HTTP_SessionServer) and, with
+ * `httpPort`, an HTTP/JSON API. See docs/server.md for both.
+ *
+ * @example
+ * const server = await startSessionServer({ manager, port: 6870, httpPort: 6871 })
+ * // ... later, e.g. on SIGTERM:
+ * await server.close()
+ *
+ * @throws {@link InvalidOptionError} naming the option, before anything listens (e.g. a
+ * non-loopback `host` without `token`).
+ */
+export async function startSessionServer(options: SessionServerOptions): Promise<SessionServer> {
+  const settings = resolveServerOptions(options)
+  const ownsManager = !(options.manager instanceof SessionManager)
+  const manager =
+    options.manager instanceof SessionManager
+      ? options.manager
+      : createSessionManager(options.manager)
+  const access = new AccessControl({ token: settings.token, allow: settings.allow })
+  const shared = { manager, access, ...settings }
+  const line = new LineServer(shared)
+  const http = settings.httpPort === undefined ? null : new HttpApi(shared)
+  let lineAddress: AddressInfo
+  let httpAddress: AddressInfo | null = null
+  try {
+    lineAddress = await line.listen(settings.port, settings.host)
+    if (http !== null) httpAddress = await http.listen(settings.httpPort as number, settings.host)
+  } catch (error) {
+    await Promise.allSettled([line.close(), http?.close(0)])
+    if (ownsManager) await manager.close()
+    throw error
+  }
+  let closing: Promise<void> | undefined
+  return {
+    lineAddress,
+    httpAddress,
+    close() {
+      closing ??= (async () => {
+        await Promise.all([line.close(), http?.close(settings.shutdownTimeoutMillis)])
+        if (ownsManager) await manager.close()
+      })()
+      return closing
+    },
+  }
+}
+
+type ResolvedServerOptions = Required<
+  Omit<SessionServerOptions, 'manager' | 'httpPort' | 'token' | 'allow'>
+> &
+  Pick<SessionServerOptions, 'httpPort' | 'token' | 'allow'>
+
+/** Applies defaults and checks every option; throws {@link InvalidOptionError} naming the option. */
+export function resolveServerOptions(options: SessionServerOptions): ResolvedServerOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('options', 'must be an object')
+  }
+  if (options.manager === null || typeof options.manager !== 'object') {
+    throw new InvalidOptionError(
+      'manager',
+      'must be a SessionManager or createSessionManager options',
+    )
+  }
+  const host = options.host ?? '127.0.0.1'
+  if (typeof host !== 'string' || host === '') {
+    throw new InvalidOptionError('host', 'must be an address to listen on, e.g. 127.0.0.1')
+  }
+  const token = checkToken(options.token)
+  if (token === undefined && !isLoopbackHost(host)) {
+    throw new InvalidOptionError(
+      'token',
+      `is required when host is not a loopback address (host is ${host}): anyone who can reach the port could read every session`,
+    )
+  }
+  const port = portOption('port', options.port)
+  const httpPort =
+    options.httpPort === undefined ? undefined : portOption('httpPort', options.httpPort)
+  if (httpPort !== undefined && httpPort !== 0 && httpPort === port) {
+    throw new InvalidOptionError('httpPort', 'must differ from port')
+  }
+  return {
+    host,
+    port,
+    httpPort,
+    token,
+    allow: options.allow,
+    maxLineBytes: whole('maxLineBytes', options.maxLineBytes, 65_536, 64),
+    maxBodyBytes: whole('maxBodyBytes', options.maxBodyBytes, 1_048_576, 1),
+    maxConnections: whole('maxConnections', options.maxConnections, 1024, 1),
+    idleTimeoutMillis: whole('idleTimeoutMillis', options.idleTimeoutMillis, 60_000, 0),
+    lockLeaseMillis: whole('lockLeaseMillis', options.lockLeaseMillis, 10_000, 100),
+    lockWaitMillis: whole('lockWaitMillis', options.lockWaitMillis, 5_000, 0),
+    shutdownTimeoutMillis: whole('shutdownTimeoutMillis', options.shutdownTimeoutMillis, 10_000, 0),
+  }
+}
+
+function portOption(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > 65_535) {
+    throw new InvalidOptionError(name, 'must be a TCP port number from 0 to 65535')
+  }
+  return value
+}
+
+function whole(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidOptionError(name, `must be a whole number of at least ${min}`)
+  }
+  return value
+}

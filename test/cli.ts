@@ -1,0 +1,319 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import { generateSessionId } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { runCli, type CliOptions, type CliRun } from './helpers/cli.js'
+import { startManager } from './helpers/manager.js'
+
+// The session-shards CLI run as a child process (from source, through tsx) against real stores.
+const cluster = await startTestCluster(t, { stores: 3 })
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
+const password = cluster.stores[0]!.config.password
+const storesVariable = cluster.stores.map((store) => `${store.id}=${store.uri}`).join(',')
+// A working directory without config files, so only the environment configures the CLI.
+const cwd = await mkdtemp(path.join(os.tmpdir(), 'session-shards-cli-test-'))
+t.teardown(() => rm(cwd, { recursive: true, force: true }))
+
+/** Every output of every run, checked for the password at the end. */
+const outputs: { args: string; text: string }[] = []
+
+async function cli(args: string[], options: CliOptions = {}): Promise<CliRun> {
+  const run = await runCli(args, {
+    cwd,
+    ...options,
+    env: { SESSION_SHARDS_STORES: storesVariable, ...options.env },
+  })
+  outputs.push({ args: args.join(' '), text: run.stdout + run.stderr })
+  return run
+}
+
+function json<T = any>(run: CliRun): T {
+  return JSON.parse(run.stdout) as T
+}
+
+const COMMANDS = ['schema', 'status', 'locate', 'show', 'sweep', 'repair', 'bench', 'demo']
+
+t.test('--help lists every command; each command has its own help', async (t) => {
+  const top = await cli(['--help'])
+  t.equal(top.code, 0)
+  for (const name of COMMANDS) t.match(top.stdout, new RegExp(`^  ${name} `, 'm'), name)
+  t.match(top.stdout, /Exit codes: 0 ok, 1 .*, 2 usage or configuration error/s)
+  for (const name of COMMANDS) {
+    const help = await cli([name, '--help'])
+    t.equal(help.code, 0, `${name} --help exits 0`)
+    t.match(help.stdout, new RegExp(`^Usage: session-shards ${name}`), `${name} --help`)
+  }
+  const bare = await cli([])
+  t.equal(bare.code, 2, 'no command: usage error')
+  t.match(bare.stderr, /^Usage: session-shards <command>/)
+})
+
+t.test('schema apply is idempotent and reports every store', async (t) => {
+  for (const round of [1, 2]) {
+    const run = await cli(['schema', 'apply', '--json'])
+    t.equal(run.code, 0, `run ${round} exits 0`)
+    const result = json(run)
+    t.equal(result.ok, true)
+    t.same(
+      result.stores.map((s: { id: string; ok: boolean }) => [s.id, s.ok]),
+      cluster.stores.map((store) => [store.id, true]),
+    )
+  }
+  const human = await cli(['schema', 'apply'])
+  t.equal(human.code, 0)
+  for (const store of cluster.stores)
+    t.match(human.stdout, new RegExp(`${store.id}\\s.*\\sok$`, 'm'))
+})
+
+t.test('status --json: every store up, with probe, rows and circuit', async (t) => {
+  const manager = await startManager(t, cluster)
+  await manager.createSession({ status: 1 })
+  const run = await cli(['status', '--json'])
+  t.equal(run.code, 0)
+  const status = json(run)
+  t.equal(status.ok, true)
+  t.equal(status.copies, 2)
+  t.equal(status.table, 'sessions')
+  t.equal(status.stores.length, cluster.stores.length)
+  for (const [index, store] of cluster.stores.entries()) {
+    const shown = status.stores[index]
+    t.equal(shown.id, store.id)
+    t.equal(
+      shown.address,
+      `${store.host}:${store.port}/${store.config.database}`,
+      'host:port/db only',
+    )
+    t.equal(shown.reachable, true)
+    t.type(shown.probeMillis, 'number')
+    t.same(Object.keys(shown.rows).sort(), ['expired', 'live', 'tombstones'])
+    t.equal(shown.circuit, 'up')
+    t.equal(shown.error, null)
+  }
+  const live = status.stores.reduce(
+    (sum: number, s: { rows: { live: number } }) => sum + s.rows.live,
+    0,
+  )
+  t.ok(live >= 2, 'the session written counts on its 2 stores')
+  const noCounts = json(await cli(['status', '--json', '--no-counts']))
+  t.equal(noCounts.stores[0].rows, null, '--no-counts skips the counts')
+})
+
+t.test('locate prints the order and marks the first copies', async (t) => {
+  const manager = await startManager(t, cluster)
+  const id = generateSessionId()
+  const run = await cli(['locate', id, '--json'])
+  t.equal(run.code, 0)
+  const result = json(run)
+  t.same(
+    result.order.map((entry: { storeId: string }) => entry.storeId),
+    manager.locate(id),
+  )
+  t.same(
+    result.order.map((entry: { holdsCopy: boolean }) => entry.holdsCopy),
+    [true, true, false],
+  )
+  const human = await cli(['locate', id])
+  t.equal(human.code, 0)
+  t.match(human.stdout, new RegExp(`1\\s+${manager.locate(id)[0]}\\s+copy`))
+  const bad = await cli(['locate', 'too-short'])
+  t.equal(bad.code, 2, 'a malformed id is a usage error')
+  t.match(bad.stderr, /Invalid session id/)
+  t.equal((await cli(['locate'])).code, 2, 'no id')
+})
+
+t.test('show: every copy on every store after a write through a manager', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = generateSessionId()
+  const data = { userId: 42, cart: [1, 2, 3] }
+  const written = await manager.writeSession(id, data)
+  const run = await cli(['show', id, '--json'])
+  t.equal(run.code, 0)
+  const shown = json(run)
+  const order = manager.locate(id)
+  t.same(
+    shown.stores.map((s: { storeId: string }) => s.storeId),
+    order,
+  )
+  for (const store of shown.stores.slice(0, 2)) {
+    t.equal(store.holdsCopy, true)
+    t.equal(store.copy.version, written.version, `${store.storeId} has the written version`)
+    t.equal(store.copy.deleted, false)
+    t.equal(store.copy.dataBytes, Buffer.byteLength(JSON.stringify(data)))
+    t.ok(Date.parse(store.copy.expiresAt) > Date.now())
+  }
+  t.equal(shown.stores[2].copy, null, 'no copy on the third store')
+  t.equal(shown.verdict.state, 'live')
+  t.notMatch(run.stdout, /cart/, 'the data itself is never printed')
+
+  await manager.destroySession(id)
+  const destroyed = json(await cli(['show', id, '--json']))
+  t.equal(destroyed.verdict.state, 'destroyed')
+  const human = await cli(['show', id])
+  t.match(human.stdout, /tombstone/)
+  t.match(human.stdout, /^Destroyed: /m)
+})
+
+t.test('sweep deletes expired copies', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = generateSessionId()
+  await manager.writeSession(id, { short: true }, { expiresAt: Date.now() + 50 })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const run = await cli(['sweep', '--json', '--batch-size', '10'])
+  t.equal(run.code, 0)
+  const result = json(run)
+  t.equal(result.ok, true)
+  t.ok(result.deleted >= 2, `${result.deleted} rows deleted, the 2 copies among them`)
+  t.equal(result.stores.length, cluster.stores.length)
+  t.equal(json(await cli(['show', id, '--json'])).verdict.state, 'none', 'no copy left')
+  t.equal(
+    (await cli(['sweep', '--batch-size', '0'])).code,
+    2,
+    'a bad --batch-size is a usage error',
+  )
+})
+
+t.test('repair copies a missing copy back, and a second run finds nothing', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = generateSessionId()
+  await manager.writeSession(id, { repair: 1 })
+  const second = manager.locate(id)[1]!
+  await cluster.store(second).query('DELETE FROM sessions WHERE id = ?', [id])
+  const run = await cli(['repair', '--json'])
+  t.equal(run.code, 0)
+  const result = json(run)
+  t.equal(result.ok, true)
+  t.ok(result.copied >= 1, `${result.copied} copied`)
+  t.equal(result.failed, 0)
+  t.same(result.skippedStores, [])
+  const shown = json(await cli(['show', id, '--json']))
+  t.ok(shown.stores[1].copy !== null, `${second} holds its copy again`)
+  const again = json(await cli(['repair', '--json']))
+  t.equal(again.copied, 0, 'idempotent')
+  const human = await cli(['repair'])
+  t.equal(human.code, 0)
+  t.match(human.stdout, /scanned\s+copied\s+removed\s+failed/)
+})
+
+t.test('bench says how to run the benchmark', async (t) => {
+  const run = await cli(['bench', '--json'])
+  t.equal(run.code, 0)
+  t.match(json(run), { ran: false, clone: true })
+  t.match((await cli(['bench'])).stdout, /npm run bench/)
+})
+
+t.test('bad configuration: one line on stderr, exit code 2, no password', async (t) => {
+  await writeFile(
+    path.join(cwd, 'broken.json'),
+    `{ "stores": [{ "id": "a", "uri": "mysql://shards:${password}@127.0.0.1:1/db" } }`,
+  )
+  await writeFile(
+    path.join(cwd, 'broken.mjs'),
+    `export default { stores: [{ id: 'a', uri: 'mysql://shards:${password}@127.0.0.1:1/db' }] `,
+  )
+  await writeFile(path.join(cwd, 'wrong-type.json'), '[1, 2]')
+  const cases: [string, string[], Record<string, string>][] = [
+    ['no configuration at all', ['status'], { SESSION_SHARDS_STORES: '' }],
+    [
+      'a URI with a bad port',
+      ['status'],
+      { SESSION_SHARDS_STORES: `a=mysql://shards:${password}@127.0.0.1:port/db` },
+    ],
+    [
+      'an entry without an id',
+      ['status'],
+      { SESSION_SHARDS_STORES: `mysql://shards:${password}@127.0.0.1/db` },
+    ],
+    ['copies above the number of stores', ['status'], { SESSION_SHARDS_COPIES: '4' }],
+    ['copies not a number', ['status'], { SESSION_SHARDS_COPIES: 'two' }],
+    ['invalid JSON holding the password', ['status', '--config', 'broken.json'], {}],
+    ['an .mjs that does not load', ['status', '--config', 'broken.mjs'], {}],
+    ['a config file that is not an object', ['status', '--config', 'wrong-type.json'], {}],
+    ['a missing config file', ['status', '--config', 'missing.json'], {}],
+    ['a config file of another kind', ['status', '--config', 'config.yaml'], {}],
+    ['an unknown option', ['status', '--verbose'], {}],
+    ['an unknown command', ['statsu'], {}],
+    ['a stray argument', ['repair', 'now'], {}],
+  ]
+  for (const [what, args, env] of cases) {
+    const run = await cli(args, { env })
+    t.equal(run.code, 2, `${what}: exit code 2`)
+    t.equal(run.stdout, '', `${what}: nothing on stdout`)
+    t.match(run.stderr, /^session-shards[^\n]*\n$/, `${what}: one line (${run.stderr.trim()})`)
+  }
+})
+
+t.test('a config file in the working directory, .mjs or .json', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'session-shards-cli-config-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const stores = cluster.stores.map((store) => ({ id: store.id, uri: store.uri }))
+  await writeFile(
+    path.join(dir, 'session-shards.config.mjs'),
+    `export default ${JSON.stringify({ stores, copies: 3 })}\n`,
+  )
+  const fromMjs = await cli(['status', '--json', '--no-counts'], {
+    cwd: dir,
+    env: { SESSION_SHARDS_STORES: '' },
+  })
+  t.equal(fromMjs.code, 0)
+  t.equal(json(fromMjs).copies, 3, 'options from session-shards.config.mjs')
+  await writeFile(path.join(dir, 'other.json'), JSON.stringify({ stores, copies: 1 }))
+  const fromFlag = await cli(['locate', generateSessionId(), '--json', '--config', 'other.json'], {
+    cwd: dir,
+  })
+  t.equal(fromFlag.code, 0)
+  t.equal(json(fromFlag).copies, 1, '--config wins over the file in the directory')
+})
+
+t.test('a store that refuses the login: exit code 1, no password either', async (t) => {
+  const store = cluster.stores[0]!
+  const wrong = `wrong-${password}-x`
+  const uri = `mysql://${store.config.user}:${encodeURIComponent(wrong)}@${store.host}:${store.port}/${store.config.database}`
+  const run = await cli(['status'], { env: { SESSION_SHARDS_STORES: `${store.id}=${uri}` } })
+  t.equal(run.code, 1)
+  t.match(run.stdout, /Access denied/)
+  t.notMatch(run.stdout + run.stderr, wrong, 'the wrong password is not printed')
+})
+
+crashTest('with a store killed: status, show, sweep and repair exit 1', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = generateSessionId()
+  await manager.writeSession(id, { outage: 1 })
+  const down = cluster.store(manager.locate(id)[0]!)
+  await down.kill()
+  t.teardown(() => (down.running ? undefined : down.start()))
+
+  const status = await cli(['status', '--json'])
+  t.equal(status.code, 1, 'status: a store is down')
+  const shown = json(status).stores.find((s: { id: string }) => s.id === down.id)
+  t.match(shown, { reachable: false, probeMillis: null, rows: null, circuit: 'down' })
+  t.type(shown.error, 'string')
+  const human = await cli(['status'])
+  t.equal(human.code, 1)
+  t.match(human.stdout, new RegExp(`${down.id}\\s+\\S+\\s+down`))
+
+  const show = await cli(['show', id, '--json'])
+  t.equal(show.code, 1, 'show: a store could not be asked')
+  t.equal(json(show).verdict.state, 'live', 'the other copy answers')
+
+  t.equal((await cli(['sweep'])).code, 1, 'sweep: a store was not swept')
+
+  const repair = await cli(['repair', '--json'])
+  t.equal(repair.code, 1, 'repair: a store was not scanned')
+  t.same(json(repair).skippedStores, [down.id])
+
+  await down.start()
+  t.equal((await cli(['status'])).code, 0, 'status: 0 again once it is back')
+  t.equal((await cli(['repair'])).code, 0, 'repair after the outage')
+})
+
+t.test('no output of any run held the store password', async (t) => {
+  t.ok(outputs.length > 40, `${outputs.length} runs checked`)
+  for (const { args, text } of outputs) {
+    if (text.includes(password) || text.includes(encodeURIComponent(password))) {
+      t.fail(`session-shards ${args} printed the password`)
+    }
+  }
+  t.pass('none did')
+})

@@ -1,0 +1,111 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { createSessionManager } from '../lib/index.js'
+import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
+import { SessionWorkload, sleep } from '../lib/workload/session-workload.js'
+import { startTestCluster } from './helpers/cluster.js'
+
+// A change of the store list under a concurrent workload checked by the chaos run's
+// consistency model: no session lost, none resurrected, no stale read, and a second
+// rebalance moves nothing.
+const cluster = await startTestCluster(t, {
+  storeIds: ['store-a', 'store-b', 'store-c', 'store-d', 'store-e'],
+})
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
+
+const configs = (ids: string[]) => cluster.storeConfigs().filter((store) => ids.includes(store.id))
+const fast = { copies: 2, healthCheckIntervalMillis: 250, sweepIntervalSeconds: 0 }
+
+async function changeStoreList(
+  t: Test,
+  before: string[],
+  after: string[],
+  settings: Partial<SessionManagerOptions> = {},
+): Promise<void> {
+  const make = (options: Partial<SessionManagerOptions>): SessionManager => {
+    const manager = createSessionManager({
+      stores: configs(before),
+      ...fast,
+      ...settings,
+      ...options,
+    })
+    t.teardown(() => manager.close())
+    return manager
+  }
+  const managers = [make({}), make({})]
+  await managers[0]!.applySchema()
+  const workload = new SessionWorkload(managers)
+  await workload.populate(400)
+  const migrating = { stores: configs(after), previousStores: configs(before) }
+  let first: Awaited<ReturnType<SessionManager['rebalance']>> | undefined
+  await workload.run({
+    seconds: 6,
+    inFlight: 32,
+    alongside: async () => {
+      await sleep(1000)
+      // Every app server restarts with the new list (and the old one as previousStores).
+      const next = [make(migrating), make(migrating)]
+      await next[0]!.applySchema()
+      const old = managers.splice(0, managers.length, ...next)
+      await Promise.all(old.map((manager) => manager.close()))
+      await sleep(500)
+      first = await next[0]!.rebalance({ batchSize: 50 })
+    },
+  })
+  t.ok(first?.done, `the rebalance during traffic finished: ${JSON.stringify(first)}`)
+  t.ok(first!.copied > 0, 'it moved sessions')
+  const second = await managers[0]!.rebalance()
+  t.same(
+    { copied: second.copied, removed: second.removed, done: second.done },
+    { copied: 0, removed: 0, done: true },
+    'a second rebalance moves nothing',
+  )
+
+  // The old list can go: a manager without previousStores reads every session right.
+  const retired = before.filter((id) => !after.includes(id))
+  for (const id of retired) await cluster.store(id).kill()
+  const fresh = createSessionManager({ stores: configs(after), ...fast, ...settings })
+  t.teardown(() => fresh.close())
+  const verified = await workload.verify(fresh)
+  const { progress } = workload
+  t.ok(verified >= 400, `${verified} sessions verified, ${progress.operations} operations`)
+  t.equal(progress.lostWrites, 0, 'no session lost')
+  t.equal(progress.staleReads, 0, 'no stale read')
+  t.equal(progress.resurrections, 0, `no resurrection ${JSON.stringify(workload.model.violations)}`)
+  t.equal(progress.failedRequests, 0, 'no request failed')
+  for (const id of retired) await cluster.store(id).start()
+  // Nothing is left on stores outside the new list.
+  for (const id of retired) {
+    const rows = await cluster
+      .store(id)
+      .query<{ n: number }>('SELECT COUNT(*) AS n FROM sessions WHERE deleted = 0')
+    t.equal(rows[0]!.n, 0, `${id} holds no live session`)
+  }
+  for (const store of cluster.stores) await store.query('DELETE FROM sessions').catch(() => {})
+}
+
+crashTest('3 → 4 stores: one added', (t) =>
+  changeStoreList(
+    t,
+    ['store-a', 'store-b', 'store-c'],
+    ['store-a', 'store-b', 'store-c', 'store-d'],
+  ),
+)
+crashTest('4 → 3 stores: one retired, then stopped for good', (t) =>
+  changeStoreList(
+    t,
+    ['store-a', 'store-b', 'store-c', 'store-d'],
+    ['store-a', 'store-b', 'store-c'],
+  ),
+)
+crashTest('3 → 3: one store replaced by a new empty one', (t) =>
+  changeStoreList(t, ['store-a', 'store-b', 'store-c'], ['store-a', 'store-b', 'store-e']),
+)
+crashTest('3 → 4 with rendezvous placement', (t) =>
+  changeStoreList(
+    t,
+    ['store-a', 'store-b', 'store-c'],
+    ['store-a', 'store-b', 'store-c', 'store-d'],
+    { placement: 'rendezvous' },
+  ),
+)

@@ -1,0 +1,482 @@
+import t from 'tap'
+import { performance } from 'node:perf_hooks'
+import { startTestCluster } from './helpers/cluster.js'
+import { LineClient, frame } from './helpers/line-client.js'
+import { startManager } from './helpers/manager.js'
+import { startServer, statementsSent } from './helpers/session-server.js'
+import { sleep, waitFor } from './helpers/wait.js'
+
+const cluster = await startTestCluster(t, { stores: 3 })
+const manager = await startManager(t, cluster)
+
+t.test('the whole command set, checked against the library', async (t) => {
+  const server = await startServer(t, manager)
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+
+  const created = await client.ok('new')
+  const id = created.word as string
+  t.match(id, /^[A-Za-z0-9_-]{32}$/, 'new answers a fresh id')
+  t.same(await manager.readSession(id), {}, 'new writes the session at once')
+  t.same(await client.ok('exists'), { ok: true, word: '1' })
+
+  await client.ok('put user', 'ada')
+  await client.ok('put_all', '{"visits":3,"roles":["admin"]}')
+  await client.ok('put_all {"inline": true}')
+  await client.ok('put doomed', 'x')
+  await client.ok('remove doomed')
+  await client.ok('remove never-there')
+  t.same(await client.ok('get user'), {
+    ok: true,
+    kind: 's',
+    payload: Buffer.from('ada'),
+    text: 'ada',
+  })
+  t.equal((await client.ok('get visits')).text, '3', 'a non-string value comes back as JSON')
+  t.equal((await client.ok('get visits')).kind, 'j')
+  t.same(JSON.parse((await client.ok('keys')).text as string), [
+    'user',
+    'visits',
+    'roles',
+    'inline',
+  ])
+  const expected = { user: 'ada', visits: 3, roles: ['admin'], inline: true }
+  t.same(JSON.parse((await client.ok('get_all')).text as string), expected)
+  t.same(await manager.readSession(id), {}, 'changes are buffered until commit')
+
+  await client.ok('commit')
+  t.same(await manager.readSession(id), expected, 'commit writes them')
+  await client.ok('put after', 'commit')
+  await client.ok('close')
+  t.same(await manager.readSession(id), expected, 'close drops what was not committed')
+
+  const reader = await client.ok(`open ${id} r`)
+  t.same(reader, { ok: true })
+  t.equal((await client.ok('get user')).text, 'ada')
+  for (const write of [
+    'put user',
+    'remove user',
+    'commit',
+    'destroy',
+    'regenerate_id',
+    'put_all {}',
+  ]) {
+    const answer = await client.request(write, write === 'put user' ? 'eve' : undefined)
+    t.match(answer, { ok: false, code: 'READ_ONLY' }, `${write} on an r session`)
+  }
+  t.match(await client.request('new'), { ok: false, code: 'SESSION_ALREADY_OPEN' })
+  t.match(await client.request(`open ${id} w`), { ok: false, code: 'SESSION_ALREADY_OPEN' })
+  await client.ok('close')
+  await client.ok('close')
+  t.match(await client.request('get user'), { ok: false, code: 'NO_OPEN_SESSION' })
+  t.same(
+    await client.ok(`exists ${id}`),
+    { ok: true, word: '1' },
+    'exists <id> needs no open session',
+  )
+
+  await client.ok(`open ${id} w`)
+  await client.ok('put step', 'before regenerate')
+  const regenerated = (await client.ok('regenerate_id')).word as string
+  t.not(regenerated, id)
+  t.equal(await manager.readSession(id), null, 'the old id is gone')
+  t.same(await manager.readSession(regenerated), { ...expected, step: 'before regenerate' })
+  await client.ok('put step', 'after regenerate')
+  await client.ok('commit')
+  t.same(await manager.readSession(regenerated), { ...expected, step: 'after regenerate' })
+  await client.ok('destroy')
+  t.equal(await manager.readSession(regenerated), null, 'destroy ends the session')
+  t.match(await client.request('get step'), { ok: false, code: 'NO_OPEN_SESSION' }, 'and closes it')
+  t.same(await client.ok(`exists ${regenerated}`), { ok: true, word: '0' })
+
+  const fresh = manager.generateId()
+  await client.ok(`open ${fresh} w`)
+  t.same(
+    JSON.parse((await client.ok('get_all')).text as string),
+    {},
+    'a missing session opens empty',
+  )
+  t.same(await client.ok('exists'), { ok: true, word: '0' })
+  await client.ok('put_all {"from":"line"}')
+  await client.ok('commit')
+  await client.ok('close')
+  t.same(await manager.readSession(fresh), { from: 'line' }, 'commit creates it')
+
+  const written = await manager.createSession({ from: 'library' })
+  await client.ok(`open ${written}`)
+  t.equal((await client.ok('get from')).text, 'library', 'open without a mode is read-only')
+  t.match(await client.request('get missing'), { ok: false, code: 'KEY_NOT_FOUND' })
+  await client.ok('close')
+})
+
+t.test('values survive a put/get round trip: newlines, every byte value, unicode', async (t) => {
+  const server = await startServer(t, manager)
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+  const id = (await client.ok('new')).word as string
+  const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+  const values: Record<string, Buffer> = {
+    newlines: Buffer.from('line 1\nline 2\r\nline 3\n\nok\n'),
+    'all-bytes': allBytes,
+    'all-bytes-twice': Buffer.concat([allBytes, allBytes.reverse()]),
+    unicode: Buffer.from('héllo wörld — 日本語 — 🎉👩‍💻 — ∑∫', 'utf8'),
+    empty: Buffer.alloc(0),
+    'looks like a command': Buffer.from('ok\nerr X y\ndestroy\n'),
+  }
+  for (const [key, value] of Object.entries(values)) {
+    await client.ok(`put ${encodeURIComponent(key)}`, value)
+    const answer = await client.ok(`get ${encodeURIComponent(key)}`)
+    t.same(answer.payload, value, `${key}: buffered`)
+  }
+  await client.ok('commit')
+  await client.ok('close')
+  await client.ok(`open ${id} r`)
+  for (const [key, value] of Object.entries(values)) {
+    const answer = await client.ok(`get ${encodeURIComponent(key)}`)
+    t.same(answer.payload, value, `${key}: read back from the stores`)
+    t.equal(answer.kind, key.startsWith('all-bytes') ? 'b' : 's', `${key}: kind`)
+  }
+  const stored = (await manager.readSession(id)) as Record<string, unknown>
+  t.equal(stored['unicode'], 'héllo wörld — 日本語 — 🎉👩‍💻 — ∑∫', 'text is a string to the library')
+  t.same(
+    stored['all-bytes'],
+    { $binary: allBytes.toString('base64') },
+    'bytes are base64 to the library',
+  )
+  t.equal(stored['looks like a command'], 'ok\nerr X y\ndestroy\n')
+})
+
+t.test(
+  'bad requests answer err and leave the connection usable; bad ids touch no store',
+  async (t) => {
+    const server = await startServer(t, manager, { maxLineBytes: 1024, maxBodyBytes: 4096 })
+    const client = await LineClient.connect(server.lineAddress)
+    t.teardown(() => client.destroy())
+    const id = (await client.ok('new')).word as string
+    await client.ok('put keep', 'me')
+    await client.ok('commit')
+
+    const before = statementsSent(manager)
+    const cases: [string | Buffer, string][] = [
+      ['frobnicate', 'UNKNOWN_COMMAND'],
+      ['get', 'BAD_REQUEST'],
+      ['get a b', 'BAD_REQUEST'],
+      ['put key notanumber', 'BAD_REQUEST'],
+      ['put_all nope', 'BAD_REQUEST'],
+      ['put_all {"broken"', 'INVALID_JSON'],
+      ['put_all [1,2]', 'BAD_REQUEST'],
+      ['put_all {"__proto__":1}', 'INVALID_OPTION'],
+      ['get %zz', 'BAD_REQUEST'],
+      ['get __proto__', 'INVALID_OPTION'],
+      [`get ${'k'.repeat(256)}`, 'INVALID_OPTION'],
+      ['open short', 'INVALID_SESSION_ID'],
+      ["open ' OR 1=1 ----------- w", 'INVALID_SESSION_ID'],
+      [`open ${'x'.repeat(129)} w`, 'INVALID_SESSION_ID'],
+      ['exists bad!id!0123456789', 'INVALID_SESSION_ID'],
+      [`open ${id} rw`, 'BAD_REQUEST'],
+      [Buffer.from([0x67, 0x65, 0x74, 0x20, 0xff, 0xfe]), 'BAD_REQUEST'],
+    ]
+    for (const [line, code] of cases) {
+      client.write(
+        typeof line === 'string' ? `${line}\n` : Buffer.concat([line, Buffer.from('\n')]),
+      )
+      const answer = await client.answer()
+      t.match(answer, { ok: false, code }, `${String(line).slice(0, 40)} → ${code}`)
+    }
+    t.equal(statementsSent(manager), before, 'no statement was sent for any of them')
+
+    // A byte count that does not match what follows: the extra bytes are read as a line.
+    client.write('put short 2\nabc\n')
+    t.match(await client.answer(), { ok: false, code: 'BAD_REQUEST' }, 'wrong byte count')
+    t.match(
+      await client.answer(),
+      { ok: false, code: 'UNKNOWN_COMMAND' },
+      'the rest read as a line',
+    )
+    t.match(
+      await client.request('get short'),
+      { ok: false, code: 'KEY_NOT_FOUND' },
+      'nothing was put',
+    )
+
+    client.write(`get ${'a'.repeat(5000)}\n`)
+    t.match(await client.answer(), { ok: false, code: 'LINE_TOO_LONG' }, 'an oversized line')
+    // Sent in pieces, so that the server never sees the whole line at once.
+    for (let i = 0; i < 20; i++) client.write('b'.repeat(500))
+    client.write('\n')
+    t.match(
+      await client.answer(),
+      { ok: false, code: 'LINE_TOO_LONG' },
+      'an oversized line in pieces',
+    )
+
+    const big = Buffer.from('destroy\n'.repeat(1000))
+    client.write(frame('put big', big))
+    t.match(await client.answer(), { ok: false, code: 'VALUE_TOO_LARGE' }, 'an oversized value')
+    client.write(frame('put_all', Buffer.from(`{"a":"${'z'.repeat(5000)}"}`)))
+    t.match(await client.answer(), { ok: false, code: 'VALUE_TOO_LARGE' }, 'an oversized put_all')
+    for (let i = 0; i < 3; i++) await client.ok('put chunk' + i, 'y'.repeat(1200))
+    t.match(
+      await client.request('put chunk3', 'y'.repeat(1200)),
+      { ok: false, code: 'SESSION_TOO_LARGE' },
+      'a session grown past maxBodyBytes',
+    )
+
+    t.equal((await client.ok('get keep')).text, 'me', 'still usable, same session open')
+    t.same(
+      await client.ok('exists'),
+      { ok: true, word: '1' },
+      'the skipped payload was not run as commands',
+    )
+    t.same(await manager.readSession(id), { keep: 'me' })
+    await client.ok('close')
+    t.equal(
+      await Promise.race([client.closed.then(() => 'closed'), sleep(100).then(() => 'open')]),
+      'open',
+    )
+  },
+)
+
+t.test(
+  'pipelined commands are answered in order; a half-closed client still gets every answer',
+  async (t) => {
+    const server = await startServer(t, manager)
+    const client = await LineClient.connect(server.lineAddress)
+    const id = manager.generateId()
+    client.write(
+      Buffer.concat([
+        frame(`open ${id} w`),
+        frame('put a', '1'),
+        frame('put b', 'two\nlines'),
+        frame('commit'),
+        frame('get b'),
+        frame('nonsense'),
+        frame('close'),
+      ]),
+    )
+    client.socket.end()
+    const answers = []
+    for (let i = 0; i < 7; i++) answers.push(await client.answer())
+    t.match(answers, [
+      { ok: true },
+      { ok: true },
+      { ok: true },
+      { ok: true },
+      { ok: true, text: 'two\nlines' },
+      { ok: false, code: 'UNKNOWN_COMMAND' },
+      { ok: true },
+    ])
+    await client.closed
+    t.same(await manager.readSession(id), { a: '1', b: 'two\nlines' })
+  },
+)
+
+t.test('w holds the lock until close; r is never blocked by it', async (t) => {
+  const server = await startServer(t, manager, { lockWaitMillis: 300 })
+  const writer = await LineClient.connect(server.lineAddress)
+  const other = await LineClient.connect(server.lineAddress)
+  t.teardown(() => {
+    writer.destroy()
+    other.destroy()
+  })
+  const id = (await writer.ok('new')).word as string
+  await writer.ok('put v', 'committed')
+  await writer.ok('commit')
+  await writer.ok('put v', 'pending')
+
+  const started = performance.now()
+  await other.ok(`open ${id} r`)
+  t.ok(performance.now() - started < 250, 'open r did not wait for the lock')
+  t.equal((await other.ok('get v')).text, 'committed', 'a reader sees what was committed')
+  await other.ok('close')
+
+  t.match(
+    await other.request(`open ${id} w`),
+    { ok: false, code: 'LOCK_TIMEOUT' },
+    'a second w waits, then gives up',
+  )
+  await t.rejects(
+    manager.lockSession(id, { waitMillis: 100 }),
+    { code: 'LOCK_TIMEOUT' },
+    'the library sees the lock',
+  )
+
+  await writer.ok('close')
+  await other.ok(`open ${id} w`)
+  t.equal((await other.ok('get v')).text, 'committed')
+  await other.ok('close')
+})
+
+t.test('a commit is fenced: a change made behind the lock holder is not overwritten', async (t) => {
+  const server = await startServer(t, manager)
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+  const id = await manager.createSession({ n: 1 })
+  await client.ok(`open ${id} w`)
+  await client.ok('put n', '2')
+  await manager.writeSession(id, { n: 'written without the lock' })
+  t.match(await client.request('commit'), { ok: false, code: 'VERSION_CONFLICT' })
+  t.same(await manager.readSession(id), { n: 'written without the lock' })
+  await client.ok('close')
+})
+
+t.test(
+  'a client that drops while holding w releases the lock at once, not after the lease',
+  async (t) => {
+    const server = await startServer(t, manager, {
+      lockLeaseMillis: 60_000,
+      lockWaitMillis: 10_000,
+    })
+    const holder = await LineClient.connect(server.lineAddress)
+    const id = (await holder.ok('new')).word as string
+    await holder.ok('put half', 'written')
+    holder.destroy()
+
+    const next = await LineClient.connect(server.lineAddress)
+    t.teardown(() => next.destroy())
+    const started = performance.now()
+    await next.ok(`open ${id} w`)
+    const waited = performance.now() - started
+    t.ok(waited < 1000, `the next writer got the lock after ${waited.toFixed(0)} ms (lease 60 s)`)
+    t.match(
+      await next.request('get half'),
+      { ok: false, code: 'KEY_NOT_FOUND' },
+      "the dropped client's changes were not committed",
+    )
+    await next.ok('close')
+
+    // Dropped while its open w is still waiting for the lock: released as soon as it is taken.
+    const first = await LineClient.connect(server.lineAddress)
+    const waiter = await LineClient.connect(server.lineAddress)
+    await first.ok(`open ${id} w`)
+    waiter.write(`open ${id} w\n`)
+    await sleep(100)
+    waiter.destroy()
+    await first.ok('close')
+    const third = await LineClient.connect(server.lineAddress)
+    t.teardown(() => {
+      first.destroy()
+      third.destroy()
+    })
+    const again = performance.now()
+    await third.ok(`open ${id} w`)
+    t.ok(performance.now() - again < 2000, 'the lock taken for a client that left is released')
+    await third.ok('close')
+  },
+)
+
+t.test('idle connections are closed and their locks released', async (t) => {
+  const server = await startServer(t, manager, { idleTimeoutMillis: 300, lockLeaseMillis: 60_000 })
+  const client = await LineClient.connect(server.lineAddress)
+  const id = (await client.ok('new')).word as string
+  const answer = await client.answer()
+  t.match(answer, { ok: false, code: 'IDLE_TIMEOUT' })
+  await client.closed
+  const lock = await manager.lockSession(id, { waitMillis: 1000 })
+  t.pass('the lock was released')
+  await lock.release()
+})
+
+t.test('limits: connections over maxConnections are refused', async (t) => {
+  const server = await startServer(t, manager, { maxConnections: 2 })
+  const a = await LineClient.connect(server.lineAddress)
+  const b = await LineClient.connect(server.lineAddress)
+  const c = await LineClient.connect(server.lineAddress)
+  t.teardown(() => [a, b, c].forEach((client) => client.destroy()))
+  t.match(await c.answer(), { ok: false, code: 'TOO_MANY_CONNECTIONS' })
+  await c.closed
+  await a.ok(`exists ${manager.generateId()}`)
+  await a.end()
+  await waitFor('the slot to free up', async () => {
+    const d = await LineClient.connect(server.lineAddress)
+    const answer = await d.request(`exists ${manager.generateId()}`).catch(() => null)
+    d.destroy()
+    return answer?.ok === true
+  })
+})
+
+t.test('with a token, nothing runs before auth; a wrong token closes the connection', async (t) => {
+  const token = 'line-token-0123456789abcdef'
+  const server = await startServer(t, manager, { token })
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+  const before = statementsSent(manager)
+  t.match(await client.request('new'), { ok: false, code: 'UNAUTHORIZED' })
+  t.equal(statementsSent(manager), before)
+  await client.ok(`auth ${token}`)
+  t.match(await client.ok('new'), { ok: true })
+  await client.ok('close')
+
+  const guesser = await LineClient.connect(server.lineAddress)
+  t.match(await guesser.request('auth wrong-token-0123456789'), { ok: false, code: 'UNAUTHORIZED' })
+  await guesser.closed
+  t.pass('closed after one wrong guess')
+})
+
+t.test('an address outside the allow-list is refused', async (t) => {
+  const server = await startServer(t, manager, { allow: ['10.0.0.0/8'] })
+  const client = await LineClient.connect(server.lineAddress)
+  t.match(await client.answer(), { ok: false, code: 'FORBIDDEN' })
+  await client.closed
+  const allowed = await startServer(t, manager, { allow: ['10.0.0.0/8', '127.0.0.1'] })
+  const ok = await LineClient.connect(allowed.lineAddress)
+  await ok.ok(`exists ${manager.generateId()}`)
+  ok.destroy()
+})
+
+t.test('200 concurrent connections each doing new, put, get, close', async (t) => {
+  const server = await startServer(t, manager)
+  const clients = await Promise.all(
+    Array.from({ length: 200 }, () => LineClient.connect(server.lineAddress)),
+  )
+  t.teardown(() => clients.forEach((client) => client.destroy()))
+  const results = await Promise.all(
+    clients.map(async (client, index) => {
+      const id = (await client.ok('new')).word as string
+      await client.ok('put n', `value ${index}\n`)
+      const value = (await client.ok('get n')).text
+      await client.ok('commit')
+      await client.ok('close')
+      return { id, value }
+    }),
+  )
+  t.equal(new Set(results.map((result) => result.id)).size, 200, '200 distinct sessions')
+  t.ok(
+    results.every((result, index) => result.value === `value ${index}\n`),
+    'each got its own value back',
+  )
+  const sample = results[137] as { id: string }
+  t.same(await manager.readSession(sample.id), { n: 'value 137\n' })
+})
+
+t.test(
+  'close(): the command in flight finishes, queued ones are refused, locks are released',
+  async (t) => {
+    const server = await startServer(t, manager, { lockLeaseMillis: 60_000 })
+    const holder = await LineClient.connect(server.lineAddress)
+    const id = (await holder.ok('new')).word as string
+    await holder.ok('put kept', 'yes')
+    const blocker = await manager.lockSession(manager.generateId())
+    const waiting = await LineClient.connect(server.lineAddress)
+    // A command that waits (for a lock another holder has), then one queued behind it.
+    waiting.write(`open ${blocker.sessionId} w\nexists\n`)
+    await sleep(50)
+    const closing = server.close()
+    await sleep(50)
+    await blocker.release()
+    t.same(await waiting.answer(), { ok: true }, 'the command in flight finished')
+    t.match(
+      await waiting.answer(),
+      { ok: false, code: 'SHUTTING_DOWN' },
+      'the one queued behind it was refused',
+    )
+    await closing
+    await Promise.all([holder.closed, waiting.closed])
+    const lock = await manager.lockSession(id, { waitMillis: 500 })
+    t.pass('the lock of the open session was released')
+    await lock.release()
+    const again = await manager.lockSession(blocker.sessionId, { waitMillis: 500 })
+    await again.release()
+    t.same(await manager.readSession(id), {}, 'uncommitted changes were dropped')
+  },
+)
