@@ -161,6 +161,16 @@ export class LockExpiredError extends SessionShardsError {
   }
 }
 
+/** A request reached a store whose circuit is open (it opened after the request chose the store); nothing was sent. */
+export class StoreDownError extends SessionShardsError {
+  readonly storeId: string
+
+  constructor(storeId: string) {
+    super('STORE_DOWN', `Store ${storeId} is marked down; the request was not sent to it.`)
+    this.storeId = storeId
+  }
+}
+
 /** The manager was closed; no further operation is accepted. */
 export class ManagerClosedError extends SessionShardsError {
   constructor() {

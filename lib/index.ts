@@ -24,6 +24,7 @@ export {
   SessionShardsError,
   SessionTooLargeError,
   StoreTimeoutError,
+  StoreDownError,
   VersionConflictError,
   SessionNotFoundError,
   LockTimeoutError,

@@ -1,4 +1,4 @@
-import { StoreTimeoutError } from './errors.js'
+import { StoreDownError, StoreTimeoutError } from './errors.js'
 import type { DeadlineTracker, PendingStatement } from './deadlines.js'
 
 /** A request waiting for a batch. */
@@ -18,6 +18,8 @@ export interface BatchRunner<I, O> {
   many(items: readonly I[]): Promise<O[]>
   /** Bytes an item adds to a batch statement (to keep statements under the packet limit). */
   size?(item: I): number
+  /** Whether the store may be sent statements (its circuit is closed). */
+  available(): boolean
 }
 
 /** Limits of a {@link StatementBatcher}. */
@@ -103,6 +105,17 @@ export class StatementBatcher<I, O> {
   }
 
   #flush(): void {
+    if (!this.#runner.available()) {
+      // The store went down while these waited: fail them at once so they fail over now.
+      for (const queued of this.#queue.splice(0)) {
+        this.#deadlines.delete(queued.pending)
+        if (!queued.settled) {
+          queued.settled = true
+          queued.reject(new StoreDownError(this.#storeId))
+        }
+      }
+      return
+    }
     while (this.#inFlight < this.#limits.maxInFlight && this.#queue.length > 0) {
       const batch = this.#nextBatch()
       if (batch.length === 0) continue

@@ -5,7 +5,7 @@ import { DeadlineTracker } from './deadlines.js'
 import { StatementBatcher } from './statement-batcher.js'
 import { Circuit } from './circuit.js'
 import { debug } from './debug.js'
-import { errorSummary, StoreTimeoutError } from './errors.js'
+import { errorSummary, StoreDownError, StoreTimeoutError } from './errors.js'
 import { LatencyWindow } from './latency.js'
 import type { ResolvedOptions, ResolvedStore } from './options.js'
 import { isUnreachableError, withTransientRetry } from './retry.js'
@@ -133,6 +133,7 @@ export class StorePool {
               const found = await this.readMany([...new Set(ids)])
               return ids.map((id) => found.get(id) ?? null)
             },
+            available: () => this.circuit.state === 'up',
           },
           this.#deadlines,
           limits,
@@ -145,6 +146,7 @@ export class StorePool {
           one: ({ sessionId, data, fields }) => this.#writeOne(sessionId, data, fields),
           many: (items) => this.#writeMany(items),
           size: ({ sessionId, data }) => data.length + sessionId.length + 64,
+          available: () => this.circuit.state === 'up',
         },
         this.#deadlines,
         limits,
@@ -403,6 +405,9 @@ export class StorePool {
     method: 'execute' | 'query' = 'execute',
     isRequest = true,
   ): Promise<T> {
+    // A request never goes to a store whose circuit is open, even one that chose this store
+    // before the circuit opened: it fails over at once instead of paying a timeout.
+    if (isRequest && this.circuit.state === 'down') throw new StoreDownError(this.id)
     if (isRequest) this.counters.operations++
     const started = performance.now()
     let expired = false

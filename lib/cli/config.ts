@@ -28,7 +28,7 @@ export class ConfigError extends Error {
 
 /** The options the CLI runs with, checked like `createSessionManager` checks them. */
 export interface LoadedConfig {
-  /** For `createSessionManager`: the configured options, background sweeps off. */
+  /** For `createSessionManager`: the options as configured (see {@link oneShotOptions}). */
   options: SessionManagerOptions
   /** The same, resolved: defaults applied, store URIs parsed. */
   resolved: ResolvedOptions
@@ -72,8 +72,7 @@ export async function loadConfig(
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(`${source} must hold an object of createSessionManager options`)
   }
-  // A one-shot command has no use for the background sweep timer.
-  const options = { ...(raw as SessionManagerOptions), sweepIntervalSeconds: 0 }
+  const options = raw as SessionManagerOptions
   let resolved: ResolvedOptions
   try {
     resolved = resolveOptions(options)
@@ -81,7 +80,7 @@ export async function loadConfig(
     if (error instanceof InvalidOptionError) throw new ConfigError(`${source}: ${error.message}`)
     throw error
   }
-  const passwords = resolved.stores.flatMap((store) => {
+  const passwords = allStores(resolved).flatMap((store) => {
     const password = store.poolOptions.password
     return typeof password === 'string' && password !== '' ? [password] : []
   })
@@ -93,6 +92,29 @@ export async function loadCommandConfig(context: CommandContext): Promise<Loaded
   const config = await loadConfig(context.configPath)
   context.out.addSecrets(config.passwords)
   return config
+}
+
+/**
+ * Every store the options name: the configured ones, then those only in `previousStores`
+ * (retiring during a change of the store list), which may still hold copies.
+ */
+export function allStores(resolved: ResolvedOptions): ResolvedStore[] {
+  const current = new Set(resolved.stores.map((store) => store.id))
+  const retiring = (resolved.previousStores ?? []).filter((store) => !current.has(store.id))
+  return [...resolved.stores, ...retiring]
+}
+
+/** Whether a store is only in `previousStores`. */
+export function isRetiring(resolved: ResolvedOptions, storeId: string): boolean {
+  return !resolved.stores.some((store) => store.id === storeId)
+}
+
+/**
+ * The options for a manager that lives for one command: as configured, with the background
+ * sweep off (a long-running command such as `serve` uses {@link LoadedConfig.options}).
+ */
+export function oneShotOptions(config: LoadedConfig): SessionManagerOptions {
+  return { ...config.options, sweepIntervalSeconds: 0 }
 }
 
 /** `host:port/database` (or `socket/database`) of a store: what the CLI shows, never the user or password. */

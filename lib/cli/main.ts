@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `session-shards` command: operations on a configured cluster (schema, status, locate,
- * show, sweep, repair) and a self-contained demo. See docs/cli.md.
+ * show, sweep, repair, rebalance), the session server, and a self-contained demo. See
+ * docs/cli.md.
  */
 import { parseArgs } from 'node:util'
 import { debug } from '../debug.js'
@@ -11,6 +12,7 @@ import { UsageError } from './command.js'
 import { benchCommand } from './commands/bench.js'
 import { demoCommand } from './commands/demo.js'
 import { locateCommand } from './commands/locate.js'
+import { rebalanceCommand } from './commands/rebalance.js'
 import { repairCommand } from './commands/repair.js'
 import { schemaCommand } from './commands/schema.js'
 import { serveCommand } from './commands/serve.js'
@@ -28,6 +30,7 @@ const COMMANDS: readonly Command[] = [
   showCommand,
   sweepCommand,
   repairCommand,
+  rebalanceCommand,
   serveCommand,
   benchCommand,
   demoCommand,
@@ -58,7 +61,7 @@ session-shards.config.mjs in the current directory; the environment:
 The demo and bench commands need none.
 
 Exit codes: 0 ok, 1 the command found a problem (a store down, a failed repair, a lost
-write), 2 usage or configuration error.
+write), 2 usage or configuration error, 130 stopped by Ctrl-C.
 
 session-shards <command> --help for more; docs/cli.md for all of it.`
 }

@@ -1,12 +1,12 @@
 import { createSessionManager, type SessionManager } from '../session-manager.js'
-import type { LoadedConfig } from './config.js'
+import { oneShotOptions, type LoadedConfig } from './config.js'
 
 /**
  * A manager over the configured stores, returned once its first health round is done, so that
  * `stats()` tells stores that are down and `repair()` skips them rather than failing on them.
  */
 export async function openManager(config: LoadedConfig): Promise<SessionManager> {
-  const manager = createSessionManager(config.options)
+  const manager = createSessionManager(oneShotOptions(config))
   // There is no public way to wait for the first health round; a read waits for it. The id is
   // fresh (and signed when secrets are set), so the read finds nothing and repairs nothing.
   await manager.readSession(manager.generateId()).catch(() => null)

@@ -3,6 +3,7 @@ import mysql from 'mysql2/promise'
 import type { Pool, RowDataPacket } from 'mysql2/promise'
 import { errorSummary } from '../errors.js'
 import type { ResolvedOptions, ResolvedStore } from '../options.js'
+import { allStores } from './config.js'
 
 /** Row counts of one store's session table. */
 export interface RowCounts {
@@ -42,8 +43,8 @@ export class StoreInspector {
   constructor(options: ResolvedOptions) {
     this.#table = `\`${options.table}\``
     this.#timeoutMillis = options.queryTimeoutMillis
-    this.#stores = options.stores
-    for (const store of options.stores) {
+    this.#stores = allStores(options)
+    for (const store of this.#stores) {
       this.#pools.set(
         store.id,
         mysql.createPool({
@@ -57,7 +58,7 @@ export class StoreInspector {
     }
   }
 
-  /** The stores, in configuration order. */
+  /** The configured stores in order, then those only in `previousStores`. */
   get stores(): readonly ResolvedStore[] {
     return this.#stores
   }

@@ -96,6 +96,7 @@ export class HttpApi {
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    closeWhenShuttingDown(response, () => this.#closing !== undefined)
     response.on('finish', () => {
       if (this.#closing !== undefined) this.#server.closeIdleConnections()
     })
@@ -291,6 +292,15 @@ function sendEmpty(response: ServerResponse): void {
   response.end()
 }
 
+/** Answers sent while the server shuts down tell the client not to reuse the connection. */
+function closeWhenShuttingDown(response: ServerResponse, closing: () => boolean): void {
+  const writeHead = response.writeHead.bind(response) as (...args: unknown[]) => ServerResponse
+  response.writeHead = ((...args: unknown[]) => {
+    if (closing()) response.setHeader('Connection', 'close')
+    return writeHead(...args)
+  }) as ServerResponse['writeHead']
+}
+
 /**
  * Reads the body, at most `maxBytes`. A larger one (by Content-Length or as it streams) is
  * read on and thrown away, so the client gets its 413 rather than a reset; one larger than
@@ -352,8 +362,8 @@ function bearerToken(request: IncomingMessage): string | undefined {
 function expectedVersionOf(request: IncomingMessage): number | undefined {
   const ifMatch = request.headers['if-match']
   if (ifMatch !== undefined) {
-    const match = /^\s*"?(\d{1,15})"?\s*$/.exec(ifMatch)
-    if (match === null) {
+    const match = /^\s*"?(\d{1,16})"?\s*$/.exec(ifMatch)
+    if (match === null || !Number.isSafeInteger(Number(match[1]))) {
       throw new RequestError(
         'BAD_REQUEST',
         'If-Match takes one version from an ETag, e.g. If-Match: "7".',

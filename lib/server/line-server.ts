@@ -203,10 +203,17 @@ class LineConnection {
           this.#socket.resume()
         }
         const answer = await this.#answer(frame)
-        if (!this.#send(answer)) await this.#drained()
+        // Answers to pipelined requests leave in one write: corked while more are queued.
+        const more = this.#queue.length > 0
+        if (more && !this.#socket.writableCorked) this.#socket.cork()
+        const flowing = this.#send(answer)
+        // Uncorked before waiting for 'drain', which a corked socket never emits.
+        if (!more || !flowing) while (this.#socket.writableCorked) this.#socket.uncork()
+        if (!flowing) await this.#drained()
         if (this.#hangUp || this.#teardown !== undefined) break
       }
     } finally {
+      while (this.#socket.writableCorked) this.#socket.uncork()
       this.#running = false
     }
     if (

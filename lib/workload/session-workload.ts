@@ -81,6 +81,9 @@ export class SessionWorkload {
           await this.#operation(pick(this.#managers))
         } catch {
           this.#failedRequests++
+          // With every store down an operation fails without I/O; yield so that timers and
+          // signals still run.
+          await new Promise((resolve) => setImmediate(resolve))
         }
         this.#operations++
       }

@@ -1,7 +1,7 @@
 import { createSessionManager } from '../../session-manager.js'
 import type { Command } from '../command.js'
 import { singlePositional } from '../command.js'
-import { loadCommandConfig } from '../config.js'
+import { loadCommandConfig, oneShotOptions } from '../config.js'
 import { EXIT_OK } from '../output.js'
 
 export const locateCommand: Command = {
@@ -18,7 +18,7 @@ Exit code: 0, or 2 for a malformed (or, with secrets, unsigned) id or a configur
   async run(context) {
     const id = singlePositional(context, 'locate', 'session-id')
     const config = await loadCommandConfig(context)
-    const manager = createSessionManager(config.options)
+    const manager = createSessionManager(oneShotOptions(config))
     let order: string[]
     try {
       order = manager.locate(id)

@@ -1,16 +1,25 @@
-import type { RepairResult } from '../../repair.js'
-import type { Command } from '../command.js'
-import { integerArgument, noPositionals } from '../command.js'
-import { loadCommandConfig, type LoadedConfig } from '../config.js'
+import type { RepairCursor, RepairOptions, RepairResult } from '../../repair.js'
+import type { Command, CommandContext } from '../command.js'
+import { integerArgument, noPositionals, UsageError } from '../command.js'
+import { allStores, loadCommandConfig, type LoadedConfig } from '../config.js'
 import { circuitState, openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
 import { createProgressBar, progressWanted } from '../progress.js'
 import { StoreInspector } from '../store-inspector.js'
 
+/** Exit code of a walk stopped by Ctrl-C (it can be resumed). */
+const EXIT_INTERRUPTED = 130
+
+/** The options of `repair` and `rebalance`. */
+export const WALK_OPTIONS = {
+  'batch-size': { type: 'string' },
+  'resume-from': { type: 'string' },
+} as const
+
 export const repairCommand: Command = {
   name: 'repair',
   summary: "put every session's copies where they belong (after an outage)",
-  help: `Usage: session-shards repair [--batch-size N] [--config <file>] [--json]
+  help: `Usage: session-shards repair [--batch-size N] [--resume-from <store>] [--config <file>] [--json]
 
 Walks every store that is up, N session ids at a time, and puts each session's newest copy (or
 its tombstone) on the first \`copies\` stores of its order that are up; removes stale copies,
@@ -18,81 +27,141 @@ copies outside those stores once the right stores hold the session, and tombston
 is up. The same as sm.repair(). Idempotent: a second run right after finds nothing to do.
 Run it once every store is back after an outage. Shows a progress bar on a terminal.
 
-  --batch-size N  session ids read per statement while scanning (default 500)
+Ctrl-C stops it after the batch in progress and prints how to resume.
+
+  --batch-size N         session ids read per statement while scanning (default 500)
+  --resume-from <store>  start the walk at this store (as printed by a stopped run)
 
 Exit code: 0 repaired, 1 a store was down (not scanned) or some sessions could not be
-repaired (run it again), 2 usage or configuration error.`,
-  options: { 'batch-size': { type: 'string' } },
-  async run(context) {
-    noPositionals(context, 'repair')
-    const batchSize = integerArgument('batch-size', context.values['batch-size'], 1)
-    const config = await loadCommandConfig(context)
-    const { out } = context
-    const manager = await openManager(config)
-    try {
-      const enabled = progressWanted(out.json)
-      const bar = createProgressBar({
-        enabled,
-        total: 1,
-        format:
-          'repair {bar} {value}/{total} rows | {store} ({storeIndex}/{storeCount}) | copied {copied} removed {removed}',
-        payload: { store: '', storeIndex: 0, storeCount: 0, copied: 0, removed: 0 },
-      })
-      if (enabled) {
-        const up = config.resolved.stores.filter((s) => circuitState(manager, s.id) !== 'down')
-        bar.setTotal(
-          await countRows(
-            config,
-            up.map((s) => s.id),
-          ),
-        )
-      }
-      let result: RepairResult
-      try {
-        result = await manager.repair({
-          ...(batchSize === undefined ? {} : { batchSize }),
-          onProgress: (p) =>
-            bar.update(p.scanned, {
-              store: p.storeId,
-              storeIndex: p.storeIndex,
-              storeCount: p.storeCount,
-              copied: p.copied,
-              removed: p.removed,
-            }),
-        })
-      } finally {
-        bar.stop()
-      }
-      const ok = result.failed === 0 && result.skippedStores.length === 0
-      out.result({ ok, ...result })
-      out.table(
-        [
-          { header: 'scanned', align: 'right' },
-          { header: 'copied', align: 'right' },
-          { header: 'removed', align: 'right' },
-          { header: 'failed', align: 'right' },
-        ],
-        [[result.scanned, result.copied, result.removed, result.failed].map(formatCount)],
-      )
-      out.line()
-      if (result.skippedStores.length > 0) {
-        out.line(
-          `Not scanned (down): ${result.skippedStores.join(', ')}. Run repair again once they are up.`,
-        )
-      }
-      if (result.failed > 0)
-        out.line(
-          `${formatCount(result.failed)} session(s) could not be repaired; run repair again.`,
-        )
-      if (ok) out.line('Every session is where it belongs.')
-      return ok ? EXIT_OK : EXIT_PROBLEM
-    } finally {
-      await manager.close()
-    }
-  },
+repaired (run it again), 2 usage or configuration error, 130 stopped by Ctrl-C.`,
+  options: WALK_OPTIONS,
+  run: (context) => runStoreWalk(context, 'repair'),
 }
 
-/** Rows on the given stores: the bar's total (repair scans every row of every store up). */
+/**
+ * `repair` and `rebalance`: the same walk over every store (the manager's repair), with a
+ * progress bar, Ctrl-C to stop after a batch, and `--resume-from` to continue.
+ */
+export async function runStoreWalk(
+  context: CommandContext,
+  kind: 'repair' | 'rebalance',
+): Promise<number> {
+  noPositionals(context, kind)
+  const batchSize = integerArgument('batch-size', context.values['batch-size'], 1)
+  const config = await loadCommandConfig(context)
+  const resumeFrom = resumeCursor(config, context.values['resume-from'])
+  const { out } = context
+  const manager = await openManager(config)
+  const stop = new AbortController()
+  const onSignal = (): void => {
+    // A second Ctrl-C exits at once; the walk is idempotent, so nothing is left half done.
+    if (stop.signal.aborted) process.exit(EXIT_INTERRUPTED)
+    stop.abort()
+    bar.log(`${kind}: stopping after the batch in progress (Ctrl-C again to exit now)`)
+  }
+  const enabled = progressWanted(out.json)
+  const bar = createProgressBar({
+    enabled,
+    total: 1,
+    format: `${kind} {bar} {value}/{total} rows | {store} ({storeIndex}/{storeCount}) | copied {copied} removed {removed}`,
+    payload: { store: '', storeIndex: 0, storeCount: 0, copied: 0, removed: 0 },
+    fallback: (line) => out.error(line),
+  })
+  process.on('SIGINT', onSignal)
+  try {
+    if (enabled) {
+      const up = allStores(config.resolved).filter((s) => circuitState(manager, s.id) !== 'down')
+      bar.setTotal(
+        await countRows(
+          config,
+          up.map((s) => s.id),
+        ),
+      )
+    }
+    const options: RepairOptions = {
+      ...(batchSize === undefined ? {} : { batchSize }),
+      ...(resumeFrom === undefined ? {} : { resumeFrom }),
+      signal: stop.signal,
+      onProgress: (p) =>
+        bar.update(p.scanned, {
+          store: p.storeId,
+          storeIndex: p.storeIndex,
+          storeCount: p.storeCount,
+          copied: p.copied,
+          removed: p.removed,
+        }),
+    }
+    let result: RepairResult
+    try {
+      result = await (kind === 'repair' ? manager.repair(options) : manager.rebalance(options))
+    } finally {
+      bar.stop()
+    }
+    return report(context, kind, result, resumeFrom)
+  } finally {
+    process.off('SIGINT', onSignal)
+    await manager.close()
+  }
+}
+
+function report(
+  context: CommandContext,
+  kind: string,
+  result: RepairResult,
+  resumed: RepairCursor | undefined,
+): number {
+  const { out } = context
+  // The cursor's id is a session id, a credential: only its store is shown.
+  const { resumeFrom, ...counts } = result
+  const stoppedAt = resumeFrom?.storeId ?? null
+  const ok = stoppedAt === null && result.failed === 0 && result.skippedStores.length === 0
+  out.result({ ok, ...counts, stoppedAt })
+  out.table(
+    [
+      { header: 'scanned', align: 'right' },
+      { header: 'copied', align: 'right' },
+      { header: 'removed', align: 'right' },
+      { header: 'failed', align: 'right' },
+    ],
+    [[result.scanned, result.copied, result.removed, result.failed].map(formatCount)],
+  )
+  out.line()
+  if (stoppedAt !== null) {
+    out.line(
+      `Stopped in ${stoppedAt}. Resume with: session-shards ${kind} --resume-from ${stoppedAt}`,
+    )
+    return EXIT_INTERRUPTED
+  }
+  if (result.skippedStores.length > 0) {
+    out.line(
+      `Not scanned (down): ${result.skippedStores.join(', ')}. Run ${kind} again once they are up.`,
+    )
+  }
+  if (result.failed > 0) {
+    out.line(`${formatCount(result.failed)} session(s) could not be moved; run ${kind} again.`)
+  }
+  if (ok && resumed) {
+    out.line(
+      `Walk finished from ${resumed.storeId} on. A full run (without --resume-from) that copies and removes nothing confirms that every session is where it belongs.`,
+    )
+  } else if (ok) out.line('Every session is where it belongs.')
+  return ok ? EXIT_OK : EXIT_PROBLEM
+}
+
+/** `--resume-from <store>`: the walk restarts at the beginning of that store (it is idempotent). */
+function resumeCursor(
+  config: LoadedConfig,
+  value: string | boolean | undefined,
+): RepairCursor | undefined {
+  if (value === undefined) return undefined
+  const ids = allStores(config.resolved).map((store) => store.id)
+  if (typeof value !== 'string' || !ids.includes(value)) {
+    throw new UsageError(`--resume-from must name a configured store (${ids.join(', ')})`)
+  }
+  return { storeId: value, afterId: '' }
+}
+
+/** Rows on the given stores: the bar's total (the walk reads every row of every store up). */
 async function countRows(config: LoadedConfig, storeIds: string[]): Promise<number> {
   const inspector = new StoreInspector(config.resolved)
   try {

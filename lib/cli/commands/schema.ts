@@ -1,7 +1,7 @@
 import { createSessionManager } from '../../session-manager.js'
 import type { Command } from '../command.js'
 import { UsageError } from '../command.js'
-import { loadCommandConfig, storeAddress, type LoadedConfig } from '../config.js'
+import { loadCommandConfig, oneShotOptions, storeAddress, type LoadedConfig } from '../config.js'
 import { EXIT_OK, EXIT_PROBLEM } from '../output.js'
 import { describeStoreError } from '../store-inspector.js'
 
@@ -52,8 +52,10 @@ Exit code: 0 every store has the tables, 1 a store failed, 2 usage or configurat
 async function applyOnStore(config: LoadedConfig, index: number): Promise<string | null> {
   const store = config.options.stores[index]
   if (store === undefined) return 'no such store'
+  // previousStores is left out: the manager would apply the schema on those stores too.
+  const { previousStores: _previous, ...options } = oneShotOptions(config)
   const manager = createSessionManager({
-    ...config.options,
+    ...options,
     stores: [store],
     copies: 1,
     minCopies: 1,

@@ -1,7 +1,7 @@
 import { createSessionManager } from '../../session-manager.js'
 import type { Command } from '../command.js'
 import { singlePositional } from '../command.js'
-import { loadCommandConfig } from '../config.js'
+import { allStores, loadCommandConfig, oneShotOptions } from '../config.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
 import { StoreInspector, type CopyOnStore } from '../store-inspector.js'
 
@@ -11,6 +11,8 @@ export interface CopyReport {
   storeId: string
   /** Among the first `copies` stores of the session's order. */
   holdsCopy: boolean
+  /** Only in `previousStores`: not in the order; a rebalance moves its copy away. */
+  retiring: boolean
   /** The store's row, null when it has none (or could not be asked). */
   copy: CopyOnStore | null
   /** Why the store could not be asked, or null. */
@@ -22,8 +24,9 @@ export const showCommand: Command = {
   summary: 'show <id>: every copy of a session on every store',
   help: `Usage: session-shards show <session-id> [--config <file>] [--json]
 
-Asks every store, in the session's order, for its row of the session and prints version,
-expiry, whether it is a tombstone (destroyed), and the size of the data. The data itself is
+Asks every store, in the session's order (then stores only in previousStores), for its row
+of the session and prints version, expiry, whether it is a tombstone (destroyed), and the size
+of the data. The data itself is
 never printed. Read-only: unlike a read through the session manager, it repairs nothing.
 
 The last line tells what the copies say: a tombstone anywhere means destroyed; otherwise the
@@ -36,7 +39,7 @@ configuration error.`,
   async run(context) {
     const id = singlePositional(context, 'show', 'session-id')
     const config = await loadCommandConfig(context)
-    const manager = createSessionManager(config.options)
+    const manager = createSessionManager(oneShotOptions(config))
     let order: string[]
     try {
       order = manager.locate(id)
@@ -44,16 +47,21 @@ configuration error.`,
       await manager.close()
     }
     const copies = config.resolved.copies
+    // Stores only in previousStores may still hold copies: they are asked too, last.
+    const retiring = allStores(config.resolved)
+      .map((store) => store.id)
+      .filter((storeId) => !order.includes(storeId))
     const inspector = new StoreInspector(config.resolved)
     let stores: CopyReport[]
     try {
       stores = await Promise.all(
-        order.map(async (storeId, index) => {
+        [...order, ...retiring].map(async (storeId, index) => {
           const answer = await inspector.copy(storeId, id)
           return {
             position: index + 1,
             storeId,
             holdsCopy: index < copies,
+            retiring: index >= order.length,
             copy: answer.ok ? answer.value : null,
             error: answer.ok ? null : answer.error,
           }
@@ -80,7 +88,7 @@ configuration error.`,
       stores.map((s) => [
         String(s.position),
         s.storeId,
-        s.holdsCopy ? 'copy' : '',
+        s.holdsCopy ? 'copy' : s.retiring ? 'retiring' : '',
         s.error !== null ? `error: ${s.error}` : describeRow(s.copy, verdict.version),
         s.copy === null ? '' : String(s.copy.version),
         s.copy === null ? '' : s.copy.expiresAt,

@@ -1,6 +1,6 @@
 import type { Command } from '../command.js'
 import { noPositionals } from '../command.js'
-import { loadCommandConfig, storeAddress } from '../config.js'
+import { isRetiring, loadCommandConfig, storeAddress } from '../config.js'
 import { circuitState, openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount, formatMillis } from '../output.js'
 import { StoreInspector, type RowCounts } from '../store-inspector.js'
@@ -8,6 +8,8 @@ import { StoreInspector, type RowCounts } from '../store-inspector.js'
 /** One store in `status --json`. */
 export interface StoreStatus {
   id: string
+  /** Only in `previousStores`: leaving the cluster, still holding copies until a rebalance. */
+  retiring: boolean
   /** `host:port/database`; never the user or password. */
   address: string
   /** A probe connected and got an answer. */
@@ -31,7 +33,8 @@ For each configured store: whether it answers, the round trip of a probe (SELECT
 connection), its rows (live sessions, expired rows waiting for a sweep, tombstones) and the
 circuit state a session manager gives it after one health round (up, down, or behind: up but
 still replaying writes it missed). Addresses are shown as host:port/database, never with the
-user or password.
+user or password. During a change of the store list, stores only in previousStores are listed
+too, marked (retiring).
 
   --no-counts  skip the row counts (each is a full scan of the session table)
 
@@ -56,6 +59,7 @@ Exit code: 0 every store answers, 1 a store is down or its table cannot be read,
       const manager = await managerOpening
       stores = answers.map(({ store, probe, rows }) => ({
         id: store.id,
+        retiring: isRetiring(config.resolved, store.id),
         address: storeAddress(store),
         reachable: probe.ok,
         probeMillis: probe.ok ? Math.round(probe.value.millis * 100) / 100 : null,
@@ -86,7 +90,7 @@ Exit code: 0 every store answers, 1 a store is down or its table cannot be read,
         { header: 'circuit' },
       ],
       stores.map((s) => [
-        s.id,
+        s.retiring ? `${s.id} (retiring)` : s.id,
         s.address,
         s.reachable ? 'up' : 'down',
         s.probeMillis === null ? '-' : formatMillis(s.probeMillis),

@@ -1,3 +1,4 @@
+import type { ResolvedOptions } from '../../options.js'
 import type { Command } from '../command.js'
 import { integerArgument, noPositionals } from '../command.js'
 import { loadCommandConfig } from '../config.js'
@@ -59,9 +60,7 @@ Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configu
 }
 
 /** Expired rows over every store that answers: the bar's total (a count through the index). */
-async function countExpired(
-  options: ConstructorParameters<typeof StoreInspector>[0],
-): Promise<number> {
+async function countExpired(options: ResolvedOptions): Promise<number> {
   const inspector = new StoreInspector(options)
   try {
     const counts = await Promise.all(
