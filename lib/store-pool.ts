@@ -208,14 +208,9 @@ export class StorePool {
   async #writeMany(items: readonly QueuedWrite[]): Promise<WriteOutcome[]> {
     const now = Date.now()
     const explicit = (items[0] as QueuedWrite).fields.explicitExpiry ? 1 : 0
-    const values = items.flatMap(({ sessionId, data, fields }) => [
-      sessionId,
-      fields.version,
-      fields.expiresAtMillis,
-      data,
-      fields.owner,
-      fields.ttlSeconds,
-    ])
+    const values = items.flatMap(({ sessionId, data, fields }) =>
+      rowValues(sessionId, data, fields),
+    )
     await this.#run(writeManySql(this.#table, items.length), [...values, explicit, now])
     const ids = [...new Set(items.map((item) => item.sessionId))]
     const rows = await this.#run<RowDataPacket[]>(versionsSql(this.#table, ids.length), ids)
@@ -473,16 +468,16 @@ export class StorePool {
   }
 }
 
+/** The values of one row of a write: id, version, expires_at, data, owner, ttl_seconds. */
+function rowValues(sessionId: string, data: Buffer, fields: WriteFields): unknown[] {
+  return [sessionId, fields.version, fields.expiresAtMillis, data, fields.owner, fields.ttlSeconds]
+}
+
 /** The parameters of {@link Statements.write}, in the order its text uses them. */
 export function writeParameters(sessionId: string, data: Buffer, fields: WriteFields): unknown[] {
   const bound = fields.applyBelow
   return [
-    sessionId,
-    fields.version,
-    fields.expiresAtMillis,
-    data,
-    fields.owner,
-    fields.ttlSeconds,
+    ...rowValues(sessionId, data, fields),
     bound,
     bound,
     bound,
