@@ -380,9 +380,7 @@ function resolveOwnerKey(key: unknown): string | null {
 }
 
 function resolveSigner(secrets: unknown, acceptUnsigned: unknown): IdSigner | null {
-  if (acceptUnsigned !== undefined && typeof acceptUnsigned !== 'boolean') {
-    throw new InvalidOptionError('acceptUnsignedIds', 'must be a boolean')
-  }
+  const acceptUnsignedIds = booleanOption('acceptUnsignedIds', acceptUnsigned, false)
   if (secrets === undefined) return null
   if (
     !Array.isArray(secrets) ||
@@ -395,7 +393,7 @@ function resolveSigner(secrets: unknown, acceptUnsigned: unknown): IdSigner | nu
       'must be a non-empty array of strings of at least 32 characters',
     )
   }
-  return new IdSigner(secrets, acceptUnsigned === true)
+  return new IdSigner(secrets, acceptUnsignedIds)
 }
 
 function resolveStores(stores: unknown, option = 'stores'): ResolvedStore[] {
