@@ -4,24 +4,23 @@
  * computing a session's store order. Run with `npm run bench -- [--seconds N] [--quick]`.
  * The library is the compiled one in dist/ (see bench/lib/built-library.ts).
  */
-import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import mysql from 'mysql2/promise'
-import type { Pool, PoolOptions, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import type { SessionData, SessionManager } from '../lib/index.js'
-import type { LocalStoreConfig } from '../lib/local-cluster/index.js'
 import { parseBenchArgs } from './lib/args.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
-import type { LoadResult, Operation } from './lib/load.js'
+import type { Operation } from './lib/load.js'
 import { runLoad } from './lib/load.js'
 import { microsPerCall } from './lib/micro.js'
 import { createProgress } from './lib/progress.js'
+import { rawPool } from './lib/raw-pool.js'
 import { describeEnvironment, writeResults } from './lib/results.js'
 import { runRounds } from './lib/rounds.js'
+import { averageBytes, sessionData } from './lib/session-data.js'
 import type { Summary } from './lib/stats.js'
-import { summarize } from './lib/stats.js'
+import { relativeSpread, roundRates, summarize } from './lib/stats.js'
 import { formatNumber, markdownTable } from './lib/table.js'
-import { withLocalCluster } from './lib/with-cluster.js'
+import { serverVersion as queryServerVersion, withLocalCluster } from './lib/with-cluster.js'
 
 const USAGE = `Usage: npm run bench -- [--seconds N] [--quick]
 
@@ -97,12 +96,11 @@ await withLocalCluster(
       1: createSessionManager({ stores: configs, copies: 1 }),
       2: readManager,
     }
-    const rawPools = new Map(configs.map((config) => [config.id, rawPool(config)]))
+    const rawPools = new Map(
+      configs.map((config) => [config.id, rawPool(config, settings.connectionsPerStore)]),
+    )
     try {
-      const [versionRow] = await cluster.stores[0]!.query<{ version: string }>(
-        'SELECT VERSION() AS version',
-      )
-      const serverVersion = versionRow?.version ?? 'unknown'
+      const serverVersion = await queryServerVersion(cluster)
       await readManager.applySchema()
 
       const fixture = makeFixture(storeIds, rawPools)
@@ -225,20 +223,6 @@ await withLocalCluster(
   () => progress.clear(),
 )
 
-/** A pool per store with the options the library's StorePool uses. */
-function rawPool(config: LocalStoreConfig): Pool {
-  const { id: _id, ...connection } = config
-  const options: PoolOptions = {
-    ...connection,
-    connectionLimit: settings.connectionsPerStore,
-    maxIdle: settings.connectionsPerStore,
-    connectTimeout: 2000,
-    enableKeepAlive: true,
-    supportBigNumbers: true,
-  }
-  return mysql.createPool(options)
-}
-
 function makeFixture(storeIds: string[], rawPools: Map<string, Pool>): Fixture {
   const ids = Array.from({ length: settings.sessions }, () => generateSessionId())
   const data = ids.map((_, index) => sessionData(index))
@@ -247,27 +231,6 @@ function makeFixture(storeIds: string[], rawPools: Map<string, Pool>): Fixture {
     classicOrder(storeIds, id).map((storeId) => rawPools.get(storeId)!),
   )
   return { ids, data, rawOrder }
-}
-
-/** About 200 bytes of JSON, shaped like a web shop's session. */
-function sessionData(index: number): SessionData {
-  return {
-    userId: 100_000 + index,
-    csrfToken: randomBytes(24).toString('base64url'),
-    roles: ['customer'],
-    locale: 'en-GB',
-    cart: [
-      { sku: `SKU-${10_000 + (index % 90_000)}`, qty: 1 + (index % 3) },
-      { sku: `SKU-${20_000 + ((index * 7) % 80_000)}`, qty: 1 },
-    ],
-    lastSeenAt: Date.now(),
-    returnTo: '/account',
-  }
-}
-
-function averageBytes(data: SessionData[]): number {
-  const total = data.reduce((sum, item) => sum + Buffer.byteLength(JSON.stringify(item)), 0)
-  return Math.round(total / data.length)
 }
 
 async function populate(manager: SessionManager, fixture: Fixture): Promise<void> {
@@ -303,15 +266,6 @@ async function checkSameAnswers(manager: SessionManager, fixture: Fixture): Prom
 
 function statementsSent(manager: SessionManager): number {
   return manager.stats().stores.reduce((sum, store) => sum + store.operations, 0)
-}
-
-function roundRates(rounds: LoadResult[]): number[] {
-  return rounds.map((round) => Math.round(round.ops / (round.elapsedMillis / 1000)))
-}
-
-/** Largest round ops/s over the smallest, minus one: 0.1 means the rounds differed by 10 %. */
-function roundSpread(result: CaseResult): number {
-  return Math.max(...result.roundOpsPerSecond) / Math.min(...result.roundOpsPerSecond) - 1
 }
 
 function randomIndex(fixture: Fixture): number {
@@ -445,7 +399,7 @@ function printReport(
     )
     return `${name} ${values.map((value) => formatNumber(value, 2)).join('/')}`
   })
-  const spreads = results.map((r) => ({ r, spread: roundSpread(r) }))
+  const spreads = results.map((r) => ({ r, spread: relativeSpread(r.roundOpsPerSecond) }))
   spreads.sort((a, b) => a.spread - b.spread)
   const median = spreads[Math.floor(spreads.length / 2)]!.spread
   const worst = spreads[spreads.length - 1]!

@@ -33,7 +33,17 @@ function json<T = any>(run: CliRun): T {
   return JSON.parse(run.stdout) as T
 }
 
-const COMMANDS = ['schema', 'status', 'locate', 'show', 'sweep', 'repair', 'bench', 'demo']
+const COMMANDS = [
+  'schema',
+  'status',
+  'locate',
+  'show',
+  'sweep',
+  'repair',
+  'rebalance',
+  'bench',
+  'demo',
+]
 
 t.test('--help lists every command; each command has its own help', async (t) => {
   const top = await cli(['--help'])
@@ -194,6 +204,44 @@ t.test('repair copies a missing copy back, and a second run finds nothing', asyn
   const human = await cli(['repair'])
   t.equal(human.code, 0)
   t.match(human.stdout, /scanned\s+copied\s+removed\s+failed/)
+})
+
+t.test('rebalance empties a store that is only in previousStores', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const ids = await Promise.all(
+    Array.from({ length: 30 }, (_, i) => manager.createSession({ rebalance: i })),
+  )
+  const stores = cluster.stores.map((store) => ({ id: store.id, uri: store.uri }))
+  const leaving = stores[2]!.id
+  await writeFile(
+    path.join(cwd, 'shrink.json'),
+    JSON.stringify({ stores: stores.slice(0, 2), previousStores: stores, copies: 2 }),
+  )
+  const run = await cli(['rebalance', '--json', '--config', 'shrink.json'])
+  t.equal(run.code, 0)
+  t.match(json(run), { ok: true, done: true, failed: 0, stoppedAt: null })
+  const status = json(await cli(['status', '--json', '--config', 'shrink.json']))
+  t.match(
+    status.stores.find((s: { id: string }) => s.id === leaving),
+    { retiring: true, rows: { live: 0 } },
+    `${leaving} holds no live session`,
+  )
+  const shown = json(await cli(['show', ids[0]!, '--json', '--config', 'shrink.json']))
+  t.same(
+    shown.stores.map((s: { storeId: string; retiring: boolean }) => s.retiring),
+    [false, false, true],
+    'show asks the retiring store last',
+  )
+  t.equal(shown.stores[2].storeId, leaving)
+  t.equal(shown.stores[2].copy, null, 'it holds no copy any more')
+  t.match(json(await cli(['rebalance', '--json', '--config', 'shrink.json'])), {
+    copied: 0,
+    removed: 0,
+  })
+  t.equal((await cli(['rebalance', '--resume-from', 'store-z'])).code, 2, 'unknown store')
+  // Back to the three stores of the environment's configuration.
+  t.equal((await cli(['rebalance'])).code, 0)
+  for (const id of ids) t.ok(await manager.readSession(id), 'every session still reads')
 })
 
 t.test('bench says how to run the benchmark', async (t) => {

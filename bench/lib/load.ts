@@ -15,22 +15,31 @@ export interface LoadOptions {
   onProgress?: (finished: number) => void
   /** @default 250 */
   progressEveryMillis?: number
+  /**
+   * Errors for which this returns true are counted in {@link LoadResult.failed} and the run
+   * goes on (e.g. a compare-and-set that gave up); any other error stops the run.
+   * @default none: every error stops the run
+   */
+  tolerate?: (error: unknown) => boolean
 }
 
 /** What {@link runLoad} measured. */
 export interface LoadResult {
-  /** Operations finished. */
+  /** Operations that succeeded. */
   ops: number
+  /** Operations that failed with an error `tolerate` accepted; not in `ops` or the latencies. */
+  failed: number
   /** From the first start to the last finish, in milliseconds. */
   elapsedMillis: number
-  /** Latency of each finished operation, in milliseconds, in finishing order. */
+  /** Latency of each successful operation, in milliseconds, in finishing order. */
   latenciesMillis: Float64Array
 }
 
 /**
  * Runs `operation` with `inFlight` calls outstanding at all times, for a fixed duration or a
- * fixed count, and records each call's latency. The first failure stops the run and rejects
- * with it: a benchmark that hides errors measures the wrong thing.
+ * fixed count, and records each call's latency. The first failure that `tolerate` does not
+ * accept stops the run and rejects with it: a benchmark that hides errors measures the wrong
+ * thing.
  *
  * @example
  * const result = await runLoad(() => pool.execute(sql, [id]), { inFlight: 16, durationMillis: 1500 })
@@ -55,6 +64,7 @@ export async function runLoad(operation: Operation, options: LoadOptions): Promi
   const started = performance.now()
   const deadline = durationMillis === undefined ? Infinity : started + durationMillis
   let issued = 0
+  let tolerated = 0
   let failed = false
   let lastProgress = started
 
@@ -70,6 +80,10 @@ export async function runLoad(operation: Operation, options: LoadOptions): Promi
       try {
         await operation(worker)
       } catch (error) {
+        if (options.tolerate?.(error) === true) {
+          tolerated++
+          continue
+        }
         failed = true
         throw error
       }
@@ -91,6 +105,7 @@ export async function runLoad(operation: Operation, options: LoadOptions): Promi
   if (rejected !== undefined) throw (rejected as PromiseRejectedResult).reason
   return {
     ops: latencies.length,
+    failed: tolerated,
     elapsedMillis: performance.now() - started,
     latenciesMillis: latencies.values(),
   }

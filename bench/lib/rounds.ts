@@ -6,6 +6,8 @@ import { mergeResults } from './stats.js'
 export interface Contender {
   name: string
   operation: Operation
+  /** Errors that count as failed operations instead of stopping the run (see {@link runLoad}). */
+  tolerate?: (error: unknown) => boolean
 }
 
 /** Options of {@link runRounds}. */
@@ -45,7 +47,11 @@ export async function runRounds(
   if (warmupMillis > 0) {
     for (const contender of contenders) {
       options.onRound?.({ contender: contender.name, round: 0, rounds, warmup: true })
-      await runLoad(contender.operation, { inFlight, durationMillis: warmupMillis })
+      await runLoad(contender.operation, {
+        inFlight,
+        durationMillis: warmupMillis,
+        ...(contender.tolerate === undefined ? {} : { tolerate: contender.tolerate }),
+      })
     }
   }
   const results = new Map<string, LoadResult[]>(contenders.map((contender) => [contender.name, []]))
@@ -53,7 +59,11 @@ export async function runRounds(
     const order = round % 2 === 0 ? contenders : [...contenders].reverse()
     for (const contender of order) {
       options.onRound?.({ contender: contender.name, round: round + 1, rounds, warmup: false })
-      const result = await runLoad(contender.operation, { inFlight, durationMillis: roundMillis })
+      const result = await runLoad(contender.operation, {
+        inFlight,
+        durationMillis: roundMillis,
+        ...(contender.tolerate === undefined ? {} : { tolerate: contender.tolerate }),
+      })
       results.get(contender.name)?.push(result)
     }
   }

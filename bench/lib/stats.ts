@@ -16,9 +16,11 @@ export interface Summary {
  */
 export function mergeResults(results: readonly LoadResult[]): LoadResult {
   let ops = 0
+  let failed = 0
   let elapsedMillis = 0
   for (const result of results) {
     ops += result.ops
+    failed += result.failed
     elapsedMillis += result.elapsedMillis
   }
   const latenciesMillis = new Float64Array(ops)
@@ -27,7 +29,7 @@ export function mergeResults(results: readonly LoadResult[]): LoadResult {
     latenciesMillis.set(result.latenciesMillis, offset)
     offset += result.latenciesMillis.length
   }
-  return { ops, elapsedMillis, latenciesMillis }
+  return { ops, failed, elapsedMillis, latenciesMillis }
 }
 
 /** Operations per second, p50, p99 and mean latency of a run. */
@@ -51,4 +53,14 @@ export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN
   const rank = Math.ceil((p / 100) * sorted.length)
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] as number
+}
+
+/** Ops/s of each run, rounded: their spread shows how steady the machine was. */
+export function roundRates(results: readonly LoadResult[]): number[] {
+  return results.map((result) => Math.round(result.ops / (result.elapsedMillis / 1000)))
+}
+
+/** Largest value over the smallest, minus one: 0.1 means the values differ by 10 %. */
+export function relativeSpread(values: readonly number[]): number {
+  return Math.max(...values) / Math.min(...values) - 1
 }

@@ -37,3 +37,11 @@ export async function withLocalCluster<T>(
     for (const signal of SIGNALS) process.off(signal, handler)
   }
 }
+
+/** What the cluster's first store reports as `VERSION()`, e.g. `10.11.19-MariaDB-0+deb12u1`. */
+export async function serverVersion(cluster: LocalCluster): Promise<string> {
+  const store = cluster.stores[0]
+  if (store === undefined) return 'unknown'
+  const [row] = await store.query<{ version: string }>('SELECT VERSION() AS version')
+  return row?.version ?? 'unknown'
+}
