@@ -24,27 +24,52 @@ export const jsonCodec: SessionCodec = {
  * encoding the codec accepts, at most `maxBytes` long.
  */
 export function encodeSessionData(codec: SessionCodec, data: unknown, maxBytes: number): Buffer {
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+  if (!isPlainObject(data)) {
     throw new InvalidSessionDataError(`expected a plain object, got ${describeType(data)}`)
   }
   let encoded: Buffer | string
   try {
-    encoded = codec.encode(data as SessionData)
+    encoded = codec.encode(data)
   } catch (error) {
-    throw new InvalidSessionDataError(`the codec cannot encode it (${(error as Error).message})`, {
+    throw new InvalidSessionDataError(`the codec cannot encode it (${reason(error)})`, {
       cause: error,
     })
   }
   if (typeof encoded !== 'string' && !Buffer.isBuffer(encoded)) {
     throw new InvalidSessionDataError('the codec returned neither a string nor a Buffer')
   }
+  if (codec === jsonCodec && !(encoded as string).startsWith('{')) {
+    // A toJSON at the top level turned the object into something else.
+    throw new InvalidSessionDataError('it does not encode as a JSON object (a top-level toJSON?)')
+  }
   const bytes = typeof encoded === 'string' ? Buffer.from(encoded, 'utf8') : encoded
   if (bytes.length > maxBytes) throw new SessionTooLargeError(bytes.length, maxBytes)
   return bytes
 }
 
+/** An object whose prototype is Object.prototype or null (not an array, Date, Map, boxed value...). */
+export function isPlainObject(value: unknown): value is SessionData {
+  try {
+    if (value === null || typeof value !== 'object') return false
+    const prototype = Object.getPrototypeOf(value)
+    return prototype === Object.prototype || prototype === null
+  } catch {
+    return false // a revoked Proxy
+  }
+}
+
 function describeType(value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  return typeof value
+  try {
+    if (value === null) return 'null'
+    if (Array.isArray(value)) return 'an array'
+    if (typeof value === 'object')
+      return `an instance of ${Object.getPrototypeOf(value)?.constructor?.name ?? 'a class'}`
+    return typeof value
+  } catch {
+    return 'an unusable object'
+  }
+}
+
+function reason(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
 }

@@ -78,5 +78,9 @@ export class IdSigner {
 }
 
 function typeOf(value: unknown): string {
-  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
+  try {
+    return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
+  } catch {
+    return 'an unusable object' // a revoked Proxy
+  }
 }

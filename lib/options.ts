@@ -249,7 +249,8 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
   if (readQuorum > maxReadStores) {
     throw new InvalidOptionError('readQuorum', `must not exceed maxReadStores (${maxReadStores})`)
   }
-  const ttlSeconds = integerOption('ttlSeconds', options.ttlSeconds, 86400, 1)
+  const ttlSeconds =
+    options.ttlSeconds === undefined ? 86400 : checkSeconds('ttlSeconds', options.ttlSeconds)
   return {
     stores,
     copies,
@@ -338,10 +339,34 @@ export function requestedExpiry(options: ExpiryOptions): number | null {
   return Math.trunc(millis)
 }
 
+/** A call's options argument: undefined or null means none; anything but an object is refused. */
+export function callOptions<T extends object>(options: T | undefined | null): T {
+  if (options === undefined || options === null) return {} as T
+  if (typeof options !== 'object') {
+    throw new InvalidOptionError('options', 'must be an object')
+  }
+  return options
+}
+
+/** Rows per statement for scans (list, sweep, repair): a whole number from 1 to 10,000. */
+export function batchSizeOption(value: unknown, fallback = 500): number {
+  const size = integerOption('batchSize', value, fallback, 1)
+  if (size > 10_000) throw new InvalidOptionError('batchSize', 'must be at most 10000')
+  return size
+}
+
 /** Validates a positive whole number of seconds passed to a single call (e.g. `ttlSeconds`). */
 export function checkSeconds(name: string, value: unknown): number {
-  return integerOption(name, value, 0, 1)
+  if (value === undefined) throw new InvalidOptionError(name, 'is required')
+  const seconds = integerOption(name, value, 0, 1)
+  if (seconds > MAX_TTL_SECONDS) {
+    throw new InvalidOptionError(name, `must be at most ${MAX_TTL_SECONDS} (10 years)`)
+  }
+  return seconds
 }
+
+/** The longest TTL: ten years, well inside the stores' 32-bit `ttl_seconds` column. */
+const MAX_TTL_SECONDS = 315_360_000
 
 function integerOption(name: string, value: unknown, fallback: number, min: number): number {
   if (value === undefined) return fallback
@@ -449,7 +474,7 @@ export function parseStoreUri(name: string, uri: unknown): PoolOptions {
     throw new InvalidOptionError(name, 'must start with mysql:// or mariadb://')
   }
   if (url.hostname === '') throw new InvalidOptionError(name, 'has no host')
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''))
+  const database = decodeUriPart(name, url.pathname.replace(/^\//, ''))
   if (database === '' || database.includes('/')) {
     throw new InvalidOptionError(
       name,
@@ -459,9 +484,18 @@ export function parseStoreUri(name: string, uri: unknown): PoolOptions {
   const port = url.port === '' ? 3306 : Number(url.port)
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
   const options: PoolOptions = { host, port, database }
-  if (url.username !== '') options.user = decodeURIComponent(url.username)
-  if (url.password !== '') options.password = decodeURIComponent(url.password)
+  if (url.username !== '') options.user = decodeUriPart(name, url.username)
+  if (url.password !== '') options.password = decodeUriPart(name, url.password)
   return options
+}
+
+function decodeUriPart(name: string, part: string): string {
+  try {
+    return decodeURIComponent(part)
+  } catch {
+    // Never echo the part: it may be the password.
+    throw new InvalidOptionError(name, 'has a malformed %-escape')
+  }
 }
 
 function describe(value: unknown): string {

@@ -1,3 +1,4 @@
+import { batchSizeOption } from './options.js'
 import type { RepairContext } from './session-repair.js'
 import { repairSessions } from './session-repair.js'
 import type { StorePool } from './store-pool.js'
@@ -63,7 +64,7 @@ export async function repairAllStores(
   context: RepairContext,
   options: RepairOptions,
 ): Promise<RepairResult> {
-  const batchSize = options.batchSize ?? 500
+  const batchSize = batchSizeOption(options.batchSize)
   const result: RepairResult = {
     scanned: 0,
     copied: 0,

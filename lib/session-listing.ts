@@ -1,5 +1,6 @@
 import type { StoreFailure } from './errors.js'
 import { NoStoreAvailableError } from './errors.js'
+import { batchSizeOption } from './options.js'
 import type { ListedRow, StorePool } from './store-pool.js'
 
 /** Options of {@link SessionManager.list}. */
@@ -32,10 +33,7 @@ export async function* listLiveSessions(
   copies: number,
   options: ListOptions & { withData?: boolean } = {},
 ): AsyncGenerator<{ id: string; data: Buffer | null }> {
-  const batchSize = options.batchSize ?? 500
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
-    throw new TypeError('batchSize must be a positive integer')
-  }
+  const batchSize = batchSizeOption(options.batchSize)
   let cursors: Cursor[] = stores
     .filter((store) => store.circuit.state === 'up')
     .map((store) => ({ store, page: [], index: 0, after: '', done: false }))

@@ -5,6 +5,7 @@ import { encodeSessionData } from './codec.js'
 import type { StoreFailure } from './errors.js'
 import {
   InvalidOptionError,
+  InvalidSessionDataError,
   ManagerClosedError,
   NoStoreAvailableError,
   NotEnoughStoresError,
@@ -20,7 +21,13 @@ import { listLiveSessions } from './session-listing.js'
 import type { ListOptions } from './session-listing.js'
 import type { SweepOptions, SweepResult } from './sweeper.js'
 import type { ResolvedOptions, SessionManagerOptions } from './options.js'
-import { checkSeconds, requestedExpiry, resolveOptions } from './options.js'
+import {
+  batchSizeOption,
+  callOptions,
+  checkSeconds,
+  requestedExpiry,
+  resolveOptions,
+} from './options.js'
 import { OrderCache } from './placement.js'
 import { buildStatements } from './statements.js'
 import type { StoreCounters, StoredCopy, WriteOutcome } from './store-pool.js'
@@ -55,8 +62,8 @@ export interface WriteOptions {
 
 /** What {@link SessionManager.#write} needs besides the encoded bytes. */
 interface WriteRequest {
-  /** The decoded data (for the owner column). */
-  data: SessionData
+  /** The owner column's value (see the `ownerKey` option). */
+  owner: string | null
   expiresAtMillis: number
   explicitExpiry: boolean
   ttlSeconds: number | null
@@ -207,7 +214,7 @@ export class SessionManager extends EventEmitter {
   /** Creates a session with `data` and returns its new random id. */
   async createSession(data: SessionData = {}, options: WriteOptions = {}): Promise<string> {
     const id = this.generateId()
-    await this.writeSession(id, data, options)
+    await this.writeSession(id, data, callOptions(options))
     return id
   }
 
@@ -231,9 +238,10 @@ export class SessionManager extends EventEmitter {
     sessionId: string,
     options: { withVersion?: boolean } = {},
   ): Promise<SessionData | { data: SessionData; version: number } | null> {
+    const { withVersion } = callOptions(options)
     const current = await this.#readNewest(sessionId)
     if (current === null) return null
-    return options.withVersion === true
+    return withVersion === true
       ? { data: current.data, version: current.copy.version }
       : current.data
   }
@@ -254,13 +262,17 @@ export class SessionManager extends EventEmitter {
     ) => SessionData | undefined | Promise<SessionData | undefined>,
     options: UpdateOptions = {},
   ): Promise<SessionData | null> {
-    const retries = options.retries ?? 20
+    this.#checkId(sessionId)
+    checkFunction('change', change)
+    const { retries = 20, ttlSeconds, expiresAt } = callOptions(options)
+    if (!Number.isSafeInteger(retries) || retries < 0) {
+      throw new InvalidOptionError('retries', 'must be a whole number of at least 0')
+    }
     for (let attempt = 0; ; attempt++) {
       const current = await this.readSession(sessionId, { withVersion: true })
       const next = await change(current === null ? null : current.data)
       if (next === undefined) return current?.data ?? null
       try {
-        const { ttlSeconds, expiresAt } = options
         await this.writeSession(sessionId, next, {
           ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
           ...(expiresAt === undefined ? {} : { expiresAt }),
@@ -323,8 +335,9 @@ export class SessionManager extends EventEmitter {
    */
   async lockSession(sessionId: string, options: LockOptions = {}): Promise<SessionLock> {
     this.#checkId(sessionId)
-    const leaseMillis = positiveMillis('leaseMillis', options.leaseMillis, 10_000)
-    const waitMillis = positiveMillis('waitMillis', options.waitMillis, 5_000)
+    const { leaseMillis: lease, waitMillis: wait } = callOptions(options)
+    const leaseMillis = positiveMillis('leaseMillis', lease, 10_000)
+    const waitMillis = positiveMillis('waitMillis', wait, 5_000)
     return this.#track(() =>
       acquireLock(this, () => this.#writeOrder(sessionId), sessionId, { leaseMillis, waitMillis }),
     )
@@ -344,6 +357,7 @@ export class SessionManager extends EventEmitter {
     ) => SessionData | undefined | Promise<SessionData | undefined>,
     options: LockOptions = {},
   ): Promise<SessionData | null> {
+    checkFunction('change', change)
     const lock = await this.lockSession(sessionId, options)
     try {
       const data = await lock.read()
@@ -462,14 +476,17 @@ export class SessionManager extends EventEmitter {
   ): Promise<WriteResult> {
     this.#checkId(sessionId)
     const bytes = encodeSessionData(this.#options.codec, data, this.#options.maxSessionBytes)
-    const expiresAt = requestedExpiry(options)
+    const owner = this.#ownerOf(data)
+    const checked = callOptions(options)
+    const expiresAt = requestedExpiry(checked)
+    const expectedVersion = checkExpectedVersion(checked.expectedVersion)
     return this.#track(() =>
       this.#write(sessionId, bytes, {
-        data,
+        owner,
         expiresAtMillis: expiresAt ?? Date.now() + this.#options.ttlSeconds * 1000,
         explicitExpiry: expiresAt !== null,
         ttlSeconds: null,
-        expectedVersion: checkExpectedVersion(options.expectedVersion),
+        expectedVersion,
       }),
     )
   }
@@ -487,7 +504,7 @@ export class SessionManager extends EventEmitter {
     const { copy } = current
     await this.#track(() =>
       this.#write(newId, copy.data as Buffer, {
-        data: current.data,
+        owner: this.#ownerOf(current.data),
         expiresAtMillis: copy.expiresAtMillis,
         explicitExpiry: true,
         ttlSeconds: copy.ttlSeconds,
@@ -505,7 +522,7 @@ export class SessionManager extends EventEmitter {
    */
   async touch(sessionId: string, options: WriteOptions = {}): Promise<boolean> {
     this.#checkId(sessionId)
-    const expiresAt = requestedExpiry(options)
+    const expiresAt = requestedExpiry(callOptions(options))
     return this.#track(() =>
       this.#updateCopies(sessionId, (pool) =>
         pool.touch(sessionId, expiresAt, this.#options.ttlSeconds),
@@ -539,7 +556,9 @@ export class SessionManager extends EventEmitter {
    * in the background.
    */
   async sweep(options: SweepOptions = {}): Promise<SweepResult> {
-    return this.#track(() => sweepStores(this.#pools, options))
+    const checked = callOptions(options)
+    batchSizeOption(checked.batchSize)
+    return this.#track(() => sweepStores(this.#pools, checked))
   }
 
   /**
@@ -552,7 +571,8 @@ export class SessionManager extends EventEmitter {
    */
   async *list(options: ListOptions = {}): AsyncGenerator<string> {
     if (this.#closing !== undefined) throw new ManagerClosedError()
-    for await (const { id } of listLiveSessions(this.#pools, this.#options.copies, options))
+    const checked = callOptions(options)
+    for await (const { id } of listLiveSessions(this.#pools, this.#options.copies, checked))
       yield id
   }
 
@@ -621,7 +641,10 @@ export class SessionManager extends EventEmitter {
 
   async *#scanData(options: ListOptions): AsyncGenerator<{ id: string; data: SessionData }> {
     if (this.#closing !== undefined) throw new ManagerClosedError()
-    const rows = listLiveSessions(this.#pools, this.#options.copies, { ...options, withData: true })
+    const rows = listLiveSessions(this.#pools, this.#options.copies, {
+      ...callOptions(options),
+      withData: true,
+    })
     for await (const { id, data } of rows) {
       try {
         yield { id, data: this.#options.codec.decode(data as Buffer) }
@@ -657,7 +680,7 @@ export class SessionManager extends EventEmitter {
       expiresAtMillis: request.expiresAtMillis,
       explicitExpiry: request.explicitExpiry,
       ttlSeconds: request.ttlSeconds,
-      owner: this.#ownerOf(request.data),
+      owner: request.owner,
     }
     for (let attempt = 1; ; attempt++) {
       if (request.expectedVersion !== undefined) this.#clock.observe(request.expectedVersion)
@@ -814,7 +837,9 @@ export class SessionManager extends EventEmitter {
    * a second run right after changes nothing.
    */
   async repair(options: RepairOptions = {}): Promise<RepairResult> {
-    return this.#track(() => repairAllStores(this.#pools, this.#repairContext, options))
+    const checked = callOptions(options)
+    batchSizeOption(checked.batchSize)
+    return this.#track(() => repairAllStores(this.#pools, this.#repairContext, checked))
   }
 
   /**
@@ -865,11 +890,13 @@ export class SessionManager extends EventEmitter {
     const key = this.#options.ownerKey
     if (key === null) return null
     const value = data[key]
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint') {
-      const owner = String(value)
-      return owner.length <= 255 ? owner : null
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'bigint')
+      return null
+    const owner = String(value)
+    if (Buffer.byteLength(owner) > 255) {
+      throw new InvalidSessionDataError(`the ${key} value (ownerKey) is longer than 255 bytes`)
     }
-    return null
+    return owner
   }
 
   /** Throws {@link InvalidSessionIdError} for a malformed id, or one whose signature fails. */
@@ -1044,8 +1071,13 @@ export class SessionManager extends EventEmitter {
   /** Runs an operation unless the manager is closing, counting it so that close() can wait for it. */
   #track<T>(operation: () => Promise<T>): Promise<T> {
     if (this.#closing !== undefined) return Promise.reject(new ManagerClosedError())
+    let promise: Promise<T>
+    try {
+      promise = operation()
+    } catch (error) {
+      return Promise.reject(error)
+    }
     this.#active++
-    const promise = operation()
     promise.then(this.#settled, this.#settled)
     return promise
   }
@@ -1053,6 +1085,10 @@ export class SessionManager extends EventEmitter {
   readonly #settled = (): void => {
     if (--this.#active === 0) this.#drained?.()
   }
+}
+
+function checkFunction(name: string, value: unknown): void {
+  if (typeof value !== 'function') throw new InvalidOptionError(name, 'must be a function')
 }
 
 function positiveMillis(name: string, value: unknown, fallback: number): number {

@@ -1,4 +1,5 @@
 import { errorSummary } from './errors.js'
+import { batchSizeOption } from './options.js'
 import type { StorePool } from './store-pool.js'
 
 /** Options of {@link SessionManager.sweep}. */
@@ -26,10 +27,7 @@ export async function sweepStores(
   stores: readonly StorePool[],
   options: SweepOptions,
 ): Promise<SweepResult> {
-  const batchSize = options.batchSize ?? 500
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
-    throw new TypeError('batchSize must be a positive integer')
-  }
+  const batchSize = batchSizeOption(options.batchSize)
   const perStore = await Promise.all(
     stores.map(async (store) => {
       let deleted = 0

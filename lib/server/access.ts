@@ -54,6 +54,13 @@ export function isLoopbackHost(host: string): boolean {
   return false
 }
 
+/** Checks an allow-list option: each entry an IPv4/IPv6 address or CIDR range; throws {@link InvalidOptionError} naming the entry. */
+export function checkAllowList(entries: unknown): string[] | undefined {
+  if (entries === undefined) return undefined
+  allowList(entries)
+  return [...(entries as string[])]
+}
+
 /** Checks a token option: a string of at least {@link MIN_TOKEN_LENGTH} characters, no whitespace. */
 export function checkToken(token: unknown): string | undefined {
   if (token === undefined) return undefined

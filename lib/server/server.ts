@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import { InvalidOptionError } from '../errors.js'
 import type { SessionManagerOptions } from '../options.js'
 import { SessionManager, createSessionManager } from '../session-manager.js'
-import { AccessControl, checkToken, isLoopbackHost } from './access.js'
+import { AccessControl, checkAllowList, checkToken, isLoopbackHost } from './access.js'
 import { HttpApi } from './http-api.js'
 import { LineServer } from './line-server.js'
 
@@ -176,7 +176,7 @@ export function resolveServerOptions(options: SessionServerOptions): ResolvedSer
     port,
     httpPort,
     token,
-    allow: options.allow,
+    allow: checkAllowList(options.allow),
     maxLineBytes: whole('maxLineBytes', options.maxLineBytes, 65_536, 64),
     maxBodyBytes: whole('maxBodyBytes', options.maxBodyBytes, 1_048_576, 1),
     maxConnections: whole('maxConnections', options.maxConnections, 1024, 1),

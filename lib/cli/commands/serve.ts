@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { createSessionManager } from '../../session-manager.js'
-import { startSessionServer } from '../../server/server.js'
+import { InvalidOptionError } from '../../errors.js'
+import { resolveServerOptions, startSessionServer } from '../../server/server.js'
 import type { Command, CommandContext } from '../command.js'
 import { UsageError, integerArgument, noPositionals } from '../command.js'
 import { loadCommandConfig } from '../config.js'
@@ -60,6 +61,21 @@ export async function runServe(context: CommandContext): Promise<number> {
   const token = await readToken(values['token-file'])
   const config = await loadCommandConfig(context)
   if (token !== undefined) out.addSecrets([token])
+  const serverOptions = {
+    port,
+    host,
+    ...(httpPort === undefined ? {} : { httpPort }),
+    ...(token === undefined ? {} : { token }),
+    ...(allow === undefined ? {} : { allow }),
+    ...(maxConnections === undefined ? {} : { maxConnections }),
+  }
+  try {
+    // Checked before any store is contacted: a refused host or allow-list is a usage error.
+    resolveServerOptions({ manager: config.options, ...serverOptions })
+  } catch (error) {
+    if (error instanceof InvalidOptionError) throw new UsageError(error.message)
+    throw error
+  }
   // The other commands run once and turn the background sweep off; a server runs for long, so
   // the manager's default sweep applies.
   const { sweepIntervalSeconds: _oneShot, ...options } = config.options
@@ -70,19 +86,9 @@ export async function runServe(context: CommandContext): Promise<number> {
   manager.on('store-up', ({ storeId }: { storeId: string }) => out.note(`store ${storeId} is up`))
   let server
   try {
-    server = await startSessionServer({
-      manager,
-      port,
-      host,
-      ...(httpPort === undefined ? {} : { httpPort }),
-      ...(token === undefined ? {} : { token }),
-      ...(allow === undefined ? {} : { allow }),
-      ...(maxConnections === undefined ? {} : { maxConnections }),
-    })
+    server = await startSessionServer({ manager, ...serverOptions })
   } catch (error) {
     await manager.close()
-    if ((error as { code?: unknown }).code === 'INVALID_OPTION')
-      throw new UsageError((error as Error).message)
     throw error
   }
   const addresses = {
