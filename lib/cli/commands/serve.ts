@@ -76,10 +76,8 @@ export async function runServe(context: CommandContext): Promise<number> {
     if (error instanceof InvalidOptionError) throw new UsageError(error.message)
     throw error
   }
-  // The other commands run once and turn the background sweep off; a server runs for long, so
-  // the manager's default sweep applies.
-  const { sweepIntervalSeconds: _oneShot, ...options } = config.options
-  const manager = createSessionManager(options)
+  // A server runs for long: the configured background sweep applies (one-shot commands turn it off).
+  const manager = createSessionManager(config.options)
   manager.on('store-down', ({ storeId }: { storeId: string }) =>
     out.note(`store ${storeId} is down`),
   )
