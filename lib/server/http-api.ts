@@ -6,6 +6,7 @@ import { assertSessionId } from '../ids.js'
 import type { SessionManager } from '../session-manager.js'
 import { checkKey } from '../session-values.js'
 import type { AccessControl } from './access.js'
+import { listenOn } from './listen.js'
 import { RequestError, errorReply } from './request-error.js'
 
 /** What the HTTP API needs from {@link startSessionServer}'s options, resolved. */
@@ -48,13 +49,7 @@ export class HttpApi {
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject)
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject)
-        resolve(this.#server.address() as AddressInfo)
-      })
-    })
+    return listenOn(this.#server, port, host)
   }
 
   /**

@@ -6,6 +6,7 @@ import type { SessionLock } from '../session-lock.js'
 import type { SessionManager } from '../session-manager.js'
 import { withValue, withValues, withoutValue } from '../session-values.js'
 import type { AccessControl } from './access.js'
+import { listenOn } from './listen.js'
 import type { Frame, LineRequest } from './line-protocol.js'
 import {
   LineParser,
@@ -57,13 +58,7 @@ export class LineServer {
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject)
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject)
-        resolve(this.#server.address() as AddressInfo)
-      })
-    })
+    return listenOn(this.#server, port, host)
   }
 
   /**

@@ -1,7 +1,7 @@
-import { createSessionManager } from '../../session-manager.js'
+import { locateSession } from '../manager.js'
 import type { Command } from '../command.js'
 import { singlePositional } from '../command.js'
-import { loadCommandConfig, oneShotOptions } from '../config.js'
+import { loadCommandConfig } from '../config.js'
 import { EXIT_OK } from '../output.js'
 
 export const locateCommand: Command = {
@@ -18,13 +18,7 @@ Exit code: 0, or 2 for a malformed (or, with secrets, unsigned) id or a configur
   async run(context) {
     const id = singlePositional(context, 'locate', 'session-id')
     const config = await loadCommandConfig(context)
-    const manager = createSessionManager(oneShotOptions(config))
-    let order: string[]
-    try {
-      order = manager.locate(id)
-    } finally {
-      await manager.close()
-    }
+    const order = await locateSession(config, id)
     const copies = config.resolved.copies
     const { out } = context
     out.result({

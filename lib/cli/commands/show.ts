@@ -1,7 +1,7 @@
-import { createSessionManager } from '../../session-manager.js'
+import { locateSession } from '../manager.js'
 import type { Command } from '../command.js'
 import { singlePositional } from '../command.js'
-import { allStores, loadCommandConfig, oneShotOptions } from '../config.js'
+import { allStores, loadCommandConfig } from '../config.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
 import { StoreInspector, type CopyOnStore } from '../store-inspector.js'
 
@@ -39,13 +39,7 @@ configuration error.`,
   async run(context) {
     const id = singlePositional(context, 'show', 'session-id')
     const config = await loadCommandConfig(context)
-    const manager = createSessionManager(oneShotOptions(config))
-    let order: string[]
-    try {
-      order = manager.locate(id)
-    } finally {
-      await manager.close()
-    }
+    const order = await locateSession(config, id)
     const copies = config.resolved.copies
     // Stores only in previousStores may still hold copies: they are asked too, last.
     const retiring = allStores(config.resolved)
