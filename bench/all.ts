@@ -13,6 +13,8 @@ import { parseArgs } from 'node:util'
 const SUITES = {
   core: 'readSession and writeSession against raw mysql2, and placement cost',
   contention: 'updateSession, increment under contention; list(), count() over 1,000,000 sessions',
+  batching:
+    'readSession, writeSession with batching on and off against raw mysql2, express-mysql-session, connect-redis',
 } as const
 type Suite = keyof typeof SUITES
 

@@ -1,0 +1,22 @@
+/**
+ * Redraws docs/performance-batching.svg from bench/results/batching-latest.json (a full run of
+ * bench/batching.ts does this itself): `node --import tsx bench/batching-chart.ts`.
+ */
+import { readFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { CaptionSource, ChartPoint } from './lib/batching-chart.js'
+import { chartCaption, renderBatchingChart } from './lib/batching-chart.js'
+import { RESULTS_DIR } from './lib/results.js'
+
+const source = path.join(RESULTS_DIR, 'batching-latest.json')
+const chart = fileURLToPath(new URL('../docs/performance-batching.svg', import.meta.url))
+const run = JSON.parse(await readFile(source, 'utf8')) as CaptionSource & {
+  settings: { quick?: boolean }
+  results: ChartPoint[]
+}
+if (run.settings.quick === true) {
+  console.warn(`${source} holds a --quick run: its figures are not for citing.`)
+}
+await writeFile(chart, renderBatchingChart(run.results, chartCaption(run)))
+console.log(`Chart written to ${chart}`)
