@@ -25,7 +25,7 @@ export const jsonCodec: SessionCodec = {
  */
 export function encodeSessionData(codec: SessionCodec, data: unknown, maxBytes: number): Buffer {
   if (!isPlainObject(data)) {
-    throw new InvalidSessionDataError(`expected a plain object, got ${describeType(data)}`)
+    throw new InvalidSessionDataError(`expected an object, got ${describeType(data)}`)
   }
   let encoded: Buffer | string
   try {
@@ -47,12 +47,14 @@ export function encodeSessionData(codec: SessionCodec, data: unknown, maxBytes: 
   return bytes
 }
 
-/** An object whose prototype is Object.prototype or null (not an array, Date, Map, boxed value...). */
+/**
+ * An object that is not an array. Class instances are fine (express-session's and
+ * @fastify/session's session objects are); what matters is that they encode as an object,
+ * which the JSON codec's output is checked for.
+ */
 export function isPlainObject(value: unknown): value is SessionData {
   try {
-    if (value === null || typeof value !== 'object') return false
-    const prototype = Object.getPrototypeOf(value)
-    return prototype === Object.prototype || prototype === null
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
   } catch {
     return false // a revoked Proxy
   }
