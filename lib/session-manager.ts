@@ -205,6 +205,15 @@ export class SessionManager extends EventEmitter {
     })
   }
 
+  /**
+   * Resolves once the manager's first health round is done (at most one `queryTimeoutMillis`
+   * after creation): every store probed, stores with hints left by other managers found. Reads
+   * wait for it on their own; call it to know `stats()` reflects the stores.
+   */
+  ready(): Promise<void> {
+    return this.#ready
+  }
+
   /** The ids of the stores, in the order `sessionId`'s copies prefer them. No I/O. */
   locate(sessionId: string): string[] {
     this.#checkId(sessionId)

@@ -7,9 +7,7 @@ import { oneShotOptions, type LoadedConfig } from './config.js'
  */
 export async function openManager(config: LoadedConfig): Promise<SessionManager> {
   const manager = createSessionManager(oneShotOptions(config))
-  // There is no public way to wait for the first health round; a read waits for it. The id is
-  // fresh (and signed when secrets are set), so the read finds nothing and repairs nothing.
-  await manager.readSession(manager.generateId()).catch(() => null)
+  await manager.ready()
   return manager
 }
 
