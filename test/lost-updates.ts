@@ -6,7 +6,7 @@ import { startTestCluster } from './helpers/cluster.js'
 import { startManager, storesWithLiveCopy } from './helpers/manager.js'
 import { sleep } from './helpers/wait.js'
 
-// Guarantee 4 of the design (docs/guarantees.md): two requests that read then write the same
+// Guarantee 5 in docs/guarantees.md (4 of the design brief): two requests that read then write the same
 // session can be made safe, with an optimistic check and with a lease lock.
 const cluster = await startTestCluster(t, { stores: 3 })
 const ROUNDS = 300
