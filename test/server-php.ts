@@ -137,10 +137,12 @@ t.test(
     t.match(await signing.readSession(first.id), { visits: 1 })
     const again = JSON.parse((await run('php', [SCRIPT, signedAddress, first.id])).stdout) as Visit
     t.equal(again.visits, 2, 'and PHP keeps using it')
-  const unsigned = 'unsignedsession0123456789abcdef'
-  const replaced = JSON.parse((await run('php', [SCRIPT, signedAddress, unsigned])).stdout) as Visit
-  t.match(replaced.id, /\./, 'an unsigned id from a client is replaced by a signed one')
-  t.equal(replaced.visits, 1)
+    const unsigned = 'unsignedsession0123456789abcdef'
+    const replaced = JSON.parse(
+      (await run('php', [SCRIPT, signedAddress, unsigned])).stdout,
+    ) as Visit
+    t.match(replaced.id, /\./, 'an unsigned id from a client is replaced by a signed one')
+    t.equal(replaced.visits, 1)
   },
 )
 
