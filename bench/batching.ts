@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 import { RedisStore } from 'connect-redis'
 import session from 'express-session'
 import type { SessionData as ExpressSessionData } from 'express-session'
-import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import type { Pool } from 'mysql2/promise'
 import { createClient } from 'redis'
 import type { SessionData, SessionManager } from '../lib/index.js'
 import type { LocalStoreConfig } from '../lib/local-cluster/index.js'
@@ -27,6 +27,7 @@ import type { Operation } from './lib/load.js'
 import { runLoad } from './lib/load.js'
 import { createProgress } from './lib/progress.js'
 import { rawPool } from './lib/raw-pool.js'
+import { RawStatements } from './lib/raw-statements.js'
 import type { LocalRedis } from './lib/redis-server.js'
 import { startRedisServer } from './lib/redis-server.js'
 import { describeEnvironment, writeResults } from './lib/results.js'
@@ -66,13 +67,12 @@ const TABLE = 'sessions'
 /** express-mysql-session's table, next to the library's in the first store. */
 const EMS_TABLE = 'ems_sessions'
 const CHART = new URL('../docs/performance-batching.svg', import.meta.url)
+const library = await loadBuiltLibrary()
 const {
-  index: { createSessionManager, generateSessionId, jsonCodec },
+  index: { createSessionManager, generateSessionId },
   placement: { classicOrder },
-  statements: { buildStatements },
-  storePool: { writeParameters },
-} = await loadBuiltLibrary()
-const statements = buildStatements(TABLE)
+} = library
+const raw = new RawStatements(library, TABLE, settings.ttlSeconds)
 const progress = createProgress()
 
 type Panel = 'read' | 'write'
@@ -363,12 +363,9 @@ async function checkSameAnswers(
 ): Promise<void> {
   for (const index of [0, Math.floor(fixture.ids.length / 2), fixture.ids.length - 1]) {
     const id = fixture.ids[index]!
-    const [rows] = await fixture.rawOrder[index]![0]!.execute<RowDataPacket[]>(statements.read, [
-      id,
-    ])
     const answers = {
       'session-shards': await manager.readSession(id),
-      'raw mysql2': jsonCodec.decode(rows[0]?.data as Buffer),
+      'raw mysql2': await raw.read(fixture.rawOrder[index]!, id),
       'express-mysql-session': await callback((done) => mysqlStore.get(id, done)),
       'connect-redis': await callback((done) => redisStore.get(id, done)),
     }
@@ -430,42 +427,17 @@ function otherCase(
  * stores of the id's order (the 2 in parallel).
  */
 function rawOperations(fixture: Fixture): Record<'read' | 'write1' | 'write2', Operation> {
-  let lastVersion = 0
-  const write = async (copies: 1 | 2): Promise<void> => {
+  const write = (copies: 1 | 2) => async (): Promise<void> => {
     const index = randomIndex(fixture)
-    // Encoding is work any caller has to do, so the raw side does it too.
-    const bytes = Buffer.from(JSON.stringify(fixture.data[index]), 'utf8')
-    lastVersion = Math.max(Date.now() * 1000, lastVersion + 1)
-    const params = writeParameters(fixture.ids[index]!, bytes, {
-      version: lastVersion,
-      expiresAtMillis: Date.now() + settings.ttlSeconds * 1000,
-      explicitExpiry: false,
-      ttlSeconds: null,
-      owner: null,
-      applyBelow: lastVersion,
-    }) as (string | number | Buffer | null)[]
-    const pools = fixture.rawOrder[index]!
-    if (copies === 1) {
-      await pools[0]!.execute<ResultSetHeader>(statements.write, params)
-    } else {
-      await Promise.all([
-        pools[0]!.execute<ResultSetHeader>(statements.write, params),
-        pools[1]!.execute<ResultSetHeader>(statements.write, params),
-      ])
-    }
+    await raw.write(fixture.rawOrder[index]!, fixture.ids[index]!, fixture.data[index], copies)
   }
   return {
     read: async () => {
       const index = randomIndex(fixture)
-      const [rows] = await fixture.rawOrder[index]![0]!.execute<RowDataPacket[]>(statements.read, [
-        fixture.ids[index]!,
-      ])
-      const row = rows[0]
-      if (row === undefined || row.data === null) throw new Error('raw read found no row.')
-      jsonCodec.decode(row.data as Buffer)
+      await raw.read(fixture.rawOrder[index]!, fixture.ids[index]!)
     },
-    write1: () => write(1),
-    write2: () => write(2),
+    write1: write(1),
+    write2: write(2),
   }
 }
 

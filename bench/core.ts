@@ -5,7 +5,7 @@
  * The library is the compiled one in dist/ (see bench/lib/built-library.ts).
  */
 import { performance } from 'node:perf_hooks'
-import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import type { Pool } from 'mysql2/promise'
 import type { SessionData, SessionManager } from '../lib/index.js'
 import { parseBenchArgs } from './lib/args.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
@@ -14,6 +14,7 @@ import { runLoad } from './lib/load.js'
 import { microsPerCall } from './lib/micro.js'
 import { createProgress } from './lib/progress.js'
 import { rawPool } from './lib/raw-pool.js'
+import { RawStatements } from './lib/raw-statements.js'
 import { describeEnvironment, writeResults } from './lib/results.js'
 import { runRounds } from './lib/rounds.js'
 import { averageBytes, sessionData } from './lib/session-data.js'
@@ -46,13 +47,12 @@ const settings = {
 }
 
 const TABLE = 'sessions'
+const library = await loadBuiltLibrary()
 const {
-  index: { createSessionManager, generateSessionId, jsonCodec },
+  index: { createSessionManager, generateSessionId },
   placement: { classicOrder },
-  statements: { buildStatements },
-  storePool: { writeParameters },
-} = await loadBuiltLibrary()
-const statements = buildStatements(TABLE)
+} = library
+const raw = new RawStatements(library, TABLE, settings.ttlSeconds)
 const progress = createProgress()
 
 type CaseName = 'readSession' | 'writeSession copies=1' | 'writeSession copies=2'
@@ -253,10 +253,7 @@ async function checkSameAnswers(manager: SessionManager, fixture: Fixture): Prom
   for (const index of [0, Math.floor(fixture.ids.length / 2), fixture.ids.length - 1]) {
     const id = fixture.ids[index]!
     const fromLibrary = await manager.readSession(id)
-    const [rows] = await fixture.rawOrder[index]![0]!.execute<RowDataPacket[]>(statements.read, [
-      id,
-    ])
-    const fromRaw = jsonCodec.decode(rows[0]?.data as Buffer)
+    const fromRaw = await raw.read(fixture.rawOrder[index]!, id)
     const expected = JSON.stringify(fixture.data[index])
     if (JSON.stringify(fromLibrary) !== expected || JSON.stringify(fromRaw) !== expected) {
       throw new Error(`Session ${index} reads back differently through the library and raw mysql2.`)
@@ -284,12 +281,7 @@ function libraryRead(manager: SessionManager, fixture: Fixture): Operation {
 function rawRead(fixture: Fixture): Operation {
   return async () => {
     const index = randomIndex(fixture)
-    const [rows] = await fixture.rawOrder[index]![0]!.execute<RowDataPacket[]>(statements.read, [
-      fixture.ids[index]!,
-    ])
-    const row = rows[0]
-    if (row === undefined || row.data === null) throw new Error('raw read found no row.')
-    jsonCodec.decode(row.data as Buffer)
+    await raw.read(fixture.rawOrder[index]!, fixture.ids[index]!)
   }
 }
 
@@ -303,30 +295,9 @@ function libraryWrite(manager: SessionManager, fixture: Fixture): Operation {
 
 /** The library's upsert on the first `copies` stores of the id's order, in parallel. */
 function rawWrite(fixture: Fixture, copies: 1 | 2): Operation {
-  let lastVersion = 0
   return async () => {
     const index = randomIndex(fixture)
-    // Encoding is work any caller has to do, so the raw side does it too.
-    const bytes = Buffer.from(JSON.stringify(fixture.data[index]), 'utf8')
-    lastVersion = Math.max(Date.now() * 1000, lastVersion + 1)
-    // The library's write statement with the parameters StorePool.write sends.
-    const params = writeParameters(fixture.ids[index]!, bytes, {
-      version: lastVersion,
-      expiresAtMillis: Date.now() + settings.ttlSeconds * 1000,
-      explicitExpiry: false,
-      ttlSeconds: null,
-      owner: null,
-      applyBelow: lastVersion,
-    }) as (string | number | Buffer | null)[]
-    const pools = fixture.rawOrder[index]!
-    if (copies === 1) {
-      await pools[0]!.execute<ResultSetHeader>(statements.write, params)
-    } else {
-      await Promise.all([
-        pools[0]!.execute<ResultSetHeader>(statements.write, params),
-        pools[1]!.execute<ResultSetHeader>(statements.write, params),
-      ])
-    }
+    await raw.write(fixture.rawOrder[index]!, fixture.ids[index]!, fixture.data[index], copies)
   }
 }
 
