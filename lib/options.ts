@@ -1,4 +1,6 @@
 import type { PoolOptions } from 'mysql2'
+import type { Clock } from './clock.js'
+import { systemClock } from './clock.js'
 import type { SessionCodec } from './codec.js'
 import { jsonCodec } from './codec.js'
 import { InvalidOptionError } from './errors.js'
@@ -165,6 +167,13 @@ export interface SessionManagerOptions {
    * @default ttlSeconds
    */
   tombstoneTtlSeconds?: number
+  /**
+   * Where the manager reads the time (ms since the epoch) for expiries, tombstones and leases.
+   * Each operation reads it once, so every copy it writes carries the same expiry. For tests: a
+   * fake clock makes expiry decisions reproducible.
+   * @default the wall clock (`Date.now()`)
+   */
+  clock?: Clock
 }
 
 /** A store's connection settings, with the password held apart from anything printable. */
@@ -201,6 +210,7 @@ export interface ResolvedOptions {
   /** The previous store list, resolved; stores in both lists appear in both. */
   readonly previousStores: readonly ResolvedStore[] | null
   readonly previousPlacement: PlacementName
+  readonly clock: Clock
 }
 
 const STORE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
@@ -302,7 +312,16 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
       ttlSeconds,
       1,
     ),
+    clock: clockOption(options.clock),
   }
+}
+
+function clockOption(clock: unknown): Clock {
+  if (clock === undefined) return systemClock
+  if (clock === null || typeof (clock as Partial<Clock>).now !== 'function') {
+    throw new InvalidOptionError('clock', 'must be an object with a now() function')
+  }
+  return clock as Clock
 }
 
 /** A per-call expiry: `ttlSeconds` from now, or an absolute `expiresAt` (ms precision). */
@@ -315,7 +334,7 @@ export interface ExpiryOptions {
  * The expiry a call asks for, in ms since the epoch, or null when it gives none (the session's
  * own timeout or the manager's default then applies).
  */
-export function requestedExpiry(options: ExpiryOptions): number | null {
+export function requestedExpiry(options: ExpiryOptions, now: number): number | null {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError('options', 'must be an object')
   }
@@ -323,7 +342,7 @@ export function requestedExpiry(options: ExpiryOptions): number | null {
   if (ttlSeconds !== undefined && expiresAt !== undefined) {
     throw new InvalidOptionError('expiresAt', 'cannot be combined with ttlSeconds')
   }
-  if (ttlSeconds !== undefined) return Date.now() + checkSeconds('ttlSeconds', ttlSeconds) * 1000
+  if (ttlSeconds !== undefined) return now + checkSeconds('ttlSeconds', ttlSeconds) * 1000
   if (expiresAt === undefined) return null
   const millis = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt
   if (

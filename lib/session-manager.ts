@@ -68,6 +68,8 @@ interface WriteRequest {
   explicitExpiry: boolean
   ttlSeconds: number | null
   expectedVersion: number | undefined
+  /** The operation's time (see {@link WriteFields.now}). */
+  now: number
 }
 
 /** Options of {@link SessionManager.updateSession}. */
@@ -147,7 +149,7 @@ export class SessionManager extends EventEmitter {
   readonly #pools: readonly StorePool[]
   /** Stores only in `previousStores`: they hold copies to move away and get no new ones. */
   readonly #retiring: readonly StorePool[]
-  readonly #clock = new VersionClock()
+  readonly #versions = new VersionClock()
   /** Operations (and background read repairs) not yet settled. */
   #active = 0
   #drained: (() => void) | undefined
@@ -407,10 +409,10 @@ export class SessionManager extends EventEmitter {
         return this.#readWalk(sessionId, [], [{ storeId: first.id, error: error as Error }], first)
       }
       if (copy !== null && copy.deleted) return null
-      if (copy !== null && copy.expiresAtMillis > Date.now()) {
+      if (copy !== null && copy.expiresAtMillis > this.#now()) {
         try {
           const data = this.#options.codec.decode(copy.data as Buffer)
-          this.#clock.observe(copy.version)
+          this.#versions.observe(copy.version)
           return { data, copy }
         } catch (error) {
           this.emit('unreadable-copy', { sessionId, storeId: first.id, error })
@@ -436,13 +438,13 @@ export class SessionManager extends EventEmitter {
     const first = await askInOrder(order, 0, this.#options.readQuorum - asked.length, read)
     let answers = [...asked, ...first.answers]
     let failures = [...failed, ...first.failures]
-    let verdict = this.#verdict(sessionId, answers, Date.now())
+    let verdict = this.#verdict(sessionId, answers, this.#now())
     if (verdict.kind === 'none') {
       const wanted = this.#options.maxReadStores - answers.length
       const rest = await askInOrder(order, first.next, wanted, read)
       answers = [...answers, ...rest.answers]
       failures = [...failures, ...rest.failures]
-      verdict = this.#verdict(sessionId, answers, Date.now())
+      verdict = this.#verdict(sessionId, answers, this.#now())
     }
     if (verdict.kind === 'none' && this.#previousOrders !== null) {
       // A change of the store list is under way: the session may still sit where the old
@@ -456,7 +458,7 @@ export class SessionManager extends EventEmitter {
       const previous = await askInOrder(old, 0, old.length, read)
       if (previous.answers.some((answer) => answer.value !== null)) {
         answers = [...answers, ...previous.answers]
-        verdict = this.#verdict(sessionId, answers, Date.now())
+        verdict = this.#verdict(sessionId, answers, this.#now())
         this.#moveInBackground(sessionId)
       }
     }
@@ -487,15 +489,17 @@ export class SessionManager extends EventEmitter {
     const bytes = encodeSessionData(this.#options.codec, data, this.#options.maxSessionBytes)
     const owner = this.#ownerOf(data)
     const checked = callOptions(options)
-    const expiresAt = requestedExpiry(checked)
+    const now = this.#now()
+    const expiresAt = requestedExpiry(checked, now)
     const expectedVersion = checkExpectedVersion(checked.expectedVersion)
     return this.#track(() =>
       this.#write(sessionId, bytes, {
         owner,
-        expiresAtMillis: expiresAt ?? Date.now() + this.#options.ttlSeconds * 1000,
+        expiresAtMillis: expiresAt ?? now + this.#options.ttlSeconds * 1000,
         explicitExpiry: expiresAt !== null,
         ttlSeconds: null,
         expectedVersion,
+        now,
       }),
     )
   }
@@ -518,6 +522,7 @@ export class SessionManager extends EventEmitter {
         explicitExpiry: true,
         ttlSeconds: copy.ttlSeconds,
         expectedVersion: undefined,
+        now: this.#now(),
       }),
     )
     await this.destroySession(oldSessionId)
@@ -531,10 +536,11 @@ export class SessionManager extends EventEmitter {
    */
   async touch(sessionId: string, options: WriteOptions = {}): Promise<boolean> {
     this.#checkId(sessionId)
-    const expiresAt = requestedExpiry(callOptions(options))
+    const now = this.#now()
+    const expiresAt = requestedExpiry(callOptions(options), now)
     return this.#track(() =>
       this.#updateCopies(sessionId, (pool) =>
-        pool.touch(sessionId, expiresAt, this.#options.ttlSeconds),
+        pool.touch(sessionId, expiresAt, this.#options.ttlSeconds, now),
       ),
     )
   }
@@ -547,8 +553,9 @@ export class SessionManager extends EventEmitter {
   async setTimeout(sessionId: string, ttlSeconds: number): Promise<boolean> {
     this.#checkId(sessionId)
     const seconds = checkSeconds('ttlSeconds', ttlSeconds)
+    const now = this.#now()
     return this.#track(() =>
-      this.#updateCopies(sessionId, (pool) => pool.setTimeout(sessionId, seconds)),
+      this.#updateCopies(sessionId, (pool) => pool.setTimeout(sessionId, seconds, now)),
     )
   }
 
@@ -690,10 +697,11 @@ export class SessionManager extends EventEmitter {
       explicitExpiry: request.explicitExpiry,
       ttlSeconds: request.ttlSeconds,
       owner: request.owner,
+      now: request.now,
     }
     for (let attempt = 1; ; attempt++) {
-      if (request.expectedVersion !== undefined) this.#clock.observe(request.expectedVersion)
-      const version = this.#clock.next()
+      if (request.expectedVersion !== undefined) this.#versions.observe(request.expectedVersion)
+      const version = this.#versions.next()
       const applyBelow =
         request.expectedVersion === undefined ? version : request.expectedVersion + 1
       const write = (pool: StorePool): Promise<WriteOutcome> =>
@@ -737,7 +745,7 @@ export class SessionManager extends EventEmitter {
         attempt < MAX_WRITE_ATTEMPTS &&
         request.expectedVersion === undefined
       ) {
-        this.#clock.observe(Math.max(...outdated))
+        this.#versions.observe(Math.max(...outdated))
         continue
       }
       const acknowledged = answers.filter((answer) => answer.value.kind !== 'tombstone')
@@ -776,7 +784,7 @@ export class SessionManager extends EventEmitter {
   async destroySession(sessionId: string): Promise<void> {
     this.#checkId(sessionId)
     return this.#track(async () => {
-      const version = this.#clock.next()
+      const version = this.#versions.next()
       const { answers, failures } = await askInOrder(
         this.#writeOrder(sessionId),
         0,
@@ -1014,7 +1022,12 @@ export class SessionManager extends EventEmitter {
 
   /** Tombstones must outlive every copy of the session, so none can come back (tombstoneTtlSeconds). */
   #tombstoneExpiry(): number {
-    return Date.now() + this.#options.tombstoneTtlSeconds * 1000
+    return this.#now() + this.#options.tombstoneTtlSeconds * 1000
+  }
+
+  /** The time by the `clock` option: read once per operation. */
+  #now(): number {
+    return this.#options.clock.now()
   }
 
   /**
@@ -1031,7 +1044,7 @@ export class SessionManager extends EventEmitter {
     for (const { store, value } of answers) {
       if (value === null) continue
       if (value.deleted) return { kind: 'destroyed' }
-      this.#clock.observe(value.version)
+      this.#versions.observe(value.version)
       live.push({ storeId: store.id, copy: value })
     }
     // Highest version first; among equal versions the latest expiry (a touch may have missed a copy).
@@ -1069,7 +1082,7 @@ export class SessionManager extends EventEmitter {
     sessionId: string,
     answers: StoreAnswer<StorePool, { kind: string }>[],
   ): Promise<void> {
-    const version = this.#clock.next()
+    const version = this.#versions.next()
     await Promise.allSettled(
       answers
         .filter((answer) => answer.value.kind === 'written')

@@ -125,7 +125,9 @@ export function buildStatements(table: string): Statements {
       'IF(LAST_INSERT_ID(1), VALUES(token), VALUES(token)), IF(LAST_INSERT_ID(2), token, token)), ' +
       'expires_at = IF(token = VALUES(token), VALUES(expires_at), expires_at)',
     unlock: `DELETE FROM ${locks} WHERE id = ? AND token = ?`,
-    byOwner: `SELECT id, deleted, expires_at FROM ${t} WHERE owner = ?`,
+    // The optimizer may prefer a scan of a small or freshly filled table; the lookup must not
+    // turn into a scan as the table grows between statistics updates.
+    byOwner: `SELECT id, deleted, expires_at FROM ${t} FORCE INDEX (\`${table}_owner\`) WHERE owner = ?`,
     probe: "SHOW GLOBAL STATUS LIKE 'Uptime'",
   }
 }
@@ -134,7 +136,11 @@ export function buildStatements(table: string): Statements {
  * A multi-row {@link Statements.write} for batches of plain writes: each row applies only
  * above its own stored version (the proposed version is its bound) and never over a
  * tombstone. Parameters: six per row (id, version, expires_at, data, owner, ttl_seconds), then
- * explicit, now. Outcomes are read back with {@link versionsSql}.
+ * explicit, defaultTtlSeconds. Outcomes are read back with {@link versionsSql}.
+ *
+ * A stored per-session timeout runs from the row's own operation time, which a batch of rows
+ * from different operations cannot share as one parameter: without an explicit expiry a row's
+ * expires_at is its time plus the manager's default TTL, so its time is expires_at minus that.
  */
 export function writeManySql(table: string, rows: number): string {
   const apply = 'deleted = 0 AND version < VALUES(version)'
@@ -146,7 +152,7 @@ export function writeManySql(table: string, rows: number): string {
     `owner = IF(${apply}, VALUES(owner), owner), ` +
     `ttl_seconds = IF(${apply}, COALESCE(VALUES(ttl_seconds), ttl_seconds), ttl_seconds), ` +
     `expires_at = IF(${apply}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
-    '? + ttl_seconds * 1000), expires_at), ' +
+    'VALUES(expires_at) - ? * 1000 + ttl_seconds * 1000), expires_at), ' +
     `version = IF(${apply}, VALUES(version), version)`
   )
 }

@@ -43,6 +43,11 @@ export interface WriteFields {
    * expectedVersion + 1 for a compare-and-set.
    */
   applyBelow: number
+  /**
+   * The operation's time: a stored per-session timeout runs from it. One reading for every
+   * copy, so that the copies agree on the expiry.
+   */
+  now: number
 }
 
 /** A plain write waiting for a batch. */
@@ -95,6 +100,7 @@ export class StorePool {
   readonly #timeoutMillis: number
   readonly #retries: number
   readonly #table: string
+  readonly #defaultTtlSeconds: number
   readonly #onOpen: CircuitListener
   readonly #deadlines: DeadlineTracker
   /** Coalesce concurrent reads and plain writes, unless the `batching` option is off. */
@@ -113,6 +119,7 @@ export class StorePool {
     this.#timeoutMillis = options.queryTimeoutMillis
     this.#retries = options.transientRetries
     this.#table = options.table
+    this.#defaultTtlSeconds = options.ttlSeconds
     this.#onOpen = onOpen
     this.circuit = new Circuit(options.failThreshold)
     this.#deadlines = new DeadlineTracker(
@@ -206,12 +213,15 @@ export class StorePool {
 
   /** One multi-row upsert, then one read of what it left, for the outcome of each write. */
   async #writeMany(items: readonly QueuedWrite[]): Promise<WriteOutcome[]> {
-    const now = Date.now()
     const explicit = (items[0] as QueuedWrite).fields.explicitExpiry ? 1 : 0
     const values = items.flatMap(({ sessionId, data, fields }) =>
       rowValues(sessionId, data, fields),
     )
-    await this.#run(writeManySql(this.#table, items.length), [...values, explicit, now])
+    await this.#run(writeManySql(this.#table, items.length), [
+      ...values,
+      explicit,
+      this.#defaultTtlSeconds,
+    ])
     const ids = [...new Set(items.map((item) => item.sessionId))]
     const rows = await this.#run<RowDataPacket[]>(versionsSql(this.#table, ids.length), ids)
     const stored = new Map(rows.map((row) => [String(row.id), row]))
@@ -252,8 +262,8 @@ export class StorePool {
     sessionId: string,
     expiresAtMillis: number | null,
     defaultTtlSeconds: number,
+    now: number,
   ): Promise<boolean> {
-    const now = Date.now()
     const result = await this.#run<ResultSetHeader>(this.#statements.touch, [
       expiresAtMillis,
       now,
@@ -264,9 +274,11 @@ export class StorePool {
     return result.affectedRows > 0
   }
 
-  /** Sets a live copy's per-session timeout and expiry; resolves whether a copy was there. */
-  async setTimeout(sessionId: string, ttlSeconds: number): Promise<boolean> {
-    const now = Date.now()
+  /**
+   * Sets a live copy's per-session timeout and its expiry to `now` + the timeout; resolves
+   * whether a copy was there.
+   */
+  async setTimeout(sessionId: string, ttlSeconds: number, now: number): Promise<boolean> {
     const result = await this.#run<ResultSetHeader>(this.#statements.setTimeout, [
       ttlSeconds,
       now + ttlSeconds * 1000,
@@ -379,9 +391,14 @@ export class StorePool {
     return Number(rows[0]?.Value ?? 0)
   }
 
-  /** Creates the session tables if they are missing. */
+  /**
+   * Creates the session tables if they are missing. Administration, not a request: it is sent
+   * even while requests skip the store, neither counted nor fed to the circuit.
+   */
   async applySchema(): Promise<void> {
-    for (const statement of schemaStatements(this.#table)) await this.#run(statement, [], 'query')
+    for (const statement of schemaStatements(this.#table)) {
+      await this.#run(statement, [], 'query', false)
+    }
   }
 
   /** Ends every connection; statements in flight finish first. */
@@ -484,7 +501,7 @@ export function writeParameters(sessionId: string, data: Buffer, fields: WriteFi
     fields.ttlSeconds,
     bound,
     fields.explicitExpiry ? 1 : 0,
-    Date.now(),
+    fields.now,
     bound,
   ]
 }

@@ -35,3 +35,28 @@ function file(text: string): string[] {
     .map((statement) => statement.replace(/^--.*$/gm, '').trim())
     .filter((statement) => statement !== '')
 }
+
+t.test('applySchema reaches a store that requests skip as down', async (t) => {
+  // An operator restores a wiped store and applies the schema before any health probe has
+  // put it back in service: the schema is administration, not a request the circuit guards.
+  const cluster = await startTestCluster(t, { stores: 2 })
+  const manager = await startManager(t, cluster, {
+    copies: 1,
+    failThreshold: 1,
+    healthCheckIntervalMillis: 3_600_000,
+  })
+  const store = cluster.stores[0]!
+  await store.stop()
+  await manager.writeSession(manager.generateId(), {}).catch(() => {})
+  await Promise.all(
+    Array.from({ length: 20 }, () => manager.readSession(manager.generateId()).catch(() => null)),
+  )
+  t.equal(manager.stats().stores[0]!.state, 'down', 'requests opened its circuit')
+  await store.wipe()
+  await store.start()
+  await manager.applySchema()
+  const tables = await store.query<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sessions'",
+  )
+  t.equal(Number(tables[0]!.n), 1, 'the session table is back')
+})

@@ -39,9 +39,11 @@ export class RawStatements {
     // Encoding is work any caller has to do, so the raw side does it too.
     const bytes = Buffer.from(JSON.stringify(data), 'utf8')
     this.#lastVersion = Math.max(Date.now() * 1000, this.#lastVersion + 1)
+    const now = Date.now()
     const params = this.#library.storePool.writeParameters(sessionId, bytes, {
       version: this.#lastVersion,
-      expiresAtMillis: Date.now() + this.#ttlSeconds * 1000,
+      now,
+      expiresAtMillis: now + this.#ttlSeconds * 1000,
       explicitExpiry: false,
       ttlSeconds: null,
       owner: null,
