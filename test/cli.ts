@@ -30,7 +30,13 @@ async function cli(args: string[], options: CliOptions = {}): Promise<CliRun> {
 }
 
 function json<T = any>(run: CliRun): T {
-  return JSON.parse(run.stdout) as T
+  try {
+    return JSON.parse(run.stdout) as T
+  } catch {
+    throw new Error(
+      `not one JSON document on stdout (exit ${run.code}): ${JSON.stringify(run.stdout.slice(0, 200))}; stderr: ${run.stderr.slice(0, 500)}`,
+    )
+  }
 }
 
 const COMMANDS = [
@@ -58,6 +64,19 @@ t.test('--help lists every command; each command has its own help', async (t) =>
   const bare = await cli([])
   t.equal(bare.code, 2, 'no command: usage error')
   t.match(bare.stderr, /^Usage: session-shards <command>/)
+})
+
+t.test('--json: a run that fails still prints one JSON document on stdout', async (t) => {
+  const malformed = await cli(['locate', 'too-short', '--json'])
+  t.equal(malformed.code, 2)
+  t.match(json(malformed), { ok: false, error: { code: 'INVALID_SESSION_ID' } })
+  t.match(malformed.stderr, /^session-shards locate: Invalid session id/)
+  const unknown = await cli(['locate', '--json', '--verbose'])
+  t.equal(unknown.code, 2)
+  t.match(json(unknown), { ok: false, error: { code: 'USAGE' } })
+  const noConfig = await cli(['status', '--json'], { env: { SESSION_SHARDS_STORES: '' } })
+  t.equal(noConfig.code, 2)
+  t.match(json(noConfig), { ok: false, error: { code: 'USAGE', message: /no configuration/ } })
 })
 
 t.test('schema apply is idempotent and reports every store', async (t) => {

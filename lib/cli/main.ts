@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util'
 import { debug } from '../debug.js'
-import { InvalidSessionIdError } from '../errors.js'
+import { InvalidSessionIdError, SessionShardsError } from '../errors.js'
 import type { Command, CommandContext, OptionSpecs } from './command.js'
 import { UsageError } from './command.js'
 import { benchCommand } from './commands/bench.js'
@@ -90,7 +90,10 @@ async function main(
     // The name is not echoed in full: it could be a mistyped URI with a password.
     const shown =
       name.startsWith('-') || name.length > 20 || name.includes(':') ? 'that' : `"${name}"`
-    out.error(`session-shards: unknown command ${shown}; run session-shards --help for the list`)
+    out.failure(
+      `session-shards: unknown command ${shown}; run session-shards --help for the list`,
+      'USAGE',
+    )
     return EXIT_USAGE
   }
   let context: CommandContext
@@ -113,8 +116,9 @@ async function main(
       out,
     }
   } catch (error) {
-    out.error(
+    out.failure(
       `session-shards ${command.name}: ${parseArgsMessage(error)}; see session-shards ${command.name} --help`,
+      'USAGE',
     )
     return EXIT_USAGE
   }
@@ -126,12 +130,13 @@ async function main(
       error instanceof ConfigError ||
       error instanceof InvalidSessionIdError
     ) {
-      out.error(`session-shards ${command.name}: ${error.message}`)
+      out.failure(`session-shards ${command.name}: ${error.message}`, errorCode(error, 'USAGE'))
       return EXIT_USAGE
     }
     debug('cli: %s failed: %O', command.name, error)
-    out.error(
+    out.failure(
       `session-shards ${command.name}: ${oneLine(error instanceof Error ? error.message : String(error))}`,
+      errorCode(error, 'FAILED'),
     )
     return EXIT_PROBLEM
   }
@@ -144,7 +149,15 @@ function parseArgsMessage(error: unknown): string {
   return first.replace(/\.$/, '')
 }
 
-const exitCode = await main(process.argv.slice(2))
+/** The library's stable code of an error (a SessionShardsError's), else `fallback`. */
+function errorCode(error: unknown, fallback: string): string {
+  const code = (error as { code?: unknown } | null)?.code
+  return error instanceof SessionShardsError && typeof code === 'string' ? code : fallback
+}
+
+const out = new Output(process.argv.includes('--json'))
+const exitCode = await main(process.argv.slice(2), out)
 process.exitCode = exitCode
-// Everything the commands open is closed; should a driver socket linger, do not hang on it.
-setTimeout(() => process.exit(exitCode), 2000).unref()
+// Everything the commands open is closed; should a driver socket linger, do not hang on it,
+// but leave only once stdout and stderr have taken everything (a pipe may be slow to read).
+setTimeout(() => void out.flushed().then(() => process.exit(exitCode)), 2000).unref()

@@ -22,6 +22,7 @@ export class Output {
   readonly #secrets = new Set<string>()
   readonly #stdout: NodeJS.WritableStream
   readonly #stderr: NodeJS.WritableStream
+  #resultWritten = false
 
   constructor(
     json: boolean,
@@ -58,12 +59,32 @@ export class Output {
 
   /** The JSON document of `--json` mode; nothing otherwise. */
   result(value: unknown): void {
-    if (this.json) this.#stdout.write(this.mask(JSON.stringify(value, null, 2)) + '\n')
+    if (!this.json) return
+    this.#resultWritten = true
+    this.#stdout.write(this.mask(JSON.stringify(value, null, 2)) + '\n')
   }
 
   /** One line on stderr, in both modes. */
   error(text: string): void {
     this.#stderr.write(this.mask(oneLine(text)) + '\n')
+  }
+
+  /**
+   * A command that could not run or failed: one line on stderr and, in `--json` mode, a JSON
+   * document on stdout (`{ ok: false, error: { code, message } }`) unless the command already
+   * printed its own, so that a script always gets a document to parse.
+   */
+  failure(text: string, code: string): void {
+    this.error(text)
+    if (this.json && !this.#resultWritten)
+      this.result({ ok: false, error: { code, message: oneLine(text) } })
+  }
+
+  /** Resolves once stdout and stderr have handed everything written to them to the OS. */
+  flushed(): Promise<void> {
+    const flush = (stream: NodeJS.WritableStream): Promise<void> =>
+      new Promise((resolve) => stream.write('', () => resolve()))
+    return Promise.all([flush(this.#stdout), flush(this.#stderr)]).then(() => undefined)
   }
 
   mask(text: string): string {
