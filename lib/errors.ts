@@ -115,20 +115,46 @@ export class StoreTimeoutError extends SessionShardsError {
 
 /**
  * A write with `expectedVersion` (or one made by `updateSession`, a per-key operation or a
- * lock holder) found that the session had moved on. Nothing was written; read again and retry.
+ * lock holder) found the session at another version; or a plain write lost to concurrent
+ * writes of the same session several times in a row. Nothing was acknowledged; read again and
+ * retry.
  */
 export class VersionConflictError extends SessionShardsError {
-  readonly expectedVersion: number
+  /** The version the write expected; undefined for a plain write. */
+  readonly expectedVersion: number | undefined
+  /** The version the deciding store holds. */
   readonly actualVersion: number
 
-  constructor(expectedVersion: number, actualVersion: number) {
+  constructor(actualVersion: number, expectedVersion?: number) {
     super(
       'VERSION_CONFLICT',
-      `The session is at version ${actualVersion}, not the expected ${expectedVersion}: ` +
-        'another request changed it. Read it again and retry (updateSession does this for you).',
+      expectedVersion === undefined
+        ? `The session kept changing under concurrent writes (it is at version ${actualVersion} now): ` +
+            'the write was not acknowledged. Retry it.'
+        : `The session is at version ${actualVersion}, not the expected ${expectedVersion}: ` +
+            'another request changed it. Read it again and retry (updateSession does this for you).',
     )
     this.expectedVersion = expectedVersion
     this.actualVersion = actualVersion
+  }
+}
+
+/**
+ * A store holds the session at the top of the version range, which only a row written by
+ * something other than session-shards can reach: no higher version is left for this session,
+ * so nothing was written. Other sessions are not affected; destroy this one (or delete its
+ * rows) to use its id again.
+ */
+export class VersionOverflowError extends SessionShardsError {
+  readonly storedVersion: number
+
+  constructor(storedVersion: number) {
+    super(
+      'VERSION_OVERFLOW',
+      `A store holds the session at version ${storedVersion}, the top of the range session-shards mints: ` +
+        'nothing was written. Destroy the session (or delete its rows) to start it again.',
+    )
+    this.storedVersion = storedVersion
   }
 }
 

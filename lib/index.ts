@@ -26,6 +26,7 @@ export {
   StoreTimeoutError,
   StoreDownError,
   VersionConflictError,
+  VersionOverflowError,
   SessionNotFoundError,
   LockTimeoutError,
   LockExpiredError,

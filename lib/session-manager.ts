@@ -11,6 +11,7 @@ import {
   NotEnoughStoresError,
   SessionNotFoundError,
   VersionConflictError,
+  VersionOverflowError,
 } from './errors.js'
 import { assertSessionId, generateSessionId } from './ids.js'
 import { BackgroundSweeper, sweepStores } from './sweeper.js'
@@ -34,7 +35,7 @@ import type { StoreCounters, StoredCopy, WriteOutcome } from './store-pool.js'
 import { StorePool } from './store-pool.js'
 import type { StoreAnswer, WalkResult } from './store-walk.js'
 import { askInOrder } from './store-walk.js'
-import { VersionClock } from './version-clock.js'
+import { VERSION_CEILING, VersionClock } from './version-clock.js'
 import { HealthCheck } from './health-check.js'
 import { HintedHandoff } from './hinted-handoff.js'
 import type { RepairContext } from './session-repair.js'
@@ -93,6 +94,12 @@ export interface WriteResult {
   storeIds: string[]
   /** True when fewer than `copies` copies were written (at least `minCopies`). */
   degraded: boolean
+  /**
+   * True when nothing was written because the session had been destroyed: a destroy wins over
+   * every later write, so the session stays gone (`storeIds` is empty and `version` is not the
+   * session's). The `write-after-destroy` event says the same.
+   */
+  dropped: boolean
 }
 
 /** Payload of the `degraded-write` event. */
@@ -120,8 +127,11 @@ type ReadVerdict =
   | { kind: 'destroyed' }
   | { kind: 'none' }
 
-/** A write that finds a newer version on a store is made once more, above it. */
-const MAX_WRITE_ATTEMPTS = 2
+/**
+ * A write that finds a newer version on a store is made again, above it; after this many
+ * attempts that all lost to concurrent writes it is refused with a VersionConflictError.
+ */
+const MAX_WRITE_ATTEMPTS = 4
 
 /** At most this many read repairs run at once; beyond that, later reads or repair() fix it. */
 const MAX_READ_REPAIRS = 16
@@ -149,7 +159,7 @@ export class SessionManager extends EventEmitter {
   readonly #pools: readonly StorePool[]
   /** Stores only in `previousStores`: they hold copies to move away and get no new ones. */
   readonly #retiring: readonly StorePool[]
-  readonly #versions = new VersionClock()
+  readonly #versions: VersionClock
   /** Operations (and background read repairs) not yet settled. */
   #active = 0
   #drained: (() => void) | undefined
@@ -166,6 +176,7 @@ export class SessionManager extends EventEmitter {
   constructor(options: SessionManagerOptions) {
     super()
     this.#options = resolveOptions(options)
+    this.#versions = new VersionClock(this.#options.clock)
     const { stores, previousStores, orderCacheSize } = this.#options
     const statements = buildStatements(this.#options.table)
     const onOpen = (pool: StorePool, error: Error): void => this.#storeDown(pool, error)
@@ -412,7 +423,6 @@ export class SessionManager extends EventEmitter {
       if (copy !== null && copy.expiresAtMillis > this.#now()) {
         try {
           const data = this.#options.codec.decode(copy.data as Buffer)
-          this.#versions.observe(copy.version)
           return { data, copy }
         } catch (error) {
           this.emit('unreadable-copy', { sessionId, storeId: first.id, error })
@@ -689,7 +699,7 @@ export class SessionManager extends EventEmitter {
       // under the old placement only. Drop the write as a tombstone would, and move it.
       this.#moveInBackground(sessionId)
       this.emit('write-after-destroy', { sessionId })
-      return { version: 0, storeIds: [], degraded: false }
+      return { version: 0, storeIds: [], degraded: false, dropped: true }
     }
     const order = this.#writeOrder(sessionId)
     const fields = {
@@ -699,26 +709,29 @@ export class SessionManager extends EventEmitter {
       owner: request.owner,
       now: request.now,
     }
+    const { expectedVersion } = request
+    // A compare-and-set that applies finds the session at expectedVersion and writes above it;
+    // one that cannot match any version the library mints is left to the store to refuse.
+    let version =
+      expectedVersion !== undefined && expectedVersion + 1 < VERSION_CEILING
+        ? this.#versions.above(expectedVersion)
+        : this.#versions.next()
     for (let attempt = 1; ; attempt++) {
-      if (request.expectedVersion !== undefined) this.#versions.observe(request.expectedVersion)
-      const version = this.#versions.next()
-      const applyBelow =
-        request.expectedVersion === undefined ? version : request.expectedVersion + 1
       const write = (pool: StorePool): Promise<WriteOutcome> =>
-        pool.write(sessionId, bytes, { ...fields, version, applyBelow })
+        pool.write(sessionId, bytes, { ...fields, version, expectedVersion })
       let walk: WalkResult<StorePool, WriteOutcome>
-      if (request.expectedVersion === undefined) {
+      if (expectedVersion === undefined) {
         walk = await askInOrder(order, 0, this.#options.copies, write)
       } else {
         const primary = await askInOrder(order, 0, 1, write)
         const decided = primary.answers[0]?.value
         if (decided?.kind === 'outdated') {
-          throw new VersionConflictError(request.expectedVersion, decided.storedVersion)
+          throw new VersionConflictError(decided.storedVersion, expectedVersion)
         }
         const followers =
           decided?.kind === 'written'
             ? await askInOrder(order, primary.next, this.#options.copies - 1, (pool) =>
-                pool.write(sessionId, bytes, { ...fields, version, applyBelow: version }),
+                pool.write(sessionId, bytes, { ...fields, version, expectedVersion: undefined }),
               )
             : { answers: [], failures: [], next: primary.next }
         walk = {
@@ -731,33 +744,43 @@ export class SessionManager extends EventEmitter {
       if (answers.some((answer) => answer.value.kind === 'tombstone')) {
         await this.#buryStrayCopies(sessionId, answers)
         this.emit('write-after-destroy', { sessionId })
-        return { version, storeIds: [], degraded: false }
+        return { version, storeIds: [], degraded: false, dropped: true }
       }
-      // A store holds a version at least as high as ours. Either another manager's clock runs
-      // ahead of ours (write once more, above it) or another write of the session is newer
-      // (ours is superseded: that copy already holds later data, and counts as acknowledged).
-      // Not after a compare-and-set: its primary accepted, and a retry would conflict with it.
+      // A store holds the session at a version at least as high as ours: another app server's
+      // clock runs ahead, or another write landed meanwhile. The write is made once more, above
+      // that version (for this session only); a write that keeps losing is refused, never
+      // acknowledged without being written. Not after a compare-and-set, whose primary decided.
       const outdated = answers.flatMap((answer) =>
         answer.value.kind === 'outdated' ? [answer.value.storedVersion] : [],
       )
-      if (
-        outdated.length > 0 &&
-        attempt < MAX_WRITE_ATTEMPTS &&
-        request.expectedVersion === undefined
-      ) {
-        this.#versions.observe(Math.max(...outdated))
+      if (outdated.length > 0 && expectedVersion === undefined) {
+        const newest = Math.max(...outdated)
+        if (attempt >= MAX_WRITE_ATTEMPTS) throw new VersionConflictError(newest)
+        version = this.#versions.above(newest)
+        if (version >= VERSION_CEILING) throw new VersionOverflowError(newest)
         continue
       }
-      const acknowledged = answers.filter((answer) => answer.value.kind !== 'tombstone')
-      this.#checkCopies(sessionId, acknowledged.length, failures)
-      await this.#hintMissedStores(sessionId, acknowledged)
-      await this.#clearPreviousPlacement(sessionId, acknowledged, (pool) =>
+      const written = answers.filter((answer) => answer.value.kind === 'written')
+      const refused = answers.flatMap((answer) =>
+        answer.value.kind === 'outdated'
+          ? [
+              {
+                storeId: answer.store.id,
+                error: new VersionConflictError(answer.value.storedVersion),
+              },
+            ]
+          : [],
+      )
+      this.#checkCopies(sessionId, written.length, [...failures, ...refused])
+      await this.#hintMissedStores(sessionId, written)
+      await this.#clearPreviousPlacement(sessionId, written, (pool) =>
         pool.removeCopy(sessionId, version),
       )
       return {
         version,
-        storeIds: acknowledged.map((answer) => answer.store.id),
-        degraded: acknowledged.length < this.#options.copies,
+        storeIds: written.map((answer) => answer.store.id),
+        degraded: written.length < this.#options.copies,
+        dropped: false,
       }
     }
   }
@@ -1044,7 +1067,6 @@ export class SessionManager extends EventEmitter {
     for (const { store, value } of answers) {
       if (value === null) continue
       if (value.deleted) return { kind: 'destroyed' }
-      this.#versions.observe(value.version)
       live.push({ storeId: store.id, copy: value })
     }
     // Highest version first; among equal versions the latest expiry (a touch may have missed a copy).

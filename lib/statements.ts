@@ -1,4 +1,5 @@
 import { hintsTableName, locksTableName } from './schema.js'
+import { VERSION_CEILING } from './version-clock.js'
 
 /**
  * The SQL text of every statement, built once per table name (validated by schema.ts, the
@@ -10,13 +11,12 @@ export interface Statements {
   /** [ids...] (one placeholder per id, built by {@link readManySql}) → id, version, expires_at, deleted, data */
   readonly readManyPrefix: string
   /**
-   * [id, version, expires_at, data, owner, ttl_seconds, bound, bound, bound, ttl_seconds, bound,
-   * explicit, now, bound] → an upsert that applies only if the stored version is below `bound`:
-   * the proposed version (so a statement that arrives late, e.g. after a timeout on a hung
-   * store, never overwrites newer data), or expectedVersion + 1 (a compare-and-set). It
-   * never overwrites a tombstone. Formerly: applies only if the proposed
-   * version is higher than the stored one (so a statement that arrives late, e.g. after a
-   * timeout on a hung store, never overwrites newer data) and never overwrites a tombstone.
+   * [id, version, expires_at, data, owner, ttl_seconds, from, below, from, below, from, below,
+   * ttl_seconds, from, below, explicit, now, from, below] → an upsert that applies only if the
+   * stored version is in [from, below): [0, the proposed version) for a plain write (so a
+   * statement that arrives late, e.g. after a timeout on a hung store, never overwrites newer
+   * data), [expected, expected + 1) for a compare-and-set. It never overwrites a tombstone; a
+   * version the library cannot have minted counts as 0 (see {@link storedVersion}).
    * The OK packet's insertId reports the outcome: 0 = written with the proposed version,
    * 1 = the row is a tombstone, anything else = not written, the stored version is that.
    * A stored per-session timeout (`ttl_seconds`) is kept unless a new one is given, and sets
@@ -64,10 +64,26 @@ export interface Statements {
   readonly probe: string
 }
 
+/**
+ * The stored version as the statements compare it: a version at or above
+ * {@link VERSION_CEILING} was not minted by this library (a broken or hostile peer wrote it)
+ * and counts as 0, the oldest, so that it blocks no write and wins over no copy.
+ */
+const STORED = `((version < ${VERSION_CEILING}) * version)`
 /** The condition under which a copy replaces a stored live copy. */
-const NEWER = 'deleted = 0 AND VALUES(version) > version'
-/** The condition under which a write replaces a stored live copy: its version is below a bound. */
-const BELOW_BOUND = 'deleted = 0 AND version < ?'
+const NEWER = `deleted = 0 AND VALUES(version) > ${STORED}`
+/** The condition under which a write replaces a stored live copy: [from, below) holds it. */
+const IN_RANGE = `${STORED} >= ? AND ${STORED} < ?`
+const WRITABLE = `deleted = 0 AND ${IN_RANGE}`
+
+/**
+ * A version as a store returned it (a number, or a string when it is beyond double precision),
+ * or null when it is not one the library can have minted (at or above {@link VERSION_CEILING}).
+ */
+export function storedVersion(value: unknown): number | null {
+  const version = typeof value === 'number' ? value : Number.NaN
+  return Number.isSafeInteger(version) && version >= 0 && version < VERSION_CEILING ? version : null
+}
 
 /** insertId of {@link Statements.write} when the row is a tombstone. */
 export const WRITE_HIT_TOMBSTONE = 1
@@ -83,19 +99,19 @@ export function buildStatements(table: string): Statements {
     write:
       `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
       'VALUES (?, ?, ?, 0, ?, ?, ?) ON DUPLICATE KEY UPDATE ' +
-      `data = IF(${BELOW_BOUND}, VALUES(data), data), ` +
-      `owner = IF(${BELOW_BOUND}, VALUES(owner), owner), ` +
-      `ttl_seconds = IF(${BELOW_BOUND}, COALESCE(?, ttl_seconds), ttl_seconds), ` +
-      `expires_at = IF(${BELOW_BOUND}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
+      `data = IF(${WRITABLE}, VALUES(data), data), ` +
+      `owner = IF(${WRITABLE}, VALUES(owner), owner), ` +
+      `ttl_seconds = IF(${WRITABLE}, COALESCE(?, ttl_seconds), ttl_seconds), ` +
+      `expires_at = IF(${WRITABLE}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
       '? + ttl_seconds * 1000), expires_at), ' +
       // Assignments run left to right, so version (read by the IFs above) is updated last.
       `version = IF(deleted = 1, version + 0 * LAST_INSERT_ID(${WRITE_HIT_TOMBSTONE}), ` +
-      'IF(version < ?, VALUES(version), LAST_INSERT_ID(version)))',
+      `IF(${IN_RANGE}, VALUES(version), LAST_INSERT_ID(version)))`,
     destroy:
       `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner) VALUES (?, ?, ?, 1, NULL, NULL) ` +
       'ON DUPLICATE KEY UPDATE data = NULL, owner = NULL, deleted = 1, ' +
       'expires_at = GREATEST(expires_at, VALUES(expires_at)), ' +
-      'version = GREATEST(version + 1, VALUES(version))',
+      `version = GREATEST(${STORED} + 1, VALUES(version))`,
     copy:
       `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
       'VALUES (?, ?, ?, 0, ?, ?, ?) ON DUPLICATE KEY UPDATE ' +
@@ -109,7 +125,7 @@ export function buildStatements(table: string): Statements {
       'WHERE id = ? AND deleted = 0 AND expires_at > ?',
     setTimeout: `UPDATE ${t} SET ttl_seconds = ?, expires_at = ? WHERE id = ? AND deleted = 0 AND expires_at > ?`,
     sweepPrefix: `DELETE FROM ${t} WHERE expires_at < ? ORDER BY expires_at LIMIT `,
-    removeCopy: `DELETE FROM ${t} WHERE id = ? AND version <= ? AND deleted = 0`,
+    removeCopy: `DELETE FROM ${t} WHERE id = ? AND ${STORED} <= ? AND deleted = 0`,
     clearTombstone: `DELETE FROM ${t} WHERE id = ? AND deleted = 1`,
     scanPrefix: `SELECT id FROM ${t} WHERE id > ? ORDER BY id LIMIT `,
     listPrefix: `SELECT id, deleted, expires_at, version FROM ${t} WHERE id > ? ORDER BY id LIMIT `,
@@ -143,7 +159,7 @@ export function buildStatements(table: string): Statements {
  * expires_at is its time plus the manager's default TTL, so its time is expires_at minus that.
  */
 export function writeManySql(table: string, rows: number): string {
-  const apply = 'deleted = 0 AND version < VALUES(version)'
+  const apply = `deleted = 0 AND ${STORED} < VALUES(version)`
   return (
     `INSERT INTO \`${table}\` (id, version, expires_at, deleted, data, owner, ttl_seconds) VALUES ` +
     Array.from({ length: rows }, () => '(?, ?, ?, 0, ?, ?, ?)').join(', ') +

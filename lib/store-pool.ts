@@ -13,6 +13,7 @@ import { schemaStatements } from './schema.js'
 import type { Statements } from './statements.js'
 import {
   readManySql,
+  storedVersion,
   versionsSql,
   withLimit,
   writeManySql,
@@ -39,10 +40,11 @@ export interface WriteFields {
   ttlSeconds: number | null
   owner: string | null
   /**
-   * Apply only if the stored version is below this: `version` for a plain write,
-   * expectedVersion + 1 for a compare-and-set.
+   * For a compare-and-set: apply only if the stored version is exactly this (0: only if there
+   * is no row). Undefined for a plain write, which applies if the stored version is below
+   * `version`.
    */
-  applyBelow: number
+  expectedVersion: number | undefined
   /**
    * The operation's time: a stored per-session timeout runs from it. One reading for every
    * copy, so that the copies agree on the expiry.
@@ -188,14 +190,17 @@ export class StorePool {
     if (sessionIds.length === 0) return copies
     const sql = readManySql(this.#statements, sessionIds.length)
     const rows = await this.#run<RowDataPacket[]>(sql, [...sessionIds])
-    for (const row of rows) copies.set(String(row.id), toCopy(row))
+    for (const row of rows) {
+      const copy = toCopy(row)
+      if (copy !== null) copies.set(String(row.id), copy)
+    }
     return copies
   }
 
   /** Upserts a live copy unless the store holds a tombstone or a version at least as high. */
   write(sessionId: string, data: Buffer, fields: WriteFields): Promise<WriteOutcome> {
-    // Compare-and-set writes (a bound other than the version) are never batched.
-    if (this.#writes === null || fields.applyBelow !== fields.version) {
+    // Compare-and-set writes are never batched.
+    if (this.#writes === null || fields.expectedVersion !== undefined) {
       return this.#writeOne(sessionId, data, fields)
     }
     return this.#writes[fields.explicitExpiry ? 1 : 0].submit({ sessionId, data, fields })
@@ -208,7 +213,7 @@ export class StorePool {
     )
     if (result.insertId === 0) return { kind: 'written' }
     if (result.insertId === WRITE_HIT_TOMBSTONE) return { kind: 'tombstone' }
-    return { kind: 'outdated', storedVersion: Number(result.insertId) }
+    return { kind: 'outdated', storedVersion: storedVersion(result.insertId) ?? 0 }
   }
 
   /** One multi-row upsert, then one read of what it left, for the outcome of each write. */
@@ -229,7 +234,7 @@ export class StorePool {
       const row = stored.get(sessionId)
       if (row === undefined) return { kind: 'written' } // swept since: it had expired anyway
       if (row.deleted === 1) return { kind: 'tombstone' }
-      const version = Number(row.version)
+      const version = storedVersion(row.version) ?? 0
       return version === fields.version
         ? { kind: 'written' }
         : { kind: 'outdated', storedVersion: version }
@@ -320,13 +325,21 @@ export class StorePool {
   async listPage(afterId: string, limit: number, withData = false): Promise<ListedRow[]> {
     const prefix = withData ? this.#statements.listDataPrefix : this.#statements.listPrefix
     const rows = await this.#run<RowDataPacket[]>(withLimit(prefix, limit), [afterId])
-    return rows.map((row) => ({
-      id: String(row.id),
-      deleted: row.deleted === 1,
-      expiresAtMillis: Number(row.expires_at),
-      version: Number(row.version),
-      data: withData ? (row.data as Buffer | null) : null,
-    }))
+    return rows.flatMap((row) => {
+      const version = storedVersion(row.version)
+      const deleted = row.deleted === 1
+      // A live copy with a version the library cannot have minted is not a copy (see toCopy).
+      if (version === null && !deleted) return []
+      return [
+        {
+          id: String(row.id),
+          deleted,
+          expiresAtMillis: Number(row.expires_at),
+          version: version ?? 0,
+          data: withData ? (row.data as Buffer | null) : null,
+        },
+      ]
+    })
   }
 
   /** Ids of rows whose owner column is `owner` (through the owner index). */
@@ -492,25 +505,44 @@ function rowValues(sessionId: string, data: Buffer, fields: WriteFields): unknow
 
 /** The parameters of {@link Statements.write}, in the order its text uses them. */
 export function writeParameters(sessionId: string, data: Buffer, fields: WriteFields): unknown[] {
-  const bound = fields.applyBelow
+  const expected = fields.expectedVersion
+  // The stored versions the write applies over: [from, below).
+  const from = expected ?? 0
+  const below = expected === undefined ? fields.version : expected + 1
   return [
     ...rowValues(sessionId, data, fields),
-    bound,
-    bound,
-    bound,
+    from,
+    below,
+    from,
+    below,
+    from,
+    below,
     fields.ttlSeconds,
-    bound,
+    from,
+    below,
     fields.explicitExpiry ? 1 : 0,
     fields.now,
-    bound,
+    from,
+    below,
   ]
 }
 
-function toCopy(row: RowDataPacket): StoredCopy {
+/**
+ * A row as a copy, or null for a live row whose version the library cannot have minted (a
+ * broken or hostile peer wrote it): such a row is no copy of the session, and every write
+ * replaces it. A tombstone stays a tombstone whatever its version.
+ */
+function toCopy(row: RowDataPacket): StoredCopy | null {
+  const version = storedVersion(row.version)
+  const deleted = row.deleted === 1
+  if (version === null && !deleted) {
+    debug('a copy with a version outside the library range is ignored')
+    return null
+  }
   return {
-    version: Number(row.version),
+    version: version ?? 0,
     expiresAtMillis: Number(row.expires_at),
-    deleted: row.deleted === 1,
+    deleted,
     data: row.data as Buffer | null,
     ttlSeconds: row.ttl_seconds === null ? null : Number(row.ttl_seconds),
   }

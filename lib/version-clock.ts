@@ -1,20 +1,35 @@
+import type { Clock } from './clock.js'
+
 /**
- * Proposes session versions: microseconds since the epoch, never less than one more than
- * the last version this process proposed or saw. Stores keep max(stored + 1, proposed), so a
- * session's version only grows even when app servers' clocks disagree; the clock then
- * catches up with what the stores report.
+ * The top of the version range, exclusive. Versions the library mints stay below it, so that
+ * they are exact in a JavaScript number; a stored version at or above it was written by
+ * something else and counts as the oldest (see statements.ts).
+ */
+export const VERSION_CEILING = Number.MAX_SAFE_INTEGER
+
+/**
+ * Proposes session versions: microseconds since the epoch, never less than one more than the
+ * last version this process proposed. A write that finds a session at a higher version (an app
+ * server whose clock runs ahead wrote it) proposes one above that version, for that session
+ * only: nothing read from one session, and nothing a caller passes, moves the versions
+ * proposed for another.
  */
 export class VersionClock {
+  readonly #clock: Clock
   #last = 0
 
-  /** A version greater than every version proposed or observed so far. */
+  constructor(clock: Clock) {
+    this.#clock = clock
+  }
+
+  /** A version greater than every version this clock proposed so far. */
   next(): number {
-    this.#last = Math.max(Date.now() * 1000, this.#last + 1)
+    this.#last = Math.max(this.#clock.now() * 1000, this.#last + 1)
     return this.#last
   }
 
-  /** Makes later versions exceed `version` (one read back from a store). */
-  observe(version: number): void {
-    if (version > this.#last) this.#last = version
+  /** A version for one session above `stored` (a version found on one of its copies). */
+  above(stored: number): number {
+    return Math.max(this.next(), stored + 1)
   }
 }

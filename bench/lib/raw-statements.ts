@@ -47,7 +47,7 @@ export class RawStatements {
       explicitExpiry: false,
       ttlSeconds: null,
       owner: null,
-      applyBelow: this.#lastVersion,
+      expectedVersion: undefined,
     }) as (string | number | Buffer | null)[]
     await Promise.all(
       pools.slice(0, copies).map((pool) => pool.execute<ResultSetHeader>(this.#write, params)),

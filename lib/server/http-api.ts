@@ -7,7 +7,7 @@ import type { SessionManager } from '../session-manager.js'
 import { checkKey } from '../session-values.js'
 import type { AccessControl } from './access.js'
 import { listenOn } from './listen.js'
-import { RequestError, errorReply } from './request-error.js'
+import { RequestError, errorReply, sessionDestroyed } from './request-error.js'
 
 /** What the HTTP API needs from {@link startSessionServer}'s options, resolved. */
 export interface HttpApiSettings {
@@ -183,6 +183,7 @@ export class HttpApi {
           body as SessionData,
           expectedVersion === undefined ? {} : { expectedVersion },
         )
+        if (result.dropped) throw sessionDestroyed()
         response.setHeader('ETag', `"${result.version}"`)
         sendJson(response, 200, { id, version: result.version })
         return

@@ -18,7 +18,7 @@ import {
   wireValue,
   wordAnswer,
 } from './line-protocol.js'
-import { RequestError, errorReply } from './request-error.js'
+import { RequestError, errorReply, sessionDestroyed } from './request-error.js'
 
 /** What the line server needs from {@link startSessionServer}'s options, resolved. */
 export interface LineServerSettings {
@@ -275,8 +275,7 @@ class LineConnection {
         return okAnswer()
       case 'commit': {
         const session = this.#writable()
-        await (session.lock as SessionLock).write(session.data)
-        session.dirty = false
+        await this.#commit(session)
         return okAnswer()
       }
       case 'destroy': {
@@ -340,10 +339,7 @@ class LineConnection {
   async #regenerate(session: OpenSession): Promise<string> {
     const { manager } = this.#settings
     const oldLock = session.lock as SessionLock
-    if (session.dirty) {
-      await oldLock.write(session.data)
-      session.dirty = false
-    }
+    if (session.dirty) await this.#commit(session)
     const newId = (await manager.regenerateSession(session.id)) ?? manager.generateId()
     const newLock = await this.#takeLock(newId)
     await this.#stopRenewal(session)
@@ -354,6 +350,13 @@ class LineConnection {
     await this.#releaseOnFailure(newLock, () => newLock.read())
     this.#startRenewal(session)
     return newId
+  }
+
+  /** Writes the open session's changes under its lock; a destroyed session is not-found. */
+  async #commit(session: OpenSession): Promise<void> {
+    const result = await (session.lock as SessionLock).write(session.data)
+    if (result.dropped) throw sessionDestroyed()
+    session.dirty = false
   }
 
   #change(session: OpenSession, data: SessionData): void {

@@ -12,6 +12,14 @@ export class RequestError extends SessionShardsError {
   }
 }
 
+/** A write that met a destroyed session: dropped, which must not look like a success. */
+export function sessionDestroyed(): RequestError {
+  return new RequestError(
+    'SESSION_NOT_FOUND',
+    'The session was destroyed: the write was dropped. Create a new session.',
+  )
+}
+
 /** HTTP status of each error code the server reports; anything else is a 500. */
 const STATUS_BY_CODE: Record<string, number> = {
   BAD_REQUEST: 400,
