@@ -1,5 +1,25 @@
 import { InvalidSessionDataError, SessionTooLargeError } from './errors.js'
 
+/**
+ * The one key session data never has, on any path: an own `__proto__` key would pollute a
+ * reader's `Object.assign({}, data)` or spread.
+ */
+export const PROTO_KEY = '__proto__'
+
+/** The error for a `__proto__` key, whichever path it came by. */
+export function protoKeyError(): InvalidSessionDataError {
+  return new InvalidSessionDataError('"__proto__" cannot be a key of session data')
+}
+
+/** Whether data has an own `__proto__` key (JSON.parse makes one; a literal does not). */
+export function hasProtoKey(data: object): boolean {
+  try {
+    return Object.hasOwn(data, PROTO_KEY)
+  } catch (error) {
+    throw new InvalidSessionDataError('it cannot be inspected (a revoked Proxy?)', { cause: error })
+  }
+}
+
 /** Session data: a plain object that the codec can encode. */
 export type SessionData = Record<string, unknown>
 
@@ -27,6 +47,7 @@ export function encodeSessionData(codec: SessionCodec, data: unknown, maxBytes: 
   if (!isPlainObject(data)) {
     throw new InvalidSessionDataError(`expected an object, got ${describeType(data)}`)
   }
+  if (hasProtoKey(data)) throw protoKeyError()
   let encoded: Buffer | string
   try {
     encoded = codec.encode(data)

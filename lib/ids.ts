@@ -67,8 +67,12 @@ export class IdSigner {
         'a signed id is 32 characters, ".", then a 43-character signature',
       )
     }
-    const given = Buffer.from(signature, 'base64url')
-    const valid = this.#keys.some((key) => timingSafeEqual(given, this.#sign(random, key)))
+    // The signature's canonical text is compared, not its decoded bytes: 43 characters carry
+    // two bits more than the 32 bytes, so decoding alone would let four spellings verify.
+    const given = Buffer.from(signature, 'utf8')
+    const valid = this.#keys.some((key) =>
+      timingSafeEqual(given, Buffer.from(this.#sign(random, key).toString('base64url'), 'utf8')),
+    )
     if (!valid) throw new InvalidSessionIdError('the signature does not match any secret')
   }
 

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { inspect, isDeepStrictEqual } from 'node:util'
+import { inspect, isDeepStrictEqual, types } from 'node:util'
 import type { SessionData } from './codec.js'
 import { encodeSessionData } from './codec.js'
 import type { StoreFailure } from './errors.js'
@@ -292,7 +292,7 @@ export class SessionManager extends EventEmitter {
     }
     for (let attempt = 0; ; attempt++) {
       const current = await this.readSession(sessionId, { withVersion: true })
-      const next = await change(current === null ? null : current.data)
+      const { next } = await changeResult(change(current === null ? null : current.data))
       if (next === undefined) return current?.data ?? null
       try {
         await this.writeSession(sessionId, next, {
@@ -383,7 +383,7 @@ export class SessionManager extends EventEmitter {
     const lock = await this.lockSession(sessionId, options)
     try {
       const data = await lock.read()
-      const next = await change(data, lock)
+      const { next } = await changeResult(change(data, lock))
       if (next === undefined) return data
       await lock.write(next)
       return next
@@ -1129,6 +1129,18 @@ export class SessionManager extends EventEmitter {
   readonly #settled = (): void => {
     if (--this.#active === 0) this.#drained?.()
   }
+}
+
+/**
+ * What a change callback returned, awaited only when it is a promise: awaiting any other value
+ * reads its `then`, which a hostile value (a revoked Proxy) turns into an untyped TypeError
+ * before the data checks can refuse it with a typed error.
+ */
+function changeResult<T>(result: T | Promise<T>): Promise<{ next: T }> {
+  // Wrapped, because resolving a promise with the value itself would read its `then` too.
+  return types.isPromise(result)
+    ? result.then((next) => ({ next }))
+    : Promise.resolve({ next: result as T })
 }
 
 function checkFunction(name: string, value: unknown): void {

@@ -1,4 +1,5 @@
 import type { SessionData } from './codec.js'
+import { PROTO_KEY, protoKeyError } from './codec.js'
 import { InvalidOptionError, InvalidSessionDataError } from './errors.js'
 
 /** Checks a key of session data passed to a per-key operation. */
@@ -6,7 +7,7 @@ export function checkKey(key: unknown): string {
   if (typeof key !== 'string' || key === '' || key.length > 255) {
     throw new InvalidOptionError('key', 'must be a non-empty string of at most 255 characters')
   }
-  if (key === '__proto__') throw new InvalidOptionError('key', 'must not be __proto__')
+  if (key === PROTO_KEY) throw protoKeyError()
   return key
 }
 

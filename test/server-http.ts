@@ -163,7 +163,7 @@ t.test('bad requests: JSON errors with sensible statuses, bad ids touch no store
     ['PUT', `/sessions/${'x'.repeat(129)}`, { body: {} }, 400, 'INVALID_SESSION_ID'],
     ['GET', "/sessions/'%20OR%201=1%20--------", {}, 400, 'INVALID_SESSION_ID'],
     ['DELETE', '/sessions/bad!id!bad!id!bad!', {}, 400, 'INVALID_SESSION_ID'],
-    ['GET', `/sessions/${id}/keys/__proto__`, {}, 400, 'INVALID_OPTION'],
+    ['GET', `/sessions/${id}/keys/__proto__`, {}, 400, 'INVALID_SESSION_DATA'],
     ['GET', `/sessions/%E0%A4%A`, {}, 400, 'BAD_REQUEST'],
     [
       'PUT',

@@ -129,3 +129,33 @@ t.test('bad secrets are refused without echoing them', async (t) => {
     t.notMatch(String((error as Error).message), 'short-secret-visible')
   }
 })
+
+t.test(
+  'exactly one string verifies for each signed id (no malleable signature bits)',
+  async (t) => {
+    const manager = createSessionManager({
+      stores: cluster.storeConfigs(),
+      secrets: [NEW_SECRET],
+    })
+    t.teardown(() => manager.close())
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    let accepted = 0
+    for (let n = 0; n < 20; n++) {
+      const id = manager.generateId()
+      t.doesNotThrow(() => manager.locate(id), 'the id itself verifies')
+      // 43 base64url characters carry 258 bits for a 256-bit signature: the last character's
+      // two low bits are unused. Every variant of that character must be refused.
+      for (const last of alphabet) {
+        const variant = id.slice(0, -1) + last
+        if (variant === id) continue
+        try {
+          manager.locate(variant)
+          accepted++
+        } catch (error) {
+          if (!(error instanceof InvalidSessionIdError)) throw error
+        }
+      }
+    }
+    t.equal(accepted, 0, 'no other spelling of a signature verifies')
+  },
+)

@@ -18,6 +18,8 @@ export interface HttpApiSettings {
   idleTimeoutMillis: number
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
 /** A body larger than the limit is read and thrown away up to this many times the limit, so the client sees the 413; beyond, the connection is cut. */
 const DRAIN_FACTOR = 8
 
@@ -250,8 +252,15 @@ export class HttpApi {
       if (!required) return undefined
       throw new RequestError('INVALID_JSON', 'The body is empty; send a JSON value.')
     }
+    let text: string
     try {
-      return JSON.parse(body.toString('utf8')) as unknown
+      text = utf8.decode(body)
+    } catch {
+      // Replacing bad bytes with U+FFFD would store something the client never sent.
+      throw new RequestError('INVALID_JSON', 'The body is not valid UTF-8.')
+    }
+    try {
+      return JSON.parse(text) as unknown
     } catch {
       throw new RequestError('INVALID_JSON', 'The body is not valid JSON.')
     }

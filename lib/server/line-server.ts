@@ -2,6 +2,7 @@ import { createServer } from 'node:net'
 import type { AddressInfo, Server, Socket } from 'node:net'
 import type { SessionData } from '../codec.js'
 import { debug } from '../debug.js'
+import { InvalidSessionDataError } from '../errors.js'
 import type { SessionLock } from '../session-lock.js'
 import type { SessionManager } from '../session-manager.js'
 import { withValue, withValues, withoutValue } from '../session-values.js'
@@ -360,7 +361,13 @@ class LineConnection {
   }
 
   #change(session: OpenSession, data: SessionData): void {
-    const bytes = Buffer.byteLength(JSON.stringify(data))
+    let bytes: number
+    try {
+      bytes = Buffer.byteLength(JSON.stringify(data))
+    } catch (error) {
+      // Nested too deeply for the encoder: the same refusal HTTP gets from the library.
+      throw new InvalidSessionDataError('it cannot be encoded as JSON', { cause: error })
+    }
     if (bytes > this.#settings.maxBodyBytes) {
       throw new RequestError(
         'SESSION_TOO_LARGE',
