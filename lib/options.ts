@@ -7,6 +7,7 @@ import { InvalidOptionError } from './errors.js'
 import { IdSigner } from './ids.js'
 import type { PlacementName } from './placement.js'
 import { isValidTableName } from './schema.js'
+import { booleanOption, millisOption, secondsOption, wholeNumber } from './validate.js'
 
 /**
  * One MySQL store. Give either a `uri` (`mysql://user:pass@host:port/database`) or the
@@ -221,29 +222,18 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
     throw new InvalidOptionError('options', 'must be an object')
   }
   const stores = resolveStores(options.stores)
-  const copies = integerOption('copies', options.copies, Math.min(2, stores.length), 1)
-  if (copies > stores.length) {
-    throw new InvalidOptionError(
-      'copies',
-      `must not exceed the number of stores (${stores.length}); got ${copies}`,
-    )
-  }
-  const minCopies = integerOption('minCopies', options.minCopies, 1, 1)
-  if (minCopies > copies) {
-    throw new InvalidOptionError(
-      'minCopies',
-      `must not exceed copies (${copies}); got ${minCopies}`,
-    )
-  }
-  const maxReadStores = integerOption(
-    'maxReadStores',
-    options.maxReadStores,
-    Math.min(copies + 1, stores.length),
-    1,
+  const copies = wholeNumber('copies', options.copies, Math.min(2, stores.length), {
+    min: 1,
+    max: stores.length,
+  })
+  const minCopies = wholeNumber('minCopies', options.minCopies, 1, { min: 1, max: copies })
+  // More than the number of stores means "all of them".
+  const maxReadStores = Math.min(
+    wholeNumber('maxReadStores', options.maxReadStores, Math.min(copies + 1, stores.length), {
+      min: copies,
+    }),
+    stores.length,
   )
-  if (maxReadStores < copies) {
-    throw new InvalidOptionError('maxReadStores', `must be at least copies (${copies})`)
-  }
   const table = options.table ?? 'sessions'
   if (!isValidTableName(table)) {
     throw new InvalidOptionError(
@@ -255,38 +245,61 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
   if (typeof codec?.encode !== 'function' || typeof codec?.decode !== 'function') {
     throw new InvalidOptionError('codec', 'must have encode and decode functions')
   }
-  const readQuorum = integerOption('readQuorum', options.readQuorum, 1, 1)
-  if (readQuorum > maxReadStores) {
-    throw new InvalidOptionError('readQuorum', `must not exceed maxReadStores (${maxReadStores})`)
-  }
+  const readQuorum = wholeNumber('readQuorum', options.readQuorum, 1, {
+    min: 1,
+    max: maxReadStores,
+  })
   const ttlSeconds =
     options.ttlSeconds === undefined ? 86400 : checkSeconds('ttlSeconds', options.ttlSeconds)
   return {
     stores,
     copies,
     minCopies,
-    maxReadStores: Math.min(maxReadStores, stores.length),
+    maxReadStores,
     table,
     ttlSeconds,
-    connectTimeoutMillis: integerOption(
+    connectTimeoutMillis: millisOption(
       'connectTimeoutMillis',
       options.connectTimeoutMillis,
       2000,
       1,
+      MAX_STATEMENT_MILLIS,
     ),
-    queryTimeoutMillis: integerOption('queryTimeoutMillis', options.queryTimeoutMillis, 2000, 1),
-    connectionsPerStore: integerOption('connectionsPerStore', options.connectionsPerStore, 10, 1),
+    queryTimeoutMillis: millisOption(
+      'queryTimeoutMillis',
+      options.queryTimeoutMillis,
+      2000,
+      1,
+      MAX_STATEMENT_MILLIS,
+    ),
+    connectionsPerStore: wholeNumber('connectionsPerStore', options.connectionsPerStore, 10, {
+      min: 1,
+      max: 1000,
+    }),
     codec,
-    maxSessionBytes: integerOption('maxSessionBytes', options.maxSessionBytes, 1024 * 1024, 2),
-    orderCacheSize: integerOption('orderCacheSize', options.orderCacheSize, 10000, 0),
-    failThreshold: integerOption('failThreshold', options.failThreshold, 3, 1),
-    healthCheckIntervalMillis: integerOption(
+    // A store's data column (MEDIUMBLOB) holds at most 16 MiB - 1.
+    maxSessionBytes: wholeNumber('maxSessionBytes', options.maxSessionBytes, 1024 * 1024, {
+      min: 2,
+      max: 16_777_215,
+      unit: 'bytes',
+    }),
+    orderCacheSize: wholeNumber('orderCacheSize', options.orderCacheSize, 10000, {
+      min: 0,
+      max: 10_000_000,
+    }),
+    failThreshold: wholeNumber('failThreshold', options.failThreshold, 3, { min: 1, max: 1000 }),
+    // Jittered by up to +20%: one day keeps the timer far inside its range.
+    healthCheckIntervalMillis: millisOption(
       'healthCheckIntervalMillis',
       options.healthCheckIntervalMillis,
       1000,
       10,
+      86_400_000,
     ),
-    transientRetries: integerOption('transientRetries', options.transientRetries, 2, 0),
+    transientRetries: wholeNumber('transientRetries', options.transientRetries, 2, {
+      min: 0,
+      max: 10,
+    }),
     readQuorum,
     idSigner: resolveSigner(options.secrets, options.acceptUnsignedIds),
     ownerKey: resolveOwnerKey(options.ownerKey),
@@ -300,17 +313,20 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
       'previousPlacement',
       options.previousPlacement ?? options.placement,
     ),
-    sweepIntervalSeconds: integerOption(
+    // Jittered by up to +20%: a week keeps the timer far inside its range.
+    sweepIntervalSeconds: secondsOption(
       'sweepIntervalSeconds',
       options.sweepIntervalSeconds,
       900,
       0,
+      604_800,
     ),
-    tombstoneTtlSeconds: integerOption(
+    tombstoneTtlSeconds: secondsOption(
       'tombstoneTtlSeconds',
       options.tombstoneTtlSeconds,
       ttlSeconds,
       1,
+      MAX_TTL_SECONDS,
     ),
     clock: clockOption(options.clock),
   }
@@ -369,46 +385,26 @@ export function callOptions<T extends object>(options: T | undefined | null): T 
 
 /** Rows per statement for scans (list, sweep, repair): a whole number from 1 to 10,000. */
 export function batchSizeOption(value: unknown, fallback = 500): number {
-  const size = integerOption('batchSize', value, fallback, 1)
-  if (size > 10_000) throw new InvalidOptionError('batchSize', 'must be at most 10000')
-  return size
+  return wholeNumber('batchSize', value, fallback, { min: 1, max: 10_000 })
 }
 
 /** Validates a positive whole number of seconds passed to a single call (e.g. `ttlSeconds`). */
 export function checkSeconds(name: string, value: unknown): number {
   if (value === undefined) throw new InvalidOptionError(name, 'is required')
-  const seconds = integerOption(name, value, 0, 1)
-  if (seconds > MAX_TTL_SECONDS) {
-    throw new InvalidOptionError(name, `must be at most ${MAX_TTL_SECONDS} (10 years)`)
-  }
-  return seconds
+  return secondsOption(name, value, 0, 1, MAX_TTL_SECONDS)
 }
 
 /** The longest TTL: ten years, well inside the stores' 32-bit `ttl_seconds` column. */
 const MAX_TTL_SECONDS = 315_360_000
 
-function integerOption(name: string, value: unknown, fallback: number, min: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidOptionError(
-      name,
-      `must be an integer of at least ${min}; got ${describe(value)}`,
-    )
-  }
-  return value
-}
+/** The longest a statement or a connection attempt may take: ten minutes. */
+const MAX_STATEMENT_MILLIS = 600_000
 
 function placementOption(name: string, value: unknown): PlacementName {
   if (value === undefined) return 'classic'
   if (value !== 'classic' && value !== 'rendezvous') {
     throw new InvalidOptionError(name, 'must be "classic" or "rendezvous"')
   }
-  return value
-}
-
-function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'must be true or false')
   return value
 }
 
@@ -515,10 +511,4 @@ function decodeUriPart(name: string, part: string): string {
     // Never echo the part: it may be the password.
     throw new InvalidOptionError(name, 'has a malformed %-escape')
   }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.slice(0, 40))
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
-  return typeof value
 }

@@ -30,6 +30,7 @@ import {
   resolveOptions,
 } from './options.js'
 import { OrderCache } from './placement.js'
+import { checkFunction, millisOption, wholeNumber } from './validate.js'
 import { buildStatements } from './statements.js'
 import type { StoreCounters, StoredCopy, WriteOutcome } from './store-pool.js'
 import { StorePool } from './store-pool.js'
@@ -90,7 +91,10 @@ export interface UpdateOptions {
 export interface WriteResult {
   /** The session's version after the write. */
   version: number
-  /** Stores that now hold the new data, in order of preference. */
+  /**
+   * Stores that now hold the new data (or data of a concurrent write that landed after it
+   * and supersedes it), in order of preference.
+   */
   storeIds: string[]
   /** True when fewer than `copies` copies were written (at least `minCopies`). */
   degraded: boolean
@@ -131,7 +135,12 @@ type ReadVerdict =
  * A write that finds a newer version on a store is made again, above it; after this many
  * attempts that all lost to concurrent writes it is refused with a VersionConflictError.
  */
-const MAX_WRITE_ATTEMPTS = 4
+const MAX_WRITE_ATTEMPTS = 6
+
+/** The longest lease a lock takes (a day): its renewal timer stays in range. */
+const MAX_LEASE_MILLIS = 86_400_000
+/** The longest a lockSession call waits for another holder (an hour). */
+const MAX_LOCK_WAIT_MILLIS = 3_600_000
 
 /** At most this many read repairs run at once; beyond that, later reads or repair() fix it. */
 const MAX_READ_REPAIRS = 16
@@ -286,10 +295,8 @@ export class SessionManager extends EventEmitter {
   ): Promise<SessionData | null> {
     this.#checkId(sessionId)
     checkFunction('change', change)
-    const { retries = 20, ttlSeconds, expiresAt } = callOptions(options)
-    if (!Number.isSafeInteger(retries) || retries < 0) {
-      throw new InvalidOptionError('retries', 'must be a whole number of at least 0')
-    }
+    const { retries: given, ttlSeconds, expiresAt } = callOptions(options)
+    const retries = wholeNumber('retries', given, 20, { min: 0, max: 1000 })
     for (let attempt = 0; ; attempt++) {
       const current = await this.readSession(sessionId, { withVersion: true })
       const { next } = await changeResult(change(current === null ? null : current.data))
@@ -358,8 +365,9 @@ export class SessionManager extends EventEmitter {
   async lockSession(sessionId: string, options: LockOptions = {}): Promise<SessionLock> {
     this.#checkId(sessionId)
     const { leaseMillis: lease, waitMillis: wait } = callOptions(options)
-    const leaseMillis = positiveMillis('leaseMillis', lease, 10_000)
-    const waitMillis = positiveMillis('waitMillis', wait, 5_000)
+    // A lease of 0 would be over before the caller got it.
+    const leaseMillis = millisOption('leaseMillis', lease, 10_000, 1, MAX_LEASE_MILLIS)
+    const waitMillis = millisOption('waitMillis', wait, 5_000, 0, MAX_LOCK_WAIT_MILLIS)
     return this.#track(() =>
       acquireLock(this, () => this.#writeOrder(sessionId), sessionId, { leaseMillis, waitMillis }),
     )
@@ -746,23 +754,38 @@ export class SessionManager extends EventEmitter {
         this.emit('write-after-destroy', { sessionId })
         return { version, storeIds: [], degraded: false, dropped: true }
       }
-      // A store holds the session at a version at least as high as ours: another app server's
-      // clock runs ahead, or another write landed meanwhile. The write is made once more, above
-      // that version (for this session only); a write that keeps losing is refused, never
-      // acknowledged without being written. Not after a compare-and-set, whose primary decided.
-      const outdated = answers.flatMap((answer) =>
+      // A store holds the session at a version at least as high as ours. On the first attempt
+      // that may be a write made before ours by an app server whose clock runs ahead: ours must
+      // still win, so it is made again above that version (for this session only). On a later
+      // attempt, a version above the one just proposed (itself above everything seen before)
+      // landed while this write was under way: a concurrent write that supersedes it there.
+      // An equal version is another writer's twin proposal: that copy holds other data at
+      // our version, so the write is made again. Never after a compare-and-set: its primary
+      // decided.
+      const stored = answers.flatMap((answer) =>
         answer.value.kind === 'outdated' ? [answer.value.storedVersion] : [],
       )
-      if (outdated.length > 0 && expectedVersion === undefined) {
-        const newest = Math.max(...outdated)
+      const mustRetry =
+        expectedVersion === undefined &&
+        stored.length > 0 &&
+        (attempt === 1 || stored.some((storedVersion) => storedVersion === version))
+      if (mustRetry) {
+        const newest = Math.max(...stored)
         if (attempt >= MAX_WRITE_ATTEMPTS) throw new VersionConflictError(newest)
+        if (newest + 1 >= VERSION_CEILING) throw new VersionOverflowError(newest)
+        // Two writers that each won one copy would otherwise go on splitting the copies in
+        // lockstep: a short random pause lets one of them through first.
+        if (attempt > 1) await delay(Math.random() * 2 ** attempt)
         version = this.#versions.above(newest)
-        if (version >= VERSION_CEILING) throw new VersionOverflowError(newest)
         continue
       }
-      const written = answers.filter((answer) => answer.value.kind === 'written')
+      const superseded = expectedVersion === undefined && attempt > 1
+      const held = answers.filter(
+        (answer) =>
+          answer.value.kind === 'written' || (superseded && answer.value.kind === 'outdated'),
+      )
       const refused = answers.flatMap((answer) =>
-        answer.value.kind === 'outdated'
+        answer.value.kind === 'outdated' && !superseded
           ? [
               {
                 storeId: answer.store.id,
@@ -771,15 +794,15 @@ export class SessionManager extends EventEmitter {
             ]
           : [],
       )
-      this.#checkCopies(sessionId, written.length, [...failures, ...refused])
-      await this.#hintMissedStores(sessionId, written)
-      await this.#clearPreviousPlacement(sessionId, written, (pool) =>
+      this.#checkCopies(sessionId, held.length, [...failures, ...refused])
+      await this.#hintMissedStores(sessionId, held)
+      await this.#clearPreviousPlacement(sessionId, held, (pool) =>
         pool.removeCopy(sessionId, version),
       )
       return {
         version,
-        storeIds: written.map((answer) => answer.store.id),
-        degraded: written.length < this.#options.copies,
+        storeIds: held.map((answer) => answer.store.id),
+        degraded: held.length < this.#options.copies,
         dropped: false,
       }
     }
@@ -1141,18 +1164,6 @@ function changeResult<T>(result: T | Promise<T>): Promise<{ next: T }> {
   return types.isPromise(result)
     ? result.then((next) => ({ next }))
     : Promise.resolve({ next: result as T })
-}
-
-function checkFunction(name: string, value: unknown): void {
-  if (typeof value !== 'function') throw new InvalidOptionError(name, 'must be a function')
-}
-
-function positiveMillis(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidOptionError(name, 'must be a whole number of milliseconds')
-  }
-  return value
 }
 
 function checkOwner(owner: unknown): string {

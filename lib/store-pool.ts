@@ -217,28 +217,61 @@ export class StorePool {
   }
 
   /** One multi-row upsert, then one read of what it left, for the outcome of each write. */
-  async #writeMany(items: readonly QueuedWrite[]): Promise<WriteOutcome[]> {
+  async #writeMany(queued: readonly QueuedWrite[]): Promise<WriteOutcome[]> {
+    // Rows in id order (then version order), so that concurrent batches lock rows in one
+    // order and cannot deadlock, and two writes of one session apply oldest first.
+    const items = [...queued].sort((a, b) =>
+      a.sessionId < b.sessionId
+        ? -1
+        : a.sessionId > b.sessionId
+          ? 1
+          : a.fields.version - b.fields.version,
+    )
     const explicit = (items[0] as QueuedWrite).fields.explicitExpiry ? 1 : 0
     const values = items.flatMap(({ sessionId, data, fields }) =>
       rowValues(sessionId, data, fields),
     )
-    await this.#run(writeManySql(this.#table, items.length), [
-      ...values,
-      explicit,
-      this.#defaultTtlSeconds,
-    ])
     const ids = [...new Set(items.map((item) => item.sessionId))]
-    const rows = await this.#run<RowDataPacket[]>(versionsSql(this.#table, ids.length), ids)
-    const stored = new Map(rows.map((row) => [String(row.id), row]))
-    return items.map(({ sessionId, fields }): WriteOutcome => {
-      const row = stored.get(sessionId)
-      if (row === undefined) return { kind: 'written' } // swept since: it had expired anyway
-      if (row.deleted === 1) return { kind: 'tombstone' }
-      const version = storedVersion(row.version) ?? 0
-      return version === fields.version
-        ? { kind: 'written' }
-        : { kind: 'outdated', storedVersion: version }
+    // One transaction: the rows stay locked from the upsert to the read of what it left, so
+    // the read tells exactly which writes applied (a write landing in between would make an
+    // applied write look outdated, and an outdated one look applied).
+    const rows = await this.#onConnection(async (connection) => {
+      await send(connection, 'query', 'START TRANSACTION', [])
+      await send(connection, 'execute', writeManySql(this.#table, items.length), [
+        ...values,
+        explicit,
+        this.#defaultTtlSeconds,
+      ])
+      const read = await send<RowDataPacket[]>(
+        connection,
+        'execute',
+        versionsSql(this.#table, ids.length),
+        ids,
+      )
+      await send(connection, 'query', 'COMMIT', [])
+      return read
     })
+    const stored = new Map(rows.map((row) => [String(row.id), row]))
+    // Of several writes of one session in the batch, the newest one's version is what a
+    // successful batch leaves; the others applied before it or lost to it, in the same batch.
+    const newestInBatch = new Map<string, number>()
+    for (const { sessionId, fields } of items) newestInBatch.set(sessionId, fields.version)
+    const outcomes = new Map<QueuedWrite, WriteOutcome>()
+    for (const item of items) {
+      const row = stored.get(item.sessionId)
+      let outcome: WriteOutcome
+      if (row === undefined || row.deleted === 1) {
+        outcome = row === undefined ? { kind: 'written' } : { kind: 'tombstone' }
+      } else {
+        const version = storedVersion(row.version) ?? 0
+        outcome =
+          version === newestInBatch.get(item.sessionId)
+            ? { kind: 'written' }
+            : { kind: 'outdated', storedVersion: version }
+      }
+      outcomes.set(item, outcome)
+    }
+    return queued.map((item) => outcomes.get(item) as WriteOutcome)
   }
 
   /** Replaces the copy (if any) with a tombstone. */
@@ -419,16 +452,28 @@ export class StorePool {
     return new Promise((resolve) => this.#pool.end(() => resolve()))
   }
 
-  /**
-   * Runs one statement under one deadline that covers waiting for a connection and every
-   * retry, so a hung store costs a caller at most `queryTimeoutMillis`. A connection whose
-   * statement passed the deadline is destroyed rather than returned to the pool.
-   */
-  async #run<T>(
+  /** Runs one statement (see {@link #onConnection}). */
+  #run<T>(
     sql: string,
     values: unknown[],
     method: 'execute' | 'query' = 'execute',
     isRequest = true,
+  ): Promise<T> {
+    return this.#onConnection((connection) => send<T>(connection, method, sql, values), {
+      isRequest,
+      singleStatement: true,
+    })
+  }
+
+  /**
+   * Runs `work` on one pooled connection under one deadline that covers waiting for the
+   * connection and every retry, so a hung store costs a caller at most `queryTimeoutMillis`.
+   * A connection whose work passed the deadline or failed part way is destroyed rather than
+   * returned to the pool (the server then rolls back whatever it left open).
+   */
+  async #onConnection<T>(
+    work: (connection: PoolConnection) => Promise<T>,
+    { isRequest = true, singleStatement = false } = {},
   ): Promise<T> {
     // A request never goes to a store whose circuit is open, even one that chose this store
     // before the circuit opened: it fails over at once instead of paying a timeout.
@@ -446,15 +491,23 @@ export class StorePool {
             return reject(new StoreTimeoutError(this.id, this.#timeoutMillis))
           }
           current = connection
-          const done = (error: Error | null, result: unknown): void => {
-            current = undefined
-            if (expired) return connection.destroy()
-            connection.release()
-            if (error) reject(error)
-            else resolve(result as T)
-          }
-          if (method === 'execute') connection.execute(sql, values as never, done)
-          else connection.query(sql, values, done)
+          work(connection).then(
+            (result) => {
+              current = undefined
+              if (expired) return connection.destroy()
+              connection.release()
+              resolve(result)
+            },
+            (error: unknown) => {
+              current = undefined
+              if (expired) return connection.destroy()
+              // An SQL error leaves a single statement's connection clean; a broken connection
+              // or unfinished multi-statement work does not.
+              if (isUnreachableError(error) || !singleStatement) connection.destroy()
+              else connection.release()
+              reject(error)
+            },
+          )
         })
       })
     try {
@@ -496,6 +549,21 @@ export class StorePool {
   [inspect.custom](): string {
     return `StorePool { id: '${this.id}', state: '${this.circuit.state}' }`
   }
+}
+
+/** Sends one statement on a connection. */
+function send<T>(
+  connection: PoolConnection,
+  method: 'execute' | 'query',
+  sql: string,
+  values: unknown[],
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const done = (error: Error | null, result: unknown): void =>
+      error ? reject(error) : resolve(result as T)
+    if (method === 'execute') connection.execute(sql, values as never, done)
+    else connection.query(sql, values, done)
+  })
 }
 
 /** The values of one row of a write: id, version, expires_at, data, owner, ttl_seconds. */

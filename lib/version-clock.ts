@@ -16,6 +16,11 @@ export const VERSION_CEILING = Number.MAX_SAFE_INTEGER
  */
 export class VersionClock {
   readonly #clock: Clock
+  /**
+   * The microseconds within a millisecond differ from process to process, so that two app
+   * servers writing one session in the same millisecond rarely propose the same version.
+   */
+  readonly #offset = Math.floor(Math.random() * 1000)
   #last = 0
 
   constructor(clock: Clock) {
@@ -24,12 +29,16 @@ export class VersionClock {
 
   /** A version greater than every version this clock proposed so far. */
   next(): number {
-    this.#last = Math.max(this.#clock.now() * 1000, this.#last + 1)
+    this.#last = Math.max(this.#clock.now() * 1000 + this.#offset, this.#last + 1)
     return this.#last
   }
 
-  /** A version for one session above `stored` (a version found on one of its copies). */
+  /**
+   * A version for one session above `stored` (a version found on one of its copies), by a
+   * random step, so that two writers that found the same version rarely propose the same one.
+   */
   above(stored: number): number {
-    return Math.max(this.next(), stored + 1)
+    const step = 1 + Math.floor(Math.random() * 1000)
+    return Math.max(this.next(), Math.min(stored + step, VERSION_CEILING - 1))
   }
 }

@@ -661,13 +661,15 @@ function lockOptions(f: Fuzzer, good: boolean): Input {
   if (good) {
     const chosen = f.pick<unknown>([
       undefined,
-      { leaseMillis: 0 },
+      { leaseMillis: 50 },
       { leaseMillis: 10_000, waitMillis: 0 },
     ])
     return input(chosen, `lock options ${named(chosen, JSON.stringify(chosen))}`)
   }
   const chosen = f.pick<unknown>([
     { leaseMillis: -1 },
+    { leaseMillis: 0 },
+    { leaseMillis: 2 ** 31 },
     { waitMillis: 1.5 },
     { leaseMillis: '10' },
     { waitMillis: NaN },

@@ -60,3 +60,79 @@ t.test('valid options construct a manager without connecting', async (t) => {
   )
   await manager.close()
 })
+
+t.test('option errors never repeat the value given', async (t) => {
+  const secret = 'correct-horse-battery-staple'
+  const two = [store('a'), store('b')]
+  for (const [option, value] of [
+    ['copies', secret],
+    ['minCopies', secret],
+    ['ttlSeconds', secret],
+    ['queryTimeoutMillis', secret],
+    ['sweepIntervalSeconds', secret],
+    ['batching', secret],
+    ['placement', secret],
+    ['ownerKey', 42],
+  ] as const) {
+    let message = ''
+    try {
+      createSessionManager({ stores: two, [option]: value } as SessionManagerOptions)
+    } catch (error) {
+      message = (error as Error).message
+    }
+    t.match(message, option, `${option}: named`)
+    t.notMatch(message, secret, `${option}: the value is not repeated`)
+  }
+})
+
+t.test('durations beyond a timer range are refused, naming the option and the bound', async (t) => {
+  const cases: [keyof SessionManagerOptions, number][] = [
+    ['sweepIntervalSeconds', 30 * 86_400],
+    ['healthCheckIntervalMillis', 2 ** 31],
+    ['queryTimeoutMillis', 2 ** 31],
+    ['connectTimeoutMillis', 2 ** 40],
+    ['tombstoneTtlSeconds', 2 ** 40],
+    ['ttlSeconds', 2 ** 40],
+  ]
+  for (const [option, value] of cases) {
+    optionError(t, { stores: [store('a')], [option]: value }, option)
+    try {
+      createSessionManager({ stores: [store('a')], [option]: value } as SessionManagerOptions)
+    } catch (error) {
+      t.match((error as Error).message, /from \d+ to \d+/, `${option}: the bound is in the message`)
+    }
+  }
+  // The bounds themselves are accepted, and their timers stay in range (no overflow warning).
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => void warnings.push(warning)
+  process.on('warning', onWarning)
+  const manager = createSessionManager({
+    stores: [store('a')],
+    sweepIntervalSeconds: 604_800,
+    healthCheckIntervalMillis: 86_400_000,
+    queryTimeoutMillis: 600_000,
+  })
+  await manager.close()
+  await new Promise((resolve) => setImmediate(resolve))
+  process.off('warning', onWarning)
+  t.same(
+    warnings.filter((warning) => warning.name === 'TimeoutOverflowWarning'),
+    [],
+    'no TimeoutOverflowWarning',
+  )
+})
+
+t.test('a lock lease of 0 ms is refused before any statement', async (t) => {
+  const manager = createSessionManager({ stores: [store('a')] })
+  t.teardown(() => manager.close())
+  const id = manager.generateId()
+  await t.rejects(manager.lockSession(id, { leaseMillis: 0 }), {
+    code: 'INVALID_OPTION',
+    option: 'leaseMillis',
+  })
+  await t.rejects(manager.lockSession(id, { leaseMillis: 2 ** 31 }), {
+    code: 'INVALID_OPTION',
+    option: 'leaseMillis',
+  })
+  t.equal(manager.stats().stores[0]!.operations, 0, 'no statement was sent')
+})

@@ -5,6 +5,7 @@ import { SessionManager, createSessionManager } from '../session-manager.js'
 import { AccessControl, checkAllowList, checkToken, isLoopbackHost } from './access.js'
 import { HttpApi } from './http-api.js'
 import { LineServer } from './line-server.js'
+import { millisOption, wholeNumber } from '../validate.js'
 
 /** Options of {@link startSessionServer}. */
 export interface SessionServerOptions {
@@ -177,27 +178,48 @@ export function resolveServerOptions(options: SessionServerOptions): ResolvedSer
     httpPort,
     token,
     allow: checkAllowList(options.allow),
-    maxLineBytes: whole('maxLineBytes', options.maxLineBytes, 65_536, 64),
-    maxBodyBytes: whole('maxBodyBytes', options.maxBodyBytes, 1_048_576, 1),
-    maxConnections: whole('maxConnections', options.maxConnections, 1024, 1),
-    idleTimeoutMillis: whole('idleTimeoutMillis', options.idleTimeoutMillis, 60_000, 0),
-    lockLeaseMillis: whole('lockLeaseMillis', options.lockLeaseMillis, 10_000, 100),
-    lockWaitMillis: whole('lockWaitMillis', options.lockWaitMillis, 5_000, 0),
-    shutdownTimeoutMillis: whole('shutdownTimeoutMillis', options.shutdownTimeoutMillis, 10_000, 0),
+    maxLineBytes: wholeNumber('maxLineBytes', options.maxLineBytes, 65_536, {
+      min: 64,
+      max: 16_777_216,
+      unit: 'bytes',
+    }),
+    maxBodyBytes: wholeNumber('maxBodyBytes', options.maxBodyBytes, 1_048_576, {
+      min: 1,
+      max: 16_777_216,
+      unit: 'bytes',
+    }),
+    maxConnections: wholeNumber('maxConnections', options.maxConnections, 1024, {
+      min: 1,
+      max: 100_000,
+    }),
+    idleTimeoutMillis: millisOption(
+      'idleTimeoutMillis',
+      options.idleTimeoutMillis,
+      60_000,
+      0,
+      86_400_000,
+    ),
+    lockLeaseMillis: millisOption(
+      'lockLeaseMillis',
+      options.lockLeaseMillis,
+      10_000,
+      100,
+      86_400_000,
+    ),
+    lockWaitMillis: millisOption('lockWaitMillis', options.lockWaitMillis, 5_000, 0, 3_600_000),
+    shutdownTimeoutMillis: millisOption(
+      'shutdownTimeoutMillis',
+      options.shutdownTimeoutMillis,
+      10_000,
+      0,
+      3_600_000,
+    ),
   }
 }
 
 function portOption(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > 65_535) {
     throw new InvalidOptionError(name, 'must be a TCP port number from 0 to 65535')
-  }
-  return value
-}
-
-function whole(name: string, value: unknown, fallback: number, min: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidOptionError(name, `must be a whole number of at least ${min}`)
   }
   return value
 }
