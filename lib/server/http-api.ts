@@ -1,4 +1,4 @@
-import { createServer } from 'node:http'
+import { STATUS_CODES, createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { SessionData } from '../codec.js'
@@ -16,7 +16,14 @@ export interface HttpApiSettings {
   maxBodyBytes: number
   maxConnections: number
   idleTimeoutMillis: number
+  requestTimeoutMillis: number
 }
+
+/**
+ * Connections beyond maxConnections are answered 503 and closed at once; beyond this many
+ * more, Node drops them unanswered (a flood is not worth an answer).
+ */
+const REFUSAL_HEADROOM = 64
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -38,16 +45,37 @@ export class HttpApi {
   readonly #settings: HttpApiSettings
   readonly #server: Server
   readonly #sockets = new Set<Socket>()
-  /** Connections to answer with an error only: outside the allow-list, or over the limit. */
-  readonly #refused = new WeakMap<Socket, RequestError>()
+  /** Connections refused (outside the allow-list, or over the limit): answered and closed. */
+  readonly #refused = new WeakSet<Socket>()
   #closing: Promise<void> | undefined
 
   constructor(settings: HttpApiSettings) {
     this.#settings = settings
-    this.#server = createServer((request, response) => void this.#handle(request, response))
+    const requestTimeout = settings.requestTimeoutMillis
+    this.#server = createServer(
+      {
+        requestTimeout,
+        headersTimeout: Math.min(requestTimeout, 10_000),
+        // How often Node looks for requests past those timeouts (its default is 30 s).
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, requestTimeout / 4)),
+      },
+      (request, response) => void this.#handle(request, response),
+    )
     this.#server.timeout = settings.idleTimeoutMillis
-    this.#server.keepAliveTimeout = Math.min(settings.idleTimeoutMillis, 60_000)
+    this.#server.keepAliveTimeout = Math.min(settings.idleTimeoutMillis || 60_000, 60_000)
+    this.#server.maxConnections = settings.maxConnections + REFUSAL_HEADROOM
     this.#server.on('connection', (socket: Socket) => this.#accept(socket))
+  }
+
+  /** Connections open now, and the bytes of answers they have not taken yet. */
+  get connections(): number {
+    return this.#sockets.size
+  }
+
+  get bufferedBytes(): number {
+    let bytes = 0
+    for (const socket of this.#sockets) bytes += socket.writableLength
+    return bytes
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
@@ -74,12 +102,12 @@ export class HttpApi {
 
   #accept(socket: Socket): void {
     if (!this.#settings.access.allowsAddress(socket.remoteAddress)) {
-      this.#refused.set(
+      this.#refuse(
         socket,
         new RequestError('FORBIDDEN', "Your address is not in the session server's allow-list."),
       )
     } else if (this.#sockets.size >= this.#settings.maxConnections) {
-      this.#refused.set(
+      this.#refuse(
         socket,
         new RequestError(
           'TOO_MANY_CONNECTIONS',
@@ -92,17 +120,39 @@ export class HttpApi {
     }
   }
 
+  /**
+   * Answers a refused connection with one response and closes it at once, whatever the client
+   * sends (or does not send): it holds no slot and no parser state.
+   */
+  #refuse(socket: Socket, error: RequestError): void {
+    this.#refused.add(socket)
+    const { code, message, status } = errorReply(error)
+    const body = JSON.stringify({ error: { code, message } })
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+        'Content-Type: application/json; charset=utf-8\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        (status === 503 ? 'Retry-After: 1\r\n' : '') +
+        'Connection: close\r\n\r\n' +
+        body,
+    )
+    setTimeout(() => socket.destroy(), 1000).unref()
+  }
+
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     closeWhenShuttingDown(response, () => this.#closing !== undefined)
     response.on('finish', () => {
       if (this.#closing !== undefined) this.#server.closeIdleConnections()
     })
+    if (this.#refused.has(request.socket)) {
+      // Already answered by #refuse; nothing more goes out on this connection.
+      request.socket.destroy()
+      return
+    }
     try {
       if (this.#closing !== undefined) {
         throw new RequestError('SHUTTING_DOWN', 'The session server is shutting down.')
       }
-      const refused = this.#refused.get(request.socket)
-      if (refused !== undefined) throw refused
       if (!this.#settings.access.tokenMatches(bearerToken(request))) {
         throw new RequestError(
           'UNAUTHORIZED',
@@ -195,7 +245,7 @@ export class HttpApi {
         sendEmpty(response)
         return
       default:
-        await drain(request)
+        await drain(request, this.#settings.maxBodyBytes)
         await manager.destroySession(id)
         sendEmpty(response)
     }
@@ -224,7 +274,7 @@ export class HttpApi {
         sendEmpty(response)
         return
       default:
-        await drain(request)
+        await drain(request, this.#settings.maxBodyBytes)
         await manager.removeValue(id, key)
         sendEmpty(response)
     }
@@ -241,7 +291,7 @@ export class HttpApi {
   async #readJson(request: IncomingMessage, required: boolean): Promise<unknown> {
     const type = request.headers['content-type']
     if (type !== undefined && !/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
-      await drain(request)
+      await drain(request, this.#settings.maxBodyBytes)
       throw new RequestError(
         'UNSUPPORTED_MEDIA_TYPE',
         `The body must be JSON (Content-Type: application/json), not ${type.split(';', 1)[0]}.`,
@@ -275,7 +325,7 @@ export class HttpApi {
     if (status === 401) response.setHeader('WWW-Authenticate', 'Bearer realm="session-shards"')
     if (status === 503) response.setHeader('Retry-After', '1')
     // A body not read to its end (or a refused connection) leaves nothing worth keeping alive.
-    if (!request.complete || this.#refused.has(request.socket) || this.#closing !== undefined) {
+    if (!request.complete || this.#closing !== undefined) {
       response.setHeader('Connection', 'close')
     }
     sendJson(response, status, { error: { code, message } })
@@ -346,10 +396,21 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
   })
 }
 
-/** Reads and drops a body nobody needs, so the connection can serve the next request. */
-async function drain(request: IncomingMessage): Promise<void> {
+/**
+ * Reads and drops a body nobody needs, so the connection can serve the next request; a body
+ * beyond {@link DRAIN_FACTOR} times `maxBytes` is not worth reading: the connection is cut.
+ */
+async function drain(request: IncomingMessage, maxBytes: number): Promise<void> {
   if (request.complete) return
-  request.resume()
+  if (Number(request.headers['content-length'] ?? 0) > maxBytes * DRAIN_FACTOR) {
+    request.socket.destroy()
+    return
+  }
+  let bytes = 0
+  request.on('data', (chunk: Buffer) => {
+    bytes += chunk.length
+    if (bytes > maxBytes * DRAIN_FACTOR) request.socket.destroy()
+  })
   await new Promise((resolve) => {
     request.once('end', resolve)
     request.once('close', resolve)

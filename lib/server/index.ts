@@ -4,5 +4,5 @@
  * @packageDocumentation
  */
 export { startSessionServer } from './server.js'
-export type { SessionServer, SessionServerOptions } from './server.js'
+export type { SessionServer, SessionServerOptions, SessionServerStats } from './server.js'
 export { RequestError } from './request-error.js'

@@ -26,8 +26,11 @@ export type LineRequest =
   | { command: 'put'; key: string; value: Buffer }
   | { command: 'put_all'; json: string }
 
-/** What the parser yields: a request to run, or an error to answer in its place. */
-export type Frame = { request: LineRequest } | { error: RequestError }
+/**
+ * What the parser yields: a request to run, or an error to answer in its place (with `hangUp`,
+ * the last frame: the connection is closed once it is answered).
+ */
+export type Frame = { request: LineRequest } | { error: RequestError; hangUp?: true }
 
 /** What one command line needs: nothing more, or a payload of `bytes` to complete it. */
 type ParsedLine = LineRequest | { bytes: number; complete: (payload: Buffer) => LineRequest }
@@ -46,6 +49,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
 export class LineParser {
   readonly #maxLineBytes: number
   readonly #maxPayloadBytes: number
+  /** Payloads are refused (unread) until an `auth` line has been parsed. */
+  #needsAuth: boolean
+  /** A frame asked to hang up: nothing after it is parsed. */
+  #halted = false
   #mode: 'line' | 'skip-line' | 'payload' | 'skip-payload' | 'terminator' = 'line'
   #parts: Buffer[] = []
   #bytes = 0
@@ -56,16 +63,23 @@ export class LineParser {
   #waiting: Frame | undefined
   #sawCr = false
 
-  constructor(maxLineBytes: number, maxPayloadBytes: number) {
+  /**
+   * With `needsAuth`, a line that announces a payload before any `auth` line is answered
+   * `UNAUTHORIZED` and ends the connection, its payload unread: an unauthenticated client
+   * cannot make the server buffer bodies. (A wrong token ends the connection too, so payloads
+   * parsed behind an `auth` line are never run for a client that failed it.)
+   */
+  constructor(maxLineBytes: number, maxPayloadBytes: number, needsAuth = false) {
     this.#maxLineBytes = maxLineBytes
     this.#maxPayloadBytes = maxPayloadBytes
+    this.#needsAuth = needsAuth
   }
 
   /** Feeds bytes; returns the frames they complete. */
   push(chunk: Buffer): Frame[] {
     const frames: Frame[] = []
     let at = 0
-    while (at < chunk.length) {
+    while (at < chunk.length && !this.#halted) {
       switch (this.#mode) {
         case 'line':
         case 'skip-line': {
@@ -157,7 +171,18 @@ export class LineParser {
       return
     }
     if ('command' in parsed) {
+      if (parsed.command === 'auth') this.#needsAuth = false
       frames.push({ request: parsed })
+    } else if (this.#needsAuth) {
+      this.#halted = true
+      this.#parts = []
+      frames.push({
+        error: new RequestError(
+          'UNAUTHORIZED',
+          'This session server needs a token: send "auth <token>" before anything else. The connection is closed.',
+        ),
+        hangUp: true,
+      })
     } else if (parsed.bytes > this.#maxPayloadBytes) {
       frames.push({
         error: new RequestError(

@@ -29,6 +29,8 @@ export interface LineServerSettings {
   maxBodyBytes: number
   maxConnections: number
   idleTimeoutMillis: number
+  authTimeoutMillis: number
+  sendTimeoutMillis: number
   lockLeaseMillis: number
   lockWaitMillis: number
 }
@@ -56,6 +58,13 @@ export class LineServer {
   /** Connections open now. */
   get connections(): number {
     return this.#connections.size
+  }
+
+  /** Bytes held for clients now: requests read ahead and answers not yet taken by the OS. */
+  get bufferedBytes(): number {
+    let bytes = 0
+    for (const connection of this.#connections) bytes += connection.bufferedBytes
+    return bytes
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
@@ -128,6 +137,10 @@ class LineConnection {
   #session: OpenSession | undefined
   #running = false
   #paused = false
+  /** Payload bytes of the requests in the queue (a request's payload is at most maxBodyBytes). */
+  #queuedBytes = 0
+  readonly #idleTimer: NodeJS.Timeout | undefined
+  #authTimer: NodeJS.Timeout | undefined
   /** The client closed the socket (or it broke): nothing more can be sent. */
   #gone = false
   /** The client ended its side: answer what was sent, then close. */
@@ -142,11 +155,29 @@ class LineConnection {
   constructor(socket: Socket, settings: LineServerSettings) {
     this.#socket = socket
     this.#settings = settings
-    this.#parser = new LineParser(settings.maxLineBytes, settings.maxBodyBytes)
+    this.#parser = new LineParser(
+      settings.maxLineBytes,
+      settings.maxBodyBytes,
+      settings.access.requiresToken,
+    )
     this.#authenticated = !settings.access.requiresToken
     this.finished = new Promise((resolve) => (this.#finish = resolve))
     socket.setNoDelay(true)
-    if (settings.idleTimeoutMillis > 0) socket.setTimeout(settings.idleTimeoutMillis)
+    // Idleness is time without a request, not without bytes: blank lines keep nothing open.
+    if (settings.idleTimeoutMillis > 0) {
+      this.#idleTimer = setTimeout(() => this.#idle(), settings.idleTimeoutMillis).unref()
+    }
+    if (!this.#authenticated && settings.authTimeoutMillis > 0) {
+      this.#authTimer = setTimeout(() => {
+        this.#send(
+          errorAnswer(
+            'AUTH_TIMEOUT',
+            `No "auth <token>" within ${settings.authTimeoutMillis} ms (authTimeoutMillis): closing the connection.`,
+          ),
+        )
+        void this.#close()
+      }, settings.authTimeoutMillis).unref()
+    }
     socket.on('data', (chunk: Buffer) => this.#receive(chunk))
     socket.on('end', () => {
       this.#ended = true
@@ -157,17 +188,27 @@ class LineConnection {
       this.#queue.length = 0
       if (!this.#running) void this.#close()
     })
-    socket.on('timeout', () => {
-      // A command still running (a lock wait, a slow store) is not idleness; its answer re-arms the timer.
-      if (this.#running) return
-      this.#send(
-        errorAnswer(
-          'IDLE_TIMEOUT',
-          `No command for ${this.#settings.idleTimeoutMillis} ms (idleTimeoutMillis): closing the connection.`,
-        ),
-      )
-      void this.#close()
-    })
+  }
+
+  /** Bytes held for this client: requests read ahead and answers not yet taken by the OS. */
+  get bufferedBytes(): number {
+    return this.#queuedBytes + this.#socket.writableLength
+  }
+
+  #idle(): void {
+    // A command still running (a lock wait, a slow store) is not idleness: look again later.
+    // Its answer cannot keep the connection open for long either: see #send's deadline.
+    if (this.#running) {
+      this.#idleTimer?.refresh()
+      return
+    }
+    this.#send(
+      errorAnswer(
+        'IDLE_TIMEOUT',
+        `No command for ${this.#settings.idleTimeoutMillis} ms (idleTimeoutMillis): closing the connection.`,
+      ),
+    )
+    void this.#close()
   }
 
   /** Finishes the running command, answers queued ones with `SHUTTING_DOWN`, releases the lock, closes. */
@@ -180,8 +221,15 @@ class LineConnection {
 
   #receive(chunk: Buffer): void {
     if (this.#shuttingDown || this.#teardown !== undefined) return
-    for (const frame of this.#parser.push(chunk)) this.#queue.push(frame)
-    if (this.#queue.length >= MAX_QUEUED && !this.#paused) {
+    for (const frame of this.#parser.push(chunk)) {
+      this.#idleTimer?.refresh()
+      this.#queue.push(frame)
+      this.#queuedBytes += payloadBytes(frame)
+    }
+    // Reading stops while the requests read ahead are many or large: at most about one
+    // payload is held per connection beyond the one being parsed.
+    const full = this.#queue.length >= MAX_QUEUED || this.#queuedBytes > this.#settings.maxBodyBytes
+    if (full && !this.#paused) {
       this.#paused = true
       this.#socket.pause()
     }
@@ -194,10 +242,16 @@ class LineConnection {
     try {
       while (this.#queue.length > 0 && !this.#gone && !this.#shuttingDown) {
         const frame = this.#queue.shift() as Frame
-        if (this.#paused && this.#queue.length < MAX_QUEUED / 4) {
+        this.#queuedBytes -= payloadBytes(frame)
+        if (
+          this.#paused &&
+          this.#queue.length < MAX_QUEUED / 4 &&
+          this.#queuedBytes <= this.#settings.maxBodyBytes / 2
+        ) {
           this.#paused = false
           this.#socket.resume()
         }
+        if ('error' in frame && frame.hangUp === true) this.#hangUp = true
         const answer = await this.#answer(frame)
         // Answers to pipelined requests leave in one write: corked while more are queued.
         const more = this.#queue.length > 0
@@ -205,7 +259,17 @@ class LineConnection {
         const flowing = this.#send(answer)
         // Uncorked before waiting for 'drain', which a corked socket never emits.
         if (!more || !flowing) while (this.#socket.writableCorked) this.#socket.uncork()
-        if (!flowing) await this.#drained()
+        if (!flowing && !(await this.#drained())) {
+          // The client does not read its answers: it holds buffers and perhaps a lock.
+          debug(
+            'line client %s: answers unread for %d ms',
+            this.#socket.remoteAddress,
+            this.#settings.sendTimeoutMillis,
+          )
+          this.#socket.destroy()
+          break
+        }
+        this.#idleTimer?.refresh()
         if (this.#hangUp || this.#teardown !== undefined) break
       }
     } finally {
@@ -249,6 +313,7 @@ class LineConnection {
           throw new RequestError('UNAUTHORIZED', 'Wrong token; the connection is closed.')
         }
         this.#authenticated = true
+        clearTimeout(this.#authTimer)
         return okAnswer()
       case 'new': {
         this.#checkNoSession()
@@ -471,21 +536,27 @@ class LineConnection {
     return this.#socket.write(answer)
   }
 
-  #drained(): Promise<void> {
+  /** Resolves true once the socket drained, false if it did not within `sendTimeoutMillis`. */
+  #drained(): Promise<boolean> {
     return new Promise((resolve) => {
-      const done = (): void => {
-        this.#socket.off('drain', done)
-        this.#socket.off('close', done)
-        resolve()
+      const done = (drained: boolean): void => {
+        clearTimeout(deadline)
+        this.#socket.off('drain', onDrain)
+        this.#socket.off('close', onDrain)
+        resolve(drained)
       }
-      this.#socket.on('drain', done)
-      this.#socket.on('close', done)
+      const onDrain = (): void => done(true)
+      const deadline = setTimeout(() => done(false), this.#settings.sendTimeoutMillis)
+      this.#socket.on('drain', onDrain)
+      this.#socket.on('close', onDrain)
     })
   }
 
   /** Releases what the connection holds and ends it; runs once. */
   #close(): Promise<void> {
     this.#teardown ??= (async () => {
+      clearTimeout(this.#idleTimer)
+      clearTimeout(this.#authTimer)
       if (this.#shuttingDown) {
         for (const frame of this.#queue.splice(0)) {
           this.#send(
@@ -502,6 +573,15 @@ class LineConnection {
     })()
     return this.#teardown
   }
+}
+
+/** Bytes of a request's payload held in memory (put's value, put_all's JSON). */
+function payloadBytes(frame: Frame): number {
+  if ('error' in frame) return 0
+  const { request } = frame
+  if (request.command === 'put') return request.value.length
+  if (request.command === 'put_all') return request.json.length
+  return 0
 }
 
 function shuttingDown(): Buffer {

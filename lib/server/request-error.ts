@@ -47,6 +47,14 @@ const STATUS_BY_CODE: Record<string, number> = {
   TOO_MANY_CONNECTIONS: 503,
 }
 
+/** What clients are told of failures of the stores behind the server, by code. */
+const STORE_TROUBLE: Record<string, string> = {
+  NO_STORE_AVAILABLE: 'No store could serve the request. Retry later.',
+  NOT_ENOUGH_STORES: 'Too few stores could take the write: it was not acknowledged. Retry later.',
+  STORE_TIMEOUT: 'A store did not answer in time. Retry later.',
+  STORE_DOWN: 'A store is down. Retry later.',
+}
+
 /** What a client is told about a failure: a stable code and a one-line message. */
 export interface ErrorReply {
   code: string
@@ -61,9 +69,15 @@ export interface ErrorReply {
  */
 export function errorReply(error: unknown): ErrorReply {
   if (error instanceof SessionShardsError) {
+    const publicMessage = STORE_TROUBLE[error.code]
+    if (publicMessage !== undefined) {
+      // The library's message names stores and carries driver messages (user@host): fine for
+      // the app's own logs, not for a client of the server.
+      debug('session server: %s', error.message)
+    }
     return {
       code: error.code,
-      message: error.message.replace(/\s*[\r\n]+\s*/g, ' '),
+      message: publicMessage ?? error.message.replace(/\s*[\r\n]+\s*/g, ' '),
       status: STATUS_BY_CODE[error.code] ?? 500,
     }
   }

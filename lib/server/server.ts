@@ -59,6 +59,24 @@ export interface SessionServerOptions {
    */
   idleTimeoutMillis?: number
   /**
+   * With a `token`, a line client must send `auth <token>` within this long, or it is
+   * disconnected (`AUTH_TIMEOUT`): unauthenticated clients cannot hold connection slots.
+   * @default 10000
+   */
+  authTimeoutMillis?: number
+  /**
+   * A client that leaves its answers unread for this long (the server's send buffer for it
+   * stays full) is disconnected, and the lock its open session holds is released.
+   * @default 10000
+   */
+  sendTimeoutMillis?: number
+  /**
+   * An HTTP request must arrive whole (headers and body) within this long, its headers within
+   * ten seconds at most; slower clients get 408 and are disconnected.
+   * @default 30000
+   */
+  requestTimeoutMillis?: number
+  /**
    * Lease of the lock that `open <id> w` takes. The server renews it while the connection
    * holds the session; the lease only matters if the server process dies.
    * @default 10000
@@ -77,12 +95,26 @@ export interface SessionServerOptions {
   shutdownTimeoutMillis?: number
 }
 
+/** What {@link SessionServer.stats} reports. */
+export interface SessionServerStats {
+  /** Open connections of the line protocol and of the HTTP API. */
+  lineConnections: number
+  httpConnections: number
+  /**
+   * Bytes held for clients: line requests read ahead and answers the OS has not taken yet.
+   * Bounded per connection by about twice `maxBodyBytes`.
+   */
+  bufferedBytes: number
+}
+
 /** A running session server, from {@link startSessionServer}. */
 export interface SessionServer {
   /** Where the line protocol listens. */
   readonly lineAddress: AddressInfo
   /** Where the HTTP API listens; null without `httpPort`. */
   readonly httpAddress: AddressInfo | null
+  /** Connections and buffered bytes now. */
+  stats(): SessionServerStats
   /**
    * Graceful shutdown: stops accepting connections, lets commands and requests in flight
    * finish, releases every lock connections hold, then closes the manager if the server
@@ -129,6 +161,11 @@ export async function startSessionServer(options: SessionServerOptions): Promise
   return {
     lineAddress,
     httpAddress,
+    stats: () => ({
+      lineConnections: line.connections,
+      httpConnections: http?.connections ?? 0,
+      bufferedBytes: line.bufferedBytes + (http?.bufferedBytes ?? 0),
+    }),
     close() {
       closing ??= (async () => {
         await Promise.all([line.close(), http?.close(settings.shutdownTimeoutMillis)])
@@ -198,6 +235,27 @@ export function resolveServerOptions(options: SessionServerOptions): ResolvedSer
       60_000,
       0,
       86_400_000,
+    ),
+    authTimeoutMillis: millisOption(
+      'authTimeoutMillis',
+      options.authTimeoutMillis,
+      10_000,
+      1,
+      3_600_000,
+    ),
+    sendTimeoutMillis: millisOption(
+      'sendTimeoutMillis',
+      options.sendTimeoutMillis,
+      10_000,
+      1,
+      3_600_000,
+    ),
+    requestTimeoutMillis: millisOption(
+      'requestTimeoutMillis',
+      options.requestTimeoutMillis,
+      30_000,
+      1,
+      3_600_000,
     ),
     lockLeaseMillis: millisOption(
       'lockLeaseMillis',
