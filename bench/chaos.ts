@@ -3,7 +3,7 @@
 // on any lost acknowledged write, stale read or resurrection.
 import { parseArgs } from 'node:util'
 import { startLocalCluster } from '../lib/local-cluster/index.js'
-import { runChaos } from '../lib/workload/chaos.js'
+import { runChaos } from '../lib/cli/workload/chaos.js'
 
 const { values } = parseArgs({
   options: {

@@ -197,6 +197,21 @@ export class StoreDownError extends SessionShardsError {
   }
 }
 
+/** `applySchema` could not create the tables on some stores; `failures` holds each one's cause. */
+export class SchemaNotAppliedError extends SessionShardsError {
+  readonly failures: StoreFailure[]
+
+  constructor(failures: StoreFailure[]) {
+    super(
+      'SCHEMA_NOT_APPLIED',
+      'The session tables could not be created on every store' +
+        describeFailures(failures) +
+        '. Fix those stores and apply the schema again (it is idempotent).',
+    )
+    this.failures = failures
+  }
+}
+
 /** The manager was closed; no further operation is accepted. */
 export class ManagerClosedError extends SessionShardsError {
   constructor() {

@@ -1,11 +1,24 @@
 export { createSessionManager, SessionManager } from './session-manager.js'
+export type { StoreStats, WriteOptions } from './session-manager.js'
+export type { WriteResult } from './write-path.js'
+export type { UpdateOptions } from './session-updates.js'
 export type {
   DegradedWriteEvent,
-  StoreStats,
-  UpdateOptions,
-  WriteOptions,
-  WriteResult,
-} from './session-manager.js'
+  ReadRepairEvent,
+  SessionEvent,
+  SessionManagerEvents,
+  StoreDownEvent,
+  StoreUpEvent,
+  UnreadableCopyEvent,
+} from './events.js'
+export type {
+  InspectedCopy,
+  InspectedStore,
+  SessionInspection,
+  StoreReport,
+} from './maintenance/inspection.js'
+export type { RowCounts } from './store/store.js'
+export type { Clock } from './clock.js'
 export { SessionLock } from './session-lock.js'
 export type { LockOptions } from './session-lock.js'
 export type { SessionManagerOptions, StoreOptions } from './options.js'
@@ -28,13 +41,19 @@ export {
   VersionConflictError,
   VersionOverflowError,
   SessionNotFoundError,
+  SchemaNotAppliedError,
   LockTimeoutError,
   LockExpiredError,
 } from './errors.js'
 export type { StoreFailure } from './errors.js'
-export type { RepairCursor, RepairOptions, RepairProgress, RepairResult } from './repair.js'
+export type {
+  RepairCursor,
+  RepairOptions,
+  RepairProgress,
+  RepairResult,
+} from './maintenance/repair-scan.js'
 export { rendezvousOrder } from './placement.js'
 export type { PlacementName } from './placement.js'
-export type { StoreState } from './circuit.js'
-export type { ListOptions } from './session-listing.js'
-export type { SweepOptions, SweepResult } from './sweeper.js'
+export type { StoreState } from './failure/store-standing.js'
+export type { ListOptions } from './maintenance/listing.js'
+export type { SweepOptions, SweepResult } from './maintenance/sweeper.js'

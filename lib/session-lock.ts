@@ -1,9 +1,11 @@
+/** Lease locks on sessions: taken on the session's first reachable store, writes fenced twice. */
 import { randomBytes } from 'node:crypto'
+import type { Clock } from './clock.js'
 import type { SessionData } from './codec.js'
 import type { StoreFailure } from './errors.js'
 import { LockExpiredError, LockTimeoutError, NoStoreAvailableError } from './errors.js'
-import type { SessionManager, WriteResult } from './session-manager.js'
-import type { StorePool } from './store-pool.js'
+import type { Store } from './store/store.js'
+import type { WriteResult } from './write-path.js'
 
 /** Options of {@link SessionManager.lockSession}. */
 export interface LockOptions {
@@ -19,6 +21,17 @@ export interface LockOptions {
   waitMillis?: number
 }
 
+/** What a lock needs of the sessions it guards: a read with the version, a write at a version. */
+export interface LockedSessions {
+  readWithVersion(sessionId: string): Promise<{ data: SessionData; version: number } | null>
+  writeAtVersion(
+    sessionId: string,
+    data: SessionData,
+    expectedVersion: number,
+  ): Promise<WriteResult>
+  readonly clock: Clock
+}
+
 /**
  * A lease lock on one session, from {@link SessionManager.lockSession}. Reads by anyone are
  * never blocked. Writes through {@link write} are fenced twice: refused once the lease has run
@@ -30,8 +43,8 @@ export class SessionLock {
   readonly sessionId: string
   /** Identifies this holder; the lock is released only with it. */
   readonly token: string
-  readonly #manager: SessionManager
-  readonly #store: StorePool
+  readonly #sessions: LockedSessions
+  readonly #store: Store
   readonly #leaseMillis: number
   #expiresAt: number
   #version: number | undefined
@@ -39,14 +52,14 @@ export class SessionLock {
 
   /** @internal Use {@link SessionManager.lockSession}. */
   constructor(
-    manager: SessionManager,
-    store: StorePool,
+    sessions: LockedSessions,
+    store: Store,
     sessionId: string,
     token: string,
     leaseMillis: number,
     expiresAt: number,
   ) {
-    this.#manager = manager
+    this.#sessions = sessions
     this.#store = store
     this.sessionId = sessionId
     this.token = token
@@ -66,12 +79,12 @@ export class SessionLock {
 
   /** Whether the lease has run out (or the lock was released). */
   get expired(): boolean {
-    return this.#released || Date.now() >= this.#expiresAt
+    return this.#released || this.#sessions.clock.now() >= this.#expiresAt
   }
 
   /** Reads the session, remembering its version for {@link write}; null when there is none. */
   async read(): Promise<SessionData | null> {
-    const current = await this.#manager.readSession(this.sessionId, { withVersion: true })
+    const current = await this.#sessions.readWithVersion(this.sessionId)
     this.#version = current?.version ?? 0
     return current?.data ?? null
   }
@@ -84,9 +97,11 @@ export class SessionLock {
   async write(data: SessionData): Promise<WriteResult> {
     if (this.expired) throw new LockExpiredError()
     if (this.#version === undefined) await this.read()
-    const result = await this.#manager.writeSession(this.sessionId, data, {
-      expectedVersion: this.#version as number,
-    })
+    const result = await this.#sessions.writeAtVersion(
+      this.sessionId,
+      data,
+      this.#version as number,
+    )
     this.#version = result.version
     return result
   }
@@ -94,7 +109,7 @@ export class SessionLock {
   /** Extends the lease by `leaseMillis` from now; {@link LockExpiredError} if it was lost. */
   async renew(): Promise<void> {
     if (this.expired) throw new LockExpiredError()
-    const expiresAt = Date.now() + this.#leaseMillis
+    const expiresAt = this.#sessions.clock.now() + this.#leaseMillis
     if (!(await this.#store.lock(this.sessionId, this.token, expiresAt)))
       throw new LockExpiredError()
     this.#expiresAt = expiresAt
@@ -110,21 +125,22 @@ export class SessionLock {
 
 /** Takes the lock on the first store that answers in `order`, retrying until `waitMillis`. */
 export async function acquireLock(
-  manager: SessionManager,
-  order: () => readonly StorePool[],
+  sessions: LockedSessions,
+  order: () => readonly Store[],
   sessionId: string,
   options: Required<LockOptions>,
 ): Promise<SessionLock> {
   const token = randomBytes(16).toString('base64url')
-  const giveUpAt = Date.now() + options.waitMillis
+  const { clock } = sessions
+  const giveUpAt = clock.now() + options.waitMillis
   for (let attempt = 0; ; attempt++) {
     const failures: StoreFailure[] = []
     let held = false
     for (const store of order()) {
-      const expiresAt = Date.now() + options.leaseMillis
+      const expiresAt = clock.now() + options.leaseMillis
       try {
         if (await store.lock(sessionId, token, expiresAt)) {
-          return new SessionLock(manager, store, sessionId, token, options.leaseMillis, expiresAt)
+          return new SessionLock(sessions, store, sessionId, token, options.leaseMillis, expiresAt)
         }
         held = true
         break
@@ -134,10 +150,10 @@ export async function acquireLock(
       }
     }
     if (!held) throw new NoStoreAvailableError('take the lock', failures)
-    if (Date.now() >= giveUpAt) throw new LockTimeoutError(options.waitMillis)
+    if (clock.now() >= giveUpAt) throw new LockTimeoutError(options.waitMillis)
     const pause = Math.min(50, 2 + attempt * 2) * (0.5 + Math.random())
     await new Promise((resolve) =>
-      setTimeout(resolve, Math.min(pause, Math.max(1, giveUpAt - Date.now()))),
+      setTimeout(resolve, Math.min(pause, Math.max(1, giveUpAt - clock.now()))),
     )
   }
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { runChaos } from '../lib/workload/chaos.js'
+import { runChaos } from '../lib/cli/workload/chaos.js'
 import { startTestCluster } from './helpers/cluster.js'
 
 // The short version of `npm run chaos`: a concurrent workload through two managers while

@@ -45,7 +45,7 @@ t.test('a copy that cannot be decoded counts as missing: the next copy answers',
   await cluster
     .store(first)
     .query('UPDATE sessions SET data = ? WHERE id = ?', [Buffer.from('{not json'), id])
-  const events: { storeId: string }[] = []
+  const events: { storeId: string | null }[] = []
   manager.on('unreadable-copy', (event) => events.push(event))
   t.same(await manager.readSession(id), { intact: true })
   t.equal(events.length, 1)

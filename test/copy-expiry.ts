@@ -30,7 +30,7 @@ t.test('setTimeout, touch and writes under a session timeout agree on every copy
   const [first, second] = await copyExpiries(manager, id)
   t.equal(first, second, 'created: one expiry')
 
-  t.equal(await manager.setTimeout(id, 120), true)
+  t.equal(await manager.setSessionTimeout(id, 120), true)
   const afterTimeout = await copyExpiries(manager, id)
   t.equal(afterTimeout[0], afterTimeout[1], 'setTimeout: one expiry')
 
@@ -40,7 +40,7 @@ t.test('setTimeout, touch and writes under a session timeout agree on every copy
 
   // Concurrent writes are batched per store; each row keeps its own operation's expiry.
   const ids = await Promise.all(Array.from({ length: 20 }, () => manager.createSession({})))
-  await Promise.all(ids.map((other) => manager.setTimeout(other, 60)))
+  await Promise.all(ids.map((other) => manager.setSessionTimeout(other, 60)))
   await Promise.all(ids.map((other, i) => manager.writeSession(other, { i })))
   for (const other of ids) {
     const [a, b] = await copyExpiries(manager, other)
@@ -51,7 +51,7 @@ t.test('setTimeout, touch and writes under a session timeout agree on every copy
 t.test('regenerate carries the stored expiry to every copy of the new id', async (t) => {
   const manager = await startManager(t, cluster, { copies: 2, clock: tickingClock() })
   const oldId = await manager.createSession({ cart: [1, 2] })
-  t.equal(await manager.setTimeout(oldId, 120), true)
+  t.equal(await manager.setSessionTimeout(oldId, 120), true)
   const [oldExpiry] = await copyExpiries(manager, oldId)
   const newId = (await manager.regenerateSession(oldId))!
   t.same(await copyExpiries(manager, newId), [oldExpiry, oldExpiry])

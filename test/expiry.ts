@@ -49,18 +49,26 @@ t.test(
 t.test('a per-session timeout sticks across writes and touches', async (t) => {
   const manager = await startManager(t, cluster, { copies: 2, ttlSeconds: 3600 })
   const id = await manager.createSession({ v: 1 })
-  t.equal(await manager.getTimeout(id), 3600, 'the default')
-  t.equal(await manager.setTimeout(id, 2), true)
-  t.equal(await manager.getTimeout(id), 2)
+  t.equal(await manager.getSessionTimeout(id), 3600, 'the default')
+  t.equal(await manager.setSessionTimeout(id, 2), true)
+  t.equal(await manager.getSessionTimeout(id), 2)
   await manager.writeSession(id, { v: 2 })
-  t.equal(await manager.getTimeout(id), 2, 'kept by a write')
+  t.equal(await manager.getSessionTimeout(id), 2, 'kept by a write')
   const rows = await rowsOnStores(cluster, id)
   const expiresAt = rows.get(manager.locate(id)[0]!)!.expires_at
   t.ok(expiresAt - Date.now() <= 2000, 'the write used the session timeout, not the default')
   await manager.writeSession(id, { v: 3 }, { ttlSeconds: 600 })
-  t.equal(await manager.getTimeout(id), 2, 'a per-call ttl does not replace the session timeout')
-  t.equal(await manager.setTimeout(manager.generateId(), 5), false, 'no session, nothing set')
-  t.equal(await manager.getTimeout(manager.generateId()), null)
+  t.equal(
+    await manager.getSessionTimeout(id),
+    2,
+    'a per-call ttl does not replace the session timeout',
+  )
+  t.equal(
+    await manager.setSessionTimeout(manager.generateId(), 5),
+    false,
+    'no session, nothing set',
+  )
+  t.equal(await manager.getSessionTimeout(manager.generateId()), null)
   await manager.writeSession(id, { v: 4 })
   await sleep(2100)
   t.equal(await manager.readSession(id), null, 'expired after its own timeout')

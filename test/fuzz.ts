@@ -766,14 +766,14 @@ const SPECS = {
     args: (f, good) => [writeOptions(f, good)],
     ok: (value) => typeof value === 'boolean',
   },
-  setTimeout: {
+  setSessionTimeout: {
     takesId: true,
     args: (f, good) => [
       f.chance(0.05) ? refused(input(undefined, 'ttlSeconds missing')) : ttl(f, good),
     ],
     ok: (value) => typeof value === 'boolean',
   },
-  getTimeout: {
+  getSessionTimeout: {
     takesId: true,
     readOnly: true,
     args: () => [],
@@ -894,8 +894,8 @@ const CORE_METHODS: Method[] = [
   'createSession',
   'regenerateSession',
   'touch',
-  'setTimeout',
-  'getTimeout',
+  'setSessionTimeout',
+  'getSessionTimeout',
   'locate',
 ]
 /** Full scans and bulk operations: a few calls are enough. */
@@ -1340,7 +1340,7 @@ t.test('random bad input through every public method, against real stores', asyn
         break
       }
       case 'touch':
-      case 'setTimeout': {
+      case 'setSessionTimeout': {
         const entry = model.get(sessionId)
         if (liveBefore !== null && value !== liveBefore) {
           disagree(
@@ -1359,7 +1359,7 @@ t.test('random bad input through every public method, against real stores', asyn
       }
       case 'readSession':
       case 'getAll':
-      case 'getTimeout': {
+      case 'getSessionTimeout': {
         if (liveBefore === null) break
         model.checked++
         const entry = model.get(sessionId)
@@ -1367,7 +1367,7 @@ t.test('random bad input through every public method, against real stores', asyn
         const read = withVersion && value !== null ? (value as { data: unknown }).data : value
         const expected = !liveBefore
           ? null
-          : method === 'getTimeout'
+          : method === 'getSessionTimeout'
             ? (entry.ownTimeout ?? DEFAULT_TTL_SECONDS)
             : entry.data
         if (!isDeepStrictEqual(read, expected)) {

@@ -36,3 +36,31 @@ t.test(
     t.same(whileDown, live, 'one store down (copies 2): still every session, none twice')
   },
 )
+
+t.test(
+  'a touch that missed a copy: the listing counts the session by its latest expiry',
+  async (t) => {
+    // Both copies hold the same version; one still has the expiry from before a touch that
+    // did not reach it, which has passed. Reads prefer the later expiry; the listing must too.
+    const table = 'listing_touch'
+    const manager = await startManager(t, cluster, { copies: 2, table, sweepIntervalSeconds: 0 })
+    const id = await manager.createSession({ touched: true })
+    const [first, second] = manager.locate(id).map((storeId) => cluster.store(storeId))
+    // Whichever store the merge meets first holds the stale expiry.
+    for (const store of [first!, second!]) {
+      const stale = store === first ? Date.now() - 60_000 : Date.now() + 600_000
+      await store.query(`UPDATE \`${table}\` SET expires_at = ? WHERE id = ?`, [stale, id])
+    }
+    t.same(await manager.readSession(id), { touched: true }, 'a read finds it live')
+    const listed: string[] = []
+    for await (const listedId of manager.list()) listed.push(listedId)
+    t.same(listed, [id], 'list() finds it live')
+    t.equal(await manager.count(), 1, 'count() too')
+    // And the other way round: the first store met holds the later expiry.
+    for (const store of [first!, second!]) {
+      const stale = store === second ? Date.now() - 60_000 : Date.now() + 600_000
+      await store.query(`UPDATE \`${table}\` SET expires_at = ? WHERE id = ?`, [stale, id])
+    }
+    t.equal(await manager.count(), 1, 'count() with the stale expiry on the other copy')
+  },
+)

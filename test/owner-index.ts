@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildStatements } from '../lib/statements.js'
+import { sessionStatements } from '../lib/store/statements.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { startManager, storeState, storesWithLiveCopy } from './helpers/manager.js'
 import { waitFor } from './helpers/wait.js'
@@ -22,7 +22,7 @@ t.test('findByOwner and destroyByOwner use the owner index on every store', asyn
   // The lookup is an index lookup, never a scan, whatever the optimizer's statistics say.
   for (const store of cluster.stores) {
     const plan = await store.query<{ key: string | null; type: string }>(
-      `EXPLAIN ${buildStatements('sessions').byOwner}`,
+      `EXPLAIN ${sessionStatements('sessions').byOwner.text()}`,
       ['42'],
     )
     t.equal(plan[0]!.key, 'sessions_owner', `${store.id} uses the owner index`)
@@ -64,7 +64,7 @@ t.test('the owner lookup stays on the index where a scan looks cheaper', async (
   for (const store of cluster.stores) {
     await store.query(`ANALYZE TABLE \`${table}\``)
     const plan = await store.query<{ key: string | null }>(
-      `EXPLAIN ${buildStatements(table).byOwner}`,
+      `EXPLAIN ${sessionStatements(table).byOwner.text()}`,
       ['42'],
     )
     t.equal(plan[0]!.key, `${table}_owner`, `${store.id} uses the owner index`)

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { createSessionManager } from '../lib/index.js'
 import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
-import { SessionWorkload, sleep } from '../lib/workload/session-workload.js'
+import { SessionWorkload, sleep } from '../lib/cli/workload/session-workload.js'
 import { startTestCluster } from './helpers/cluster.js'
 
 // A change of the store list under a concurrent workload checked by the chaos run's
@@ -37,7 +37,7 @@ async function changeStoreList(
   const workload = new SessionWorkload(managers)
   await workload.populate(400)
   const migrating = { stores: configs(after), previousStores: configs(before) }
-  let first: Awaited<ReturnType<SessionManager['rebalance']>> | undefined
+  let first: Awaited<ReturnType<SessionManager['repair']>> | undefined
   await workload.run({
     seconds: 6,
     inFlight: 32,
@@ -49,16 +49,16 @@ async function changeStoreList(
       const old = managers.splice(0, managers.length, ...next)
       await Promise.all(old.map((manager) => manager.close()))
       await sleep(500)
-      first = await next[0]!.rebalance({ batchSize: 50 })
+      first = await next[0]!.repair({ batchSize: 50 })
     },
   })
   t.ok(first?.done, `the rebalance during traffic finished: ${JSON.stringify(first)}`)
   t.ok(first!.copied > 0, 'it moved sessions')
   // Traffic that ran after the first rebalance may have left a failed-over copy behind; once
   // the traffic stops, one rebalance settles it, and the next must move nothing at all.
-  const settled = await managers[0]!.rebalance()
+  const settled = await managers[0]!.repair()
   t.same({ failed: settled.failed, done: settled.done }, { failed: 0, done: true }, 'settled')
-  const second = await managers[0]!.rebalance()
+  const second = await managers[0]!.repair()
   t.same(
     { copied: second.copied, removed: second.removed, done: second.done },
     { copied: 0, removed: 0, done: true },

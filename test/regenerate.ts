@@ -9,12 +9,16 @@ t.test(
   async (t) => {
     const manager = await startManager(t, cluster, { copies: 2 })
     const oldId = await manager.createSession({ cart: [1, 2] })
-    t.equal(await manager.setTimeout(oldId, 120), true)
+    t.equal(await manager.setSessionTimeout(oldId, 120), true)
     const oldRows = await rowsOnStores(cluster, oldId)
     const newId = await manager.regenerateSession(oldId)
     t.ok(newId !== null && newId !== oldId)
     t.same(await manager.readSession(newId!), { cart: [1, 2] })
-    t.equal(await manager.getTimeout(newId!), 120, 'the per-session timeout moved with the data')
+    t.equal(
+      await manager.getSessionTimeout(newId!),
+      120,
+      'the per-session timeout moved with the data',
+    )
     const newRows = await rowsOnStores(cluster, newId!)
     const oldExpiry = [...oldRows.values()].find((row) => row !== null)!.expires_at
     for (const storeId of manager.locate(newId!).slice(0, 2)) {

@@ -117,7 +117,7 @@ class Capture {
       this.events.add(String(event))
       this.value(`${name} event ${String(event)}`, payload)
       for (const item of payload) this.error(`${name} event ${String(event)}`, item)
-      return emit(event, ...payload)
+      return (emit as (event: string | symbol, ...payload: unknown[]) => boolean)(event, ...payload)
     }) as typeof sm.emit
   }
 
@@ -264,14 +264,21 @@ localTest('a wrong password is refused by the server and never shown', async (t)
   t.teardown(() => sm.close())
   capture.listen(sm, 'wrong password')
   const schema = await capture.attempt('applySchema', () => sm.applySchema())
-  t.match(schema, { code: 'ER_ACCESS_DENIED_ERROR', errno: 1045 }, 'the server refused the login')
+  t.match(
+    schema,
+    {
+      code: 'SCHEMA_NOT_APPLIED',
+      failures: [{ error: { code: 'ER_ACCESS_DENIED_ERROR', errno: 1045 } }],
+    },
+    'the server refused the login',
+  )
   const id = sm.generateId()
   await capture.attempt('readSession', () => sm.readSession(id))
   await capture.attempt('writeSession', () => sm.writeSession(id, { a: 1 }))
   await capture.attempt('createSession', () => sm.createSession({ a: 1 }))
   await capture.attempt('destroySession', () => sm.destroySession(id))
   await capture.attempt('touch', () => sm.touch(id))
-  await capture.attempt('setTimeout', () => sm.setTimeout(id, 60))
+  await capture.attempt('setSessionTimeout', () => sm.setSessionTimeout(id, 60))
   await capture.attempt('count', () => sm.count())
   capture.value('sweep', await capture.attempt('sweep', () => sm.sweep()))
   capture.value('repair', await capture.attempt('repair', () => sm.repair()))
@@ -426,7 +433,17 @@ localTest('TLS: the ssl store option reaches mysql2', async (t) => {
   const error = await capture.attempt('applySchema with ssl', () => tls.applySchema())
   t.match(
     error,
-    { code: 'HANDSHAKE_NO_SSL_SUPPORT', message: /does not support secure connection/ },
+    {
+      code: 'SCHEMA_NOT_APPLIED',
+      failures: [
+        {
+          error: {
+            code: 'HANDSHAKE_NO_SSL_SUPPORT',
+            message: /does not support secure connection/,
+          },
+        },
+      ],
+    },
     'the first statement fails at the TLS handshake',
   )
   await capture.attempt('readSession with ssl', () => tls.readSession(tls.generateId()))

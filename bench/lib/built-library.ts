@@ -5,8 +5,7 @@ import { fileURLToPath } from 'node:url'
 export interface BuiltLibrary {
   index: typeof import('../../lib/index.js')
   placement: typeof import('../../lib/placement.js')
-  statements: typeof import('../../lib/statements.js')
-  storePool: typeof import('../../lib/store-pool.js')
+  statements: typeof import('../../lib/store/statements.js')
 }
 
 const DIST = new URL('../../dist/', import.meta.url)
@@ -28,11 +27,10 @@ export async function loadBuiltLibrary(): Promise<BuiltLibrary> {
       { cause: error },
     )
   }
-  const [index, placement, statements, storePool] = await Promise.all([
+  const [index, placement, statements] = await Promise.all([
     import(url('index.js')) as Promise<BuiltLibrary['index']>,
     import(url('placement.js')) as Promise<BuiltLibrary['placement']>,
-    import(url('statements.js')) as Promise<BuiltLibrary['statements']>,
-    import(url('store-pool.js')) as Promise<BuiltLibrary['storePool']>,
+    import(url('store/statements.js')) as Promise<BuiltLibrary['statements']>,
   ])
-  return { index, placement, statements, storePool }
+  return { index, placement, statements }
 }

@@ -4,19 +4,19 @@ import type { BuiltLibrary } from './built-library.js'
 /**
  * The library's own read and upsert, sent through plain mysql2 pools: the "raw" side every
  * benchmark compares with. Statements and parameters come from the compiled library, so the
- * raw side always sends exactly what StorePool sends.
+ * raw side always sends exactly what a Store sends.
  */
 export class RawStatements {
   readonly #read: string
-  readonly #write: string
+  readonly #statements: ReturnType<BuiltLibrary['statements']['sessionStatements']>
   readonly #library: BuiltLibrary
   readonly #ttlSeconds: number
   #lastVersion = 0
 
   constructor(library: BuiltLibrary, table: string, ttlSeconds: number) {
-    const statements = library.statements.buildStatements(table)
-    this.#read = statements.read
-    this.#write = statements.write
+    const statements = library.statements.sessionStatements(table)
+    this.#read = statements.read.text()
+    this.#statements = statements
     this.#library = library
     this.#ttlSeconds = ttlSeconds
   }
@@ -29,7 +29,7 @@ export class RawStatements {
     return this.#library.index.jsonCodec.decode(row.data as Buffer)
   }
 
-  /** The upsert, with the parameters StorePool.write sends, on the first `copies` pools in parallel. */
+  /** The upsert, with the parameters a Store's write sends, on the first `copies` pools in parallel. */
   async write(
     pools: readonly Pool[],
     sessionId: string,
@@ -40,17 +40,23 @@ export class RawStatements {
     const bytes = Buffer.from(JSON.stringify(data), 'utf8')
     this.#lastVersion = Math.max(Date.now() * 1000, this.#lastVersion + 1)
     const now = Date.now()
-    const params = this.#library.storePool.writeParameters(sessionId, bytes, {
-      version: this.#lastVersion,
-      now,
-      expiresAtMillis: now + this.#ttlSeconds * 1000,
-      explicitExpiry: false,
-      ttlSeconds: null,
-      owner: null,
-      expectedVersion: undefined,
-    }) as (string | number | Buffer | null)[]
+    const write = this.#statements.write
+    const input = {
+      sessionId,
+      data: bytes,
+      fields: {
+        version: this.#lastVersion,
+        now,
+        expiresAtMillis: now + this.#ttlSeconds * 1000,
+        explicitExpiry: false,
+        ttlSeconds: null,
+        owner: null,
+        expectedVersion: undefined,
+      },
+    }
+    const params = write.params(input) as (string | number | Buffer | null)[]
     await Promise.all(
-      pools.slice(0, copies).map((pool) => pool.execute<ResultSetHeader>(this.#write, params)),
+      pools.slice(0, copies).map((pool) => pool.execute<ResultSetHeader>(write.text(), params)),
     )
   }
 }

@@ -9,7 +9,7 @@ import {
 import type { LocalCluster } from '../../local-cluster/index.js'
 import { BASE_DIR_PREFIX } from '../../local-cluster/leftovers.js'
 import { describeServerBinary } from '../../local-cluster/server-binary.js'
-import { runFailoverDemo, type FailoverDemoReport } from '../../workload/failover-demo.js'
+import { runFailoverDemo, type FailoverDemoReport } from '../workload/failover-demo.js'
 import type { Command } from '../command.js'
 import { integerArgument, noPositionals } from '../command.js'
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, formatCount, type Output } from '../output.js'

@@ -1,5 +1,5 @@
 import type { Command } from '../command.js'
-import { runStoreWalk, WALK_OPTIONS } from './repair.js'
+import { runRepairScan, WALK_OPTIONS } from './repair.js'
 
 export const rebalanceCommand: Command = {
   name: 'rebalance',
@@ -20,5 +20,5 @@ Ctrl-C stops it after the batch in progress and prints how to resume.
 Exit code: 0 done, 1 a store was down (not walked) or some sessions could not be moved (run it
 again), 2 usage or configuration error, 130 stopped by Ctrl-C.`,
   options: WALK_OPTIONS,
-  run: (context) => runStoreWalk(context, 'rebalance'),
+  run: (context) => runRepairScan(context, 'rebalance'),
 }

@@ -1,11 +1,11 @@
-import type { RepairCursor, RepairOptions, RepairResult } from '../../repair.js'
+import type { RepairCursor, RepairOptions, RepairResult } from '../../maintenance/repair-scan.js'
+import type { SessionManager } from '../../session-manager.js'
 import type { Command, CommandContext } from '../command.js'
 import { integerArgument, noPositionals, UsageError } from '../command.js'
 import { allStores, loadCommandConfig, type LoadedConfig } from '../config.js'
-import { circuitState, openManager } from '../manager.js'
+import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
 import { createProgressBar, progressWanted } from '../progress.js'
-import { StoreInspector } from '../store-inspector.js'
 
 /** Exit code of a walk stopped by Ctrl-C (it can be resumed). */
 const EXIT_INTERRUPTED = 130
@@ -35,14 +35,14 @@ Ctrl-C stops it after the batch in progress and prints how to resume.
 Exit code: 0 repaired, 1 a store was down (not scanned) or some sessions could not be
 repaired (run it again), 2 usage or configuration error, 130 stopped by Ctrl-C.`,
   options: WALK_OPTIONS,
-  run: (context) => runStoreWalk(context, 'repair'),
+  run: (context) => runRepairScan(context, 'repair'),
 }
 
 /**
- * `repair` and `rebalance`: the same walk over every store (the manager's repair), with a
+ * `repair` and `rebalance`: the same scan of every store (the manager's repair), with a
  * progress bar, Ctrl-C to stop after a batch, and `--resume-from` to continue.
  */
-export async function runStoreWalk(
+export async function runRepairScan(
   context: CommandContext,
   kind: 'repair' | 'rebalance',
 ): Promise<number> {
@@ -69,15 +69,7 @@ export async function runStoreWalk(
   })
   process.on('SIGINT', onSignal)
   try {
-    if (enabled) {
-      const up = allStores(config.resolved).filter((s) => circuitState(manager, s.id) !== 'down')
-      bar.setTotal(
-        await countRows(
-          config,
-          up.map((s) => s.id),
-        ),
-      )
-    }
+    if (enabled) bar.setTotal(await countRows(manager))
     const options: RepairOptions = {
       ...(batchSize === undefined ? {} : { batchSize }),
       ...(resumeFrom === undefined ? {} : { resumeFrom }),
@@ -93,7 +85,7 @@ export async function runStoreWalk(
     }
     let result: RepairResult
     try {
-      result = await (kind === 'repair' ? manager.repair(options) : manager.rebalance(options))
+      result = await manager.repair(options)
     } finally {
       bar.stop()
     }
@@ -161,17 +153,12 @@ function resumeCursor(
   return { storeId: value, afterId: '' }
 }
 
-/** Rows on the given stores: the bar's total (the walk reads every row of every store up). */
-async function countRows(config: LoadedConfig, storeIds: string[]): Promise<number> {
-  const inspector = new StoreInspector(config.resolved)
-  try {
-    const counts = await Promise.all(storeIds.map((id) => inspector.rowCounts(id)))
-    return counts.reduce(
-      (sum, count) =>
-        sum + (count.ok ? count.value.live + count.value.expired + count.value.tombstones : 0),
-      0,
-    )
-  } finally {
-    await inspector.close()
-  }
+/** Rows on the stores that are up: the bar's total (the walk reads every row of every store up). */
+async function countRows(manager: SessionManager): Promise<number> {
+  const reports = await manager.storeReports({ counts: true })
+  return reports.reduce(
+    (sum, { state, rows }) =>
+      state === 'down' || rows === null ? sum : sum + rows.live + rows.expired + rows.tombstones,
+    0,
+  )
 }

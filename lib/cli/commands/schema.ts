@@ -1,9 +1,10 @@
+import { SchemaNotAppliedError } from '../../errors.js'
+import { describeError } from '../../maintenance/inspection.js'
 import { createSessionManager } from '../../session-manager.js'
 import type { Command } from '../command.js'
 import { UsageError } from '../command.js'
 import { loadCommandConfig, oneShotOptions, storeAddress, type LoadedConfig } from '../config.js'
 import { EXIT_OK, EXIT_PROBLEM } from '../output.js'
-import { describeStoreError } from '../store-inspector.js'
 
 export const schemaCommand: Command = {
   name: 'schema',
@@ -22,12 +23,11 @@ Exit code: 0 every store has the tables, 1 a store failed, 2 usage or configurat
       throw new UsageError('the schema command takes one action: session-shards schema apply')
     }
     const config = await loadCommandConfig(context)
-    const results = await Promise.all(
-      config.resolved.stores.map(async (store, index) => {
-        const error = await applyOnStore(config, index)
-        return { id: store.id, address: storeAddress(store), ok: error === null, error }
-      }),
-    )
+    const errors = await applySchema(config)
+    const results = config.resolved.stores.map((store) => {
+      const error = errors.get(store.id) ?? null
+      return { id: store.id, address: storeAddress(store), ok: error === null, error }
+    })
     const ok = results.every((result) => result.ok)
     const { out } = context
     out.result({ ok, table: config.resolved.table, stores: results })
@@ -46,27 +46,21 @@ Exit code: 0 every store has the tables, 1 a store failed, 2 usage or configurat
 }
 
 /**
- * Applies the schema on one store through a manager of that store alone, so the statements are
- * the library's own; resolves the error summary, or null.
+ * Applies the schema on every configured store through the library (its statements, every
+ * store in parallel); resolves each failing store's error summary, by id.
  */
-async function applyOnStore(config: LoadedConfig, index: number): Promise<string | null> {
-  const store = config.options.stores[index]
-  if (store === undefined) return 'no such store'
-  // previousStores is left out: the manager would apply the schema on those stores too.
+async function applySchema(config: LoadedConfig): Promise<Map<string, string>> {
+  // previousStores is left out: the schema goes where the configuration sends sessions.
   const { previousStores: _previous, ...options } = oneShotOptions(config)
-  const manager = createSessionManager({
-    ...options,
-    stores: [store],
-    copies: 1,
-    minCopies: 1,
-    maxReadStores: 1,
-    readQuorum: 1,
-  })
+  const manager = createSessionManager(options)
   try {
     await manager.applySchema()
-    return null
+    return new Map()
   } catch (error) {
-    return describeStoreError(error)
+    if (!(error instanceof SchemaNotAppliedError)) throw error
+    return new Map(
+      error.failures.map(({ storeId, error: cause }) => [storeId, describeError(cause)]),
+    )
   } finally {
     await manager.close()
   }

@@ -1,9 +1,14 @@
-import { locateSession } from '../manager.js'
+import type { InspectedCopy } from '../../maintenance/inspection.js'
 import type { Command } from '../command.js'
 import { singlePositional } from '../command.js'
-import { allStores, loadCommandConfig } from '../config.js'
+import { loadCommandConfig } from '../config.js'
+import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
-import { StoreInspector, type CopyOnStore } from '../store-inspector.js'
+
+/** One store's row in `show --json` (expiry as an ISO date). */
+export interface ShownCopy extends Omit<InspectedCopy, 'expiresAt'> {
+  expiresAt: string
+}
 
 /** One store in `show --json`. */
 export interface CopyReport {
@@ -14,7 +19,7 @@ export interface CopyReport {
   /** Only in `previousStores`: not in the order; a rebalance moves its copy away. */
   retiring: boolean
   /** The store's row, null when it has none (or could not be asked). */
-  copy: CopyOnStore | null
+  copy: ShownCopy | null
   /** Why the store could not be asked, or null. */
   error: string | null
 }
@@ -39,32 +44,26 @@ configuration error.`,
   async run(context) {
     const id = singlePositional(context, 'show', 'session-id')
     const config = await loadCommandConfig(context)
-    const order = await locateSession(config, id)
     const copies = config.resolved.copies
-    // Stores only in previousStores may still hold copies: they are asked too, last.
-    const retiring = allStores(config.resolved)
-      .map((store) => store.id)
-      .filter((storeId) => !order.includes(storeId))
-    const inspector = new StoreInspector(config.resolved)
-    let stores: CopyReport[]
+    const manager = await openManager(config)
+    let inspection: Awaited<ReturnType<typeof manager.inspectSession>>
     try {
-      stores = await Promise.all(
-        [...order, ...retiring].map(async (storeId, index) => {
-          const answer = await inspector.copy(storeId, id)
-          return {
-            position: index + 1,
-            storeId,
-            holdsCopy: index < copies,
-            retiring: index >= order.length,
-            copy: answer.ok ? answer.value : null,
-            error: answer.ok ? null : answer.error,
-          }
-        }),
-      )
+      inspection = await manager.inspectSession(id)
     } finally {
-      await inspector.close()
+      await manager.close()
     }
-    const verdict = judge(stores)
+    const stores: CopyReport[] = inspection.stores.map((store, index) => ({
+      position: index + 1,
+      storeId: store.storeId,
+      holdsCopy: store.holdsCopy,
+      retiring: store.retiring,
+      copy:
+        store.copy === null
+          ? null
+          : { ...store.copy, expiresAt: new Date(store.copy.expiresAt).toISOString() },
+      error: store.error,
+    }))
+    const verdict = judge(inspection, stores)
     const ok = stores.every((store) => store.error === null)
     const { out } = context
     out.result({ id, copies, ok, verdict, stores })
@@ -102,45 +101,45 @@ interface Verdict {
   text: string
 }
 
-/** What the copies say, by the manager's read rule (see docs/design.md, "Read path"). */
-function judge(stores: readonly CopyReport[]): Verdict {
-  const rows = stores.flatMap((s) =>
-    s.copy === null ? [] : [{ storeId: s.storeId, copy: s.copy }],
-  )
+/** The manager's verdict (the rule reads follow), in words. */
+function judge(
+  inspection: { state: Verdict['state']; version: number | null },
+  stores: readonly CopyReport[],
+): Verdict {
+  const { state, version } = inspection
   const unreachable = stores.filter((s) => s.error !== null).length
   const caveat = unreachable > 0 ? ` (${unreachable} store(s) could not be asked)` : ''
-  const tombstone = rows.find((row) => row.copy.deleted)
-  if (tombstone !== undefined) {
-    return {
-      state: 'destroyed',
-      version: tombstone.copy.version,
-      text: `Destroyed: ${tombstone.storeId} holds a tombstone${caveat}.`,
+  const holders = stores.filter(
+    (s) =>
+      s.copy !== null && s.copy.deleted === (state === 'destroyed') && s.copy.version === version,
+  )
+  const names = holders.map((s) => s.storeId).join(', ')
+  switch (state) {
+    case 'destroyed':
+      return { state, version, text: `Destroyed: ${names} hold(s) a tombstone${caveat}.` }
+    case 'none':
+      return { state, version, text: `No copy on any store${caveat}.` }
+    case 'expired':
+      return {
+        state,
+        version,
+        text: `Expired: the newest copy (version ${version}) is past its expiry${caveat}.`,
+      }
+    case 'live': {
+      const stale = stores.filter((s) => s.copy !== null && !s.copy.deleted).length - holders.length
+      return {
+        state,
+        version,
+        text:
+          `Live: version ${version} on ${names}` +
+          (stale > 0 ? `; ${stale} stale copy(ies)` : '') +
+          `${caveat}.`,
+      }
     }
-  }
-  if (rows.length === 0)
-    return { state: 'none', version: null, text: `No copy on any store${caveat}.` }
-  const newest = Math.max(...rows.map((row) => row.copy.version))
-  const holders = rows.filter((row) => row.copy.version === newest)
-  const expiresAt = Math.max(...holders.map((row) => Date.parse(row.copy.expiresAt)))
-  if (expiresAt <= Date.now()) {
-    return {
-      state: 'expired',
-      version: newest,
-      text: `Expired: the newest copy (version ${newest}) is past its expiry${caveat}.`,
-    }
-  }
-  const stale = rows.length - holders.length
-  return {
-    state: 'live',
-    version: newest,
-    text:
-      `Live: version ${newest} on ${holders.map((row) => row.storeId).join(', ')}` +
-      (stale > 0 ? `; ${stale} stale copy(ies)` : '') +
-      `${caveat}.`,
   }
 }
 
-function describeRow(copy: CopyOnStore | null, newest: number | null): string {
+function describeRow(copy: ShownCopy | null, newest: number | null): string {
   if (copy === null) return 'none'
   if (copy.deleted) return 'tombstone'
   if (Date.parse(copy.expiresAt) <= Date.now()) return 'expired'

@@ -1,9 +1,9 @@
 import type { Command } from '../command.js'
 import { noPositionals } from '../command.js'
-import { isRetiring, loadCommandConfig, storeAddress } from '../config.js'
-import { circuitState, openManager } from '../manager.js'
+import { allStores, isRetiring, loadCommandConfig, storeAddress } from '../config.js'
+import type { RowCounts } from '../../store/store.js'
+import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount, formatMillis } from '../output.js'
-import { StoreInspector, type RowCounts } from '../store-inspector.js'
 
 /** One store in `status --json`. */
 export interface StoreStatus {
@@ -14,7 +14,7 @@ export interface StoreStatus {
   address: string
   /** A probe connected and got an answer. */
   reachable: boolean
-  /** Round trip of `SELECT 1` on an open connection; null when unreachable. */
+  /** Round trip of a probe on an open connection; null when unreachable. */
   probeMillis: number | null
   /** Null when unreachable, not counted (`--no-counts`) or the count failed. */
   rows: RowCounts | null
@@ -29,8 +29,8 @@ export const statusCommand: Command = {
   summary: 'each store: up/down, probe latency, rows (live, expired, tombstones), circuit state',
   help: `Usage: session-shards status [--no-counts] [--config <file>] [--json]
 
-For each configured store: whether it answers, the round trip of a probe (SELECT 1 on an open
-connection), its rows (live sessions, expired rows waiting for a sweep, tombstones) and the
+For each configured store: whether it answers, the round trip of a probe on an open
+connection, its rows (live sessions, expired rows waiting for a sweep, tombstones) and the
 circuit state a session manager gives it after one health round (up, down, or behind: up but
 still replaying writes it missed). Addresses are shown as host:port/database, never with the
 user or password. During a change of the store list, stores only in previousStores are listed
@@ -45,33 +45,26 @@ Exit code: 0 every store answers, 1 a store is down or its table cannot be read,
     noPositionals(context, 'status')
     const config = await loadCommandConfig(context)
     const counts = context.values['no-counts'] !== true
-    const inspector = new StoreInspector(config.resolved)
-    const managerOpening = openManager(config)
+    const manager = await openManager(config)
     let stores: StoreStatus[]
     try {
-      const answers = await Promise.all(
-        inspector.stores.map(async (store) => {
-          const probe = await inspector.probe(store.id)
-          const rows = probe.ok && counts ? await inspector.rowCounts(store.id) : null
-          return { store, probe, rows }
-        }),
-      )
-      const manager = await managerOpening
-      stores = answers.map(({ store, probe, rows }) => ({
-        id: store.id,
-        retiring: isRetiring(config.resolved, store.id),
-        address: storeAddress(store),
-        reachable: probe.ok,
-        probeMillis: probe.ok ? Math.round(probe.value.millis * 100) / 100 : null,
-        rows: rows?.ok === true ? rows.value : null,
-        circuit: circuitState(manager, store.id),
-        error: !probe.ok ? probe.error : rows?.ok === false ? rows.error : null,
-      }))
+      const reports = await manager.storeReports({ counts })
+      const byId = new Map(reports.map((report) => [report.storeId, report]))
+      stores = allStores(config.resolved).map((store) => {
+        const report = byId.get(store.id)!
+        return {
+          id: store.id,
+          retiring: isRetiring(config.resolved, store.id),
+          address: storeAddress(store),
+          reachable: report.probeMillis !== null,
+          probeMillis: report.probeMillis,
+          rows: report.rows,
+          circuit: report.state,
+          error: report.error,
+        }
+      })
     } finally {
-      await Promise.all([
-        inspector.close(),
-        managerOpening.then((manager) => manager.close()).catch(() => {}),
-      ])
+      await manager.close()
     }
     const ok = stores.every((store) => store.error === null)
     const { out } = context

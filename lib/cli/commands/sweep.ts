@@ -1,11 +1,10 @@
-import type { ResolvedOptions } from '../../options.js'
+import type { SessionManager } from '../../session-manager.js'
 import type { Command } from '../command.js'
 import { integerArgument, noPositionals } from '../command.js'
 import { loadCommandConfig } from '../config.js'
 import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
 import { createProgressBar, progressWanted } from '../progress.js'
-import { StoreInspector } from '../store-inspector.js'
 
 export const sweepCommand: Command = {
   name: 'sweep',
@@ -33,7 +32,7 @@ Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configu
         total: 1,
         format: 'sweep {bar} {value}/{total} expired rows deleted',
       })
-      if (progressWanted(out.json)) bar.setTotal(await countExpired(config.resolved))
+      if (progressWanted(out.json)) bar.setTotal(await countExpired(manager))
       const perStore = new Map<string, number>()
       const result = await manager
         .sweep({
@@ -59,15 +58,8 @@ Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configu
   },
 }
 
-/** Expired rows over every store that answers: the bar's total (a count through the index). */
-async function countExpired(options: ResolvedOptions): Promise<number> {
-  const inspector = new StoreInspector(options)
-  try {
-    const counts = await Promise.all(
-      inspector.stores.map((store) => inspector.expiredRows(store.id)),
-    )
-    return counts.reduce((sum, count) => sum + (count.ok ? count.value : 0), 0)
-  } finally {
-    await inspector.close()
-  }
+/** Expired rows over every store that answers: the bar's total. */
+async function countExpired(manager: SessionManager): Promise<number> {
+  const reports = await manager.storeReports({ counts: true })
+  return reports.reduce((sum, { rows }) => sum + (rows?.expired ?? 0), 0)
 }

@@ -1,6 +1,6 @@
-import { createSessionManager } from '../session-manager.js'
-import type { LocalCluster } from '../local-cluster/index.js'
-import type { LocalStore } from '../local-cluster/local-store.js'
+import { createSessionManager } from '../../session-manager.js'
+import type { LocalCluster } from '../../local-cluster/index.js'
+import type { LocalStore } from '../../local-cluster/local-store.js'
 import type { ConsistencyCounts, Violation } from './consistency-model.js'
 import { SessionWorkload, sleep, waitUntilServing } from './session-workload.js'
 

@@ -1,7 +1,8 @@
-import { debug } from './debug.js'
-import type { RepairContext } from './session-repair.js'
-import { repairSessions } from './session-repair.js'
-import type { StorePool } from './store-pool.js'
+/** Hinted handoff: remembers which stores missed which writes, and replays them before those stores serve reads. */
+import { debug } from '../debug.js'
+import type { RepairContext } from '../maintenance/repair-plan.js'
+import { repairSessions } from '../maintenance/repair-plan.js'
+import type { Store } from '../store/store.js'
 
 /** Hinted ids remembered in memory per store; past this, only the durable hints remain. */
 const MEMORY_HINTS_PER_STORE = 100_000
@@ -17,12 +18,12 @@ const REPLAY_BATCH = 200
  */
 export class HintedHandoff {
   readonly #context: RepairContext
-  readonly #memory = new Map<StorePool, Set<string>>()
-  readonly #recording = new Map<StorePool, number>()
-  readonly #replays = new Map<StorePool, Promise<boolean>>()
-  readonly #stores: readonly StorePool[]
+  readonly #memory = new Map<Store, Set<string>>()
+  readonly #recording = new Map<Store, number>()
+  readonly #replays = new Map<Store, Promise<boolean>>()
+  readonly #stores: readonly Store[]
 
-  constructor(stores: readonly StorePool[], context: RepairContext) {
+  constructor(stores: readonly Store[], context: RepairContext) {
     this.#stores = stores
     this.#context = context
   }
@@ -34,11 +35,11 @@ export class HintedHandoff {
    */
   async record(
     sessionId: string,
-    targets: readonly StorePool[],
-    holders: readonly StorePool[],
+    targets: readonly Store[],
+    holders: readonly Store[],
   ): Promise<void> {
     for (const target of targets) {
-      target.circuit.behind = true
+      target.standing.missedWrites()
       const ids = this.#memory.get(target) ?? new Set<string>()
       this.#memory.set(target, ids)
       if (ids.size < MEMORY_HINTS_PER_STORE) ids.add(sessionId)
@@ -59,7 +60,7 @@ export class HintedHandoff {
    * store holds everything it missed and may answer reads again (its `behind` mark is
    * cleared), false if it must be tried again later.
    */
-  replay(target: StorePool): Promise<boolean> {
+  replay(target: Store): Promise<boolean> {
     let running = this.#replays.get(target)
     if (running === undefined) {
       running = this.#replayAll(target).finally(() => this.#replays.delete(target))
@@ -73,23 +74,23 @@ export class HintedHandoff {
     await Promise.allSettled([...this.#replays.values()])
   }
 
-  async #replayAll(target: StorePool): Promise<boolean> {
+  async #replayAll(target: Store): Promise<boolean> {
     for (let round = 0; round < 5; round++) {
-      if (target.circuit.state !== 'up') return false
+      if (!target.standing.up) return false
       if (!(await this.#replayMemory(target))) return false
       for (const holder of this.#stores) {
-        if (holder === target || holder.circuit.state !== 'up') continue
+        if (holder === target || !holder.standing.up) continue
         if (!(await this.#replayDurable(target, holder))) return false
       }
       if ((this.#memory.get(target)?.size ?? 0) === 0 && (this.#recording.get(target) ?? 0) === 0) {
-        target.circuit.behind = false
+        target.standing.caughtUp()
         return true
       }
     }
     return false
   }
 
-  async #replayMemory(target: StorePool): Promise<boolean> {
+  async #replayMemory(target: Store): Promise<boolean> {
     const ids = this.#memory.get(target)
     while (ids !== undefined && ids.size > 0) {
       const batch = [...ids].slice(0, REPLAY_BATCH)
@@ -100,7 +101,7 @@ export class HintedHandoff {
     return true
   }
 
-  async #replayDurable(target: StorePool, holder: StorePool): Promise<boolean> {
+  async #replayDurable(target: Store, holder: Store): Promise<boolean> {
     let after = ''
     try {
       for (;;) {
@@ -114,7 +115,7 @@ export class HintedHandoff {
     } catch (error) {
       // A holder that fails now is skipped; its hints are also on the other holders.
       debug('hint replay for %s from %s: %s', target.id, holder.id, (error as Error).message)
-      return holder.circuit.state !== 'up'
+      return !holder.standing.up
     }
   }
 }

@@ -1,6 +1,8 @@
-import { errorSummary } from './errors.js'
-import { batchSizeOption } from './options.js'
-import type { StorePool } from './store-pool.js'
+/** Sweeps: expired copies and spent tombstones deleted in small batches, on demand or on a timer. */
+import { errorSummary } from '../errors.js'
+import { JitteredTimer } from '../jittered-timer.js'
+import { batchSizeOption } from '../options.js'
+import type { Store } from '../store/store.js'
 
 /** Options of {@link SessionManager.sweep}. */
 export interface SweepOptions {
@@ -24,15 +26,14 @@ export interface SweepResult {
  * the expiry index, `batchSize` rows per statement, stores in parallel.
  */
 export async function sweepStores(
-  stores: readonly StorePool[],
+  stores: readonly Store[],
   options: SweepOptions,
 ): Promise<SweepResult> {
   const batchSize = batchSizeOption(options.batchSize)
   const perStore = await Promise.all(
     stores.map(async (store) => {
       let deleted = 0
-      if (store.circuit.state !== 'up')
-        return { storeId: store.id, deleted, error: 'store is down' }
+      if (!store.standing.up) return { storeId: store.id, deleted, error: 'store is down' }
       try {
         for (;;) {
           const count = await store.sweepExpired(batchSize)
@@ -48,43 +49,20 @@ export async function sweepStores(
   return { deleted: perStore.reduce((sum, store) => sum + store.deleted, 0), stores: perStore }
 }
 
-/**
- * Runs a sweep every `intervalSeconds` (±20%), one at a time, on a timer that never keeps
- * the process alive.
- */
+/** Runs a sweep every `intervalSeconds` (±20%), one at a time; 0 runs none. */
 export class BackgroundSweeper {
-  readonly #intervalMillis: number
-  readonly #sweep: () => Promise<unknown>
-  #timer: NodeJS.Timeout | undefined
-  #running: Promise<unknown> | undefined
-  #stopped = false
+  readonly #timer: JitteredTimer
 
   constructor(intervalSeconds: number, sweep: () => Promise<unknown>) {
-    this.#intervalMillis = intervalSeconds * 1000
-    this.#sweep = sweep
+    this.#timer = new JitteredTimer(intervalSeconds * 1000, sweep)
   }
 
   start(): void {
-    if (this.#intervalMillis === 0 || this.#stopped) return
-    const jitter = 0.8 + Math.random() * 0.4
-    this.#timer = setTimeout(
-      () => {
-        this.#running = this.#sweep()
-          .catch(() => {})
-          .finally(() => {
-            this.#running = undefined
-            this.start()
-          })
-      },
-      Math.round(this.#intervalMillis * jitter),
-    )
-    this.#timer.unref()
+    this.#timer.start()
   }
 
   /** Stops the timer; resolves once a sweep in progress has finished. */
-  async stop(): Promise<void> {
-    this.#stopped = true
-    clearTimeout(this.#timer)
-    await this.#running
+  stop(): Promise<void> {
+    return this.#timer.stop()
   }
 }

@@ -1,4 +1,4 @@
-import { StoreDownError, StoreTimeoutError } from './errors.js'
+import { StoreDownError, StoreTimeoutError } from '../errors.js'
 import type { DeadlineTracker, PendingStatement } from './deadlines.js'
 
 /** A request waiting for a batch. */

@@ -1,4 +1,4 @@
-import type { SessionManager } from '../session-manager.js'
+import type { SessionManager } from '../../session-manager.js'
 import { ConsistencyModel, type ConsistencyCounts } from './consistency-model.js'
 
 /** Options of {@link SessionWorkload.run}. */

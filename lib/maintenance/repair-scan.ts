@@ -1,7 +1,8 @@
-import { batchSizeOption } from './options.js'
-import type { RepairContext } from './session-repair.js'
-import { repairSessions } from './session-repair.js'
-import type { StorePool } from './store-pool.js'
+/** The full repair: every store scanned in key order, each session repaired once. */
+import { batchSizeOption } from '../options.js'
+import type { RepairContext } from './repair-plan.js'
+import { repairSessions } from './repair-plan.js'
+import type { Store } from '../store/store.js'
 
 /** Progress of {@link SessionManager.repair}, reported after each batch. */
 export interface RepairProgress {
@@ -60,7 +61,7 @@ export interface RepairResult {
  * the store that is the first holder of its order, so each session is repaired once.
  */
 export async function repairAllStores(
-  stores: readonly StorePool[],
+  stores: readonly Store[],
   context: RepairContext,
   options: RepairOptions,
 ): Promise<RepairResult> {
@@ -79,7 +80,7 @@ export async function repairAllStores(
     if (!started && store.id !== start?.storeId) continue
     let after = !started && start !== undefined ? start.afterId : ''
     started = true
-    if (store.circuit.state !== 'up') {
+    if (!store.standing.up) {
       result.skippedStores.push(store.id)
       continue
     }

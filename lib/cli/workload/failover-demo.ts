@@ -1,6 +1,6 @@
-import type { RepairResult } from '../repair.js'
-import { createSessionManager, type SessionManager } from '../session-manager.js'
-import type { LocalCluster } from '../local-cluster/index.js'
+import type { RepairResult } from '../../maintenance/repair-scan.js'
+import { createSessionManager, type SessionManager } from '../../session-manager.js'
+import type { LocalCluster } from '../../local-cluster/index.js'
 import type { Violation } from './consistency-model.js'
 import {
   SessionWorkload,

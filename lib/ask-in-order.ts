@@ -1,3 +1,4 @@
+/** Asks stores of an order in parallel lanes, each lane moving on to the next store when one fails. */
 import type { StoreFailure } from './errors.js'
 
 /** A store's answer, with its position in the session's order. */
@@ -8,10 +9,10 @@ export interface StoreAnswer<S, T> {
 }
 
 /** The outcome of {@link askInOrder}. */
-export interface WalkResult<S, T> {
+export interface AskResult<S, T> {
   answers: StoreAnswer<S, T>[]
   failures: StoreFailure[]
-  /** Position of the first store not asked; a later walk resumes from it. */
+  /** Position of the first store not asked; a later call resumes from it. */
   next: number
 }
 
@@ -25,7 +26,7 @@ export async function askInOrder<S extends { id: string }, T>(
   start: number,
   wanted: number,
   task: (store: S) => Promise<T>,
-): Promise<WalkResult<S, T>> {
+): Promise<AskResult<S, T>> {
   let next = start
   const answers: StoreAnswer<S, T>[] = []
   const failures: StoreFailure[] = []

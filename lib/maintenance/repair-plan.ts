@@ -1,21 +1,25 @@
-import type { StoredCopy, StorePool } from './store-pool.js'
+/** The repair of one session's copies: a plan (pure) from what every reachable store holds, then its actions. */
+import type { Clock } from '../clock.js'
+import { newestCopy } from '../copy-rules.js'
+import type { StoredCopy } from '../store/statements.js'
+import type { Store } from '../store/store.js'
 
 /** What one reachable store holds for a session (null: no row). */
-export interface CopyOnStore {
-  store: StorePool
+export interface StoreHolding {
+  store: Store
   copy: StoredCopy | null
 }
 
 /** One change that brings a session's copies to where they belong. */
 export type RepairAction =
   /** Write the newest live copy to a store that should hold it. */
-  | { kind: 'copy'; store: StorePool; source: StoredCopy }
+  | { kind: 'copy'; store: Store; source: StoredCopy }
   /** Put a tombstone where a destroyed session's copy is (or should be). */
-  | { kind: 'bury'; store: StorePool; source: StoredCopy }
+  | { kind: 'bury'; store: Store; source: StoredCopy }
   /** Delete a copy that is stale or sits outside the session's first `copies` stores. */
-  | { kind: 'remove'; store: StorePool; version: number }
+  | { kind: 'remove'; store: Store; version: number }
   /** Delete a tombstone whose time is up, once no store that may hold an old copy is down. */
-  | { kind: 'clear'; store: StorePool }
+  | { kind: 'clear'; store: Store }
 
 /** Options of {@link planRepair}. */
 export interface RepairPlanOptions {
@@ -41,17 +45,17 @@ export interface RepairPlanOptions {
  *   is over and the sweeper removes it. If not, the first `copies` stores get it.
  */
 export function planRepair(
-  stores: readonly CopyOnStore[],
+  stores: readonly StoreHolding[],
   options: RepairPlanOptions,
 ): RepairAction[] {
   const present = stores.filter(
-    (entry): entry is { store: StorePool; copy: StoredCopy } => entry.copy !== null,
+    (entry): entry is { store: Store; copy: StoredCopy } => entry.copy !== null,
   )
   if (present.length === 0) return []
   const targets = new Set(stores.slice(0, options.copies).map((entry) => entry.store))
   const tombstones = present.filter((entry) => entry.copy.deleted)
   if (tombstones.length > 0) {
-    const newest = newestCopy(tombstones.map((entry) => entry.copy))
+    const newest = newestCopy(tombstones.map((entry) => entry.copy)) as StoredCopy
     if (options.allStoresUp && newest.expiresAtMillis <= options.now) {
       return present.map(({ store, copy }) =>
         copy.deleted ? { kind: 'clear', store } : { kind: 'remove', store, version: copy.version },
@@ -69,7 +73,7 @@ export function planRepair(
     }
     return actions
   }
-  const newest = newestCopy(present.map((entry) => entry.copy))
+  const newest = newestCopy(present.map((entry) => entry.copy)) as StoredCopy
   if (newest.expiresAtMillis <= options.now) return []
   const actions: RepairAction[] = stores
     .filter(
@@ -124,21 +128,12 @@ function runAction(sessionId: string, action: RepairAction): Promise<void> {
   }
 }
 
-/** The copy with the highest version (ties: the one expiring last). */
-export function newestCopy(copies: readonly StoredCopy[]): StoredCopy {
-  return copies.reduce((best, copy) =>
-    copy.version > best.version ||
-    (copy.version === best.version && copy.expiresAtMillis > best.expiresAtMillis)
-      ? copy
-      : best,
-  )
-}
-
 /** What the repair of a batch needs from the manager. */
 export interface RepairContext {
   /** The session's order over every store, reachable or not. */
-  orderOf(sessionId: string): readonly StorePool[]
+  orderOf(sessionId: string): readonly Store[]
   copies: number
+  clock: Clock
 }
 
 /** Options of {@link repairSessions}. */
@@ -148,7 +143,7 @@ export interface RepairBatchOptions {
    * Repair a session only if this store is the first reachable store of its order that
    * holds a row for it, so that a full scan of every store repairs each session once.
    */
-  onlyFirstHolder?: StorePool
+  onlyFirstHolder?: Store
 }
 
 /**
@@ -166,7 +161,7 @@ export async function repairSessions(
   const stores = new Set(sessionIds.flatMap((id) => context.orderOf(id)))
   const reads = await Promise.all(
     [...stores].map(async (store) => {
-      if (store.circuit.state !== 'up') return [store, undefined] as const
+      if (!store.standing.up) return [store, undefined] as const
       try {
         return [store, await store.readMany(sessionIds)] as const
       } catch {
@@ -175,7 +170,7 @@ export async function repairSessions(
     }),
   )
   const held = new Map(reads)
-  const now = Date.now()
+  const now = context.clock.now()
   await Promise.all(
     sessionIds.map(async (sessionId) => {
       const order = context.orderOf(sessionId)

@@ -1,0 +1,106 @@
+/** One manager's stores and what keeps them in service: placement orders, health checks, hinted handoff. */
+import type { Emit } from './events.js'
+import { HealthCheck } from './failure/health-check.js'
+import { HintedHandoff } from './failure/hinted-handoff.js'
+import type { RepairContext } from './maintenance/repair-plan.js'
+import type { ResolvedOptions } from './options.js'
+import { OrderCache } from './placement.js'
+import type { StoreListChange } from './store-list-change.js'
+import { NO_STORE_LIST_CHANGE, storeListChange } from './store-list-change.js'
+import { sessionStatements } from './store/statements.js'
+import { Store } from './store/store.js'
+
+/**
+ * The stores of one manager (the configured ones and any only in `previousStores`), their
+ * orders per session, and the background work that keeps them in service: a health check
+ * that probes them and hinted handoff that catches up the ones that missed writes.
+ */
+export class Cluster {
+  /** Every store, sorted by id. */
+  readonly stores: readonly Store[]
+  /** Stores only in `previousStores`: they hold copies to move away and get no new ones. */
+  readonly retiring: readonly Store[]
+  readonly storeListChange: StoreListChange
+  readonly handoff: HintedHandoff
+  /** What repairs need: the order over every store, retiring ones last (never targets). */
+  readonly repairContext: RepairContext
+  readonly #orders: OrderCache<Store>
+  readonly #healthCheck: HealthCheck
+  readonly #ready: Promise<void>
+  #isReady = false
+
+  constructor(options: ResolvedOptions, emit: Emit) {
+    const { stores, previousStores, orderCacheSize, copies } = options
+    const statements = sessionStatements(options.table)
+    const byId = new Map<string, Store>()
+    for (const config of [...stores, ...(previousStores ?? [])]) {
+      if (byId.has(config.id)) continue
+      const store: Store = new Store(config, options, statements, {
+        down: (error) => emit('store-down', { storeId: store.id, error }),
+        serving: () => emit('store-up', { storeId: store.id }),
+      })
+      byId.set(config.id, store)
+    }
+    const current = stores.map((config) => byId.get(config.id) as Store)
+    this.stores = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : 1))
+    this.retiring = this.stores.filter((store) => !current.includes(store))
+    this.#orders = new OrderCache(current, orderCacheSize, options.placement)
+    this.storeListChange =
+      previousStores === null
+        ? NO_STORE_LIST_CHANGE
+        : storeListChange(
+            new OrderCache(
+              previousStores.map((config) => byId.get(config.id) as Store),
+              orderCacheSize,
+              options.previousPlacement,
+            ),
+            this.retiring,
+            copies,
+          )
+    this.repairContext = {
+      orderOf: (id) => this.storeListChange.repairOrder(this.order(id)),
+      copies,
+      clock: options.clock,
+    }
+    this.handoff = new HintedHandoff(this.stores, this.repairContext)
+    this.#healthCheck = new HealthCheck(this.stores, options.healthCheckIntervalMillis, (store) => {
+      void this.handoff.replay(store)
+    })
+    const firstRound = this.#healthCheck.start()
+    // Reads wait for the first round (bounded by one query timeout) so that a manager started
+    // after an outage never reads a store before the hints for it are replayed.
+    this.#ready = Promise.race([firstRound, delay(options.queryTimeoutMillis)]).then(() => {
+      this.#isReady = true
+    })
+  }
+
+  /** The session's order over the configured stores. */
+  order(sessionId: string): readonly Store[] {
+    return this.#orders.order(sessionId)
+  }
+
+  /** Resolves once the first health round is done (at most one query timeout). */
+  ready(): Promise<void> {
+    return this.#ready
+  }
+
+  get isReady(): boolean {
+    return this.#isReady
+  }
+
+  /** Stops probing; resolves when a round in flight has finished. */
+  stopHealthCheck(): Promise<void> {
+    return this.#healthCheck.stop()
+  }
+
+  /** Lets hint replays in flight finish, then ends every connection. */
+  async close(): Promise<void> {
+    await this.#healthCheck.stop()
+    await this.handoff.settle()
+    await Promise.allSettled(this.stores.map((store) => store.close()))
+  }
+}
+
+function delay(millis: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, millis).unref())
+}

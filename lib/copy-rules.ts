@@ -1,0 +1,66 @@
+/** Which copy of a session wins, and which copies are stale: the one rule every path follows. */
+
+/** What the rule looks at in a copy (a row of one store). */
+export interface CopyFacts {
+  readonly version: number
+  readonly expiresAtMillis: number
+  /** A tombstone: the session was destroyed. */
+  readonly deleted: boolean
+}
+
+/**
+ * Orders two copies, newest first: the higher version wins; between equal versions (one write,
+ * whose later touch missed a copy) the later expiry wins. Negative when `a` comes first.
+ */
+export function newestFirst(a: CopyFacts, b: CopyFacts): number {
+  return b.version - a.version || b.expiresAtMillis - a.expiresAtMillis
+}
+
+/** The newest of some copies (see {@link newestFirst}); undefined for none. */
+export function newestCopy<C extends CopyFacts>(copies: readonly C[]): C | undefined {
+  let newest: C | undefined
+  for (const copy of copies)
+    if (newest === undefined || newestFirst(copy, newest) < 0) newest = copy
+  return newest
+}
+
+/** What a session's copies say. */
+export type CopyVerdict<C extends CopyFacts> =
+  /** A tombstone anywhere: destroyed for good (`copy` is the newest tombstone). */
+  | { readonly state: 'destroyed'; readonly copy: C }
+  /** The newest live copy, not expired. */
+  | { readonly state: 'live'; readonly copy: C }
+  /** The newest live copy has expired: the session is over (a sweep removes it). */
+  | { readonly state: 'expired'; readonly copy: C }
+  /** No copy at all. */
+  | { readonly state: 'none' }
+
+/**
+ * The verdict on a session from the copies read (null: a store without a row): a tombstone
+ * anywhere wins over every live copy, whatever their versions, so that no destroyed session
+ * comes back; otherwise the newest live copy is the session, unless it has expired at `now`.
+ */
+export function judgeCopies<C extends CopyFacts>(
+  copies: readonly (C | null)[],
+  now: number,
+): CopyVerdict<C> {
+  const present = copies.filter((copy): copy is C => copy !== null)
+  const tombstone = newestCopy(present.filter((copy) => copy.deleted))
+  if (tombstone !== undefined) return { state: 'destroyed', copy: tombstone }
+  const newest = newestCopy(present)
+  if (newest === undefined) return { state: 'none' }
+  return newest.expiresAtMillis > now
+    ? { state: 'live', copy: newest }
+    : { state: 'expired', copy: newest }
+}
+
+/**
+ * Whether a store's copy (null: none) falls short of the verdict, so that a repair should
+ * rewrite it: it lacks the tombstone of a destroyed session, or the newest version (and
+ * expiry) of a live one.
+ */
+export function isStale<C extends CopyFacts>(copy: C | null, verdict: CopyVerdict<C>): boolean {
+  if (verdict.state === 'destroyed') return copy === null || !copy.deleted
+  if (verdict.state !== 'live') return false
+  return copy === null || copy.deleted || newestFirst(copy, verdict.copy) > 0
+}

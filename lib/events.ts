@@ -1,0 +1,77 @@
+/** The events a session manager emits, each name with its payload type. */
+import type { StoreFailure } from './errors.js'
+
+/** Payload of `store-down`. */
+export interface StoreDownEvent {
+  storeId: string
+  error: Error
+}
+
+/** Payload of `store-up`. */
+export interface StoreUpEvent {
+  storeId: string
+}
+
+/** Payload of `degraded-write`: acknowledged with fewer than `copies` copies. */
+export interface DegradedWriteEvent {
+  sessionId: string
+  copiesWritten: number
+  copiesWanted: number
+  failures: StoreFailure[]
+}
+
+/** Payload of `read-repair`. */
+export interface ReadRepairEvent {
+  sessionId: string
+  storeIds: string[]
+}
+
+/** Payload of `write-after-destroy` and `session-moved`. */
+export interface SessionEvent {
+  sessionId: string
+}
+
+/** Payload of `unreadable-copy`: `storeId` is null when a listing met it (no single store). */
+export interface UnreadableCopyEvent {
+  sessionId: string
+  storeId: string | null
+  error: unknown
+}
+
+/**
+ * Every event of {@link SessionManager}, by name: the arguments its listeners get. Documented
+ * in docs/errors.md; `test/events.ts` keeps the two in step.
+ */
+export interface SessionManagerEvents {
+  /** A store went down; requests skip it until the health check finds it answering. */
+  'store-down': [StoreDownEvent]
+  /** A store that was down answers again and has caught up on what it missed. */
+  'store-up': [StoreUpEvent]
+  /** A write or destroy was acknowledged with fewer than `copies` copies. */
+  'degraded-write': [DegradedWriteEvent]
+  /** A read found stores lacking the newest copy (or the tombstone) and rewrote it there. */
+  'read-repair': [ReadRepairEvent]
+  /** A write reached a destroyed session and was dropped (its result says `dropped: true`). */
+  'write-after-destroy': [SessionEvent]
+  /** During a change of the store list, a read moved a session found under the old placement. */
+  'session-moved': [SessionEvent]
+  /** A copy the codec could not decode; the next copy answered. */
+  'unreadable-copy': [UnreadableCopyEvent]
+}
+
+/** The names of {@link SessionManagerEvents}, for code that checks every one is documented. */
+export const SESSION_MANAGER_EVENTS: readonly (keyof SessionManagerEvents)[] = [
+  'store-down',
+  'store-up',
+  'degraded-write',
+  'read-repair',
+  'write-after-destroy',
+  'session-moved',
+  'unreadable-copy',
+]
+
+/** Emits one of the manager's events (what the paths are handed instead of the manager). */
+export type Emit = <K extends keyof SessionManagerEvents>(
+  name: K,
+  ...payload: SessionManagerEvents[K]
+) => void

@@ -1,0 +1,62 @@
+/** Which stores an operation asks, in which order: pure functions of a session's order and the stores' standing. */
+
+/** What routing looks at in a store: its id and its standing as this manager sees it. */
+export interface Routable {
+  readonly id: string
+  readonly standing: { readonly up: boolean; readonly behind: boolean }
+}
+
+/** Stores a write may use, in order: every store that is up. */
+export function writeOrder<S extends Routable>(order: readonly S[]): S[] {
+  return order.filter((store) => store.standing.up)
+}
+
+/**
+ * Stores a read may ask, in order: stores that are down are left out; stores that are behind
+ * (missed writes not yet replayed) come last, unless the read asks several stores at once
+ * (`readQuorum` > 1), where versions decide anyway.
+ */
+export function readOrder<S extends Routable>(order: readonly S[], readQuorum: number): S[] {
+  const up = writeOrder(order)
+  if (readQuorum > 1) return up
+  const ready = up.filter((store) => !store.standing.behind)
+  return ready.length === up.length ? up : [...ready, ...up.filter((s) => s.standing.behind)]
+}
+
+/**
+ * The store a read may ask alone (the one-statement fast path): the first store of the order
+ * that is up, if it is not behind. Undefined when the read must take the general path.
+ */
+export function firstReadable<S extends Routable>(order: readonly S[]): S | undefined {
+  for (const store of order) {
+    if (store.standing.up) return store.standing.behind ? undefined : store
+  }
+  return undefined
+}
+
+/**
+ * How many stores that may hold the session a read could not ask: those that failed during
+ * the read, and those skipped as down that come before the last store that answered. A read
+ * that found nothing may answer "no session" only while this is below `copies`.
+ */
+export function unaskedHolders<S extends Routable>(
+  order: readonly S[],
+  answered: readonly S[],
+  failed: number,
+): number {
+  const lastAnswered = Math.max(-1, ...answered.map((store) => order.indexOf(store)))
+  const skipped = order.slice(0, Math.max(0, lastAnswered)).filter((store) => !store.standing.up)
+  return failed + skipped.length
+}
+
+/**
+ * Stores among the session's first `copies` that a write did not reach (they get hints and
+ * count as behind until those are replayed).
+ */
+export function missedStores<S extends Routable>(
+  order: readonly S[],
+  copies: number,
+  holders: readonly S[],
+): S[] {
+  return order.slice(0, copies).filter((store) => !holders.includes(store))
+}

@@ -1,0 +1,127 @@
+/** Read-change-write cycles safe against lost updates: updateSession, the per-key operations, work under a lock. */
+import { types } from 'node:util'
+import type { SessionData } from './codec.js'
+import { SessionNotFoundError, VersionConflictError } from './errors.js'
+import type { LockOptions, SessionLock } from './session-lock.js'
+import type { WriteResult } from './write-path.js'
+
+/** Options of {@link SessionManager.updateSession}. */
+export interface UpdateOptions {
+  /**
+   * How many times to run the read-change-write cycle again after a version conflict.
+   * @default 20
+   */
+  retries?: number
+  /** Lifetime of the written session from now (see `WriteOptions`). */
+  ttlSeconds?: number
+  /** Absolute expiry of the written session (see `WriteOptions`). */
+  expiresAt?: Date | number
+}
+
+/** A change callback: the current data (null if none) in, the new data (undefined: none) out. */
+export type SessionChange<A extends unknown[] = []> = (
+  data: SessionData | null,
+  ...rest: A
+) => SessionData | undefined | Promise<SessionData | undefined>
+
+/** What the cycles need of the manager (its public operations, arguments already checked). */
+export interface SessionAccess {
+  readWithVersion(sessionId: string): Promise<{ data: SessionData; version: number } | null>
+  writeSession(
+    sessionId: string,
+    data: SessionData,
+    options: { ttlSeconds?: number; expiresAt?: Date | number; expectedVersion: number },
+  ): Promise<WriteResult>
+  lockSession(sessionId: string, options: LockOptions): Promise<SessionLock>
+}
+
+/**
+ * Read → change → compare-and-set, started over (after a short random pause) on a
+ * {@link VersionConflictError}, up to `retries` times. Resolves the data written, or the data
+ * read when `change` returned undefined.
+ */
+export async function updateSession(
+  access: SessionAccess,
+  sessionId: string,
+  change: SessionChange,
+  options: {
+    retries: number
+    ttlSeconds?: number | undefined
+    expiresAt?: Date | number | undefined
+  },
+): Promise<SessionData | null> {
+  const { retries, ttlSeconds, expiresAt } = options
+  for (let attempt = 0; ; attempt++) {
+    const current = await access.readWithVersion(sessionId)
+    const { next } = await changeResult(change(current === null ? null : current.data))
+    if (next === undefined) return current?.data ?? null
+    try {
+      await access.writeSession(sessionId, next, {
+        ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
+        ...(expiresAt === undefined ? {} : { expiresAt }),
+        expectedVersion: current?.version ?? 0,
+      })
+      return next
+    } catch (error) {
+      if (!(error instanceof VersionConflictError) || attempt >= retries) throw error
+      await delay(Math.random() * Math.min(50, 2 ** attempt))
+    }
+  }
+}
+
+/** {@link updateSession} for the per-key operations: the session must exist. */
+export async function updateExisting(
+  access: SessionAccess,
+  sessionId: string,
+  operation: string,
+  change: (data: SessionData) => SessionData,
+): Promise<SessionData> {
+  const written = await updateSession(
+    access,
+    sessionId,
+    (data) => {
+      if (data === null) throw new SessionNotFoundError(operation)
+      return change(data)
+    },
+    { retries: 20 },
+  )
+  return written as SessionData
+}
+
+/**
+ * Runs `change` holding the session's lock: the write is fenced (refused if the lease ran out
+ * or the session moved on); the lock is released in every case.
+ */
+export async function withSessionLock(
+  access: SessionAccess,
+  sessionId: string,
+  change: SessionChange<[SessionLock]>,
+  options: LockOptions,
+): Promise<SessionData | null> {
+  const lock = await access.lockSession(sessionId, options)
+  try {
+    const data = await lock.read()
+    const { next } = await changeResult(change(data, lock))
+    if (next === undefined) return data
+    await lock.write(next)
+    return next
+  } finally {
+    await lock.release().catch(() => {})
+  }
+}
+
+/**
+ * What a change callback returned, awaited only when it is a promise: awaiting any other value
+ * reads its `then`, which a hostile value (a revoked Proxy) turns into an untyped TypeError
+ * before the data checks can refuse it with a typed error. Wrapped, because resolving a promise
+ * with the value itself would read its `then` too.
+ */
+function changeResult<T>(result: T | Promise<T>): Promise<{ next: T }> {
+  return types.isPromise(result)
+    ? result.then((next) => ({ next }))
+    : Promise.resolve({ next: result as T })
+}
+
+function delay(millis: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, millis).unref())
+}

@@ -1,0 +1,524 @@
+/** Every statement the library sends: its SQL text, its parameters and the decoding of its result, together. */
+import type { ResultSetHeader, RowDataPacket } from 'mysql2'
+import { hintsTableName, locksTableName } from '../schema.js'
+import { VERSION_CEILING } from '../version-clock.js'
+
+/** One copy of a session as a store holds it. */
+export interface StoredCopy {
+  version: number
+  expiresAtMillis: number
+  deleted: boolean
+  data: Buffer | null
+  /** The per-session timeout set by `setSessionTimeout`, or null for the manager's default. */
+  ttlSeconds: number | null
+}
+
+/** What one write stores, besides the session id and the data. */
+export interface WriteFields {
+  version: number
+  expiresAtMillis: number
+  /** The expiry is the caller's own (a per-call TTL), not derived from a stored timeout. */
+  explicitExpiry: boolean
+  /** A new per-session timeout to store; null keeps the stored one. */
+  ttlSeconds: number | null
+  owner: string | null
+  /**
+   * For a compare-and-set: apply only if the stored version is exactly this (0: only if there
+   * is no row). Undefined for a plain write, which applies if the stored version is below
+   * `version`.
+   */
+  expectedVersion: number | undefined
+  /**
+   * The operation's time: a stored per-session timeout runs from it. One reading for every
+   * copy, so that the copies agree on the expiry.
+   */
+  now: number
+}
+
+/** One write of a session. */
+export interface SessionWrite {
+  sessionId: string
+  data: Buffer
+  fields: WriteFields
+}
+
+/** What a write found on one store. */
+export type WriteOutcome =
+  | { kind: 'written' }
+  | { kind: 'tombstone' }
+  /** The stored version is not one the write applies over; nothing was written. */
+  | { kind: 'outdated'; storedVersion: number }
+
+/** One row of a key-order listing. */
+export interface ListedRow {
+  id: string
+  deleted: boolean
+  expiresAtMillis: number
+  /** 0 from the owner index. */
+  version: number
+  data: Buffer | null
+}
+
+/**
+ * A statement: its text (which may depend on the input, for `IN (...)` lists and LIMITs), the
+ * parameters in the order the text uses them, and what its result means. Every value travels
+ * as a parameter; the table name (validated by schema.ts) and integers the library computes are
+ * the only things spliced into the text.
+ */
+export interface Statement<I, R, O> {
+  text(input: I): string
+  params(input: I): unknown[]
+  decode(result: R, input: I): O
+}
+
+/**
+ * A stored version (a number, or a string when it is beyond double precision), or null when it
+ * is not one the library can have minted (at or above {@link VERSION_CEILING}).
+ */
+export function storedVersion(value: unknown): number | null {
+  const version = typeof value === 'number' ? value : Number.NaN
+  return Number.isSafeInteger(version) && version >= 0 && version < VERSION_CEILING ? version : null
+}
+
+/**
+ * A row as a copy, or null for a live row whose version the library cannot have minted (a
+ * broken or hostile peer wrote it): such a row is no copy of the session, and every write
+ * replaces it. A tombstone stays a tombstone whatever its version.
+ */
+export function copyFromRow(row: RowDataPacket): StoredCopy | null {
+  const version = storedVersion(row.version)
+  const deleted = row.deleted === 1
+  if (version === null && !deleted) return null
+  return {
+    version: version ?? 0,
+    expiresAtMillis: Number(row.expires_at),
+    deleted,
+    data: row.data as Buffer | null,
+    ttlSeconds: row.ttl_seconds === null ? null : Number(row.ttl_seconds),
+  }
+}
+
+/**
+ * The stored version as the statements compare it: a version at or above
+ * {@link VERSION_CEILING} was not minted by this library and counts as 0, the oldest, so that
+ * it blocks no write and wins over no copy.
+ */
+const STORED = `((version < ${VERSION_CEILING}) * version)`
+/** The condition under which a copy replaces a stored live copy. */
+const NEWER = `deleted = 0 AND VALUES(version) > ${STORED}`
+/** The condition under which a write replaces a stored live copy: [from, below) holds it. */
+const IN_RANGE = `${STORED} >= ? AND ${STORED} < ?`
+const WRITABLE = `deleted = 0 AND ${IN_RANGE}`
+/** insertId of the write when the row is a tombstone. */
+const WRITE_HIT_TOMBSTONE = 1
+/** insertId of the lock statement when another lease holds the lock. */
+const LOCK_HELD = 2
+const COPY_COLUMNS = 'version, expires_at, deleted, data, ttl_seconds'
+
+/** `(?, ?, ...)`: `count` placeholders. */
+function placeholders(count: number): string {
+  return `(${Array.from({ length: count }, () => '?').join(', ')})`
+}
+
+/** A validated integer LIMIT (LIMIT placeholders differ across servers). */
+export function limitClause(limit: number): string {
+  if (!Number.isSafeInteger(limit) || limit < 1)
+    throw new TypeError('limit must be a positive integer')
+  return ` LIMIT ${limit}`
+}
+
+/** The values of one row of a write: id, version, expires_at, data, owner, ttl_seconds. */
+function rowValues({ sessionId, data, fields }: SessionWrite): unknown[] {
+  return [sessionId, fields.version, fields.expiresAtMillis, data, fields.owner, fields.ttlSeconds]
+}
+
+/** What a page of a key-order listing decodes to: live rows of foreign versions are left out. */
+function listedRows(rows: RowDataPacket[], withData: boolean): ListedRow[] {
+  return rows.flatMap((row) => {
+    const version = storedVersion(row.version)
+    const deleted = row.deleted === 1
+    if (version === null && !deleted) return []
+    return [
+      {
+        id: String(row.id),
+        deleted,
+        expiresAtMillis: Number(row.expires_at),
+        version: version ?? 0,
+        data: withData ? (row.data as Buffer | null) : null,
+      },
+    ]
+  })
+}
+
+const ids = (rows: RowDataPacket[]): string[] => rows.map((row) => String(row.id))
+const changed = (result: ResultSetHeader): boolean => result.affectedRows > 0
+const nothing = (): void => undefined
+
+/** The statements on the session, hints and locks tables named after `table`. */
+export function sessionStatements(table: string) {
+  const t = `\`${table}\``
+  const hints = `\`${hintsTableName(table)}\``
+  const locks = `\`${locksTableName(table)}\``
+  const writeText =
+    `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
+    'VALUES (?, ?, ?, 0, ?, ?, ?) ON DUPLICATE KEY UPDATE ' +
+    `data = IF(${WRITABLE}, VALUES(data), data), ` +
+    `owner = IF(${WRITABLE}, VALUES(owner), owner), ` +
+    `ttl_seconds = IF(${WRITABLE}, COALESCE(?, ttl_seconds), ttl_seconds), ` +
+    `expires_at = IF(${WRITABLE}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
+    '? + ttl_seconds * 1000), expires_at), ' +
+    // Assignments run left to right, so version (read by the IFs above) is updated last.
+    `version = IF(deleted = 1, version + 0 * LAST_INSERT_ID(${WRITE_HIT_TOMBSTONE}), ` +
+    `IF(${IN_RANGE}, VALUES(version), LAST_INSERT_ID(version)))`
+  const copyText =
+    `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
+    'VALUES (?, ?, ?, 0, ?, ?, ?) ON DUPLICATE KEY UPDATE ' +
+    `data = IF(${NEWER}, VALUES(data), data), ` +
+    `expires_at = IF(${NEWER}, VALUES(expires_at), expires_at), ` +
+    `owner = IF(${NEWER}, VALUES(owner), owner), ` +
+    `ttl_seconds = IF(${NEWER}, VALUES(ttl_seconds), ttl_seconds), ` +
+    `version = IF(${NEWER}, VALUES(version), version)`
+
+  return {
+    /** The copy a store holds, or null. */
+    read: {
+      text: () => `SELECT ${COPY_COLUMNS} FROM ${t} WHERE id = ?`,
+      params: (sessionId: string) => [sessionId],
+      decode: (rows: RowDataPacket[]) => (rows[0] === undefined ? null : copyFromRow(rows[0])),
+    } satisfies Statement<string, RowDataPacket[], StoredCopy | null>,
+
+    /** The copies of several sessions, by id (absent ids have no row). */
+    readMany: {
+      text: (sessionIds: readonly string[]) =>
+        `SELECT id, ${COPY_COLUMNS} FROM ${t} WHERE id IN ${placeholders(sessionIds.length)}`,
+      params: (sessionIds: readonly string[]) => [...sessionIds],
+      decode: (rows: RowDataPacket[]) => {
+        const copies = new Map<string, StoredCopy>()
+        for (const row of rows) {
+          const copy = copyFromRow(row)
+          if (copy !== null) copies.set(String(row.id), copy)
+        }
+        return copies
+      },
+    } satisfies Statement<readonly string[], RowDataPacket[], Map<string, StoredCopy>>,
+
+    /**
+     * An upsert that applies only if the stored version is in [from, below): [0, the proposed
+     * version) for a plain write (so a statement that arrives late, e.g. after a timeout on a
+     * hung store, never overwrites newer data), [expected, expected + 1) for a compare-and-set.
+     * It never overwrites a tombstone. The OK packet's insertId reports the outcome: 0 =
+     * written, 1 = a tombstone, anything else = not written, the stored version is that. A
+     * stored per-session timeout is kept unless a new one is given, and sets the expiry unless
+     * the write gives its own.
+     */
+    write: {
+      text: () => writeText,
+      params: (write: SessionWrite) => {
+        const { fields } = write
+        const expected = fields.expectedVersion
+        const from = expected ?? 0
+        const below = expected === undefined ? fields.version : expected + 1
+        return [
+          ...rowValues(write),
+          ...[from, below, from, below, from, below],
+          fields.ttlSeconds,
+          from,
+          below,
+          fields.explicitExpiry ? 1 : 0,
+          fields.now,
+          from,
+          below,
+        ]
+      },
+      decode: (result: ResultSetHeader): WriteOutcome => {
+        if (result.insertId === 0) return { kind: 'written' }
+        if (result.insertId === WRITE_HIT_TOMBSTONE) return { kind: 'tombstone' }
+        return { kind: 'outdated', storedVersion: storedVersion(result.insertId) ?? 0 }
+      },
+    } satisfies Statement<SessionWrite, ResultSetHeader, WriteOutcome>,
+
+    /**
+     * Plain writes of several sessions in one statement: each row applies only above its own
+     * stored version and never over a tombstone. The outcomes are read back with
+     * {@link writtenVersions} in the same transaction.
+     *
+     * A stored per-session timeout runs from the row's own operation time, which rows of
+     * different operations cannot share as one parameter: without an explicit expiry a row's
+     * expires_at is its time plus the manager's default TTL, so its time is expires_at minus it.
+     * All rows of one batch share `explicitExpiry` (the batcher keeps them apart).
+     */
+    writeMany: {
+      text: ({ writes }: { writes: readonly SessionWrite[]; defaultTtlSeconds: number }) => {
+        const apply = `deleted = 0 AND ${STORED} < VALUES(version)`
+        return (
+          `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) VALUES ` +
+          writes.map(() => '(?, ?, ?, 0, ?, ?, ?)').join(', ') +
+          ' ON DUPLICATE KEY UPDATE ' +
+          `data = IF(${apply}, VALUES(data), data), ` +
+          `owner = IF(${apply}, VALUES(owner), owner), ` +
+          `ttl_seconds = IF(${apply}, COALESCE(VALUES(ttl_seconds), ttl_seconds), ttl_seconds), ` +
+          `expires_at = IF(${apply}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
+          'VALUES(expires_at) - ? * 1000 + ttl_seconds * 1000), expires_at), ' +
+          `version = IF(${apply}, VALUES(version), version)`
+        )
+      },
+      params: ({
+        writes,
+        defaultTtlSeconds,
+      }: {
+        writes: readonly SessionWrite[]
+        defaultTtlSeconds: number
+      }) => [
+        ...writes.flatMap(rowValues),
+        (writes[0] as SessionWrite).fields.explicitExpiry ? 1 : 0,
+        defaultTtlSeconds,
+      ],
+      decode: nothing,
+    } satisfies Statement<
+      { writes: readonly SessionWrite[]; defaultTtlSeconds: number },
+      ResultSetHeader,
+      void
+    >,
+
+    /**
+     * What a batch of writes left, decoded into each write's outcome. Several writes of one
+     * session in a batch apply oldest first: the newest one's version is what a successful batch
+     * leaves; the others applied before it or lost to it, in the same batch.
+     */
+    writtenVersions: {
+      text: (writes: readonly SessionWrite[]) =>
+        `SELECT id, version, deleted FROM ${t} WHERE id IN ${placeholders(new Set(writes.map((w) => w.sessionId)).size)}`,
+      params: (writes: readonly SessionWrite[]) => [...new Set(writes.map((w) => w.sessionId))],
+      decode: (rows: RowDataPacket[], writes: readonly SessionWrite[]): WriteOutcome[] => {
+        const stored = new Map(rows.map((row) => [String(row.id), row]))
+        const newestInBatch = new Map<string, number>()
+        for (const { sessionId, fields } of writes) {
+          newestInBatch.set(sessionId, Math.max(newestInBatch.get(sessionId) ?? 0, fields.version))
+        }
+        return writes.map(({ sessionId }): WriteOutcome => {
+          const row = stored.get(sessionId)
+          if (row === undefined) return { kind: 'written' } // swept since: it had expired anyway
+          if (row.deleted === 1) return { kind: 'tombstone' }
+          const version = storedVersion(row.version) ?? 0
+          return version === newestInBatch.get(sessionId)
+            ? { kind: 'written' }
+            : { kind: 'outdated', storedVersion: version }
+        })
+      },
+    } satisfies Statement<readonly SessionWrite[], RowDataPacket[], WriteOutcome[]>,
+
+    /** A tombstone replaces whatever is stored, above its version. */
+    destroy: {
+      text: () =>
+        `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner) VALUES (?, ?, ?, 1, NULL, NULL) ` +
+        'ON DUPLICATE KEY UPDATE data = NULL, owner = NULL, deleted = 1, ' +
+        'expires_at = GREATEST(expires_at, VALUES(expires_at)), ' +
+        `version = GREATEST(${STORED} + 1, VALUES(version))`,
+      params: (input: { sessionId: string; version: number; expiresAtMillis: number }) => [
+        input.sessionId,
+        input.version,
+        input.expiresAtMillis,
+      ],
+      decode: nothing,
+    } satisfies Statement<
+      { sessionId: string; version: number; expiresAtMillis: number },
+      ResultSetHeader,
+      void
+    >,
+
+    /** Store this exact copy (read elsewhere) unless the row is a tombstone or at least as new. */
+    copy: {
+      text: () => copyText,
+      params: ({ sessionId, copy }: { sessionId: string; copy: StoredCopy }) => [
+        sessionId,
+        copy.version,
+        copy.expiresAtMillis,
+        copy.data,
+        null,
+        copy.ttlSeconds,
+      ],
+      decode: nothing,
+    } satisfies Statement<{ sessionId: string; copy: StoredCopy }, ResultSetHeader, void>,
+
+    /**
+     * Extend a live, unexpired copy's expiry to `expiresAtMillis` (null: now + its per-session
+     * timeout, else the default); never shortens it. Decodes to whether a copy was there.
+     */
+    touch: {
+      text: () =>
+        `UPDATE ${t} SET expires_at = GREATEST(expires_at, COALESCE(?, ? + COALESCE(ttl_seconds, ?) * 1000)) ` +
+        'WHERE id = ? AND deleted = 0 AND expires_at > ?',
+      params: (input: {
+        sessionId: string
+        expiresAtMillis: number | null
+        defaultTtlSeconds: number
+        now: number
+      }) => [input.expiresAtMillis, input.now, input.defaultTtlSeconds, input.sessionId, input.now],
+      decode: changed,
+    } satisfies Statement<
+      { sessionId: string; expiresAtMillis: number | null; defaultTtlSeconds: number; now: number },
+      ResultSetHeader,
+      boolean
+    >,
+
+    /** Set a live copy's per-session timeout and its expiry from `now`; whether a copy was there. */
+    setSessionTimeout: {
+      text: () =>
+        `UPDATE ${t} SET ttl_seconds = ?, expires_at = ? WHERE id = ? AND deleted = 0 AND expires_at > ?`,
+      params: (input: { sessionId: string; ttlSeconds: number; now: number }) => [
+        input.ttlSeconds,
+        input.now + input.ttlSeconds * 1000,
+        input.sessionId,
+        input.now,
+      ],
+      decode: changed,
+    } satisfies Statement<
+      { sessionId: string; ttlSeconds: number; now: number },
+      ResultSetHeader,
+      boolean
+    >,
+
+    /** Delete up to `limit` rows expired at `now` (copies and tombstones), oldest first: how many. */
+    sweep: {
+      text: ({ limit }: { now: number; limit: number }) =>
+        `DELETE FROM ${t} WHERE expires_at < ? ORDER BY expires_at${limitClause(limit)}`,
+      params: ({ now }: { now: number; limit: number }) => [now],
+      decode: (result: ResultSetHeader) => result.affectedRows,
+    } satisfies Statement<{ now: number; limit: number }, ResultSetHeader, number>,
+
+    /** Delete a live copy no newer than `version` (a foreign version counts as 0). */
+    removeCopy: {
+      text: () => `DELETE FROM ${t} WHERE id = ? AND ${STORED} <= ? AND deleted = 0`,
+      params: ({ sessionId, version }: { sessionId: string; version: number }) => [
+        sessionId,
+        version,
+      ],
+      decode: nothing,
+    } satisfies Statement<{ sessionId: string; version: number }, ResultSetHeader, void>,
+
+    /** Delete a tombstone. */
+    clearTombstone: {
+      text: () => `DELETE FROM ${t} WHERE id = ? AND deleted = 1`,
+      params: (sessionId: string) => [sessionId],
+      decode: nothing,
+    } satisfies Statement<string, ResultSetHeader, void>,
+
+    /** The next ids after `afterId` in key order: one page of a full scan. */
+    scanIds: {
+      text: ({ limit }: { afterId: string; limit: number }) =>
+        `SELECT id FROM ${t} WHERE id > ? ORDER BY id${limitClause(limit)}`,
+      params: ({ afterId }: { afterId: string; limit: number }) => [afterId],
+      decode: ids,
+    } satisfies Statement<{ afterId: string; limit: number }, RowDataPacket[], string[]>,
+
+    /** The next rows after `afterId` in key order: id, tombstone flag, expiry, version (and data). */
+    listPage: {
+      text: ({ limit, withData }: { afterId: string; limit: number; withData: boolean }) =>
+        `SELECT id, deleted, expires_at, version${withData ? ', data' : ''} FROM ${t} ` +
+        `WHERE id > ? ORDER BY id${limitClause(limit)}`,
+      params: ({ afterId }: { afterId: string; limit: number; withData: boolean }) => [afterId],
+      decode: (
+        rows: RowDataPacket[],
+        { withData }: { afterId: string; limit: number; withData: boolean },
+      ) => listedRows(rows, withData),
+    } satisfies Statement<
+      { afterId: string; limit: number; withData: boolean },
+      RowDataPacket[],
+      ListedRow[]
+    >,
+
+    /**
+     * Rows whose owner is `owner`. The index is forced: on a small or freshly filled table the
+     * optimizer may prefer a scan, and the lookup must not turn into one as the table grows
+     * between statistics updates.
+     */
+    byOwner: {
+      text: () =>
+        `SELECT id, deleted, expires_at FROM ${t} FORCE INDEX (\`${table}_owner\`) WHERE owner = ?`,
+      params: (owner: string) => [owner],
+      decode: ids,
+    } satisfies Statement<string, RowDataPacket[], string[]>,
+
+    /** Take (or renew) a lease lock unless another live lease holds it: whether it is ours. */
+    lock: {
+      text: () =>
+        `INSERT INTO ${locks} (id, token, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE ` +
+        // Taken (or renewed) when the lease ran out or is ours: LAST_INSERT_ID reports which.
+        'token = IF(expires_at < ? OR token = VALUES(token), ' +
+        `IF(LAST_INSERT_ID(1), VALUES(token), VALUES(token)), IF(LAST_INSERT_ID(${LOCK_HELD}), token, token)), ` +
+        'expires_at = IF(token = VALUES(token), VALUES(expires_at), expires_at)',
+      params: (input: {
+        sessionId: string
+        token: string
+        expiresAtMillis: number
+        now: number
+      }) => [input.sessionId, input.token, input.expiresAtMillis, input.now],
+      decode: (result: ResultSetHeader) => result.insertId !== LOCK_HELD,
+    } satisfies Statement<
+      { sessionId: string; token: string; expiresAtMillis: number; now: number },
+      ResultSetHeader,
+      boolean
+    >,
+
+    /** Release a lease lock held with `token`. */
+    unlock: {
+      text: () => `DELETE FROM ${locks} WHERE id = ? AND token = ?`,
+      params: ({ sessionId, token }: { sessionId: string; token: string }) => [sessionId, token],
+      decode: nothing,
+    } satisfies Statement<{ sessionId: string; token: string }, ResultSetHeader, void>,
+
+    /** Remember that `target` missed a write of `sessionId` (kept on the store that took it). */
+    addHint: {
+      text: () => `INSERT IGNORE INTO ${hints} (target_store, id, created_at) VALUES (?, ?, ?)`,
+      params: (input: { target: string; sessionId: string; now: number }) => [
+        input.target,
+        input.sessionId,
+        input.now,
+      ],
+      decode: nothing,
+    } satisfies Statement<
+      { target: string; sessionId: string; now: number },
+      ResultSetHeader,
+      void
+    >,
+
+    /** Hinted ids for a store after `afterId`, in key order. */
+    hintedIds: {
+      text: ({ limit }: { target: string; afterId: string; limit: number }) =>
+        `SELECT id FROM ${hints} WHERE target_store = ? AND id > ? ORDER BY id${limitClause(limit)}`,
+      params: ({ target, afterId }: { target: string; afterId: string; limit: number }) => [
+        target,
+        afterId,
+      ],
+      decode: ids,
+    } satisfies Statement<
+      { target: string; afterId: string; limit: number },
+      RowDataPacket[],
+      string[]
+    >,
+
+    /** Forget a replayed hint. */
+    deleteHint: {
+      text: () => `DELETE FROM ${hints} WHERE target_store = ? AND id = ?`,
+      params: ({ target, sessionId }: { target: string; sessionId: string }) => [target, sessionId],
+      decode: nothing,
+    } satisfies Statement<{ target: string; sessionId: string }, ResultSetHeader, void>,
+
+    /** The stores that have hints kept on this store. */
+    hintTargets: {
+      text: () => `SELECT DISTINCT target_store FROM ${hints} LIMIT 1000`,
+      params: () => [],
+      decode: (rows: RowDataPacket[]) => rows.map((row) => String(row.target_store)),
+    } satisfies Statement<void, RowDataPacket[], string[]>,
+
+    /** A cheap statement that proves the server answers, and reports its uptime (restarts). */
+    probe: {
+      text: () => "SHOW GLOBAL STATUS LIKE 'Uptime'",
+      params: () => [],
+      decode: (rows: RowDataPacket[]) => Number(rows[0]?.Value ?? 0),
+    } satisfies Statement<void, RowDataPacket[], number>,
+  }
+}
+
+/** The statements of one session table (see {@link sessionStatements}). */
+export type SessionStatements = ReturnType<typeof sessionStatements>

@@ -1,0 +1,337 @@
+/** One MySQL store: what can be asked of it, batched where it pays, with its standing kept up to date. */
+import { inspect } from 'node:util'
+import type { Clock } from '../clock.js'
+import { StoreDownError } from '../errors.js'
+import type { StandingListener } from '../failure/store-standing.js'
+import { StoreStanding } from '../failure/store-standing.js'
+import type { ResolvedOptions, ResolvedStore } from '../options.js'
+import { schemaStatements } from '../schema.js'
+import type { Protocol } from './connection.js'
+import { StoreConnection } from './connection.js'
+import { LatencyWindow } from './latency.js'
+import { isUnreachableError } from './retry.js'
+import type { BatcherLimits } from './statement-batcher.js'
+import { StatementBatcher } from './statement-batcher.js'
+import type {
+  ListedRow,
+  SessionStatements,
+  SessionWrite,
+  Statement,
+  StoredCopy,
+  WriteOutcome,
+} from './statements.js'
+
+/** Counters of one store, as `SessionManager.stats` reports them. */
+export interface StoreCounters {
+  operations: number
+  errors: number
+}
+
+/** Live, expired and tombstone rows of one store's session table. */
+export interface RowCounts {
+  live: number
+  expired: number
+  tombstones: number
+}
+
+type WriteBatcher = StatementBatcher<SessionWrite, WriteOutcome>
+
+/** Statements of one batcher running at once, rows and bytes per batch statement. */
+const BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
+  maxInFlight: 4,
+  maxBatch: 100,
+  maxBatchBytes: 4 * 1024 * 1024,
+}
+
+/**
+ * One store. Placement and failover live above it; this class talks to one store only: each
+ * request is counted, timed and reported to the store's {@link StoreStanding}, and a request
+ * never goes to a store that is down (it fails over at once instead of paying a timeout).
+ */
+export class Store {
+  readonly id: string
+  readonly standing: StoreStanding
+  readonly counters: StoreCounters = { operations: 0, errors: 0 }
+  readonly latency = new LatencyWindow()
+  readonly #connection: StoreConnection
+  readonly #statements: SessionStatements
+  readonly #table: string
+  readonly #clock: Clock
+  readonly #defaultTtlSeconds: number
+  /** Coalesce concurrent reads and plain writes, unless the `batching` option is off. */
+  readonly #reads: StatementBatcher<string, StoredCopy | null> | null
+  /** Plain writes, by explicitExpiry (0: false, 1: true), which a batch statement shares. */
+  readonly #writes: [WriteBatcher, WriteBatcher] | null
+
+  constructor(
+    store: ResolvedStore,
+    options: ResolvedOptions,
+    statements: SessionStatements,
+    listener: StandingListener,
+  ) {
+    this.id = store.id
+    this.#statements = statements
+    this.#table = options.table
+    this.#clock = options.clock
+    this.#defaultTtlSeconds = options.ttlSeconds
+    this.standing = new StoreStanding(options.failThreshold, listener)
+    this.#connection = new StoreConnection(store, options)
+    const limits = { ...BATCH_LIMITS, timeoutMillis: options.queryTimeoutMillis }
+    const available = (): boolean => this.standing.up
+    const deadlines = this.#connection.deadlines
+    this.#reads = options.batching
+      ? new StatementBatcher(
+          store.id,
+          {
+            one: (id) => this.#request(statements.read, id),
+            many: async (ids) => {
+              const found = await this.readMany([...new Set(ids)])
+              return ids.map((id) => found.get(id) ?? null)
+            },
+            available,
+          },
+          deadlines,
+          limits,
+        )
+      : null
+    const writeBatcher = (): WriteBatcher =>
+      new StatementBatcher(
+        store.id,
+        {
+          one: (write) => this.#request(statements.write, write),
+          many: (writes) => this.#writeMany(writes),
+          size: ({ sessionId, data }) => data.length + sessionId.length + 64,
+          available,
+        },
+        deadlines,
+        limits,
+      )
+    this.#writes = options.batching ? [writeBatcher(), writeBatcher()] : null
+  }
+
+  /** The copy stored for `sessionId`, or null when the store has no row. */
+  read(sessionId: string): Promise<StoredCopy | null> {
+    return this.#reads === null
+      ? this.#request(this.#statements.read, sessionId)
+      : this.#reads.submit(sessionId)
+  }
+
+  /** The copies stored for several sessions, by id (absent ids have no row). */
+  async readMany(sessionIds: readonly string[]): Promise<Map<string, StoredCopy>> {
+    if (sessionIds.length === 0) return new Map()
+    return this.#request(this.#statements.readMany, sessionIds)
+  }
+
+  /** Upserts a live copy, unless the store holds a tombstone or a version it does not apply over. */
+  write(write: SessionWrite): Promise<WriteOutcome> {
+    // Compare-and-set writes are never batched.
+    if (this.#writes === null || write.fields.expectedVersion !== undefined) {
+      return this.#request(this.#statements.write, write)
+    }
+    return this.#writes[write.fields.explicitExpiry ? 1 : 0].submit(write)
+  }
+
+  /**
+   * One multi-row upsert, then the versions it left, in one transaction: the rows stay locked
+   * in between, so the read tells exactly which writes applied (a write landing in between would
+   * make an applied write look outdated, and an outdated one applied). Rows go in id order (then
+   * version order), so that concurrent batches lock rows in one order and cannot deadlock, and
+   * two writes of one session apply oldest first.
+   */
+  #writeMany(queued: readonly SessionWrite[]): Promise<WriteOutcome[]> {
+    const writes = [...queued].sort((a, b) =>
+      a.sessionId < b.sessionId
+        ? -1
+        : a.sessionId > b.sessionId
+          ? 1
+          : a.fields.version - b.fields.version,
+    )
+    return this.#counted(async () => {
+      const outcomes = await this.#connection.transaction(async (send) => {
+        await send(this.#statements.writeMany, {
+          writes,
+          defaultTtlSeconds: this.#defaultTtlSeconds,
+        })
+        return send(this.#statements.writtenVersions, writes)
+      })
+      const byWrite = new Map(writes.map((write, index) => [write, outcomes[index]]))
+      return queued.map((write) => byWrite.get(write) as WriteOutcome)
+    })
+  }
+
+  /** Replaces the copy (if any) with a tombstone. */
+  destroy(sessionId: string, version: number, expiresAtMillis: number): Promise<void> {
+    return this.#request(this.#statements.destroy, { sessionId, version, expiresAtMillis })
+  }
+
+  /** Stores `copy` (a live copy read elsewhere) unless this store's row is a tombstone or newer. */
+  copy(sessionId: string, copy: StoredCopy): Promise<void> {
+    return this.#request(this.#statements.copy, { sessionId, copy })
+  }
+
+  /**
+   * Extends a live copy's expiry to `expiresAtMillis` (null: `now` + its per-session timeout,
+   * else the manager's); never shortens it, never touches a missing, expired or destroyed
+   * session. Resolves whether a copy was there.
+   */
+  touch(sessionId: string, expiresAtMillis: number | null, now: number): Promise<boolean> {
+    return this.#request(this.#statements.touch, {
+      sessionId,
+      expiresAtMillis,
+      defaultTtlSeconds: this.#defaultTtlSeconds,
+      now,
+    })
+  }
+
+  /** Sets a live copy's per-session timeout and its expiry from `now`; whether a copy was there. */
+  setSessionTimeout(sessionId: string, ttlSeconds: number, now: number): Promise<boolean> {
+    return this.#request(this.#statements.setSessionTimeout, { sessionId, ttlSeconds, now })
+  }
+
+  /** Deletes up to `limit` expired rows (copies and tombstones), oldest first; resolves how many. */
+  sweepExpired(limit: number): Promise<number> {
+    return this.#request(this.#statements.sweep, { now: this.#clock.now(), limit })
+  }
+
+  /** Deletes a live copy whose version is at most `version`. */
+  removeCopy(sessionId: string, version: number): Promise<void> {
+    return this.#request(this.#statements.removeCopy, { sessionId, version })
+  }
+
+  /** Deletes a tombstone. */
+  clearTombstone(sessionId: string): Promise<void> {
+    return this.#request(this.#statements.clearTombstone, sessionId)
+  }
+
+  /** Up to `limit` session ids after `afterId`, in key order: one page of a full scan. */
+  scanIds(afterId: string, limit: number): Promise<string[]> {
+    return this.#request(this.#statements.scanIds, { afterId, limit })
+  }
+
+  /** Up to `limit` rows after `afterId` in key order (with `withData`, their data too). */
+  listPage(afterId: string, limit: number, withData = false): Promise<ListedRow[]> {
+    return this.#request(this.#statements.listPage, { afterId, limit, withData })
+  }
+
+  /** Ids of rows whose owner column is `owner` (through the owner index). */
+  idsByOwner(owner: string): Promise<string[]> {
+    return this.#request(this.#statements.byOwner, owner)
+  }
+
+  /** Takes or renews the lease lock of `sessionId` with `token`; false if another lease holds it. */
+  lock(sessionId: string, token: string, expiresAtMillis: number): Promise<boolean> {
+    const now = this.#clock.now()
+    return this.#request(this.#statements.lock, { sessionId, token, expiresAtMillis, now })
+  }
+
+  /** Releases the lease lock of `sessionId` if `token` still holds it. */
+  unlock(sessionId: string, token: string): Promise<void> {
+    return this.#request(this.#statements.unlock, { sessionId, token })
+  }
+
+  /** Records that `targetStoreId` missed a write of `sessionId` (kept on this store). */
+  addHint(targetStoreId: string, sessionId: string): Promise<void> {
+    const now = this.#clock.now()
+    return this.#request(this.#statements.addHint, { target: targetStoreId, sessionId, now })
+  }
+
+  /** Up to `limit` ids hinted for `targetStoreId` after `afterId`. */
+  hintedIds(targetStoreId: string, afterId: string, limit: number): Promise<string[]> {
+    return this.#request(this.#statements.hintedIds, { target: targetStoreId, afterId, limit })
+  }
+
+  /** Forgets a hint once replayed. */
+  deleteHint(targetStoreId: string, sessionId: string): Promise<void> {
+    return this.#request(this.#statements.deleteHint, { target: targetStoreId, sessionId })
+  }
+
+  /** Ids of the stores that have hints kept on this store. Not a request (see {@link probe}). */
+  hintTargets(): Promise<string[]> {
+    return this.#connection.run(this.#statements.hintTargets, undefined)
+  }
+
+  /**
+   * Probes the store; resolves to its uptime in seconds. Neither counted nor reported to the
+   * standing: the health check reads the answer and decides.
+   */
+  probe(): Promise<number> {
+    return this.#connection.run(this.#statements.probe, undefined, 'query')
+  }
+
+  /** Times one round trip (a probe), for the CLI's status. */
+  async probeMillis(): Promise<number> {
+    await this.probe()
+    const started = performance.now()
+    await this.probe()
+    return performance.now() - started
+  }
+
+  /** Live, expired and tombstone rows (a full scan of the table). Administration. */
+  rowCounts(): Promise<RowCounts> {
+    return this.#connection.run(
+      {
+        text: () =>
+          'SELECT COUNT(*) AS total, COALESCE(SUM(deleted = 1), 0) AS tombstones, ' +
+          `COALESCE(SUM(deleted = 0 AND expires_at <= ?), 0) AS expired FROM \`${this.#table}\``,
+        params: (now: number) => [now],
+        decode: (rows: { total: unknown; tombstones: unknown; expired: unknown }[]) => {
+          const total = Number(rows[0]?.total ?? 0)
+          const tombstones = Number(rows[0]?.tombstones ?? 0)
+          const expired = Number(rows[0]?.expired ?? 0)
+          return { live: total - tombstones - expired, expired, tombstones }
+        },
+      },
+      this.#clock.now(),
+    )
+  }
+
+  /**
+   * Creates the session tables if they are missing. Administration, not a request: it is sent
+   * even while requests skip the store, neither counted nor reported to the standing.
+   */
+  async applySchema(): Promise<void> {
+    for (const sql of schemaStatements(this.#table)) {
+      await this.#connection.run(
+        { text: () => sql, params: () => [], decode: () => undefined },
+        undefined,
+        'query',
+      )
+    }
+  }
+
+  /** Ends every connection; statements in flight finish first. */
+  close(): Promise<void> {
+    return this.#connection.close()
+  }
+
+  /** Sends one statement as a request (see {@link #counted}). */
+  #request<I, R, O>(statement: Statement<I, R, O>, input: I, protocol?: Protocol): Promise<O> {
+    return this.#counted(() => this.#connection.run(statement, input, protocol))
+  }
+
+  /**
+   * A request: refused at once while the store is down (even one that chose this store before
+   * it went down), counted, timed, and reported to the standing: an answer (an SQL error is one)
+   * or a failure to reach the store.
+   */
+  async #counted<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.standing.up) throw new StoreDownError(this.id)
+    this.counters.operations++
+    const started = performance.now()
+    try {
+      const result = await work()
+      this.latency.record(performance.now() - started)
+      this.standing.requestAnswered()
+      return result
+    } catch (error) {
+      this.counters.errors++
+      if (isUnreachableError(error)) this.standing.requestUnreachable(error as Error)
+      else this.standing.requestAnswered()
+      throw error
+    }
+  }
+
+  [inspect.custom](): string {
+    return `Store { id: '${this.id}', state: '${this.standing.state}' }`
+  }
+}
