@@ -98,9 +98,10 @@ async function main(
   }
   let context: CommandContext
   try {
+    const specs = { ...COMMON_OPTIONS, ...command.options }
     const { values, positionals } = parseArgs({
-      args: [...rest],
-      options: { ...COMMON_OPTIONS, ...command.options },
+      args: dashIdsAsPositionals(rest, specs),
+      options: specs,
       allowPositionals: true,
       strict: true,
     })
@@ -140,6 +141,25 @@ async function main(
     )
     return EXIT_PROBLEM
   }
+}
+
+/**
+ * Session ids are base64url and may begin with "-" (1 in 64 generated ids does). This CLI's
+ * short options are single letters, so a token of one "-" and more than one character is an
+ * argument, not a group of short options: it goes after "--", where parseArgs takes it as a
+ * positional. The value of a string option (`--config -x.json`) is left where it is.
+ */
+function dashIdsAsPositionals(args: readonly string[], specs: OptionSpecs): string[] {
+  const options: string[] = []
+  const moved: string[] = []
+  for (const [index, arg] of args.entries()) {
+    if (arg === '--') return [...options, ...args.slice(index), ...moved]
+    const previous = index > 0 ? (args[index - 1] as string) : ''
+    const isValue = previous.startsWith('--') && specs[previous.slice(2)]?.type === 'string'
+    if (/^-[^-]./.test(arg) && !isValue) moved.push(arg)
+    else options.push(arg)
+  }
+  return moved.length === 0 ? options : [...options, '--', ...moved]
 }
 
 /** parseArgs' message, first sentence only, without the option's value. */
