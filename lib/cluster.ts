@@ -1,4 +1,5 @@
 /** One manager's stores and what keeps them in service: placement orders, health checks, hinted handoff. */
+import { SchemaNotAppliedError } from './errors.js'
 import type { Emit } from './events.js'
 import { HealthCheck } from './failure/health-check.js'
 import { HintedHandoff } from './failure/hinted-handoff.js'
@@ -7,6 +8,7 @@ import type { ResolvedOptions } from './options.js'
 import { OrderCache } from './placement.js'
 import type { StoreListChange } from './store-list-change.js'
 import { NO_STORE_LIST_CHANGE, storeListChange } from './store-list-change.js'
+import { lockAndHintStatements } from './store/lock-and-hint-statements.js'
 import { sessionStatements } from './store/statements.js'
 import { Store } from './store/store.js'
 
@@ -31,7 +33,10 @@ export class Cluster {
 
   constructor(options: ResolvedOptions, emit: Emit) {
     const { stores, previousStores, orderCacheSize, copies } = options
-    const statements = sessionStatements(options.table)
+    const statements = {
+      ...sessionStatements(options.table),
+      ...lockAndHintStatements(options.table),
+    }
     const byId = new Map<string, Store>()
     for (const config of [...stores, ...(previousStores ?? [])]) {
       if (byId.has(config.id)) continue
@@ -86,6 +91,20 @@ export class Cluster {
 
   get isReady(): boolean {
     return this.#isReady
+  }
+
+  /**
+   * Creates the session tables on every store, even one that requests skip as down; rejects
+   * with {@link SchemaNotAppliedError}, each failing store's cause attached, if any failed.
+   */
+  async applySchema(): Promise<void> {
+    const results = await Promise.allSettled(this.stores.map((store) => store.applySchema()))
+    const failures = results.flatMap((result, index) =>
+      result.status === 'rejected'
+        ? [{ storeId: (this.stores[index] as Store).id, error: result.reason as Error }]
+        : [],
+    )
+    if (failures.length > 0) throw new SchemaNotAppliedError(failures)
   }
 
   /** Stops probing; resolves when a round in flight has finished. */

@@ -1,3 +1,4 @@
+/** Session data to bytes and back, checked once before any statement. */
 import { InvalidSessionDataError, SessionTooLargeError } from './errors.js'
 
 /**

@@ -1,3 +1,4 @@
+/** The errors the library throws on purpose: one class per failure, each with a stable code. */
 /**
  * Every error the library throws on purpose is a {@link SessionShardsError} with a stable
  * `code`, so callers can branch on `err.code` without parsing messages. Messages are

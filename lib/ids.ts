@@ -1,3 +1,4 @@
+/** Session ids: generated, checked, and (with secrets) signed. */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { InvalidSessionIdError } from './errors.js'
 

@@ -1,4 +1,4 @@
-import type { PoolOptions } from 'mysql2'
+/** The session manager's options: their documentation, defaults and checks. */
 import type { Clock } from './clock.js'
 import { systemClock } from './clock.js'
 import type { SessionCodec } from './codec.js'
@@ -7,21 +7,16 @@ import { InvalidOptionError } from './errors.js'
 import { IdSigner } from './ids.js'
 import type { PlacementName } from './placement.js'
 import { isValidTableName } from './schema.js'
-import { booleanOption, millisOption, secondsOption, wholeNumber } from './validate.js'
-
-/**
- * One MySQL store. Give either a `uri` (`mysql://user:pass@host:port/database`) or the
- * connection fields; any other mysql2 pool option (`ssl`, `charset`, ...) passes through.
- *
- * @example
- * { id: 'store-a', uri: 'mysql://app:secret@10.0.0.11:3306/sessions' }
- */
-export interface StoreOptions extends Omit<PoolOptions, 'uri'> {
-  /** Stable id of the store. Placement depends on ids, never on list position. */
-  id: string
-  /** `mysql://user:password@host:port/database`; the other connection fields override its parts. */
-  uri?: string
-}
+import { checkSeconds } from './call-arguments.js'
+import type { ResolvedStore, StoreOptions } from './store-options.js'
+import { resolveStores } from './store-options.js'
+import {
+  booleanOption,
+  MAX_TTL_SECONDS,
+  millisOption,
+  secondsOption,
+  wholeNumber,
+} from './validate.js'
 
 /** Options of {@link createSessionManager}. */
 export interface SessionManagerOptions {
@@ -177,12 +172,6 @@ export interface SessionManagerOptions {
   clock?: Clock
 }
 
-/** A store's connection settings, with the password held apart from anything printable. */
-export interface ResolvedStore {
-  readonly id: string
-  readonly poolOptions: PoolOptions
-}
-
 /** Options after defaults and validation. */
 export interface ResolvedOptions {
   readonly stores: readonly ResolvedStore[]
@@ -213,8 +202,6 @@ export interface ResolvedOptions {
   readonly previousPlacement: PlacementName
   readonly clock: Clock
 }
-
-const STORE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
 
 /** Applies defaults and checks every option; throws {@link InvalidOptionError} naming the option. */
 export function resolveOptions(options: SessionManagerOptions): ResolvedOptions {
@@ -340,63 +327,6 @@ function clockOption(clock: unknown): Clock {
   return clock as Clock
 }
 
-/** A per-call expiry: `ttlSeconds` from now, or an absolute `expiresAt` (ms precision). */
-export interface ExpiryOptions {
-  ttlSeconds?: number
-  expiresAt?: Date | number
-}
-
-/**
- * The expiry a call asks for, in ms since the epoch, or null when it gives none (the session's
- * own timeout or the manager's default then applies).
- */
-export function requestedExpiry(options: ExpiryOptions, now: number): number | null {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError('options', 'must be an object')
-  }
-  const { ttlSeconds, expiresAt } = options
-  if (ttlSeconds !== undefined && expiresAt !== undefined) {
-    throw new InvalidOptionError('expiresAt', 'cannot be combined with ttlSeconds')
-  }
-  if (ttlSeconds !== undefined) return now + checkSeconds('ttlSeconds', ttlSeconds) * 1000
-  if (expiresAt === undefined) return null
-  const millis = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt
-  if (
-    typeof millis !== 'number' ||
-    !Number.isSafeInteger(Math.trunc(millis)) ||
-    Number.isNaN(millis)
-  ) {
-    throw new InvalidOptionError(
-      'expiresAt',
-      'must be a valid Date or a number of milliseconds since the epoch',
-    )
-  }
-  return Math.trunc(millis)
-}
-
-/** A call's options argument: undefined or null means none; anything but an object is refused. */
-export function callOptions<T extends object>(options: T | undefined | null): T {
-  if (options === undefined || options === null) return {} as T
-  if (typeof options !== 'object') {
-    throw new InvalidOptionError('options', 'must be an object')
-  }
-  return options
-}
-
-/** Rows per statement for scans (list, sweep, repair): a whole number from 1 to 10,000. */
-export function batchSizeOption(value: unknown, fallback = 500): number {
-  return wholeNumber('batchSize', value, fallback, { min: 1, max: 10_000 })
-}
-
-/** Validates a positive whole number of seconds passed to a single call (e.g. `ttlSeconds`). */
-export function checkSeconds(name: string, value: unknown): number {
-  if (value === undefined) throw new InvalidOptionError(name, 'is required')
-  return secondsOption(name, value, 0, 1, MAX_TTL_SECONDS)
-}
-
-/** The longest TTL: ten years, well inside the stores' 32-bit `ttl_seconds` column. */
-const MAX_TTL_SECONDS = 315_360_000
-
 /** The longest a statement or a connection attempt may take: ten minutes. */
 const MAX_STATEMENT_MILLIS = 600_000
 
@@ -434,81 +364,4 @@ function resolveSigner(secrets: unknown, acceptUnsigned: unknown): IdSigner | nu
     )
   }
   return new IdSigner(secrets, acceptUnsignedIds)
-}
-
-function resolveStores(stores: unknown, option = 'stores'): ResolvedStore[] {
-  if (!Array.isArray(stores) || stores.length === 0) {
-    throw new InvalidOptionError(
-      option,
-      'must be a non-empty array of { id, uri } or { id, host, ... }',
-    )
-  }
-  const seen = new Set<string>()
-  return stores.map((store: unknown, index) => {
-    const name = `${option}[${index}]`
-    if (store === null || typeof store !== 'object') {
-      throw new InvalidOptionError(name, 'must be an object with an id')
-    }
-    const { id, uri, ...rest } = store as StoreOptions
-    if (typeof id !== 'string' || !STORE_ID.test(id)) {
-      throw new InvalidOptionError(
-        `${name}.id`,
-        'must be 1 to 64 characters of letters, digits, ".", "_", ":" or "-", starting with a letter or digit',
-      )
-    }
-    if (seen.has(id)) throw new InvalidOptionError(`${name}.id`, `duplicates store id "${id}"`)
-    seen.add(id)
-    const fromUri = uri === undefined ? {} : parseStoreUri(`${name}.uri`, uri)
-    const poolOptions: PoolOptions = { ...fromUri, ...rest }
-    if (typeof poolOptions.host !== 'string' && typeof poolOptions.socketPath !== 'string') {
-      throw new InvalidOptionError(name, 'needs a uri, a host or a socketPath')
-    }
-    if (typeof poolOptions.database !== 'string' || poolOptions.database === '') {
-      throw new InvalidOptionError(name, 'needs a database (in the uri path or as database)')
-    }
-    return { id, poolOptions }
-  })
-}
-
-/**
- * Parses `mysql://user:password@host:port/database`. Errors describe the fault without
- * repeating the URI, which holds the password.
- */
-export function parseStoreUri(name: string, uri: unknown): PoolOptions {
-  if (typeof uri !== 'string') throw new InvalidOptionError(name, 'must be a string')
-  let url: URL
-  try {
-    url = new URL(uri)
-  } catch {
-    throw new InvalidOptionError(
-      name,
-      'is not a valid URI (expected mysql://user:password@host:port/database)',
-    )
-  }
-  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') {
-    throw new InvalidOptionError(name, 'must start with mysql:// or mariadb://')
-  }
-  if (url.hostname === '') throw new InvalidOptionError(name, 'has no host')
-  const database = decodeUriPart(name, url.pathname.replace(/^\//, ''))
-  if (database === '' || database.includes('/')) {
-    throw new InvalidOptionError(
-      name,
-      'must name one database in its path, e.g. mysql://host/sessions',
-    )
-  }
-  const port = url.port === '' ? 3306 : Number(url.port)
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
-  const options: PoolOptions = { host, port, database }
-  if (url.username !== '') options.user = decodeUriPart(name, url.username)
-  if (url.password !== '') options.password = decodeUriPart(name, url.password)
-  return options
-}
-
-function decodeUriPart(name: string, part: string): string {
-  try {
-    return decodeURIComponent(part)
-  } catch {
-    // Never echo the part: it may be the password.
-    throw new InvalidOptionError(name, 'has a malformed %-escape')
-  }
 }

@@ -1,3 +1,4 @@
+/** Placement: a session's order over the stores, the seeded shuffle or rendezvous, cached. */
 import CRC32 from 'crc-32'
 import seedrandom from 'seedrandom'
 

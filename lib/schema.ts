@@ -1,3 +1,4 @@
+/** The tables every store holds, as the statements that create them. */
 /**
  * The table every store holds. One row per session copy:
  * - `version` only grows for a session (see version-clock.ts);

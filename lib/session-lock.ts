@@ -5,6 +5,7 @@ import type { SessionData } from './codec.js'
 import type { StoreFailure } from './errors.js'
 import { LockExpiredError, LockTimeoutError, NoStoreAvailableError } from './errors.js'
 import type { Store } from './store/store.js'
+import { millisOption } from './validate.js'
 import type { WriteResult } from './write-path.js'
 
 /** Options of {@link SessionManager.lockSession}. */
@@ -19,6 +20,19 @@ export interface LockOptions {
    * @default 5000
    */
   waitMillis?: number
+}
+
+/** The longest lease a lock takes (a day): its renewal timer stays in range. */
+const MAX_LEASE_MILLIS = 86_400_000
+/** The longest a lockSession call waits for another holder (an hour). */
+const MAX_LOCK_WAIT_MILLIS = 3_600_000
+
+/** Checks lock options, with their defaults. A lease of 0 would be over before the caller got it. */
+export function checkLockOptions(options: LockOptions): Required<LockOptions> {
+  return {
+    leaseMillis: millisOption('leaseMillis', options.leaseMillis, 10_000, 1, MAX_LEASE_MILLIS),
+    waitMillis: millisOption('waitMillis', options.waitMillis, 5_000, 0, MAX_LOCK_WAIT_MILLIS),
+  }
 }
 
 /** What a lock needs of the sessions it guards: a read with the version, a write at a version. */

@@ -1,120 +1,59 @@
 /** The public object: checks every argument, then hands the work to the read path, the write path and the rest. */
-import { EventEmitter } from 'node:events'
-import { inspect } from 'node:util'
-import { Cluster } from './cluster.js'
+import { ClusterOperations } from './cluster-operations.js'
+import type { WriteOptions } from './call-arguments.js'
+import {
+  callOptions,
+  checkExpectedVersion,
+  checkSeconds,
+  ownerOf,
+  requestedExpiry,
+} from './call-arguments.js'
 import type { SessionData } from './codec.js'
 import { encodeSessionData } from './codec.js'
-import {
-  InvalidOptionError,
-  InvalidSessionDataError,
-  ManagerClosedError,
-  SchemaNotAppliedError,
-} from './errors.js'
-import type { Emit, SessionManagerEvents } from './events.js'
-import { generateSessionId, assertSessionId } from './ids.js'
-import type { SessionInspection, StoreReport } from './maintenance/inspection.js'
-import { inspectSession, storeReports } from './maintenance/inspection.js'
-import type { ListOptions } from './maintenance/listing.js'
-import { findSessions, hasValue, listIds, ownerCandidates } from './maintenance/listing.js'
-import type { ListingContext } from './maintenance/listing.js'
-import { repairSessions } from './maintenance/repair-plan.js'
-import type { RepairOptions, RepairResult } from './maintenance/repair-scan.js'
-import { repairAllStores } from './maintenance/repair-scan.js'
-import type { SweepOptions, SweepResult } from './maintenance/sweeper.js'
-import { BackgroundSweeper, sweepStores } from './maintenance/sweeper.js'
-import type { ResolvedOptions, SessionManagerOptions } from './options.js'
-import {
-  batchSizeOption,
-  callOptions,
-  checkSeconds,
-  requestedExpiry,
-  resolveOptions,
-} from './options.js'
-import { ReadPath } from './read-path.js'
+import { generateSessionId } from './ids.js'
+import { BackgroundRepairs } from './maintenance/background-repairs.js'
+import type { SessionManagerOptions } from './options.js'
 import type { ReadResult } from './read-path.js'
-import type { LockOptions } from './session-lock.js'
-import { acquireLock, SessionLock } from './session-lock.js'
+import { ReadPath } from './read-path.js'
+import { writeOrder } from './routing.js'
+import type { LockedSessions, LockOptions } from './session-lock.js'
+import { acquireLock, checkLockOptions, SessionLock } from './session-lock.js'
 import type { SessionAccess, SessionChange, UpdateOptions } from './session-updates.js'
 import { updateExisting, updateSession, withSessionLock } from './session-updates.js'
 import { checkKey, withIncrement, withValue, withValues, withoutValue } from './session-values.js'
-import type { StoreState } from './failure/store-standing.js'
-import type { StoreCounters } from './store/store.js'
 import type { Store } from './store/store.js'
-import { checkFunction, millisOption, wholeNumber } from './validate.js'
+import { checkFunction, wholeNumber } from './validate.js'
 import { VersionClock } from './version-clock.js'
-import { WorkTracker } from './work-tracker.js'
 import type { WriteResult } from './write-path.js'
 import { WritePath } from './write-path.js'
-import { writeOrder } from './routing.js'
 
-/** Per-call options of {@link SessionManager.writeSession} and {@link SessionManager.touch}. */
-export interface WriteOptions {
-  /**
-   * Lifetime from now. Without it (or `expiresAt`), the session's own timeout
-   * ({@link SessionManager.setSessionTimeout}) applies, else the manager's `ttlSeconds`.
-   */
-  ttlSeconds?: number
-  /** Absolute expiry, to the millisecond (e.g. a cookie's `expires`). Not with `ttlSeconds`. */
-  expiresAt?: Date | number
-  /**
-   * Write only if the session is at exactly this version (from `readSession(id, {
-   * withVersion: true })`); otherwise reject with {@link VersionConflictError} and write
-   * nothing. 0 means "only if the session does not exist yet".
-   */
-  expectedVersion?: number
-}
-
-/** Per-store figures from {@link SessionManager.stats}. */
-export interface StoreStats extends StoreCounters {
-  id: string
-  /** `down`: skipped by requests until a health probe succeeds. */
-  state: StoreState
-  /** True while the store has missed writes not yet replayed to it; it serves no reads meanwhile. */
-  behind: boolean
-  /** Latency of this store's statements over the last 1,024, null before any. */
-  latency: { p50Millis: number; p99Millis: number } | null
-}
-
-/** The longest lease a lock takes (a day): its renewal timer stays in range. */
-const MAX_LEASE_MILLIS = 86_400_000
-/** The longest a lockSession call waits for another holder (an hour). */
-const MAX_LOCK_WAIT_MILLIS = 3_600_000
-/** At most this many read repairs run at once; beyond that, later reads or repair() fix it. */
-const MAX_READ_REPAIRS = 16
+export type { WriteOptions } from './call-arguments.js'
 
 /**
  * Reads and writes sessions over several MySQL stores. Create it with
  * {@link createSessionManager}; close it with {@link SessionManager.close}. Its events and
  * their payloads are {@link SessionManagerEvents} (docs/errors.md).
  */
-export class SessionManager extends EventEmitter<SessionManagerEvents> {
-  readonly #options: ResolvedOptions
-  readonly #cluster: Cluster
+export class SessionManager extends ClusterOperations {
   readonly #reads: ReadPath
   readonly #writes: WritePath
-  readonly #work = new WorkTracker()
-  readonly #sweeper: BackgroundSweeper
   readonly #access: SessionAccess
-  #readRepairs = 0
-  #closing: Promise<void> | undefined
+  readonly #locked: LockedSessions
 
   constructor(options: SessionManagerOptions) {
-    super()
-    const resolved = resolveOptions(options)
-    this.#options = resolved
-    // The map types every event; EventEmitter's own signature cannot follow a generic name.
-    const untyped = this as unknown as EventEmitter
-    const emit: Emit = (name, ...payload) => void untyped.emit(name, ...payload)
-    this.#cluster = new Cluster(resolved, emit)
-    const { storeListChange, handoff } = this.#cluster
-    const order = (sessionId: string): readonly Store[] => this.#cluster.order(sessionId)
-    const moveInBackground = (sessionId: string): void => this.#moveInBackground(sessionId)
+    super(options)
+    const resolved = this.options
+    const emit = this.emitEvent
+    const { storeListChange, handoff } = this.cluster
+    const order = (sessionId: string): readonly Store[] => this.cluster.order(sessionId)
+    const repairs = new BackgroundRepairs(this.cluster.repairContext, this.work, emit)
+    const moveInBackground = (sessionId: string): void => repairs.move(sessionId)
     this.#reads = new ReadPath({
       options: resolved,
       order,
       storeListChange,
       moveInBackground,
-      repairInBackground: (sessionId, stale) => this.#repairInBackground(sessionId, stale),
+      repairInBackground: (sessionId, stale) => repairs.readRepair(sessionId, stale),
       emit,
     })
     this.#writes = new WritePath({
@@ -131,28 +70,23 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       writeSession: (id, data, writeOptions) => this.writeSession(id, data, writeOptions),
       lockSession: (id, lockOptions) => this.lockSession(id, lockOptions),
     }
-    this.#sweeper = new BackgroundSweeper(resolved.sweepIntervalSeconds, () => this.sweep())
-    this.#sweeper.start()
-  }
-
-  /**
-   * Resolves once the manager's first health round is done (at most one `queryTimeoutMillis`
-   * after creation): every store probed, stores with hints left by other managers found. Reads
-   * wait for it on their own; call it to know `stats()` reflects the stores.
-   */
-  ready(): Promise<void> {
-    return this.#cluster.ready()
+    this.#locked = {
+      readWithVersion: this.#access.readWithVersion,
+      writeAtVersion: (id, data, expectedVersion) =>
+        this.writeSession(id, data, { expectedVersion }),
+      clock: resolved.clock,
+    }
   }
 
   /** The ids of the stores, in the order `sessionId`'s copies prefer them. No I/O. */
   locate(sessionId: string): string[] {
-    this.#checkId(sessionId)
-    return this.#cluster.order(sessionId).map((store) => store.id)
+    this.checkId(sessionId)
+    return this.cluster.order(sessionId).map((store) => store.id)
   }
 
   /** A new random session id (signed when `secrets` is set), without writing anything. */
   generateId(): string {
-    return this.#options.idSigner?.generate() ?? generateSessionId()
+    return this.options.idSigner?.generate() ?? generateSessionId()
   }
 
   /** Creates a session with `data` and returns its new random id. */
@@ -197,19 +131,19 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     data: SessionData,
     options: WriteOptions = {},
   ): Promise<WriteResult> {
-    this.#checkId(sessionId)
-    const bytes = encodeSessionData(this.#options.codec, data, this.#options.maxSessionBytes)
-    const owner = this.#ownerOf(data)
+    this.checkId(sessionId)
+    const bytes = encodeSessionData(this.options.codec, data, this.options.maxSessionBytes)
+    const owner = ownerOf(data, this.options.ownerKey)
     const checked = callOptions(options)
-    const now = this.#options.clock.now()
+    const now = this.options.clock.now()
     const expiresAt = requestedExpiry(checked, now)
     const expectedVersion = checkExpectedVersion(checked.expectedVersion)
-    return this.#work.track(() =>
+    return this.work.track(() =>
       this.#writes.write({
         sessionId,
         data: bytes,
         owner,
-        expiresAtMillis: expiresAt ?? now + this.#options.ttlSeconds * 1000,
+        expiresAtMillis: expiresAt ?? now + this.options.ttlSeconds * 1000,
         explicitExpiry: expiresAt !== null,
         ttlSeconds: null,
         expectedVersion,
@@ -223,8 +157,8 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
    * returning store can undo. Acknowledged like a write.
    */
   async destroySession(sessionId: string): Promise<void> {
-    this.#checkId(sessionId)
-    return this.#work.track(() => this.#writes.destroy(sessionId))
+    this.checkId(sessionId)
+    return this.work.track(() => this.#writes.destroy(sessionId))
   }
 
   /**
@@ -237,19 +171,8 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const current = await this.#readNewest(oldSessionId)
     if (current === null) return null
     const newId = this.generateId()
-    const { copy } = current
-    await this.#work.track(() =>
-      this.#writes.write({
-        sessionId: newId,
-        data: copy.data as Buffer,
-        owner: this.#ownerOf(current.data),
-        expiresAtMillis: copy.expiresAtMillis,
-        explicitExpiry: true,
-        ttlSeconds: copy.ttlSeconds,
-        expectedVersion: undefined,
-        now: this.#options.clock.now(),
-      }),
-    )
+    const owner = ownerOf(current.data, this.options.ownerKey)
+    await this.work.track(() => this.#writes.writeCopy(newId, current.copy, owner))
     await this.destroySession(oldSessionId)
     return newId
   }
@@ -260,10 +183,10 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
    * session: resolves false when there is no live session to touch.
    */
   async touch(sessionId: string, options: WriteOptions = {}): Promise<boolean> {
-    this.#checkId(sessionId)
-    const now = this.#options.clock.now()
+    this.checkId(sessionId)
+    const now = this.options.clock.now()
     const expiresAt = requestedExpiry(callOptions(options), now)
-    return this.#work.track(() =>
+    return this.work.track(() =>
       this.#writes.updateCopies(sessionId, (store) => store.touch(sessionId, expiresAt, now)),
     )
   }
@@ -274,10 +197,10 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
    * live session.
    */
   async setSessionTimeout(sessionId: string, ttlSeconds: number): Promise<boolean> {
-    this.#checkId(sessionId)
+    this.checkId(sessionId)
     const seconds = checkSeconds('ttlSeconds', ttlSeconds)
-    const now = this.#options.clock.now()
-    return this.#work.track(() =>
+    const now = this.options.clock.now()
+    return this.work.track(() =>
       this.#writes.updateCopies(sessionId, (store) =>
         store.setSessionTimeout(sessionId, seconds, now),
       ),
@@ -288,7 +211,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   async getSessionTimeout(sessionId: string): Promise<number | null> {
     const current = await this.#readNewest(sessionId)
     if (current === null) return null
-    return current.copy.ttlSeconds ?? this.#options.ttlSeconds
+    return current.copy.ttlSeconds ?? this.options.ttlSeconds
   }
 
   /**
@@ -305,7 +228,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     change: SessionChange,
     options: UpdateOptions = {},
   ): Promise<SessionData | null> {
-    this.#checkId(sessionId)
+    this.checkId(sessionId)
     checkFunction('change', change)
     const { retries, ttlSeconds, expiresAt } = callOptions(options)
     return updateSession(this.#access, sessionId, change, {
@@ -324,20 +247,12 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
 
   /** Sets `key` to `value` in an existing session (a version-checked read-modify-write). */
   async setValue(sessionId: string, key: string, value: unknown): Promise<void> {
-    checkKey(key)
-    this.#checkId(sessionId)
-    await updateExisting(this.#access, sessionId, 'set a value in', (data) =>
-      withValue(data, key, value),
-    )
+    await this.#updateKey(sessionId, key, 'set a value in', (data) => withValue(data, key, value))
   }
 
   /** Removes `key` from an existing session. */
   async removeValue(sessionId: string, key: string): Promise<void> {
-    checkKey(key)
-    this.#checkId(sessionId)
-    await updateExisting(this.#access, sessionId, 'remove a value from', (data) =>
-      withoutValue(data, key),
-    )
+    await this.#updateKey(sessionId, key, 'remove a value from', (data) => withoutValue(data, key))
   }
 
   /**
@@ -345,12 +260,8 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
    * under concurrent callers on any number of app servers.
    */
   async increment(sessionId: string, key: string, by = 1): Promise<number> {
-    checkKey(key)
-    this.#checkId(sessionId)
-    const data = await updateExisting(this.#access, sessionId, 'increment a value in', (current) =>
-      withIncrement(current, key, by),
-    )
-    return data[key] as number
+    const add = (data: SessionData): SessionData => withIncrement(data, key, by)
+    return (await this.#updateKey(sessionId, key, 'increment a value in', add))[key] as number
   }
 
   /** The whole session data: {@link readSession} under msession's name. */
@@ -360,7 +271,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
 
   /** Merges `values` into an existing session's data (msession's `putAll`). */
   async putAll(sessionId: string, values: SessionData): Promise<void> {
-    this.#checkId(sessionId)
+    this.checkId(sessionId)
     await updateExisting(this.#access, sessionId, 'put values in', (data) =>
       withValues(data, values),
     )
@@ -373,23 +284,10 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
    * {@link LockTimeoutError} if another holder keeps it past `waitMillis`.
    */
   async lockSession(sessionId: string, options: LockOptions = {}): Promise<SessionLock> {
-    this.#checkId(sessionId)
-    const { leaseMillis: lease, waitMillis: wait } = callOptions(options)
-    // A lease of 0 would be over before the caller got it.
-    const leaseMillis = millisOption('leaseMillis', lease, 10_000, 1, MAX_LEASE_MILLIS)
-    const waitMillis = millisOption('waitMillis', wait, 5_000, 0, MAX_LOCK_WAIT_MILLIS)
-    const sessions = {
-      readWithVersion: (id: string) => this.readSession(id, { withVersion: true }),
-      writeAtVersion: (id: string, data: SessionData, expectedVersion: number) =>
-        this.writeSession(id, data, { expectedVersion }),
-      clock: this.#options.clock,
-    }
-    return this.#work.track(() =>
-      acquireLock(sessions, () => writeOrder(this.#cluster.order(sessionId)), sessionId, {
-        leaseMillis,
-        waitMillis,
-      }),
-    )
+    this.checkId(sessionId)
+    const checked = checkLockOptions(callOptions(options))
+    const order = (): Store[] => writeOrder(this.cluster.order(sessionId))
+    return this.work.track(() => acquireLock(this.#locked, order, sessionId, checked))
   }
 
   /**
@@ -407,267 +305,26 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     return withSessionLock(this.#access, sessionId, change, options)
   }
 
-  /**
-   * Every live session's id, once each (however many copies it has), in id order. Reads each
-   * reachable store page by page in key order and merges the pages, so memory stays at one
-   * page per store whatever the number of sessions.
-   *
-   * @example
-   * for await (const id of sm.list()) console.log(id)
-   */
-  async *list(options: ListOptions = {}): AsyncGenerator<string> {
-    yield* listIds(this.#listing(), callOptions(options))
-  }
-
-  /** How many live sessions the cluster holds, each counted once (a full scan, like {@link list}). */
-  async count(options: ListOptions = {}): Promise<number> {
-    let count = 0
-    for await (const _ of this.list(options)) count++
-    return count
-  }
-
-  /**
-   * Ids of the live sessions whose data has `key` equal to `value` (deep equality), in id
-   * order. A full scan of every store, in constant memory; for per-user lookups prefer the
-   * indexed {@link findByOwner}.
-   */
-  async *find(key: string, value: unknown, options: ListOptions = {}): AsyncGenerator<string> {
-    checkKey(key)
-    yield* findSessions(this.#listing(), callOptions(options), (data) => hasValue(data, key, value))
-  }
-
-  /** Ids of the live sessions whose data has `key` at all (a full scan, like {@link find}). */
-  async *listWithKey(key: string, options: ListOptions = {}): AsyncGenerator<string> {
-    checkKey(key)
-    yield* findSessions(this.#listing(), callOptions(options), (data) => Object.hasOwn(data, key))
-  }
-
-  /**
-   * Ids of the live sessions whose `ownerKey` value is `owner`, through the owner index on
-   * every reachable store (no scan). Each candidate is confirmed by a read, so a stale copy
-   * with an old owner never counts.
-   */
-  async findByOwner(owner: string | number): Promise<string[]> {
-    if (this.#options.ownerKey === null) {
-      throw new InvalidOptionError('ownerKey', 'must be set to find sessions by owner')
-    }
-    const wanted = checkOwner(owner)
-    const owned: string[] = []
-    for (const id of await ownerCandidates(this.#listing(), wanted)) {
-      const data = await this.readSession(id).catch(() => null)
-      if (data !== null && this.#ownerOf(data) === wanted) owned.push(id)
-    }
-    return owned
-  }
-
-  /**
-   * Destroys every session of `owner` ("log this user out everywhere"), with tombstones like
-   * {@link destroySession}, so none comes back. Resolves how many were destroyed.
-   */
-  async destroyByOwner(owner: string | number): Promise<number> {
-    const ids = await this.findByOwner(owner)
-    for (const id of ids) await this.destroySession(id)
-    return ids.length
-  }
-
-  /**
-   * Deletes expired sessions and tombstones whose time is up on every reachable store, in
-   * batches of `batchSize` through the expiry index. The `sweepIntervalSeconds` option runs it
-   * in the background.
-   */
-  async sweep(options: SweepOptions = {}): Promise<SweepResult> {
-    const checked = callOptions(options)
-    batchSizeOption(checked.batchSize)
-    return this.#work.track(() => sweepStores(this.#cluster.stores, checked))
-  }
-
-  /**
-   * Re-copies every session to where it belongs: walks every reachable store in batches
-   * (constant memory), puts each session's newest copy (or tombstone) on the first `copies`
-   * reachable stores of its order, removes stale copies and copies outside those stores once
-   * the right stores hold the session, and deletes tombstones whose time is up. Idempotent: a
-   * second run right after changes nothing. After a change of the store list (`previousStores`)
-   * it is the rebalance: it empties the retiring stores too, and once it resolves with
-   * `done: true` (and a second run moves nothing) `previousStores` can be dropped. Stop it with
-   * `signal` and resume with the `resumeFrom` it returns.
-   */
-  async repair(options: RepairOptions = {}): Promise<RepairResult> {
-    const checked = callOptions(options)
-    batchSizeOption(checked.batchSize)
-    return this.#work.track(() =>
-      repairAllStores(this.#cluster.stores, this.#cluster.repairContext, checked),
-    )
-  }
-
-  /**
-   * Creates the session tables on every store (idempotent), even one that requests skip as
-   * down. Rejects with {@link SchemaNotAppliedError}, each failing store's cause attached, if
-   * any store failed; the others have their tables.
-   */
-  async applySchema(): Promise<void> {
-    const results = await Promise.allSettled(
-      this.#cluster.stores.map((store) => store.applySchema()),
-    )
-    const failures = results.flatMap((result, index) =>
-      result.status === 'rejected'
-        ? [{ storeId: (this.#cluster.stores[index] as Store).id, error: result.reason as Error }]
-        : [],
-    )
-    if (failures.length > 0) throw new SchemaNotAppliedError(failures)
-  }
-
-  /**
-   * Every store's row of the session — version, expiry, tombstone, data size, never the data —
-   * in the session's order (then stores only in `previousStores`), and what they say by the
-   * rule reads follow. Read-only: unlike a read, it repairs nothing.
-   */
-  async inspectSession(sessionId: string): Promise<SessionInspection> {
-    this.#checkId(sessionId)
-    const { copies, clock } = this.#options
-    return this.#work.track(() =>
-      inspectSession(
-        sessionId,
-        this.#cluster.order(sessionId),
-        this.#cluster.retiring,
-        copies,
-        clock,
-      ),
-    )
-  }
-
-  /** Each store's standing, a timed probe, and (with `counts`, a full scan each) its rows. */
-  async storeReports(options: { counts?: boolean } = {}): Promise<StoreReport[]> {
-    const { counts } = callOptions(options)
-    return this.#work.track(() =>
-      storeReports(this.#cluster.stores, this.#cluster.retiring, counts !== false),
-    )
-  }
-
-  /** Per store: state, operations, errors and latency. */
-  stats(): { stores: StoreStats[] } {
-    return {
-      stores: this.#cluster.stores.map((store) => ({
-        id: store.id,
-        state: store.standing.state,
-        behind: store.standing.behind,
-        ...store.counters,
-        latency: store.latency.percentiles(),
-      })),
-    }
-  }
-
-  /**
-   * Stops accepting work, lets operations in flight settle, then ends every connection.
-   * Safe to call more than once.
-   */
-  close(): Promise<void> {
-    this.#closing ??= (async () => {
-      const settled = this.#work.close()
-      await Promise.all([this.#cluster.stopHealthCheck(), this.#sweeper.stop()])
-      await settled
-      await this.#cluster.close()
-    })()
-    return this.#closing
-  }
-
-  [inspect.custom](): string {
-    const ids = this.#cluster.stores.map((store) => `'${store.id}'`).join(', ')
-    return `SessionManager { stores: [${ids}], copies: ${this.#options.copies} }`
-  }
-
   /** The winning copy of a session as a read sees it, with its data decoded; null if none. */
   async #readNewest(sessionId: string): Promise<ReadResult | null> {
-    this.#checkId(sessionId)
-    return this.#work.track(async () => {
-      if (!this.#cluster.isReady) await this.#cluster.ready()
+    this.checkId(sessionId)
+    return this.work.track(async () => {
+      if (!this.cluster.isReady) await this.cluster.ready()
       return this.#reads.newest(sessionId)
     })
   }
 
-  /** What listing and finding need; refused once the manager is closing. */
-  #listing(): ListingContext {
-    if (this.#work.closing) throw new ManagerClosedError()
-    const { copies, codec, clock } = this.#options
-    return {
-      stores: this.#cluster.stores,
-      copies,
-      codec,
-      clock,
-      unreadable: (sessionId, error) =>
-        this.emit('unreadable-copy', { sessionId, storeId: null, error }),
-    }
+  /** A per-key operation: the key and the id checked, then a read-modify-write of an existing session. */
+  #updateKey(
+    sessionId: string,
+    key: string,
+    operation: string,
+    change: (data: SessionData) => SessionData,
+  ): Promise<SessionData> {
+    checkKey(key)
+    this.checkId(sessionId)
+    return updateExisting(this.#access, sessionId, operation, change)
   }
-
-  /** Rewrites the newest copy where a read found it missing, a bounded number at a time. */
-  #repairInBackground(sessionId: string, stale: readonly Store[]): void {
-    if (this.#readRepairs >= MAX_READ_REPAIRS) return
-    this.#readRepairs++
-    const started = this.#work.background(async () => {
-      try {
-        const { failed } = await repairSessions(this.#cluster.repairContext, [sessionId], {
-          dropExtras: false,
-        })
-        if (failed.length === 0) {
-          this.emit('read-repair', { sessionId, storeIds: stale.map((store) => store.id) })
-        }
-      } finally {
-        this.#readRepairs--
-      }
-    })
-    if (!started) this.#readRepairs--
-  }
-
-  /** Moves a session found under the old placement to its new stores (read-through). */
-  #moveInBackground(sessionId: string): void {
-    this.#work.background(async () => {
-      const { failed } = await repairSessions(this.#cluster.repairContext, [sessionId], {
-        dropExtras: true,
-      })
-      if (failed.length === 0) this.emit('session-moved', { sessionId })
-    })
-  }
-
-  /** The owner column's value: the data's `ownerKey` value as a string, if any. */
-  #ownerOf(data: SessionData): string | null {
-    const key = this.#options.ownerKey
-    if (key === null) return null
-    const value = data[key]
-    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'bigint')
-      return null
-    const owner = String(value)
-    if (Buffer.byteLength(owner) > 255) {
-      throw new InvalidSessionDataError(`the ${key} value (ownerKey) is longer than 255 bytes`)
-    }
-    return owner
-  }
-
-  /** Throws {@link InvalidSessionIdError} for a malformed id, or one whose signature fails. */
-  #checkId(sessionId: unknown): asserts sessionId is string {
-    assertSessionId(sessionId)
-    this.#options.idSigner?.verify(sessionId)
-  }
-}
-
-function checkOwner(owner: unknown): string {
-  if (
-    (typeof owner !== 'string' && typeof owner !== 'number') ||
-    String(owner) === '' ||
-    String(owner).length > 255
-  ) {
-    throw new InvalidOptionError('owner', 'must be a non-empty string or a number')
-  }
-  return String(owner)
-}
-
-function checkExpectedVersion(value: unknown): number | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidOptionError(
-      'expectedVersion',
-      'must be a version read from the session (a whole number)',
-    )
-  }
-  return value
 }
 
 /**

@@ -1,3 +1,4 @@
+/** Per-key changes of session data: set, remove, increment, merge. */
 import type { SessionData } from './codec.js'
 import { PROTO_KEY, protoKeyError } from './codec.js'
 import { InvalidOptionError, InvalidSessionDataError } from './errors.js'

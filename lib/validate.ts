@@ -7,6 +7,9 @@ import { InvalidOptionError } from './errors.js'
  */
 export const MAX_TIMER_MILLIS = 2_147_483_647
 
+/** The longest TTL: ten years, well inside the stores' 32-bit `ttl_seconds` column. */
+export const MAX_TTL_SECONDS = 315_360_000
+
 /** Bounds of a whole-number option. */
 export interface WholeBounds {
   min: number

@@ -1,3 +1,4 @@
+/** Session versions: proposed from the clock or above a stored version, always below the ceiling. */
 import type { Clock } from './clock.js'
 
 /**

@@ -13,7 +13,7 @@ import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
 import { missedStores, writeOrder } from './routing.js'
 import type { StoreListChange } from './store-list-change.js'
-import type { WriteFields, WriteOutcome } from './store/statements.js'
+import type { StoredCopy, WriteFields, WriteOutcome } from './store/statements.js'
 import type { Store } from './store/store.js'
 import type { VersionClock } from './version-clock.js'
 import { VERSION_CEILING } from './version-clock.js'
@@ -145,6 +145,20 @@ export class WritePath {
         }
       }
     }
+  }
+
+  /** Writes `copy` (read from another session) as a new session: same data, expiry and timeout. */
+  writeCopy(sessionId: string, copy: StoredCopy, owner: string | null): Promise<WriteResult> {
+    return this.write({
+      sessionId,
+      data: copy.data as Buffer,
+      owner,
+      expiresAtMillis: copy.expiresAtMillis,
+      explicitExpiry: true,
+      ttlSeconds: copy.ttlSeconds,
+      expectedVersion: undefined,
+      now: this.#context.options.clock.now(),
+    })
   }
 
   /**

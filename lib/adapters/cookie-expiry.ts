@@ -1,3 +1,4 @@
+/** When a framework's session cookie says the session expires. */
 /**
  * When a framework session should expire, from its cookie, in milliseconds since the epoch:
  * `cookie.expires` (a `Date`, or the ISO string a stored session carries), else `now` plus

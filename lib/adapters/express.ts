@@ -1,7 +1,4 @@
-/**
- * The express-session store: `session-shards/express`.
- * @packageDocumentation
- */
+/** The express-session store: `session-shards/express`. @packageDocumentation */
 import session from 'express-session'
 import type { SessionData as ExpressSessionData } from 'express-session'
 import { InvalidOptionError } from '../errors.js'

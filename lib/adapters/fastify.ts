@@ -1,7 +1,4 @@
-/**
- * The @fastify/session store: `session-shards/fastify`.
- * @packageDocumentation
- */
+/** The @fastify/session store: `session-shards/fastify`. @packageDocumentation */
 import { EventEmitter } from 'node:events'
 import type { SessionStore } from '@fastify/session'
 import type { Session } from 'fastify'

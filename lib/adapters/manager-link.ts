@@ -1,3 +1,4 @@
+/** What the Express and Fastify stores share: their link to a session manager and its events. */
 import type { EventEmitter } from 'node:events'
 import type { SessionData } from '../codec.js'
 import { InvalidOptionError } from '../errors.js'

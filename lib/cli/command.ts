@@ -1,3 +1,4 @@
+/** The shape of a CLI command, and the parsing of its arguments. */
 import type { ParseArgsConfig } from 'node:util'
 import type { Output } from './output.js'
 

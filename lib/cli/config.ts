@@ -1,13 +1,10 @@
+/** Where the CLI finds its configuration (a file or the environment), checked like the library's options. */
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { InvalidOptionError } from '../errors.js'
-import type {
-  ResolvedOptions,
-  ResolvedStore,
-  SessionManagerOptions,
-  StoreOptions,
-} from '../options.js'
+import type { ResolvedOptions, SessionManagerOptions } from '../options.js'
+import type { ResolvedStore, StoreOptions } from '../store-options.js'
 import { resolveOptions } from '../options.js'
 import type { CommandContext } from './command.js'
 

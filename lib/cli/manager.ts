@@ -1,3 +1,4 @@
+/** The session manager a CLI command works through. */
 import { createSessionManager, type SessionManager } from '../session-manager.js'
 import { oneShotOptions, type LoadedConfig } from './config.js'
 

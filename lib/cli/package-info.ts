@@ -1,3 +1,4 @@
+/** The package's own version, for `session-shards --version`. */
 import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 

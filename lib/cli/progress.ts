@@ -1,3 +1,4 @@
+/** Progress bars on a terminal, plain lines or nothing elsewhere. */
 import cliProgress from 'cli-progress'
 
 /** A progress bar, or nothing at all where no person watches. */

@@ -1,3 +1,4 @@
+/** A data directory initialised once and copied for every local store. */
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { constants } from 'node:fs'

@@ -1,3 +1,4 @@
+/** The errors of the local test cluster. */
 import { SessionShardsError } from '../errors.js'
 
 /**

@@ -1,3 +1,4 @@
+/** Running servers presented as a local cluster that cannot be crashed (for tests against given stores). */
 import { inspect } from 'node:util'
 import type { LocalCluster } from './local-cluster.js'
 import type { LocalStore } from './local-store.js'

@@ -1,3 +1,4 @@
+/** Kills the local stores when the process exits or is interrupted. */
 import { debug } from '../debug.js'
 
 /**

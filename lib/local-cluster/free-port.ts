@@ -1,3 +1,4 @@
+/** A free TCP port on 127.0.0.1. */
 import { createServer } from 'node:net'
 
 /**

@@ -1,7 +1,4 @@
-/**
- * Local MySQL-protocol stores for tests and demos: `session-shards/local-cluster`.
- * @packageDocumentation
- */
+/** Local MySQL-protocol stores for tests and demos: `session-shards/local-cluster`. @packageDocumentation */
 export { startLocalCluster } from './local-cluster.js'
 export type { LocalCluster, LocalClusterOptions } from './local-cluster.js'
 export type { LocalStore } from './local-store.js'

@@ -1,3 +1,4 @@
+/** The SQL a local store runs at its first start: the database, the user and its password. */
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 

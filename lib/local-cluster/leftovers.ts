@@ -1,3 +1,4 @@
+/** Finds and removes local clusters whose owner process died. */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { readdir, readFile, rm, stat } from 'node:fs/promises'
 import os from 'node:os'

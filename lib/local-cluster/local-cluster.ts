@@ -1,3 +1,4 @@
+/** Several local mariadbd/mysqld stores, started, crashed, hung and restarted by tests and demos. */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'

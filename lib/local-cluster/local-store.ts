@@ -1,3 +1,4 @@
+/** One local mariadbd/mysqld process: start, kill, pause, resume, wipe. */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, open, stat } from 'node:fs/promises'
 import path from 'node:path'

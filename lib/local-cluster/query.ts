@@ -1,3 +1,4 @@
+/** Connection settings of a local store, and one-off queries to it. */
 import { createConnection, type Connection } from 'mysql2/promise'
 
 /**

@@ -1,3 +1,4 @@
+/** Finds the mariadbd or mysqld binary and what it is. */
 import { accessSync, constants } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'

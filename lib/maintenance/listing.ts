@@ -5,7 +5,7 @@ import type { SessionCodec, SessionData } from '../codec.js'
 import { judgeCopies } from '../copy-rules.js'
 import type { StoreFailure } from '../errors.js'
 import { NoStoreAvailableError } from '../errors.js'
-import { batchSizeOption } from '../options.js'
+import { batchSizeOption } from '../call-arguments.js'
 import type { ListedRow } from '../store/statements.js'
 import type { Store } from '../store/store.js'
 

@@ -1,5 +1,5 @@
 /** The full repair: every store scanned in key order, each session repaired once. */
-import { batchSizeOption } from '../options.js'
+import { batchSizeOption } from '../call-arguments.js'
 import type { RepairContext } from './repair-plan.js'
 import { repairSessions } from './repair-plan.js'
 import type { Store } from '../store/store.js'

@@ -1,7 +1,7 @@
 /** Sweeps: expired copies and spent tombstones deleted in small batches, on demand or on a timer. */
 import { errorSummary } from '../errors.js'
 import { JitteredTimer } from '../jittered-timer.js'
-import { batchSizeOption } from '../options.js'
+import { batchSizeOption } from '../call-arguments.js'
 import type { Store } from '../store/store.js'
 
 /** Options of {@link SessionManager.sweep}. */

@@ -38,13 +38,18 @@ type ParsedLine = LineRequest | { bytes: number; complete: (payload: Buffer) => 
 const LF = 0x0a
 const CR = 0x0d
 const LENGTH = /^\d{1,10}$/
+/** What is kept of a line skipped for its length: enough of its start and end to read a byte count it ends in. */
+const SKIPPED_HEAD_BYTES = 8 // "put_all "
+const SKIPPED_TAIL_BYTES = 12 // " " + 10 digits + CR
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
  * Splits a byte stream into {@link Frame}s, one per request, in order. Never buffers more than
  * `maxLineBytes` of a line or `maxPayloadBytes` of a payload: a longer line is skipped up to its
  * LF and answered `LINE_TOO_LONG`; a larger announced payload is skipped unread and answered
- * `VALUE_TOO_LARGE`. Either way the connection stays in step and usable.
+ * `VALUE_TOO_LARGE`. Either way the connection stays in step and usable. So too when a `put` or
+ * `put_all` line that ends in a byte count is refused (a bad key, a line too long): its payload
+ * is skipped, never read as commands.
  */
 export class LineParser {
   readonly #maxLineBytes: number
@@ -62,6 +67,9 @@ export class LineParser {
   /** The frame whose payload was read, waiting for its LF; undefined when the payload was skipped. */
   #waiting: Frame | undefined
   #sawCr = false
+  /** The start and end of the line being skipped for its length. */
+  #skippedHead = Buffer.alloc(0)
+  #skippedTail = Buffer.alloc(0)
 
   /**
    * With `needsAuth`, a line that announces a payload before any `auth` line is answered
@@ -89,12 +97,15 @@ export class LineParser {
             this.#parts.push(chunk.subarray(at, end))
             this.#bytes += end - at
             if (this.#bytes > this.#maxLineBytes + 1) this.#startSkippingLine()
+          } else {
+            this.#keepSkippedTail(chunk.subarray(at, end))
           }
           if (lf === -1) return frames
           at = lf + 1
           if (this.#mode === 'skip-line') {
             this.#mode = 'line'
-            frames.push({ error: lineTooLong(this.#maxLineBytes) })
+            const kept = Buffer.concat([this.#skippedHead, this.#skippedTail])
+            this.#refuse(frames, lineTooLong(this.#maxLineBytes), announcedBytes(kept))
           } else {
             this.#endOfLine(frames)
           }
@@ -148,9 +159,50 @@ export class LineParser {
   }
 
   #startSkippingLine(): void {
+    const line = Buffer.concat(this.#parts)
+    this.#skippedHead = Buffer.from(line.subarray(0, SKIPPED_HEAD_BYTES))
+    this.#skippedTail = Buffer.alloc(0)
+    this.#keepSkippedTail(line)
     this.#parts = []
     this.#bytes = 0
     this.#mode = 'skip-line'
+  }
+
+  /** Keeps the last bytes of a line being skipped (copied: the chunk they come from is not held). */
+  #keepSkippedTail(bytes: Buffer): void {
+    const joined =
+      bytes.length >= SKIPPED_TAIL_BYTES ? bytes : Buffer.concat([this.#skippedTail, bytes])
+    this.#skippedTail = Buffer.from(joined.subarray(-SKIPPED_TAIL_BYTES))
+  }
+
+  /**
+   * Answers a refused line with `error`. When the line ended in a byte count (see
+   * {@link announcedBytes}) its payload is on its way: it is skipped unread, so that a value
+   * never runs as commands (before auth, the connection is closed instead, as for any payload).
+   */
+  #refuse(frames: Frame[], error: RequestError, announced: number | undefined): void {
+    if (announced === undefined) {
+      frames.push({ error })
+    } else if (this.#needsAuth) {
+      this.#unauthorized(frames)
+    } else {
+      frames.push({ error })
+      this.#remaining = announced
+      this.#mode = announced === 0 ? 'terminator' : 'skip-payload'
+      this.#sawCr = false
+    }
+  }
+
+  #unauthorized(frames: Frame[]): void {
+    this.#halted = true
+    this.#parts = []
+    frames.push({
+      error: new RequestError(
+        'UNAUTHORIZED',
+        'This session server needs a token: send "auth <token>" before anything else. The connection is closed.',
+      ),
+      hangUp: true,
+    })
   }
 
   #endOfLine(frames: Frame[]): void {
@@ -159,7 +211,7 @@ export class LineParser {
     this.#bytes = 0
     if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, -1)
     if (line.length > this.#maxLineBytes) {
-      frames.push({ error: lineTooLong(this.#maxLineBytes) })
+      this.#refuse(frames, lineTooLong(this.#maxLineBytes), announcedBytes(line))
       return
     }
     if (line.length === 0) return
@@ -167,32 +219,20 @@ export class LineParser {
     try {
       parsed = parseLine(decodeLine(line))
     } catch (error) {
-      frames.push({ error: asRequestError(error) })
+      this.#refuse(frames, asRequestError(error), announcedBytes(line))
       return
     }
     if ('command' in parsed) {
       if (parsed.command === 'auth') this.#needsAuth = false
       frames.push({ request: parsed })
     } else if (this.#needsAuth) {
-      this.#halted = true
-      this.#parts = []
-      frames.push({
-        error: new RequestError(
-          'UNAUTHORIZED',
-          'This session server needs a token: send "auth <token>" before anything else. The connection is closed.',
-        ),
-        hangUp: true,
-      })
+      this.#unauthorized(frames)
     } else if (parsed.bytes > this.#maxPayloadBytes) {
-      frames.push({
-        error: new RequestError(
-          'VALUE_TOO_LARGE',
-          `The payload is ${parsed.bytes} bytes, more than the server's maxBodyBytes (${this.#maxPayloadBytes}); it was skipped.`,
-        ),
-      })
-      this.#remaining = parsed.bytes
-      this.#mode = 'skip-payload'
-      if (parsed.bytes === 0) this.#mode = 'terminator'
+      const error = new RequestError(
+        'VALUE_TOO_LARGE',
+        `The payload is ${parsed.bytes} bytes, more than the server's maxBodyBytes (${this.#maxPayloadBytes}); it was skipped.`,
+      )
+      this.#refuse(frames, error, parsed.bytes)
     } else {
       this.#remaining = parsed.bytes
       this.#complete = parsed.complete
@@ -204,6 +244,15 @@ export class LineParser {
       }
     }
   }
+}
+
+/**
+ * The byte count a `put` / `put_all` line ends in, read from its raw bytes (it may not be UTF-8,
+ * or may be cut short): by the grammar its payload follows whether or not the line is accepted.
+ */
+function announcedBytes(line: Buffer): number | undefined {
+  const match = /^put(?:_all)?(?: [\s\S]*)? (\d{1,10})\r?$/i.exec(line.toString('latin1'))
+  return match === null ? undefined : Number(match[1])
 }
 
 function completed(complete: (payload: Buffer) => LineRequest, payload: Buffer): Frame {
@@ -220,7 +269,7 @@ export function parseLine(line: string): ParsedLine {
   const word = (space === -1 ? line : line.slice(0, space)).toLowerCase()
   const rest = space === -1 ? '' : line.slice(space + 1)
   // put_all's inline JSON may hold spaces: it takes the rest of the line as it is.
-  if (word === 'put_all') return parsePutAll(rest.trim())
+  if (word === 'put_all') return parsePutAll(rest)
   const args = rest.split(' ').filter((arg) => arg !== '')
   switch (word) {
     case 'auth':
@@ -282,9 +331,12 @@ const COMMANDS = [
 ]
 
 function parsePutAll(argument: string): ParsedLine {
-  if (argument.startsWith('{')) return { command: 'put_all', json: argument }
+  const trimmed = argument.trim()
+  // Inline JSON goes to JSON.parse as sent: trimmed, a trailing NBSP or U+2028 (which JSON
+  // refuses) would pass here and be refused as a payload or an HTTP body.
+  if (trimmed.startsWith('{')) return { command: 'put_all', json: argument }
   const bytes = byteCount(
-    argument,
+    trimmed,
     'put_all <byte count> (then the JSON object and LF), or put_all <JSON object>',
   )
   return { bytes, complete: (payload) => ({ command: 'put_all', json: decodeText(payload) }) }

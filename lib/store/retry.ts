@@ -1,3 +1,4 @@
+/** Which errors are worth a retry on the same store, and which mean it is unreachable. */
 import pRetry from 'p-retry'
 
 /** MySQL errors worth a second try on the same store: the next attempt is likely to succeed. */

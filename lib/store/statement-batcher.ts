@@ -1,3 +1,4 @@
+/** Coalesces concurrent requests to one store into batch statements. */
 import { StoreDownError, StoreTimeoutError } from '../errors.js'
 import type { DeadlineTracker, PendingStatement } from './deadlines.js'
 

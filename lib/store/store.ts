@@ -2,29 +2,40 @@
 import { inspect } from 'node:util'
 import type { Clock } from '../clock.js'
 import { StoreDownError } from '../errors.js'
-import type { StandingListener } from '../failure/store-standing.js'
-import { StoreStanding } from '../failure/store-standing.js'
-import type { ResolvedOptions, ResolvedStore } from '../options.js'
+import type { StandingListener } from './standing.js'
+import { StoreStanding } from './standing.js'
+import type { StoreState } from './standing.js'
+import type { ResolvedOptions } from '../options.js'
+import type { ResolvedStore } from '../store-options.js'
 import { schemaStatements } from '../schema.js'
 import type { Protocol } from './connection.js'
 import { StoreConnection } from './connection.js'
 import { LatencyWindow } from './latency.js'
 import { isUnreachableError } from './retry.js'
+import type { LockAndHintStatements } from './lock-and-hint-statements.js'
+import type { SessionStatements } from './statements.js'
 import type { BatcherLimits } from './statement-batcher.js'
 import { StatementBatcher } from './statement-batcher.js'
-import type {
-  ListedRow,
-  SessionStatements,
-  SessionWrite,
-  Statement,
-  StoredCopy,
-  WriteOutcome,
-} from './statements.js'
+import type { ListedRow, SessionWrite, Statement, StoredCopy, WriteOutcome } from './statements.js'
+
+/** Every statement a store is sent, built once per table name. */
+export type StoreStatements = SessionStatements & LockAndHintStatements
 
 /** Counters of one store, as `SessionManager.stats` reports them. */
 export interface StoreCounters {
   operations: number
   errors: number
+}
+
+/** Per-store figures from {@link SessionManager.stats}. */
+export interface StoreStats extends StoreCounters {
+  id: string
+  /** `down`: skipped by requests until a health probe succeeds. */
+  state: StoreState
+  /** True while the store has missed writes not yet replayed to it; it serves no reads meanwhile. */
+  behind: boolean
+  /** Latency of this store's statements over the last 1,024, null before any. */
+  latency: { p50Millis: number; p99Millis: number } | null
 }
 
 /** Live, expired and tombstone rows of one store's session table. */
@@ -54,7 +65,7 @@ export class Store {
   readonly counters: StoreCounters = { operations: 0, errors: 0 }
   readonly latency = new LatencyWindow()
   readonly #connection: StoreConnection
-  readonly #statements: SessionStatements
+  readonly #statements: StoreStatements
   readonly #table: string
   readonly #clock: Clock
   readonly #defaultTtlSeconds: number
@@ -66,7 +77,7 @@ export class Store {
   constructor(
     store: ResolvedStore,
     options: ResolvedOptions,
-    statements: SessionStatements,
+    statements: StoreStatements,
     listener: StandingListener,
   ) {
     this.id = store.id
@@ -296,6 +307,17 @@ export class Store {
         undefined,
         'query',
       )
+    }
+  }
+
+  /** State, counters and latency, as `SessionManager.stats()` reports them. */
+  stats(): StoreStats {
+    return {
+      id: this.id,
+      state: this.standing.state,
+      behind: this.standing.behind,
+      ...this.counters,
+      latency: this.latency.percentiles(),
     }
   }
 

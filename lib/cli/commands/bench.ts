@@ -1,3 +1,4 @@
+/** `session-shards bench`: how to run the benchmarks (they need a clone). */
 import type { Command } from '../command.js'
 import { noPositionals } from '../command.js'
 import { EXIT_OK } from '../output.js'

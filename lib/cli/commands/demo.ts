@@ -1,3 +1,4 @@
+/** `session-shards demo`: a local cluster, a workload, a store killed and back, and the report. */
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'

@@ -1,3 +1,4 @@
+/** `session-shards locate <id>`: a session's order over the stores, without asking any. */
 import { locateSession } from '../manager.js'
 import type { Command } from '../command.js'
 import { singlePositional } from '../command.js'

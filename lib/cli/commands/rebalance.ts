@@ -1,3 +1,4 @@
+/** `session-shards rebalance`: the repair scan after a change of the store list. */
 import type { Command } from '../command.js'
 import { runRepairScan, WALK_OPTIONS } from './repair.js'
 

@@ -1,3 +1,4 @@
+/** `session-shards repair` (and rebalance): the repair scan with a progress bar, Ctrl-C and resume. */
 import type { RepairCursor, RepairOptions, RepairResult } from '../../maintenance/repair-scan.js'
 import type { SessionManager } from '../../session-manager.js'
 import type { Command, CommandContext } from '../command.js'

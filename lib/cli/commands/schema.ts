@@ -1,3 +1,4 @@
+/** `session-shards schema apply`: the session tables on every store, each store reported. */
 import { SchemaNotAppliedError } from '../../errors.js'
 import { describeError } from '../../maintenance/inspection.js'
 import { createSessionManager } from '../../session-manager.js'

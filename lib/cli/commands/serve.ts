@@ -1,3 +1,4 @@
+/** `session-shards serve`: the session server for programs in other languages. */
 import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { createSessionManager } from '../../session-manager.js'

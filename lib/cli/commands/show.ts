@@ -1,3 +1,4 @@
+/** `session-shards show <id>`: every copy of a session on every store. */
 import type { InspectedCopy } from '../../maintenance/inspection.js'
 import type { Command } from '../command.js'
 import { singlePositional } from '../command.js'

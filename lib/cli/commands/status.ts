@@ -1,3 +1,4 @@
+/** `session-shards status`: each store's standing, probe latency and rows. */
 import type { Command } from '../command.js'
 import { noPositionals } from '../command.js'
 import { allStores, isRetiring, loadCommandConfig, storeAddress } from '../config.js'

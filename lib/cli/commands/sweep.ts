@@ -1,3 +1,4 @@
+/** `session-shards sweep`: expired sessions and spent tombstones deleted on every store. */
 import type { SessionManager } from '../../session-manager.js'
 import type { Command } from '../command.js'
 import { integerArgument, noPositionals } from '../command.js'

@@ -1,3 +1,4 @@
+/** The chaos run: a workload through two managers while stores crash, hang and restart. */
 import { createSessionManager } from '../../session-manager.js'
 import type { LocalCluster } from '../../local-cluster/index.js'
 import type { LocalStore } from '../../local-cluster/local-store.js'

@@ -1,3 +1,4 @@
+/** What a workload was told, per session, and whether a read agrees with it. */
 /**
  * What a workload knows it was told: per session, the values a read may return given every
  * operation acknowledged or failed so far. Operations on one session never overlap (the

@@ -1,3 +1,4 @@
+/** The demo's scenario: a workload, one store killed and brought back, then the verdict. */
 import type { RepairResult } from '../../maintenance/repair-scan.js'
 import { createSessionManager, type SessionManager } from '../../session-manager.js'
 import type { LocalCluster } from '../../local-cluster/index.js'

@@ -1,3 +1,4 @@
+/** A concurrent workload of reads, writes, creates and destroys, checked by the consistency model. */
 import type { SessionManager } from '../../session-manager.js'
 import { ConsistencyModel, type ConsistencyCounts } from './consistency-model.js'
 

@@ -1,0 +1,113 @@
+/** Checks of the arguments of single calls: options objects, expiries, batch sizes, versions, owners. */
+import type { SessionData } from './codec.js'
+import { InvalidOptionError, InvalidSessionDataError } from './errors.js'
+import { MAX_TTL_SECONDS, secondsOption, wholeNumber } from './validate.js'
+
+/** A per-call expiry: `ttlSeconds` from now, or an absolute `expiresAt` (ms precision). */
+export interface ExpiryOptions {
+  ttlSeconds?: number
+  expiresAt?: Date | number
+}
+
+/**
+ * The expiry a call asks for, in ms since the epoch, or null when it gives none (the session's
+ * own timeout or the manager's default then applies).
+ */
+export function requestedExpiry(options: ExpiryOptions, now: number): number | null {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('options', 'must be an object')
+  }
+  const { ttlSeconds, expiresAt } = options
+  if (ttlSeconds !== undefined && expiresAt !== undefined) {
+    throw new InvalidOptionError('expiresAt', 'cannot be combined with ttlSeconds')
+  }
+  if (ttlSeconds !== undefined) return now + checkSeconds('ttlSeconds', ttlSeconds) * 1000
+  if (expiresAt === undefined) return null
+  const millis = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt
+  if (
+    typeof millis !== 'number' ||
+    !Number.isSafeInteger(Math.trunc(millis)) ||
+    Number.isNaN(millis)
+  ) {
+    throw new InvalidOptionError(
+      'expiresAt',
+      'must be a valid Date or a number of milliseconds since the epoch',
+    )
+  }
+  return Math.trunc(millis)
+}
+
+/** A call's options argument: undefined or null means none; anything but an object is refused. */
+export function callOptions<T extends object>(options: T | undefined | null): T {
+  if (options === undefined || options === null) return {} as T
+  if (typeof options !== 'object') {
+    throw new InvalidOptionError('options', 'must be an object')
+  }
+  return options
+}
+
+/** Rows per statement for scans (list, sweep, repair): a whole number from 1 to 10,000. */
+export function batchSizeOption(value: unknown, fallback = 500): number {
+  return wholeNumber('batchSize', value, fallback, { min: 1, max: 10_000 })
+}
+
+/** Validates a positive whole number of seconds passed to a single call (e.g. `ttlSeconds`). */
+export function checkSeconds(name: string, value: unknown): number {
+  if (value === undefined) throw new InvalidOptionError(name, 'is required')
+  return secondsOption(name, value, 0, 1, MAX_TTL_SECONDS)
+}
+
+/** An owner passed to findByOwner / destroyByOwner: a non-empty string or number, as a string. */
+export function checkOwner(owner: unknown): string {
+  if (
+    (typeof owner !== 'string' && typeof owner !== 'number') ||
+    String(owner) === '' ||
+    String(owner).length > 255
+  ) {
+    throw new InvalidOptionError('owner', 'must be a non-empty string or a number')
+  }
+  return String(owner)
+}
+
+/** A compare-and-set's expected version: a whole number (any: a wrong one conflicts). */
+export function checkExpectedVersion(value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidOptionError(
+      'expectedVersion',
+      'must be a version read from the session (a whole number)',
+    )
+  }
+  return value
+}
+
+/** Per-call options of {@link SessionManager.writeSession} and {@link SessionManager.touch}. */
+export interface WriteOptions {
+  /**
+   * Lifetime from now. Without it (or `expiresAt`), the session's own timeout
+   * ({@link SessionManager.setSessionTimeout}) applies, else the manager's `ttlSeconds`.
+   */
+  ttlSeconds?: number
+  /** Absolute expiry, to the millisecond (e.g. a cookie's `expires`). Not with `ttlSeconds`. */
+  expiresAt?: Date | number
+  /**
+   * Write only if the session is at exactly this version (from `readSession(id, {
+   * withVersion: true })`); otherwise reject with `VersionConflictError` and write
+   * nothing. 0 means "only if the session does not exist yet".
+   */
+  expectedVersion?: number
+}
+
+/** The owner column's value: the data's `ownerKey` value as a string, if any. */
+export function ownerOf(data: SessionData, ownerKey: string | null): string | null {
+  if (ownerKey === null) return null
+  const value = data[ownerKey]
+  if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'bigint') {
+    return null
+  }
+  const owner = String(value)
+  if (Buffer.byteLength(owner) > 255) {
+    throw new InvalidSessionDataError(`the ${ownerKey} value (ownerKey) is longer than 255 bytes`)
+  }
+  return owner
+}

@@ -1,0 +1,255 @@
+/** Operations on the whole cluster: listing and finding, maintenance, views for operators, the lifecycle. */
+import { EventEmitter } from 'node:events'
+import { inspect } from 'node:util'
+import { batchSizeOption, callOptions, checkOwner, ownerOf } from './call-arguments.js'
+import { Cluster } from './cluster.js'
+import type { SessionData } from './codec.js'
+import { InvalidOptionError, ManagerClosedError } from './errors.js'
+import type { Emit, SessionManagerEvents } from './events.js'
+import { assertSessionId } from './ids.js'
+import type { SessionInspection, StoreReport } from './maintenance/inspection.js'
+import { inspectSession, storeReports } from './maintenance/inspection.js'
+import type { ListingContext, ListOptions } from './maintenance/listing.js'
+import { findSessions, hasValue, listIds, ownerCandidates } from './maintenance/listing.js'
+import type { RepairOptions, RepairResult } from './maintenance/repair-scan.js'
+import { repairAllStores } from './maintenance/repair-scan.js'
+import type { SweepOptions, SweepResult } from './maintenance/sweeper.js'
+import { BackgroundSweeper, sweepStores } from './maintenance/sweeper.js'
+import type { ResolvedOptions, SessionManagerOptions } from './options.js'
+import { resolveOptions } from './options.js'
+import { checkKey } from './session-values.js'
+import type { StoreStats } from './store/store.js'
+import { WorkTracker } from './work-tracker.js'
+
+/**
+ * What a {@link SessionManager} does with the whole cluster rather than one session: it owns
+ * the stores (a {@link Cluster}), the work in flight and the background sweeper, and it closes
+ * them. The session operations live in the subclass, {@link SessionManager}, the only one.
+ */
+export abstract class ClusterOperations extends EventEmitter<SessionManagerEvents> {
+  // Private fields behind protected getters: util.inspect (even without custom inspection)
+  // shows a class's own properties, and the options hold the stores' passwords.
+  readonly #options: ResolvedOptions
+  readonly #cluster: Cluster
+  readonly #work = new WorkTracker()
+  readonly #emit: Emit
+  readonly #sweeper: BackgroundSweeper
+  #closing: Promise<void> | undefined
+
+  constructor(options: SessionManagerOptions) {
+    super()
+    this.#options = resolveOptions(options)
+    // The map types every event; EventEmitter's own signature cannot follow a generic name.
+    const untyped = this as unknown as EventEmitter
+    this.#emit = (name, ...payload) => void untyped.emit(name, ...payload)
+    this.#cluster = new Cluster(this.#options, this.#emit)
+    this.#sweeper = new BackgroundSweeper(this.options.sweepIntervalSeconds, () => this.sweep())
+    this.#sweeper.start()
+  }
+
+  /** The options, resolved. */
+  protected get options(): ResolvedOptions {
+    return this.#options
+  }
+
+  /** The stores and what keeps them in service. */
+  protected get cluster(): Cluster {
+    return this.#cluster
+  }
+
+  /** Work in flight, so that close() can let it settle. */
+  protected get work(): WorkTracker {
+    return this.#work
+  }
+
+  /** Emits one of the manager's events (what the paths are handed instead of the manager). */
+  protected get emitEvent(): Emit {
+    return this.#emit
+  }
+
+  /** The session's data, or null (see {@link SessionManager.readSession}). */
+  abstract readSession(sessionId: string): Promise<SessionData | null>
+
+  /** Destroys the session (see {@link SessionManager.destroySession}). */
+  abstract destroySession(sessionId: string): Promise<void>
+
+  /**
+   * Resolves once the manager's first health round is done (at most one `queryTimeoutMillis`
+   * after creation): every store probed, stores with hints left by other managers found. Reads
+   * wait for it on their own; call it to know `stats()` reflects the stores.
+   */
+  ready(): Promise<void> {
+    return this.cluster.ready()
+  }
+
+  /**
+   * Every live session's id, once each (however many copies it has), in id order. Reads each
+   * reachable store page by page in key order and merges the pages, so memory stays at one
+   * page per store whatever the number of sessions.
+   *
+   * @example
+   * for await (const id of sm.list()) console.log(id)
+   */
+  async *list(options: ListOptions = {}): AsyncGenerator<string> {
+    yield* listIds(this.#listing(), callOptions(options))
+  }
+
+  /** How many live sessions the cluster holds, each counted once (a full scan, like {@link list}). */
+  async count(options: ListOptions = {}): Promise<number> {
+    let count = 0
+    for await (const _ of this.list(options)) count++
+    return count
+  }
+
+  /**
+   * Ids of the live sessions whose data has `key` equal to `value` (deep equality), in id
+   * order. A full scan of every store, in constant memory; for per-user lookups prefer the
+   * indexed {@link findByOwner}.
+   */
+  async *find(key: string, value: unknown, options: ListOptions = {}): AsyncGenerator<string> {
+    checkKey(key)
+    yield* findSessions(this.#listing(), callOptions(options), (data) => hasValue(data, key, value))
+  }
+
+  /** Ids of the live sessions whose data has `key` at all (a full scan, like {@link find}). */
+  async *listWithKey(key: string, options: ListOptions = {}): AsyncGenerator<string> {
+    checkKey(key)
+    yield* findSessions(this.#listing(), callOptions(options), (data) => Object.hasOwn(data, key))
+  }
+
+  /**
+   * Ids of the live sessions whose `ownerKey` value is `owner`, through the owner index on
+   * every reachable store (no scan). Each candidate is confirmed by a read, so a stale copy
+   * with an old owner never counts.
+   */
+  async findByOwner(owner: string | number): Promise<string[]> {
+    if (this.options.ownerKey === null) {
+      throw new InvalidOptionError('ownerKey', 'must be set to find sessions by owner')
+    }
+    const wanted = checkOwner(owner)
+    const owned: string[] = []
+    for (const id of await ownerCandidates(this.#listing(), wanted)) {
+      const data = await this.readSession(id).catch(() => null)
+      if (data !== null && ownerOf(data, this.options.ownerKey) === wanted) owned.push(id)
+    }
+    return owned
+  }
+
+  /**
+   * Destroys every session of `owner` ("log this user out everywhere"), with tombstones like
+   * {@link destroySession}, so none comes back. Resolves how many were destroyed.
+   */
+  async destroyByOwner(owner: string | number): Promise<number> {
+    const ids = await this.findByOwner(owner)
+    for (const id of ids) await this.destroySession(id)
+    return ids.length
+  }
+
+  /**
+   * Deletes expired sessions and tombstones whose time is up on every reachable store, in
+   * batches of `batchSize` through the expiry index. The `sweepIntervalSeconds` option runs it
+   * in the background.
+   */
+  async sweep(options: SweepOptions = {}): Promise<SweepResult> {
+    const checked = callOptions(options)
+    batchSizeOption(checked.batchSize)
+    return this.work.track(() => sweepStores(this.cluster.stores, checked))
+  }
+
+  /**
+   * Re-copies every session to where it belongs: walks every reachable store in batches
+   * (constant memory), puts each session's newest copy (or tombstone) on the first `copies`
+   * reachable stores of its order, removes stale copies and copies outside those stores once
+   * the right stores hold the session, and deletes tombstones whose time is up. Idempotent: a
+   * second run right after changes nothing. After a change of the store list (`previousStores`)
+   * it is the rebalance: it empties the retiring stores too, and once it resolves with
+   * `done: true` (and a second run moves nothing) `previousStores` can be dropped. Stop it with
+   * `signal` and resume with the `resumeFrom` it returns.
+   */
+  async repair(options: RepairOptions = {}): Promise<RepairResult> {
+    const checked = callOptions(options)
+    batchSizeOption(checked.batchSize)
+    return this.work.track(() =>
+      repairAllStores(this.cluster.stores, this.cluster.repairContext, checked),
+    )
+  }
+
+  /**
+   * Creates the session tables on every store (idempotent), even one that requests skip as
+   * down. Rejects with {@link SchemaNotAppliedError}, each failing store's cause attached, if
+   * any store failed; the others have their tables.
+   */
+  async applySchema(): Promise<void> {
+    await this.cluster.applySchema()
+  }
+
+  /**
+   * Every store's row of the session — version, expiry, tombstone, data size, never the data —
+   * in the session's order (then stores only in `previousStores`), and what they say by the
+   * rule reads follow. Read-only: unlike a read, it repairs nothing.
+   */
+  async inspectSession(sessionId: string): Promise<SessionInspection> {
+    this.checkId(sessionId)
+    const { copies, clock } = this.options
+    return this.work.track(() =>
+      inspectSession(
+        sessionId,
+        this.cluster.order(sessionId),
+        this.cluster.retiring,
+        copies,
+        clock,
+      ),
+    )
+  }
+
+  /** Each store's standing, a timed probe, and (with `counts`, a full scan each) its rows. */
+  async storeReports(options: { counts?: boolean } = {}): Promise<StoreReport[]> {
+    const { counts } = callOptions(options)
+    return this.work.track(() =>
+      storeReports(this.cluster.stores, this.cluster.retiring, counts !== false),
+    )
+  }
+
+  /** Per store: state, operations, errors and latency. */
+  stats(): { stores: StoreStats[] } {
+    return { stores: this.cluster.stores.map((store) => store.stats()) }
+  }
+
+  /** What listing and finding need; refused once the manager is closing. */
+  #listing(): ListingContext {
+    if (this.work.closing) throw new ManagerClosedError()
+    const { copies, codec, clock } = this.options
+    return {
+      stores: this.cluster.stores,
+      copies,
+      codec,
+      clock,
+      unreadable: (sessionId, error) =>
+        this.emit('unreadable-copy', { sessionId, storeId: null, error }),
+    }
+  }
+
+  /** Throws {@link InvalidSessionIdError} for a malformed id, or one whose signature fails. */
+  protected checkId(sessionId: unknown): asserts sessionId is string {
+    assertSessionId(sessionId)
+    this.options.idSigner?.verify(sessionId)
+  }
+  /**
+   * Stops accepting work, lets operations in flight settle, then ends every connection.
+   * Safe to call more than once.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const settled = this.work.close()
+      await Promise.all([this.cluster.stopHealthCheck(), this.#sweeper.stop()])
+      await settled
+      await this.cluster.close()
+    })()
+    return this.#closing
+  }
+
+  [inspect.custom](): string {
+    const ids = this.cluster.stores.map((store) => `'${store.id}'`).join(', ')
+    return `SessionManager { stores: [${ids}], copies: ${this.options.copies} }`
+  }
+}

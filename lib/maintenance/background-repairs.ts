@@ -1,0 +1,57 @@
+/** Repairs a read or a change of the store list asks for, run in the background and bounded. */
+import type { Emit } from '../events.js'
+import type { Store } from '../store/store.js'
+import type { WorkTracker } from '../work-tracker.js'
+import type { RepairContext } from './repair-plan.js'
+import { repairSessions } from './repair-plan.js'
+
+/** At most this many read repairs run at once; beyond that, later reads or repair() fix it. */
+const MAX_READ_REPAIRS = 16
+
+/**
+ * Background repairs of single sessions, counted by the manager's work tracker (so close()
+ * lets them finish) and started only while it is open.
+ */
+export class BackgroundRepairs {
+  readonly #context: RepairContext
+  readonly #work: WorkTracker
+  readonly #emit: Emit
+  #readRepairs = 0
+
+  constructor(context: RepairContext, work: WorkTracker, emit: Emit) {
+    this.#context = context
+    this.#work = work
+    this.#emit = emit
+  }
+
+  /**
+   * Rewrites the newest copy (or tombstone) where a read found it missing (`stale`), a bounded
+   * number at a time; emits `read-repair` once done.
+   */
+  readRepair(sessionId: string, stale: readonly Store[]): void {
+    if (this.#readRepairs >= MAX_READ_REPAIRS) return
+    this.#readRepairs++
+    const started = this.#work.background(async () => {
+      try {
+        const { failed } = await repairSessions(this.#context, [sessionId], { dropExtras: false })
+        if (failed.length === 0) {
+          this.#emit('read-repair', { sessionId, storeIds: stale.map((store) => store.id) })
+        }
+      } finally {
+        this.#readRepairs--
+      }
+    })
+    if (!started) this.#readRepairs--
+  }
+
+  /**
+   * Moves a session found under the old placement to its new stores, removing the old copies
+   * (read-through during a change of the store list); emits `session-moved` once done.
+   */
+  move(sessionId: string): void {
+    this.#work.background(async () => {
+      const { failed } = await repairSessions(this.#context, [sessionId], { dropExtras: true })
+      if (failed.length === 0) this.#emit('session-moved', { sessionId })
+    })
+  }
+}

@@ -1,0 +1,79 @@
+import t from 'tap'
+import { LockExpiredError } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { rowsOnStores, startManager } from './helpers/manager.js'
+
+// Expiry decisions on a fake clock: every one reads the `clock` option, so time is moved by
+// the test, never waited for.
+const cluster = await startTestCluster(t, { stores: 3 })
+
+function fakeClock(): { now(): number; advance(millis: number): void } {
+  let now = Date.now()
+  return { now: () => now, advance: (millis) => void (now += millis) }
+}
+
+t.test('reads, touches and session timeouts follow the fake clock', async (t) => {
+  const clock = fakeClock()
+  const manager = await startManager(t, cluster, { copies: 2, clock, ttlSeconds: 60 })
+  const id = await manager.createSession({ n: 1 })
+  clock.advance(59_999)
+  t.same(await manager.readSession(id), { n: 1 }, '1 ms before its expiry: live')
+  clock.advance(1)
+  t.equal(await manager.readSession(id), null, 'at its expiry: over')
+  t.equal(await manager.touch(id), false, 'an expired session is not touched back to life')
+
+  const touched = await manager.createSession({ n: 2 })
+  clock.advance(30_000)
+  t.equal(await manager.touch(touched), true)
+  clock.advance(89_999 - 30_000)
+  t.same(await manager.readSession(touched), { n: 2 }, 'touched at 30 s: live at 89.999 s')
+  clock.advance(1)
+  t.equal(await manager.readSession(touched), null, 'over at 90 s')
+
+  const timed = await manager.createSession({ n: 3 })
+  t.equal(await manager.setSessionTimeout(timed, 5), true)
+  await manager.writeSession(timed, { n: 4 })
+  clock.advance(4_999)
+  t.same(await manager.readSession(timed), { n: 4 }, 'the session timeout (5 s) kept by a write')
+  clock.advance(1)
+  t.equal(await manager.readSession(timed), null, 'over after its own timeout')
+})
+
+t.test('sweeps delete what the fake clock says has expired, tombstones included', async (t) => {
+  const clock = fakeClock()
+  const table = 'fake_clock_sweep'
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    clock,
+    table,
+    ttlSeconds: 60,
+    tombstoneTtlSeconds: 120,
+    sweepIntervalSeconds: 0,
+  })
+  const expiring = await manager.createSession({})
+  const destroyed = await manager.createSession({})
+  await manager.destroySession(destroyed)
+  t.equal((await manager.sweep()).deleted, 0, 'nothing expired yet')
+  clock.advance(60_000)
+  t.equal((await manager.sweep()).deleted, 2, 'the expired session: both copies')
+  t.same([...(await rowsOnStores(cluster, destroyed, table)).values()].filter(Boolean).length, 2)
+  clock.advance(60_000)
+  t.equal((await manager.sweep()).deleted, 2, 'the tombstones, once their time is up')
+  t.equal(await manager.readSession(expiring), null)
+})
+
+t.test('a lock lease runs out on the fake clock', async (t) => {
+  const clock = fakeClock()
+  const manager = await startManager(t, cluster, { copies: 2, clock })
+  const id = await manager.createSession({ holder: 'none' })
+  const lock = await manager.lockSession(id, { leaseMillis: 1000 })
+  await lock.read()
+  clock.advance(999)
+  t.equal(lock.expired, false)
+  clock.advance(1)
+  t.equal(lock.expired, true, 'expired at its lease')
+  await t.rejects(lock.write({ holder: 'late' }), LockExpiredError, 'and fenced')
+  const next = await manager.lockSession(id, { waitMillis: 0 })
+  t.pass('another holder takes it at once: the store compares leases with the same clock')
+  await next.release()
+})
