@@ -1,0 +1,88 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import mysql from 'mysql2/promise'
+import { FaultProxy } from '../lib/local-cluster/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+
+// The fault proxy the gray-failure tests put between one manager and one store: each fault
+// does what it says to a real MySQL-protocol connection, and healing ends it.
+const cluster = await startTestCluster(t, { stores: 1 })
+const store = cluster.stores[0]!
+
+async function proxied(
+  t: Test,
+): Promise<{ proxy: FaultProxy; connect(): Promise<mysql.Connection> }> {
+  const proxy = await FaultProxy.start({ host: store.host, port: store.port })
+  t.teardown(() => proxy.close())
+  const connect = async (): Promise<mysql.Connection> => {
+    const connection = await mysql.createConnection({
+      ...store.config,
+      port: proxy.port,
+      connectTimeout: 500,
+    })
+    t.teardown(() => connection.destroy())
+    return connection
+  }
+  return { proxy, connect }
+}
+
+/** How a query through `connection` ends within `millis`: its result, an error code, or 'hang'. */
+async function outcome(query: Promise<unknown>, millis = 600): Promise<string> {
+  const timer = new Promise<string>((resolve) => setTimeout(() => resolve('hang'), millis).unref())
+  return Promise.race([
+    query.then(
+      () => 'answer',
+      (error: { code?: string }) => `error ${error.code ?? 'unknown'}`,
+    ),
+    timer,
+  ])
+}
+
+t.test('latency holds every chunk back, per direction', async (t) => {
+  const { proxy, connect } = await proxied(t)
+  const connection = await connect()
+  proxy.setFault({ kind: 'latency', toStoreMillis: 150, toClientMillis: 100 })
+  const started = performance.now()
+  await connection.query('SELECT 1')
+  t.ok(performance.now() - started >= 240, 'a round trip takes both delays')
+  proxy.heal()
+  const healed = performance.now()
+  await connection.query('SELECT 1')
+  t.ok(performance.now() - healed < 200, 'healed: no delay')
+})
+
+t.test('blackhole: connections accepted, nothing answered; reset: refused', async (t) => {
+  const { proxy, connect } = await proxied(t)
+  const open = await connect()
+  proxy.setFault({ kind: 'blackhole' })
+  t.equal(await outcome(open.query('SELECT 1')), 'hang', 'an open connection hangs')
+  t.match(await outcome(connect(), 1500), /^error |hang/, 'a new one never gets a greeting')
+  proxy.setFault({ kind: 'reset' })
+  t.match(await outcome(connect(), 1500), /^error /, 'reset: a new connection fails at once')
+  proxy.heal()
+  t.equal(await outcome((await connect()).query('SELECT 1')), 'answer', 'healed')
+})
+
+t.test('hang-data: prepared statements hang, text queries answer', async (t) => {
+  const { proxy, connect } = await proxied(t)
+  const connection = await connect()
+  proxy.setFault({ kind: 'hang-data' })
+  t.equal(await outcome(connection.query("SHOW GLOBAL STATUS LIKE 'Uptime'")), 'answer', 'probe')
+  t.equal(await outcome(connection.execute('SELECT ? AS x', [1])), 'hang', 'data path')
+  proxy.heal()
+  t.equal(await outcome((await connect()).execute('SELECT ? AS x', [1])), 'answer', 'healed')
+})
+
+t.test('stall: nothing forwarded during the stall, then everything', async (t) => {
+  const { proxy, connect } = await proxied(t)
+  const connection = await connect()
+  proxy.setFault({ kind: 'stall', stallMillis: 300, periodMillis: 1000 })
+  const started = performance.now()
+  await connection.query('SELECT 1')
+  const took = performance.now() - started
+  t.ok(
+    took >= 200 && took < 900,
+    `a query sent at the start of a stall waits for its end (${took.toFixed(0)} ms)`,
+  )
+  proxy.heal()
+})
