@@ -387,12 +387,11 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
     request.once('end', () =>
       bytes > maxBytes ? reject(tooLarge()) : resolve(Buffer.concat(parts)),
     )
-    request.once('error', reject)
-    request.once('close', () =>
-      reject(
-        new RequestError('BAD_REQUEST', 'The client went away before sending the whole body.'),
-      ),
-    )
+    // An aborted body ('error', then 'close') is the client's doing, not an internal error.
+    const wentAway = (): void =>
+      reject(new RequestError('BAD_REQUEST', 'The client went away before sending the whole body.'))
+    request.once('error', wentAway)
+    request.once('close', wentAway)
   })
 }
 
