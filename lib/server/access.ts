@@ -1,3 +1,4 @@
+/** Who may use the session server: the allow-list of addresses and the token. */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { BlockList, isIP } from 'node:net'
 import { InvalidOptionError } from '../errors.js'

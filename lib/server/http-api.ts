@@ -1,3 +1,4 @@
+/** The session server's HTTP/JSON API: sessions as resources, errors as JSON, every buffer and wait bounded. */
 import { STATUS_CODES, createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'

@@ -1,3 +1,4 @@
+/** Starts a server listening and resolves its address. */
 import type { AddressInfo, Server } from 'node:net'
 
 /** Starts `server` listening; resolves its address, or rejects with the listen error (port taken...). */

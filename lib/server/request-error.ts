@@ -1,3 +1,4 @@
+/** What a client of the session server is told when a request fails: a stable code, a sentence, an HTTP status. */
 import { SessionShardsError } from '../errors.js'
 import { debug } from '../debug.js'
 

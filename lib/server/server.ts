@@ -1,3 +1,4 @@
+/** startSessionServer: the options of the session server, checked, and its two listeners. */
 import type { AddressInfo } from 'node:net'
 import { InvalidOptionError } from '../errors.js'
 import type { SessionManagerOptions } from '../options.js'

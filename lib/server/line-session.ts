@@ -1,0 +1,273 @@
+/** The commands of one line-protocol connection, on the session it has open (at most one). */
+import type { SessionData } from '../codec.js'
+import { debug } from '../debug.js'
+import { InvalidSessionDataError } from '../errors.js'
+import type { SessionLock } from '../session-lock.js'
+import type { SessionManager } from '../session-manager.js'
+import { withValue, withValues, withoutValue } from '../session-values.js'
+import type { LineRequest } from './line-protocol.js'
+import {
+  jsonPayload,
+  okAnswer,
+  payloadAnswer,
+  storedValue,
+  wireValue,
+  wordAnswer,
+} from './line-protocol.js'
+import { RequestError, sessionDestroyed } from './request-error.js'
+
+/** What a line session needs of the server's settings. */
+export interface LineSessionSettings {
+  manager: SessionManager
+  maxBodyBytes: number
+  lockLeaseMillis: number
+  lockWaitMillis: number
+}
+
+/** The session a connection has open. */
+interface OpenSession {
+  id: string
+  mode: 'r' | 'w'
+  /** `w`: the data with the uncommitted changes; `r`: what was read at `open`. */
+  data: SessionData
+  /** Changes not committed yet. */
+  dirty: boolean
+  /** `w` only: the session's lease lock, renewed while the session is open. */
+  lock: SessionLock | undefined
+  renewal: NodeJS.Timeout | undefined
+  renewing: Promise<void> | undefined
+}
+
+/**
+ * The session a connection has open and the commands on it: `new`/`open` take it (`w` with the
+ * session's lease lock, renewed while it is open), `put`/`remove`/`put_all` change it in memory,
+ * `commit` writes it under the lock, `close` (or the connection's end) releases it.
+ */
+export class LineSession {
+  readonly #settings: LineSessionSettings
+  #session: OpenSession | undefined
+
+  constructor(settings: LineSessionSettings) {
+    this.#settings = settings
+  }
+
+  /** Runs one command (anything but `auth`, which the connection answers). */
+  async run(request: Exclude<LineRequest, { command: 'auth' }>): Promise<Buffer> {
+    const { manager } = this.#settings
+    switch (request.command) {
+      case 'new': {
+        this.#checkNoSession()
+        const id = manager.generateId()
+        const lock = await this.#takeLock(id)
+        await this.#releaseOnFailure(lock, () => lock.write({}))
+        this.#open({ id, mode: 'w', data: {}, lock })
+        return wordAnswer(id)
+      }
+      case 'open': {
+        this.#checkNoSession()
+        const { id, mode } = request
+        if (mode === 'r') {
+          const data = await manager.readSession(id)
+          this.#open({ id, mode, data: data ?? {}, lock: undefined })
+        } else {
+          const lock = await this.#takeLock(id)
+          const data = await this.#releaseOnFailure(lock, () => lock.read())
+          this.#open({ id, mode, data: data ?? {}, lock })
+        }
+        return okAnswer()
+      }
+      case 'close':
+        await this.close()
+        return okAnswer()
+      case 'commit': {
+        const session = this.#writable()
+        await this.#commit(session)
+        return okAnswer()
+      }
+      case 'destroy': {
+        const session = this.#writable()
+        await manager.destroySession(session.id)
+        await this.close()
+        return okAnswer()
+      }
+      case 'exists': {
+        const id = request.id ?? this.#current().id
+        return wordAnswer((await manager.readSession(id)) === null ? '0' : '1')
+      }
+      case 'keys':
+        return jsonPayload(Object.keys(this.#current().data))
+      case 'get': {
+        const { data } = this.#current()
+        if (!Object.hasOwn(data, request.key)) {
+          throw new RequestError('KEY_NOT_FOUND', 'The open session has no value at this key.')
+        }
+        const { kind, bytes } = wireValue(data[request.key])
+        return payloadAnswer(kind, bytes)
+      }
+      case 'put': {
+        const session = this.#writable()
+        this.#change(session, withValue(session.data, request.key, storedValue(request.value)))
+        return okAnswer()
+      }
+      case 'remove': {
+        const session = this.#writable()
+        if (Object.hasOwn(session.data, request.key)) {
+          this.#change(session, withoutValue(session.data, request.key))
+        }
+        return okAnswer()
+      }
+      case 'get_all':
+        return jsonPayload(this.#current().data)
+      case 'put_all': {
+        const session = this.#writable()
+        let values: unknown
+        try {
+          values = JSON.parse(request.json)
+        } catch {
+          throw new RequestError(
+            'INVALID_JSON',
+            'put_all takes a JSON object; this is not valid JSON.',
+          )
+        }
+        this.#change(session, withValues(session.data, values))
+        return okAnswer()
+      }
+      case 'regenerate_id':
+        return wordAnswer(await this.#regenerate(this.#writable()))
+    }
+  }
+
+  /**
+   * Moves the open session to a new id: pending changes are committed, the library's
+   * regenerateSession copies the data (expiry and timeout too) and destroys the old id, and the
+   * new id's lock is taken before the old one is released.
+   */
+  async #regenerate(session: OpenSession): Promise<string> {
+    const { manager } = this.#settings
+    const oldLock = session.lock as SessionLock
+    if (session.dirty) await this.#commit(session)
+    const newId = (await manager.regenerateSession(session.id)) ?? manager.generateId()
+    const newLock = await this.#takeLock(newId)
+    await this.#stopRenewal(session)
+    await oldLock.release().catch((error: Error) => debug('lock release: %s', error.message))
+    session.id = newId
+    session.lock = newLock
+    // The version the new lock's writes are fenced with; a session never written reads as none.
+    await this.#releaseOnFailure(newLock, () => newLock.read())
+    this.#startRenewal(session)
+    return newId
+  }
+
+  /** Writes the open session's changes under its lock; a destroyed session is not-found. */
+  async #commit(session: OpenSession): Promise<void> {
+    const result = await (session.lock as SessionLock).write(session.data)
+    if (result.dropped) throw sessionDestroyed()
+    session.dirty = false
+  }
+
+  #change(session: OpenSession, data: SessionData): void {
+    let bytes: number
+    try {
+      bytes = Buffer.byteLength(JSON.stringify(data))
+    } catch (error) {
+      // Nested too deeply for the encoder: the same refusal HTTP gets from the library.
+      throw new InvalidSessionDataError('it cannot be encoded as JSON', { cause: error })
+    }
+    if (bytes > this.#settings.maxBodyBytes) {
+      throw new RequestError(
+        'SESSION_TOO_LARGE',
+        `The session would be ${bytes} bytes as JSON, more than the server's maxBodyBytes (${this.#settings.maxBodyBytes}); nothing was changed.`,
+      )
+    }
+    session.data = data
+    session.dirty = true
+  }
+
+  #current(): OpenSession {
+    if (this.#session === undefined) {
+      throw new RequestError(
+        'NO_OPEN_SESSION',
+        'No session is open on this connection: send "open <id> r|w" or "new" first.',
+      )
+    }
+    return this.#session
+  }
+
+  #writable(): OpenSession {
+    const session = this.#current()
+    if (session.mode !== 'w') {
+      throw new RequestError(
+        'READ_ONLY',
+        'The session is open read-only; close it and "open <id> w" to change it.',
+      )
+    }
+    return session
+  }
+
+  #checkNoSession(): void {
+    if (this.#session !== undefined) {
+      throw new RequestError(
+        'SESSION_ALREADY_OPEN',
+        `Session ${this.#session.id} is open on this connection; send "close" first.`,
+      )
+    }
+  }
+
+  #takeLock(id: string): Promise<SessionLock> {
+    return this.#settings.manager.lockSession(id, {
+      leaseMillis: this.#settings.lockLeaseMillis,
+      waitMillis: this.#settings.lockWaitMillis,
+    })
+  }
+
+  async #releaseOnFailure<T>(lock: SessionLock, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step()
+    } catch (error) {
+      await lock.release().catch(() => {})
+      throw error
+    }
+  }
+
+  #open(session: Omit<OpenSession, 'dirty' | 'renewal' | 'renewing'>): void {
+    this.#session = { ...session, dirty: false, renewal: undefined, renewing: undefined }
+    this.#startRenewal(this.#session)
+  }
+
+  /** Renews the lease at a third of its length, so the lock lasts as long as the connection holds the session. */
+  #startRenewal(session: OpenSession): void {
+    const lock = session.lock
+    if (lock === undefined) return
+    session.renewal = setInterval(
+      () => {
+        if (session.renewing !== undefined) return
+        session.renewing = lock
+          .renew()
+          .catch((error: Error) => {
+            // Lost: a later commit fails with LOCK_EXPIRED, which is what the client must learn.
+            debug('lock renewal for a line client: %s', error.message)
+            clearInterval(session.renewal)
+          })
+          .finally(() => (session.renewing = undefined))
+      },
+      Math.max(1, Math.floor(this.#settings.lockLeaseMillis / 3)),
+    )
+    session.renewal.unref()
+  }
+
+  async #stopRenewal(session: OpenSession): Promise<void> {
+    clearInterval(session.renewal)
+    session.renewal = undefined
+    // A renewal in flight could take the lock again after a release: let it land first.
+    await session.renewing
+  }
+
+  /** Closes the open session (if any), discarding uncommitted changes and releasing its lock. */
+  async close(): Promise<void> {
+    const session = this.#session
+    if (session === undefined) return
+    this.#session = undefined
+    await this.#stopRenewal(session)
+    await session.lock?.release().catch((error: Error) => debug('lock release: %s', error.message))
+  }
+}
