@@ -1,3 +1,4 @@
+/** The line protocol: requests parsed from a byte stream, answers formatted; no I/O. */
 /**
  * The line protocol of the session server: parsing requests from a byte stream and formatting
  * answers. No I/O here. The grammar is in docs/server.md; in short:
