@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS `sessions_hints` (
   target_store VARBINARY(64) NOT NULL,
   id VARBINARY(128) NOT NULL,
   created_at BIGINT NOT NULL,
+  version BIGINT UNSIGNED NOT NULL DEFAULT 0,
   PRIMARY KEY (target_store, id)
 ) ENGINE=InnoDB;
 

@@ -1,4 +1,4 @@
-/** Asks stores of an order in parallel lanes, each lane moving on to the next store when one fails. */
+/** Asks stores of an order in parallel lanes, each lane moving on to the next store when one fails or is slow. */
 import type { StoreFailure } from './errors.js'
 
 /** A store's answer, with its position in the session's order. */
@@ -14,38 +14,119 @@ export interface AskResult<S, T> {
   failures: StoreFailure[]
   /** Position of the first store not asked; a later call resumes from it. */
   next: number
+  /**
+   * Stores passed over because they were slow (hedged): asked, but not waited for. Their
+   * answers may still come (`late`): a read that found nothing waits for them before it says
+   * "no session".
+   */
+  passedOver: S[]
+  late: Promise<StoreAnswer<S, T> | StoreFailure>[]
 }
 
+/** Options of {@link askInOrder}. */
+export interface AskOptions<S> {
+  /**
+   * How long a store may take before its lane also asks the next store (a hedge): the first of
+   * the two to answer serves the lane. Undefined, or no store left to ask: wait for it.
+   */
+  hedgeAfter?: (store: S) => number | undefined
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: Error }
+
 /**
- * Asks `wanted` stores of `order` in parallel, starting at `start`. A store that fails is
- * replaced by the next unasked one in order, so the answers come from the first `wanted`
- * stores that could answer. Answers are sorted by position.
+ * Asks `wanted` stores of `order` in parallel lanes, starting at `start`; lane `i` runs
+ * `task(store, i)`. A store that fails is replaced by the next unasked one in order, so the
+ * answers come from the first `wanted` stores that could answer; with `hedgeAfter`, a store
+ * that is slow is raced against the next one. Answers are sorted by position.
  */
 export async function askInOrder<S extends { id: string }, T>(
   order: readonly S[],
   start: number,
   wanted: number,
-  task: (store: S) => Promise<T>,
+  task: (store: S, lane: number) => Promise<T>,
+  options: AskOptions<S> = {},
 ): Promise<AskResult<S, T>> {
   let next = start
   const answers: StoreAnswer<S, T>[] = []
   const failures: StoreFailure[] = []
-  const lane = async (): Promise<void> => {
+  const passedOver: S[] = []
+  const late: Promise<StoreAnswer<S, T> | StoreFailure>[] = []
+  const ask = (position: number, lane: number): Promise<Settled<T> & { position: number }> => {
+    const store = order[position] as S
+    return task(store, lane).then(
+      (value) => ({ ok: true, value, position }),
+      (error: unknown) => ({ ok: false, error: toError(error), position }),
+    )
+  }
+  const settledAnswer = (
+    outcome: Settled<T> & { position: number },
+  ): StoreAnswer<S, T> | StoreFailure => {
+    const store = order[outcome.position] as S
+    return outcome.ok
+      ? { store, position: outcome.position, value: outcome.value }
+      : { storeId: store.id, error: outcome.error }
+  }
+  const record = (outcome: Settled<T> & { position: number }): boolean => {
+    const store = order[outcome.position] as S
+    if (outcome.ok) answers.push({ store, position: outcome.position, value: outcome.value })
+    else failures.push({ storeId: store.id, error: outcome.error })
+    return outcome.ok
+  }
+  const lane = async (index: number): Promise<void> => {
     while (next < order.length) {
       const position = next++
-      const store = order[position] as S
-      try {
-        answers.push({ store, position, value: await task(store) })
-        return
-      } catch (error) {
-        failures.push({ storeId: store.id, error: toError(error) })
+      const attempt = ask(position, index)
+      const hedgeMillis =
+        next < order.length ? options.hedgeAfter?.(order[position] as S) : undefined
+      if (hedgeMillis === undefined) {
+        if (record(await attempt)) return
+        continue
       }
+      const first = await Promise.race([attempt, delay(hedgeMillis)])
+      if (first !== undefined || next >= order.length) {
+        // Answered in time, or another lane took the last store meanwhile: no hedge.
+        if (record(first ?? (await attempt))) return
+        continue
+      }
+      // Slow: the next store is asked too, and the first of the two to answer serves the lane.
+      const hedgePosition = next++
+      const hedge = ask(hedgePosition, index)
+      const winner = await firstSuccess([attempt, hedge])
+      if (winner === undefined) {
+        for (const outcome of await Promise.all([attempt, hedge])) record(outcome)
+        continue
+      }
+      record(winner)
+      const slowWon = winner.position === position
+      passedOver.push(order[slowWon ? hedgePosition : position] as S)
+      late.push((slowWon ? hedge : attempt).then(settledAnswer))
+      return
     }
   }
   const lanes = Math.max(0, Math.min(wanted, order.length - start))
-  await Promise.all(Array.from({ length: lanes }, lane))
+  await Promise.all(Array.from({ length: lanes }, (_, index) => lane(index)))
   answers.sort((a, b) => a.position - b.position)
-  return { answers, failures, next }
+  return { answers, failures, next, passedOver, late }
+}
+
+/** The first outcome that succeeded, or undefined once all have failed. */
+function firstSuccess<T>(
+  outcomes: readonly Promise<Settled<T> & { position: number }>[],
+): Promise<(Settled<T> & { position: number }) | undefined> {
+  return new Promise((resolve) => {
+    let failed = 0
+    for (const outcome of outcomes) {
+      void outcome.then((settled) => {
+        if (settled.ok) resolve(settled)
+        else if (++failed === outcomes.length) resolve(undefined)
+      })
+    }
+  })
+}
+
+function delay(millis: number): Promise<undefined> {
+  return new Promise((resolve) => setTimeout(() => resolve(undefined), millis).unref())
 }
 
 function toError(value: unknown): Error {

@@ -169,9 +169,14 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
   async repair(options: RepairOptions = {}): Promise<RepairResult> {
     const checked = callOptions(options)
     batchSizeOption(checked.batchSize)
-    return this.work.track(() =>
-      repairAllStores(this.cluster.stores, this.cluster.repairContext, checked),
-    )
+    return this.work.track(async () => {
+      const { handoff } = this.cluster
+      const markers = await handoff.repairMarkers()
+      const result = await repairAllStores(this.cluster.stores, this.cluster.repairContext, checked)
+      // A store that missed writes past the hint window serves reads again only after this.
+      if (result.done) await handoff.clearRepairMarkers(markers)
+      return result
+    })
   }
 
   /**

@@ -10,6 +10,7 @@ import type { StoreListChange } from './store-list-change.js'
 import { NO_STORE_LIST_CHANGE, storeListChange } from './store-list-change.js'
 import { lockAndHintStatements } from './store/lock-and-hint-statements.js'
 import { sessionStatements } from './store/statements.js'
+import { LocalSlowness } from './store/local-slowness.js'
 import { Store } from './store/store.js'
 
 /**
@@ -27,6 +28,7 @@ export class Cluster {
   /** What repairs need: the order over every store, retiring ones last (never targets). */
   readonly repairContext: RepairContext
   readonly #orders: OrderCache<Store>
+  readonly #slowness: LocalSlowness
   readonly #healthCheck: HealthCheck
   readonly #ready: Promise<void>
   #isReady = false
@@ -37,13 +39,23 @@ export class Cluster {
       ...sessionStatements(options.table),
       ...lockAndHintStatements(options.table),
     }
+    this.#slowness = new LocalSlowness(
+      new Set([...stores, ...(previousStores ?? [])].map((config) => config.id)).size,
+      options.queryTimeoutMillis,
+    )
     const byId = new Map<string, Store>()
     for (const config of [...stores, ...(previousStores ?? [])]) {
       if (byId.has(config.id)) continue
-      const store: Store = new Store(config, options, statements, {
-        down: (error) => emit('store-down', { storeId: store.id, error }),
-        serving: () => emit('store-up', { storeId: store.id }),
-      })
+      const store: Store = new Store(
+        config,
+        options,
+        statements,
+        {
+          down: (error) => emit('store-down', { storeId: store.id, error }),
+          serving: () => emit('store-up', { storeId: store.id }),
+        },
+        this.#slowness,
+      )
       byId.set(config.id, store)
     }
     const current = stores.map((config) => byId.get(config.id) as Store)
@@ -67,7 +79,11 @@ export class Cluster {
       copies,
       clock: options.clock,
     }
-    this.handoff = new HintedHandoff(this.stores, this.repairContext)
+    this.handoff = new HintedHandoff(this.stores, this.repairContext, {
+      windowMillis: options.hintWindowMillis,
+      clock: options.clock,
+      emit,
+    })
     this.#healthCheck = new HealthCheck(this.stores, options.healthCheckIntervalMillis, (store) => {
       void this.handoff.replay(store)
     })

@@ -104,36 +104,38 @@ export class NoStoreAvailableError extends SessionShardsError {
 /** A statement on one store did not finish within `queryTimeoutMillis`. */
 export class StoreTimeoutError extends SessionShardsError {
   readonly storeId: string
+  /**
+   * How late the timeout was noticed: far beyond a few milliseconds, this process was not
+   * running (a busy event loop, a starved CPU), which says nothing about the store.
+   */
+  readonly lateByMillis: number
 
-  constructor(storeId: string, timeoutMillis: number) {
+  constructor(storeId: string, timeoutMillis: number, lateByMillis = 0) {
     super(
       'STORE_TIMEOUT',
       `Store ${storeId} did not answer within ${timeoutMillis} ms (queryTimeoutMillis).`,
     )
     this.storeId = storeId
+    this.lateByMillis = lateByMillis
   }
 }
 
 /**
  * A write with `expectedVersion` (or one made by `updateSession`, a per-key operation or a
- * lock holder) found the session at another version; or a plain write lost to concurrent
- * writes of the same session several times in a row. Nothing was acknowledged; read again and
+ * lock holder) found the session at another version. Nothing was written; read again and
  * retry.
  */
 export class VersionConflictError extends SessionShardsError {
-  /** The version the write expected; undefined for a plain write. */
-  readonly expectedVersion: number | undefined
+  /** The version the write expected. */
+  readonly expectedVersion: number
   /** The version the deciding store holds. */
   readonly actualVersion: number
 
-  constructor(actualVersion: number, expectedVersion?: number) {
+  constructor(actualVersion: number, expectedVersion: number) {
     super(
       'VERSION_CONFLICT',
-      expectedVersion === undefined
-        ? `The session kept changing under concurrent writes (it is at version ${actualVersion} now): ` +
-            'the write was not acknowledged. Retry it.'
-        : `The session is at version ${actualVersion}, not the expected ${expectedVersion}: ` +
-            'another request changed it. Read it again and retry (updateSession does this for you).',
+      `The session is at version ${actualVersion}, not the expected ${expectedVersion}: ` +
+        'another request changed it. Read it again and retry (updateSession does this for you).',
     )
     this.expectedVersion = expectedVersion
     this.actualVersion = actualVersion

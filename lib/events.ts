@@ -12,6 +12,13 @@ export interface StoreUpEvent {
   storeId: string
 }
 
+/** Payload of `repair-needed`: the store missed writes for longer than `hintWindowMillis`. */
+export interface RepairNeededEvent {
+  storeId: string
+  /** How long the store had been missing writes (this manager's) when hints for it stopped. */
+  missingForMillis: number
+}
+
 /** Payload of `degraded-write`: acknowledged with fewer than `copies` copies. */
 export interface DegradedWriteEvent {
   sessionId: string
@@ -47,6 +54,11 @@ export interface SessionManagerEvents {
   'store-down': [StoreDownEvent]
   /** A store that was down answers again and has caught up on what it missed. */
   'store-up': [StoreUpEvent]
+  /**
+   * A store missed writes for longer than `hintWindowMillis`: hints for it stopped, and it
+   * serves no reads alone until `repair()` has run.
+   */
+  'repair-needed': [RepairNeededEvent]
   /** A write or destroy was acknowledged with fewer than `copies` copies. */
   'degraded-write': [DegradedWriteEvent]
   /** A read found stores lacking the newest copy (or the tombstone) and rewrote it there. */
@@ -63,6 +75,7 @@ export interface SessionManagerEvents {
 export const SESSION_MANAGER_EVENTS: readonly (keyof SessionManagerEvents)[] = [
   'store-down',
   'store-up',
+  'repair-needed',
   'degraded-write',
   'read-repair',
   'write-after-destroy',

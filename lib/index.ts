@@ -11,6 +11,7 @@ export type {
   SessionManagerEvents,
   StoreDownEvent,
   StoreUpEvent,
+  RepairNeededEvent,
   UnreadableCopyEvent,
 } from './events.js'
 export type {

@@ -28,8 +28,11 @@ export interface SessionManagerOptions {
    */
   copies?: number
   /**
-   * Least copies for a write to be acknowledged when fewer than `copies` stores can take it.
-   * @default 1
+   * Least copies for a write or destroy to be acknowledged when fewer than `copies` stores can
+   * take it. The default, `copies`, is what the read rule relies on: a write acknowledged with
+   * fewer copies could be missed by a read from another app server (docs/guarantees.md). A
+   * lower value keeps writes acknowledged with fewer stores up, trading that guarantee for it.
+   * @default copies
    */
   minCopies?: number
   /**
@@ -90,17 +93,29 @@ export interface SessionManagerOptions {
    */
   healthCheckIntervalMillis?: number
   /**
+   * How long a store may miss writes (this manager's, from the first one it missed until it
+   * caught up) before hints for it stop (as Cassandra's `max_hint_window`): the writes it
+   * misses afterwards leave only one marker per store that took them, the `repair-needed`
+   * event is emitted, and the store serves no reads alone until `repair()` has run. Bounds
+   * the hints kept for a store that stays away.
+   * @default 3_600_000 (one hour)
+   */
+  hintWindowMillis?: number
+  /**
    * Retries on the same store for a transient error (deadlock, lock wait timeout, a pooled
    * connection found broken). Timeouts are never retried.
    * @default 2
    */
   transientRetries?: number
   /**
-   * How many reachable stores every read asks in parallel, the newest copy winning. 1 answers
-   * from the first store (one statement per read); `copies` is the strict setting that never
-   * serves a stale or destroyed copy while fewer than `copies` stores are down
-   * (docs/guarantees.md).
-   * @default 1
+   * How many reachable stores every read asks in parallel, the newest copy (or a tombstone)
+   * winning. The first store sends the data, the others only a digest (version, expiry,
+   * tombstone flag), fetched with the data only when it is newer. With `copies` (the default)
+   * the stores a read asks always include one that took the last acknowledged write or destroy,
+   * whatever each app server sees of the stores, while fewer than `copies` stores are down
+   * (docs/guarantees.md). 1 asks the first store alone: one statement per read, with a window
+   * in which an app server that did not see a failure may serve a stale copy.
+   * @default copies
    */
   readQuorum?: number
   /**
@@ -113,7 +128,7 @@ export interface SessionManagerOptions {
   /**
    * The store list before a change (a store added, retired or replaced). While set, reads that
    * find nothing under the new placement look under the old one and move what they find;
-   * writes and destroys clear the old placement. Run `rebalance()` and drop this option once it
+   * writes and destroys clear the old placement. Run `repair()` (the rebalance) and drop this option once it
    * reports `done`.
    * @default none
    */
@@ -188,6 +203,7 @@ export interface ResolvedOptions {
   readonly orderCacheSize: number
   readonly failThreshold: number
   readonly healthCheckIntervalMillis: number
+  readonly hintWindowMillis: number
   readonly transientRetries: number
   readonly readQuorum: number
   readonly tombstoneTtlSeconds: number
@@ -213,7 +229,7 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
     min: 1,
     max: stores.length,
   })
-  const minCopies = wholeNumber('minCopies', options.minCopies, 1, { min: 1, max: copies })
+  const minCopies = wholeNumber('minCopies', options.minCopies, copies, { min: 1, max: copies })
   // More than the number of stores means "all of them".
   const maxReadStores = Math.min(
     wholeNumber('maxReadStores', options.maxReadStores, Math.min(copies + 1, stores.length), {
@@ -232,7 +248,7 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
   if (typeof codec?.encode !== 'function' || typeof codec?.decode !== 'function') {
     throw new InvalidOptionError('codec', 'must have encode and decode functions')
   }
-  const readQuorum = wholeNumber('readQuorum', options.readQuorum, 1, {
+  const readQuorum = wholeNumber('readQuorum', options.readQuorum, copies, {
     min: 1,
     max: maxReadStores,
   })
@@ -282,6 +298,13 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
       1000,
       10,
       86_400_000,
+    ),
+    hintWindowMillis: millisOption(
+      'hintWindowMillis',
+      options.hintWindowMillis,
+      3_600_000,
+      1,
+      604_800_000,
     ),
     transientRetries: wholeNumber('transientRetries', options.transientRetries, 2, {
       min: 0,

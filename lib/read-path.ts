@@ -10,7 +10,7 @@ import type { Emit } from './events.js'
 import type { ResolvedOptions } from './options.js'
 import { firstReadable, readOrder, unaskedHolders } from './routing.js'
 import type { StoreListChange } from './store-list-change.js'
-import type { StoredCopy } from './store/statements.js'
+import type { CopyDigest, StoredCopy } from './store/statements.js'
 import type { Store } from './store/store.js'
 
 /** A session as a read found it: its data, decoded, and the copy it came from. */
@@ -35,7 +35,17 @@ export interface ReadContext {
   readonly emit: Emit
 }
 
-type Answer = StoreAnswer<Store, StoredCopy | null>
+/** A copy as a read got it: whole (with its data), or a digest. */
+type Copy = StoredCopy | CopyDigest
+type Answer = StoreAnswer<Store, Copy | null>
+
+/**
+ * A store slower than its own recent latency allows is raced against the next one. Only when
+ * a read compares several copies (`readQuorum` > 1): a single-store read trusts the one answer
+ * it gets, and a hedge could hand it to a store that missed writes.
+ */
+const HEDGED = { hedgeAfter: (store: Store): number => store.hedgeAfterMillis() }
+const UNHEDGED = {}
 
 /**
  * Reads ask the first reachable store of the session's order (the first `readQuorum` in
@@ -77,8 +87,9 @@ export class ReadPath {
   }
 
   /**
-   * The general read: asks `readQuorum` reachable stores (besides those already asked), then,
-   * if none has a live copy, the next ones up to `maxReadStores` answers in all.
+   * The general read: asks `readQuorum` reachable stores (besides those already asked) — the
+   * first for the data, the others for a digest — then, if none has a live copy, the next ones
+   * up to `maxReadStores` answers in all, for the data.
    */
   async #general(
     sessionId: string,
@@ -89,17 +100,39 @@ export class ReadPath {
     const { options, storeListChange } = this.#context
     const order = this.#context.order(sessionId)
     const stores = readOrder(order, options.readQuorum).filter((store) => store !== skip)
+    const hedging = options.readQuorum > 1 ? HEDGED : UNHEDGED
     const read = (store: Store): Promise<StoredCopy | null> => store.read(sessionId)
-    const first = await askInOrder(stores, 0, options.readQuorum - asked.length, read)
-    let answers = [...asked, ...first.answers]
+    // The first lane reads the data; the others only a digest, fetched whole only if newer.
+    const dataLanes = asked.some((answer) => answer.value !== null && 'data' in answer.value)
+      ? 0
+      : 1
+    const first = await askInOrder(
+      stores,
+      0,
+      options.readQuorum - asked.length,
+      (store, lane) => (lane < dataLanes ? read(store) : store.readDigest(sessionId)),
+      hedging,
+    )
+    let answers: Answer[] = [...asked, ...first.answers]
     let failures = [...failed, ...first.failures]
-    let judged = this.#judge(sessionId, answers)
+    let late = [...first.late]
+    let judged = await this.#judgeWhole(sessionId, answers)
     if (judged.result === null && judged.verdict.state !== 'destroyed') {
       const wanted = options.maxReadStores - answers.length
-      const rest = await askInOrder(stores, first.next, wanted, read)
+      const rest = await askInOrder(stores, first.next, wanted, read, hedging)
       answers = [...answers, ...rest.answers]
       failures = [...failures, ...rest.failures]
-      judged = this.#judge(sessionId, answers)
+      late = [...late, ...rest.late]
+      judged = await this.#judgeWhole(sessionId, answers)
+    }
+    if (judged.result === null && judged.verdict.state !== 'destroyed' && late.length > 0) {
+      // Nothing found yet: the stores passed over as slow may hold it after all. Their answers
+      // are waited for (each within its own deadline) before anything is concluded.
+      for (const outcome of await Promise.all(late)) {
+        if ('store' in outcome) answers.push(outcome)
+        else failures.push(outcome)
+      }
+      judged = await this.#judgeWhole(sessionId, answers)
     }
     if (judged.result === null && judged.verdict.state !== 'destroyed') {
       const old = await storeListChange.lookUpOld(
@@ -108,22 +141,20 @@ export class ReadPath {
       )
       if (old.some((answer) => answer.value !== null)) {
         answers = [...answers, ...old]
-        judged = this.#judge(sessionId, answers)
+        judged = await this.#judgeWhole(sessionId, answers)
         this.#context.moveInBackground(sessionId)
       }
     }
     if (answers.length === 0) throw new NoStoreAvailableError('read the session', failures)
     const { verdict, result } = judged
-    if (
-      result === null &&
-      verdict.state !== 'destroyed' &&
-      unaskedHolders(
-        order,
-        answers.map((answer) => answer.store),
-        failures.length,
-      ) >= options.copies
-    ) {
-      // As many stores as hold each session could not be asked: "no session" would be a guess.
+    const failedStores = failures.flatMap(({ storeId }) => order.filter((s) => s.id === storeId))
+    const missed = unaskedHolders(
+      order,
+      answers.map((answer) => answer.store),
+      failedStores,
+    )
+    if (result === null && verdict.state !== 'destroyed' && missed >= options.copies) {
+      // As many stores as hold each session were not heard from: "no session" would be a guess.
       throw new NoStoreAvailableError('tell whether the session exists', failures)
     }
     const firstCopies = new Set(order.slice(0, options.copies))
@@ -135,28 +166,55 @@ export class ReadPath {
   }
 
   /**
+   * {@link #judge}, with the winning copy fetched whole when only its digest was read. A newer
+   * copy that cannot be fetched is no reason to serve an older one: the read fails instead.
+   */
+  async #judgeWhole(
+    sessionId: string,
+    answers: Answer[],
+  ): Promise<{ verdict: CopyVerdict<Copy>; result: ReadResult | null }> {
+    for (;;) {
+      const judged = this.#judge(sessionId, answers)
+      const { verdict } = judged
+      if (verdict.state !== 'live' || 'data' in verdict.copy) return judged
+      const at = answers.findIndex((answer) => answer.value === verdict.copy)
+      const { store, position } = answers[at] as Answer
+      let copy: StoredCopy | null
+      try {
+        copy = await store.read(sessionId)
+      } catch (error) {
+        throw new NoStoreAvailableError('read the newest copy of the session', [
+          { storeId: store.id, error: error as Error },
+        ])
+      }
+      answers[at] = { store, position, value: copy }
+    }
+  }
+
+  /**
    * What the copies read say, by the copy rule; a winning copy that does not decode counts as
-   * missing (and is reported), and the rule is asked again without it.
+   * missing from then on (it is reported once, and dropped from `answers`), and the rule is
+   * asked again without it.
    */
   #judge(
     sessionId: string,
-    answers: readonly Answer[],
-  ): { verdict: CopyVerdict<StoredCopy>; result: ReadResult | null } {
+    answers: Answer[],
+  ): { verdict: CopyVerdict<Copy>; result: ReadResult | null } {
     const { codec, clock } = this.#context.options
-    const candidates = answers.map((answer) => answer.value)
     for (;;) {
-      const verdict = judgeCopies(candidates, clock.now())
-      if (verdict.state !== 'live') return { verdict, result: null }
+      const verdict = judgeCopies(
+        answers.map((answer) => answer.value),
+        clock.now(),
+      )
+      if (verdict.state !== 'live' || !('data' in verdict.copy)) return { verdict, result: null }
+      const copy = verdict.copy
       try {
-        return {
-          verdict,
-          result: { data: codec.decode(verdict.copy.data as Buffer), copy: verdict.copy },
-        }
+        return { verdict, result: { data: codec.decode(copy.data as Buffer), copy } }
       } catch (error) {
-        const at = candidates.indexOf(verdict.copy)
-        const storeId = (answers[at] as Answer).store.id
-        this.#context.emit('unreadable-copy', { sessionId, storeId, error })
-        candidates[at] = null
+        const at = answers.findIndex((answer) => answer.value === copy)
+        const answer = answers[at] as Answer
+        this.#context.emit('unreadable-copy', { sessionId, storeId: answer.store.id, error })
+        answers[at] = { ...answer, value: null }
       }
     }
   }

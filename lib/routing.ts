@@ -35,18 +35,21 @@ export function firstReadable<S extends Routable>(order: readonly S[]): S | unde
 }
 
 /**
- * How many stores that may hold the session a read could not ask: those that failed during
- * the read, and those skipped as down that come before the last store that answered. A read
- * that found nothing may answer "no session" only while this is below `copies`.
+ * How many stores that may hold the session a read did not hear from: those before the last
+ * store that answered which gave no answer (down when the read was routed, failed, or passed
+ * over as slow), and those after it that failed or were passed over. Decided from what this
+ * read saw, not from the standing when it ends (stores may come back meanwhile). A read that
+ * found nothing may answer "no session" only while this is below `copies`.
  */
-export function unaskedHolders<S extends Routable>(
+export function unaskedHolders<S>(
   order: readonly S[],
   answered: readonly S[],
-  failed: number,
+  unanswered: readonly S[],
 ): number {
   const lastAnswered = Math.max(-1, ...answered.map((store) => order.indexOf(store)))
-  const skipped = order.slice(0, Math.max(0, lastAnswered)).filter((store) => !store.standing.up)
-  return failed + skipped.length
+  const before = order.slice(0, Math.max(0, lastAnswered)).filter((s) => !answered.includes(s))
+  const after = unanswered.filter((store) => order.indexOf(store) > lastAnswered)
+  return before.length + new Set(after).size
 }
 
 /**

@@ -49,6 +49,7 @@ export function schemaStatements(table: string): string[] {
   target_store VARBINARY(64) NOT NULL,
   id VARBINARY(128) NOT NULL,
   created_at BIGINT NOT NULL,
+  version BIGINT UNSIGNED NOT NULL DEFAULT 0,
   PRIMARY KEY (target_store, id)
 ) ENGINE=InnoDB`,
     `CREATE TABLE IF NOT EXISTS \`${locksTableName(table)}\` (
@@ -57,6 +58,27 @@ export function schemaStatements(table: string): string[] {
   expires_at BIGINT NOT NULL,
   PRIMARY KEY (id)
 ) ENGINE=InnoDB`,
+  ]
+}
+
+/** A column added since the first release: tables created before it get it on the next schema apply. */
+export interface SchemaUpgrade {
+  table: string
+  column: string
+  /** The statement that adds it (MySQL has no ADD COLUMN IF NOT EXISTS). */
+  add: string
+}
+
+/** The columns later versions added, for tables created before them. */
+export function schemaUpgrades(table: string): SchemaUpgrade[] {
+  if (!isValidTableName(table)) throw new TypeError('invalid table name')
+  const hints = hintsTableName(table)
+  return [
+    {
+      table: hints,
+      column: 'version',
+      add: `ALTER TABLE \`${hints}\` ADD COLUMN version BIGINT UNSIGNED NOT NULL DEFAULT 0`,
+    },
   ]
 }
 

@@ -1,6 +1,6 @@
 /** The write path: writes, compare-and-set, destroys and metadata updates, acknowledged by one rule. */
 import { askInOrder } from './ask-in-order.js'
-import type { AskResult, StoreAnswer } from './ask-in-order.js'
+import type { AskOptions, AskResult, StoreAnswer } from './ask-in-order.js'
 import type { StoreFailure } from './errors.js'
 import {
   NoStoreAvailableError,
@@ -46,7 +46,10 @@ export interface WriteRequest extends Omit<WriteFields, 'version'> {
 
 /** What the write path needs from the manager. */
 export interface WriteContext {
-  readonly options: Pick<ResolvedOptions, 'copies' | 'minCopies' | 'tombstoneTtlSeconds' | 'clock'>
+  readonly options: Pick<
+    ResolvedOptions,
+    'copies' | 'minCopies' | 'maxReadStores' | 'readQuorum' | 'tombstoneTtlSeconds' | 'clock'
+  >
   readonly versions: VersionClock
   /** The session's order over the configured stores. */
   order(sessionId: string): readonly Store[]
@@ -58,10 +61,14 @@ export interface WriteContext {
 }
 
 /**
- * A write made again above a newer version it found; after this many attempts that all lost
- * to concurrent writes it is refused with a VersionConflictError.
+ * A copy whose store is slower than its own recent latency allows is sent to the next store
+ * too, so that a write stalled on one copy does not hold the request longer than reaching its
+ * copies elsewhere (the slow store, if it missed the write, gets a hint). A compare-and-set's
+ * primary is never hedged: one store decides. Only when reads compare copies (`readQuorum` >
+ * 1): a read that trusts a single store would meet the slow store's older copy before any
+ * manager but the writer knew it missed the write.
  */
-const MAX_WRITE_ATTEMPTS = 6
+const HEDGED = { hedgeAfter: (store: Store): number => store.hedgeAfterMillis() }
 
 /**
  * Writes go to the first `copies` reachable stores of the session's order, in parallel, a
@@ -72,9 +79,11 @@ const MAX_WRITE_ATTEMPTS = 6
  */
 export class WritePath {
   readonly #context: WriteContext
+  readonly #hedging: AskOptions<Store>
 
   constructor(context: WriteContext) {
     this.#context = context
+    this.#hedging = context.options.readQuorum > 1 ? HEDGED : {}
   }
 
   async write(request: WriteRequest): Promise<WriteResult> {
@@ -99,11 +108,10 @@ export class WritePath {
         store.write({ sessionId, data, fields: { ...fields, version, expectedVersion: expected } })
       const { answers, failures } =
         expectedVersion === undefined
-          ? await askInOrder(order, 0, options.copies, (store) => write(store))
+          ? await askInOrder(order, 0, options.copies, (store) => write(store), this.#hedging)
           : await this.#compareAndSet(order, expectedVersion, write)
       const decision = decideAttempt({
         attempt,
-        maxAttempts: MAX_WRITE_ATTEMPTS,
         version,
         compareAndSet: expectedVersion !== undefined,
         outcomes: answers.map((answer) => answer.value),
@@ -113,33 +121,23 @@ export class WritePath {
           await this.#buryStrayCopies(sessionId, answers)
           this.#context.emit('write-after-destroy', { sessionId })
           return { version, storeIds: [], degraded: false, dropped: true }
-        case 'conflict':
-          throw new VersionConflictError(decision.newest)
         case 'overflow':
           throw new VersionOverflowError(decision.newest)
         case 'again':
-          // Two writers that each won one copy would otherwise go on splitting the copies in
-          // lockstep: a short random pause lets one of them through first.
-          if (attempt > 1) await delay(Math.random() * 2 ** attempt)
           version = versions.above(decision.newest)
           continue
         case 'done': {
           const held = decision.held.map(
             (index) => (answers[index] as StoreAnswer<Store, WriteOutcome>).store,
           )
-          const refused = answers.flatMap(({ store, value }) =>
-            value.kind === 'outdated' && !held.includes(store)
-              ? [{ storeId: store.id, error: new VersionConflictError(value.storedVersion) }]
-              : [],
-          )
-          await this.#acknowledge(sessionId, held, [...failures, ...refused])
+          const degraded = await this.#acknowledge(sessionId, version, held, failures)
           await storeListChange.clearOld(sessionId, held, (store) =>
             store.removeCopy(sessionId, version),
           )
           return {
             version,
             storeIds: held.map((store) => store.id),
-            degraded: held.length < options.copies,
+            degraded,
             dropped: false,
           }
         }
@@ -169,14 +167,18 @@ export class WritePath {
     const { options, versions, storeListChange } = this.#context
     const version = versions.next()
     const expiresAt = this.#tombstoneExpiry()
+    // Tombstones go as far as reads look (maxReadStores), not only to the first `copies`: a
+    // write that failed over past a store that was down left a live copy further along, which
+    // a read that finds nothing before it would otherwise serve.
     const { answers, failures } = await askInOrder(
       writeOrder(this.#context.order(sessionId)),
       0,
-      options.copies,
+      Math.max(options.copies, options.maxReadStores),
       (store) => store.destroy(sessionId, version, expiresAt),
+      this.#hedging,
     )
     const held = answers.map((answer) => answer.store)
-    await this.#acknowledge(sessionId, held, failures)
+    await this.#acknowledge(sessionId, version, held, failures)
     // The new placement's tombstones answer every read first; the old copies just go.
     await storeListChange.clearOld(sessionId, held, (store) => store.removeCopy(sessionId, version))
   }
@@ -212,31 +214,43 @@ export class WritePath {
     }
     const followers =
       decided?.kind === 'written'
-        ? await askInOrder(order, primary.next, this.#context.options.copies - 1, (store) =>
-            write(store, undefined),
+        ? await askInOrder(
+            order,
+            primary.next,
+            this.#context.options.copies - 1,
+            (store) => write(store, undefined),
+            this.#hedging,
           )
-        : { answers: [], failures: [], next: primary.next }
+        : { answers: [], failures: [], next: primary.next, passedOver: [], late: [] }
     return {
       answers: [...primary.answers, ...followers.answers],
       failures: [...primary.failures, ...followers.failures],
       next: followers.next,
+      passedOver: [...primary.passedOver, ...followers.passedOver],
+      late: [...primary.late, ...followers.late],
     }
   }
 
   /**
-   * The acknowledgement rule: refused below `minCopies` (NotEnoughStoresError), reported as
-   * degraded below `copies`; the first `copies` stores the write missed get hints, recorded
-   * before the write is acknowledged.
+   * The acknowledgement rule: refused below `minCopies` (NotEnoughStoresError); the first
+   * `copies` stores the write missed get hints, recorded before the write is acknowledged;
+   * degraded (reported with an event) below `copies`, or when a missed store got no durable
+   * hint (other managers could not learn that it missed the write). Resolves whether degraded.
    */
   async #acknowledge(
     sessionId: string,
+    version: number,
     held: readonly Store[],
     failures: StoreFailure[],
-  ): Promise<void> {
+  ): Promise<boolean> {
     const { copies, minCopies } = this.#context.options
     const verdict = acknowledgement(held.length, copies, minCopies)
     if (verdict === 'refused') throw new NotEnoughStoresError(held.length, minCopies, failures)
-    if (verdict === 'degraded') {
+    const missed = missedStores(this.#context.order(sessionId), copies, held)
+    const unhinted =
+      missed.length === 0 ? 0 : await this.#context.handoff.record(sessionId, missed, held, version)
+    const degraded = verdict === 'degraded' || unhinted > 0
+    if (degraded) {
       this.#context.emit('degraded-write', {
         sessionId,
         copiesWritten: held.length,
@@ -244,8 +258,7 @@ export class WritePath {
         failures,
       })
     }
-    const missed = missedStores(this.#context.order(sessionId), copies, held)
-    if (missed.length > 0) await this.#context.handoff.record(sessionId, missed, held)
+    return degraded
   }
 
   /** A write met a tombstone: the stores where it created a live copy get a tombstone too. */
@@ -267,8 +280,4 @@ export class WritePath {
     const { clock, tombstoneTtlSeconds } = this.#context.options
     return clock.now() + tombstoneTtlSeconds * 1000
   }
-}
-
-function delay(millis: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, millis).unref())
 }

@@ -9,7 +9,6 @@ export type AttemptOutcome =
 export interface WriteAttempt {
   /** 1 for the first attempt. */
   attempt: number
-  maxAttempts: number
   /** The version this attempt proposed. */
   version: number
   /** A compare-and-set, decided by its primary: never made again. */
@@ -18,14 +17,15 @@ export interface WriteAttempt {
   outcomes: readonly AttemptOutcome[]
 }
 
-/** What to do after an attempt. */
+/**
+ * What to do after an attempt. A write is made at most twice: the second attempt's version is
+ * above everything the first found, so whatever it finds then holds it or supersedes it.
+ */
 export type AttemptDecision =
   /** A tombstone: the session was destroyed, the write is dropped (and says so). */
   | { kind: 'dropped' }
   /** Write again, above `newest` (the highest version found), for this session only. */
   | { kind: 'again'; newest: number }
-  /** Refuse: it kept losing to concurrent writes (`VersionConflictError`). */
-  | { kind: 'conflict'; newest: number }
   /** Refuse: no version is left above `newest` (`VersionOverflowError`). */
   | { kind: 'overflow'; newest: number }
   /**
@@ -36,33 +36,30 @@ export type AttemptDecision =
 
 /**
  * After a store reports a version at least as high as the one proposed:
- * - On the first attempt that may be a write made before ours by an app server whose clock
- *   runs ahead: ours must still win, so it is made again above that version.
- * - On a later attempt, a version above the one just proposed (itself above everything seen
- *   before) landed while this write was under way: a concurrent write that supersedes ours
- *   there, and the store counts as holding it.
- * - An equal version is another writer's twin proposal: that copy holds other data at our
- *   version, so the write is made again.
- * A compare-and-set is never made again: its primary decided, and its outdated followers
- * simply did not take it.
+ * - The very version proposed: the store holds this write already (a read repair or a hint
+ *   replay copied it there from a store that took it first). Versions are unique to a write —
+ *   each process offsets its microseconds at random and steps above a stored version by a
+ *   random amount — so it is this write's data.
+ * - A higher version, on the first attempt: maybe a write made before this one by an app
+ *   server whose clock runs ahead; this write must still win, so it is made again above it.
+ * - A higher version on a later attempt (above the one just proposed, itself above everything
+ *   seen before): a write that landed while this one was under way, which supersedes it there.
+ * A compare-and-set is never made again: its primary decided, and a follower found above its
+ * version was superseded there by a later write.
  */
 export function decideAttempt(facts: WriteAttempt): AttemptDecision {
-  const { attempt, maxAttempts, version, compareAndSet, outcomes } = facts
+  const { attempt, version, compareAndSet, outcomes } = facts
   if (outcomes.some((outcome) => outcome.kind === 'tombstone')) return { kind: 'dropped' }
-  const stored = outcomes.flatMap((outcome) =>
-    outcome.kind === 'outdated' ? [outcome.storedVersion] : [],
+  const newer = outcomes.flatMap((outcome) =>
+    outcome.kind === 'outdated' && outcome.storedVersion !== version ? [outcome.storedVersion] : [],
   )
-  const superseded = !compareAndSet && attempt > 1
-  const again = !compareAndSet && stored.length > 0 && (attempt === 1 || stored.includes(version))
-  if (again) {
-    const newest = Math.max(...stored)
-    if (attempt >= maxAttempts) return { kind: 'conflict', newest }
+  if (!compareAndSet && attempt === 1 && newer.length > 0) {
+    const newest = Math.max(...newer)
     if (newest + 1 >= VERSION_CEILING) return { kind: 'overflow', newest }
     return { kind: 'again', newest }
   }
-  const held = outcomes.flatMap((outcome, index) =>
-    outcome.kind === 'written' || (superseded && outcome.kind === 'outdated') ? [index] : [],
-  )
+  // Every store answered: each holds this write, or a newer one that supersedes it.
+  const held = outcomes.flatMap((outcome, index) => (outcome.kind === 'tombstone' ? [] : [index]))
   return { kind: 'done', held }
 }
 

@@ -14,27 +14,47 @@ crashTest(
       failThreshold: 2,
       healthCheckIntervalMillis: 3_600_000, // only requests may open the circuit here
     })
-    const dead = cluster.stores[1]!
-    const id = idWithOrderPrefix(manager, [dead.id])
+    const hung = cluster.stores[1]!
+    const id = idWithOrderPrefix(manager, [hung.id])
     await manager.writeSession(id, { v: 1 })
     const downEvents: { storeId: string; error: Error }[] = []
     manager.on('store-down', (event) => downEvents.push(event))
-    await dead.kill()
-    t.teardown(() => (dead.running ? undefined : dead.start()))
-    const errorsBefore = manager.stats().stores.find((s) => s.id === dead.id)!.errors
+    hung.pause()
+    t.teardown(() => (hung.paused ? hung.resume() : undefined))
+    const errorsBefore = manager.stats().stores.find((s) => s.id === hung.id)!.errors
     await manager.writeSession(id, { v: 2 })
-    t.not(storeState(manager, dead.id), 'down', 'one failure does not open it')
+    t.not(storeState(manager, hung.id), 'down', 'one timeout does not open it')
     await manager.writeSession(id, { v: 3 })
-    t.equal(storeState(manager, dead.id), 'down', 'the second consecutive failure opens it')
+    t.equal(storeState(manager, hung.id), 'down', 'the second in a row opens it')
     t.equal(downEvents.length, 1)
-    t.equal(downEvents[0]!.storeId, dead.id)
-    t.notMatch(String(downEvents[0]!.error), dead.config.password)
-    const opsWhenOpened = manager.stats().stores.find((s) => s.id === dead.id)!.operations
+    t.equal(downEvents[0]!.storeId, hung.id)
+    t.notMatch(String(downEvents[0]!.error), hung.config.password)
+    const opsWhenOpened = manager.stats().stores.find((s) => s.id === hung.id)!.operations
     for (let i = 0; i < 5; i++) await manager.writeSession(id, { v: 4 + i })
-    const stats = manager.stats().stores.find((s) => s.id === dead.id)!
+    const stats = manager.stats().stores.find((s) => s.id === hung.id)!
     t.equal(stats.operations, opsWhenOpened, 'no statement sent to an open circuit')
     t.ok(stats.errors >= errorsBefore + 2)
     t.same(await manager.readSession(id), { v: 8 })
+    hung.resume()
+  },
+)
+
+crashTest(
+  'a refused connection opens the circuit at once: nothing but absence explains it',
+  async (t) => {
+    const manager = await startManager(t, cluster, {
+      copies: 1,
+      failThreshold: 3,
+      healthCheckIntervalMillis: 3_600_000,
+    })
+    const dead = cluster.stores[1]!
+    const id = idWithOrderPrefix(manager, [dead.id])
+    await manager.writeSession(id, { v: 1 })
+    await dead.kill()
+    t.teardown(() => (dead.running ? undefined : dead.start()))
+    await manager.writeSession(id, { v: 2 })
+    t.equal(storeState(manager, dead.id), 'down', 'down after one refused connection')
+    await dead.start()
   },
 )
 

@@ -13,6 +13,7 @@ t.test('docs/errors.md documents exactly the events SessionManagerEvents declare
   const names: Record<keyof SessionManagerEvents, true> = {
     'store-down': true,
     'store-up': true,
+    'repair-needed': true,
     'degraded-write': true,
     'read-repair': true,
     'write-after-destroy': true,

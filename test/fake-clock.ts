@@ -56,9 +56,10 @@ t.test('sweeps delete what the fake clock says has expired, tombstones included'
   t.equal((await manager.sweep()).deleted, 0, 'nothing expired yet')
   clock.advance(60_000)
   t.equal((await manager.sweep()).deleted, 2, 'the expired session: both copies')
-  t.same([...(await rowsOnStores(cluster, destroyed, table)).values()].filter(Boolean).length, 2)
+  // Tombstones on every store a read may ask (maxReadStores: 3).
+  t.same([...(await rowsOnStores(cluster, destroyed, table)).values()].filter(Boolean).length, 3)
   clock.advance(60_000)
-  t.equal((await manager.sweep()).deleted, 2, 'the tombstones, once their time is up')
+  t.equal((await manager.sweep()).deleted, 3, 'the tombstones, once their time is up')
   t.equal(await manager.readSession(expiring), null)
 })
 

@@ -39,8 +39,8 @@ t.test('fastify app: log in, read, write, regenerate, log out', async (t) => {
   const before = operations(manager)
   for (let i = 0; i < 5; i++) await client.get(`${app.url}/me`)
   t.ok(
-    operations(manager) - before <= 15,
-    'the save on every request is one write: a read and two copies per request',
+    operations(manager) - before <= 20,
+    'the save on every request is one write: a read (data and digest) and two copies per request',
   )
 
   const beforeRegenerate = client.copy()
@@ -50,7 +50,8 @@ t.test('fastify app: log in, read, write, regenerate, log out', async (t) => {
   t.match((await client.get(`${app.url}/me`)).body, { sessionId: secondId, user: 'ada' })
   t.same(await storesWithLiveCopy(cluster, firstId), [], 'old id: no live copy on any store')
   const oldRows = [...(await rowsOnStores(cluster, firstId)).values()]
-  t.equal(oldRows.filter((row) => row?.deleted === 1).length, 2, 'two tombstones')
+  // Tombstones on every store a read may ask (maxReadStores: all 3 here).
+  t.equal(oldRows.filter((row) => row?.deleted === 1).length, 3, 'three tombstones')
   const oldCookie = await beforeRegenerate.get(`${app.url}/me`)
   t.match(oldCookie.body, { user: null }, 'the old cookie is logged out')
   t.not(oldCookie.body.sessionId, firstId, 'and gets a fresh session')

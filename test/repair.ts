@@ -81,10 +81,11 @@ t.test('repair clears tombstones whose time is up, everywhere', async (t) => {
   const manager = await startManager(t, cluster, { copies: 2, tombstoneTtlSeconds: 1 })
   const id = await manager.createSession({ x: 1 }, { ttlSeconds: 1 })
   await manager.destroySession(id)
-  t.equal([...(await rowsOnStores(cluster, id)).values()].filter((row) => row !== null).length, 2)
+  // A tombstone on every store a read may ask (maxReadStores: 3 here).
+  t.equal([...(await rowsOnStores(cluster, id)).values()].filter((row) => row !== null).length, 3)
   await sleep(1100)
   const result = await manager.repair()
-  t.ok(result.removed >= 2, `removed ${result.removed}`)
+  t.ok(result.removed >= 3, `removed ${result.removed}`)
   t.same(
     [...(await rowsOnStores(cluster, id)).values()].filter((row) => row !== null),
     [],

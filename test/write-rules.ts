@@ -8,58 +8,58 @@ const T: AttemptOutcome = { kind: 'tombstone' }
 const O = (storedVersion: number): AttemptOutcome => ({ kind: 'outdated', storedVersion })
 
 t.test('decideAttempt', async (t) => {
-  const table: [string, Parameters<typeof decideAttempt>[0], ReturnType<typeof decideAttempt>][] = [
+  type Facts = Parameters<typeof decideAttempt>[0]
+  const plain = (attempt: number, version: number, outcomes: AttemptOutcome[]): Facts => ({
+    attempt,
+    version,
+    compareAndSet: false,
+    outcomes,
+  })
+  const cas = (version: number, outcomes: AttemptOutcome[]): Facts => ({
+    attempt: 1,
+    version,
+    compareAndSet: true,
+    outcomes,
+  })
+  const table: [string, Facts, ReturnType<typeof decideAttempt>][] = [
+    ['all written', plain(1, 10, [W, W]), { kind: 'done', held: [0, 1] }],
+    ['a tombstone anywhere: dropped', plain(1, 10, [W, T]), { kind: 'dropped' }],
     [
-      'all written',
-      { attempt: 1, maxAttempts: 6, version: 10, compareAndSet: false, outcomes: [W, W] },
-      { kind: 'done', held: [0, 1] },
-    ],
-    [
-      'a tombstone anywhere: dropped',
-      { attempt: 1, maxAttempts: 6, version: 10, compareAndSet: false, outcomes: [W, T] },
-      { kind: 'dropped' },
-    ],
-    [
-      'first attempt, a higher version stored: again above it',
-      { attempt: 1, maxAttempts: 6, version: 10, compareAndSet: false, outcomes: [W, O(15)] },
+      'first attempt, a higher version: again above it',
+      plain(1, 10, [W, O(15)]),
       { kind: 'again', newest: 15 },
     ],
     [
-      'later attempt, a higher version landed meanwhile: superseded there',
-      { attempt: 2, maxAttempts: 6, version: 16, compareAndSet: false, outcomes: [W, O(20)] },
+      'first attempt, our own version (copied there first): written',
+      plain(1, 10, [W, O(10)]),
       { kind: 'done', held: [0, 1] },
     ],
     [
-      'later attempt, an equal version (a twin proposal): again',
-      { attempt: 2, maxAttempts: 6, version: 16, compareAndSet: false, outcomes: [W, O(16)] },
-      { kind: 'again', newest: 16 },
+      'second attempt, a higher version: superseded there',
+      plain(2, 16, [W, O(20)]),
+      { kind: 'done', held: [0, 1] },
     ],
     [
-      'out of attempts: conflict, never acknowledged unwritten',
-      { attempt: 6, maxAttempts: 6, version: 16, compareAndSet: false, outcomes: [O(16), O(16)] },
-      { kind: 'conflict', newest: 16 },
+      'second attempt, our own version: written',
+      plain(2, 16, [O(16), W]),
+      { kind: 'done', held: [0, 1] },
     ],
     [
       'no version left above it: overflow',
-      {
-        attempt: 1,
-        maxAttempts: 6,
-        version: 10,
-        compareAndSet: false,
-        outcomes: [O(Number.MAX_SAFE_INTEGER - 1)],
-      },
+      plain(1, 10, [O(Number.MAX_SAFE_INTEGER - 1)]),
       { kind: 'overflow', newest: Number.MAX_SAFE_INTEGER - 1 },
     ],
     [
-      'compare-and-set: an outdated follower did not take it',
-      { attempt: 1, maxAttempts: 6, version: 10, compareAndSet: true, outcomes: [W, O(12)] },
-      { kind: 'done', held: [0] },
+      'compare-and-set: a follower above its version was superseded there',
+      cas(10, [W, O(12)]),
+      { kind: 'done', held: [0, 1] },
     ],
     [
-      'nothing answered',
-      { attempt: 1, maxAttempts: 6, version: 10, compareAndSet: false, outcomes: [] },
-      { kind: 'done', held: [] },
+      'compare-and-set: a follower already at its version holds it',
+      cas(10, [W, O(10)]),
+      { kind: 'done', held: [0, 1] },
     ],
+    ['nothing answered', plain(1, 10, []), { kind: 'done', held: [] }],
   ]
   for (const [what, facts, decision] of table) t.same(decideAttempt(facts), decision, what)
 })

@@ -44,7 +44,7 @@ export class HealthCheck {
     try {
       uptime = await store.probe()
     } catch (error) {
-      store.standing.probeFailed(error as Error)
+      store.standing.probeFailed(error as Error, store.weigh(error))
       return
     }
     const previous = this.#uptimes.get(store)

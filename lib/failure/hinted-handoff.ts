@@ -1,5 +1,7 @@
 /** Hinted handoff: remembers which stores missed which writes, and replays them before those stores serve reads. */
+import type { Clock } from '../clock.js'
 import { debug } from '../debug.js'
+import type { Emit } from '../events.js'
 import type { RepairContext } from '../maintenance/repair-plan.js'
 import { repairSessions } from '../maintenance/repair-plan.js'
 import type { Store } from '../store/store.js'
@@ -9,50 +11,141 @@ const MEMORY_HINTS_PER_STORE = 100_000
 /** Ids replayed per statement batch. */
 const REPLAY_BATCH = 200
 
+/** A repair marker as a holder keeps it: the store it marks, and its count when read. */
+export interface RepairMarker {
+  holder: Store
+  target: Store
+  seen: number
+}
+
+/** What hinted handoff needs besides the stores and the repair context. */
+export interface HandoffSettings {
+  /** How long a store may miss writes before hints for it stop (`hintWindowMillis`). */
+  windowMillis: number
+  clock: Clock
+  emit: Emit
+}
+
 /**
  * Hinted handoff: when a write or destroy cannot reach a store among a session's first
  * `copies`, the stores that took it instead keep a hint (a row in `<table>_hints`, and this
  * manager keeps the id in memory too). The missing store is marked `behind` at once, so this
  * manager does not read from it; before it is read from again, every hint for it is replayed
  * (the newest copy or tombstone is written to it), then the hints are deleted.
+ *
+ * Hints are bounded in time, as Cassandra's `max_hint_window`: once a store has been missing
+ * this manager's writes for longer than the window, the writes it misses leave one repair
+ * marker per store that took them instead of a hint per session, `repair-needed` is emitted,
+ * and no replay can bring the store back into service until a finished `repair()` has put
+ * every session where it belongs and cleared the markers it saw.
  */
 export class HintedHandoff {
   readonly #context: RepairContext
+  readonly #settings: HandoffSettings
   readonly #memory = new Map<Store, Set<string>>()
   readonly #recording = new Map<Store, number>()
   readonly #replays = new Map<Store, Promise<boolean>>()
+  /** When each store began missing this manager's writes (cleared once it caught up). */
+  readonly #missingSince = new Map<Store, number>()
+  /** Stores past the hint window: their missed writes leave repair markers. */
+  readonly #pastWindow = new Set<Store>()
   readonly #stores: readonly Store[]
 
-  constructor(stores: readonly Store[], context: RepairContext) {
+  constructor(stores: readonly Store[], context: RepairContext, settings: HandoffSettings) {
     this.#stores = stores
     this.#context = context
+    this.#settings = settings
   }
 
   /**
-   * Records that `targets` missed a write of `sessionId` that `holders` took. The targets
-   * stop answering this manager's reads at once; the durable hints are written before the
-   * write is acknowledged.
+   * Records that `targets` missed a write of `sessionId` at `version` that `holders` took. The
+   * targets stop answering this manager's reads at once; the durable hints (one per holder, so
+   * that any of them can tell other managers) are written before the write is acknowledged.
+   * Resolves how many targets got no durable hint at all: the write is then acknowledged as
+   * degraded, since other managers cannot learn that those stores missed it.
    */
   async record(
     sessionId: string,
     targets: readonly Store[],
     holders: readonly Store[],
-  ): Promise<void> {
+    version: number,
+  ): Promise<number> {
     for (const target of targets) {
       target.standing.missedWrites()
+      this.#checkWindow(target)
       const ids = this.#memory.get(target) ?? new Set<string>()
       this.#memory.set(target, ids)
-      if (ids.size < MEMORY_HINTS_PER_STORE) ids.add(sessionId)
+      if (ids.size < MEMORY_HINTS_PER_STORE && !this.#pastWindow.has(target)) ids.add(sessionId)
       this.#recording.set(target, (this.#recording.get(target) ?? 0) + 1)
     }
     try {
-      await Promise.allSettled(
-        holders.flatMap((holder) => targets.map((target) => holder.addHint(target.id, sessionId))),
+      const perTarget = await Promise.all(
+        targets.map(async (target) => {
+          const pastWindow = this.#pastWindow.has(target)
+          const stored = await Promise.allSettled(
+            holders.map((holder) =>
+              pastWindow
+                ? holder.markRepairNeeded(target.id)
+                : holder.addHint(target.id, sessionId, version),
+            ),
+          )
+          return stored.some((result) => result.status === 'fulfilled')
+        }),
       )
+      return perTarget.filter((hinted) => !hinted).length
     } finally {
       for (const target of targets)
         this.#recording.set(target, (this.#recording.get(target) ?? 1) - 1)
     }
+  }
+
+  /** Starts the clock of a store's first missed write; past the window, stops its hints. */
+  #checkWindow(target: Store): void {
+    const now = this.#settings.clock.now()
+    const since = this.#missingSince.get(target)
+    if (since === undefined) {
+      this.#missingSince.set(target, now)
+      return
+    }
+    if (this.#pastWindow.has(target) || now - since <= this.#settings.windowMillis) return
+    this.#pastWindow.add(target)
+    this.#memory.delete(target)
+    this.#settings.emit('repair-needed', { storeId: target.id, missingForMillis: now - since })
+  }
+
+  /**
+   * The repair markers of every store, as each holder keeps them: read before a full repair,
+   * so that afterwards exactly these can be cleared ({@link clearRepairMarkers}).
+   */
+  async repairMarkers(): Promise<RepairMarker[]> {
+    const found = await Promise.all(
+      this.#stores.flatMap((holder) =>
+        this.#stores
+          .filter((target) => target !== holder && holder.standing.up)
+          .map(async (target) => {
+            const seen = await holder.repairMarker(target.id).catch(() => null)
+            return seen === null ? [] : [{ holder, target, seen }]
+          }),
+      ),
+    )
+    return found.flat()
+  }
+
+  /**
+   * After a finished repair (every session on its stores): clears the markers it saw before
+   * it began (a marker set again meanwhile stays), and lets the stores past the window be
+   * hinted again. Their remaining hints are replayed by the health check as usual.
+   */
+  async clearRepairMarkers(markers: readonly RepairMarker[]): Promise<void> {
+    await Promise.all(
+      markers.map(({ holder, target, seen }) =>
+        holder.clearRepairMarker(target.id, seen).catch((error: Error) => {
+          debug('clearing the repair marker of %s on %s: %s', target.id, holder.id, error.message)
+        }),
+      ),
+    )
+    for (const target of this.#pastWindow) this.#missingSince.delete(target)
+    this.#pastWindow.clear()
   }
 
   /**
@@ -75,6 +168,7 @@ export class HintedHandoff {
   }
 
   async #replayAll(target: Store): Promise<boolean> {
+    if (this.#pastWindow.has(target) || (await this.#markedForRepair(target))) return false
     for (let round = 0; round < 5; round++) {
       if (!target.standing.up) return false
       if (!(await this.#replayMemory(target))) return false
@@ -84,17 +178,34 @@ export class HintedHandoff {
       }
       if ((this.#memory.get(target)?.size ?? 0) === 0 && (this.#recording.get(target) ?? 0) === 0) {
         target.standing.caughtUp()
+        this.#missingSince.delete(target)
         return true
       }
     }
     return false
   }
 
+  /**
+   * Whether some reachable store keeps a repair marker for `target` (it missed writes past the
+   * window, maybe another manager's): then no replay can catch it up, only a repair. A holder
+   * that cannot tell counts as marking it.
+   */
+  async #markedForRepair(target: Store): Promise<boolean> {
+    const holders = this.#stores.filter((holder) => holder !== target && holder.standing.up)
+    const markers = await Promise.all(
+      holders.map((holder) => holder.repairMarker(target.id).catch(() => 0)),
+    )
+    return markers.some((marker) => marker !== null)
+  }
+
   async #replayMemory(target: Store): Promise<boolean> {
     const ids = this.#memory.get(target)
     while (ids !== undefined && ids.size > 0) {
       const batch = [...ids].slice(0, REPLAY_BATCH)
-      const { failed } = await repairSessions(this.#context, batch, { dropExtras: false })
+      const { failed } = await repairSessions(this.#context, batch, {
+        dropExtras: false,
+        mustReach: target,
+      })
       if (failed.length > 0) return false
       for (const id of batch) ids.delete(id)
     }
@@ -105,12 +216,18 @@ export class HintedHandoff {
     let after = ''
     try {
       for (;;) {
-        const batch = await holder.hintedIds(target.id, after, REPLAY_BATCH)
-        if (batch.length === 0) return true
-        const { failed } = await repairSessions(this.#context, batch, { dropExtras: false })
+        const hints = await holder.hintedIds(target.id, after, REPLAY_BATCH)
+        if (hints.length === 0) return true
+        const ids = hints.map((hint) => hint.id)
+        const { failed } = await repairSessions(this.#context, ids, {
+          dropExtras: false,
+          mustReach: target,
+        })
         if (failed.length > 0) return false
-        await Promise.all(batch.map((id) => holder.deleteHint(target.id, id)))
-        after = batch[batch.length - 1] as string
+        // A hint is deleted only up to the version replayed: a newer one, recorded while this
+        // replay ran, stays for the next.
+        await Promise.all(hints.map(({ id, version }) => holder.deleteHint(target.id, id, version)))
+        after = ids[ids.length - 1] as string
       }
     } catch (error) {
       // A holder that fails now is skipped; its hints are also on the other holders.

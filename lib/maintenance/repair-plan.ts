@@ -144,6 +144,11 @@ export interface RepairBatchOptions {
    * holds a row for it, so that a full scan of every store repairs each session once.
    */
   onlyFirstHolder?: Store
+  /**
+   * Count a session as repaired only if this store answered (hint replay for it): a store that
+   * could not be read is not known to hold anything, and must not pass for caught up.
+   */
+  mustReach?: Store
 }
 
 /**
@@ -170,6 +175,9 @@ export async function repairSessions(
     }),
   )
   const held = new Map(reads)
+  if (options.mustReach !== undefined && held.get(options.mustReach) === undefined) {
+    return { ...totals, failed: [...sessionIds] }
+  }
   const now = context.clock.now()
   await Promise.all(
     sessionIds.map(async (sessionId) => {
@@ -189,10 +197,14 @@ export async function repairSessions(
         dropExtras: options.dropExtras,
         allStoresUp: reachable.length === order.length,
       })
+      // A store among the first `copies` that could not be read may lack the session: what
+      // can be done is done, but the session does not count as repaired.
+      const unread = order.slice(0, context.copies).some((store) => held.get(store) === undefined)
       try {
         const counts = await applyRepair(sessionId, plan)
         totals.copied += counts.copied
         totals.removed += counts.removed
+        if (unread) totals.failed.push(sessionId)
       } catch {
         totals.failed.push(sessionId)
       }

@@ -113,10 +113,10 @@ export class StoreConnection {
     return new Promise<T>((resolve, reject) => {
       const pending = {
         deadline: performance.now() + this.#timeoutMillis,
-        expire: () => {
+        expire: (lateByMillis: number) => {
           expired = true
           current?.destroy()
-          const error = new StoreTimeoutError(this.#id, this.#timeoutMillis)
+          const error = new StoreTimeoutError(this.#id, this.#timeoutMillis, lateByMillis)
           debug('store %s: %s', this.#id, error.message)
           reject(error)
         },

@@ -1,8 +1,11 @@
 /** A statement waiting for its answer, with the time it must be abandoned. */
 export interface PendingStatement {
   readonly deadline: number
-  /** Called once if the deadline passes first. */
-  expire(): void
+  /**
+   * Called once if the deadline passes first, with how late the tracker noticed: a lateness
+   * far beyond the tracker's resolution means the process itself was not running.
+   */
+  expire(lateByMillis: number): void
 }
 
 /**
@@ -37,7 +40,7 @@ export class DeadlineTracker {
     for (const statement of this.#pending) {
       if (statement.deadline <= now) {
         this.#pending.delete(statement)
-        statement.expire()
+        statement.expire(now - statement.deadline)
       }
     }
     if (this.#pending.size === 0) {

@@ -2,10 +2,18 @@
 import type { ResultSetHeader, RowDataPacket } from 'mysql2'
 import { hintsTableName, locksTableName } from '../schema.js'
 import type { Statement } from './statements.js'
-import { ids, limitClause, nothing } from './statements.js'
+import { limitClause, nothing } from './statements.js'
 
 /** insertId of the lock statement when another lease holds the lock. */
 const LOCK_HELD = 2
+
+/**
+ * The id of a hint row that stands for "this store missed writes past the hint window and
+ * needs a full repair". No session has it (ids are at least 16 characters), replay never
+ * reads it (it walks ids after ''), and only a finished `repair()` deletes it. Its version
+ * counts how often it was set, so a repair clears only markers set before it began.
+ */
+export const REPAIR_MARKER_ID = ''
 
 /** The statements on the locks and hints tables of the session table `table`, and the probe. */
 export function lockAndHintStatements(table: string) {
@@ -40,42 +48,92 @@ export function lockAndHintStatements(table: string) {
       decode: nothing,
     } satisfies Statement<{ sessionId: string; token: string }, ResultSetHeader, void>,
 
-    /** Remember that `target` missed a write of `sessionId` (kept on the store that took it). */
+    /**
+     * Remember that `target` missed a write of `sessionId` at `version` (kept on the store that
+     * took it). A hint already there keeps its time (when the store first missed the session)
+     * and takes the higher version.
+     */
     addHint: {
-      text: () => `INSERT IGNORE INTO ${hints} (target_store, id, created_at) VALUES (?, ?, ?)`,
-      params: (input: { target: string; sessionId: string; now: number }) => [
+      text: () =>
+        `INSERT INTO ${hints} (target_store, id, created_at, version) VALUES (?, ?, ?, ?) ` +
+        'ON DUPLICATE KEY UPDATE version = GREATEST(version, VALUES(version))',
+      params: (input: { target: string; sessionId: string; now: number; version: number }) => [
         input.target,
         input.sessionId,
         input.now,
+        input.version,
       ],
       decode: nothing,
     } satisfies Statement<
-      { target: string; sessionId: string; now: number },
+      { target: string; sessionId: string; now: number; version: number },
       ResultSetHeader,
       void
     >,
 
-    /** Hinted ids for a store after `afterId`, in key order. */
+    /** Hints for a store after `afterId`, in key order: id and version. */
     hintedIds: {
       text: ({ limit }: { target: string; afterId: string; limit: number }) =>
-        `SELECT id FROM ${hints} WHERE target_store = ? AND id > ? ORDER BY id${limitClause(limit)}`,
+        `SELECT id, version FROM ${hints} WHERE target_store = ? AND id > ? ORDER BY id${limitClause(limit)}`,
       params: ({ target, afterId }: { target: string; afterId: string; limit: number }) => [
         target,
         afterId,
       ],
-      decode: ids,
+      decode: (rows: RowDataPacket[]) =>
+        rows.map((row) => ({ id: String(row.id), version: Number(row.version) })),
     } satisfies Statement<
       { target: string; afterId: string; limit: number },
       RowDataPacket[],
-      string[]
+      { id: string; version: number }[]
     >,
 
-    /** Forget a replayed hint. */
+    /** Forget a replayed hint, unless a newer write of the session was hinted meanwhile. */
     deleteHint: {
-      text: () => `DELETE FROM ${hints} WHERE target_store = ? AND id = ?`,
-      params: ({ target, sessionId }: { target: string; sessionId: string }) => [target, sessionId],
+      text: () => `DELETE FROM ${hints} WHERE target_store = ? AND id = ? AND version <= ?`,
+      params: ({
+        target,
+        sessionId,
+        version,
+      }: {
+        target: string
+        sessionId: string
+        version: number
+      }) => [target, sessionId, version],
       decode: nothing,
-    } satisfies Statement<{ target: string; sessionId: string }, ResultSetHeader, void>,
+    } satisfies Statement<
+      { target: string; sessionId: string; version: number },
+      ResultSetHeader,
+      void
+    >,
+
+    /**
+     * Sets `target`'s repair marker (see {@link REPAIR_MARKER_ID}), or counts it up once more
+     * if it is there: a repair clears only markers it saw, never one set while it ran.
+     */
+    markRepairNeeded: {
+      text: () =>
+        `INSERT INTO ${hints} (target_store, id, created_at, version) VALUES (?, ?, ?, 1) ` +
+        'ON DUPLICATE KEY UPDATE version = version + 1',
+      params: ({ target, now }: { target: string; now: number }) => [target, REPAIR_MARKER_ID, now],
+      decode: nothing,
+    } satisfies Statement<{ target: string; now: number }, ResultSetHeader, void>,
+
+    /** `target`'s repair marker kept on this store: its count, or null when there is none. */
+    repairMarker: {
+      text: () => `SELECT version FROM ${hints} WHERE target_store = ? AND id = ?`,
+      params: (target: string) => [target, REPAIR_MARKER_ID],
+      decode: (rows: RowDataPacket[]) => (rows.length > 0 ? Number(rows[0]?.version) : null),
+    } satisfies Statement<string, RowDataPacket[], number | null>,
+
+    /** Clears `target`'s repair marker unless it was set again since its count was `seen`. */
+    clearRepairMarker: {
+      text: () => `DELETE FROM ${hints} WHERE target_store = ? AND id = ? AND version <= ?`,
+      params: ({ target, seen }: { target: string; seen: number }) => [
+        target,
+        REPAIR_MARKER_ID,
+        seen,
+      ],
+      decode: nothing,
+    } satisfies Statement<{ target: string; seen: number }, ResultSetHeader, void>,
 
     /** The stores that have hints kept on this store. */
     hintTargets: {

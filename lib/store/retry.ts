@@ -45,6 +45,23 @@ export async function withTransientRetry<T>(
   }
 }
 
+/**
+ * Errors that no slowness explains: nothing listens where the store should be, or what listens
+ * cannot speak as configured (TLS asked of a server without it).
+ */
+const ABSENT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'HANDSHAKE_NO_SSL_SUPPORT'])
+
+/**
+ * Whether an error proves the store absent (see {@link ABSENT_CODES}): a store can be taken out
+ * of service at once for it, whatever the manager's own slowness.
+ */
+export function isAbsentError(error: unknown): boolean {
+  const { code, errors } = error as { code?: unknown; errors?: unknown }
+  if (typeof code === 'string' && ABSENT_CODES.has(code)) return true
+  // A host with several addresses fails with one error per address.
+  return Array.isArray(errors) && errors.length > 0 && errors.every(isAbsentError)
+}
+
 /** Server errors that mean the server cannot serve (it answered, but only to say so). */
 const UNAVAILABLE_ERRNOS = new Set([
   1040, // ER_CON_COUNT_ERROR: too many connections

@@ -74,9 +74,9 @@ export class StatementBatcher<I, O> {
         settled: false,
         pending: {
           deadline: performance.now() + this.#limits.timeoutMillis,
-          expire: () => {
+          expire: (lateByMillis: number) => {
             queued.settled = true
-            reject(new StoreTimeoutError(this.#storeId, this.#limits.timeoutMillis))
+            reject(new StoreTimeoutError(this.#storeId, this.#limits.timeoutMillis, lateByMillis))
           },
         },
       }

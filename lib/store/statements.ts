@@ -12,6 +12,16 @@ export interface StoredCopy {
   ttlSeconds: number | null
 }
 
+/**
+ * What a digest read returns: what the copy rule looks at in a copy, without the data (the
+ * other stores a read asks send only this).
+ */
+export interface CopyDigest {
+  version: number
+  expiresAtMillis: number
+  deleted: boolean
+}
+
 /** What one write stores, besides the session id and the data. */
 export interface WriteFields {
   version: number
@@ -97,6 +107,14 @@ export function copyFromRow(row: RowDataPacket): StoredCopy | null {
   }
 }
 
+/** A row's digest, or null for a live row of a foreign version (see {@link copyFromRow}). */
+export function digestFromRow(row: RowDataPacket): CopyDigest | null {
+  const version = storedVersion(row.version)
+  const deleted = row.deleted === 1
+  if (version === null && !deleted) return null
+  return { version: version ?? 0, expiresAtMillis: Number(row.expires_at), deleted }
+}
+
 /**
  * The stored version as the statements compare it: a version at or above
  * {@link VERSION_CEILING} was not minted by this library and counts as 0, the oldest, so that
@@ -111,6 +129,7 @@ const WRITABLE = `deleted = 0 AND ${IN_RANGE}`
 /** insertId of the write when the row is a tombstone. */
 const WRITE_HIT_TOMBSTONE = 1
 const COPY_COLUMNS = 'version, expires_at, deleted, data, ttl_seconds'
+const DIGEST_COLUMNS = 'version, expires_at, deleted'
 
 /** `(?, ?, ...)`: `count` placeholders. */
 function placeholders(count: number): string {
@@ -181,6 +200,28 @@ export function sessionStatements(table: string) {
       params: (sessionId: string) => [sessionId],
       decode: (rows: RowDataPacket[]) => (rows[0] === undefined ? null : copyFromRow(rows[0])),
     } satisfies Statement<string, RowDataPacket[], StoredCopy | null>,
+
+    /** A copy's digest (version, expiry, tombstone flag), or null. */
+    readDigest: {
+      text: () => `SELECT ${DIGEST_COLUMNS} FROM ${t} WHERE id = ?`,
+      params: (sessionId: string) => [sessionId],
+      decode: (rows: RowDataPacket[]) => (rows[0] === undefined ? null : digestFromRow(rows[0])),
+    } satisfies Statement<string, RowDataPacket[], CopyDigest | null>,
+
+    /** The digests of several sessions, by id. */
+    readDigestMany: {
+      text: (sessionIds: readonly string[]) =>
+        `SELECT id, ${DIGEST_COLUMNS} FROM ${t} WHERE id IN ${placeholders(sessionIds.length)}`,
+      params: (sessionIds: readonly string[]) => [...sessionIds],
+      decode: (rows: RowDataPacket[]) => {
+        const digests = new Map<string, CopyDigest>()
+        for (const row of rows) {
+          const digest = digestFromRow(row)
+          if (digest !== null) digests.set(String(row.id), digest)
+        }
+        return digests
+      },
+    } satisfies Statement<readonly string[], RowDataPacket[], Map<string, CopyDigest>>,
 
     /** The copies of several sessions, by id (absent ids have no row). */
     readMany: {

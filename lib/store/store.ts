@@ -7,16 +7,24 @@ import { StoreStanding } from './standing.js'
 import type { StoreState } from './standing.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ResolvedStore } from '../store-options.js'
-import { schemaStatements } from '../schema.js'
+import { schemaStatements, schemaUpgrades } from '../schema.js'
 import type { Protocol } from './connection.js'
 import { StoreConnection } from './connection.js'
 import { LatencyWindow } from './latency.js'
-import { isUnreachableError } from './retry.js'
+import { isAbsentError, isUnreachableError } from './retry.js'
+import type { LocalSlowness } from './local-slowness.js'
 import type { LockAndHintStatements } from './lock-and-hint-statements.js'
 import type { SessionStatements } from './statements.js'
 import type { BatcherLimits } from './statement-batcher.js'
 import { StatementBatcher } from './statement-batcher.js'
-import type { ListedRow, SessionWrite, Statement, StoredCopy, WriteOutcome } from './statements.js'
+import type {
+  CopyDigest,
+  ListedRow,
+  SessionWrite,
+  Statement,
+  StoredCopy,
+  WriteOutcome,
+} from './statements.js'
 
 /** Every statement a store is sent, built once per table name. */
 export type StoreStatements = SessionStatements & LockAndHintStatements
@@ -47,6 +55,13 @@ export interface RowCounts {
 
 type WriteBatcher = StatementBatcher<SessionWrite, WriteOutcome>
 
+/** Bounds of the hedge delay (see {@link Store.hedgeAfterMillis}). */
+const MIN_HEDGE_MILLIS = 2
+const MAX_HEDGE_MILLIS = 100
+
+/** The id the data-path probe reads: never a session's (ids are at least 16 characters). */
+const PROBE_SESSION_ID = 'probe'
+
 /** Statements of one batcher running at once, rows and bytes per batch statement. */
 const BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
   maxInFlight: 4,
@@ -68,9 +83,11 @@ export class Store {
   readonly #statements: StoreStatements
   readonly #table: string
   readonly #clock: Clock
+  readonly #slowness: LocalSlowness
   readonly #defaultTtlSeconds: number
   /** Coalesce concurrent reads and plain writes, unless the `batching` option is off. */
   readonly #reads: StatementBatcher<string, StoredCopy | null> | null
+  readonly #digests: StatementBatcher<string, CopyDigest | null> | null
   /** Plain writes, by explicitExpiry (0: false, 1: true), which a batch statement shares. */
   readonly #writes: [WriteBatcher, WriteBatcher] | null
 
@@ -79,8 +96,10 @@ export class Store {
     options: ResolvedOptions,
     statements: StoreStatements,
     listener: StandingListener,
+    slowness: LocalSlowness,
   ) {
     this.id = store.id
+    this.#slowness = slowness
     this.#statements = statements
     this.#table = options.table
     this.#clock = options.clock
@@ -97,6 +116,21 @@ export class Store {
             one: (id) => this.#request(statements.read, id),
             many: async (ids) => {
               const found = await this.readMany([...new Set(ids)])
+              return ids.map((id) => found.get(id) ?? null)
+            },
+            available,
+          },
+          deadlines,
+          limits,
+        )
+      : null
+    this.#digests = options.batching
+      ? new StatementBatcher(
+          store.id,
+          {
+            one: (id) => this.#request(statements.readDigest, id),
+            many: async (ids) => {
+              const found = await this.#request(statements.readDigestMany, [...new Set(ids)])
               return ids.map((id) => found.get(id) ?? null)
             },
             available,
@@ -125,6 +159,13 @@ export class Store {
     return this.#reads === null
       ? this.#request(this.#statements.read, sessionId)
       : this.#reads.submit(sessionId)
+  }
+
+  /** The digest of the copy stored for `sessionId` (no data), or null when there is no row. */
+  readDigest(sessionId: string): Promise<CopyDigest | null> {
+    return this.#digests === null
+      ? this.#request(this.#statements.readDigest, sessionId)
+      : this.#digests.submit(sessionId)
   }
 
   /** The copies stored for several sessions, by id (absent ids have no row). */
@@ -240,20 +281,52 @@ export class Store {
     return this.#request(this.#statements.unlock, { sessionId, token })
   }
 
-  /** Records that `targetStoreId` missed a write of `sessionId` (kept on this store). */
-  addHint(targetStoreId: string, sessionId: string): Promise<void> {
+  /** Records that `targetStoreId` missed a write of `sessionId` at `version` (kept on this store). */
+  addHint(targetStoreId: string, sessionId: string, version: number): Promise<void> {
     const now = this.#clock.now()
-    return this.#request(this.#statements.addHint, { target: targetStoreId, sessionId, now })
+    return this.#request(this.#statements.addHint, {
+      target: targetStoreId,
+      sessionId,
+      now,
+      version,
+    })
   }
 
-  /** Up to `limit` ids hinted for `targetStoreId` after `afterId`. */
-  hintedIds(targetStoreId: string, afterId: string, limit: number): Promise<string[]> {
+  /**
+   * Records that `targetStoreId` missed writes past the hint window and needs a full repair
+   * (one row, whatever it misses: the repair marker of lock-and-hint-statements.ts).
+   */
+  markRepairNeeded(targetStoreId: string): Promise<void> {
+    const now = this.#clock.now()
+    return this.#request(this.#statements.markRepairNeeded, { target: targetStoreId, now })
+  }
+
+  /** `targetStoreId`'s repair marker on this store: its count, or null when there is none. */
+  repairMarker(targetStoreId: string): Promise<number | null> {
+    return this.#request(this.#statements.repairMarker, targetStoreId)
+  }
+
+  /** Clears `targetStoreId`'s repair marker unless it was set again since its count was `seen`. */
+  clearRepairMarker(targetStoreId: string, seen: number): Promise<void> {
+    return this.#request(this.#statements.clearRepairMarker, { target: targetStoreId, seen })
+  }
+
+  /** Up to `limit` hints for `targetStoreId` after `afterId`: ids and versions. */
+  hintedIds(
+    targetStoreId: string,
+    afterId: string,
+    limit: number,
+  ): Promise<{ id: string; version: number }[]> {
     return this.#request(this.#statements.hintedIds, { target: targetStoreId, afterId, limit })
   }
 
-  /** Forgets a hint once replayed. */
-  deleteHint(targetStoreId: string, sessionId: string): Promise<void> {
-    return this.#request(this.#statements.deleteHint, { target: targetStoreId, sessionId })
+  /** Forgets a hint replayed up to `version` (a newer one stays). */
+  deleteHint(targetStoreId: string, sessionId: string, version: number): Promise<void> {
+    return this.#request(this.#statements.deleteHint, {
+      target: targetStoreId,
+      sessionId,
+      version,
+    })
   }
 
   /** Ids of the stores that have hints kept on this store. Not a request (see {@link probe}). */
@@ -262,11 +335,20 @@ export class Store {
   }
 
   /**
-   * Probes the store; resolves to its uptime in seconds. Neither counted nor reported to the
+   * Probes the store: its uptime in seconds (a text query), then the data path itself (a
+   * prepared read of the session table, as requests make): a server whose liveness answers
+   * while its data statements hang is not in service. An SQL error is an answer (the tables
+   * may not be there yet: requests say so themselves). Neither counted nor reported to the
    * standing: the health check reads the answer and decides.
    */
-  probe(): Promise<number> {
-    return this.#connection.run(this.#statements.probe, undefined, 'query')
+  async probe(): Promise<number> {
+    const uptime = await this.#connection.run(this.#statements.probe, undefined, 'query')
+    try {
+      await this.#connection.run(this.#statements.readDigest, PROBE_SESSION_ID)
+    } catch (error) {
+      if (isUnreachableError(error)) throw error
+    }
+    return uptime
   }
 
   /** Times one round trip (a probe), for the CLI's status. */
@@ -301,12 +383,21 @@ export class Store {
    * even while requests skip the store, neither counted nor reported to the standing.
    */
   async applySchema(): Promise<void> {
-    for (const sql of schemaStatements(this.#table)) {
-      await this.#connection.run(
-        { text: () => sql, params: () => [], decode: () => undefined },
+    const run = (sql: string, params: unknown[] = []): Promise<unknown> =>
+      this.#connection.run(
+        { text: () => sql, params: () => params, decode: (rows) => rows },
         undefined,
         'query',
       )
+    for (const sql of schemaStatements(this.#table)) await run(sql)
+    // Tables created by an earlier version get the columns added since.
+    for (const { table, column, add } of schemaUpgrades(this.#table)) {
+      const found = (await run(
+        'SELECT COUNT(*) AS n FROM information_schema.COLUMNS ' +
+          'WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?',
+        [table, column],
+      )) as { n: unknown }[]
+      if (Number(found[0]?.n ?? 0) === 0) await run(add)
     }
   }
 
@@ -324,6 +415,25 @@ export class Store {
   /** Ends every connection; statements in flight finish first. */
   close(): Promise<void> {
     return this.#connection.close()
+  }
+
+  /**
+   * How long to wait for this store before also asking the next one (a hedge, as Cassandra's
+   * speculative retry): twice its recent p99, within [{@link MIN_HEDGE_MILLIS},
+   * {@link MAX_HEDGE_MILLIS}]; the most until enough latencies are known.
+   */
+  hedgeAfterMillis(): number {
+    const p99 = this.latency.recentP99()
+    if (p99 === null) return MAX_HEDGE_MILLIS
+    return Math.min(MAX_HEDGE_MILLIS, Math.max(MIN_HEDGE_MILLIS, 2 * p99))
+  }
+
+  /**
+   * How a failure to reach this store weighs on its standing: not at all when the manager's own
+   * slowness explains it, at once when nothing but the store's absence does.
+   */
+  weigh(error: unknown): { counts: boolean; definitive: boolean } {
+    return { counts: this.#slowness.counts(this.id, error), definitive: isAbsentError(error) }
   }
 
   /** Sends one statement as a request (see {@link #counted}). */
@@ -347,7 +457,8 @@ export class Store {
       return result
     } catch (error) {
       this.counters.errors++
-      if (isUnreachableError(error)) this.standing.requestUnreachable(error as Error)
+      if (isUnreachableError(error))
+        this.standing.requestUnreachable(error as Error, this.weigh(error))
       else this.standing.requestAnswered()
       throw error
     }

@@ -20,7 +20,9 @@ export async function startManager(
   await manager.ready()
   await waitFor('every store to be in service', () =>
     manager.stats().stores.every((store) => store.state === 'up' && !store.behind),
-  )
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}: ${JSON.stringify(manager.stats().stores)}`)
+  })
   return manager
 }
 
@@ -78,10 +80,14 @@ export async function storesWithLiveCopy(
     .sort()
 }
 
+/** Ids handed out by {@link idWithOrderPrefix} so far: two calls in one millisecond differ. */
+let idsHandedOut = 0
+
 /** A fresh session id whose order starts with the given store ids. */
 export function idWithOrderPrefix(manager: SessionManager, prefix: readonly string[]): string {
+  const call = idsHandedOut++
   for (let i = 0; ; i++) {
-    const id = `test-session-${prefix.join('-')}-${process.pid}-${Date.now()}-${i}`
+    const id = `test-session-${prefix.join('-')}-${process.pid}-${Date.now()}-${call}-${i}`
     const order = manager.locate(id)
     if (prefix.every((storeId, index) => order[index] === storeId)) return id
   }

@@ -10,7 +10,7 @@ export const rebalanceCommand: Command = {
 After a change of the store list (new stores in \`stores\`, the old list in \`previousStores\`,
 deployed to every app server): walks every store, the retiring ones too, puts each session on
 the first \`copies\` stores of its order under the new list and removes its other copies.
-The same as sm.rebalance(); the app keeps serving meanwhile. When it exits 0 and a second run
+The same as sm.repair(); the app keeps serving meanwhile. When it exits 0 and a second run
 copies and removes nothing, drop \`previousStores\` from the config. See docs/operations.md.
 
 Ctrl-C stops it after the batch in progress and prints how to resume.

@@ -1,0 +1,42 @@
+import type { Test } from 'tap'
+import type { SessionManager, SessionManagerOptions } from '../../lib/index.js'
+import { FaultProxy } from '../../lib/local-cluster/index.js'
+import type { TestCluster } from './cluster.js'
+import { createManager, startManager } from './manager.js'
+
+/**
+ * Two app servers over the same stores: `faulty` reaches the stores in `through` via fault
+ * proxies (one per store, set with `proxies.get(id).setFault(...)`), `healthy` reaches every
+ * store directly. A gray fault on a proxy is seen by `faulty` only.
+ */
+export async function grayManagers(
+  t: Test,
+  cluster: TestCluster,
+  through: readonly string[],
+  options: Partial<SessionManagerOptions> = {},
+): Promise<{ faulty: SessionManager; healthy: SessionManager; proxies: Map<string, FaultProxy> }> {
+  const proxies = new Map<string, FaultProxy>()
+  for (const id of through) {
+    const store = cluster.store(id)
+    const proxy = await FaultProxy.start({ host: store.host, port: store.port })
+    t.teardown(() => proxy.close())
+    proxies.set(id, proxy)
+  }
+  const stores = cluster
+    .storeConfigs()
+    .map((config) =>
+      proxies.has(config.id) ? { ...config, port: proxies.get(config.id)!.port } : config,
+    )
+  const faulty = await startManager(t, cluster, { ...options, stores })
+  const healthy = await startManager(t, cluster, options)
+  return { faulty, healthy, proxies }
+}
+
+/** A manager that has not seen anything yet (created after the fact), closed at teardown. */
+export function lateManager(
+  t: Test,
+  cluster: TestCluster,
+  options: Partial<SessionManagerOptions> = {},
+): SessionManager {
+  return createManager(t, cluster, options)
+}
