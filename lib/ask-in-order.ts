@@ -30,6 +30,12 @@ export interface AskOptions<S> {
    * the two to answer serves the lane. Undefined, or no store left to ask: wait for it.
    */
   hedgeAfter?: (store: S) => number | undefined
+  /**
+   * Whether a store may serve as a hedge (answer in a slow store's place). A store that fails
+   * is replaced by the next one whatever this says; a store that is only slow is replaced only
+   * by one this allows, else its lane waits for it.
+   */
+  mayHedgeTo?: (store: S) => boolean
 }
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: Error }
@@ -77,15 +83,16 @@ export async function askInOrder<S extends { id: string }, T>(
     while (next < order.length) {
       const position = next++
       const attempt = ask(position, index)
-      const hedgeMillis =
-        next < order.length ? options.hedgeAfter?.(order[position] as S) : undefined
+      const canHedge = (): boolean =>
+        next < order.length && options.mayHedgeTo?.(order[next] as S) !== false
+      const hedgeMillis = canHedge() ? options.hedgeAfter?.(order[position] as S) : undefined
       if (hedgeMillis === undefined) {
         if (record(await attempt)) return
         continue
       }
       const first = await Promise.race([attempt, delay(hedgeMillis)])
-      if (first !== undefined || next >= order.length) {
-        // Answered in time, or another lane took the last store meanwhile: no hedge.
+      if (first !== undefined || !canHedge()) {
+        // Answered in time, or another lane took the next store meanwhile: no hedge.
         if (record(first ?? (await attempt))) return
         continue
       }

@@ -1,6 +1,6 @@
 /** The read path: which stores a read asks, and what their copies say (the copy rule decides). */
 import { askInOrder } from './ask-in-order.js'
-import type { StoreAnswer } from './ask-in-order.js'
+import type { AskOptions, StoreAnswer } from './ask-in-order.js'
 import type { SessionData } from './codec.js'
 import type { CopyVerdict } from './copy-rules.js'
 import { isStale, judgeCopies } from './copy-rules.js'
@@ -8,7 +8,7 @@ import type { StoreFailure } from './errors.js'
 import { NoStoreAvailableError } from './errors.js'
 import type { Emit } from './events.js'
 import type { ResolvedOptions } from './options.js'
-import { firstReadable, readOrder, unaskedHolders } from './routing.js'
+import { firstReadable, quorumSpan, readOrder, unaskedHolders, withinSpan } from './routing.js'
 import type { StoreListChange } from './store-list-change.js'
 import type { CopyDigest, StoredCopy } from './store/statements.js'
 import type { Store } from './store/store.js'
@@ -39,13 +39,7 @@ export interface ReadContext {
 type Copy = StoredCopy | CopyDigest
 type Answer = StoreAnswer<Store, Copy | null>
 
-/**
- * A store slower than its own recent latency allows is raced against the next one. Only when
- * a read compares several copies (`readQuorum` > 1): a single-store read trusts the one answer
- * it gets, and a hedge could hand it to a store that missed writes.
- */
-const HEDGED = { hedgeAfter: (store: Store): number => store.hedgeAfterMillis() }
-const UNHEDGED = {}
+const hedgeAfter = (store: Store): number => store.hedgeAfterMillis()
 
 /**
  * Reads ask the first reachable store of the session's order (the first `readQuorum` in
@@ -100,7 +94,7 @@ export class ReadPath {
     const { options, storeListChange } = this.#context
     const order = this.#context.order(sessionId)
     const stores = readOrder(order, options.readQuorum).filter((store) => store !== skip)
-    const hedging = options.readQuorum > 1 ? HEDGED : UNHEDGED
+    const hedging = this.#hedging(order)
     const read = (store: Store): Promise<StoredCopy | null> => store.read(sessionId)
     // The first lane reads the data; the others only a digest, fetched whole only if newer.
     const dataLanes = asked.some((answer) => answer.value !== null && 'data' in answer.value)
@@ -163,6 +157,20 @@ export class ReadPath {
       .map(({ store }) => store)
     if (stale.length > 0) this.#context.repairInBackground(sessionId, stale)
     return result
+  }
+
+  /**
+   * A store slower than its own recent latency allows is raced against the next one, if that
+   * one is within the quorum span (routing.ts): a read of other stores could miss the write
+   * the slow one holds. Only when a read compares several copies (`readQuorum` > 1): a
+   * single-store read trusts the one answer it gets, and a hedge could hand it to a store that
+   * missed writes.
+   */
+  #hedging(order: readonly Store[]): AskOptions<Store> {
+    const { copies, readQuorum } = this.#context.options
+    if (readQuorum === 1) return {}
+    const span = quorumSpan(copies, readQuorum)
+    return { hedgeAfter, mayHedgeTo: (store) => withinSpan(order, store, span) }
   }
 
   /**

@@ -24,6 +24,23 @@ export function readOrder<S extends Routable>(order: readonly S[], readQuorum: n
 }
 
 /**
+ * How many stores at the head of a session's order a quorum read and a write must stay
+ * within: `copies + readQuorum - 1`. A write on `copies` of them and a read of `readQuorum` of
+ * them always share one (`copies + readQuorum` exceeds their number), so a read meets every
+ * acknowledged write. A store that fails may be replaced by one further along (the fault is
+ * then beyond what the overlap covers); a store that is only slow is hedged only within them.
+ */
+export function quorumSpan(copies: number, readQuorum: number): number {
+  return copies + readQuorum - 1
+}
+
+/** Whether `store` is among the first `span` stores of `order` (see {@link quorumSpan}). */
+export function withinSpan<S>(order: readonly S[], store: S, span: number): boolean {
+  const position = order.indexOf(store)
+  return position !== -1 && position < span
+}
+
+/**
  * The store a read may ask alone (the one-statement fast path): the first store of the order
  * that is up, if it is not behind. Undefined when the read must take the general path.
  */

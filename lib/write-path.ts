@@ -11,7 +11,7 @@ import {
 import type { Emit } from './events.js'
 import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
-import { missedStores, writeOrder } from './routing.js'
+import { missedStores, quorumSpan, withinSpan, writeOrder } from './routing.js'
 import type { StoreListChange } from './store-list-change.js'
 import type { StoredCopy, WriteFields, WriteOutcome } from './store/statements.js'
 import type { Store } from './store/store.js'
@@ -64,11 +64,12 @@ export interface WriteContext {
  * A copy whose store is slower than its own recent latency allows is sent to the next store
  * too, so that a write stalled on one copy does not hold the request longer than reaching its
  * copies elsewhere (the slow store, if it missed the write, gets a hint). A compare-and-set's
- * primary is never hedged: one store decides. Only when reads compare copies (`readQuorum` >
- * 1): a read that trusts a single store would meet the slow store's older copy before any
- * manager but the writer knew it missed the write.
+ * primary is never hedged: one store decides. Only within the quorum span (routing.ts), where
+ * every quorum read looks; and only when reads compare copies (`readQuorum` > 1): a read that
+ * trusts a single store would meet the slow store's older copy before any manager but the
+ * writer knew it missed the write.
  */
-const HEDGED = { hedgeAfter: (store: Store): number => store.hedgeAfterMillis() }
+const hedgeAfter = (store: Store): number => store.hedgeAfterMillis()
 
 /**
  * Writes go to the first `copies` reachable stores of the session's order, in parallel, a
@@ -79,11 +80,21 @@ const HEDGED = { hedgeAfter: (store: Store): number => store.hedgeAfterMillis() 
  */
 export class WritePath {
   readonly #context: WriteContext
-  readonly #hedging: AskOptions<Store>
+  /** How many stores at the head of an order a slow copy may be hedged within (routing.ts). */
+  readonly #span: number
 
   constructor(context: WriteContext) {
     this.#context = context
-    this.#hedging = context.options.readQuorum > 1 ? HEDGED : {}
+    this.#span = quorumSpan(context.options.copies, context.options.readQuorum)
+  }
+
+  /**
+   * Hedging for a write of a session with this `order`: within the quorum span only, so that
+   * the copies land where every quorum read looks.
+   */
+  #hedging(order: readonly Store[]): AskOptions<Store> {
+    if (this.#context.options.readQuorum === 1) return {}
+    return { hedgeAfter, mayHedgeTo: (store) => withinSpan(order, store, this.#span) }
   }
 
   async write(request: WriteRequest): Promise<WriteResult> {
@@ -96,7 +107,9 @@ export class WritePath {
       this.#context.emit('write-after-destroy', { sessionId })
       return { version: 0, storeIds: [], degraded: false, dropped: true }
     }
-    const order = writeOrder(this.#context.order(sessionId))
+    const fullOrder = this.#context.order(sessionId)
+    const order = writeOrder(fullOrder)
+    const hedging = this.#hedging(fullOrder)
     // A compare-and-set that applies finds the session at expectedVersion and writes above it;
     // one that cannot match any version the library mints is left to the store to refuse.
     let version =
@@ -108,8 +121,8 @@ export class WritePath {
         store.write({ sessionId, data, fields: { ...fields, version, expectedVersion: expected } })
       const { answers, failures } =
         expectedVersion === undefined
-          ? await askInOrder(order, 0, options.copies, (store) => write(store), this.#hedging)
-          : await this.#compareAndSet(order, expectedVersion, write)
+          ? await askInOrder(order, 0, options.copies, (store) => write(store), hedging)
+          : await this.#compareAndSet(order, expectedVersion, write, hedging)
       const decision = decideAttempt({
         attempt,
         version,
@@ -170,12 +183,13 @@ export class WritePath {
     // Tombstones go as far as reads look (maxReadStores), not only to the first `copies`: a
     // write that failed over past a store that was down left a live copy further along, which
     // a read that finds nothing before it would otherwise serve.
+    const order = this.#context.order(sessionId)
     const { answers, failures } = await askInOrder(
-      writeOrder(this.#context.order(sessionId)),
+      writeOrder(order),
       0,
       Math.max(options.copies, options.maxReadStores),
       (store) => store.destroy(sessionId, version, expiresAt),
-      this.#hedging,
+      this.#hedging(order),
     )
     const held = answers.map((answer) => answer.store)
     await this.#acknowledge(sessionId, version, held, failures)
@@ -206,6 +220,7 @@ export class WritePath {
     order: readonly Store[],
     expectedVersion: number,
     write: (store: Store, expected?: number) => Promise<WriteOutcome>,
+    hedging: AskOptions<Store>,
   ): Promise<AskResult<Store, WriteOutcome>> {
     const primary = await askInOrder(order, 0, 1, (store) => write(store))
     const decided = primary.answers[0]?.value
@@ -219,7 +234,7 @@ export class WritePath {
             primary.next,
             this.#context.options.copies - 1,
             (store) => write(store, undefined),
-            this.#hedging,
+            hedging,
           )
         : { answers: [], failures: [], next: primary.next, passedOver: [], late: [] }
     return {

@@ -80,3 +80,26 @@ t.test(
     t.same(result.failures, [])
   },
 )
+
+t.test(
+  'a slow store is hedged only to a store mayHedgeTo allows; a failed one moves on',
+  async (t) => {
+    // a fails, so its lane takes c; b is slow, and the next store, d, may not hedge: b's lane
+    // waits for b (the quorum span rule of routing.ts).
+    const delays: Record<string, number> = { a: 1, b: 120, c: 5, d: 5 }
+    const result = await askInOrder(
+      stores,
+      0,
+      2,
+      (store) => after(delays[store.id]!, store.id, store.id === 'a'),
+      { hedgeAfter: () => 20, mayHedgeTo: (store) => store.id !== 'd' },
+    )
+    t.same(
+      result.answers.map((answer) => answer.value),
+      ['b', 'c'],
+      'b waited for, d never asked',
+    )
+    t.same(result.passedOver, [])
+    t.equal(result.next, 3)
+  },
+)

@@ -245,3 +245,21 @@ t.test("the manager's own slowness takes no store out of service", async (t) => 
     cluster.stores.map(() => 'up'),
   )
 })
+
+crashTest('a hedge never replaces a slow store with one the overlap does not cover', async (t) => {
+  const d = cluster.stores[3]!
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, [b.id])
+  const id = idWithOrderPrefix(healthy, [a.id, b.id, c.id, d.id])
+  // v1 on a, b and c; v2 on a and b only: c keeps v1, d nothing.
+  const threeCopies = await startManager(t, cluster, { copies: 3 })
+  await threeCopies.writeSession(id, { v: 1 })
+  await healthy.writeSession(id, { v: 2 })
+  await a.kill()
+  t.teardown(() => (a.running ? undefined : a.start()))
+  // For the faulty app server, b is slow: the read of a fails, its lane moves on to c (v1),
+  // and b's lane, hedged, must not settle for d (nothing) over b (v2).
+  proxies.get(b.id)!.setFault({ kind: 'latency', toStoreMillis: 150, toClientMillis: 150 })
+  t.same(await faulty.readSession(id), { v: 2 }, 'the read waits for b rather than trust c and d')
+  proxies.get(b.id)!.heal()
+  await a.start()
+})

@@ -2,6 +2,8 @@ import t from 'tap'
 import {
   firstReadable,
   missedStores,
+  quorumSpan,
+  withinSpan,
   readOrder,
   unaskedHolders,
   writeOrder,
@@ -85,3 +87,26 @@ t.test('missedStores: the first copies a write did not reach', async (t) => {
   t.same(ids(missedStores(order, 2, [b!, c!])), 'a')
   t.same(ids(missedStores(order, 2, [c!])), 'ab')
 })
+
+t.test(
+  'the quorum span: a write of copies and a read of readQuorum stores within it overlap',
+  async (t) => {
+    for (const [copies, readQuorum, span] of [
+      [1, 1, 1],
+      [2, 1, 2],
+      [2, 2, 3],
+      [3, 3, 5],
+      [3, 2, 4],
+    ] as const) {
+      t.equal(quorumSpan(copies, readQuorum), span, `copies ${copies}, readQuorum ${readQuorum}`)
+      // Any `copies` and any `readQuorum` of `span` stores share one.
+      t.ok(copies + readQuorum > span)
+    }
+    const order = ['a', 'b', 'c', 'd']
+    t.same(
+      order.map((store) => withinSpan(order, store, 3)),
+      [true, true, true, false],
+    )
+    t.notOk(withinSpan(order, 'e', 3), 'a store not in the order is not within it')
+  },
+)
