@@ -61,9 +61,16 @@ export function planRepair(
         copy.deleted ? { kind: 'clear', store } : { kind: 'remove', store, version: copy.version },
       )
     }
-    const actions: RepairAction[] = stores
-      .filter(({ store, copy }) => !copy?.deleted && (targets.has(store) || copy !== null))
-      .map(({ store }) => ({ kind: 'bury', store, source: newest }))
+    // Outside the targets a full repair deletes a live copy outright (burying it there would
+    // leave a tombstone for the next repair to clear); hint replay and read repair bury it.
+    const actions: RepairAction[] = stores.flatMap(({ store, copy }): RepairAction[] => {
+      if (copy?.deleted === true) return []
+      if (targets.has(store)) return [{ kind: 'bury', store, source: newest }]
+      if (copy === null) return []
+      return options.dropExtras
+        ? [{ kind: 'remove', store, version: copy.version }]
+        : [{ kind: 'bury', store, source: newest }]
+    })
     if (options.dropExtras) {
       for (const { store, copy } of tombstones) {
         if (!targets.has(store) && copy.expiresAtMillis <= newest.expiresAtMillis) {

@@ -1,0 +1,105 @@
+import t from 'tap'
+import type { RepairAction, StoreHolding } from '../lib/maintenance/repair-plan.js'
+import { planRepair } from '../lib/maintenance/repair-plan.js'
+import type { StoredCopy } from '../lib/store/statements.js'
+import type { Store } from '../lib/store/store.js'
+
+// The repair of one session, decided from what each store holds (no database): one row per
+// case, in the session's order a, b, c, with copies 2 (targets a and b).
+const NOW = 1_000_000
+const [a, b, c] = ['a', 'b', 'c'].map((id) => ({ id }) as unknown as Store) as [Store, Store, Store]
+const live = (version: number, expiresAtMillis = NOW + 1000): StoredCopy => ({
+  version,
+  expiresAtMillis,
+  deleted: false,
+  data: Buffer.from('{}'),
+  ttlSeconds: null,
+})
+const tombstone = (version: number, expiresAtMillis = NOW + 1000): StoredCopy => ({
+  ...live(version, expiresAtMillis),
+  deleted: true,
+  data: null,
+})
+
+interface Row {
+  name: string
+  held: [StoredCopy | null, StoredCopy | null, StoredCopy | null]
+  dropExtras?: boolean
+  allStoresUp?: boolean
+  /** `kind store` of each action, in order. */
+  want: string[]
+}
+
+const rows: Row[] = [
+  { name: 'nothing anywhere', held: [null, null, null], want: [] },
+  { name: 'in place', held: [live(5), live(5), null], want: [] },
+  { name: 'a stale target gets the newest', held: [live(5), live(3), null], want: ['copy b'] },
+  {
+    name: 'a copy outside the targets moves in (full repair)',
+    held: [null, live(5), live(5)],
+    want: ['copy a', 'remove c'],
+  },
+  {
+    name: 'hint replay only adds',
+    held: [null, live(5), live(5)],
+    dropExtras: false,
+    want: ['copy a'],
+  },
+  {
+    name: 'an expired newest copy is left to the sweeper',
+    held: [live(5, NOW - 1), live(3), null],
+    want: [],
+  },
+  {
+    name: 'a tombstone beats a newer live copy',
+    held: [tombstone(4), live(9), null],
+    want: ['bury b'],
+  },
+  {
+    name: 'a live copy outside the targets of a destroyed session is deleted (full repair)',
+    held: [tombstone(4), tombstone(4), live(9)],
+    want: ['remove c'],
+  },
+  {
+    name: '... and buried by hint replay or read repair',
+    held: [tombstone(4), tombstone(4), live(9)],
+    dropExtras: false,
+    want: ['bury c'],
+  },
+  {
+    name: 'a tombstone outside the targets is cleared once the targets hold it',
+    held: [null, tombstone(4), tombstone(4)],
+    want: ['bury a', 'clear c'],
+  },
+  {
+    name: 'a tombstone whose time is up goes, with every copy, when every store is up',
+    held: [tombstone(4, NOW - 1), live(2), null],
+    want: ['clear a', 'remove b'],
+  },
+  {
+    name: '... but not while a store is down',
+    held: [tombstone(4, NOW - 1), live(2), null],
+    allStoresUp: false,
+    want: ['bury b'],
+  },
+]
+
+for (const row of rows) {
+  t.test(row.name, async (t) => {
+    const holdings: StoreHolding[] = [a, b, c].map((store, index) => ({
+      store,
+      copy: row.held[index] ?? null,
+    }))
+    const actions = planRepair(holdings, {
+      copies: 2,
+      now: NOW,
+      dropExtras: row.dropExtras ?? true,
+      allStoresUp: row.allStoresUp ?? true,
+    })
+    t.same(actions.map(describe), row.want)
+  })
+}
+
+function describe(action: RepairAction): string {
+  return `${action.kind} ${action.store.id}`
+}
