@@ -1,9 +1,11 @@
-// npm run chaos -- --seconds N --stores 4 --copies 2 [--strict]
-// A concurrent workload while stores crash, hang and restart one at a time; exits non-zero
-// on any lost acknowledged write, stale read or resurrection.
+// npm run chaos -- --seconds N --stores 4 --copies 2 [--read-quorum N] [--gray]
+//   [--fault-millis N] [--json]
+// A concurrent workload while stores crash, hang and restart one at a time (with --gray also
+// gray failures between one app server and one store, and CPU starvation); exits non-zero on
+// any lost acknowledged write, stale read or resurrection.
 import { parseArgs } from 'node:util'
 import { startLocalCluster } from '../lib/local-cluster/index.js'
-import { runChaos } from '../lib/cli/workload/chaos.js'
+import { runChaos, type ChaosFinding } from '../lib/cli/workload/chaos.js'
 
 const { values } = parseArgs({
   options: {
@@ -11,10 +13,14 @@ const { values } = parseArgs({
     stores: { type: 'string', default: '4' },
     copies: { type: 'string', default: '2' },
     'in-flight': { type: 'string', default: '64' },
-    strict: { type: 'boolean', default: false },
+    'read-quorum': { type: 'string' },
+    gray: { type: 'boolean', default: false },
+    'fault-millis': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 })
+const optionalNumber = (value: string | undefined): number | undefined =>
+  value === undefined ? undefined : Number(value)
 const tty = process.stdout.isTTY === true && !process.env.CI
 const cluster = await startLocalCluster({ stores: Number(values.stores) })
 try {
@@ -22,14 +28,16 @@ try {
     cluster,
     seconds: Number(values.seconds),
     copies: Number(values.copies),
-    strict: values.strict,
+    readQuorum: optionalNumber(values['read-quorum']),
+    gray: values.gray,
+    faultMillis: optionalNumber(values['fault-millis']),
     inFlight: Number(values['in-flight']),
     onProgress: (p) => {
       if (!tty) return
       process.stdout.write(
         `\r${p.elapsedSeconds.toFixed(0)}s ops ${p.operations} acked ${p.acknowledgedWrites} ` +
-          `failed ${p.failedRequests} faults ${p.faults} lost ${p.lostWrites} stale ${p.staleReads} ` +
-          `resurrected ${p.resurrections}   `,
+          `failed ${p.failedRequests} faults ${p.faults} transient-null ${p.transientNullReads} ` +
+          `lost ${p.lostWrites} stale ${p.staleReads} resurrected ${p.resurrections}   `,
       )
     },
     onEvent: (line) => {
@@ -37,30 +45,93 @@ try {
     },
   })
   if (tty) process.stdout.write('\n')
-  const mode = values.strict ? `strict (readQuorum ${values.copies})` : 'default (readQuorum 1)'
+  const mode =
+    `readQuorum ${report.readQuorum}` +
+    (report.readQuorumOption === undefined ? ' (library default)' : '') +
+    (report.gray ? ', gray faults' : ', crash and hang faults')
   if (values.json) console.log(JSON.stringify({ mode, ...report }, null, 2))
   else {
     console.log(
-      `chaos: ${values.seconds}s, ${values.stores} stores, copies ${values.copies}, ${mode}`,
+      `chaos: ${values.seconds}s, ${values.stores} stores, copies ${values.copies}, ${mode}, ` +
+        `${report.faultMillis} ms per fault`,
     )
     console.log(`operations            ${report.operations} (${report.opsPerSecond}/s)`)
     console.log(`acknowledged writes   ${report.acknowledgedWrites}`)
     console.log(`lost acked writes     ${report.lostWrites}`)
     console.log(`stale reads           ${report.staleReads}`)
     console.log(`resurrections         ${report.resurrections}`)
+    console.log(`transient null reads  ${report.transientNullReads}`)
     console.log(`failed requests       ${report.failedRequests}`)
     console.log(`faults                ${report.faults} (${report.faultLog.join(', ')})`)
     console.log(`sessions verified     ${report.sessionsVerified}`)
+    if (report.unverifiedSessions > 0) {
+      console.log(`sessions unverified   ${report.unverifiedSessions}`)
+    }
     const detection = report.detectionMillis
     if (detection.length > 0) {
       console.log(
         `detection ms          median ${median(detection)}, max ${Math.max(...detection)}`,
       )
     }
+    for (const server of report.appServers) {
+      console.log(
+        `${server.appServer.padEnd(22)}read p99 ${server.readP99Millis} ms (max ` +
+          `${server.readMaxMillis}), write p99 ${server.writeP99Millis} ms (max ` +
+          `${server.writeMaxMillis}), ${server.failedRequests} failed of ` +
+          `${server.reads + server.writes}`,
+      )
+    }
+    console.log('\nper fault kind         injected detected  failed transient lost stale resurr.')
+    for (const [kind, f] of Object.entries(report.faultsByKind)) {
+      const columns = [
+        [f.injected, 8],
+        [f.detected, 8],
+        [f.failedRequests, 7],
+        [f.transientNullReads, 9],
+        [f.lostWrites, 4],
+        [f.staleReads, 5],
+        [f.resurrections, 7],
+      ] as const
+      console.log(`${kind.padEnd(22)} ${columns.map(([n, width]) => pad(n, width)).join(' ')}`)
+    }
+    for (const line of report.notBackInService) console.log(`not back in service:  ${line}`)
+    for (const line of report.faultErrors) console.log(`fault error:          ${line}`)
+    if (report.violations.length > 0) console.log('\nviolations (first ones):')
+    for (const finding of report.violations) console.log(`  ${describeFinding(finding)}`)
+    if (report.transientNulls.length > 0) console.log('\ntransient null reads (first ones):')
+    for (const finding of report.transientNulls.slice(0, 10)) {
+      console.log(`  ${describeFinding(finding)}`)
+    }
   }
   process.exitCode = report.clean ? 0 : 1
 } finally {
   await cluster.stop()
+}
+
+function describeFinding(f: ChaosFinding): string {
+  const found =
+    f.verdict === 'transient'
+      ? `, found ${f.foundAfterMillis} ms later by ${f.foundBy}`
+      : f.settledBy === undefined
+        ? ''
+        : `, settled by ${f.settledBy}`
+  const d = f.diagnosis
+  const diagnosis =
+    d === undefined
+      ? ''
+      : `\n    order ${d.order.join(', ')}; reader saw ${d.standings.join(', ')}` +
+        `\n    rows just after: ${Object.entries(d.rows)
+          .map(([store, row]) => `${store} ${row}`)
+          .join('; ')}`
+  const possible = f.possible.join(' | ')
+  return (
+    `${f.verdict} at ${f.atSeconds} s, ${f.reader} read ${f.seen} (possible ${possible})` +
+    `${found}; ${f.phase}: ${f.fault}; session ${f.id}${diagnosis}`
+  )
+}
+
+function pad(value: number, width: number): string {
+  return String(value).padStart(width)
 }
 
 function median(values: number[]): number {

@@ -1,9 +1,31 @@
-/** The chaos run: a workload through two managers while stores crash, hang and restart. */
-import { createSessionManager } from '../../session-manager.js'
+/**
+ * The chaos run: a workload through two managers while stores crash, hang and restart; with
+ * `gray`, also faults that one app server sees and the other does not, and CPU starvation.
+ */
 import type { LocalCluster } from '../../local-cluster/index.js'
-import type { LocalStore } from '../../local-cluster/local-store.js'
-import type { ConsistencyCounts, Violation } from './consistency-model.js'
-import { SessionWorkload, sleep, waitUntilServing } from './session-workload.js'
+import { FaultProxy } from '../../local-cluster/index.js'
+import { resolveOptions } from '../../options.js'
+import { createSessionManager } from '../../session-manager.js'
+import type { SessionManager } from '../../session-manager.js'
+import {
+  CRASH_ROTATION,
+  GRAY_ROTATION,
+  injectFault,
+  isProxyFault,
+  type ActiveFault,
+  type FaultKind,
+} from './chaos-faults.js'
+import type { ConsistencyCounts, Finding } from './consistency-model.js'
+import {
+  appServerName,
+  retryFor,
+  SessionWorkload,
+  sleep,
+  waitForService,
+  type AppServerFigures,
+} from './session-workload.js'
+
+export type { FaultKind } from './chaos-faults.js'
 
 /** Options of {@link runChaos}. */
 export interface ChaosOptions {
@@ -12,11 +34,32 @@ export interface ChaosOptions {
   /** How long the workload runs. */
   seconds: number
   copies: number
-  /** Use `readQuorum = copies`, the strict setting. */
-  strict?: boolean
+  /**
+   * The managers' `readQuorum`. 1 is the single-store read, with its documented staleness
+   * window for an app server that did not see a failure.
+   * @default the library's default (`copies`)
+   */
+  readQuorum?: number
+  /**
+   * Gray failures: app server 1 reaches every store through its own fault proxy, app server 2
+   * directly, and the faults rotate through blackholes, latency, resets, stalls and hung data
+   * statements between app server 1 and one store, SIGKILL and SIGSTOP of a store, and CPU
+   * starvation. Without it: SIGKILL and SIGSTOP only.
+   */
+  gray?: boolean
+  /**
+   * The faults to rotate through, in this order (one at a time, each on the next store).
+   * @default every kind with `gray`, else `['kill', 'stop']`
+   */
+  faultKinds?: readonly FaultKind[]
+  /**
+   * How long each fault lasts before it is healed.
+   * @default 1500; with `gray`, a 15th of the run, between 1.5 and 6 s
+   */
+  faultMillis?: number
   /** @default 64 */
   inFlight?: number
-  /** App servers: managers sharing the stores. @default 2 */
+  /** App servers: managers sharing the stores. @default 2 (at least 2 with `gray`) */
   managers?: number
   /** Sessions created before the run. @default 1000 */
   sessions?: number
@@ -34,19 +77,110 @@ export interface ChaosProgress extends ConsistencyCounts {
   faults: number
 }
 
+/** One fault of the run. */
+export interface FaultRecord {
+  kind: FaultKind
+  /** What was done, e.g. "SIGKILL store-b". */
+  label: string
+  /** 'app server 1' for a fault on its proxy, else 'every app server'. */
+  seenBy: string
+  /** When it started, in seconds since the workload started. */
+  atSeconds: number
+  /** Per app server, ms from the fault to its first store-down event for the target. */
+  detectedMillis: Record<string, number>
+  /**
+   * ms from the heal until every store was in service on every app server; undefined when the
+   * wait gave up (see {@link ChaosReport.notBackInService}).
+   */
+  recoveryMillis: number | undefined
+  /** From the fault's start to the next fault's (or the run's end): recovery included. */
+  failedRequests: number
+  transientNullReads: number
+  /** Lost writes, stale reads and resurrections whose read happened in that window. */
+  violations: number
+}
+
+/** Per fault kind: how often it was injected and what happened from each start to the next. */
+export interface FaultKindFigures {
+  injected: number
+  /** Faults of this kind that some app server detected (a store-down event for the target). */
+  detected: number
+  failedRequests: number
+  transientNullReads: number
+  lostWrites: number
+  staleReads: number
+  resurrections: number
+}
+
+/** A finding of the consistency model, placed in the fault schedule. */
+export interface ChaosFinding extends Finding {
+  /** When the read happened, in seconds since the workload started. */
+  atSeconds: number
+  /** The fault last started before the read, or 'none'. */
+  fault: string
+  /**
+   * Where the read fell: during the fault, after its heal but before every store was back in
+   * service, after that, or in the final verification.
+   */
+  phase: 'no fault yet' | 'during the fault' | 'recovering' | 'after recovery' | 'verification'
+  /** Violations only: what the reading app server saw, and what the stores held just after. */
+  diagnosis?: Diagnosis
+}
+
+/** Where a violating read stood, for the library's maintainers. */
+export interface Diagnosis {
+  /** The session's order of stores. */
+  order: string[]
+  /** How the reading app server saw each store right after the read, e.g. "store-c up behind". */
+  standings: string[]
+  /**
+   * Each store's row for the session, read directly right after the read: '{"n":1} v1234',
+   * 'tombstone v1234', 'none', or why it could not be read.
+   */
+  rows: Record<string, string>
+}
+
 /** What {@link runChaos} found. */
 export interface ChaosReport extends ChaosProgress {
+  /** The managers' resolved `readQuorum`. */
+  readQuorum: number
+  /** The option given; undefined for the library default. */
+  readQuorumOption: number | undefined
+  gray: boolean
+  faultMillis: number
   opsPerSecond: number
-  /** Faults injected, e.g. "kill store-b", "hang store-c". */
+  /** Faults injected, e.g. "kill store-b", "blackhole store-c". */
   faultLog: string[]
+  faultRecords: FaultRecord[]
+  /**
+   * Per fault kind; findings of reads before the first fault come under 'none', those of the
+   * final verification under 'verification'.
+   */
+  faultsByKind: Record<string, FaultKindFigures>
   /** Sessions read back after the run through a manager started afterwards. */
   sessionsVerified: number
-  /** Time from a store's crash or hang to the first manager's store-down event, in ms. */
+  /** Sessions that verification could not read at all within its time. */
+  unverifiedSessions: number
+  /** Stores an app server did not have back in service when the run stopped waiting, and when. */
+  notBackInService: string[]
+  /**
+   * Faults that could not be injected or ended (the schedule stopped there), and stores that
+   * could not be restarted before the verification.
+   */
+  faultErrors: string[]
+  /** Time from a fault to the first store-down event for its target, in ms. */
   detectionMillis: number[]
-  /** True when no acknowledged write was lost, no read was stale and nothing was resurrected. */
+  /** Per app server: p99 and max latency of reads and writes, failed requests. */
+  appServers: AppServerFigures[]
+  /**
+   * True when no acknowledged write was lost, no read was stale, nothing was resurrected and
+   * every session was verified.
+   */
   clean: boolean
   /** The first reads that disagreed with what was acknowledged, for diagnosis. */
-  violations: Violation[]
+  violations: ChaosFinding[]
+  /** The first transient null reads. */
+  transientNulls: ChaosFinding[]
 }
 
 const MANAGER_OPTIONS = {
@@ -55,56 +189,191 @@ const MANAGER_OPTIONS = {
   healthCheckIntervalMillis: 250,
 }
 
+/** How long the schedule waits for every store to be back in service after a heal, at least. */
+const SERVICE_WAIT_MILLIS = 30_000
+/** How long setup steps and the wait before verification are retried on a starved machine. */
+const SETUP_MILLIS = 120_000
+/** How many findings of each kind the report lists. */
+const KEPT = 50
+
+/** A fault of the run, with its times (ms since the epoch). */
+interface FaultWindow {
+  record: FaultRecord
+  target: string
+  startedAt: number
+  healedAt: number | undefined
+  servingAt: number | undefined
+  failedAtStart: number
+}
+
 /**
  * Drives a concurrent workload (creates, reads, writes, destroys) through several managers
- * while crashing (SIGKILL), hanging (SIGSTOP) and restarting one store at a time, and checks
- * every read against what was acknowledged. Then reads every session back through a fresh
+ * while injecting one fault at a time — by default crashing (SIGKILL) and hanging (SIGSTOP)
+ * stores, with `gray` also gray failures seen by one app server only and CPU starvation — and
+ * checks every read against what was acknowledged. After each fault it waits until every
+ * manager has every store back in service. Then reads every session back through a fresh
  * manager.
  */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const { cluster, copies } = options
-  const settings = { ...MANAGER_OPTIONS, copies, readQuorum: options.strict ? copies : 1 }
-  const managers = Array.from({ length: options.managers ?? 2 }, () =>
-    createSessionManager({ stores: cluster.storeConfigs(), ...settings }),
-  )
-  const workload = new SessionWorkload(managers)
-  const faultLog: string[] = []
-  const detectionMillis: number[] = []
-  let faultCount = 0
-  let faultStarted = 0
-  for (const [index, manager] of managers.entries()) {
-    manager.on('store-up', ({ storeId }) => options.onEvent?.(`manager ${index}: ${storeId} up`))
-    manager.on('store-down', ({ storeId }) => {
-      options.onEvent?.(`manager ${index}: ${storeId} down`)
-      if (faultStarted > 0) {
-        detectionMillis.push(Date.now() - faultStarted)
-        faultStarted = 0
-      }
-    })
+  const gray = options.gray === true
+  const kinds = options.faultKinds ?? (gray ? GRAY_ROTATION : CRASH_ROTATION)
+  if (kinds.length === 0) throw new TypeError('faultKinds must name at least one fault')
+  if (!gray && kinds.some(isProxyFault)) {
+    throw new TypeError('proxy faults (blackhole, latency, reset, stall, hang-data) need gray')
   }
+  const faultMillis =
+    options.faultMillis ?? (gray ? clamp((options.seconds * 1000) / 15, 1500, 6000) : 1500)
+  const settings = {
+    ...MANAGER_OPTIONS,
+    copies,
+    ...(options.readQuorum === undefined ? {} : { readQuorum: options.readQuorum }),
+  }
+  const readQuorum = resolveOptions({ stores: cluster.storeConfigs(), ...settings }).readQuorum
+  const event = (line: string): void => options.onEvent?.(line)
 
+  const proxies = new Map<string, FaultProxy>()
+  const managers: SessionManager[] = []
+  let active: ActiveFault | undefined
   try {
-    await managers[0]!.applySchema()
-    await workload.populate(options.sessions ?? 1000)
+    if (gray) {
+      for (const store of cluster.stores) {
+        proxies.set(store.id, await FaultProxy.start({ host: store.host, port: store.port }))
+      }
+    }
+    // App server 1 reaches every store through its proxy: a proxy fault is seen by it alone.
+    const proxied = cluster
+      .storeConfigs()
+      .map((config) => ({ ...config, port: proxies.get(config.id)?.port ?? config.port }))
+    const count = Math.max(options.managers ?? 2, gray ? 2 : 1)
+    for (let index = 0; index < count; index++) {
+      const stores = gray && index === 0 ? proxied : cluster.storeConfigs()
+      managers.push(createSessionManager({ stores, ...settings }))
+    }
+    const workload = new SessionWorkload(managers)
+    const runStart = { at: 0 }
 
+    const windows: FaultWindow[] = []
+    const detectionMillis: number[] = []
+    const notBackInService: string[] = []
+    const faultErrors: string[] = []
+    const current = (): FaultWindow | undefined => windows[windows.length - 1]
+    for (const [index, manager] of managers.entries()) {
+      const name = appServerName(index)
+      manager.on('store-up', ({ storeId }) => event(`${name}: ${storeId} up`))
+      manager.on('store-down', ({ storeId }) => {
+        event(`${name}: ${storeId} down`)
+        const window = current()
+        if (window === undefined || window.servingAt !== undefined) return
+        if (window.target !== storeId && window.record.kind !== 'starve') return
+        if (window.record.detectedMillis[name] !== undefined) return
+        const millis = Date.now() - window.startedAt
+        if (Object.keys(window.record.detectedMillis).length === 0) detectionMillis.push(millis)
+        window.record.detectedMillis[name] = millis
+      })
+    }
+
+    const findings: ChaosFinding[] = []
+    const transientNulls: ChaosFinding[] = []
+    /** Diagnoses of violations under way: they read the stores directly. */
+    const diagnoses: Promise<void>[] = []
+    /** Every finding, by the fault window its read fell in (undefined: before the first). */
+    const findingsByWindow = new Map<FaultWindow | 'verification' | undefined, Finding[]>()
+    let verificationStart = Infinity
+    workload.model.onFinding = (finding) => {
+      const window =
+        finding.at >= verificationStart ? 'verification' : windowAt(windows, finding.at)
+      const list = findingsByWindow.get(window) ?? []
+      list.push(finding)
+      findingsByWindow.set(window, list)
+      const placed = place(finding, window, runStart.at)
+      if (finding.verdict === 'transient') {
+        if (transientNulls.length < KEPT) transientNulls.push(placed)
+      } else if (findings.length < KEPT) {
+        findings.push(placed)
+        const reader =
+          finding.reader === 'verification'
+            ? managers[managers.length - 1]
+            : managers.find((_, index) => isReader(finding.reader, index))
+        if (reader !== undefined) diagnoses.push(diagnose(placed, reader, cluster))
+      }
+    }
+
+    await retryFor(
+      SETUP_MILLIS,
+      () => (managers[0] as SessionManager).applySchema(),
+      (error) => event(`applying the schema failed, retrying: ${describe(error)}`),
+    )
+    await workload.populate(options.sessions ?? 1000, undefined, SETUP_MILLIS)
+
+    const storeIds = cluster.stores.map((store) => store.id)
     const faults = async (deadline: number): Promise<void> => {
-      let kind = 0
-      let index = 0
+      runStart.at = Date.now()
       await sleep(Math.min(1000, options.seconds * 100))
-      while (Date.now() < deadline - 2500) {
-        const store = cluster.stores[index++ % cluster.stores.length] as LocalStore
-        const hang = kind++ % 2 === 1
-        faultLog.push(`${hang ? 'hang' : 'kill'} ${store.id}`)
-        options.onEvent?.(`${hang ? 'SIGSTOP' : 'SIGKILL'} ${store.id}`)
-        faultCount++
-        faultStarted = Date.now()
-        if (hang) store.pause()
-        else await store.kill()
-        await sleep(1500)
-        if (hang) store.resume()
-        else await store.start()
-        await waitUntilServing(managers, store.id, 20_000)
-        options.onEvent?.(`${store.id} back in service`)
+      // A fault starts only if it ends (and has a second to show) before the workers stop.
+      for (let n = 0; Date.now() + faultMillis + 1000 < deadline; n++) {
+        const kind = kinds[n % kinds.length] as FaultKind
+        // Each round of the rotation starts one store further, so that every kind meets
+        // every store.
+        const store = cluster.stores[(n + Math.floor(n / kinds.length)) % cluster.stores.length]!
+        const window: FaultWindow = {
+          record: {
+            kind,
+            label: kind,
+            seenBy: isProxyFault(kind) ? appServerName(0) : 'every app server',
+            atSeconds: seconds(Date.now() - runStart.at),
+            detectedMillis: {},
+            recoveryMillis: undefined,
+            failedRequests: 0,
+            transientNullReads: 0,
+            violations: 0,
+          },
+          target: kind === 'starve' ? 'every store' : store.id,
+          startedAt: Date.now(),
+          healedAt: undefined,
+          servingAt: undefined,
+          failedAtStart: workload.progress.failedRequests,
+        }
+        windows.push(window)
+        try {
+          active = await injectFault(kind, {
+            store,
+            proxy: proxies.get(store.id),
+            stores: cluster.stores,
+            // Busy loops outlive a schedule stuck past its fault by at most this much.
+            maxMillis: faultMillis + 60_000,
+          })
+          window.record.label = active.label
+          event(active.label)
+          await sleep(faultMillis)
+          const ending = active
+          active = undefined
+          await ending.end()
+        } catch (error) {
+          faultErrors.push(`${window.record.label}: ${describe(error)}`)
+          event(`fault ${window.record.label} failed: ${describe(error)}`)
+          return
+        } finally {
+          window.healedAt = Date.now()
+        }
+        // On a starved machine recovery can take long: wait, at least until the run ends,
+        // before giving up on it; report it then rather than end the run.
+        const out = await waitForService(
+          managers,
+          storeIds,
+          Math.max(SERVICE_WAIT_MILLIS, deadline - Date.now()),
+        )
+        if (out.length > 0) {
+          const waited = seconds(Date.now() - window.healedAt)
+          notBackInService.push(
+            `${out.join(', ')} after ${window.record.label} (waited ${waited} s)`,
+          )
+          event(`${out.join(', ')} not back in service after ${waited} s: no more faults`)
+          return
+        }
+        window.servingAt = Date.now()
+        window.record.recoveryMillis = window.servingAt - window.healedAt
+        event(`every store in service again, ${window.record.recoveryMillis} ms after the heal`)
         await sleep(500)
       }
     }
@@ -112,25 +381,185 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       seconds: options.seconds,
       inFlight: options.inFlight ?? 64,
       alongside: faults,
-      onProgress: (progress) => options.onProgress?.({ ...progress, faults: faultCount }),
+      onProgress: (progress) => options.onProgress?.({ ...progress, faults: windows.length }),
+    })
+    const done = workload.progress
+    windows.forEach((window, index) => {
+      const next = windows[index + 1]
+      window.record.failedRequests =
+        (next?.failedAtStart ?? done.failedRequests) - window.failedAtStart
     })
 
-    for (const store of cluster.stores) if (!store.running) await store.start()
-    for (const store of cluster.stores) await waitUntilServing(managers, store.id, 20_000)
+    // Every store back before the verification: a store left down would make its sessions'
+    // other copies the only ones read, and one left behind (missed writes not replayed) is the
+    // staleness the run is there to catch, not to cause.
+    for (const store of cluster.stores) {
+      if (store.paused) store.resume()
+      if (store.running) continue
+      // Verify anyway: the other copies of its sessions are still there to read.
+      await retryFor(SETUP_MILLIS, () => store.start()).catch((error: unknown) =>
+        faultErrors.push(`${store.id} could not be restarted: ${describe(error)}`),
+      )
+    }
+    const out = await waitForService(managers, storeIds, SETUP_MILLIS)
+    if (out.length > 0) {
+      notBackInService.push(
+        `${out.join(', ')} before the verification (waited ${SETUP_MILLIS / 1000} s)`,
+      )
+    }
     const verifier = createSessionManager({ stores: cluster.storeConfigs(), ...settings })
     managers.push(verifier)
-    const sessionsVerified = await workload.verify(verifier)
-    const progress: ChaosProgress = { ...workload.progress, elapsedSeconds, faults: faultCount }
+    verificationStart = Date.now()
+    const sessionsVerified = await workload.verify(verifier, { timeoutMillis: SETUP_MILLIS })
+    const progress: ChaosProgress = { ...workload.progress, elapsedSeconds, faults: windows.length }
+    await Promise.all(diagnoses)
+
+    const faultsByKind: Record<string, FaultKindFigures> = {}
+    const figures = (kind: string): FaultKindFigures =>
+      (faultsByKind[kind] ??= {
+        injected: 0,
+        detected: 0,
+        failedRequests: 0,
+        transientNullReads: 0,
+        lostWrites: 0,
+        staleReads: 0,
+        resurrections: 0,
+      })
+    for (const window of windows) {
+      const kind = figures(window.record.kind)
+      kind.injected++
+      if (Object.keys(window.record.detectedMillis).length > 0) kind.detected++
+      kind.failedRequests += window.record.failedRequests
+    }
+    for (const [window, list] of findingsByWindow) {
+      const record = typeof window === 'object' ? window.record : undefined
+      const kind = figures(record?.kind ?? (window === 'verification' ? window : 'none'))
+      for (const finding of list) {
+        if (finding.verdict === 'transient') {
+          kind.transientNullReads++
+          if (record !== undefined) record.transientNullReads++
+          continue
+        }
+        if (record !== undefined) record.violations++
+        if (finding.verdict === 'lost') kind.lostWrites++
+        else if (finding.verdict === 'stale') kind.staleReads++
+        else kind.resurrections++
+      }
+    }
+
+    const unverifiedSessions = workload.unverifiedSessions
     return {
       ...progress,
+      readQuorum,
+      readQuorumOption: options.readQuorum,
+      gray,
+      faultMillis,
       opsPerSecond: Math.round(progress.operations / elapsedSeconds),
-      faultLog,
+      faultLog: windows.map((window) => `${window.record.kind} ${window.target}`),
+      faultRecords: windows.map((window) => window.record),
+      faultsByKind,
       sessionsVerified,
+      unverifiedSessions,
+      notBackInService,
+      faultErrors,
       detectionMillis,
-      clean: progress.lostWrites + progress.staleReads + progress.resurrections === 0,
-      violations: workload.model.violations,
+      appServers: workload.appServers(),
+      clean:
+        progress.lostWrites + progress.staleReads + progress.resurrections === 0 &&
+        unverifiedSessions === 0,
+      violations: findings,
+      transientNulls,
     }
   } finally {
+    // Whatever failed: no fault left in place, no store left down, hung or starved for the
+    // next run on this cluster.
+    await active?.end().catch(() => {})
+    for (const proxy of proxies.values()) proxy.heal()
+    for (const store of cluster.stores) {
+      if (store.paused) store.resume()
+      if (!store.running) await store.start().catch(() => {})
+    }
     await Promise.all(managers.map((manager) => manager.close()))
+    await Promise.all([...proxies.values()].map((proxy) => proxy.close()))
   }
+}
+
+/** Whether `reader` (a finding's) names the manager at `index`, re-reads included. */
+function isReader(reader: string, index: number): boolean {
+  const name = appServerName(index)
+  return reader === name || reader.startsWith(`${name} `)
+}
+
+/**
+ * Adds to a violation what the reading manager made of the stores right after the read, and
+ * what each store holds (read directly, so a fault between the reader and a store does not
+ * hide it). Never rejects: a diagnosis is best effort.
+ */
+async function diagnose(
+  finding: ChaosFinding,
+  reader: SessionManager,
+  cluster: LocalCluster,
+): Promise<void> {
+  const order = reader.locate(finding.id)
+  const standings = reader
+    .stats()
+    .stores.map((s) => `${s.id} ${s.state}${s.behind ? ' behind' : ''}`)
+  const diagnosis: Diagnosis = { order, standings, rows: {} }
+  finding.diagnosis = diagnosis
+  await Promise.all(
+    cluster.stores.map(async (store) => {
+      diagnosis.rows[store.id] = await store
+        .query<{ version: string | number; deleted: number; data: Buffer | null }>(
+          'SELECT version, deleted, data FROM sessions WHERE id = ?',
+          [finding.id],
+          { timeoutMillis: 5000 },
+        )
+        .then(
+          ([row]) => {
+            if (row === undefined) return 'none'
+            const value = row.deleted ? 'tombstone' : (row.data?.toString() ?? 'no data')
+            return `${value} v${row.version}`
+          },
+          (error: unknown) => `unreadable (${describe(error)})`,
+        )
+    }),
+  )
+}
+
+/** The fault window a read at `at` fell in: the last fault started before it. */
+function windowAt(windows: readonly FaultWindow[], at: number): FaultWindow | undefined {
+  for (let i = windows.length - 1; i >= 0; i--) {
+    const window = windows[i] as FaultWindow
+    if (window.startedAt <= at) return window
+  }
+  return undefined
+}
+
+function place(
+  finding: Finding,
+  window: FaultWindow | 'verification' | undefined,
+  runStart: number,
+): ChaosFinding {
+  const placed = { ...finding, atSeconds: seconds(finding.at - runStart) }
+  if (window === undefined) return { ...placed, fault: 'none', phase: 'no fault yet' }
+  if (window === 'verification') return { ...placed, fault: 'none', phase: 'verification' }
+  const phase: ChaosFinding['phase'] =
+    window.healedAt === undefined || finding.at < window.healedAt
+      ? 'during the fault'
+      : window.servingAt === undefined || finding.at < window.servingAt
+        ? 'recovering'
+        : 'after recovery'
+  return { ...placed, fault: `${window.record.label} at ${window.record.atSeconds} s`, phase }
+}
+
+function seconds(millis: number): number {
+  return Math.round(millis / 100) / 10
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, Math.round(value)))
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
 }

@@ -1,6 +1,9 @@
 /** A concurrent workload of reads, writes, creates and destroys, checked by the consistency model. */
+import { NoStoreAvailableError } from '../../errors.js'
 import type { SessionManager } from '../../session-manager.js'
-import { ConsistencyModel, type ConsistencyCounts } from './consistency-model.js'
+import { ConsistencyModel } from './consistency-model.js'
+import type { ConsistencyCounts, ReadCheck } from './consistency-model.js'
+import { LatencyHistogram } from './latency-histogram.js'
 
 /** Options of {@link SessionWorkload.run}. */
 export interface WorkloadRunOptions {
@@ -26,43 +29,125 @@ export interface WorkloadProgress extends ConsistencyCounts {
   failedRequests: number
 }
 
+/** Latencies and failures of the requests one app server (one manager) served. */
+export interface AppServerFigures {
+  /** 'app server 1' for the first manager, and so on. */
+  appServer: string
+  reads: number
+  /** Writes, creates and destroys. */
+  writes: number
+  failedRequests: number
+  /** Failed requests included: a read that fails after a timeout is slow for its user too. */
+  readP99Millis: number
+  readMaxMillis: number
+  writeP99Millis: number
+  writeMaxMillis: number
+}
+
+/** Options of {@link SessionWorkload.verify}. */
+export interface VerifyOptions {
+  /**
+   * How long reads that fail (a store still slow after a fault, a starved machine) are retried,
+   * for the whole verification; sessions still unread then count as unverified.
+   * @default 120000
+   */
+  timeoutMillis?: number
+}
+
+/** What one app server's requests took. */
+interface AppServerTally {
+  reads: LatencyHistogram
+  writes: LatencyHistogram
+  failedRequests: number
+}
+
 /**
  * An app-like load on a cluster, checked as it goes: creates (5 %), reads (55 %), writes (37 %)
  * and destroys (3 %) of random sessions through several managers (app servers sharing the
- * stores), every read compared by a {@link ConsistencyModel} with what was acknowledged. One
- * operation at a time per session, so the model is exact.
+ * stores; each request goes to one at random), every read compared by a
+ * {@link ConsistencyModel} with what was acknowledged. One operation at a time per session, so
+ * the model is exact.
+ *
+ * A read that answers "no session" for a session that should exist is re-read (through each
+ * app server in turn, with backoff) until a read finds it or the run ends, and no other
+ * operation touches the session meanwhile: a write would make it impossible to tell a
+ * transient null read from a lost write.
  *
  * @example
  * const workload = new SessionWorkload(managers)
  * await workload.populate(1000)
  * await workload.run({ seconds: 10, inFlight: 64 })
  * await workload.verify(freshManager)
- * workload.model.counts // { acknowledgedWrites, lostWrites: 0, staleReads: 0, resurrections: 0 }
+ * workload.model.counts // { acknowledgedWrites, lostWrites: 0, staleReads: 0, ... }
  */
 export class SessionWorkload {
   readonly model = new ConsistencyModel()
-  readonly #managers: readonly SessionManager[]
+  readonly #managers: SessionManager[]
   readonly #ids: string[] = []
+  /** Operations started and not finished (see {@link replaceManagers}). */
+  #operationsInFlight = 0
+  #drained: (() => void) | undefined
+  /** Set while the managers are being replaced: workers wait on it before their next operation. */
+  #paused: Promise<void> | undefined
   /** Sessions with an operation in flight. */
   readonly #busy = new Set<string>()
+  /** Sessions a read found missing, being re-read. */
+  readonly #suspect = new Set<string>()
+  readonly #rereads = new Set<Promise<void>>()
+  /** Per manager index. */
+  readonly #appServers: AppServerTally[] = []
   #sequence = 0
   #operations = 0
   #failedRequests = 0
   #elapsedSeconds = 0
+  #unverified = 0
+  /** When the current run's workers stop; re-reads stop then too. */
+  #deadline = 0
 
   constructor(managers: readonly SessionManager[]) {
     if (managers.length === 0) throw new TypeError('managers must hold at least one manager')
-    this.#managers = managers
+    this.#managers = [...managers]
   }
 
-  /** Creates `count` sessions through the first manager, 100 at a time. */
-  async populate(count: number, onProgress?: (created: number) => void): Promise<void> {
+  /**
+   * Replaces the managers (app servers) in one step: new operations wait, the ones in flight
+   * (and re-reads) finish through the old managers, then `next` take every request. Models a
+   * configuration deployed to every app server at the same moment, no request of the old one
+   * outliving it. Resolves the old managers (still open).
+   */
+  async replaceManagers(next: readonly SessionManager[]): Promise<SessionManager[]> {
+    if (next.length === 0) throw new TypeError('next must hold at least one manager')
+    let resume = (): void => {}
+    this.#paused = new Promise((resolve) => (resume = resolve))
+    try {
+      if (this.#operationsInFlight > 0) {
+        await new Promise<void>((resolve) => (this.#drained = resolve))
+      }
+      await Promise.all(this.#rereads)
+      return this.#managers.splice(0, this.#managers.length, ...next)
+    } finally {
+      this.#drained = undefined
+      this.#paused = undefined
+      resume()
+    }
+  }
+
+  /**
+   * Creates `count` sessions through the first manager, 100 at a time. A create that fails is
+   * retried with backoff for up to `timeoutMillis` (a starved machine times out now and then).
+   */
+  async populate(
+    count: number,
+    onProgress?: (created: number) => void,
+    timeoutMillis = 120_000,
+  ): Promise<void> {
     const manager = this.#managers[0] as SessionManager
     for (let done = 0; done < count; done += 100) {
       const created = await Promise.all(
         Array.from({ length: Math.min(100, count - done) }, async () => {
           const data = { n: ++this.#sequence }
-          const id = await manager.createSession(data)
+          // A failed create leaves at most a session nobody knows of: the retry makes a new id.
+          const id = await retryFor(timeoutMillis, () => manager.createSession(data))
           this.model.written(id, data)
           return id
         }),
@@ -76,17 +161,21 @@ export class SessionWorkload {
   async run(options: WorkloadRunOptions): Promise<{ elapsedSeconds: number }> {
     const started = Date.now()
     const deadline = started + options.seconds * 1000
+    this.#deadline = deadline
     const worker = async (): Promise<void> => {
       while (Date.now() < deadline) {
+        if (this.#paused !== undefined) await this.#paused
+        this.#operationsInFlight++
+        let served: boolean
         try {
-          await this.#operation(pick(this.#managers))
-        } catch {
-          this.#failedRequests++
-          // With every store down an operation fails without I/O; yield so that timers and
-          // signals still run.
-          await new Promise((resolve) => setImmediate(resolve))
+          served = await this.#operation(Math.floor(Math.random() * this.#managers.length))
+        } finally {
+          if (--this.#operationsInFlight === 0) this.#drained?.()
         }
         this.#operations++
+        // With every store down an operation fails without I/O; yield so that timers and
+        // signals still run.
+        if (!served) await new Promise((resolve) => setImmediate(resolve))
       }
     }
     const ticker = setInterval(() => {
@@ -98,6 +187,8 @@ export class SessionWorkload {
         options.alongside?.(deadline),
         ...Array.from({ length: options.inFlight }, worker),
       ])
+      // They stop at the deadline; one may still be waiting for its read.
+      await Promise.all(this.#rereads)
     } finally {
       clearInterval(ticker)
     }
@@ -107,16 +198,36 @@ export class SessionWorkload {
 
   /**
    * Reads every session the workload knows back through `manager` (best one started after the
-   * run) and checks each against the model. Resolves how many were read.
+   * run) and checks each against the model; then every "no session" that no read contradicted
+   * counts as a lost write. Resolves how many sessions were read.
    */
-  async verify(manager: SessionManager): Promise<number> {
+  async verify(manager: SessionManager, options: VerifyOptions = {}): Promise<number> {
+    const timeoutMillis = options.timeoutMillis ?? 120_000
+    const deadline = Date.now() + timeoutMillis
     const ids = this.model.ids()
+    let verified = 0
     for (let i = 0; i < ids.length; i += 200) {
       await Promise.all(
-        ids.slice(i, i + 200).map(async (id) => this.model.read(id, await manager.readSession(id))),
+        ids.slice(i, i + 200).map(async (id) => {
+          let data: unknown
+          try {
+            data = await retryFor(Math.max(0, deadline - Date.now()), () => manager.readSession(id))
+          } catch {
+            this.#unverified++
+            return
+          }
+          this.model.read(id, data, 'verification')
+          verified++
+        }),
       )
     }
-    return ids.length
+    this.model.settle()
+    return verified
+  }
+
+  /** Sessions {@link verify} could not read within its time. */
+  get unverifiedSessions(): number {
+    return this.#unverified
   }
 
   /** The figures so far. */
@@ -129,31 +240,66 @@ export class SessionWorkload {
     }
   }
 
-  async #operation(manager: SessionManager): Promise<void> {
+  /** Latencies (p99 and max, failed requests included) and failures per app server. */
+  appServers(): AppServerFigures[] {
+    return this.#appServers.map((tally, index) => ({
+      appServer: appServerName(index),
+      reads: tally.reads.count,
+      writes: tally.writes.count,
+      failedRequests: tally.failedRequests,
+      readP99Millis: round(tally.reads.percentile(0.99)),
+      readMaxMillis: round(tally.reads.max),
+      writeP99Millis: round(tally.writes.percentile(0.99)),
+      writeMaxMillis: round(tally.writes.max),
+    }))
+  }
+
+  /** One random operation through the manager at `index`; false when it failed. */
+  async #operation(index: number): Promise<boolean> {
+    const manager = this.#managers[index] as SessionManager
+    const appServer = appServerName(index)
+    const tally = this.#tally(index)
     const { model } = this
     const roll = Math.random()
+    const started = performance.now()
     if (roll < 0.05) {
       const data = { n: ++this.#sequence }
-      const id = await manager.createSession(data).catch(() => null)
-      if (id === null) this.#failedRequests++
-      else {
+      try {
+        const id = await manager.createSession(data)
         model.written(id, data)
         this.#ids.push(id)
+        return true
+      } catch {
+        return this.#failed(tally)
+      } finally {
+        tally.writes.record(performance.now() - started)
       }
-      return
     }
     let id = pick(this.#ids)
-    for (let tries = 0; this.#busy.has(id) && tries < 10; tries++) id = pick(this.#ids)
-    if (this.#busy.has(id)) return
+    for (let tries = 0; this.#taken(id) && tries < 10; tries++) id = pick(this.#ids)
+    if (this.#taken(id)) return true
     this.#busy.add(id)
+    const histogram = roll < 0.6 ? tally.reads : tally.writes
     try {
       if (roll < 0.6) {
-        model.read(id, await manager.readSession(id))
+        let check: ReadCheck | undefined
+        try {
+          check = model.read(id, await manager.readSession(id), appServer)
+        } catch (error) {
+          // No store could tell: to the app, as good as "no session".
+          if (error instanceof NoStoreAvailableError) {
+            check = model.readFailed(id, error.code, appServer)
+          }
+          throw error
+        } finally {
+          if (check === 'missing') this.#reread(id)
+        }
       } else if (roll < 0.97) {
         const data = { n: ++this.#sequence }
         try {
-          await manager.writeSession(id, data)
-          model.written(id, data)
+          const written = await manager.writeSession(id, data)
+          if (written.dropped) model.writeDropped(id, appServer)
+          else model.written(id, data)
         } catch (error) {
           model.writeFailed(id, data)
           throw error
@@ -167,24 +313,126 @@ export class SessionWorkload {
           throw error
         }
       }
+      return true
+    } catch {
+      return this.#failed(tally)
     } finally {
+      histogram.record(performance.now() - started)
       this.#busy.delete(id)
     }
   }
+
+  #failed(tally: AppServerTally): false {
+    tally.failedRequests++
+    this.#failedRequests++
+    return false
+  }
+
+  #taken(id: string): boolean {
+    return this.#busy.has(id) || this.#suspect.has(id)
+  }
+
+  #tally(index: number): AppServerTally {
+    let tally = this.#appServers[index]
+    if (tally === undefined) {
+      // Fill any gap so that the list stays indexed by manager.
+      for (let i = this.#appServers.length; i <= index; i++) {
+        this.#appServers[i] = {
+          reads: new LatencyHistogram(),
+          writes: new LatencyHistogram(),
+          failedRequests: 0,
+        }
+      }
+      tally = this.#appServers[index] as AppServerTally
+    }
+    return tally
+  }
+
+  /**
+   * Re-reads a session a read found missing, through each app server in turn, until a read
+   * finds it or the run ends (the final verification settles it then). The session takes no
+   * other operation meanwhile.
+   */
+  #reread(id: string): void {
+    if (this.#suspect.has(id)) return
+    this.#suspect.add(id)
+    const reread = (async () => {
+      let wait = 100
+      for (let attempt = 0; this.model.isMissing(id) && Date.now() < this.#deadline; attempt++) {
+        await sleep(Math.min(wait, Math.max(0, this.#deadline - Date.now())))
+        wait = Math.min(wait * 2, 2000)
+        const index = attempt % this.#managers.length
+        const manager = this.#managers[index] as SessionManager
+        const reader = `${appServerName(index)} (re-read)`
+        // A failed re-read tells nothing new: the session stays missing until one finds it.
+        await manager.readSession(id).then(
+          (data) => this.model.read(id, data, reader),
+          () => undefined,
+        )
+      }
+    })().finally(() => {
+      this.#suspect.delete(id)
+      this.#rereads.delete(reread)
+    })
+    this.#rereads.add(reread)
+  }
 }
 
-/** Waits until every manager has the store up and caught up (its missed writes replayed). */
+/** How reports name the manager at `index` of a workload's list. */
+export function appServerName(index: number): string {
+  return `app server ${index + 1}`
+}
+
+/**
+ * Waits until every manager has each of `storeIds` up and caught up (its missed writes
+ * replayed), for at most `timeoutMillis`. Resolves the ids still not in service then: none
+ * when all are.
+ */
+export async function waitForService(
+  managers: readonly SessionManager[],
+  storeIds: readonly string[],
+  timeoutMillis: number,
+): Promise<string[]> {
+  const deadline = Date.now() + timeoutMillis
+  const serving = (manager: SessionManager, storeId: string): boolean =>
+    manager.stats().stores.some((s) => s.id === storeId && s.state === 'up' && !s.behind)
+  for (;;) {
+    const out = storeIds.filter((id) => !managers.every((manager) => serving(manager, id)))
+    if (out.length === 0 || Date.now() > deadline) return out
+    await sleep(50)
+  }
+}
+
+/** Waits until every manager has the store up and caught up; throws after `timeoutMillis`. */
 export async function waitUntilServing(
   managers: readonly SessionManager[],
   storeId: string,
   timeoutMillis: number,
 ): Promise<void> {
+  const out = await waitForService(managers, [storeId], timeoutMillis)
+  if (out.length > 0) throw new Error(`store ${storeId} did not come back into service`)
+}
+
+/**
+ * Runs `attempt` until it resolves, waiting 250 ms after the first failure and twice as long
+ * after each next (at most 5 s), for at most `timeoutMillis` in all; then rejects with the
+ * last error. For setup and verification steps that one timeout on a starved machine must
+ * not end.
+ */
+export async function retryFor<T>(
+  timeoutMillis: number,
+  attempt: () => Promise<T>,
+  onRetry?: (error: unknown) => void,
+): Promise<T> {
   const deadline = Date.now() + timeoutMillis
-  const serving = (manager: SessionManager): boolean =>
-    manager.stats().stores.some((s) => s.id === storeId && s.state === 'up' && !s.behind)
-  while (!managers.every(serving)) {
-    if (Date.now() > deadline) throw new Error(`store ${storeId} did not come back into service`)
-    await sleep(50)
+  for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
+    try {
+      return await attempt()
+    } catch (error) {
+      if (Date.now() + delay > deadline) throw error
+      onRetry?.(error)
+      await sleep(delay)
+    }
   }
 }
 
@@ -194,4 +442,8 @@ export function sleep(millis: number): Promise<void> {
 
 function pick<T>(items: readonly T[]): T {
   return items[Math.floor(Math.random() * items.length)] as T
+}
+
+function round(millis: number): number {
+  return Math.round(millis)
 }
