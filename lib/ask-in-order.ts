@@ -90,7 +90,10 @@ export async function askInOrder<S extends { id: string }, T>(
         if (record(await attempt)) return
         continue
       }
-      const first = await Promise.race([attempt, delay(hedgeMillis)])
+      const timer = delay(hedgeMillis)
+      const first = await Promise.race([attempt, timer.elapsed])
+      // Most stores answer in time: a timer left to fire for each of them costs CPU at load.
+      timer.cancel()
       if (first !== undefined || !canHedge()) {
         // Answered in time, or another lane took the next store meanwhile: no hedge.
         if (record(first ?? (await attempt))) return
@@ -132,8 +135,13 @@ function firstSuccess<T>(
   })
 }
 
-function delay(millis: number): Promise<undefined> {
-  return new Promise((resolve) => setTimeout(() => resolve(undefined), millis).unref())
+/** A timer whose promise resolves after `millis`, unless cancelled (then it never does). */
+function delay(millis: number): { elapsed: Promise<undefined>; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined
+  const elapsed = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), millis).unref()
+  })
+  return { elapsed, cancel: () => clearTimeout(timer) }
 }
 
 function toError(value: unknown): Error {

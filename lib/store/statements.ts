@@ -51,6 +51,12 @@ export interface SessionWrite {
   fields: WriteFields
 }
 
+/** Sessions whose copies a statement fetches whole, and sessions it fetches digests of. */
+export interface CopiesAndDigests {
+  whole: readonly string[]
+  digest: readonly string[]
+}
+
 /** What a write found on one store. */
 export type WriteOutcome =
   | { kind: 'written' }
@@ -222,6 +228,39 @@ export function sessionStatements(table: string) {
         return digests
       },
     } satisfies Statement<readonly string[], RowDataPacket[], Map<string, CopyDigest>>,
+
+    /**
+     * Copies of some sessions and digests of others in one statement (a read's data lane and
+     * another read's digest lane meeting at one store): the data column only for `whole` ids.
+     * Both lists non-empty, without duplicates, disjoint. The text depends only on how many ids
+     * there are (the `whole` list is padded with NULLs, which match no id), so that a store
+     * connection prepares one statement per batch size, not one per split.
+     */
+    readCopiesAndDigests: {
+      text: ({ whole, digest }: CopiesAndDigests) => {
+        const ids = placeholders(whole.length + digest.length)
+        return (
+          `SELECT id, version, expires_at, deleted, IF(id IN ${ids}, data, NULL) AS data, ` +
+          `ttl_seconds FROM ${t} WHERE id IN ${ids}`
+        )
+      },
+      params: ({ whole, digest }: CopiesAndDigests) => [
+        ...whole,
+        ...digest.map(() => null),
+        ...whole,
+        ...digest,
+      ],
+      decode: (rows: RowDataPacket[], { whole }: CopiesAndDigests) => {
+        const wanted = new Set(whole)
+        const found = new Map<string, StoredCopy | CopyDigest>()
+        for (const row of rows) {
+          const id = String(row.id)
+          const copy = wanted.has(id) ? copyFromRow(row) : digestFromRow(row)
+          if (copy !== null) found.set(id, copy)
+        }
+        return found
+      },
+    } satisfies Statement<CopiesAndDigests, RowDataPacket[], Map<string, StoredCopy | CopyDigest>>,
 
     /** The copies of several sessions, by id (absent ids have no row). */
     readMany: {

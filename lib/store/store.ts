@@ -62,6 +62,12 @@ const MAX_HEDGE_MILLIS = 100
 /** The id the data-path probe reads: never a session's (ids are at least 16 characters). */
 const PROBE_SESSION_ID = 'probe'
 
+/** A read's request to the batcher: a session's whole copy, or only its digest. */
+interface Lookup {
+  sessionId: string
+  whole: boolean
+}
+
 /** Statements of one batcher running at once, rows and bytes per batch statement. */
 const BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
   maxInFlight: 4,
@@ -85,9 +91,11 @@ export class Store {
   readonly #clock: Clock
   readonly #slowness: LocalSlowness
   readonly #defaultTtlSeconds: number
-  /** Coalesce concurrent reads and plain writes, unless the `batching` option is off. */
-  readonly #reads: StatementBatcher<string, StoredCopy | null> | null
-  readonly #digests: StatementBatcher<string, CopyDigest | null> | null
+  /**
+   * Coalesce concurrent reads (copies and digests, in one statement: every quorum read asks one
+   * store for the copy and another for a digest) and plain writes, unless `batching` is off.
+   */
+  readonly #lookups: StatementBatcher<Lookup, StoredCopy | CopyDigest | null> | null
   /** Plain writes, by explicitExpiry (0: false, 1: true), which a batch statement shares. */
   readonly #writes: [WriteBatcher, WriteBatcher] | null
 
@@ -109,30 +117,13 @@ export class Store {
     const limits = { ...BATCH_LIMITS, timeoutMillis: options.queryTimeoutMillis }
     const available = (): boolean => this.standing.up
     const deadlines = this.#connection.deadlines
-    this.#reads = options.batching
+    this.#lookups = options.batching
       ? new StatementBatcher(
           store.id,
           {
-            one: (id) => this.#request(statements.read, id),
-            many: async (ids) => {
-              const found = await this.readMany([...new Set(ids)])
-              return ids.map((id) => found.get(id) ?? null)
-            },
-            available,
-          },
-          deadlines,
-          limits,
-        )
-      : null
-    this.#digests = options.batching
-      ? new StatementBatcher(
-          store.id,
-          {
-            one: (id) => this.#request(statements.readDigest, id),
-            many: async (ids) => {
-              const found = await this.#request(statements.readDigestMany, [...new Set(ids)])
-              return ids.map((id) => found.get(id) ?? null)
-            },
+            one: ({ sessionId, whole }) =>
+              this.#request(whole ? statements.read : statements.readDigest, sessionId),
+            many: (lookups) => this.#lookUpMany(lookups),
             available,
           },
           deadlines,
@@ -156,16 +147,34 @@ export class Store {
 
   /** The copy stored for `sessionId`, or null when the store has no row. */
   read(sessionId: string): Promise<StoredCopy | null> {
-    return this.#reads === null
-      ? this.#request(this.#statements.read, sessionId)
-      : this.#reads.submit(sessionId)
+    if (this.#lookups === null) return this.#request(this.#statements.read, sessionId)
+    // A whole lookup resolves to a whole copy (see #lookUpMany).
+    return this.#lookups.submit({ sessionId, whole: true }) as Promise<StoredCopy | null>
   }
 
   /** The digest of the copy stored for `sessionId` (no data), or null when there is no row. */
   readDigest(sessionId: string): Promise<CopyDigest | null> {
-    return this.#digests === null
-      ? this.#request(this.#statements.readDigest, sessionId)
-      : this.#digests.submit(sessionId)
+    if (this.#lookups === null) return this.#request(this.#statements.readDigest, sessionId)
+    return this.#lookups.submit({ sessionId, whole: false })
+  }
+
+  /**
+   * Several lookups in one statement: whole copies for the ids any lookup wants whole (a digest
+   * lookup of such an id gets the whole copy, a superset), digests for the rest.
+   */
+  async #lookUpMany(lookups: readonly Lookup[]): Promise<(StoredCopy | CopyDigest | null)[]> {
+    const whole = new Set(lookups.filter((l) => l.whole).map((l) => l.sessionId))
+    const digest = new Set(lookups.map((l) => l.sessionId).filter((id) => !whole.has(id)))
+    const found: Map<string, StoredCopy | CopyDigest> =
+      digest.size === 0
+        ? await this.readMany([...whole])
+        : whole.size === 0
+          ? await this.#request(this.#statements.readDigestMany, [...digest])
+          : await this.#request(this.#statements.readCopiesAndDigests, {
+              whole: [...whole],
+              digest: [...digest],
+            })
+    return lookups.map((lookup) => found.get(lookup.sessionId) ?? null)
   }
 
   /** The copies stored for several sessions, by id (absent ids have no row). */
