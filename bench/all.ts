@@ -15,6 +15,7 @@ const SUITES = {
   contention: 'updateSession, increment under contention; list(), count() over 1,000,000 sessions',
   batching:
     'readSession, writeSession with batching on and off against raw mysql2, express-mysql-session, connect-redis',
+  'read-quorum': 'readSession, writeSession with the default readQuorum against readQuorum 1',
 } as const
 type Suite = keyof typeof SUITES
 

@@ -1,0 +1,208 @@
+/**
+ * What the safe default costs: readSession and writeSession with the default `readQuorum`
+ * (`copies`: the data from one store, a digest from the others, hedging on) against the opt-in
+ * `readQuorum: 1` (one store, no hedging), side by side on the same stores, at 1, 16 and 64
+ * operations in flight. Run with `npm run bench -- --suite read-quorum [--seconds N] [--quick]`.
+ */
+import { performance } from 'node:perf_hooks'
+import type { SessionData, SessionManager } from '../lib/index.js'
+import { parseBenchArgs } from './lib/args.js'
+import { loadBuiltLibrary } from './lib/built-library.js'
+import type { Operation } from './lib/load.js'
+import { runLoad } from './lib/load.js'
+import { createProgress } from './lib/progress.js'
+import { describeEnvironment, writeResults } from './lib/results.js'
+import { runRounds } from './lib/rounds.js'
+import { sessionData } from './lib/session-data.js'
+import type { Summary } from './lib/stats.js'
+import { roundRates, summarize } from './lib/stats.js'
+import { formatNumber, markdownTable } from './lib/table.js'
+import { serverVersion as queryServerVersion, withLocalCluster } from './lib/with-cluster.js'
+
+const USAGE = `Usage: npm run bench -- --suite read-quorum [--seconds N] [--quick]
+
+Starts 3 local MariaDB stores and compares readSession and writeSession (copies 2) with the
+default readQuorum (2: digest reads, hedging) and with readQuorum 1, side by side.
+
+  --seconds N  timed seconds per case, in flight level and side (default 6; 1 with --quick)
+  --quick      a short run to check that the benchmark works; not for citing`
+
+const args = parseBenchArgs(USAGE)
+const settings = {
+  stores: 3,
+  copies: 2,
+  secondsPerCase: args.seconds ?? (args.quick ? 1 : 6),
+  rounds: args.quick ? 2 : 4,
+  warmupMillis: args.quick ? 200 : 500,
+  inFlight: [1, 16, 64],
+  sessions: args.quick ? 2_000 : 10_000,
+}
+
+const { index: library } = await loadBuiltLibrary()
+const progress = createProgress()
+const DEFAULT = 'readQuorum 2 (default)'
+const SINGLE = 'readQuorum 1'
+
+interface CaseResult extends Summary {
+  case: 'readSession' | 'writeSession'
+  setting: string
+  inFlight: number
+  roundOpsPerSecond: number[]
+  /** Default ops/s divided by readQuorum 1 ops/s at the same level; on default rows only. */
+  toSingle: number | null
+  /** Statements sent per operation (from `stats()`). */
+  statementsPerOp: number
+}
+
+const startedAt = performance.now()
+const environment = describeEnvironment()
+
+await withLocalCluster(
+  { stores: settings.stores },
+  async (cluster) => {
+    const stores = cluster.storeConfigs()
+    const managers = new Map<string, SessionManager>([
+      [DEFAULT, library.createSessionManager({ stores, copies: settings.copies })],
+      [SINGLE, library.createSessionManager({ stores, copies: settings.copies, readQuorum: 1 })],
+    ])
+    try {
+      const serverVersion = await queryServerVersion(cluster)
+      const first = managers.get(DEFAULT)!
+      await first.applySchema()
+      const ids = Array.from({ length: settings.sessions }, () => library.generateSessionId())
+      const data = ids.map((_, index) => sessionData(index))
+      let next = 0
+      await runLoad(() => first.writeSession(ids[next]!, data[next++]!), {
+        inFlight: 64,
+        count: ids.length,
+        onProgress: (done) => progress.update(`populating ${done}/${ids.length} sessions`),
+      })
+      const results: CaseResult[] = []
+      // Calls started per manager, warm-ups included, as statements are counted.
+      const calls = new Map<SessionManager, number>()
+      const count = (manager: SessionManager): void => {
+        calls.set(manager, (calls.get(manager) ?? 0) + 1)
+      }
+      const operations = {
+        readSession:
+          (manager: SessionManager): Operation =>
+          async () => {
+            count(manager)
+            const found = await manager.readSession(ids[randomIndex()]!)
+            if (found === null)
+              throw new Error('readSession found no session; the fixture is broken.')
+          },
+        writeSession:
+          (manager: SessionManager): Operation =>
+          async () => {
+            count(manager)
+            const index = randomIndex()
+            await manager.writeSession(ids[index]!, data[index] as SessionData)
+          },
+      }
+      const steps = Object.keys(operations).length * settings.inFlight.length
+      let step = 0
+      for (const [name, operation] of Object.entries(operations) as [
+        CaseResult['case'],
+        (manager: SessionManager) => Operation,
+      ][]) {
+        for (const inFlight of settings.inFlight) {
+          step++
+          const before = new Map(
+            [...managers.values()].map((m) => [
+              m,
+              { statements: statementsSent(m), calls: calls.get(m) ?? 0 },
+            ]),
+          )
+          const outcome = await runRounds(
+            [...managers].map(([setting, manager]) => ({
+              name: setting,
+              operation: operation(manager),
+            })),
+            {
+              inFlight,
+              rounds: settings.rounds,
+              roundMillis: (settings.secondsPerCase * 1000) / settings.rounds,
+              warmupMillis: settings.warmupMillis,
+              onRound: ({ contender, round, rounds, warmup }) =>
+                progress.update(
+                  `[${step}/${steps}] ${name} · ${inFlight} in flight · ${contender} · ` +
+                    (warmup ? 'warm-up' : `round ${round}/${rounds}`),
+                ),
+            },
+          )
+          const single = summarize(outcome.get(SINGLE)!.merged)
+          for (const [setting, manager] of managers) {
+            const result = outcome.get(setting)!
+            const summary = summarize(result.merged)
+            const { statements, calls: callsBefore } = before.get(manager)!
+            results.push({
+              case: name,
+              setting,
+              inFlight,
+              ...summary,
+              roundOpsPerSecond: roundRates(result.rounds),
+              toSingle: setting === DEFAULT ? summary.opsPerSecond / single.opsPerSecond : null,
+              statementsPerOp:
+                (statementsSent(manager) - statements) / ((calls.get(manager) ?? 0) - callsBefore),
+            })
+          }
+        }
+      }
+      progress.clear()
+      const totalSeconds = (performance.now() - startedAt) / 1000
+      console.log(
+        `## readQuorum: the default against readQuorum 1\n\n${settings.stores} local stores ` +
+          `(${serverVersion}), copies ${settings.copies}, Node ${environment.node}, ` +
+          `${environment.cpus} CPUs shared by client and servers; library from dist/ ` +
+          `(${environment.commit ?? 'no git'}). ${settings.secondsPerCase} s per row, in ` +
+          `${settings.rounds} rounds interleaved with its counterpart.\n`,
+      )
+      console.log(
+        markdownTable(
+          [
+            { header: 'case' },
+            { header: 'setting' },
+            { header: 'in flight', align: 'right' },
+            { header: 'ops/s', align: 'right' },
+            { header: 'p50 ms', align: 'right' },
+            { header: 'p99 ms', align: 'right' },
+            { header: 'statements/op', align: 'right' },
+            { header: 'default/readQuorum 1', align: 'right' },
+          ],
+          results.map((r) => [
+            r.case,
+            r.setting,
+            String(r.inFlight),
+            formatNumber(r.opsPerSecond),
+            formatNumber(r.p50Millis, 3),
+            formatNumber(r.p99Millis, 3),
+            formatNumber(r.statementsPerOp, 2),
+            r.toSingle === null ? '' : `${formatNumber(r.toSingle, 2)}×`,
+          ]),
+        ),
+      )
+      const file = await writeResults('read-quorum', {
+        benchmark: 'read-quorum',
+        environment,
+        server: serverVersion,
+        settings: { ...settings, library: 'dist/' },
+        wallSeconds: totalSeconds,
+        results,
+      })
+      console.log(`\nResults written to ${file}\nTotal time ${formatNumber(totalSeconds, 0)} s.`)
+    } finally {
+      progress.clear()
+      await Promise.allSettled([...managers.values()].map((manager) => manager.close()))
+    }
+  },
+  () => progress.clear(),
+)
+
+function randomIndex(): number {
+  return Math.floor(Math.random() * settings.sessions)
+}
+
+function statementsSent(manager: SessionManager): number {
+  return manager.stats().stores.reduce((sum, store) => sum + store.operations, 0)
+}
