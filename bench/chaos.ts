@@ -1,11 +1,12 @@
 // npm run chaos -- --seconds N --stores 4 --copies 2 [--read-quorum N] [--gray]
-//   [--fault-millis N] [--json]
+//   [--faults kill,stop,...|none] [--fault-millis N] [--json]
 // A concurrent workload while stores crash, hang and restart one at a time (with --gray also
 // gray failures between one app server and one store, and CPU starvation); exits non-zero on
 // any lost acknowledged write, stale read or resurrection.
 import { parseArgs } from 'node:util'
 import { startLocalCluster } from '../lib/local-cluster/index.js'
 import { runChaos, type ChaosFinding } from '../lib/cli/workload/chaos.js'
+import { GRAY_ROTATION, type FaultKind } from '../lib/cli/workload/chaos-faults.js'
 
 const { values } = parseArgs({
   options: {
@@ -15,6 +16,7 @@ const { values } = parseArgs({
     'in-flight': { type: 'string', default: '64' },
     'read-quorum': { type: 'string' },
     gray: { type: 'boolean', default: false },
+    faults: { type: 'string' },
     'fault-millis': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
@@ -22,6 +24,7 @@ const { values } = parseArgs({
 const optionalNumber = (value: string | undefined): number | undefined =>
   value === undefined ? undefined : Number(value)
 const tty = process.stdout.isTTY === true && !process.env.CI
+const kinds = faultKinds(values.faults)
 const cluster = await startLocalCluster({ stores: Number(values.stores) })
 try {
   const report = await runChaos({
@@ -30,6 +33,7 @@ try {
     copies: Number(values.copies),
     readQuorum: optionalNumber(values['read-quorum']),
     gray: values.gray,
+    faultKinds: kinds,
     faultMillis: optionalNumber(values['fault-millis']),
     inFlight: Number(values['in-flight']),
     onProgress: (p) => {
@@ -106,6 +110,19 @@ try {
   process.exitCode = report.clean ? 0 : 1
 } finally {
   await cluster.stop()
+}
+
+/** `--faults`: a comma-separated list of fault kinds, or `none` for a run without faults. */
+function faultKinds(list: string | undefined): FaultKind[] | undefined {
+  if (list === undefined) return undefined
+  if (list === 'none') return []
+  const kinds = list.split(',')
+  const unknown = kinds.filter((kind) => !GRAY_ROTATION.includes(kind as FaultKind))
+  if (unknown.length > 0) {
+    console.error(`--faults: unknown kinds; known: ${GRAY_ROTATION.join(', ')}, or none`)
+    process.exit(2)
+  }
+  return kinds as FaultKind[]
 }
 
 function describeFinding(f: ChaosFinding): string {

@@ -1,5 +1,8 @@
 import t from 'tap'
 import type { Test } from 'tap'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import mysql from 'mysql2/promise'
 import { FaultProxy } from '../lib/local-cluster/index.js'
 import { startTestCluster } from './helpers/cluster.js'
@@ -50,6 +53,33 @@ t.test('latency holds every chunk back, per direction', async (t) => {
   await connection.query('SELECT 1')
   t.ok(performance.now() - healed < 200, 'healed: no delay')
 })
+
+t.test(
+  'bytes delayed when latency ends still arrive before later ones, as TCP delivers',
+  async (t) => {
+    // A TCP echo server as the target: the order of the bytes is all this test looks at.
+    const echo = createServer((socket) => socket.pipe(socket))
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => echo.close())
+    const proxy = await FaultProxy.start({
+      host: '127.0.0.1',
+      port: (echo.address() as AddressInfo).port,
+    })
+    t.teardown(() => proxy.close())
+    const client = connect(proxy.port, '127.0.0.1')
+    t.teardown(() => client.destroy())
+    await once(client, 'connect')
+    let received = ''
+    client.on('data', (chunk: Buffer) => (received += chunk.toString()))
+    proxy.setFault({ kind: 'latency', toStoreMillis: 200, toClientMillis: 0 })
+    client.write('first ')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    proxy.heal()
+    client.write('second')
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    t.equal(received, 'first second')
+  },
+)
 
 t.test('blackhole: connections accepted, nothing answered; reset: refused', async (t) => {
   const { proxy, connect } = await proxied(t)

@@ -26,6 +26,12 @@ const COM_STMT_EXECUTE = 0x17
 /** Bytes held for one direction of one connection at most; beyond that it is reset. */
 const MAX_HELD_BYTES = 64 * 1024 * 1024
 
+/** A chunk a `latency` fault holds back, and when it is due. */
+interface Delayed {
+  chunk: Buffer
+  due: number
+}
+
 /** One proxied connection: the client's socket, the store's, and what each direction holds back. */
 class ProxiedConnection {
   readonly client: Socket
@@ -37,6 +43,11 @@ class ProxiedConnection {
   #hung = false
   readonly #held: { toStore: Buffer[]; toClient: Buffer[] } = { toStore: [], toClient: [] }
   #heldBytes = 0
+  /**
+   * Chunks a `latency` fault delays, with when each is due, per direction. Chunks that arrive
+   * after the fault ends queue behind them: TCP delivers bytes in order, however late.
+   */
+  readonly #delayed: { toStore: Delayed[]; toClient: Delayed[] } = { toStore: [], toClient: [] }
 
   constructor(client: Socket, store: Socket, proxy: FaultProxy) {
     this.client = client
@@ -90,19 +101,46 @@ class ProxiedConnection {
 
   #forward(direction: 'toStore' | 'toClient', chunk: Buffer): void {
     const fault = this.#proxy.fault
+    const delayed = this.#delayed[direction]
     switch (fault.kind) {
       case 'blackhole':
         return
       case 'latency': {
         const delay = direction === 'toStore' ? fault.toStoreMillis : fault.toClientMillis
-        setTimeout(() => this.#write(direction, chunk), delay).unref()
+        this.#delay(direction, chunk, performance.now() + delay)
         return
       }
+      case 'none':
+        if (delayed.length > 0) return this.#delay(direction, chunk, performance.now())
+        return this.#write(direction, chunk)
       case 'stall':
         if (this.#proxy.stalled) return this.#hold(direction, chunk)
         return this.#write(direction, chunk)
       default:
         return this.#write(direction, chunk)
+    }
+  }
+
+  /** Queues `chunk` to be written at `due` (or after the chunks queued before it). */
+  #delay(direction: 'toStore' | 'toClient', chunk: Buffer, due: number): void {
+    const delayed = this.#delayed[direction]
+    delayed.push({ chunk, due })
+    this.#heldBytes += chunk.length
+    if (this.#heldBytes > MAX_HELD_BYTES) return this.destroy(true)
+    if (delayed.length === 1) this.#release(direction)
+  }
+
+  /** Writes the delayed chunks that are due, in order, and waits for the next one. */
+  #release(direction: 'toStore' | 'toClient'): void {
+    const delayed = this.#delayed[direction]
+    while (delayed.length > 0 && (delayed[0] as Delayed).due <= performance.now()) {
+      const { chunk } = delayed.shift() as Delayed
+      this.#heldBytes -= chunk.length
+      this.#write(direction, chunk)
+    }
+    const next = delayed[0]
+    if (next !== undefined) {
+      setTimeout(() => this.#release(direction), next.due - performance.now()).unref()
     }
   }
 
