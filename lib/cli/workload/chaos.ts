@@ -315,7 +315,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         const kind = kinds[n % kinds.length] as FaultKind
         // Each round of the rotation starts one store further, so that every kind meets
         // every store.
-        const store = cluster.stores[(n + Math.floor(n / kinds.length)) % cluster.stores.length]!
+        const round = Math.floor(n / kinds.length)
+        const store = cluster.stores[((n % kinds.length) + round) % cluster.stores.length]!
         const window: FaultWindow = {
           record: {
             kind,
