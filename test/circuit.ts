@@ -19,7 +19,7 @@ crashTest(
     await manager.writeSession(id, { v: 1 })
     const downEvents: { storeId: string; error: Error }[] = []
     manager.on('store-down', (event) => downEvents.push(event))
-    hung.pause()
+    await hung.pause()
     t.teardown(() => (hung.paused ? hung.resume() : undefined))
     const errorsBefore = manager.stats().stores.find((s) => s.id === hung.id)!.errors
     await manager.writeSession(id, { v: 2 })

@@ -45,7 +45,7 @@ crashTest(
     }
     const workers = Array.from({ length: 32 }, (_, w) => worker(w))
     await sleep(300)
-    hung.pause()
+    await hung.pause()
     t.teardown(() => (hung.paused ? hung.resume() : undefined))
     await waitFor('the circuit to open', () => storeState(manager, hung.id) === 'down')
     const beforeResume = manager.stats().stores.find((s) => s.id === hung.id)!.operations

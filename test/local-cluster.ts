@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { existsSync, statSync } from 'node:fs'
+import { readdir, readFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -122,9 +123,15 @@ function tests(cluster: LocalCluster): void {
 
   t.test('pause() makes queries time out; resume() makes them work again', async (t) => {
     const store = cluster.store('store-b')
-    store.pause()
+    await store.pause()
     t.ok(store.paused)
     t.ok(store.running, 'a paused store still runs')
+    // pause() resolves only once the signal has stopped every thread of the server.
+    const threads = await readdir(`/proc/${store.pid}/task`)
+    for (const tid of threads) {
+      const stat = await readFile(`/proc/${store.pid}/task/${tid}/stat`, 'utf8')
+      t.equal(stat.slice(stat.lastIndexOf(')') + 2)[0], 'T', `thread ${tid} is stopped`)
+    }
     const started = Date.now()
     await t.rejects(
       store.query('SELECT 1', [], { timeoutMillis: 300 }),
@@ -242,7 +249,7 @@ function tests(cluster: LocalCluster): void {
   })
 
   t.test('stop() kills every process, even a paused one, and removes baseDir', async (t) => {
-    cluster.store('store-b').pause()
+    await cluster.store('store-b').pause()
     const pids = cluster.stores.map((store) => store.pid)
     t.equal(pids.filter((pid) => pid !== undefined).length, 4)
     await cluster.stop()

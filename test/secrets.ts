@@ -226,7 +226,7 @@ localTest('crashed and hung stores: errors and events hold no password or secret
     [lenient, strict].every(down(b.id)),
   )
   await everything('two stores down')
-  c.pause()
+  await c.pause()
   // A hung store: statements time out (StoreTimeoutError) until its circuit opens.
   await everything('two stores down, one hung')
   await waitFor('the hung store to be marked down', () => [lenient, strict].every(down(c.id)))

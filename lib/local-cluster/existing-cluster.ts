@@ -84,7 +84,7 @@ class ExistingStore implements LocalStore {
   kill(): Promise<void> {
     return Promise.reject(this.#unsupported('kill'))
   }
-  pause(): void {
+  pause(): Promise<void> {
     throw this.#unsupported('pause')
   }
   resume(): void {

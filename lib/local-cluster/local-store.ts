@@ -1,6 +1,6 @@
 /** One local mariadbd/mysqld process: start, kill, pause, resume, wipe. */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, open, stat } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
@@ -23,7 +23,7 @@ import { serverArgs, type ServerBinary, type ServerPaths } from './server-binary
  * const store = cluster.store('store-a')
  * await store.kill()   // crash: SIGKILL
  * await store.start()  // same port, same data
- * store.pause()        // hang: SIGSTOP, connections time out
+ * await store.pause()  // hang: SIGSTOP, connections time out
  * store.resume()
  * ```
  */
@@ -46,8 +46,12 @@ export interface LocalStore {
   readonly paused: boolean
   /** Crashes the server with SIGKILL (SIGCONT first if paused); resolves once it has exited. */
   kill(): Promise<void>
-  /** Hangs the server with SIGSTOP: it keeps its sockets but answers nothing. */
-  pause(): void
+  /**
+   * Hangs the server with SIGSTOP: it keeps its sockets but answers nothing. Resolves once every
+   * thread of it has stopped (the signal takes effect thread by thread, later on a loaded
+   * machine), so that nothing sent afterwards is answered.
+   */
+  pause(): Promise<void>
   /** Continues a paused server with SIGCONT. */
   resume(): void
   /**
@@ -330,13 +334,14 @@ export class LocalStoreProcess implements LocalStore {
     await exited
   }
 
-  pause(): void {
+  async pause(): Promise<void> {
     const child = this.#child
     if (child === undefined) {
       throw new Error(`Store ${this.id} is not running, so it cannot be paused.`)
     }
     child.kill('SIGSTOP')
     this.#paused = true
+    if (child.pid !== undefined) await untilStopped(child.pid)
   }
 
   resume(): void {
@@ -373,5 +378,35 @@ export class LocalStoreProcess implements LocalStore {
   [inspect.custom](): string {
     const state = this.#paused ? 'paused' : this.running ? `pid ${this.pid}` : 'not running'
     return `LocalStore { id: '${this.id}', port: ${this.#port}, ${state} }`
+  }
+}
+
+/** How long {@link untilStopped} waits for a stopped process's threads, at most. */
+const STOP_WAIT_MILLIS = 5000
+
+/**
+ * Resolves once every thread of `pid` is stopped (state T in `/proc`), or it has exited, or
+ * after {@link STOP_WAIT_MILLIS}; at once where there is no `/proc` to tell.
+ */
+async function untilStopped(pid: number): Promise<void> {
+  const deadline = Date.now() + STOP_WAIT_MILLIS
+  while (Date.now() < deadline) {
+    let threads: string[]
+    try {
+      threads = await readdir(`/proc/${pid}/task`)
+    } catch {
+      return
+    }
+    const states = await Promise.all(
+      threads.map((tid) =>
+        readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').then(
+          // The state follows the command name, which is in parentheses and may hold spaces.
+          (stat) => stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3),
+          () => 'T',
+        ),
+      ),
+    )
+    if (states.every((state) => state === 'T' || state === 't')) return
+    await sleep(2)
   }
 }

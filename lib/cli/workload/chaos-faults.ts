@@ -105,7 +105,7 @@ export async function injectFault(kind: FaultKind, target: FaultTarget): Promise
         end: () => retryFor(RESTART_MILLIS, () => store.start()),
       }
     case 'stop':
-      store.pause()
+      await store.pause()
       return { label: `SIGSTOP ${store.id}`, end: async () => store.resume() }
     case 'starve': {
       const starvation = await starveCpu(target.stores, target.maxMillis)
