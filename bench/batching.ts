@@ -20,7 +20,7 @@ import type { Pool } from 'mysql2/promise'
 import { createClient } from 'redis'
 import type { SessionData, SessionManager } from '../lib/index.js'
 import type { LocalStoreConfig } from '../lib/local-cluster/index.js'
-import { parseBenchArgs } from './lib/args.js'
+import { caseTiming, parseBenchArgs } from './lib/args.js'
 import { chartCaption, renderBatchingChart } from './lib/batching-chart.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
 import type { Operation } from './lib/load.js'
@@ -52,9 +52,7 @@ express-mysql-session and connect-redis, at 1, 16, 64 and 256 operations in flig
 const args = parseBenchArgs(USAGE)
 const settings = {
   stores: 3,
-  secondsPerCase: args.seconds ?? (args.quick ? 1 : 6),
-  rounds: args.quick ? 2 : 4,
-  warmupMillis: args.quick ? 200 : 500,
+  ...caseTiming(args),
   inFlight: [1, 16, 64, 256],
   sessions: args.quick ? 2_000 : 10_000,
   /** Per store and client, as the library's default `connectionsPerStore`. */

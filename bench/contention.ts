@@ -14,7 +14,7 @@
 import { performance } from 'node:perf_hooks'
 import type { Pool, RowDataPacket } from 'mysql2/promise'
 import type { SessionManager } from '../lib/index.js'
-import { parseBenchArgs } from './lib/args.js'
+import { caseTiming, parseBenchArgs } from './lib/args.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
 import type { Operation } from './lib/load.js'
 import { runLoad } from './lib/load.js'
@@ -47,9 +47,7 @@ const args = parseBenchArgs(USAGE)
 const settings = {
   stores: 3,
   copies: 2,
-  secondsPerCase: args.seconds ?? (args.quick ? 1 : 6),
-  rounds: args.quick ? 2 : 4,
-  warmupMillis: args.quick ? 200 : 500,
+  ...caseTiming(args),
   inFlight: 64,
   /** Sessions the spread cases pick from at random, per method. */
   spreadSessions: 1_000,

@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks'
 import type { Pool } from 'mysql2/promise'
 import type { SessionData, SessionManager } from '../lib/index.js'
-import { parseBenchArgs } from './lib/args.js'
+import { caseTiming, parseBenchArgs } from './lib/args.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
 import type { Operation } from './lib/load.js'
 import { runLoad } from './lib/load.js'
@@ -16,11 +16,11 @@ import { createProgress } from './lib/progress.js'
 import { rawPool } from './lib/raw-pool.js'
 import { RawStatements } from './lib/raw-statements.js'
 import { describeEnvironment, writeResults } from './lib/results.js'
-import { runRounds } from './lib/rounds.js'
+import { runRounds, timedRounds } from './lib/rounds.js'
 import { averageBytes, sessionData } from './lib/session-data.js'
 import type { Summary } from './lib/stats.js'
 import { relativeSpread, roundRates, summarize } from './lib/stats.js'
-import { formatNumber, markdownTable } from './lib/table.js'
+import { formatNumber, LOAD_COLUMNS, loadCells, markdownTable } from './lib/table.js'
 import { serverVersion as queryServerVersion, withLocalCluster } from './lib/with-cluster.js'
 
 const USAGE = `Usage: npm run bench -- [--seconds N] [--quick]
@@ -34,9 +34,7 @@ statements on the same stores, at 1, 16 and 64 operations in flight.
 const args = parseBenchArgs(USAGE)
 const settings = {
   stores: 3,
-  secondsPerCase: args.seconds ?? (args.quick ? 1 : 6),
-  rounds: args.quick ? 2 : 4,
-  warmupMillis: args.quick ? 200 : 500,
+  ...caseTiming(args),
   inFlight: [1, 16, 64],
   sessions: args.quick ? 2_000 : 10_000,
   /** Distinct ids for timing the uncached shuffle. */
@@ -147,17 +145,12 @@ await withLocalCluster(
               { name: 'library', operation: library },
               { name: 'raw mysql2', operation: raw },
             ],
-            {
+            timedRounds(
+              settings,
               inFlight,
-              rounds: settings.rounds,
-              roundMillis: (settings.secondsPerCase * 1000) / settings.rounds,
-              warmupMillis: settings.warmupMillis,
-              onRound: ({ contender, round, rounds, warmup }) =>
-                progress.update(
-                  `[${step}/${steps}] ${name} · ${inFlight} in flight · ${contender} · ` +
-                    (warmup ? 'warm-up' : `round ${round}/${rounds}`),
-                ),
-            },
+              `[${step}/${steps}] ${name} · ${inFlight} in flight`,
+              progress,
+            ),
           )
           const statementsPerOp =
             (statementsSent(manager) - statementsBefore) / (libraryCalls.count - callsBefore)
@@ -347,19 +340,13 @@ function printReport(
       [
         { header: 'case' },
         { header: 'side' },
-        { header: 'in flight', align: 'right' },
-        { header: 'ops/s', align: 'right' },
-        { header: 'p50 ms', align: 'right' },
-        { header: 'p99 ms', align: 'right' },
+        ...LOAD_COLUMNS,
         { header: 'library/raw ops/s', align: 'right' },
       ],
       results.map((r) => [
         r.case,
         r.side,
-        String(r.inFlight),
-        formatNumber(r.opsPerSecond),
-        formatNumber(r.p50Millis, 3),
-        formatNumber(r.p99Millis, 3),
+        ...loadCells(r),
         r.libraryToRaw === null ? '' : `${formatNumber(r.libraryToRaw, 2)}×`,
       ]),
     ),

@@ -6,17 +6,17 @@
  */
 import { performance } from 'node:perf_hooks'
 import type { SessionData, SessionManager } from '../lib/index.js'
-import { parseBenchArgs } from './lib/args.js'
+import { caseTiming, parseBenchArgs } from './lib/args.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
 import type { Operation } from './lib/load.js'
 import { runLoad } from './lib/load.js'
 import { createProgress } from './lib/progress.js'
 import { describeEnvironment, writeResults } from './lib/results.js'
-import { runRounds } from './lib/rounds.js'
+import { runRounds, timedRounds } from './lib/rounds.js'
 import { sessionData } from './lib/session-data.js'
 import type { Summary } from './lib/stats.js'
 import { roundRates, summarize } from './lib/stats.js'
-import { formatNumber, markdownTable } from './lib/table.js'
+import { formatNumber, LOAD_COLUMNS, loadCells, markdownTable } from './lib/table.js'
 import { serverVersion as queryServerVersion, withLocalCluster } from './lib/with-cluster.js'
 
 const USAGE = `Usage: npm run bench -- --suite read-quorum [--seconds N] [--quick]
@@ -31,9 +31,7 @@ const args = parseBenchArgs(USAGE)
 const settings = {
   stores: 3,
   copies: 2,
-  secondsPerCase: args.seconds ?? (args.quick ? 1 : 6),
-  rounds: args.quick ? 2 : 4,
-  warmupMillis: args.quick ? 200 : 500,
+  ...caseTiming(args),
   inFlight: [1, 16, 64],
   sessions: args.quick ? 2_000 : 10_000,
 }
@@ -119,17 +117,12 @@ await withLocalCluster(
               name: setting,
               operation: operation(manager),
             })),
-            {
+            timedRounds(
+              settings,
               inFlight,
-              rounds: settings.rounds,
-              roundMillis: (settings.secondsPerCase * 1000) / settings.rounds,
-              warmupMillis: settings.warmupMillis,
-              onRound: ({ contender, round, rounds, warmup }) =>
-                progress.update(
-                  `[${step}/${steps}] ${name} · ${inFlight} in flight · ${contender} · ` +
-                    (warmup ? 'warm-up' : `round ${round}/${rounds}`),
-                ),
-            },
+              `[${step}/${steps}] ${name} · ${inFlight} in flight`,
+              progress,
+            ),
           )
           const single = summarize(outcome.get(SINGLE)!.merged)
           for (const [setting, manager] of managers) {
@@ -163,20 +156,14 @@ await withLocalCluster(
           [
             { header: 'case' },
             { header: 'setting' },
-            { header: 'in flight', align: 'right' },
-            { header: 'ops/s', align: 'right' },
-            { header: 'p50 ms', align: 'right' },
-            { header: 'p99 ms', align: 'right' },
+            ...LOAD_COLUMNS,
             { header: 'statements/op', align: 'right' },
             { header: 'default/readQuorum 1', align: 'right' },
           ],
           results.map((r) => [
             r.case,
             r.setting,
-            String(r.inFlight),
-            formatNumber(r.opsPerSecond),
-            formatNumber(r.p50Millis, 3),
-            formatNumber(r.p99Millis, 3),
+            ...loadCells(r),
             formatNumber(r.statementsPerOp, 2),
             r.toSingle === null ? '' : `${formatNumber(r.toSingle, 2)}×`,
           ]),

@@ -14,14 +14,14 @@ import { access } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
-import { parseBenchArgs } from './lib/args.js'
+import { caseTiming, parseBenchArgs } from './lib/args.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
 import { LineConnection } from './lib/line-connection.js'
 import type { Operation } from './lib/load.js'
 import { runLoad } from './lib/load.js'
 import { createProgress } from './lib/progress.js'
 import { describeEnvironment, writeResults } from './lib/results.js'
-import { runRounds } from './lib/rounds.js'
+import { runRounds, timedRounds } from './lib/rounds.js'
 import type { Summary } from './lib/stats.js'
 import { roundRates, summarize } from './lib/stats.js'
 import { formatNumber, markdownTable } from './lib/table.js'
@@ -42,9 +42,7 @@ const settings = {
   stores: 3,
   copies: 2,
   connections: 64,
-  secondsPerCase: args.seconds ?? (args.quick ? 1 : 8),
-  rounds: args.quick ? 2 : 4,
-  warmupMillis: args.quick ? 300 : 1000,
+  ...caseTiming(args, { seconds: 8, warmupMillis: 1000 }),
   /** Sessions per connection; each connection (and in-process lane) works on its own. */
   sessionsPerConnection: args.quick ? 8 : 40,
   valueBytes: 64,
@@ -151,17 +149,12 @@ await withLocalCluster(
             { name: 'server', operation: server },
             { name: 'in-process', operation: inProcess },
           ],
-          {
-            inFlight: settings.connections,
-            rounds: settings.rounds,
-            roundMillis: (settings.secondsPerCase * 1000) / settings.rounds,
-            warmupMillis: settings.warmupMillis,
-            onRound: ({ contender, round, rounds, warmup }) =>
-              progress.update(
-                `[${index + 1}/${plan.length}] ${operation} · ${contender} · ` +
-                  (warmup ? 'warm-up' : `round ${round}/${rounds}`),
-              ),
-          },
+          timedRounds(
+            settings,
+            settings.connections,
+            `[${index + 1}/${plan.length}] ${operation}`,
+            progress,
+          ),
         )
         for (const side of ['server', 'in-process'] as const) {
           const result = outcome.get(side)

@@ -37,3 +37,18 @@ export function parseBenchArgs(usage: string, argv: string[] = process.argv.slic
   }
   return { seconds, quick: values.quick === true }
 }
+
+/**
+ * How long each case runs, in how many interleaved rounds, after how long a warm-up: the
+ * defaults (`secondsPerCase` 6) or, with `--quick`, a short run; `--seconds` overrides.
+ */
+export function caseTiming(
+  args: BenchArgs,
+  defaults = { seconds: 6, warmupMillis: 500 },
+): { secondsPerCase: number; rounds: number; warmupMillis: number } {
+  return {
+    secondsPerCase: args.seconds ?? (args.quick ? 1 : defaults.seconds),
+    rounds: args.quick ? 2 : 4,
+    warmupMillis: args.quick ? Math.min(200, defaults.warmupMillis) : defaults.warmupMillis,
+  }
+}

@@ -1,5 +1,6 @@
 import type { LoadResult, Operation } from './load.js'
 import { runLoad } from './load.js'
+import type { Progress } from './progress.js'
 import { mergeResults } from './stats.js'
 
 /** One side of a comparison, e.g. the library or raw mysql2. */
@@ -20,6 +21,28 @@ export interface RoundsOptions {
   warmupMillis: number
   /** Called before each timed or warm-up round starts. */
   onRound?: (info: { contender: string; round: number; rounds: number; warmup: boolean }) => void
+}
+
+/**
+ * {@link RoundsOptions} for a case timed as {@link caseTiming} says, with each round reported
+ * as `label · contender · round n/N` (or `warm-up`) to `progress`.
+ */
+export function timedRounds(
+  timing: { secondsPerCase: number; rounds: number; warmupMillis: number },
+  inFlight: number,
+  label: string,
+  progress: Progress,
+): RoundsOptions {
+  return {
+    inFlight,
+    rounds: timing.rounds,
+    roundMillis: (timing.secondsPerCase * 1000) / timing.rounds,
+    warmupMillis: timing.warmupMillis,
+    onRound: ({ contender, round, rounds, warmup }) =>
+      progress.update(
+        `${label} · ${contender} · ` + (warmup ? 'warm-up' : `round ${round}/${rounds}`),
+      ),
+  }
 }
 
 /** One contender's outcome: its rounds joined, and each round on its own (to judge the noise). */

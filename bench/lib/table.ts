@@ -53,3 +53,26 @@ export function formatNumber(value: number, decimals = 0): string {
     maximumFractionDigits: decimals,
   })
 }
+
+/** The columns every load case shows: in flight, ops/s, p50 and p99 (see {@link loadCells}). */
+export const LOAD_COLUMNS: readonly Column[] = [
+  { header: 'in flight', align: 'right' },
+  { header: 'ops/s', align: 'right' },
+  { header: 'p50 ms', align: 'right' },
+  { header: 'p99 ms', align: 'right' },
+]
+
+/** A load case's cells under {@link LOAD_COLUMNS}. */
+export function loadCells(result: {
+  inFlight: number
+  opsPerSecond: number
+  p50Millis: number
+  p99Millis: number
+}): string[] {
+  return [
+    String(result.inFlight),
+    formatNumber(result.opsPerSecond),
+    formatNumber(result.p50Millis, 3),
+    formatNumber(result.p99Millis, 3),
+  ]
+}
