@@ -59,7 +59,10 @@ export class ReadPath {
   async newest(sessionId: string): Promise<ReadResult | null> {
     const { options } = this.#context
     const order = this.#context.order(sessionId)
-    const first = options.readQuorum === 1 ? firstReadable(order) : undefined
+    // During a change of the store list a copy found under the new placement may be older than
+    // one still under the old: only the general path looks at both.
+    const fast = options.readQuorum === 1 && !this.#context.storeListChange.underWay
+    const first = fast ? firstReadable(order) : undefined
     if (first === undefined) return this.#general(sessionId, [], [], undefined)
     // The healthy case: one statement to the first store, nothing allocated beyond it.
     let copy: StoredCopy | null
@@ -128,7 +131,10 @@ export class ReadPath {
       }
       judged = await this.#judgeWhole(sessionId, answers)
     }
-    if (judged.result === null && judged.verdict.state !== 'destroyed') {
+    if (storeListChange.underWay && judged.verdict.state !== 'destroyed') {
+      // Found or not under the new placement, the old one may hold a newer copy: the session
+      // may not have been moved yet, and a copy under the new placement can be an old extra
+      // (a failed-over or hedged write left it there before the change).
       const old = await storeListChange.lookUpOld(
         sessionId,
         new Set(answers.map((answer) => answer.store)),
@@ -137,6 +143,13 @@ export class ReadPath {
         answers = [...answers, ...old]
         judged = await this.#judgeWhole(sessionId, answers)
         this.#context.moveInBackground(sessionId)
+      } else if (judged.result === null) {
+        // Moved between the two looks (see StoreListChange.underWay): the stores a move copies
+        // to are asked again, and their new answers replace the first ones.
+        const again = await askInOrder(stores, 0, options.copies, read)
+        const reasked = new Set(again.answers.map((answer) => answer.store))
+        answers = [...answers.filter((answer) => !reasked.has(answer.store)), ...again.answers]
+        judged = await this.#judgeWhole(sessionId, answers)
       }
     }
     if (answers.length === 0) throw new NoStoreAvailableError('read the session', failures)

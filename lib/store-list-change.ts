@@ -16,6 +16,13 @@ import type { Store } from './store/store.js'
  * Without a change of the store list every step is a no-op ({@link NO_STORE_LIST_CHANGE}).
  */
 export interface StoreListChange {
+  /**
+   * Whether a change is under way. A read that then finds a session under neither placement
+   * looks at the new one once more: a move (rebalance, a read-through, a write) copies to the
+   * new placement before it removes from the old, so one that ran between the read's two looks
+   * left the session where the second look finds it.
+   */
+  readonly underWay: boolean
   /** The session's copies under the old placement, from the stores not asked yet. */
   lookUpOld(
     sessionId: string,
@@ -38,6 +45,7 @@ export interface StoreListChange {
 
 /** No change of the store list under way. */
 export const NO_STORE_LIST_CHANGE: StoreListChange = {
+  underWay: false,
   lookUpOld: async () => [],
   destroyedUnderOld: async () => false,
   clearOld: async () => {},
@@ -56,6 +64,7 @@ export function storeListChange(
       .slice(0, copies)
       .filter((store) => store.standing.up)
   return {
+    underWay: true,
     async lookUpOld(sessionId, asked) {
       const old = oldCopies(sessionId).filter((store) => !asked.has(store))
       const found = await askInOrder(old, 0, old.length, (store) => store.read(sessionId))

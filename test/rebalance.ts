@@ -1,6 +1,8 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import { createSessionManager } from '../lib/index.js'
+import { createSessionManager, generateSessionId } from '../lib/index.js'
+import { FaultProxy } from '../lib/local-cluster/index.js'
+import { classicOrder } from '../lib/placement.js'
 import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
 import { SessionWorkload, sleep } from '../lib/cli/workload/session-workload.js'
 import { startTestCluster } from './helpers/cluster.js'
@@ -93,6 +95,114 @@ async function changeStoreList(
   }
   for (const store of cluster.stores) await store.query('DELETE FROM sessions').catch(() => {})
 }
+
+crashTest(
+  'before a session moves, an old extra copy under the new placement does not win',
+  async (t) => {
+    const before = ['store-a', 'store-b', 'store-c']
+    const after = [...before, 'store-d']
+    // A session whose third store under the old list (where a failed-over or hedged write leaves
+    // an extra copy) is among its first two under the new list, beside the new store.
+    let id = generateSessionId()
+    const third = (sessionId: string) => classicOrder(before, sessionId)[2]!
+    // It comes first, so that a single-store read would take it.
+    while (classicOrder(after, id)[0] !== third(id) || classicOrder(after, id)[1] !== 'store-d') {
+      id = generateSessionId()
+    }
+    const writer = createSessionManager({ stores: configs(before), ...fast })
+    t.teardown(() => writer.close())
+    await writer.applySchema()
+    await writer.writeSession(id, { v: 1 })
+    // The extra copy of v1 on the third store, as a write that failed over there would leave.
+    const [row] = await cluster
+      .store(classicOrder(before, id)[0]!)
+      .query<{ version: number; expires_at: number; data: Buffer }>(
+        'SELECT version, expires_at, data FROM sessions WHERE id = ?',
+        [id],
+      )
+    await cluster
+      .store(third(id))
+      .query(
+        'INSERT INTO sessions (id, version, expires_at, deleted, data) VALUES (?, ?, ?, 0, ?)',
+        [id, row!.version, row!.expires_at, row!.data],
+      )
+    await writer.writeSession(id, { v: 2 })
+    const reader = createSessionManager({
+      ...fast,
+      stores: configs(after),
+      previousStores: configs(before),
+    })
+    t.teardown(() => reader.close())
+    await reader.applySchema()
+    t.same(await reader.readSession(id), { v: 2 }, 'the newest copy, from the old placement')
+    const single = createSessionManager({
+      ...fast,
+      readQuorum: 1,
+      stores: configs(after),
+      previousStores: configs(before),
+    })
+    t.teardown(() => single.close())
+    await single.ready()
+    t.same(await single.readSession(id), { v: 2 }, 'with readQuorum 1 too')
+    for (const store of cluster.stores) await store.query('DELETE FROM sessions').catch(() => {})
+  },
+)
+
+crashTest('a read that a move overtakes still finds the session', async (t) => {
+  const before = ['store-a', 'store-b', 'store-c']
+  const after = [...before, 'store-d']
+  // A session whose first two stores under the old list are not among its first two under the
+  // new one: a move takes it off the old pair entirely.
+  const firstTwo = (stores: string[], sessionId: string) =>
+    classicOrder(stores, sessionId).slice(0, 2)
+  let id = generateSessionId()
+  while (firstTwo(after, id).some((store) => firstTwo(before, id).includes(store))) {
+    id = generateSessionId()
+  }
+  const oldPair = firstTwo(before, id)
+  const writer = createSessionManager({ stores: configs(before), ...fast })
+  t.teardown(() => writer.close())
+  await writer.applySchema()
+  await writer.writeSession(id, { v: 1 })
+  // The reader reaches the old pair through proxies that will hold its statements back, so its
+  // look at them comes after the move; every other store it reaches directly.
+  const proxies = new Map<string, FaultProxy>()
+  for (const storeId of oldPair) {
+    const store = cluster.store(storeId)
+    const proxy = await FaultProxy.start({ host: store.host, port: store.port })
+    t.teardown(() => proxy.close())
+    proxies.set(storeId, proxy)
+  }
+  const proxied = (ids: string[]) =>
+    configs(ids).map((c) => (proxies.has(c.id) ? { ...c, port: proxies.get(c.id)!.port } : c))
+  const migrating = { ...fast, queryTimeoutMillis: 5000, healthCheckIntervalMillis: 60_000 }
+  const reader = createSessionManager({
+    ...migrating,
+    stores: proxied(after),
+    previousStores: proxied(before),
+  })
+  t.teardown(() => reader.close())
+  await reader.ready()
+  const operator = createSessionManager({
+    ...fast,
+    stores: configs(after),
+    previousStores: configs(before),
+  })
+  t.teardown(() => operator.close())
+  await operator.applySchema()
+  for (const proxy of proxies.values()) {
+    proxy.setFault({ kind: 'latency', toStoreMillis: 1500, toClientMillis: 0 })
+  }
+  // The reader finds nothing under the new placement at once; its statements to the old pair
+  // arrive 1.5 s later, after the rebalance has copied the session over and removed it there.
+  const read = reader.readSession(id)
+  await sleep(200)
+  const moved = await operator.repair()
+  t.ok(moved.copied >= 1 && moved.removed >= 1, `the session moved: ${JSON.stringify(moved)}`)
+  t.same(await read, { v: 1 }, 'the read still finds it')
+  for (const proxy of proxies.values()) proxy.heal()
+  for (const store of cluster.stores) await store.query('DELETE FROM sessions').catch(() => {})
+})
 
 crashTest('3 → 4 stores: one added', (t) =>
   changeStoreList(
