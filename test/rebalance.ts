@@ -18,6 +18,21 @@ const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
 const configs = (ids: string[]) => cluster.storeConfigs().filter((store) => ids.includes(store.id))
 const fast = { copies: 2, healthCheckIntervalMillis: 250, sweepIntervalSeconds: 0 }
 
+/** A manager closed at the test's end: `fast` settings, `options` over them. */
+function open(t: Test, options: Partial<SessionManagerOptions>): SessionManager {
+  const manager = createSessionManager({ stores: [], ...fast, ...options })
+  t.teardown(() => manager.close())
+  return manager
+}
+
+/** The session written through a manager on `before` (schema applied): `{ v: 1 }`. */
+async function writtenUnder(t: Test, before: string[], id: string): Promise<SessionManager> {
+  const writer = open(t, { stores: configs(before) })
+  await writer.applySchema()
+  await writer.writeSession(id, { v: 1 })
+  return writer
+}
+
 async function changeStoreList(
   t: Test,
   before: string[],
@@ -109,10 +124,7 @@ crashTest(
     while (classicOrder(after, id)[0] !== third(id) || classicOrder(after, id)[1] !== 'store-d') {
       id = generateSessionId()
     }
-    const writer = createSessionManager({ stores: configs(before), ...fast })
-    t.teardown(() => writer.close())
-    await writer.applySchema()
-    await writer.writeSession(id, { v: 1 })
+    const writer = await writtenUnder(t, before, id)
     // The extra copy of v1 on the third store, as a write that failed over there would leave.
     const [row] = await cluster
       .store(classicOrder(before, id)[0]!)
@@ -127,21 +139,14 @@ crashTest(
         [id, row!.version, row!.expires_at, row!.data],
       )
     await writer.writeSession(id, { v: 2 })
-    const reader = createSessionManager({
-      ...fast,
-      stores: configs(after),
-      previousStores: configs(before),
-    })
-    t.teardown(() => reader.close())
+    const reader = open(t, { stores: configs(after), previousStores: configs(before) })
     await reader.applySchema()
     t.same(await reader.readSession(id), { v: 2 }, 'the newest copy, from the old placement')
-    const single = createSessionManager({
-      ...fast,
+    const single = open(t, {
       readQuorum: 1,
       stores: configs(after),
       previousStores: configs(before),
     })
-    t.teardown(() => single.close())
     await single.ready()
     t.same(await single.readSession(id), { v: 2 }, 'with readQuorum 1 too')
     for (const store of cluster.stores) await store.query('DELETE FROM sessions').catch(() => {})
@@ -160,10 +165,7 @@ crashTest('a read that a move overtakes still finds the session', async (t) => {
     id = generateSessionId()
   }
   const oldPair = firstTwo(before, id)
-  const writer = createSessionManager({ stores: configs(before), ...fast })
-  t.teardown(() => writer.close())
-  await writer.applySchema()
-  await writer.writeSession(id, { v: 1 })
+  await writtenUnder(t, before, id)
   // The reader reaches the old pair through proxies that will hold its statements back, so its
   // look at them comes after the move; every other store it reaches directly.
   const proxies = new Map<string, FaultProxy>()
@@ -175,20 +177,14 @@ crashTest('a read that a move overtakes still finds the session', async (t) => {
   }
   const proxied = (ids: string[]) =>
     configs(ids).map((c) => (proxies.has(c.id) ? { ...c, port: proxies.get(c.id)!.port } : c))
-  const migrating = { ...fast, queryTimeoutMillis: 5000, healthCheckIntervalMillis: 60_000 }
-  const reader = createSessionManager({
-    ...migrating,
+  const reader = open(t, {
+    queryTimeoutMillis: 5000,
+    healthCheckIntervalMillis: 60_000,
     stores: proxied(after),
     previousStores: proxied(before),
   })
-  t.teardown(() => reader.close())
   await reader.ready()
-  const operator = createSessionManager({
-    ...fast,
-    stores: configs(after),
-    previousStores: configs(before),
-  })
-  t.teardown(() => operator.close())
+  const operator = open(t, { stores: configs(after), previousStores: configs(before) })
   await operator.applySchema()
   for (const proxy of proxies.values()) {
     proxy.setFault({ kind: 'latency', toStoreMillis: 1500, toClientMillis: 0 })
