@@ -58,6 +58,14 @@ export interface ChaosOptions {
    * @default 1500; with `gray`, a 15th of the run, between 1.5 and 6 s
    */
   faultMillis?: number
+  /**
+   * Faults the run injects at least: it goes on past `seconds` until it has (a loaded machine
+   * recovers slowly from each), up to `maxSeconds`.
+   * @default 0
+   */
+  minFaults?: number
+  /** @default four times `seconds` */
+  maxSeconds?: number
   /** @default 64 */
   inFlight?: number
   /** App servers: managers sharing the stores. @default 2 (at least 2 with `gray`) */
@@ -307,11 +315,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await workload.populate(options.sessions ?? 1000, undefined, SETUP_MILLIS)
 
     const storeIds = cluster.stores.map((store) => store.id)
-    const faults = async (deadline: number): Promise<void> => {
+    const faults = async (
+      initialDeadline: number,
+      extendTo: (deadline: number) => void,
+    ): Promise<void> => {
       runStart.at = Date.now()
+      let deadline = initialDeadline
+      const latest = runStart.at + (options.maxSeconds ?? options.seconds * 4) * 1000
       await sleep(Math.min(1000, options.seconds * 100))
-      // A fault starts only if it ends (and has a second to show) before the workers stop.
-      for (let n = 0; kinds.length > 0 && Date.now() + faultMillis + 1000 < deadline; n++) {
+      for (let n = 0; kinds.length > 0; n++) {
+        // A fault starts only if it ends (and has a second to show) before the workers stop;
+        // the run goes on for one more while it has fewer than minFaults.
+        if (Date.now() + faultMillis + 1000 >= deadline) {
+          if (n >= (options.minFaults ?? 0) || Date.now() + faultMillis + 2000 > latest) break
+          deadline = Date.now() + faultMillis + 2000
+          extendTo(deadline)
+        }
         const kind = kinds[n % kinds.length] as FaultKind
         // Each round of the rotation starts one store further, so that every kind meets
         // every store.

@@ -13,9 +13,10 @@ export interface WorkloadRunOptions {
   inFlight: number
   /**
    * Runs alongside the workers (a fault schedule, say); gets the time the workers stop, in ms
-   * since the epoch. {@link SessionWorkload.run} resolves once it and the workers are done.
+   * since the epoch, and a way to move it later. {@link SessionWorkload.run} resolves once it
+   * and the workers are done.
    */
-  alongside?: (deadline: number) => Promise<void>
+  alongside?: (deadline: number, extendTo: (deadline: number) => void) => Promise<void>
   /** Called about once a second. */
   onProgress?: (progress: WorkloadProgress) => void
 }
@@ -160,10 +161,12 @@ export class SessionWorkload {
   /** Runs `inFlight` workers for `seconds`, and `alongside` with them. */
   async run(options: WorkloadRunOptions): Promise<{ elapsedSeconds: number }> {
     const started = Date.now()
-    const deadline = started + options.seconds * 1000
-    this.#deadline = deadline
+    this.#deadline = started + options.seconds * 1000
+    const extendTo = (deadline: number): void => {
+      this.#deadline = Math.max(this.#deadline, deadline)
+    }
     const worker = async (): Promise<void> => {
-      while (Date.now() < deadline) {
+      while (Date.now() < this.#deadline) {
         if (this.#paused !== undefined) await this.#paused
         this.#operationsInFlight++
         let served: boolean
@@ -184,7 +187,7 @@ export class SessionWorkload {
     }, 1000)
     try {
       await Promise.all([
-        options.alongside?.(deadline),
+        options.alongside?.(this.#deadline, extendTo),
         ...Array.from({ length: options.inFlight }, worker),
       ])
       // They stop at the deadline; one may still be waiting for its read.
