@@ -121,6 +121,14 @@ function tests(cluster: LocalCluster): void {
     t.same(await store.query('SELECT id, note FROM survives'), [{ id: 1, note: 'before crash' }])
   })
 
+  t.test('each store keeps its temporary files in its own directory', async (t) => {
+    // A server deletes every #sql file in its tmpdir as it starts: a shared /tmp would let a
+    // store starting elsewhere delete a running one's temporary tables.
+    const store = cluster.store('store-a')
+    const [row] = await store.query<{ tmpdir: string }>('SELECT @@tmpdir AS tmpdir')
+    t.equal(path.resolve(row!.tmpdir), path.join(cluster.baseDir, store.id, 'tmp'))
+  })
+
   t.test('pause() makes queries time out; resume() makes them work again', async (t) => {
     const store = cluster.store('store-b')
     await store.pause()

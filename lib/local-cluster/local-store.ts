@@ -126,6 +126,7 @@ export class LocalStoreProcess implements LocalStore {
       pidFile: path.join(dir, 'server.pid'),
       errorLog: path.join(dir, 'error.log'),
       initFile: path.join(dir, 'init.sql'),
+      tmpDir: path.join(dir, 'tmp'),
     }
   }
 
@@ -172,7 +173,7 @@ export class LocalStoreProcess implements LocalStore {
 
   /** First start: fresh data directory, init file, a free port (retried if taken meanwhile). */
   async create(): Promise<void> {
-    await mkdir(this.dir, { recursive: true })
+    await mkdir(this.#paths.tmpDir, { recursive: true })
     await copyDataTemplate(this.#context.template, this.#paths.dataDir)
     await writeInitFile(this.#paths.initFile, this.#context.password)
     await this.start()

@@ -174,6 +174,11 @@ export interface ServerPaths {
   readonly pidFile: string
   readonly errorLog: string
   readonly initFile: string
+  /**
+   * The server's own directory for temporary files: a server deletes every `#sql` file in its
+   * tmpdir when it starts, so servers sharing one (the system's /tmp) delete each other's.
+   */
+  readonly tmpDir: string
 }
 
 /** The command-line arguments that start one store on 127.0.0.1:`port`. */
@@ -186,6 +191,7 @@ export function serverArgs(binary: ServerBinary, port: number, paths: ServerPath
     `--socket=${paths.socket}`,
     `--pid-file=${paths.pidFile}`,
     `--log-error=${paths.errorLog}`,
+    `--tmpdir=${paths.tmpDir}`,
     `--init-file=${paths.initFile}`,
     ...sizingFlags(binary),
     '--skip-log-bin',
