@@ -1,11 +1,11 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { createSessionManager, generateSessionId } from '../lib/index.js'
-import { FaultProxy } from '../lib/local-cluster/index.js'
 import { classicOrder } from '../lib/placement.js'
 import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
 import { SessionWorkload, sleep } from '../lib/cli/workload/session-workload.js'
 import { startTestCluster } from './helpers/cluster.js'
+import { proxiesFor } from './helpers/gray.js'
 
 // A change of the store list under a concurrent workload checked by the chaos run's
 // consistency model: no session lost, none resurrected, no stale read, and a second
@@ -168,13 +168,7 @@ crashTest('a read that a move overtakes still finds the session', async (t) => {
   await writtenUnder(t, before, id)
   // The reader reaches the old pair through proxies that will hold its statements back, so its
   // look at them comes after the move; every other store it reaches directly.
-  const proxies = new Map<string, FaultProxy>()
-  for (const storeId of oldPair) {
-    const store = cluster.store(storeId)
-    const proxy = await FaultProxy.start({ host: store.host, port: store.port })
-    t.teardown(() => proxy.close())
-    proxies.set(storeId, proxy)
-  }
+  const proxies = await proxiesFor(t, cluster, oldPair)
   const proxied = (ids: string[]) =>
     configs(ids).map((c) => (proxies.has(c.id) ? { ...c, port: proxies.get(c.id)!.port } : c))
   const reader = open(t, {

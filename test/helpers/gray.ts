@@ -15,13 +15,7 @@ export async function grayManagers(
   through: readonly string[],
   options: Partial<SessionManagerOptions> = {},
 ): Promise<{ faulty: SessionManager; healthy: SessionManager; proxies: Map<string, FaultProxy> }> {
-  const proxies = new Map<string, FaultProxy>()
-  for (const id of through) {
-    const store = cluster.store(id)
-    const proxy = await FaultProxy.start({ host: store.host, port: store.port })
-    t.teardown(() => proxy.close())
-    proxies.set(id, proxy)
-  }
+  const proxies = await proxiesFor(t, cluster, through)
   const stores = cluster
     .storeConfigs()
     .map((config) =>
@@ -39,4 +33,20 @@ export function lateManager(
   options: Partial<SessionManagerOptions> = {},
 ): SessionManager {
   return createManager(t, cluster, options)
+}
+
+/** A fault proxy in front of each store in `ids`, by store id, closed at the test's end. */
+export async function proxiesFor(
+  t: Test,
+  cluster: TestCluster,
+  ids: readonly string[],
+): Promise<Map<string, FaultProxy>> {
+  const proxies = new Map<string, FaultProxy>()
+  for (const id of ids) {
+    const store = cluster.store(id)
+    const proxy = await FaultProxy.start({ host: store.host, port: store.port })
+    t.teardown(() => proxy.close())
+    proxies.set(id, proxy)
+  }
+  return proxies
 }
