@@ -51,6 +51,12 @@ export interface SessionWrite {
   fields: WriteFields
 }
 
+/** A batch of plain writes sharing `explicitExpiry`, in one multi-row upsert. */
+export interface WriteManyInput {
+  writes: readonly SessionWrite[]
+  defaultTtlSeconds: number
+}
+
 /** Sessions whose copies a statement fetches whole, and sessions it fetches digests of. */
 export interface CopiesAndDigests {
   whole: readonly string[]
@@ -175,6 +181,19 @@ function listedRows(rows: RowDataPacket[], withData: boolean): ListedRow[] {
 export const ids = (rows: RowDataPacket[]): string[] => rows.map((row) => String(row.id))
 const changed = (result: ResultSetHeader): boolean => result.affectedRows > 0
 export const nothing = (): void => undefined
+
+/**
+ * Whether a multi-row upsert applied every one of its rows, from its OK packet alone: a row
+ * counts 1 when inserted, 2 when an existing row changed, and 0 (1 with the FOUND_ROWS flag
+ * mysql2 sets) when it was left as it was; the info text counts the rows that met an existing
+ * one ("Duplicates"). An applied row always changes (its version grows), so every row applied
+ * exactly when the count is rows + duplicates. False when the info text is not there.
+ */
+export function everyRowApplied(result: ResultSetHeader, input: WriteManyInput): boolean {
+  const duplicates = /Duplicates: (\d+)/.exec(result.info ?? '')?.[1]
+  if (duplicates === undefined) return false
+  return result.affectedRows === input.writes.length + Number(duplicates)
+}
 
 /** The statements on the session table `table`. */
 export function sessionStatements(table: string) {
@@ -323,7 +342,7 @@ export function sessionStatements(table: string) {
      * All rows of one batch share `explicitExpiry` (the batcher keeps them apart).
      */
     writeMany: {
-      text: ({ writes }: { writes: readonly SessionWrite[]; defaultTtlSeconds: number }) => {
+      text: ({ writes }: WriteManyInput) => {
         const apply = `deleted = 0 AND ${STORED} < VALUES(version)`
         return (
           `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) VALUES ` +
@@ -337,23 +356,13 @@ export function sessionStatements(table: string) {
           `version = IF(${apply}, VALUES(version), version)`
         )
       },
-      params: ({
-        writes,
-        defaultTtlSeconds,
-      }: {
-        writes: readonly SessionWrite[]
-        defaultTtlSeconds: number
-      }) => [
+      params: ({ writes, defaultTtlSeconds }: WriteManyInput) => [
         ...writes.flatMap(rowValues),
         (writes[0] as SessionWrite).fields.explicitExpiry ? 1 : 0,
         defaultTtlSeconds,
       ],
-      decode: nothing,
-    } satisfies Statement<
-      { writes: readonly SessionWrite[]; defaultTtlSeconds: number },
-      ResultSetHeader,
-      void
-    >,
+      decode: everyRowApplied,
+    } satisfies Statement<WriteManyInput, ResultSetHeader, boolean>,
 
     /**
      * What a batch of writes left, decoded into each write's outcome. Several writes of one

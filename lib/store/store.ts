@@ -193,8 +193,9 @@ export class Store {
   }
 
   /**
-   * One multi-row upsert, then the versions it left, in one transaction: the rows stay locked
-   * in between, so the read tells exactly which writes applied (a write landing in between would
+   * One multi-row upsert, then (unless its OK packet says every row applied, the usual case)
+   * the versions it left, in one transaction: the rows stay locked in between, so the read
+   * tells exactly which writes applied (a write landing in between would
    * make an applied write look outdated, and an outdated one applied). Rows go in id order (then
    * version order), so that concurrent batches lock rows in one order and cannot deadlock, and
    * two writes of one session apply oldest first.
@@ -209,10 +210,11 @@ export class Store {
     )
     return this.#counted(async () => {
       const outcomes = await this.#connection.transaction(async (send) => {
-        await send(this.#statements.writeMany, {
+        const everyRow = await send(this.#statements.writeMany, {
           writes,
           defaultTtlSeconds: this.#defaultTtlSeconds,
         })
+        if (everyRow) return writes.map((): WriteOutcome => ({ kind: 'written' }))
         return send(this.#statements.writtenVersions, writes)
       })
       const byWrite = new Map(writes.map((write, index) => [write, outcomes[index]]))
