@@ -27,3 +27,11 @@ CREATE TABLE IF NOT EXISTS `sessions_locks` (
   expires_at BIGINT NOT NULL,
   PRIMARY KEY (id)
 ) ENGINE=InnoDB;
+
+CREATE TABLE IF NOT EXISTS `sessions_stale` (
+  target_store VARBINARY(64) NOT NULL,
+  manager VARBINARY(64) NOT NULL,
+  generation BIGINT UNSIGNED NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (target_store, manager)
+) ENGINE=InnoDB;

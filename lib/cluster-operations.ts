@@ -18,6 +18,7 @@ import { BackgroundSweeper, sweepStores } from './maintenance/sweeper.js'
 import type { ResolvedOptions, SessionManagerOptions } from './options.js'
 import { resolveOptions } from './options.js'
 import { checkKey } from './session-values.js'
+import type { ReadLeaseStats } from './failure/read-lease.js'
 import type { StoreStats } from './store/store.js'
 import { WorkTracker } from './work-tracker.js'
 
@@ -215,9 +216,13 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     )
   }
 
-  /** Per store: state, operations, errors and latency. */
-  stats(): { stores: StoreStats[] } {
-    return { stores: this.cluster.stores.map((store) => store.stats()) }
+  /** Per store: state, operations, errors and latency; the read lease (null when off). */
+  stats(): { stores: StoreStats[]; readLease: ReadLeaseStats | null } {
+    const lease = this.cluster.readLease
+    return {
+      stores: this.cluster.stores.map((store) => store.stats()),
+      readLease: lease === null ? null : { holds: lease.holds, staleStoreIds: lease.staleStoreIds },
+    }
   }
 
   /** What listing and finding need; refused once the manager is closing. */

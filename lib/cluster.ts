@@ -3,12 +3,14 @@ import { SchemaNotAppliedError } from './errors.js'
 import type { Emit } from './events.js'
 import { HealthCheck } from './failure/health-check.js'
 import { HintedHandoff } from './failure/hinted-handoff.js'
+import { ReadLease } from './failure/read-lease.js'
 import type { RepairContext } from './maintenance/repair-plan.js'
 import type { ResolvedOptions } from './options.js'
 import { OrderCache } from './placement.js'
 import type { StoreListChange } from './store-list-change.js'
 import { NO_STORE_LIST_CHANGE, storeListChange } from './store-list-change.js'
 import { lockAndHintStatements } from './store/lock-and-hint-statements.js'
+import { staleStatements } from './store/stale-statements.js'
 import { sessionStatements } from './store/statements.js'
 import { LocalSlowness } from './store/local-slowness.js'
 import { Store } from './store/store.js'
@@ -25,6 +27,8 @@ export class Cluster {
   readonly retiring: readonly Store[]
   readonly storeListChange: StoreListChange
   readonly handoff: HintedHandoff
+  /** The read lease, when reads may ask one store alone (`readLeaseMillis`); else null. */
+  readonly readLease: ReadLease | null
   /** What repairs need: the order over every store, retiring ones last (never targets). */
   readonly repairContext: RepairContext
   readonly #orders: OrderCache<Store>
@@ -38,6 +42,7 @@ export class Cluster {
     const statements = {
       ...sessionStatements(options.table),
       ...lockAndHintStatements(options.table),
+      ...staleStatements(options.table),
     }
     this.#slowness = new LocalSlowness(
       new Set([...stores, ...(previousStores ?? [])].map((config) => config.id)).size,
@@ -84,9 +89,17 @@ export class Cluster {
       clock: options.clock,
       emit,
     })
+    const lease =
+      options.readLeaseMillis === 0
+        ? null
+        : new ReadLease(this.stores, options.readLeaseMillis, options.clock)
+    this.readLease = lease
     this.#healthCheck = new HealthCheck(this.stores, options.healthCheckIntervalMillis, (store) => {
-      void this.handoff.replay(store)
+      void this.handoff.replay(store).then((caughtUp) => {
+        if (caughtUp) lease?.withdraw(store)
+      })
     })
+    lease?.start()
     const firstRound = this.#healthCheck.start()
     // Reads wait for the first round (bounded by one query timeout) so that a manager started
     // after an outage never reads a store before the hints for it are replayed.
@@ -130,7 +143,7 @@ export class Cluster {
 
   /** Lets hint replays in flight finish, then ends every connection. */
   async close(): Promise<void> {
-    await this.#healthCheck.stop()
+    await Promise.all([this.#healthCheck.stop(), this.readLease?.stop()])
     await this.handoff.settle()
     await Promise.allSettled(this.stores.map((store) => store.close()))
   }

@@ -2,6 +2,7 @@
 export { createSessionManager, SessionManager } from './session-manager.js'
 export type { WriteOptions } from './session-manager.js'
 export type { StoreStats } from './store/store.js'
+export type { ReadLeaseStats } from './failure/read-lease.js'
 export type { WriteResult } from './write-path.js'
 export type { UpdateOptions } from './session-updates.js'
 export type {

@@ -119,6 +119,18 @@ export interface SessionManagerOptions {
    */
   readQuorum?: number
   /**
+   * With `readQuorum` above 1, how long this manager trusts what it last heard of stores that
+   * missed writes. Every app server announces a store that missed one of its writes on the
+   * other stores before it acknowledges the write, and reads every store's announcements four
+   * times per lease: while its lease runs, a read asks one store that nobody announced alone
+   * (one statement), and falls back to `readQuorum` stores otherwise. The first write that
+   * misses a store waits one lease before it is acknowledged. 0 turns this off: every read
+   * asks `readQuorum` stores. Needs the `<table>_stale` table (`applySchema`); without it,
+   * reads ask `readQuorum` stores.
+   * @default 500
+   */
+  readLeaseMillis?: number
+  /**
    * How sessions are placed. `classic`: the seeded shuffle (docs/placement.md). `rendezvous`:
    * seeded the same way, but adding a store moves only about 1/(n+1) of sessions' first copy.
    * Changing it moves sessions: treat it like a change of the store list (`previousPlacement`).
@@ -206,6 +218,8 @@ export interface ResolvedOptions {
   readonly hintWindowMillis: number
   readonly transientRetries: number
   readonly readQuorum: number
+  /** 0 when reads never ask one store alone on the lease (off, or `readQuorum` 1). */
+  readonly readLeaseMillis: number
   readonly tombstoneTtlSeconds: number
   /** Verifies ids when `secrets` is set; the secrets live only inside it. */
   readonly idSigner: IdSigner | null
@@ -311,6 +325,8 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
       max: 10,
     }),
     readQuorum,
+    readLeaseMillis:
+      readQuorum === 1 ? 0 : leaseOption('readLeaseMillis', options.readLeaseMillis, 500),
     idSigner: resolveSigner(options.secrets, options.acceptUnsignedIds),
     ownerKey: resolveOwnerKey(options.ownerKey),
     batching: booleanOption('batching', options.batching, true),
@@ -387,4 +403,9 @@ function resolveSigner(secrets: unknown, acceptUnsigned: unknown): IdSigner | nu
     )
   }
   return new IdSigner(secrets, acceptUnsignedIds)
+}
+
+/** `readLeaseMillis`: 0 (off), or from 20 ms (four rounds per lease) to a minute. */
+function leaseOption(name: string, value: unknown, fallback: number): number {
+  return value === 0 ? 0 : millisOption(name, value, fallback, 20, 60_000)
 }

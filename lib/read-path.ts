@@ -8,7 +8,14 @@ import type { StoreFailure } from './errors.js'
 import { NoStoreAvailableError } from './errors.js'
 import type { Emit } from './events.js'
 import type { ResolvedOptions } from './options.js'
-import { firstReadable, quorumSpan, readOrder, unaskedHolders, withinSpan } from './routing.js'
+import {
+  aloneReadable,
+  firstReadable,
+  quorumSpan,
+  readOrder,
+  unaskedHolders,
+  withinSpan,
+} from './routing.js'
 import type { StoreListChange } from './store-list-change.js'
 import type { CopyDigest, StoredCopy } from './store/statements.js'
 import type { Store } from './store/store.js'
@@ -32,6 +39,8 @@ export interface ReadContext {
   moveInBackground(sessionId: string): void
   /** Rewrites the newest copy (or tombstone) on `stale` stores, in the background. */
   repairInBackground(sessionId: string, stale: readonly Store[]): void
+  /** The read lease (failure/read-lease.ts), when reads may ask one store alone; else null. */
+  readonly lease: { trusts(store: Store): boolean } | null
   readonly emit: Emit
 }
 
@@ -57,30 +66,84 @@ export class ReadPath {
 
   /** The winning copy of a session, decoded; null when there is none (or it expired, or was destroyed). */
   async newest(sessionId: string): Promise<ReadResult | null> {
-    const { options } = this.#context
+    const { options, storeListChange, lease } = this.#context
     const order = this.#context.order(sessionId)
     // During a change of the store list a copy found under the new placement may be older than
     // one still under the old: only the general path looks at both.
-    const fast = options.readQuorum === 1 && !this.#context.storeListChange.underWay
-    const first = fast ? firstReadable(order) : undefined
-    if (first === undefined) return this.#general(sessionId, [], [], undefined)
-    // The healthy case: one statement to the first store, nothing allocated beyond it.
-    let copy: StoredCopy | null
-    try {
-      copy = await first.read(sessionId)
-    } catch (error) {
-      return this.#general(sessionId, [], [{ storeId: first.id, error: error as Error }], first)
+    if (storeListChange.underWay) return this.#general(sessionId, [], [], new Set())
+    if (options.readQuorum === 1) {
+      const first = firstReadable(order)
+      return first === undefined
+        ? this.#general(sessionId, [], [], new Set())
+        : this.#alone(sessionId, [first])
     }
-    if (copy !== null && copy.deleted) return null
-    if (copy !== null && copy.expiresAtMillis > options.clock.now()) {
+    if (lease === null) return this.#general(sessionId, [], [], new Set())
+    const alone = aloneReadable(order, options.copies, (store) => lease.trusts(store))
+    return alone.length === 0
+      ? this.#general(sessionId, [], [], new Set())
+      : this.#alone(sessionId, alone)
+  }
+
+  /**
+   * The one-statement read: the first of `stores` alone, a slow one raced against the next of
+   * them (never another store). The general path takes over when no live copy was found.
+   */
+  async #alone(sessionId: string, stores: readonly Store[]): Promise<ReadResult | null> {
+    const { answer, failures } = await this.#askAlone(sessionId, stores)
+    const done = new Set(stores.filter((store) => failures.some((f) => f.storeId === store.id)))
+    if (answer === undefined) return this.#general(sessionId, [], failures, done)
+    const found = this.#aloneAnswer(sessionId, answer.store, answer.value as StoredCopy | null)
+    if ('served' in found) return found.served
+    const seen = { ...answer, value: found.seen }
+    return this.#general(sessionId, [seen], failures, done.add(answer.store))
+  }
+
+  async #askAlone(
+    sessionId: string,
+    stores: readonly Store[],
+  ): Promise<{ answer: Answer | undefined; failures: StoreFailure[] }> {
+    const position = (store: Store): number => this.#context.order(sessionId).indexOf(store)
+    const first = stores[0] as Store
+    if (stores.length === 1) {
+      // The healthy case of readQuorum 1: one statement, nothing else waited for.
       try {
-        return { data: options.codec.decode(copy.data as Buffer), copy }
+        const value = await first.read(sessionId)
+        return { answer: { store: first, position: position(first), value }, failures: [] }
       } catch (error) {
-        this.#context.emit('unreadable-copy', { sessionId, storeId: first.id, error })
-        copy = null
+        return { answer: undefined, failures: [{ storeId: first.id, error: error as Error }] }
       }
     }
-    return this.#general(sessionId, [{ store: first, position: 0, value: copy }], [], first)
+    const asked = await askInOrder(stores, 0, 1, (store) => store.read(sessionId), {
+      hedgeAfter,
+      mayHedgeTo: (store) => stores.includes(store),
+    })
+    const answer = asked.answers[0]
+    return {
+      answer: answer === undefined ? undefined : { ...answer, position: position(answer.store) },
+      failures: asked.failures,
+    }
+  }
+
+  /**
+   * What one store's copy answers alone: a tombstone, null; a live copy that decodes, the
+   * session (`served`). Anything else (no row, expired, unreadable: then reported, and seen as
+   * no copy) leaves the answer to the general path (`seen`).
+   */
+  #aloneAnswer(
+    sessionId: string,
+    store: Store,
+    copy: StoredCopy | null,
+  ): { served: ReadResult | null } | { seen: StoredCopy | null } {
+    if (copy === null) return { seen: null }
+    if (copy.deleted) return { served: null }
+    const { codec, clock } = this.#context.options
+    if (copy.expiresAtMillis <= clock.now()) return { seen: copy }
+    try {
+      return { served: { data: codec.decode(copy.data as Buffer), copy } }
+    } catch (error) {
+      this.#context.emit('unreadable-copy', { sessionId, storeId: store.id, error })
+      return { seen: null }
+    }
   }
 
   /**
@@ -92,11 +155,11 @@ export class ReadPath {
     sessionId: string,
     asked: Answer[],
     failed: StoreFailure[],
-    skip: Store | undefined,
+    skip: ReadonlySet<Store>,
   ): Promise<ReadResult | null> {
     const { options, storeListChange } = this.#context
     const order = this.#context.order(sessionId)
-    const stores = readOrder(order, options.readQuorum).filter((store) => store !== skip)
+    const stores = readOrder(order, options.readQuorum).filter((store) => !skip.has(store))
     const hedging = this.#hedging(order)
     const read = (store: Store): Promise<StoredCopy | null> => store.read(sessionId)
     // The first lane reads the data; the others only a digest, fetched whole only if newer.

@@ -52,6 +52,22 @@ export function firstReadable<S extends Routable>(order: readonly S[]): S | unde
 }
 
 /**
+ * The stores a read may ask alone, in order, while the read lease runs: those among the
+ * session's first `copies` that are up, not behind, and that no manager announced stale
+ * (`trusted`). Each holds every acknowledged write of the session: a write that missed one of
+ * them announced it stale before it was acknowledged.
+ */
+export function aloneReadable<S extends Routable>(
+  order: readonly S[],
+  copies: number,
+  trusted: (store: S) => boolean,
+): S[] {
+  return order
+    .slice(0, copies)
+    .filter((store) => store.standing.up && !store.standing.behind && trusted(store))
+}
+
+/**
  * How many stores that may hold the session a read did not hear from: those before the last
  * store that answered which gave no answer (down when the read was routed, failed, or passed
  * over as slow), and those after it that failed or were passed over. Decided from what this

@@ -8,6 +8,8 @@
  * - `owner` (indexed) serves per-user lookups (the `ownerKey` option).
  * The locks table holds lease locks; it lives on each session's first reachable store.
  * The hints table lists, per store, the sessions it missed while other stores took its writes.
+ * The stale table lists, per store, the managers whose writes it missed and that have not yet
+ * seen it caught up: while a row stands, no manager reads that store alone.
  * Ids are VARBINARY so comparisons are byte-exact and case-sensitive everywhere.
  */
 
@@ -22,6 +24,11 @@ export function locksTableName(table: string): string {
 /** The table of hinted handoffs: sessions a store missed while it was down, kept on the stores that took them. */
 export function hintsTableName(table: string): string {
   return `${table}_hints`
+}
+
+/** The table of stale announcements: stores that missed a manager's writes (see read-lease.ts). */
+export function staleTableName(table: string): string {
+  return `${table}_stale`
 }
 
 /** Whether `name` can be used as the session table name (it is spliced into SQL, so this is strict). */
@@ -57,6 +64,13 @@ export function schemaStatements(table: string): string[] {
   token VARBINARY(64) NOT NULL,
   expires_at BIGINT NOT NULL,
   PRIMARY KEY (id)
+) ENGINE=InnoDB`,
+    `CREATE TABLE IF NOT EXISTS \`${staleTableName(table)}\` (
+  target_store VARBINARY(64) NOT NULL,
+  manager VARBINARY(64) NOT NULL,
+  generation BIGINT UNSIGNED NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (target_store, manager)
 ) ENGINE=InnoDB`,
   ]
 }

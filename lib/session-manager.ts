@@ -54,6 +54,7 @@ export class SessionManager extends ClusterOperations {
       storeListChange,
       moveInBackground,
       repairInBackground: (sessionId, stale) => repairs.readRepair(sessionId, stale),
+      lease: this.cluster.readLease,
       emit,
     })
     this.#writes = new WritePath({
@@ -62,6 +63,7 @@ export class SessionManager extends ClusterOperations {
       order,
       storeListChange,
       handoff,
+      lease: this.cluster.readLease,
       moveInBackground,
       emit,
     })

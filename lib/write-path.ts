@@ -55,6 +55,8 @@ export interface WriteContext {
   order(sessionId: string): readonly Store[]
   readonly storeListChange: StoreListChange
   readonly handoff: HintedHandoff
+  /** The read lease: stores a write missed are announced stale before it is acknowledged. */
+  readonly lease: { announce(targets: readonly Store[]): Promise<boolean> } | null
   /** Moves a session found under the old placement to its new stores, in the background. */
   moveInBackground(sessionId: string): void
   readonly emit: Emit
@@ -262,9 +264,14 @@ export class WritePath {
     const verdict = acknowledgement(held.length, copies, minCopies)
     if (verdict === 'refused') throw new NotEnoughStoresError(held.length, minCopies, failures)
     const missed = missedStores(this.#context.order(sessionId), copies, held)
+    const { handoff, lease } = this.#context
     const unhinted =
-      missed.length === 0 ? 0 : await this.#context.handoff.record(sessionId, missed, held, version)
-    const degraded = verdict === 'degraded' || unhinted > 0
+      missed.length === 0 ? 0 : await handoff.record(sessionId, missed, held, version)
+    // Reads that ask one store alone must not pick a store that missed this write: it is
+    // announced stale first (failure/read-lease.ts). Not announced, it is degraded like a write
+    // whose hint no store took.
+    const unannounced = missed.length > 0 && lease !== null && !(await lease.announce(missed))
+    const degraded = verdict === 'degraded' || unhinted > 0 || unannounced
     if (degraded) {
       this.#context.emit('degraded-write', {
         sessionId,

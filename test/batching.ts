@@ -42,7 +42,12 @@ t.test(
 t.test(
   'copies and digests share a statement; a digest still shows a newer copy on its store',
   async (t) => {
-    const manager = await startManager(t, cluster, { copies: 2, sweepIntervalSeconds: 0 })
+    // Quorum reads (no read lease): each read asks one store for the copy, one for a digest.
+    const manager = await startManager(t, cluster, {
+      copies: 2,
+      sweepIntervalSeconds: 0,
+      readLeaseMillis: 0,
+    })
     const ids = await Promise.all(
       Array.from({ length: 90 }, (_, i) => manager.createSession({ i })),
     )

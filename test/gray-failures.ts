@@ -203,6 +203,9 @@ crashTest('a write whose hint cannot be stored is acknowledged as degraded', asy
 })
 
 crashTest('a store that flaps is not put back in service at every pause', async (t) => {
+  // Managers of the tests above closed before a caught up: their announcements that a missed
+  // writes (docs/guarantees.md, read lease) would steer every read away from it for a minute.
+  await Promise.all(cluster.stores.map((store) => store.query('DELETE FROM sessions_stale')))
   const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
     copies: 2,
     healthCheckIntervalMillis: 50,

@@ -35,6 +35,23 @@ t.test('bad options are rejected with a typed error that names the option', asyn
   optionError(t, { stores: [store('a')], queryTimeoutMillis: '10' }, 'queryTimeoutMillis')
   optionError(t, { stores: [store('a')], codec: { encode: 1 } }, 'codec')
   optionError(t, { stores: [{ id: 'a', host: 'db' }] }, 'stores[0]')
+  for (const readLeaseMillis of [5, 60_001, '500', -1, 1.5]) {
+    optionError(t, { stores: [store('a'), store('b')], readLeaseMillis }, 'readLeaseMillis')
+  }
+})
+
+t.test('the read lease: on by default with a quorum, off at 0 or with readQuorum 1', async (t) => {
+  const stores = [store('a'), store('b'), store('c')]
+  for (const [options, on] of [
+    [{}, true],
+    [{ readLeaseMillis: 20 }, true],
+    [{ readLeaseMillis: 0 }, false],
+    [{ readQuorum: 1 }, false],
+  ] as const) {
+    const manager = createSessionManager({ stores, copies: 2, ...options })
+    t.equal(manager.stats().readLease !== null, on, JSON.stringify(options))
+    await manager.close()
+  }
 })
 
 t.test('malformed store URIs are rejected without repeating the URI', async (t) => {

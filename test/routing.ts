@@ -1,5 +1,6 @@
 import t from 'tap'
 import {
+  aloneReadable,
   firstReadable,
   missedStores,
   quorumSpan,
@@ -77,6 +78,33 @@ t.test(
     // Standing plays no part: a store that was down when routed and is up again still counts.
     const routed = stores('down', 'up', 'up')
     t.equal(unaskedHolders(routed, [routed[1]!, routed[2]!], []), 1)
+  },
+)
+
+t.test(
+  'aloneReadable: among the first copies, those up, not behind, and not announced stale',
+  async (t) => {
+    // [standings, copies, stores announced stale, expected]
+    const table: [Standing[], number, string, string][] = [
+      [['up', 'up', 'up'], 2, '', 'ab'],
+      [['up', 'up', 'up'], 1, '', 'a'],
+      [['up', 'up', 'up'], 3, '', 'abc'],
+      [['up', 'up', 'up'], 2, 'a', 'b'],
+      [['up', 'up', 'up'], 2, 'ab', ''],
+      [['up', 'up', 'up'], 2, 'c', 'ab'],
+      [['down', 'up', 'up'], 2, '', 'b'],
+      [['behind', 'up', 'up'], 2, '', 'b'],
+      [['down', 'behind', 'up'], 2, '', ''],
+      [['up', 'up', 'up'], 2, 'abc', ''],
+    ]
+    for (const [standings, copies, stale, expected] of table) {
+      const trusted = (store: { id: string }) => !stale.includes(store.id.slice(-1))
+      t.equal(
+        ids(aloneReadable(stores(...standings), copies, trusted)),
+        expected,
+        `${standings.join(',')} copies ${copies} stale [${stale}]`,
+      )
+    }
   },
 )
 

@@ -17,6 +17,7 @@ import type { LockAndHintStatements } from './lock-and-hint-statements.js'
 import type { SessionStatements } from './statements.js'
 import type { BatcherLimits } from './statement-batcher.js'
 import { StatementBatcher } from './statement-batcher.js'
+import type { StaleAnnouncement, StaleStatements } from './stale-statements.js'
 import type {
   CopyDigest,
   ListedRow,
@@ -27,7 +28,7 @@ import type {
 } from './statements.js'
 
 /** Every statement a store is sent, built once per table name. */
-export type StoreStatements = SessionStatements & LockAndHintStatements
+export type StoreStatements = SessionStatements & LockAndHintStatements & StaleStatements
 
 /** Counters of one store, as `SessionManager.stats` reports them. */
 export interface StoreCounters {
@@ -338,6 +339,27 @@ export class Store {
       sessionId,
       version,
     })
+  }
+
+  /**
+   * The stale table's statements (read-lease.ts): announce, renew or withdraw that a store
+   * missed a manager's writes, and list the stores announced. Background work, not requests:
+   * neither counted nor reported to the standing.
+   */
+  announceStale(announcement: StaleAnnouncement): Promise<void> {
+    return this.#connection.run(this.#statements.announceStale, announcement)
+  }
+
+  renewStale(announcement: StaleAnnouncement): Promise<void> {
+    return this.#connection.run(this.#statements.renewStale, announcement)
+  }
+
+  withdrawStale(announcement: Omit<StaleAnnouncement, 'expiresAtMillis'>): Promise<void> {
+    return this.#connection.run(this.#statements.withdrawStale, announcement)
+  }
+
+  staleTargets(now: number): Promise<string[]> {
+    return this.#connection.run(this.#statements.staleTargets, now)
   }
 
   /** Ids of the stores that have hints kept on this store. Not a request (see {@link probe}). */

@@ -1,0 +1,67 @@
+/** The statements on the stale table: which stores missed which manager's writes (read-lease.ts). */
+import type { ResultSetHeader, RowDataPacket } from 'mysql2'
+import { staleTableName } from '../schema.js'
+import type { Statement } from './statements.js'
+import { nothing } from './statements.js'
+
+/** One manager's announcement that `target` missed its writes. */
+export interface StaleAnnouncement {
+  target: string
+  manager: string
+  /** Counts the manager's announcements for `target`: a withdrawal removes only its own. */
+  generation: number
+  expiresAtMillis: number
+}
+
+type Withdrawal = Omit<StaleAnnouncement, 'expiresAtMillis'>
+
+/** The statements on the stale table of the session table `table`. */
+export function staleStatements(table: string) {
+  const stale = `\`${staleTableName(table)}\``
+  return {
+    /** Announce (or announce again, with a new generation) that `target` missed writes. */
+    announceStale: {
+      text: () =>
+        `INSERT INTO ${stale} (target_store, manager, generation, expires_at) VALUES (?, ?, ?, ?) ` +
+        'ON DUPLICATE KEY UPDATE generation = VALUES(generation), expires_at = VALUES(expires_at)',
+      params: (input: StaleAnnouncement) => [
+        input.target,
+        input.manager,
+        input.generation,
+        input.expiresAtMillis,
+      ],
+      decode: nothing,
+    } satisfies Statement<StaleAnnouncement, ResultSetHeader, void>,
+
+    /** Push back the expiry of an announcement still standing; never creates one. */
+    renewStale: {
+      text: () =>
+        `UPDATE ${stale} SET expires_at = GREATEST(expires_at, ?) ` +
+        'WHERE target_store = ? AND manager = ? AND generation = ?',
+      params: (input: StaleAnnouncement) => [
+        input.expiresAtMillis,
+        input.target,
+        input.manager,
+        input.generation,
+      ],
+      decode: nothing,
+    } satisfies Statement<StaleAnnouncement, ResultSetHeader, void>,
+
+    /** Withdraw an announcement, unless the manager announced again since (a newer generation). */
+    withdrawStale: {
+      text: () => `DELETE FROM ${stale} WHERE target_store = ? AND manager = ? AND generation = ?`,
+      params: (input: Withdrawal) => [input.target, input.manager, input.generation],
+      decode: nothing,
+    } satisfies Statement<Withdrawal, ResultSetHeader, void>,
+
+    /** The stores announced stale on this store, by announcements not yet expired. */
+    staleTargets: {
+      text: () => `SELECT DISTINCT target_store FROM ${stale} WHERE expires_at > ? LIMIT 1000`,
+      params: (now: number) => [now],
+      decode: (rows: RowDataPacket[]) => rows.map((row) => String(row.target_store)),
+    } satisfies Statement<number, RowDataPacket[], string[]>,
+  }
+}
+
+/** The statements of one table's stale announcements (see {@link staleStatements}). */
+export type StaleStatements = ReturnType<typeof staleStatements>

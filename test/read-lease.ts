@@ -1,0 +1,149 @@
+import t from 'tap'
+import type { SessionManager } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { grayManagers } from './helpers/gray.js'
+import { idWithOrderPrefix, startManager } from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
+
+// The read lease (docs/guarantees.md, section 9): in the default setting a read asks one store
+// while nobody announced it stale, and a write that missed a store announces it before it is
+// acknowledged. These tests count the statements each store was sent.
+const cluster = await startTestCluster(t, { stores: 4 })
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
+const [a, b, c, d] = [
+  cluster.stores[0]!,
+  cluster.stores[1]!,
+  cluster.stores[2]!,
+  cluster.stores[3]!,
+]
+const LEASE = 400
+
+/** Statements `manager` sent to each store since `before` (from `stats()`), by store id. */
+function sent(manager: SessionManager, before?: Map<string, number>): Map<string, number> {
+  return new Map(
+    manager
+      .stats()
+      .stores.map((store) => [store.id, store.operations - (before?.get(store.id) ?? 0)]),
+  )
+}
+
+function total(counts: Map<string, number>): number {
+  return [...counts.values()].reduce((sum, count) => sum + count, 0)
+}
+
+async function leaseHolds(manager: SessionManager, stale: string[] = []): Promise<void> {
+  await waitFor(`the read lease to hold with [${stale.join(', ')}] stale`, () => {
+    const lease = manager.stats().readLease
+    return lease !== null && lease.holds && lease.staleStoreIds.join() === stale.join()
+  })
+}
+
+/** Empties the stale table: announcements of managers of earlier tests that closed early. */
+async function noAnnouncements(): Promise<void> {
+  await Promise.all(
+    cluster.stores.map((store) =>
+      store.query('DELETE FROM sessions_stale').catch((error: { code?: string }) => {
+        if (error.code !== 'ER_NO_SUCH_TABLE') throw error
+      }),
+    ),
+  )
+}
+
+t.test('while the lease holds, a read asks one store; without it, a quorum', async (t) => {
+  await noAnnouncements()
+  const leased = await startManager(t, cluster, { copies: 2, readLeaseMillis: LEASE })
+  const quorum = await startManager(t, cluster, { copies: 2, readLeaseMillis: 0 })
+  t.equal(quorum.stats().readLease, null, 'no lease when it is off')
+  const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => leased.createSession({ i })))
+  await leaseHolds(leased)
+  for (const [manager, perRead] of [
+    [leased, 1],
+    [quorum, 2],
+  ] as const) {
+    const before = sent(manager)
+    for (const [i, id] of ids.entries()) t.same(await manager.readSession(id), { i })
+    t.equal(total(sent(manager, before)), ids.length * perRead, `${perRead} statement(s) per read`)
+  }
+})
+
+crashTest(
+  'a store one app server missed: its write waits one lease, then reads go around the store until it caught up',
+  async (t) => {
+    await noAnnouncements()
+    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
+      copies: 2,
+      readLeaseMillis: LEASE,
+      healthCheckIntervalMillis: 100,
+      queryTimeoutMillis: 500,
+    })
+    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+    await faulty.writeSession(id, { v: 1 })
+    await leaseHolds(healthy)
+    let before = sent(healthy)
+    t.same(await healthy.readSession(id), { v: 1 })
+    t.same(sent(healthy, before).get(a.id), 1, 'the healthy app server reads a alone')
+
+    proxies.get(a.id)!.setFault({ kind: 'blackhole' })
+    const started = performance.now()
+    const v2 = await faulty.writeSession(id, { v: 2 })
+    const took = performance.now() - started
+    t.same(v2.storeIds, [b.id, c.id], 'v2 landed past the partition')
+    t.ok(took >= LEASE, `acknowledged a lease after the announcement (${Math.round(took)} ms)`)
+    const announced = await b.query('SELECT target_store FROM sessions_stale')
+    t.same(
+      announced.map((row) => String(row.target_store)),
+      [a.id],
+      'b holds the announcement that a missed writes',
+    )
+
+    before = sent(healthy)
+    t.same(await healthy.readSession(id), { v: 2 }, 'the healthy app server reads v2 at once')
+    t.equal(sent(healthy, before).get(a.id), 0, 'and does not read a alone any more')
+    await leaseHolds(healthy, [a.id])
+    before = sent(healthy)
+    t.same(await healthy.readSession(id), { v: 2 })
+    t.same(
+      [...sent(healthy, before)],
+      [...sent(healthy, before)].map(([store]) => [store, store === b.id ? 1 : 0]),
+      'one statement, to b: the store after a that nobody announced',
+    )
+
+    // More writes that miss a: the announcement stands, made once.
+    for (let i = 0; i < 3; i++) await faulty.writeSession(id, { v: 3 + i })
+    const generations = await c.query('SELECT generation FROM sessions_stale')
+    t.same(generations.length, 1, 'one announcement per app server and store')
+
+    proxies.get(a.id)!.heal()
+    // The faulty app server replays its hints to a, then withdraws its announcement.
+    await waitFor('the announcement to be withdrawn', async () => {
+      const rows = await Promise.all(
+        [b, c, d].map((store) => store.query('SELECT 1 FROM sessions_stale')),
+      )
+      return rows.every((found) => found.length === 0)
+    })
+    await leaseHolds(healthy)
+    before = sent(healthy)
+    t.same(await healthy.readSession(id), { v: 5 }, 'a caught up: it has the last write')
+    t.equal(sent(healthy, before).get(a.id), 1, 'and is read alone again')
+  },
+)
+
+crashTest('an app server that cannot hear every store reads by quorum', async (t) => {
+  await noAnnouncements()
+  const { faulty, proxies } = await grayManagers(t, cluster, [d.id], {
+    copies: 2,
+    readLeaseMillis: LEASE,
+    queryTimeoutMillis: 300,
+  })
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  await faulty.writeSession(id, { v: 1 })
+  await leaseHolds(faulty)
+  // d holds nothing of this session, but an announcement about a could be kept there alone.
+  proxies.get(d.id)!.setFault({ kind: 'blackhole' })
+  await waitFor('the lease to lapse', () => faulty.stats().readLease?.holds === false)
+  const before = sent(faulty)
+  t.same(await faulty.readSession(id), { v: 1 })
+  const counts = sent(faulty, before)
+  t.same([counts.get(a.id), counts.get(b.id)], [1, 1], 'a and b were both asked')
+  proxies.get(d.id)!.heal()
+})
