@@ -147,3 +147,40 @@ crashTest('an app server that cannot hear every store reads by quorum', async (t
   t.same([counts.get(a.id), counts.get(b.id)], [1, 1], 'a and b were both asked')
   proxies.get(d.id)!.heal()
 })
+
+crashTest(
+  'on the lease, a slow store is hedged around, only to a store the lease trusts',
+  async (t) => {
+    await noAnnouncements()
+    // The lease outlasts the slow store's round trips, so that it holds throughout.
+    const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
+      copies: 2,
+      readLeaseMillis: 2000,
+    })
+    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+    await faulty.writeSession(id, { v: 1 })
+    await leaseHolds(faulty)
+    proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: 300, toClientMillis: 0 })
+    let before = sent(faulty)
+    t.same(await faulty.readSession(id), { v: 1 })
+    let counts = sent(faulty, before)
+    t.same([counts.get(a.id), counts.get(b.id)], [1, 1], 'a was slow: b was asked too')
+
+    // b announced stale (by an app server that missed a write there): no hedge goes to it.
+    await d.query(
+      'INSERT INTO sessions_stale (target_store, manager, generation, expires_at) VALUES (?, ?, 1, ?)',
+      [b.id, 'another-app-server', Date.now() + 60_000],
+    )
+    await leaseHolds(faulty, [b.id])
+    before = sent(faulty)
+    t.same(await faulty.readSession(id), { v: 1 })
+    counts = sent(faulty, before)
+    t.same(
+      [counts.get(a.id), counts.get(b.id), counts.get(c.id)],
+      [1, 0, 0],
+      'a alone, however slow',
+    )
+    proxies.get(a.id)!.heal()
+    await noAnnouncements()
+  },
+)
