@@ -17,7 +17,7 @@ import {
   withinSpan,
 } from './routing.js'
 import type { StoreListChange } from './store-list-change.js'
-import type { CopyDigest, StoredCopy } from './store/statements.js'
+import type { CopyDigest, StoredCopy } from './store/rows.js'
 import type { Store } from './store/store.js'
 
 /** A session as a read found it: its data, decoded, and the copy it came from. */

@@ -2,7 +2,7 @@
 import { askInOrder } from './ask-in-order.js'
 import type { StoreAnswer } from './ask-in-order.js'
 import type { OrderCache } from './placement.js'
-import type { StoredCopy } from './store/statements.js'
+import type { StoredCopy } from './store/rows.js'
 import type { Store } from './store/store.js'
 
 /**

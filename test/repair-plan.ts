@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { RepairAction, StoreHolding } from '../lib/maintenance/repair-plan.js'
 import { planRepair } from '../lib/maintenance/repair-plan.js'
-import type { StoredCopy } from '../lib/store/statements.js'
+import type { StoredCopy } from '../lib/store/rows.js'
 import type { Store } from '../lib/store/store.js'
 
 // The repair of one session, decided from what each store holds (no database): one row per

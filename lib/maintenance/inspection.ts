@@ -4,7 +4,7 @@ import { judgeCopies } from '../copy-rules.js'
 import { errorSummary } from '../errors.js'
 import type { Clock } from '../clock.js'
 import type { RowCounts, Store } from '../store/store.js'
-import type { StoredCopy } from '../store/statements.js'
+import type { StoredCopy } from '../store/rows.js'
 
 /** One store's row of a session, as {@link SessionManager.inspectSession} shows it (never the data). */
 export interface InspectedCopy {

@@ -6,7 +6,7 @@ import { judgeCopies } from '../copy-rules.js'
 import type { StoreFailure } from '../errors.js'
 import { NoStoreAvailableError } from '../errors.js'
 import { batchSizeOption } from '../call-arguments.js'
-import type { ListedRow } from '../store/statements.js'
+import type { ListedRow } from '../store/rows.js'
 import type { Store } from '../store/store.js'
 
 /** Options of {@link SessionManager.list}. */

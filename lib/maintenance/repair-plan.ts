@@ -1,7 +1,7 @@
 /** The repair of one session's copies: a plan (pure) from what every reachable store holds, then its actions. */
 import type { Clock } from '../clock.js'
 import { newestCopy } from '../copy-rules.js'
-import type { StoredCopy } from '../store/statements.js'
+import type { StoredCopy } from '../store/rows.js'
 import type { Store } from '../store/store.js'
 
 /** What one reachable store holds for a session (null: no row). */

@@ -14,18 +14,11 @@ import { LatencyWindow } from './latency.js'
 import { isAbsentError, isUnreachableError } from './retry.js'
 import type { LocalSlowness } from './local-slowness.js'
 import type { LockAndHintStatements } from './lock-and-hint-statements.js'
-import type { SessionStatements } from './statements.js'
 import type { BatcherLimits } from './statement-batcher.js'
 import { StatementBatcher } from './statement-batcher.js'
 import type { StaleAnnouncement, StaleStatements } from './stale-statements.js'
-import type {
-  CopyDigest,
-  ListedRow,
-  SessionWrite,
-  Statement,
-  StoredCopy,
-  WriteOutcome,
-} from './statements.js'
+import type { CopyDigest, ListedRow, SessionWrite, StoredCopy, WriteOutcome } from './rows.js'
+import type { SessionStatements, Statement } from './statements.js'
 
 /** Every statement a store is sent, built once per table name. */
 export type StoreStatements = SessionStatements & LockAndHintStatements & StaleStatements
