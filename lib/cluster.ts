@@ -96,7 +96,7 @@ export class Cluster {
     this.readLease = lease
     this.#healthCheck = new HealthCheck(this.stores, options.healthCheckIntervalMillis, (store) => {
       void this.handoff.replay(store).then((caughtUp) => {
-        if (caughtUp) lease?.withdraw(store)
+        if (caughtUp) lease?.caughtUp(store)
       })
     })
     lease?.start()

@@ -56,7 +56,12 @@ export interface WriteContext {
   readonly storeListChange: StoreListChange
   readonly handoff: HintedHandoff
   /** The read lease: stores a write missed are announced stale before it is acknowledged. */
-  readonly lease: { announce(targets: readonly Store[]): Promise<boolean> } | null
+  readonly lease: {
+    announce(targets: readonly Store[]): Promise<boolean>
+    /** Whether a standing announcement already covers a miss of `store`. */
+    covers(store: Store): boolean
+    readonly millis: number
+  } | null
   /** Moves a session found under the old placement to its new stores, in the background. */
   moveInBackground(sessionId: string): void
   readonly emit: Emit
@@ -121,10 +126,11 @@ export class WritePath {
     for (let attempt = 1; ; attempt++) {
       const write = (store: Store, expected = expectedVersion): Promise<WriteOutcome> =>
         store.write({ sessionId, data, fields: { ...fields, version, expectedVersion: expected } })
-      const { answers, failures } =
+      const asked =
         expectedVersion === undefined
           ? await askInOrder(order, 0, options.copies, (store) => write(store), hedging)
           : await this.#compareAndSet(order, expectedVersion, write, hedging)
+      const { answers, failures } = asked
       const decision = decideAttempt({
         attempt,
         version,
@@ -142,10 +148,17 @@ export class WritePath {
           version = versions.above(decision.newest)
           continue
         case 'done': {
-          const held = decision.held.map(
+          const answered = decision.held.map(
             (index) => (answers[index] as StoreAnswer<Store, WriteOutcome>).store,
           )
-          const degraded = await this.#acknowledge(sessionId, version, held, failures)
+          const passedOver = tookLate(asked, (outcome) => holdsVersion(outcome, version))
+          const { held, degraded } = await this.#acknowledge(
+            sessionId,
+            version,
+            answered,
+            failures,
+            passedOver,
+          )
           await storeListChange.clearOld(sessionId, held, (store) =>
             store.removeCopy(sessionId, version),
           )
@@ -186,15 +199,20 @@ export class WritePath {
     // write that failed over past a store that was down left a live copy further along, which
     // a read that finds nothing before it would otherwise serve.
     const order = this.#context.order(sessionId)
-    const { answers, failures } = await askInOrder(
+    const asked = await askInOrder(
       writeOrder(order),
       0,
       Math.max(options.copies, options.maxReadStores),
       (store) => store.destroy(sessionId, version, expiresAt),
       this.#hedging(order),
     )
-    const held = answers.map((answer) => answer.store)
-    await this.#acknowledge(sessionId, version, held, failures)
+    const { held } = await this.#acknowledge(
+      sessionId,
+      version,
+      asked.answers.map((answer) => answer.store),
+      asked.failures,
+      tookLate(asked, () => true),
+    )
     // The new placement's tombstones answer every read first; the old copies just go.
     await storeListChange.clearOld(sessionId, held, (store) => store.removeCopy(sessionId, version))
   }
@@ -252,19 +270,31 @@ export class WritePath {
    * The acknowledgement rule: refused below `minCopies` (NotEnoughStoresError); the first
    * `copies` stores the write missed get hints, recorded before the write is acknowledged;
    * degraded (reported with an event) below `copies`, or when a missed store got no durable
-   * hint (other managers could not learn that it missed the write). Resolves whether degraded.
+   * hint (other managers could not learn that it missed the write). Resolves the stores that
+   * hold the write (`answered`, and passed-over ones that took it late) and whether degraded.
    */
   async #acknowledge(
     sessionId: string,
     version: number,
-    held: readonly Store[],
+    answered: readonly Store[],
     failures: StoreFailure[],
-  ): Promise<boolean> {
+    passedOver: PassedOver,
+  ): Promise<{ held: readonly Store[]; degraded: boolean }> {
     const { copies, minCopies } = this.#context.options
+    const { handoff, lease } = this.#context
+    const order = this.#context.order(sessionId)
+    let held = answered
+    if (lease !== null && passedOver.stores.length > 0) {
+      // A write hedged around a store that was only slow usually lands there a moment later:
+      // the store then did not miss it. Waited for (a fifth of a lease at most) only where a
+      // miss would cost an announcement, which holds the write back a whole lease and steers
+      // other app servers' reads away from the store.
+      const wanted = missedStores(order, copies, held).filter((store) => !lease.covers(store))
+      held = [...held, ...(await landedWithin(passedOver, wanted, lease.millis / 5))]
+    }
     const verdict = acknowledgement(held.length, copies, minCopies)
     if (verdict === 'refused') throw new NotEnoughStoresError(held.length, minCopies, failures)
-    const missed = missedStores(this.#context.order(sessionId), copies, held)
-    const { handoff, lease } = this.#context
+    const missed = missedStores(order, copies, held)
     const unhinted =
       missed.length === 0 ? 0 : await handoff.record(sessionId, missed, held, version)
     // Reads that ask one store alone must not pick a store that missed this write: it is
@@ -280,7 +310,7 @@ export class WritePath {
         failures,
       })
     }
-    return degraded
+    return { held, degraded }
   }
 
   /** A write met a tombstone: the stores where it created a live copy get a tombstone too. */
@@ -302,4 +332,55 @@ export class WritePath {
     const { clock, tombstoneTtlSeconds } = this.#context.options
     return clock.now() + tombstoneTtlSeconds * 1000
   }
+}
+
+/** Stores a hedged request passed over as slow, and for each whether its late answer took it. */
+interface PassedOver {
+  stores: readonly Store[]
+  took: readonly Promise<boolean>[]
+}
+
+/** The passed-over stores of `asked`, each with whether its late answer `took` the request. */
+function tookLate<T>(asked: AskResult<Store, T>, took: (value: T) => boolean): PassedOver {
+  return {
+    stores: asked.passedOver,
+    took: asked.late.map((late) =>
+      late.then((outcome) => 'store' in outcome && took(outcome.value)),
+    ),
+  }
+}
+
+/** A store's answer holds this write: written, or already holding its version (a copy of it). */
+function holdsVersion(outcome: WriteOutcome, version: number): boolean {
+  return (
+    outcome.kind === 'written' || (outcome.kind === 'outdated' && outcome.storedVersion === version)
+  )
+}
+
+/** Those of `wanted` among the passed-over stores that took the request within `millis`. */
+async function landedWithin(
+  passedOver: PassedOver,
+  wanted: readonly Store[],
+  millis: number,
+): Promise<Store[]> {
+  const landed: Store[] = []
+  const watched = passedOver.stores.flatMap((store, index) =>
+    wanted.includes(store)
+      ? [
+          (passedOver.took[index] as Promise<boolean>).then(
+            (took) => void (took && landed.push(store)),
+          ),
+        ]
+      : [],
+  )
+  if (watched.length === 0) return []
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    Promise.all(watched),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, millis)
+    }),
+  ])
+  clearTimeout(timer)
+  return [...landed]
 }

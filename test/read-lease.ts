@@ -184,3 +184,28 @@ crashTest(
     await noAnnouncements()
   },
 )
+
+crashTest(
+  'a write hedged around a store that is only slow waits for it there, and announces nothing',
+  async (t) => {
+    await noAnnouncements()
+    const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
+      copies: 2,
+      readLeaseMillis: 2000,
+    })
+    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+    await faulty.writeSession(id, { v: 1 })
+    // Slower than the hedge (at most 100 ms), well within the lease.
+    proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: 250, toClientMillis: 0 })
+    const v2 = await faulty.writeSession(id, { v: 2 })
+    proxies.get(a.id)!.heal()
+    t.ok(v2.storeIds.includes(c.id), `hedged to c: ${v2.storeIds.join(', ')}`)
+    t.ok(v2.storeIds.includes(a.id), 'and a took it a moment later')
+    t.equal(v2.degraded, false)
+    const announced = await Promise.all(
+      [b, c, d].map((store) => store.query('SELECT 1 FROM sessions_stale')),
+    )
+    t.same(announced.flat(), [], 'no store announced stale')
+    t.same(faulty.stats().readLease?.staleStoreIds, [])
+  },
+)

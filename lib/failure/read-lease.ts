@@ -17,6 +17,12 @@ const ANNOUNCEMENT_TTL_MILLIS = 60_000
 const ROUNDS_PER_LEASE = 4
 /** Headroom over the lease for a writer's wait, for timers and clocks that differ slightly. */
 const WAIT_MARGIN_MILLIS = 5
+/**
+ * Leases an announcement stands after the store caught up. A store that misses writes now and
+ * then (a write hedged around a latency spike misses it) keeps its announcement, so that only
+ * the first of those writes waits a lease; reads meanwhile ask its fellow copy alone.
+ */
+const LINGER_LEASES = 10
 
 /** The read lease as `SessionManager.stats()` reports it. */
 export interface ReadLeaseStats {
@@ -31,6 +37,10 @@ interface Announcement {
   generation: number
   /** Resolves true once every manager knows (or has stopped reading alone), false if not stored. */
   known: Promise<boolean>
+  /** Whether `known` resolved true: a miss of the store costs nothing more. */
+  isKnown: boolean
+  /** Performance time the store last caught up, if it has not missed a write since. */
+  caughtUpAt: number | undefined
 }
 
 /**
@@ -51,7 +61,8 @@ interface Announcement {
  * its lease ran out before the write was acknowledged. A read that began before the
  * acknowledgement may miss the write; it was concurrent with it.
  *
- * An announcement is withdrawn once this manager's hints for the store were all replayed.
+ * An announcement is withdrawn once this manager's hints for the store were all replayed, and
+ * no write missed it for ten leases since.
  */
 export class ReadLease {
   readonly #stores: readonly Store[]
@@ -94,6 +105,16 @@ export class ReadLease {
     return this.holds && !this.#staleIds.has(store.id) && !this.#announced.has(store)
   }
 
+  /** The lease's length (`readLeaseMillis`). */
+  get millis(): number {
+    return this.#leaseMillis
+  }
+
+  /** Whether this manager's announcement of `store` stands and is known: a miss costs nothing. */
+  covers(store: Store): boolean {
+    return this.#announced.get(store)?.isKnown === true
+  }
+
   /** Stores some manager announced stale, as this manager last heard. */
   get staleStoreIds(): string[] {
     return [...this.#staleIds].sort()
@@ -110,36 +131,51 @@ export class ReadLease {
         let announcement = this.#announced.get(target)
         if (announcement === undefined) {
           const generation = ++this.#generation
-          announcement = { generation, known: this.#publish(target, generation) }
-          this.#announced.set(target, announcement)
-          const published = announcement
+          const published: Announcement = {
+            generation,
+            known: this.#publish(target, generation),
+            isKnown: false,
+            caughtUpAt: undefined,
+          }
+          announcement = published
+          this.#announced.set(target, published)
           // A failed announcement is made again by the next write that misses the store.
           void published.known.then((ok) => {
+            published.isKnown = ok
             if (!ok && this.#announced.get(target) === published) this.#announced.delete(target)
           })
         }
+        announcement.caughtUpAt = undefined
         return announcement.known
       }),
     )
     return known.every(Boolean)
   }
 
-  /** `target` caught up on every write this manager hinted for it: withdraws the announcement. */
-  withdraw(target: Store): void {
+  /**
+   * `target` caught up on every write this manager hinted for it: its announcement is withdrawn
+   * ten leases later, unless a write misses it again meanwhile.
+   */
+  caughtUp(target: Store): void {
     const announcement = this.#announced.get(target)
-    if (announcement === undefined) return
-    this.#announced.delete(target)
-    void announcement.known.then(() =>
-      Promise.allSettled(
-        this.#holders(target).map((store) =>
-          store.withdrawStale({
-            target: target.id,
-            manager: this.#manager,
-            generation: announcement.generation,
-          }),
+    if (announcement !== undefined) announcement.caughtUpAt ??= performance.now()
+  }
+
+  /** Withdraws the announcements whose stores stayed caught up for ten leases. */
+  #withdrawSettled(): void {
+    const settledBefore = performance.now() - LINGER_LEASES * this.#leaseMillis
+    for (const [target, announcement] of this.#announced) {
+      const { caughtUpAt, generation } = announcement
+      if (caughtUpAt === undefined || caughtUpAt > settledBefore) continue
+      this.#announced.delete(target)
+      void announcement.known.then(() =>
+        Promise.allSettled(
+          this.#holders(target).map((store) =>
+            store.withdrawStale({ target: target.id, manager: this.#manager, generation }),
+          ),
         ),
-      ),
-    )
+      )
+    }
   }
 
   async #publish(target: Store, generation: number): Promise<boolean> {
@@ -169,6 +205,7 @@ export class ReadLease {
   }
 
   async #round(): Promise<void> {
+    this.#withdrawSettled()
     const started = performance.now()
     const now = this.#clock.now()
     const [heard] = await Promise.all([
