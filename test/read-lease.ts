@@ -209,3 +209,23 @@ crashTest(
     t.same(faulty.stats().readLease?.staleStoreIds, [])
   },
 )
+
+t.test(
+  'without the stale table (schema not applied since an upgrade), reads compare copies',
+  async (t) => {
+    const table = 'lease_upgrade'
+    const manager = await startManager(t, cluster, { copies: 2, readLeaseMillis: LEASE, table })
+    const id = await manager.createSession({ v: 1 })
+    await leaseHolds(manager)
+    await Promise.all(cluster.stores.map((store) => store.query(`DROP TABLE ${table}_stale`)))
+    await waitFor('the lease to lapse', () => manager.stats().readLease?.holds === false)
+    const before = sent(manager)
+    t.same(await manager.readSession(id), { v: 1 })
+    t.equal(total(sent(manager, before)), 2, 'a quorum read: the copy and a digest')
+    await manager.applySchema()
+    await leaseHolds(manager)
+    const after = sent(manager)
+    t.same(await manager.readSession(id), { v: 1 })
+    t.equal(total(sent(manager, after)), 1, 'schema applied again: one store alone')
+  },
+)
