@@ -5,7 +5,8 @@
 // any lost acknowledged write, stale read or resurrection.
 import { parseArgs } from 'node:util'
 import { startLocalCluster } from '../lib/local-cluster/index.js'
-import { runChaos, type ChaosFinding } from '../lib/cli/workload/chaos.js'
+import type { ChaosFinding } from '../lib/cli/workload/chaos-report.js'
+import { runChaos } from '../lib/cli/workload/chaos.js'
 import { GRAY_ROTATION, type FaultKind } from '../lib/cli/workload/chaos-faults.js'
 
 const { values } = parseArgs({

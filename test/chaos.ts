@@ -1,5 +1,6 @@
 import t from 'tap'
-import { runChaos, type ChaosReport } from '../lib/cli/workload/chaos.js'
+import type { ChaosReport } from '../lib/cli/workload/chaos-report.js'
+import { runChaos } from '../lib/cli/workload/chaos.js'
 import { GRAY_ROTATION } from '../lib/cli/workload/chaos-faults.js'
 import { startTestCluster } from './helpers/cluster.js'
 

@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
@@ -36,6 +37,22 @@ async function leaseHolds(manager: SessionManager, stale: string[] = []): Promis
     const lease = manager.stats().readLease
     return lease !== null && lease.holds && lease.staleStoreIds.join() === stale.join()
   })
+}
+
+/**
+ * A session whose order starts a, b, c, written as v1 by an app server that then reaches a
+ * `millis` late (the others on time), on a lease that outlasts those round trips.
+ */
+async function sessionBehindSlowStore(t: Test, millis: number) {
+  await noAnnouncements()
+  const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
+    copies: 2,
+    readLeaseMillis: 2000,
+  })
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  await faulty.writeSession(id, { v: 1 })
+  proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: millis, toClientMillis: 0 })
+  return { faulty, proxies, id }
 }
 
 /** Empties the stale table: announcements of managers of earlier tests that closed early. */
@@ -151,16 +168,8 @@ crashTest('an app server that cannot hear every store reads by quorum', async (t
 crashTest(
   'on the lease, a slow store is hedged around, only to a store the lease trusts',
   async (t) => {
-    await noAnnouncements()
-    // The lease outlasts the slow store's round trips, so that it holds throughout.
-    const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
-      copies: 2,
-      readLeaseMillis: 2000,
-    })
-    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
-    await faulty.writeSession(id, { v: 1 })
+    const { faulty, proxies, id } = await sessionBehindSlowStore(t, 300)
     await leaseHolds(faulty)
-    proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: 300, toClientMillis: 0 })
     let before = sent(faulty)
     t.same(await faulty.readSession(id), { v: 1 })
     let counts = sent(faulty, before)
@@ -188,15 +197,8 @@ crashTest(
 crashTest(
   'a write hedged around a store that is only slow waits for it there, and announces nothing',
   async (t) => {
-    await noAnnouncements()
-    const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
-      copies: 2,
-      readLeaseMillis: 2000,
-    })
-    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
-    await faulty.writeSession(id, { v: 1 })
     // Slower than the hedge (at most 100 ms), well within the lease.
-    proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: 250, toClientMillis: 0 })
+    const { faulty, proxies, id } = await sessionBehindSlowStore(t, 250)
     const v2 = await faulty.writeSession(id, { v: 2 })
     proxies.get(a.id)!.heal()
     t.ok(v2.storeIds.includes(c.id), `hedged to c: ${v2.storeIds.join(', ')}`)

@@ -25,14 +25,6 @@ import {
 } from './session-workload.js'
 
 export type { FaultKind } from './chaos-faults.js'
-export type {
-  ChaosFinding,
-  ChaosProgress,
-  ChaosReport,
-  Diagnosis,
-  FaultKindFigures,
-  FaultRecord,
-} from './chaos-report.js'
 import type {
   ChaosFinding,
   ChaosProgress,
