@@ -231,3 +231,19 @@ t.test(
     t.equal(total(sent(manager, after)), 1, 'schema applied again: one store alone')
   },
 )
+
+t.test('a sweep deletes expired announcements and keeps the others', async (t) => {
+  await noAnnouncements()
+  const manager = await startManager(t, cluster, { copies: 2, sweepIntervalSeconds: 0 })
+  const insert =
+    'INSERT INTO sessions_stale (target_store, manager, generation, expires_at) VALUES (?, ?, 1, ?)'
+  await d.query(insert, [a.id, 'stopped-long-ago', Date.now() - 1000])
+  await d.query(insert, [b.id, 'still-running', Date.now() + 60_000])
+  await manager.sweep()
+  const left = await d.query('SELECT manager FROM sessions_stale')
+  t.same(
+    left.map((row) => String(row.manager)),
+    ['still-running'],
+  )
+  await noAnnouncements()
+})

@@ -54,6 +54,13 @@ export function staleStatements(table: string) {
       decode: nothing,
     } satisfies Statement<Withdrawal, ResultSetHeader, void>,
 
+    /** Delete expired announcements (left by managers that stopped before withdrawing them). */
+    sweepStale: {
+      text: () => `DELETE FROM ${stale} WHERE expires_at <= ? LIMIT 1000`,
+      params: (now: number) => [now],
+      decode: (result: ResultSetHeader) => result.affectedRows,
+    } satisfies Statement<number, ResultSetHeader, number>,
+
     /** The stores announced stale on this store, by announcements not yet expired. */
     staleTargets: {
       text: () => `SELECT DISTINCT target_store FROM ${stale} WHERE expires_at > ? LIMIT 1000`,

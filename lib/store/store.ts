@@ -351,6 +351,10 @@ export class Store {
     return this.#connection.run(this.#statements.withdrawStale, announcement)
   }
 
+  sweepStale(): Promise<number> {
+    return this.#connection.run(this.#statements.sweepStale, this.#clock.now())
+  }
+
   staleTargets(now: number): Promise<string[]> {
     return this.#connection.run(this.#statements.staleTargets, now)
   }
