@@ -51,7 +51,12 @@ crashTest(
   'readQuorum = copies never serves the stale copy, even in a manager that never noticed the outage',
   async (t) => {
     const neverNoticed = { copies: 2, healthCheckIntervalMillis: 3_600_000 }
-    const strict = await startManager(t, cluster, { ...neverNoticed, readQuorum: 2 })
+    // Quorum reads on every read (no read lease): they compare copies, and repair A.
+    const strict = await startManager(t, cluster, {
+      ...neverNoticed,
+      readQuorum: 2,
+      readLeaseMillis: 0,
+    })
     const lax = await startManager(t, cluster, neverNoticed)
     const writer = createSessionManager({ stores: cluster.storeConfigs(), copies: 2 })
     const id = idWithOrderPrefix(writer, [a.id, b.id, c.id])
