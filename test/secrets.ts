@@ -179,7 +179,11 @@ localTest('crashed and hung stores: errors and events hold no password or secret
     c.resume()
     await Promise.all(cluster.stores.map((store) => store.start()))
   })
-  const quick = { healthCheckIntervalMillis: 100, secrets: SECRETS }
+  // A statement's deadline (queryTimeoutMillis) also covers opening a connection: with the
+  // connect timeout longer, a request to the hung store fails with StoreTimeoutError, never
+  // with whichever of two equal timeouts fired first (background statements such as the read
+  // lease's rounds time out on the hung store too, and the pool then opens new connections).
+  const quick = { healthCheckIntervalMillis: 100, secrets: SECRETS, connectTimeoutMillis: 3000 }
   const lenient = await startManager(t, cluster, { ...quick, copies: 2, minCopies: 1 })
   const strict = await startManager(t, cluster, { ...quick, copies: 2, minCopies: 2 })
   capture.listen(lenient, 'lenient')
