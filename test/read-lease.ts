@@ -247,26 +247,3 @@ t.test('a sweep deletes expired announcements and keeps the others', async (t) =
   )
   await noAnnouncements()
 })
-
-crashTest('a store with hints kept for it is not read alone, announced or not', async (t) => {
-  await noAnnouncements()
-  const reader = await startManager(t, cluster, {
-    copies: 2,
-    readLeaseMillis: LEASE,
-    healthCheckIntervalMillis: 3_600_000, // it never notices the outage itself
-  })
-  const writer = await startManager(t, cluster, { copies: 2, readLeaseMillis: LEASE })
-  const id = idWithOrderPrefix(writer, [a.id, b.id, c.id])
-  await writer.writeSession(id, { v: 1 })
-  await a.kill()
-  t.teardown(() => (a.running ? undefined : a.start()))
-  await writer.writeSession(id, { v: 2 })
-  await writer.close() // nobody replays its hints
-  await a.start()
-  // The writer's announcement has expired (here: deleted); its hints on b and c remain.
-  await noAnnouncements()
-  await leaseHolds(reader, [a.id])
-  const before = sent(reader)
-  t.same(await reader.readSession(id), { v: 2 })
-  t.equal(sent(reader, before).get(a.id), 0, 'a, which missed v2, was not asked alone')
-})

@@ -1,6 +1,6 @@
 /** The statements on the stale table: which stores missed which manager's writes (read-lease.ts). */
 import type { ResultSetHeader, RowDataPacket } from 'mysql2'
-import { hintsTableName, staleTableName } from '../schema.js'
+import { staleTableName } from '../schema.js'
 import type { Statement } from './statements.js'
 import { nothing } from './statements.js'
 
@@ -18,7 +18,6 @@ type Withdrawal = Omit<StaleAnnouncement, 'expiresAtMillis'>
 /** The statements on the stale table of the session table `table`. */
 export function staleStatements(table: string) {
   const stale = `\`${staleTableName(table)}\``
-  const hints = `\`${hintsTableName(table)}\``
   return {
     /** Announce (or announce again, with a new generation) that `target` missed writes. */
     announceStale: {
@@ -62,15 +61,9 @@ export function staleStatements(table: string) {
       decode: (result: ResultSetHeader) => result.affectedRows,
     } satisfies Statement<number, ResultSetHeader, number>,
 
-    /**
-     * The stores announced stale on this store, by announcements not yet expired, and the
-     * stores it keeps hints for: a store with a write not yet replayed to it is stale whether
-     * or not its announcement still stands (its manager may have stopped long ago).
-     */
+    /** The stores announced stale on this store, by announcements not yet expired. */
     staleTargets: {
-      text: () =>
-        `SELECT target_store FROM ${stale} WHERE expires_at > ? ` +
-        `UNION SELECT DISTINCT target_store FROM ${hints} LIMIT 1000`,
+      text: () => `SELECT DISTINCT target_store FROM ${stale} WHERE expires_at > ? LIMIT 1000`,
       params: (now: number) => [now],
       decode: (rows: RowDataPacket[]) => rows.map((row) => String(row.target_store)),
     } satisfies Statement<number, RowDataPacket[], string[]>,
