@@ -1,5 +1,5 @@
 /** Session ids: generated, checked, and (with secrets) signed. */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { InvalidSessionIdError } from './errors.js'
 
 /** Bytes of randomness in a generated id: 192 bits, 32 URL-safe characters. */
@@ -18,6 +18,16 @@ export function generateSessionId(): string {
 /** Whether `id` has the form of a session id this library accepts (signatures aside). */
 export function isValidSessionId(id: unknown): id is string {
   return typeof id === 'string' && ID_PATTERN.test(id)
+}
+
+/**
+ * The key an id that breaks this library's rules is kept under: `h-` and the base64url
+ * SHA-256 of the id's UTF-8 bytes, 45 characters that follow the rules. A collision with
+ * another id would need a SHA-256 collision; an id that happens to be spelled like a key can
+ * only reach the session of an id whose hash it carries, which takes knowing that id.
+ */
+export function derivedSessionKey(id: string): string {
+  return `h-${createHash('sha256').update(id, 'utf8').digest('base64url')}`
 }
 
 /** Throws {@link InvalidSessionIdError} unless `id` is a well-formed session id. */

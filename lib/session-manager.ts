@@ -10,7 +10,7 @@ import {
 } from './call-arguments.js'
 import type { SessionData } from './codec.js'
 import { encodeSessionData } from './codec.js'
-import { generateSessionId } from './ids.js'
+import { assertSessionId, derivedSessionKey, generateSessionId, isValidSessionId } from './ids.js'
 import { BackgroundRepairs } from './maintenance/background-repairs.js'
 import type { SessionManagerOptions } from './options.js'
 import type { ReadResult } from './read-path.js'
@@ -91,6 +91,21 @@ export class SessionManager extends ClusterOperations {
     return this.options.idSigner?.generate() ?? generateSessionId()
   }
 
+  /**
+   * The id to use with this manager for a session id made elsewhere: a framework's `genid`,
+   * a PHP client, a store being migrated from. An id that follows the manager's rules (16 to
+   * 128 of `A-Za-z0-9_.-`) is its own key, so sessions already stored keep their ids; any
+   * other string maps to a fixed 45-character key derived from it (`h-` and its SHA-256),
+   * which places and stores the session like any id. With `secrets`, ids keep their rules:
+   * every id maps to itself, and one that is not signed is refused as before. No I/O.
+   * @throws {InvalidSessionIdError} when `id` is not a string, or is empty
+   */
+  sessionKey(id: string): string {
+    if (isValidSessionId(id) || this.options.idSigner !== null) return id
+    if (typeof id !== 'string' || id === '') assertSessionId(id)
+    return derivedSessionKey(id)
+  }
+
   /** Creates a session with `data` and returns its new random id. */
   async createSession(data: SessionData = {}, options: WriteOptions = {}): Promise<string> {
     const id = this.generateId()
@@ -103,21 +118,27 @@ export class SessionManager extends ClusterOperations {
    * Asks the first reachable store of the session's order (the first `readQuorum` in
    * parallel); if none has a live copy, asks the next reachable stores, up to
    * `maxReadStores` in all. A tombstone anywhere wins; otherwise the highest version does.
+   * With `withVersion: true` it resolves a {@link VersionedSession}: the data with the
+   * copy's version and expiry.
    */
   async readSession(sessionId: string): Promise<SessionData | null>
   async readSession(
     sessionId: string,
     options: { withVersion: true },
-  ): Promise<{ data: SessionData; version: number } | null>
+  ): Promise<VersionedSession | null>
   async readSession(
     sessionId: string,
     options: { withVersion?: boolean } = {},
-  ): Promise<SessionData | { data: SessionData; version: number } | null> {
+  ): Promise<SessionData | VersionedSession | null> {
     const { withVersion } = callOptions(options)
     const current = await this.#readNewest(sessionId)
     if (current === null) return null
     return withVersion === true
-      ? { data: current.data, version: current.copy.version }
+      ? {
+          data: current.data,
+          version: current.copy.version,
+          expiresAt: current.copy.expiresAtMillis,
+        }
       : current.data
   }
 
@@ -327,6 +348,15 @@ export class SessionManager extends ClusterOperations {
     this.checkId(sessionId)
     return updateExisting(this.#access, sessionId, operation, change)
   }
+}
+
+/** A session as `readSession(id, { withVersion: true })` resolves it. */
+export interface VersionedSession {
+  data: SessionData
+  /** The version of the copy read: pass it as `expectedVersion` to write only over it. */
+  version: number
+  /** When the session expires, in milliseconds since the epoch (touches move it). */
+  expiresAt: number
 }
 
 /**

@@ -1,7 +1,6 @@
 import type { SessionData } from 'express-session'
 import t from 'tap'
 import { SessionShardsStore } from '../lib/adapters/express.js'
-import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { startExpressApp } from './helpers/express-app.js'
 import { CookieClient } from './helpers/http-client.js'
@@ -26,11 +25,7 @@ function expressSession(maxAgeMillis: number, data: Record<string, unknown> = {}
   return { ...data, cookie } as unknown as SessionData
 }
 
-function operations(manager: SessionManager): number {
-  return manager.stats().stores.reduce((sum, store) => sum + store.operations, 0)
-}
-
-t.test('get: an expired session is null, a malformed id is no session', async (t) => {
+t.test('get: an expired or unknown session is null', async (t) => {
   const manager = await startManager(t, cluster, { ...fast, table: 'express_get' })
   const store = new SessionShardsStore({ manager })
   const id = store.generateId()
@@ -50,13 +45,11 @@ t.test('get: an expired session is null, a malformed id is no session', async (t
   t.match(viaCallback, { user: 'bob', cookie: { originalMaxAge: 60_000 } }, 'callback style')
   t.match(await store.get(kept), { user: 'bob' }, 'promise style')
 
-  const before = operations(manager)
-  t.equal(await store.get('not a session id!'), null)
-  const viaCallbackBad = await new Promise((resolve) =>
+  t.equal(await store.get('not a session id!'), null, 'any id; this one was never stored')
+  const viaCallbackUnknown = await new Promise((resolve) =>
     store.get('short', (error, session) => resolve({ error, session })),
   )
-  t.same(viaCallbackBad, { error: null, session: null }, 'callback: (null, null)')
-  t.equal(operations(manager), before, 'no statement for a malformed id')
+  t.same(viaCallbackUnknown, { error: null, session: null }, 'callback: (null, null)')
 
   const expired = expressSession(60_000, { user: 'cy' })
   expired.cookie.expires = new Date(Date.now() - 1)
@@ -117,8 +110,10 @@ t.test('all, length and ids: live sessions only, each once; clear destroys them'
   t.match(await store.get(expiring), { user: 'short' }, 'live at first')
   await sleep(250)
   const live = ids.slice(1).sort()
-  for (const id of live)
-    t.equal((await storesWithLiveCopy(cluster, id, 'express_listing')).length, 2)
+  // At least two: a batch hedged around a store that was slow for a moment also lands on a third.
+  for (const id of live) {
+    t.ok((await storesWithLiveCopy(cluster, id, 'express_listing')).length >= 2, 'two copies')
+  }
 
   const all = await store.all()
   t.same(all.map((session) => session.id).sort(), live, 'all: every live session once')

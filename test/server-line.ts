@@ -147,96 +147,83 @@ t.test('values survive a put/get round trip: newlines, every byte value, unicode
   t.equal(stored['looks like a command'], 'ok\nerr X y\ndestroy\n')
 })
 
-t.test(
-  'bad requests answer err and leave the connection usable; bad ids touch no store',
-  async (t) => {
-    const server = await startServer(t, manager, { maxLineBytes: 1024, maxBodyBytes: 4096 })
-    const client = await LineClient.connect(server.lineAddress)
-    t.teardown(() => client.destroy())
-    const id = (await client.ok('new')).word as string
-    await client.ok('put keep', 'me')
-    await client.ok('commit')
+t.test('bad requests answer err, leave the connection usable and ask no store', async (t) => {
+  const server = await startServer(t, manager, { maxLineBytes: 1024, maxBodyBytes: 4096 })
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+  const id = (await client.ok('new')).word as string
+  await client.ok('put keep', 'me')
+  await client.ok('commit')
 
-    const before = statementsSent(manager)
-    const cases: [string | Buffer, string][] = [
-      ['frobnicate', 'UNKNOWN_COMMAND'],
-      ['get', 'BAD_REQUEST'],
-      ['get a b', 'BAD_REQUEST'],
-      ['put key notanumber', 'BAD_REQUEST'],
-      ['put_all nope', 'BAD_REQUEST'],
-      ['put_all {"broken"', 'INVALID_JSON'],
-      ['put_all [1,2]', 'BAD_REQUEST'],
-      ['put_all {"__proto__":1}', 'INVALID_SESSION_DATA'],
-      ['get %zz', 'BAD_REQUEST'],
-      ['get __proto__', 'INVALID_SESSION_DATA'],
-      [`get ${'k'.repeat(256)}`, 'INVALID_OPTION'],
-      ['open short', 'INVALID_SESSION_ID'],
-      ["open '%20OR%201=1%20--------- w", 'INVALID_SESSION_ID'],
-      [`open ${'x'.repeat(129)} w`, 'INVALID_SESSION_ID'],
-      ['exists bad!id!0123456789', 'INVALID_SESSION_ID'],
-      [`open ${id} rw`, 'BAD_REQUEST'],
-      [Buffer.from([0x67, 0x65, 0x74, 0x20, 0xff, 0xfe]), 'BAD_REQUEST'],
-    ]
-    for (const [line, code] of cases) {
-      client.write(
-        typeof line === 'string' ? `${line}\n` : Buffer.concat([line, Buffer.from('\n')]),
-      )
-      const answer = await client.answer()
-      t.match(answer, { ok: false, code }, `${String(line).slice(0, 40)} → ${code}`)
-    }
-    t.equal(statementsSent(manager), before, 'no statement was sent for any of them')
+  const before = statementsSent(manager)
+  const cases: [string | Buffer, string][] = [
+    ['frobnicate', 'UNKNOWN_COMMAND'],
+    ['get', 'BAD_REQUEST'],
+    ['get a b', 'BAD_REQUEST'],
+    ['put key notanumber', 'BAD_REQUEST'],
+    ['put_all nope', 'BAD_REQUEST'],
+    ['put_all {"broken"', 'INVALID_JSON'],
+    ['put_all [1,2]', 'BAD_REQUEST'],
+    ['put_all {"__proto__":1}', 'INVALID_SESSION_DATA'],
+    ['get %zz', 'BAD_REQUEST'],
+    ['get __proto__', 'INVALID_SESSION_DATA'],
+    [`get ${'k'.repeat(256)}`, 'INVALID_OPTION'],
+    [`open ${id} rw`, 'BAD_REQUEST'],
+    [Buffer.from([0x67, 0x65, 0x74, 0x20, 0xff, 0xfe]), 'BAD_REQUEST'],
+  ]
+  for (const [line, code] of cases) {
+    client.write(typeof line === 'string' ? `${line}\n` : Buffer.concat([line, Buffer.from('\n')]))
+    const answer = await client.answer()
+    t.match(answer, { ok: false, code }, `${String(line).slice(0, 40)} → ${code}`)
+  }
+  t.equal(statementsSent(manager), before, 'no statement was sent for any of them')
 
-    // A byte count that does not match what follows: the extra bytes are read as a line.
-    client.write('put short 2\nabc\n')
-    t.match(await client.answer(), { ok: false, code: 'BAD_REQUEST' }, 'wrong byte count')
-    t.match(
-      await client.answer(),
-      { ok: false, code: 'UNKNOWN_COMMAND' },
-      'the rest read as a line',
-    )
-    t.match(
-      await client.request('get short'),
-      { ok: false, code: 'KEY_NOT_FOUND' },
-      'nothing was put',
-    )
+  // A byte count that does not match what follows: the extra bytes are read as a line.
+  client.write('put short 2\nabc\n')
+  t.match(await client.answer(), { ok: false, code: 'BAD_REQUEST' }, 'wrong byte count')
+  t.match(await client.answer(), { ok: false, code: 'UNKNOWN_COMMAND' }, 'the rest read as a line')
+  t.match(
+    await client.request('get short'),
+    { ok: false, code: 'KEY_NOT_FOUND' },
+    'nothing was put',
+  )
 
-    client.write(`get ${'a'.repeat(5000)}\n`)
-    t.match(await client.answer(), { ok: false, code: 'LINE_TOO_LONG' }, 'an oversized line')
-    // Sent in pieces, so that the server never sees the whole line at once.
-    for (let i = 0; i < 20; i++) client.write('b'.repeat(500))
-    client.write('\n')
-    t.match(
-      await client.answer(),
-      { ok: false, code: 'LINE_TOO_LONG' },
-      'an oversized line in pieces',
-    )
+  client.write(`get ${'a'.repeat(5000)}\n`)
+  t.match(await client.answer(), { ok: false, code: 'LINE_TOO_LONG' }, 'an oversized line')
+  // Sent in pieces, so that the server never sees the whole line at once.
+  for (let i = 0; i < 20; i++) client.write('b'.repeat(500))
+  client.write('\n')
+  t.match(
+    await client.answer(),
+    { ok: false, code: 'LINE_TOO_LONG' },
+    'an oversized line in pieces',
+  )
 
-    const big = Buffer.from('destroy\n'.repeat(1000))
-    client.write(frame('put big', big))
-    t.match(await client.answer(), { ok: false, code: 'VALUE_TOO_LARGE' }, 'an oversized value')
-    client.write(frame('put_all', Buffer.from(`{"a":"${'z'.repeat(5000)}"}`)))
-    t.match(await client.answer(), { ok: false, code: 'VALUE_TOO_LARGE' }, 'an oversized put_all')
-    for (let i = 0; i < 3; i++) await client.ok('put chunk' + i, 'y'.repeat(1200))
-    t.match(
-      await client.request('put chunk3', 'y'.repeat(1200)),
-      { ok: false, code: 'SESSION_TOO_LARGE' },
-      'a session grown past maxBodyBytes',
-    )
+  const big = Buffer.from('destroy\n'.repeat(1000))
+  client.write(frame('put big', big))
+  t.match(await client.answer(), { ok: false, code: 'VALUE_TOO_LARGE' }, 'an oversized value')
+  client.write(frame('put_all', Buffer.from(`{"a":"${'z'.repeat(5000)}"}`)))
+  t.match(await client.answer(), { ok: false, code: 'VALUE_TOO_LARGE' }, 'an oversized put_all')
+  for (let i = 0; i < 3; i++) await client.ok('put chunk' + i, 'y'.repeat(1200))
+  t.match(
+    await client.request('put chunk3', 'y'.repeat(1200)),
+    { ok: false, code: 'SESSION_TOO_LARGE' },
+    'a session grown past maxBodyBytes',
+  )
 
-    t.equal((await client.ok('get keep')).text, 'me', 'still usable, same session open')
-    t.same(
-      await client.ok('exists'),
-      { ok: true, word: '1' },
-      'the skipped payload was not run as commands',
-    )
-    t.same(await manager.readSession(id), { keep: 'me' })
-    await client.ok('close')
-    t.equal(
-      await Promise.race([client.closed.then(() => 'closed'), sleep(100).then(() => 'open')]),
-      'open',
-    )
-  },
-)
+  t.equal((await client.ok('get keep')).text, 'me', 'still usable, same session open')
+  t.same(
+    await client.ok('exists'),
+    { ok: true, word: '1' },
+    'the skipped payload was not run as commands',
+  )
+  t.same(await manager.readSession(id), { keep: 'me' })
+  await client.ok('close')
+  t.equal(
+    await Promise.race([client.closed.then(() => 'closed'), sleep(100).then(() => 'open')]),
+    'open',
+  )
+})
 
 t.test(
   'pipelined commands are answered in order; a half-closed client still gets every answer',

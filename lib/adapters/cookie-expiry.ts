@@ -17,3 +17,17 @@ export function cookieExpiry(session: unknown, now: number): number | null {
   if (typeof maxAge === 'number' && Number.isFinite(maxAge)) return now + maxAge
   return null
 }
+
+/**
+ * `session` with its cookie's `expires` set to the stored expiry, as the ISO text a stored
+ * cookie carries. A touch moves only the stored expiry (the data is not rewritten); this
+ * makes it visible to the framework on the next read. A cookie without an expiry (a
+ * browser-session cookie) stays one: its stored expiry is the manager's timeout.
+ */
+export function withStoredExpiry<T extends object>(session: T, expiresAt: number): T {
+  const cookie = (session as { cookie?: unknown }).cookie
+  if (cookie === null || typeof cookie !== 'object' || Array.isArray(cookie)) return session
+  const { expires } = cookie as { expires?: unknown }
+  if (expires === undefined || expires === null || expires === false) return session
+  return { ...session, cookie: { ...cookie, expires: new Date(expiresAt).toISOString() } }
+}

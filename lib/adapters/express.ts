@@ -32,8 +32,10 @@ export type ListedSession = ExpressSessionData & { id: string }
  * - Expiry follows the session cookie: `cookie.expires` (to the millisecond), else
  *   `cookie.maxAge`, else the manager's `ttlSeconds`. Saving a session whose cookie has
  *   already expired destroys it.
- * - An id the manager refuses (malformed, or unsigned when the manager has `secrets`) reads as
- *   no session; no store is asked.
+ * - Any id the framework makes is stored: one outside the library's id rules is kept under
+ *   {@link SessionManager.sessionKey} (listings show that key). With `secrets`, ids keep their
+ *   rules: an unsigned id reads as no session, and no store is asked.
+ * - A read shows the stored expiry as `cookie.expires`, so a touch is seen by the next read.
  * - A save or touch that comes after the session was destroyed (a slow request finishing
  *   after logout) changes nothing, and the request completes normally.
  *

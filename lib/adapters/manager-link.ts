@@ -5,7 +5,7 @@ import { InvalidOptionError } from '../errors.js'
 import type { SessionManagerOptions } from '../options.js'
 import type { SessionManager } from '../session-manager.js'
 import { createSessionManager } from '../session-manager.js'
-import { cookieExpiry } from './cookie-expiry.js'
+import { cookieExpiry, withStoredExpiry } from './cookie-expiry.js'
 
 /** The adapter option naming a manager the application created (and closes itself). */
 export interface ExistingManagerOption {
@@ -37,7 +37,8 @@ const LISTING_CONCURRENCY = 32
 
 /**
  * What both framework adapters share: owning or borrowing the manager, cookie-driven expiry,
- * malformed ids treated as "no session", listings, and the store's events:
+ * any id the framework makes (kept under {@link SessionManager.sessionKey}; with `secrets`,
+ * an unsigned id is "no session"), listings, and the store's events:
  * - `write-after-destroy` (`{ sessionId }`): a save through this store reached a destroyed
  *   session and was dropped (the manager's event, for this store's own writes only);
  * - `disconnect`: no store can serve any more (every store is down);
@@ -47,8 +48,8 @@ export class ManagerLink {
   readonly manager: SessionManager
   readonly #owned: boolean
   readonly #events: EventEmitter
-  /** Session ids with a save in flight through this store, with their count. */
-  readonly #saving = new Map<string, number>()
+  /** Keys with a save in flight through this store: the framework's id and the count. */
+  readonly #saving = new Map<string, { id: string; count: number }>()
   #disconnected = false
   #closing: Promise<void> | undefined
 
@@ -82,10 +83,16 @@ export class ManagerLink {
     }
   }
 
-  /** The session's data; null when absent, expired, destroyed, or under a malformed id. */
+  /**
+   * The session's data; null when absent, expired, destroyed, or refused (unsigned while the
+   * manager has `secrets`). A cookie with an expiry shows the stored one, so a touch (which
+   * moves only the stored expiry) is seen by the next read.
+   */
   async read(sessionId: string): Promise<SessionData | null> {
     try {
-      return await this.manager.readSession(sessionId)
+      const key = this.manager.sessionKey(sessionId)
+      const current = await this.manager.readSession(key, { withVersion: true })
+      return current === null ? null : withStoredExpiry(current.data, current.expiresAt)
     } catch (error) {
       if (isMalformedId(error)) return null
       throw error
@@ -101,17 +108,19 @@ export class ManagerLink {
     const now = Date.now()
     const expiresAt = cookieExpiry(session, now)
     if (expiresAt !== null && expiresAt <= now) return this.destroy(sessionId)
-    this.#saving.set(sessionId, (this.#saving.get(sessionId) ?? 0) + 1)
+    const key = this.manager.sessionKey(sessionId)
+    const saving = this.#saving.get(key) ?? { id: sessionId, count: 0 }
+    saving.count += 1
+    this.#saving.set(key, saving)
     try {
       await this.manager.writeSession(
-        sessionId,
+        key,
         session as SessionData,
         expiresAt === null ? undefined : { expiresAt },
       )
     } finally {
-      const left = (this.#saving.get(sessionId) ?? 1) - 1
-      if (left === 0) this.#saving.delete(sessionId)
-      else this.#saving.set(sessionId, left)
+      saving.count -= 1
+      if (saving.count === 0) this.#saving.delete(key)
     }
   }
 
@@ -124,7 +133,8 @@ export class ManagerLink {
     const expiresAt = cookieExpiry(session, now)
     if (expiresAt !== null && expiresAt <= now) return false
     try {
-      return await this.manager.touch(sessionId, expiresAt === null ? undefined : { expiresAt })
+      const key = this.manager.sessionKey(sessionId)
+      return await this.manager.touch(key, expiresAt === null ? undefined : { expiresAt })
     } catch (error) {
       if (isMalformedId(error)) return false
       throw error
@@ -134,13 +144,13 @@ export class ManagerLink {
   /** Destroys the session for good (tombstones); a malformed id has no session to destroy. */
   async destroy(sessionId: string): Promise<void> {
     try {
-      await this.manager.destroySession(sessionId)
+      await this.manager.destroySession(this.manager.sessionKey(sessionId))
     } catch (error) {
       if (!isMalformedId(error)) throw error
     }
   }
 
-  /** Every live session's id, once each. */
+  /** Every live session's key (its id, or the key derived from an id), once each. */
   async ids(): Promise<string[]> {
     const ids: string[] = []
     for await (const id of this.manager.list()) ids.push(id)
@@ -152,7 +162,7 @@ export class ManagerLink {
     return this.manager.count()
   }
 
-  /** Every live session with its id; one that ends while being listed is left out. */
+  /** Every live session with its key; one that ends while being listed is left out. */
   async all(): Promise<{ id: string; data: SessionData }[]> {
     const sessions: { id: string; data: SessionData }[] = []
     await inChunks(this.manager.list(), async (ids) => {
@@ -184,9 +194,8 @@ export class ManagerLink {
 
   readonly #onWriteAfterDestroy = (event: { sessionId: string }): void => {
     // The manager emits before the dropped write resolves, while the id is still counted.
-    if (this.#saving.has(event.sessionId)) {
-      this.#events.emit('write-after-destroy', { sessionId: event.sessionId })
-    }
+    const saving = this.#saving.get(event.sessionId)
+    if (saving !== undefined) this.#events.emit('write-after-destroy', { sessionId: saving.id })
   }
 
   readonly #onStoreDown = (): void => {

@@ -3,7 +3,6 @@ import { STATUS_CODES, createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { SessionData } from '../codec.js'
-import { assertSessionId } from '../ids.js'
 import type { SessionManager } from '../session-manager.js'
 import { checkKey } from '../session-values.js'
 import type { AccessControl } from './access.js'
@@ -186,21 +185,26 @@ export class HttpApi {
     if (id === undefined) {
       return { methods: ['POST'], run: (request, response) => this.#create(request, response) }
     }
-    assertSessionId(id)
+    // Any id is accepted; one that breaks the manager's rules is kept under a derived key.
+    const session = { id, key: this.#settings.manager.sessionKey(id) }
     if (sub === undefined) {
       return {
         methods: ['GET', 'PUT', 'PATCH', 'DELETE'],
-        run: (request, response, method) => this.#session(request, response, method, id),
+        run: (request, response, method) => this.#session(request, response, method, session),
       }
     }
     if (sub === 'regenerate' && key === undefined) {
-      return { methods: ['POST'], run: (_request, response) => this.#regenerate(response, id) }
+      return {
+        methods: ['POST'],
+        run: (_request, response) => this.#regenerate(response, session.key),
+      }
     }
     if (sub === 'keys' && key !== undefined) {
       checkKey(key)
       return {
         methods: ['GET', 'PUT', 'DELETE'],
-        run: (request, response, method) => this.#value(request, response, method, id, key),
+        run: (request, response, method) =>
+          this.#value(request, response, method, session.key, key),
       }
     }
     throw notFound()
@@ -217,12 +221,12 @@ export class HttpApi {
     request: IncomingMessage,
     response: ServerResponse,
     method: string,
-    id: string,
+    { id, key }: { id: string; key: string },
   ): Promise<void> {
     const { manager } = this.#settings
     switch (method) {
       case 'GET': {
-        const current = await manager.readSession(id, { withVersion: true })
+        const current = await manager.readSession(key, { withVersion: true })
         if (current === null) throw sessionNotFound()
         response.setHeader('ETag', `"${current.version}"`)
         sendJson(response, 200, { id, version: current.version, data: current.data })
@@ -232,7 +236,7 @@ export class HttpApi {
         const expectedVersion = expectedVersionOf(request)
         const body = await this.#readJson(request, true)
         const result = await manager.writeSession(
-          id,
+          key,
           body as SessionData,
           expectedVersion === undefined ? {} : { expectedVersion },
         )
@@ -242,12 +246,12 @@ export class HttpApi {
         return
       }
       case 'PATCH':
-        await manager.putAll(id, (await this.#readJson(request, true)) as SessionData)
+        await manager.putAll(key, (await this.#readJson(request, true)) as SessionData)
         sendEmpty(response)
         return
       default:
         await drain(request, this.#settings.maxBodyBytes)
-        await manager.destroySession(id)
+        await manager.destroySession(key)
         sendEmpty(response)
     }
   }

@@ -13,7 +13,6 @@
  * ```
  */
 import type { SessionData } from '../codec.js'
-import { assertSessionId } from '../ids.js'
 import { checkKey } from '../session-values.js'
 import { RequestError } from './request-error.js'
 
@@ -291,11 +290,11 @@ export function parseLine(line: string): ParsedLine {
       if (mode !== 'r' && mode !== 'w') {
         throw new RequestError('BAD_REQUEST', `The mode of open is r or w, not "${mode}".`)
       }
-      return { command: 'open', id: sessionId(args[0] as string), mode }
+      return { command: 'open', id: args[0] as string, mode }
     }
     case 'exists':
       arity(args, 0, 1, 'exists [<id>]')
-      return { command: 'exists', id: args[0] === undefined ? undefined : sessionId(args[0]) }
+      return { command: 'exists', id: args[0] }
     case 'get':
     case 'remove':
       arity(args, 1, 1, `${word} <key>`)
@@ -354,12 +353,6 @@ function byteCount(token: string, usage: string): number {
     throw new RequestError('BAD_REQUEST', `Expected a byte count (digits); usage: ${usage}`)
   }
   return Number(token)
-}
-
-/** Ids are checked before anything else: a malformed one never reaches a store. */
-function sessionId(token: string): string {
-  assertSessionId(token)
-  return token
 }
 
 /** A key is sent percent-encoded (RFC 3986), so that any key, spaces and "%" included, fits in a token. */

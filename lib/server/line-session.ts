@@ -65,7 +65,9 @@ export class LineSession {
       }
       case 'open': {
         this.#checkNoSession()
-        const { id, mode } = request
+        // Any token is an id: one that breaks the manager's rules is kept under a derived key.
+        const id = manager.sessionKey(request.id)
+        const { mode } = request
         if (mode === 'r') {
           const data = await manager.readSession(id)
           this.#open({ id, mode, data: data ?? {}, lock: undefined })
@@ -91,7 +93,7 @@ export class LineSession {
         return okAnswer()
       }
       case 'exists': {
-        const id = request.id ?? this.#current().id
+        const id = request.id === undefined ? this.#current().id : manager.sessionKey(request.id)
         return wordAnswer((await manager.readSession(id)) === null ? '0' : '1')
       }
       case 'keys':

@@ -25,6 +25,8 @@ export interface ExpressApp {
 export interface ExpressAppOptions {
   /** Awaited by `GET /slow` (and `GET /slow-read`) before it answers. */
   slow?: () => Promise<void>
+  /** express-session's `genid`; the store's `generateId` when left out. */
+  genid?: () => string
 }
 
 /**
@@ -47,7 +49,7 @@ export async function startExpressApp(
   app.use(
     session({
       store,
-      genid: () => store.generateId(),
+      genid: options.genid ?? (() => store.generateId()),
       secret: COOKIE_SECRET,
       name: 'sid',
       resave: false,
