@@ -1,0 +1,154 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { startTestCluster } from './helpers/cluster.js'
+
+// The package as users get it: `npm pack`, installed into an empty project, then required from
+// CommonJS (most express-session apps) against real stores, and compiled as a TypeScript
+// consumer under moduleResolution node16 and bundler. Reads the build in dist/ (`npm test`
+// builds first).
+const run = promisify(execFile)
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const ENTRY_POINTS = ['', '/express', '/fastify', '/server', '/local-cluster']
+
+if (!existsSync(path.join(ROOT, 'dist/index.js'))) {
+  t.fail('dist/ is missing: run `npm run build` (npm test does) before this test')
+  process.exit(1)
+}
+
+const cluster = await startTestCluster(t, { stores: 3 })
+const scratch = await mkdtemp(path.join(os.tmpdir(), 'session-shards-consumer-'))
+t.teardown(() => rm(scratch, { recursive: true, force: true }))
+
+/** The environment of npm and node in the scratch project: none of `npm test`'s own npm_* settings. */
+function cleanEnvironment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith('npm_') && !name.startsWith('SESSION_SHARDS_')) env[name] = value
+  }
+  delete env['NODE_OPTIONS']
+  return env
+}
+
+async function installedVersion(name: string): Promise<string> {
+  const manifest = path.join(ROOT, 'node_modules', name, 'package.json')
+  return (JSON.parse(await readFile(manifest, 'utf8')) as { version: string }).version
+}
+
+t.before(async () => {
+  const packed = await run('npm', ['pack', '--silent', '--pack-destination', scratch], {
+    cwd: ROOT,
+    env: cleanEnvironment(),
+  })
+  const tarball = path.join(scratch, packed.stdout.trim().split('\n').pop() as string)
+  const app = path.join(scratch, 'app')
+  await mkdir(app)
+  await writeFile(
+    path.join(app, 'package.json'),
+    JSON.stringify({ name: 'scratch-app', version: '1.0.0', private: true }),
+  )
+  // The frameworks are the app's own (optional peers); the cache `npm ci` filled serves them.
+  const peers = [
+    `express-session@${await installedVersion('express-session')}`,
+    `@fastify/session@${await installedVersion('@fastify/session')}`,
+    `@fastify/cookie@${await installedVersion('@fastify/cookie')}`,
+    `fastify@${await installedVersion('fastify')}`,
+  ]
+  await run(
+    'npm',
+    ['install', '--prefer-offline', '--no-audit', '--no-fund', '--silent', tarball, ...peers],
+    { cwd: app, env: cleanEnvironment(), timeout: 120_000 },
+  )
+  // Type declarations the compiled consumers need (node, express-session), from the checkout.
+  for (const name of await readdir(path.join(ROOT, 'node_modules/@types'))) {
+    const target = path.join(app, 'node_modules/@types', name)
+    await mkdir(path.dirname(target), { recursive: true })
+    if (!existsSync(target)) await symlink(path.join(ROOT, 'node_modules/@types', name), target)
+  }
+})
+
+t.test('require() loads every entry point from a CommonJS project', async (t) => {
+  const app = path.join(scratch, 'app')
+  await writeFile(
+    path.join(app, 'consumer.cjs'),
+    `const entries = ${JSON.stringify(ENTRY_POINTS)}
+const loaded = {}
+for (const entry of entries) loaded[entry] = Object.keys(require('session-shards' + entry)).sort()
+const { createSessionManager } = require('session-shards')
+const { SessionShardsStore } = require('session-shards/express')
+async function main() {
+  const manager = createSessionManager({ stores: JSON.parse(process.env.STORES), copies: 2, table: 'cjs_consumer' })
+  await manager.applySchema()
+  const store = new SessionShardsStore({ manager })
+  const cookie = { expires: new Date(Date.now() + 60000), originalMaxAge: 60000, path: '/' }
+  await store.set('a-legacy-id', { user: 'ada', cookie })
+  const session = await store.get('a-legacy-id')
+  await manager.close()
+  console.log(JSON.stringify({ loaded, user: session.user }))
+}
+main().catch((error) => { console.error(error); process.exit(1) })
+`,
+  )
+  const { stdout } = await run(process.execPath, ['consumer.cjs'], {
+    cwd: app,
+    env: { ...cleanEnvironment(), STORES: JSON.stringify(cluster.storeConfigs()) },
+  })
+  const result = JSON.parse(stdout) as { loaded: Record<string, string[]>; user: string }
+  t.ok(result.loaded['']?.includes('createSessionManager'), 'session-shards')
+  t.ok(result.loaded['/express']?.includes('SessionShardsStore'), 'session-shards/express')
+  t.ok(result.loaded['/fastify']?.includes('SessionShardsStore'), 'session-shards/fastify')
+  t.ok(result.loaded['/server']?.includes('startSessionServer'), 'session-shards/server')
+  t.ok(result.loaded['/local-cluster']?.length, 'session-shards/local-cluster')
+  t.equal(result.user, 'ada', 'a session written and read through the required store')
+})
+
+t.test('a TypeScript consumer compiles under node16 and bundler resolution', async (t) => {
+  const app = path.join(scratch, 'app')
+  const source = `import { createSessionManager, type SessionManagerOptions } from 'session-shards'
+import { SessionShardsStore as ExpressStore } from 'session-shards/express'
+import { SessionShardsStore as FastifyStore } from 'session-shards/fastify'
+import { startSessionServer } from 'session-shards/server'
+import * as localCluster from 'session-shards/local-cluster'
+
+const options: SessionManagerOptions = { stores: [{ id: 'a', uri: 'mysql://localhost/s' }] }
+const manager = createSessionManager(options)
+const stores = [new ExpressStore({ manager }), new FastifyStore({ manager })]
+const key: string = manager.sessionKey('apple')
+export { key, localCluster, startSessionServer, stores }
+`
+  const wrong = `import { createSessionManager } from 'session-shards'
+createSessionManager({ stores: 'not a list' })
+`
+  const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc')
+  const settings = {
+    node16: ['--module', 'node16', '--moduleResolution', 'node16'],
+    bundler: ['--module', 'esnext', '--moduleResolution', 'bundler'],
+  }
+  const common = ['--noEmit', '--strict', '--target', 'es2022', '--types', 'node']
+  for (const [name, flags] of Object.entries(settings)) {
+    // .mts: an ES module under node16 whatever the project's type.
+    const file = path.join(app, `consumer-${name}.mts`)
+    await writeFile(file, source)
+    const compiled = await run(process.execPath, [tsc, ...common, ...flags, file], {
+      cwd: app,
+    }).then(
+      () => 'ok',
+      (error: { stdout: string }) => error.stdout,
+    )
+    t.equal(compiled, 'ok', `${name}: compiles`)
+    const wrongFile = path.join(app, `wrong-${name}.mts`)
+    await writeFile(wrongFile, wrong)
+    const refused = await run(process.execPath, [tsc, ...common, ...flags, wrongFile], {
+      cwd: app,
+    }).then(
+      () => '',
+      (error: { stdout: string }) => error.stdout,
+    )
+    t.match(refused, /TS2322/, `${name}: the types are really checked (a wrong option fails)`)
+  }
+})
