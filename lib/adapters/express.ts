@@ -5,20 +5,26 @@ import { InvalidOptionError } from '../errors.js'
 import type { SessionManager } from '../session-manager.js'
 import type { NodeCallback } from './callbacks.js'
 import { serve } from './callbacks.js'
-import type { ManagerSource } from './manager-link.js'
+import type { ManagerSource, TouchThrottleOption } from './manager-link.js'
 import { ManagerLink } from './manager-link.js'
 
-export type { ExistingManagerOption, ManagerSource, OwnManagerOption } from './manager-link.js'
+export type {
+  ExistingManagerOption,
+  ManagerSource,
+  OwnManagerOption,
+  TouchThrottleOption,
+} from './manager-link.js'
 
 /** Options of the express-session {@link SessionShardsStore}. */
-export type SessionShardsStoreOptions = ManagerSource & {
-  /**
-   * Make `touch` do nothing: a session then expires at the expiry of its last save, however
-   * active it is (express-session calls `touch` on requests that do not change the session).
-   * @default false
-   */
-  disableTouch?: boolean
-}
+export type SessionShardsStoreOptions = ManagerSource &
+  TouchThrottleOption & {
+    /**
+     * Make `touch` do nothing: a session then expires at the expiry of its last save, however
+     * active it is (express-session calls `touch` on requests that do not change the session).
+     * @default false
+     */
+    disableTouch?: boolean
+  }
 
 /** A stored express session, with its id, as {@link SessionShardsStore.all} lists it. */
 export type ListedSession = ExpressSessionData & { id: string }
@@ -76,7 +82,7 @@ export class SessionShardsStore extends session.Store {
     if (typeof disableTouch !== 'boolean') {
       throw new InvalidOptionError('disableTouch', 'must be a boolean')
     }
-    this.#link = new ManagerLink(this, options)
+    this.#link = new ManagerLink(this, options, options)
     this.manager = this.#link.manager
     this.disableTouch = disableTouch
   }

@@ -5,13 +5,22 @@ import type { Session } from 'fastify'
 import type { SessionManager } from '../session-manager.js'
 import type { NodeCallback } from './callbacks.js'
 import { serve } from './callbacks.js'
-import type { ManagerSource } from './manager-link.js'
+import type { ManagerSource, TouchThrottleOption } from './manager-link.js'
 import { ManagerLink } from './manager-link.js'
 
-export type { ExistingManagerOption, ManagerSource, OwnManagerOption } from './manager-link.js'
+export type {
+  ExistingManagerOption,
+  ManagerSource,
+  OwnManagerOption,
+  TouchThrottleOption,
+} from './manager-link.js'
 
-/** Options of the @fastify/session {@link SessionShardsStore}: a manager, or options for one. */
-export type SessionShardsStoreOptions = ManagerSource
+/**
+ * Options of the @fastify/session {@link SessionShardsStore}: a manager, or options for one,
+ * and `touchAfterSeconds` (@fastify/session saves every request with `rolling`; with a
+ * throttle, a save of an unchanged session only moves its expiry, at most that often).
+ */
+export type SessionShardsStoreOptions = ManagerSource & TouchThrottleOption
 
 /**
  * A @fastify/session store that keeps sessions in a {@link SessionManager}: replicated over
@@ -58,7 +67,7 @@ export class SessionShardsStore extends EventEmitter implements SessionStore {
 
   constructor(options: SessionShardsStoreOptions) {
     super()
-    this.#link = new ManagerLink(this, options)
+    this.#link = new ManagerLink(this, options, options)
     this.manager = this.#link.manager
   }
 

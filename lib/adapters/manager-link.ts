@@ -2,10 +2,12 @@
 import type { EventEmitter } from 'node:events'
 import type { SessionData } from '../codec.js'
 import { InvalidOptionError } from '../errors.js'
+import { secondsOption } from '../validate.js'
 import type { SessionManagerOptions } from '../options.js'
 import type { SessionManager } from '../session-manager.js'
 import { createSessionManager } from '../session-manager.js'
 import { cookieExpiry, withStoredExpiry } from './cookie-expiry.js'
+import { dataFingerprint, SeenSessions, touchIsDue } from './touch-throttle.js'
 
 /** The adapter option naming a manager the application created (and closes itself). */
 export interface ExistingManagerOption {
@@ -32,6 +34,20 @@ export interface OwnManagerOption {
 /** Where an adapter's sessions live: a given manager, or options for one it creates. */
 export type ManagerSource = ExistingManagerOption | OwnManagerOption
 
+/** The adapters' `touchAfterSeconds` option (see {@link ManagerLink}). */
+export interface TouchThrottleOption {
+  /**
+   * Skip a touch, and a save of a session whose data did not change, when it would move the
+   * stored expiry by less than this many seconds (connect-mongo's `touchAfter`). With
+   * `rolling` sessions every request is a touch, and with `copies: 2` each touch is two
+   * writes; with a throttle of 60, an active session costs at most one touch a minute, and
+   * its stored expiry lags the cookie's by less than a minute. A save that changes the data is
+   * always written. 0 writes every touch.
+   * @default 0
+   */
+  touchAfterSeconds?: number
+}
+
 /** Sessions read or destroyed at once by `all()` and `clear()`. */
 const LISTING_CONCURRENCY = 32
 
@@ -50,10 +66,13 @@ export class ManagerLink {
   readonly #events: EventEmitter
   /** Keys with a save in flight through this store: the framework's id and the count. */
   readonly #saving = new Map<string, { id: string; count: number }>()
+  readonly #touchAfterMillis: number
+  /** What this store last read or wrote of each session (only with a touch throttle). */
+  readonly #seen = new SeenSessions()
   #disconnected = false
   #closing: Promise<void> | undefined
 
-  constructor(events: EventEmitter, source: ManagerSource) {
+  constructor(events: EventEmitter, source: ManagerSource, throttle: TouchThrottleOption = {}) {
     if (source === null || typeof source !== 'object') {
       throw new InvalidOptionError('options', 'must be an object with manager or managerOptions')
     }
@@ -70,6 +89,8 @@ export class ManagerLink {
     ) {
       throw new InvalidOptionError('manager', 'must be a SessionManager (see createSessionManager)')
     }
+    this.#touchAfterMillis =
+      secondsOption('touchAfterSeconds', throttle.touchAfterSeconds, 0, 0, 31_536_000) * 1000
     this.#events = events
     this.#owned = manager === undefined
     this.manager = manager ?? createSessionManager(managerOptions as SessionManagerOptions)
@@ -92,7 +113,9 @@ export class ManagerLink {
     try {
       const key = this.manager.sessionKey(sessionId)
       const current = await this.manager.readSession(key, { withVersion: true })
-      return current === null ? null : withStoredExpiry(current.data, current.expiresAt)
+      if (current === null) return null
+      this.#see(key, current.expiresAt, current.data)
+      return withStoredExpiry(current.data, current.expiresAt)
     } catch (error) {
       if (isMalformedId(error)) return null
       throw error
@@ -109,15 +132,17 @@ export class ManagerLink {
     const expiresAt = cookieExpiry(session, now)
     if (expiresAt !== null && expiresAt <= now) return this.destroy(sessionId)
     const key = this.manager.sessionKey(sessionId)
+    if (expiresAt !== null && (await this.#savedAsTouch(key, session, expiresAt, now))) return
     const saving = this.#saving.get(key) ?? { id: sessionId, count: 0 }
     saving.count += 1
     this.#saving.set(key, saving)
     try {
-      await this.manager.writeSession(
+      const written = await this.manager.writeSession(
         key,
         session as SessionData,
         expiresAt === null ? undefined : { expiresAt },
       )
+      this.#see(key, written.dropped ? null : expiresAt, session)
     } finally {
       saving.count -= 1
       if (saving.count === 0) this.#saving.delete(key)
@@ -134,7 +159,14 @@ export class ManagerLink {
     if (expiresAt !== null && expiresAt <= now) return false
     try {
       const key = this.manager.sessionKey(sessionId)
-      return await this.manager.touch(key, expiresAt === null ? undefined : { expiresAt })
+      if (expiresAt === null) return await this.manager.touch(key)
+      const seen = this.#seen.get(key)
+      if (this.#touchAfterMillis > 0 && !touchIsDue(seen, expiresAt, this.#touchAfterMillis)) {
+        return true
+      }
+      const touched = await this.manager.touch(key, { expiresAt })
+      if (touched && seen !== undefined) this.#seen.remember(key, { ...seen, expiresAt })
+      return touched
     } catch (error) {
       if (isMalformedId(error)) return false
       throw error
@@ -144,7 +176,9 @@ export class ManagerLink {
   /** Destroys the session for good (tombstones); a malformed id has no session to destroy. */
   async destroy(sessionId: string): Promise<void> {
     try {
-      await this.manager.destroySession(this.manager.sessionKey(sessionId))
+      const key = this.manager.sessionKey(sessionId)
+      this.#seen.forget(key)
+      await this.manager.destroySession(key)
     } catch (error) {
       if (!isMalformedId(error)) throw error
     }
@@ -190,6 +224,35 @@ export class ManagerLink {
       if (this.#owned) await this.manager.close()
     })()
     return this.#closing
+  }
+
+  /**
+   * With a throttle, a save whose data is what this store last read or wrote is a touch: not
+   * written at all while the expiry moves by less than the throttle, else only its expiry
+   * moved. Resolves false when the save must be written (changed data, unknown or gone).
+   */
+  async #savedAsTouch(
+    key: string,
+    session: object,
+    expiresAt: number,
+    now: number,
+  ): Promise<boolean> {
+    if (this.#touchAfterMillis === 0) return false
+    const seen = this.#seen.get(key)
+    if (seen === undefined || seen.expiresAt <= now) return false
+    const fingerprint = dataFingerprint(session)
+    if (fingerprint === null || fingerprint !== seen.fingerprint) return false
+    if (!touchIsDue(seen, expiresAt, this.#touchAfterMillis)) return true
+    if (!(await this.manager.touch(key, { expiresAt }))) return false
+    this.#seen.remember(key, { ...seen, expiresAt })
+    return true
+  }
+
+  /** Remembers what the store holds for `key` (null: nothing to go by), when a throttle needs it. */
+  #see(key: string, expiresAt: number | null, data: object): void {
+    if (this.#touchAfterMillis === 0) return
+    if (expiresAt === null) this.#seen.forget(key)
+    else this.#seen.remember(key, { expiresAt, fingerprint: dataFingerprint(data) })
   }
 
   readonly #onWriteAfterDestroy = (event: { sessionId: string }): void => {
