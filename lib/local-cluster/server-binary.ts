@@ -37,7 +37,8 @@ function isExecutable(file: string): boolean {
   }
 }
 
-function searchDirs(): string[] {
+/** The directories searched by default: `PATH`, then where server packages put their binaries. */
+export function serverSearchDirs(): string[] {
   const fromPath = (process.env['PATH'] ?? '').split(path.delimiter).filter((dir) => dir !== '')
   return [...new Set([...fromPath, ...EXTRA_DIRS])]
 }
@@ -65,13 +66,15 @@ export function describeServerBinary(binaryPath: string): ServerBinary | null {
 }
 
 /**
- * Looks for `mariadbd`, then `mysqld`, on `PATH` and in `/usr/sbin`, `/usr/libexec` and
- * `/usr/local/mysql/bin`, and tells MariaDB from MySQL by its `--version` output.
+ * Looks for `mariadbd`, then `mysqld`, in `dirs` (by default `PATH`, `/usr/sbin`,
+ * `/usr/libexec` and `/usr/local/mysql/bin`), and tells MariaDB from MySQL by its `--version`
+ * output.
  *
  * @returns the first binary that runs, or `null` when there is none.
  */
-export function findServerBinary(): ServerBinary | null {
-  const dirs = searchDirs()
+export function findServerBinary(
+  dirs: readonly string[] = serverSearchDirs(),
+): ServerBinary | null {
   for (const name of SERVER_NAMES) {
     const found = findExecutable([name], dirs)
     if (found === null) continue
@@ -142,7 +145,7 @@ export function initCommand(binary: ServerBinary, dataDir: string): InitCommand 
     serverDir,
     path.join(base, 'bin'),
     path.join(base, 'scripts'),
-    ...searchDirs(),
+    ...serverSearchDirs(),
   ]
   const script = findExecutable(['mariadb-install-db', 'mysql_install_db'], scriptDirs)
   if (script === null) {

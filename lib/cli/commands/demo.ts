@@ -2,14 +2,11 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import {
-  findServerBinary,
-  startLocalCluster,
-  ServerBinaryNotFoundError,
-} from '../../local-cluster/index.js'
+import { startLocalCluster, ServerBinaryNotFoundError } from '../../local-cluster/index.js'
 import type { LocalCluster } from '../../local-cluster/index.js'
 import { BASE_DIR_PREFIX } from '../../local-cluster/leftovers.js'
-import { describeServerBinary } from '../../local-cluster/server-binary.js'
+import { describeServerBinary, type ServerBinary } from '../../local-cluster/server-binary.js'
+import { ensureServerBinary } from '../../local-cluster/server-install.js'
 import { runFailoverDemo, type FailoverDemoReport } from '../workload/failover-demo.js'
 import type { Command } from '../command.js'
 import { integerArgument, noPositionals } from '../command.js'
@@ -83,11 +80,21 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
     })
     const note = (text: string): void => bar.log(`${stamp()} ${text}`)
 
-    // Checked before anything is created or printed; startLocalCluster checks again.
-    const binary =
-      typeof serverBinary === 'string' ? describeServerBinary(serverBinary) : findServerBinary()
+    // Checked before anything is created; startLocalCluster checks again. Without a server
+    // binary, Debian's mariadb-server is installed when this runs as root with apt-get.
+    let binary: ServerBinary | null
+    try {
+      binary =
+        typeof serverBinary === 'string'
+          ? describeServerBinary(serverBinary)
+          : await ensureServerBinary({ log: (line) => out.note(line) })
+    } catch (error) {
+      if (!(error instanceof ServerBinaryNotFoundError)) throw error
+      out.error(`session-shards demo: ${error.message}`)
+      return EXIT_USAGE
+    }
     if (binary === null) {
-      out.error(noServerMessage(serverBinary))
+      out.error(noServerMessage(serverBinary as string))
       return EXIT_USAGE
     }
 
@@ -127,7 +134,7 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
       } catch (error) {
         if (!(error instanceof ServerBinaryNotFoundError)) throw error
         bar.stop()
-        out.error(noServerMessage(serverBinary))
+        out.error(`session-shards demo: ${error.message}`)
         return EXIT_USAGE
       }
       const [versionRow] = await cluster.stores[0]!.query<{ version: string }>(
@@ -166,10 +173,8 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
   },
 }
 
-function noServerMessage(serverBinary: string | boolean | undefined): string {
-  return typeof serverBinary === 'string'
-    ? `session-shards demo: --server-binary ${serverBinary} does not run; give the path of a mariadbd or mysqld binary.`
-    : 'session-shards demo: no MySQL-protocol server found (looked for mariadbd and mysqld); install MariaDB, e.g. `sudo apt-get install -y mariadb-server` or `brew install mariadb`, then run it again.'
+function noServerMessage(serverBinary: string): string {
+  return `session-shards demo: --server-binary ${serverBinary} does not run; give the path of a mariadbd or mysqld binary.`
 }
 
 /** The promise's value once it settles within `millis`; undefined if it rejects or takes longer. */
