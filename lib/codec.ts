@@ -1,5 +1,5 @@
 /** Session data to bytes and back, checked once before any statement. */
-import { InvalidSessionDataError, SessionTooLargeError } from './errors.js'
+import { InvalidSessionDataError, SessionShardsError, SessionTooLargeError } from './errors.js'
 
 /**
  * The one key session data never has, on any path: an own `__proto__` key would pollute a
@@ -53,6 +53,7 @@ export function encodeSessionData(codec: SessionCodec, data: unknown, maxBytes: 
   try {
     encoded = codec.encode(data)
   } catch (error) {
+    if (error instanceof SessionShardsError) throw error // the at-rest layer's own checks
     throw new InvalidSessionDataError(`the codec cannot encode it (${reason(error)})`, {
       cause: error,
     })
@@ -61,7 +62,8 @@ export function encodeSessionData(codec: SessionCodec, data: unknown, maxBytes: 
     throw new InvalidSessionDataError('the codec returned neither a string nor a Buffer')
   }
   if (codec === jsonCodec && !(encoded as string).startsWith('{')) {
-    // A toJSON at the top level turned the object into something else.
+    // A toJSON at the top level turned the object into something else. (The manager's codec
+    // is the at-rest layer, which checks this itself; this covers the JSON codec used alone.)
     throw new InvalidSessionDataError('it does not encode as a JSON object (a top-level toJSON?)')
   }
   const bytes = typeof encoded === 'string' ? Buffer.from(encoded, 'utf8') : encoded

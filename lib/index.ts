@@ -29,6 +29,12 @@ export type { SessionManagerOptions } from './options.js'
 export type { StoreOptions } from './store-options.js'
 export type { SessionCodec, SessionData } from './codec.js'
 export { jsonCodec } from './codec.js'
+export type {
+  CompressionAlgorithm,
+  CompressionOption,
+  EncryptionKey,
+  EncryptionOption,
+} from './at-rest.js'
 export { generateSessionId, isValidSessionId } from './ids.js'
 export { classicOrder, placementSeed } from './placement.js'
 export { schemaFile, schemaStatements } from './schema.js'

@@ -3,6 +3,8 @@ import type { Clock } from './clock.js'
 import { systemClock } from './clock.js'
 import type { SessionCodec } from './codec.js'
 import { jsonCodec } from './codec.js'
+import type { CompressionOption, EncryptionOption } from './at-rest.js'
+import { atRestCodec, resolveCompression, resolveEncryption } from './at-rest.js'
 import { InvalidOptionError } from './errors.js'
 import { IdSigner } from './ids.js'
 import type { PlacementName } from './placement.js'
@@ -71,10 +73,30 @@ export interface SessionManagerOptions {
    */
   codec?: SessionCodec
   /**
-   * Largest encoded session, in bytes.
+   * Largest session, in bytes: the codec's encoding, and the row stored (after compression and
+   * encryption, which adds 34 bytes and the key id).
    * @default 1048576
    */
   maxSessionBytes?: number
+  /**
+   * Compress stored sessions with Node's zlib: `'deflate'`, `'brotli'`, or
+   * `{ algorithm, thresholdBytes }`. Sessions whose encoding is shorter than `thresholdBytes`
+   * (default 1024) stay plain, as does one that would not shrink. Rows stay readable when
+   * compression is turned on, off, or changed: every row says how it was stored.
+   * @default off
+   */
+  compression?: CompressionOption
+  /**
+   * Encrypt stored sessions with AES-256-GCM: `{ keys: [{ id, key }, ...] }`, 32-byte keys.
+   * The first key encrypts; every key decrypts (each row names its key), so keys rotate
+   * without downtime: put the new key first, and drop the old one once no row written with it
+   * is alive (a session's expiry after the switch, or after a `repair` rewrote them). A row
+   * that was tampered with, or whose key is gone, is an unreadable copy (the `unreadable-copy`
+   * event; the next copy answers), never garbage data. Rows written before encryption was
+   * turned on stay readable. The id, expiry and owner columns stay plain.
+   * @default off
+   */
+  encryption?: EncryptionOption
   /**
    * How many session orders to keep computed in memory.
    * @default 10000
@@ -262,6 +284,12 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
   if (typeof codec?.encode !== 'function' || typeof codec?.decode !== 'function') {
     throw new InvalidOptionError('codec', 'must have encode and decode functions')
   }
+  // A store's data column (MEDIUMBLOB) holds at most 16 MiB - 1.
+  const maxSessionBytes = wholeNumber('maxSessionBytes', options.maxSessionBytes, 1024 * 1024, {
+    min: 2,
+    max: 16_777_215,
+    unit: 'bytes',
+  })
   const readQuorum = wholeNumber('readQuorum', options.readQuorum, copies, {
     min: 1,
     max: maxReadStores,
@@ -293,13 +321,13 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
       min: 1,
       max: 1000,
     }),
-    codec,
-    // A store's data column (MEDIUMBLOB) holds at most 16 MiB - 1.
-    maxSessionBytes: wholeNumber('maxSessionBytes', options.maxSessionBytes, 1024 * 1024, {
-      min: 2,
-      max: 16_777_215,
-      unit: 'bytes',
-    }),
+    codec: atRestCodec(
+      codec,
+      resolveCompression(options.compression),
+      resolveEncryption(options.encryption),
+      maxSessionBytes,
+    ),
+    maxSessionBytes,
     orderCacheSize: wholeNumber('orderCacheSize', options.orderCacheSize, 10000, {
       min: 0,
       max: 10_000_000,

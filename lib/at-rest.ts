@@ -1,0 +1,255 @@
+/**
+ * Session bytes at rest: compressed (zlib deflate or brotli) above a size threshold and
+ * encrypted (AES-256-GCM with key ids, so keys rotate), around whatever codec encodes the data.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import {
+  brotliCompressSync,
+  brotliDecompressSync,
+  constants as zlibConstants,
+  deflateRawSync,
+  inflateRawSync,
+} from 'node:zlib'
+import type { SessionCodec, SessionData } from './codec.js'
+import { jsonCodec } from './codec.js'
+import { InvalidOptionError, InvalidSessionDataError, SessionTooLargeError } from './errors.js'
+import { wholeNumber } from './validate.js'
+
+/** How sessions are compressed before they are stored (see {@link SessionManagerOptions}). */
+export type CompressionAlgorithm = 'deflate' | 'brotli'
+
+/** The `compression` option. */
+export type CompressionOption =
+  | CompressionAlgorithm
+  | {
+      algorithm: CompressionAlgorithm
+      /**
+       * Sessions whose encoding is shorter than this stay plain: compressing small rows costs
+       * CPU and saves little.
+       * @default 1024
+       */
+      thresholdBytes?: number
+    }
+
+/** One key of the `encryption` option. */
+export interface EncryptionKey {
+  /** Stored with each row it encrypts: 1 to 64 of `A–Z a–z 0–9 _ - .`. */
+  id: string
+  /** 32 bytes: a Buffer, or a string of them in base64, base64url or hex. */
+  key: Buffer | string
+}
+
+/** The `encryption` option: the first key encrypts, every key decrypts. */
+export interface EncryptionOption {
+  keys: readonly EncryptionKey[]
+}
+
+/** Marks a row written through this layer; a codec's own output never starts with a NUL byte and "ss". */
+const MAGIC = Buffer.from([0x00, 0x73, 0x73])
+const FORMAT_VERSION = 1
+const HEADER_BYTES = MAGIC.length + 3
+const COMPRESSION_IDS: Record<CompressionAlgorithm | 'none', number> = {
+  none: 0,
+  deflate: 1,
+  brotli: 2,
+}
+const IV_BYTES = 12
+const TAG_BYTES = 16
+const KEY_ID = /^[A-Za-z0-9_.-]{1,64}$/
+const DEFAULT_THRESHOLD_BYTES = 1024
+/** Brotli's quality 11 (its default) is far too slow for a request path; 5 compresses well. */
+const BROTLI_QUALITY = 5
+
+interface ResolvedCompression {
+  algorithm: CompressionAlgorithm
+  thresholdBytes: number
+}
+
+interface ResolvedKey {
+  id: string
+  idBytes: Buffer
+  key: Buffer
+}
+
+/** Checks the `compression` option; null when compression is off. */
+export function resolveCompression(value: unknown): ResolvedCompression | null {
+  if (value === undefined || value === false) return null
+  const given = typeof value === 'string' ? { algorithm: value } : value
+  if (given === null || typeof given !== 'object') {
+    throw new InvalidOptionError('compression', 'must be "deflate", "brotli" or { algorithm }')
+  }
+  const { algorithm, thresholdBytes } = given as { algorithm?: unknown; thresholdBytes?: unknown }
+  if (algorithm !== 'deflate' && algorithm !== 'brotli') {
+    throw new InvalidOptionError('compression.algorithm', 'must be "deflate" or "brotli"')
+  }
+  return {
+    algorithm,
+    thresholdBytes: wholeNumber(
+      'compression.thresholdBytes',
+      thresholdBytes,
+      DEFAULT_THRESHOLD_BYTES,
+      { min: 0, max: 16_777_215, unit: 'bytes' },
+    ),
+  }
+}
+
+/** Checks the `encryption` option (never echoing a key); null when encryption is off. */
+export function resolveEncryption(value: unknown): ResolvedKey[] | null {
+  if (value === undefined) return null
+  const keys = (value as { keys?: unknown } | null)?.keys
+  if (!Array.isArray(keys) || keys.length === 0) {
+    throw new InvalidOptionError('encryption.keys', 'must be a non-empty list of { id, key }')
+  }
+  const seen = new Set<string>()
+  return keys.map((entry: unknown, index) => {
+    const { id, key } = (entry ?? {}) as { id?: unknown; key?: unknown }
+    const name = `encryption.keys[${index}]`
+    if (typeof id !== 'string' || !KEY_ID.test(id)) {
+      throw new InvalidOptionError(`${name}.id`, 'must be 1 to 64 of A-Z a-z 0-9 _ - .')
+    }
+    if (seen.has(id)) throw new InvalidOptionError(`${name}.id`, 'is given twice')
+    seen.add(id)
+    const bytes = keyBytes(key)
+    if (bytes === null) {
+      throw new InvalidOptionError(
+        `${name}.key`,
+        'must be 32 bytes: a Buffer, or base64, base64url or hex text of 32 bytes',
+      )
+    }
+    return { id, idBytes: Buffer.from(id, 'ascii'), key: bytes }
+  })
+}
+
+function keyBytes(key: unknown): Buffer | null {
+  if (Buffer.isBuffer(key)) return key.length === 32 ? Buffer.from(key) : null
+  if (typeof key !== 'string') return null
+  if (/^[0-9a-fA-F]{64}$/.test(key)) return Buffer.from(key, 'hex')
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(key)) {
+    const bytes = Buffer.from(key, 'base64')
+    return bytes.length === 32 ? bytes : null
+  }
+  return null
+}
+
+/**
+ * The codec sessions are stored with: `inner`'s bytes, compressed and encrypted as configured
+ * (plain, exactly as `inner` made them, when neither is on). Reading accepts every format at
+ * once, so rows stay readable across turning either on or off (an encrypted row needs its key).
+ * Decompression never yields more than `maxBytes`.
+ */
+export function atRestCodec(
+  inner: SessionCodec,
+  compression: ResolvedCompression | null,
+  keys: ResolvedKey[] | null,
+  maxBytes: number,
+): SessionCodec {
+  const format = new AtRestFormat(compression, keys, maxBytes)
+  return {
+    encode: (data: SessionData) => format.seal(plainBytes(inner, data, maxBytes)),
+    decode: (bytes: Buffer) => inner.decode(format.open(bytes)),
+  }
+}
+
+/** The codec's encoding, checked: bytes, a JSON object for the JSON codec, at most `maxBytes`. */
+function plainBytes(inner: SessionCodec, data: SessionData, maxBytes: number): Buffer {
+  const encoded = inner.encode(data)
+  if (typeof encoded !== 'string' && !Buffer.isBuffer(encoded)) {
+    throw new InvalidSessionDataError('the codec returned neither a string nor a Buffer')
+  }
+  if (inner === jsonCodec && !(encoded as string).startsWith('{')) {
+    throw new InvalidSessionDataError('it does not encode as a JSON object (a top-level toJSON?)')
+  }
+  const bytes = typeof encoded === 'string' ? Buffer.from(encoded, 'utf8') : encoded
+  // Checked before compressing, so that no row decompresses to more than maxBytes.
+  if (bytes.length > maxBytes) throw new SessionTooLargeError(bytes.length, maxBytes)
+  return bytes
+}
+
+/** The at-rest row format: `\0ss`, version, compression id, key id length, key id, then the body. */
+class AtRestFormat {
+  readonly #compression: ResolvedCompression | null
+  readonly #keys: ResolvedKey[] | null
+  readonly #maxBytes: number
+
+  constructor(
+    compression: ResolvedCompression | null,
+    keys: ResolvedKey[] | null,
+    maxBytes: number,
+  ) {
+    this.#compression = compression
+    this.#keys = keys
+    this.#maxBytes = maxBytes
+  }
+
+  seal(plain: Buffer): Buffer {
+    let body = plain
+    let compressionId = COMPRESSION_IDS.none
+    const compression = this.#compression
+    if (compression !== null && plain.length >= compression.thresholdBytes) {
+      const packed = compress(compression.algorithm, plain)
+      if (packed.length < plain.length) {
+        body = packed
+        compressionId = COMPRESSION_IDS[compression.algorithm]
+      }
+    }
+    const key = this.#keys?.[0]
+    if (key === undefined) {
+      if (compressionId === COMPRESSION_IDS.none) return plain
+      return Buffer.concat([header(compressionId, Buffer.alloc(0)), body])
+    }
+    const head = header(compressionId, key.idBytes)
+    const iv = randomBytes(IV_BYTES)
+    const cipher = createCipheriv('aes-256-gcm', key.key, iv)
+    cipher.setAAD(head)
+    const sealed = Buffer.concat([cipher.update(body), cipher.final()])
+    return Buffer.concat([head, iv, sealed, cipher.getAuthTag()])
+  }
+
+  /** The codec's bytes of a stored row; throws (an unreadable copy) on anything malformed. */
+  open(stored: Buffer): Buffer {
+    if (stored.length < HEADER_BYTES || !stored.subarray(0, MAGIC.length).equals(MAGIC)) {
+      return stored // a plain row
+    }
+    const version = stored[MAGIC.length] as number
+    const compressionId = stored[MAGIC.length + 1] as number
+    const idLength = stored[MAGIC.length + 2] as number
+    if (version !== FORMAT_VERSION) throw new Error(`unknown at-rest format ${version}`)
+    const headEnd = HEADER_BYTES + idLength
+    let body = stored.subarray(headEnd)
+    if (idLength > 0) {
+      const id = stored.subarray(HEADER_BYTES, headEnd).toString('ascii')
+      const key = this.#keys?.find((candidate) => candidate.id === id)
+      if (key === undefined) throw new Error(`no encryption key with the row's key id`)
+      if (body.length < IV_BYTES + TAG_BYTES) throw new Error('an encrypted row cut short')
+      const decipher = createDecipheriv('aes-256-gcm', key.key, body.subarray(0, IV_BYTES))
+      decipher.setAAD(stored.subarray(0, headEnd))
+      decipher.setAuthTag(body.subarray(body.length - TAG_BYTES))
+      body = Buffer.concat([
+        decipher.update(body.subarray(IV_BYTES, body.length - TAG_BYTES)),
+        decipher.final(), // throws when the row was tampered with
+      ])
+    }
+    if (compressionId === COMPRESSION_IDS.none) return body
+    if (compressionId === COMPRESSION_IDS.deflate) {
+      return inflateRawSync(body, { maxOutputLength: this.#maxBytes })
+    }
+    if (compressionId === COMPRESSION_IDS.brotli) {
+      return brotliDecompressSync(body, { maxOutputLength: this.#maxBytes })
+    }
+    throw new Error(`unknown compression ${compressionId}`)
+  }
+}
+
+function header(compressionId: number, keyId: Buffer): Buffer {
+  return Buffer.concat([MAGIC, Buffer.from([FORMAT_VERSION, compressionId, keyId.length]), keyId])
+}
+
+function compress(algorithm: CompressionAlgorithm, plain: Buffer): Buffer {
+  if (algorithm === 'deflate') return deflateRawSync(plain)
+  return brotliCompressSync(plain, {
+    params: {
+      [zlibConstants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
+      [zlibConstants.BROTLI_PARAM_SIZE_HINT]: plain.length,
+    },
+  })
+}

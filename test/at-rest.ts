@@ -1,0 +1,183 @@
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { deserialize, serialize } from 'node:v8'
+import type { SessionCodec, SessionData } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { rowsOnStores, startManager } from './helpers/manager.js'
+
+// Compression and encryption at rest, against real stores: the raw rows, tampering, key
+// rotation, and rows written under another configuration.
+const cluster = await startTestCluster(t, { stores: 3 })
+const MARKER = 'plaintext-marker-4242'
+const oldKey = { id: 'k1', key: randomBytes(32) }
+const newKey = { id: 'k2', key: randomBytes(32).toString('base64') }
+const big = (n: number): SessionData => ({
+  marker: MARKER,
+  items: Array.from({ length: n }, (_, i) => ({ sku: `item-${i}`, qty: i % 7, note: MARKER })),
+})
+
+/** The stored bytes of a session's copies, from the stores themselves. */
+async function storedBytes(id: string, table: string): Promise<Buffer[]> {
+  const rows = await rowsOnStores(cluster, id, table)
+  return [...rows.values()].flatMap((row) => (row?.data ? [row.data] : []))
+}
+
+t.test('encrypted rows hold no plaintext; the other key ids read; rotation', async (t) => {
+  const table = 'at_rest_keys'
+  const first = await startManager(t, cluster, { copies: 2, table, encryption: { keys: [oldKey] } })
+  const id = await first.createSession(big(20))
+  const stored = await storedBytes(id, table)
+  t.equal(stored.length, 2)
+  for (const bytes of stored) {
+    t.notOk(bytes.includes(MARKER), 'no plaintext in the row')
+    t.notOk(bytes.includes('"items"'), 'not even the keys')
+  }
+  t.same(await first.readSession(id), big(20))
+
+  // Rotation: the new key first; rows under the old key still read, new writes use the new one.
+  const rotated = await startManager(t, cluster, {
+    copies: 2,
+    table,
+    encryption: { keys: [newKey, oldKey] },
+  })
+  t.same(await rotated.readSession(id), big(20), 'an old-key row reads after rotation')
+  await rotated.writeSession(id, { rotated: true })
+  for (const bytes of await storedBytes(id, table)) t.ok(bytes.includes('k2'), 'rewritten under k2')
+
+  // Once the old key is dropped, a row still under it is unreadable, never garbage.
+  const oldOnly = await startManager(t, cluster, {
+    copies: 2,
+    table,
+    encryption: { keys: [oldKey] },
+  })
+  const unreadable: unknown[] = []
+  oldOnly.on('unreadable-copy', (event) => unreadable.push(event))
+  t.equal(await oldOnly.readSession(id), null, 'a key it lacks: no session, no garbage')
+  t.ok(unreadable.length >= 1, 'reported as unreadable-copy')
+})
+
+t.test('a tampered row is an unreadable copy; the intact copy answers', async (t) => {
+  const table = 'at_rest_tamper'
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    table,
+    readQuorum: 1,
+    encryption: { keys: [oldKey] },
+  })
+  const id = await manager.createSession({ user: 'ada', role: 'admin' })
+  const [firstStore, secondStore] = manager.locate(id)
+  const flipLastByte = async (storeId: string): Promise<void> => {
+    const store = cluster.stores.find((s) => s.id === storeId)!
+    await store.query(
+      `UPDATE \`${table}\` SET data = CONCAT(LEFT(data, LENGTH(data) - 1), CHAR(ASCII(RIGHT(data, 1)) ^ 1)) WHERE id = ?`,
+      [id],
+    )
+  }
+  const unreadable: { storeId: string | null }[] = []
+  manager.on('unreadable-copy', (event) => unreadable.push(event))
+  await flipLastByte(firstStore!)
+  t.same(await manager.readSession(id), { user: 'ada', role: 'admin' }, 'the other copy answers')
+  // Reported when it was read (a hedged read may have been answered by the other copy first).
+  t.ok(
+    unreadable.every((event) => event.storeId === firstStore),
+    'only the tampered copy is reported',
+  )
+  await flipLastByte(secondStore!)
+  t.equal(await manager.readSession(id), null, 'both tampered: no session, never garbage')
+  t.ok(unreadable.length >= 1, 'reported as unreadable-copy')
+})
+
+t.test('compression: big sessions shrink, small ones stay plain, every format reads', async (t) => {
+  const table = 'at_rest_compression'
+  const plain = await startManager(t, cluster, { table })
+  const deflate = await startManager(t, cluster, { table, compression: 'deflate' })
+  const brotli = await startManager(t, cluster, {
+    table,
+    compression: { algorithm: 'brotli', thresholdBytes: 2048 },
+  })
+  const plainId = await plain.createSession(big(400))
+  const plainSize = (await storedBytes(plainId, table))[0]!.length
+  for (const [name, manager] of [
+    ['deflate', deflate],
+    ['brotli', brotli],
+  ] as const) {
+    const id = await manager.createSession(big(400))
+    const size = (await storedBytes(id, table))[0]!.length
+    t.ok(size < plainSize / 4, `${name}: ${plainSize} bytes stored as ${size}`)
+    for (const reader of [plain, deflate, brotli]) t.same(await reader.readSession(id), big(400))
+    t.same(await manager.readSession(plainId), big(400), `${name} reads a plain row`)
+  }
+  const small = await brotli.createSession({ user: 'ada' })
+  t.equal(
+    (await storedBytes(small, table))[0]!.toString(),
+    '{"user":"ada"}',
+    'below the threshold: stored plain, exactly as the codec made it',
+  )
+})
+
+t.test('compression and encryption together, around a custom codec, across switches', async (t) => {
+  const table = 'at_rest_both'
+  const v8Codec: SessionCodec = {
+    encode: (data) => serialize(data),
+    decode: (bytes) => deserialize(bytes) as SessionData,
+  }
+  const before = await startManager(t, cluster, { table, codec: v8Codec })
+  const oldId = await before.createSession({ when: new Date(0), big: big(50) })
+  const both = await startManager(t, cluster, {
+    table,
+    codec: v8Codec,
+    compression: { algorithm: 'deflate', thresholdBytes: 0 },
+    encryption: { keys: [newKey] },
+  })
+  t.same(await both.readSession(oldId), { when: new Date(0), big: big(50) }, 'an older plain row')
+  const id = await both.createSession({ when: new Date(1), big: big(300) })
+  const stored = (await storedBytes(id, table))[0]!
+  t.notOk(stored.includes(MARKER))
+  t.ok(stored.length < serialize({ when: new Date(1), big: big(300) }).length / 3, 'compressed')
+  t.same(await both.readSession(id), { when: new Date(1), big: big(300) })
+  const turnedOff = await startManager(t, cluster, {
+    table,
+    codec: v8Codec,
+    encryption: { keys: [newKey] },
+  })
+  t.same(await turnedOff.readSession(id), { when: new Date(1), big: big(300) }, 'compression off')
+})
+
+t.test(
+  'a row that decompresses past maxSessionBytes is unreadable, not a memory spike',
+  async (t) => {
+    const table = 'at_rest_bound'
+    const writer = await startManager(t, cluster, { table, compression: 'deflate' })
+    const id = await writer.createSession({ filler: 'a'.repeat(200_000) })
+    t.ok((await storedBytes(id, table))[0]!.length < 2000, 'highly compressible')
+    const bounded = await startManager(t, cluster, { table, maxSessionBytes: 100_000 })
+    t.equal(await bounded.readSession(id), null, 'refused to inflate beyond its bound')
+    await t.rejects(
+      bounded.writeSession(id, { filler: 'a'.repeat(200_000) }),
+      { code: 'SESSION_TOO_LARGE' },
+      'the bound is on the encoding, before compression',
+    )
+  },
+)
+
+t.test('bad options are typed errors that never echo a key', async (t) => {
+  const secret = 'c2VjcmV0LWtleS10aGF0LWlzLW5vdC0zMi1ieXRlcw=='
+  const cases: [Record<string, unknown>, string][] = [
+    [{ compression: 'zip' }, 'compression'],
+    [{ compression: { algorithm: 'brotli', thresholdBytes: -1 } }, 'compression.thresholdBytes'],
+    [{ encryption: { keys: [] } }, 'encryption.keys'],
+    [{ encryption: { keys: [{ id: 'k', key: secret }] } }, 'encryption.keys[0].key'],
+    [{ encryption: { keys: [{ id: 'k', key: randomBytes(16) }] } }, 'encryption.keys[0].key'],
+    [{ encryption: { keys: [{ id: 'bad id', key: randomBytes(32) }] } }, 'encryption.keys[0].id'],
+    [{ encryption: { keys: [oldKey, oldKey] } }, 'encryption.keys[1].id'],
+  ]
+  for (const [options, option] of cases) {
+    try {
+      await startManager(t, cluster, options)
+      t.fail(`accepted ${option}`)
+    } catch (error) {
+      t.match(error, { code: 'INVALID_OPTION', option }, option)
+      t.notOk(String((error as Error).message).includes(secret), 'the key is not in the message')
+    }
+  }
+})
