@@ -16,6 +16,7 @@ const SUITES = {
   batching:
     'readSession, writeSession with batching on and off against raw mysql2, express-mysql-session, connect-redis',
   'read-quorum': 'readSession, writeSession with the default readQuorum against readQuorum 1',
+  'at-rest': 'bytes stored and CPU per encode and decode with compression and encryption',
 } as const
 type Suite = keyof typeof SUITES
 

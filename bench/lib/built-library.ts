@@ -6,6 +6,7 @@ export interface BuiltLibrary {
   index: typeof import('../../lib/index.js')
   placement: typeof import('../../lib/placement.js')
   statements: typeof import('../../lib/store/statements.js')
+  atRest: typeof import('../../lib/at-rest.js')
 }
 
 const DIST = new URL('../../dist/', import.meta.url)
@@ -27,10 +28,11 @@ export async function loadBuiltLibrary(): Promise<BuiltLibrary> {
       { cause: error },
     )
   }
-  const [index, placement, statements] = await Promise.all([
+  const [index, placement, statements, atRest] = await Promise.all([
     import(url('index.js')) as Promise<BuiltLibrary['index']>,
     import(url('placement.js')) as Promise<BuiltLibrary['placement']>,
     import(url('store/statements.js')) as Promise<BuiltLibrary['statements']>,
+    import(url('at-rest.js')) as Promise<BuiltLibrary['atRest']>,
   ])
-  return { index, placement, statements }
+  return { index, placement, statements, atRest }
 }
