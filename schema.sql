@@ -35,3 +35,11 @@ CREATE TABLE IF NOT EXISTS `sessions_stale` (
   expires_at BIGINT NOT NULL,
   PRIMARY KEY (target_store, manager)
 ) ENGINE=InnoDB;
+
+CREATE TABLE IF NOT EXISTS `sessions_peers` (
+  manager VARBINARY(64) NOT NULL,
+  fingerprint VARBINARY(64) NOT NULL,
+  config BLOB NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (manager)
+) ENGINE=InnoDB;

@@ -18,6 +18,7 @@ import { BackgroundSweeper, sweepStores } from './maintenance/sweeper.js'
 import type { ResolvedOptions, SessionManagerOptions } from './options.js'
 import { resolveOptions } from './options.js'
 import { checkKey } from './session-values.js'
+import type { ConfigMismatch } from './events.js'
 import type { ReadLeaseStats } from './failure/read-lease.js'
 import type { StoreStats } from './store/store.js'
 import { WorkTracker } from './work-tracker.js'
@@ -212,16 +213,29 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
   async storeReports(options: { counts?: boolean } = {}): Promise<StoreReport[]> {
     const { counts } = callOptions(options)
     return this.work.track(() =>
-      storeReports(this.cluster.stores, this.cluster.retiring, counts !== false),
+      storeReports(
+        this.cluster.stores,
+        this.cluster.retiring,
+        counts === false ? null : { table: this.options.table, clock: this.options.clock },
+      ),
     )
   }
 
-  /** Per store: state, operations, errors and latency; the read lease (null when off). */
-  stats(): { stores: StoreStats[]; readLease: ReadLeaseStats | null } {
+  /**
+   * Per store: state, operations, errors and latency; the read lease (null when off); and the
+   * live managers on these stores whose placement configuration conflicts with this one's
+   * (see the `config-mismatch` event; empty when all agree).
+   */
+  stats(): {
+    stores: StoreStats[]
+    readLease: ReadLeaseStats | null
+    configMismatches: ConfigMismatch[]
+  } {
     const lease = this.cluster.readLease
     return {
       stores: this.cluster.stores.map((store) => store.stats()),
       readLease: lease === null ? null : { holds: lease.holds, staleStoreIds: lease.staleStoreIds },
+      configMismatches: this.cluster.configGuard.mismatches,
     }
   }
 

@@ -1,4 +1,5 @@
 /** One manager's stores and what keeps them in service: placement orders, health checks, hinted handoff. */
+import { ConfigGuard } from './config-guard.js'
 import { SchemaNotAppliedError } from './errors.js'
 import type { Emit } from './events.js'
 import { HealthCheck } from './failure/health-check.js'
@@ -29,6 +30,8 @@ export class Cluster {
   readonly handoff: HintedHandoff
   /** The read lease, when reads may ask one store alone (`readLeaseMillis`); else null. */
   readonly readLease: ReadLease | null
+  /** Publishes this manager's placement configuration and watches the others'. */
+  readonly configGuard: ConfigGuard
   /** What repairs need: the order over every store, retiring ones last (never targets). */
   readonly repairContext: RepairContext
   readonly #orders: OrderCache<Store>
@@ -100,10 +103,27 @@ export class Cluster {
       })
     })
     lease?.start()
+    this.configGuard = new ConfigGuard(
+      this.stores,
+      options.table,
+      {
+        stores: current.map((store) => store.id).sort(),
+        placement: options.placement,
+        copies,
+        previousStores: previousStores?.map((config) => config.id).sort() ?? null,
+        previousPlacement: previousStores === null ? null : options.previousPlacement,
+      },
+      options.healthCheckIntervalMillis,
+      options.clock,
+      emit,
+    )
+    const firstGuardRound = this.configGuard.start()
     const firstRound = this.#healthCheck.start()
     // Reads wait for the first round (bounded by one query timeout) so that a manager started
-    // after an outage never reads a store before the hints for it are replayed.
-    this.#ready = Promise.race([firstRound, delay(options.queryTimeoutMillis)]).then(() => {
+    // after an outage never reads a store before the hints for it are replayed. By then the
+    // other managers' configurations were read too.
+    const firstRounds = Promise.all([firstRound, firstGuardRound])
+    this.#ready = Promise.race([firstRounds, delay(options.queryTimeoutMillis)]).then(() => {
       this.#isReady = true
     })
   }
@@ -143,7 +163,7 @@ export class Cluster {
 
   /** Lets hint replays in flight finish, then ends every connection. */
   async close(): Promise<void> {
-    await Promise.all([this.#healthCheck.stop(), this.readLease?.stop()])
+    await Promise.all([this.#healthCheck.stop(), this.readLease?.stop(), this.configGuard.stop()])
     await this.handoff.settle()
     await Promise.allSettled(this.stores.map((store) => store.close()))
   }

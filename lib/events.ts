@@ -45,6 +45,26 @@ export interface UnreadableCopyEvent {
   error: unknown
 }
 
+/** What decides where a manager puts sessions: no URIs, no credentials. */
+export interface PlacementConfig {
+  /** The configured store ids, sorted. */
+  stores: string[]
+  placement: string
+  copies: number
+  /** During a change of the store list, the store ids before it, sorted; else null. */
+  previousStores: string[] | null
+  previousPlacement: string | null
+}
+
+/** A peer whose configuration conflicts with this manager's, as `stats()` and the event report it. */
+export interface ConfigMismatch {
+  fingerprint: string
+  /** This manager's configuration. */
+  ours: PlacementConfig
+  /** The other manager's configuration. */
+  theirs: PlacementConfig
+}
+
 /**
  * Every event of {@link SessionManager}, by name: the arguments its listeners get. Documented
  * in docs/errors.md; `test/events.ts` keeps the two in step.
@@ -69,6 +89,11 @@ export interface SessionManagerEvents {
   'session-moved': [SessionEvent]
   /** A copy the codec could not decode; the next copy answered. */
   'unreadable-copy': [UnreadableCopyEvent]
+  /**
+   * Another live manager on these stores places sessions differently (another store list,
+   * placement or copy count, and not an announced change through `previousStores`).
+   */
+  'config-mismatch': [ConfigMismatch]
 }
 
 /** The names of {@link SessionManagerEvents}, for code that checks every one is documented. */
@@ -81,6 +106,7 @@ export const SESSION_MANAGER_EVENTS: readonly (keyof SessionManagerEvents)[] = [
   'write-after-destroy',
   'session-moved',
   'unreadable-copy',
+  'config-mismatch',
 ]
 
 /** Emits one of the manager's events (what the paths are handed instead of the manager). */

@@ -14,6 +14,8 @@ export type {
   StoreUpEvent,
   RepairNeededEvent,
   UnreadableCopyEvent,
+  ConfigMismatch,
+  PlacementConfig,
 } from './events.js'
 export type {
   InspectedCopy,
@@ -21,7 +23,7 @@ export type {
   SessionInspection,
   StoreReport,
 } from './maintenance/inspection.js'
-export type { RowCounts } from './store/store.js'
+export type { RowCounts } from './maintenance/inspection.js'
 export type { Clock } from './clock.js'
 export { SessionLock } from './session-lock.js'
 export type { LockOptions } from './session-lock.js'

@@ -10,6 +10,8 @@
  * The hints table lists, per store, the sessions it missed while other stores took its writes.
  * The stale table lists, per store, the managers whose writes it missed and that have not yet
  * seen it caught up: while a row stands, no manager reads that store alone.
+ * The peers table lists each live manager's placement configuration (store ids, placement,
+ * copies), so that managers configured differently find out.
  * Ids are VARBINARY so comparisons are byte-exact and case-sensitive everywhere.
  */
 
@@ -29,6 +31,11 @@ export function hintsTableName(table: string): string {
 /** The table of stale announcements: stores that missed a manager's writes (see read-lease.ts). */
 export function staleTableName(table: string): string {
   return `${table}_stale`
+}
+
+/** The table of peers: each manager's placement configuration, to catch mismatches (config-guard.ts). */
+export function peersTableName(table: string): string {
+  return `${table}_peers`
 }
 
 /** Whether `name` can be used as the session table name (it is spliced into SQL, so this is strict). */
@@ -71,6 +78,13 @@ export function schemaStatements(table: string): string[] {
   generation BIGINT UNSIGNED NOT NULL,
   expires_at BIGINT NOT NULL,
   PRIMARY KEY (target_store, manager)
+) ENGINE=InnoDB`,
+    `CREATE TABLE IF NOT EXISTS \`${peersTableName(table)}\` (
+  manager VARBINARY(64) NOT NULL,
+  fingerprint VARBINARY(64) NOT NULL,
+  config BLOB NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (manager)
 ) ENGINE=InnoDB`,
   ]
 }

@@ -146,6 +146,22 @@ t.test('status --json: every store up, with probe, rows and circuit', async (t) 
   t.equal(noCounts.stores[0].rows, null, '--no-counts skips the counts')
 })
 
+t.test('status reports a live manager whose store list differs', async (t) => {
+  const [first, second] = cluster.storeConfigs()
+  const other = await startManager(t, cluster, { stores: [first!, second!] })
+  const run = await cli(['status', '--json'])
+  t.equal(run.code, 1, 'a problem: exit 1')
+  const status = json(run)
+  t.equal(status.ok, false)
+  t.match(status.configMismatches, [
+    { theirs: { stores: [first!.id, second!.id].sort() }, ours: { copies: 2 } },
+  ])
+  const human = await cli(['status', '--no-counts'])
+  t.match(human.stdout, /config mismatch: a live manager places sessions with stores /)
+  await other.close()
+  t.equal((await cli(['status', '--json', '--no-counts'])).code, 0, 'agreed again once it closed')
+})
+
 t.test('locate prints the order and marks the first copies', async (t) => {
   const manager = await startManager(t, cluster)
   const id = generateSessionId()

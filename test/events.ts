@@ -19,6 +19,7 @@ t.test('docs/errors.md documents exactly the events SessionManagerEvents declare
     'write-after-destroy': true,
     'session-moved': true,
     'unreadable-copy': true,
+    'config-mismatch': true,
   }
   t.same([...SESSION_MANAGER_EVENTS].sort(), Object.keys(names).sort())
 })

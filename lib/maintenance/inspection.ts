@@ -3,7 +3,8 @@ import type { CopyVerdict } from '../copy-rules.js'
 import { judgeCopies } from '../copy-rules.js'
 import { errorSummary } from '../errors.js'
 import type { Clock } from '../clock.js'
-import type { RowCounts, Store } from '../store/store.js'
+import type { Statement } from '../store/statements.js'
+import type { Store } from '../store/store.js'
 import type { StoredCopy } from '../store/rows.js'
 
 /** One store's row of a session, as {@link SessionManager.inspectSession} shows it (never the data). */
@@ -100,11 +101,36 @@ export async function inspectSession(
   }
 }
 
-/** Each store's standing, a timed probe and (with `counts`) its rows. */
+/** Live, expired and tombstone rows of one store's session table. */
+export interface RowCounts {
+  live: number
+  expired: number
+  tombstones: number
+}
+
+type CountRow = { total: unknown; tombstones: unknown; expired: unknown }
+
+/** Counts a session table's rows at `now` (a full scan of the table). */
+function rowCounts(table: string): Statement<number, CountRow[], RowCounts> {
+  return {
+    text: () =>
+      'SELECT COUNT(*) AS total, COALESCE(SUM(deleted = 1), 0) AS tombstones, ' +
+      `COALESCE(SUM(deleted = 0 AND expires_at <= ?), 0) AS expired FROM \`${table}\``,
+    params: (now) => [now],
+    decode: (rows) => {
+      const total = Number(rows[0]?.total ?? 0)
+      const tombstones = Number(rows[0]?.tombstones ?? 0)
+      const expired = Number(rows[0]?.expired ?? 0)
+      return { live: total - tombstones - expired, expired, tombstones }
+    },
+  }
+}
+
+/** Each store's standing, a timed probe and (with `counts`) its rows, counted at `clock.now()`. */
 export async function storeReports(
   stores: readonly Store[],
   retiring: readonly Store[],
-  counts: boolean,
+  counts: { table: string; clock: Clock } | null,
 ): Promise<StoreReport[]> {
   return Promise.all(
     stores.map(async (store) => {
@@ -119,7 +145,9 @@ export async function storeReports(
       }
       try {
         report.probeMillis = Math.round((await store.probeMillis()) * 100) / 100
-        if (counts) report.rows = await store.rowCounts()
+        if (counts !== null) {
+          report.rows = await store.background(rowCounts(counts.table), counts.clock.now())
+        }
       } catch (error) {
         report.error = describeError(error)
       }

@@ -40,13 +40,6 @@ export interface StoreStats extends StoreCounters {
   latency: { p50Millis: number; p99Millis: number } | null
 }
 
-/** Live, expired and tombstone rows of one store's session table. */
-export interface RowCounts {
-  live: number
-  expired: number
-  tombstones: number
-}
-
 type WriteBatcher = StatementBatcher<SessionWrite, WriteOutcome>
 
 /** Bounds of the hedge delay (see {@link Store.hedgeAfterMillis}). */
@@ -389,23 +382,9 @@ export class Store {
     return performance.now() - started
   }
 
-  /** Live, expired and tombstone rows (a full scan of the table). Administration. */
-  rowCounts(): Promise<RowCounts> {
-    return this.#connection.run(
-      {
-        text: () =>
-          'SELECT COUNT(*) AS total, COALESCE(SUM(deleted = 1), 0) AS tombstones, ' +
-          `COALESCE(SUM(deleted = 0 AND expires_at <= ?), 0) AS expired FROM \`${this.#table}\``,
-        params: (now: number) => [now],
-        decode: (rows: { total: unknown; tombstones: unknown; expired: unknown }[]) => {
-          const total = Number(rows[0]?.total ?? 0)
-          const tombstones = Number(rows[0]?.tombstones ?? 0)
-          const expired = Number(rows[0]?.expired ?? 0)
-          return { live: total - tombstones - expired, expired, tombstones }
-        },
-      },
-      this.#clock.now(),
-    )
+  /** Runs a statement of background work or administration: not a request, neither counted nor reported to the standing. */
+  background<I, R, O>(statement: Statement<I, R, O>, input: I): Promise<O> {
+    return this.#connection.run(statement, input)
   }
 
   /**

@@ -2,7 +2,8 @@
 import type { Command } from '../command.js'
 import { noPositionals } from '../command.js'
 import { allStores, isRetiring, loadCommandConfig, storeAddress } from '../config.js'
-import type { RowCounts } from '../../store/store.js'
+import type { RowCounts } from '../../maintenance/inspection.js'
+import type { ConfigMismatch, PlacementConfig } from '../../events.js'
 import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount, formatMillis } from '../output.js'
 
@@ -39,8 +40,11 @@ too, marked (retiring).
 
   --no-counts  skip the row counts (each is a full scan of the session table)
 
-Exit code: 0 every store answers, 1 a store is down or its table cannot be read,
-2 usage or configuration error.`,
+It also lists the managers running on these stores whose configuration places sessions
+differently (another store list, placement or copy count; see the config-mismatch event).
+
+Exit code: 0 every store answers and every manager agrees, 1 a store is down, its table
+cannot be read or a manager's configuration conflicts, 2 usage or configuration error.`,
   options: { 'no-counts': { type: 'boolean' } },
   async run(context) {
     noPositionals(context, 'status')
@@ -48,7 +52,10 @@ Exit code: 0 every store answers, 1 a store is down or its table cannot be read,
     const counts = context.values['no-counts'] !== true
     const manager = await openManager(config)
     let stores: StoreStatus[]
+    let mismatches: ConfigMismatch[]
     try {
+      await manager.ready()
+      mismatches = manager.stats().configMismatches
       const reports = await manager.storeReports({ counts })
       const byId = new Map(reports.map((report) => [report.storeId, report]))
       stores = allStores(config.resolved).map((store) => {
@@ -67,9 +74,15 @@ Exit code: 0 every store answers, 1 a store is down or its table cannot be read,
     } finally {
       await manager.close()
     }
-    const ok = stores.every((store) => store.error === null)
+    const ok = stores.every((store) => store.error === null) && mismatches.length === 0
     const { out } = context
-    out.result({ ok, table: config.resolved.table, copies: config.resolved.copies, stores })
+    out.result({
+      ok,
+      table: config.resolved.table,
+      copies: config.resolved.copies,
+      stores,
+      configMismatches: mismatches,
+    })
     const cell = (value: number | undefined): string =>
       value === undefined ? '-' : formatCount(value)
     out.table(
@@ -96,10 +109,21 @@ Exit code: 0 every store answers, 1 a store is down or its table cannot be read,
     )
     out.line()
     for (const store of stores) if (store.error !== null) out.line(`${store.id}: ${store.error}`)
+    for (const { ours, theirs } of mismatches) {
+      out.line(
+        `config mismatch: a live manager places sessions with ${describeConfig(theirs)}; this configuration has ${describeConfig(ours)}.`,
+      )
+    }
     const up = stores.filter((store) => store.reachable).length
     out.line(
       `${up} of ${stores.length} store(s) up; copies = ${config.resolved.copies}, table ${config.resolved.table}.`,
     )
     return ok ? EXIT_OK : EXIT_PROBLEM
   },
+}
+
+function describeConfig(config: PlacementConfig): string {
+  const previous =
+    config.previousStores === null ? '' : `, moving from stores ${config.previousStores.join(',')}`
+  return `stores ${config.stores.join(',')}, copies ${config.copies}, placement ${config.placement}${previous}`
 }

@@ -1,0 +1,163 @@
+/**
+ * The guard against mismatched configurations: every manager publishes its placement
+ * configuration to each store, and reads the others'. Two app servers with different store
+ * lists or copy counts place sessions differently, and users get logged out at random.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import type { Clock } from './clock.js'
+import { debug } from './debug.js'
+import type { ConfigMismatch, Emit, PlacementConfig } from './events.js'
+import { JitteredTimer } from './jittered-timer.js'
+import type { PeerRow } from './store/peer-statements.js'
+import { peerStatements } from './store/peer-statements.js'
+import type { Store } from './store/store.js'
+
+/** A published row outlives its manager by at most this (renewed every few rounds). */
+const PUBLISHED_TTL_MILLIS = 30_000
+/** How long closing waits for this manager's row to be withdrawn. */
+const WITHDRAW_WAIT_MILLIS = 500
+/** Rounds between renewals of this manager's own row. */
+const ROUNDS_PER_RENEWAL = 5
+
+/** A short digest of a configuration: managers configured alike publish the same. */
+export function configFingerprint(config: PlacementConfig): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('base64url').slice(0, 22)
+}
+
+/** The part of a configuration that places new sessions. */
+function current(config: PlacementConfig): string {
+  return JSON.stringify([config.stores, config.placement, config.copies])
+}
+
+/**
+ * Whether two managers' configurations conflict: they place new sessions differently, and
+ * neither is the announced transition from the other (`previousStores` naming the other's
+ * store list). Copies are compared in both directions of a transition as they are.
+ */
+export function configsConflict(ours: PlacementConfig, theirs: PlacementConfig): boolean {
+  if (current(ours) === current(theirs)) return false
+  const sameStores = (a: string[] | null, b: string[]): boolean =>
+    a !== null && JSON.stringify(a) === JSON.stringify(b)
+  if (sameStores(ours.previousStores, theirs.stores)) return false
+  if (sameStores(theirs.previousStores, ours.stores)) return false
+  return true
+}
+
+/**
+ * Publishes this manager's configuration on every store (a row in `<table>_peers`, renewed while
+ * it runs, withdrawn on close) and reads the others' every round: a live configuration that
+ * conflicts emits `config-mismatch` once (again if it goes away and comes back), and stays in
+ * {@link mismatches} while it is live. A store without the peers table (a schema applied by an
+ * older version) is skipped until `applySchema` runs.
+ */
+export class ConfigGuard {
+  readonly #stores: readonly Store[]
+  readonly #config: PlacementConfig
+  readonly #fingerprint: string
+  readonly #clock: Clock
+  readonly #emit: Emit
+  readonly #manager = randomBytes(8).toString('hex')
+  readonly #statements: ReturnType<typeof peerStatements>
+  readonly #timer: JitteredTimer
+  #round = 0
+  #mismatches = new Map<string, ConfigMismatch>()
+
+  constructor(
+    stores: readonly Store[],
+    table: string,
+    config: PlacementConfig,
+    intervalMillis: number,
+    clock: Clock,
+    emit: Emit,
+  ) {
+    this.#stores = stores
+    this.#config = config
+    this.#fingerprint = configFingerprint(config)
+    this.#clock = clock
+    this.#emit = emit
+    this.#statements = peerStatements(table)
+    this.#timer = new JitteredTimer(intervalMillis, () => this.#check())
+  }
+
+  /** Conflicting configurations of live peers, as of the last round. */
+  get mismatches(): ConfigMismatch[] {
+    return [...this.#mismatches.values()]
+  }
+
+  /** Runs a first round now, then one per interval. */
+  start(): Promise<void> {
+    return this.#timer.runNow()
+  }
+
+  /**
+   * Stops the rounds and withdraws this manager's row from the stores in service, waiting
+   * {@link WITHDRAW_WAIT_MILLIS} at most: a row left behind expires on its own.
+   */
+  async stop(): Promise<void> {
+    await this.#timer.stop()
+    const withdrawn = Promise.allSettled(
+      this.#stores
+        .filter((store) => store.standing.up)
+        .map((store) => store.background(this.#statements.withdrawPeer, this.#manager)),
+    )
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      withdrawn,
+      new Promise((resolve) => (timer = setTimeout(resolve, WITHDRAW_WAIT_MILLIS))),
+    ])
+    clearTimeout(timer)
+  }
+
+  async #check(): Promise<void> {
+    const now = this.#clock.now()
+    const publish = this.#round++ % ROUNDS_PER_RENEWAL === 0
+    const row: PeerRow = {
+      manager: this.#manager,
+      fingerprint: this.#fingerprint,
+      config: JSON.stringify(this.#config),
+      expiresAtMillis: now + PUBLISHED_TTL_MILLIS,
+    }
+    const heard = await Promise.allSettled(
+      this.#stores.map(async (store) => {
+        if (publish) {
+          await store.background(this.#statements.publishPeer, row)
+          await store.background(this.#statements.sweepPeers, now)
+        }
+        return store.background(this.#statements.livePeers, { now, manager: this.#manager })
+      }),
+    )
+    const live = new Map<string, PlacementConfig>()
+    for (const result of heard) {
+      if (result.status === 'rejected') {
+        debug('config guard: %s', (result.reason as Error).message)
+        continue
+      }
+      for (const peer of result.value) {
+        if (peer.fingerprint === this.#fingerprint || live.has(peer.fingerprint)) continue
+        const theirs = parseConfig(peer.config)
+        if (theirs !== null && configsConflict(this.#config, theirs)) {
+          live.set(peer.fingerprint, theirs)
+        }
+      }
+    }
+    const previousMismatches = this.#mismatches
+    this.#mismatches = new Map(
+      [...live].map(([fingerprint, theirs]) => [
+        fingerprint,
+        { fingerprint, ours: this.#config, theirs },
+      ]),
+    )
+    for (const [fingerprint, mismatch] of this.#mismatches) {
+      if (!previousMismatches.has(fingerprint)) this.#emit('config-mismatch', mismatch)
+    }
+  }
+}
+
+function parseConfig(text: string): PlacementConfig | null {
+  try {
+    const config = JSON.parse(text) as PlacementConfig
+    return Array.isArray(config.stores) ? config : null
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,123 @@
+import t from 'tap'
+import type { ConfigMismatch, PlacementConfig } from '../lib/index.js'
+import { configFingerprint, configsConflict } from '../lib/config-guard.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { startManager } from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
+
+// Managers publish their placement configuration on each store and read the others': two app
+// servers with different store lists or copies find out, within one health round.
+const base: PlacementConfig = {
+  stores: ['a', 'b', 'c'],
+  placement: 'shuffle',
+  copies: 2,
+  previousStores: null,
+  previousPlacement: null,
+}
+
+t.test('which configurations conflict, from a table', async (t) => {
+  const cases: [string, PlacementConfig, PlacementConfig, boolean][] = [
+    ['the same', base, { ...base }, false],
+    ['another store list', base, { ...base, stores: ['a', 'b'] }, true],
+    ['another copy count', base, { ...base, copies: 3 }, true],
+    ['another placement', base, { ...base, placement: 'rendezvous' }, true],
+    [
+      'an announced change from our list',
+      base,
+      {
+        ...base,
+        stores: ['a', 'b', 'c', 'd'],
+        previousStores: ['a', 'b', 'c'],
+        previousPlacement: 'shuffle',
+      },
+      false,
+    ],
+    [
+      'we announce the change from theirs',
+      { ...base, previousStores: ['a', 'b'], previousPlacement: 'shuffle' },
+      { ...base, stores: ['a', 'b'] },
+      false,
+    ],
+    [
+      'the same list, only one still names the previous one',
+      base,
+      { ...base, previousStores: ['a', 'b'], previousPlacement: 'shuffle' },
+      false,
+    ],
+    [
+      'a change from a list that is not ours',
+      base,
+      {
+        ...base,
+        stores: ['a', 'b', 'd'],
+        previousStores: ['a', 'b'],
+        previousPlacement: 'shuffle',
+      },
+      true,
+    ],
+  ]
+  for (const [name, ours, theirs, conflict] of cases) {
+    t.equal(configsConflict(ours, theirs), conflict, name)
+    t.equal(configsConflict(theirs, ours), conflict, `${name} (the other way)`)
+  }
+  t.equal(configFingerprint(base), configFingerprint({ ...base }))
+  t.not(configFingerprint(base), configFingerprint({ ...base, copies: 1 }))
+})
+
+const cluster = await startTestCluster(t, { stores: 3 })
+const fast = { healthCheckIntervalMillis: 200, table: 'guarded' }
+
+t.test('two managers with different store lists see the mismatch', async (t) => {
+  const [a, b, c] = cluster.storeConfigs()
+  const full = await startManager(t, cluster, { ...fast, stores: [a!, b!, c!], copies: 2 })
+  const events: ConfigMismatch[] = []
+  full.on('config-mismatch', (event) => events.push(event))
+  const partial = await startManager(t, cluster, { ...fast, stores: [a!, b!], copies: 2 })
+  const partialEvents: ConfigMismatch[] = []
+  partial.on('config-mismatch', (event) => partialEvents.push(event))
+  await waitFor(
+    'both managers to report the mismatch',
+    () => events.length > 0 && partialEvents.length > 0,
+  )
+  t.same(events[0]?.ours.stores, [a!.id, b!.id, c!.id].sort())
+  t.same(events[0]?.theirs.stores, [a!.id, b!.id].sort(), 'the other configuration, by store ids')
+  t.notOk(JSON.stringify(events[0]).includes('mysql://'), 'no URI in the event')
+  t.equal(full.stats().configMismatches.length, 1, 'in stats()')
+  t.equal(events.length, 1, 'once, not every round')
+
+  await partial.close()
+  await waitFor(
+    'the mismatch to clear once the other manager closed',
+    () => full.stats().configMismatches.length === 0,
+  )
+})
+
+t.test('managers configured alike, or through an announced change, see none', async (t) => {
+  const [a, b, c] = cluster.storeConfigs()
+  const events: ConfigMismatch[] = []
+  const one = await startManager(t, cluster, {
+    ...fast,
+    table: 'guarded_ok',
+    stores: [a!, b!],
+    copies: 2,
+  })
+  const two = await startManager(t, cluster, {
+    ...fast,
+    table: 'guarded_ok',
+    stores: [b!, a!],
+    copies: 2,
+  })
+  const moving = await startManager(t, cluster, {
+    ...fast,
+    table: 'guarded_ok',
+    stores: [a!, b!, c!],
+    previousStores: [a!, b!],
+    copies: 2,
+  })
+  for (const manager of [one, two, moving])
+    manager.on('config-mismatch', (event) => events.push(event))
+  // Several rounds: each manager has read the others' rows by now.
+  await new Promise((resolve) => setTimeout(resolve, 1200))
+  t.same(events, [], 'store order does not matter; a change through previousStores is announced')
+  t.same(one.stats().configMismatches, [])
+})
