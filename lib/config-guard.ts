@@ -16,8 +16,13 @@ import type { Store } from './store/store.js'
 const PUBLISHED_TTL_MILLIS = 30_000
 /** How long closing waits for this manager's row to be withdrawn. */
 const WITHDRAW_WAIT_MILLIS = 500
-/** Rounds between renewals of this manager's own row. */
-const ROUNDS_PER_RENEWAL = 5
+/** Rounds between renewals of this manager's own row (a write on each store). */
+const ROUNDS_PER_RENEWAL = 10
+/**
+ * The shortest interval between rounds, whatever the health check's: a round reads every
+ * store, and configurations change with deploys, not within a second.
+ */
+const MIN_INTERVAL_MILLIS = 1000
 
 /** A short digest of a configuration: managers configured alike publish the same. */
 export function configFingerprint(config: PlacementConfig): string {
@@ -76,7 +81,9 @@ export class ConfigGuard {
     this.#clock = clock
     this.#emit = emit
     this.#statements = peerStatements(table)
-    this.#timer = new JitteredTimer(intervalMillis, () => this.#check())
+    this.#timer = new JitteredTimer(Math.max(intervalMillis, MIN_INTERVAL_MILLIS), () =>
+      this.#check(),
+    )
   }
 
   /** Conflicting configurations of live peers, as of the last round. */
