@@ -154,6 +154,8 @@ export class Cluster {
         : [],
     )
     if (failures.length > 0) throw new SchemaNotAppliedError(failures)
+    // The peers table may have just been created: publish this manager's configuration now.
+    await this.configGuard.checkNow().catch(() => {})
   }
 
   /** Stops probing; resolves when a round in flight has finished. */

@@ -4,6 +4,7 @@
  * lists or copy counts place sessions differently, and users get logged out at random.
  */
 import { createHash, randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
 import type { Clock } from './clock.js'
 import { debug } from './debug.js'
 import type { ConfigMismatch, Emit, PlacementConfig } from './events.js'
@@ -16,8 +17,8 @@ import type { Store } from './store/store.js'
 const PUBLISHED_TTL_MILLIS = 30_000
 /** How long closing waits for this manager's row to be withdrawn. */
 const WITHDRAW_WAIT_MILLIS = 500
-/** Rounds between renewals of this manager's own row (a write on each store). */
-const ROUNDS_PER_RENEWAL = 10
+/** How often this manager's own row is renewed on each store (a write). */
+const RENEW_MILLIS = 10_000
 /**
  * The shortest interval between rounds, whatever the health check's: a round reads every
  * store, and configurations change with deploys, not within a second.
@@ -64,7 +65,8 @@ export class ConfigGuard {
   readonly #manager = randomBytes(8).toString('hex')
   readonly #statements: ReturnType<typeof peerStatements>
   readonly #timer: JitteredTimer
-  #round = 0
+  /** When this manager's row was last stored on each store (until then, every round tries). */
+  readonly #publishedAt = new Map<Store, number>()
   #mismatches = new Map<string, ConfigMismatch>()
 
   constructor(
@@ -89,6 +91,11 @@ export class ConfigGuard {
   /** Conflicting configurations of live peers, as of the last round. */
   get mismatches(): ConfigMismatch[] {
     return [...this.#mismatches.values()]
+  }
+
+  /** Runs a round now, outside the schedule (after the schema was applied, say). */
+  async checkNow(): Promise<void> {
+    await this.#check()
   }
 
   /** Runs a first round now, then one per interval. */
@@ -117,7 +124,6 @@ export class ConfigGuard {
 
   async #check(): Promise<void> {
     const now = this.#clock.now()
-    const publish = this.#round++ % ROUNDS_PER_RENEWAL === 0
     const row: PeerRow = {
       manager: this.#manager,
       fingerprint: this.#fingerprint,
@@ -126,8 +132,11 @@ export class ConfigGuard {
     }
     const heard = await Promise.allSettled(
       this.#stores.map(async (store) => {
-        if (publish) {
+        // Until it is stored (a store down, a table not created yet), every round tries.
+        const since = performance.now() - (this.#publishedAt.get(store) ?? -RENEW_MILLIS)
+        if (since >= RENEW_MILLIS) {
           await store.background(this.#statements.publishPeer, row)
+          this.#publishedAt.set(store, performance.now())
           await store.background(this.#statements.sweepPeers, now)
         }
         return store.background(this.#statements.livePeers, { now, manager: this.#manager })
