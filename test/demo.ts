@@ -1,4 +1,7 @@
 import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import t from 'tap'
 import { findServerBinary } from '../lib/local-cluster/index.js'
@@ -46,7 +49,10 @@ serverTest(
   'demo --seconds 6 --json: nothing lost or stale, a full report, nothing left',
   async (t) => {
     const before = await clusterServers()
-    const run = await runCli(['demo', '--seconds', '6', '--json'])
+    const pageDir = await mkdtemp(path.join(os.tmpdir(), 'session-shards-demo-page-'))
+    t.teardown(() => rm(pageDir, { recursive: true, force: true }))
+    const page = path.join(pageDir, 'demo.html')
+    const run = await runCli(['demo', '--seconds', '6', '--json', '--html', page])
     t.equal(run.code, 0, `exit code 0 (stderr: ${run.stderr.slice(-500)})`)
     const report = JSON.parse(run.stdout)
     t.comment(JSON.stringify({ ...report, timeline: undefined }))
@@ -71,6 +77,18 @@ serverTest(
     for (const field of ['scanned', 'copied', 'removed']) t.type(report.repair[field], 'number')
     t.ok(report.sessionsVerified >= 5000, `${report.sessionsVerified} sessions read back`)
     t.match(run.stderr, /SIGKILL store-b/, 'the timeline goes to stderr in --json mode')
+    t.equal(report.htmlPath, page, 'the page is where --html said')
+    const html = await readFile(page, 'utf8')
+    t.match(html, /<svg /, 'charts in inline SVG')
+    t.notMatch(html, /https?:\/\/|<script|<link/, 'self-contained: nothing fetched')
+    t.match(html, /SIGKILL store-b/, 'the kill marked')
+    t.match(html, /back in service/, 'the recovery marked')
+    t.match(html, /store-b: down at/, "the victim's state band shows it down")
+    t.ok(report.samples.length >= 5, `${report.samples.length} samples, about one a second`)
+    t.ok(
+      report.samples.some((sample: { p99Millis: number | null }) => (sample.p99Millis ?? 0) > 0),
+      'p99 per second',
+    )
     t.notMatch(run.stdout + run.stderr, /\x1b\[/, 'no progress bar or escape codes in a pipe')
 
     t.same(await serversIn(report.baseDir), [], 'no server of the demo is left')

@@ -1,5 +1,5 @@
 /** `session-shards demo`: a local cluster, a workload, a store killed and back, and the report. */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { startLocalCluster, ServerBinaryNotFoundError } from '../../local-cluster/index.js'
@@ -7,6 +7,7 @@ import type { LocalCluster } from '../../local-cluster/index.js'
 import { BASE_DIR_PREFIX } from '../../local-cluster/leftovers.js'
 import { describeServerBinary, type ServerBinary } from '../../local-cluster/server-binary.js'
 import { ensureServerBinary } from '../../local-cluster/server-install.js'
+import { demoReportHtml } from '../workload/demo-html.js'
 import { runFailoverDemo, type FailoverDemoReport } from '../workload/failover-demo.js'
 import type { Command } from '../command.js'
 import { integerArgument, noPositionals } from '../command.js'
@@ -29,12 +30,15 @@ export interface DemoJson extends FailoverDemoReport {
   server: string
   /** The temporary directory the stores ran in; removed before the process exits. */
   baseDir: string
+  /** The HTML page written (absolute path), or null if it could not be written. */
+  htmlPath: string | null
 }
 
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'boot 3 local stores, run traffic, SIGKILL one, restart it, repair, report',
-  help: `Usage: session-shards demo [--seconds N] [--sessions N] [--server-binary <path>] [--json]
+  help: `Usage: session-shards demo [--seconds N] [--sessions N] [--server-binary <path>]
+                          [--html <file>] [--json]
 
 The product's main job in one command. Starts ${STORES} throwaway MariaDB (or MySQL) stores on
 127.0.0.1, applies the schema, creates sessions, then two app servers (session managers with the
@@ -44,7 +48,10 @@ through a new app server. Every read is checked against what was acknowledged.
 
 The report: operations and ops/s, failovers (store-down events), acknowledged writes, lost
 writes and stale reads (both must be 0), time from the kill to the first store-down event,
-and the repair's counts. Live progress on a terminal; plain lines in a pipe.
+and the repair's counts. Live progress on a terminal; plain lines in a pipe. The same report
+as a page to look at: a self-contained HTML file (charts in inline SVG, nothing fetched) with
+operations per second, p99 latency, failed requests and each store's state over time, the
+kill and the recovery marked; its path is printed at the end.
 
 Everything it starts is removed when it ends, also on Ctrl-C: the server processes and the
 temporary directory. A template data directory is kept in $TMPDIR/session-shards-templates
@@ -54,6 +61,7 @@ so that later runs start faster.
   --sessions N            sessions created before it starts (default 5000)
   --server-binary <path>  the mariadbd or mysqld to run (default: the first found on PATH,
                           /usr/sbin, /usr/libexec, /usr/local/mysql/bin)
+  --html <file>           where to write the HTML page (default session-shards-demo.html)
 
 Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a repair failed,
 2 usage error or no server binary installed, 130 interrupted.`,
@@ -61,12 +69,14 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
     seconds: { type: 'string' },
     sessions: { type: 'string' },
     'server-binary': { type: 'string' },
+    html: { type: 'string' },
   },
   async run(context) {
     noPositionals(context, 'demo')
     const seconds = integerArgument('seconds', context.values['seconds'], 3) ?? 20
     const sessions = integerArgument('sessions', context.values['sessions'], 100) ?? 5000
     const serverBinary = context.values['server-binary']
+    const htmlFile = path.resolve(String(context.values['html'] ?? 'session-shards-demo.html'))
     const { out } = context
     const started = Date.now()
     const stamp = (): string => `[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s]`
@@ -162,8 +172,10 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
       })
       bar.stop()
       const ok = report.clean && report.repair.failed === 0
-      out.result({ ok, server, baseDir, ...report } satisfies DemoJson)
+      const htmlPath = await writePage(out, htmlFile, report, ok)
+      out.result({ ok, server, baseDir, htmlPath, ...report } satisfies DemoJson)
       printReport(out, report, ok)
+      if (htmlPath !== null) out.line(`HTML report: ${htmlPath}`)
       return ok ? EXIT_OK : EXIT_PROBLEM
     } finally {
       bar.stop()
@@ -194,9 +206,52 @@ async function settleWithin<T>(
   }
 }
 
+/** Writes the report as an HTML page; the absolute path, or null (said on stderr) if it failed. */
+async function writePage(
+  out: Output,
+  file: string,
+  report: FailoverDemoReport,
+  ok: boolean,
+): Promise<string | null> {
+  const page = demoReportHtml({
+    title: 'session-shards demo',
+    summary: reportRows(report),
+    verdict: { ok, text: verdictText(report, ok) },
+    samples: report.samples,
+    timeline: report.timeline,
+  })
+  try {
+    await writeFile(file, page)
+    return file
+  } catch (error) {
+    out.error(`session-shards demo: could not write the HTML report: ${(error as Error).message}`)
+    return null
+  }
+}
+
+function verdictText(report: FailoverDemoReport, ok: boolean): string {
+  return ok
+    ? 'OK: no acknowledged write was lost, no read was stale, no destroyed session came back.'
+    : 'PROBLEM: see the counts above' +
+        (report.violations.length > 0 ? ` (first: ${JSON.stringify(report.violations[0])})` : '') +
+        '.'
+}
+
 function printReport(out: Output, report: FailoverDemoReport, ok: boolean): void {
   const killedAt = report.timeline.find((event) => event.text.startsWith('SIGKILL'))
-  const rows: [string, string][] = [
+  const rows = reportRows(report)
+  const width = Math.max(...rows.map(([label]) => label.length))
+  out.line()
+  out.line('session-shards demo report')
+  for (const [label, value] of rows) out.line(`  ${label.padEnd(width)}  ${value}`)
+  out.line()
+  if (killedAt === undefined) out.line('The store was never killed: the run was too short.')
+  out.line(verdictText(report, ok))
+}
+
+/** The report's figures, label and value, for the text report and the page. */
+function reportRows(report: FailoverDemoReport): [string, string][] {
+  return [
     [
       'stores',
       `${report.stores.join(', ')} (copies = ${report.copies}, ${report.appServers} app servers)`,
@@ -231,19 +286,4 @@ function printReport(out: Output, report: FailoverDemoReport, ok: boolean): void
     ],
     ['sessions verified', `${formatCount(report.sessionsVerified)} (read back after the repair)`],
   ]
-  const width = Math.max(...rows.map(([label]) => label.length))
-  out.line()
-  out.line('session-shards demo report')
-  for (const [label, value] of rows) out.line(`  ${label.padEnd(width)}  ${value}`)
-  out.line()
-  if (killedAt === undefined) out.line('The store was never killed: the run was too short.')
-  out.line(
-    ok
-      ? 'OK: no acknowledged write was lost, no read was stale, no destroyed session came back.'
-      : 'PROBLEM: see the counts above' +
-          (report.violations.length > 0
-            ? ` (first: ${JSON.stringify(report.violations[0])})`
-            : '') +
-          '.',
-  )
 }

@@ -3,6 +3,7 @@ import type { RepairResult } from '../../maintenance/repair-scan.js'
 import { createSessionManager, type SessionManager } from '../../session-manager.js'
 import type { LocalCluster } from '../../local-cluster/index.js'
 import type { Violation } from './consistency-model.js'
+import type { DemoSample } from './demo-html.js'
 import {
   SessionWorkload,
   sleep,
@@ -85,6 +86,8 @@ export interface FailoverDemoReport {
   /** The first reads that disagreed with what was acknowledged, for diagnosis. */
   violations: Violation[]
   timeline: DemoEvent[]
+  /** The workload once a second: operations and failures so far, p99, each store's state. */
+  samples: DemoSample[]
 }
 
 /**
@@ -100,6 +103,7 @@ export async function runFailoverDemo(options: FailoverDemoOptions): Promise<Fai
   const victim = options.victim === undefined ? cluster.stores[1] : cluster.store(options.victim)
   if (victim === undefined) throw new TypeError('the cluster needs at least two stores')
   const timeline: DemoEvent[] = []
+  const samples: DemoSample[] = []
   const event = (text: string): void => {
     const entry = { atMillis: Date.now() - started, text }
     timeline.push(entry)
@@ -154,15 +158,20 @@ export async function runFailoverDemo(options: FailoverDemoOptions): Promise<Fai
       seconds: options.seconds,
       inFlight: options.inFlight ?? 64,
       alongside: crash,
-      onProgress: (progress) =>
-        options.onProgress?.({
-          ...progress,
-          seconds: options.seconds,
-          stores: managers[0]!.stats().stores.map((store) => ({
-            id: store.id,
-            state: store.state === 'up' && store.behind ? 'behind' : store.state,
-          })),
-        }),
+      onProgress: (progress) => {
+        const stores = managers[0]!.stats().stores.map((store) => ({
+          id: store.id,
+          state: store.state === 'up' && store.behind ? ('behind' as const) : store.state,
+        }))
+        samples.push({
+          atMillis: Date.now() - started,
+          operations: progress.operations,
+          failedRequests: progress.failedRequests,
+          p99Millis: progress.recentP99Millis,
+          stores,
+        })
+        options.onProgress?.({ ...progress, seconds: options.seconds, stores })
+      },
     })
     const done = workload.progress
     event(`workload done: ${count(done.operations)} operations`)
@@ -199,6 +208,7 @@ export async function runFailoverDemo(options: FailoverDemoOptions): Promise<Fai
       clean: final.lostWrites + final.staleReads + final.resurrections === 0,
       violations: workload.model.violations,
       timeline,
+      samples,
     }
   } finally {
     await Promise.all(managers.map((manager) => manager.close()))

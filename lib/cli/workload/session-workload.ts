@@ -28,6 +28,8 @@ export interface WorkloadProgress extends ConsistencyCounts {
   operations: number
   /** Operations that rejected (a failed write is not acknowledged, so it cannot be lost). */
   failedRequests: number
+  /** p99 latency of the operations that ended since the last progress, ms; null if none did. */
+  recentP99Millis: number | null
 }
 
 /** Latencies and failures of the requests one app server (one manager) served. */
@@ -101,6 +103,8 @@ export class SessionWorkload {
   #operations = 0
   #failedRequests = 0
   #elapsedSeconds = 0
+  /** Latencies since the last progress report (the per-second p99 of the demo's timeline). */
+  #recent = new LatencyHistogram()
   #unverified = 0
   /** When the current run's workers stop; re-reads stop then too. */
   #deadline = 0
@@ -170,9 +174,11 @@ export class SessionWorkload {
         if (this.#paused !== undefined) await this.#paused
         this.#operationsInFlight++
         let served: boolean
+        const started = performance.now()
         try {
           served = await this.#operation(Math.floor(Math.random() * this.#managers.length))
         } finally {
+          this.#recent.record(performance.now() - started)
           if (--this.#operationsInFlight === 0) this.#drained?.()
         }
         this.#operations++
@@ -183,7 +189,12 @@ export class SessionWorkload {
     }
     const ticker = setInterval(() => {
       this.#elapsedSeconds = (Date.now() - started) / 1000
-      options.onProgress?.(this.progress)
+      const recent = this.#recent
+      this.#recent = new LatencyHistogram()
+      options.onProgress?.({
+        ...this.progress,
+        recentP99Millis: recent.count === 0 ? null : round(recent.percentile(0.99)),
+      })
     }, 1000)
     try {
       await Promise.all([
@@ -239,6 +250,7 @@ export class SessionWorkload {
       elapsedSeconds: this.#elapsedSeconds,
       operations: this.#operations,
       failedRequests: this.#failedRequests,
+      recentP99Millis: null,
       ...this.model.counts,
     }
   }
