@@ -101,7 +101,7 @@ export class NoStoreAvailableError extends SessionShardsError {
   }
 }
 
-/** A statement on one store did not finish within `queryTimeoutMillis`. */
+/** A statement on one store did not finish within `queryTimeoutMillis` (or, creating tables, the schema's own deadline). */
 export class StoreTimeoutError extends SessionShardsError {
   readonly storeId: string
   /**
@@ -110,11 +110,13 @@ export class StoreTimeoutError extends SessionShardsError {
    */
   readonly lateByMillis: number
 
-  constructor(storeId: string, timeoutMillis: number, lateByMillis = 0) {
-    super(
-      'STORE_TIMEOUT',
-      `Store ${storeId} did not answer within ${timeoutMillis} ms (queryTimeoutMillis).`,
-    )
+  constructor(
+    storeId: string,
+    timeoutMillis: number,
+    lateByMillis = 0,
+    limit = 'queryTimeoutMillis',
+  ) {
+    super('STORE_TIMEOUT', `Store ${storeId} did not answer within ${timeoutMillis} ms (${limit}).`)
     this.storeId = storeId
     this.lateByMillis = lateByMillis
   }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { schemaFile } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { startManager } from './helpers/manager.js'
+import { createManager, startManager } from './helpers/manager.js'
 
 t.test('schema.sql is the schema the library applies', async (t) => {
   const file = await readFile(new URL('../schema.sql', import.meta.url), 'utf8')
@@ -59,4 +59,29 @@ t.test('applySchema reaches a store that requests skip as down', async (t) => {
     "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sessions'",
   )
   t.equal(Number(tables[0]!.n), 1, 'the session table is back')
+})
+
+t.test('applySchema is not bound by the request deadline (queryTimeoutMillis)', async (t) => {
+  // Creating tables takes longer than a request may: a manager tuned for snappy requests
+  // (here 1 ms, to make it certain) still creates its tables.
+  const cluster = await startTestCluster(t, { stores: 1 })
+  const manager = createManager(t, cluster, {
+    copies: 1,
+    table: 'quick_requests',
+    queryTimeoutMillis: 1,
+  })
+  await manager.applySchema()
+  const tables = await cluster.stores[0]!.query<{ TABLE_NAME: string }>(
+    "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'quick\\_requests%' ORDER BY TABLE_NAME",
+  )
+  t.same(
+    tables.map((row) => row.TABLE_NAME),
+    [
+      'quick_requests',
+      'quick_requests_hints',
+      'quick_requests_locks',
+      'quick_requests_peers',
+      'quick_requests_stale',
+    ],
+  )
 })

@@ -53,13 +53,18 @@ export class StoreConnection {
     return this.#deadlines
   }
 
-  /** Runs one statement. */
+  /** Runs one statement, within `queryTimeoutMillis` unless a `deadline` of its own is given. */
   run<I, R, O>(
     statement: Statement<I, R, O>,
     input: I,
     protocol: Protocol = 'execute',
+    deadline?: { millis: number; name: string },
   ): Promise<O> {
-    return this.#withConnection((connection) => send(connection, statement, input, protocol), true)
+    return this.#withConnection(
+      (connection) => send(connection, statement, input, protocol),
+      true,
+      deadline,
+    )
   }
 
   /** Runs `work` in one transaction on one connection, committed when `work` resolves. */
@@ -80,6 +85,7 @@ export class StoreConnection {
   async #withConnection<T>(
     work: (connection: PoolConnection) => Promise<T>,
     singleStatement: boolean,
+    deadline = { millis: this.#timeoutMillis, name: 'queryTimeoutMillis' },
   ): Promise<T> {
     let expired = false
     let current: PoolConnection | undefined
@@ -89,7 +95,7 @@ export class StoreConnection {
           if (connectError) return reject(connectError)
           if (expired) {
             connection.release()
-            return reject(new StoreTimeoutError(this.#id, this.#timeoutMillis))
+            return reject(new StoreTimeoutError(this.#id, deadline.millis, 0, deadline.name))
           }
           current = connection
           work(connection).then(
@@ -112,11 +118,16 @@ export class StoreConnection {
       })
     return new Promise<T>((resolve, reject) => {
       const pending = {
-        deadline: performance.now() + this.#timeoutMillis,
+        deadline: performance.now() + deadline.millis,
         expire: (lateByMillis: number) => {
           expired = true
           current?.destroy()
-          const error = new StoreTimeoutError(this.#id, this.#timeoutMillis, lateByMillis)
+          const error = new StoreTimeoutError(
+            this.#id,
+            deadline.millis,
+            lateByMillis,
+            deadline.name,
+          )
           debug('store %s: %s', this.#id, error.message)
           reject(error)
         },

@@ -46,6 +46,12 @@ type WriteBatcher = StatementBatcher<SessionWrite, WriteOutcome>
 const MIN_HEDGE_MILLIS = 2
 const MAX_HEDGE_MILLIS = 100
 
+/**
+ * How long creating or upgrading the tables may take per statement: DDL waits for metadata
+ * locks and syncs files, far beyond what a request may take (`queryTimeoutMillis`).
+ */
+const SCHEMA_DEADLINE = { millis: 30_000, name: 'the schema deadline, 30 s' }
+
 /** The id the data-path probe reads: never a session's (ids are at least 16 characters). */
 const PROBE_SESSION_ID = 'probe'
 
@@ -397,6 +403,7 @@ export class Store {
         { text: () => sql, params: () => params, decode: (rows) => rows },
         undefined,
         'query',
+        SCHEMA_DEADLINE,
       )
     for (const sql of schemaStatements(this.#table)) await run(sql)
     // Tables created by an earlier version get the columns added since.
