@@ -27,7 +27,7 @@ crashTest(
 
     let stop = false
     let slowest = 0
-    let failed = 0
+    const failures: string[] = []
     let completed = 0
     const worker = async (w: number): Promise<void> => {
       for (let n = 0; !stop; n++) {
@@ -37,8 +37,10 @@ crashTest(
           if (n % 3 === 0) await manager.writeSession(id, { w, n })
           else await manager.readSession(id)
           completed++
-        } catch {
-          failed++
+        } catch (error) {
+          failures.push(
+            `${(error as { code?: string }).code ?? 'no code'}: ${(error as Error).message}`,
+          )
         }
         slowest = Math.max(slowest, performance.now() - started)
       }
@@ -63,7 +65,7 @@ crashTest(
     await Promise.all(workers)
     const afterResume = manager.stats().stores.find((s) => s.id === hung.id)!.operations
     t.ok(afterResume > whileDown, 'the store gets traffic again')
-    t.equal(failed, 0, `no request failed (${completed} completed)`)
+    t.same(failures, [], `no request failed (${completed} completed)`)
     // One timeout for the hung store, plus a round trip to the next store and scheduling slack
     // on a shared 2-core machine.
     t.ok(
