@@ -207,7 +207,13 @@ class AtRestFormat {
 
   /** The codec's bytes of a stored row; throws (an unreadable copy) on anything malformed. */
   open(stored: Buffer): Buffer {
-    if (stored.length < HEADER_BYTES || !stored.subarray(0, MAGIC.length).equals(MAGIC)) {
+    // Every read passes here: a plain row (JSON starts with "{") is told by its first byte.
+    if (
+      stored[0] !== MAGIC[0] ||
+      stored.length < HEADER_BYTES ||
+      stored[1] !== MAGIC[1] ||
+      stored[2] !== MAGIC[2]
+    ) {
       return stored // a plain row
     }
     const version = stored[MAGIC.length] as number
