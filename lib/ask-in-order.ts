@@ -44,7 +44,8 @@ type Settled<T> = { ok: true; value: T } | { ok: false; error: Error }
  * Asks `wanted` stores of `order` in parallel lanes, starting at `start`; lane `i` runs
  * `task(store, i)`. A store that fails is replaced by the next unasked one in order, so the
  * answers come from the first `wanted` stores that could answer; with `hedgeAfter`, a store
- * that is slow is raced against the next one. Answers are sorted by position.
+ * that is slow is raced against the next one; a lane left with no store to ask waits for a
+ * store another lane's hedge passed over. Answers are sorted by position.
  */
 export async function askInOrder<S extends { id: string }, T>(
   order: readonly S[],
@@ -56,8 +57,9 @@ export async function askInOrder<S extends { id: string }, T>(
   let next = start
   const answers: StoreAnswer<S, T>[] = []
   const failures: StoreFailure[] = []
-  const passedOver: S[] = []
-  const late: Promise<StoreAnswer<S, T> | StoreFailure>[] = []
+  // Attempts a hedge passed over, still running: a lane left with no store to ask takes one.
+  const spares: Promise<Settled<T> & { position: number }>[] = []
+  const spareStores: S[] = []
   const ask = (position: number, lane: number): Promise<Settled<T> & { position: number }> => {
     const store = order[position] as S
     return task(store, lane).then(
@@ -109,15 +111,27 @@ export async function askInOrder<S extends { id: string }, T>(
       }
       record(winner)
       const slowWon = winner.position === position
-      passedOver.push(order[slowWon ? hedgePosition : position] as S)
-      late.push((slowWon ? hedge : attempt).then(settledAnswer))
+      spareStores.push(order[slowWon ? hedgePosition : position] as S)
+      spares.push(slowWon ? hedge : attempt)
       return
+    }
+    // Every store was asked, some by hedges whose lanes were served by another: this lane waits
+    // for those instead, since an answer they give is as good as any (a write may land there).
+    while (spares.length > 0) {
+      spareStores.shift()
+      if (record(await (spares.shift() as Promise<Settled<T> & { position: number }>))) return
     }
   }
   const lanes = Math.max(0, Math.min(wanted, order.length - start))
   await Promise.all(Array.from({ length: lanes }, (_, index) => lane(index)))
   answers.sort((a, b) => a.position - b.position)
-  return { answers, failures, next, passedOver, late }
+  return {
+    answers,
+    failures,
+    next,
+    passedOver: spareStores,
+    late: spares.map((spare) => spare.then(settledAnswer)),
+  }
 }
 
 /** The first outcome that succeeded, or undefined once all have failed. */

@@ -103,3 +103,47 @@ t.test(
     t.equal(result.next, 3)
   },
 )
+
+t.test(
+  'a lane whose store fails after the last store was taken by a hedge waits for the passed-over store',
+  async (t) => {
+    // Two copies over three stores: a hangs until it fails; b is slow, so its lane hedges to c,
+    // the last store; b answers first. a's lane then has no store left to ask, but c is still
+    // answering: its answer is the second copy, not a store passed over.
+    const delays: Record<string, number> = { a: 150, b: 40, c: 80 }
+    const result = await askInOrder(
+      stores.slice(0, 3),
+      0,
+      2,
+      (store) => after(delays[store.id]!, store.id, store.id === 'a'),
+      { hedgeAfter: (store) => (store.id === 'b' ? 10 : undefined) },
+    )
+    t.same(
+      result.answers.map((answer) => answer.value),
+      ['b', 'c'],
+    )
+    t.same(
+      result.failures.map((failure) => failure.storeId),
+      ['a'],
+    )
+    t.same(result.passedOver, [], 'c was waited for, not passed over')
+    t.same(result.late, [])
+  },
+)
+
+t.test('a passed-over store that fails leaves the lane with the failure recorded', async (t) => {
+  const delays: Record<string, number> = { a: 150, b: 40, c: 80 }
+  const result = await askInOrder(
+    stores.slice(0, 3),
+    0,
+    2,
+    (store) => after(delays[store.id]!, store.id, store.id !== 'b'),
+    { hedgeAfter: (store) => (store.id === 'b' ? 10 : undefined) },
+  )
+  t.same(
+    result.answers.map((answer) => answer.value),
+    ['b'],
+  )
+  t.same(result.failures.map((failure) => failure.storeId).sort(), ['a', 'c'])
+  t.same(result.passedOver, [])
+})
