@@ -6,6 +6,7 @@ import type { StoreFailure } from './errors.js'
 import { LockExpiredError, LockTimeoutError, NoStoreAvailableError } from './errors.js'
 import type { Store } from './store/store.js'
 import { millisOption } from './validate.js'
+import type { VersionedSession } from './session-manager.js'
 import type { WriteResult } from './write-path.js'
 
 /** Options of {@link SessionManager.lockSession}. */
@@ -37,7 +38,7 @@ export function checkLockOptions(options: LockOptions): Required<LockOptions> {
 
 /** What a lock needs of the sessions it guards: a read with the version, a write at a version. */
 export interface LockedSessions {
-  readWithVersion(sessionId: string): Promise<{ data: SessionData; version: number } | null>
+  readWithVersion(sessionId: string): Promise<VersionedSession | null>
   writeAtVersion(
     sessionId: string,
     data: SessionData,
@@ -98,9 +99,14 @@ export class SessionLock {
 
   /** Reads the session, remembering its version for {@link write}; null when there is none. */
   async read(): Promise<SessionData | null> {
+    return (await this.readWithVersion())?.data ?? null
+  }
+
+  /** {@link read}, with the version, expiry and timeout of the copy read. */
+  async readWithVersion(): Promise<VersionedSession | null> {
     const current = await this.#sessions.readWithVersion(this.sessionId)
     this.#version = current?.version ?? 0
-    return current?.data ?? null
+    return current
   }
 
   /**

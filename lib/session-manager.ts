@@ -67,13 +67,15 @@ export class SessionManager extends ClusterOperations {
       moveInBackground,
       emit,
     })
+    const readWithVersion = (id: string): Promise<VersionedSession | null> =>
+      this.readSession(id, { withVersion: true })
     this.#access = {
-      readWithVersion: (id) => this.readSession(id, { withVersion: true }),
+      readWithVersion,
       writeSession: (id, data, writeOptions) => this.writeSession(id, data, writeOptions),
       lockSession: (id, lockOptions) => this.lockSession(id, lockOptions),
     }
     this.#locked = {
-      readWithVersion: this.#access.readWithVersion,
+      readWithVersion,
       writeAtVersion: (id, data, expectedVersion) =>
         this.writeSession(id, data, { expectedVersion }),
       clock: resolved.clock,
@@ -119,7 +121,7 @@ export class SessionManager extends ClusterOperations {
    * parallel); if none has a live copy, asks the next reachable stores, up to
    * `maxReadStores` in all. A tombstone anywhere wins; otherwise the highest version does.
    * With `withVersion: true` it resolves a {@link VersionedSession}: the data with the
-   * copy's version and expiry.
+   * copy's version, expiry and timeout.
    */
   async readSession(sessionId: string): Promise<SessionData | null>
   async readSession(
@@ -138,6 +140,7 @@ export class SessionManager extends ClusterOperations {
           data: current.data,
           version: current.copy.version,
           expiresAt: current.copy.expiresAtMillis,
+          timeoutSeconds: current.copy.ttlSeconds ?? this.options.ttlSeconds,
         }
       : current.data
   }
@@ -357,6 +360,11 @@ export interface VersionedSession {
   version: number
   /** When the session expires, in milliseconds since the epoch (touches move it). */
   expiresAt: number
+  /**
+   * How far a write or touch moves the expiry, in seconds: the session's own timeout
+   * ({@link SessionManager.setSessionTimeout}), else the manager's `ttlSeconds`.
+   */
+  timeoutSeconds: number
 }
 
 /**

@@ -421,6 +421,8 @@ t.test(
       '0',
       '--http-port',
       '0',
+      '--touch-after-seconds',
+      '60',
       '--json',
       '--config',
       config,
@@ -450,6 +452,13 @@ t.test(
     const [host, port] = listening.line.split(':') as [string, string]
     const client = await LineClient.connect({ address: host, port: Number(port), family: 'IPv4' })
     await client.ok(`open ${created.body.id} w`)
+    const before = await manager.readSession(created.body.id, { withVersion: true })
+    await client.ok('commit')
+    t.same(
+      await manager.readSession(created.body.id, { withVersion: true }),
+      before,
+      '--touch-after-seconds: a commit of what was just read is not written',
+    )
     child.kill('SIGTERM')
     await client.closed
     const run = await exited

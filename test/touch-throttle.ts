@@ -4,26 +4,31 @@ import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
 import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from '../lib/adapters/touch-throttle.js'
 import { startTestCluster } from './helpers/cluster.js'
+import { LineClient } from './helpers/line-client.js'
 import { startManager } from './helpers/manager.js'
-import { statementsSent } from './helpers/session-server.js'
+import { startServer, statementsSent } from './helpers/session-server.js'
 
 // touchAfterSeconds: a touch, or a save that changes nothing but the expiry, is written only
 // when it moves the stored expiry by at least the throttle.
 t.test('touchIsDue and dataFingerprint, from tables', async (t) => {
   const seen = { expiresAt: 100_000, fingerprint: 'f' }
-  const cases: [typeof seen | undefined, number, number, boolean][] = [
-    [undefined, 100_500, 60_000, true],
-    [seen, 100_500, 60_000, false],
-    [seen, 159_999, 60_000, false],
-    [seen, 160_000, 60_000, true],
-    [seen, 90_000, 60_000, false],
-    [seen, 100_001, 0, true],
+  // [stored, wanted, throttle, now, due]
+  const cases: [typeof seen | undefined, number, number, number, boolean][] = [
+    [undefined, 100_500, 60_000, 0, true],
+    [seen, 100_500, 60_000, 0, false],
+    [seen, 159_999, 60_000, 0, false],
+    [seen, 160_000, 60_000, 0, true],
+    [seen, 90_000, 60_000, 0, false],
+    [seen, 100_001, 0, 0, true],
+    // A 10 s lifetime under a 60 s throttle: written once the expiry would move by 5 s.
+    [seen, 104_999, 60_000, 95_000, false],
+    [seen, 105_000, 60_000, 95_000, true],
   ]
-  for (const [known, wanted, after, due] of cases) {
+  for (const [known, wanted, after, now, due] of cases) {
     t.equal(
-      touchIsDue(known, wanted, after),
+      touchIsDue(known, wanted, after, now),
       due,
-      `${known?.expiresAt} → ${wanted}, after ${after}`,
+      `${known?.expiresAt} → ${wanted}, after ${after}, at ${now}`,
     )
   }
   const base = { user: 'ada', cart: { cookie: 'a nested key named cookie counts' } }
@@ -126,4 +131,86 @@ t.test('touchAfterSeconds is checked; the value is not echoed', async (t) => {
     )
   }
   t.throws(() => new FastifyStore({ manager, touchAfterSeconds: -5 }), { code: 'INVALID_OPTION' })
+})
+
+t.test(
+  'server: a line commit that changes nothing is written only past the throttle',
+  async (t) => {
+    const manager = await startManager(t, cluster, {
+      copies: 2,
+      table: 'throttle_line',
+      ttlSeconds: 600,
+    })
+    const server = await startServer(t, manager, { touchAfterSeconds: 60 })
+    const client = await LineClient.connect(server.lineAddress)
+    t.teardown(() => client.destroy())
+    const id = await manager.createSession({ user: 'ada', visits: 1 })
+    const first = await manager.readSession(id, { withVersion: true })
+
+    // What a PHP handler sends on every request: the whole session, then commit.
+    await client.ok(`open ${id} w`)
+    await client.ok('put_all', '{"visits":1,"user":"ada"}')
+    const before = statementsSent(manager)
+    await client.ok('commit')
+    t.equal(statementsSent(manager), before, 'the same data, just read: no statement')
+    await client.ok('close')
+    t.same(await manager.readSession(id, { withVersion: true }), first, 'nothing moved')
+
+    await client.ok(`open ${id} w`)
+    await client.ok('put visits', '2')
+    await client.ok('commit')
+    const changed = await manager.readSession(id, { withVersion: true })
+    t.ok(changed!.version > first!.version, 'a changed session is written')
+    t.same(changed?.data, { user: 'ada', visits: '2' })
+    const afterChange = statementsSent(manager)
+    await client.ok('commit')
+    t.equal(statementsSent(manager), afterChange, 'a second commit of what was just written: none')
+    await client.ok('close')
+
+    // Stored expiry older than the throttle: a commit that changes nothing still writes.
+    await manager.writeSession(id, changed!.data, { expiresAt: Date.now() + 500_000 })
+    await client.ok(`open ${id} w`)
+    await client.ok('commit')
+    const touched = await manager.readSession(id, { withVersion: true })
+    t.ok(touched!.expiresAt >= Date.now() + 590_000, 'moved by 100 s: written, expiry renewed')
+    await client.ok('close')
+
+    // A session timeout shorter than twice the throttle: written once half of it has passed.
+    await manager.setSessionTimeout(id, 30)
+    await manager.writeSession(id, changed!.data, { expiresAt: Date.now() + 14_000 })
+    await client.ok(`open ${id} w`)
+    await client.ok('commit')
+    const short = await manager.readSession(id, { withVersion: true })
+    t.equal(short?.timeoutSeconds, 30)
+    t.ok(short!.expiresAt >= Date.now() + 25_000, '16 s of a 30 s timeout gone: written')
+    await client.ok('close')
+
+    // As PHP's lazy_write: a skipped commit writes nothing, so it neither overwrites nor notices
+    // a change made behind the lock by an app that does not lock.
+    await client.ok(`open ${id} w`)
+    await manager.writeSession(id, { user: 'behind the lock' })
+    await client.ok('commit')
+    t.same(
+      await manager.readSession(id),
+      { user: 'behind the lock' },
+      'the change made elsewhere stays',
+    )
+    await client.ok('put user', 'eve')
+    t.match(
+      await client.request('commit'),
+      { ok: false, code: 'VERSION_CONFLICT' },
+      'a commit that writes is fenced as ever',
+    )
+  },
+)
+
+t.test('server: touchAfterSeconds is checked; the value is not echoed', async (t) => {
+  const manager = await startManager(t, cluster, { table: 'throttle_line' })
+  await t.rejects(startServer(t, manager, { touchAfterSeconds: -4321 }), {
+    code: 'INVALID_OPTION',
+    message: /touchAfterSeconds/,
+  })
+  await t.rejects(startServer(t, manager, { touchAfterSeconds: -4321 }), {
+    message: /^(?!.*4321)/s,
+  })
 })

@@ -161,7 +161,7 @@ export class ManagerLink {
       const key = this.manager.sessionKey(sessionId)
       if (expiresAt === null) return await this.manager.touch(key)
       const seen = this.#seen.get(key)
-      if (this.#touchAfterMillis > 0 && !touchIsDue(seen, expiresAt, this.#touchAfterMillis)) {
+      if (this.#touchAfterMillis > 0 && !touchIsDue(seen, expiresAt, this.#touchAfterMillis, now)) {
         return true
       }
       const touched = await this.manager.touch(key, { expiresAt })
@@ -242,7 +242,7 @@ export class ManagerLink {
     if (seen === undefined || seen.expiresAt <= now) return false
     const fingerprint = dataFingerprint(session)
     if (fingerprint === null || fingerprint !== seen.fingerprint) return false
-    if (!touchIsDue(seen, expiresAt, this.#touchAfterMillis)) return true
+    if (!touchIsDue(seen, expiresAt, this.#touchAfterMillis, now)) return true
     if (!(await this.manager.touch(key, { expiresAt }))) return false
     this.#seen.remember(key, { ...seen, expiresAt })
     return true

@@ -17,15 +17,19 @@ export interface SeenSession {
 
 /**
  * Whether moving a session's stored expiry to `wanted` is worth a write: when nothing is known
- * of the stored expiry, or the move is at least `touchAfterMillis`. Skipping lets the stored
- * expiry lag the cookie's by less than `touchAfterMillis`, never more.
+ * of the stored expiry, or the move is at least `touchAfterMillis`, or at least half the
+ * session's lifetime (a throttle longer than that would let a session with a short timeout
+ * expire between the writes that keep it alive). Skipping lets the stored expiry lag the
+ * wanted one by less than the throttle, never more.
  */
 export function touchIsDue(
-  seen: SeenSession | undefined,
+  seen: Pick<SeenSession, 'expiresAt'> | undefined,
   wanted: number,
   touchAfterMillis: number,
+  now: number,
 ): boolean {
-  return seen === undefined || wanted - seen.expiresAt >= touchAfterMillis
+  if (seen === undefined) return true
+  return wanted - seen.expiresAt >= Math.min(touchAfterMillis, (wanted - now) / 2)
 }
 
 /**

@@ -22,6 +22,7 @@ export interface LineServerSettings {
   sendTimeoutMillis: number
   lockLeaseMillis: number
   lockWaitMillis: number
+  touchAfterSeconds: number
 }
 
 /** Requests parsed ahead of the one running; beyond this the socket stops reading until they are answered. */

@@ -1,9 +1,11 @@
 /** The commands of one line-protocol connection, on the session it has open (at most one). */
+import { isDeepStrictEqual } from 'node:util'
+import { touchIsDue } from '../adapters/touch-throttle.js'
 import type { SessionData } from '../codec.js'
 import { debug } from '../debug.js'
-import { InvalidSessionDataError } from '../errors.js'
+import { InvalidSessionDataError, LockExpiredError } from '../errors.js'
 import type { SessionLock } from '../session-lock.js'
-import type { SessionManager } from '../session-manager.js'
+import type { SessionManager, VersionedSession } from '../session-manager.js'
 import { withValue, withValues, withoutValue } from '../session-values.js'
 import type { LineRequest } from './line-protocol.js'
 import {
@@ -22,6 +24,7 @@ export interface LineSessionSettings {
   maxBodyBytes: number
   lockLeaseMillis: number
   lockWaitMillis: number
+  touchAfterSeconds: number
 }
 
 /** The session a connection has open. */
@@ -32,10 +35,20 @@ interface OpenSession {
   data: SessionData
   /** Changes not committed yet. */
   dirty: boolean
+  /** `w` only: what the stores hold, as read at `open` or written by `commit`; undefined: nothing known. */
+  stored: StoredState | undefined
   /** `w` only: the session's lease lock, renewed while the session is open. */
   lock: SessionLock | undefined
   renewal: NodeJS.Timeout | undefined
   renewing: Promise<void> | undefined
+}
+
+/** What the stores hold of an open session, for skipping a commit that changes nothing (touchAfterSeconds). */
+interface StoredState {
+  data: SessionData
+  expiresAt: number
+  /** How far a write moves the expiry. */
+  timeoutMillis: number
 }
 
 /**
@@ -60,7 +73,7 @@ export class LineSession {
         const id = manager.generateId()
         const lock = await this.#takeLock(id)
         await this.#releaseOnFailure(lock, () => lock.write({}))
-        this.#open({ id, mode: 'w', data: {}, lock })
+        this.#open({ id, mode: 'w', data: {}, lock, stored: undefined })
         return wordAnswer(id)
       }
       case 'open': {
@@ -70,11 +83,17 @@ export class LineSession {
         const { mode } = request
         if (mode === 'r') {
           const data = await manager.readSession(id)
-          this.#open({ id, mode, data: data ?? {}, lock: undefined })
+          this.#open({ id, mode, data: data ?? {}, lock: undefined, stored: undefined })
         } else {
           const lock = await this.#takeLock(id)
-          const data = await this.#releaseOnFailure(lock, () => lock.read())
-          this.#open({ id, mode, data: data ?? {}, lock })
+          const current = await this.#releaseOnFailure(lock, () => lock.readWithVersion())
+          this.#open({
+            id,
+            mode,
+            data: current?.data ?? {},
+            lock,
+            stored: current === null ? undefined : storedState(current),
+          })
         }
         return okAnswer()
       }
@@ -155,16 +174,44 @@ export class LineSession {
     session.id = newId
     session.lock = newLock
     // The version the new lock's writes are fenced with; a session never written reads as none.
-    await this.#releaseOnFailure(newLock, () => newLock.read())
+    const current = await this.#releaseOnFailure(newLock, () => newLock.readWithVersion())
+    session.stored = current === null ? undefined : storedState(current)
     this.#startRenewal(session)
     return newId
   }
 
-  /** Writes the open session's changes under its lock; a destroyed session is not-found. */
+  /**
+   * Writes the open session under its lock; a destroyed session is not-found. With
+   * `touchAfterSeconds`, a commit that would change nothing but the expiry, and move it by
+   * less than that, writes nothing: the lock guarantees nobody changed the session since it
+   * was read (a writer that ignores the lock meets VERSION_CONFLICT at the next real write).
+   */
   async #commit(session: OpenSession): Promise<void> {
-    const result = await (session.lock as SessionLock).write(session.data)
+    const lock = session.lock as SessionLock
+    const now = Date.now()
+    const { stored } = session
+    if (stored !== undefined && this.#mayBeSkipped(stored, session.data, now)) {
+      if (lock.expired) throw new LockExpiredError()
+      session.dirty = false
+      return
+    }
+    const result = await lock.write(session.data)
     if (result.dropped) throw sessionDestroyed()
     session.dirty = false
+    if (stored !== undefined) {
+      session.stored = { ...stored, data: session.data, expiresAt: now + stored.timeoutMillis }
+    }
+  }
+
+  /** Whether a commit of `data` would only move the stored expiry, by less than the throttle. */
+  #mayBeSkipped(stored: StoredState, data: SessionData, now: number): boolean {
+    const touchAfterMillis = this.#settings.touchAfterSeconds * 1000
+    return (
+      touchAfterMillis > 0 &&
+      stored.expiresAt > now &&
+      !touchIsDue(stored, now + stored.timeoutMillis, touchAfterMillis, now) &&
+      isDeepStrictEqual(stored.data, data)
+    )
   }
 
   #change(session: OpenSession, data: SessionData): void {
@@ -271,5 +318,13 @@ export class LineSession {
     this.#session = undefined
     await this.#stopRenewal(session)
     await session.lock?.release().catch((error: Error) => debug('lock release: %s', error.message))
+  }
+}
+
+function storedState(current: VersionedSession): StoredState {
+  return {
+    data: current.data,
+    expiresAt: current.expiresAt,
+    timeoutMillis: current.timeoutSeconds * 1000,
   }
 }

@@ -6,7 +6,7 @@ import { SessionManager, createSessionManager } from '../session-manager.js'
 import { AccessControl, checkAllowList, checkToken, isLoopbackHost } from './access.js'
 import { HttpApi } from './http-api.js'
 import { LineServer } from './line-server.js'
-import { millisOption, wholeNumber } from '../validate.js'
+import { millisOption, secondsOption, wholeNumber } from '../validate.js'
 
 /** Options of {@link startSessionServer}. */
 export interface SessionServerOptions {
@@ -88,6 +88,14 @@ export interface SessionServerOptions {
    * @default 5000
    */
   lockWaitMillis?: number
+  /**
+   * A line-protocol `commit` that changes nothing but the session's expiry, and would move it
+   * by less than this many seconds, is not written (connect-mongo's `touchAfter`): a PHP app
+   * commits on every request, and with `copies: 2` each commit is two writes. The stored expiry
+   * then lags by less than this, never more. 0 writes every commit.
+   * @default 0
+   */
+  touchAfterSeconds?: number
   /**
    * How long {@link SessionServer.close} lets HTTP requests in flight finish before cutting
    * their connections.
@@ -266,6 +274,13 @@ export function resolveServerOptions(options: SessionServerOptions): ResolvedSer
       86_400_000,
     ),
     lockWaitMillis: millisOption('lockWaitMillis', options.lockWaitMillis, 5_000, 0, 3_600_000),
+    touchAfterSeconds: secondsOption(
+      'touchAfterSeconds',
+      options.touchAfterSeconds,
+      0,
+      0,
+      31_536_000,
+    ),
     shutdownTimeoutMillis: millisOption(
       'shutdownTimeoutMillis',
       options.shutdownTimeoutMillis,

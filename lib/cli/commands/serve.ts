@@ -17,7 +17,8 @@ export const serveCommand: Command = {
   summary: 'a session server for other languages: line protocol and HTTP/JSON API',
   help: `Usage: session-shards serve --port P [--http-port Q] [--host 127.0.0.1]
                            [--allow 10.0.0.0/8,::1] [--token-file <file>]
-                           [--max-connections N] [--config <file>] [--json]
+                           [--max-connections N] [--touch-after-seconds S]
+                           [--config <file>] [--json]
 
 Serves the configured cluster's sessions to programs in any language: the line protocol on
 port P (new, open <id> r|w, get, put, commit, close, ...) and, with --http-port, an HTTP/JSON
@@ -33,6 +34,9 @@ commands in flight finish, releases every lock and exits. See docs/server.md.
   --token-file FILE    the token clients must present, read from FILE; or set
                        ${TOKEN_VARIABLE}
   --max-connections N  open connections per listener (default 1024)
+  --touch-after-seconds S
+                       a line commit that changes nothing but the expiry, and would move
+                       it by less than S seconds, is not written (default 0: every commit)
 
 Exit code: 0 after a clean shutdown, 2 usage or configuration error.`,
   options: {
@@ -42,6 +46,7 @@ Exit code: 0 after a clean shutdown, 2 usage or configuration error.`,
     allow: { type: 'string' },
     'token-file': { type: 'string' },
     'max-connections': { type: 'string' },
+    'touch-after-seconds': { type: 'string' },
   },
   run: runServe,
 }
@@ -54,6 +59,7 @@ export async function runServe(context: CommandContext): Promise<number> {
   if (port === undefined) throw new UsageError('serve needs --port <port> for the line protocol')
   const httpPort = integerArgument('http-port', values['http-port'], 0)
   const maxConnections = integerArgument('max-connections', values['max-connections'], 1)
+  const touchAfterSeconds = integerArgument('touch-after-seconds', values['touch-after-seconds'], 0)
   const host = typeof values['host'] === 'string' ? values['host'] : '127.0.0.1'
   const allow =
     typeof values['allow'] === 'string'
@@ -69,6 +75,7 @@ export async function runServe(context: CommandContext): Promise<number> {
     ...(token === undefined ? {} : { token }),
     ...(allow === undefined ? {} : { allow }),
     ...(maxConnections === undefined ? {} : { maxConnections }),
+    ...(touchAfterSeconds === undefined ? {} : { touchAfterSeconds }),
   }
   try {
     // Checked before any store is contacted: a refused host or allow-list is a usage error.
