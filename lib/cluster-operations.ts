@@ -20,7 +20,8 @@ import { resolveOptions } from './options.js'
 import { checkKey } from './session-values.js'
 import type { ConfigMismatch } from './events.js'
 import type { ReadLeaseStats } from './failure/read-lease.js'
-import type { StoreStats } from './store/store.js'
+import { SessionMetrics } from './metrics/session-metrics.js'
+import type { Store, StoreStats } from './store/store.js'
 import { WorkTracker } from './work-tracker.js'
 
 /**
@@ -36,6 +37,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
   readonly #work = new WorkTracker()
   readonly #emit: Emit
   readonly #sweeper: BackgroundSweeper
+  readonly #metrics: SessionMetrics
   #closing: Promise<void> | undefined
 
   constructor(options: SessionManagerOptions) {
@@ -45,6 +47,17 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     const untyped = this as unknown as EventEmitter
     this.#emit = (name, ...payload) => void untyped.emit(name, ...payload)
     this.#cluster = new Cluster(this.#options, this.#emit)
+    const cluster = this.#cluster
+    this.#metrics = new SessionMetrics(
+      {
+        stores: cluster.stores,
+        hintsWaiting: (store) => cluster.handoff.hintsWaiting(store as Store),
+        configMismatches: () => cluster.configGuard.mismatches.length,
+      },
+      (name, listener) => this.on(name, listener as never),
+      this.#options.meterProvider,
+    )
+    for (const store of cluster.stores) store.observer = this.#metrics.observeStore(store.id)
     this.#sweeper = new BackgroundSweeper(this.options.sweepIntervalSeconds, () => this.sweep())
     this.#sweeper.start()
   }
@@ -81,7 +94,17 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * wait for it on their own; call it to know `stats()` reflects the stores.
    */
   ready(): Promise<void> {
-    return this.cluster.ready()
+    return Promise.all([this.cluster.ready(), this.#metrics.loaded]).then(() => {})
+  }
+
+  /**
+   * The manager's metrics in the Prometheus text format (what `session-shards serve` answers
+   * on `/metrics`): statements by store, kind and outcome with their latency, failovers,
+   * degraded writes, read repairs, unreadable copies, hints waiting, each store's state and
+   * configuration mismatches. The same go to OpenTelemetry (see `meterProvider`).
+   */
+  prometheusMetrics(): string {
+    return this.#metrics.prometheusText()
   }
 
   /**
@@ -268,6 +291,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
       await Promise.all([this.cluster.stopHealthCheck(), this.#sweeper.stop()])
       await settled
       await this.cluster.close()
+      this.#metrics.close()
     })()
     return this.#closing
   }

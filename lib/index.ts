@@ -25,6 +25,7 @@ export type {
 } from './maintenance/inspection.js'
 export type { RowCounts } from './maintenance/inspection.js'
 export type { Clock } from './clock.js'
+export type { MeterProviderLike } from './metrics/open-telemetry.js'
 export { SessionLock } from './session-lock.js'
 export type { LockOptions } from './session-lock.js'
 export type { SessionManagerOptions } from './options.js'

@@ -3,6 +3,8 @@ import type { Clock } from './clock.js'
 import { systemClock } from './clock.js'
 import type { SessionCodec } from './codec.js'
 import { jsonCodec } from './codec.js'
+import type { MeterProviderLike } from './metrics/open-telemetry.js'
+import { isMeterProvider } from './metrics/open-telemetry.js'
 import type { CompressionOption, EncryptionOption } from './at-rest.js'
 import { atRestCodec, resolveCompression, resolveEncryption } from './at-rest.js'
 import { InvalidOptionError } from './errors.js'
@@ -219,6 +221,16 @@ export interface SessionManagerOptions {
    * @default the wall clock (`Date.now()`)
    */
   clock?: Clock
+  /**
+   * Where the manager's metrics go through OpenTelemetry: statements by store, kind and
+   * outcome with their latency, failovers, degraded writes, read repairs, hints waiting and
+   * each store's state (docs/operations.md lists them). Nothing is recorded until the app
+   * registers an OpenTelemetry SDK. The same figures are always kept for
+   * {@link SessionManager.prometheusMetrics}.
+   * @default the global meter provider of `@opentelemetry/api` when that package is installed
+   * (register the SDK before creating the manager), else none
+   */
+  meterProvider?: MeterProviderLike
 }
 
 /** Options after defaults and validation. */
@@ -253,6 +265,8 @@ export interface ResolvedOptions {
   readonly previousStores: readonly ResolvedStore[] | null
   readonly previousPlacement: PlacementName
   readonly clock: Clock
+  /** Undefined: the global one, if `@opentelemetry/api` is installed. */
+  readonly meterProvider: MeterProviderLike | undefined
 }
 
 /** Applies defaults and checks every option; throws {@link InvalidOptionError} naming the option. */
@@ -383,7 +397,16 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
       MAX_TTL_SECONDS,
     ),
     clock: clockOption(options.clock),
+    meterProvider: meterProviderOption(options.meterProvider),
   }
+}
+
+function meterProviderOption(provider: unknown): MeterProviderLike | undefined {
+  if (provider === undefined || isMeterProvider(provider)) return provider
+  throw new InvalidOptionError(
+    'meterProvider',
+    'must be an OpenTelemetry MeterProvider (with getMeter)',
+  )
 }
 
 function clockOption(clock: unknown): Clock {

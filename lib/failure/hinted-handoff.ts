@@ -57,6 +57,11 @@ export class HintedHandoff {
     this.#settings = settings
   }
 
+  /** Sessions this manager knows `store` missed and has not replayed to it yet (bounded per store). */
+  hintsWaiting(store: Store): number {
+    return this.#memory.get(store)?.size ?? 0
+  }
+
   /**
    * Records that `targets` missed a write of `sessionId` at `version` that `holders` took. The
    * targets stop answering this manager's reads at once; the durable hints (one per holder, so

@@ -3,6 +3,7 @@ import { STATUS_CODES, createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { SessionData } from '../codec.js'
+import { PROMETHEUS_CONTENT_TYPE } from '../metrics/prometheus.js'
 import type { SessionManager } from '../session-manager.js'
 import { checkKey } from '../session-values.js'
 import type { AccessControl } from './access.js'
@@ -17,6 +18,8 @@ export interface HttpApiSettings {
   maxConnections: number
   idleTimeoutMillis: number
   requestTimeoutMillis: number
+  /** The manager's and the server's metrics in the Prometheus text format, for `/metrics`. */
+  metrics: () => string
 }
 
 /**
@@ -181,6 +184,9 @@ export class HttpApi {
     if (segments.length > 1 && segments[segments.length - 1] === '') segments.pop()
     const parts = segments.map(decodeSegment)
     const [root, id, sub, key, ...rest] = parts
+    if (root === 'metrics' && id === undefined) {
+      return { methods: ['GET'], run: (_request, response) => this.#metrics(response) }
+    }
     if (root !== 'sessions' || rest.length > 0) throw notFound()
     if (id === undefined) {
       return { methods: ['POST'], run: (request, response) => this.#create(request, response) }
@@ -208,6 +214,17 @@ export class HttpApi {
       }
     }
     throw notFound()
+  }
+
+  /** `/metrics`: what Prometheus scrapes (behind the token, like every route). */
+  async #metrics(response: ServerResponse): Promise<void> {
+    const text = this.#settings.metrics()
+    response.writeHead(200, {
+      'Content-Type': PROMETHEUS_CONTENT_TYPE,
+      'Content-Length': Buffer.byteLength(text),
+      'Cache-Control': 'no-store',
+    })
+    response.end(text)
   }
 
   async #create(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -456,7 +473,7 @@ function decodeSegment(segment: string): string {
 function notFound(): RequestError {
   return new RequestError(
     'NOT_FOUND',
-    'No such route: the API is /sessions, /sessions/:id, /sessions/:id/keys/:key and /sessions/:id/regenerate.',
+    'No such route: the API is /sessions, /sessions/:id, /sessions/:id/keys/:key, /sessions/:id/regenerate and /metrics.',
   )
 }
 

@@ -6,6 +6,7 @@ import { SessionManager, createSessionManager } from '../session-manager.js'
 import { AccessControl, checkAllowList, checkToken, isLoopbackHost } from './access.js'
 import { HttpApi } from './http-api.js'
 import { LineServer } from './line-server.js'
+import { PrometheusRegistry } from '../metrics/prometheus.js'
 import { millisOption, secondsOption, wholeNumber } from '../validate.js'
 
 /** Options of {@link startSessionServer}. */
@@ -153,9 +154,16 @@ export async function startSessionServer(options: SessionServerOptions): Promise
       ? options.manager
       : createSessionManager(options.manager)
   const access = new AccessControl({ token: settings.token, allow: settings.allow })
-  const shared = { manager, access, ...settings }
+  const serverMetrics = serverRegistry(() => stats())
+  const metrics = (): string => manager.prometheusMetrics() + serverMetrics.render()
+  const shared = { manager, access, metrics, ...settings }
   const line = new LineServer(shared)
   const http = settings.httpPort === undefined ? null : new HttpApi(shared)
+  const stats = (): SessionServerStats => ({
+    lineConnections: line.connections,
+    httpConnections: http?.connections ?? 0,
+    bufferedBytes: line.bufferedBytes + (http?.bufferedBytes ?? 0),
+  })
   let lineAddress: AddressInfo
   let httpAddress: AddressInfo | null = null
   try {
@@ -170,11 +178,7 @@ export async function startSessionServer(options: SessionServerOptions): Promise
   return {
     lineAddress,
     httpAddress,
-    stats: () => ({
-      lineConnections: line.connections,
-      httpConnections: http?.connections ?? 0,
-      bufferedBytes: line.bufferedBytes + (http?.bufferedBytes ?? 0),
-    }),
+    stats,
     close() {
       closing ??= (async () => {
         await Promise.all([line.close(), http?.close(settings.shutdownTimeoutMillis)])
@@ -289,6 +293,21 @@ export function resolveServerOptions(options: SessionServerOptions): ResolvedSer
       3_600_000,
     ),
   }
+}
+
+/** The server's own gauges, after the manager's metrics on `/metrics`. */
+function serverRegistry(stats: () => SessionServerStats): PrometheusRegistry {
+  const registry = new PrometheusRegistry()
+  registry.gauge('session_shards_server_connections', 'Open connections, by protocol.', () => [
+    { labels: { protocol: 'line' }, value: stats().lineConnections },
+    { labels: { protocol: 'http' }, value: stats().httpConnections },
+  ])
+  registry.gauge(
+    'session_shards_server_buffered_bytes',
+    'Bytes held for clients: requests read ahead and answers not yet taken by the OS.',
+    () => [{ labels: {}, value: stats().bufferedBytes }],
+  )
+  return registry
 }
 
 function portOption(name: string, value: unknown): number {

@@ -12,6 +12,7 @@ import type { Protocol } from './connection.js'
 import { StoreConnection } from './connection.js'
 import { LatencyWindow } from './latency.js'
 import { isAbsentError, isUnreachableError } from './retry.js'
+import type { RequestObserver } from '../metrics/session-metrics.js'
 import type { LocalSlowness } from './local-slowness.js'
 import type { LockAndHintStatements } from './lock-and-hint-statements.js'
 import type { BatcherLimits } from './statement-batcher.js'
@@ -78,6 +79,10 @@ export class Store {
   readonly standing: StoreStanding
   readonly counters: StoreCounters = { operations: 0, errors: 0 }
   readonly latency = new LatencyWindow()
+  /** Told of every request: the manager's metrics (null until they are attached). */
+  observer: RequestObserver | null = null
+  /** Each statement's name (its key in the statements), which the metrics label requests with. */
+  readonly #statementNames: Map<unknown, string>
   readonly #connection: StoreConnection
   readonly #statements: StoreStatements
   readonly #table: string
@@ -102,6 +107,7 @@ export class Store {
     this.id = store.id
     this.#slowness = slowness
     this.#statements = statements
+    this.#statementNames = new Map(Object.entries(statements).map(([name, st]) => [st, name]))
     this.#table = options.table
     this.#clock = options.clock
     this.#defaultTtlSeconds = options.ttlSeconds
@@ -201,7 +207,7 @@ export class Store {
           ? 1
           : a.fields.version - b.fields.version,
     )
-    return this.#counted(async () => {
+    return this.#counted('writeMany', async () => {
       const outcomes = await this.#connection.transaction(async (send) => {
         const everyRow = await send(this.#statements.writeMany, {
           writes,
@@ -454,7 +460,9 @@ export class Store {
 
   /** Sends one statement as a request (see {@link #counted}). */
   #request<I, R, O>(statement: Statement<I, R, O>, input: I, protocol?: Protocol): Promise<O> {
-    return this.#counted(() => this.#connection.run(statement, input, protocol))
+    return this.#counted(this.#statementNames.get(statement) ?? 'other', () =>
+      this.#connection.run(statement, input, protocol),
+    )
   }
 
   /**
@@ -462,20 +470,27 @@ export class Store {
    * it went down), counted, timed, and reported to the standing: an answer (an SQL error is one)
    * or a failure to reach the store.
    */
-  async #counted<T>(work: () => Promise<T>): Promise<T> {
+  async #counted<T>(statement: string, work: () => Promise<T>): Promise<T> {
     if (!this.standing.up) throw new StoreDownError(this.id)
     this.counters.operations++
     const started = performance.now()
     try {
       const result = await work()
-      this.latency.record(performance.now() - started)
+      const millis = performance.now() - started
+      this.latency.record(millis)
       this.standing.requestAnswered()
+      this.observer?.(statement, millis / 1000, 'ok')
       return result
     } catch (error) {
       this.counters.errors++
-      if (isUnreachableError(error))
-        this.standing.requestUnreachable(error as Error, this.weigh(error))
+      const unreachable = isUnreachableError(error)
+      if (unreachable) this.standing.requestUnreachable(error as Error, this.weigh(error))
       else this.standing.requestAnswered()
+      this.observer?.(
+        statement,
+        (performance.now() - started) / 1000,
+        unreachable ? 'unreachable' : 'error',
+      )
       throw error
     }
   }
