@@ -9,9 +9,6 @@ import { DeadlineTracker } from './deadlines.js'
 import { isUnreachableError, withTransientRetry } from './retry.js'
 import type { Statement } from './statements.js'
 
-/** Sends statements on one connection (the steps of a transaction). */
-export type Send = <I, R, O>(statement: Statement<I, R, O>, input: I) => Promise<O>
-
 /** How a statement travels: prepared (`execute`, the default) or as text (`query`, for DDL). */
 export type Protocol = 'execute' | 'query'
 
@@ -62,19 +59,8 @@ export class StoreConnection {
   ): Promise<O> {
     return this.#withConnection(
       (connection) => send(connection, statement, input, protocol),
-      true,
       deadline,
     )
-  }
-
-  /** Runs `work` in one transaction on one connection, committed when `work` resolves. */
-  transaction<O>(work: (send: Send) => Promise<O>): Promise<O> {
-    return this.#withConnection(async (connection) => {
-      await query(connection, 'START TRANSACTION')
-      const result = await work((statement, input) => send(connection, statement, input))
-      await query(connection, 'COMMIT')
-      return result
-    }, false)
   }
 
   /** Ends every connection; statements in flight finish first. */
@@ -84,7 +70,6 @@ export class StoreConnection {
 
   async #withConnection<T>(
     work: (connection: PoolConnection) => Promise<T>,
-    singleStatement: boolean,
     deadline = { millis: this.#timeoutMillis, name: 'queryTimeoutMillis' },
   ): Promise<T> {
     let expired = false
@@ -107,9 +92,8 @@ export class StoreConnection {
             },
             (error: unknown) => {
               current = undefined
-              // An SQL error leaves a single statement's connection clean; a broken connection
-              // or unfinished multi-statement work does not.
-              if (expired || isUnreachableError(error) || !singleStatement) connection.destroy()
+              // An SQL error leaves the connection clean; a broken connection does not.
+              if (expired || isUnreachableError(error)) connection.destroy()
               else connection.release()
               reject(error)
             },
@@ -169,10 +153,4 @@ function send<I, R, O>(
     if (protocol === 'execute') connection.execute(sql, values as never, done)
     else connection.query(sql, values, done)
   })
-}
-
-function query(connection: PoolConnection, sql: string): Promise<void> {
-  return new Promise((resolve, reject) =>
-    connection.query(sql, (error) => (error ? reject(error) : resolve())),
-  )
 }

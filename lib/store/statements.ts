@@ -213,7 +213,7 @@ export function sessionStatements(table: string) {
     /**
      * Plain writes of several sessions in one statement: each row applies only above its own
      * stored version and never over a tombstone. The outcomes are read back with
-     * {@link writtenVersions} in the same transaction.
+     * {@link writtenVersions} when not every row applied.
      *
      * A stored per-session timeout runs from the row's own operation time, which rows of
      * different operations cannot share as one parameter: without an explicit expiry a row's

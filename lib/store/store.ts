@@ -193,11 +193,16 @@ export class Store {
 
   /**
    * One multi-row upsert, then (unless its OK packet says every row applied, the usual case)
-   * the versions it left, in one transaction: the rows stay locked in between, so the read
-   * tells exactly which writes applied (a write landing in between would
-   * make an applied write look outdated, and an outdated one applied). Rows go in id order (then
-   * version order), so that concurrent batches lock rows in one order and cannot deadlock, and
-   * two writes of one session apply oldest first.
+   * the versions it left. Not in one transaction: that would cost two more round trips per
+   * batch (START TRANSACTION, COMMIT) for what the usual case never needs. Read afterwards, a
+   * write that applied may already be overwritten by a newer one, and so look outdated: the
+   * write path then makes it again above that version, as it does for any newer write it meets
+   * (write-rules.ts), which orders the two writes one way rather than the other; both were in
+   * flight together, so either order is one a reader may see. A write that did not apply can
+   * never look applied (versions are unique to a write), and a tombstone read afterwards drops
+   * it as a tombstone met at once would. Rows go in id order (then version order), so that
+   * concurrent batches lock rows in one order and cannot deadlock, and two writes of one
+   * session apply oldest first.
    */
   #writeMany(queued: readonly SessionWrite[]): Promise<WriteOutcome[]> {
     const writes = [...queued].sort((a, b) =>
@@ -208,14 +213,12 @@ export class Store {
           : a.fields.version - b.fields.version,
     )
     return this.#counted('writeMany', async () => {
-      const outcomes = await this.#connection.transaction(async (send) => {
-        const everyRow = await send(this.#statements.writeMany, {
-          writes,
-          defaultTtlSeconds: this.#defaultTtlSeconds,
-        })
-        if (everyRow) return writes.map((): WriteOutcome => ({ kind: 'written' }))
-        return send(this.#statements.writtenVersions, writes)
+      const everyRow = await this.#connection.run(this.#statements.writeMany, {
+        writes,
+        defaultTtlSeconds: this.#defaultTtlSeconds,
       })
+      if (everyRow) return queued.map((): WriteOutcome => ({ kind: 'written' }))
+      const outcomes = await this.#connection.run(this.#statements.writtenVersions, writes)
       const byWrite = new Map(writes.map((write, index) => [write, outcomes[index]]))
       return queued.map((write) => byWrite.get(write) as WriteOutcome)
     })
