@@ -91,7 +91,8 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
   /**
    * Resolves once the manager's first health round is done (at most one `queryTimeoutMillis`
    * after creation): every store probed, stores with hints left by other managers found. Reads
-   * wait for it on their own; call it to know `stats()` reflects the stores.
+   * wait for it on their own; call it to know `stats()` reflects the stores (and that the
+   * OpenTelemetry instruments, if any, are in place).
    */
   ready(): Promise<void> {
     return Promise.all([this.cluster.ready(), this.#metrics.loaded]).then(() => {})

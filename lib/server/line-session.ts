@@ -183,8 +183,9 @@ export class LineSession {
   /**
    * Writes the open session under its lock; a destroyed session is not-found. With
    * `touchAfterSeconds`, a commit that would change nothing but the expiry, and move it by
-   * less than that, writes nothing: the lock guarantees nobody changed the session since it
-   * was read (a writer that ignores the lock meets VERSION_CONFLICT at the next real write).
+   * less than that, writes nothing. As with PHP's lazy_write, it then neither overwrites nor
+   * notices a change made behind the lock by an app that does not lock (the next commit that
+   * writes meets VERSION_CONFLICT); a lost lock is still LOCK_EXPIRED.
    */
   async #commit(session: OpenSession): Promise<void> {
     const lock = session.lock as SessionLock
