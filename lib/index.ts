@@ -1,6 +1,7 @@
 /** The public surface of session-shards: every export by name. */
 export { createSessionManager, SessionManager } from './session-manager.js'
-export type { VersionedSession, WriteOptions } from './session-manager.js'
+export type { WriteOptions } from './session-manager.js'
+export type { VersionedSession } from './read-path.js'
 export type { StoreStats } from './store/store.js'
 export type { ReadLeaseStats } from './failure/read-lease.js'
 export type { WriteResult } from './write-path.js'

@@ -20,6 +20,20 @@ import type { StoreListChange } from './store-list-change.js'
 import type { CopyDigest, StoredCopy } from './store/rows.js'
 import type { Store } from './store/store.js'
 
+/** A session as `readSession(id, { withVersion: true })` resolves it. */
+export interface VersionedSession {
+  data: SessionData
+  /** The version of the copy read: pass it as `expectedVersion` to write only over it. */
+  version: number
+  /** When the session expires, in milliseconds since the epoch (touches move it). */
+  expiresAt: number
+  /**
+   * How far a write or touch moves the expiry, in seconds: the session's own timeout
+   * ({@link SessionManager.setSessionTimeout}), else the manager's `ttlSeconds`.
+   */
+  timeoutSeconds: number
+}
+
 /** A session as a read found it: its data, decoded, and the copy it came from. */
 export interface ReadResult {
   data: SessionData

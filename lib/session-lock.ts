@@ -6,7 +6,7 @@ import type { StoreFailure } from './errors.js'
 import { LockExpiredError, LockTimeoutError, NoStoreAvailableError } from './errors.js'
 import type { Store } from './store/store.js'
 import { millisOption } from './validate.js'
-import type { VersionedSession } from './session-manager.js'
+import type { VersionedSession } from './read-path.js'
 import type { WriteResult } from './write-path.js'
 
 /** Options of {@link SessionManager.lockSession}. */

@@ -13,7 +13,7 @@ import { encodeSessionData } from './codec.js'
 import { assertSessionId, derivedSessionKey, generateSessionId, isValidSessionId } from './ids.js'
 import { BackgroundRepairs } from './maintenance/background-repairs.js'
 import type { SessionManagerOptions } from './options.js'
-import type { ReadResult } from './read-path.js'
+import type { ReadResult, VersionedSession } from './read-path.js'
 import { ReadPath } from './read-path.js'
 import { writeOrder } from './routing.js'
 import type { LockedSessions, LockOptions } from './session-lock.js'
@@ -351,20 +351,6 @@ export class SessionManager extends ClusterOperations {
     this.checkId(sessionId)
     return updateExisting(this.#access, sessionId, operation, change)
   }
-}
-
-/** A session as `readSession(id, { withVersion: true })` resolves it. */
-export interface VersionedSession {
-  data: SessionData
-  /** The version of the copy read: pass it as `expectedVersion` to write only over it. */
-  version: number
-  /** When the session expires, in milliseconds since the epoch (touches move it). */
-  expiresAt: number
-  /**
-   * How far a write or touch moves the expiry, in seconds: the session's own timeout
-   * ({@link SessionManager.setSessionTimeout}), else the manager's `ttlSeconds`.
-   */
-  timeoutSeconds: number
 }
 
 /**

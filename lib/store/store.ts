@@ -193,16 +193,11 @@ export class Store {
 
   /**
    * One multi-row upsert, then (unless its OK packet says every row applied, the usual case)
-   * the versions it left. Not in one transaction: that would cost two more round trips per
-   * batch (START TRANSACTION, COMMIT) for what the usual case never needs. Read afterwards, a
-   * write that applied may already be overwritten by a newer one, and so look outdated: the
-   * write path then makes it again above that version, as it does for any newer write it meets
-   * (write-rules.ts), which orders the two writes one way rather than the other; both were in
-   * flight together, so either order is one a reader may see. A write that did not apply can
-   * never look applied (versions are unique to a write), and a tombstone read afterwards drops
-   * it as a tombstone met at once would. Rows go in id order (then version order), so that
-   * concurrent batches lock rows in one order and cannot deadlock, and two writes of one
-   * session apply oldest first.
+   * the versions it left; not in a transaction, which would cost two more round trips. A write
+   * read back as outdated because a newer one landed in between is made again above it (as
+   * for any newer version met, write-rules.ts): the two were in flight together, so either
+   * order is one a reader may see. Rows go in id then version order, so that concurrent batches
+   * lock rows in one order (no deadlock) and two writes of one session apply oldest first.
    */
   #writeMany(queued: readonly SessionWrite[]): Promise<WriteOutcome[]> {
     const writes = [...queued].sort((a, b) =>
