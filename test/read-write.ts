@@ -6,6 +6,7 @@ import {
 } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { rowsOnStores, startManager, storesWithLiveCopy } from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 4 })
 
@@ -22,12 +23,25 @@ t.test('round trip: create, read, overwrite, destroy', async (t) => {
 })
 
 for (const copies of [1, 2, 3]) {
-  t.test(`each write lands on exactly the first ${copies} stores of locate(id)`, async (t) => {
+  t.test(`each write lands on the first ${copies} stores of locate(id)`, async (t) => {
     const manager = await startManager(t, cluster, { copies })
+    // Where quorum reads look (routing.ts): a write to a store slower than its recent latency
+    // allows is hedged to the next store, so on a loaded machine a copy may also land there,
+    // and the slow store may take its copy late (or from a hint). Nowhere else, ever.
+    const span = copies + copies - 1
     for (let i = 0; i < 12; i++) {
       const id = await manager.createSession({ i })
-      const expected = manager.locate(id).slice(0, copies).sort()
-      t.same(await storesWithLiveCopy(cluster, id), expected, `session ${i}`)
+      const order = manager.locate(id)
+      const first = order.slice(0, copies)
+      const holders = await storesWithLiveCopy(cluster, id)
+      t.ok(
+        holders.every((store) => order.indexOf(store) < span),
+        `session ${i}: on ${holders.join(', ')}, within the first ${span} of ${order.join(', ')}`,
+      )
+      await waitFor(`session ${i} on ${first.join(', ')}`, async () => {
+        const now = await storesWithLiveCopy(cluster, id)
+        return first.every((store) => now.includes(store))
+      })
     }
   })
 }
