@@ -11,7 +11,7 @@ import { startServer, statementsSent } from './helpers/session-server.js'
 // touchAfterSeconds: a touch, or a save that changes nothing but the expiry, is written only
 // when it moves the stored expiry by at least the throttle.
 t.test('touchIsDue and dataFingerprint, from tables', async (t) => {
-  const seen = { expiresAt: 100_000, fingerprint: 'f' }
+  const seen = { expiresAt: 100_000, fingerprint: 'f', lifetime: 600_000 }
   // [stored, wanted, throttle, now, due]
   const cases: [typeof seen | undefined, number, number, number, boolean][] = [
     [undefined, 100_500, 60_000, 0, true],

@@ -19,6 +19,19 @@ export function cookieExpiry(session: unknown, now: number): number | null {
 }
 
 /**
+ * The cookie's lifetime as the framework keeps it (`cookie.originalMaxAge`, milliseconds; null
+ * for a browser-session cookie), or undefined when the session has no such field. It lives in
+ * the session's data: a change of it is a change of the data.
+ */
+export function cookieLifetime(session: unknown): number | null | undefined {
+  if (session === null || typeof session !== 'object') return undefined
+  const cookie = (session as { cookie?: unknown }).cookie
+  if (cookie === null || typeof cookie !== 'object') return undefined
+  const { originalMaxAge } = cookie as { originalMaxAge?: unknown }
+  return typeof originalMaxAge === 'number' || originalMaxAge === null ? originalMaxAge : undefined
+}
+
+/**
  * `session` with its cookie's `expires` set to the stored expiry, as the ISO text a stored
  * cookie carries. A touch moves only the stored expiry (the data is not rewritten); this
  * makes it visible to the framework on the next read. A cookie without an expiry (a

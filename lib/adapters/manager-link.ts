@@ -1,12 +1,12 @@
 /** What the Express and Fastify stores share: their link to a session manager and its events. */
 import type { EventEmitter } from 'node:events'
 import type { SessionData } from '../codec.js'
-import { InvalidOptionError } from '../errors.js'
+import { InvalidOptionError, VersionConflictError } from '../errors.js'
 import { secondsOption } from '../validate.js'
 import type { SessionManagerOptions } from '../options.js'
 import type { SessionManager } from '../session-manager.js'
 import { createSessionManager } from '../session-manager.js'
-import { cookieExpiry, withStoredExpiry } from './cookie-expiry.js'
+import { cookieExpiry, cookieLifetime, withStoredExpiry } from './cookie-expiry.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from './touch-throttle.js'
 
 /** The adapter option naming a manager the application created (and closes itself). */
@@ -151,7 +151,11 @@ export class ManagerLink {
 
   /**
    * Extends a live session to its cookie's expiry (else the manager's timeout); never creates
-   * one, never shortens one. Resolves whether there was a live session to extend.
+   * one. Resolves whether there was a live session to extend. A touch whose cookie has a new
+   * lifetime, or an earlier expiry, than the session this store read (an app that changed
+   * `cookie.maxAge` without changing the data: express-session then touches instead of
+   * saving) stores that cookie with the session, as express-session's MemoryStore does: the
+   * lifetime lives in the data, and a plain touch never shortens.
    */
   async touch(sessionId: string, session: object): Promise<boolean> {
     const now = Date.now()
@@ -161,6 +165,13 @@ export class ManagerLink {
       const key = this.manager.sessionKey(sessionId)
       if (expiresAt === null) return await this.manager.touch(key)
       const seen = this.#seen.get(key)
+      if (
+        seen !== undefined &&
+        (cookieLifetime(session) !== seen.lifetime || expiresAt < seen.expiresAt)
+      ) {
+        const replaced = await this.#replaceCookie(key, session, expiresAt)
+        if (replaced !== undefined) return replaced
+      }
       if (this.#touchAfterMillis > 0 && !touchIsDue(seen, expiresAt, this.#touchAfterMillis, now)) {
         return true
       }
@@ -169,6 +180,34 @@ export class ManagerLink {
       return touched
     } catch (error) {
       if (isMalformedId(error)) return false
+      throw error
+    }
+  }
+
+  /**
+   * Gives the stored session the cookie of a touch that changed its lifetime, as
+   * express-session's MemoryStore does (the stored data stays, the cookie is replaced), over
+   * the version read: resolves whether it was live, or undefined when another request wrote
+   * it in between (the touch then only extends the expiry).
+   */
+  async #replaceCookie(
+    key: string,
+    session: object,
+    expiresAt: number,
+  ): Promise<boolean | undefined> {
+    const current = await this.manager.readSession(key, { withVersion: true })
+    if (current === null) return false
+    const cookie = (session as { cookie?: unknown }).cookie
+    const data = { ...current.data, cookie } as SessionData
+    try {
+      const written = await this.manager.writeSession(key, data, {
+        expiresAt,
+        expectedVersion: current.version,
+      })
+      this.#see(key, written.dropped ? null : expiresAt, data)
+      return !written.dropped
+    } catch (error) {
+      if (error instanceof VersionConflictError) return undefined
       throw error
     }
   }
@@ -240,6 +279,7 @@ export class ManagerLink {
     if (this.#touchAfterMillis === 0) return false
     const seen = this.#seen.get(key)
     if (seen === undefined || seen.expiresAt <= now) return false
+    if (cookieLifetime(session) !== seen.lifetime || expiresAt < seen.expiresAt) return false
     const fingerprint = dataFingerprint(session)
     if (fingerprint === null || fingerprint !== seen.fingerprint) return false
     if (!touchIsDue(seen, expiresAt, this.#touchAfterMillis, now)) return true
@@ -248,11 +288,17 @@ export class ManagerLink {
     return true
   }
 
-  /** Remembers what the store holds for `key` (null: nothing to go by), when a throttle needs it. */
+  /**
+   * Remembers what the store holds for `key` (null: nothing to go by): for touches that change
+   * the cookie's lifetime, and for the throttle (which alone needs the data's fingerprint).
+   */
   #see(key: string, expiresAt: number | null, data: object): void {
-    if (this.#touchAfterMillis === 0) return
-    if (expiresAt === null) this.#seen.forget(key)
-    else this.#seen.remember(key, { expiresAt, fingerprint: dataFingerprint(data) })
+    if (expiresAt === null) return this.#seen.forget(key)
+    this.#seen.remember(key, {
+      expiresAt,
+      lifetime: cookieLifetime(data),
+      fingerprint: this.#touchAfterMillis === 0 ? null : dataFingerprint(data),
+    })
   }
 
   readonly #onWriteAfterDestroy = (event: { sessionId: string }): void => {

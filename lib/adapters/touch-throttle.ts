@@ -11,8 +11,10 @@ const REMEMBERED_SESSIONS = 10_000
 export interface SeenSession {
   /** The stored expiry, milliseconds since the epoch. */
   expiresAt: number
-  /** {@link dataFingerprint} of the stored data; null when it could not be taken. */
+  /** {@link dataFingerprint} of the stored data; null when it could not be taken (or no throttle needs it). */
   fingerprint: string | null
+  /** The cookie's lifetime in the stored data (see `cookieLifetime`). */
+  lifetime: number | null | undefined
 }
 
 /**
