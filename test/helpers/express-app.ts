@@ -94,6 +94,11 @@ export async function startExpressApp(
     await options.slow?.()
     res.json(me(req))
   })
+  return { url: await listenForTest(t, app), store }
+}
+
+/** Serves `app` on a free port of 127.0.0.1 until the test ends; resolves its base URL. */
+export async function listenForTest(t: Test, app: express.Express): Promise<string> {
   const server = app.listen(0, '127.0.0.1')
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)
@@ -107,5 +112,5 @@ export async function startExpressApp(
       }),
   )
   const { port } = server.address() as AddressInfo
-  return { url: `http://127.0.0.1:${port}`, store }
+  return `http://127.0.0.1:${port}`
 }

@@ -1,9 +1,9 @@
 import { createHmac } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
 import express from 'express'
 import session from 'express-session'
 import type { SessionOptions } from 'express-session'
 import type { Test } from 'tap'
+import { listenForTest } from './express-app.js'
 
 /** Secret the conformance apps sign their session cookies with, unless a test gives its own. */
 export const CONFORMANCE_SECRET = 'conformance-cookie-secret-for-tests-only'
@@ -50,20 +50,7 @@ export async function startConformanceApp(
       res.status(500).type('text/plain').end(String(error?.message))
     },
   )
-  const server = app.listen(0, '127.0.0.1')
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve)
-    server.once('error', reject)
-  })
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  )
-  const { port } = server.address() as AddressInfo
-  return { url: `http://127.0.0.1:${port}`, errors }
+  return { url: await listenForTest(t, app), errors }
 }
 
 /** A `Set-Cookie` header, split: its name, its (still encoded) value, its attributes. */
