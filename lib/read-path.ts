@@ -210,7 +210,13 @@ export class ReadPath {
   ): Promise<ReadResult | null> {
     const { options, storeListChange } = this.#context
     const order = this.#context.order(sessionId)
-    const stores = readOrder(order, options.readQuorum).filter((store) => !skip.has(store))
+    // readQuorum 1 comes here when its first store is behind, failed or had nothing: it then
+    // compares `copies` copies, as the default does. Trusting the first store that is not
+    // behind could take an older copy a failed-over write left beyond the first `copies`
+    // stores, while the newest is on stores behind for other sessions' misses (a chaos run on
+    // a starved machine read such copies).
+    const quorum = options.readQuorum === 1 ? options.copies : options.readQuorum
+    const stores = readOrder(order, quorum).filter((store) => !skip.has(store))
     const hedging = this.#hedging(order)
     const read = (store: Store): Promise<StoredCopy | null> => store.read(sessionId)
     // The first lane reads the data; the others only a digest, fetched whole only if newer.
@@ -220,7 +226,7 @@ export class ReadPath {
     const first = await askInOrder(
       stores,
       0,
-      options.readQuorum - asked.length,
+      quorum - asked.length,
       (store, lane) => (lane < dataLanes ? read(store) : store.readDigest(sessionId)),
       hedging,
     )
