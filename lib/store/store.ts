@@ -199,7 +199,7 @@ export class Store {
    * order is one a reader may see. Rows go in id then version order, so that concurrent batches
    * lock rows in one order (no deadlock) and two writes of one session apply oldest first.
    */
-  #writeMany(queued: readonly SessionWrite[]): Promise<WriteOutcome[]> {
+  async #writeMany(queued: readonly SessionWrite[]): Promise<WriteOutcome[]> {
     const writes = [...queued].sort((a, b) =>
       a.sessionId < b.sessionId
         ? -1
@@ -207,16 +207,14 @@ export class Store {
           ? 1
           : a.fields.version - b.fields.version,
     )
-    return this.#counted('writeMany', async () => {
-      const everyRow = await this.#connection.run(this.#statements.writeMany, {
-        writes,
-        defaultTtlSeconds: this.#defaultTtlSeconds,
-      })
-      if (everyRow) return queued.map((): WriteOutcome => ({ kind: 'written' }))
-      const outcomes = await this.#connection.run(this.#statements.writtenVersions, writes)
-      const byWrite = new Map(writes.map((write, index) => [write, outcomes[index]]))
-      return queued.map((write) => byWrite.get(write) as WriteOutcome)
+    const everyRow = await this.#request(this.#statements.writeMany, {
+      writes,
+      defaultTtlSeconds: this.#defaultTtlSeconds,
     })
+    if (everyRow) return queued.map((): WriteOutcome => ({ kind: 'written' }))
+    const outcomes = await this.#request(this.#statements.writtenVersions, writes)
+    const byWrite = new Map(writes.map((write, index) => [write, outcomes[index]]))
+    return queued.map((write) => byWrite.get(write) as WriteOutcome)
   }
 
   /** Replaces the copy (if any) with a tombstone. */
