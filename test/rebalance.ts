@@ -125,7 +125,8 @@ crashTest(
       id = generateSessionId()
     }
     const writer = await writtenUnder(t, before, id)
-    // The extra copy of v1 on the third store, as a write that failed over there would leave.
+    // The extra copy of v1 on the third store, as a write that failed over there would leave
+    // (a write hedged around a slow store may already have left it: REPLACE, not INSERT).
     const [row] = await cluster
       .store(classicOrder(before, id)[0]!)
       .query<{ version: number; expires_at: number; data: Buffer }>(
@@ -135,7 +136,7 @@ crashTest(
     await cluster
       .store(third(id))
       .query(
-        'INSERT INTO sessions (id, version, expires_at, deleted, data) VALUES (?, ?, ?, 0, ?)',
+        'REPLACE INTO sessions (id, version, expires_at, deleted, data) VALUES (?, ?, ?, 0, ?)',
         [id, row!.version, row!.expires_at, row!.data],
       )
     await writer.writeSession(id, { v: 2 })
