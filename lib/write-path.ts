@@ -105,9 +105,9 @@ export class WritePath {
   }
 
   async write(request: WriteRequest): Promise<WriteResult> {
-    const { sessionId, data, expectedVersion, ...fields } = request
+    const { sessionId, data, expectedVersion } = request
     const { options, versions, storeListChange } = this.#context
-    if (await storeListChange.destroyedUnderOld(sessionId)) {
+    if (storeListChange.underWay && (await storeListChange.destroyedUnderOld(sessionId))) {
       // Destroyed before the change of the store list, and not moved yet: the tombstone sits
       // under the old placement only. Drop the write as a tombstone would, and move it.
       this.#context.moveInBackground(sessionId)
@@ -124,8 +124,21 @@ export class WritePath {
         ? versions.above(expectedVersion)
         : versions.next()
     for (let attempt = 1; ; attempt++) {
+      // Fields spelled out rather than spread: this runs for every copy of every write.
       const write = (store: Store, expected = expectedVersion): Promise<WriteOutcome> =>
-        store.write({ sessionId, data, fields: { ...fields, version, expectedVersion: expected } })
+        store.write({
+          sessionId,
+          data,
+          fields: {
+            version,
+            expiresAtMillis: request.expiresAtMillis,
+            explicitExpiry: request.explicitExpiry,
+            ttlSeconds: request.ttlSeconds,
+            owner: request.owner,
+            expectedVersion: expected,
+            now: request.now,
+          },
+        })
       const asked =
         expectedVersion === undefined
           ? await askInOrder(order, 0, options.copies, (store) => write(store), hedging)
@@ -159,9 +172,11 @@ export class WritePath {
             failures,
             passedOver,
           )
-          await storeListChange.clearOld(sessionId, held, (store) =>
-            store.removeCopy(sessionId, version),
-          )
+          if (storeListChange.underWay) {
+            await storeListChange.clearOld(sessionId, held, (store) =>
+              store.removeCopy(sessionId, version),
+            )
+          }
           return {
             version,
             storeIds: held.map((store) => store.id),

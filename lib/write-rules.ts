@@ -49,12 +49,15 @@ export type AttemptDecision =
  */
 export function decideAttempt(facts: WriteAttempt): AttemptDecision {
   const { attempt, version, compareAndSet, outcomes } = facts
-  if (outcomes.some((outcome) => outcome.kind === 'tombstone')) return { kind: 'dropped' }
-  const newer = outcomes.flatMap((outcome) =>
-    outcome.kind === 'outdated' && outcome.storedVersion !== version ? [outcome.storedVersion] : [],
-  )
-  if (!compareAndSet && attempt === 1 && newer.length > 0) {
-    const newest = Math.max(...newer)
+  // Plain loops: this runs once per write.
+  let newest = -1
+  for (const outcome of outcomes) {
+    if (outcome.kind === 'tombstone') return { kind: 'dropped' }
+    if (outcome.kind === 'outdated' && outcome.storedVersion !== version) {
+      newest = Math.max(newest, outcome.storedVersion)
+    }
+  }
+  if (!compareAndSet && attempt === 1 && newest >= 0) {
     if (newest + 1 >= VERSION_CEILING) return { kind: 'overflow', newest }
     return { kind: 'again', newest }
   }

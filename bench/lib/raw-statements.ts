@@ -56,7 +56,9 @@ export class RawStatements {
     }
     const params = write.params(input) as (string | number | Buffer | null)[]
     await Promise.all(
-      pools.slice(0, copies).map((pool) => pool.execute<ResultSetHeader>(write.text(), params)),
+      pools
+        .slice(0, copies)
+        .map((pool) => pool.execute<ResultSetHeader>(write.text(input), params)),
     )
   }
 }
