@@ -4,8 +4,9 @@
  * 1, 16, 64 and 256 operations in flight; ops/s, p50, p99 and this process's CPU time per
  * operation. All cases run on the same machine: the session-shards and raw mysql2 cases on the
  * same 3 local MariaDB stores, express-mysql-session on a table of its own in the first of
- * them (one store, as people use it), connect-redis on a redis-server this benchmark starts
- * (nothing persisted) and stops. `npm run bench -- --suite batching [--seconds N] [--quick]`;
+ * them (one store, as people use it), connect-redis on redis-servers this benchmark starts
+ * and stops (nothing persisted; for writes also with an append-only file, appendfsync everysec
+ * and always, since the library's writes are durable). `npm run bench -- --suite batching [--seconds N] [--quick]`;
  * the library is the compiled one in dist/ (see bench/lib/built-library.ts). A full run also
  * redraws docs/performance-batching.svg (alone: `node --import tsx bench/batching-chart.ts`).
  */
@@ -28,7 +29,7 @@ import { runLoad } from './lib/load.js'
 import { createProgress } from './lib/progress.js'
 import { rawPool } from './lib/raw-pool.js'
 import { RawStatements } from './lib/raw-statements.js'
-import type { LocalRedis } from './lib/redis-server.js'
+import type { LocalRedis, RedisPersistence } from './lib/redis-server.js'
 import { startRedisServer } from './lib/redis-server.js'
 import { describeEnvironment, writeResults } from './lib/results.js'
 import { RoundMeter } from './lib/round-meter.js'
@@ -41,7 +42,8 @@ import { serverVersion as queryServerVersion, withLocalCluster } from './lib/wit
 
 const USAGE = `Usage: npm run bench -- --suite batching [--seconds N] [--quick]
 
-Starts 3 local MariaDB stores and a local redis-server, and compares readSession and
+Starts 3 local MariaDB stores and three local redis-servers (not persisting, and with an
+append-only file flushed every second or on every write), and compares readSession and
 writeSession (batching on and off, copies 1 and 2) with raw mysql2 single-row statements,
 express-mysql-session and connect-redis, at 1, 16, 64 and 256 operations in flight.
 
@@ -140,6 +142,8 @@ const createMySqlStoreClass = createRequire(import.meta.url)('express-mysql-sess
   expressSession: typeof session,
 ) => MySqlSessionStoreClass
 
+const REDIS_PERSISTENCE: readonly RedisPersistence[] = ['none', 'everysec', 'always']
+
 const startedAt = performance.now()
 const environment = describeEnvironment()
 /** Set once the run ends or a signal stops it. */
@@ -166,24 +170,18 @@ await withLocalCluster(
       ]),
     )
     let mysqlStore: MySqlSessionStore | undefined
-    let redis: LocalRedis | undefined
-    let redisClient: ReturnType<typeof createClient> | undefined
+    const redisPeers: RedisPeer[] = []
     try {
       const serverVersion = await queryServerVersion(cluster)
       await managers.c2on.applySchema()
 
-      progress.update('starting redis-server')
-      redis = await startRedisServer()
-      redisClient = createClient({ url: redis.url })
-      // A failing command fails its operation and stops the run; this only keeps the
-      // reconnection errors after a stop from being thrown as unhandled 'error' events.
-      redisClient.on('error', (error: unknown) => {
-        if (stopping) return
-        progress.clear()
-        console.error('redis client:', error)
-      })
-      await redisClient.connect()
-      const redisStore = new RedisStore({ client: redisClient })
+      progress.update('starting redis-server ×3')
+      // Not persisting (as sessions usually run), and with an append-only file flushed every
+      // second or before every reply: the library's writes are durable, so these are its peers.
+      for (const persistence of REDIS_PERSISTENCE)
+        redisPeers.push(await startRedisPeer(persistence))
+      const [redis, everysec, always] = redisPeers as [RedisPeer, RedisPeer, RedisPeer]
+      const redisStore = redis.store
 
       mysqlStore = newMySqlStore(configs[0]!)
       await mysqlStore.onReady()
@@ -229,6 +227,12 @@ await withLocalCluster(
         otherCase('write', 'connect-redis set', 'connect-redis', 1, () =>
           redisSet(redisStore, fixture),
         ),
+        otherCase('write', 'connect-redis set, AOF everysec', 'connect-redis', 1, () =>
+          redisSet(everysec.store, fixture),
+        ),
+        otherCase('write', 'connect-redis set, AOF always', 'connect-redis', 1, () =>
+          redisSet(always.store, fixture),
+        ),
       ]
 
       const results: CaseResult[] = []
@@ -246,7 +250,7 @@ await withLocalCluster(
 
       const targets = evaluateTargets(results)
       const totalSeconds = (performance.now() - startedAt) / 1000
-      const redisVersion = redis.version
+      const redisVersion = redis.server.version
       printReport(results, targets, serverVersion, redisVersion, fixture, totalSeconds)
       const file = await writeResults('batching', {
         benchmark: 'batching',
@@ -281,9 +285,9 @@ await withLocalCluster(
         ...Object.values(managers).map((m) => m.close()),
         ...[...rawPools.values()].map((pool) => pool.end()),
         mysqlStore?.close(),
-        redisClient?.isOpen === true ? redisClient.close() : undefined,
+        ...redisPeers.map(({ client }) => (client.isOpen ? client.close() : undefined)),
       ])
-      await redis?.stop()
+      await Promise.allSettled(redisPeers.map(({ server }) => server.stop()))
     }
   },
   () => {
@@ -291,6 +295,27 @@ await withLocalCluster(
     progress.clear()
   },
 )
+
+/** A redis-server of this run, with its client (one connection) and connect-redis store. */
+interface RedisPeer {
+  server: LocalRedis
+  client: ReturnType<typeof createClient>
+  store: RedisStore
+}
+
+async function startRedisPeer(persistence: RedisPersistence): Promise<RedisPeer> {
+  const server = await startRedisServer({ persistence })
+  const client = createClient({ url: server.url })
+  // A failing command fails its operation and stops the run; this only keeps the
+  // reconnection errors after a stop from being thrown as unhandled 'error' events.
+  client.on('error', (error: unknown) => {
+    if (stopping) return
+    progress.clear()
+    console.error(`redis client (persistence ${persistence}):`, error)
+  })
+  await client.connect()
+  return { server, client, store: new RedisStore({ client }) }
+}
 
 function newMySqlStore(config: LocalStoreConfig): MySqlSessionStore {
   const MySQLStore = createMySqlStoreClass(session)
@@ -605,8 +630,9 @@ function printReport(
 ): void {
   console.log(
     `## session-shards batching benchmark\n\n` +
-      `${settings.stores} local stores (${serverVersion}) and a local redis-server ${redisVersion} ` +
-      `(no persistence), Node ${environment.node}, ${environment.cpus} CPUs (${environment.cpuModel}) ` +
+      `${settings.stores} local stores (${serverVersion}) and local redis-servers ${redisVersion} ` +
+      `(no persistence for reads; for writes also an append-only file with appendfsync ` +
+      `everysec and always), Node ${environment.node}, ${environment.cpus} CPUs (${environment.cpuModel}) ` +
       `shared by client and servers; ${settings.sessions.toLocaleString('en-US')} sessions of ` +
       `~${averageBytes(fixture.data)} bytes of JSON shaped like express-session's (a cookie and ` +
       `~${averageBytes([sessionData(0)])} bytes of data), the same in every store; ` +

@@ -38,7 +38,10 @@ interface Style {
   width: number
 }
 
-/** Same case, same look in both panels; session-shards in blue and teal, batching off dashed. */
+/**
+ * Same case, same look in both panels; session-shards in blue and teal, batching off dashed;
+ * Redis with an append-only file dashed (everysec) and dotted (always).
+ */
 const STYLES: [RegExp, Style][] = [
   [/copies=1, batching on/, { color: '#0f8b8d', width: 2.5 }],
   [/copies=1, batching off/, { color: '#0f8b8d', dash: '6 4', width: 2 }],
@@ -47,6 +50,8 @@ const STYLES: [RegExp, Style][] = [
   [/raw mysql2.*×1/, { color: '#8a8a8a', width: 2 }],
   [/raw mysql2/, { color: '#222222', width: 2 }],
   [/express-mysql-session/, { color: '#e07b00', width: 2 }],
+  [/connect-redis.*AOF always/, { color: '#c62828', dash: '2 3', width: 2 }],
+  [/connect-redis.*AOF everysec/, { color: '#c62828', dash: '6 4', width: 2 }],
   [/connect-redis/, { color: '#c62828', width: 2 }],
 ]
 

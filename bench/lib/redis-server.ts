@@ -23,14 +23,24 @@ export interface RedisServerOptions {
   binary?: string
   /** @default 10000 */
   startTimeoutMillis?: number
+  /**
+   * What the server persists: nothing (the default, how most session setups run it), or an
+   * append-only file flushed to disk once a second (`everysec`) or before every reply (`always`),
+   * the settings under which a write survives a crash as the library's writes do.
+   * @default 'none'
+   */
+  persistence?: RedisPersistence
 }
+
+/** See {@link RedisServerOptions.persistence}. */
+export type RedisPersistence = 'none' | 'everysec' | 'always'
 
 const ATTEMPTS = 5
 
 /**
  * Starts a throwaway `redis-server` on a free 127.0.0.1 port, the way people run it for
- * sessions: nothing persisted (`--save ""`, `--appendonly no`), its working directory a new
- * temporary one. Never touches another server. The server is SIGKILLed when this process
+ * sessions: nothing persisted (`--save ""`, `--appendonly no`) unless `persistence` asks for an
+ * append-only file, its working directory a new temporary one. Never touches another server. The server is SIGKILLed when this process
  * exits without having stopped it (an uncaught error, `process.exit` from a signal handler),
  * and a Ctrl-C reaches it with the rest of the foreground process group.
  *
@@ -46,7 +56,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     const port = await freePort()
     try {
-      return await launch(binary, port, dir, timeoutMillis)
+      return await launch(binary, port, dir, timeoutMillis, options.persistence ?? 'none')
     } catch (error) {
       lastError = error
       // Another process may have taken the port between freePort() and the bind: try another.
@@ -64,12 +74,14 @@ async function launch(
   port: number,
   dir: string,
   timeoutMillis: number,
+  persistence: RedisPersistence,
 ): Promise<LocalRedis> {
   const settings = {
     port: String(port),
     bind: '127.0.0.1',
     save: '',
-    appendonly: 'no',
+    appendonly: persistence === 'none' ? 'no' : 'yes',
+    ...(persistence === 'none' ? {} : { appendfsync: persistence }),
     dir,
     daemonize: 'no',
     logfile: '', // stdout, read below until the server is ready
