@@ -174,12 +174,13 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
   /**
    * Deletes expired sessions and tombstones whose time is up on every reachable store, in
    * batches of `batchSize` through the expiry index. The `sweepIntervalSeconds` option runs it
-   * in the background.
+   * in the background. A store another sweep is sweeping (another app server's, on the same
+   * schedule) is skipped and reported with `sweptElsewhere`.
    */
   async sweep(options: SweepOptions = {}): Promise<SweepResult> {
     const checked = callOptions(options)
     batchSizeOption(checked.batchSize)
-    return this.work.track(() => sweepStores(this.cluster.stores, checked))
+    return this.work.track(() => sweepStores(this.cluster.stores, checked, this.options.clock))
   }
 
   /**

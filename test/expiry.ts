@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { SweepResult } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { rowsOnStores, startManager } from './helpers/manager.js'
 import { sleep, waitFor } from './helpers/wait.js'
@@ -111,6 +112,47 @@ t.test('sweep deletes expired sessions and spent tombstones in batches, per stor
   }
   for (const [i, id] of lasting.entries()) t.same(await manager.readSession(id), { i })
   t.equal((await manager.sweep()).deleted, 0, 'nothing left to sweep')
+})
+
+t.test('app servers sweeping at once do not sweep the same store side by side', async (t) => {
+  const table = 'sweep_pair_test'
+  const options = { copies: 3, table, sweepIntervalSeconds: 0 }
+  const first = await startManager(t, cluster, options)
+  const second = await startManager(t, cluster, options)
+  const ids = await Promise.all(
+    Array.from({ length: 150 }, (_, i) => first.createSession({ i }, { ttlSeconds: 1 })),
+  )
+  await sleep(1100)
+  let expiredRows = 0
+  for (const id of ids) {
+    expiredRows += [...(await rowsOnStores(cluster, id, table)).values()].filter(Boolean).length
+  }
+  // The second app server starts sweeping once the first has swept a batch on every store.
+  const started = new Set<string>()
+  let secondSweep: Promise<SweepResult> | undefined
+  const firstResult = await first.sweep({
+    batchSize: 5,
+    onProgress: ({ storeId }) => {
+      started.add(storeId)
+      if (started.size === cluster.stores.length) secondSweep ??= second.sweep({ batchSize: 5 })
+    },
+  })
+  const secondResult = await (secondSweep as Promise<SweepResult>)
+  t.equal(firstResult.deleted, expiredRows, 'the first sweep deleted every expired copy')
+  t.equal(secondResult.deleted, 0, 'the second deleted nothing beside it')
+  t.ok(
+    secondResult.stores.some((store) => store.sweptElsewhere === true),
+    'the second skipped the stores the first was sweeping',
+  )
+  t.ok(
+    secondResult.stores.every((store) => store.error === undefined),
+    'a skipped store is not an error',
+  )
+  const again = await second.sweep()
+  t.ok(
+    again.stores.every((store) => store.sweptElsewhere === undefined),
+    'the first released every store when it finished',
+  )
 })
 
 t.test('sweepIntervalSeconds sweeps in the background until close()', async (t) => {

@@ -1,4 +1,6 @@
 /** Sweeps: expired copies and spent tombstones deleted in small batches, on demand or on a timer. */
+import { randomUUID } from 'node:crypto'
+import type { Clock } from '../clock.js'
 import { errorSummary } from '../errors.js'
 import { JitteredTimer } from '../jittered-timer.js'
 import { batchSizeOption } from '../call-arguments.js'
@@ -18,29 +20,59 @@ export interface SweepOptions {
 /** What {@link SessionManager.sweep} deleted, per store. */
 export interface SweepResult {
   deleted: number
-  stores: { storeId: string; deleted: number; error?: string }[]
+  stores: {
+    storeId: string
+    deleted: number
+    error?: string
+    /** True when another sweep (this manager's or another app server's) was sweeping the store. */
+    sweptElsewhere?: boolean
+  }[]
 }
+
+/**
+ * The lease a sweep holds on a store, a row of its locks table: no session id contains `~`, so
+ * it never meets a session's lock.
+ */
+export const SWEEP_LEASE_ID = '~sweep'
+/** How long a sweep's lease lasts without renewal (a sweeper that died frees the store then). */
+const SWEEP_LEASE_MILLIS = 60_000
 
 /**
  * Deletes expired copies and tombstones whose time is up on every reachable store, through
  * the expiry index, `batchSize` rows per statement, stores in parallel; then the store's expired
- * read-lease announcements (not counted in `deleted`).
+ * read-lease announcements (not counted in `deleted`). One sweep at a time per store: a sweep
+ * holds a lease on each store it sweeps and skips a store whose lease another holds, so that
+ * app servers sweeping on the same schedule do not scan and lock the same rows side by side.
  */
 export async function sweepStores(
   stores: readonly Store[],
   options: SweepOptions,
+  clock: Clock,
 ): Promise<SweepResult> {
   const batchSize = batchSizeOption(options.batchSize)
+  const token = randomUUID()
   const perStore = await Promise.all(
     stores.map(async (store) => {
       let deleted = 0
       if (!store.standing.up) return { storeId: store.id, deleted, error: 'store is down' }
+      let leaseEnds = 0
+      // Renewed once half of it has passed: one extra statement per half lease, not per batch.
+      const holdLease = async (): Promise<boolean> => {
+        const now = clock.now()
+        if (now < leaseEnds - SWEEP_LEASE_MILLIS / 2) return true
+        const held = await store.lock(SWEEP_LEASE_ID, token, now + SWEEP_LEASE_MILLIS)
+        if (held) leaseEnds = now + SWEEP_LEASE_MILLIS
+        return held
+      }
       try {
+        if (!(await holdLease())) return { storeId: store.id, deleted, sweptElsewhere: true }
         for (;;) {
           const count = await store.sweepExpired(batchSize)
           deleted += count
           options.onProgress?.({ storeId: store.id, deleted })
           if (count < batchSize) break
+          // The lease lapsed (this process stalled past it) and another sweep took the store.
+          if (!(await holdLease())) return { storeId: store.id, deleted, sweptElsewhere: true }
         }
         // Expired read-lease announcements go too: few, but nothing else deletes them. (A store
         // without their table, schema not applied since an upgrade, has none to delete.)
@@ -48,6 +80,8 @@ export async function sweepStores(
         return { storeId: store.id, deleted }
       } catch (error) {
         return { storeId: store.id, deleted, error: errorSummary(error as Error) }
+      } finally {
+        if (leaseEnds > 0) await store.unlock(SWEEP_LEASE_ID, token).catch(() => {})
       }
     }),
   )

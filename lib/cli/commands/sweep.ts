@@ -47,8 +47,12 @@ Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configu
       const ok = result.stores.every((store) => store.error === undefined)
       out.result({ ok, ...result })
       out.table(
-        [{ header: 'store' }, { header: 'deleted', align: 'right' }, { header: 'error' }],
-        result.stores.map((s) => [s.storeId, formatCount(s.deleted), s.error ?? '']),
+        [{ header: 'store' }, { header: 'deleted', align: 'right' }, { header: 'note' }],
+        result.stores.map((s) => [
+          s.storeId,
+          formatCount(s.deleted),
+          s.error ?? (s.sweptElsewhere === true ? 'skipped: another sweep is sweeping it' : ''),
+        ]),
       )
       out.line()
       out.line(`${formatCount(result.deleted)} expired row(s) deleted.`)
