@@ -6,9 +6,10 @@
  * same 3 local MariaDB stores, express-mysql-session on a table of its own in the first of
  * them (one store, as people use it), connect-redis on redis-servers this benchmark starts
  * and stops (nothing persisted; for writes also with an append-only file, appendfsync everysec
- * and always, since the library's writes are durable). `npm run bench -- --suite batching [--seconds N] [--quick]`;
- * the library is the compiled one in dist/ (see bench/lib/built-library.ts). A full run also
- * redraws docs/performance-batching.svg (alone: `node --import tsx bench/batching-chart.ts`).
+ * and always, since the library's writes are durable).
+ * `npm run bench -- --suite batching [--seconds N] [--quick]`; the library is the compiled one
+ * in dist/ (see bench/lib/built-library.ts). A full run also redraws
+ * docs/performance-batching.svg (alone: `node --import tsx bench/batching-chart.ts`).
  */
 import { writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'

@@ -40,9 +40,10 @@ const ATTEMPTS = 5
 /**
  * Starts a throwaway `redis-server` on a free 127.0.0.1 port, the way people run it for
  * sessions: nothing persisted (`--save ""`, `--appendonly no`) unless `persistence` asks for an
- * append-only file, its working directory a new temporary one. Never touches another server. The server is SIGKILLed when this process
- * exits without having stopped it (an uncaught error, `process.exit` from a signal handler),
- * and a Ctrl-C reaches it with the rest of the foreground process group.
+ * append-only file, its working directory a new temporary one. Never touches another server.
+ * The server is SIGKILLed when this process exits without having stopped it (an uncaught
+ * error, `process.exit` from a signal handler), and a Ctrl-C reaches it with the rest of the
+ * foreground process group.
  *
  * @example
  * const redis = await startRedisServer()
