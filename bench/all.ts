@@ -17,6 +17,7 @@ const SUITES = {
     'readSession, writeSession with batching on and off against raw mysql2, express-mysql-session, connect-redis',
   'read-quorum': 'readSession, writeSession with the default readQuorum against readQuorum 1',
   'at-rest': 'bytes stored and CPU per encode and decode with compression and encryption',
+  sweep: 'two app servers sweeping 1,000,000 expired rows under a 64-in-flight workload',
 } as const
 type Suite = keyof typeof SUITES
 

@@ -12,10 +12,11 @@
  * one in dist/ (see bench/lib/built-library.ts).
  */
 import { performance } from 'node:perf_hooks'
-import type { Pool, RowDataPacket } from 'mysql2/promise'
+import type { Pool } from 'mysql2/promise'
 import type { SessionManager } from '../lib/index.js'
 import { caseTiming, parseBenchArgs } from './lib/args.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
+import { bulkLoadSessions, settleStores } from './lib/bulk-load.js'
 import type { Operation } from './lib/load.js'
 import { runLoad } from './lib/load.js'
 import { runIsolated } from './lib/isolated.js'
@@ -62,7 +63,7 @@ const settings = {
 /** The contention cases use the default table; the listing has a table of its own. */
 const LIST_TABLE = 'listed_sessions'
 const {
-  index: { createSessionManager, generateSessionId, jsonCodec, VersionConflictError },
+  index: { createSessionManager, generateSessionId, VersionConflictError },
 } = await loadBuiltLibrary()
 const progress = createProgress()
 
@@ -406,86 +407,22 @@ async function measureListing(
   return steps
 }
 
-/**
- * Inserts `count` sessions with multi-row INSERTs of `settings.rowsPerInsert` rows: each onto
- * the first `copies` stores of `manager.locate(id)`, with the columns and values a write
- * through the library stores (JSON data, a microsecond version, an expiry in milliseconds, no
- * owner, no own timeout). Ids are sorted first so each store's table grows at its end: random
- * order into the stores' 32 MB buffer pools would make the load, not the listing, the long
- * part. (A table filled in key order has fuller pages than one grown at random, so the listing
- * reads somewhat fewer pages than it would in production.)
- */
+/** The bulk load of the listing's sessions (see bench/lib/bulk-load.ts), as a listing step. */
 async function bulkLoad(
   manager: SessionManager,
   rawPools: Map<string, Pool>,
   count: number,
 ): Promise<ListingStep> {
-  progress.update(`generating ${count.toLocaleString('en-US')} session ids`)
-  const started = performance.now()
-  const ids = Array.from({ length: count }, () => generateSessionId()).sort()
-  const insert =
-    `INSERT INTO \`${LIST_TABLE}\` (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
-    'VALUES ?'
-  const batches = new Map<string, unknown[][]>([...rawPools.keys()].map((id) => [id, []]))
-  const pending = new Map<string, Promise<void>>(
-    [...rawPools.keys()].map((id) => [id, Promise.resolve()]),
-  )
-  let failure: { error: unknown } | undefined
-  let rowsWritten = 0
-  // One INSERT in flight per store, the stores in parallel; the next batch is built meanwhile.
-  const flush = async (storeId: string): Promise<void> => {
-    const rows = batches.get(storeId)!
-    if (rows.length === 0) return
-    batches.set(storeId, [])
-    await pending.get(storeId)
-    if (failure !== undefined) throw failure.error
-    pending.set(
-      storeId,
-      rawPools
-        .get(storeId)!
-        .query(insert, [rows])
-        .then(
-          () => {
-            rowsWritten += rows.length
-          },
-          (error: unknown) => {
-            failure ??= { error }
-          },
-        ),
-    )
-  }
-  const firstVersion = Date.now() * 1000
-  const expiresAt = Date.now() + settings.ttlSeconds * 1000
-  for (const [index, id] of ids.entries()) {
-    const encoded = jsonCodec.encode(sessionData(index))
-    const row = [
-      id,
-      firstVersion + index,
-      expiresAt,
-      0,
-      typeof encoded === 'string' ? Buffer.from(encoded, 'utf8') : encoded,
-      null,
-      null,
-    ]
-    for (const storeId of manager.locate(id).slice(0, settings.copies)) {
-      const batch = batches.get(storeId)!
-      batch.push(row)
-      if (batch.length >= settings.rowsPerInsert) {
-        await flush(storeId)
-        progress.update(
-          `loading ${count.toLocaleString('en-US')} sessions: ` +
-            `${Math.round((index / count) * 100)} % (${rowsWritten.toLocaleString('en-US')} rows)`,
-        )
-      }
-    }
-  }
-  for (const storeId of batches.keys()) await flush(storeId)
-  await Promise.all(pending.values())
-  if (failure !== undefined) throw failure.error
-  if (rowsWritten !== count * settings.copies) {
-    throw new Error(`The bulk load wrote ${rowsWritten} rows, not ${count * settings.copies}.`)
-  }
-  const seconds = (performance.now() - started) / 1000
+  const { seconds } = await bulkLoadSessions({
+    locate: (id) => manager.locate(id),
+    rawPools,
+    table: LIST_TABLE,
+    count,
+    copies: settings.copies,
+    rowsPerInsert: settings.rowsPerInsert,
+    expiresAtMillis: Date.now() + settings.ttlSeconds * 1000,
+    progress,
+  })
   return {
     step: 'bulk load',
     sessions: count,
@@ -496,30 +433,9 @@ async function bulkLoad(
   }
 }
 
-/**
- * Waits until the stores have written back the pages the load dirtied, so the listing does not
- * share the CPUs and disk with that: until no store's count of dirty pages has fallen for 2 s
- * (InnoDB leaves a few dirty pages when idle), at most `settings.settleMillis`.
- */
-async function settle(rawPools: Map<string, Pool>): Promise<void> {
-  const deadline = performance.now() + settings.settleMillis
-  let lowest: number[] = []
-  let lastFall = performance.now()
-  for (;;) {
-    const dirty = await Promise.all(
-      [...rawPools.values()].map(async (pool) => {
-        const [rows] = await pool.query<RowDataPacket[]>(
-          "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'",
-        )
-        return Number(rows[0]?.Value ?? 0)
-      }),
-    )
-    const now = performance.now()
-    if (dirty.some((pages, index) => pages < (lowest[index] ?? Infinity))) lastFall = now
-    lowest = dirty.map((pages, index) => Math.min(pages, lowest[index] ?? Infinity))
-    if (now - lastFall >= 2000 || now > deadline) return
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
+/** Lets the stores write back what the load dirtied (see bench/lib/bulk-load.ts). */
+function settle(rawPools: Map<string, Pool>): Promise<void> {
+  return settleStores(rawPools, settings.settleMillis)
 }
 
 function megabytes(bytes: number): string {

@@ -51,6 +51,15 @@ export function batchSizeOption(value: unknown, fallback = 500): number {
   return wholeNumber('batchSize', value, fallback, { min: 1, max: 10_000 })
 }
 
+/** The share of time a sweep may keep a store busy: a number above 0 and at most 1. */
+export function dutyCycleOption(value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !(value > 0 && value <= 1)) {
+    throw new InvalidOptionError('dutyCycle', 'must be a number above 0 and at most 1')
+  }
+  return value
+}
+
 /** Validates a positive whole number of seconds passed to a single call (e.g. `ttlSeconds`). */
 export function checkSeconds(name: string, value: unknown): number {
   if (value === undefined) throw new InvalidOptionError(name, 'is required')

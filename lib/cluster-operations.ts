@@ -1,7 +1,13 @@
 /** Operations on the whole cluster: listing and finding, maintenance, views for operators, the lifecycle. */
 import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
-import { batchSizeOption, callOptions, checkOwner, ownerOf } from './call-arguments.js'
+import {
+  batchSizeOption,
+  callOptions,
+  checkOwner,
+  dutyCycleOption,
+  ownerOf,
+} from './call-arguments.js'
 import { Cluster } from './cluster.js'
 import type { SessionData } from './codec.js'
 import { InvalidOptionError, ManagerClosedError } from './errors.js'
@@ -23,6 +29,12 @@ import type { ReadLeaseStats } from './failure/read-lease.js'
 import { SessionMetrics } from './metrics/session-metrics.js'
 import type { Store, StoreStats } from './store/store.js'
 import { WorkTracker } from './work-tracker.js'
+
+/**
+ * The background sweep's share of each store's time: it is never in a hurry, and on app servers
+ * that share their machines with the stores a sweep at full speed takes CPU from requests.
+ */
+const BACKGROUND_SWEEP_DUTY_CYCLE = 0.2
 
 /**
  * What a {@link SessionManager} does with the whole cluster rather than one session: it owns
@@ -58,7 +70,9 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
       this.#options.meterProvider,
     )
     for (const store of cluster.stores) store.observer = this.#metrics.observeStore(store.id)
-    this.#sweeper = new BackgroundSweeper(this.options.sweepIntervalSeconds, () => this.sweep())
+    this.#sweeper = new BackgroundSweeper(this.options.sweepIntervalSeconds, () =>
+      this.sweep({ dutyCycle: BACKGROUND_SWEEP_DUTY_CYCLE }),
+    )
     this.#sweeper.start()
   }
 
@@ -174,13 +188,21 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
   /**
    * Deletes expired sessions and tombstones whose time is up on every reachable store, in
    * batches of `batchSize` through the expiry index. The `sweepIntervalSeconds` option runs it
-   * in the background. A store another sweep is sweeping (another app server's, on the same
-   * schedule) is skipped and reported with `sweptElsewhere`.
+   * in the background, at a `dutyCycle` of 0.2. A store another sweep is sweeping (another app
+   * server's, on the same schedule) is skipped and reported with `sweptElsewhere`. `close()`
+   * stops a sweep after its current batch (what it left, the next sweep deletes).
+   * @throws {InvalidOptionError} for a bad `batchSize` or `dutyCycle`, before any statement
    */
   async sweep(options: SweepOptions = {}): Promise<SweepResult> {
     const checked = callOptions(options)
     batchSizeOption(checked.batchSize)
-    return this.work.track(() => sweepStores(this.cluster.stores, checked, this.options.clock))
+    dutyCycleOption(checked.dutyCycle, 1)
+    return this.work.track(() =>
+      sweepStores(this.cluster.stores, checked, {
+        clock: this.options.clock,
+        stopping: () => this.work.closing,
+      }),
+    )
   }
 
   /**

@@ -204,7 +204,8 @@ export interface SessionManagerOptions {
   acceptUnsignedIds?: boolean
   /**
    * Delete expired sessions and tombstones on every store every this many seconds (±20%), in
-   * small batches; 0 turns the background sweep off (run `sm.sweep()` or the CLI instead).
+   * small batches, keeping each store busy a fifth of the time at most (`dutyCycle` 0.2); 0
+   * turns the background sweep off (run `sm.sweep()` or the CLI instead).
    * @default 900
    */
   sweepIntervalSeconds?: number

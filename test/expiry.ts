@@ -1,5 +1,6 @@
 import t from 'tap'
-import type { SweepResult } from '../lib/index.js'
+import type { SweepOptions, SweepResult } from '../lib/index.js'
+import { pauseAfterBatch } from '../lib/maintenance/sweeper.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { rowsOnStores, startManager } from './helpers/manager.js'
 import { sleep, waitFor } from './helpers/wait.js'
@@ -152,6 +153,58 @@ t.test('app servers sweeping at once do not sweep the same store side by side', 
   t.ok(
     again.stores.every((store) => store.sweptElsewhere === undefined),
     'the first released every store when it finished',
+  )
+})
+
+t.test('a sweep paces itself to its dutyCycle, checked before any statement', async (t) => {
+  for (const [batchMillis, dutyCycle, pauseMillis] of [
+    [40, 0.2, 160],
+    [40, 1, 0],
+    [10, 0.5, 10],
+    [0, 0.1, 0],
+    [-3, 0.5, 0], // a clock step backwards never makes a negative pause
+  ] as const) {
+    t.equal(
+      Math.round(pauseAfterBatch(batchMillis, dutyCycle)),
+      pauseMillis,
+      `${batchMillis} ms at ${dutyCycle}`,
+    )
+  }
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const before = manager.stats().stores.reduce((sum, store) => sum + store.operations, 0)
+  for (const dutyCycle of [0, -0.5, 1.5, Number.NaN, '0.5', null]) {
+    await t.rejects(
+      manager.sweep({ dutyCycle } as unknown as SweepOptions),
+      { code: 'INVALID_OPTION', message: /^dutyCycle option must be a number above 0/ },
+      `dutyCycle ${String(dutyCycle)}`,
+    )
+  }
+  const after = manager.stats().stores.reduce((sum, store) => sum + store.operations, 0)
+  t.equal(after, before, 'no statement was sent')
+})
+
+t.test('close() stops a paced sweep after its current batch', async (t) => {
+  const table = 'sweep_close_test'
+  const manager = await startManager(t, cluster, { copies: 2, table, sweepIntervalSeconds: 0 })
+  await Promise.all(
+    Array.from({ length: 60 }, (_, i) => manager.createSession({ i }, { ttlSeconds: 1 })),
+  )
+  await sleep(1100)
+  let closing: Promise<void> | undefined
+  // A hundredfold pause after each batch: without close() this sweep would take many seconds.
+  const result = await manager.sweep({
+    batchSize: 5,
+    dutyCycle: 0.01,
+    onProgress: () => {
+      closing ??= manager.close()
+    },
+  })
+  await closing
+  t.ok(result.deleted > 0, 'the sweep had begun')
+  t.ok(result.deleted < 60 * 2, `it stopped early (${result.deleted} rows deleted)`)
+  t.ok(
+    result.stores.every((store) => store.error === undefined),
+    'stopping is not an error',
   )
 })
 

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { Clock } from '../clock.js'
 import { errorSummary } from '../errors.js'
 import { JitteredTimer } from '../jittered-timer.js'
-import { batchSizeOption } from '../call-arguments.js'
+import { batchSizeOption, dutyCycleOption } from '../call-arguments.js'
 import type { Store } from '../store/store.js'
 
 /** Options of {@link SessionManager.sweep}. */
@@ -15,6 +15,20 @@ export interface SweepOptions {
   batchSize?: number
   /** Called after each batch with the store's running count. */
   onProgress?: (progress: { storeId: string; deleted: number }) => void
+  /**
+   * The share of time the sweep may keep a store busy, above 0 and at most 1: after each batch
+   * it pauses so that its statements take at most this share of its time on the store (a batch
+   * that took 40 ms at 0.2 is followed by a 160 ms pause). A store slowed by other work makes
+   * the sweep slow down with it instead of taking the store from requests. 1: no pauses.
+   * @default 1 for a sweep called directly, 0.2 for the background sweep
+   */
+  dutyCycle?: number
+}
+
+/** How a sweep runs: its clock, and whether to stop early (the manager is closing). */
+export interface SweepContext {
+  clock: Clock
+  stopping(): boolean
 }
 
 /** What {@link SessionManager.sweep} deleted, per store. */
@@ -36,6 +50,8 @@ export interface SweepResult {
 export const SWEEP_LEASE_ID = '~sweep'
 /** How long a sweep's lease lasts without renewal (a sweeper that died frees the store then). */
 const SWEEP_LEASE_MILLIS = 60_000
+/** The longest step of a pause between batches: how long a closing manager may wait for it. */
+const PAUSE_STEP_MILLIS = 100
 
 /**
  * Deletes expired copies and tombstones whose time is up on every reachable store, through
@@ -47,9 +63,10 @@ const SWEEP_LEASE_MILLIS = 60_000
 export async function sweepStores(
   stores: readonly Store[],
   options: SweepOptions,
-  clock: Clock,
+  { clock, stopping }: SweepContext,
 ): Promise<SweepResult> {
   const batchSize = batchSizeOption(options.batchSize)
+  const dutyCycle = dutyCycleOption(options.dutyCycle, 1)
   const token = randomUUID()
   const perStore = await Promise.all(
     stores.map(async (store) => {
@@ -67,10 +84,13 @@ export async function sweepStores(
       try {
         if (!(await holdLease())) return { storeId: store.id, deleted, sweptElsewhere: true }
         for (;;) {
+          const started = performance.now()
           const count = await store.sweepExpired(batchSize)
           deleted += count
           options.onProgress?.({ storeId: store.id, deleted })
-          if (count < batchSize) break
+          if (count < batchSize || stopping()) break
+          await pause(pauseAfterBatch(performance.now() - started, dutyCycle), stopping)
+          if (stopping()) break
           // The lease lapsed (this process stalled past it) and another sweep took the store.
           if (!(await holdLease())) return { storeId: store.id, deleted, sweptElsewhere: true }
         }
@@ -86,6 +106,21 @@ export async function sweepStores(
     }),
   )
   return { deleted: perStore.reduce((sum, store) => sum + store.deleted, 0), stores: perStore }
+}
+
+/** The pause after a batch that took `batchMillis`, for the sweep to keep to `dutyCycle`. */
+export function pauseAfterBatch(batchMillis: number, dutyCycle: number): number {
+  return Math.max(0, batchMillis) * (1 / dutyCycle - 1)
+}
+
+/** Waits `millis`, in steps short enough that a manager closing meanwhile is not held up. */
+async function pause(millis: number, stopping: () => boolean): Promise<void> {
+  const until = performance.now() + millis
+  while (!stopping()) {
+    const left = until - performance.now()
+    if (left <= 0) return
+    await new Promise((resolve) => setTimeout(resolve, Math.min(left, PAUSE_STEP_MILLIS)))
+  }
 }
 
 /** Runs a sweep every `intervalSeconds` (±20%), one at a time; 0 runs none. */
