@@ -156,6 +156,27 @@ t.test('app servers sweeping at once do not sweep the same store side by side', 
   )
 })
 
+t.test('a sweep lease left by a sweeper that died stops no one once it runs out', async (t) => {
+  const table = 'sweep_lease_test'
+  const manager = await startManager(t, cluster, { copies: 2, table, sweepIntervalSeconds: 0 })
+  const [dead, live] = cluster.stores
+  // Lease rows as a sweeper that died left them: one ran out, one still has a minute to go.
+  await dead!.query(
+    `REPLACE INTO \`${table}_locks\` (id, token, expires_at) VALUES ('~sweep', 'gone', ?)`,
+    [Date.now() - 1],
+  )
+  await live!.query(
+    `REPLACE INTO \`${table}_locks\` (id, token, expires_at) VALUES ('~sweep', 'gone', ?)`,
+    [Date.now() + 60_000],
+  )
+  const result = await manager.sweep()
+  const byStore = new Map(result.stores.map((store) => [store.storeId, store]))
+  t.equal(byStore.get(dead!.id)?.sweptElsewhere, undefined, 'a lease that ran out is taken over')
+  t.equal(byStore.get(live!.id)?.sweptElsewhere, true, 'a live lease is respected')
+  const [left] = await dead!.query(`SELECT COUNT(*) AS n FROM \`${table}_locks\``)
+  t.equal(Number(left.n), 0, 'the taken-over lease was released when the sweep ended')
+})
+
 t.test('a sweep paces itself to its dutyCycle, checked before any statement', async (t) => {
   for (const [batchMillis, dutyCycle, pauseMillis] of [
     [40, 0.2, 160],
