@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { VersionConflictError } from '../lib/index.js'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { startManager } from './helpers/manager.js'
+import { statementsSent as sent, startManager } from './helpers/manager.js'
 
 const cluster = await startTestCluster(t, { stores: 3 })
 
@@ -167,24 +167,6 @@ t.test('a store failing under a batch: each request fails over on its own', asyn
   t.same(await manager.readSession(ids[0]!), { i: 0, after: true })
   await victim.start()
 })
-
-/** SELECT statements a store has run since it started (the manager's probes are not SELECTs). */
-/**
- * Statements of `kind` the manager sent `storeId` and got answered, from its metrics: counts
- * this manager's statements only (the servers' own counters also see health probes and the
- * configuration guard, which may land in between).
- */
-function sent(manager: SessionManager, storeId: string, kind: string): number {
-  const line = manager
-    .prometheusMetrics()
-    .split('\n')
-    .find((text) =>
-      text.startsWith(
-        `session_shards_store_requests_total{store="${storeId}",statement="${kind}",outcome="ok"}`,
-      ),
-    )
-  return line === undefined ? 0 : Number(line.split(' ').pop())
-}
 
 t.test('a batch whose rows all applied is not read back; one that refused a row is', async (t) => {
   const manager = await startManager(t, cluster, { copies: 1, sweepIntervalSeconds: 0 })

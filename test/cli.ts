@@ -222,7 +222,7 @@ t.test('sweep deletes expired copies', async (t) => {
   const id = generateSessionId()
   await manager.writeSession(id, { short: true }, { expiresAt: Date.now() + 50 })
   await new Promise((resolve) => setTimeout(resolve, 100))
-  const run = await cli(['sweep', '--json', '--batch-size', '10'])
+  const run = await cli(['sweep', '--json', '--batch-size', '10', '--duty-cycle', '0.5'])
   t.equal(run.code, 0)
   const result = json(run)
   t.equal(result.ok, true)
@@ -234,6 +234,12 @@ t.test('sweep deletes expired copies', async (t) => {
     2,
     'a bad --batch-size is a usage error',
   )
+  for (const bad of ['0', '', '1.5', '20%', '1e-1', '0x1']) {
+    const refused = await cli(['sweep', '--duty-cycle', bad])
+    t.equal(refused.code, 2, `--duty-cycle ${JSON.stringify(bad)} is a usage error`)
+    t.match(refused.stderr, /--duty-cycle must be a number above 0 and at most 1/)
+    if (bad.length > 1) t.notOk(refused.stderr.includes(bad), 'the bad value is not echoed')
+  }
 })
 
 t.test('repair copies a missing copy back, and a second run finds nothing', async (t) => {

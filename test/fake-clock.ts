@@ -1,7 +1,7 @@
 import t from 'tap'
 import { LockExpiredError } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { rowsOnStores, startManager } from './helpers/manager.js'
+import { rowsOnStores, startManager, statementsSent } from './helpers/manager.js'
 
 // Expiry decisions on a fake clock: every one reads the `clock` option, so time is moved by
 // the test, never waited for.
@@ -61,6 +61,44 @@ t.test('sweeps delete what the fake clock says has expired, tombstones included'
   clock.advance(60_000)
   t.equal((await manager.sweep()).deleted, 3, 'the tombstones, once their time is up')
   t.equal(await manager.readSession(expiring), null)
+})
+
+t.test('a long sweep renews its lease on each store once half of it has passed', async (t) => {
+  const clock = fakeClock()
+  const table = 'fake_clock_sweep_lease'
+  const manager = await startManager(t, cluster, {
+    copies: 3,
+    clock,
+    table,
+    ttlSeconds: 60,
+    sweepIntervalSeconds: 0,
+  })
+  await Promise.all(Array.from({ length: 12 }, (_, i) => manager.createSession({ i })))
+  clock.advance(60_000)
+  // 12 rows in batches of 5: three batches on every store. The leases (60 s) are taken at the
+  // start; after the first batch anywhere, 31 s pass: every store's next batch renews its
+  // lease (not yet at half of it), and the renewed one lasts past the third.
+  let advanced = false
+  const result = await manager.sweep({
+    batchSize: 5,
+    onProgress: () => {
+      if (!advanced) clock.advance(31_000)
+      advanced = true
+    },
+  })
+  t.equal(result.deleted, 36, 'every copy swept')
+  for (const store of cluster.stores) {
+    t.equal(statementsSent(manager, store.id, 'sweep'), 3, `${store.id}: three batches`)
+    t.equal(statementsSent(manager, store.id, 'lock'), 2, `${store.id}: taken, then renewed once`)
+    t.equal(statementsSent(manager, store.id, 'unlock'), 1, `${store.id}: released at the end`)
+  }
+  // Without the 31 s, the lease taken at the start covers the whole sweep.
+  await Promise.all(Array.from({ length: 12 }, (_, i) => manager.createSession({ i })))
+  clock.advance(60_000)
+  t.equal((await manager.sweep({ batchSize: 5 })).deleted, 36)
+  for (const store of cluster.stores) {
+    t.equal(statementsSent(manager, store.id, 'lock'), 3, `${store.id}: one lease, no renewal`)
+  }
 })
 
 t.test('a lock lease runs out on the fake clock', async (t) => {

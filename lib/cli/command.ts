@@ -56,6 +56,26 @@ export function integerArgument(
   return number
 }
 
+/**
+ * A share above 0 and at most 1 from a string option (`0.2`, `1`); throws {@link UsageError}
+ * otherwise. The message names the option, never the value given.
+ */
+export function shareArgument(
+  name: string,
+  value: string | boolean | undefined,
+): number | undefined {
+  if (value === undefined) return undefined
+  const number = Number(value)
+  if (
+    typeof value !== 'string' ||
+    !/^(?:0|1)?(?:\.\d+)?$/.test(value) ||
+    !(number > 0 && number <= 1)
+  ) {
+    throw new UsageError(`--${name} must be a number above 0 and at most 1`)
+  }
+  return number
+}
+
 /** The single positional argument a command takes (`locate <id>`), or a {@link UsageError}. */
 export function singlePositional(context: CommandContext, command: string, what: string): string {
   const [value, ...rest] = context.positionals

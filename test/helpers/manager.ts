@@ -98,3 +98,17 @@ export function storeState(manager: SessionManager, storeId: string): string | u
   const store = manager.stats().stores.find((s) => s.id === storeId)
   return store?.state === 'up' && store.behind ? 'behind' : store?.state
 }
+
+/**
+ * Statements of `kind` the manager sent `storeId` and got answered, from its metrics: counts
+ * this manager's statements only (the servers' own counters also see health probes and the
+ * configuration guard, which may land in between).
+ */
+export function statementsSent(manager: SessionManager, storeId: string, kind: string): number {
+  const series = `session_shards_store_requests_total{store="${storeId}",statement="${kind}",outcome="ok"}`
+  const line = manager
+    .prometheusMetrics()
+    .split('\n')
+    .find((text) => text.startsWith(series))
+  return line === undefined ? 0 : Number(line.split(' ').pop())
+}

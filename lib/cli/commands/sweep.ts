@@ -1,7 +1,7 @@
 /** `session-shards sweep`: expired sessions and spent tombstones deleted on every store. */
 import type { SessionManager } from '../../session-manager.js'
 import type { Command } from '../command.js'
-import { integerArgument, noPositionals } from '../command.js'
+import { integerArgument, noPositionals, shareArgument } from '../command.js'
 import { loadCommandConfig } from '../config.js'
 import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
@@ -10,7 +10,7 @@ import { createProgressBar, progressWanted } from '../progress.js'
 export const sweepCommand: Command = {
   name: 'sweep',
   summary: 'delete expired sessions and spent tombstones on every store',
-  help: `Usage: session-shards sweep [--batch-size N] [--config <file>] [--json]
+  help: `Usage: session-shards sweep [--batch-size N] [--duty-cycle F] [--config <file>] [--json]
 
 Deletes rows whose expiry has passed (expired sessions, and tombstones whose time is up) on
 every store that is up, through the expiry index, N rows per statement, stores in parallel.
@@ -18,12 +18,17 @@ The same as sm.sweep(), which the sweepIntervalSeconds option also runs in the b
 Shows a progress bar on a terminal.
 
   --batch-size N  rows deleted per statement (default 500)
+  --duty-cycle F  the share of time the sweep may keep each store busy, above 0 and at most 1:
+                  after each batch it pauses so that its statements take at most this share
+                  (0.2: a 40 ms batch is followed by a 160 ms pause); default 1, no pauses.
+                  Lower it to sweep a big backlog beside live traffic.
 
 Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configuration error.`,
-  options: { 'batch-size': { type: 'string' } },
+  options: { 'batch-size': { type: 'string' }, 'duty-cycle': { type: 'string' } },
   async run(context) {
     noPositionals(context, 'sweep')
     const batchSize = integerArgument('batch-size', context.values['batch-size'], 1)
+    const dutyCycle = shareArgument('duty-cycle', context.values['duty-cycle'])
     const config = await loadCommandConfig(context)
     const { out } = context
     const manager = await openManager(config)
@@ -38,6 +43,7 @@ Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configu
       const result = await manager
         .sweep({
           ...(batchSize === undefined ? {} : { batchSize }),
+          ...(dutyCycle === undefined ? {} : { dutyCycle }),
           onProgress: ({ storeId, deleted }) => {
             perStore.set(storeId, deleted)
             bar.update([...perStore.values()].reduce((sum, n) => sum + n, 0))
