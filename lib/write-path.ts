@@ -288,7 +288,28 @@ export class WritePath {
    * hint (other managers could not learn that it missed the write). Resolves the stores that
    * hold the write (`answered`, and passed-over ones that took it late) and whether degraded.
    */
-  async #acknowledge(
+  #acknowledge(
+    sessionId: string,
+    version: number,
+    answered: readonly Store[],
+    failures: StoreFailure[],
+    passedOver: PassedOver,
+  ):
+    | { held: readonly Store[]; degraded: boolean }
+    | Promise<{ held: readonly Store[]; degraded: boolean }> {
+    // The usual case, decided without a promise: the first `copies` stores took it all.
+    const { copies } = this.#context.options
+    if (
+      passedOver.stores.length === 0 &&
+      answered.length >= copies &&
+      missedStores(this.#context.order(sessionId), copies, answered).length === 0
+    ) {
+      return { held: answered, degraded: false }
+    }
+    return this.#acknowledgeSlowly(sessionId, version, answered, failures, passedOver)
+  }
+
+  async #acknowledgeSlowly(
     sessionId: string,
     version: number,
     answered: readonly Store[],

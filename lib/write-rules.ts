@@ -62,8 +62,8 @@ export function decideAttempt(facts: WriteAttempt): AttemptDecision {
     return { kind: 'again', newest }
   }
   // Every store answered: each holds this write, or a newer one that supersedes it.
-  const held = outcomes.flatMap((outcome, index) => (outcome.kind === 'tombstone' ? [] : [index]))
-  return { kind: 'done', held }
+  // No tombstone got this far: every outcome holds it.
+  return { kind: 'done', held: outcomes.map((_, index) => index) }
 }
 
 /** Whether a write (or destroy) held by `held` stores may be acknowledged. */

@@ -1,12 +1,18 @@
 import t from 'tap'
+import mysql from 'mysql2/promise'
 import {
   InvalidSessionDataError,
   InvalidSessionIdError,
   SessionTooLargeError,
 } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { rowsOnStores, startManager, storesWithLiveCopy } from './helpers/manager.js'
-import { waitFor } from './helpers/wait.js'
+import {
+  idWithOrderPrefix,
+  rowsOnStores,
+  startManager,
+  storesWithLiveCopy,
+} from './helpers/manager.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 4 })
 
@@ -103,4 +109,28 @@ t.test('bad input is refused before any statement', async (t) => {
   t.equal(after, afterCreate, 'no statement sent for bad input')
   t.ok(afterCreate > before)
   t.same(await manager.readSession(id), { ok: 1 }, 'stored session unchanged')
+})
+
+t.test('a write that waits out a row lock is retried on its store, not moved on', async (t) => {
+  const first = cluster.stores[0]!
+  // Row lock waits end after 1 s on this store, for connections opened from now on.
+  await first.query('SET GLOBAL innodb_lock_wait_timeout = 1')
+  t.teardown(() => first.query('SET GLOBAL innodb_lock_wait_timeout = DEFAULT'))
+  const manager = await startManager(t, cluster, { copies: 1, queryTimeoutMillis: 5000 })
+  const id = idWithOrderPrefix(manager, [first.id])
+  await manager.writeSession(id, { n: 1 })
+  const holder = await mysql.createConnection(first.config)
+  t.teardown(() => holder.end())
+  await holder.query('START TRANSACTION')
+  await holder.query('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [id])
+  const started = performance.now()
+  const write = manager.writeSession(id, { n: 2 })
+  // Held past the write's first lock wait (ER_LOCK_WAIT_TIMEOUT, a transient error), released
+  // before a retry's wait could end.
+  await sleep(1300)
+  await holder.query('COMMIT')
+  const result = await write
+  t.ok(performance.now() - started >= 1000, 'the write waited for the lock')
+  t.same(result.storeIds, [first.id], 'and was made again on the same store, not the next one')
+  t.same(await manager.readSession(id), { n: 2 })
 })

@@ -6,7 +6,7 @@ import { errorSummary, StoreTimeoutError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ResolvedStore } from '../store-options.js'
 import { DeadlineTracker } from './deadlines.js'
-import { isUnreachableError, withTransientRetry } from './retry.js'
+import { isUnreachableError, retryingTransient } from './retry.js'
 import type { Statement } from './statements.js'
 
 /** How a statement travels: prepared (`execute`, the default) or as text (`query`, for DDL). */
@@ -58,7 +58,7 @@ export class StoreConnection {
     deadline?: { millis: number; name: string },
   ): Promise<O> {
     return this.#withConnection(
-      (connection) => send(connection, statement, input, protocol),
+      (connection, done) => send(connection, statement, input, protocol, done),
       deadline,
     )
   }
@@ -68,12 +68,13 @@ export class StoreConnection {
     return new Promise((resolve) => this.#pool.end(() => resolve()))
   }
 
-  async #withConnection<T>(
-    work: (connection: PoolConnection) => Promise<T>,
+  #withConnection<T>(
+    work: (connection: PoolConnection, done: (error: unknown, result?: T) => void) => void,
     deadline = { millis: this.#timeoutMillis, name: 'queryTimeoutMillis' },
   ): Promise<T> {
     let expired = false
     let current: PoolConnection | undefined
+    // Callbacks rather than a promise per step: this runs for every statement.
     const attempt = (): Promise<T> =>
       new Promise<T>((resolve, reject) => {
         this.#pool.getConnection((connectError, connection) => {
@@ -83,21 +84,18 @@ export class StoreConnection {
             return reject(new StoreTimeoutError(this.#id, deadline.millis, 0, deadline.name))
           }
           current = connection
-          work(connection).then(
-            (result) => {
-              current = undefined
+          work(connection, (error, result) => {
+            current = undefined
+            if (error === null) {
               if (expired) return connection.destroy()
               connection.release()
-              resolve(result)
-            },
-            (error: unknown) => {
-              current = undefined
-              // An SQL error leaves the connection clean; a broken connection does not.
-              if (expired || isUnreachableError(error)) connection.destroy()
-              else connection.release()
-              reject(error)
-            },
-          )
+              return resolve(result as T)
+            }
+            // An SQL error leaves the connection clean; a broken connection does not.
+            if (expired || isUnreachableError(error)) connection.destroy()
+            else connection.release()
+            reject(error)
+          })
         })
       })
     return new Promise<T>((resolve, reject) => {
@@ -117,7 +115,7 @@ export class StoreConnection {
         },
       }
       this.#deadlines.add(pending)
-      withTransientRetry(attempt, this.#retries).then(
+      retryingTransient(attempt(), attempt, this.#retries).then(
         (value) => {
           this.#deadlines.delete(pending)
           resolve(value)
@@ -132,25 +130,26 @@ export class StoreConnection {
   }
 }
 
-/** Sends one statement on a connection and decodes its result. */
+/** Sends one statement on a connection; `done` gets its decoded result (error null) or an error. */
 function send<I, R, O>(
   connection: PoolConnection,
   statement: Statement<I, R, O>,
   input: I,
-  protocol: Protocol = 'execute',
-): Promise<O> {
-  return new Promise((resolve, reject) => {
-    const done = (error: Error | null, result: unknown): void => {
-      if (error) return reject(error)
-      try {
-        resolve(statement.decode(result as R, input))
-      } catch (decodeError) {
-        reject(decodeError)
-      }
+  protocol: Protocol,
+  done: (error: unknown, result?: O) => void,
+): void {
+  const answered = (error: Error | null, result: unknown): void => {
+    if (error) return done(error)
+    let decoded: O
+    try {
+      decoded = statement.decode(result as R, input)
+    } catch (decodeError) {
+      return done(decodeError)
     }
-    const sql = statement.text(input)
-    const values = statement.params(input)
-    if (protocol === 'execute') connection.execute(sql, values as never, done)
-    else connection.query(sql, values, done)
-  })
+    done(null, decoded)
+  }
+  const sql = statement.text(input)
+  const values = statement.params(input)
+  if (protocol === 'execute') connection.execute(sql, values as never, answered)
+  else connection.query(sql, values, answered)
 }

@@ -24,17 +24,18 @@ export function isTransientError(error: unknown): boolean {
 }
 
 /**
- * Runs `attempt`; on a transient error, retries it up to `retries` times with a short backoff
- * (through p-retry). The first attempt runs without p-retry's machinery: it is the hot path.
+ * `first` (the first run of `attempt`); on a transient error, `attempt` again up to `retries`
+ * times with a short backoff (through p-retry). The first run is not wrapped in p-retry's
+ * machinery, nor in an async function: it is the hot path of every statement.
  */
-export async function withTransientRetry<T>(
+export function retryingTransient<T>(
+  first: Promise<T>,
   attempt: () => Promise<T>,
   retries: number,
 ): Promise<T> {
-  try {
-    return await attempt()
-  } catch (error) {
-    if (retries <= 0 || !isTransientError(error)) throw error
+  if (retries <= 0) return first
+  return first.catch((error: unknown) => {
+    if (!isTransientError(error)) throw error
     return pRetry(attempt, {
       retries: retries - 1,
       minTimeout: 5,
@@ -42,7 +43,7 @@ export async function withTransientRetry<T>(
       randomize: true,
       shouldRetry: ({ error: next }) => isTransientError(next),
     })
-  }
+  })
 }
 
 /**
