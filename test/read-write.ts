@@ -5,6 +5,9 @@ import {
   InvalidSessionIdError,
   SessionTooLargeError,
 } from '../lib/index.js'
+import { resolveOptions } from '../lib/options.js'
+import { StoreConnection } from '../lib/store/connection.js'
+import type { Statement } from '../lib/store/statements.js'
 import { startTestCluster } from './helpers/cluster.js'
 import {
   idWithOrderPrefix,
@@ -134,3 +137,24 @@ t.test('a write that waits out a row lock is retried on its store, not moved on'
   t.same(result.storeIds, [first.id], 'and was made again on the same store, not the next one')
   t.same(await manager.readSession(id), { n: 2 })
 })
+
+t.test(
+  'a statement the driver refuses before sending fails its call and frees its connection',
+  async (t) => {
+    const options = resolveOptions({
+      stores: cluster.storeConfigs().slice(0, 1),
+      connectionsPerStore: 1,
+    })
+    const connection = new StoreConnection(options.stores[0]!, options)
+    t.teardown(() => connection.close())
+    const select = (sql: string, params: unknown[]): Statement<null, unknown, unknown> => ({
+      text: () => sql,
+      params: () => params,
+      decode: (rows) => rows,
+    })
+    // mysql2 throws at once on an undefined parameter, from inside the pool's callback.
+    await t.rejects(connection.run(select('SELECT ? AS v', [undefined]), null), TypeError)
+    // One connection in the pool: had the refused statement kept it, this would wait for it.
+    t.same(await connection.run(select('SELECT 1 AS one', []), null), [{ one: 1 }])
+  },
+)

@@ -84,7 +84,7 @@ export class StoreConnection {
             return reject(new StoreTimeoutError(this.#id, deadline.millis, 0, deadline.name))
           }
           current = connection
-          work(connection, (error, result) => {
+          const finish = (error: unknown, result?: T): void => {
             current = undefined
             if (error === null) {
               if (expired) return connection.destroy()
@@ -95,7 +95,14 @@ export class StoreConnection {
             if (expired || isUnreachableError(error)) connection.destroy()
             else connection.release()
             reject(error)
-          })
+          }
+          try {
+            work(connection, finish)
+          } catch (error) {
+            // Thrown before anything was sent (the driver refusing a parameter, say): outside
+            // any promise here, it would be an uncaught exception.
+            finish(error)
+          }
         })
       })
     return new Promise<T>((resolve, reject) => {
