@@ -38,6 +38,12 @@ export interface WriteResult {
   dropped: boolean
 }
 
+/** What the acknowledgement rule concluded: the stores holding a write, and whether degraded. */
+interface Acknowledged {
+  held: readonly Store[]
+  degraded: boolean
+}
+
 /** One write, checked and encoded by the manager. */
 export interface WriteRequest extends Omit<WriteFields, 'version'> {
   sessionId: string
@@ -167,6 +173,7 @@ export class WritePath {
           const passedOver = tookLate(asked, (outcome) => holdsVersion(outcome, version))
           const { held, degraded } = await this.#acknowledge(
             sessionId,
+            fullOrder,
             version,
             answered,
             failures,
@@ -223,6 +230,7 @@ export class WritePath {
     )
     const { held } = await this.#acknowledge(
       sessionId,
+      order,
       version,
       asked.answers.map((answer) => answer.store),
       asked.failures,
@@ -290,35 +298,33 @@ export class WritePath {
    */
   #acknowledge(
     sessionId: string,
+    order: readonly Store[],
     version: number,
     answered: readonly Store[],
     failures: StoreFailure[],
     passedOver: PassedOver,
-  ):
-    | { held: readonly Store[]; degraded: boolean }
-    | Promise<{ held: readonly Store[]; degraded: boolean }> {
-    // The usual case, decided without a promise: the first `copies` stores took it all.
-    const { copies } = this.#context.options
+  ): Acknowledged | Promise<Acknowledged> {
+    // The usual case, decided without a promise: the first `copies` stores took it all (so
+    // nothing was missed, nothing passed over, and there is nothing to hint or announce).
     if (
       passedOver.stores.length === 0 &&
-      answered.length >= copies &&
-      missedStores(this.#context.order(sessionId), copies, answered).length === 0
+      missedStores(order, this.#context.options.copies, answered).length === 0
     ) {
       return { held: answered, degraded: false }
     }
-    return this.#acknowledgeSlowly(sessionId, version, answered, failures, passedOver)
+    return this.#acknowledgeSlowly(sessionId, order, version, answered, failures, passedOver)
   }
 
   async #acknowledgeSlowly(
     sessionId: string,
+    order: readonly Store[],
     version: number,
     answered: readonly Store[],
     failures: StoreFailure[],
     passedOver: PassedOver,
-  ): Promise<{ held: readonly Store[]; degraded: boolean }> {
+  ): Promise<Acknowledged> {
     const { copies, minCopies } = this.#context.options
     const { handoff, lease } = this.#context
-    const order = this.#context.order(sessionId)
     let held = answered
     if (lease !== null && passedOver.stores.length > 0) {
       // A write hedged around a store that was only slow usually lands there a moment later:

@@ -61,8 +61,7 @@ export function decideAttempt(facts: WriteAttempt): AttemptDecision {
     if (newest + 1 >= VERSION_CEILING) return { kind: 'overflow', newest }
     return { kind: 'again', newest }
   }
-  // Every store answered: each holds this write, or a newer one that supersedes it.
-  // No tombstone got this far: every outcome holds it.
+  // No tombstone got this far: each store holds this write, or a newer one that supersedes it.
   return { kind: 'done', held: outcomes.map((_, index) => index) }
 }
 
