@@ -62,9 +62,16 @@ interface Lookup {
   whole: boolean
 }
 
-/** Statements of one batcher running at once, rows and bytes per batch statement. */
+/**
+ * Statements of one batcher running at once, rows and bytes per batch statement. Two in flight
+ * keep a store busy while the next batch gathers; more only split the same load into smaller
+ * statements, each paying its own round trip, parse and socket write. Side by side on 3 local
+ * stores (2 cores), 2 instead of 4 gave 1.2-1.45x the reads and writes per second at 16 to 256
+ * in flight, with lower p50 and p99 and a quarter less client CPU per operation, and the same
+ * figures at 2 and 4 in flight; 1 was faster still under load but 0.7x at 2 in flight.
+ */
 const BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
-  maxInFlight: 4,
+  maxInFlight: 2,
   maxBatch: 100,
   maxBatchBytes: 4 * 1024 * 1024,
 }
