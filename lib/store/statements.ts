@@ -47,6 +47,19 @@ function placeholders(count: number): string {
   return `(${Array.from({ length: count }, () => '?').join(', ')})`
 }
 
+/** Counts up to which {@link byCount} keeps a built text: a batch holds at most 100 rows. */
+const REMEMBERED_COUNTS = 128
+
+/**
+ * `build(count)`, built once per count up to {@link REMEMBERED_COUNTS}: a batch statement's text
+ * depends only on how many rows it has, and batches repeat the same few sizes, so building it
+ * again (and the placeholders) for every batch is wasted work.
+ */
+function byCount(build: (count: number) => string): (count: number) => string {
+  const built: string[] = []
+  return (count) => (count > REMEMBERED_COUNTS ? build(count) : (built[count] ??= build(count)))
+}
+
 /** A validated integer LIMIT (LIMIT placeholders differ across servers). */
 export function limitClause(limit: number): string {
   if (!Number.isSafeInteger(limit) || limit < 1)
@@ -99,6 +112,36 @@ export function sessionStatements(table: string) {
    */
   const compareAndSetText = conditionalWrite(WRITABLE, IN_RANGE)
   const plainWriteText = conditionalWrite(`deleted = 0 AND ${BELOW_OWN}`, BELOW_OWN)
+  const readDigestManyText = byCount(
+    (count) => `SELECT id, ${DIGEST_COLUMNS} FROM ${t} WHERE id IN ${placeholders(count)}`,
+  )
+  const readCopiesAndDigestsText = byCount((count) => {
+    const ids = placeholders(count)
+    return (
+      `SELECT id, version, expires_at, deleted, IF(id IN ${ids}, data, NULL) AS data, ` +
+      `ttl_seconds FROM ${t} WHERE id IN ${ids}`
+    )
+  })
+  const readManyText = byCount(
+    (count) => `SELECT id, ${COPY_COLUMNS} FROM ${t} WHERE id IN ${placeholders(count)}`,
+  )
+  const writeManyText = byCount((count) => {
+    const apply = `deleted = 0 AND ${STORED} < VALUES(version)`
+    return (
+      `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) VALUES ` +
+      Array.from({ length: count }, () => '(?, ?, ?, 0, ?, ?, ?)').join(', ') +
+      ' ON DUPLICATE KEY UPDATE ' +
+      `data = IF(${apply}, VALUES(data), data), ` +
+      `owner = IF(${apply}, VALUES(owner), owner), ` +
+      `ttl_seconds = IF(${apply}, COALESCE(VALUES(ttl_seconds), ttl_seconds), ttl_seconds), ` +
+      `expires_at = IF(${apply}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
+      'VALUES(expires_at) - ? * 1000 + ttl_seconds * 1000), expires_at), ' +
+      `version = IF(${apply}, VALUES(version), version)`
+    )
+  })
+  const writtenVersionsText = byCount(
+    (count) => `SELECT id, version, deleted FROM ${t} WHERE id IN ${placeholders(count)}`,
+  )
   const copyText =
     `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
     'VALUES (?, ?, ?, 0, ?, ?, ?) ON DUPLICATE KEY UPDATE ' +
@@ -125,8 +168,7 @@ export function sessionStatements(table: string) {
 
     /** The digests of several sessions, by id. */
     readDigestMany: {
-      text: (sessionIds: readonly string[]) =>
-        `SELECT id, ${DIGEST_COLUMNS} FROM ${t} WHERE id IN ${placeholders(sessionIds.length)}`,
+      text: (sessionIds: readonly string[]) => readDigestManyText(sessionIds.length),
       params: (sessionIds: readonly string[]) => [...sessionIds],
       decode: (rows: RowDataPacket[]) => {
         const digests = new Map<string, CopyDigest>()
@@ -146,13 +188,8 @@ export function sessionStatements(table: string) {
      * connection prepares one statement per batch size, not one per split.
      */
     readCopiesAndDigests: {
-      text: ({ whole, digest }: CopiesAndDigests) => {
-        const ids = placeholders(whole.length + digest.length)
-        return (
-          `SELECT id, version, expires_at, deleted, IF(id IN ${ids}, data, NULL) AS data, ` +
-          `ttl_seconds FROM ${t} WHERE id IN ${ids}`
-        )
-      },
+      text: ({ whole, digest }: CopiesAndDigests) =>
+        readCopiesAndDigestsText(whole.length + digest.length),
       params: ({ whole, digest }: CopiesAndDigests) => [
         ...whole,
         ...digest.map(() => null),
@@ -173,8 +210,7 @@ export function sessionStatements(table: string) {
 
     /** The copies of several sessions, by id (absent ids have no row). */
     readMany: {
-      text: (sessionIds: readonly string[]) =>
-        `SELECT id, ${COPY_COLUMNS} FROM ${t} WHERE id IN ${placeholders(sessionIds.length)}`,
+      text: (sessionIds: readonly string[]) => readManyText(sessionIds.length),
       params: (sessionIds: readonly string[]) => [...sessionIds],
       decode: (rows: RowDataPacket[]) => {
         const copies = new Map<string, StoredCopy>()
@@ -224,20 +260,7 @@ export function sessionStatements(table: string) {
      * All rows of one batch share `explicitExpiry` (the batcher keeps them apart).
      */
     writeMany: {
-      text: ({ writes }: WriteManyInput) => {
-        const apply = `deleted = 0 AND ${STORED} < VALUES(version)`
-        return (
-          `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) VALUES ` +
-          writes.map(() => '(?, ?, ?, 0, ?, ?, ?)').join(', ') +
-          ' ON DUPLICATE KEY UPDATE ' +
-          `data = IF(${apply}, VALUES(data), data), ` +
-          `owner = IF(${apply}, VALUES(owner), owner), ` +
-          `ttl_seconds = IF(${apply}, COALESCE(VALUES(ttl_seconds), ttl_seconds), ttl_seconds), ` +
-          `expires_at = IF(${apply}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
-          'VALUES(expires_at) - ? * 1000 + ttl_seconds * 1000), expires_at), ' +
-          `version = IF(${apply}, VALUES(version), version)`
-        )
-      },
+      text: ({ writes }: WriteManyInput) => writeManyText(writes.length),
       params: ({ writes, defaultTtlSeconds }: WriteManyInput) => [
         ...writes.flatMap(rowValues),
         (writes[0] as SessionWrite).fields.explicitExpiry ? 1 : 0,
@@ -253,7 +276,7 @@ export function sessionStatements(table: string) {
      */
     writtenVersions: {
       text: (writes: readonly SessionWrite[]) =>
-        `SELECT id, version, deleted FROM ${t} WHERE id IN ${placeholders(new Set(writes.map((w) => w.sessionId)).size)}`,
+        writtenVersionsText(new Set(writes.map((w) => w.sessionId)).size),
       params: (writes: readonly SessionWrite[]) => [...new Set(writes.map((w) => w.sessionId))],
       decode: (rows: RowDataPacket[], writes: readonly SessionWrite[]): WriteOutcome[] => {
         const stored = new Map(rows.map((row) => [String(row.id), row]))
