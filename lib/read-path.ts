@@ -17,6 +17,8 @@ import {
   withinSpan,
 } from './routing.js'
 import type { StoreListChange } from './store-list-change.js'
+import { DeadlineTracker } from './store/deadlines.js'
+import type { PendingStatement } from './store/deadlines.js'
 import type { CopyDigest, StoredCopy } from './store/rows.js'
 import type { Store } from './store/store.js'
 
@@ -63,6 +65,11 @@ type Copy = StoredCopy | CopyDigest
 type Answer = StoreAnswer<Store, Copy | null>
 
 const hedgeAfter = (store: Store): number => store.hedgeAfterMillis()
+/**
+ * How late a lone read's hedge may start: a hedge waits at least 2 ms (store.ts), so starting
+ * it up to 1 ms late keeps it well ahead of a slow store's answer.
+ */
+const HEDGE_RESOLUTION_MILLIS = 1
 
 /** What a read of one store alone got: its answer, if any store answered, and the failures. */
 interface AloneOutcome {
@@ -94,6 +101,8 @@ function firstAnswered(outcomes: readonly Promise<AloneOutcome>[]): Promise<Alon
  */
 export class ReadPath {
   readonly #context: ReadContext
+  /** When lone reads on the lease hedge: one timer for all of them, while any is waiting. */
+  readonly #hedges = new DeadlineTracker(HEDGE_RESOLUTION_MILLIS)
 
   constructor(context: ReadContext) {
     this.#context = context
@@ -150,13 +159,19 @@ export class ReadPath {
     // The healthy case of readQuorum 1: one statement, nothing else waited for.
     if (stores.length === 1) return fromFirst
     // The healthy case on the lease: the first store answers before a hedge is due. (Cheaper
-    // than askInOrder, whose lanes cost a read more client CPU than the statement itself.)
-    let timer: NodeJS.Timeout | undefined
-    const due = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), first.hedgeAfterMillis())
+    // than askInOrder, whose lanes cost a read more client CPU than the statement itself; the
+    // hedge is due by the path's shared tracker, not a timer and a race of its own.)
+    const quick = await new Promise<AloneOutcome | undefined>((resolve) => {
+      const hedge: PendingStatement = {
+        deadline: performance.now() + first.hedgeAfterMillis(),
+        expire: () => resolve(undefined),
+      }
+      this.#hedges.add(hedge)
+      void fromFirst.then((outcome) => {
+        this.#hedges.delete(hedge)
+        resolve(outcome)
+      })
     })
-    const quick = await Promise.race([fromFirst, due])
-    clearTimeout(timer)
     if (quick?.answer !== undefined) return quick
     // Failed: the next trusted store instead. Slow: the next one too, the first answer wins.
     const rest = askInOrder(stores, 1, 1, read, {
