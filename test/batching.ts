@@ -72,14 +72,14 @@ t.test(
     // Until it has, a read hedged around a slow second store may pair the first store's older
     // copy with a store that has none (the newer copy was planted on one store behind the
     // manager's back, as no acknowledged write leaves it): rounds go on until the answers are
-    // the newest ones again. Then 90 reads ask 180 copies and digests of 3 stores: up to 4
+    // the newest ones again. Then 90 reads ask 180 copies and digests of 3 stores: up to 2
     // statements at once per store, then batches. Copies and digests in separate statements
-    // would take at least 2 x (4 + 1) per store, 30 in all.
+    // would take at least 2 x (2 + 1) per store, 18 in all.
     let readStatements = Infinity
     let again: unknown[] = []
     for (
       let round = 0;
-      round < 20 && (readStatements >= 24 || !isDeepStrictEqual(again, reads));
+      round < 20 && (readStatements >= 18 || !isDeepStrictEqual(again, reads));
       round++
     ) {
       const before = statements(manager)
@@ -87,7 +87,7 @@ t.test(
       readStatements = statements(manager) - before
     }
     t.same(again, reads, 'the same answers, once read repair is done')
-    t.ok(readStatements < 24, `90 reads took ${readStatements} statements`)
+    t.ok(readStatements < 18, `90 reads took ${readStatements} statements`)
   },
 )
 

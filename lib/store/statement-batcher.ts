@@ -34,10 +34,27 @@ export interface BatcherLimits {
 }
 
 /**
+ * Statements of one batcher running at once, rows and bytes per batch statement. Under load a
+ * batcher sends one batch at a time (the queue leaves when every statement is back), and the
+ * second slot lets a request that finds nothing queued go at once beside it. More slots only
+ * split the same load into smaller statements, each paying its own round trip, parse and
+ * socket write: side by side on 3 local stores (2 cores), 2 slots instead of 4 gave 1.2-1.45x
+ * the reads and writes per second from 16 to 256 in flight, and waiting for every statement
+ * before sending the queue another 1.04-1.1x, with the same figures at 2 in flight.
+ */
+export const STORE_BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
+  maxInFlight: 2,
+  maxBatch: 100,
+  maxBatchBytes: 4 * 1024 * 1024,
+}
+
+/**
  * Coalesces concurrent requests to one store: up to `maxInFlight` statements run at once; a
- * request that arrives while they are all busy waits in a queue, and when a statement completes
- * the queue leaves as one batch statement. A lone request never waits (no timer is involved),
- * so latency at low load is that of a plain statement. Each request keeps its own deadline and
+ * request that arrives while they are all busy, or while others wait, waits in a queue, and
+ * once every running statement is back the queue leaves as one batch statement (several when
+ * it holds more than `maxBatch` rows). A request that finds nothing queued and a statement
+ * slot free never waits (no timer is involved), so latency at low load is that of a plain
+ * statement. Each request keeps its own deadline and
  * its own error: a failed batch fails each of its requests, which then fail over one by one as
  * they would have alone.
  */
@@ -97,6 +114,10 @@ export class StatementBatcher<I, O> {
 
   #done(): void {
     this.#inFlight--
+    // Queued requests leave once every statement is back, together: sending them while another
+    // statement still runs would split the same load into smaller statements, each paying its
+    // own round trip. (A request that finds nothing queued still goes at once beside it.)
+    if (this.#inFlight > 0 && this.#runner.available()) return
     this.#flush()
   }
 

@@ -15,8 +15,7 @@ import { isAbsentError, isUnreachableError } from './retry.js'
 import type { RequestObserver } from '../metrics/session-metrics.js'
 import type { LocalSlowness } from './local-slowness.js'
 import type { LockAndHintStatements } from './lock-and-hint-statements.js'
-import type { BatcherLimits } from './statement-batcher.js'
-import { StatementBatcher } from './statement-batcher.js'
+import { STORE_BATCH_LIMITS, StatementBatcher } from './statement-batcher.js'
 import type { StaleAnnouncement, StaleStatements } from './stale-statements.js'
 import type { CopyDigest, ListedRow, SessionWrite, StoredCopy, WriteOutcome } from './rows.js'
 import type { SessionStatements, Statement } from './statements.js'
@@ -63,20 +62,6 @@ interface Lookup {
 }
 
 /**
- * Statements of one batcher running at once, rows and bytes per batch statement. Two in flight
- * keep a store busy while the next batch gathers; more only split the same load into smaller
- * statements, each paying its own round trip, parse and socket write. Side by side on 3 local
- * stores (2 cores), 2 instead of 4 gave 1.2-1.45x the reads and writes per second at 16 to 256
- * in flight, with lower p50 and p99 and a quarter less client CPU per operation, and the same
- * figures at 2 and 4 in flight; 1 was faster still under load but 0.7x at 2 in flight.
- */
-const BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
-  maxInFlight: 2,
-  maxBatch: 100,
-  maxBatchBytes: 4 * 1024 * 1024,
-}
-
-/**
  * One store. Placement and failover live above it; this class talks to one store only: each
  * request is counted, timed and reported to the store's {@link StoreStanding}, and a request
  * never goes to a store that is down (it fails over at once instead of paying a timeout).
@@ -120,7 +105,7 @@ export class Store {
     this.#defaultTtlSeconds = options.ttlSeconds
     this.standing = new StoreStanding(options.failThreshold, listener)
     this.#connection = new StoreConnection(store, options)
-    const limits = { ...BATCH_LIMITS, timeoutMillis: options.queryTimeoutMillis }
+    const limits = { ...STORE_BATCH_LIMITS, timeoutMillis: options.queryTimeoutMillis }
     const available = (): boolean => this.standing.up
     const deadlines = this.#connection.deadlines
     this.#lookups = options.batching

@@ -1,0 +1,128 @@
+// When the batcher sends what: its scheduling alone, with statements the test answers by hand
+// (the statements themselves, against real stores, are in batching.ts).
+import t from 'tap'
+import { StoreDownError, StoreTimeoutError } from '../lib/errors.js'
+import { DeadlineTracker } from '../lib/store/deadlines.js'
+import { StatementBatcher } from '../lib/store/statement-batcher.js'
+import type { BatchRunner } from '../lib/store/statement-batcher.js'
+
+/** A runner whose statements wait until the test answers them: each answer doubles its items. */
+function heldRunner() {
+  const sent: number[][] = []
+  const answers: (() => void)[] = []
+  const failures: ((error: Error) => void)[] = []
+  let up = true
+  const hold = (items: number[]): Promise<number[]> => {
+    sent.push(items)
+    return new Promise((resolve, reject) => {
+      answers.push(() => resolve(items.map((item) => item * 2)))
+      failures.push(reject)
+    })
+  }
+  const runner: BatchRunner<number, number> = {
+    one: (item) => hold([item]).then(([result]) => result as number),
+    many: (items) => hold([...items]),
+    available: () => up,
+  }
+  return {
+    runner,
+    sent,
+    answer: (index: number) => answers[index]!(),
+    fail: (index: number, error: Error) => failures[index]!(error),
+    goDown: () => {
+      up = false
+    },
+  }
+}
+
+const LIMITS = { timeoutMillis: 5_000, maxInFlight: 2, maxBatch: 3, maxBatchBytes: 1 << 20 }
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+function batcher(held: ReturnType<typeof heldRunner>, limits = LIMITS) {
+  return new StatementBatcher('s1', held.runner, new DeadlineTracker(5), limits)
+}
+
+t.test('requests that find a free slot and nothing queued go at once, alone', async (t) => {
+  const held = heldRunner()
+  const b = batcher(held)
+  const first = b.submit(1)
+  const second = b.submit(2)
+  t.same(held.sent, [[1], [2]], 'two statements side by side')
+  held.answer(0)
+  held.answer(1)
+  t.same(await Promise.all([first, second]), [2, 4])
+  const third = b.submit(3)
+  t.same(held.sent.at(-1), [3], 'and again once they are back')
+  held.answer(2)
+  t.equal(await third, 6)
+})
+
+t.test('the queue waits until every running statement is back, then leaves as one', async (t) => {
+  const held = heldRunner()
+  const b = batcher(held)
+  const results = [1, 2, 3, 4].map((item) => b.submit(item))
+  t.same(held.sent, [[1], [2]], '3 and 4 wait')
+  held.answer(0)
+  await tick()
+  t.same(held.sent, [[1], [2]], 'a slot is free, but 2 still runs: 3 and 4 keep waiting')
+  const fifth = b.submit(5)
+  t.same(held.sent, [[1], [2]], 'a newcomer joins the queue rather than pass it')
+  held.answer(1)
+  await tick()
+  t.same(held.sent, [[1], [2], [3, 4, 5]], 'all back: the queue leaves as one statement')
+  held.answer(2)
+  t.same(await Promise.all([...results, fifth]), [2, 4, 6, 8, 10])
+})
+
+t.test('a queue longer than a batch leaves as several, up to the slots', async (t) => {
+  const held = heldRunner()
+  const b = batcher(held)
+  const results = [1, 2, 3, 4, 5, 6, 7, 8, 9].map((item) => b.submit(item))
+  held.answer(0)
+  held.answer(1)
+  await tick()
+  t.same(held.sent.slice(2), [
+    [3, 4, 5],
+    [6, 7, 8],
+  ])
+  held.answer(2)
+  await tick()
+  t.same(held.sent.length, 4, 'the rest waits for the other batch too')
+  held.answer(3)
+  await tick()
+  t.same(held.sent.at(-1), [9])
+  held.answer(4)
+  t.same(await Promise.all(results), [2, 4, 6, 8, 10, 12, 14, 16, 18])
+})
+
+t.test('when the store goes down, the queue fails at once instead of waiting', async (t) => {
+  const held = heldRunner()
+  const b = batcher(held)
+  const running = [b.submit(1), b.submit(2)]
+  const queued = b.submit(3)
+  held.goDown()
+  held.fail(0, new Error('connection lost'))
+  await t.rejects(queued, StoreDownError, 'failed while 2 still runs')
+  await t.rejects(running[0]!, /connection lost/)
+  held.answer(1)
+  t.equal(await running[1], 4)
+  t.equal(held.sent.length, 2, 'nothing more was sent')
+})
+
+t.test('a queued request keeps its own deadline while it waits', async (t) => {
+  const held = heldRunner()
+  const b = batcher(held, { ...LIMITS, timeoutMillis: 30 })
+  const running = [b.submit(1), b.submit(2)]
+  const late = b.submit(3).then(
+    () => 'answered',
+    (error: unknown) => error,
+  )
+  // A timer of the test's own: the tracker's never keeps the process alive.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.type(await late, StoreTimeoutError)
+  held.answer(0)
+  held.answer(1)
+  t.same(await Promise.all(running), [2, 4])
+  await tick()
+  t.equal(held.sent.length, 2, 'the expired request was never sent')
+})
