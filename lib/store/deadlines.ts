@@ -9,9 +9,9 @@ export interface PendingStatement {
 }
 
 /**
- * Enforces statement deadlines with one timer per store instead of one per statement: a
- * timer per statement (create, clear, and a Promise.race) costs more than the rest of a
- * statement's client-side work. The timer runs only while statements are pending, never
+ * Enforces statement deadlines with one timer per store instead of one per statement (and
+ * the hedges of lone reads with one for all of them): a timer per statement (create, clear,
+ * and a Promise.race) costs more than the rest of a statement's client-side work. The timer runs only while statements are pending, never
  * keeps the process alive, and fires at most `resolutionMillis` late.
  */
 export class DeadlineTracker {

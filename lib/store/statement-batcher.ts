@@ -40,7 +40,8 @@ export interface BatcherLimits {
  * split the same load into smaller statements, each paying its own round trip, parse and
  * socket write: side by side on 3 local stores (2 cores), 2 slots instead of 4 gave 1.2-1.45x
  * the reads and writes per second from 16 to 256 in flight, and waiting for every statement
- * before sending the queue another 1.04-1.1x, with the same figures at 2 in flight.
+ * before sending the queue another 1.03-1.12x, with the same figures at 2 in flight
+ * (docs/performance.md).
  */
 export const STORE_BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
   maxInFlight: 2,
@@ -54,9 +55,8 @@ export const STORE_BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
  * once every running statement is back the queue leaves as one batch statement (several when
  * it holds more than `maxBatch` rows). A request that finds nothing queued and a statement
  * slot free never waits (no timer is involved), so latency at low load is that of a plain
- * statement. Each request keeps its own deadline and
- * its own error: a failed batch fails each of its requests, which then fail over one by one as
- * they would have alone.
+ * statement. Each request keeps its own deadline and its own error: a failed batch fails each
+ * of its requests, which then fail over one by one as they would have alone.
  */
 export class StatementBatcher<I, O> {
   readonly #storeId: string
