@@ -74,6 +74,26 @@ t.test('the queue waits until every running statement is back, then leaves as on
   t.same(await Promise.all([...results, fifth]), [2, 4, 6, 8, 10])
 })
 
+t.test(
+  'beside a running batch, a request that finds nothing queued waits for the next',
+  async (t) => {
+    const held = heldRunner()
+    const b = batcher(held)
+    const results = [1, 2, 3, 4].map((item) => b.submit(item))
+    held.answer(0)
+    held.answer(1)
+    await tick()
+    t.same(held.sent.at(-1), [3, 4], 'the queue left as a batch')
+    const fifth = b.submit(5)
+    t.equal(held.sent.length, 3, 'a slot is free and nothing is queued, but a batch runs: 5 waits')
+    held.answer(2)
+    await tick()
+    t.same(held.sent.at(-1), [5], 'and goes when the batch is back')
+    held.answer(3)
+    t.same(await Promise.all([...results, fifth]), [2, 4, 6, 8, 10])
+  },
+)
+
 t.test('a queue longer than a batch leaves as several, up to the slots', async (t) => {
   const held = heldRunner()
   const b = batcher(held)
