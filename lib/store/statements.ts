@@ -89,6 +89,21 @@ export function everyRowApplied(result: ResultSetHeader, input: WriteManyInput):
   return result.affectedRows === input.writes.length + Number(duplicates)
 }
 
+/**
+ * A write's assignments of every column but the version, each taken only where `guard` holds.
+ * The expiry is the write's, unless the write sets none explicitly (its parameter is not 1)
+ * and the row keeps a timeout of its own: then that timeout runs from `timeoutStart`.
+ */
+function guardedColumns(guard: string, timeoutStart: string): string {
+  return (
+    `data = IF(${guard}, VALUES(data), data), ` +
+    `owner = IF(${guard}, VALUES(owner), owner), ` +
+    `ttl_seconds = IF(${guard}, COALESCE(VALUES(ttl_seconds), ttl_seconds), ttl_seconds), ` +
+    `expires_at = IF(${guard}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
+    `${timeoutStart} + ttl_seconds * 1000), expires_at), `
+  )
+}
+
 /** The statements on the session table `table`. */
 export function sessionStatements(table: string) {
   const t = `\`${table}\``
@@ -96,11 +111,7 @@ export function sessionStatements(table: string) {
   const conditionalWrite = (writable: string, inRange: string): string =>
     `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
     'VALUES (?, ?, ?, 0, ?, ?, ?) ON DUPLICATE KEY UPDATE ' +
-    `data = IF(${writable}, VALUES(data), data), ` +
-    `owner = IF(${writable}, VALUES(owner), owner), ` +
-    `ttl_seconds = IF(${writable}, COALESCE(VALUES(ttl_seconds), ttl_seconds), ttl_seconds), ` +
-    `expires_at = IF(${writable}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
-    '? + ttl_seconds * 1000), expires_at), ' +
+    guardedColumns(writable, '?') +
     // Assignments run left to right, so version (read by the IFs above) is updated last.
     `version = IF(deleted = 1, version + 0 * LAST_INSERT_ID(${WRITE_HIT_TOMBSTONE}), ` +
     `IF(${inRange}, VALUES(version), LAST_INSERT_ID(version)))`
@@ -131,11 +142,7 @@ export function sessionStatements(table: string) {
       `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) VALUES ` +
       Array.from({ length: count }, () => '(?, ?, ?, 0, ?, ?, ?)').join(', ') +
       ' ON DUPLICATE KEY UPDATE ' +
-      `data = IF(${apply}, VALUES(data), data), ` +
-      `owner = IF(${apply}, VALUES(owner), owner), ` +
-      `ttl_seconds = IF(${apply}, COALESCE(VALUES(ttl_seconds), ttl_seconds), ttl_seconds), ` +
-      `expires_at = IF(${apply}, IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ` +
-      'VALUES(expires_at) - ? * 1000 + ttl_seconds * 1000), expires_at), ' +
+      guardedColumns(apply, 'VALUES(expires_at) - ? * 1000') +
       `version = IF(${apply}, VALUES(version), version)`
     )
   })
