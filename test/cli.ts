@@ -81,18 +81,21 @@ t.test('--json: a run that fails still prints one JSON document on stdout', asyn
 
 t.test('ids that begin with "-" are ids, not options (1 in 64 generated ids does)', async (t) => {
   const manager = await startManager(t, cluster, { copies: 2 })
-  const id = `-${generateSessionId().slice(1)}`
-  await manager.writeSession(id, { dash: true })
-  for (const args of [
-    ['locate', id, '--json'],
-    ['locate', '--json', id],
-    ['show', id, '--json'],
-  ]) {
-    const run = await cli(args)
-    t.equal(run.code, 0, `${args.join(' ')}: exit 0 (${run.stderr.trim()})`)
-    t.equal(json(run).id, id, `${args[0]}: the id as given`)
+  // One dash, and two (1 in 4,096 generated ids begins so).
+  for (const id of [`-A${generateSessionId().slice(2)}`, `--${generateSessionId().slice(2)}`]) {
+    await manager.writeSession(id, { dash: true })
+    for (const args of [
+      ['locate', id, '--json'],
+      ['locate', '--json', id],
+      ['show', id, '--json'],
+    ]) {
+      const run = await cli(args)
+      t.equal(run.code, 0, `${args.join(' ')}: exit 0 (${run.stderr.trim()})`)
+      t.equal(json(run).id, id, `${args[0]}: the id as given`)
+    }
+    t.equal(json(await cli(['show', id, '--json'])).verdict.state, 'live')
   }
-  t.equal(json(await cli(['show', id, '--json'])).verdict.state, 'live')
+  t.equal((await cli(['locate', '--jsn'])).code, 2, 'a mistyped long option is still refused')
   t.equal((await cli(['locate', '-x'])).code, 2, 'a short unknown option is still refused')
 })
 

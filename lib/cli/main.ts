@@ -144,10 +144,12 @@ async function main(
 }
 
 /**
- * Session ids are base64url and may begin with "-" (1 in 64 generated ids does). This CLI's
- * short options are single letters, so a token of one "-" and more than one character is an
- * argument, not a group of short options: it goes after "--", where parseArgs takes it as a
- * positional. The value of a string option (`--config -x.json`) is left where it is.
+ * Session ids are base64url and may begin with "-" (1 in 64 generated ids does, 1 in 4,096
+ * with "--"). This CLI's short options are single letters, so a token of one "-" and more than
+ * one character is an argument, not a group of short options; so is a token of "--" that
+ * names no option, has no "=" and is as long as a session id (16 characters at least). Both go
+ * after "--", where parseArgs takes them as positionals. The value of a string option
+ * (`--config -x.json`) is left where it is.
  */
 function dashIdsAsPositionals(args: readonly string[], specs: OptionSpecs): string[] {
   const options: string[] = []
@@ -156,7 +158,9 @@ function dashIdsAsPositionals(args: readonly string[], specs: OptionSpecs): stri
     if (arg === '--') return [...options, ...args.slice(index), ...moved]
     const previous = index > 0 ? (args[index - 1] as string) : ''
     const isValue = previous.startsWith('--') && specs[previous.slice(2)]?.type === 'string'
-    if (/^-[^-]./.test(arg) && !isValue) moved.push(arg)
+    const dashedId =
+      /^-[^-]./.test(arg) || (/^--[^=]{14,}$/.test(arg) && specs[arg.slice(2)] === undefined)
+    if (dashedId && !isValue) moved.push(arg)
     else options.push(arg)
   }
   return moved.length === 0 ? options : [...options, '--', ...moved]
