@@ -74,8 +74,11 @@ const HEDGE_RESOLUTION_MILLIS = 1
 /** What a read of one store alone got: its answer, if any store answered, and the failures. */
 interface AloneOutcome {
   answer: Answer | undefined
-  failures: StoreFailure[]
+  failures: readonly StoreFailure[]
 }
+
+/** An outcome's failures when there were none (never mutated: every user copies). */
+const NO_FAILURES: readonly StoreFailure[] = Object.freeze([])
 
 /** The first outcome with an answer; else, once all are in, every failure. */
 function firstAnswered(outcomes: readonly Promise<AloneOutcome>[]): Promise<AloneOutcome> {
@@ -104,12 +107,19 @@ export class ReadPath {
   /** When lone reads on the lease hedge: one timer for all of them, while any is waiting. */
   readonly #hedges = new DeadlineTracker(HEDGE_RESOLUTION_MILLIS)
 
+  /** Whether the lease trusts a store, bound once (reads ask it on every read). */
+  readonly #trusted: (store: Store) => boolean
+
   constructor(context: ReadContext) {
     this.#context = context
+    const { lease } = context
+    this.#trusted = (store) => lease?.trusts(store) === true
   }
 
   /** The winning copy of a session, decoded; null when there is none (or it expired, or was destroyed). */
-  async newest(sessionId: string): Promise<ReadResult | null> {
+  newest(sessionId: string): Promise<ReadResult | null> {
+    // Not async: every branch hands back another path's promise, which an async function
+    // would wrap in one more (three microtask hops per read).
     const { options, storeListChange, lease } = this.#context
     const order = this.#context.order(sessionId)
     // During a change of the store list a copy found under the new placement may be older than
@@ -119,61 +129,100 @@ export class ReadPath {
       const first = firstReadable(order)
       return first === undefined
         ? this.#general(sessionId, [], [], new Set())
-        : this.#alone(sessionId, [first])
+        : this.#alone(sessionId, order, [first])
     }
     if (lease === null) return this.#general(sessionId, [], [], new Set())
-    const alone = aloneReadable(order, options.copies, (store) => lease.trusts(store))
+    const alone = aloneReadable(order, options.copies, this.#trusted)
     return alone.length === 0
       ? this.#general(sessionId, [], [], new Set())
-      : this.#alone(sessionId, alone)
+      : this.#alone(sessionId, order, alone)
   }
 
   /**
    * The one-statement read: the first of `stores` alone, a slow one raced against the next of
    * them (never another store). The general path takes over when no live copy was found.
    */
-  async #alone(sessionId: string, stores: readonly Store[]): Promise<ReadResult | null> {
-    const { answer, failures } = await this.#askAlone(sessionId, stores)
+  async #alone(
+    sessionId: string,
+    order: readonly Store[],
+    stores: readonly Store[],
+  ): Promise<ReadResult | null> {
+    const { answer, failures } = await this.#askAlone(sessionId, order, stores)
+    let seen: StoredCopy | null = null
+    if (answer !== undefined) {
+      const found = this.#aloneAnswer(sessionId, answer.store, answer.value as StoredCopy | null)
+      if ('served' in found) return found.served
+      seen = found.seen
+    }
     const done = new Set(stores.filter((store) => failures.some((f) => f.storeId === store.id)))
     if (answer === undefined) return this.#general(sessionId, [], failures, done)
-    const found = this.#aloneAnswer(sessionId, answer.store, answer.value as StoredCopy | null)
-    if ('served' in found) return found.served
-    const seen = { ...answer, value: found.seen }
-    return this.#general(sessionId, [seen], failures, done.add(answer.store))
+    return this.#general(sessionId, [{ ...answer, value: seen }], failures, done.add(answer.store))
   }
 
-  async #askAlone(sessionId: string, stores: readonly Store[]): Promise<AloneOutcome> {
-    const order = this.#context.order(sessionId)
-    const read = (store: Store): Promise<StoredCopy | null> => store.read(sessionId)
+  /**
+   * The first of `stores`' answer, or its failure. On the lease (several stores), a first store
+   * slower than its hedge delay is raced against the next ones, and a failed one is replaced by
+   * them; the hedge is due by the path's shared tracker, not a timer of its own.
+   */
+  #askAlone(
+    sessionId: string,
+    order: readonly Store[],
+    stores: readonly Store[],
+  ): Promise<AloneOutcome> {
     const first = stores[0] as Store
-    const fromFirst = read(first).then(
-      (value): AloneOutcome => ({
-        answer: { store: first, position: order.indexOf(first), value },
-        failures: [],
-      }),
-      (error: unknown): AloneOutcome => ({
-        answer: undefined,
-        failures: [{ storeId: first.id, error: error as Error }],
-      }),
-    )
+    const answered = (value: StoredCopy | null): AloneOutcome => ({
+      answer: { store: first, position: order.indexOf(first), value },
+      failures: NO_FAILURES,
+    })
+    const failed = (error: unknown): AloneOutcome => ({
+      answer: undefined,
+      failures: [{ storeId: first.id, error: error as Error }],
+    })
     // The healthy case of readQuorum 1: one statement, nothing else waited for.
-    if (stores.length === 1) return fromFirst
-    // The healthy case on the lease: the first store answers before a hedge is due. (Cheaper
-    // than askInOrder, whose lanes cost a read more client CPU than the statement itself; the
-    // hedge is due by the path's shared tracker, not a timer and a race of its own.)
-    const quick = await new Promise<AloneOutcome | undefined>((resolve) => {
+    if (stores.length === 1) return first.read(sessionId).then(answered, failed)
+    // The healthy case on the lease: the first store answers before a hedge is due, and that
+    // answer is the outcome, with no promise or timer of the slow case's. (Cheaper than
+    // askInOrder, whose lanes cost a read more client CPU than the statement itself.)
+    return new Promise<AloneOutcome>((resolve) => {
+      /** Once hedged: hands the first store's late outcome to the race with the next ones. */
+      let late: ((outcome: AloneOutcome) => void) | undefined
       const hedge: PendingStatement = {
         deadline: performance.now() + first.hedgeAfterMillis(),
-        expire: () => resolve(undefined),
+        expire: () => {
+          const fromFirst = new Promise<AloneOutcome>((settle) => (late = settle))
+          resolve(this.#askAfterFirst(sessionId, order, stores, fromFirst, undefined))
+        },
       }
       this.#hedges.add(hedge)
-      void fromFirst.then((outcome) => {
+      const settled = (outcome: AloneOutcome): void => {
+        if (late !== undefined) return late(outcome)
         this.#hedges.delete(hedge)
-        resolve(outcome)
-      })
+        resolve(
+          outcome.answer === undefined
+            ? this.#askAfterFirst(sessionId, order, stores, Promise.resolve(outcome), outcome)
+            : outcome,
+        )
+      }
+      first.read(sessionId).then(
+        (value) => settled(answered(value)),
+        (error: unknown) => settled(failed(error)),
+      )
     })
-    if (quick?.answer !== undefined) return quick
-    // Failed: the next trusted store instead. Slow: the next one too, the first answer wins.
+  }
+
+  /**
+   * The lease's slow case: the first store failed (`failed`), so the next trusted store is
+   * asked instead; or it is slow (`failed` undefined), so the next one too, the first answer
+   * winning.
+   */
+  async #askAfterFirst(
+    sessionId: string,
+    order: readonly Store[],
+    stores: readonly Store[],
+    fromFirst: Promise<AloneOutcome>,
+    failed: AloneOutcome | undefined,
+  ): Promise<AloneOutcome> {
+    const read = (store: Store): Promise<StoredCopy | null> => store.read(sessionId)
     const rest = askInOrder(stores, 1, 1, read, {
       hedgeAfter,
       mayHedgeTo: (store) => stores.includes(store),
@@ -185,9 +234,9 @@ export class ReadPath {
         failures,
       }
     })
-    if (quick === undefined) return firstAnswered([fromFirst, rest])
+    if (failed === undefined) return firstAnswered([fromFirst, rest])
     const { answer, failures } = await rest
-    return { answer, failures: [...quick.failures, ...failures] }
+    return { answer, failures: [...failed.failures, ...failures] }
   }
 
   /**
@@ -220,7 +269,7 @@ export class ReadPath {
   async #general(
     sessionId: string,
     asked: Answer[],
-    failed: StoreFailure[],
+    failed: readonly StoreFailure[],
     skip: ReadonlySet<Store>,
   ): Promise<ReadResult | null> {
     const { options, storeListChange } = this.#context

@@ -62,9 +62,13 @@ export function aloneReadable<S extends Routable>(
   copies: number,
   trusted: (store: S) => boolean,
 ): S[] {
-  return order
-    .slice(0, copies)
-    .filter((store) => store.standing.up && !store.standing.behind && trusted(store))
+  // A loop, not slice and filter: this runs on every read.
+  const stores: S[] = []
+  for (let i = 0; i < copies && i < order.length; i++) {
+    const store = order[i] as S
+    if (store.standing.up && !store.standing.behind && trusted(store)) stores.push(store)
+  }
+  return stores
 }
 
 /**

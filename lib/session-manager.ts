@@ -130,12 +130,13 @@ export class SessionManager extends ClusterOperations {
   ): Promise<VersionedSession | null>
   async readSession(
     sessionId: string,
-    options: { withVersion?: boolean } = {},
+    options?: { withVersion?: boolean },
   ): Promise<SessionData | VersionedSession | null> {
-    const { withVersion } = callOptions(options)
+    // No default `{}` for options: an object allocated on every read for nothing.
+    const withVersion = options !== undefined && callOptions(options).withVersion === true
     const current = await this.#readNewest(sessionId)
     if (current === null) return null
-    return withVersion === true
+    return withVersion
       ? {
           data: current.data,
           version: current.copy.version,
@@ -332,12 +333,15 @@ export class SessionManager extends ClusterOperations {
   }
 
   /** The winning copy of a session as a read sees it, with its data decoded; null if none. */
-  async #readNewest(sessionId: string): Promise<ReadResult | null> {
+  #readNewest(sessionId: string): Promise<ReadResult | null> {
+    // Callers are async, so a bad id still rejects. Neither this nor the operation is async:
+    // each would wrap the read's promise in one more.
     this.checkId(sessionId)
-    return this.work.track(async () => {
-      if (!this.cluster.isReady) await this.cluster.ready()
-      return this.#reads.newest(sessionId)
-    })
+    return this.work.track(() =>
+      this.cluster.isReady
+        ? this.#reads.newest(sessionId)
+        : this.cluster.ready().then(() => this.#reads.newest(sessionId)),
+    )
   }
 
   /** A per-key operation: the key and the id checked, then a read-modify-write of an existing session. */
