@@ -4,6 +4,8 @@
  * workload. Reports the workload's ops/s,
  * p50 and p99 before, during and after the sweep, the peak memory of this process, and what the
  * two sweeps did (rows deleted, statements sent, stores skipped because the other held them).
+ * Then a sweep of as many rows again with no workload, whose live heap (after a full garbage
+ * collection, every second) shows what the sweep itself keeps in memory.
  * Run with `npm run bench -- --suite sweep [--seconds N] [--quick]`.
  */
 import { performance } from 'node:perf_hooks'
@@ -28,7 +30,8 @@ const USAGE = `Usage: npm run bench -- --suite sweep [--seconds N] [--quick]
 
 Starts 3 local MariaDB stores, loads 500,000 expired sessions (2 copies each: 1,000,000 rows)
 and 10,000 live ones, then runs a 64-in-flight read/write workload before, during and after
-two app servers sweep at once.
+two app servers sweep at once. Then loads as many expired sessions again and sweeps them with
+no workload, taking the live heap (after a full garbage collection) every second.
 
   --seconds N  seconds of workload before and after the sweep (default 10; 2 with --quick)
   --quick      a short run to check that the benchmark works (15,000 expired sessions);
@@ -49,6 +52,11 @@ const settings = {
   /** The background sweep's setting (lib/cluster-operations.ts). */
   dutyCycle: 0.2,
   memorySampleMillis: 50,
+  /**
+   * The sweep alone (no workload, one manager, dutyCycle 1): the live heap after a full
+   * garbage collection every this often, to show what the sweep itself keeps in memory.
+   */
+  liveHeapEveryMillis: 1_000,
   settleMillis: 60_000,
   /** The p99 the workload may reach during the sweep, as a multiple of the p99 before it. */
   p99Allowance: 1.25,
@@ -164,6 +172,20 @@ await withLocalCluster({ stores: settings.stores }, async (cluster) => {
       (sweeper, index) => statementsSent(sweeper) - statementsBefore[index]!,
     )
     const expiredLeft = await countExpired(rawPools)
+    // Counted before the sweep alone, which loads and sweeps rows of its own.
+    const alone = await sweepAlone(sweepers[0]!, async () => {
+      const reload = await bulkLoadSessions({
+        locate: (id) => app.locate(id),
+        rawPools,
+        table: 'sessions',
+        count: settings.expiredSessions,
+        copies: settings.copies,
+        rowsPerInsert: settings.rowsPerInsert,
+        expiresAtMillis: Date.now() - 60_000,
+        progress,
+      })
+      return reload.rows
+    })
     const deletedRows = sweeps.reduce((sum, sweep) => sum + sweep.deleted, 0)
     const skipped = sweeps.flatMap((sweep) =>
       sweep.stores.filter((store) => store.sweptElsewhere === true),
@@ -216,6 +238,13 @@ await withLocalCluster({ stores: settings.stores }, async (cluster) => {
         `expired rows left: ${expiredLeft}.`,
     )
     console.log(
+      `Sweep alone (no workload, one manager, dutyCycle 1): ${alone.deletedRows.toLocaleString('en-US')} ` +
+        `rows deleted in ${formatNumber(alone.seconds, 1)} s; live heap after a full GC ` +
+        `${formatNumber(alone.baselineLiveBytes / 2 ** 20, 1)} MB before it, at most ` +
+        `${formatNumber(alone.maxLiveBytes / 2 ** 20, 1)} MB during it (${alone.samples} samples), ` +
+        `${formatNumber(alone.afterLiveBytes / 2 ** 20, 1)} MB after it.`,
+    )
+    console.log(
       `Foreground p99 during the sweep: ${formatNumber(p99Ratio, 2)}× before ` +
         `(target ≤ ${settings.p99Allowance}×: ${p99Ratio <= settings.p99Allowance ? 'met' : 'not met'}); ` +
         `peak heap during the sweep ${heapGrowth >= 0 ? '+' : ''}${formatNumber(heapGrowth / 2 ** 20, 1)} MB ` +
@@ -238,6 +267,7 @@ await withLocalCluster({ stores: settings.stores }, async (cluster) => {
         results: sweeps,
       },
       p99Ratio,
+      sweepAlone: alone,
     })
     console.log(`\nResults written to ${file}`)
   } finally {
@@ -249,6 +279,61 @@ await withLocalCluster({ stores: settings.stores }, async (cluster) => {
     ])
   }
 })
+
+/** What {@link sweepAlone} measured; live heap figures are heapUsed after a full GC. */
+interface SweepAlone {
+  loadedRows: number
+  deletedRows: number
+  seconds: number
+  baselineLiveBytes: number
+  maxLiveBytes: number
+  afterLiveBytes: number
+  samples: number
+}
+
+/**
+ * Loads expired rows (`load`), then sweeps them with `sweeper` alone at full pace, taking the
+ * live heap after a full garbage collection every {@link settings.liveHeapEveryMillis}: with
+ * no workload beside it, whatever the sweep kept (rows, ids, per-batch state) would show as
+ * growth over the baseline. (The forced collections would distort a workload's latency,
+ * which is why the sweep under load reports peaks instead.)
+ */
+async function sweepAlone(
+  sweeper: SessionManager,
+  load: () => Promise<number>,
+): Promise<SweepAlone> {
+  const loadedRows = await load()
+  progress.update('sweeping alone')
+  collectGarbage()
+  const baselineLiveBytes = process.memoryUsage().heapUsed
+  let maxLiveBytes = baselineLiveBytes
+  let samples = 0
+  const started = performance.now()
+  let finished = false
+  const sweeping = sweeper
+    .sweep({ batchSize: settings.sweepBatchSize, dutyCycle: 1 })
+    .finally(() => (finished = true))
+  while (!finished) {
+    await new Promise((resolve) => setTimeout(resolve, settings.liveHeapEveryMillis))
+    if (finished) break
+    collectGarbage()
+    maxLiveBytes = Math.max(maxLiveBytes, process.memoryUsage().heapUsed)
+    samples++
+  }
+  const result = await sweeping
+  const seconds = (performance.now() - started) / 1000
+  collectGarbage()
+  const afterLiveBytes = process.memoryUsage().heapUsed
+  return {
+    loadedRows,
+    deletedRows: result.deleted,
+    seconds,
+    baselineLiveBytes,
+    maxLiveBytes,
+    afterLiveBytes,
+    samples,
+  }
+}
 
 function statementsSent(manager: SessionManager): number {
   return manager.stats().stores.reduce((sum, store) => sum + store.operations, 0)
