@@ -195,6 +195,36 @@ crashTest(
 )
 
 crashTest(
+  'on the lease, a read whose store fails is answered by the next store the lease trusts',
+  async (t) => {
+    await noAnnouncements()
+    const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
+      copies: 2,
+      readLeaseMillis: 2000,
+    })
+    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+    await faulty.writeSession(id, { v: 1 })
+    await leaseHolds(faulty)
+    // a now resets every connection of this app server, which has not noticed yet: the read
+    // still goes to a alone first, fails there, and must not fail or miss the session.
+    proxies.get(a.id)!.setFault({ kind: 'reset' })
+    const standing = (): string | undefined =>
+      faulty.stats().stores.find((store) => store.id === a.id)?.state
+    t.equal(standing(), 'up', 'a is still in service for this app server')
+    const before = sent(faulty)
+    t.same(await faulty.readSession(id), { v: 1 }, 'read from b')
+    const counts = sent(faulty, before)
+    t.same(
+      [counts.get(a.id), counts.get(b.id), counts.get(c.id)],
+      [1, 1, 0],
+      'a failed, then b alone was asked',
+    )
+    proxies.get(a.id)!.heal()
+    await noAnnouncements()
+  },
+)
+
+crashTest(
   'a write hedged around a store that is only slow waits for it there, and announces nothing',
   async (t) => {
     // Slower than the hedge (at most 100 ms), well within the lease.
