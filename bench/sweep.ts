@@ -82,16 +82,18 @@ await withLocalCluster({ stores: settings.stores }, async (cluster) => {
   try {
     const serverVersion = await queryServerVersion(cluster)
     await app.applySchema()
-    const load = await bulkLoadSessions({
-      locate: (id) => app.locate(id),
-      rawPools,
-      table: 'sessions',
-      count: settings.expiredSessions,
-      copies: settings.copies,
-      rowsPerInsert: settings.rowsPerInsert,
-      expiresAtMillis: Date.now() - 60_000,
-      progress,
-    })
+    const loadExpired = (): Promise<{ rows: number; seconds: number }> =>
+      bulkLoadSessions({
+        locate: (id) => app.locate(id),
+        rawPools,
+        table: 'sessions',
+        count: settings.expiredSessions,
+        copies: settings.copies,
+        rowsPerInsert: settings.rowsPerInsert,
+        expiresAtMillis: Date.now() - 60_000,
+        progress,
+      })
+    const load = await loadExpired()
     const ids = Array.from({ length: settings.liveSessions }, () => library.generateSessionId())
     let next = 0
     await runLoad(() => app.writeSession(ids[next]!, sessionData(next++)), {
@@ -173,19 +175,7 @@ await withLocalCluster({ stores: settings.stores }, async (cluster) => {
     )
     const expiredLeft = await countExpired(rawPools)
     // Counted before the sweep alone, which loads and sweeps rows of its own.
-    const alone = await sweepAlone(sweepers[0]!, async () => {
-      const reload = await bulkLoadSessions({
-        locate: (id) => app.locate(id),
-        rawPools,
-        table: 'sessions',
-        count: settings.expiredSessions,
-        copies: settings.copies,
-        rowsPerInsert: settings.rowsPerInsert,
-        expiresAtMillis: Date.now() - 60_000,
-        progress,
-      })
-      return reload.rows
-    })
+    const alone = await sweepAlone(sweepers[0]!, async () => (await loadExpired()).rows)
     const deletedRows = sweeps.reduce((sum, sweep) => sum + sweep.deleted, 0)
     const skipped = sweeps.flatMap((sweep) =>
       sweep.stores.filter((store) => store.sweptElsewhere === true),

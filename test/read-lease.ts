@@ -40,10 +40,10 @@ async function leaseHolds(manager: SessionManager, stale: string[] = []): Promis
 }
 
 /**
- * A session whose order starts a, b, c, written as v1 by an app server that then reaches a
- * `millis` late (the others on time), on a lease that outlasts those round trips.
+ * A session whose order starts a, b, c, written as v1 by an app server that reaches a through
+ * a fault proxy (no fault yet), on a lease that outlasts the faults' round trips.
  */
-async function sessionBehindSlowStore(t: Test, millis: number) {
+async function sessionBehindProxy(t: Test) {
   await noAnnouncements()
   const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
     copies: 2,
@@ -51,8 +51,14 @@ async function sessionBehindSlowStore(t: Test, millis: number) {
   })
   const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
   await faulty.writeSession(id, { v: 1 })
-  proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: millis, toClientMillis: 0 })
-  return { faulty, proxies, id }
+  return { faulty, proxy: proxies.get(a.id)!, proxies, id }
+}
+
+/** {@link sessionBehindProxy}, then the app server reaches a `millis` late (the others on time). */
+async function sessionBehindSlowStore(t: Test, millis: number) {
+  const session = await sessionBehindProxy(t)
+  session.proxy.setFault({ kind: 'latency', toStoreMillis: millis, toClientMillis: 0 })
+  return session
 }
 
 /** Empties the stale table: announcements of managers of earlier tests that closed early. */
@@ -197,17 +203,11 @@ crashTest(
 crashTest(
   'on the lease, a read whose store fails is answered by the next store the lease trusts',
   async (t) => {
-    await noAnnouncements()
-    const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
-      copies: 2,
-      readLeaseMillis: 2000,
-    })
-    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
-    await faulty.writeSession(id, { v: 1 })
+    const { faulty, proxy, id } = await sessionBehindProxy(t)
     await leaseHolds(faulty)
     // a now resets every connection of this app server, which has not noticed yet: the read
     // still goes to a alone first, fails there, and must not fail or miss the session.
-    proxies.get(a.id)!.setFault({ kind: 'reset' })
+    proxy.setFault({ kind: 'reset' })
     const standing = (): string | undefined =>
       faulty.stats().stores.find((store) => store.id === a.id)?.state
     t.equal(standing(), 'up', 'a is still in service for this app server')
@@ -219,7 +219,7 @@ crashTest(
       [1, 1, 0],
       'a failed, then b alone was asked',
     )
-    proxies.get(a.id)!.heal()
+    proxy.heal()
     await noAnnouncements()
   },
 )
