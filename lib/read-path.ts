@@ -190,7 +190,7 @@ export class ReadPath {
         deadline: performance.now() + first.hedgeAfterMillis(),
         expire: () => {
           const fromFirst = new Promise<AloneOutcome>((settle) => (late = settle))
-          resolve(this.#askAfterFirst(sessionId, order, stores, fromFirst, undefined))
+          resolve(this.#askAfterFirst(sessionId, order, stores, fromFirst))
         },
       }
       this.#hedges.add(hedge)
@@ -199,7 +199,7 @@ export class ReadPath {
         this.#hedges.delete(hedge)
         resolve(
           outcome.answer === undefined
-            ? this.#askAfterFirst(sessionId, order, stores, Promise.resolve(outcome), outcome)
+            ? this.#askAfterFirst(sessionId, order, stores, outcome)
             : outcome,
         )
       }
@@ -211,16 +211,15 @@ export class ReadPath {
   }
 
   /**
-   * The lease's slow case: the first store failed (`failed`), so the next trusted store is
-   * asked instead; or it is slow (`failed` undefined), so the next one too, the first answer
-   * winning.
+   * The lease's slow case: the first store failed (`first` is its outcome), so the next
+   * trusted store is asked instead; or it is slow (`first` is its pending outcome), so the next
+   * one too, the first answer winning.
    */
   async #askAfterFirst(
     sessionId: string,
     order: readonly Store[],
     stores: readonly Store[],
-    fromFirst: Promise<AloneOutcome>,
-    failed: AloneOutcome | undefined,
+    first: AloneOutcome | Promise<AloneOutcome>,
   ): Promise<AloneOutcome> {
     const read = (store: Store): Promise<StoredCopy | null> => store.read(sessionId)
     const rest = askInOrder(stores, 1, 1, read, {
@@ -234,9 +233,9 @@ export class ReadPath {
         failures,
       }
     })
-    if (failed === undefined) return firstAnswered([fromFirst, rest])
+    if (first instanceof Promise) return firstAnswered([first, rest])
     const { answer, failures } = await rest
-    return { answer, failures: [...failed.failures, ...failures] }
+    return { answer, failures: [...first.failures, ...failures] }
   }
 
   /**
