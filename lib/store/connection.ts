@@ -6,7 +6,7 @@ import { errorSummary, StoreTimeoutError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ResolvedStore } from '../store-options.js'
 import { DeadlineTracker } from './deadlines.js'
-import { isUnreachableError, retryingTransient } from './retry.js'
+import { isTransientError, isUnreachableError, retryTransient } from './retry.js'
 import type { Statement } from './statements.js'
 
 /** How a statement travels: prepared (`execute`, the default) or as text (`query`, for DDL). */
@@ -74,37 +74,36 @@ export class StoreConnection {
   ): Promise<T> {
     let expired = false
     let current: PoolConnection | undefined
-    // Callbacks rather than a promise per step: this runs for every statement.
-    const attempt = (): Promise<T> =>
-      new Promise<T>((resolve, reject) => {
-        this.#pool.getConnection((connectError, connection) => {
-          if (connectError) return reject(connectError)
-          if (expired) {
+    // Callbacks rather than a promise per step (and per attempt): this runs for every statement.
+    const attempt = (done: (error: unknown, result?: T) => void): void => {
+      this.#pool.getConnection((connectError, connection) => {
+        if (connectError) return done(connectError)
+        if (expired) {
+          connection.release()
+          return done(new StoreTimeoutError(this.#id, deadline.millis, 0, deadline.name))
+        }
+        current = connection
+        const finish = (error: unknown, result?: T): void => {
+          current = undefined
+          if (error === null) {
+            if (expired) return connection.destroy()
             connection.release()
-            return reject(new StoreTimeoutError(this.#id, deadline.millis, 0, deadline.name))
+            return done(null, result)
           }
-          current = connection
-          const finish = (error: unknown, result?: T): void => {
-            current = undefined
-            if (error === null) {
-              if (expired) return connection.destroy()
-              connection.release()
-              return resolve(result as T)
-            }
-            // An SQL error leaves the connection clean; a broken connection does not.
-            if (expired || isUnreachableError(error)) connection.destroy()
-            else connection.release()
-            reject(error)
-          }
-          try {
-            work(connection, finish)
-          } catch (error) {
-            // Thrown before anything was sent (the driver refusing a parameter, say): outside
-            // any promise here, it would be an uncaught exception.
-            finish(error)
-          }
-        })
+          // An SQL error leaves the connection clean; a broken connection does not.
+          if (expired || isUnreachableError(error)) connection.destroy()
+          else connection.release()
+          done(error)
+        }
+        try {
+          work(connection, finish)
+        } catch (error) {
+          // Thrown before anything was sent (the driver refusing a parameter, say): outside
+          // any promise here, it would be an uncaught exception.
+          finish(error)
+        }
       })
+    }
     return new Promise<T>((resolve, reject) => {
       const pending = {
         deadline: performance.now() + deadline.millis,
@@ -121,18 +120,27 @@ export class StoreConnection {
           reject(error)
         },
       }
+      const failed = (error: unknown): void => {
+        this.#deadlines.delete(pending)
+        debug('store %s: %s', this.#id, errorSummary(error as Error))
+        reject(error)
+      }
       this.#deadlines.add(pending)
-      retryingTransient(attempt(), attempt, this.#retries).then(
-        (value) => {
+      attempt((error, result) => {
+        if (error === null) {
+          this.#deadlines.delete(pending)
+          return resolve(result as T)
+        }
+        if (!isTransientError(error) || this.#retries <= 0) return failed(error)
+        const again = (): Promise<T> =>
+          new Promise<T>((settle, fail) =>
+            attempt((next, value) => (next === null ? settle(value as T) : fail(next))),
+          )
+        retryTransient(again, this.#retries).then((value) => {
           this.#deadlines.delete(pending)
           resolve(value)
-        },
-        (error: unknown) => {
-          this.#deadlines.delete(pending)
-          debug('store %s: %s', this.#id, errorSummary(error as Error))
-          reject(error)
-        },
-      )
+        }, failed)
+      })
     })
   }
 }

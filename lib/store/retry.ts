@@ -24,25 +24,17 @@ export function isTransientError(error: unknown): boolean {
 }
 
 /**
- * `first` (the first run of `attempt`); on a transient error, `attempt` again up to `retries`
- * times with a short backoff (through p-retry). The first run is not wrapped in p-retry's
- * machinery, nor in an async function: it is the hot path of every statement.
+ * After a first attempt failed with a transient error: `attempt` again, up to `retries` times
+ * with a short backoff (through p-retry). The first attempt is the caller's own, outside
+ * p-retry's machinery and any promise: it is the hot path of every statement.
  */
-export function retryingTransient<T>(
-  first: Promise<T>,
-  attempt: () => Promise<T>,
-  retries: number,
-): Promise<T> {
-  if (retries <= 0) return first
-  return first.catch((error: unknown) => {
-    if (!isTransientError(error)) throw error
-    return pRetry(attempt, {
-      retries: retries - 1,
-      minTimeout: 5,
-      maxTimeout: 50,
-      randomize: true,
-      shouldRetry: ({ error: next }) => isTransientError(next),
-    })
+export function retryTransient<T>(attempt: () => Promise<T>, retries: number): Promise<T> {
+  return pRetry(attempt, {
+    retries: retries - 1,
+    minTimeout: 5,
+    maxTimeout: 50,
+    randomize: true,
+    shouldRetry: ({ error }) => isTransientError(error),
   })
 }
 

@@ -446,41 +446,38 @@ export class Store {
     return { counts: this.#slowness.counts(this.id, error), definitive: isAbsentError(error) }
   }
 
-  /** Sends one statement as a request (see {@link #counted}). */
-  #request<I, R, O>(statement: Statement<I, R, O>, input: I, protocol?: Protocol): Promise<O> {
-    return this.#counted(this.#statementNames.get(statement) ?? 'other', () =>
-      this.#connection.run(statement, input, protocol),
-    )
-  }
-
   /**
-   * A request: refused at once while the store is down (even one that chose this store before
-   * it went down), counted, timed, and reported to the standing: an answer (an SQL error is one)
-   * or a failure to reach the store.
+   * Sends one statement as a request: refused at once while the store is down (even one that
+   * chose this store before it went down), counted, timed, and reported to the standing: an
+   * answer (an SQL error is one) or a failure to reach the store. Not async, and settled by one
+   * then(): this wraps every request's statement.
    */
-  async #counted<T>(statement: string, work: () => Promise<T>): Promise<T> {
-    if (!this.standing.up) throw new StoreDownError(this.id)
+  #request<I, R, O>(statement: Statement<I, R, O>, input: I, protocol?: Protocol): Promise<O> {
+    if (!this.standing.up) return Promise.reject(new StoreDownError(this.id))
+    const name = this.#statementNames.get(statement) ?? 'other'
     this.counters.operations++
     const started = performance.now()
-    try {
-      const result = await work()
-      const millis = performance.now() - started
-      this.latency.record(millis)
-      this.standing.requestAnswered()
-      this.observer?.(statement, millis / 1000, 'ok')
-      return result
-    } catch (error) {
-      this.counters.errors++
-      const unreachable = isUnreachableError(error)
-      if (unreachable) this.standing.requestUnreachable(error as Error, this.weigh(error))
-      else this.standing.requestAnswered()
-      this.observer?.(
-        statement,
-        (performance.now() - started) / 1000,
-        unreachable ? 'unreachable' : 'error',
-      )
-      throw error
-    }
+    return this.#connection.run(statement, input, protocol).then(
+      (result) => {
+        const millis = performance.now() - started
+        this.latency.record(millis)
+        this.standing.requestAnswered()
+        this.observer?.(name, millis / 1000, 'ok')
+        return result
+      },
+      (error: unknown) => {
+        this.counters.errors++
+        const unreachable = isUnreachableError(error)
+        if (unreachable) this.standing.requestUnreachable(error as Error, this.weigh(error))
+        else this.standing.requestAnswered()
+        this.observer?.(
+          name,
+          (performance.now() - started) / 1000,
+          unreachable ? 'unreachable' : 'error',
+        )
+        throw error
+      },
+    )
   }
 
   [inspect.custom](): string {
