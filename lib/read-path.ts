@@ -80,6 +80,11 @@ interface AloneOutcome {
 /** An outcome's failures when there were none (never mutated: every user copies). */
 const NO_FAILURES: readonly StoreFailure[] = Object.freeze([])
 
+/** A copy that one store alone cannot answer with: the read goes on, with the copy as seen. */
+class Unserved {
+  constructor(readonly seen: StoredCopy | null) {}
+}
+
 /** The first outcome with an answer; else, once all are in, every failure. */
 function firstAnswered(outcomes: readonly Promise<AloneOutcome>[]): Promise<AloneOutcome> {
   return new Promise((resolve) => {
@@ -140,74 +145,86 @@ export class ReadPath {
 
   /**
    * The one-statement read: the first of `stores` alone, a slow one raced against the next of
-   * them (never another store). The general path takes over when no live copy was found.
+   * them (never another store). The general path takes over when no live copy was found. On
+   * the lease (several stores), a first store slower than its hedge delay is raced against the
+   * next ones, and a failed one is replaced by them; the hedge is due by the path's shared
+   * tracker, not a timer of its own.
+   *
+   * The healthy case, the first store answering in time with a live copy, builds nothing but
+   * the result: no outcome object, and no promise or timer of the slow case's. (Cheaper than
+   * askInOrder, whose lanes cost a read more client CPU than the statement itself.)
    */
-  async #alone(
+  #alone(
     sessionId: string,
     order: readonly Store[],
     stores: readonly Store[],
   ): Promise<ReadResult | null> {
-    const { answer, failures } = await this.#askAlone(sessionId, order, stores)
-    let seen: StoredCopy | null = null
-    if (answer !== undefined) {
-      const found = this.#aloneAnswer(sessionId, answer.store, answer.value as StoredCopy | null)
-      if ('served' in found) return found.served
-      seen = found.seen
-    }
-    const done = new Set(stores.filter((store) => failures.some((f) => f.storeId === store.id)))
-    if (answer === undefined) return this.#general(sessionId, [], failures, done)
-    return this.#general(sessionId, [{ ...answer, value: seen }], failures, done.add(answer.store))
-  }
-
-  /**
-   * The first of `stores`' answer, or its failure. On the lease (several stores), a first store
-   * slower than its hedge delay is raced against the next ones, and a failed one is replaced by
-   * them; the hedge is due by the path's shared tracker, not a timer of its own.
-   */
-  #askAlone(
-    sessionId: string,
-    order: readonly Store[],
-    stores: readonly Store[],
-  ): Promise<AloneOutcome> {
     const first = stores[0] as Store
-    const answered = (value: StoredCopy | null): AloneOutcome => ({
-      answer: { store: first, position: order.indexOf(first), value },
-      failures: NO_FAILURES,
-    })
+    const answered = (copy: StoredCopy | null): ReadResult | null | Promise<ReadResult | null> => {
+      const found = this.#aloneAnswer(sessionId, first, copy)
+      if (!(found instanceof Unserved)) return found
+      const answer = { store: first, position: order.indexOf(first), value: found.seen }
+      return this.#general(sessionId, [answer], NO_FAILURES, new Set([first]))
+    }
     const failed = (error: unknown): AloneOutcome => ({
       answer: undefined,
       failures: [{ storeId: first.id, error: error as Error }],
     })
     // The healthy case of readQuorum 1: one statement, nothing else waited for.
-    if (stores.length === 1) return first.read(sessionId).then(answered, failed)
-    // The healthy case on the lease: the first store answers before a hedge is due, and that
-    // answer is the outcome, with no promise or timer of the slow case's. (Cheaper than
-    // askInOrder, whose lanes cost a read more client CPU than the statement itself.)
-    return new Promise<AloneOutcome>((resolve) => {
+    if (stores.length === 1) {
+      return first
+        .read(sessionId)
+        .then(answered, (error: unknown) => this.#afterAlone(sessionId, stores, failed(error)))
+    }
+    return new Promise<ReadResult | null>((resolve) => {
       /** Once hedged: hands the first store's late outcome to the race with the next ones. */
       let late: ((outcome: AloneOutcome) => void) | undefined
+      const raced = (fromFirst: AloneOutcome | Promise<AloneOutcome>): void =>
+        resolve(
+          this.#askAfterFirst(sessionId, order, stores, fromFirst).then((outcome) =>
+            this.#afterAlone(sessionId, stores, outcome),
+          ),
+        )
       const hedge: PendingStatement = {
         deadline: performance.now() + first.hedgeAfterMillis(),
-        expire: () => {
-          const fromFirst = new Promise<AloneOutcome>((settle) => (late = settle))
-          resolve(this.#askAfterFirst(sessionId, order, stores, fromFirst))
-        },
+        expire: () => raced(new Promise<AloneOutcome>((settle) => (late = settle))),
       }
       this.#hedges.add(hedge)
-      const settled = (outcome: AloneOutcome): void => {
-        if (late !== undefined) return late(outcome)
-        this.#hedges.delete(hedge)
-        resolve(
-          outcome.answer === undefined
-            ? this.#askAfterFirst(sessionId, order, stores, outcome)
-            : outcome,
-        )
-      }
       first.read(sessionId).then(
-        (value) => settled(answered(value)),
-        (error: unknown) => settled(failed(error)),
+        (copy) => {
+          if (late !== undefined) {
+            return late({
+              answer: { store: first, position: order.indexOf(first), value: copy },
+              failures: NO_FAILURES,
+            })
+          }
+          this.#hedges.delete(hedge)
+          resolve(answered(copy))
+        },
+        (error: unknown) => {
+          if (late !== undefined) return late(failed(error))
+          this.#hedges.delete(hedge)
+          raced(failed(error))
+        },
       )
     })
+  }
+
+  /** The slow case's end: its answer served alone if it can be, else the general path. */
+  #afterAlone(
+    sessionId: string,
+    stores: readonly Store[],
+    { answer, failures }: AloneOutcome,
+  ): ReadResult | null | Promise<ReadResult | null> {
+    let seen: StoredCopy | null = null
+    if (answer !== undefined) {
+      const found = this.#aloneAnswer(sessionId, answer.store, answer.value as StoredCopy | null)
+      if (!(found instanceof Unserved)) return found
+      seen = found.seen
+    }
+    const done = new Set(stores.filter((store) => failures.some((f) => f.storeId === store.id)))
+    if (answer === undefined) return this.#general(sessionId, [], failures, done)
+    return this.#general(sessionId, [{ ...answer, value: seen }], failures, done.add(answer.store))
   }
 
   /**
@@ -240,23 +257,23 @@ export class ReadPath {
 
   /**
    * What one store's copy answers alone: a tombstone, null; a live copy that decodes, the
-   * session (`served`). Anything else (no row, expired, unreadable: then reported, and seen as
-   * no copy) leaves the answer to the general path (`seen`).
+   * session. Anything else (no row, expired, unreadable: then reported, and seen as no copy)
+   * leaves the answer to the general path: {@link Unserved}, with the copy as seen.
    */
   #aloneAnswer(
     sessionId: string,
     store: Store,
     copy: StoredCopy | null,
-  ): { served: ReadResult | null } | { seen: StoredCopy | null } {
-    if (copy === null) return { seen: null }
-    if (copy.deleted) return { served: null }
+  ): ReadResult | null | Unserved {
+    if (copy === null) return new Unserved(null)
+    if (copy.deleted) return null
     const { codec, clock } = this.#context.options
-    if (copy.expiresAtMillis <= clock.now()) return { seen: copy }
+    if (copy.expiresAtMillis <= clock.now()) return new Unserved(copy)
     try {
-      return { served: { data: codec.decode(copy.data as Buffer), copy } }
+      return { data: codec.decode(copy.data as Buffer), copy }
     } catch (error) {
       this.#context.emit('unreadable-copy', { sessionId, storeId: store.id, error })
-      return { seen: null }
+      return new Unserved(null)
     }
   }
 

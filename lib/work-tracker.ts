@@ -48,9 +48,11 @@ export class WorkTracker {
 
   #count(promise: Promise<unknown>): void {
     this.#active++
-    const settled = (): void => {
-      if (--this.#active === 0) this.#drained?.()
-    }
-    promise.then(settled, settled)
+    promise.then(this.#settled, this.#settled)
+  }
+
+  /** One function for every operation's end, rather than a closure each. */
+  readonly #settled = (): void => {
+    if (--this.#active === 0) this.#drained?.()
   }
 }
