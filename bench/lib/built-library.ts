@@ -17,14 +17,16 @@ const DIST = new URL('../../dist/', import.meta.url)
  * closure the library creates, which would be charged to the library. The modules are typed
  * by their sources, so type-checking the benchmarks does not need a build; running them does
  * (`npm run bench` builds first).
+ *
+ * @param dist Where the build is: this checkout's `dist/` unless another build is compared.
  */
-export async function loadBuiltLibrary(): Promise<BuiltLibrary> {
-  const url = (name: string): string => new URL(name, DIST).href
+export async function loadBuiltLibrary(dist: URL = DIST): Promise<BuiltLibrary> {
+  const url = (name: string): string => new URL(name, dist).href
   try {
     await access(fileURLToPath(url('index.js')))
   } catch (error) {
     throw new Error(
-      `The compiled library is missing (${fileURLToPath(DIST)}): run \`npm run build\` first, or use \`npm run bench\`, which builds.`,
+      `The compiled library is missing (${fileURLToPath(dist)}): run \`npm run build\` first, or use \`npm run bench\`, which builds.`,
       { cause: error },
     )
   }
