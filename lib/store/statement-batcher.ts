@@ -38,11 +38,11 @@ export interface BatcherLimits {
  * batcher sends one batch at a time (the queue leaves when every statement is back), and the
  * second slot lets a request that finds nothing queued go at once beside a lone one (not
  * beside a batch, which means load). More slots only split the same load into smaller
- * statements, each paying its own round trip, parse and socket write: side by side on 3 local stores (2 cores), 2 slots instead of 4 gave 1.2-1.45x
- * the reads and writes per second from 16 to 256 in flight, and waiting for every statement
- * before sending the queue another 1.03-1.12x, and keeping lone requests from running beside a
- * batch 1.04-1.18x at 16 and 64 in flight, with the same figures at 2 in flight
- * (docs/performance.md).
+ * statements, each paying its own round trip, parse and socket write: side by side on 3 local
+ * stores (2 cores), 2 slots instead of 4 gave 1.2-1.45x the reads and writes per second from
+ * 16 to 256 in flight, and waiting for every statement before sending the queue another
+ * 1.03-1.12x, and keeping lone requests from running beside a batch 1.04-1.18x at 16 and 64
+ * in flight, with the same figures at 2 in flight (docs/performance.md).
  */
 export const STORE_BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
   maxInFlight: 2,
