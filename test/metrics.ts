@@ -1,6 +1,6 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { metrics as otelMetrics } from '@opentelemetry/api'
+import { createNoopMeter, metrics as otelMetrics } from '@opentelemetry/api'
 import {
   AggregationTemporality,
   InMemoryMetricExporter,
@@ -226,6 +226,33 @@ t.test('OpenTelemetry: without meterProvider, the global one is used', async (t)
   }[]
   t.ok(requests.some((point) => point.attributes['statement'] === 'write'))
 })
+
+t.test(
+  'OpenTelemetry: without an SDK registered, nothing is reported to the no-op meter',
+  async (t) => {
+    // The API hands out one no-op meter; count what is asked of it while a manager works.
+    const noop = createNoopMeter()
+    const asked: string[] = []
+    for (const method of ['createCounter', 'createHistogram', 'createObservableGauge'] as const) {
+      const original = noop[method] as (...args: unknown[]) => unknown
+      noop[method] = ((...args: unknown[]) => {
+        asked.push(method)
+        return original.apply(noop, args)
+      }) as never
+      t.teardown(() => {
+        noop[method] = original as never
+      })
+    }
+    const manager = await startManager(t, cluster, { table: 'metrics_sessions' })
+    const id = await manager.createSession({ via: 'no sdk' })
+    t.same(await manager.readSession(id), { via: 'no sdk' })
+    t.same(asked, [], 'no instruments created on the no-op meter')
+    t.match(
+      manager.prometheusMetrics(),
+      /session_shards_store_requests_total\{[^}]*statement="write"/,
+    )
+  },
+)
 
 t.test('meterProvider is checked; the value is not echoed', async (t) => {
   t.throws(() => createManager(t, cluster, { meterProvider: { secret: 'hunter2' } as never }), {

@@ -44,19 +44,35 @@ export interface ObservableLike {
 /** Widened to string so that TypeScript does not resolve the optional module at build time. */
 const API_MODULE: string = '@opentelemetry/api'
 
+/** The parts of `@opentelemetry/api` the library calls. */
+interface OtelApi {
+  metrics?: { getMeterProvider?: () => MeterProviderLike }
+  createNoopMeter?: () => MeterLike
+}
+
+/** `@opentelemetry/api`, or null when it is not installed. */
+async function otelApi(): Promise<OtelApi | null> {
+  try {
+    return (await import(API_MODULE)) as OtelApi
+  } catch {
+    return null // not installed: the optional peer dependency is what makes metrics available
+  }
+}
+
 /**
  * The application's global meter provider, from `@opentelemetry/api` when it is installed;
  * null when it is not. Without an SDK registered, the API's provider records nothing.
  */
 export async function globalMeterProvider(): Promise<MeterProviderLike | null> {
-  try {
-    const api = (await import(API_MODULE)) as {
-      metrics?: { getMeterProvider?: () => MeterProviderLike }
-    }
-    return api.metrics?.getMeterProvider?.() ?? null
-  } catch {
-    return null // not installed: the optional peer dependency is what makes metrics available
-  }
+  return (await otelApi())?.metrics?.getMeterProvider?.() ?? null
+}
+
+/**
+ * The API's no-op meter, which its providers hand out while no SDK is registered (and keep
+ * handing out: its instruments never record), or null when the API is not installed.
+ */
+export async function noopMeter(): Promise<MeterLike | null> {
+  return (await otelApi())?.createNoopMeter?.() ?? null
 }
 
 /** Whether `value` can serve as a meter provider (checked like every option). */

@@ -14,7 +14,7 @@ import type {
   ObservableCallback,
   ObservableLike,
 } from './open-telemetry.js'
-import { globalMeterProvider } from './open-telemetry.js'
+import { globalMeterProvider, noopMeter } from './open-telemetry.js'
 import { LATENCY_BUCKETS_SECONDS, PrometheusRegistry } from './prometheus.js'
 import type { Labels } from './prometheus.js'
 
@@ -130,10 +130,16 @@ export class SessionMetrics {
     on('read-repair', () => this.#count(this.#readRepairs, {}))
     on('unreadable-copy', () => this.#count(this.#unreadableCopies, {}))
 
-    this.loaded = (
-      meterProvider === undefined ? globalMeterProvider() : Promise.resolve(meterProvider)
-    ).then((provider) => {
-      if (provider !== null && !this.#closed) this.#startOtel(provider.getMeter(METER_NAME))
+    this.loaded = Promise.all([
+      meterProvider === undefined ? globalMeterProvider() : Promise.resolve(meterProvider),
+      noopMeter(),
+    ]).then(([provider, noop]) => {
+      if (provider === null || this.#closed) return
+      const meter = provider.getMeter(METER_NAME)
+      // A no-op meter records nothing: reporting to it would only cost every statement two
+      // attribute objects and two calls (the usual case when the API is installed, as a
+      // dependency of a dependency, without an SDK).
+      if (meter !== noop) this.#startOtel(meter)
     })
   }
 
