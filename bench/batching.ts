@@ -4,7 +4,9 @@
  * 1, 16, 64 and 256 operations in flight; ops/s, p50, p99 and this process's CPU time per
  * operation. All cases run on the same machine: the session-shards and raw mysql2 cases on the
  * same 3 local MariaDB stores, express-mysql-session on a table of its own in the first of
- * them (one store, as people use it), connect-redis on redis-servers this benchmark starts
+ * them (one store, as people use it; copies 1 writes and their raw upsert also run on that
+ * store alone, to tell what spreading over 3 server processes costs on shared cores from what
+ * the statement costs), connect-redis on redis-servers this benchmark starts
  * and stops (nothing persisted; for writes also with an append-only file, appendfsync everysec
  * and always, since the library's writes are durable).
  * `npm run bench -- --suite batching [--seconds N] [--quick]`; the library is the compiled one
@@ -67,6 +69,12 @@ const settings = {
 const TABLE = 'sessions'
 /** express-mysql-session's table, next to the library's in the first store. */
 const EMS_TABLE = 'ems_sessions'
+/**
+ * The table of the one-store cases, also in the first store: copies 1 writes on the server
+ * express-mysql-session writes on, beside those spread over every store (on this machine, 3
+ * server processes sharing 2 cores answer a lone statement more slowly than one does).
+ */
+const ONE_STORE_TABLE = 'sessions_one_store'
 const CHART = new URL('../docs/performance-batching.svg', import.meta.url)
 const library = await loadBuiltLibrary()
 const {
@@ -74,6 +82,7 @@ const {
   placement: { classicOrder },
 } = library
 const raw = new RawStatements(library, TABLE, settings.ttlSeconds)
+const rawOneStore = new RawStatements(library, ONE_STORE_TABLE, settings.ttlSeconds)
 const progress = createProgress()
 
 type Panel = 'read' | 'write'
@@ -162,6 +171,11 @@ await withLocalCluster(
       c1off: manager(1, false),
       c2on: manager(2, true),
       c2off: manager(2, false),
+      c1oneStore: createSessionManager({
+        stores: configs.slice(0, 1),
+        copies: 1,
+        table: ONE_STORE_TABLE,
+      }),
     }
     // trace: false as in the library's own pools, so both sides run the driver alike.
     const rawPools = new Map(
@@ -175,6 +189,7 @@ await withLocalCluster(
     try {
       const serverVersion = await queryServerVersion(cluster)
       await managers.c2on.applySchema()
+      await managers.c1oneStore.applySchema()
 
       progress.update('starting redis-server ×3')
       // Not persisting (as sessions usually run), and with an append-only file flushed every
@@ -188,10 +203,10 @@ await withLocalCluster(
       await mysqlStore.onReady()
 
       const fixture = makeFixture(storeIds, rawPools)
-      await populate(fixture, managers.c2on, mysqlStore, redisStore)
+      await populate(fixture, [managers.c2on, managers.c1oneStore], mysqlStore, redisStore)
       await checkSameAnswers(fixture, managers.c2on, mysqlStore, redisStore)
 
-      const raw = rawOperations(fixture)
+      const raw = rawOperations(fixture, rawPools.get(storeIds[0]!)!)
       const cases: Case[] = [
         libraryCase('read', 'readSession, batching on', managers.c2on, 2, true, fixture),
         libraryCase('read', 'readSession, batching off', managers.c2off, 2, false, fixture),
@@ -222,6 +237,15 @@ await withLocalCluster(
         ),
         otherCase('write', 'raw mysql2 upsert ×1', 'raw mysql2', 1, raw.write1),
         otherCase('write', 'raw mysql2 upsert ×2 (parallel)', 'raw mysql2', 2, raw.write2),
+        libraryCase(
+          'write',
+          'writeSession copies=1, one store',
+          managers.c1oneStore,
+          1,
+          true,
+          fixture,
+        ),
+        otherCase('write', 'raw mysql2 upsert ×1, one store', 'raw mysql2', 1, raw.write1OneStore),
         otherCase('write', 'express-mysql-session set', 'express-mysql-session', 1, () =>
           mysqlSet(mysqlStore!, fixture),
         ),
@@ -350,10 +374,13 @@ function makeFixture(storeIds: string[], rawPools: Map<string, Pool>): Fixture {
   return { ids, data, json, rawOrder }
 }
 
-/** The same sessions in every store: the library's (2 copies), express-mysql-session, redis. */
+/**
+ * The same sessions in every store: the library's (through each of `managers`),
+ * express-mysql-session's, redis's.
+ */
 async function populate(
   fixture: Fixture,
-  manager: SessionManager,
+  managers: SessionManager[],
   mysqlStore: MySqlSessionStore,
   redisStore: RedisStore,
 ): Promise<void> {
@@ -365,7 +392,7 @@ async function populate(
       const id = fixture.ids[index]!
       const data = fixture.data[index]!
       await Promise.all([
-        manager.writeSession(id, data),
+        ...managers.map((manager) => manager.writeSession(id, data)),
         callback<void>((done) => mysqlStore.set(id, data, done)),
         callback<void>((done) => redisStore.set(id, data, done)),
       ])
@@ -448,9 +475,12 @@ function otherCase(
 /**
  * The library's statements through plain mysql2 pools: its read on the store it reads first,
  * decoded as it decodes; its upsert, with the parameters StorePool sends, on the first 1 or 2
- * stores of the id's order (the 2 in parallel).
+ * stores of the id's order (the 2 in parallel), or on `firstStore` alone (the one-store table).
  */
-function rawOperations(fixture: Fixture): Record<'read' | 'write1' | 'write2', Operation> {
+function rawOperations(
+  fixture: Fixture,
+  firstStore: Pool,
+): Record<'read' | 'write1' | 'write2' | 'write1OneStore', Operation> {
   const write = (copies: 1 | 2) => async (): Promise<void> => {
     const index = randomIndex(fixture)
     await raw.write(fixture.rawOrder[index]!, fixture.ids[index]!, fixture.data[index], copies)
@@ -462,6 +492,10 @@ function rawOperations(fixture: Fixture): Record<'read' | 'write1' | 'write2', O
     },
     write1: write(1),
     write2: write(2),
+    write1OneStore: async () => {
+      const index = randomIndex(fixture)
+      await rawOneStore.write([firstStore], fixture.ids[index]!, fixture.data[index], 1)
+    },
   }
 }
 
@@ -615,9 +649,11 @@ function versusRaw(results: CaseResult[], r: CaseResult): string {
   const raw =
     r.panel === 'read'
       ? 'raw mysql2 SELECT'
-      : r.copies === 1
-        ? 'raw mysql2 upsert ×1'
-        : 'raw mysql2 upsert ×2 (parallel)'
+      : r.copies === 2
+        ? 'raw mysql2 upsert ×2 (parallel)'
+        : r.case.endsWith(', one store')
+          ? 'raw mysql2 upsert ×1, one store'
+          : 'raw mysql2 upsert ×1'
   return `${formatNumber(r.opsPerSecond / find(results, raw, r.inFlight).opsPerSecond, 2)}×`
 }
 
@@ -638,7 +674,8 @@ function printReport(
       `~${averageBytes(fixture.data)} bytes of JSON shaped like express-session's (a cookie and ` +
       `~${averageBytes([sessionData(0)])} bytes of data), the same in every store; ` +
       `${settings.connectionsPerStore} connections per store and client ` +
-      `(express-mysql-session: one store; connect-redis: one connection, redis v5 client); ` +
+      `(express-mysql-session and the one-store rows: the first store; connect-redis: one ` +
+      `connection, redis v5 client); ` +
       `session-shards from dist/ (${environment.commit ?? 'no git'}), readSession with copies 2. ` +
       `${settings.secondsPerCase} s per row, in ${settings.rounds} rounds interleaved with ` +
       `the other rows of its table at the same in flight level.\n`,

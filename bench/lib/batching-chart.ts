@@ -39,10 +39,13 @@ interface Style {
 }
 
 /**
- * Same case, same look in both panels; session-shards in blue and teal, batching off dashed;
+ * Same case, same look in both panels; session-shards in blue and teal, batching off dashed,
+ * one store dotted;
  * Redis with an append-only file dashed (everysec) and dotted (always).
  */
 const STYLES: [RegExp, Style][] = [
+  [/copies=1, one store/, { color: '#0f8b8d', dash: '2 3', width: 2 }],
+  [/raw mysql2.*one store/, { color: '#8a8a8a', dash: '2 3', width: 2 }],
   [/copies=1, batching on/, { color: '#0f8b8d', width: 2.5 }],
   [/copies=1, batching off/, { color: '#0f8b8d', dash: '6 4', width: 2 }],
   [/batching on/, { color: '#1f5fbf', width: 3 }],
