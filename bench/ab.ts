@@ -33,9 +33,11 @@ const USAGE = `node --import tsx bench/ab.ts --before DIR [options]
   --op read|write   readSession (copies 2) or writeSession (copies 1)   [read]
   --in-flight N     operations in flight                                 [1]
   --rounds N        interleaved rounds per side                          [9]
-  --seconds S       seconds per round                                    [2]`
+  --seconds S       seconds per round                                    [2]
+  --sessions N      sessions, read and written at random; more than the
+                    managers' orderCacheSize (10,000) makes most operations
+                    compute their session's order                        [10000]`
 
-const SESSIONS = 10_000
 const TTL_SECONDS = 86_400
 
 const settings = parseSettings()
@@ -55,10 +57,12 @@ await withLocalCluster({ stores: 3 }, async (cluster) => {
   const pools = new Map(configs.map((config) => [config.id, rawPool(config, 10, { trace: false })]))
   try {
     await managers.after.applySchema()
-    const ids = Array.from({ length: SESSIONS }, () => builds.after.index.generateSessionId())
+    const ids = Array.from({ length: settings.sessions }, () =>
+      builds.after.index.generateSessionId(),
+    )
     const data = ids.map((_, index) => sessionData(index))
-    progress.update(`writing ${SESSIONS} sessions`)
-    for (let start = 0; start < SESSIONS; start += 64) {
+    progress.update(`writing ${settings.sessions} sessions`)
+    for (let start = 0; start < settings.sessions; start += 64) {
       const batch = ids.slice(start, start + 64)
       await Promise.all(batch.map((id, k) => managers.after.writeSession(id, data[start + k]!)))
     }
@@ -67,7 +71,7 @@ await withLocalCluster({ stores: 3 }, async (cluster) => {
       builds.after.placement.classicOrder(storeIds, id).map((storeId) => pools.get(storeId)!),
     )
     const raw = new RawStatements(builds.after, 'sessions', TTL_SECONDS)
-    const pick = (): number => Math.floor(Math.random() * SESSIONS)
+    const pick = (): number => Math.floor(Math.random() * settings.sessions)
     const libraryCase = (name: string, manager: SessionManager): Contender => ({
       name,
       operation:
@@ -130,7 +134,7 @@ function report(outcome: Awaited<ReturnType<typeof runRounds>>, meter: RoundMete
   const after = byName.get('after')!
   console.log(
     `${settings.op === 'read' ? 'readSession (copies 2)' : 'writeSession (copies 1)'} at ` +
-      `${settings.inFlight} in flight, ${settings.rounds} rounds of ${settings.seconds} s per side\n`,
+      `${settings.inFlight} in flight, ${settings.rounds} rounds of ${settings.seconds} s per side, ${settings.sessions} sessions\n`,
   )
   console.log(
     markdownTable(
@@ -165,6 +169,7 @@ function parseSettings(): {
   inFlight: number
   rounds: number
   seconds: number
+  sessions: number
 } {
   const { values } = parseArgs({
     options: {
@@ -174,6 +179,7 @@ function parseSettings(): {
       'in-flight': { type: 'string', default: '1' },
       rounds: { type: 'string', default: '9' },
       seconds: { type: 'string', default: '2' },
+      sessions: { type: 'string', default: '10000' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -201,5 +207,6 @@ function parseSettings(): {
     inFlight: positive('in-flight', values['in-flight'], true),
     rounds: positive('rounds', values.rounds, true),
     seconds: positive('seconds', values.seconds, false),
+    sessions: positive('sessions', values.sessions, true),
   }
 }
