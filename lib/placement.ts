@@ -1,6 +1,6 @@
 /** Placement: a session's order over the stores, the seeded shuffle or rendezvous, cached. */
 import CRC32 from 'crc-32'
-import seedrandom from 'seedrandom'
+import { seededShuffle } from './placement-random.js'
 
 /**
  * The seed of a session's order: CRC-32 (IEEE) of the id's UTF-8 bytes, as an unsigned
@@ -13,8 +13,9 @@ export function placementSeed(sessionId: string): number {
 /**
  * The classic seeded shuffle: the store ids sorted (by UTF-16 code units, as
  * `Array.prototype.sort` does), then a Fisher–Yates shuffle driven by
- * `seedrandom(String(seed))`: for i from n-1 down to 1, j = floor(rng() * (i + 1)),
- * swap items i and j. The result is the session's order of preference.
+ * `seedrandom(String(seed))` (its numbers, reproduced by {@link seededShuffle}): for i from n-1
+ * down to 1, j = floor(rng() * (i + 1)), swap items i and j. The result is the session's order
+ * of preference.
  *
  * This function is the product's data contract: the same id and store ids give the same
  * order in every process and every version. Its golden vectors live in test/placement.ts
@@ -22,17 +23,8 @@ export function placementSeed(sessionId: string): number {
  */
 export function classicOrder(storeIds: readonly string[], sessionId: string): string[] {
   const order = [...storeIds].sort()
-  shuffleInPlace(order, seedrandom(String(placementSeed(sessionId))))
+  seededShuffle(order, placementSeed(sessionId))
   return order
-}
-
-function shuffleInPlace<T>(items: T[], random: () => number): void {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1))
-    const item = items[i] as T
-    items[i] = items[j] as T
-    items[j] = item
-  }
 }
 
 /**
@@ -72,34 +64,52 @@ export function placementFunction(
 }
 
 /**
- * Computes sessions' orders over a set of stores and keeps the most recent ones, because the
- * shuffle (an ARC4 key schedule per call) costs more than the rest of an operation's own work.
+ * Computes sessions' orders over a set of stores and keeps the recently used ones, because
+ * the shuffle (an ARC4 key schedule per call, about 1.3 µs) costs more than a `Map` lookup.
+ *
+ * Two generations of at most half the capacity each: an order is looked up in the recent one,
+ * then in the older one (and moved to the recent one when found there); when the recent one
+ * is full it becomes the older one, and the older one is dropped whole. So a lookup never
+ * walks anything. (Evicting the oldest key of one `Map` through `keys().next()`, as before,
+ * walked past every deleted entry V8 had not compacted yet: 3.9 µs per lookup with a full
+ * cache of 10,000 under 30,000 sessions, against 0.25 now.)
  */
 export class OrderCache<T extends { id: string }> {
   readonly #items: ReadonlyMap<string, T>
   readonly #ids: readonly string[]
   readonly #orderOf: (storeIds: readonly string[], sessionId: string) => string[]
   readonly #capacity: number
-  readonly #orders = new Map<string, readonly T[]>()
+  /** Orders per generation: half the capacity (1 when the capacity is 1: no older one). */
+  readonly #generationSize: number
+  #recent = new Map<string, readonly T[]>()
+  #older = new Map<string, readonly T[]>()
 
   constructor(items: readonly T[], capacity: number, placement: PlacementName = 'classic') {
     this.#items = new Map(items.map((item) => [item.id, item]))
     this.#ids = items.map((item) => item.id)
     this.#orderOf = placementFunction(placement)
     this.#capacity = capacity
+    this.#generationSize = Math.max(1, Math.floor(capacity / 2))
+  }
+
+  /** How many orders are kept: at most the capacity (half of it or more once it filled up). */
+  get size(): number {
+    return this.#recent.size + this.#older.size
   }
 
   /** The session's order. */
   order(sessionId: string): readonly T[] {
-    const cached = this.#orders.get(sessionId)
-    if (cached !== undefined) return cached
-    const order = this.#orderOf(this.#ids, sessionId).map((id) => this.#items.get(id) as T)
+    const recent = this.#recent.get(sessionId)
+    if (recent !== undefined) return recent
+    const order =
+      this.#older.get(sessionId) ??
+      this.#orderOf(this.#ids, sessionId).map((id) => this.#items.get(id) as T)
     if (this.#capacity > 0) {
-      if (this.#orders.size >= this.#capacity) {
-        // Maps iterate in insertion order, so the first key is the oldest entry.
-        this.#orders.delete(this.#orders.keys().next().value as string)
+      if (this.#recent.size >= this.#generationSize) {
+        this.#older = this.#capacity > 1 ? this.#recent : new Map()
+        this.#recent = new Map()
       }
-      this.#orders.set(sessionId, order)
+      this.#recent.set(sessionId, order)
     }
     return order
   }

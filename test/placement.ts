@@ -1,6 +1,8 @@
 import t from 'tap'
+import seedrandom from 'seedrandom'
 import { generateSessionId } from '../lib/ids.js'
 import { classicOrder, OrderCache, placementSeed } from '../lib/placement.js'
+import { seededShuffle } from '../lib/placement-random.js'
 
 // Golden vectors: the placement of every session ever stored depends on these. They must
 // never change; a change here is a breaking change of everyone's data (docs/placement.md).
@@ -59,6 +61,34 @@ t.test('golden vectors: seed and order of fixed ids over five stores', async (t)
   }
 })
 
+t.test('the shuffle draws the numbers of the seedrandom package itself', async (t) => {
+  // The package, called as the placement's definition says, is the reference.
+  const referenceShuffle = (count: number, seed: number): number[] => {
+    const items = Array.from({ length: count }, (_, index) => index)
+    const random = seedrandom(String(seed))
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1))
+      ;[items[i], items[j]] = [items[j]!, items[i]!]
+    }
+    return items
+  }
+  const edges = [0, 1, 9, 10, 99, 100, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]
+  const random = seedrandom('placement-random')
+  const seeds = [...edges, ...Array.from({ length: 20_000 }, () => random.int32() >>> 0)]
+  let differing = 0
+  for (const [index, seed] of seeds.entries()) {
+    // 1 to 16 stores, and 64 once in a while (many draws from one key).
+    const count = index % 50 === 0 ? 64 : 1 + (index % 16)
+    const items = Array.from({ length: count }, (_, item) => item)
+    seededShuffle(items, seed)
+    if (items.join() !== referenceShuffle(count, seed).join()) differing++
+  }
+  t.equal(differing, 0, `${seeds.length} seeds shuffle as seedrandom(String(seed)) does`)
+  for (const bad of [-1, 1.5, 2 ** 32, Number.NaN]) {
+    t.throws(() => seededShuffle([1, 2], bad), RangeError, `seed ${bad} is refused`)
+  }
+})
+
 t.test('the order does not depend on how the store list is written', async (t) => {
   const shuffled = ['store-d', 'store-b', 'store-e', 'store-a', 'store-c']
   for (const [id, , order] of GOLDEN) t.same(classicOrder(shuffled, id), order)
@@ -75,6 +105,47 @@ t.test('the order cache answers exactly what the shuffle computes', async (t) =>
         `cached order of ${JSON.stringify(id)}`,
       )
     }
+  }
+})
+
+t.test('the order cache: bounded, and keeps the orders used recently', async (t) => {
+  const stores = STORES.map((id) => ({ id }))
+  const others = (from: number, count: number): void => {
+    for (let i = from; i < from + count; i++) cache.order(`other-${i}`)
+  }
+  // A kept order comes back as the same array; a computed one is a new array.
+  const kept = (id: string, before: readonly unknown[]): boolean => cache.order(id) === before
+  let cache = new OrderCache(stores, 10)
+  let largest = 0
+  for (let i = 0; i < 1000; i++) {
+    cache.order(`id-${i}`)
+    largest = Math.max(largest, cache.size)
+  }
+  t.equal(largest, 10, 'never more orders than the capacity')
+  t.ok(cache.size >= 5, 'at least half the capacity once full')
+
+  cache = new OrderCache(stores, 10)
+  const hot = cache.order('hot')
+  let recomputed = 0
+  for (let round = 0; round < 50; round++) {
+    others(round * 4, 4)
+    if (!kept('hot', hot)) recomputed++
+  }
+  t.equal(recomputed, 0, 'an order used every 5 lookups stays kept')
+  const cold = cache.order('cold')
+  others(10_000, 20)
+  t.notOk(kept('cold', cold), 'an order not used for twice the capacity is computed again')
+  t.same(
+    cache.order('cold').map((store) => store.id),
+    classicOrder(STORES, 'cold'),
+  )
+
+  for (const capacity of [0, 1, 2, 3]) {
+    cache = new OrderCache(stores, capacity)
+    const first = cache.order('first')
+    t.equal(kept('first', first), capacity > 0, `capacity ${capacity}: kept right after`)
+    others(20_000, 10)
+    t.ok(cache.size <= capacity, `capacity ${capacity}: holds ${cache.size}`)
   }
 })
 
