@@ -100,8 +100,8 @@ export interface SessionManagerOptions {
    */
   encryption?: EncryptionOption
   /**
-   * At most how many session orders to keep computed in memory (the recently used ones; 0
-   * computes each one every time, about 1.3 µs).
+   * How many session orders to keep computed in memory: the ones used last, and up to as many
+   * more (0 computes each one every time, about 1.3 µs).
    * @default 10000
    */
   orderCacheSize?: number
