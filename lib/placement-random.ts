@@ -12,7 +12,10 @@
  * sessions than `orderCacheSize`. test/placement.ts checks this against the package itself.
  */
 
-/** The generator's state: a permutation of the bytes, and its two indices. */
+/**
+ * The generator's state: a permutation of the bytes, and its two indices. One for the module:
+ * a shuffle runs from its key schedule to its last number without yielding.
+ */
 const state = new Uint8Array(256)
 const IDENTITY = Uint8Array.from({ length: 256 }, (_, index) => index)
 let stateI = 0

@@ -69,12 +69,12 @@ export function placementFunction(
  *
  * Two generations of up to `capacity` orders each: an order is looked up in the recent one,
  * then in the older one (and moved to the recent one when found there); when the recent one
- * is full it becomes the older one, and the older one is dropped whole. So a lookup never
- * walks anything, and the `capacity` orders used last are always kept (up to twice as many
- * are: with half as many per generation, 10,000 sessions read at random over a cache of
- * 10,000 missed often enough to cost 8 % of the reads per second). (Evicting the oldest key of one `Map` through `keys().next()`, as before,
- * walked past every deleted entry V8 had not compacted yet: 3.9 µs per lookup with a full
- * cache of 10,000 under 30,000 sessions, against 0.25 now.)
+ * is full it becomes the older one, and the older one is dropped whole. A lookup never walks
+ * anything, and the `capacity` orders used last are always kept. Evicting the oldest key of
+ * one `Map` through `keys().next()`, as before, walked past every deleted entry V8 had not
+ * compacted yet: 3.9 µs per lookup with a full cache of 10,000 under 30,000 sessions, against
+ * 0.25 now. Generations of half the capacity would hold no more than it, but 10,000 sessions
+ * read at random over a cache of 10,000 then missed often enough to cost 8 % of the reads.
  */
 export class OrderCache<T extends { id: string }> {
   readonly #items: ReadonlyMap<string, T>
