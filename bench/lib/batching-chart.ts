@@ -40,8 +40,7 @@ interface Style {
 
 /**
  * Same case, same look in both panels; session-shards in blue and teal, batching off dashed,
- * one store dotted;
- * Redis with an append-only file dashed (everysec) and dotted (always).
+ * one store dotted; Redis with an append-only file dashed (everysec) and dotted (always).
  */
 const STYLES: [RegExp, Style][] = [
   [/copies=1, one store/, { color: '#0f8b8d', dash: '2 3', width: 2 }],
