@@ -134,8 +134,8 @@ function report(outcome: Awaited<ReturnType<typeof runRounds>>, meter: RoundMete
   const after = byName.get('after')!
   console.log(
     `${settings.op === 'read' ? 'readSession (copies 2)' : 'writeSession (copies 1)'} at ` +
-      `${settings.inFlight} in flight, ${settings.rounds} rounds of ${settings.seconds} s per side, ` +
-      `${settings.sessions} sessions\n`,
+      `${settings.inFlight} in flight, ${settings.rounds} rounds of ${settings.seconds} s ` +
+      `per side, ${settings.sessions} sessions\n`,
   )
   console.log(
     markdownTable(
