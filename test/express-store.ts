@@ -1,6 +1,7 @@
 import type { SessionData } from 'express-session'
 import t from 'tap'
 import { SessionShardsStore } from '../lib/adapters/express.js'
+import { appScenarios } from './helpers/app-scenarios.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { startExpressApp } from './helpers/express-app.js'
 import { CookieClient } from './helpers/http-client.js'
@@ -207,60 +208,4 @@ t.test('express app: log in, read, write, regenerate, log out', async (t) => {
   t.same(await storesWithLiveCopy(cluster, secondId), [], 'no live copy after logout')
 })
 
-t.test('two app instances with their own managers share the sessions', async (t) => {
-  const one = await startExpressApp(t, await startManager(t, cluster, { ...fast, secrets }))
-  const two = await startExpressApp(t, await startManager(t, cluster, { ...fast, secrets }))
-  const client = new CookieClient()
-  const { sessionId } = (await client.post(`${one.url}/login`, { user: 'ada' })).body
-  t.match((await client.get(`${two.url}/me`)).body, { sessionId, user: 'ada' }, 'seen on two')
-  await client.post(`${two.url}/note`, { note: 'from two' })
-  t.match((await client.get(`${one.url}/me`)).body, { user: 'ada', note: 'from two' })
-  await client.post(`${one.url}/logout`)
-  t.match((await client.get(`${two.url}/me`)).body, { user: null }, 'logout seen on two')
-})
-
-crashTest('a store killed between requests: the user stays logged in', async (t) => {
-  const manager = await startManager(t, cluster, fast)
-  const app = await startExpressApp(t, manager)
-  const client = new CookieClient()
-  const { sessionId } = (await client.post(`${app.url}/login`, { user: 'ada' })).body
-  const first = cluster.store(manager.locate(sessionId)[0]!)
-  t.teardown(() => first.start())
-  await first.kill()
-  t.match((await client.get(`${app.url}/me`)).body, { sessionId, user: 'ada' }, 'still in')
-  t.equal((await client.post(`${app.url}/note`, { note: 'during the outage' })).status, 200)
-  t.match((await client.get(`${app.url}/me`)).body, { user: 'ada', note: 'during the outage' })
-  await first.start()
-  await waitFor('the store back in service', () => storeState(manager, first.id) === 'up')
-  t.match((await client.get(`${app.url}/me`)).body, { user: 'ada', note: 'during the outage' })
-})
-
-crashTest('a store down during logout comes back: the old cookie stays logged out', async (t) => {
-  const managers = [
-    await startManager(t, cluster, { ...fast, secrets }),
-    await startManager(t, cluster, { ...fast, secrets }),
-  ]
-  const apps = [await startExpressApp(t, managers[0]!), await startExpressApp(t, managers[1]!)]
-  const client = new CookieClient()
-  const { sessionId } = (await client.post(`${apps[0]!.url}/login`, { user: 'ada' })).body
-  const holder = cluster.store(managers[0]!.locate(sessionId)[0]!)
-  t.teardown(() => holder.start())
-  const oldCookie = client.copy()
-
-  await holder.kill()
-  await waitFor('both managers to see the store down', () =>
-    managers.every((manager) => storeState(manager, holder.id) === 'down'),
-  )
-  t.same((await client.post(`${apps[0]!.url}/logout`)).body, { loggedOut: true })
-  await holder.start()
-  for (const app of apps) {
-    t.match((await oldCookie.get(`${app.url}/me`)).body, { user: null }, 'old cookie: out')
-  }
-  await waitFor('both managers to put the store back in service', () =>
-    managers.every((manager) => storeState(manager, holder.id) === 'up'),
-  )
-  for (const app of apps) {
-    t.match((await oldCookie.get(`${app.url}/me`)).body, { user: null }, 'still out')
-  }
-  t.same(await storesWithLiveCopy(cluster, sessionId), [], 'no live copy anywhere')
-})
+appScenarios(t, cluster, startExpressApp)

@@ -1,15 +1,14 @@
 import t from 'tap'
 import type { SessionManager } from '../lib/index.js'
+import { appScenarios } from './helpers/app-scenarios.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { startFastifyApp } from './helpers/fastify-app.js'
 import { CookieClient } from './helpers/http-client.js'
-import { rowsOnStores, startManager, storeState, storesWithLiveCopy } from './helpers/manager.js'
-import { waitFor } from './helpers/wait.js'
+import { rowsOnStores, startManager, storesWithLiveCopy } from './helpers/manager.js'
 
 // Fastify with @fastify/cookie and @fastify/session over real HTTP, against 3 stores holding
 // 2 copies of each session. The plugin saves the session on every request by default.
 const cluster = await startTestCluster(t, { stores: 3 })
-const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
 const fast = { copies: 2, healthCheckIntervalMillis: 100 }
 const secrets = ['manager-id-signing-secret-for-tests-0123456789']
 
@@ -73,18 +72,6 @@ t.test('a malformed or unsigned id is no session, and no store is asked', async 
   t.equal(operations(manager), before)
 })
 
-t.test('two app instances with their own managers share the sessions', async (t) => {
-  const one = await startFastifyApp(t, await startManager(t, cluster, { ...fast, secrets }))
-  const two = await startFastifyApp(t, await startManager(t, cluster, { ...fast, secrets }))
-  const client = new CookieClient()
-  const { sessionId } = (await client.post(`${one.url}/login`, { user: 'ada' })).body
-  t.match((await client.get(`${two.url}/me`)).body, { sessionId, user: 'ada' }, 'seen on two')
-  await client.post(`${two.url}/note`, { note: 'from two' })
-  t.match((await client.get(`${one.url}/me`)).body, { user: 'ada', note: 'from two' })
-  await client.post(`${one.url}/logout`)
-  t.match((await client.get(`${two.url}/me`)).body, { user: null }, 'logout seen on two')
-})
-
 // https://github.com/expressjs/session/issues/632 (the same race with @fastify/session, which
 // saves the session it loaded at the end of every request).
 t.test('a request ending after logout does not bring the session back', async (t) => {
@@ -117,48 +104,4 @@ t.test('a request ending after logout does not bring the session back', async (t
   t.match((await tab.copy().get(`${app.url}/me`)).body, { user: null }, 'old cookie: out')
 })
 
-crashTest('a store killed between requests: the user stays logged in', async (t) => {
-  const manager = await startManager(t, cluster, fast)
-  const app = await startFastifyApp(t, manager)
-  const client = new CookieClient()
-  const { sessionId } = (await client.post(`${app.url}/login`, { user: 'ada' })).body
-  const first = cluster.store(manager.locate(sessionId)[0]!)
-  t.teardown(() => first.start())
-  await first.kill()
-  t.match((await client.get(`${app.url}/me`)).body, { sessionId, user: 'ada' }, 'still in')
-  t.equal((await client.post(`${app.url}/note`, { note: 'during the outage' })).status, 200)
-  t.match((await client.get(`${app.url}/me`)).body, { user: 'ada', note: 'during the outage' })
-  await first.start()
-  await waitFor('the store back in service', () => storeState(manager, first.id) === 'up')
-  t.match((await client.get(`${app.url}/me`)).body, { user: 'ada', note: 'during the outage' })
-})
-
-crashTest('a store down during logout comes back: the old cookie stays logged out', async (t) => {
-  const managers = [
-    await startManager(t, cluster, { ...fast, secrets }),
-    await startManager(t, cluster, { ...fast, secrets }),
-  ]
-  const apps = [await startFastifyApp(t, managers[0]!), await startFastifyApp(t, managers[1]!)]
-  const client = new CookieClient()
-  const { sessionId } = (await client.post(`${apps[0]!.url}/login`, { user: 'ada' })).body
-  const holder = cluster.store(managers[0]!.locate(sessionId)[0]!)
-  t.teardown(() => holder.start())
-  const oldCookie = client.copy()
-
-  await holder.kill()
-  await waitFor('both managers to see the store down', () =>
-    managers.every((manager) => storeState(manager, holder.id) === 'down'),
-  )
-  t.same((await client.post(`${apps[0]!.url}/logout`)).body, { loggedOut: true })
-  await holder.start()
-  for (const app of apps) {
-    t.match((await oldCookie.copy().get(`${app.url}/me`)).body, { user: null }, 'old cookie: out')
-  }
-  await waitFor('both managers to put the store back in service', () =>
-    managers.every((manager) => storeState(manager, holder.id) === 'up'),
-  )
-  for (const app of apps) {
-    t.match((await oldCookie.copy().get(`${app.url}/me`)).body, { user: null }, 'still out')
-  }
-  t.same(await storesWithLiveCopy(cluster, sessionId), [], 'no live copy anywhere')
-})
+appScenarios(t, cluster, startFastifyApp)
