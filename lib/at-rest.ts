@@ -10,7 +10,7 @@ import {
   deflateRawSync,
   inflateRawSync,
 } from 'node:zlib'
-import type { SessionCodec, SessionData } from './codec.js'
+import type { RowCodec, SessionCodec, SessionData } from './codec.js'
 import { jsonCodec } from './codec.js'
 import { InvalidOptionError, InvalidSessionDataError, SessionTooLargeError } from './errors.js'
 import { wholeNumber } from './validate.js'
@@ -46,7 +46,13 @@ export interface EncryptionOption {
 
 /** Marks a row written through this layer; a codec's own output never starts with a NUL byte and "ss". */
 const MAGIC = Buffer.from([0x00, 0x73, 0x73])
-const FORMAT_VERSION = 1
+/**
+ * Format 1: the header (and key id) authenticated; what compressed-only rows are written in.
+ * Format 2: encrypted rows, which authenticate their session's id too, so that a row moved to
+ * another id does not decrypt there. Rows of either format read.
+ */
+const FORMAT_UNBOUND = 1
+const FORMAT_BOUND = 2
 const HEADER_BYTES = MAGIC.length + 3
 const COMPRESSION_IDS: Record<CompressionAlgorithm | 'none', number> = {
   none: 0,
@@ -133,20 +139,22 @@ function keyBytes(key: unknown): Buffer | null {
 
 /**
  * The codec sessions are stored with: `inner`'s bytes, compressed and encrypted as configured
- * (plain, exactly as `inner` made them, when neither is on). Reading accepts every format at
- * once, so rows stay readable across turning either on or off (an encrypted row needs its key).
- * Decompression never yields more than `maxBytes`.
+ * (plain, exactly as `inner` made them, when neither is on), an encrypted row bound to its
+ * session's id. Reading accepts every format at once, so rows stay readable across turning
+ * either on or off (an encrypted row needs its key). Decompression never yields more than
+ * `maxBytes`.
  */
 export function atRestCodec(
   inner: SessionCodec,
   compression: ResolvedCompression | null,
   keys: ResolvedKey[] | null,
   maxBytes: number,
-): SessionCodec {
+): RowCodec {
   const format = new AtRestFormat(compression, keys, maxBytes)
   return {
-    encode: (data: SessionData) => format.seal(plainBytes(inner, data, maxBytes)),
-    decode: (bytes: Buffer) => inner.decode(format.open(bytes)),
+    encode: (data: SessionData, sessionId: string) =>
+      format.seal(plainBytes(inner, data, maxBytes), sessionId),
+    decode: (bytes: Buffer, sessionId: string) => inner.decode(format.open(bytes, sessionId)),
   }
 }
 
@@ -165,7 +173,7 @@ function plainBytes(inner: SessionCodec, data: SessionData, maxBytes: number): B
   return bytes
 }
 
-/** The at-rest row format: `\0ss`, version, compression id, key id length, key id, then the body. */
+/** The at-rest row format: `\0ss`, format, compression id, key id length, key id, then the body. */
 class AtRestFormat {
   readonly #compression: ResolvedCompression | null
   readonly #keys: ResolvedKey[] | null
@@ -181,7 +189,7 @@ class AtRestFormat {
     this.#maxBytes = maxBytes
   }
 
-  seal(plain: Buffer): Buffer {
+  seal(plain: Buffer, sessionId: string): Buffer {
     let body = plain
     let compressionId = COMPRESSION_IDS.none
     const compression = this.#compression
@@ -195,18 +203,21 @@ class AtRestFormat {
     const key = this.#keys?.[0]
     if (key === undefined) {
       if (compressionId === COMPRESSION_IDS.none) return plain
-      return Buffer.concat([header(compressionId, Buffer.alloc(0)), body])
+      return Buffer.concat([header(FORMAT_UNBOUND, compressionId, Buffer.alloc(0)), body])
     }
-    const head = header(compressionId, key.idBytes)
+    const head = header(FORMAT_BOUND, compressionId, key.idBytes)
     const iv = randomBytes(IV_BYTES)
     const cipher = createCipheriv('aes-256-gcm', key.key, iv)
-    cipher.setAAD(head)
+    cipher.setAAD(boundHeader(head, sessionId))
     const sealed = Buffer.concat([cipher.update(body), cipher.final()])
     return Buffer.concat([head, iv, sealed, cipher.getAuthTag()])
   }
 
-  /** The codec's bytes of a stored row; throws (an unreadable copy) on anything malformed. */
-  open(stored: Buffer): Buffer {
+  /**
+   * The codec's bytes of session `sessionId`'s stored row; throws (an unreadable copy) on
+   * anything malformed, and on an encrypted row sealed for another id.
+   */
+  open(stored: Buffer, sessionId: string): Buffer {
     // Every read passes here: a plain row (JSON starts with "{") is told by its first byte.
     if (
       stored[0] !== MAGIC[0] ||
@@ -216,11 +227,15 @@ class AtRestFormat {
     ) {
       return stored // a plain row
     }
-    const version = stored[MAGIC.length] as number
+    const format = stored[MAGIC.length] as number
     const compressionId = stored[MAGIC.length + 1] as number
     const idLength = stored[MAGIC.length + 2] as number
-    if (version !== FORMAT_VERSION) throw new Error(`unknown at-rest format ${version}`)
+    if (format !== FORMAT_UNBOUND && format !== FORMAT_BOUND) {
+      throw new Error(`unknown at-rest format ${format}`)
+    }
     const headEnd = HEADER_BYTES + idLength
+    // A bound row is an encrypted one: anything else claiming the format was not written here.
+    if (format === FORMAT_BOUND && idLength === 0) throw new Error('a bound row without a key')
     let body = stored.subarray(headEnd)
     if (idLength > 0) {
       const id = stored.subarray(HEADER_BYTES, headEnd).toString('ascii')
@@ -228,7 +243,8 @@ class AtRestFormat {
       if (key === undefined) throw new Error(`no encryption key with the row's key id`)
       if (body.length < IV_BYTES + TAG_BYTES) throw new Error('an encrypted row cut short')
       const decipher = createDecipheriv('aes-256-gcm', key.key, body.subarray(0, IV_BYTES))
-      decipher.setAAD(stored.subarray(0, headEnd))
+      const head = stored.subarray(0, headEnd)
+      decipher.setAAD(format === FORMAT_BOUND ? boundHeader(head, sessionId) : head)
       decipher.setAuthTag(body.subarray(body.length - TAG_BYTES))
       body = Buffer.concat([
         decipher.update(body.subarray(IV_BYTES, body.length - TAG_BYTES)),
@@ -246,8 +262,16 @@ class AtRestFormat {
   }
 }
 
-function header(compressionId: number, keyId: Buffer): Buffer {
-  return Buffer.concat([MAGIC, Buffer.from([FORMAT_VERSION, compressionId, keyId.length]), keyId])
+function header(format: number, compressionId: number, keyId: Buffer): Buffer {
+  return Buffer.concat([MAGIC, Buffer.from([format, compressionId, keyId.length]), keyId])
+}
+
+/**
+ * What an encrypted row of format 2 authenticates: its header, then its session's id. The
+ * header ends with the key id, whose length it gives, so the id's bytes cannot shift into it.
+ */
+function boundHeader(head: Buffer, sessionId: string): Buffer {
+  return Buffer.concat([head, Buffer.from(sessionId, 'utf8')])
 }
 
 function compress(algorithm: CompressionAlgorithm, plain: Buffer): Buffer {

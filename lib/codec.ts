@@ -34,6 +34,16 @@ export interface SessionCodec {
   decode(bytes: Buffer): SessionData
 }
 
+/**
+ * A codec as the manager calls it, with the id of the session whose row it encodes or decodes:
+ * the at-rest layer binds an encrypted row to that id (at-rest.ts). Every {@link SessionCodec}
+ * is one, ignoring the id.
+ */
+export interface RowCodec {
+  encode(data: SessionData, sessionId: string): Buffer | string
+  decode(bytes: Buffer, sessionId: string): SessionData
+}
+
 /** The default codec: JSON text in UTF-8. */
 export const jsonCodec: SessionCodec = {
   encode: (data) => JSON.stringify(data),
@@ -41,17 +51,22 @@ export const jsonCodec: SessionCodec = {
 }
 
 /**
- * Checks and encodes session data once, before any statement runs: a plain object, an
- * encoding the codec accepts, at most `maxBytes` long.
+ * Checks and encodes the data of session `sessionId` once, before any statement runs: a plain
+ * object, an encoding the codec accepts, at most `maxBytes` long.
  */
-export function encodeSessionData(codec: SessionCodec, data: unknown, maxBytes: number): Buffer {
+export function encodeSessionData(
+  codec: RowCodec,
+  sessionId: string,
+  data: unknown,
+  maxBytes: number,
+): Buffer {
   if (!isPlainObject(data)) {
     throw new InvalidSessionDataError(`expected an object, got ${describeType(data)}`)
   }
   if (hasProtoKey(data)) throw protoKeyError()
   let encoded: Buffer | string
   try {
-    encoded = codec.encode(data)
+    encoded = codec.encode(data, sessionId)
   } catch (error) {
     if (error instanceof SessionShardsError) throw error // the at-rest layer's own checks
     throw new InvalidSessionDataError(`the codec cannot encode it (${reason(error)})`, {

@@ -1,7 +1,7 @@
 /** The session manager's options: their documentation, defaults and checks. */
 import type { Clock } from './clock.js'
 import { systemClock } from './clock.js'
-import type { SessionCodec } from './codec.js'
+import type { RowCodec, SessionCodec } from './codec.js'
 import { jsonCodec } from './codec.js'
 import type { MeterProviderLike } from './metrics/open-telemetry.js'
 import { isMeterProvider } from './metrics/open-telemetry.js'
@@ -92,9 +92,10 @@ export interface SessionManagerOptions {
    * Encrypt stored sessions with AES-256-GCM: `{ keys: [{ id, key }, ...] }`, 32-byte keys.
    * The first key encrypts; every key decrypts (each row names its key), so keys rotate
    * without downtime: put the new key first, and drop the old one once no row written with it
-   * is alive (a session's expiry after the switch, or after a `repair` rewrote them). A row
-   * that was tampered with, or whose key is gone, is an unreadable copy (the `unreadable-copy`
-   * event; the next copy answers), never garbage data. Rows written before encryption was
+   * is alive (a session's expiry after the switch, or after a `repair` rewrote them). Each
+   * row is bound to its session's id: a row that was tampered with, moved to another id, or
+   * whose key is gone is an unreadable copy (the `unreadable-copy` event; the next copy
+   * answers), never garbage or another session's data. Rows written before encryption was
    * turned on stay readable. The id, expiry and owner columns stay plain.
    * @default off
    */
@@ -246,7 +247,7 @@ export interface ResolvedOptions {
   readonly connectTimeoutMillis: number
   readonly queryTimeoutMillis: number
   readonly connectionsPerStore: number
-  readonly codec: SessionCodec
+  readonly codec: RowCodec
   readonly maxSessionBytes: number
   readonly orderCacheSize: number
   readonly failThreshold: number

@@ -270,7 +270,7 @@ export class ReadPath {
     const { codec, clock } = this.#context.options
     if (copy.expiresAtMillis <= clock.now()) return new Unserved(copy)
     try {
-      return { data: codec.decode(copy.data as Buffer), copy }
+      return { data: codec.decode(copy.data as Buffer, sessionId), copy }
     } catch (error) {
       this.#context.emit('unreadable-copy', { sessionId, storeId: store.id, error })
       return new Unserved(null)
@@ -430,7 +430,7 @@ export class ReadPath {
       if (verdict.state !== 'live' || !('data' in verdict.copy)) return { verdict, result: null }
       const copy = verdict.copy
       try {
-        return { verdict, result: { data: codec.decode(copy.data as Buffer), copy } }
+        return { verdict, result: { data: codec.decode(copy.data as Buffer, sessionId), copy } }
       } catch (error) {
         const at = answers.findIndex((answer) => answer.value === copy)
         const answer = answers[at] as Answer

@@ -159,7 +159,12 @@ export class SessionManager extends ClusterOperations {
     options: WriteOptions = {},
   ): Promise<WriteResult> {
     this.checkId(sessionId)
-    const bytes = encodeSessionData(this.options.codec, data, this.options.maxSessionBytes)
+    const bytes = encodeSessionData(
+      this.options.codec,
+      sessionId,
+      data,
+      this.options.maxSessionBytes,
+    )
     const owner = ownerOf(data, this.options.ownerKey)
     const checked = callOptions(options)
     const now = this.options.clock.now()
@@ -199,7 +204,10 @@ export class SessionManager extends ClusterOperations {
     if (current === null) return null
     const newId = this.generateId()
     const owner = ownerOf(current.data, this.options.ownerKey)
-    await this.work.track(() => this.#writes.writeCopy(newId, current.copy, owner))
+    // Encoded again rather than copied: an encrypted row is bound to its session's id.
+    const { codec, maxSessionBytes } = this.options
+    const bytes = encodeSessionData(codec, newId, current.data, maxSessionBytes)
+    await this.work.track(() => this.#writes.writeCopy(newId, current.copy, bytes, owner))
     await this.destroySession(oldSessionId)
     return newId
   }

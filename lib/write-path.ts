@@ -195,11 +195,19 @@ export class WritePath {
     }
   }
 
-  /** Writes `copy` (read from another session) as a new session: same data, expiry and timeout. */
-  writeCopy(sessionId: string, copy: StoredCopy, owner: string | null): Promise<WriteResult> {
+  /**
+   * Writes `data` as a new session with the expiry and timeout of `copy` (read from another
+   * session).
+   */
+  writeCopy(
+    sessionId: string,
+    copy: StoredCopy,
+    data: Buffer,
+    owner: string | null,
+  ): Promise<WriteResult> {
     return this.write({
       sessionId,
-      data: copy.data as Buffer,
+      data,
       owner,
       expiresAtMillis: copy.expiresAtMillis,
       explicitExpiry: true,

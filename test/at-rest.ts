@@ -1,5 +1,5 @@
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
+import { createCipheriv, randomBytes } from 'node:crypto'
 import { deserialize, serialize } from 'node:v8'
 import type { SessionCodec, SessionData } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
@@ -85,6 +85,53 @@ t.test('a tampered row is an unreadable copy; the intact copy answers', async (t
   await flipLastByte(secondStore!)
   t.equal(await manager.readSession(id), null, 'both tampered: no session, never garbage')
   t.ok(unreadable.length >= 1, 'reported as unreadable-copy')
+})
+
+t.test("a row moved to another session's id is an unreadable copy there", async (t) => {
+  const table = 'at_rest_moved'
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    table,
+    encryption: { keys: [oldKey] },
+  })
+  const admin = await manager.createSession({ user: 'root', role: 'admin' })
+  const visitor = await manager.createSession({ user: 'eve', role: 'visitor' })
+  // Someone who can write to the stores (but has no key) gives the visitor's id the admin's row.
+  const adminRow = (await storedBytes(admin, table))[0]!
+  for (const store of cluster.stores) {
+    await store.query(`UPDATE \`${table}\` SET data = ? WHERE id = ?`, [adminRow, visitor])
+  }
+  const unreadable: unknown[] = []
+  manager.on('unreadable-copy', (event) => unreadable.push(event))
+  t.equal(await manager.readSession(visitor), null, "never the other session's data")
+  t.ok(unreadable.length >= 1, 'reported as unreadable-copy')
+  t.same(await manager.readSession(admin), { user: 'root', role: 'admin' }, 'its own id reads')
+  const admins: string[] = []
+  for await (const id of manager.find('role', 'admin')) admins.push(id)
+  t.same(admins, [admin], 'a scan decodes each row under its own id')
+
+  // regenerateSession gives the data a new id: sealed again for it, so it reads there.
+  const renamed = await manager.regenerateSession(admin)
+  t.same(await manager.readSession(renamed!), { user: 'root', role: 'admin' }, 'new id reads')
+  t.equal(await manager.readSession(admin), null, 'the old id is gone')
+})
+
+t.test('rows of the first encrypted format (not bound to an id) still read', async (t) => {
+  const table = 'at_rest_format_1'
+  const manager = await startManager(t, cluster, { table, encryption: { keys: [oldKey] } })
+  const id = await manager.createSession({ placeholder: true })
+  // The layout of format 1: NUL "ss", 1, compression 0, key id length, key id, IV, body, tag;
+  // the header alone is authenticated.
+  const head = Buffer.concat([Buffer.from([0, 0x73, 0x73, 1, 0, 2]), Buffer.from('k1')])
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', oldKey.key, iv)
+  cipher.setAAD(head)
+  const body = Buffer.concat([cipher.update('{"written":"before ids were bound"}'), cipher.final()])
+  const row = Buffer.concat([head, iv, body, cipher.getAuthTag()])
+  for (const store of cluster.stores) {
+    await store.query(`UPDATE \`${table}\` SET data = ? WHERE id = ?`, [row, id])
+  }
+  t.same(await manager.readSession(id), { written: 'before ids were bound' })
 })
 
 t.test('compression: big sessions shrink, small ones stay plain, every format reads', async (t) => {

@@ -1,7 +1,7 @@
 /** Listing, counting and finding sessions: every store read page by page in key order, the pages merged. */
 import { isDeepStrictEqual } from 'node:util'
 import type { Clock } from '../clock.js'
-import type { SessionCodec, SessionData } from '../codec.js'
+import type { RowCodec, SessionData } from '../codec.js'
 import { judgeCopies } from '../copy-rules.js'
 import type { StoreFailure } from '../errors.js'
 import { NoStoreAvailableError } from '../errors.js'
@@ -30,7 +30,7 @@ interface Cursor {
 export interface ListingContext {
   stores: readonly Store[]
   copies: number
-  codec: SessionCodec
+  codec: RowCodec
   clock: Clock
   /** A copy that did not decode: reported, then skipped. */
   unreadable(sessionId: string, error: unknown): void
@@ -115,7 +115,7 @@ export async function* findSessions(
   for await (const { id, data } of listLiveSessions(context, { ...options, withData: true })) {
     let decoded: SessionData
     try {
-      decoded = context.codec.decode(data as Buffer)
+      decoded = context.codec.decode(data as Buffer, id)
     } catch (error) {
       context.unreadable(id, error)
       continue
