@@ -83,7 +83,7 @@ await withLocalCluster(
         count: ids.length,
         onProgress: (done) => progress.update(`populating ${done}/${ids.length} sessions`),
       })
-      await waitForLease(first)
+      await waitForLease(first, ids[0]!)
       const results: CaseResult[] = []
       // Calls started per manager, warm-ups included, as statements are counted.
       const calls = new Map<SessionManager, number>()
@@ -203,11 +203,15 @@ function statementsSent(manager: SessionManager): number {
   return manager.stats().stores.reduce((sum, store) => sum + store.operations, 0)
 }
 
-/** The read lease holds once the manager has heard every store (a fraction of a second). */
-async function waitForLease(manager: SessionManager): Promise<void> {
+/**
+ * The read lease holds once the manager has heard every store (a fraction of a second), after a
+ * read: a manager that has not read for ten leases (populating) pauses the lease's rounds.
+ */
+async function waitForLease(manager: SessionManager, sessionId: string): Promise<void> {
   const until = performance.now() + 10_000
   while (manager.stats().readLease?.holds !== true) {
     if (performance.now() > until) throw new Error('the read lease never held: is a store down?')
+    await manager.readSession(sessionId)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }

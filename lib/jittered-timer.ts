@@ -11,6 +11,7 @@ export class JitteredTimer {
   #timer: NodeJS.Timeout | undefined
   #running: Promise<unknown> | undefined
   #stopped = false
+  #paused = false
 
   constructor(intervalMillis: number, tick: () => Promise<unknown>) {
     this.#intervalMillis = intervalMillis
@@ -35,8 +36,24 @@ export class JitteredTimer {
     await this.#running
   }
 
+  /**
+   * Stops the ticks until {@link resume} (a tick in flight settles; none follows it). For a
+   * tick with nothing to do for a while, which its owner knows when there is again.
+   */
+  pause(): void {
+    this.#paused = true
+    clearTimeout(this.#timer)
+  }
+
+  /** After {@link pause}: runs a tick now (or once the one in flight settled), then on the interval. */
+  resume(): void {
+    if (!this.#paused) return
+    this.#paused = false
+    if (this.#running === undefined) this.#run()
+  }
+
   #run(): void {
-    if (this.#stopped) return
+    if (this.#stopped || this.#paused) return
     this.#running = this.#tick()
       .catch(() => {})
       .finally(() => {
@@ -46,7 +63,7 @@ export class JitteredTimer {
   }
 
   #schedule(): void {
-    if (this.#stopped || this.#intervalMillis === 0) return
+    if (this.#stopped || this.#paused || this.#intervalMillis === 0) return
     const jitter = 0.8 + Math.random() * 0.4
     this.#timer = setTimeout(() => this.#run(), Math.round(this.#intervalMillis * jitter))
     this.#timer.unref()

@@ -152,7 +152,8 @@ export interface SessionManagerOptions {
    * (one statement), and falls back to `readQuorum` stores otherwise. The first write that
    * misses a store waits one lease before it is acknowledged. 0 turns this off: every read
    * asks `readQuorum` stores. Needs the `<table>_stale` table (`applySchema`); without it,
-   * reads ask `readQuorum` stores.
+   * reads ask `readQuorum` stores. A manager that did not read for ten leases stops reading
+   * the announcements until its next read, which asks `readQuorum` stores.
    * @default 500
    */
   readLeaseMillis?: number

@@ -197,7 +197,9 @@ export class SessionManager extends ClusterOperations {
    * Gives the session's data a new id and ends the old one (the defence against session
    * fixation): the new id gets the same data, expiry and per-session timeout, then the old id
    * is destroyed like {@link destroySession}. Resolves the new id, or null when the old session
-   * does not exist.
+   * does not exist. The data is encoded again for the new id (an encrypted row is bound to its
+   * id), so it rejects with `SessionTooLargeError` when the stored data is larger than
+   * today's `maxSessionBytes` (lowered since it was written); the old session then stays.
    */
   async regenerateSession(oldSessionId: string): Promise<string | null> {
     const current = await this.#readNewest(oldSessionId)

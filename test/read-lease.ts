@@ -4,7 +4,7 @@ import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
 import { idWithOrderPrefix, startManager } from './helpers/manager.js'
-import { waitFor } from './helpers/wait.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 // The read lease (docs/guarantees.md, section 9): in the default setting a read asks one store
 // while nobody announced it stale, and a write that missed a store announces it before it is
@@ -32,10 +32,16 @@ function total(counts: Map<string, number>): number {
   return [...counts.values()].reduce((sum, count) => sum + count, 0)
 }
 
+/** A session id that no test writes: reading it wakes the lease of an idle manager. */
+const UNWRITTEN_ID = 'never-written-session-id'
+
 async function leaseHolds(manager: SessionManager, stale: string[] = []): Promise<void> {
-  await waitFor(`the read lease to hold with [${stale.join(', ')}] stale`, () => {
+  await waitFor(`the read lease to hold with [${stale.join(', ')}] stale`, async () => {
     const lease = manager.stats().readLease
-    return lease !== null && lease.holds && lease.staleStoreIds.join() === stale.join()
+    if (lease !== null && lease.holds && lease.staleStoreIds.join() === stale.join()) return true
+    // The rounds pause on a manager that no read asked for the lease for ten leases.
+    await manager.readSession(UNWRITTEN_ID)
+    return false
   })
 }
 
@@ -88,6 +94,60 @@ t.test('while the lease holds, a read asks one store; without it, a quorum', asy
     t.equal(total(sent(manager, before)), ids.length * perRead, `${perRead} statement(s) per read`)
   }
 })
+
+t.test(
+  'an idle app server stops its rounds; its next read asks a quorum and restarts them',
+  async (t) => {
+    await noAnnouncements()
+    const lease = 40
+    const manager = await startManager(t, cluster, { copies: 2, readLeaseMillis: lease })
+    const id = await manager.createSession({ v: 1 })
+    await leaseHolds(manager)
+    await waitFor('the idle manager to lose its lease', () => !manager.stats().readLease!.holds)
+    // Rounds every 10 ms would hold the lease again within one: none ran.
+    await sleep(20 * lease)
+    t.notOk(manager.stats().readLease!.holds, 'no round ran while nothing was read')
+
+    let before = sent(manager)
+    t.same(await manager.readSession(id), { v: 1 }, 'the next read finds the session')
+    t.equal(total(sent(manager, before)), 2, 'asking a quorum: the manager held no lease')
+    await waitFor('the rounds to renew the lease', () => manager.stats().readLease!.holds)
+    before = sent(manager)
+    t.same(await manager.readSession(id), { v: 1 })
+    t.equal(total(sent(manager, before)), 1, 'and then one store alone again')
+  },
+)
+
+crashTest(
+  'an app server with an announcement standing keeps renewing it, reads or not',
+  async (t) => {
+    await noAnnouncements()
+    const lease = 40
+    const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
+      copies: 2,
+      readLeaseMillis: lease,
+      queryTimeoutMillis: 300,
+    })
+    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+    proxies.get(a.id)!.setFault({ kind: 'blackhole' })
+    await faulty.writeSession(id, { v: 1 })
+    const expiry = async (): Promise<number> => {
+      const rows = await b.query('SELECT expires_at FROM sessions_stale')
+      t.equal(rows.length, 1, 'one announcement, on b')
+      return Number(rows[0]!.expires_at)
+    }
+    const announcedUntil = await expiry()
+    // Idle for five times the rounds' idle pause (ten leases): only the announcement keeps them
+    // going (a round waits for a's query timeout, 300 ms).
+    await sleep(50 * lease)
+    const renewedUntil = await expiry()
+    t.ok(
+      renewedUntil >= announcedUntil + 40 * lease,
+      `renewed while nothing was read (${renewedUntil - announcedUntil} ms later)`,
+    )
+    proxies.get(a.id)!.heal()
+  },
+)
 
 crashTest(
   'a store one app server missed: its write waits one lease, then reads go around the store until it caught up',

@@ -32,3 +32,16 @@ t.test(
     t.equal(await manager.regenerateSession(oldId), null, 'regenerating a dead id gives nothing')
   },
 )
+
+t.test(
+  'regenerate with a lower maxSessionBytes than the data was written under: a typed error, the old session stays',
+  async (t) => {
+    const generous = await startManager(t, cluster, { copies: 2 })
+    const strict = await startManager(t, cluster, { copies: 2, maxSessionBytes: 1_000 })
+    const data = { blob: 'x'.repeat(2_000) }
+    const oldId = await generous.createSession(data)
+    await t.rejects(strict.regenerateSession(oldId), { code: 'SESSION_TOO_LARGE' })
+    t.same(await strict.readSession(oldId), data, 'the old session is still there')
+    t.equal((await storesWithLiveCopy(cluster, oldId)).length, 2, 'on both of its copies')
+  },
+)

@@ -23,6 +23,12 @@ const WAIT_MARGIN_MILLIS = 5
  * the first of those writes waits a lease; reads meanwhile ask its fellow copy alone.
  */
 const LINGER_LEASES = 10
+/**
+ * Leases without a read that asked for the lease before the rounds pause. An idle app server
+ * then costs the stores its health probes only; its next read finds no lease, asks a quorum
+ * and restarts the rounds (the lease holds again once a round heard every store).
+ */
+const IDLE_LEASES = 10
 
 /** The read lease as `SessionManager.stats()` reports it. */
 export interface ReadLeaseStats {
@@ -55,7 +61,9 @@ interface Announcement {
  * The reader's side: every quarter lease this manager reads the announcements of every store.
  * A round that heard from every store renews the lease, which runs for `leaseMillis` from the
  * round's start. While the lease runs, a read may ask one store alone when nobody announced
- * it stale; otherwise it asks a quorum.
+ * it stale; otherwise it asks a quorum. The rounds pause when no read asked for the lease for
+ * ten leases and no announcement of this manager stands; the next read (which holds no lease
+ * by then, and asks a quorum) or announcement restarts them.
  *
  * Together: a reader either started a round after the announcement was stored, and knows, or
  * its lease ran out before the write was acknowledged. A read that began before the
@@ -76,6 +84,12 @@ export class ReadLease {
   #validUntil = Number.NEGATIVE_INFINITY
   /** Stores some manager announced stale, as of the last rounds. */
   #staleIds = new Set<string>()
+  /** Whether a read asked for the lease since the last round. */
+  #wanted = false
+  /** Performance time of the last round that found a read had asked, or an announcement of ours. */
+  #busyAt = performance.now()
+  /** Whether the rounds are paused for want of reads ({@link IDLE_LEASES}). */
+  #paused = false
 
   constructor(stores: readonly Store[], leaseMillis: number, clock: Clock) {
     this.#stores = stores
@@ -102,6 +116,8 @@ export class ReadLease {
 
   /** Whether a read may ask `store` alone now (see {@link aloneReadable} for the rest). */
   trusts(store: Store): boolean {
+    this.#wanted = true
+    if (this.#paused) this.#resume()
     return this.holds && !this.#staleIds.has(store.id) && !this.#announced.has(store)
   }
 
@@ -126,6 +142,8 @@ export class ReadLease {
    * after that): true, or false for a target whose announcement no store took.
    */
   async announce(targets: readonly Store[]): Promise<boolean> {
+    // Rounds keep an announcement from expiring and withdraw it once settled.
+    this.#resume()
     const known = await Promise.all(
       targets.map((target) => {
         let announcement = this.#announced.get(target)
@@ -204,9 +222,28 @@ export class ReadLease {
     return this.#stores.filter((store) => store !== target && store.standing.up)
   }
 
+  #resume(): void {
+    this.#paused = false
+    this.#timer.resume()
+  }
+
+  /**
+   * Pauses the rounds once no read wanted the lease for {@link IDLE_LEASES} and nothing of ours
+   * stands. Time, not rounds, counts: a round waits for its slowest store.
+   */
+  #pauseIfIdle(roundStart: number): boolean {
+    if (this.#wanted || this.#announced.size > 0) this.#busyAt = roundStart
+    this.#wanted = false
+    if (roundStart - this.#busyAt < IDLE_LEASES * this.#leaseMillis) return false
+    this.#paused = true
+    this.#timer.pause()
+    return true
+  }
+
   async #round(): Promise<void> {
-    this.#withdrawSettled()
     const started = performance.now()
+    if (this.#pauseIfIdle(started)) return
+    this.#withdrawSettled()
     const now = this.#clock.now()
     const [heard] = await Promise.all([
       Promise.allSettled(this.#stores.map((store) => store.staleTargets(now))),
