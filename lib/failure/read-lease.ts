@@ -32,7 +32,7 @@ const IDLE_LEASES = 10
 
 /** The read lease as `SessionManager.stats()` reports it. */
 export interface ReadLeaseStats {
-  /** Whether the lease runs: reads may ask one store alone (false while idle, see IDLE_LEASES). */
+  /** Whether the lease runs: reads may ask one store alone (false after ten leases without reads). */
   holds: boolean
   /** Stores some app server announced stale (reads go around them), as last heard. */
   staleStoreIds: string[]
