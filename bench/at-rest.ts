@@ -10,6 +10,7 @@ import type { SessionData } from '../lib/index.js'
 import { parseBenchArgs } from './lib/args.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
 import { microsPerCall } from './lib/micro.js'
+import { median } from './lib/stats.js'
 import { describeEnvironment, writeResults } from './lib/results.js'
 import { formatNumber, markdownTable } from './lib/table.js'
 
@@ -72,6 +73,9 @@ interface Row {
   decodeMicros: number
 }
 
+/** Rounds per size: each measures every setting once, in a rotated order; medians are reported. */
+const rounds = args.quick ? 2 : 7
+
 const startedAt = performance.now()
 const rows: Row[] = []
 for (const [size, bytes] of [
@@ -80,20 +84,32 @@ for (const [size, bytes] of [
 ] as const) {
   const count = bytes > 10_000 ? Math.max(50, calls / 10) : calls
   const sessions = Array.from({ length: count }, (_, index) => session(bytes, index))
-  let plainBytes = 0
-  for (const [setting, [compression, keys]] of Object.entries(SETTINGS)) {
+  const cases = Object.entries(SETTINGS).map(([setting, [compression, keys]]) => {
     const codec = atRest.atRestCodec(library.jsonCodec, compression, keys, 16_777_215)
     // Encrypted rows are bound to their session's id; one id for all keeps the rows comparable.
     const stored = sessions.map((data) => Buffer.from(codec.encode(data, SESSION_ID) as Buffer))
-    const storedBytes = stored.reduce((sum, row) => sum + row.length, 0) / stored.length
-    if (setting === 'plain') plainBytes = storedBytes
+    return { setting, codec, stored, encode: [] as number[], decode: [] as number[] }
+  })
+  // Settings take turns within each round, so that a slow spell of this shared machine (or a
+  // garbage collection) lands on every setting alike rather than on whichever ran then.
+  for (let round = 0; round < rounds; round++) {
+    for (let turn = 0; turn < cases.length; turn++) {
+      const { codec, stored, encode, decode } = cases[(round + turn) % cases.length]!
+      encode.push(microsPerCall(sessions, (data) => codec.encode(data, SESSION_ID)))
+      decode.push(microsPerCall(stored, (row) => codec.decode(row, SESSION_ID)))
+    }
+  }
+  const average = (stored: readonly Buffer[]): number =>
+    stored.reduce((sum, row) => sum + row.length, 0) / stored.length
+  const plainBytes = average(cases[0]!.stored)
+  for (const { setting, stored, encode, decode } of cases) {
     rows.push({
       size,
       setting,
-      storedBytes,
-      toPlainBytes: storedBytes / plainBytes,
-      encodeMicros: microsPerCall(sessions, (data) => codec.encode(data, SESSION_ID)),
-      decodeMicros: microsPerCall(stored, (row) => codec.decode(row, SESSION_ID)),
+      storedBytes: average(stored),
+      toPlainBytes: average(stored) / plainBytes,
+      encodeMicros: median(encode),
+      decodeMicros: median(decode),
     })
   }
 }
@@ -101,8 +117,9 @@ for (const [size, bytes] of [
 const environment = describeEnvironment()
 console.log(
   `## At rest: bytes stored and CPU per call\n\nNode ${environment.node}, one core; library from ` +
-    `dist/ (${environment.commit ?? 'no git'}). Mean over ${calls} sessions of 1 KB and ` +
-    `${Math.max(50, calls / 10)} of 50 KB; decode includes JSON.parse, encode JSON.stringify.\n`,
+    `dist/ (${environment.commit ?? 'no git'}). Per call: the median of ${rounds} rounds, each ` +
+    `the mean over ${calls} sessions of 1 KB and ${Math.max(50, calls / 10)} of 50 KB, the ` +
+    `settings taking turns; decode includes JSON.parse, encode JSON.stringify.\n`,
 )
 const plainOf = (size: string, field: 'encodeMicros' | 'decodeMicros'): number =>
   rows.find((row) => row.size === size && row.setting === 'plain')![field]
@@ -135,7 +152,7 @@ console.log(
 const file = await writeResults('at-rest', {
   benchmark: 'at-rest',
   environment,
-  settings: { calls, library: 'dist/' },
+  settings: { calls, rounds, library: 'dist/' },
   wallSeconds: (performance.now() - startedAt) / 1000,
   results: rows,
 })

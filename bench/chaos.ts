@@ -8,6 +8,7 @@ import { startLocalCluster } from '../lib/local-cluster/index.js'
 import type { ChaosFinding } from '../lib/cli/workload/chaos-report.js'
 import { runChaos } from '../lib/cli/workload/chaos.js'
 import { GRAY_ROTATION, type FaultKind } from '../lib/cli/workload/chaos-faults.js'
+import { median } from './lib/stats.js'
 
 const { values } = parseArgs({
   options: {
@@ -150,9 +151,4 @@ function describeFinding(f: ChaosFinding): string {
 
 function pad(value: number, width: number): string {
   return String(value).padStart(width)
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)] as number
 }

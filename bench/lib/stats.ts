@@ -64,3 +64,13 @@ export function roundRates(results: readonly LoadResult[]): number[] {
 export function relativeSpread(values: readonly number[]): number {
   return Math.max(...values) / Math.min(...values) - 1
 }
+
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new TypeError('values must not be empty')
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
+}
