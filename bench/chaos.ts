@@ -1,4 +1,4 @@
-// npm run chaos -- --seconds N --stores 4 --copies 2 [--read-quorum N] [--gray]
+// npm run chaos -- --seconds N --stores 4 --copies 2 [--read-quorum N] [--gray] [--at-rest]
 //   [--faults kill,stop,...|none] [--fault-millis N] [--json]
 // A concurrent workload while stores crash, hang and restart one at a time (with --gray also
 // gray failures between one app server and one store, and CPU starvation); exits non-zero on
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     'in-flight': { type: 'string', default: '64' },
     'read-quorum': { type: 'string' },
     gray: { type: 'boolean', default: false },
+    'at-rest': { type: 'boolean', default: false },
     faults: { type: 'string' },
     'fault-millis': { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -35,6 +36,7 @@ try {
     copies: Number(values.copies),
     readQuorum: optionalNumber(values['read-quorum']),
     gray: values.gray,
+    atRest: values['at-rest'],
     faultKinds: kinds,
     faultMillis: optionalNumber(values['fault-millis']),
     inFlight: Number(values['in-flight']),
@@ -54,7 +56,8 @@ try {
   const mode =
     `readQuorum ${report.readQuorum}` +
     (report.readQuorumOption === undefined ? ' (library default)' : '') +
-    (report.gray ? ', gray faults' : ', crash and hang faults')
+    (report.gray ? ', gray faults' : ', crash and hang faults') +
+    (report.atRest ? ', rows compressed and encrypted' : '')
   if (values.json) console.log(JSON.stringify({ mode, ...report }, null, 2))
   else {
     console.log(

@@ -24,17 +24,24 @@ function summary(report: ChaosReport): string {
 // Crash and hang faults every app server sees: with the library's default (reads compare
 // copies) and with single-store reads, whose staleness window needs an app server that missed
 // a failure, which these faults never leave.
-for (const { readQuorum, seconds } of [
-  { readQuorum: undefined, seconds: 30 },
-  { readQuorum: 1, seconds: 15 },
+// And once with rows compressed and encrypted, which handoff, read repair and verification
+// then carry sealed.
+for (const { readQuorum, seconds, atRest } of [
+  { readQuorum: undefined, seconds: 30, atRest: false },
+  { readQuorum: 1, seconds: 15, atRest: false },
+  { readQuorum: undefined, seconds: 15, atRest: true },
 ]) {
-  const setting = readQuorum === undefined ? 'default setting' : `readQuorum ${readQuorum}`
+  const setting =
+    (readQuorum === undefined ? 'default setting' : `readQuorum ${readQuorum}`) +
+    (atRest ? ', rows compressed and encrypted' : '')
   crashTest(`chaos, ${setting}, ${seconds}s`, async (t) => {
+    const sealedBefore = await sealedRows()
     const report = await runChaos({
       cluster,
       seconds,
       copies: 2,
       readQuorum,
+      atRest,
       inFlight: 64,
       // A loaded machine recovers slowly from each fault: the run goes on until it has both.
       minFaults: 2,
@@ -59,7 +66,20 @@ for (const { readQuorum, seconds } of [
       report.transientNullReads <= report.failedRequests,
       'a read that missed a session is a failed read, never a "no session" answer',
     )
+    if (atRest) t.ok((await sealedRows()) > sealedBefore, 'the run stored sealed rows')
   })
+}
+
+/** Rows on the stores written through the at-rest layer (they start with its marker). */
+async function sealedRows(): Promise<number> {
+  const counts = await Promise.all(
+    cluster.stores.map((store) =>
+      store
+        .query("SELECT COUNT(*) AS n FROM sessions WHERE LEFT(data, 3) = X'007373'")
+        .catch(() => [{ n: 0 }]),
+    ),
+  )
+  return counts.reduce((sum, rows) => sum + Number(rows[0]!.n), 0)
 }
 
 // Gray failures, in the library's default setting. CPU starvation is left to

@@ -81,6 +81,8 @@ export interface ChaosReport extends ChaosProgress {
   /** The option given; undefined for the library default. */
   readQuorumOption: number | undefined
   gray: boolean
+  /** Whether rows were compressed and encrypted at rest. */
+  atRest: boolean
   faultMillis: number
   opsPerSecond: number
   /** Faults injected, e.g. "kill store-b", "blackhole store-c". */

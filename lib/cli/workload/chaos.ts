@@ -2,9 +2,11 @@
  * The chaos run: a workload through two managers while stores crash, hang and restart; with
  * `gray`, also faults that one app server sees and the other does not, and CPU starvation.
  */
+import { randomBytes } from 'node:crypto'
 import type { LocalCluster } from '../../local-cluster/index.js'
 import { FaultProxy } from '../../local-cluster/index.js'
 import { resolveOptions } from '../../options.js'
+import type { SessionManagerOptions } from '../../options.js'
 import { createSessionManager } from '../../session-manager.js'
 import type { SessionManager } from '../../session-manager.js'
 import {
@@ -73,6 +75,12 @@ export interface ChaosOptions {
   minFaults?: number
   /** @default four times `seconds` */
   maxSeconds?: number
+  /**
+   * Every manager stores its rows compressed (deflate, every row) and encrypted (AES-256-GCM
+   * under a key made for the run), so that handoff, repair and moves carry sealed rows.
+   * @default false
+   */
+  atRest?: boolean
   /** @default 64 */
   inFlight?: number
   /** App servers: managers sharing the stores. @default 2 (at least 2 with `gray`) */
@@ -97,6 +105,14 @@ const SERVICE_WAIT_MILLIS = 30_000
 const SETUP_MILLIS = 120_000
 /** How many findings of each kind the report lists. */
 const KEPT = 50
+
+/** Compression of every row and encryption under a key that lives as long as the run. */
+function sealedRows(): Pick<SessionManagerOptions, 'compression' | 'encryption'> {
+  return {
+    compression: { algorithm: 'deflate', thresholdBytes: 0 },
+    encryption: { keys: [{ id: 'chaos', key: randomBytes(32) }] },
+  }
+}
 
 /** A fault of the run, with its times (ms since the epoch). */
 interface FaultWindow {
@@ -129,6 +145,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     ...MANAGER_OPTIONS,
     copies,
     ...(options.readQuorum === undefined ? {} : { readQuorum: options.readQuorum }),
+    ...(options.atRest === true ? sealedRows() : {}),
   }
   const readQuorum = resolveOptions({ stores: cluster.storeConfigs(), ...settings }).readQuorum
   const event = (line: string): void => options.onEvent?.(line)
@@ -366,6 +383,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       readQuorum,
       readQuorumOption: options.readQuorum,
       gray,
+      atRest: options.atRest === true,
       faultMillis,
       opsPerSecond: Math.round(progress.operations / elapsedSeconds),
       faultLog: windows.map((window) => `${window.record.kind} ${window.target}`),
