@@ -21,6 +21,7 @@ function pending(inMillis: number): PendingStatement & { expired: Promise<number
   const expired = new Promise<number>((resolve) => (settle = resolve))
   return {
     deadline: performance.now() + inMillis,
+    untracked: false,
     expire: () => settle(performance.now()),
     expired,
   }
@@ -47,7 +48,11 @@ t.test('deadlines expire at their time, never early, whatever their order', asyn
 t.test('a deleted statement never expires; the others still do', async (t) => {
   const tracker = new DeadlineTracker(5)
   let answeredExpired = false
-  const answered = { deadline: performance.now() + 10, expire: () => (answeredExpired = true) }
+  const answered = {
+    deadline: performance.now() + 10,
+    untracked: false,
+    expire: () => (answeredExpired = true),
+  }
   const waiting = pending(30)
   tracker.add(answered)
   tracker.add(waiting)
@@ -56,10 +61,49 @@ t.test('a deleted statement never expires; the others still do', async (t) => {
   t.notOk(answeredExpired, 'the answered statement was not expired')
 })
 
+t.test('a statement deleted behind a pending one never expires', async (t) => {
+  const tracker = new DeadlineTracker(1)
+  const front = pending(40)
+  let deletedExpired = false
+  const behind = {
+    deadline: performance.now() + 10,
+    untracked: false,
+    expire: () => (deletedExpired = true),
+  }
+  tracker.add(front)
+  tracker.add(behind)
+  tracker.delete(behind)
+  await front.expired
+  t.notOk(deletedExpired, 'the deleted statement was not expired')
+})
+
+t.test(
+  'deleted statements behind a long-pending one are dropped: the list stays bounded',
+  async (t) => {
+    const tracker = new DeadlineTracker(1)
+    const hung = pending(60_000)
+    tracker.add(hung)
+    let most = 0
+    for (let i = 0; i < 10_000; i++) {
+      const statement = { deadline: performance.now() + 1000, untracked: false, expire() {} }
+      tracker.add(statement)
+      most = Math.max(most, tracker.held)
+      tracker.delete(statement)
+    }
+    t.ok(most <= 2 * 2 + 64, `at most ${most} statements held for 1 or 2 pending`)
+    tracker.delete(hung)
+    t.equal(tracker.held, 0, 'none once nothing is pending')
+  },
+)
+
 t.test('a deadline added while others expire is kept', async (t) => {
   const tracker = new DeadlineTracker(1)
   const next = pending(20)
-  tracker.add({ deadline: performance.now() + 10, expire: () => tracker.add(next) })
+  tracker.add({
+    deadline: performance.now() + 10,
+    untracked: false,
+    expire: () => tracker.add(next),
+  })
   t.ok((await next.expired) >= next.deadline)
 })
 
@@ -67,7 +111,7 @@ t.test('the timer does not keep the process alive', async (t) => {
   const module = new URL('../lib/store/deadlines.ts', import.meta.url).href
   const script =
     `const { DeadlineTracker } = await import(${JSON.stringify(module)});` +
-    'new DeadlineTracker(1).add({ deadline: performance.now() + 60000, expire() {} });' +
+    'new DeadlineTracker(1).add({ deadline: performance.now() + 60000, untracked: false, expire() {} });' +
     "console.log('left')"
   const started = performance.now()
   const { stdout } = await promisify(execFile)(

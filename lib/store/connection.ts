@@ -6,6 +6,7 @@ import { errorSummary, StoreTimeoutError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ResolvedStore } from '../store-options.js'
 import { DeadlineTracker } from './deadlines.js'
+import type { PendingStatement } from './deadlines.js'
 import { isTransientError, isUnreachableError, retryTransient } from './retry.js'
 import type { Statement } from './statements.js'
 
@@ -105,8 +106,9 @@ export class StoreConnection {
       })
     }
     return new Promise<T>((resolve, reject) => {
-      const pending = {
+      const pending: PendingStatement = {
         deadline: performance.now() + deadline.millis,
+        untracked: false,
         expire: (lateByMillis: number) => {
           expired = true
           current?.destroy()

@@ -7,7 +7,18 @@ export interface PendingStatement {
    * far beyond the tracker's resolution means the process itself was not running.
    */
   expire(lateByMillis: number): void
+  /**
+   * Whether the tracker is done with it (deleted, or expired). Created false; only the tracker
+   * sets it, in place of looking the statement up in a hash on every delete.
+   */
+  untracked: boolean
 }
+
+/**
+ * Deleted statements a tracker's list may hold besides its pending ones before it is
+ * compacted: the list holds at most twice its pending statements and this many more.
+ */
+const SLACK_ENTRIES = 64
 
 /**
  * Enforces statement deadlines with one timer per store instead of one per statement (and
@@ -21,9 +32,18 @@ export interface PendingStatement {
  * process a thousand times a second for the hedges of lone reads, whose answers almost always
  * come first. The timer never keeps the process alive; a deadline expires at most
  * `resolutionMillis` (and the timers' own millisecond) late.
+ *
+ * The statements are kept in a list in the order they came, and a deleted one is only marked
+ * (`untracked`), dropped from the list's front at once and from elsewhere when the timer
+ * fires or the list grows past twice the statements pending. A Set of them instead (a hash
+ * insert and delete per statement) cost lone reads at 64 in flight a fifth of their client
+ * CPU on 3 local stores (docs/performance.md).
  */
 export class DeadlineTracker {
-  readonly #pending = new Set<PendingStatement>()
+  /** The statements added and not yet dropped, in the order added; some may be untracked. */
+  #list: PendingStatement[] = []
+  /** Statements in {@link #list} still pending. */
+  #pendingCount = 0
   readonly #resolutionMillis: number
   #timer: NodeJS.Timeout | undefined
   /** Performance time the timer is set for; Infinity when it is not set. */
@@ -33,14 +53,32 @@ export class DeadlineTracker {
     this.#resolutionMillis = resolutionMillis
   }
 
+  /** Statements in the list, deleted ones not yet dropped included: at most twice the pending ones and 64. */
+  get held(): number {
+    return this.#list.length
+  }
+
   add(statement: PendingStatement): void {
-    this.#pending.add(statement)
+    statement.untracked = false
+    this.#list.push(statement)
+    this.#pendingCount++
+    if (this.#list.length > 2 * this.#pendingCount + SLACK_ENTRIES) this.#compact()
     if (statement.deadline < this.#firesAt - this.#resolutionMillis)
       this.#setFor(statement.deadline)
   }
 
   delete(statement: PendingStatement): void {
-    this.#pending.delete(statement)
+    if (statement.untracked) return
+    statement.untracked = true
+    this.#pendingCount--
+    // Statements mostly end in the order they began: the front is where they leave.
+    while (this.#list.length > 0 && (this.#list[0] as PendingStatement).untracked)
+      this.#list.shift()
+  }
+
+  /** Drops the untracked statements from the list. */
+  #compact(): void {
+    this.#list = this.#list.filter((statement) => !statement.untracked)
   }
 
   #setFor(deadline: number): void {
@@ -54,16 +92,27 @@ export class DeadlineTracker {
     this.#timer = undefined
     this.#firesAt = Number.POSITIVE_INFINITY
     const now = performance.now()
+    // A statement's expire() may add (and delete) statements: those go to a fresh list, and
+    // are looked at once the due ones have expired.
+    const list = this.#list
+    this.#list = []
+    const kept: PendingStatement[] = []
     let next = Number.POSITIVE_INFINITY
-    for (const statement of this.#pending) {
+    for (const statement of list) {
+      if (statement.untracked) continue
       if (statement.deadline <= now) {
-        this.#pending.delete(statement)
+        statement.untracked = true
+        this.#pendingCount--
         statement.expire(now - statement.deadline)
-      } else if (statement.deadline < next) {
-        next = statement.deadline
+      } else {
+        kept.push(statement)
+        if (statement.deadline < next) next = statement.deadline
       }
     }
-    // An expire() above may have added a deadline (and set the timer) already.
+    // The survivors came first; the statements added meanwhile, and the timer they set, after.
+    const added = this.#list
+    this.#list = kept
+    for (const statement of added) if (!statement.untracked) this.#list.push(statement)
     if (next < this.#firesAt) this.#setFor(next)
   }
 }
