@@ -187,7 +187,7 @@ export class ReadPath {
         )
       const hedge: PendingStatement = {
         deadline: performance.now() + first.hedgeAfterMillis(),
-        untracked: false,
+        untracked: true,
         expire: () => raced(new Promise<AloneOutcome>((settle) => (late = settle))),
       }
       this.#hedges.add(hedge)

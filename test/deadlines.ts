@@ -21,7 +21,7 @@ function pending(inMillis: number): PendingStatement & { expired: Promise<number
   const expired = new Promise<number>((resolve) => (settle = resolve))
   return {
     deadline: performance.now() + inMillis,
-    untracked: false,
+    untracked: true,
     expire: () => settle(performance.now()),
     expired,
   }
@@ -50,7 +50,7 @@ t.test('a deleted statement never expires; the others still do', async (t) => {
   let answeredExpired = false
   const answered = {
     deadline: performance.now() + 10,
-    untracked: false,
+    untracked: true,
     expire: () => (answeredExpired = true),
   }
   const waiting = pending(30)
@@ -67,7 +67,7 @@ t.test('a statement deleted behind a pending one never expires', async (t) => {
   let deletedExpired = false
   const behind = {
     deadline: performance.now() + 10,
-    untracked: false,
+    untracked: true,
     expire: () => (deletedExpired = true),
   }
   tracker.add(front)
@@ -85,7 +85,7 @@ t.test(
     tracker.add(hung)
     let most = 0
     for (let i = 0; i < 10_000; i++) {
-      const statement = { deadline: performance.now() + 1000, untracked: false, expire() {} }
+      const statement = { deadline: performance.now() + 1000, untracked: true, expire() {} }
       tracker.add(statement)
       most = Math.max(most, tracker.held)
       tracker.delete(statement)
@@ -96,12 +96,22 @@ t.test(
   },
 )
 
+t.test('deleting a statement the tracker does not hold changes nothing', async (t) => {
+  const tracker = new DeadlineTracker(1)
+  const stranger = pending(10)
+  tracker.delete(stranger)
+  const held = pending(20)
+  tracker.add(held)
+  t.equal(tracker.held, 1, 'only the statement added is held')
+  t.ok((await held.expired) >= held.deadline, 'and it expires')
+})
+
 t.test('a deadline added while others expire is kept', async (t) => {
   const tracker = new DeadlineTracker(1)
   const next = pending(20)
   tracker.add({
     deadline: performance.now() + 10,
-    untracked: false,
+    untracked: true,
     expire: () => tracker.add(next),
   })
   t.ok((await next.expired) >= next.deadline)
@@ -111,7 +121,7 @@ t.test('the timer does not keep the process alive', async (t) => {
   const module = new URL('../lib/store/deadlines.ts', import.meta.url).href
   const script =
     `const { DeadlineTracker } = await import(${JSON.stringify(module)});` +
-    'new DeadlineTracker(1).add({ deadline: performance.now() + 60000, untracked: false, expire() {} });' +
+    'new DeadlineTracker(1).add({ deadline: performance.now() + 60000, untracked: true, expire() {} });' +
     "console.log('left')"
   const started = performance.now()
   const { stdout } = await promisify(execFile)(

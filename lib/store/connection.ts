@@ -108,7 +108,7 @@ export class StoreConnection {
     return new Promise<T>((resolve, reject) => {
       const pending: PendingStatement = {
         deadline: performance.now() + deadline.millis,
-        untracked: false,
+        untracked: true,
         expire: (lateByMillis: number) => {
           expired = true
           current?.destroy()

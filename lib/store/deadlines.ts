@@ -8,8 +8,9 @@ export interface PendingStatement {
    */
   expire(lateByMillis: number): void
   /**
-   * Whether the tracker is done with it (deleted, or expired). Created false; only the tracker
-   * sets it, in place of looking the statement up in a hash on every delete.
+   * Whether no tracker holds it: created true, set false by {@link DeadlineTracker.add} and true
+   * again once deleted or expired (a mark in place of looking it up in a hash on every
+   * delete). Deleting a statement that is not held does nothing.
    */
   untracked: boolean
 }

@@ -104,7 +104,7 @@ export class StatementBatcher<I, O> {
         settled: false,
         pending: {
           deadline: performance.now() + this.#limits.timeoutMillis,
-          untracked: false,
+          untracked: true,
           expire: (lateByMillis: number) => {
             queued.settled = true
             reject(new StoreTimeoutError(this.#storeId, this.#limits.timeoutMillis, lateByMillis))
