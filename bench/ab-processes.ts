@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import type { SessionData } from '../lib/index.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
-import { sessionData } from './lib/session-data.js'
+import { sessionData, writeSessions } from './lib/session-data.js'
 import { withLocalCluster } from './lib/with-cluster.js'
 
 const USAGE = `node --import tsx bench/ab-processes.ts hold|run --state FILE [options]
@@ -72,10 +72,7 @@ if (mode === 'hold') {
     const manager = index.createSessionManager({ stores, copies: 2 })
     await manager.applySchema()
     const ids = Array.from({ length: sessions }, () => index.generateSessionId())
-    for (let start = 0; start < ids.length; start += 64) {
-      const batch = ids.slice(start, start + 64)
-      await Promise.all(batch.map((id, k) => manager.writeSession(id, sessionData(start + k))))
-    }
+    await writeSessions(manager, ids, sessionData)
     await manager.close()
     writeFileSync(statePath, JSON.stringify({ stores, ids } satisfies State))
     console.log('ready')

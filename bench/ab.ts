@@ -21,7 +21,7 @@ import { RoundMeter } from './lib/round-meter.js'
 import { createProgress } from './lib/progress.js'
 import { rawPool } from './lib/raw-pool.js'
 import { RawStatements } from './lib/raw-statements.js'
-import { sessionData } from './lib/session-data.js'
+import { sessionData, writeSessions } from './lib/session-data.js'
 import { summarize } from './lib/stats.js'
 import { formatNumber, markdownTable } from './lib/table.js'
 import { withLocalCluster } from './lib/with-cluster.js'
@@ -62,10 +62,7 @@ await withLocalCluster({ stores: 3 }, async (cluster) => {
     )
     const data = ids.map((_, index) => sessionData(index))
     progress.update(`writing ${settings.sessions} sessions`)
-    for (let start = 0; start < settings.sessions; start += 64) {
-      const batch = ids.slice(start, start + 64)
-      await Promise.all(batch.map((id, k) => managers.after.writeSession(id, data[start + k]!)))
-    }
+    await writeSessions(managers.after, ids, (index) => data[index]!)
     const storeIds = configs.map((config) => config.id)
     const rawOrder = ids.map((id) =>
       builds.after.placement.classicOrder(storeIds, id).map((storeId) => pools.get(storeId)!),

@@ -45,7 +45,10 @@ export class JitteredTimer {
     clearTimeout(this.#timer)
   }
 
-  /** After {@link pause}: runs a tick now (or once the one in flight settled), then on the interval. */
+  /**
+   * After {@link pause}: runs a tick now (or once the one in flight settled), then on the
+   * interval. Does nothing unless paused, so it is cheap to call on every read.
+   */
   resume(): void {
     if (!this.#paused) return
     this.#paused = false

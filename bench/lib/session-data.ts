@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { SessionData } from '../../lib/index.js'
+import type { SessionData, SessionManager } from '../../lib/index.js'
 
 /** About 200 bytes of JSON, shaped like a web shop's session; `index` varies its values. */
 export function sessionData(index: number): SessionData {
@@ -14,6 +14,18 @@ export function sessionData(index: number): SessionData {
     ],
     lastSeenAt: Date.now(),
     returnTo: '/account',
+  }
+}
+
+/** Writes `data[i]` as session `ids[i]` through `manager`, 64 at a time. */
+export async function writeSessions(
+  manager: Pick<SessionManager, 'writeSession'>,
+  ids: readonly string[],
+  data: (index: number) => SessionData,
+): Promise<void> {
+  for (let start = 0; start < ids.length; start += 64) {
+    const batch = ids.slice(start, start + 64)
+    await Promise.all(batch.map((id, k) => manager.writeSession(id, data(start + k))))
   }
 }
 

@@ -88,8 +88,6 @@ export class ReadLease {
   #wanted = false
   /** Performance time of the last round that found a read had asked, or an announcement of ours. */
   #busyAt = performance.now()
-  /** Whether the rounds are paused for want of reads ({@link IDLE_LEASES}). */
-  #paused = false
 
   constructor(stores: readonly Store[], leaseMillis: number, clock: Clock) {
     this.#stores = stores
@@ -117,7 +115,8 @@ export class ReadLease {
   /** Whether a read may ask `store` alone now (see {@link aloneReadable} for the rest). */
   trusts(store: Store): boolean {
     this.#wanted = true
-    if (this.#paused) this.#resume()
+    // The rounds pause for want of reads (IDLE_LEASES): this read wants them again.
+    this.#timer.resume()
     return this.holds && !this.#staleIds.has(store.id) && !this.#announced.has(store)
   }
 
@@ -143,7 +142,7 @@ export class ReadLease {
    */
   async announce(targets: readonly Store[]): Promise<boolean> {
     // Rounds keep an announcement from expiring and withdraw it once settled.
-    this.#resume()
+    this.#timer.resume()
     const known = await Promise.all(
       targets.map((target) => {
         let announcement = this.#announced.get(target)
@@ -222,11 +221,6 @@ export class ReadLease {
     return this.#stores.filter((store) => store !== target && store.standing.up)
   }
 
-  #resume(): void {
-    this.#paused = false
-    this.#timer.resume()
-  }
-
   /**
    * Pauses the rounds once no read wanted the lease for {@link IDLE_LEASES} and nothing of ours
    * stands. Time, not rounds, counts: a round waits for its slowest store.
@@ -235,7 +229,6 @@ export class ReadLease {
     if (this.#wanted || this.#announced.size > 0) this.#busyAt = roundStart
     this.#wanted = false
     if (roundStart - this.#busyAt < IDLE_LEASES * this.#leaseMillis) return false
-    this.#paused = true
     this.#timer.pause()
     return true
   }
