@@ -11,6 +11,7 @@ import type { ResolvedOptions } from './options.js'
 import {
   aloneReadable,
   firstReadable,
+  heardFromFirstCopies,
   quorumSpan,
   readOrder,
   unaskedHolders,
@@ -323,9 +324,21 @@ export class ReadPath {
       late = [...late, ...rest.late]
       judged = await this.#judgeWhole(sessionId, answers)
     }
-    if (judged.result === null && judged.verdict.state !== 'destroyed' && late.length > 0) {
-      // Nothing found yet: the stores passed over as slow may hold it after all. Their answers
-      // are waited for (each within its own deadline) before anything is concluded.
+    const heard = (): boolean =>
+      heardFromFirstCopies(
+        order,
+        options.copies,
+        answers.map((answer) => answer.store),
+      )
+    if (
+      judged.verdict.state !== 'destroyed' &&
+      (judged.result === null || !heard()) &&
+      late.length > 0
+    ) {
+      // Nothing found yet, or found only on stores a write reaches when those before them fail:
+      // the stores passed over as slow may hold the session, or a newer copy, after all (a slow
+      // first store hedged to the third while the second hangs is read as the third and the
+      // fourth). Their answers are waited for (each within its own deadline) first.
       for (const outcome of await Promise.all(late)) {
         if ('store' in outcome) answers.push(outcome)
         else failures.push(outcome)

@@ -72,6 +72,23 @@ export function aloneReadable<S extends Routable>(
 }
 
 /**
+ * Whether a read heard from one of the session's first `copies` stores. A write reaches them
+ * unless they fail (it then goes on to the next ones): answers from the stores beyond them
+ * alone, hedges for slow ones and stand-ins for failed ones, may all have missed the newest
+ * acknowledged write, which the slow ones hold.
+ */
+export function heardFromFirstCopies<S>(
+  order: readonly S[],
+  copies: number,
+  answered: readonly S[],
+): boolean {
+  return answered.some((store) => {
+    const position = order.indexOf(store)
+    return position !== -1 && position < copies
+  })
+}
+
+/**
  * How many stores that may hold the session a read did not hear from: those before the last
  * store that answered which gave no answer (down when the read was routed, failed, or passed
  * over as slow), and those after it that failed or were passed over. Decided from what this

@@ -282,3 +282,33 @@ crashTest('a hedge never replaces a slow store with one the overlap does not cov
   proxies.get(b.id)!.heal()
   await a.start()
 })
+
+crashTest(
+  'a read that hedged away from a slow holder waits for it when the other holder hangs',
+  async (t) => {
+    const d = cluster.stores[3]!
+    // Reads ask two stores (no lease): the one-store path is not what this is about.
+    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id, b.id], {
+      copies: 2,
+      readLeaseMillis: 0,
+      queryTimeoutMillis: 1000,
+      healthCheckIntervalMillis: 3_600_000,
+    })
+    const id = idWithOrderPrefix(healthy, [a.id, b.id, c.id, d.id])
+    // v1 on a, b and c; v2 (acknowledged) on a and b only: c keeps v1, d nothing.
+    const threeCopies = await startManager(t, cluster, { copies: 3 })
+    await threeCopies.writeSession(id, { v: 1 })
+    await healthy.writeSession(id, { v: 2 })
+    // For the faulty app server, a is slower than any hedge delay and b's data path hangs: a's
+    // lane is hedged to c (v1), b's times out and moves on to d (nothing). Neither answer comes
+    // from a store the write had to reach, so a's late answer must be waited for.
+    proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: 150, toClientMillis: 150 })
+    proxies.get(b.id)!.setFault({ kind: 'hang-data' })
+    const read = await faulty.readSession(id).then(
+      (data) => ({ data }),
+      (error: { code?: string }) => ({ error: error.code }),
+    )
+    t.same(read, { data: { v: 2 } }, 'the acknowledged write is read, not the older copy on c')
+    for (const proxy of proxies.values()) proxy.heal()
+  },
+)

@@ -7,6 +7,7 @@ import {
   withinSpan,
   readOrder,
   unaskedHolders,
+  heardFromFirstCopies,
   writeOrder,
 } from '../lib/routing.js'
 
@@ -138,3 +139,24 @@ t.test(
     t.notOk(withinSpan(order, 'e', 3), 'a store not in the order is not within it')
   },
 )
+
+t.test('heardFromFirstCopies: an answer from one of the first copies stores', async (t) => {
+  const order = stores('up', 'up', 'up', 'up')
+  const [a, b, c, d] = order as [
+    (typeof order)[0],
+    (typeof order)[0],
+    (typeof order)[0],
+    (typeof order)[0],
+  ]
+  const table: [(typeof order)[0][], number, boolean, string][] = [
+    [[a, c], 2, true, 'a is one of the first two'],
+    [[b], 2, true, 'b is one of the first two'],
+    [[c, d], 2, false, 'hedges and stand-ins only'],
+    [[c, d], 3, true, 'c is one of the first three'],
+    [[], 2, false, 'no answer'],
+    [[{ id: 'store-x', standing: { up: true, behind: false } }], 2, false, 'not in the order'],
+  ]
+  for (const [answered, copies, expected, label] of table) {
+    t.equal(heardFromFirstCopies(order, copies, answered), expected, label)
+  }
+})
