@@ -55,6 +55,7 @@ try {
   if (tty) process.stdout.write('\n')
   const mode =
     `readQuorum ${report.readQuorum}` +
+    (report.readLeaseMillis > 0 ? `, read lease ${report.readLeaseMillis} ms` : ', no read lease') +
     (report.readQuorumOption === undefined ? ' (library default)' : '') +
     (report.gray ? ', gray faults' : ', crash and hang faults') +
     (report.atRest ? ', rows compressed and encrypted' : '')

@@ -48,6 +48,8 @@ for (const { readQuorum, seconds, atRest } of [
       maxSeconds: seconds * 4,
     })
     t.comment(summary(report))
+    // The default reads on the lease (one trusted store); readQuorum 1 has none.
+    t.equal(report.readLeaseMillis, readQuorum === 1 ? 0 : 500, 'the read lease as configured')
     t.ok(report.faults >= 2, `${report.faults} faults injected: ${report.faultLog.join(', ')}`)
     t.ok(report.operations > 1000, `${report.operations} operations`)
     t.ok(report.acknowledgedWrites > 500, `${report.acknowledgedWrites} acknowledged writes`)

@@ -80,6 +80,8 @@ export interface ChaosReport extends ChaosProgress {
   readQuorum: number
   /** The option given; undefined for the library default. */
   readQuorumOption: number | undefined
+  /** The managers' resolved `readLeaseMillis`: 0 when every read asks `readQuorum` stores. */
+  readLeaseMillis: number
   gray: boolean
   /** Whether rows were compressed and encrypted at rest. */
   atRest: boolean

@@ -147,7 +147,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     ...(options.readQuorum === undefined ? {} : { readQuorum: options.readQuorum }),
     ...(options.atRest === true ? sealedRows() : {}),
   }
-  const readQuorum = resolveOptions({ stores: cluster.storeConfigs(), ...settings }).readQuorum
+  const { readQuorum, readLeaseMillis } = resolveOptions({
+    stores: cluster.storeConfigs(),
+    ...settings,
+  })
   const event = (line: string): void => options.onEvent?.(line)
 
   const proxies = new Map<string, FaultProxy>()
@@ -382,6 +385,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       ...progress,
       readQuorum,
       readQuorumOption: options.readQuorum,
+      readLeaseMillis,
       gray,
       atRest: options.atRest === true,
       faultMillis,
