@@ -11,8 +11,8 @@ import type { ResolvedOptions } from './options.js'
 import {
   aloneReadable,
   firstReadable,
-  heardFromFirstCopies,
   quorumSpan,
+  reachesPastSpan,
   readOrder,
   unaskedHolders,
   withinSpan,
@@ -324,21 +324,23 @@ export class ReadPath {
       late = [...late, ...rest.late]
       judged = await this.#judgeWhole(sessionId, answers)
     }
-    const heard = (): boolean =>
-      heardFromFirstCopies(
+    const span = quorumSpan(options.copies, options.readQuorum)
+    const pastSpan = (): boolean =>
+      reachesPastSpan(
         order,
-        options.copies,
         answers.map((answer) => answer.store),
+        span,
       )
     if (
       judged.verdict.state !== 'destroyed' &&
-      (judged.result === null || !heard()) &&
+      (judged.result === null || pastSpan()) &&
       late.length > 0
     ) {
-      // Nothing found yet, or found only on stores a write reaches when those before them fail:
-      // the stores passed over as slow may hold the session, or a newer copy, after all (a slow
-      // first store hedged to the third while the second hangs is read as the third and the
-      // fourth). Their answers are waited for (each within its own deadline) first.
+      // Nothing found yet, or found past the span (failures carried the read there): the stores
+      // passed over as slow may hold the session, or a newer copy, after all. A slow first
+      // store hedged to the third while the second hangs reads the third and the fourth, and
+      // a write acknowledged on the first two is on neither. Their answers are waited for
+      // (each within its own deadline) first.
       for (const outcome of await Promise.all(late)) {
         if ('store' in outcome) answers.push(outcome)
         else failures.push(outcome)

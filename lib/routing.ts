@@ -72,20 +72,18 @@ export function aloneReadable<S extends Routable>(
 }
 
 /**
- * Whether a read heard from one of the session's first `copies` stores. A write reaches them
- * unless they fail (it then goes on to the next ones): answers from the stores beyond them
- * alone, hedges for slow ones and stand-ins for failed ones, may all have missed the newest
- * acknowledged write, which the slow ones hold.
+ * Whether any of `stores` lies past the first `span` of `order` (see {@link quorumSpan}). Only
+ * failures carry a read or write there, and the overlap then rests on the stores it passed over
+ * as slow: such a read or write waits for them rather than count them as failed too (a slow
+ * first store hedged to the third while the second fails lands on the third and the fourth,
+ * where a reader of the first two does not look).
  */
-export function heardFromFirstCopies<S>(
+export function reachesPastSpan<S>(
   order: readonly S[],
-  copies: number,
-  answered: readonly S[],
+  stores: readonly S[],
+  span: number,
 ): boolean {
-  return answered.some((store) => {
-    const position = order.indexOf(store)
-    return position !== -1 && position < copies
-  })
+  return stores.some((store) => order.indexOf(store) >= span)
 }
 
 /**

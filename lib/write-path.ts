@@ -11,7 +11,7 @@ import {
 import type { Emit } from './events.js'
 import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
-import { missedStores, quorumSpan, withinSpan, writeOrder } from './routing.js'
+import { missedStores, quorumSpan, reachesPastSpan, withinSpan, writeOrder } from './routing.js'
 import type { StoreListChange } from './store-list-change.js'
 import type { StoredCopy, WriteFields, WriteOutcome } from './store/rows.js'
 import type { Store } from './store/store.js'
@@ -334,6 +334,14 @@ export class WritePath {
     const { copies, minCopies } = this.#context.options
     const { handoff, lease } = this.#context
     let held = answered
+    if (passedOver.stores.length > 0 && reachesPastSpan(order, held, this.#span)) {
+      // Failures carried the write past the span: the stores it passed over as slow are what
+      // the overlap with a reader's stores rests on now (hedged to the third around a slow
+      // first store while the second fails, it lands on the third and the fourth, where a
+      // reader of the first two does not look). Their answers are waited for, each within its
+      // own deadline; one that fails then counts as failed.
+      held = [...held, ...(await landedWithin(passedOver, passedOver.stores))]
+    }
     if (lease !== null && passedOver.stores.length > 0) {
       // A write hedged around a store that was only slow usually lands there a moment later:
       // the store then did not miss it. Waited for (a fifth of a lease at most) only where a
@@ -407,11 +415,14 @@ function holdsVersion(outcome: WriteOutcome, version: number): boolean {
   )
 }
 
-/** Those of `wanted` among the passed-over stores that took the request within `millis`. */
+/**
+ * Those of `wanted` among the passed-over stores that took the request within `millis`, or by
+ * their own deadlines when `millis` is undefined.
+ */
 async function landedWithin(
   passedOver: PassedOver,
   wanted: readonly Store[],
-  millis: number,
+  millis?: number,
 ): Promise<Store[]> {
   const landed: Store[] = []
   const watched = passedOver.stores.flatMap((store, index) =>
@@ -424,6 +435,10 @@ async function landedWithin(
       : [],
   )
   if (watched.length === 0) return []
+  if (millis === undefined) {
+    await Promise.all(watched)
+    return landed
+  }
   let timer: NodeJS.Timeout | undefined
   await Promise.race([
     Promise.all(watched),

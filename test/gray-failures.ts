@@ -312,3 +312,34 @@ crashTest(
     for (const proxy of proxies.values()) proxy.heal()
   },
 )
+
+crashTest(
+  'a write that hedged around a slow store and past a failed one waits for the slow one',
+  async (t) => {
+    const d = cluster.stores[3]!
+    // No lease: reads compare two copies, and the write is not held back for an announcement.
+    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id, b.id], {
+      copies: 2,
+      readLeaseMillis: 0,
+      queryTimeoutMillis: 2000,
+      healthCheckIntervalMillis: 3_600_000,
+    })
+    const id = idWithOrderPrefix(healthy, [a.id, b.id, c.id, d.id])
+    await healthy.writeSession(id, { v: 1 }) // on a and b
+    // For the faulty app server a is slow (its statements arrive 400 ms late), and so is b: the
+    // write's first lane is hedged to c, the second waits for b (d is past the span). Then b
+    // refuses, and the second lane moves on to d: acknowledged on c and d, before a has it.
+    proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: 400, toClientMillis: 10 })
+    proxies.get(b.id)!.setFault({ kind: 'latency', toStoreMillis: 5000, toClientMillis: 10 })
+    const refuse = setTimeout(() => proxies.get(b.id)!.setFault({ kind: 'reset' }), 150)
+    t.teardown(() => clearTimeout(refuse))
+    const written = await faulty.writeSession(id, { v: 2 })
+    // The healthy app server reads a and b, the first two: acknowledged, v2 must be on one.
+    t.same(
+      await healthy.readSession(id),
+      { v: 2 },
+      `read right after the write to ${written.storeIds}`,
+    )
+    for (const proxy of proxies.values()) proxy.heal()
+  },
+)

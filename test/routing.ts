@@ -7,7 +7,7 @@ import {
   withinSpan,
   readOrder,
   unaskedHolders,
-  heardFromFirstCopies,
+  reachesPastSpan,
   writeOrder,
 } from '../lib/routing.js'
 
@@ -140,7 +140,7 @@ t.test(
   },
 )
 
-t.test('heardFromFirstCopies: an answer from one of the first copies stores', async (t) => {
+t.test('reachesPastSpan: a store at or past the span', async (t) => {
   const order = stores('up', 'up', 'up', 'up')
   const [a, b, c, d] = order as [
     (typeof order)[0],
@@ -149,14 +149,14 @@ t.test('heardFromFirstCopies: an answer from one of the first copies stores', as
     (typeof order)[0],
   ]
   const table: [(typeof order)[0][], number, boolean, string][] = [
-    [[a, c], 2, true, 'a is one of the first two'],
-    [[b], 2, true, 'b is one of the first two'],
-    [[c, d], 2, false, 'hedges and stand-ins only'],
-    [[c, d], 3, true, 'c is one of the first three'],
-    [[], 2, false, 'no answer'],
-    [[{ id: 'store-x', standing: { up: true, behind: false } }], 2, false, 'not in the order'],
+    [[a, c], 3, false, 'a and c within the first three'],
+    [[b, c], 3, false, 'b and c within the first three'],
+    [[c, d], 3, true, 'd is the fourth'],
+    [[c, d], 4, false, 'span 4 takes d'],
+    [[], 3, false, 'no store'],
+    [[{ id: 'store-x', standing: { up: true, behind: false } }], 3, false, 'not in the order'],
   ]
-  for (const [answered, copies, expected, label] of table) {
-    t.equal(heardFromFirstCopies(order, copies, answered), expected, label)
+  for (const [reached, span, expected, label] of table) {
+    t.equal(reachesPastSpan(order, reached, span), expected, label)
   }
 })
