@@ -1,4 +1,5 @@
-// npm run chaos -- --seconds N --stores 4 --copies 2 [--read-quorum N] [--gray] [--at-rest]
+// npm run chaos -- --seconds N --stores 4 --copies 2 [--read-quorum N] [--read-lease-millis N]
+//   [--gray] [--at-rest]
 //   [--faults kill,stop,...|none] [--fault-millis N] [--json]
 // A concurrent workload while stores crash, hang and restart one at a time (with --gray also
 // gray failures between one app server and one store, and CPU starvation); exits non-zero on
@@ -17,6 +18,7 @@ const { values } = parseArgs({
     copies: { type: 'string', default: '2' },
     'in-flight': { type: 'string', default: '64' },
     'read-quorum': { type: 'string' },
+    'read-lease-millis': { type: 'string' },
     gray: { type: 'boolean', default: false },
     'at-rest': { type: 'boolean', default: false },
     faults: { type: 'string' },
@@ -35,6 +37,7 @@ try {
     seconds: Number(values.seconds),
     copies: Number(values.copies),
     readQuorum: optionalNumber(values['read-quorum']),
+    readLeaseMillis: optionalNumber(values['read-lease-millis']),
     gray: values.gray,
     atRest: values['at-rest'],
     faultKinds: kinds,
@@ -56,7 +59,9 @@ try {
   const mode =
     `readQuorum ${report.readQuorum}` +
     (report.readLeaseMillis > 0 ? `, read lease ${report.readLeaseMillis} ms` : ', no read lease') +
-    (report.readQuorumOption === undefined ? ' (library default)' : '') +
+    (report.readQuorumOption === undefined && values['read-lease-millis'] === undefined
+      ? ' (library default)'
+      : '') +
     (report.gray ? ', gray faults' : ', crash and hang faults') +
     (report.atRest ? ', rows compressed and encrypted' : '')
   if (values.json) console.log(JSON.stringify({ mode, ...report }, null, 2))

@@ -50,6 +50,12 @@ export interface ChaosOptions {
    */
   readQuorum?: number
   /**
+   * The managers' `readLeaseMillis`; 0 makes every read compare `readQuorum` copies, and no
+   * write wait for an announcement.
+   * @default the library's default
+   */
+  readLeaseMillis?: number
+  /**
    * Gray failures: app server 1 reaches every store through its own fault proxy, app server 2
    * directly, and the faults rotate through blackholes, latency, resets, stalls and hung data
    * statements between app server 1 and one store, SIGKILL and SIGSTOP of a store, and CPU
@@ -145,6 +151,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     ...MANAGER_OPTIONS,
     copies,
     ...(options.readQuorum === undefined ? {} : { readQuorum: options.readQuorum }),
+    ...(options.readLeaseMillis === undefined ? {} : { readLeaseMillis: options.readLeaseMillis }),
     ...(options.atRest === true ? sealedRows() : {}),
   }
   const { readQuorum, readLeaseMillis } = resolveOptions({
