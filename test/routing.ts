@@ -18,6 +18,9 @@ const stores = (...standings: Standing[]) =>
     id: `store-${'abcdef'[index]}`,
     standing: { up: standing !== 'down', behind: standing === 'behind' },
   }))
+type Store = ReturnType<typeof stores>[number]
+/** The first four stores of a list, typed as present. */
+const fourOf = (list: readonly Store[]) => list.slice(0, 4) as [Store, Store, Store, Store]
 const ids = (list: readonly { id: string }[]) => list.map((store) => store.id.slice(-1)).join('')
 
 t.test('writeOrder: every store that is up, in order', async (t) => {
@@ -64,12 +67,7 @@ t.test(
   'unaskedHolders: stores not heard from before the last answer, and failures after it',
   async (t) => {
     const order = stores('up', 'up', 'up', 'up')
-    const [a, b, c, d] = order as [
-      (typeof order)[0],
-      (typeof order)[0],
-      (typeof order)[0],
-      (typeof order)[0],
-    ]
+    const [a, b, c, d] = fourOf(order)
     t.equal(unaskedHolders(order, [b], []), 1, 'a not heard from before b (down when routed)')
     t.equal(unaskedHolders(order, [b, d], [c]), 2, 'a and c before d')
     t.equal(unaskedHolders(order, [a], [b]), 1, 'b failed after the last answer')
@@ -142,13 +140,8 @@ t.test(
 
 t.test('reachesPastSpan: a store at or past the span', async (t) => {
   const order = stores('up', 'up', 'up', 'up')
-  const [a, b, c, d] = order as [
-    (typeof order)[0],
-    (typeof order)[0],
-    (typeof order)[0],
-    (typeof order)[0],
-  ]
-  const table: [(typeof order)[0][], number, boolean, string][] = [
+  const [a, b, c, d] = fourOf(order)
+  const table: [Store[], number, boolean, string][] = [
     [[a, c], 3, false, 'a and c within the first three'],
     [[b, c], 3, false, 'b and c within the first three'],
     [[c, d], 3, true, 'd is the fourth'],
