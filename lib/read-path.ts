@@ -324,17 +324,15 @@ export class ReadPath {
       late = [...late, ...rest.late]
       judged = await this.#judgeWhole(sessionId, answers)
     }
-    const span = quorumSpan(options.copies, options.readQuorum)
-    const pastSpan = (): boolean =>
-      reachesPastSpan(
-        order,
-        answers.map((answer) => answer.store),
-        span,
-      )
     if (
+      late.length > 0 &&
       judged.verdict.state !== 'destroyed' &&
-      (judged.result === null || pastSpan()) &&
-      late.length > 0
+      (judged.result === null ||
+        reachesPastSpan(
+          order,
+          answers.map((answer) => answer.store),
+          quorumSpan(options.copies, options.readQuorum),
+        ))
     ) {
       // Nothing found yet, or found past the span (failures carried the read there): the stores
       // passed over as slow may hold the session, or a newer copy, after all. A slow first
