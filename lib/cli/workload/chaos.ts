@@ -17,6 +17,7 @@ import {
   type ActiveFault,
   type FaultKind,
 } from './chaos-faults.js'
+import { describeError, diagnose } from './chaos-diagnosis.js'
 import type { Finding } from './consistency-model.js'
 import {
   appServerName,
@@ -31,7 +32,6 @@ import type {
   ChaosFinding,
   ChaosProgress,
   ChaosReport,
-  Diagnosis,
   FaultKindFigures,
   FaultRecord,
 } from './chaos-report.js'
@@ -230,7 +230,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await retryFor(
       SETUP_MILLIS,
       () => (managers[0] as SessionManager).applySchema(),
-      (error) => event(`applying the schema failed, retrying: ${describe(error)}`),
+      (error) => event(`applying the schema failed, retrying: ${describeError(error)}`),
     )
     await workload.populate(options.sessions ?? 1000, undefined, SETUP_MILLIS)
 
@@ -290,8 +290,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           active = undefined
           await ending.end()
         } catch (error) {
-          faultErrors.push(`${window.record.label}: ${describe(error)}`)
-          event(`fault ${window.record.label} failed: ${describe(error)}`)
+          faultErrors.push(`${window.record.label}: ${describeError(error)}`)
+          event(`fault ${window.record.label} failed: ${describeError(error)}`)
           return
         } finally {
           window.healedAt = Date.now()
@@ -338,7 +338,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       if (store.running) continue
       // Verify anyway: the other copies of its sessions are still there to read.
       await retryFor(SETUP_MILLIS, () => store.start()).catch((error: unknown) =>
-        faultErrors.push(`${store.id} could not be restarted: ${describe(error)}`),
+        faultErrors.push(`${store.id} could not be restarted: ${describeError(error)}`),
       )
     }
     const out = await waitForService(managers, storeIds, SETUP_MILLIS)
@@ -432,42 +432,6 @@ function isReader(reader: string, index: number): boolean {
   return reader === name || reader.startsWith(`${name} `)
 }
 
-/**
- * Adds to a violation what the reading manager made of the stores right after the read, and
- * what each store holds (read directly, so a fault between the reader and a store does not
- * hide it). Never rejects: a diagnosis is best effort.
- */
-async function diagnose(
-  finding: ChaosFinding,
-  reader: SessionManager,
-  cluster: LocalCluster,
-): Promise<void> {
-  const order = reader.locate(finding.id)
-  const standings = reader
-    .stats()
-    .stores.map((s) => `${s.id} ${s.state}${s.behind ? ' behind' : ''}`)
-  const diagnosis: Diagnosis = { order, standings, rows: {} }
-  finding.diagnosis = diagnosis
-  await Promise.all(
-    cluster.stores.map(async (store) => {
-      diagnosis.rows[store.id] = await store
-        .query<{ version: string | number; deleted: number; data: Buffer | null }>(
-          'SELECT version, deleted, data FROM sessions WHERE id = ?',
-          [finding.id],
-          { timeoutMillis: 5000 },
-        )
-        .then(
-          ([row]) => {
-            if (row === undefined) return 'none'
-            const value = row.deleted ? 'tombstone' : (row.data?.toString() ?? 'no data')
-            return `${value} v${row.version}`
-          },
-          (error: unknown) => `unreadable (${describe(error)})`,
-        )
-    }),
-  )
-}
-
 /** The fault window a read at `at` fell in: the last fault started before it. */
 function windowAt(windows: readonly FaultWindow[], at: number): FaultWindow | undefined {
   for (let i = windows.length - 1; i >= 0; i--) {
@@ -500,8 +464,4 @@ function seconds(millis: number): number {
 
 function clamp(value: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, Math.round(value)))
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }
