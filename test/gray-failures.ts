@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import { NotEnoughStoresError } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
@@ -283,18 +284,28 @@ crashTest('a hedge never replaces a slow store with one the overlap does not cov
   await a.start()
 })
 
+/**
+ * Two app servers with copies 2 and no read lease (every read compares two copies, and no
+ * write waits for an announcement; the one-store path is not what these tests are about): the
+ * faulty one reaches a and b through fault proxies. No health rounds during the test, so a
+ * store's standing changes only by what the operation itself meets. `id` has the order a, b,
+ * c, d.
+ */
+async function quorumOnlyGrayPair(t: Test, queryTimeoutMillis: number) {
+  const pair = await grayManagers(t, cluster, [a.id, b.id], {
+    copies: 2,
+    readLeaseMillis: 0,
+    queryTimeoutMillis,
+    healthCheckIntervalMillis: 3_600_000,
+  })
+  const id = idWithOrderPrefix(pair.healthy, [a.id, b.id, c.id, cluster.stores[3]!.id])
+  return { ...pair, id }
+}
+
 crashTest(
   'a read that hedged away from a slow holder waits for it when the other holder hangs',
   async (t) => {
-    const d = cluster.stores[3]!
-    // Reads ask two stores (no lease): the one-store path is not what this is about.
-    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id, b.id], {
-      copies: 2,
-      readLeaseMillis: 0,
-      queryTimeoutMillis: 1000,
-      healthCheckIntervalMillis: 3_600_000,
-    })
-    const id = idWithOrderPrefix(healthy, [a.id, b.id, c.id, d.id])
+    const { faulty, healthy, proxies, id } = await quorumOnlyGrayPair(t, 1000)
     // v1 on a, b and c; v2 (acknowledged) on a and b only: c keeps v1, d nothing.
     const threeCopies = await startManager(t, cluster, { copies: 3 })
     await threeCopies.writeSession(id, { v: 1 })
@@ -316,15 +327,7 @@ crashTest(
 crashTest(
   'a write that hedged around a slow store and past a failed one waits for the slow one',
   async (t) => {
-    const d = cluster.stores[3]!
-    // No lease: reads compare two copies, and the write is not held back for an announcement.
-    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id, b.id], {
-      copies: 2,
-      readLeaseMillis: 0,
-      queryTimeoutMillis: 2000,
-      healthCheckIntervalMillis: 3_600_000,
-    })
-    const id = idWithOrderPrefix(healthy, [a.id, b.id, c.id, d.id])
+    const { faulty, healthy, proxies, id } = await quorumOnlyGrayPair(t, 2000)
     await healthy.writeSession(id, { v: 1 }) // on a and b
     // For the faulty app server a is slow (its statements arrive 400 ms late), and so is b: the
     // write's first lane is hedged to c, the second waits for b (d is past the span). Then b
