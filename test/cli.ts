@@ -7,7 +7,8 @@ import { startTestCluster } from './helpers/cluster.js'
 import { runCli, type CliOptions, type CliRun } from './helpers/cli.js'
 import { startManager } from './helpers/manager.js'
 
-// The session-shards CLI run as a child process (from source, through tsx) against real stores.
+// The session-shards CLI run as a child process (its built `bin`, or the source through tsx:
+// helpers/cli.ts) against real stores.
 const cluster = await startTestCluster(t, { stores: 3 })
 const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
 const password = cluster.stores[0]!.config.password

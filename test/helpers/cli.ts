@@ -1,12 +1,35 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { execFile } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
-/** The CLI's entry point, run from source through tsx like `npm run cli`. */
+/** The CLI's entry point in source, run through tsx like `npm run cli`. */
 export const CLI_MAIN = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url))
+/** The compiled entry point, the package's `bin`. */
+const BUILT_MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
 /** tsx's loader by absolute URL, so the CLI also runs from a working directory outside the repo. */
 const TSX = import.meta.resolve('tsx')
+
+/**
+ * How the tests start the CLI: the compiled `bin` when `dist/` was built after the last change
+ * to `lib/` (`npm test` builds first), else the source through tsx. Both run the same code; the
+ * compiled one starts in about a third of the time (0.4 against 1.2 s here), which the tests'
+ * dozens of CLI runs add up. A `dist/` older than the source is never used: a test run right
+ * after an edit, without a build, tests the edit.
+ */
+const CLI_COMMAND: readonly string[] = builtIsCurrent() ? [BUILT_MAIN] : ['--import', TSX, CLI_MAIN]
+
+/** Whether the compiled CLI is newer than every source file (tsc rewrites all of dist/). */
+function builtIsCurrent(): boolean {
+  const built = statSync(BUILT_MAIN, { throwIfNoEntry: false })
+  if (built === undefined) return false
+  const lib = fileURLToPath(new URL('../../lib', import.meta.url))
+  return readdirSync(lib, { recursive: true, encoding: 'utf8' }).every(
+    (name) => statSync(join(lib, name)).mtimeMs <= built.mtimeMs,
+  )
+}
 
 /** What one CLI run printed and how it ended. */
 export interface CliRun {
@@ -31,7 +54,7 @@ function environment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 
 /** Starts `session-shards <args>` with stdout and stderr piped (so no progress bars). */
 export function spawnCli(args: readonly string[], options: CliOptions = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', TSX, CLI_MAIN, ...args], {
+  return spawn(process.execPath, [...CLI_COMMAND, ...args], {
     cwd: options.cwd ?? process.cwd(),
     env: environment(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
