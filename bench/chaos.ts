@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util'
 import { startLocalCluster } from '../lib/local-cluster/index.js'
 import type { ChaosFinding } from '../lib/cli/workload/chaos-report.js'
 import { runChaos } from '../lib/cli/workload/chaos.js'
-import { GRAY_ROTATION, type FaultKind } from '../lib/cli/workload/chaos-faults.js'
+import { FAULT_KINDS, type FaultKind } from '../lib/cli/workload/chaos-faults.js'
 import { median } from './lib/stats.js'
 
 const { values } = parseArgs({
@@ -128,9 +128,9 @@ function faultKinds(list: string | undefined): FaultKind[] | undefined {
   if (list === undefined) return undefined
   if (list === 'none') return []
   const kinds = list.split(',')
-  const unknown = kinds.filter((kind) => !GRAY_ROTATION.includes(kind as FaultKind))
+  const unknown = kinds.filter((kind) => !FAULT_KINDS.includes(kind as FaultKind))
   if (unknown.length > 0) {
-    console.error(`--faults: unknown kinds; known: ${GRAY_ROTATION.join(', ')}, or none`)
+    console.error(`--faults: unknown kinds; known: ${FAULT_KINDS.join(', ')}, or none`)
     process.exit(2)
   }
   return kinds as FaultKind[]

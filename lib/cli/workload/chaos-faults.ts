@@ -7,11 +7,22 @@ import { retryFor } from './session-workload.js'
 
 /**
  * A fault of the chaos run. Through app server 1's fault proxy to one store, seen by that app
- * server only: `blackhole`, `latency`, `reset`, `stall`, `hang-data`. Seen by every app server:
- * `kill` (SIGKILL, then a restart), `stop` (SIGSTOP, then SIGCONT), `starve` (CPU starvation).
+ * server only: `blackhole`, `latency` (beyond the query timeout), `slow` (within it: answers
+ * come, late), `reset`, `stall`, `hang-data`; and to two stores at once, `slow-and-blackhole`
+ * (one slow, the next in the store list blackholed). Seen by every app server: `kill`
+ * (SIGKILL, then a restart), `stop` (SIGSTOP, then SIGCONT), `starve` (CPU starvation).
  */
 export type FaultKind =
-  'blackhole' | 'latency' | 'reset' | 'stall' | 'hang-data' | 'kill' | 'stop' | 'starve'
+  | 'blackhole'
+  | 'latency'
+  | 'slow'
+  | 'reset'
+  | 'stall'
+  | 'hang-data'
+  | 'slow-and-blackhole'
+  | 'kill'
+  | 'stop'
+  | 'starve'
 
 /**
  * The gray run's rotation: the proxy faults first, so that a short run sees all of them (the
@@ -21,6 +32,7 @@ export type FaultKind =
 export const GRAY_ROTATION: readonly FaultKind[] = [
   'blackhole',
   'latency',
+  'slow',
   'reset',
   'stall',
   'hang-data',
@@ -29,8 +41,23 @@ export const GRAY_ROTATION: readonly FaultKind[] = [
   'starve',
 ]
 
+/**
+ * Every fault kind: the gray rotation's, and `slow-and-blackhole`, which only runs when named
+ * (`--faults`). It takes one app server to the edge of the freshness bound (fewer than `k` of a
+ * session's first `2k - 1` stores failed, docs/guarantees.md): the slow store is within it only
+ * while its answers come before the query timeout, which a loaded machine cannot promise.
+ */
+export const FAULT_KINDS: readonly FaultKind[] = [...GRAY_ROTATION, 'slow-and-blackhole']
+
 /** The crash-and-hang run's rotation. */
 export const CRASH_ROTATION: readonly FaultKind[] = ['kill', 'stop']
+
+/**
+ * A store slow for one app server but answering: past the longest hedge delay (100 ms), so
+ * requests hedge around it, and far within the query timeout (1 s), so that its answers still
+ * come, late, and count (queued behind its batches, under load, too).
+ */
+const SLOW: Fault = { kind: 'latency', toStoreMillis: 60, toClientMillis: 60 }
 
 /** What a proxy fault sets on the proxy. */
 const PROXY_FAULTS: Partial<Record<FaultKind, Fault>> = {
@@ -38,6 +65,7 @@ const PROXY_FAULTS: Partial<Record<FaultKind, Fault>> = {
   // Longer than queryTimeoutMillis both ways, and different per direction: a statement is late
   // on arrival and its answer later still.
   latency: { kind: 'latency', toStoreMillis: 3000, toClientMillis: 1500 },
+  slow: SLOW,
   reset: { kind: 'reset' },
   // Long enough for timeouts, short enough that the store answers between stalls (a flapping
   // store, not a dead one).
@@ -45,9 +73,9 @@ const PROXY_FAULTS: Partial<Record<FaultKind, Fault>> = {
   'hang-data': { kind: 'hang-data' },
 }
 
-/** Whether `kind` is applied through app server 1's fault proxy. */
+/** Whether `kind` is applied through app server 1's fault proxies. */
 export function isProxyFault(kind: FaultKind): boolean {
-  return PROXY_FAULTS[kind] !== undefined
+  return PROXY_FAULTS[kind] !== undefined || kind === 'slow-and-blackhole'
 }
 
 /** Busy loops of a CPU starvation: one more than the 2 cores the run is sized for. */
@@ -79,6 +107,8 @@ export interface FaultTarget {
   store: LocalStore
   /** App server 1's proxy to `store`; proxy faults need it. */
   proxy: FaultProxy | undefined
+  /** The store after `store` in the store list, with its proxy (`slow-and-blackhole`). */
+  next: { store: LocalStore; proxy: FaultProxy | undefined }
   /** Every store: a CPU starvation lowers the priority of all of them. */
   stores: readonly LocalStore[]
   /** The longest the fault may last: busy loops end by themselves after it. */
@@ -98,6 +128,24 @@ export async function injectFault(kind: FaultKind, target: FaultTarget): Promise
     }
   }
   switch (kind) {
+    case 'slow-and-blackhole': {
+      // A write hedged around the slow store while the next one fails goes further along the
+      // order than the stores a reader compares; it must then wait for the slow one.
+      const { next } = target
+      if (proxy === undefined || next.proxy === undefined) {
+        throw new Error(`a ${kind} fault needs fault proxies`)
+      }
+      proxy.setFault(SLOW)
+      next.proxy.setFault({ kind: 'blackhole' })
+      const slow = `${describeProxyFault(SLOW)} ${store.id}`
+      return {
+        label: `${slow} and blackhole to ${next.store.id} for app server 1`,
+        end: async () => {
+          proxy.heal()
+          next.proxy?.heal()
+        },
+      }
+    }
     case 'kill':
       await store.kill()
       return {

@@ -11,6 +11,7 @@ import { createSessionManager } from '../../session-manager.js'
 import type { SessionManager } from '../../session-manager.js'
 import {
   CRASH_ROTATION,
+  FAULT_KINDS,
   GRAY_ROTATION,
   injectFault,
   isProxyFault,
@@ -123,7 +124,10 @@ function sealedRows(): Pick<SessionManagerOptions, 'compression' | 'encryption'>
 /** A fault of the run, with its times (ms since the epoch). */
 interface FaultWindow {
   record: FaultRecord
+  /** What the fault is on, for the log: a store id, two, or every store. */
   target: string
+  /** The stores whose `store-down` counts as the fault detected. */
+  detectedBy: readonly string[]
   startedAt: number
   healedAt: number | undefined
   servingAt: number | undefined
@@ -143,7 +147,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const gray = options.gray === true
   const kinds = options.faultKinds ?? (gray ? GRAY_ROTATION : CRASH_ROTATION)
   if (!gray && kinds.some(isProxyFault)) {
-    throw new TypeError('proxy faults (blackhole, latency, reset, stall, hang-data) need gray')
+    throw new TypeError(`proxy faults (${FAULT_KINDS.filter(isProxyFault).join(', ')}) need gray`)
   }
   const faultMillis =
     options.faultMillis ?? (gray ? clamp((options.seconds * 1000) / 15, 1500, 6000) : 1500)
@@ -193,7 +197,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         event(`${name}: ${storeId} down`)
         const window = current()
         if (window === undefined || window.servingAt !== undefined) return
-        if (window.target !== storeId && window.record.kind !== 'starve') return
+        if (!window.detectedBy.includes(storeId)) return
         if (window.record.detectedMillis[name] !== undefined) return
         const millis = Date.now() - window.startedAt
         if (Object.keys(window.record.detectedMillis).length === 0) detectionMillis.push(millis)
@@ -255,7 +259,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         // Each round of the rotation starts one store further, so that every kind meets
         // every store.
         const round = Math.floor(n / kinds.length)
-        const store = cluster.stores[((n % kinds.length) + round) % cluster.stores.length]!
+        const position = (n % kinds.length) + round
+        const store = cluster.stores[position % cluster.stores.length]!
+        const next = cluster.stores[(position + 1) % cluster.stores.length]!
         const window: FaultWindow = {
           record: {
             kind,
@@ -268,7 +274,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             transientNullReads: 0,
             violations: 0,
           },
-          target: kind === 'starve' ? 'every store' : store.id,
+          target:
+            kind === 'starve'
+              ? 'every store'
+              : kind === 'slow-and-blackhole'
+                ? `${store.id}+${next.id}`
+                : store.id,
+          // The slow store of a pair is expected to stay in service.
+          detectedBy:
+            kind === 'starve' ? storeIds : [kind === 'slow-and-blackhole' ? next.id : store.id],
           startedAt: Date.now(),
           healedAt: undefined,
           servingAt: undefined,
@@ -279,6 +293,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           active = await injectFault(kind, {
             store,
             proxy: proxies.get(store.id),
+            next: { store: next, proxy: proxies.get(next.id) },
             stores: cluster.stores,
             // Busy loops outlive a schedule stuck past its fault by at most this much.
             maxMillis: faultMillis + 60_000,
