@@ -46,7 +46,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
   // shows a class's own properties, and the options hold the stores' passwords.
   readonly #options: ResolvedOptions
   readonly #cluster: Cluster
-  readonly #work = new WorkTracker()
+  readonly #work: WorkTracker
   readonly #emit: Emit
   readonly #sweeper: BackgroundSweeper
   readonly #metrics: SessionMetrics
@@ -55,6 +55,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
   constructor(options: SessionManagerOptions) {
     super()
     this.#options = resolveOptions(options)
+    this.#work = new WorkTracker(this.#options.maxOperationsInFlight)
     // The map types every event; EventEmitter's own signature cannot follow a generic name.
     const untyped = this as unknown as EventEmitter
     this.#emit = (name, ...payload) => void untyped.emit(name, ...payload)

@@ -217,6 +217,24 @@ export class SchemaNotAppliedError extends SessionShardsError {
   }
 }
 
+/**
+ * The manager already has `maxOperationsInFlight` operations in flight: this one was refused
+ * before any statement, so that a flood of calls (a retry storm, a runaway loop) cannot grow
+ * the manager's queues without bound while its stores are slow.
+ */
+export class TooManyOperationsError extends SessionShardsError {
+  /** The manager's `maxOperationsInFlight`. */
+  readonly limit: number
+
+  constructor(limit: number) {
+    super(
+      'TOO_MANY_OPERATIONS',
+      `${limit} operations are already in flight on this session manager (maxOperationsInFlight); retry once some have settled.`,
+    )
+    this.limit = limit
+  }
+}
+
 /** The manager was closed; no further operation is accepted. */
 export class ManagerClosedError extends SessionShardsError {
   constructor() {

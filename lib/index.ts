@@ -47,6 +47,7 @@ export {
   InvalidSessionDataError,
   InvalidSessionIdError,
   ManagerClosedError,
+  TooManyOperationsError,
   NoStoreAvailableError,
   NotEnoughStoresError,
   SessionShardsError,

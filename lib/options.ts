@@ -107,6 +107,14 @@ export interface SessionManagerOptions {
    */
   orderCacheSize?: number
   /**
+   * Operations (reads, writes, destroys, locks, and cluster-wide ones such as a sweep) this
+   * manager runs at once at most; one more is refused at once with `TooManyOperationsError`
+   * (`TOO_MANY_OPERATIONS`), before any statement. It bounds every queue a flood of calls
+   * could grow while the stores are slow.
+   * @default 10000
+   */
+  maxOperationsInFlight?: number
+  /**
    * Consecutive failed statements after which a store is marked down and skipped until the
    * health check finds it answering again.
    * @default 3
@@ -251,6 +259,7 @@ export interface ResolvedOptions {
   readonly codec: RowCodec
   readonly maxSessionBytes: number
   readonly orderCacheSize: number
+  readonly maxOperationsInFlight: number
   readonly failThreshold: number
   readonly healthCheckIntervalMillis: number
   readonly hintWindowMillis: number
@@ -350,6 +359,12 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
       min: 0,
       max: 10_000_000,
     }),
+    maxOperationsInFlight: wholeNumber(
+      'maxOperationsInFlight',
+      options.maxOperationsInFlight,
+      10_000,
+      { min: 1, max: 10_000_000 },
+    ),
     failThreshold: wholeNumber('failThreshold', options.failThreshold, 3, { min: 1, max: 1000 }),
     // Jittered by up to +20%: one day keeps the timer far inside its range.
     healthCheckIntervalMillis: millisOption(

@@ -1,31 +1,49 @@
 /** Work in flight, so that close() can let it settle: operations, and bounded background work. */
-import { ManagerClosedError } from './errors.js'
+import { ManagerClosedError, TooManyOperationsError } from './errors.js'
 
 /**
  * Counts operations and background work (read repairs, moves) until they settle. Once closing,
  * new operations are refused and no background work starts; {@link settled} resolves when the
- * count reaches zero.
+ * count reaches zero. Operations beyond `maxOperations` in flight are refused too: every queue
+ * an operation joins (a store's batch queue, the driver's wait for a connection) is then
+ * bounded, whatever the callers do.
  */
 export class WorkTracker {
+  /** Operations and background work in flight. */
   #active = 0
+  /** Operations in flight (a part of {@link #active}). */
+  #operations = 0
+  readonly #maxOperations: number
   #closing = false
   #drained: (() => void) | undefined
+
+  constructor(maxOperations: number) {
+    this.#maxOperations = maxOperations
+  }
 
   /** Whether the manager is closing (or closed). */
   get closing(): boolean {
     return this.#closing
   }
 
-  /** Runs an operation unless closing, counting it until it settles. */
+  /**
+   * Runs an operation unless closing or `maxOperations` are in flight already (then it rejects
+   * with {@link TooManyOperationsError} and nothing runs), counting it until it settles.
+   */
   track<T>(operation: () => Promise<T>): Promise<T> {
     if (this.#closing) return Promise.reject(new ManagerClosedError())
+    if (this.#operations >= this.#maxOperations) {
+      return Promise.reject(new TooManyOperationsError(this.#maxOperations))
+    }
     let promise: Promise<T>
     try {
       promise = operation()
     } catch (error) {
       return Promise.reject(error)
     }
-    this.#count(promise)
+    this.#active++
+    this.#operations++
+    promise.then(this.#operationSettled, this.#operationSettled)
     return promise
   }
 
@@ -51,8 +69,13 @@ export class WorkTracker {
     promise.then(this.#settled, this.#settled)
   }
 
-  /** One function for every operation's end, rather than a closure each. */
+  /** One function for every piece of work's end, rather than a closure each. */
   readonly #settled = (): void => {
     if (--this.#active === 0) this.#drained?.()
+  }
+
+  readonly #operationSettled = (): void => {
+    this.#operations--
+    this.#settled()
   }
 }

@@ -38,6 +38,9 @@ t.test('bad options are rejected with a typed error that names the option', asyn
   for (const readLeaseMillis of [5, 60_001, '500', -1, 1.5]) {
     optionError(t, { stores: [store('a'), store('b')], readLeaseMillis }, 'readLeaseMillis')
   }
+  for (const maxOperationsInFlight of [0, -1, 1.5, '100', 10_000_001]) {
+    optionError(t, { stores: [store('a')], maxOperationsInFlight }, 'maxOperationsInFlight')
+  }
 })
 
 t.test('the read lease: on by default with a quorum, off at 0 or with readQuorum 1', async (t) => {
