@@ -47,7 +47,6 @@ export {
   InvalidSessionDataError,
   InvalidSessionIdError,
   ManagerClosedError,
-  TooManyOperationsError,
   NoStoreAvailableError,
   NotEnoughStoresError,
   SessionShardsError,
@@ -60,6 +59,7 @@ export {
   SchemaNotAppliedError,
   LockTimeoutError,
   LockExpiredError,
+  TooManyOperationsError,
 } from './errors.js'
 export type { StoreFailure } from './errors.js'
 export type {
