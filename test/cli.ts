@@ -57,10 +57,8 @@ t.test('--help lists every command; each command has its own help', async (t) =>
   t.equal(top.code, 0)
   for (const name of COMMANDS) t.match(top.stdout, new RegExp(`^  ${name} `, 'm'), name)
   t.match(top.stdout, /Exit codes: 0 ok, 1 .*, 2 usage or configuration error/s)
-  // Independent runs, started together: each is a process start-up, most of it waiting.
-  const helps = await Promise.all(COMMANDS.map((name) => cli([name, '--help'])))
-  for (const [index, name] of COMMANDS.entries()) {
-    const help = helps[index]!
+  for (const name of COMMANDS) {
+    const help = await cli([name, '--help'])
     t.equal(help.code, 0, `${name} --help exits 0`)
     t.match(help.stdout, new RegExp(`^Usage: session-shards ${name}`), `${name} --help`)
   }
@@ -87,14 +85,12 @@ t.test('ids that begin with "-" are ids, not options (1 in 64 generated ids does
   // One dash, and two (1 in 4,096 generated ids begins so).
   for (const id of [`-A${generateSessionId().slice(2)}`, `--${generateSessionId().slice(2)}`]) {
     await manager.writeSession(id, { dash: true })
-    const commands = [
+    for (const args of [
       ['locate', id, '--json'],
       ['locate', '--json', id],
       ['show', id, '--json'],
-    ]
-    const runs = await Promise.all(commands.map((args) => cli(args)))
-    for (const [index, args] of commands.entries()) {
-      const run = runs[index]!
+    ]) {
+      const run = await cli(args)
       t.equal(run.code, 0, `${args.join(' ')}: exit 0 (${run.stderr.trim()})`)
       t.equal(json(run).id, id, `${args[0]}: the id as given`)
     }
@@ -354,9 +350,8 @@ t.test('bad configuration: one line on stderr, exit code 2, no password', async 
     ['an unknown command', ['statsu'], {}],
     ['a stray argument', ['repair', 'now'], {}],
   ]
-  const runs = await Promise.all(cases.map(([, args, env]) => cli(args, { env })))
-  for (const [index, [what]] of cases.entries()) {
-    const run = runs[index]!
+  for (const [what, args, env] of cases) {
+    const run = await cli(args, { env })
     t.equal(run.code, 2, `${what}: exit code 2`)
     t.equal(run.stdout, '', `${what}: nothing on stdout`)
     t.match(run.stderr, /^session-shards[^\n]*\n$/, `${what}: one line (${run.stderr.trim()})`)
