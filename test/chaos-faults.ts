@@ -1,7 +1,12 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import mysql from 'mysql2/promise'
-import { FAULT_KINDS, GRAY_ROTATION, injectFault } from '../lib/cli/workload/chaos-faults.js'
+import {
+  FAULT_KINDS,
+  faultPlacement,
+  GRAY_ROTATION,
+  injectFault,
+} from '../lib/cli/workload/chaos-faults.js'
 import { FaultProxy } from '../lib/local-cluster/index.js'
 import type { LocalStore } from '../lib/local-cluster/index.js'
 import { startTestCluster } from './helpers/cluster.js'
@@ -81,4 +86,17 @@ t.test('slow-and-blackhole runs only when named', async (t) => {
     GRAY_ROTATION.every((kind) => FAULT_KINDS.includes(kind)),
     'every rotation kind is a kind',
   )
+})
+
+t.test('where each kind of fault goes, and which store going down detects it', async (t) => {
+  const every = ['a', 'b', 'c']
+  for (const [kind, target, detectedBy] of [
+    ['blackhole', 'a', ['a']],
+    ['slow', 'a', ['a']],
+    ['kill', 'a', ['a']],
+    ['slow-and-blackhole', 'a+b', ['b']],
+    ['starve', 'every store', every],
+  ] as const) {
+    t.same(faultPlacement(kind, 'a', 'b', every), { target, detectedBy }, kind)
+  }
 })

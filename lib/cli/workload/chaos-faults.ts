@@ -73,6 +73,22 @@ const PROXY_FAULTS: Partial<Record<FaultKind, Fault>> = {
   'hang-data': { kind: 'hang-data' },
 }
 
+/**
+ * Where a fault of `kind` aimed at `store` goes: `target` names it for the log, and a
+ * `store-down` of one of `detectedBy` counts as the fault detected (a pair's slow store is
+ * meant to stay in service; a CPU starvation may be taken for any store's fault).
+ */
+export function faultPlacement(
+  kind: FaultKind,
+  store: string,
+  next: string,
+  every: readonly string[],
+): { target: string; detectedBy: readonly string[] } {
+  if (kind === 'starve') return { target: 'every store', detectedBy: every }
+  if (kind === 'slow-and-blackhole') return { target: `${store}+${next}`, detectedBy: [next] }
+  return { target: store, detectedBy: [store] }
+}
+
 /** Whether `kind` is applied through app server 1's fault proxies. */
 export function isProxyFault(kind: FaultKind): boolean {
   return PROXY_FAULTS[kind] !== undefined || kind === 'slow-and-blackhole'
@@ -131,18 +147,18 @@ export async function injectFault(kind: FaultKind, target: FaultTarget): Promise
     case 'slow-and-blackhole': {
       // A write hedged around the slow store while the next one fails goes further along the
       // order than the stores a reader compares; it must then wait for the slow one.
-      const { next } = target
-      if (proxy === undefined || next.proxy === undefined) {
+      const nextProxy = target.next.proxy
+      if (proxy === undefined || nextProxy === undefined) {
         throw new Error(`a ${kind} fault needs fault proxies`)
       }
       proxy.setFault(SLOW)
-      next.proxy.setFault({ kind: 'blackhole' })
+      nextProxy.setFault({ kind: 'blackhole' })
       const slow = `${describeProxyFault(SLOW)} ${store.id}`
       return {
-        label: `${slow} and blackhole to ${next.store.id} for app server 1`,
+        label: `${slow} and blackhole to ${target.next.store.id} for app server 1`,
         end: async () => {
           proxy.heal()
-          next.proxy?.heal()
+          nextProxy.heal()
         },
       }
     }

@@ -12,6 +12,7 @@ import type { SessionManager } from '../../session-manager.js'
 import {
   CRASH_ROTATION,
   FAULT_KINDS,
+  faultPlacement,
   GRAY_ROTATION,
   injectFault,
   isProxyFault,
@@ -274,15 +275,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             transientNullReads: 0,
             violations: 0,
           },
-          target:
-            kind === 'starve'
-              ? 'every store'
-              : kind === 'slow-and-blackhole'
-                ? `${store.id}+${next.id}`
-                : store.id,
-          // The slow store of a pair is expected to stay in service.
-          detectedBy:
-            kind === 'starve' ? storeIds : [kind === 'slow-and-blackhole' ? next.id : store.id],
+          ...faultPlacement(kind, store.id, next.id, storeIds),
           startedAt: Date.now(),
           healedAt: undefined,
           servingAt: undefined,
