@@ -67,8 +67,8 @@ type Answer = StoreAnswer<Store, Copy | null>
 
 const hedgeAfter = (store: Store): number => store.hedgeAfterMillis()
 /**
- * How late a lone read's hedge may start: a hedge waits at least 2 ms (store.ts), so starting
- * it up to 1 ms late keeps it well ahead of a slow store's answer.
+ * How late a lone read's hedge may start: a hedge waits at least 2 ms (store/latency.ts), so
+ * starting it up to 1 ms late keeps it well ahead of a slow store's answer.
  */
 const HEDGE_RESOLUTION_MILLIS = 1
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { LatencyWindow, quantile } from '../lib/store/latency.js'
+import { hedgeDelayMillis, LatencyWindow, quantile } from '../lib/store/latency.js'
 
 // The hedge delay rests on a store's recent p99: picked out of the window without sorting it,
 // it must be exactly the value the sorted window holds at that rank.
@@ -7,6 +7,24 @@ const sortedAt = (values: number[], q: number): number => {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number
 }
+
+t.test(
+  'hedge delay: twice the p99, within 2 and 100 ms; the most while the p99 is unknown',
+  async (t) => {
+    const table: [number | null, number][] = [
+      [null, 100],
+      [0, 2],
+      [0.3, 2],
+      [1, 2],
+      [1.5, 3],
+      [20, 40],
+      [49.5, 99],
+      [50, 100],
+      [700, 100],
+    ]
+    for (const [p99, expected] of table) t.equal(hedgeDelayMillis(p99), expected, `p99 ${p99}`)
+  },
+)
 
 t.test('quantile: the nearest rank at or below, from tables', async (t) => {
   const table: [number[], number, number][] = [

@@ -3,6 +3,23 @@
 /** Samples between two computations of the p99 that hedging reads. */
 const RECOMPUTE_EVERY = 64
 
+/** Bounds of the hedge delay (see {@link hedgeDelayMillis}). */
+export const MIN_HEDGE_MILLIS = 2
+export const MAX_HEDGE_MILLIS = 100
+
+/**
+ * How long a request waits for a store before also asking the next one: twice the store's
+ * recent p99, within [{@link MIN_HEDGE_MILLIS}, {@link MAX_HEDGE_MILLIS}]; the most until enough
+ * latencies are known (`p99` null). The floor keeps a store answering in well under a
+ * millisecond from being hedged around at every scheduling hiccup, and the shared hedge timer
+ * from waking the process more often (docs/performance.md, "Reads"); the ceiling bounds what a
+ * slow store costs a request.
+ */
+export function hedgeDelayMillis(p99: number | null): number {
+  if (p99 === null) return MAX_HEDGE_MILLIS
+  return Math.min(MAX_HEDGE_MILLIS, Math.max(MIN_HEDGE_MILLIS, 2 * p99))
+}
+
 /** Keeps the last `size` latencies of a store and reports percentiles over them. */
 export class LatencyWindow {
   readonly #samples: Float64Array

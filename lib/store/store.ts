@@ -10,7 +10,7 @@ import type { ResolvedStore } from '../store-options.js'
 import { schemaStatements, schemaUpgrades } from '../schema.js'
 import type { Protocol } from './connection.js'
 import { StoreConnection } from './connection.js'
-import { LatencyWindow } from './latency.js'
+import { hedgeDelayMillis, LatencyWindow } from './latency.js'
 import { isAbsentError, isUnreachableError } from './retry.js'
 import type { RequestObserver } from '../metrics/session-metrics.js'
 import type { LocalSlowness } from './local-slowness.js'
@@ -41,10 +41,6 @@ export interface StoreStats extends StoreCounters {
 }
 
 type WriteBatcher = StatementBatcher<SessionWrite, WriteOutcome>
-
-/** Bounds of the hedge delay (see {@link Store.hedgeAfterMillis}). */
-const MIN_HEDGE_MILLIS = 2
-const MAX_HEDGE_MILLIS = 100
 
 /**
  * How long creating or upgrading the tables may take per statement: DDL waits for metadata
@@ -429,13 +425,10 @@ export class Store {
 
   /**
    * How long to wait for this store before also asking the next one (a hedge, as Cassandra's
-   * speculative retry): twice its recent p99, within [{@link MIN_HEDGE_MILLIS},
-   * {@link MAX_HEDGE_MILLIS}]; the most until enough latencies are known.
+   * speculative retry): {@link hedgeDelayMillis} of its recent p99.
    */
   hedgeAfterMillis(): number {
-    const p99 = this.latency.recentP99()
-    if (p99 === null) return MAX_HEDGE_MILLIS
-    return Math.min(MAX_HEDGE_MILLIS, Math.max(MIN_HEDGE_MILLIS, 2 * p99))
+    return hedgeDelayMillis(this.latency.recentP99())
   }
 
   /**
