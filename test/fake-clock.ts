@@ -55,7 +55,10 @@ t.test('sweeps delete what the fake clock says has expired, tombstones included'
   await manager.destroySession(destroyed)
   t.equal((await manager.sweep()).deleted, 0, 'nothing expired yet')
   clock.advance(60_000)
-  t.equal((await manager.sweep()).deleted, 2, 'the expired session: both copies')
+  // Two copies, or three when a hedge around a slow store left one more: every one is swept.
+  const copies = [...(await rowsOnStores(cluster, expiring, table)).values()].filter(Boolean).length
+  t.ok(copies >= 2, 'the expiring session has its two copies')
+  t.equal((await manager.sweep()).deleted, copies, 'the expired session: every copy')
   // Tombstones on every store a read may ask (maxReadStores: 3).
   t.same([...(await rowsOnStores(cluster, destroyed, table)).values()].filter(Boolean).length, 3)
   clock.advance(60_000)
