@@ -9,7 +9,7 @@ import {
 } from '../lib/cli/workload/chaos-faults.js'
 import { FaultProxy } from '../lib/local-cluster/index.js'
 import type { LocalStore } from '../lib/local-cluster/index.js'
-import { startTestCluster } from './helpers/cluster.js'
+import { driverOptions, startTestCluster } from './helpers/cluster.js'
 
 // The chaos run's proxy faults do to real connections what their names say, to the stores they
 // name, and ending them heals every proxy they touched.
@@ -24,7 +24,10 @@ async function proxyTo(t: Test, store: LocalStore): Promise<FaultProxy> {
 
 /** A connection to `store` through `proxy`, opened while the proxy is healthy. */
 async function through(t: Test, store: LocalStore, proxy: FaultProxy): Promise<mysql.Connection> {
-  const connection = await mysql.createConnection({ ...store.config, port: proxy.port })
+  const connection = await mysql.createConnection({
+    ...driverOptions(store.config),
+    port: proxy.port,
+  })
   t.teardown(() => connection.destroy())
   return connection
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { startTestCluster } from './helpers/cluster.js'
+import { driverOptions, startTestCluster } from './helpers/cluster.js'
 import { idWithOrderPrefix, startManager, storeState } from './helpers/manager.js'
 import mysql from 'mysql2/promise'
 
@@ -103,7 +103,7 @@ t.test('a lock wait timeout is retried on the same store', async (t) => {
   // first attempt fails with ER_LOCK_WAIT_TIMEOUT and the retry succeeds.
   await store.query('SET GLOBAL innodb_lock_wait_timeout = 1')
   t.teardown(() => store.query('SET GLOBAL innodb_lock_wait_timeout = 50'))
-  const holder = await mysql.createConnection(store.config)
+  const holder = await mysql.createConnection(driverOptions(store.config))
   t.teardown(() => holder.end())
   await holder.query('BEGIN')
   await holder.query('SELECT * FROM sessions WHERE id = ? FOR UPDATE', [id])

@@ -5,7 +5,7 @@ import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import mysql from 'mysql2/promise'
 import { FaultProxy } from '../lib/local-cluster/index.js'
-import { startTestCluster } from './helpers/cluster.js'
+import { driverOptions, startTestCluster } from './helpers/cluster.js'
 
 // The fault proxy the gray-failure tests put between one manager and one store: each fault
 // does what it says to a real MySQL-protocol connection, and healing ends it.
@@ -19,7 +19,7 @@ async function proxied(
   t.teardown(() => proxy.close())
   const connect = async (): Promise<mysql.Connection> => {
     const connection = await mysql.createConnection({
-      ...store.config,
+      ...driverOptions(store.config),
       port: proxy.port,
       connectTimeout: 500,
     })

@@ -8,7 +8,7 @@ import {
 import { resolveOptions } from '../lib/options.js'
 import { StoreConnection } from '../lib/store/connection.js'
 import type { Statement } from '../lib/store/statements.js'
-import { startTestCluster } from './helpers/cluster.js'
+import { driverOptions, startTestCluster } from './helpers/cluster.js'
 import {
   idWithOrderPrefix,
   rowsOnStores,
@@ -122,7 +122,7 @@ t.test('a write that waits out a row lock is retried on its store, not moved on'
   const manager = await startManager(t, cluster, { copies: 1, queryTimeoutMillis: 5000 })
   const id = idWithOrderPrefix(manager, [first.id])
   await manager.writeSession(id, { n: 1 })
-  const holder = await mysql.createConnection(first.config)
+  const holder = await mysql.createConnection(driverOptions(first.config))
   t.teardown(() => holder.end())
   await holder.query('START TRANSACTION')
   await holder.query('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [id])

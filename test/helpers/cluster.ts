@@ -1,6 +1,10 @@
 import type { Test } from 'tap'
 import { existingCluster, parseStoreList } from '../../lib/local-cluster/existing-cluster.js'
-import { startLocalCluster, type LocalCluster } from '../../lib/local-cluster/index.js'
+import {
+  startLocalCluster,
+  type LocalCluster,
+  type LocalStoreConfig,
+} from '../../lib/local-cluster/index.js'
 
 const STORES_VARIABLE = 'SESSION_SHARDS_TEST_STORES'
 
@@ -36,4 +40,13 @@ export async function startTestCluster(
   const cluster = await startLocalCluster(options)
   t.teardown(() => cluster.stop())
   return Object.assign(cluster, { canCrash: true })
+}
+
+/**
+ * A store's connection settings for mysql2 itself: its config without the store id, which
+ * mysql2 warns about as an unknown option.
+ */
+export function driverOptions(config: LocalStoreConfig): Omit<LocalStoreConfig, 'id'> {
+  const { host, port, user, password, database } = config
+  return { host, port, user, password, database }
 }
