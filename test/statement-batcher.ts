@@ -94,6 +94,39 @@ t.test(
   },
 )
 
+t.test(
+  "a batch's callers, asking again as its answers come in, queue and leave as one statement",
+  async (t) => {
+    const held = heldRunner()
+    const b = batcher(held)
+    const results = [1, 2, 3, 4].map((item) => b.submit(item))
+    held.answer(0)
+    held.answer(1)
+    await tick()
+    t.same(held.sent.at(-1), [3, 4], 'the queue left as a batch')
+    // As an application does: the answer passes up a few awaits before the next request.
+    const next: Promise<number>[] = []
+    const asked = results.slice(2).map(async (result, index) => {
+      await result
+      await null
+      await null
+      next.push(b.submit(6 + index))
+    })
+    held.answer(2)
+    await Promise.all(asked)
+    t.equal(held.sent.length, 3, 'the batch is back and nothing runs, but they wait for the turn')
+    await tick()
+    t.same(held.sent.at(-1), [6, 7], 'then leave together, not each alone')
+    held.answer(3)
+    t.same(await Promise.all([...results, ...next]), [2, 4, 6, 8, 12, 14])
+    await tick()
+    const later = b.submit(8)
+    t.same(held.sent.at(-1), [8], 'on a later turn a lone request goes at once again')
+    held.answer(4)
+    t.equal(await later, 16)
+  },
+)
+
 t.test('a queue longer than a batch leaves as several, up to the slots', async (t) => {
   const held = heldRunner()
   const b = batcher(held)
