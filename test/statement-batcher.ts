@@ -1,6 +1,7 @@
 // When the batcher sends what: its scheduling alone, with statements the test answers by hand
 // (the statements themselves, against real stores, are in batching.ts).
 import t from 'tap'
+import type { Test } from 'tap'
 import { StoreDownError, StoreTimeoutError } from '../lib/errors.js'
 import { DeadlineTracker } from '../lib/store/deadlines.js'
 import { StatementBatcher } from '../lib/store/statement-batcher.js'
@@ -42,6 +43,18 @@ function batcher(held: ReturnType<typeof heldRunner>, limits = LIMITS) {
   return new StatementBatcher('s1', held.runner, new DeadlineTracker(5), limits)
 }
 
+/** Requests 1 and 2 answered alone, then 3 and 4 sent as one batch, still running. */
+async function batchRunning(t: Test) {
+  const held = heldRunner()
+  const b = batcher(held)
+  const results = [1, 2, 3, 4].map((item) => b.submit(item))
+  held.answer(0)
+  held.answer(1)
+  await tick()
+  t.same(held.sent.at(-1), [3, 4], 'the queue left as a batch')
+  return { held, b, results }
+}
+
 t.test('requests that find a free slot and nothing queued go at once, alone', async (t) => {
   const held = heldRunner()
   const b = batcher(held)
@@ -77,13 +90,7 @@ t.test('the queue waits until every running statement is back, then leaves as on
 t.test(
   'beside a running batch, a request that finds nothing queued waits for the next',
   async (t) => {
-    const held = heldRunner()
-    const b = batcher(held)
-    const results = [1, 2, 3, 4].map((item) => b.submit(item))
-    held.answer(0)
-    held.answer(1)
-    await tick()
-    t.same(held.sent.at(-1), [3, 4], 'the queue left as a batch')
+    const { held, b, results } = await batchRunning(t)
     const fifth = b.submit(5)
     t.equal(held.sent.length, 3, 'a slot is free and nothing is queued, but a batch runs: 5 waits')
     held.answer(2)
@@ -97,13 +104,7 @@ t.test(
 t.test(
   "a batch's callers, asking again as its answers come in, queue and leave as one statement",
   async (t) => {
-    const held = heldRunner()
-    const b = batcher(held)
-    const results = [1, 2, 3, 4].map((item) => b.submit(item))
-    held.answer(0)
-    held.answer(1)
-    await tick()
-    t.same(held.sent.at(-1), [3, 4], 'the queue left as a batch')
+    const { held, b, results } = await batchRunning(t)
     // As an application does: the answer passes up a few awaits before the next request.
     const next: Promise<number>[] = []
     const asked = results.slice(2).map(async (result, index) => {
