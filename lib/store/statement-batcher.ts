@@ -56,8 +56,9 @@ export const STORE_BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
  * once every running statement is back the queue leaves as one batch statement (several when
  * it holds more than `maxBatch` rows). A request that finds nothing queued, a statement slot
  * free and no batch running or just back never waits (no timer is involved), so latency at
- * low load is that of a plain statement. Each request keeps its own deadline and its own error: a failed
- * batch fails each of its requests, which then fail over one by one as they would have alone.
+ * low load is that of a plain statement. Each request keeps its own deadline and its own
+ * error: a failed batch fails each of its requests, which then fail over one by one as they
+ * would have alone.
  */
 export class StatementBatcher<I, O> {
   readonly #storeId: string
