@@ -19,8 +19,6 @@ export interface CommandContext {
 /** One `session-shards <name>` command; each lives in `lib/cli/commands/<name>.ts`. */
 export interface Command {
   name: string
-  /** One line for the top-level help. */
-  summary: string
   /** The full `--help` text. */
   help: string
   /** Options besides the common `--config`, `--json` and `--help`. */

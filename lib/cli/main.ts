@@ -9,31 +9,71 @@ import { debug } from '../debug.js'
 import { InvalidSessionIdError, SessionShardsError } from '../errors.js'
 import type { Command, CommandContext, OptionSpecs } from './command.js'
 import { UsageError } from './command.js'
-import { benchCommand } from './commands/bench.js'
-import { demoCommand } from './commands/demo.js'
-import { locateCommand } from './commands/locate.js'
-import { rebalanceCommand } from './commands/rebalance.js'
-import { repairCommand } from './commands/repair.js'
-import { schemaCommand } from './commands/schema.js'
-import { serveCommand } from './commands/serve.js'
-import { showCommand } from './commands/show.js'
-import { statusCommand } from './commands/status.js'
-import { sweepCommand } from './commands/sweep.js'
 import { ConfigError, COPIES_VARIABLE, STORES_VARIABLE } from './config.js'
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, oneLine, Output } from './output.js'
 import { packageVersion } from './package-info.js'
 
-const COMMANDS: readonly Command[] = [
-  schemaCommand,
-  statusCommand,
-  locateCommand,
-  showCommand,
-  sweepCommand,
-  repairCommand,
-  rebalanceCommand,
-  serveCommand,
-  benchCommand,
-  demoCommand,
+/** A command as the top-level help lists it; its module is imported only when it is asked for. */
+interface CommandEntry {
+  name: string
+  /** One line for the top-level help. */
+  summary: string
+  load(): Promise<Command>
+}
+
+// Loading a command loads what it needs (most need the driver, mysql2): the top-level help and
+// an unknown command's error load none, and take about half the CPU they did.
+const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: 'schema',
+    summary: 'schema apply: create the session tables on every store (idempotent)',
+    load: async () => (await import('./commands/schema.js')).schemaCommand,
+  },
+  {
+    name: 'status',
+    summary: 'each store: up/down, probe latency, rows (live, expired, tombstones), circuit state',
+    load: async () => (await import('./commands/status.js')).statusCommand,
+  },
+  {
+    name: 'locate',
+    summary: "locate <id>: the stores a session's copies prefer, in order",
+    load: async () => (await import('./commands/locate.js')).locateCommand,
+  },
+  {
+    name: 'show',
+    summary: 'show <id>: every copy of a session on every store',
+    load: async () => (await import('./commands/show.js')).showCommand,
+  },
+  {
+    name: 'sweep',
+    summary: 'delete expired sessions and spent tombstones on every store',
+    load: async () => (await import('./commands/sweep.js')).sweepCommand,
+  },
+  {
+    name: 'repair',
+    summary: "put every session's copies where they belong (after an outage)",
+    load: async () => (await import('./commands/repair.js')).repairCommand,
+  },
+  {
+    name: 'rebalance',
+    summary: 'move every session to its stores after a change of the store list',
+    load: async () => (await import('./commands/rebalance.js')).rebalanceCommand,
+  },
+  {
+    name: 'serve',
+    summary: 'a session server for other languages: line protocol and HTTP/JSON API',
+    load: async () => (await import('./commands/serve.js')).serveCommand,
+  },
+  {
+    name: 'bench',
+    summary: 'how to run the benchmark (it lives in the repository, not in the package)',
+    load: async () => (await import('./commands/bench.js')).benchCommand,
+  },
+  {
+    name: 'demo',
+    summary: 'boot 3 local stores, run traffic, SIGKILL one, restart it, repair, report',
+    load: async () => (await import('./commands/demo.js')).demoCommand,
+  },
 ]
 
 const COMMON_OPTIONS: OptionSpecs = {
@@ -77,16 +117,16 @@ async function main(
     return EXIT_USAGE
   }
   if (name === '--help' || name === '-h' || name === 'help') {
-    const command = COMMANDS.find((c) => c.name === rest[0])
-    process.stdout.write((command?.help ?? topLevelHelp()) + '\n')
+    const entry = COMMANDS.find((c) => c.name === rest[0])
+    process.stdout.write((entry === undefined ? topLevelHelp() : (await entry.load()).help) + '\n')
     return EXIT_OK
   }
   if (name === '--version' || name === '-v') {
     process.stdout.write(packageVersion() + '\n')
     return EXIT_OK
   }
-  const command = COMMANDS.find((c) => c.name === name)
-  if (command === undefined) {
+  const entry = COMMANDS.find((c) => c.name === name)
+  if (entry === undefined) {
     // The name is not echoed in full: it could be a mistyped URI with a password.
     const shown =
       name.startsWith('-') || name.length > 20 || name.includes(':') ? 'that' : `"${name}"`
@@ -96,6 +136,7 @@ async function main(
     )
     return EXIT_USAGE
   }
+  const command = await entry.load()
   let context: CommandContext
   try {
     const specs = { ...COMMON_OPTIONS, ...command.options }

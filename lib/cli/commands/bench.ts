@@ -6,7 +6,6 @@ import { isClone, packageRoot } from '../package-info.js'
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: 'how to run the benchmark (it lives in the repository, not in the package)',
   help: `Usage: session-shards bench [--json]
 
 Runs no benchmark: the benchmark (bench/core.ts: the library against raw mysql2 on the same

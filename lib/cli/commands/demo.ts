@@ -36,7 +36,6 @@ export interface DemoJson extends FailoverDemoReport {
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'boot 3 local stores, run traffic, SIGKILL one, restart it, repair, report',
   help: `Usage: session-shards demo [--seconds N] [--sessions N] [--server-binary <path>]
                           [--html <file>] [--json]
 

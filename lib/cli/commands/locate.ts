@@ -7,7 +7,6 @@ import { EXIT_OK } from '../output.js'
 
 export const locateCommand: Command = {
   name: 'locate',
-  summary: "locate <id>: the stores a session's copies prefer, in order",
   help: `Usage: session-shards locate <session-id> [--config <file>] [--json]
 
 Prints the session's order over the configured stores, computed from its id and the store ids

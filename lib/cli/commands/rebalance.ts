@@ -4,7 +4,6 @@ import { runRepairScan, WALK_OPTIONS } from './repair.js'
 
 export const rebalanceCommand: Command = {
   name: 'rebalance',
-  summary: 'move every session to its stores after a change of the store list',
   help: `Usage: session-shards rebalance [--batch-size N] [--resume-from <store>] [--config <file>] [--json]
 
 After a change of the store list (new stores in \`stores\`, the old list in \`previousStores\`,

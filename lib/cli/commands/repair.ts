@@ -19,7 +19,6 @@ export const WALK_OPTIONS = {
 
 export const repairCommand: Command = {
   name: 'repair',
-  summary: "put every session's copies where they belong (after an outage)",
   help: `Usage: session-shards repair [--batch-size N] [--resume-from <store>] [--config <file>] [--json]
 
 Walks every store that is up, N session ids at a time, and puts each session's newest copy (or

@@ -9,7 +9,6 @@ import { EXIT_OK, EXIT_PROBLEM } from '../output.js'
 
 export const schemaCommand: Command = {
   name: 'schema',
-  summary: 'schema apply: create the session tables on every store (idempotent)',
   help: `Usage: session-shards schema apply [--config <file>] [--json]
 
 Creates the session tables (CREATE TABLE IF NOT EXISTS, with the configured table name) on

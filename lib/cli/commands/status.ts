@@ -28,7 +28,6 @@ export interface StoreStatus {
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'each store: up/down, probe latency, rows (live, expired, tombstones), circuit state',
   help: `Usage: session-shards status [--no-counts] [--config <file>] [--json]
 
 For each configured store: whether it answers, the round trip of a probe on an open

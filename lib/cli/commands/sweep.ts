@@ -9,7 +9,6 @@ import { createProgressBar, progressWanted } from '../progress.js'
 
 export const sweepCommand: Command = {
   name: 'sweep',
-  summary: 'delete expired sessions and spent tombstones on every store',
   help: `Usage: session-shards sweep [--batch-size N] [--duty-cycle F] [--config <file>] [--json]
 
 Deletes rows whose expiry has passed (expired sessions, and tombstones whose time is up) on
