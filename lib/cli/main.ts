@@ -22,7 +22,8 @@ interface CommandEntry {
 }
 
 // Loading a command loads what it needs (most need the driver, mysql2): the top-level help and
-// an unknown command's error load none, and take about half the CPU they did.
+// an unknown command's error load none: `--help` took 0.32x the CPU of loading every command
+// up front (15 runs each, in turn), a command's own `--help` 0.68x.
 const COMMANDS: readonly CommandEntry[] = [
   {
     name: 'schema',
