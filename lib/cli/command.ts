@@ -16,9 +16,11 @@ export interface CommandContext {
   out: Output
 }
 
-/** One `session-shards <name>` command; each lives in `lib/cli/commands/<name>.ts`. */
+/**
+ * One `session-shards <name>` command; each lives in `lib/cli/commands/<name>.ts`, and
+ * `lib/cli/main.ts` lists it by name.
+ */
 export interface Command {
-  name: string
   /** The full `--help` text. */
   help: string
   /** Options besides the common `--config`, `--json` and `--help`. */

@@ -84,11 +84,11 @@ const COMMON_OPTIONS: OptionSpecs = {
 }
 
 function topLevelHelp(): string {
-  const width = Math.max(...COMMANDS.map((command) => command.name.length))
+  const width = Math.max(...COMMANDS.map((entry) => entry.name.length))
   return `Usage: session-shards <command> [options]
 
 Commands:
-${COMMANDS.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`).join('\n')}
+${COMMANDS.map((entry) => `  ${entry.name.padEnd(width)}  ${entry.summary}`).join('\n')}
 
 Options of every command:
   --config <file>  createSessionManager options from a .json file or an .mjs default export
@@ -160,7 +160,7 @@ async function main(
     }
   } catch (error) {
     out.failure(
-      `session-shards ${command.name}: ${parseArgsMessage(error)}; see session-shards ${command.name} --help`,
+      `session-shards ${entry.name}: ${parseArgsMessage(error)}; see session-shards ${entry.name} --help`,
       'USAGE',
     )
     return EXIT_USAGE
@@ -173,12 +173,12 @@ async function main(
       error instanceof ConfigError ||
       error instanceof InvalidSessionIdError
     ) {
-      out.failure(`session-shards ${command.name}: ${error.message}`, errorCode(error, 'USAGE'))
+      out.failure(`session-shards ${entry.name}: ${error.message}`, errorCode(error, 'USAGE'))
       return EXIT_USAGE
     }
-    debug('cli: %s failed: %O', command.name, error)
+    debug('cli: %s failed: %O', entry.name, error)
     out.failure(
-      `session-shards ${command.name}: ${oneLine(error instanceof Error ? error.message : String(error))}`,
+      `session-shards ${entry.name}: ${oneLine(error instanceof Error ? error.message : String(error))}`,
       errorCode(error, 'FAILED'),
     )
     return EXIT_PROBLEM

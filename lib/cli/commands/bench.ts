@@ -5,7 +5,6 @@ import { EXIT_OK } from '../output.js'
 import { isClone, packageRoot } from '../package-info.js'
 
 export const benchCommand: Command = {
-  name: 'bench',
   help: `Usage: session-shards bench [--json]
 
 Runs no benchmark: the benchmark (bench/core.ts: the library against raw mysql2 on the same

@@ -35,7 +35,6 @@ export interface DemoJson extends FailoverDemoReport {
 }
 
 export const demoCommand: Command = {
-  name: 'demo',
   help: `Usage: session-shards demo [--seconds N] [--sessions N] [--server-binary <path>]
                           [--html <file>] [--json]
 

@@ -6,7 +6,6 @@ import { loadCommandConfig } from '../config.js'
 import { EXIT_OK } from '../output.js'
 
 export const locateCommand: Command = {
-  name: 'locate',
   help: `Usage: session-shards locate <session-id> [--config <file>] [--json]
 
 Prints the session's order over the configured stores, computed from its id and the store ids

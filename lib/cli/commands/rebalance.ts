@@ -3,7 +3,6 @@ import type { Command } from '../command.js'
 import { runRepairScan, WALK_OPTIONS } from './repair.js'
 
 export const rebalanceCommand: Command = {
-  name: 'rebalance',
   help: `Usage: session-shards rebalance [--batch-size N] [--resume-from <store>] [--config <file>] [--json]
 
 After a change of the store list (new stores in \`stores\`, the old list in \`previousStores\`,

@@ -18,7 +18,6 @@ export const WALK_OPTIONS = {
 } as const
 
 export const repairCommand: Command = {
-  name: 'repair',
   help: `Usage: session-shards repair [--batch-size N] [--resume-from <store>] [--config <file>] [--json]
 
 Walks every store that is up, N session ids at a time, and puts each session's newest copy (or

@@ -8,7 +8,6 @@ import { loadCommandConfig, oneShotOptions, storeAddress, type LoadedConfig } fr
 import { EXIT_OK, EXIT_PROBLEM } from '../output.js'
 
 export const schemaCommand: Command = {
-  name: 'schema',
   help: `Usage: session-shards schema apply [--config <file>] [--json]
 
 Creates the session tables (CREATE TABLE IF NOT EXISTS, with the configured table name) on

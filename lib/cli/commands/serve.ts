@@ -13,7 +13,6 @@ import { EXIT_OK } from '../output.js'
 export const TOKEN_VARIABLE = 'SESSION_SHARDS_SERVER_TOKEN'
 
 export const serveCommand: Command = {
-  name: 'serve',
   help: `Usage: session-shards serve --port P [--http-port Q] [--host 127.0.0.1]
                            [--allow 10.0.0.0/8,::1] [--token-file <file>]
                            [--max-connections N] [--touch-after-seconds S]

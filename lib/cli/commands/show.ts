@@ -26,7 +26,6 @@ export interface CopyReport {
 }
 
 export const showCommand: Command = {
-  name: 'show',
   help: `Usage: session-shards show <session-id> [--config <file>] [--json]
 
 Asks every store, in the session's order (then stores only in previousStores), for its row

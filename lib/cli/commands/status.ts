@@ -27,7 +27,6 @@ export interface StoreStatus {
 }
 
 export const statusCommand: Command = {
-  name: 'status',
   help: `Usage: session-shards status [--no-counts] [--config <file>] [--json]
 
 For each configured store: whether it answers, the round trip of a probe on an open

@@ -8,7 +8,6 @@ import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
 import { createProgressBar, progressWanted } from '../progress.js'
 
 export const sweepCommand: Command = {
-  name: 'sweep',
   help: `Usage: session-shards sweep [--batch-size N] [--duty-cycle F] [--config <file>] [--json]
 
 Deletes rows whose expiry has passed (expired sessions, and tombstones whose time is up) on
