@@ -21,9 +21,9 @@ interface CommandEntry {
   load(): Promise<Command>
 }
 
-// Loading a command loads what it needs (most need the driver, mysql2): the top-level help and
-// an unknown command's error load none: `--help` took 0.32x the CPU of loading every command
-// up front (15 runs each, in turn), a command's own `--help` 0.68x.
+// Loading a command loads what it needs (most need the driver, mysql2), and the top-level help
+// and an unknown command's error load none. `--help` took 0.32x the CPU of loading every
+// command up front (15 runs each, in turn), a command's own `--help` 0.68x.
 const COMMANDS: readonly CommandEntry[] = [
   {
     name: 'schema',

@@ -121,14 +121,14 @@ export class StatementBatcher<I, O> {
 
   /**
    * Whether a request that finds nothing queued goes at once: when nothing runs, or beside
-   * requests that also went alone. Beside a batch it waits for the next one: a running batch
-   * means load, under which one more statement costs more than the wait.
+   * requests that also went alone. Beside a batch, or in the turn one came back, it waits for
+   * the next one: a batch means load, under which one more statement costs more than the wait.
    */
   #mayGoAlone(): boolean {
-    if (this.#batchJustBack) return false
     return (
-      this.#inFlight === 0 ||
-      (this.#inFlight < this.#limits.maxInFlight && this.#batchesInFlight === 0)
+      !this.#batchJustBack &&
+      (this.#inFlight === 0 ||
+        (this.#inFlight < this.#limits.maxInFlight && this.#batchesInFlight === 0))
     )
   }
 
