@@ -107,12 +107,15 @@ async function dropTable({ table }: Subject): Promise<void> {
 }
 
 /**
- * Whether `value` is `millis`, or one less: express-session derives `originalMaxAge` from the
- * clock twice in a row when maxAge is set, so a millisecond may pass in between (upstream
- * allows the same).
+ * Whether `value` is `millis`, or up to 50 less: express-session derives `originalMaxAge` from
+ * the clock twice in a row when maxAge is set (`expires = now + maxAge`, then `originalMaxAge =
+ * expires - now`), so the time between the two reads is lost. Upstream allows 1 ms; on a
+ * starved machine (the suite runs beside chaos tests on 2 cores) a pause between them cost 2 ms
+ * or more in one CI run. 50 ms still tells apart every lifetime these tests set (150 ms at the
+ * least, the others seconds apart), and the value can never be above `millis`.
  */
-function within1(value: unknown, millis: number): boolean {
-  return value === millis || value === millis - 1
+function setJustNow(value: unknown, millis: number): boolean {
+  return typeof value === 'number' && value <= millis && value >= millis - 50
 }
 
 /** Whether every store failure an error carries is the dropped table (MySQL's ER_NO_SUCH_TABLE). */
@@ -186,7 +189,10 @@ t.test('session(): a new session is written to the store', async (t) => {
   const id = idOf(answer)
   const session = await stored(s, id)
   t.match(session, { active: true }, 'with its data')
-  t.ok(within1(session?.cookie.originalMaxAge, MINUTE), 'and its cookie')
+  t.ok(
+    setJustNow(session?.cookie.originalMaxAge, MINUTE),
+    `and its cookie (${String(session?.cookie.originalMaxAge)})`,
+  )
   t.ok(
     (await storesWithLiveCopy(cluster, id, s.table)).length >= 2,
     'on two stores (or three, hedged)',
@@ -1137,7 +1143,7 @@ t.test('req.session .cookie .originalMaxAge: the same on every request', async (
     res.end(JSON.stringify(req.session.cookie.originalMaxAge))
   })
   const first = await send(app.url)
-  t.ok(within1(Number(first.text), 2000), `2000 (${first.text})`)
+  t.ok(setJustNow(Number(first.text), 2000), `2000 (${first.text})`)
   await sleep(100)
   const second = await send(app.url, { cookie: first.cookie })
   t.equal(second.text, first.text, 'as loaded from the store, 100 ms later')
@@ -1151,7 +1157,7 @@ t.test('req.session .cookie .originalMaxAge: the same after a touch', async (t) 
     res.end(JSON.stringify(req.session.cookie.originalMaxAge))
   })
   const first = await send(app.url)
-  t.ok(within1(Number(first.text), 2000), `2000 (${first.text})`)
+  t.ok(setJustNow(Number(first.text), 2000), `2000 (${first.text})`)
   await sleep(100)
   const second = await send(app.url, { cookie: first.cookie })
   t.equal(second.text, first.text)
@@ -1184,7 +1190,10 @@ t.test('req.session .cookie .maxAge: the cookie and the store follow maxAge', as
     t.equal(answer.text, count)
     t.ok(sentFor(answer, maxAge), `cookie expires ${maxAge} ms later`)
     const session = await stored(s, id)
-    t.ok(within1(session?.cookie.originalMaxAge, maxAge), 'stored originalMaxAge')
+    t.ok(
+      setJustNow(session?.cookie.originalMaxAge, maxAge),
+      `stored originalMaxAge (${String(session?.cookie.originalMaxAge)})`,
+    )
     const storedExpiry = new Date(session?.cookie.expires).getTime()
     t.ok(
       Math.abs(storedExpiry - (answer.date + maxAge)) < 1100,
@@ -1213,7 +1222,7 @@ async function lifetimeChangedInTouch(t: Test, table: string) {
     },
   )
   const first = await send(app.url)
-  t.ok(within1(Number(first.text), 2000), `2000 (${first.text})`)
+  t.ok(setJustNow(Number(first.text), 2000), `2000 (${first.text})`)
   return { s, app, first, id: idOf(first) }
 }
 
@@ -1225,23 +1234,23 @@ t.test('req.session .cookie .maxAge: a longer maxAge given to touch() is kept', 
   const { s, app, first, id } = await lifetimeChangedInTouch(t, 'max_age_touch_longer')
   await intoNextSecond(100)
   const longer = await send(`${app.url}/?maxAge=5000`, { cookie: first.cookie })
-  t.ok(within1(Number(longer.text), 5000), `5000 (${longer.text})`)
+  t.ok(setJustNow(Number(longer.text), 5000), `5000 (${longer.text})`)
   t.same([s.calls.set, s.calls.touch], [1, 1], 'express-session touched, did not save')
   t.ok(sentFor(longer, 5000), 'cookie sent for 5 s')
   const storedExpiry = new Date((await stored(s, id))?.cookie.expires).getTime()
   t.ok(storedExpiry - longer.date >= 4000, 'the stored expiry moved to about 5 s')
   await intoNextSecond(100)
   const next = await send(app.url, { cookie: first.cookie })
-  t.ok(within1(Number(next.text), 5000), `the next request still has 5 s (${next.text})`)
+  t.ok(setJustNow(Number(next.text), 5000), `the next request still has 5 s (${next.text})`)
   t.ok(sentFor(next, 5000), 'and sends the cookie for 5 s')
   const lifetime = (await stored(s, id))?.cookie.originalMaxAge
-  t.ok(within1(lifetime, 5000), `the store has the new lifetime (${String(lifetime)})`)
+  t.ok(setJustNow(lifetime, 5000), `the store has the new lifetime (${String(lifetime)})`)
 })
 
 t.test('req.session .cookie .maxAge: a shorter maxAge given to touch() is kept', async (t) => {
   const { s, app, first, id } = await lifetimeChangedInTouch(t, 'max_age_touch_shorter')
   const shorter = await send(`${app.url}/?maxAge=150`, { cookie: first.cookie })
-  t.ok(within1(Number(shorter.text), 150), `150 (${shorter.text})`)
+  t.ok(setJustNow(Number(shorter.text), 150), `150 (${shorter.text})`)
   t.same([s.calls.set, s.calls.touch], [1, 1], 'express-session touched, did not save')
   await sleep(300)
   t.notOk(await stored(s, id), 'gone once the 150 ms cookie has expired')
