@@ -38,6 +38,11 @@ function heldRunner() {
 
 const LIMITS = { timeoutMillis: 5_000, maxInFlight: 2, maxBatch: 3, maxBatchBytes: 1 << 20 }
 const tick = () => new Promise((resolve) => setImmediate(resolve))
+/** Past the batcher's own end of the turn, which it may have asked for after the caller's. */
+const endOfTurn = async () => {
+  await tick()
+  await tick()
+}
 
 function batcher(held: ReturnType<typeof heldRunner>, limits = LIMITS) {
   return new StatementBatcher('s1', held.runner, new DeadlineTracker(5), limits)
@@ -94,8 +99,8 @@ t.test(
     const fifth = b.submit(5)
     t.equal(held.sent.length, 3, 'a slot is free and nothing is queued, but a batch runs: 5 waits')
     held.answer(2)
-    await tick()
-    t.same(held.sent.at(-1), [5], 'and goes when the batch is back')
+    await endOfTurn()
+    t.same(held.sent.at(-1), [5], 'and goes once the batch is back, at the end of that turn')
     held.answer(3)
     t.same(await Promise.all([...results, fifth]), [2, 4, 6, 8, 10])
   },
@@ -128,6 +133,28 @@ t.test(
   },
 )
 
+t.test(
+  "requests queued while a batch ran leave with its callers' next ones, as one statement",
+  async (t) => {
+    const { held, b, results } = await batchRunning(t)
+    const queued = b.submit(5)
+    const next: Promise<number>[] = []
+    const asked = results.slice(2).map(async (result, index) => {
+      await result
+      await null
+      await null
+      next.push(b.submit(6 + index))
+    })
+    held.answer(2)
+    await Promise.all(asked)
+    t.equal(held.sent.length, 3, 'the batch is back, but 5 waits for the rest of the turn')
+    await endOfTurn()
+    t.same(held.sent.at(-1), [5, 6, 7], 'then 5, 6 and 7 leave together')
+    held.answer(3)
+    t.same(await Promise.all([...results, queued, ...next]), [2, 4, 6, 8, 10, 12, 14])
+  },
+)
+
 t.test('a queue longer than a batch leaves as several, up to the slots', async (t) => {
   const held = heldRunner()
   const b = batcher(held)
@@ -143,7 +170,7 @@ t.test('a queue longer than a batch leaves as several, up to the slots', async (
   await tick()
   t.same(held.sent.length, 4, 'the rest waits for the other batch too')
   held.answer(3)
-  await tick()
+  await endOfTurn()
   t.same(held.sent.at(-1), [9])
   held.answer(4)
   t.same(await Promise.all(results), [2, 4, 6, 8, 10, 12, 14, 16, 18])

@@ -54,11 +54,11 @@ export const STORE_BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
  * Coalesces concurrent requests to one store: up to `maxInFlight` statements run at once; a
  * request that arrives while they are all busy, or while others wait, waits in a queue, and
  * once every running statement is back the queue leaves as one batch statement (several when
- * it holds more than `maxBatch` rows). A request that finds nothing queued, a statement slot
- * free and no batch running or just back never waits (no timer is involved), so latency at
- * low load is that of a plain statement. Each request keeps its own deadline and its own
- * error: a failed batch fails each of its requests, which then fail over one by one as they
- * would have alone.
+ * it holds more than `maxBatch` rows), at the end of that turn of the event loop when a batch
+ * came back in it. A request that finds nothing queued, a statement slot free and no batch
+ * running or just back never waits (no timer is involved), so latency at low load is that of
+ * a plain statement. Each request keeps its own deadline and its own error: a failed batch
+ * fails each of its requests, which then fail over one by one as they would have alone.
  */
 export class StatementBatcher<I, O> {
   readonly #storeId: string
@@ -137,19 +137,22 @@ export class StatementBatcher<I, O> {
     // Queued requests leave once every statement is back, together: sending them while another
     // statement still runs would split the same load into smaller statements, each paying its
     // own round trip. (A request that finds nothing queued may still go beside a lone one.)
-    if (this.#inFlight > 0 && this.#runner.available()) return
+    // After a batch they wait for the rest of the turn as well (#holdUntilNextTurn).
+    if ((this.#inFlight > 0 || this.#batchJustBack) && this.#runner.available()) return
     this.#flush()
   }
 
   /**
-   * A batch just came back: its callers' next requests arrive a few microtasks later, after
-   * the queue has left. Going alone, they would split that load into small statements (two
-   * alone, the rest a batch later); they queue instead, and leave together once this turn's
-   * microtasks are done. Timed as whole processes against the previous build (3 local stores,
-   * docs/performance.md): 0.90x the CPU of reads at 16 and at 64 in flight, 0.91x at 16 for
-   * writes; at 1 to 4 in flight, where batches are rare, the same.
+   * A batch just came back: its callers' next requests arrive a few microtasks later. Sent at
+   * once, the queue would leave without them, and they would go alone or as a second, smaller
+   * batch; instead the queue and they wait until this turn's microtasks are done, and leave as
+   * one statement. Timed as whole processes against builds that sent them apart (3 local
+   * stores, docs/performance.md): holding the callers' requests, 0.90x the CPU of reads at 16
+   * and at 64 in flight and 0.91x at 16 for writes; holding the queue with them, a further
+   * 0.78-0.89x at 16 and 0.88-0.94x at 64 for reads, 0.92x and 0.96x for writes, with a lower
+   * p50; at 1 to 4 in flight, where batches are rare, the same.
    */
-  #holdLoneUntilNextTurn(): void {
+  #holdUntilNextTurn(): void {
     if (this.#batchJustBack) return
     this.#batchJustBack = true
     setImmediate(() => {
@@ -215,7 +218,7 @@ export class StatementBatcher<I, O> {
         .finally(() => {
           if (carriesBatch) {
             this.#batchesInFlight--
-            this.#holdLoneUntilNextTurn()
+            this.#holdUntilNextTurn()
           }
           this.#done()
         })
