@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { SessionData, SessionManager } from '../../lib/index.js'
+import type { SessionData } from '../../lib/index.js'
 
 /** About 200 bytes of JSON, shaped like a web shop's session; `index` varies its values. */
 export function sessionData(index: number): SessionData {
@@ -19,7 +19,7 @@ export function sessionData(index: number): SessionData {
 
 /** Writes `data[i]` as session `ids[i]` through `manager`, 64 at a time. */
 export async function writeSessions(
-  manager: Pick<SessionManager, 'writeSession'>,
+  manager: { writeSession(id: string, data: SessionData): Promise<unknown> },
   ids: readonly string[],
   data: (index: number) => SessionData,
 ): Promise<void> {
