@@ -60,6 +60,27 @@ async function batchRunning(t: Test) {
   return { held, b, results }
 }
 
+/**
+ * As an application does: each answer passes up a few awaits before its caller's next request,
+ * numbered from `firstItem`. `asked` settles once every next request was submitted.
+ */
+function askAgainWhenAnswered(
+  b: StatementBatcher<number, number>,
+  answers: readonly Promise<number>[],
+  firstItem: number,
+) {
+  const next: Promise<number>[] = []
+  const asked = Promise.all(
+    answers.map(async (answer, index) => {
+      await answer
+      await null
+      await null
+      next.push(b.submit(firstItem + index))
+    }),
+  )
+  return { asked, next }
+}
+
 t.test('requests that find a free slot and nothing queued go at once, alone', async (t) => {
   const held = heldRunner()
   const b = batcher(held)
@@ -110,16 +131,9 @@ t.test(
   "a batch's callers, asking again as its answers come in, queue and leave as one statement",
   async (t) => {
     const { held, b, results } = await batchRunning(t)
-    // As an application does: the answer passes up a few awaits before the next request.
-    const next: Promise<number>[] = []
-    const asked = results.slice(2).map(async (result, index) => {
-      await result
-      await null
-      await null
-      next.push(b.submit(6 + index))
-    })
+    const { asked, next } = askAgainWhenAnswered(b, results.slice(2), 6)
     held.answer(2)
-    await Promise.all(asked)
+    await asked
     t.equal(held.sent.length, 3, 'the batch is back and nothing runs, but they wait for the turn')
     await tick()
     t.same(held.sent.at(-1), [6, 7], 'then leave together, not each alone')
@@ -138,15 +152,9 @@ t.test(
   async (t) => {
     const { held, b, results } = await batchRunning(t)
     const queued = b.submit(5)
-    const next: Promise<number>[] = []
-    const asked = results.slice(2).map(async (result, index) => {
-      await result
-      await null
-      await null
-      next.push(b.submit(6 + index))
-    })
+    const { asked, next } = askAgainWhenAnswered(b, results.slice(2), 6)
     held.answer(2)
-    await Promise.all(asked)
+    await asked
     t.equal(held.sent.length, 3, 'the batch is back, but 5 waits for the rest of the turn')
     await endOfTurn()
     t.same(held.sent.at(-1), [5, 6, 7], 'then 5, 6 and 7 leave together')
