@@ -198,6 +198,30 @@ t.test('when the store goes down, the queue fails at once instead of waiting', a
   t.equal(held.sent.length, 2, 'nothing more was sent')
 })
 
+t.test(
+  'a batch failing as its store goes down fails the queue at once, not at the turn',
+  async (t) => {
+    const { held, b, results } = await batchRunning(t)
+    const queued = b.submit(5)
+    let settledWithinTurn = false
+    const outcome = queued.then(
+      () => 'answered',
+      (error: unknown) => {
+        settledWithinTurn = true
+        return error
+      },
+    )
+    held.goDown()
+    held.fail(2, new Error('connection lost'))
+    await Promise.allSettled(results.slice(2))
+    await null
+    t.ok(settledWithinTurn, 'failed in the turn the batch failed, before the end of it')
+    t.type(await outcome, StoreDownError)
+    await endOfTurn()
+    t.equal(held.sent.length, 3, 'nothing more was sent')
+  },
+)
+
 t.test('a queued request keeps its own deadline while it waits', async (t) => {
   const held = heldRunner()
   const b = batcher(held, { ...LIMITS, timeoutMillis: 30 })

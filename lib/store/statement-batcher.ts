@@ -54,11 +54,12 @@ export const STORE_BATCH_LIMITS: Omit<BatcherLimits, 'timeoutMillis'> = {
  * Coalesces concurrent requests to one store: up to `maxInFlight` statements run at once; a
  * request that arrives while they are all busy, or while others wait, waits in a queue, and
  * once every running statement is back the queue leaves as one batch statement (several when
- * it holds more than `maxBatch` rows), at the end of that turn of the event loop when a batch
- * came back in it. A request that finds nothing queued, a statement slot free and no batch
- * running or just back never waits (no timer is involved), so latency at low load is that of
- * a plain statement. Each request keeps its own deadline and its own error: a failed batch
- * fails each of its requests, which then fail over one by one as they would have alone.
+ * it holds more than `maxBatch` rows); when the last one back was a batch, at the end of that
+ * turn of the event loop (see #holdUntilNextTurn). A request that finds nothing queued, a
+ * statement slot free and no batch running or just back never waits (no timer is involved),
+ * so latency at low load is that of a plain statement. Each request keeps its own deadline and
+ * its own error: a failed batch fails each of its requests, which then fail over one by one as
+ * they would have alone.
  */
 export class StatementBatcher<I, O> {
   readonly #storeId: string
