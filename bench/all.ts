@@ -24,7 +24,7 @@ type Suite = keyof typeof SUITES
 const USAGE = `Usage: npm run bench -- [--suite NAME] [--seconds N] [--quick]
 
 Builds the library, then runs each benchmark suite on its own 3 local MariaDB stores and
-writes bench/results/<suite>-latest.json.
+writes bench/results/<suite>-latest.json (<suite>-quick.json with --quick).
 
   --suite NAME  all (default), or one suite:${Object.entries(SUITES)
     .map(([name, what]) => `\n                  ${name}: ${what}`)

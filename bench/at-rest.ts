@@ -149,11 +149,15 @@ console.log(
     ]),
   ),
 )
-const file = await writeResults('at-rest', {
-  benchmark: 'at-rest',
-  environment,
-  settings: { calls, rounds, library: 'dist/' },
-  wallSeconds: (performance.now() - startedAt) / 1000,
-  results: rows,
-})
+const file = await writeResults(
+  'at-rest',
+  {
+    benchmark: 'at-rest',
+    environment,
+    settings: { calls, rounds, library: 'dist/' },
+    wallSeconds: (performance.now() - startedAt) / 1000,
+    results: rows,
+  },
+  args,
+)
 console.log(`\nResults written to ${file}`)

@@ -277,21 +277,25 @@ await withLocalCluster(
       const totalSeconds = (performance.now() - startedAt) / 1000
       const redisVersion = redis.server.version
       printReport(results, targets, serverVersion, redisVersion, fixture, totalSeconds)
-      const file = await writeResults('batching', {
-        benchmark: 'batching',
-        environment,
-        server: serverVersion,
-        redis: redisVersion,
-        settings: {
-          ...settings,
-          library: 'dist/',
-          dataBytes: averageBytes(fixture.data),
-          expressMysqlSessionTable: `${EMS_TABLE} on ${storeIds[0]}`,
+      const file = await writeResults(
+        'batching',
+        {
+          benchmark: 'batching',
+          environment,
+          server: serverVersion,
+          redis: redisVersion,
+          settings: {
+            ...settings,
+            library: 'dist/',
+            dataBytes: averageBytes(fixture.data),
+            expressMysqlSessionTable: `${EMS_TABLE} on ${storeIds[0]}`,
+          },
+          wallSeconds: totalSeconds,
+          results,
+          targets,
         },
-        wallSeconds: totalSeconds,
-        results,
-        targets,
-      })
+        args,
+      )
       console.log(`\nResults written to ${file}`)
       if (!settings.quick) {
         const caption = chartCaption({

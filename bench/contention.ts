@@ -181,16 +181,20 @@ await withLocalCluster(
         listing.filter((step) => step.ok === false).length
       const totalSeconds = (performance.now() - startedAt) / 1000
       printReport(contention, listing, serverVersion, contentionSeconds, totalSeconds)
-      const file = await writeResults('contention', {
-        benchmark: 'contention',
-        environment,
-        server: serverVersion,
-        settings: { ...settings, library: 'dist/', dataBytes: averageBytes([sessionData(0)]) },
-        wallSeconds: totalSeconds,
-        contention,
-        listing,
-        settleSeconds,
-      })
+      const file = await writeResults(
+        'contention',
+        {
+          benchmark: 'contention',
+          environment,
+          server: serverVersion,
+          settings: { ...settings, library: 'dist/', dataBytes: averageBytes([sessionData(0)]) },
+          wallSeconds: totalSeconds,
+          contention,
+          listing,
+          settleSeconds,
+        },
+        args,
+      )
       console.log(`\nResults written to ${file}`)
     } finally {
       progress.clear()

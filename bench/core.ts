@@ -192,18 +192,22 @@ await withLocalCluster(
       }
       const totalSeconds = (performance.now() - startedAt) / 1000
       printReport(results, placement, readP50, serverVersion, totalSeconds)
-      const file = await writeResults('core', {
-        benchmark: 'core',
-        environment,
-        server: serverVersion,
-        settings: { ...settings, library: 'dist/', dataBytes: averageBytes(fixture.data) },
-        wallSeconds: totalSeconds,
-        results,
-        placement: {
-          ...placement,
-          readRoundTripP50Micros: { library: readP50.library * 1000, raw: readP50.raw * 1000 },
+      const file = await writeResults(
+        'core',
+        {
+          benchmark: 'core',
+          environment,
+          server: serverVersion,
+          settings: { ...settings, library: 'dist/', dataBytes: averageBytes(fixture.data) },
+          wallSeconds: totalSeconds,
+          results,
+          placement: {
+            ...placement,
+            readRoundTripP50Micros: { library: readP50.library * 1000, raw: readP50.raw * 1000 },
+          },
         },
-      })
+        args,
+      )
       console.log(`\nResults written to ${file}`)
     } finally {
       progress.clear()

@@ -178,14 +178,18 @@ await withLocalCluster(
           ]),
         ),
       )
-      const file = await writeResults('read-quorum', {
-        benchmark: 'read-quorum',
-        environment,
-        server: serverVersion,
-        settings: { ...settings, library: 'dist/' },
-        wallSeconds: totalSeconds,
-        results,
-      })
+      const file = await writeResults(
+        'read-quorum',
+        {
+          benchmark: 'read-quorum',
+          environment,
+          server: serverVersion,
+          settings: { ...settings, library: 'dist/' },
+          wallSeconds: totalSeconds,
+          results,
+        },
+        args,
+      )
       console.log(`\nResults written to ${file}\nTotal time ${formatNumber(totalSeconds, 0)} s.`)
     } finally {
       progress.clear()

@@ -171,13 +171,17 @@ await withLocalCluster(
       progress.clear()
       const wallSeconds = (performance.now() - startedAt) / 1000
       printReport(results, wallSeconds)
-      const file = await writeResults('server', {
-        benchmark: 'server',
-        environment,
-        settings: { ...settings, library: 'dist/', server: 'child process, line protocol' },
-        wallSeconds,
-        results,
-      })
+      const file = await writeResults(
+        'server',
+        {
+          benchmark: 'server',
+          environment,
+          settings: { ...settings, library: 'dist/', server: 'child process, line protocol' },
+          wallSeconds,
+          results,
+        },
+        args,
+      )
       console.log(`\nResults written to ${file}`)
     } finally {
       progress.clear()

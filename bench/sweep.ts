@@ -240,25 +240,29 @@ await withLocalCluster({ stores: settings.stores }, async (cluster) => {
         `peak heap during the sweep ${heapGrowth >= 0 ? '+' : ''}${formatNumber(heapGrowth / 2 ** 20, 1)} MB ` +
         `against before. Total time ${formatNumber(wallSeconds)} s.`,
     )
-    const file = await writeResults('sweep', {
-      benchmark: 'sweep',
-      environment,
-      server: serverVersion,
-      settings,
-      wallSeconds,
-      load,
-      phases,
-      sweep: {
-        seconds: sweepSeconds,
-        deletedRows,
-        statements,
-        skipped,
-        expiredLeft,
-        results: sweeps,
+    const file = await writeResults(
+      'sweep',
+      {
+        benchmark: 'sweep',
+        environment,
+        server: serverVersion,
+        settings,
+        wallSeconds,
+        load,
+        phases,
+        sweep: {
+          seconds: sweepSeconds,
+          deletedRows,
+          statements,
+          skipped,
+          expiredLeft,
+          results: sweeps,
+        },
+        p99Ratio,
+        sweepAlone: alone,
       },
-      p99Ratio,
-      sweepAlone: alone,
-    })
+      args,
+    )
     console.log(`\nResults written to ${file}`)
   } finally {
     progress.clear()

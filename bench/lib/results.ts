@@ -48,10 +48,18 @@ function gitCommit(): string | null {
   }
 }
 
-/** Writes `value` as pretty JSON to `bench/results/<name>-latest.json`; returns the path. */
-export async function writeResults(name: string, value: unknown): Promise<string> {
+/**
+ * Writes `value` as pretty JSON to `bench/results/<name>-latest.json`, or for a `--quick` run to
+ * `<name>-quick.json` (which git ignores): a check that the benchmarks work must not replace
+ * the figures that docs/performance.md cites. Returns the path.
+ */
+export async function writeResults(
+  name: string,
+  value: unknown,
+  run: { quick: boolean },
+): Promise<string> {
   await mkdir(RESULTS_DIR, { recursive: true })
-  const file = path.join(RESULTS_DIR, `${name}-latest.json`)
+  const file = path.join(RESULTS_DIR, `${name}-${run.quick ? 'quick' : 'latest'}.json`)
   await writeFile(file, `${JSON.stringify(value, null, 2)}\n`)
   return file
 }
