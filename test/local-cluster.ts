@@ -121,6 +121,34 @@ function tests(cluster: LocalCluster): void {
     t.same(await store.query('SELECT id, note FROM survives'), [{ id: 1, note: 'before crash' }])
   })
 
+  t.test(
+    'a server that exits on its own says so, with its error log; kill() does not',
+    async (t) => {
+      const store = cluster.store('store-c')
+      const warnings: Error[] = []
+      const onWarning = (warning: Error & { code?: string }): void => {
+        if (warning.code === 'SESSION_SHARDS_STORE_EXITED') warnings.push(warning)
+      }
+      process.on('warning', onWarning)
+      t.teardown(() => process.off('warning', onWarning))
+      await store.kill()
+      await store.start()
+      await sleep(200)
+      t.same(warnings, [], 'kill() and start() are no news')
+      const pid = store.pid!
+      process.kill(pid, 'SIGKILL')
+      for (let i = 0; i < 100 && warnings.length === 0; i++) await sleep(50)
+      t.equal(warnings.length, 1, 'one warning')
+      const message = warnings[0]?.message ?? ''
+      t.match(message, `Store store-c (pid ${pid}) was killed by SIGKILL without kill() or stop()`)
+      t.match(message, path.join(cluster.baseDir, 'store-c', 'error.log'), 'where its log is')
+      t.match(message, /ready for connections/, 'the last lines of its log')
+      t.notMatch(message, store.config.password, 'no password')
+      t.notOk(store.running, 'not running')
+      await store.start()
+    },
+  )
+
   t.test('each store keeps its temporary files in its own directory', async (t) => {
     // A server deletes every #sql file in its tmpdir as it starts: a shared /tmp would let a
     // store starting elsewhere delete a running one's temporary tables.

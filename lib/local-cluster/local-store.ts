@@ -115,6 +115,8 @@ export class LocalStoreProcess implements LocalStore {
   #exited: Promise<Exit> | undefined
   #paused = false
   #starting: Promise<void> | undefined
+  /** kill() or stop() was called for the running server: its exit is no news. */
+  #exitRequested = false
 
   constructor(id: string, context: StoreContext) {
     this.id = id
@@ -216,6 +218,8 @@ export class LocalStoreProcess implements LocalStore {
     const started = Date.now()
     const args = serverArgs(this.#context.binary, this.#port, this.#paths)
     const child = spawn(this.#context.binary.path, args, { stdio: 'ignore' })
+    this.#exitRequested = false
+    let ready = false
     const exited = new Promise<Exit>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }))
       child.once('error', (error) => resolve({ code: null, signal: null, error }))
@@ -232,10 +236,12 @@ export class LocalStoreProcess implements LocalStore {
         this.#paused = false
       }
       debug('local-cluster: %s (pid %s) %s', this.id, pid, describeExit(exit))
+      if (ready && !this.#exitRequested) void this.#warnUnexpectedExit(pid, exit)
       this.#context.onProcessChange()
     })
     this.#context.onProcessChange()
     await this.#waitUntilReady(exited)
+    ready = true
     debug(
       'local-cluster: %s up on port %d (pid %d) in %dms',
       this.id,
@@ -291,17 +297,38 @@ export class LocalStoreProcess implements LocalStore {
   }
 
   async #startError(message: string, cause?: unknown): Promise<LocalStoreStartError> {
+    return new LocalStoreStartError(message, {
+      storeId: this.id,
+      errorLogPath: this.#paths.errorLog,
+      errorLogTail: await this.#logTail(),
+      cause,
+    })
+  }
+
+  /**
+   * A server that was up exited although nobody asked it to (a crash, or a signal from another
+   * process): say so on stderr, with its error log, since whatever uses the store next fails
+   * without saying why.
+   */
+  async #warnUnexpectedExit(pid: number | undefined, exit: Exit): Promise<void> {
+    const tail = await this.#logTail()
+    process.emitWarning(
+      `Store ${this.id} (pid ${pid}) ${describeExit(exit)} without kill() or stop(); ` +
+        (tail === ''
+          ? `its error log ${this.#paths.errorLog} is empty.`
+          : `last lines of ${this.#paths.errorLog}:\n${tail}`),
+      { code: 'SESSION_SHARDS_STORE_EXITED' },
+    )
+  }
+
+  /** The last {@link LOG_TAIL_LINES} lines of the error log, the password redacted. */
+  async #logTail(): Promise<string> {
     const text = await this.#readLog(0)
     const tail = text
       .split('\n')
       .filter((line) => line.trim() !== '')
       .slice(-LOG_TAIL_LINES)
-    return new LocalStoreStartError(message, {
-      storeId: this.id,
-      errorLogPath: this.#paths.errorLog,
-      errorLogTail: this.#redact(tail.join('\n')),
-      cause,
-    })
+    return this.#redact(tail.join('\n'))
   }
 
   /** The error log from `offset` on, at most its last {@link LOG_TAIL_BYTES} bytes. */
@@ -330,6 +357,7 @@ export class LocalStoreProcess implements LocalStore {
     const child = this.#child
     const exited = this.#exited
     if (child === undefined || exited === undefined) return
+    this.#exitRequested = true
     if (this.#paused) child.kill('SIGCONT')
     child.kill('SIGKILL')
     await exited
@@ -355,6 +383,7 @@ export class LocalStoreProcess implements LocalStore {
     const child = this.#child
     const exited = this.#exited
     if (child === undefined || exited === undefined) return
+    this.#exitRequested = true
     if (this.#paused) child.kill('SIGCONT')
     child.kill('SIGTERM')
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MILLIS)
