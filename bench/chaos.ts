@@ -1,48 +1,101 @@
-// npm run chaos -- --seconds N --stores 4 --copies 2 [--read-quorum N] [--read-lease-millis N]
-//   [--gray] [--at-rest]
-//   [--faults kill,stop,...|none] [--fault-millis N] [--json]
-// A concurrent workload while stores crash, hang and restart one at a time (with --gray also
-// gray failures between one app server and one store, and CPU starvation); exits non-zero on
-// any lost acknowledged write, stale read or resurrection.
+/**
+ * `npm run chaos`: a concurrent workload while stores crash, hang and restart one at a time
+ * (with --gray also gray failures between one app server and one store, and CPU starvation);
+ * exits 1 on any lost acknowledged write, stale read or resurrection, 2 on bad arguments
+ * (checked before any store starts).
+ */
 import { parseArgs } from 'node:util'
+import { SessionShardsError } from '../lib/errors.js'
 import { startLocalCluster } from '../lib/local-cluster/index.js'
+import { integerArgument, UsageError } from '../lib/cli/command.js'
 import type { ChaosFinding } from '../lib/cli/workload/chaos-report.js'
-import { runChaos } from '../lib/cli/workload/chaos.js'
+import { runChaos, type ChaosOptions } from '../lib/cli/workload/chaos.js'
 import { FAULT_KINDS, type FaultKind } from '../lib/cli/workload/chaos-faults.js'
 import { median } from './lib/stats.js'
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '60' },
-    stores: { type: 'string', default: '4' },
-    copies: { type: 'string', default: '2' },
-    'in-flight': { type: 'string', default: '64' },
-    'read-quorum': { type: 'string' },
-    'read-lease-millis': { type: 'string' },
-    gray: { type: 'boolean', default: false },
-    'at-rest': { type: 'boolean', default: false },
-    faults: { type: 'string' },
-    'fault-millis': { type: 'string' },
-    json: { type: 'boolean', default: false },
-  },
-})
-const optionalNumber = (value: string | undefined): number | undefined =>
-  value === undefined ? undefined : Number(value)
-const tty = process.stdout.isTTY === true && !process.env.CI
-const kinds = faultKinds(values.faults)
-const cluster = await startLocalCluster({ stores: Number(values.stores) })
-try {
-  const report = await runChaos({
-    cluster,
-    seconds: Number(values.seconds),
-    copies: Number(values.copies),
-    readQuorum: optionalNumber(values['read-quorum']),
-    readLeaseMillis: optionalNumber(values['read-lease-millis']),
+const USAGE = `Usage: npm run chaos -- [options]
+
+  --seconds N             how long the workload runs                   [60]
+  --stores N              local stores                                 [4]
+  --copies N              copies of each session, at most --stores     [2]
+  --in-flight N           operations in flight                         [64]
+  --read-quorum N         the managers' readQuorum, at most --copies   [the library's default]
+  --read-lease-millis N   the managers' readLeaseMillis (0: no lease)  [the library's default]
+  --gray                  gray failures too (fault proxies, CPU starvation)
+  --at-rest               rows compressed and encrypted
+  --faults K,...|none     the fault kinds to rotate through: ${FAULT_KINDS.join(', ')}
+  --fault-millis N        how long each fault lasts
+  --json                  the report as one JSON document
+  --help                  this text
+
+Exit code: 0 clean, 1 a lost acknowledged write, stale read or resurrection, 2 bad arguments.`
+
+/** The run's settings from the command line; throws UsageError (naming the option, never its value). */
+function chaosSettings(argv: string[]): Omit<ChaosOptions, 'cluster'> & {
+  stores: number
+  json: boolean
+} {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      seconds: { type: 'string' },
+      stores: { type: 'string' },
+      copies: { type: 'string' },
+      'in-flight': { type: 'string' },
+      'read-quorum': { type: 'string' },
+      'read-lease-millis': { type: 'string' },
+      gray: { type: 'boolean', default: false },
+      'at-rest': { type: 'boolean', default: false },
+      faults: { type: 'string' },
+      'fault-millis': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  })
+  if (values.help) {
+    console.log(USAGE)
+    process.exit(0)
+  }
+  const stores = integerArgument('stores', values.stores, 1) ?? 4
+  const copies = integerArgument('copies', values.copies, 1) ?? 2
+  if (copies > stores) throw new UsageError('--copies must be at most --stores')
+  const readQuorum = integerArgument('read-quorum', values['read-quorum'], 1)
+  if (readQuorum !== undefined && readQuorum > copies) {
+    throw new UsageError('--read-quorum must be at most --copies')
+  }
+  return {
+    seconds: integerArgument('seconds', values.seconds, 1) ?? 60,
+    stores,
+    copies,
+    inFlight: integerArgument('in-flight', values['in-flight'], 1) ?? 64,
+    readQuorum,
+    readLeaseMillis: integerArgument('read-lease-millis', values['read-lease-millis'], 0),
     gray: values.gray,
     atRest: values['at-rest'],
-    faultKinds: kinds,
-    faultMillis: optionalNumber(values['fault-millis']),
-    inFlight: Number(values['in-flight']),
+    faultKinds: faultKinds(values.faults),
+    faultMillis: integerArgument('fault-millis', values['fault-millis'], 1),
+    json: values.json,
+  }
+}
+
+let settings: ReturnType<typeof chaosSettings>
+try {
+  settings = chaosSettings(process.argv.slice(2))
+} catch (error) {
+  // parseArgs's own errors (an unknown option, a missing value) name the option; their first
+  // sentence is the message.
+  const message = error instanceof Error ? error.message.split(/\.\s/, 1)[0] : String(error)
+  console.error(`chaos: ${message}; see npm run chaos -- --help`)
+  process.exit(2)
+}
+const { stores, json, ...options } = settings
+const tty = process.stdout.isTTY === true && !process.env.CI
+const cluster = await startLocalCluster({ stores })
+try {
+  const report = await runChaos({
+    ...options,
+    cluster,
     onProgress: (p) => {
       if (!tty) return
       process.stdout.write(
@@ -59,15 +112,15 @@ try {
   const mode =
     `readQuorum ${report.readQuorum}` +
     (report.readLeaseMillis > 0 ? `, read lease ${report.readLeaseMillis} ms` : ', no read lease') +
-    (report.readQuorumOption === undefined && values['read-lease-millis'] === undefined
+    (report.readQuorumOption === undefined && options.readLeaseMillis === undefined
       ? ' (library default)'
       : '') +
     (report.gray ? ', gray faults' : ', crash and hang faults') +
     (report.atRest ? ', rows compressed and encrypted' : '')
-  if (values.json) console.log(JSON.stringify({ mode, ...report }, null, 2))
+  if (json) console.log(JSON.stringify({ mode, ...report }, null, 2))
   else {
     console.log(
-      `chaos: ${values.seconds}s, ${values.stores} stores, copies ${values.copies}, ${mode}, ` +
+      `chaos: ${options.seconds}s, ${stores} stores, copies ${options.copies}, ${mode}, ` +
         `${report.faultMillis} ms per fault`,
     )
     console.log(`operations            ${report.operations} (${report.opsPerSecond}/s)`)
@@ -119,6 +172,11 @@ try {
     }
   }
   process.exitCode = report.clean ? 0 : 1
+} catch (error) {
+  // An option the managers refuse (a typed error naming the option, never its value).
+  if (!(error instanceof SessionShardsError)) throw error
+  console.error(`chaos: ${error.message}`)
+  process.exitCode = 2
 } finally {
   await cluster.stop()
 }
@@ -130,8 +188,7 @@ function faultKinds(list: string | undefined): FaultKind[] | undefined {
   const kinds = list.split(',')
   const unknown = kinds.filter((kind) => !FAULT_KINDS.includes(kind as FaultKind))
   if (unknown.length > 0) {
-    console.error(`--faults: unknown kinds; known: ${FAULT_KINDS.join(', ')}, or none`)
-    process.exit(2)
+    throw new UsageError(`--faults takes ${FAULT_KINDS.join(', ')} or none`)
   }
   return kinds as FaultKind[]
 }

@@ -2,13 +2,36 @@
 // two copies, move when a store is added or removed, for n = 3 to 16 stores, under both
 // placements, over 100,000 random ids. Prints the markdown table in docs/placement.md.
 import { parseArgs } from 'node:util'
+import { integerArgument } from '../lib/cli/command.js'
 import { generateSessionId } from '../lib/ids.js'
 import { classicOrder, rendezvousOrder } from '../lib/placement.js'
 
 type Order = (stores: readonly string[], id: string) => string[]
 
-const { values } = parseArgs({ options: { ids: { type: 'string', default: '100000' } } })
-const ids = Array.from({ length: Number(values.ids) }, () => generateSessionId())
+const USAGE = `Usage: npm run placement-moves -- [--ids N]
+
+  --ids N   random session ids to place   [100000]`
+
+const ids = Array.from({ length: idCount(process.argv.slice(2)) }, () => generateSessionId())
+
+/** `--ids`, or the usage (exit 0 with --help, 2 on anything else it cannot use). */
+function idCount(argv: string[]): number {
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: { ids: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    })
+    if (values.help === true) {
+      console.log(USAGE)
+      process.exit(0)
+    }
+    return integerArgument('ids', values.ids, 1) ?? 100_000
+  } catch (error) {
+    console.error(`placement-moves: ${(error as Error).message.split(/\.\s/, 1)[0]}\n\n${USAGE}`)
+    process.exit(2)
+  }
+}
 
 function moved(order: Order, before: string[], after: string[]): [first: number, set: number] {
   let first = 0
