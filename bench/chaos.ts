@@ -5,7 +5,7 @@
  * (checked before any store starts).
  */
 import { parseArgs } from 'node:util'
-import { SessionShardsError } from '../lib/errors.js'
+import { InvalidOptionError } from '../lib/errors.js'
 import { startLocalCluster } from '../lib/local-cluster/index.js'
 import { integerArgument, UsageError } from '../lib/cli/command.js'
 import type { ChaosFinding } from '../lib/cli/workload/chaos-report.js'
@@ -174,7 +174,7 @@ try {
   process.exitCode = report.clean ? 0 : 1
 } catch (error) {
   // An option the managers refuse (a typed error naming the option, never its value).
-  if (!(error instanceof SessionShardsError)) throw error
+  if (!(error instanceof InvalidOptionError)) throw error
   console.error(`chaos: ${error.message}`)
   process.exitCode = 2
 } finally {
