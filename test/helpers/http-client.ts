@@ -3,6 +3,10 @@ export interface HttpAnswer {
   status: number
   /** The JSON body, or null when the body is empty or not JSON. */
   body: any
+  /** The body as text. */
+  text: string
+  /** Where a redirect points, if it is one. */
+  location: string | null
 }
 
 /**
@@ -35,18 +39,26 @@ export class CookieClient {
     return this.request('POST', url, body)
   }
 
-  async request(method: string, url: string, body?: unknown): Promise<HttpAnswer> {
+  /** A form post, as a browser sends one (application/x-www-form-urlencoded). */
+  postForm(url: string, fields: Record<string, string>): Promise<HttpAnswer> {
+    return this.#send('POST', url, new URLSearchParams(fields))
+  }
+
+  request(method: string, url: string, body?: unknown): Promise<HttpAnswer> {
+    return this.#send(method, url, body === undefined ? null : JSON.stringify(body))
+  }
+
+  async #send(
+    method: string,
+    url: string,
+    body: string | URLSearchParams | null,
+  ): Promise<HttpAnswer> {
     const headers: Record<string, string> = {}
     if (this.#cookies.size > 0) {
       headers.cookie = [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; ')
     }
-    if (body !== undefined) headers['content-type'] = 'application/json'
-    const response = await fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? null : JSON.stringify(body),
-      redirect: 'manual',
-    })
+    if (typeof body === 'string') headers['content-type'] = 'application/json'
+    const response = await fetch(url, { method, headers, body, redirect: 'manual' })
     for (const line of response.headers.getSetCookie()) this.#keep(line)
     const text = await response.text()
     let parsed: unknown = null
@@ -55,7 +67,12 @@ export class CookieClient {
     } catch {
       parsed = null
     }
-    return { status: response.status, body: parsed }
+    return {
+      status: response.status,
+      body: parsed,
+      text,
+      location: response.headers.get('location'),
+    }
   }
 
   #keep(setCookie: string): void {
