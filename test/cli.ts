@@ -48,6 +48,7 @@ const COMMANDS = [
   'sweep',
   'repair',
   'rebalance',
+  'import',
   'bench',
   'demo',
 ]

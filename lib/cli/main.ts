@@ -61,6 +61,11 @@ const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./commands/rebalance.js')).rebalanceCommand,
   },
   {
+    name: 'import',
+    summary: 'import express-mysql-session: copy its live sessions in, so a switch logs nobody out',
+    load: async () => (await import('./commands/import.js')).importCommand,
+  },
+  {
     name: 'serve',
     summary: 'a session server for other languages: line protocol and HTTP/JSON API',
     load: async () => (await import('./commands/serve.js')).serveCommand,

@@ -1,0 +1,252 @@
+// `session-shards import express-mysql-session`: the sessions an app kept with
+// express-mysql-session (its own table, written through its own store) copied into the
+// stores, read back through the Express store as the app will read them after the switch.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import session from 'express-session'
+import t from 'tap'
+import { SessionShardsStore } from '../lib/adapters/express.js'
+import { generateSessionId } from '../lib/index.js'
+import { runCli, type CliRun } from './helpers/cli.js'
+import { driverOptions, startTestCluster } from './helpers/cluster.js'
+import { startManager } from './helpers/manager.js'
+
+interface SourceStore {
+  set(id: string, data: session.SessionData, callback: (error?: unknown) => void): void
+  onReady(): Promise<void>
+  close(): Promise<void>
+}
+const createSourceStoreClass = createRequire(import.meta.url)('express-mysql-session') as (
+  expressSession: typeof session,
+) => new (options: Record<string, unknown>) => SourceStore
+
+const TABLE = 'ems_sessions'
+const cluster = await startTestCluster(t, { stores: 3 })
+const source = cluster.stores[0]!
+const password = source.config.password
+const storesVariable = cluster.stores.map((store) => `${store.id}=${store.uri}`).join(',')
+const cwd = await mkdtemp(path.join(os.tmpdir(), 'session-shards-import-test-'))
+t.teardown(() => rm(cwd, { recursive: true, force: true }))
+
+function importCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return runCli(['import', ...args], {
+    cwd,
+    env: { SESSION_SHARDS_STORES: storesVariable, SESSION_SHARDS_IMPORT_FROM: source.uri, ...env },
+  })
+}
+
+/** A session as express-session makes it: its cookie, then the app's data. */
+function sessionWith(data: Record<string, unknown>, maxAgeMillis: number): session.SessionData {
+  const Cookie = session.Cookie as unknown as new (options: { maxAge: number }) => session.Cookie
+  return { cookie: new Cookie({ maxAge: maxAgeMillis }), ...data } as session.SessionData
+}
+
+const manager = await startManager(t, cluster, { copies: 2 })
+const express = new SessionShardsStore({ manager })
+const get = (id: string): Promise<session.SessionData | null | undefined> =>
+  new Promise((resolve, reject) =>
+    express.get(id, (error, data) => (error ? reject(error) : resolve(data))),
+  )
+
+// The source: express-mysql-session's own table in the first store's database, written
+// through its own store.
+const SourceStore = createSourceStoreClass(session)
+const sourceStore = new SourceStore({
+  ...driverOptions(source.config),
+  createDatabaseTable: true,
+  schema: { tableName: TABLE },
+})
+await sourceStore.onReady()
+const put = (id: string, data: session.SessionData): Promise<void> =>
+  new Promise((resolve, reject) =>
+    sourceStore.set(id, data, (error) => (error ? reject(error) : resolve())),
+  )
+const live = Array.from({ length: 230 }, (_, index) => ({
+  id: generateSessionId(),
+  data: sessionWith({ user: `user-${index}` }, 3_600_000),
+}))
+for (const { id, data } of live) await put(id, data)
+const unusualId = 'legacy:42,with=odd characters'
+await put(unusualId, sessionWith({ user: 'legacy' }, 3_600_000))
+// A cookie without an expiry (a browser-session cookie): the row's expiry is the session's.
+const browserSessionId = generateSessionId()
+const browserSessionExpires = Math.floor(Date.now() / 1000) + 7200
+await source.query(`INSERT INTO ${TABLE} (session_id, expires, data) VALUES (?, ?, ?)`, [
+  browserSessionId,
+  browserSessionExpires,
+  JSON.stringify({ cookie: { originalMaxAge: null, path: '/' }, user: 'browser session' }),
+])
+const expiredId = generateSessionId()
+await source.query(`INSERT INTO ${TABLE} (session_id, expires, data) VALUES (?, ?, ?)`, [
+  expiredId,
+  Math.floor(Date.now() / 1000) - 60,
+  JSON.stringify({ cookie: {}, user: 'gone' }),
+])
+// Already in the stores: written since the switch (newer), and logged out since.
+const newerId = live[0]!.id
+await manager.writeSession(newerId, { cookie: {}, user: 'written after the switch' })
+const loggedOutId = live[1]!.id
+await manager.writeSession(loggedOutId, { cookie: {}, user: 'about to log out' })
+await manager.destroySession(loggedOutId)
+const unreadable = [generateSessionId(), generateSessionId()]
+for (const [id, data] of [
+  [unreadable[0], '{"cookie": {}, "user": '],
+  [unreadable[1], '[1, 2, 3]'],
+]) {
+  await source.query(`INSERT INTO ${TABLE} (session_id, expires, data) VALUES (?, ?, ?)`, [
+    id,
+    Math.floor(Date.now() / 1000) + 3600,
+    data,
+  ])
+}
+t.teardown(() => sourceStore.close())
+
+t.test('every live session is copied in, in pages; what the stores hold stays', async (t) => {
+  const run = await importCli([
+    'express-mysql-session',
+    '--table',
+    TABLE,
+    '--batch-size',
+    '50',
+    '--json',
+  ])
+  t.equal(run.code, 1, `two rows could not be read: exit 1 (${run.stderr.trim()})`)
+  const result = JSON.parse(run.stdout)
+  t.match(result, {
+    ok: false,
+    table: TABLE,
+    imported: live.length - 2 + 2,
+    present: 2,
+    expired: 0,
+    unreadable: 2,
+    failed: 0,
+  })
+  t.notOk(run.stdout.includes(password) || run.stderr.includes(password), 'no password')
+
+  for (const { id, data } of live.slice(2)) {
+    const read = await get(id)
+    t.equal(read?.['user' as never], data['user' as never], `${id}: its data`)
+    t.equal(
+      Math.floor(new Date(read!.cookie.expires!).getTime() / 1000),
+      Math.floor(data.cookie.expires!.getTime() / 1000),
+      `${id}: its cookie's expiry`,
+    )
+  }
+  t.match(await get(unusualId), { user: 'legacy' }, 'an unusual id, read where the store looks')
+  t.match(
+    await manager.readSession(browserSessionId, { withVersion: true }),
+    { data: { user: 'browser session' }, expiresAt: browserSessionExpires * 1000 },
+    "a cookie without an expiry: the row's",
+  )
+  t.match(await get(newerId), { user: 'written after the switch' }, 'a newer session stays')
+  t.equal(await get(loggedOutId), null, 'a logged-out session is not brought back')
+  t.equal(await get(expiredId), null, 'an expired row is skipped')
+  for (const id of unreadable) t.equal(await get(id), null, 'an unreadable row is skipped')
+})
+
+t.test('run again: nothing written twice; exit 0 once every row can be read', async (t) => {
+  await source.query(`DELETE FROM ${TABLE} WHERE session_id IN (?, ?)`, unreadable)
+  const run = await importCli(['express-mysql-session', '--table', TABLE, '--json'])
+  t.equal(run.code, 0, run.stderr)
+  t.match(JSON.parse(run.stdout), {
+    ok: true,
+    imported: 0,
+    present: live.length + 2,
+    unreadable: 0,
+    failed: 0,
+  })
+  const human = await importCli(['express-mysql-session', '--table', TABLE])
+  t.equal(human.code, 0)
+  t.match(human.stdout, /0 session\(s\) imported from ems_sessions, 232 already there\./)
+})
+
+t.test('columns renamed by schema.columnNames: --columns', async (t) => {
+  await source.query(
+    'CREATE TABLE renamed (sid VARCHAR(128) PRIMARY KEY, exp INT UNSIGNED, payload MEDIUMTEXT)',
+  )
+  const id = generateSessionId()
+  const data = sessionWith({ user: 'renamed' }, 600_000)
+  await source.query('INSERT INTO renamed (sid, exp, payload) VALUES (?, ?, ?)', [
+    id,
+    Math.round(data.cookie.expires!.getTime() / 1000),
+    JSON.stringify(data),
+  ])
+  const args = ['--table', 'renamed', '--columns', 'sid,exp,payload', '--json']
+  const run = await importCli(['express-mysql-session', ...args])
+  t.equal(run.code, 0, run.stderr)
+  t.match(JSON.parse(run.stdout), { ok: true, table: 'renamed', imported: 1 })
+  t.match(await get(id), { user: 'renamed' })
+})
+
+t.test('usage errors: exit 2, one line, no value echoed', async (t) => {
+  const hostile = 'sessions; DROP TABLE sessions'
+  const cases: [string, string[], Record<string, string>, RegExp][] = [
+    ['no source kind', [], {}, /import takes the source kind/],
+    ['an unknown source kind', ['connect-redis'], {}, /import takes the source kind/],
+    [
+      'no source',
+      ['express-mysql-session'],
+      { SESSION_SHARDS_IMPORT_FROM: '' },
+      /set SESSION_SHARDS_IMPORT_FROM/,
+    ],
+    [
+      'a source that is not mysql',
+      ['express-mysql-session'],
+      { SESSION_SHARDS_IMPORT_FROM: `redis://:${password}@127.0.0.1/0` },
+      /must be mysql:/,
+    ],
+    [
+      'a hostile table name',
+      ['express-mysql-session', '--table', hostile],
+      {},
+      /--table must be 1 to 64 letters/,
+    ],
+    [
+      'columns that are not three names',
+      ['express-mysql-session', '--columns', `id,${hostile}`],
+      {},
+      /--columns must be three names/,
+    ],
+    [
+      'a bad batch size',
+      ['express-mysql-session', '--batch-size', '0'],
+      {},
+      /--batch-size must be a whole number/,
+    ],
+  ]
+  for (const [what, args, env, message] of cases) {
+    const run = await importCli(args, env)
+    t.equal(run.code, 2, `${what}: exit 2`)
+    t.match(run.stderr, message, what)
+    t.match(run.stderr, /^session-shards import[^\n]*\n$/, `${what}: one line`)
+    t.notOk(
+      run.stderr.includes(password) || run.stderr.includes(hostile),
+      `${what}: nothing echoed`,
+    )
+  }
+  const config = path.join(cwd, 'signed.json')
+  await writeFile(
+    config,
+    JSON.stringify({
+      stores: cluster.stores.map((store) => ({ id: store.id, uri: store.uri })),
+      secrets: ['a signing secret of more than 32 characters'],
+    }),
+  )
+  const signed = await importCli(['express-mysql-session', '--config', config])
+  t.equal(signed.code, 2, 'with secrets and unsigned ids refused: exit 2')
+  t.match(signed.stderr, /set acceptUnsignedIds/)
+})
+
+t.test('a source that fails: exit 1, said by its code', async (t) => {
+  const missing = await importCli(['express-mysql-session', '--table', 'no_such_table', '--json'])
+  t.equal(missing.code, 1)
+  t.match(JSON.parse(missing.stdout), { ok: false, sourceError: 'ER_NO_SUCH_TABLE', imported: 0 })
+  const down = await importCli(['express-mysql-session'], {
+    SESSION_SHARDS_IMPORT_FROM: `mysql://shards:${password}@127.0.0.1:1/sessions`,
+  })
+  t.equal(down.code, 1)
+  t.match(down.stderr, /could not connect to the source \(ECONNREFUSED\)/)
+  t.notOk(down.stderr.includes(password), 'no password')
+})
