@@ -215,6 +215,12 @@ t.test('usage errors: exit 2, one line, no value echoed', async (t) => {
       {},
       /--batch-size must be a whole number/,
     ],
+    [
+      'a batch size past the bound',
+      ['express-mysql-session', '--batch-size', '10001'],
+      {},
+      /--batch-size must be at most 10,000/,
+    ],
   ]
   for (const [what, args, env, message] of cases) {
     const run = await importCli(args, env)

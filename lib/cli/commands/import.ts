@@ -27,6 +27,8 @@ const DEFAULT_COLUMNS = ['session_id', 'expires', 'data'] as const
 /** Writes in flight at once: enough to keep the stores busy, few enough not to crowd an app. */
 const WRITES_IN_FLIGHT = 32
 const DEFAULT_BATCH_SIZE = 500
+/** Rows held at once: one page of the source. */
+const MAX_BATCH_SIZE = 10_000
 const CONNECT_TIMEOUT_MILLIS = 10_000
 
 /** What became of one source row. */
@@ -66,7 +68,7 @@ terminal.
   --table NAME       the source table (default sessions)
   --columns I,E,D    its id, expires and data columns, if its schema.columnNames renamed
                      them (default ${DEFAULT_COLUMNS.join(',')})
-  --batch-size N     rows read per statement (default ${DEFAULT_BATCH_SIZE})
+  --batch-size N     rows read per statement, at most ${formatCount(MAX_BATCH_SIZE)} (default ${DEFAULT_BATCH_SIZE})
 
 Exit code: 0 every live session imported or already there, 1 a session could not be
 written or read (a store down, data that is not a JSON object) or the source failed,
@@ -86,6 +88,9 @@ written or read (a store down, data that is not a JSON object) or the source fai
     const from = sourceTable(context.values['table'], context.values['columns'])
     const batchSize =
       integerArgument('batch-size', context.values['batch-size'], 1) ?? DEFAULT_BATCH_SIZE
+    if (batchSize > MAX_BATCH_SIZE) {
+      throw new UsageError(`--batch-size must be at most ${formatCount(MAX_BATCH_SIZE)}`)
+    }
     const sourceUri = sourceUriFromEnvironment()
     const config = await loadCommandConfig(context)
     if (config.resolved.idSigner !== null && config.options.acceptUnsignedIds !== true) {
