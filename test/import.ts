@@ -24,6 +24,7 @@ const createSourceStoreClass = createRequire(import.meta.url)('express-mysql-ses
 
 const TABLE = 'ems_sessions'
 const cluster = await startTestCluster(t, { stores: 3 })
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
 const source = cluster.stores[0]!
 const password = source.config.password
 const storesVariable = cluster.stores.map((store) => `${store.id}=${store.uri}`).join(',')
@@ -178,6 +179,41 @@ t.test('columns renamed by schema.columnNames: --columns', async (t) => {
   t.equal(run.code, 0, run.stderr)
   t.match(JSON.parse(run.stdout), { ok: true, table: 'renamed', imported: 1 })
   t.match(await get(id), { user: 'renamed' })
+})
+
+crashTest(
+  'a store killed during the import: every session still imported, none lost',
+  async (t) => {
+    const more = Array.from({ length: 60 }, () => ({
+      id: generateSessionId(),
+      data: sessionWith({ user: 'during the outage' }, 3_600_000),
+    }))
+    for (const { id, data } of more) await put(id, data)
+    const down = cluster.store('store-c')
+    await down.kill()
+    t.teardown(() => (down.running ? undefined : down.start()))
+    const run = await importCli(['express-mysql-session', '--table', TABLE, '--json'])
+    t.equal(run.code, 0, run.stderr)
+    t.match(JSON.parse(run.stdout), { ok: true, imported: more.length, failed: 0 })
+    await down.start()
+    // A manager that never saw the outage: the copies are where its reads look.
+    const after = await startManager(t, cluster, { copies: 2 })
+    for (const { id } of more) {
+      t.match(await after.readSession(id), { user: 'during the outage' }, `${id} after the restart`)
+    }
+  },
+)
+
+t.test('no store reachable: every write fails, exit 1, the first failure said', async (t) => {
+  const run = await importCli(['express-mysql-session', '--table', TABLE, '--json'], {
+    SESSION_SHARDS_STORES: `a=mysql://shards:${password}@127.0.0.1:1/sessions`,
+    SESSION_SHARDS_COPIES: '1',
+  })
+  t.equal(run.code, 1)
+  const result = JSON.parse(run.stdout)
+  t.match(result, { ok: false, imported: 0, failed: live.length + 2 + 60 })
+  t.type(result.firstFailure, 'string')
+  t.notOk(run.stdout.includes(password) || run.stderr.includes(password), 'no password')
 })
 
 t.test('usage errors: exit 2, one line, no value echoed', async (t) => {
