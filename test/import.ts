@@ -182,7 +182,7 @@ t.test('columns renamed by schema.columnNames: --columns', async (t) => {
 })
 
 crashTest(
-  'a store killed during the import: every session still imported, none lost',
+  'a store killed before the import: every session still imported, none lost',
   async (t) => {
     const more = Array.from({ length: 60 }, () => ({
       id: generateSessionId(),
