@@ -234,6 +234,12 @@ t.test('usage errors: exit 2, one line, no value echoed', async (t) => {
       /must be mysql:/,
     ],
     [
+      'a password that is not URI encoding',
+      ['express-mysql-session'],
+      { SESSION_SHARDS_IMPORT_FROM: `mysql://shards:%zz${password}@127.0.0.1/sessions` },
+      /has a password that is not valid URI encoding/,
+    ],
+    [
       'a hostile table name',
       ['express-mysql-session', '--table', hostile],
       {},

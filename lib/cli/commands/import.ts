@@ -30,6 +30,8 @@ const DEFAULT_BATCH_SIZE = 500
 /** Rows held at once: one page of the source. */
 const MAX_BATCH_SIZE = 10_000
 const CONNECT_TIMEOUT_MILLIS = 10_000
+/** How long one statement on the source may take (a page, or the count for the progress bar). */
+const SOURCE_STATEMENT_MILLIS = 120_000
 
 /** What became of one source row. */
 type Outcome = 'imported' | 'present' | 'expired' | 'unreadable' | 'failed'
@@ -91,7 +93,7 @@ written or read (a store down, data that is not a JSON object) or the source fai
     if (batchSize > MAX_BATCH_SIZE) {
       throw new UsageError(`--batch-size must be at most ${formatCount(MAX_BATCH_SIZE)}`)
     }
-    const sourceUri = sourceUriFromEnvironment()
+    const source = sourceFromEnvironment()
     const config = await loadCommandConfig(context)
     if (config.resolved.idSigner !== null && config.options.acceptUnsignedIds !== true) {
       throw new UsageError(
@@ -99,11 +101,18 @@ written or read (a store down, data that is not a JSON object) or the source fai
       )
     }
     const { out } = context
-    out.addSecrets([decodeURIComponent(sourceUri.password)].filter((p) => p !== ''))
-    const source = await connectSource(sourceUri)
+    out.addSecrets([source.password].filter((password) => password !== ''))
     const manager = await openManager(config)
+    let connection: mysql.Connection | undefined
     try {
-      const counts = await copySessions(source, manager, from, batchSize, progressWanted(out.json))
+      connection = await connectSource(source.uri)
+      const counts = await copySessions(
+        connection,
+        manager,
+        from,
+        batchSize,
+        progressWanted(out.json),
+      )
       const ok = counts.unreadable === 0 && counts.failed === 0 && counts.sourceError === undefined
       out.result({ ok, table: from.table, ...counts })
       out.table(
@@ -129,7 +138,7 @@ written or read (a store down, data that is not a JSON object) or the source fai
       )
       return ok ? EXIT_OK : EXIT_PROBLEM
     } finally {
-      await Promise.all([manager.close(), source.end().catch(() => undefined)])
+      await Promise.all([manager.close(), connection?.end().catch(() => undefined)])
     }
   },
 }
@@ -151,8 +160,8 @@ function sourceTable(
   return { table, columns: names as [string, string, string] }
 }
 
-/** The source's URI, checked; the message never repeats it (it holds a password). */
-function sourceUriFromEnvironment(): URL {
+/** The source's URI, checked, and its password; the message never repeats either. */
+function sourceFromEnvironment(): { uri: URL; password: string } {
   const text = process.env[IMPORT_SOURCE_VARIABLE]
   if (text === undefined || text === '') {
     throw new UsageError(
@@ -170,7 +179,11 @@ function sourceUriFromEnvironment(): URL {
   if (uri.protocol !== 'mysql:' || uri.pathname.length <= 1) {
     throw new UsageError(`${IMPORT_SOURCE_VARIABLE} must be mysql://user:pass@host:3306/db`)
   }
-  return uri
+  try {
+    return { uri, password: decodeURIComponent(uri.password) }
+  } catch {
+    throw new UsageError(`${IMPORT_SOURCE_VARIABLE} has a password that is not valid URI encoding`)
+  }
 }
 
 /** One connection to the source; a failure says what failed by its code, not by the URI. */
@@ -220,20 +233,23 @@ async function copySessions(
   try {
     const startedAt = Math.floor(Date.now() / 1000)
     if (showProgress) {
-      const [rows] = await source.query<mysql.RowDataPacket[]>(
-        'SELECT COUNT(*) AS n FROM ?? WHERE ?? > ?',
-        [table, expiresColumn, startedAt],
-      )
+      const [rows] = await source.query<mysql.RowDataPacket[]>({
+        sql: 'SELECT COUNT(*) AS n FROM ?? WHERE ?? > ?',
+        values: [table, expiresColumn, startedAt],
+        timeout: SOURCE_STATEMENT_MILLIS,
+      })
       bar.setTotal(Number(rows[0]?.['n'] ?? 0))
     }
     let after = ''
     let done = 0
     for (;;) {
-      const [rows] = await source.query<mysql.RowDataPacket[]>(
-        'SELECT ?? AS id, ?? AS expires, ?? AS data FROM ?? WHERE ?? > ? AND ?? > ? ' +
+      const [rows] = await source.query<mysql.RowDataPacket[]>({
+        sql:
+          'SELECT ?? AS id, ?? AS expires, ?? AS data FROM ?? WHERE ?? > ? AND ?? > ? ' +
           'ORDER BY ?? LIMIT ?',
-        [...columns, table, idColumn, after, expiresColumn, startedAt, idColumn, batchSize],
-      )
+        values: [...columns, table, idColumn, after, expiresColumn, startedAt, idColumn, batchSize],
+        timeout: SOURCE_STATEMENT_MILLIS,
+      })
       if (rows.length === 0) break
       after = String(rows[rows.length - 1]?.['id'])
       await inParallel(rows as SourceRow[], WRITES_IN_FLIGHT, async (row) => {
