@@ -4,81 +4,13 @@
  * exits 1 on any lost acknowledged write, stale read or resurrection, 2 on bad arguments
  * (checked before any store starts).
  */
-import { parseArgs } from 'node:util'
-import { InvalidOptionError } from '../lib/errors.js'
 import { startLocalCluster } from '../lib/local-cluster/index.js'
-import { integerArgument, UsageError } from '../lib/cli/command.js'
 import type { ChaosFinding } from '../lib/cli/workload/chaos-report.js'
-import { runChaos, type ChaosOptions } from '../lib/cli/workload/chaos.js'
-import { FAULT_KINDS, type FaultKind } from '../lib/cli/workload/chaos-faults.js'
+import { runChaos } from '../lib/cli/workload/chaos.js'
+import { CHAOS_USAGE, chaosSettings } from './lib/chaos-settings.js'
 import { median } from './lib/stats.js'
 
-const USAGE = `Usage: npm run chaos -- [options]
-
-  --seconds N             how long the workload runs                   [60]
-  --stores N              local stores                                 [4]
-  --copies N              copies of each session, at most --stores     [2]
-  --in-flight N           operations in flight                         [64]
-  --read-quorum N         the managers' readQuorum, at most --copies   [the library's default]
-  --read-lease-millis N   the managers' readLeaseMillis (0: no lease)  [the library's default]
-  --gray                  gray failures too (fault proxies, CPU starvation)
-  --at-rest               rows compressed and encrypted
-  --faults K,...|none     the fault kinds to rotate through: ${FAULT_KINDS.join(', ')}
-  --fault-millis N        how long each fault lasts
-  --json                  the report as one JSON document
-  --help                  this text
-
-Exit code: 0 clean, 1 a lost acknowledged write, stale read or resurrection, 2 bad arguments.`
-
-/** The run's settings from the command line; throws UsageError (naming the option, never its value). */
-function chaosSettings(argv: string[]): Omit<ChaosOptions, 'cluster'> & {
-  stores: number
-  json: boolean
-} {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      seconds: { type: 'string' },
-      stores: { type: 'string' },
-      copies: { type: 'string' },
-      'in-flight': { type: 'string' },
-      'read-quorum': { type: 'string' },
-      'read-lease-millis': { type: 'string' },
-      gray: { type: 'boolean', default: false },
-      'at-rest': { type: 'boolean', default: false },
-      faults: { type: 'string' },
-      'fault-millis': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  })
-  if (values.help) {
-    console.log(USAGE)
-    process.exit(0)
-  }
-  const stores = integerArgument('stores', values.stores, 1) ?? 4
-  const copies = integerArgument('copies', values.copies, 1) ?? 2
-  if (copies > stores) throw new UsageError('--copies must be at most --stores')
-  const readQuorum = integerArgument('read-quorum', values['read-quorum'], 1)
-  if (readQuorum !== undefined && readQuorum > copies) {
-    throw new UsageError('--read-quorum must be at most --copies')
-  }
-  return {
-    seconds: integerArgument('seconds', values.seconds, 1) ?? 60,
-    stores,
-    copies,
-    inFlight: integerArgument('in-flight', values['in-flight'], 1) ?? 64,
-    readQuorum,
-    readLeaseMillis: integerArgument('read-lease-millis', values['read-lease-millis'], 0),
-    gray: values.gray,
-    atRest: values['at-rest'],
-    faultKinds: faultKinds(values.faults),
-    faultMillis: integerArgument('fault-millis', values['fault-millis'], 1),
-    json: values.json,
-  }
-}
-
+// Checked before any store starts: a bad value exits 2 with one line naming the option.
 let settings: ReturnType<typeof chaosSettings>
 try {
   settings = chaosSettings(process.argv.slice(2))
@@ -88,6 +20,10 @@ try {
   const message = error instanceof Error ? error.message.split(/\.\s/, 1)[0] : String(error)
   console.error(`chaos: ${message}; see npm run chaos -- --help`)
   process.exit(2)
+}
+if (settings === 'help') {
+  console.log(CHAOS_USAGE)
+  process.exit(0)
 }
 const { stores, json, ...options } = settings
 const tty = process.stdout.isTTY === true && !process.env.CI
@@ -172,25 +108,8 @@ try {
     }
   }
   process.exitCode = report.clean ? 0 : 1
-} catch (error) {
-  // An option the managers refuse (a typed error naming the option, never its value).
-  if (!(error instanceof InvalidOptionError)) throw error
-  console.error(`chaos: ${error.message}`)
-  process.exitCode = 2
 } finally {
   await cluster.stop()
-}
-
-/** `--faults`: a comma-separated list of fault kinds, or `none` for a run without faults. */
-function faultKinds(list: string | undefined): FaultKind[] | undefined {
-  if (list === undefined) return undefined
-  if (list === 'none') return []
-  const kinds = list.split(',')
-  const unknown = kinds.filter((kind) => !FAULT_KINDS.includes(kind as FaultKind))
-  if (unknown.length > 0) {
-    throw new UsageError(`--faults takes ${FAULT_KINDS.join(', ')} or none`)
-  }
-  return kinds as FaultKind[]
 }
 
 function describeFinding(f: ChaosFinding): string {
