@@ -38,32 +38,8 @@ for (const { name, cookie } of EXAMPLES) {
     `examples/${name}/server.ts: count, log in under a new id, log out for good`,
     async (t) => {
       const manager = await startManager(t, cluster, { copies: 2 })
-      const port = await freePort()
-      const child = spawn(
-        process.execPath,
-        ['--import', TSX, fileURLToPath(new URL(`../examples/${name}/server.ts`, import.meta.url))],
-        {
-          env: {
-            ...process.env,
-            SESSION_SHARDS_STORES: storesVariable,
-            PORT: String(port),
-            COOKIE_SECRET: 'a cookie secret of more than 32 characters',
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      )
-      const exited = finished(child)
+      const { child, exited, home } = await startExample(name)
       t.teardown(() => stop(child))
-      const home = `http://localhost:${port}/`
-      await waitFor(
-        'the example to answer',
-        () =>
-          fetch(`${home}nothing-here`).then(
-            (response) => response.status === 404,
-            () => false,
-          ),
-        30_000,
-      )
 
       const browser = new CookieClient()
       t.equal(page((await browser.get(home)).text), 'Logged in: nobody. Views: 1.')
@@ -106,6 +82,45 @@ for (const { name, cookie } of EXAMPLES) {
       t.same({ code: end.code, signal: end.signal }, { code: 0, signal: null }, 'Ctrl-C ends it')
     },
   )
+}
+
+/**
+ * Starts an example on a port that was free a moment ago, and waits until it answers; again on
+ * another port should another process have taken that one first.
+ */
+async function startExample(
+  name: string,
+): Promise<{ child: ChildProcess; exited: ReturnType<typeof finished>; home: string }> {
+  const file = fileURLToPath(new URL(`../examples/${name}/server.ts`, import.meta.url))
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const child = spawn(process.execPath, ['--import', TSX, file], {
+      env: {
+        ...process.env,
+        SESSION_SHARDS_STORES: storesVariable,
+        PORT: String(port),
+        COOKIE_SECRET: 'a cookie secret of more than 32 characters',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const exited = finished(child)
+    const home = `http://localhost:${port}/`
+    await waitFor(
+      'the example to answer, or to exit',
+      () =>
+        child.exitCode !== null ||
+        fetch(`${home}nothing-here`).then(
+          (response) => response.status === 404,
+          () => false,
+        ),
+      30_000,
+    )
+    if (child.exitCode === null) return { child, exited, home }
+    const { stdout, stderr } = await exited
+    if (attempt === 3 || !/EADDRINUSE/.test(stdout + stderr)) {
+      throw new Error(`examples/${name} exited with ${child.exitCode}: ${stderr.slice(0, 500)}`)
+    }
+  }
 }
 
 /** Stops the example if the test did not (a failed assertion, a timeout). */
