@@ -8,6 +8,7 @@ import path from 'node:path'
 import session from 'express-session'
 import t from 'tap'
 import { SessionShardsStore } from '../lib/adapters/express.js'
+import { importedSession } from '../lib/cli/imported-session.js'
 import { generateSessionId } from '../lib/index.js'
 import { runCli, type CliRun } from './helpers/cli.js'
 import { driverOptions, startTestCluster } from './helpers/cluster.js'
@@ -21,6 +22,58 @@ interface SourceStore {
 const createSourceStoreClass = createRequire(import.meta.url)('express-mysql-session') as (
   expressSession: typeof session,
 ) => new (options: Record<string, unknown>) => SourceStore
+
+t.test(
+  "what a row becomes: the cookie's expiry, else the row's; unreadable; expired",
+  async (t) => {
+    const now = Date.parse('2026-12-02T10:00:00Z')
+    const inAnHour = '2026-12-02T11:00:00.250Z'
+    const cases: [what: string, data: string | Buffer | null, expires: number, wanted: unknown][] =
+      [
+        [
+          "the cookie's expiry, to the millisecond",
+          JSON.stringify({ cookie: { expires: inAnHour }, user: 'ada' }),
+          now / 1000 + 3600,
+          { data: { user: 'ada' }, expiresAt: Date.parse(inAnHour) },
+        ],
+        [
+          "a cookie without an expiry: the row's",
+          JSON.stringify({ cookie: { originalMaxAge: null }, user: 'ada' }),
+          now / 1000 + 60,
+          { expiresAt: now + 60_000 },
+        ],
+        [
+          "no cookie: the row's",
+          '{"n":1}',
+          now / 1000 + 5,
+          { data: { n: 1 }, expiresAt: now + 5000 },
+        ],
+        [
+          'bytes from a binary column',
+          Buffer.from('{"cookie":{},"n":2}'),
+          now / 1000 + 5,
+          { data: { n: 2 } },
+        ],
+        [
+          'a cookie that expired though the row, rounded up, has not',
+          JSON.stringify({ cookie: { expires: '2026-12-02T09:59:59.600Z' } }),
+          now / 1000 + 0.4,
+          'expired',
+        ],
+        ['expiring now is expired', '{}', now / 1000, 'expired'],
+        ['JSON cut short', '{"cookie": {', now / 1000 + 60, 'unreadable'],
+        ['an array', '[1, 2]', now / 1000 + 60, 'unreadable'],
+        ['a string', '"ada"', now / 1000 + 60, 'unreadable'],
+        ['JSON null', 'null', now / 1000 + 60, 'unreadable'],
+        ['no data', null, now / 1000 + 60, 'unreadable'],
+      ]
+    for (const [what, data, expires, wanted] of cases) {
+      const got = importedSession({ id: 'x', expires, data }, now)
+      if (typeof wanted === 'string') t.equal(got, wanted, what)
+      else t.match(got, wanted, what)
+    }
+  },
+)
 
 const TABLE = 'ems_sessions'
 const cluster = await startTestCluster(t, { stores: 3 })

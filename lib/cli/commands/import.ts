@@ -11,9 +11,9 @@ import {
 } from '../../errors.js'
 import type { SessionManager } from '../../session-manager.js'
 import type { Command } from '../command.js'
-import { cookieExpiry } from '../../adapters/cookie-expiry.js'
 import { integerArgument, UsageError } from '../command.js'
 import { loadCommandConfig } from '../config.js'
+import { importedSession, type SourceRow } from '../imported-session.js'
 import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount, oneLine } from '../output.js'
 import { createProgressBar, progressWanted } from '../progress.js'
@@ -35,13 +35,6 @@ const SOURCE_STATEMENT_MILLIS = 120_000
 
 /** What became of one source row. */
 type Outcome = 'imported' | 'present' | 'expired' | 'unreadable' | 'failed'
-
-/** One row of express-mysql-session's table, its columns renamed as the import reads them. */
-interface SourceRow {
-  id: string
-  expires: number
-  data: string | null
-}
 
 /** Where the sessions are in the source. */
 interface SourceTable {
@@ -276,22 +269,12 @@ async function importRow(
   row: SourceRow,
   counts: ImportCounts,
 ): Promise<Outcome> {
-  let data: unknown
-  try {
-    data = JSON.parse(String(row.data))
-  } catch {
-    return 'unreadable'
-  }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'unreadable'
-  // The cookie's own expiry, as the Express store stores it on a save (the row's is rounded to
-  // the second); the row's for a cookie without one (express-mysql-session's expiration).
-  const now = Date.now()
-  const expiresAt = cookieExpiry(data, now) ?? Number(row.expires) * 1000
-  if (expiresAt <= now) return 'expired'
+  const session = importedSession(row, Date.now())
+  if (typeof session === 'string') return session
   try {
     const key = manager.sessionKey(String(row.id))
-    const written = await manager.writeSession(key, data as Record<string, unknown>, {
-      expiresAt,
+    const written = await manager.writeSession(key, session.data, {
+      expiresAt: session.expiresAt,
       expectedVersion: 0,
     })
     return written.dropped ? 'present' : 'imported'
