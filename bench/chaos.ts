@@ -4,6 +4,7 @@
  * exits 1 on any lost acknowledged write, stale read or resurrection, 2 on bad arguments
  * (checked before any store starts).
  */
+import { parseArgsMessage } from '../lib/cli/command.js'
 import { startLocalCluster } from '../lib/local-cluster/index.js'
 import type { ChaosFinding } from '../lib/cli/workload/chaos-report.js'
 import { runChaos } from '../lib/cli/workload/chaos.js'
@@ -15,10 +16,7 @@ let settings: ReturnType<typeof chaosSettings>
 try {
   settings = chaosSettings(process.argv.slice(2))
 } catch (error) {
-  // parseArgs's own errors (an unknown option, a missing value) name the option; their first
-  // sentence is the message.
-  const message = error instanceof Error ? error.message.split(/\.\s/, 1)[0] : String(error)
-  console.error(`chaos: ${message}; see npm run chaos -- --help`)
+  console.error(`chaos: ${parseArgsMessage(error)}; see npm run chaos -- --help`)
   process.exit(2)
 }
 if (settings === 'help') {

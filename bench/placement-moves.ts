@@ -2,7 +2,7 @@
 // two copies, move when a store is added or removed, for n = 3 to 16 stores, under both
 // placements, over 100,000 random ids. Prints the markdown table in docs/placement.md.
 import { parseArgs } from 'node:util'
-import { integerArgument } from '../lib/cli/command.js'
+import { integerArgument, parseArgsMessage } from '../lib/cli/command.js'
 import { generateSessionId } from '../lib/ids.js'
 import { classicOrder, rendezvousOrder } from '../lib/placement.js'
 
@@ -28,7 +28,7 @@ function idCount(argv: string[]): number {
     }
     return integerArgument('ids', values.ids, 1) ?? 100_000
   } catch (error) {
-    console.error(`placement-moves: ${(error as Error).message.split(/\.\s/, 1)[0]}\n\n${USAGE}`)
+    console.error(`placement-moves: ${parseArgsMessage(error)}\n\n${USAGE}`)
     process.exit(2)
   }
 }

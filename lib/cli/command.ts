@@ -1,6 +1,7 @@
 /** The shape of a CLI command, and the parsing of its arguments. */
 import type { ParseArgsConfig } from 'node:util'
 import type { Output } from './output.js'
+import { oneLine } from './output.js'
 
 /** Options of one command, in `node:util` parseArgs form. */
 export type OptionSpecs = NonNullable<ParseArgsConfig['options']>
@@ -27,6 +28,16 @@ export interface Command {
   options: OptionSpecs
   /** Resolves the exit code (see output.ts). */
   run(context: CommandContext): Promise<number>
+}
+
+/**
+ * An argument error's message in one line: parseArgs' first sentence (it names the option, not
+ * its value; the sentences after it suggest a fix that would quote the argument), or ours.
+ */
+export function parseArgsMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error)
+  const first = oneLine(message).split(/\.\s/, 1)[0] ?? message
+  return first.replace(/\.$/, '')
 }
 
 /** Bad arguments: the CLI prints the message and exits with code 2. */

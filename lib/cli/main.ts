@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util'
 import { debug } from '../debug.js'
 import { InvalidSessionIdError, SessionShardsError } from '../errors.js'
 import type { Command, CommandContext, OptionSpecs } from './command.js'
-import { UsageError } from './command.js'
+import { parseArgsMessage, UsageError } from './command.js'
 import { ConfigError, COPIES_VARIABLE, STORES_VARIABLE } from './config.js'
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, oneLine, Output } from './output.js'
 import { packageVersion } from './package-info.js'
@@ -211,13 +211,6 @@ function dashIdsAsPositionals(args: readonly string[], specs: OptionSpecs): stri
     else options.push(arg)
   }
   return moved.length === 0 ? options : [...options, '--', ...moved]
-}
-
-/** parseArgs' message, first sentence only, without the option's value. */
-function parseArgsMessage(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error)
-  const first = oneLine(message).split(/\.\s/, 1)[0] ?? message
-  return first.replace(/\.$/, '')
 }
 
 /** The library's stable code of an error (a SessionShardsError's), else `fallback`. */

@@ -57,6 +57,7 @@ export class CookieClient {
     if (this.#cookies.size > 0) {
       headers.cookie = [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; ')
     }
+    // A string is JSON (request()); fetch labels a form (URLSearchParams) itself.
     if (typeof body === 'string') headers['content-type'] = 'application/json'
     const response = await fetch(url, { method, headers, body, redirect: 'manual' })
     for (const line of response.headers.getSetCookie()) this.#keep(line)
