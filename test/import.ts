@@ -66,9 +66,16 @@ t.test(
         ['a string', '"ada"', now / 1000 + 60, 'unreadable'],
         ['JSON null', 'null', now / 1000 + 60, 'unreadable'],
         ['no data', null, now / 1000 + 60, 'unreadable'],
+        [
+          "no expiry from the cookie or the source: the stores' default",
+          '{"cookie":{"originalMaxAge":null},"n":3}',
+          Number.NaN,
+          { data: { n: 3 }, expiresAt: undefined },
+        ],
       ]
     for (const [what, data, expires, wanted] of cases) {
-      const got = importedSession({ id: 'x', expires, data }, now)
+      const expiresAt = Number.isNaN(expires) ? undefined : expires * 1000
+      const got = importedSession({ id: 'x', expiresAt, data }, now)
       if (typeof wanted === 'string') t.equal(got, wanted, what)
       else t.match(got, wanted, what)
     }
@@ -278,7 +285,13 @@ t.test('usage errors: exit 2, one line, no value echoed', async (t) => {
   const hostile = 'sessions; DROP TABLE sessions'
   const cases: [string, string[], Record<string, string>, RegExp][] = [
     ['no source kind', [], {}, /import takes the source kind/],
-    ['an unknown source kind', ['connect-redis'], {}, /import takes the source kind/],
+    ['an unknown source kind', ['connect-mongo'], {}, /import takes the source kind/],
+    [
+      "another kind's option",
+      ['express-mysql-session', '--prefix', hostile],
+      {},
+      /--prefix is an option of import connect-redis/,
+    ],
     [
       'no source',
       ['express-mysql-session'],

@@ -1,27 +1,34 @@
 /**
- * What an express-mysql-session row becomes in the stores: the pure half of
- * `session-shards import` (commands/import.ts does the reading and the writing).
+ * What a source's session becomes in the stores: the pure half of `session-shards import`
+ * (import-sources/ do the reading, commands/import.ts the writing).
  */
 import { cookieExpiry } from '../adapters/cookie-expiry.js'
 import type { SessionData } from '../codec.js'
 
-/** One row of an express-mysql-session table, its columns named as the import reads them. */
+/** One session as a source holds it: a row of a table, a key of Redis. */
 export interface SourceRow {
   id: string
-  /** Unix seconds, rounded by express-mysql-session from the cookie's expiry. */
-  expires: number | string
-  /** The session as JSON (text, or bytes from a binary column). */
+  /**
+   * When the source would drop it (Unix milliseconds): express-mysql-session's column, rounded
+   * to the second; Redis's time to live. Undefined: never (a Redis key without one).
+   */
+  expiresAt: number | undefined
+  /** The session as JSON (text, or bytes from a binary column); null if there is none. */
   data: string | Buffer | null
 }
 
-/** A row's session as it is written, or why it is not. */
-export type ImportedSession = { data: SessionData; expiresAt: number } | 'expired' | 'unreadable'
+/**
+ * A source's session as it is written, or why it is not. Without `expiresAt` (neither the
+ * cookie nor the source says), the stores' default time to live applies.
+ */
+export type ImportedSession =
+  { data: SessionData; expiresAt: number | undefined } | 'expired' | 'unreadable'
 
 /**
- * The session a row holds, with its expiry: the cookie's own (as the Express and Fastify stores
- * store it on a save; the row's is rounded to the second), else the row's (a cookie without
- * one: express-mysql-session's `expiration`). `'unreadable'` when the data is not a JSON
- * object, `'expired'` once that expiry is not after `now`.
+ * The session a source holds, with its expiry: the cookie's own (as the Express and Fastify
+ * stores store it on a save; a source's may be rounded), else the source's (a cookie without
+ * one: express-mysql-session's `expiration`, connect-redis's `ttl`). `'unreadable'` when the
+ * data is not a JSON object, `'expired'` once that expiry is not after `now`.
  */
 export function importedSession(row: SourceRow, now: number): ImportedSession {
   let data: unknown
@@ -31,7 +38,7 @@ export function importedSession(row: SourceRow, now: number): ImportedSession {
     return 'unreadable'
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'unreadable'
-  const expiresAt = cookieExpiry(data, now) ?? Number(row.expires) * 1000
-  if (!(expiresAt > now)) return 'expired'
+  const expiresAt = cookieExpiry(data, now) ?? row.expiresAt
+  if (expiresAt !== undefined && !(expiresAt > now)) return 'expired'
   return { data: data as SessionData, expiresAt }
 }

@@ -1,8 +1,8 @@
 /**
- * `session-shards import express-mysql-session`: the live sessions of an express-mysql-session
- * table copied into the stores, so that an app switching over logs nobody out.
+ * `session-shards import <kind>`: the live sessions of the store an app is leaving
+ * (express-mysql-session, connect-redis) copied into the stores, so that switching over logs
+ * nobody out. The sources read (import-sources/); this writes, counts and reports.
  */
-import mysql from 'mysql2/promise'
 import {
   InvalidSessionDataError,
   InvalidSessionIdError,
@@ -14,79 +14,91 @@ import type { Command } from '../command.js'
 import { integerArgument, UsageError } from '../command.js'
 import { loadCommandConfig } from '../config.js'
 import { importedSession, type SourceRow } from '../imported-session.js'
+import { connectRedis } from '../import-sources/connect-redis.js'
+import { DEFAULT_COLUMNS, expressMysqlSession } from '../import-sources/express-mysql-session.js'
+import {
+  IMPORT_SOURCE_VARIABLE,
+  sourceUri,
+  type ImportSource,
+  type SourceKind,
+} from '../import-sources/source.js'
 import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount, oneLine } from '../output.js'
 import { createProgressBar, progressWanted } from '../progress.js'
 
-/** The environment variable holding the source's URI (arguments show in `ps`; this does not). */
-export const IMPORT_SOURCE_VARIABLE = 'SESSION_SHARDS_IMPORT_FROM'
-/** A table or column name as MySQL writes it unquoted: nothing a caller could smuggle SQL in. */
-const IDENTIFIER = /^[A-Za-z0-9_$]{1,64}$/
-/** express-mysql-session's column names, unless its `schema.columnNames` changed them. */
-const DEFAULT_COLUMNS = ['session_id', 'expires', 'data'] as const
+/** Every kind of source, by the name the command line gives it. */
+const KINDS: Record<string, SourceKind> = {
+  'express-mysql-session': expressMysqlSession,
+  'connect-redis': connectRedis,
+}
 /** Writes in flight at once: enough to keep the stores busy, few enough not to crowd an app. */
 const WRITES_IN_FLIGHT = 32
 const DEFAULT_BATCH_SIZE = 500
-/** Rows held at once: one page of the source. */
+/** Sessions held at once: one page of the source. */
 const MAX_BATCH_SIZE = 10_000
-const CONNECT_TIMEOUT_MILLIS = 10_000
-/** How long one statement on the source may take (a page, or the count for the progress bar). */
-const SOURCE_STATEMENT_MILLIS = 120_000
 
-/** What became of one source row. */
+/** What became of one source session. */
 type Outcome = 'imported' | 'present' | 'expired' | 'unreadable' | 'failed'
-
-/** Where the sessions are in the source. */
-interface SourceTable {
-  table: string
-  /** The id, expiry (Unix seconds) and data columns. */
-  columns: readonly [string, string, string]
-}
 
 export const importCommand: Command = {
   help: `Usage: session-shards import express-mysql-session [--table NAME] [--columns I,E,D]
+       session-shards import connect-redis [--prefix P]
                              [--batch-size N] [--config <file>] [--json]
 
-Copies the live sessions of an express-mysql-session table into the configured stores, so
-that an app moving to session-shards logs nobody out. The source database is the URI in
-${IMPORT_SOURCE_VARIABLE} (mysql://user:pass@host:3306/db: from the environment, since
-arguments show in ps), read N rows per statement in the order of the session id.
+Copies the live sessions of the store an app is leaving into the configured stores, so that
+the app logs nobody out when it moves to session-shards. The source is the URI in
+${IMPORT_SOURCE_VARIABLE} (from the environment, since arguments show in ps):
+
+  express-mysql-session   mysql://user:pass@host:3306/db: its table, read N rows per
+                          statement in the order of the session id
+  connect-redis           redis://user:pass@host:6379/0 (or rediss://): the keys that start
+                          with the prefix, read with SCAN, about N per step; needs the redis
+                          package (npm install redis)
 
 Each session keeps its id (or the key an unusual id maps to, where the Express store looks
-for it), its data, cookie included, and its expiry (the cookie's, else the row's); expired
-sessions are skipped. A session the stores already hold, live or logged out, is left as it
-is: the import never overwrites a newer session or brings back a destroyed one, so it can
-run before the switch, after it, and again. The source is only read. With secrets, set
-acceptUnsignedIds while sessions from before the switch live. Shows a progress bar on a
-terminal.
+for it), its data, cookie included, and its expiry (the cookie's, else the source's, else
+the stores' ttlSeconds); expired sessions are skipped. A session the stores already hold,
+live or logged out, is left as it is: the import never overwrites a newer session or brings
+back a destroyed one, so it can run before the switch, after it, and again. The source is
+only read. With secrets, set acceptUnsignedIds while sessions from before the switch live.
+Shows a progress bar on a terminal.
 
-  --table NAME       the source table (default sessions)
-  --columns I,E,D    its id, expires and data columns, if its schema.columnNames renamed
-                     them (default ${DEFAULT_COLUMNS.join(',')})
-  --batch-size N     rows read per statement, at most ${formatCount(MAX_BATCH_SIZE)} (default ${DEFAULT_BATCH_SIZE})
+  --table NAME       express-mysql-session: the table (default sessions)
+  --columns I,E,D    express-mysql-session: its id, expires and data columns, if its
+                     schema.columnNames renamed them (default ${DEFAULT_COLUMNS.join(',')})
+  --prefix P         connect-redis: the key prefix (default sess:)
+  --batch-size N     sessions read per step, at most ${formatCount(MAX_BATCH_SIZE)} (default ${DEFAULT_BATCH_SIZE})
 
 Exit code: 0 every live session imported or already there, 1 a session could not be
 written or read (a store down, data that is not a JSON object) or the source failed,
 2 usage or configuration error.`,
-  options: {
-    table: { type: 'string' },
-    columns: { type: 'string' },
-    'batch-size': { type: 'string' },
-  },
+  options: Object.assign(
+    { 'batch-size': { type: 'string' } } as const,
+    ...Object.values(KINDS).map((kind) => kind.options),
+  ),
   async run(context) {
-    const [format, ...rest] = context.positionals
-    if (format !== 'express-mysql-session' || rest.length > 0) {
+    const [kindName, ...rest] = context.positionals
+    const kind = kindName === undefined ? undefined : KINDS[kindName]
+    if (kind === undefined || rest.length > 0) {
       throw new UsageError(
-        'import takes the source kind: session-shards import express-mysql-session',
+        `import takes the source kind: session-shards import ${Object.keys(KINDS).join('|')}`,
       )
     }
-    const from = sourceTable(context.values['table'], context.values['columns'])
+    for (const [name, value] of Object.entries(context.values)) {
+      const elsewhere = Object.entries(KINDS).find(
+        ([other, otherKind]) => other !== kindName && name in otherKind.options,
+      )
+      if (value !== undefined && elsewhere !== undefined && !(name in kind.options)) {
+        throw new UsageError(`--${name} is an option of import ${elsewhere[0]}`)
+      }
+    }
     const batchSize =
       integerArgument('batch-size', context.values['batch-size'], 1) ?? DEFAULT_BATCH_SIZE
     if (batchSize > MAX_BATCH_SIZE) {
       throw new UsageError(`--batch-size must be at most ${formatCount(MAX_BATCH_SIZE)}`)
     }
-    const source = sourceFromEnvironment()
+    const { uri, password } = sourceUri(kind)
+    const source = kind.create(context.values, uri, batchSize)
     const config = await loadCommandConfig(context)
     if (config.resolved.idSigner !== null && config.options.acceptUnsignedIds !== true) {
       throw new UsageError(
@@ -94,20 +106,13 @@ written or read (a store down, data that is not a JSON object) or the source fai
       )
     }
     const { out } = context
-    out.addSecrets([source.password].filter((password) => password !== ''))
+    out.addSecrets([password].filter((secret) => secret !== ''))
     const manager = await openManager(config)
-    let connection: mysql.Connection | undefined
     try {
-      connection = await connectSource(source.uri)
-      const counts = await copySessions(
-        connection,
-        manager,
-        from,
-        batchSize,
-        progressWanted(out.json),
-      )
+      await source.open()
+      const counts = await copySessions(source, manager, progressWanted(out.json))
       const ok = counts.unreadable === 0 && counts.failed === 0 && counts.sourceError === undefined
-      out.result({ ok, table: from.table, ...counts })
+      out.result({ ok, ...source.where, ...counts })
       out.table(
         [
           { header: 'imported', align: 'right' },
@@ -126,79 +131,23 @@ written or read (a store down, data that is not a JSON object) or the source fai
       if (counts.sourceError !== undefined) out.line(`The source failed: ${counts.sourceError}.`)
       if (counts.firstFailure !== undefined) out.line(`First failed write: ${counts.firstFailure}`)
       out.line(
-        `${formatCount(counts.imported)} session(s) imported from ${from.table}, ` +
+        `${formatCount(counts.imported)} session(s) imported from ${source.name}, ` +
           `${formatCount(counts.present)} already there.`,
       )
       return ok ? EXIT_OK : EXIT_PROBLEM
     } finally {
-      await Promise.all([manager.close(), connection?.end().catch(() => undefined)])
+      await Promise.all([manager.close(), source.close()])
     }
   },
-}
-
-/** `--table` and `--columns`, checked: names only, never SQL; the message never repeats them. */
-function sourceTable(
-  table: string | boolean | undefined = 'sessions',
-  columns: string | boolean | undefined = DEFAULT_COLUMNS.join(','),
-): SourceTable {
-  if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
-    throw new UsageError('--table must be 1 to 64 letters, digits, _ or $')
-  }
-  const names = typeof columns === 'string' ? columns.split(',') : []
-  if (names.length !== 3 || !names.every((name) => IDENTIFIER.test(name))) {
-    throw new UsageError(
-      '--columns must be three names (id, expires, data), each 1 to 64 letters, digits, _ or $',
-    )
-  }
-  return { table, columns: names as [string, string, string] }
-}
-
-/** The source's URI, checked, and its password; the message never repeats either. */
-function sourceFromEnvironment(): { uri: URL; password: string } {
-  const text = process.env[IMPORT_SOURCE_VARIABLE]
-  if (text === undefined || text === '') {
-    throw new UsageError(
-      `set ${IMPORT_SOURCE_VARIABLE} to the source's mysql://user:pass@host:3306/db`,
-    )
-  }
-  let uri: URL
-  try {
-    uri = new URL(text)
-  } catch {
-    throw new UsageError(
-      `${IMPORT_SOURCE_VARIABLE} is not a URI; it must be mysql://user:pass@host:3306/db`,
-    )
-  }
-  if (uri.protocol !== 'mysql:' || uri.pathname.length <= 1) {
-    throw new UsageError(`${IMPORT_SOURCE_VARIABLE} must be mysql://user:pass@host:3306/db`)
-  }
-  try {
-    return { uri, password: decodeURIComponent(uri.password) }
-  } catch {
-    throw new UsageError(`${IMPORT_SOURCE_VARIABLE} has a password that is not valid URI encoding`)
-  }
-}
-
-/** One connection to the source; a failure says what failed by its code, not by the URI. */
-async function connectSource(uri: URL): Promise<mysql.Connection> {
-  try {
-    return await mysql.createConnection({
-      uri: uri.href,
-      connectTimeout: CONNECT_TIMEOUT_MILLIS,
-      supportBigNumbers: true,
-    })
-  } catch (error) {
-    throw new Error(`could not connect to the source (${errorCode(error)})`)
-  }
 }
 
 interface ImportCounts {
   imported: number
   /** Sessions the stores already held (live, expired or destroyed): left as they were. */
   present: number
-  /** Rows whose cookie expired though the row had not yet (the row's expiry is rounded). */
+  /** Sessions whose cookie expired though the source's copy had not yet (it may round). */
   expired: number
-  /** Rows whose data is not a JSON object the stores accept, or whose id is unusable. */
+  /** Sessions whose data is not a JSON object the stores accept, or whose id is unusable. */
   unreadable: number
   /** Writes that failed (no store reachable, a timeout): run the import again. */
   failed: number
@@ -209,51 +158,29 @@ interface ImportCounts {
 
 /** Reads the source page by page and writes each page's live sessions, a few at a time. */
 async function copySessions(
-  source: mysql.Connection,
+  source: ImportSource,
   manager: SessionManager,
-  from: SourceTable,
-  batchSize: number,
   showProgress: boolean,
 ): Promise<ImportCounts> {
   const counts: ImportCounts = { imported: 0, present: 0, expired: 0, unreadable: 0, failed: 0 }
-  const { table, columns } = from
-  const [idColumn, expiresColumn] = columns
   const bar = createProgressBar({
     enabled: showProgress,
     total: 1,
     format: 'import {bar} {value}/{total} sessions',
   })
   try {
-    const startedAt = Math.floor(Date.now() / 1000)
-    if (showProgress) {
-      const [rows] = await source.query<mysql.RowDataPacket[]>({
-        sql: 'SELECT COUNT(*) AS n FROM ?? WHERE ?? > ?',
-        values: [table, expiresColumn, startedAt],
-        timeout: SOURCE_STATEMENT_MILLIS,
-      })
-      bar.setTotal(Number(rows[0]?.['n'] ?? 0))
-    }
-    let after = ''
+    const startedAt = Date.now()
+    if (showProgress) bar.setTotal(await source.count(startedAt))
     let done = 0
-    for (;;) {
-      const [rows] = await source.query<mysql.RowDataPacket[]>({
-        sql:
-          'SELECT ?? AS id, ?? AS expires, ?? AS data FROM ?? WHERE ?? > ? AND ?? > ? ' +
-          'ORDER BY ?? LIMIT ?',
-        values: [...columns, table, idColumn, after, expiresColumn, startedAt, idColumn, batchSize],
-        timeout: SOURCE_STATEMENT_MILLIS,
-      })
-      if (rows.length === 0) break
-      after = String(rows[rows.length - 1]?.['id'])
-      await inParallel(rows as SourceRow[], WRITES_IN_FLIGHT, async (row) => {
+    for await (const rows of source.pages(startedAt)) {
+      await inParallel(rows, WRITES_IN_FLIGHT, async (row) => {
         const outcome = await importRow(manager, row, counts)
         counts[outcome] += 1
         bar.update(++done)
       })
-      if (rows.length < batchSize) break
     }
   } catch (error) {
-    counts.sourceError = errorCode(error)
+    counts.sourceError = source.errorCode(error)
   } finally {
     bar.stop()
   }
@@ -272,7 +199,7 @@ async function importRow(
   const session = importedSession(row, Date.now())
   if (typeof session === 'string') return session
   try {
-    const key = manager.sessionKey(String(row.id))
+    const key = manager.sessionKey(row.id)
     const written = await manager.writeSession(key, session.data, {
       expiresAt: session.expiresAt,
       expectedVersion: 0,
@@ -303,10 +230,4 @@ async function inParallel<T>(
     while (next < items.length) await work(items[next++] as T)
   }
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
-}
-
-/** A driver error's code (ER_NO_SUCH_TABLE, ECONNREFUSED...): what failed, without values. */
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code
-  return typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code) ? code : 'unknown error'
 }
