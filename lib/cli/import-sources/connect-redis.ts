@@ -35,7 +35,6 @@ function keyPrefix(prefix: string | boolean | undefined = DEFAULT_PREFIX): strin
   if (
     typeof prefix !== 'string' ||
     prefix.length > MAX_PREFIX_LENGTH ||
-    // eslint-disable-next-line no-control-regex
     /[\u0000-\u001f\u007f]/.test(prefix)
   ) {
     throw new UsageError(
@@ -92,7 +91,8 @@ class KeySource implements ImportSource {
     return this.#open().dbSize()
   }
 
-  async *pages(now: number): AsyncIterable<readonly SourceRow[]> {
+  /** Every key under the prefix: Redis itself drops a key once its time to live is up. */
+  async *pages(): AsyncIterable<readonly SourceRow[]> {
     const client = this.#open()
     const match = prefixPattern(this.#prefix)
     let cursor = '0'
@@ -105,6 +105,8 @@ class KeySource implements ImportSource {
         client.mGet(page.keys),
         Promise.all(page.keys.map((key) => client.pTTL(key))),
       ])
+      // A time to live counts from when the server answered: about now.
+      const answeredAt = Date.now()
       const rows: SourceRow[] = []
       page.keys.forEach((key, index) => {
         const ttl = ttls[index] ?? KEY_GONE
@@ -114,7 +116,7 @@ class KeySource implements ImportSource {
           id: key.slice(this.#prefix.length),
           // null: a key of another type (a hash, a list) under the prefix, not a session.
           data: values[index] ?? null,
-          expiresAt: ttl === NO_EXPIRY ? undefined : now + ttl,
+          expiresAt: ttl === NO_EXPIRY ? undefined : answeredAt + ttl,
         })
       })
       yield rows
