@@ -9,6 +9,8 @@ import { constants } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { parseArgsMessage, UsageError } from '../lib/cli/command.js'
+import { benchArgs } from './lib/args.js'
 
 const SUITES = {
   core: 'readSession and writeSession against raw mysql2, and placement cost',
@@ -32,31 +34,43 @@ writes bench/results/<suite>-latest.json (<suite>-quick.json with --quick).
   --seconds N   timed seconds per case (default 6; 1 with --quick)
   --quick       a short run to check that the benchmarks work; not for citing`
 
-const { values } = parseArgs({
-  options: {
-    suite: { type: 'string', default: 'all' },
-    seconds: { type: 'string' },
-    quick: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-  strict: true,
-})
-if (values.help === true) {
-  console.log(USAGE)
-  process.exit(0)
+/** The arguments, checked before any suite starts; a bad one exits with code 2. */
+function parseArguments(): { suite: string; passOn: string[] } {
+  const { values } = parseArgs({
+    options: {
+      suite: { type: 'string', default: 'all' },
+      seconds: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  })
+  if (values.help === true) {
+    console.log(USAGE)
+    process.exit(0)
+  }
+  const suite = values.suite ?? 'all'
+  if (suite !== 'all' && !Object.hasOwn(SUITES, suite)) {
+    throw new UsageError(`--suite must be all or one of ${Object.keys(SUITES).join(', ')}`)
+  }
+  const passOn = [
+    ...(values.seconds === undefined ? [] : ['--seconds', values.seconds]),
+    ...(values.quick === true ? ['--quick'] : []),
+  ]
+  // The suites check --seconds themselves, with the same rule; checked here too, up front.
+  benchArgs(USAGE, passOn)
+  return { suite, passOn }
 }
-const suite = values.suite ?? 'all'
-if (suite !== 'all' && !Object.hasOwn(SUITES, suite)) {
-  throw new TypeError(
-    `--suite must be all or one of ${Object.keys(SUITES).join(', ')}; got ${JSON.stringify(suite)}`,
-  )
+
+let parsed: { suite: string; passOn: string[] }
+try {
+  parsed = parseArguments()
+} catch (error) {
+  console.error(`bench: ${parseArgsMessage(error)}; see npm run bench -- --help`)
+  process.exit(2)
 }
+const { suite, passOn } = parsed
 const suites = suite === 'all' ? (Object.keys(SUITES) as Suite[]) : [suite as Suite]
-// The suites check --seconds themselves, with the same rule.
-const passOn = [
-  ...(values.seconds === undefined ? [] : ['--seconds', values.seconds]),
-  ...(values.quick === true ? ['--quick'] : []),
-]
 
 let child: ReturnType<typeof spawn> | undefined
 // Ctrl-C reaches the whole foreground process group, the suite included, which stops its

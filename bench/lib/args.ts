@@ -1,4 +1,6 @@
+import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { parseArgsMessage, UsageError } from '../../lib/cli/command.js'
 
 /** Command-line settings shared by the benchmarks. */
 export interface BenchArgs {
@@ -9,10 +11,22 @@ export interface BenchArgs {
 }
 
 /**
- * Parses `--seconds N` and `--quick`; `--help` prints `usage` and exits. Bad values throw a
- * TypeError naming the flag.
+ * Parses `--seconds N` and `--quick`; `--help` prints `usage` and exits. A bad argument prints
+ * one line that names the flag (never the value given) and exits with code 2, before any
+ * store starts.
  */
 export function parseBenchArgs(usage: string, argv: string[] = process.argv.slice(2)): BenchArgs {
+  try {
+    return benchArgs(usage, argv)
+  } catch (error) {
+    const script = path.basename(process.argv[1] ?? 'bench', '.ts')
+    console.error(`${script}: ${parseArgsMessage(error)}; see --help`)
+    process.exit(2)
+  }
+}
+
+/** {@link parseBenchArgs}' parsing; throws UsageError or parseArgs' error. */
+export function benchArgs(usage: string, argv: string[]): BenchArgs {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -30,9 +44,7 @@ export function parseBenchArgs(usage: string, argv: string[] = process.argv.slic
   if (values.seconds !== undefined) {
     seconds = Number(values.seconds)
     if (!Number.isFinite(seconds) || seconds <= 0) {
-      throw new TypeError(
-        `--seconds must be a positive number; got ${JSON.stringify(values.seconds)}`,
-      )
+      throw new UsageError('--seconds must be a positive number')
     }
   }
   return { seconds, quick: values.quick === true }
