@@ -20,6 +20,8 @@ const SUITES = {
   'read-quorum': 'readSession, writeSession with the default readQuorum against readQuorum 1',
   'at-rest': 'bytes stored and CPU per encode and decode with compression and encryption',
   sweep: 'two app servers sweeping 1,000,000 expired rows under a 64-in-flight workload',
+  import:
+    'session-shards import from connect-redis and express-mysql-session beside the library writing the same sessions',
 } as const
 type Suite = keyof typeof SUITES
 

@@ -23,6 +23,7 @@ import {
   type SourceKind,
 } from '../import-sources/source.js'
 import { openManager } from '../manager.js'
+import { forEachPaged } from '../paged-work.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount, oneLine } from '../output.js'
 import { createProgressBar, progressWanted } from '../progress.js'
 
@@ -172,13 +173,11 @@ async function copySessions(
     const startedAt = Date.now()
     if (showProgress) bar.setTotal(await source.count(startedAt))
     let done = 0
-    for await (const rows of source.pages(startedAt)) {
-      await inParallel(rows, WRITES_IN_FLIGHT, async (row) => {
-        const outcome = await importRow(manager, row, counts)
-        counts[outcome] += 1
-        bar.update(++done)
-      })
-    }
+    await forEachPaged(source.pages(startedAt), WRITES_IN_FLIGHT, async (row) => {
+      const outcome = await importRow(manager, row, counts)
+      counts[outcome] += 1
+      bar.update(++done)
+    })
   } catch (error) {
     counts.sourceError = source.errorCode(error)
   } finally {
@@ -217,17 +216,4 @@ async function importRow(
     counts.firstFailure ??= oneLine(error instanceof Error ? error.message : String(error))
     return 'failed'
   }
-}
-
-/** Runs `work` on every item, at most `limit` at once. */
-async function inParallel<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0
-  const lane = async (): Promise<void> => {
-    while (next < items.length) await work(items[next++] as T)
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
 }
