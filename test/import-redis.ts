@@ -6,15 +6,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { RedisStore } from 'connect-redis'
-import session from 'express-session'
 import { createClient } from 'redis'
 import t from 'tap'
 import type { Test } from 'tap'
 import { startRedisServer } from '../bench/lib/redis-server.js'
-import { SessionShardsStore } from '../lib/adapters/express.js'
 import { prefixPattern } from '../lib/cli/import-sources/connect-redis.js'
 import { generateSessionId } from '../lib/index.js'
 import { runCli, type CliRun } from './helpers/cli.js'
+import { expressGetter, sessionWith } from './helpers/express-sessions.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { startManager } from './helpers/manager.js'
 
@@ -80,18 +79,8 @@ function noSecrets(t: Test, run: CliRun): void {
   }
 }
 
-/** A session as express-session makes it: its cookie, then the app's data. */
-function sessionWith(data: Record<string, unknown>, maxAgeMillis?: number): session.SessionData {
-  const Cookie = session.Cookie as unknown as new (options: { maxAge?: number }) => session.Cookie
-  return { cookie: new Cookie({ maxAge: maxAgeMillis }), ...data } as session.SessionData
-}
-
 const manager = await startManager(t, cluster, { copies: 2 })
-const express = new SessionShardsStore({ manager })
-const get = (id: string): Promise<session.SessionData | null | undefined> =>
-  new Promise((resolve, reject) =>
-    express.get(id, (error, data) => (error ? reject(error) : resolve(data))),
-  )
+const get = expressGetter(manager)
 
 // The source: keys written by connect-redis's own store, as an app on it leaves them.
 const connectRedis = new RedisStore({ client })

@@ -7,10 +7,10 @@ import os from 'node:os'
 import path from 'node:path'
 import session from 'express-session'
 import t from 'tap'
-import { SessionShardsStore } from '../lib/adapters/express.js'
 import { importedSession } from '../lib/cli/imported-session.js'
 import { generateSessionId } from '../lib/index.js'
 import { runCli, type CliRun } from './helpers/cli.js'
+import { expressGetter, sessionWith } from './helpers/express-sessions.js'
 import { driverOptions, startTestCluster } from './helpers/cluster.js'
 import { startManager } from './helpers/manager.js'
 
@@ -98,18 +98,8 @@ function importCli(args: string[], env: Record<string, string> = {}): Promise<Cl
   })
 }
 
-/** A session as express-session makes it: its cookie, then the app's data. */
-function sessionWith(data: Record<string, unknown>, maxAgeMillis: number): session.SessionData {
-  const Cookie = session.Cookie as unknown as new (options: { maxAge: number }) => session.Cookie
-  return { cookie: new Cookie({ maxAge: maxAgeMillis }), ...data } as session.SessionData
-}
-
 const manager = await startManager(t, cluster, { copies: 2 })
-const express = new SessionShardsStore({ manager })
-const get = (id: string): Promise<session.SessionData | null | undefined> =>
-  new Promise((resolve, reject) =>
-    express.get(id, (error, data) => (error ? reject(error) : resolve(data))),
-  )
+const get = expressGetter(manager)
 
 // The source: express-mysql-session's own table in the first store's database, written
 // through its own store.
