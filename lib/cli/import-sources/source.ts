@@ -14,7 +14,7 @@ export const IMPORT_SOURCE_VARIABLE = 'SESSION_SHARDS_IMPORT_FROM'
 export interface ImportSource {
   /** Where the sessions are, for the JSON result (`{ table }`, `{ prefix }`). */
   readonly where: Record<string, string>
-  /** The same for a person: `sessions`, `keys sess:*`. */
+  /** The same for a person: `sessions`, `the keys sess:*`. */
   readonly name: string
   /** Connects; a failure says what failed by a code, never by the URI. */
   open(): Promise<void>
