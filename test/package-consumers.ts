@@ -107,6 +107,44 @@ main().catch((error) => { console.error(error); process.exit(1) })
   t.equal(result.user, 'ada', 'a session written and read through the required store')
 })
 
+t.test(
+  'import connect-redis without the redis package: says how to add it, asks no store',
+  async (t) => {
+    const app = path.join(scratch, 'app')
+    const cli = path.join(app, 'node_modules/session-shards/dist/cli/main.js')
+    /** Statements every store has been sent (MariaDB's Questions), summed. */
+    const questions = async (): Promise<number> => {
+      const counts = await Promise.all(
+        cluster.stores.map((store) =>
+          store.query<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Questions'"),
+        ),
+      )
+      return counts.reduce((sum, [row]) => sum + Number(row?.Value), 0)
+    }
+    // What measuring costs by itself (its connections' own statements), to leave out.
+    const calibration = await questions()
+    const before = await questions()
+    const measuring = before - calibration
+    const failed = await run(process.execPath, [cli, 'import', 'connect-redis'], {
+      cwd: app,
+      env: {
+        ...cleanEnvironment(),
+        SESSION_SHARDS_STORES: cluster.stores.map((store) => `${store.id}=${store.uri}`).join(','),
+        SESSION_SHARDS_IMPORT_FROM: 'redis://127.0.0.1:1/0',
+      },
+    }).then(
+      () => undefined,
+      (error: { code?: number; stderr?: string }) => error,
+    )
+    t.equal(failed?.code, 2, 'a usage error: exit 2')
+    t.equal(
+      failed?.stderr,
+      'session-shards import: import connect-redis needs the redis package: npm install redis\n',
+    )
+    t.equal((await questions()) - before - measuring, 0, 'no statement sent to the stores')
+  },
+)
+
 t.test('a TypeScript consumer compiles under node16 and bundler resolution', async (t) => {
   const app = path.join(scratch, 'app')
   const source = `import { createSessionManager, type SessionManagerOptions } from 'session-shards'

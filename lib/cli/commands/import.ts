@@ -108,9 +108,12 @@ written or read (a store down, data that is not a JSON object) or the source fai
     }
     const { out } = context
     out.addSecrets([password].filter((secret) => secret !== ''))
-    const manager = await openManager(config)
+    // The source first: one that cannot be read (unreachable, a driver not installed) stops the
+    // command before any store is asked anything.
+    await source.open()
+    let manager: SessionManager | undefined
     try {
-      await source.open()
+      manager = await openManager(config)
       const counts = await copySessions(source, manager, progressWanted(out.json))
       const ok = counts.unreadable === 0 && counts.failed === 0 && counts.sourceError === undefined
       out.result({ ok, ...source.where, ...counts })
@@ -137,7 +140,7 @@ written or read (a store down, data that is not a JSON object) or the source fai
       )
       return ok ? EXIT_OK : EXIT_PROBLEM
     } finally {
-      await Promise.all([manager.close(), source.close()])
+      await Promise.all([manager?.close(), source.close()])
     }
   },
 }
