@@ -123,6 +123,8 @@ t.test('values survive a put/get round trip: newlines, every byte value, unicode
     unicode: Buffer.from('héllo wörld — 日本語 — 🎉👩‍💻 — ∑∫', 'utf8'),
     empty: Buffer.alloc(0),
     'looks like a command': Buffer.from('ok\nerr X y\ndestroy\n'),
+    // Text that starts with a byte order mark keeps it: a decoder strips it unless told not to.
+    'byte order mark': Buffer.from('\ufeffBOM first', 'utf8'),
   }
   for (const [key, value] of Object.entries(values)) {
     await client.ok(`put ${encodeURIComponent(key)}`, value)
@@ -145,6 +147,7 @@ t.test('values survive a put/get round trip: newlines, every byte value, unicode
     'bytes are base64 to the library',
   )
   t.equal(stored['looks like a command'], 'ok\nerr X y\ndestroy\n')
+  t.equal(stored['byte order mark'], '\ufeffBOM first', 'a byte order mark is kept')
 })
 
 t.test('bad requests answer err, leave the connection usable and ask no store', async (t) => {

@@ -42,6 +42,8 @@ const LENGTH = /^\d{1,10}$/
 const SKIPPED_HEAD_BYTES = 8 // "put_all "
 const SKIPPED_TAIL_BYTES = 12 // " " + 10 digits + CR
 const utf8 = new TextDecoder('utf-8', { fatal: true })
+/** For values, byte for byte: a decoder drops a leading byte order mark unless told to keep it. */
+const utf8Exact = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /**
  * Splits a byte stream into {@link Frame}s, one per request, in order. Never buffers more than
@@ -440,7 +442,7 @@ export function errorAnswer(code: string, message: string): Buffer {
  */
 export function storedValue(bytes: Buffer): unknown {
   try {
-    return utf8.decode(bytes)
+    return utf8Exact.decode(bytes)
   } catch {
     return { $binary: bytes.toString('base64') }
   }
