@@ -129,6 +129,11 @@ crashTest(
       queryTimeoutMillis: 300,
     })
     const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+    // An app server that read nothing for ten leases has paused its rounds: the announcement
+    // has to start them again (a round resumed before the announcement was recorded found
+    // nothing of this manager's standing, paused again at once and never renewed it).
+    await waitFor('the idle manager to lose its lease', () => !faulty.stats().readLease!.holds)
+    await sleep(20 * lease)
     proxies.get(a.id)!.setFault({ kind: 'blackhole' })
     await faulty.writeSession(id, { v: 1 })
     const expiry = async (): Promise<number> => {

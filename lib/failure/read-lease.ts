@@ -141,32 +141,32 @@ export class ReadLease {
    * after that): true, or false for a target whose announcement no store took.
    */
   async announce(targets: readonly Store[]): Promise<boolean> {
-    // Rounds keep an announcement from expiring and withdraw it once settled.
-    this.#timer.resume()
-    const known = await Promise.all(
-      targets.map((target) => {
-        let announcement = this.#announced.get(target)
-        if (announcement === undefined) {
-          const generation = ++this.#generation
-          const published: Announcement = {
-            generation,
-            known: this.#publish(target, generation),
-            isKnown: false,
-            caughtUpAt: undefined,
-          }
-          announcement = published
-          this.#announced.set(target, published)
-          // A failed announcement is made again by the next write that misses the store.
-          void published.known.then((ok) => {
-            published.isKnown = ok
-            if (!ok && this.#announced.get(target) === published) this.#announced.delete(target)
-          })
+    const known = targets.map((target) => {
+      let announcement = this.#announced.get(target)
+      if (announcement === undefined) {
+        const generation = ++this.#generation
+        const published: Announcement = {
+          generation,
+          known: this.#publish(target, generation),
+          isKnown: false,
+          caughtUpAt: undefined,
         }
-        announcement.caughtUpAt = undefined
-        return announcement.known
-      }),
-    )
-    return known.every(Boolean)
+        announcement = published
+        this.#announced.set(target, published)
+        // A failed announcement is made again by the next write that misses the store.
+        void published.known.then((ok) => {
+          published.isKnown = ok
+          if (!ok && this.#announced.get(target) === published) this.#announced.delete(target)
+        })
+      }
+      announcement.caughtUpAt = undefined
+      return announcement.known
+    })
+    // Rounds keep an announcement from expiring and withdraw it once settled. Resumed only now
+    // that it is recorded: resuming runs a round at once, and a round of an idle manager that
+    // finds nothing of its own standing pauses them again.
+    this.#timer.resume()
+    return (await Promise.all(known)).every(Boolean)
   }
 
   /**
