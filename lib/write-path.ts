@@ -148,7 +148,7 @@ export class WritePath {
       const asked =
         expectedVersion === undefined
           ? await askInOrder(order, 0, options.copies, (store) => write(store), hedging)
-          : await this.#compareAndSet(order, expectedVersion, write, hedging)
+          : await this.#compareAndSet(order, expectedVersion, version, write, hedging)
       const { answers, failures } = asked
       const decision = decideAttempt({
         attempt,
@@ -266,20 +266,25 @@ export class WritePath {
     return answers.some((answer) => answer.value)
   }
 
-  /** The primary decides; on `written`, the followers take the same version as plain writes. */
+  /**
+   * The primary decides; on `written`, the followers take the same version as plain writes.
+   * A primary found at `version` itself took this very write: a statement whose answer a
+   * broken connection lost is sent again, and then finds its own version stored.
+   */
   async #compareAndSet(
     order: readonly Store[],
     expectedVersion: number,
+    version: number,
     write: (store: Store, expected?: number) => Promise<WriteOutcome>,
     hedging: AskOptions<Store>,
   ): Promise<AskResult<Store, WriteOutcome>> {
     const primary = await askInOrder(order, 0, 1, (store) => write(store))
     const decided = primary.answers[0]?.value
-    if (decided?.kind === 'outdated') {
+    if (decided?.kind === 'outdated' && decided.storedVersion !== version) {
       throw new VersionConflictError(decided.storedVersion, expectedVersion)
     }
     const followers =
-      decided?.kind === 'written'
+      decided !== undefined && holdsVersion(decided, version)
         ? await askInOrder(
             order,
             primary.next,

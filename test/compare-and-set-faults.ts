@@ -1,0 +1,69 @@
+import t from 'tap'
+import { VersionConflictError } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { grayManagers } from './helpers/gray.js'
+import { idWithOrderPrefix } from './helpers/manager.js'
+import { sleep } from './helpers/wait.js'
+
+// Compare-and-set (docs/guarantees.md, section 5) under faults one app server sees: the check
+// must neither report a write that applied as a conflict nor let an update based on an old
+// version through.
+const cluster = await startTestCluster(t, { stores: 3 })
+const [a, b, c] = [cluster.stores[0]!, cluster.stores[1]!, cluster.stores[2]!]
+
+t.test('a compare-and-set whose answer a reset lost, retried, is not a conflict', async (t) => {
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
+    connectionsPerStore: 1,
+    queryTimeoutMillis: 3_000,
+    healthCheckIntervalMillis: 3_600_000,
+  })
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  const first = await faulty.writeSession(id, { n: 0 })
+  // One compare-and-set first, so that the retried one below needs no prepare round trip.
+  const second = await faulty.writeSession(id, { n: 1 }, { expectedVersion: first.version })
+  const proxy = proxies.get(a.id)!
+  // The statement reaches a at once; its answer is held back, and the connection reset while
+  // it is: the driver sends it again on a new connection, which finds it applied.
+  proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 600 })
+  const third = faulty.writeSession(id, { n: 2 }, { expectedVersion: second.version })
+  await sleep(200)
+  proxy.setFault({ kind: 'reset' })
+  proxy.setFault({ kind: 'none' })
+  const outcome = await third.then(
+    (result) => result,
+    (error: unknown) => error,
+  )
+  t.notOk(outcome instanceof VersionConflictError, 'not reported as a conflict')
+  t.same(await healthy.readSession(id), { n: 2 }, 'the write is there, once')
+  t.same(
+    (await healthy.readSession(id, { withVersion: true }))?.version,
+    (outcome as { version?: number }).version,
+  )
+})
+
+t.test('updateSession applies its change once when a reset loses the answer', async (t) => {
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
+    connectionsPerStore: 1,
+    queryTimeoutMillis: 3_000,
+    healthCheckIntervalMillis: 3_600_000,
+  })
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  await faulty.writeSession(id, { n: 0 })
+  await faulty.increment(id, 'n')
+  const proxy = proxies.get(a.id)!
+  let changes = 0
+  const updated = await faulty.updateSession(id, (data) => {
+    // After the read: the compare-and-set that follows loses its answer to a reset.
+    if (++changes === 1) {
+      proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 600 })
+      setTimeout(() => {
+        proxy.setFault({ kind: 'reset' })
+        proxy.setFault({ kind: 'none' })
+      }, 200)
+    }
+    return { n: (data!.n as number) + 1 }
+  })
+  t.equal(changes, 1, 'the change ran once')
+  t.same(updated, { n: 2 }, 'updateSession resolves the data it wrote')
+  t.same(await healthy.readSession(id), { n: 2 }, 'and the session holds 2, not 3')
+})
