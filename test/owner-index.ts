@@ -71,3 +71,40 @@ t.test('the owner lookup stays on the index where a scan looks cheaper', async (
   }
   t.equal((await manager.findByOwner(42)).length, 5)
 })
+
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
+
+crashTest('copies made by hint replay and repair keep the owner', async (t) => {
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    ownerKey: 'userId',
+    healthCheckIntervalMillis: 100,
+  })
+  const down = cluster.stores[0]!
+  await down.kill()
+  await waitFor('the store to be out of service', () => storeState(manager, down.id) !== 'up')
+  // Written while a store is down: the copies its order gave that store are replayed to it.
+  const ids = await Promise.all(
+    Array.from({ length: 8 }, (_, device) => manager.createSession({ userId: 42, device })),
+  )
+  await down.start()
+  await waitFor('the store to be back in service', () => storeState(manager, down.id) === 'up')
+  await manager.repair()
+  const owners = await Promise.all(
+    cluster.stores.map((store) =>
+      store.query<{ owner: Buffer | null }>(
+        `SELECT CAST(owner AS CHAR) AS owner FROM sessions WHERE deleted = 0 AND id IN (${ids.map(() => '?').join(', ')})`,
+        ids,
+      ),
+    ),
+  )
+  const rows = owners.flat()
+  t.ok(owners[0]!.length > 0, 'some copies were replayed to the store that was down')
+  t.same(
+    rows.filter((row) => String(row.owner) !== '42'),
+    [],
+    'every copy names its owner',
+  )
+  t.equal(await manager.destroyByOwner(42), ids.length, 'a logout everywhere finds them all')
+  for (const id of ids) t.equal(await manager.readSession(id), null, 'logged out')
+})

@@ -13,6 +13,7 @@ const live = (version: number, expiresAtMillis = NOW + 1000): StoredCopy => ({
   expiresAtMillis,
   deleted: false,
   data: Buffer.from('{}'),
+  owner: null,
   ttlSeconds: null,
 })
 const tombstone = (version: number, expiresAtMillis = NOW + 1000): StoredCopy => ({
@@ -47,8 +48,26 @@ const rows: Row[] = [
   },
   {
     name: 'an expired newest copy is left to the sweeper',
-    held: [live(5, NOW - 1), live(3), null],
+    held: [live(5, NOW - 1), live(5, NOW - 1), null],
     want: [],
+  },
+  {
+    // The store that missed a write with a short TTL keeps the older copy, which would be the
+    // session again once the expired one was swept: the expired copy goes over it.
+    name: 'an expired newest copy supersedes an older live one',
+    held: [live(5, NOW - 1), live(3), null],
+    want: ['copy b'],
+  },
+  {
+    name: '... and an older copy outside the targets is deleted (full repair)',
+    held: [live(5, NOW - 1), live(5, NOW - 1), live(3)],
+    want: ['remove c'],
+  },
+  {
+    name: '... or superseded (hint replay, read repair)',
+    held: [live(5, NOW - 1), null, live(3)],
+    dropExtras: false,
+    want: ['copy c'],
   },
   {
     name: 'a tombstone beats a newer live copy',

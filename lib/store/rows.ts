@@ -10,6 +10,8 @@ export interface StoredCopy {
   data: Buffer | null
   /** The per-session timeout set by `setSessionTimeout`, or null for the manager's default. */
   ttlSeconds: number | null
+  /** The owner column as stored (the `ownerKey` value its writer found), carried by copies. */
+  owner: Buffer | null
 }
 
 /**
@@ -104,6 +106,7 @@ export function copyFromRow(row: RowDataPacket): StoredCopy | null {
     deleted,
     data: row.data as Buffer | null,
     ttlSeconds: row.ttl_seconds === null ? null : Number(row.ttl_seconds),
+    owner: (row.owner as Buffer | null | undefined) ?? null,
   }
 }
 

@@ -39,7 +39,7 @@ const WRITABLE = `deleted = 0 AND ${IN_RANGE}`
 const BELOW_OWN = `${STORED} < VALUES(version)`
 /** insertId of the write when the row is a tombstone. */
 const WRITE_HIT_TOMBSTONE = 1
-const COPY_COLUMNS = 'version, expires_at, deleted, data, ttl_seconds'
+const COPY_COLUMNS = 'version, expires_at, deleted, data, ttl_seconds, owner'
 const DIGEST_COLUMNS = 'version, expires_at, deleted'
 
 /** `(?, ?, ...)`: `count` placeholders. */
@@ -130,7 +130,7 @@ export function sessionStatements(table: string) {
     const ids = placeholders(count)
     return (
       `SELECT id, version, expires_at, deleted, IF(id IN ${ids}, data, NULL) AS data, ` +
-      `ttl_seconds FROM ${t} WHERE id IN ${ids}`
+      `ttl_seconds, owner FROM ${t} WHERE id IN ${ids}`
     )
   })
   const readManyText = byCount(
@@ -330,7 +330,7 @@ export function sessionStatements(table: string) {
         copy.version,
         copy.expiresAtMillis,
         copy.data,
-        null,
+        copy.owner,
         copy.ttlSeconds,
       ],
       decode: nothing,
