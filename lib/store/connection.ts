@@ -1,4 +1,5 @@
 /** One store's connections: statements sent under one deadline each, transient errors retried. */
+import type { Duplex } from 'node:stream'
 import mysql from 'mysql2'
 import type { Pool, PoolConnection } from 'mysql2'
 import { debug } from '../debug.js'
@@ -25,6 +26,13 @@ export class StoreConnection {
   readonly #timeoutMillis: number
   readonly #retries: number
   readonly #deadlines: DeadlineTracker
+  /** The sockets of the pool's connections that have not closed yet. */
+  readonly #sockets = new Set<Duplex>()
+  /** Statements whose promise has not settled (each settles by its deadline at the latest). */
+  #running = 0
+  /** Set by close(): told when a socket closes, and when the last running statement settles. */
+  #closing: { socketClosed(): void; idle(): void } | undefined
+  #closed: Promise<void> | undefined
 
   constructor(store: ResolvedStore, options: ResolvedOptions) {
     this.#id = store.id
@@ -43,6 +51,15 @@ export class StoreConnection {
       // than everything else the library does. Pass trace: true in the store options to debug.
       trace: false,
       ...store.poolOptions,
+    })
+    // Once per connection, after its handshake: what close() may have to destroy itself.
+    this.#pool.on('connection', (connection) => {
+      const socket = socketOf(connection)
+      this.#sockets.add(socket)
+      socket.once('close', () => {
+        this.#sockets.delete(socket)
+        this.#closing?.socketClosed()
+      })
     })
   }
 
@@ -64,9 +81,51 @@ export class StoreConnection {
     )
   }
 
-  /** Ends every connection; statements in flight finish first. */
+  /**
+   * Ends every connection; statements in flight finish first (or at their deadline). Resolves
+   * once every socket has closed: a store that does not close its end within
+   * `queryTimeoutMillis` of the last statement settling (a hung or stopped server, whose
+   * kernel still acknowledges the quit) has its sockets destroyed, so that nothing is left to
+   * keep the process alive.
+   */
   close(): Promise<void> {
-    return new Promise((resolve) => this.#pool.end(() => resolve()))
+    this.#closed ??= new Promise<void>((resolve) => {
+      // Every connection has sent its COM_QUIT (or failed). A quit queued behind a statement
+      // that is destroyed at its deadline never runs, so this may never come: the grace
+      // period below ends the wait regardless.
+      let quitSent = false
+      let forced = false
+      let grace: NodeJS.Timeout | undefined
+      const settleIfDone = (): void => {
+        if (!(quitSent || forced) || this.#sockets.size > 0) return
+        clearTimeout(grace)
+        this.#closing = undefined
+        resolve()
+      }
+      const force = (): void => {
+        forced = true
+        if (this.#sockets.size > 0) {
+          debug(
+            'store %s: destroying %d connection(s) it did not close',
+            this.#id,
+            this.#sockets.size,
+          )
+        }
+        for (const socket of this.#sockets) socket.destroy()
+        settleIfDone()
+      }
+      const startGrace = (): void => {
+        grace ??= setTimeout(force, this.#timeoutMillis)
+        grace.unref()
+      }
+      this.#closing = { socketClosed: settleIfDone, idle: startGrace }
+      if (this.#running === 0) startGrace()
+      this.#pool.end(() => {
+        quitSent = true
+        settleIfDone()
+      })
+    })
+    return this.#closed
   }
 
   #withConnection<T>(
@@ -106,6 +165,7 @@ export class StoreConnection {
       })
     }
     return new Promise<T>((resolve, reject) => {
+      this.#running++
       const pending: PendingStatement = {
         deadline: performance.now() + deadline.millis,
         untracked: true,
@@ -119,31 +179,38 @@ export class StoreConnection {
             deadline.name,
           )
           debug('store %s: %s', this.#id, error.message)
+          this.#settled()
           reject(error)
         },
       }
+      // After its deadline, the statement's promise has settled: its late outcome is not counted.
       const failed = (error: unknown): void => {
         this.#deadlines.delete(pending)
         debug('store %s: %s', this.#id, errorSummary(error as Error))
+        if (!expired) this.#settled()
         reject(error)
+      }
+      const succeeded = (value: T): void => {
+        this.#deadlines.delete(pending)
+        if (!expired) this.#settled()
+        resolve(value)
       }
       this.#deadlines.add(pending)
       attempt((error, result) => {
-        if (error === null) {
-          this.#deadlines.delete(pending)
-          return resolve(result as T)
-        }
+        if (error === null) return succeeded(result as T)
         if (!isTransientError(error) || this.#retries <= 0) return failed(error)
         const again = (): Promise<T> =>
           new Promise<T>((settle, fail) =>
             attempt((next, value) => (next === null ? settle(value as T) : fail(next))),
           )
-        retryTransient(again, this.#retries).then((value) => {
-          this.#deadlines.delete(pending)
-          resolve(value)
-        }, failed)
+        retryTransient(again, this.#retries).then(succeeded, failed)
       })
     })
+  }
+
+  /** One statement's promise has settled: the last one to settle starts close()'s grace period. */
+  #settled(): void {
+    if (--this.#running === 0) this.#closing?.idle()
   }
 }
 
@@ -169,4 +236,9 @@ function send<I, R, O>(
   const values = statement.params(input)
   if (protocol === 'execute') connection.execute(sql, values as never, answered)
   else connection.query(sql, values, answered)
+}
+
+/** The socket under a connection (mysql2 keeps it as `stream`, a TLS socket once upgraded). */
+function socketOf(connection: PoolConnection): Duplex {
+  return (connection as unknown as { stream: Duplex }).stream
 }
