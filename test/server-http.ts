@@ -1,10 +1,13 @@
 import t from 'tap'
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { finished, spawnCli } from './helpers/cli.js'
+import { inspect } from 'node:util'
+import type { SessionServerOptions } from '../lib/server/index.js'
+import { finished, runCli, spawnCli } from './helpers/cli.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { LineClient } from './helpers/line-client.js'
 import { createManager, startManager } from './helpers/manager.js'
@@ -352,6 +355,62 @@ t.test('options are checked before anything listens', async (t) => {
   t.equal(server.httpAddress, null, 'no HTTP API without httpPort')
   await server.close()
 })
+
+t.test(
+  'option errors name the option, never the value given, nor does the debug log',
+  async (t) => {
+    const { startSessionServer } = await import('../lib/server/index.js')
+    // A secret pasted into the wrong option must not end up in a log (docs/errors.md).
+    const canary = `canary${randomBytes(6).toString('hex')}`
+    const token = 'a-long-enough-token-123'
+    const cases: [string, Partial<SessionServerOptions>, string][] = [
+      ['a non-loopback host without a token', { host: canary }, 'token'],
+      ['a host that does not resolve', { host: canary, token }, 'host'],
+      ['a host that is no address of this machine', { host: '192.0.2.77', token }, 'host'],
+      ['an allow entry with a bad prefix', { allow: [`10.0.0.0/${canary}`] }, 'allow[0]'],
+      ['an allow entry with a bad IPv6 prefix', { allow: ['::1', `::/${canary}`] }, 'allow[1]'],
+      ['an allow entry that is no address', { allow: [`${canary}/8`] }, 'allow[0]'],
+      ['a token with whitespace', { token: `${canary} ${canary}` }, 'token'],
+      ['a port that is not a number', { port: canary as never }, 'port'],
+      ['an httpPort that is not a number', { httpPort: canary as never }, 'httpPort'],
+      ['a lease that is not a number', { lockLeaseMillis: canary as never }, 'lockLeaseMillis'],
+    ]
+    for (const [name, options, option] of cases) {
+      const error = await startSessionServer({ manager, port: 0, ...options }).then(
+        async (server) => {
+          await server.close()
+          return null
+        },
+        (error: unknown) => error,
+      )
+      t.match(error, { code: 'INVALID_OPTION', option }, `${name}: refused, naming ${option}`)
+      const shown = inspect(error, { depth: 10, showHidden: true })
+      t.notOk(shown.includes(canary), `${name}: the value is not repeated`)
+      t.notOk(shown.includes('192.0.2.77'), `${name}: the address is not repeated`)
+    }
+
+    // The CLI prints these errors, and logs more with NODE_DEBUG: neither holds the value.
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'session-shards-serve-'))
+    t.teardown(() => rm(directory, { recursive: true, force: true }))
+    const config = path.join(directory, 'session-shards.config.json')
+    await writeFile(config, JSON.stringify({ stores: cluster.storeConfigs() }))
+    const runs: [string, string[], Record<string, string>][] = [
+      ['--host without a token', ['--host', canary], {}],
+      ['--host that does not resolve', ['--host', canary], { SESSION_SHARDS_SERVER_TOKEN: token }],
+      ['--allow with a bad prefix', ['--allow', `10.0.0.0/${canary}`], {}],
+    ]
+    for (const [name, args, env] of runs) {
+      const run = await runCli(['serve', '--port', '0', '--config', config, ...args], {
+        env: { NODE_DEBUG: 'session-shards', ...env },
+      })
+      t.not(run.code, 0, `${name}: refused`)
+      t.match(run.stderr, /host|allow/, `${name}: the option is named`)
+      t.notOk((run.stdout + run.stderr).includes(canary), `${name}: output and debug log`, {
+        stderr: run.stderr.slice(-2000),
+      })
+    }
+  },
+)
 
 t.test('503 when the stores cannot answer', async (t) => {
   const deadPort = await new Promise<number>((resolve) => {

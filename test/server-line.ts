@@ -2,8 +2,9 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { startTestCluster } from './helpers/cluster.js'
+import { proxiesFor } from './helpers/gray.js'
 import { LineClient, frame } from './helpers/line-client.js'
-import { startManager } from './helpers/manager.js'
+import { createManager, idWithOrderPrefix, startManager } from './helpers/manager.js'
 import { startServer, statementsSent } from './helpers/session-server.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
@@ -312,6 +313,109 @@ t.test('w holds the lock until close; r is never blocked by it', async (t) => {
   t.equal((await other.ok('get v')).text, 'committed')
   await other.ok('close')
 })
+
+t.test(
+  'regenerate_id of a session destroyed meanwhile is not-found and writes nothing',
+  async (t) => {
+    const server = await startServer(t, manager)
+    const otherAppServer = await startManager(t, cluster)
+    const client = await LineClient.connect(server.lineAddress)
+    t.teardown(() => client.destroy())
+
+    // Stored before the open, then written by this connection, then made by `new`.
+    const existing = await manager.createSession({ user: 'ada' })
+    const committed = manager.generateId()
+    for (const how of ['open', 'commit', 'new'] as const) {
+      let id: string
+      if (how === 'new') {
+        id = (await client.ok('new')).word as string
+        await client.ok('put user', 'ada')
+        await client.ok('commit')
+      } else if (how === 'commit') {
+        id = committed
+        await client.ok(`open ${id} w`)
+        await client.ok('put user', 'ada')
+        await client.ok('commit')
+      } else {
+        id = existing
+        await client.ok(`open ${id} w`)
+      }
+      await otherAppServer.destroySession(id) // a logout on another app server
+      const answer = await client.request('regenerate_id')
+      t.match(answer, { ok: false, code: 'SESSION_NOT_FOUND' }, `${how}: regenerate_id`)
+      if (answer.ok) {
+        t.equal(await manager.readSession(answer.word as string), null, `${how}: nothing moved`)
+      }
+      t.match(
+        await client.request('commit'),
+        { ok: false, code: 'SESSION_NOT_FOUND' },
+        `${how}: a commit after it is dropped too`,
+      )
+      if (answer.ok) {
+        t.equal(
+          await manager.readSession(answer.word as string),
+          null,
+          `${how}: the destroyed data is not live under the new id`,
+        )
+      }
+      t.equal(await otherAppServer.readSession(id), null, `${how}: the old id stays destroyed`)
+      await client.ok('close')
+    }
+
+    // Never stored (opened, nothing committed): it still gets a fresh id, and nothing is written.
+    const fresh = manager.generateId()
+    await client.ok(`open ${fresh} w`)
+    const moved = (await client.ok('regenerate_id')).word as string
+    t.not(moved, fresh, 'a session never stored gets a fresh id')
+    t.equal(await manager.readSession(moved), null, 'and nothing is written until commit')
+    await client.ok('put user', 'bob')
+    await client.ok('commit')
+    t.same(await manager.readSession(moved), { user: 'bob' })
+    await client.ok('close')
+  },
+)
+
+t.test(
+  'a lease renewal that fails once is retried: the lock lasts while the session is open',
+  async (t) => {
+    const store = cluster.stores[0]!
+    const proxy = (await proxiesFor(t, cluster, [store.id])).get(store.id)!
+    // The server's manager reaches the lock's store through the proxy. No health rounds and no
+    // read lease: the renewal is then the only statement it sends that store while idle.
+    const throughProxy = createManager(t, cluster, {
+      stores: cluster
+        .storeConfigs()
+        .map((config) => (config.id === store.id ? { ...config, port: proxy.port } : config)),
+      queryTimeoutMillis: 300,
+      healthCheckIntervalMillis: 3_600_000,
+      readLeaseMillis: 0,
+    })
+    await throughProxy.ready()
+    const leaseMillis = 1500
+    const server = await startServer(t, throughProxy, { lockLeaseMillis: leaseMillis })
+    const client = await LineClient.connect(server.lineAddress)
+    t.teardown(() => client.destroy())
+    const id = idWithOrderPrefix(throughProxy, [store.id]) // its lock lives on `store`
+    await client.ok(`open ${id} w`)
+    await client.ok('put n', '1')
+
+    const errors = (): number =>
+      throughProxy.stats().stores.find((s) => s.id === store.id)?.errors ?? 0
+    const before = errors()
+    proxy.setFault({ kind: 'blackhole' })
+    await waitFor('a renewal to time out', () => errors() > before)
+    proxy.heal()
+    await sleep(2 * leaseMillis)
+    await t.rejects(
+      manager.lockSession(id, { waitMillis: 100 }),
+      { code: 'LOCK_TIMEOUT' },
+      'two leases later, the lock is still held',
+    )
+    t.same(await client.request('commit'), { ok: true }, 'and commit answers ok')
+    t.same(await manager.readSession(id), { n: '1' })
+    await client.ok('close')
+  },
+)
 
 t.test('a commit is fenced: a change made behind the lock holder is not overwritten', async (t) => {
   const server = await startServer(t, manager)

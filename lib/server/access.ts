@@ -100,7 +100,10 @@ function allowList(entries: unknown): BlockList {
     }
     const prefix = Number(bits)
     if (!/^\d{1,3}$/.test(bits) || prefix > (family === 4 ? 32 : 128)) {
-      throw new InvalidOptionError(name, `has a bad prefix length /${bits}`)
+      throw new InvalidOptionError(
+        name,
+        `must have a prefix length from 0 to ${family === 4 ? 32 : 128} after "/"`,
+      )
     }
     list.addSubnet(plain, prefix, type)
   })

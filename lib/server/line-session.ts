@@ -17,7 +17,7 @@ import {
   wireValue,
   wordAnswer,
 } from './line-protocol.js'
-import { RequestError, sessionDestroyed } from './request-error.js'
+import { RequestError, sessionDestroyed, sessionGone } from './request-error.js'
 
 /** What a line session needs of the server's settings. */
 export interface LineSessionSettings {
@@ -38,6 +38,8 @@ interface OpenSession {
   dirty: boolean
   /** `w` only: what the stores hold, as read at `open` or written by `commit`; undefined: nothing known. */
   stored: StoredState | undefined
+  /** `w` only: the stores held the session at `open`, or this connection has written it since. */
+  written: boolean
   /** `w` only: the session's lease lock, renewed while the session is open. */
   lock: SessionLock | undefined
   renewal: NodeJS.Timeout | undefined
@@ -74,7 +76,7 @@ export class LineSession {
         const id = manager.generateId()
         const lock = await this.#takeLock(id)
         await this.#releaseOnFailure(lock, () => lock.write({}))
-        this.#open({ id, mode: 'w', data: {}, lock, stored: undefined })
+        this.#open({ id, mode: 'w', data: {}, lock, stored: undefined, written: true })
         return wordAnswer(id)
       }
       case 'open': {
@@ -84,7 +86,14 @@ export class LineSession {
         const { mode } = request
         if (mode === 'r') {
           const data = await manager.readSession(id)
-          this.#open({ id, mode, data: data ?? {}, lock: undefined, stored: undefined })
+          this.#open({
+            id,
+            mode,
+            data: data ?? {},
+            lock: undefined,
+            stored: undefined,
+            written: false,
+          })
         } else {
           const lock = await this.#takeLock(id)
           const current = await this.#releaseOnFailure(lock, () => lock.readWithVersion())
@@ -94,6 +103,7 @@ export class LineSession {
             data: current?.data ?? {},
             lock,
             stored: current === null ? undefined : storedState(current),
+            written: current !== null,
           })
         }
         return okAnswer()
@@ -162,13 +172,19 @@ export class LineSession {
   /**
    * Moves the open session to a new id: pending changes are committed, the library's
    * regenerateSession copies the data (expiry and timeout too) and destroys the old id, and the
-   * new id's lock is taken before the old one is released.
+   * new id's lock is taken before the old one is released. A session the stores held but no
+   * longer do (destroyed or expired meanwhile) is not-found: the data in memory must not come
+   * back under a new id. One never stored gets a fresh id, written at its first commit.
    */
   async #regenerate(session: OpenSession): Promise<string> {
     const { manager } = this.#settings
     const oldLock = session.lock as SessionLock
     if (session.dirty) await this.#commit(session)
-    const newId = (await manager.regenerateSession(session.id)) ?? manager.generateId()
+    let newId = await manager.regenerateSession(session.id)
+    if (newId === null) {
+      if (session.written) throw sessionGone()
+      newId = manager.generateId()
+    }
     const newLock = await this.#takeLock(newId)
     await this.#stopRenewal(session)
     await oldLock.release().catch((error: Error) => debug('lock release: %s', error.message))
@@ -177,6 +193,7 @@ export class LineSession {
     // The version the new lock's writes are fenced with; a session never written reads as none.
     const current = await this.#releaseOnFailure(newLock, () => newLock.readWithVersion())
     session.stored = current === null ? undefined : storedState(current)
+    session.written = current !== null
     this.#startRenewal(session)
     return newId
   }
@@ -200,6 +217,7 @@ export class LineSession {
     const result = await lock.write(session.data)
     if (result.dropped) throw sessionDestroyed()
     session.dirty = false
+    session.written = true
     if (stored !== undefined) {
       session.stored = { ...stored, data: session.data, expiresAt: now + stored.timeoutMillis }
     }
@@ -289,21 +307,24 @@ export class LineSession {
   #startRenewal(session: OpenSession): void {
     const lock = session.lock
     if (lock === undefined) return
-    session.renewal = setInterval(
+    const renewal = setInterval(
       () => {
         if (session.renewing !== undefined) return
         session.renewing = lock
           .renew()
           .catch((error: Error) => {
-            // Lost: a later commit fails with LOCK_EXPIRED, which is what the client must learn.
             debug('lock renewal for a line client: %s', error.message)
-            clearInterval(session.renewal)
+            // Lost (run out, or taken): a later commit fails with LOCK_EXPIRED, which is what
+            // the client must learn. Anything else (a store timeout...) is retried next tick:
+            // the lease still runs, and renew() refuses once it has run out.
+            if (error instanceof LockExpiredError) clearInterval(renewal)
           })
           .finally(() => (session.renewing = undefined))
       },
       Math.max(1, Math.floor(this.#settings.lockLeaseMillis / 3)),
     )
-    session.renewal.unref()
+    renewal.unref()
+    session.renewal = renewal
   }
 
   async #stopRenewal(session: OpenSession): Promise<void> {

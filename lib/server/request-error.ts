@@ -21,6 +21,14 @@ export function sessionDestroyed(): RequestError {
   )
 }
 
+/** A session the stores held that is gone (destroyed or expired) when it was to be moved: nothing was written. */
+export function sessionGone(): RequestError {
+  return new RequestError(
+    'SESSION_NOT_FOUND',
+    'The session was destroyed or has expired: nothing was written. Create a new session.',
+  )
+}
+
 /** HTTP status of each error code the server reports; anything else is a 500. */
 const STATUS_BY_CODE: Record<string, number> = {
   BAD_REQUEST: 400,

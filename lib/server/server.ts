@@ -144,7 +144,7 @@ export interface SessionServer {
  * await server.close()
  *
  * @throws {@link InvalidOptionError} naming the option, before anything listens (e.g. a
- * non-loopback `host` without `token`).
+ * non-loopback `host` without `token`), or when `host` cannot be listened on.
  */
 export async function startSessionServer(options: SessionServerOptions): Promise<SessionServer> {
   const settings = resolveServerOptions(options)
@@ -172,7 +172,7 @@ export async function startSessionServer(options: SessionServerOptions): Promise
   } catch (error) {
     await Promise.allSettled([line.close(), http?.close(0)])
     if (ownsManager) await manager.close()
-    throw error
+    throw hostError(error)
   }
   let closing: Promise<void> | undefined
   return {
@@ -213,7 +213,7 @@ export function resolveServerOptions(options: SessionServerOptions): ResolvedSer
   if (token === undefined && !isLoopbackHost(host)) {
     throw new InvalidOptionError(
       'token',
-      `is required when host is not a loopback address (host is ${host}): anyone who can reach the port could read every session`,
+      'is required when host is not a loopback address (127.0.0.0/8, ::1, localhost): anyone who can reach the port could read every session',
     )
   }
   const port = portOption('port', options.port)
@@ -308,6 +308,19 @@ function serverRegistry(stats: () => SessionServerStats): PrometheusRegistry {
     () => [{ labels: {}, value: stats().bufferedBytes }],
   )
   return registry
+}
+
+/** Listen errors that blame `host`; Node's messages repeat it, and the option's value must not show. */
+const HOST_ERROR_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EADDRNOTAVAIL'])
+
+/** A listen error caused by `host` as an {@link InvalidOptionError}; any other error as it is. */
+function hostError(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code !== 'string' || !HOST_ERROR_CODES.has(code)) return error
+  return new InvalidOptionError(
+    'host',
+    `must be an address of this machine, or a name that resolves to one (listening failed with ${code})`,
+  )
 }
 
 function portOption(name: string, value: unknown): number {
