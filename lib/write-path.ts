@@ -1,13 +1,9 @@
 /** The write path: writes, compare-and-set, destroys and metadata updates, acknowledged by one rule. */
 import { askInOrder } from './ask-in-order.js'
+import { compareAndSet } from './compare-and-set.js'
 import type { AskOptions, AskResult, StoreAnswer } from './ask-in-order.js'
 import type { StoreFailure } from './errors.js'
-import {
-  NoStoreAvailableError,
-  NotEnoughStoresError,
-  VersionConflictError,
-  VersionOverflowError,
-} from './errors.js'
+import { NoStoreAvailableError, NotEnoughStoresError, VersionOverflowError } from './errors.js'
 import type { Emit } from './events.js'
 import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
@@ -17,7 +13,7 @@ import type { StoredCopy, WriteFields, WriteOutcome } from './store/rows.js'
 import type { Store } from './store/store.js'
 import type { VersionClock } from './version-clock.js'
 import { VERSION_CEILING } from './version-clock.js'
-import { acknowledgement, decideAttempt } from './write-rules.js'
+import { acknowledgement, decideAttempt, holdsVersion } from './write-rules.js'
 
 /** What an acknowledged write did. */
 export interface WriteResult {
@@ -67,6 +63,8 @@ export interface WriteContext {
     /** Whether a standing announcement already covers a miss of `store`. */
     covers(store: Store): boolean
     readonly millis: number
+    /** Whether a read may ask `store` alone now: a compare-and-set's decider must be such a store. */
+    trusts(store: Store): boolean
   } | null
   /** Moves a session found under the old placement to its new stores, in the background. */
   moveInBackground(sessionId: string): void
@@ -86,9 +84,9 @@ const hedgeAfter = (store: Store): number => store.hedgeAfterMillis()
 
 /**
  * Writes go to the first `copies` reachable stores of the session's order, in parallel, a
- * store that fails replaced by the next one. A compare-and-set is decided by the first
- * reachable store alone (one store serializes concurrent writers); the others follow once it
- * has accepted. A write is acknowledged once `copies` stores hold it (at least `minCopies`,
+ * store that fails replaced by the next one. A compare-and-set is decided by one store alone
+ * (one store serializes concurrent writers), one that holds the newest copy
+ * (compare-and-set.ts); the others follow once it has accepted. A write is acknowledged once `copies` stores hold it (at least `minCopies`,
  * degraded); the first `copies` stores it missed get hints.
  */
 export class WritePath {
@@ -96,9 +94,14 @@ export class WritePath {
   /** How many stores at the head of an order a slow copy may be hedged within (routing.ts). */
   readonly #span: number
 
+  /** Whether the read lease trusts a store alone, bound once; undefined without a lease. */
+  readonly #trusts: ((store: Store) => boolean) | undefined
+
   constructor(context: WriteContext) {
     this.#context = context
     this.#span = quorumSpan(context.options.copies, context.options.readQuorum)
+    const { lease } = context
+    this.#trusts = lease === null ? undefined : (store) => lease.trusts(store)
   }
 
   /**
@@ -148,7 +151,18 @@ export class WritePath {
       const asked =
         expectedVersion === undefined
           ? await askInOrder(order, 0, options.copies, (store) => write(store), hedging)
-          : await this.#compareAndSet(order, expectedVersion, version, write, hedging)
+          : await compareAndSet({
+              sessionId,
+              fullOrder,
+              order,
+              expectedVersion,
+              version,
+              copies: options.copies,
+              readQuorum: options.readQuorum,
+              trusts: this.#trusts,
+              write,
+              hedging,
+            })
       const { answers, failures } = asked
       const decision = decideAttempt({
         attempt,
@@ -267,42 +281,6 @@ export class WritePath {
   }
 
   /**
-   * The primary decides; on `written`, the followers take the same version as plain writes.
-   * A primary found at `version` itself took this very write: a statement whose answer a
-   * broken connection lost is sent again, and then finds its own version stored.
-   */
-  async #compareAndSet(
-    order: readonly Store[],
-    expectedVersion: number,
-    version: number,
-    write: (store: Store, expected?: number) => Promise<WriteOutcome>,
-    hedging: AskOptions<Store>,
-  ): Promise<AskResult<Store, WriteOutcome>> {
-    const primary = await askInOrder(order, 0, 1, (store) => write(store))
-    const decided = primary.answers[0]?.value
-    if (decided?.kind === 'outdated' && decided.storedVersion !== version) {
-      throw new VersionConflictError(decided.storedVersion, expectedVersion)
-    }
-    const followers =
-      decided !== undefined && holdsVersion(decided, version)
-        ? await askInOrder(
-            order,
-            primary.next,
-            this.#context.options.copies - 1,
-            (store) => write(store, undefined),
-            hedging,
-          )
-        : { answers: [], failures: [], next: primary.next, passedOver: [], late: [] }
-    return {
-      answers: [...primary.answers, ...followers.answers],
-      failures: [...primary.failures, ...followers.failures],
-      next: followers.next,
-      passedOver: [...primary.passedOver, ...followers.passedOver],
-      late: [...primary.late, ...followers.late],
-    }
-  }
-
-  /**
    * The acknowledgement rule: refused below `minCopies` (NotEnoughStoresError); the first
    * `copies` stores the write missed get hints, recorded before the write is acknowledged;
    * degraded (reported with an event) below `copies`, or when a missed store got no durable
@@ -411,13 +389,6 @@ function tookLate<T>(asked: AskResult<Store, T>, took: (value: T) => boolean): P
       late.then((outcome) => 'store' in outcome && took(outcome.value)),
     ),
   }
-}
-
-/** A store's answer holds this write: written, or already holding its version (a copy of it). */
-function holdsVersion(outcome: WriteOutcome, version: number): boolean {
-  return (
-    outcome.kind === 'written' || (outcome.kind === 'outdated' && outcome.storedVersion === version)
-  )
 }
 
 /**

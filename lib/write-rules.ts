@@ -1,4 +1,6 @@
 /** What a write attempt's outcomes mean (write again, give up, or acknowledge): pure decisions. */
+import type { CopyFacts } from './copy-rules.js'
+import { newestCopy } from './copy-rules.js'
 import { VERSION_CEILING } from './version-clock.js'
 
 /** What one store answered to a write (see the write statement). */
@@ -65,6 +67,13 @@ export function decideAttempt(facts: WriteAttempt): AttemptDecision {
   return { kind: 'done', held: outcomes.map((_, index) => index) }
 }
 
+/** A store's answer holds this write: written, or already holding its version (a copy of it). */
+export function holdsVersion(outcome: AttemptOutcome, version: number): boolean {
+  return (
+    outcome.kind === 'written' || (outcome.kind === 'outdated' && outcome.storedVersion === version)
+  )
+}
+
 /** Whether a write (or destroy) held by `held` stores may be acknowledged. */
 export type Acknowledgement = 'full' | 'degraded' | 'refused'
 
@@ -72,4 +81,32 @@ export type Acknowledgement = 'full' | 'degraded' | 'refused'
 export function acknowledgement(held: number, copies: number, minCopies: number): Acknowledgement {
   if (held >= copies) return 'full'
   return held >= minCopies ? 'degraded' : 'refused'
+}
+
+/** What a compare-and-set's check found: a conflict, or the stores that may decide it, in order. */
+export type CheckVerdict<S> =
+  { kind: 'conflict'; storedVersion: number } | { kind: 'decide'; deciders: S[] }
+
+/**
+ * Who decides a compare-and-set, from the copies a quorum read found (as `readSession` compares
+ * them; null: no row). A store that missed writes still holds the old version, and would let
+ * an update based on it through; so the check looks where a read looks, and only a store
+ * holding the newest copy decides:
+ * - a tombstone anywhere: the stores holding one (the write is dropped there, as destroyed);
+ * - the newest live version is not `expected`: a conflict, before anything is written;
+ * - otherwise the stores at `expected` (every store that answered, when no store had a row:
+ *   `expected` 0 creates the session where the statement finds none).
+ */
+export function judgeCheck<S>(
+  expected: number,
+  found: readonly { store: S; copy: CopyFacts | null }[],
+): CheckVerdict<S> {
+  const holding = (keep: (copy: CopyFacts) => boolean): S[] =>
+    found.flatMap(({ store, copy }) => (copy !== null && keep(copy) ? [store] : []))
+  const tombstones = holding((copy) => copy.deleted)
+  if (tombstones.length > 0) return { kind: 'decide', deciders: tombstones }
+  const newest = newestCopy(found.flatMap(({ copy }) => (copy === null ? [] : [copy])))
+  if (newest === undefined) return { kind: 'decide', deciders: found.map(({ store }) => store) }
+  if (newest.version !== expected) return { kind: 'conflict', storedVersion: newest.version }
+  return { kind: 'decide', deciders: holding((copy) => copy.version === expected) }
 }

@@ -1,5 +1,7 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import { VersionConflictError } from '../lib/index.js'
+import type { SessionManagerOptions } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
 import { idWithOrderPrefix } from './helpers/manager.js'
@@ -67,3 +69,47 @@ t.test('updateSession applies its change once when a reset loses the answer', as
   t.same(updated, { n: 2 }, 'updateSession resolves the data it wrote')
   t.same(await healthy.readSession(id), { n: 2 }, 'and the session holds 2, not 3')
 })
+
+/**
+ * Two app servers read the same version; the first cannot reach the session's first store and
+ * writes over that version past it. The second, which still reaches that store (it missed the
+ * write), must find the version moved on.
+ */
+async function staleFirstStore(t: Test, options: Partial<SessionManagerOptions>): Promise<void> {
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
+    copies: 2,
+    queryTimeoutMillis: 500,
+    // No health round replays the hint for a before the second write: a stays behind.
+    healthCheckIntervalMillis: 3_600_000,
+    ...options,
+  })
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  const first = await faulty.writeSession(id, { by: ['first'] })
+  t.same(await healthy.readSession(id), { by: ['first'] })
+  proxies.get(a.id)!.setFault({ kind: 'blackhole' })
+  const second = await faulty.writeSession(
+    id,
+    { by: ['first', 'faulty'] },
+    { expectedVersion: first.version },
+  )
+  t.same(second.storeIds, [b.id, c.id], 'written past the store the faulty app server misses')
+  const third = await healthy
+    .writeSession(id, { by: ['first', 'healthy'] }, { expectedVersion: first.version })
+    .catch((error: unknown) => error)
+  t.ok(third instanceof VersionConflictError, 'the same version again: a conflict')
+  t.same(await healthy.readSession(id), { by: ['first', 'faulty'] }, 'the first update stands')
+  const updated = await healthy.updateSession(id, (data) => ({
+    by: [...(data!.by as string[]), 'healthy'],
+  }))
+  t.same(updated, { by: ['first', 'faulty', 'healthy'] }, 'an update over the newest version')
+  t.same(await faulty.readSession(id), updated, 'seen by the faulty app server too')
+  proxies.get(a.id)!.heal()
+}
+
+t.test('a compare-and-set is not decided by a store that missed a write (lease)', (t) =>
+  staleFirstStore(t, {}),
+)
+
+t.test('a compare-and-set is not decided by a store that missed a write (no lease)', (t) =>
+  staleFirstStore(t, { readLeaseMillis: 0 }),
+)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { acknowledgement, decideAttempt } from '../lib/write-rules.js'
+import { acknowledgement, decideAttempt, holdsVersion, judgeCheck } from '../lib/write-rules.js'
 import type { AttemptOutcome } from '../lib/write-rules.js'
 
 // Whether to write again after an outdated answer, and whether to acknowledge, from tables.
@@ -78,5 +78,100 @@ t.test('acknowledgement', async (t) => {
       expected,
       `${held} of ${copies}, min ${minCopies}`,
     )
+  }
+})
+
+t.test('holdsVersion', async (t) => {
+  t.ok(holdsVersion(W, 10), 'written')
+  t.ok(holdsVersion(O(10), 10), 'found at its own version: a copy of it, or a retry of it')
+  t.notOk(holdsVersion(O(11), 10), 'a newer version')
+  t.notOk(holdsVersion(O(9), 10), 'an older version (a compare-and-set that did not apply)')
+  t.notOk(holdsVersion(T, 10), 'a tombstone')
+})
+
+t.test('judgeCheck: who decides a compare-and-set', async (t) => {
+  const live = (version: number, expiresAtMillis = 1000) => ({
+    version,
+    expiresAtMillis,
+    deleted: false,
+  })
+  const gone = (version: number) => ({ version, expiresAtMillis: 1000, deleted: true })
+  type Found = Parameters<typeof judgeCheck<string>>[1]
+  const table: [string, number, Found, ReturnType<typeof judgeCheck<string>>][] = [
+    [
+      'every copy at the expected version: each may decide, in order',
+      5,
+      [
+        { store: 'a', copy: live(5) },
+        { store: 'b', copy: live(5) },
+      ],
+      { kind: 'decide', deciders: ['a', 'b'] },
+    ],
+    [
+      'the first store missed a write: the second, holding it, is newer: a conflict',
+      5,
+      [
+        { store: 'a', copy: live(5) },
+        { store: 'b', copy: live(7) },
+      ],
+      { kind: 'conflict', storedVersion: 7 },
+    ],
+    [
+      'expecting the newest, the first store behind: only the second decides',
+      7,
+      [
+        { store: 'a', copy: live(5) },
+        { store: 'b', copy: live(7) },
+      ],
+      { kind: 'decide', deciders: ['b'] },
+    ],
+    [
+      'the first store has no row: the second decides',
+      7,
+      [
+        { store: 'a', copy: null },
+        { store: 'b', copy: live(7) },
+      ],
+      { kind: 'decide', deciders: ['b'] },
+    ],
+    [
+      'no row anywhere: every store may decide (the statement refuses or creates)',
+      0,
+      [
+        { store: 'a', copy: null },
+        { store: 'b', copy: null },
+      ],
+      { kind: 'decide', deciders: ['a', 'b'] },
+    ],
+    [
+      'a tombstone anywhere, whatever the versions: its store decides (and drops the write)',
+      9,
+      [
+        { store: 'a', copy: live(9) },
+        { store: 'b', copy: gone(3) },
+      ],
+      { kind: 'decide', deciders: ['b'] },
+    ],
+    [
+      'equal versions, one touched later: still the expected version',
+      5,
+      [
+        { store: 'a', copy: live(5, 1000) },
+        { store: 'b', copy: live(5, 2000) },
+      ],
+      { kind: 'decide', deciders: ['a', 'b'] },
+    ],
+    [
+      'a version older than expected everywhere: a conflict (nothing at that version)',
+      9,
+      [
+        { store: 'a', copy: live(5) },
+        { store: 'b', copy: null },
+      ],
+      { kind: 'conflict', storedVersion: 5 },
+    ],
+  ]
+  for (const [name, expected, found, verdict] of table) {
+    t.same(judgeCheck(expected, found), verdict, name)
   }
 })

@@ -1,0 +1,110 @@
+/** A compare-and-set's statements: the check where reads look, the decision, the followers. */
+import { askInOrder } from './ask-in-order.js'
+import type { AskOptions, AskResult } from './ask-in-order.js'
+import type { StoreFailure } from './errors.js'
+import { VersionConflictError } from './errors.js'
+import { aloneReadable, readOrder } from './routing.js'
+import type { WriteOutcome } from './store/rows.js'
+import type { Store } from './store/store.js'
+import { holdsVersion, judgeCheck } from './write-rules.js'
+
+/** One compare-and-set of one session. */
+export interface CompareAndSet {
+  sessionId: string
+  /** The session's order over the configured stores. */
+  fullOrder: readonly Store[]
+  /** The stores a write may use, in order (writeOrder). */
+  order: readonly Store[]
+  expectedVersion: number
+  /** The version this attempt proposes. */
+  version: number
+  copies: number
+  readQuorum: number
+  /** Whether the read lease trusts a store alone; undefined without a lease. */
+  trusts: ((store: Store) => boolean) | undefined
+  /** Sends the write to a store: with `expected`, as a compare-and-set; undefined, a plain write. */
+  write(store: Store, expected?: number): Promise<WriteOutcome>
+  /** The hedging of the followers (the decision is never hedged: one store decides). */
+  hedging: AskOptions<Store>
+}
+
+/**
+ * One store decides, atomically; on `written`, the followers take the same version as plain
+ * writes. Rejects with VersionConflictError (nothing written) when the session moved on.
+ *
+ * The decider must hold the newest copy, whichever app server asks: the first store of the
+ * order may have missed writes that another app server, which could not reach it, made past
+ * it, and would let an update based on the old version through. So it is a store a read would
+ * trust: one the lease trusts alone (a store that missed an acknowledged write was announced
+ * stale first), else one holding the newest version among the copies a quorum read compares.
+ * Two compare-and-sets of one version that run at the same moment while app servers disagree
+ * about a store can still both be decided, each by its own store (docs/guarantees.md).
+ *
+ * A decider found at `version` itself took this very write: a statement whose answer a broken
+ * connection lost is sent again, and then finds its own version stored.
+ */
+export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store, WriteOutcome>> {
+  const { order, version, expectedVersion } = cas
+  let check = await deciders(cas, true)
+  let primary = await askInOrder(check.deciders, 0, 1, (store) => cas.write(store))
+  if (primary.answers.length === 0 && check.trusted) {
+    // Every store the lease trusted failed: the check then looks where a quorum read would.
+    const failed = [...check.failures, ...primary.failures]
+    check = await deciders(cas, false)
+    check.failures.unshift(...failed)
+    primary = await askInOrder(check.deciders, 0, 1, (store) => cas.write(store))
+  }
+  const decided = primary.answers[0]
+  if (decided?.value.kind === 'outdated' && decided.value.storedVersion !== version) {
+    throw new VersionConflictError(decided.value.storedVersion, expectedVersion)
+  }
+  const failures = [...check.failures, ...primary.failures]
+  if (decided === undefined || !holdsVersion(decided.value, version)) {
+    return { ...primary, failures }
+  }
+  // Every other store of the order that has not failed, in order: a store that missed writes
+  // (and so could not decide) takes this one as a follower like any other.
+  const failed = new Set(failures.map((failure) => failure.storeId))
+  const rest = order.filter((store) => store !== decided.store && !failed.has(store.id))
+  const followers = await askInOrder(
+    rest,
+    0,
+    cas.copies - 1,
+    (store) => cas.write(store, undefined),
+    cas.hedging,
+  )
+  return {
+    answers: [decided, ...followers.answers],
+    failures: [...failures, ...followers.failures],
+    next: followers.next,
+    passedOver: followers.passedOver,
+    late: followers.late,
+  }
+}
+
+/** Who may decide, in order; whether the lease chose them; the stores that failed the check. */
+interface Deciders {
+  deciders: Store[]
+  trusted: boolean
+  failures: StoreFailure[]
+}
+
+/** The stores that may decide (see {@link compareAndSet}), the lease's if `mayTrust`. */
+async function deciders(cas: CompareAndSet, mayTrust: boolean): Promise<Deciders> {
+  const { fullOrder, order, copies, readQuorum, trusts } = cas
+  if (mayTrust && trusts !== undefined) {
+    const trusted = aloneReadable(fullOrder, copies, trusts)
+    if (trusted.length > 0) return { deciders: trusted, trusted: true, failures: [] }
+  }
+  // A single-store read trusts the first store that is not behind: so does the decision.
+  if (readQuorum === 1) return { deciders: readOrder(order, 1), trusted: false, failures: [] }
+  const asked = await askInOrder(order, 0, readQuorum, (store) => store.readDigest(cas.sessionId))
+  const verdict = judgeCheck(
+    cas.expectedVersion,
+    asked.answers.map(({ store, value }) => ({ store, copy: value })),
+  )
+  if (verdict.kind === 'conflict') {
+    throw new VersionConflictError(verdict.storedVersion, cas.expectedVersion)
+  }
+  return { deciders: verdict.deciders, trusted: false, failures: asked.failures }
+}
