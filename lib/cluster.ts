@@ -95,7 +95,13 @@ export class Cluster {
     const lease =
       options.readLeaseMillis === 0
         ? null
-        : new ReadLease(this.stores, options.readLeaseMillis, options.clock)
+        : new ReadLease(
+            this.stores,
+            options.readLeaseMillis,
+            options.clock,
+            // Read at read time, once the guard below exists and has run its first round.
+            () => this.configGuard.readSettingsAgree,
+          )
     this.readLease = lease
     this.#healthCheck = new HealthCheck(this.stores, options.healthCheckIntervalMillis, (store) => {
       void this.handoff.replay(store).then((caughtUp) => {
@@ -112,6 +118,8 @@ export class Cluster {
         copies,
         previousStores: previousStores?.map((config) => config.id).sort() ?? null,
         previousPlacement: previousStores === null ? null : options.previousPlacement,
+        readQuorum: options.readQuorum,
+        readLeaseMillis: options.readLeaseMillis,
       },
       options.healthCheckIntervalMillis,
       options.clock,

@@ -35,12 +35,22 @@ function current(config: PlacementConfig): string {
   return JSON.stringify([config.stores, config.placement, config.copies])
 }
 
+/** Whether two managers read with other settings (unknown for older managers: no). */
+export function readSettingsDiffer(ours: PlacementConfig, theirs: PlacementConfig): boolean {
+  const known = (config: PlacementConfig): boolean =>
+    typeof config.readQuorum === 'number' && typeof config.readLeaseMillis === 'number'
+  if (!known(ours) || !known(theirs)) return false
+  return theirs.readQuorum !== ours.readQuorum || theirs.readLeaseMillis !== ours.readLeaseMillis
+}
+
 /**
- * Whether two managers' configurations conflict: they place new sessions differently, and
- * neither is the announced transition from the other (`previousStores` naming the other's
- * store list). Copies are compared in both directions of a transition as they are.
+ * Whether two managers' configurations conflict: they read with different settings (see
+ * {@link readSettingsDiffer}), or they place new sessions differently and neither is the
+ * announced transition from the other (`previousStores` naming the other's store list).
+ * Copies are compared in both directions of a transition as they are.
  */
 export function configsConflict(ours: PlacementConfig, theirs: PlacementConfig): boolean {
+  if (readSettingsDiffer(ours, theirs)) return true
   if (current(ours) === current(theirs)) return false
   const sameStores = (a: string[] | null, b: string[]): boolean =>
     a !== null && JSON.stringify(a) === JSON.stringify(b)
@@ -68,6 +78,9 @@ export class ConfigGuard {
   /** When this manager's row was last stored on each store (until then, every round tries). */
   readonly #publishedAt = new Map<Store, number>()
   #mismatches = new Map<string, ConfigMismatch>()
+  /** Performance time until which a peer with other read settings counts as running. */
+  #readSettingsDifferUntil = Number.NEGATIVE_INFINITY
+  readonly #intervalMillis: number
 
   constructor(
     stores: readonly Store[],
@@ -83,14 +96,23 @@ export class ConfigGuard {
     this.#clock = clock
     this.#emit = emit
     this.#statements = peerStatements(table)
-    this.#timer = new JitteredTimer(Math.max(intervalMillis, MIN_INTERVAL_MILLIS), () =>
-      this.#check(),
-    )
+    this.#intervalMillis = Math.max(intervalMillis, MIN_INTERVAL_MILLIS)
+    this.#timer = new JitteredTimer(this.#intervalMillis, () => this.#check())
   }
 
   /** Conflicting configurations of live peers, as of the last round. */
   get mismatches(): ConfigMismatch[] {
     return [...this.#mismatches.values()]
+  }
+
+  /**
+   * Whether every live peer reads with this manager's settings, as of the last rounds: a lone
+   * read on the lease may then trust that writes missing a store were announced (read-lease.ts).
+   * A peer seen with other settings counts for two rounds after it was last seen, so that the
+   * stores its last writes missed are marked behind (its hints) before lone reads resume.
+   */
+  get readSettingsAgree(): boolean {
+    return performance.now() >= this.#readSettingsDifferUntil
   }
 
   /** Runs a round now, outside the schedule (after the schema was applied, say). */
@@ -164,6 +186,9 @@ export class ConfigGuard {
       ]),
     )
     for (const [fingerprint, mismatch] of this.#mismatches) {
+      if (readSettingsDiffer(this.#config, mismatch.theirs)) {
+        this.#readSettingsDifferUntil = performance.now() + 2 * this.#intervalMillis
+      }
       if (!previousMismatches.has(fingerprint)) this.#emit('config-mismatch', mismatch)
     }
   }

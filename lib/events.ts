@@ -54,6 +54,13 @@ export interface PlacementConfig {
   /** During a change of the store list, the store ids before it, sorted; else null. */
   previousStores: string[] | null
   previousPlacement: string | null
+  /**
+   * The read settings (absent from managers of older versions). Lone reads on the lease stay
+   * fresh only when every app server writes with the same: one that reads by quorum or alone
+   * does not announce the stores its writes miss, and one with a shorter lease waits less.
+   */
+  readQuorum?: number
+  readLeaseMillis?: number
 }
 
 /** A peer whose configuration conflicts with this manager's, as `stats()` and the event report it. */

@@ -55,6 +55,43 @@ t.test('which configurations conflict, from a table', async (t) => {
       },
       true,
     ],
+    [
+      'another read quorum',
+      { ...base, readQuorum: 2, readLeaseMillis: 500 },
+      { ...base, readQuorum: 1, readLeaseMillis: 0 },
+      true,
+    ],
+    [
+      'another read lease',
+      { ...base, readQuorum: 2, readLeaseMillis: 500 },
+      { ...base, readQuorum: 2, readLeaseMillis: 0 },
+      true,
+    ],
+    [
+      'the same read settings',
+      { ...base, readQuorum: 2, readLeaseMillis: 500 },
+      { ...base, readQuorum: 2, readLeaseMillis: 500 },
+      false,
+    ],
+    [
+      'read settings unknown (a manager of an older version)',
+      { ...base, readQuorum: 2, readLeaseMillis: 500 },
+      base,
+      false,
+    ],
+    [
+      'other read settings during an announced change',
+      { ...base, readQuorum: 2, readLeaseMillis: 500 },
+      {
+        ...base,
+        stores: ['a', 'b', 'c', 'd'],
+        previousStores: ['a', 'b', 'c'],
+        previousPlacement: 'shuffle',
+        readQuorum: 2,
+        readLeaseMillis: 2000,
+      },
+      true,
+    ],
   ]
   for (const [name, ours, theirs, conflict] of cases) {
     t.equal(configsConflict(ours, theirs), conflict, name)

@@ -2,8 +2,9 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { NotEnoughStoresError } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { grayManagers } from './helpers/gray.js'
+import { grayManagers, proxiesFor } from './helpers/gray.js'
 import { idWithOrderPrefix, startManager, storesWithLiveCopy } from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
 
 // Gray failures in the default setting: a store unreachable, slow or half-broken for one app
 // server only. Whatever one app server sees, no app server serves a stale session or brings
@@ -346,3 +347,43 @@ crashTest(
     for (const proxy of proxies.values()) proxy.heal()
   },
 )
+
+for (const [name, settings] of [
+  ['without the lease', { readLeaseMillis: 0 }],
+  ['reading one store', { readQuorum: 1 }],
+] as const) {
+  crashTest(
+    `an app server ${name} does not make the others read a store it missed alone`,
+    async (t) => {
+      // The app server whose writes miss a store announces it stale (or waits long enough) only
+      // with the others' read settings: they read by quorum while it runs.
+      const proxies = await proxiesFor(t, cluster, [a.id])
+      const stores = cluster
+        .storeConfigs()
+        .map((config) =>
+          config.id === a.id ? { ...config, port: proxies.get(a.id)!.port } : config,
+        )
+      const other = await startManager(t, cluster, { ...settings, stores })
+      const healthy = await startManager(t, cluster, { healthCheckIntervalMillis: 3_600_000 })
+      const seen = healthy
+        .stats()
+        .configMismatches.some(({ theirs }) =>
+          Object.entries(settings).every(
+            ([key, value]) => theirs[key as keyof typeof theirs] === value,
+          ),
+        )
+      t.ok(seen, 'the difference is seen')
+      const id = idWithOrderPrefix(other, [a.id, b.id, c.id])
+      await other.writeSession(id, { v: 1 })
+      t.same(await healthy.readSession(id), { v: 1 })
+      await waitFor('the read lease to hold', async () => {
+        await healthy.readSession('never-written-session-id')
+        return healthy.stats().readLease?.holds === true
+      })
+      proxies.get(a.id)!.setFault({ kind: 'blackhole' })
+      t.same((await other.writeSession(id, { v: 2 })).storeIds, [b.id, c.id], 'past a')
+      t.same(await healthy.readSession(id), { v: 2 }, 'the newest write, not a stale copy')
+      proxies.get(a.id)!.heal()
+    },
+  )
+}

@@ -89,10 +89,19 @@ export class ReadLease {
   /** Performance time of the last round that found a read had asked, or an announcement of ours. */
   #busyAt = performance.now()
 
-  constructor(stores: readonly Store[], leaseMillis: number, clock: Clock) {
+  /** Whether every other app server reads with this one's settings (and so announces misses). */
+  readonly #peersAgree: () => boolean
+
+  constructor(
+    stores: readonly Store[],
+    leaseMillis: number,
+    clock: Clock,
+    peersAgree: () => boolean = () => true,
+  ) {
     this.#stores = stores
     this.#leaseMillis = leaseMillis
     this.#clock = clock
+    this.#peersAgree = peersAgree
     this.#timer = new JitteredTimer(leaseMillis / ROUNDS_PER_LEASE, () => this.#round())
   }
 
@@ -117,7 +126,12 @@ export class ReadLease {
     this.#wanted = true
     // The rounds pause for want of reads (IDLE_LEASES): this read wants them again.
     this.#timer.resume()
-    return this.holds && !this.#staleIds.has(store.id) && !this.#announced.has(store)
+    return (
+      this.holds &&
+      !this.#staleIds.has(store.id) &&
+      !this.#announced.has(store) &&
+      this.#peersAgree()
+    )
   }
 
   /** The lease's length (`readLeaseMillis`). */
