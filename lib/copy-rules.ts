@@ -57,10 +57,12 @@ export function judgeCopies<C extends CopyFacts>(
 /**
  * Whether a store's copy (null: none) falls short of the verdict, so that a repair should
  * rewrite it: it lacks the tombstone of a destroyed session, or the newest version (and
- * expiry) of a live one.
+ * expiry) of a live one, or it is an older copy of an expired one (which would be the session
+ * again once the sweep deleted the expired copies).
  */
 export function isStale<C extends CopyFacts>(copy: C | null, verdict: CopyVerdict<C>): boolean {
   if (verdict.state === 'destroyed') return copy === null || !copy.deleted
+  if (verdict.state === 'expired') return copy !== null && copy.version < verdict.copy.version
   if (verdict.state !== 'live') return false
   return copy === null || copy.deleted || newestFirst(copy, verdict.copy) > 0
 }

@@ -19,7 +19,12 @@ import { writeOrder } from './routing.js'
 import type { LockedSessions, LockOptions } from './session-lock.js'
 import { acquireLock, checkLockOptions, SessionLock } from './session-lock.js'
 import type { SessionAccess, SessionChange, UpdateOptions } from './session-updates.js'
-import { updateExisting, updateSession, withSessionLock } from './session-updates.js'
+import {
+  retryOnConflict,
+  updateExisting,
+  updateSession,
+  withSessionLock,
+} from './session-updates.js'
 import { checkKey, withIncrement, withValue, withValues, withoutValue } from './session-values.js'
 import type { Store } from './store/store.js'
 import { checkFunction, wholeNumber } from './validate.js'
@@ -28,6 +33,9 @@ import type { WriteResult } from './write-path.js'
 import { WritePath } from './write-path.js'
 
 export type { WriteOptions } from './call-arguments.js'
+
+/** How often setSessionTimeout starts over after a concurrent write, as the per-key updates do. */
+const SET_TIMEOUT_RETRIES = 20
 
 /**
  * Reads and writes sessions over several MySQL stores. Create it with
@@ -223,6 +231,12 @@ export class SessionManager extends ClusterOperations {
     this.checkId(sessionId)
     const now = this.options.clock.now()
     const expiresAt = requestedExpiry(callOptions(options), now)
+    // In place, without a new version, hint or announcement, unlike setSessionTimeout: a touch
+    // only ever moves an expiry later (the statement takes the later of the two), and a copy
+    // that missed it ends sooner, never later. Between copies of one version the later expiry
+    // wins, and a copy read alone that has expired is never served alone (the read goes on by
+    // quorum), so no read serves a session the touch meant to end; at worst an extension is
+    // lost with the copies that took it.
     return this.work.track(() =>
       this.#writes.updateCopies(sessionId, (store) => store.touch(sessionId, expiresAt, now)),
     )
@@ -231,17 +245,35 @@ export class SessionManager extends ClusterOperations {
   /**
    * Gives the session its own timeout: it expires `ttlSeconds` from now, and later writes and
    * touches without a `ttlSeconds` keep using this timeout. Resolves false when there is no
-   * live session.
+   * live session. The session is written again at a new version (its data as read, a
+   * compare-and-set on the version read, started over if another write came first), so that
+   * it is acknowledged like a write: a shorter timeout holds on every copy, including one on a
+   * store the write missed. Being a write, it moves the version: a compare-and-set on a
+   * version read before it (`expectedVersion`, a lock holder's write) then conflicts.
    */
   async setSessionTimeout(sessionId: string, ttlSeconds: number): Promise<boolean> {
     this.checkId(sessionId)
     const seconds = checkSeconds('ttlSeconds', ttlSeconds)
-    const now = this.options.clock.now()
-    return this.work.track(() =>
-      this.#writes.updateCopies(sessionId, (store) =>
-        store.setSessionTimeout(sessionId, seconds, now),
-      ),
-    )
+    return retryOnConflict(SET_TIMEOUT_RETRIES, async () => {
+      const current = await this.#readNewest(sessionId)
+      if (current === null) return false
+      const now = this.options.clock.now()
+      const written = await this.work.track(() =>
+        this.#writes.write({
+          sessionId,
+          // The stored bytes as they are: the same session id, so still readable (and never
+          // refused for a maxSessionBytes lowered since they were written).
+          data: current.copy.data as Buffer,
+          owner: ownerOf(current.data, this.options.ownerKey),
+          expiresAtMillis: now + seconds * 1000,
+          explicitExpiry: true,
+          ttlSeconds: seconds,
+          expectedVersion: current.copy.version,
+          now,
+        }),
+      )
+      return !written.dropped
+    })
   }
 
   /** The session's timeout in seconds (its own, else the manager's default); null when there is no session. */

@@ -51,17 +51,27 @@ export async function updateSession(
   },
 ): Promise<SessionData | null> {
   const { retries, ttlSeconds, expiresAt } = options
-  for (let attempt = 0; ; attempt++) {
+  return retryOnConflict(retries, async () => {
     const current = await access.readWithVersion(sessionId)
     const { next } = await changeResult(change(current === null ? null : current.data))
     if (next === undefined) return current?.data ?? null
+    await access.writeSession(sessionId, next, {
+      ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
+      ...(expiresAt === undefined ? {} : { expiresAt }),
+      expectedVersion: current?.version ?? 0,
+    })
+    return next
+  })
+}
+
+/**
+ * Runs `cycle` (a read, then a compare-and-set on the version read) and starts it over, after a
+ * short random pause, when it rejects with a {@link VersionConflictError}, up to `retries` times.
+ */
+export async function retryOnConflict<T>(retries: number, cycle: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
     try {
-      await access.writeSession(sessionId, next, {
-        ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
-        ...(expiresAt === undefined ? {} : { expiresAt }),
-        expectedVersion: current?.version ?? 0,
-      })
-      return next
+      return await cycle()
     } catch (error) {
       if (!(error instanceof VersionConflictError) || attempt >= retries) throw error
       await delay(Math.random() * Math.min(50, 2 ** attempt))

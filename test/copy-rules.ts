@@ -46,7 +46,10 @@ t.test('isStale', async (t) => {
   const destroyed = judgeCopies([live(9), tombstone(3)], NOW)
   t.equal(isStale(live(9), destroyed), true, 'a live copy of a destroyed session')
   t.equal(isStale(tombstone(1), destroyed), false, 'any tombstone of a destroyed session')
-  t.equal(isStale(null, judgeCopies([live(7, -1)], NOW)), false, 'nothing to repair when expired')
+  const expired = judgeCopies([live(7, -1)], NOW)
+  t.equal(isStale(null, expired), false, 'nothing to repair when expired')
+  t.equal(isStale(live(7, -1), expired), false, 'nor an expired copy of the last version')
+  t.equal(isStale(live(5), expired), true, 'but an older live copy, which must not outlive it')
 })
 
 t.test('newestCopy', async (t) => {

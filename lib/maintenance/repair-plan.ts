@@ -12,7 +12,7 @@ export interface StoreHolding {
 
 /** One change that brings a session's copies to where they belong. */
 export type RepairAction =
-  /** Write the newest live copy to a store that should hold it. */
+  /** Write the newest copy to a store that should hold it (an expired one: over an older copy). */
   | { kind: 'copy'; store: Store; source: StoredCopy }
   /** Put a tombstone where a destroyed session's copy is (or should be). */
   | { kind: 'bury'; store: Store; source: StoredCopy }
@@ -41,8 +41,12 @@ export interface RepairPlanOptions {
  *   write can undo a destroy. The first `copies` stores get a tombstone, live copies
  *   elsewhere are buried too, and once the tombstone's time is up (and no store is down) every
  *   row of the session is deleted.
- * - Otherwise the copy with the highest version is the session. If it has expired the session
- *   is over and the sweeper removes it. If not, the first `copies` stores get it.
+ * - Otherwise the copy with the highest version is the session. If not expired, the first
+ *   `copies` stores get it. If expired, the session is over, but only while no store holds an
+ *   older live copy: a write with a short TTL (or a shortened timeout) expires before the copy
+ *   it replaced, which a store that missed it still holds. Those stores get the expired copy
+ *   (outside the targets a full repair deletes the older copy instead); the sweeper removes
+ *   the rest.
  */
 export function planRepair(
   stores: readonly StoreHolding[],
@@ -81,7 +85,8 @@ export function planRepair(
     return actions
   }
   const newest = newestCopy(present.map((entry) => entry.copy)) as StoredCopy
-  if (newest.expiresAtMillis <= options.now) return []
+  if (newest.expiresAtMillis <= options.now)
+    return supersedeOlder(present, newest, targets, options)
   const actions: RepairAction[] = stores
     .filter(
       ({ store, copy }) => targets.has(store) && (copy === null || copy.version < newest.version),
@@ -93,6 +98,27 @@ export function planRepair(
     }
   }
   return actions
+}
+
+/**
+ * The actions that leave no copy older than the expired `newest`: where one is, the expired copy
+ * is written over it (which the store applies, being a higher version), so that no read,
+ * alone or by quorum, finds the older copy once the newer has expired, nor after a sweep has
+ * deleted it.
+ */
+function supersedeOlder(
+  present: readonly { store: Store; copy: StoredCopy }[],
+  newest: StoredCopy,
+  targets: ReadonlySet<Store>,
+  options: RepairPlanOptions,
+): RepairAction[] {
+  return present
+    .filter(({ copy }) => copy.version < newest.version)
+    .map(({ store, copy }): RepairAction =>
+      options.dropExtras && !targets.has(store)
+        ? { kind: 'remove', store, version: copy.version }
+        : { kind: 'copy', store, source: newest },
+    )
 }
 
 /** Counts of what a repair changed. */

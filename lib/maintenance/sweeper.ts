@@ -56,9 +56,12 @@ const PAUSE_STEP_MILLIS = 100
 /**
  * Deletes expired copies and tombstones whose time is up on every reachable store, through
  * the expiry index, `batchSize` rows per statement, stores in parallel; then the store's expired
- * read-lease announcements (not counted in `deleted`). One sweep at a time per store: a sweep
- * holds a lease on each store it sweeps and skips a store whose lease another holds, so that
- * app servers sweeping on the same schedule do not scan and lock the same rows side by side.
+ * read-lease announcements (not counted in `deleted`). Rows of sessions that another store has
+ * missed writes of stay until hint replay (or, past the hint window, a repair) has caught it
+ * up: an expired copy must supersede the older copy that store holds before it goes. One sweep
+ * at a time per store: a sweep holds a lease on each store it sweeps and skips a store whose
+ * lease another holds, so that app servers sweeping on the same schedule do not scan and lock
+ * the same rows side by side.
  */
 export async function sweepStores(
   stores: readonly Store[],
@@ -68,6 +71,9 @@ export async function sweepStores(
   const batchSize = batchSizeOption(options.batchSize)
   const dutyCycle = dutyCycleOption(options.dutyCycle, 1)
   const token = randomUUID()
+  // Rows a hint for one of these stores holds back stay (lock-and-hint-statements.ts); hints
+  // for a store no longer configured hold nothing back, since no replay will delete them.
+  const targets = stores.map((store) => store.id)
   const perStore = await Promise.all(
     stores.map(async (store) => {
       let deleted = 0
@@ -85,7 +91,7 @@ export async function sweepStores(
         if (!(await holdLease())) return { storeId: store.id, deleted, sweptElsewhere: true }
         for (;;) {
           const started = performance.now()
-          const count = await store.sweepExpired(batchSize)
+          const count = await store.sweepExpired(batchSize, targets)
           deleted += count
           options.onProgress?.({ storeId: store.id, deleted })
           if (count < batchSize || stopping()) break

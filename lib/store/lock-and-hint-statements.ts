@@ -18,6 +18,7 @@ export const REPAIR_MARKER_ID = ''
 /** The statements on the locks and hints tables of the session table `table`, and the probe. */
 export function lockAndHintStatements(table: string) {
   const hints = `\`${hintsTableName(table)}\``
+  const sessions = `\`${table}\``
   const locks = `\`${locksTableName(table)}\``
   return {
     /** Take (or renew) a lease lock unless another live lease holds it: whether it is ours. */
@@ -141,6 +142,39 @@ export function lockAndHintStatements(table: string) {
       params: () => [],
       decode: (rows: RowDataPacket[]) => rows.map((row) => String(row.target_store)),
     } satisfies Statement<void, RowDataPacket[], string[]>,
+
+    /**
+     * Delete up to `limit` rows expired at `now` (copies and tombstones), oldest first, but none
+     * that the replay of a store that missed writes may still need: while this store keeps a
+     * hint for a session (for one of `targets`, the stores the manager knows), its row stays;
+     * while it keeps a repair marker, so do its expired copies. An expired copy is the newest
+     * version of its session: deleted before a store that missed it was caught up, it would
+     * leave that store's older copy, which may expire later, to be the session again. Resolves
+     * how many rows went.
+     */
+    sweep: {
+      text: ({ limit, targets }: { now: number; limit: number; targets: readonly string[] }) => {
+        const among =
+          targets.length === 0 ? 'FALSE' : `target_store IN (${targets.map(() => '?').join(', ')})`
+        return (
+          `DELETE FROM ${sessions} WHERE expires_at <= ? ` +
+          `AND NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${among} AND id = ${sessions}.id) ` +
+          `AND (deleted = 1 OR NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${among} AND id = ?)) ` +
+          `ORDER BY expires_at${limitClause(limit)}`
+        )
+      },
+      params: ({ now, targets }: { now: number; limit: number; targets: readonly string[] }) => [
+        now,
+        ...targets,
+        ...targets,
+        REPAIR_MARKER_ID,
+      ],
+      decode: (result: ResultSetHeader) => result.affectedRows,
+    } satisfies Statement<
+      { now: number; limit: number; targets: readonly string[] },
+      ResultSetHeader,
+      number
+    >,
 
     /** A cheap statement that proves the server answers, and reports its uptime (restarts). */
     probe: {

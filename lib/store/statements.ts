@@ -357,31 +357,6 @@ export function sessionStatements(table: string) {
       boolean
     >,
 
-    /** Set a live copy's per-session timeout and its expiry from `now`; whether a copy was there. */
-    setSessionTimeout: {
-      text: () =>
-        `UPDATE ${t} SET ttl_seconds = ?, expires_at = ? WHERE id = ? AND deleted = 0 AND expires_at > ?`,
-      params: (input: { sessionId: string; ttlSeconds: number; now: number }) => [
-        input.ttlSeconds,
-        input.now + input.ttlSeconds * 1000,
-        input.sessionId,
-        input.now,
-      ],
-      decode: changed,
-    } satisfies Statement<
-      { sessionId: string; ttlSeconds: number; now: number },
-      ResultSetHeader,
-      boolean
-    >,
-
-    /** Delete up to `limit` rows expired at `now` (copies and tombstones), oldest first: how many. */
-    sweep: {
-      text: ({ limit }: { now: number; limit: number }) =>
-        `DELETE FROM ${t} WHERE expires_at <= ? ORDER BY expires_at${limitClause(limit)}`,
-      params: ({ now }: { now: number; limit: number }) => [now],
-      decode: (result: ResultSetHeader) => result.affectedRows,
-    } satisfies Statement<{ now: number; limit: number }, ResultSetHeader, number>,
-
     /** Delete a live copy no newer than `version` (a foreign version counts as 0). */
     removeCopy: {
       text: () => `DELETE FROM ${t} WHERE id = ? AND ${STORED} <= ? AND deleted = 0`,

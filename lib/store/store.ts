@@ -210,7 +210,7 @@ export class Store {
     return this.#request(this.#statements.destroy, { sessionId, version, expiresAtMillis })
   }
 
-  /** Stores `copy` (a live copy read elsewhere) unless this store's row is a tombstone or newer. */
+  /** Stores `copy` (read elsewhere, maybe expired) unless this store's row is a tombstone or newer. */
   copy(sessionId: string, copy: StoredCopy): Promise<void> {
     return this.#request(this.#statements.copy, { sessionId, copy })
   }
@@ -229,14 +229,13 @@ export class Store {
     })
   }
 
-  /** Sets a live copy's per-session timeout and its expiry from `now`; whether a copy was there. */
-  setSessionTimeout(sessionId: string, ttlSeconds: number, now: number): Promise<boolean> {
-    return this.#request(this.#statements.setSessionTimeout, { sessionId, ttlSeconds, now })
-  }
-
-  /** Deletes up to `limit` expired rows (copies and tombstones), oldest first; resolves how many. */
-  sweepExpired(limit: number): Promise<number> {
-    return this.#request(this.#statements.sweep, { now: this.#clock.now(), limit })
+  /**
+   * Deletes up to `limit` expired rows (copies and tombstones), oldest first, except those a
+   * hint or repair marker for one of `targets` (store ids) holds back until the store that
+   * missed them has caught up; resolves how many.
+   */
+  sweepExpired(limit: number, targets: readonly string[]): Promise<number> {
+    return this.#request(this.#statements.sweep, { now: this.#clock.now(), limit, targets })
   }
 
   /** Deletes a live copy whose version is at most `version`. */

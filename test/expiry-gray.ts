@@ -1,0 +1,155 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import type { FaultProxy } from '../lib/local-cluster/index.js'
+import type { SessionManager } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import type { TestCluster } from './helpers/cluster.js'
+import { grayManagers } from './helpers/gray.js'
+import { idWithOrderPrefix, rowsOnStores, startManager } from './helpers/manager.js'
+import { sleep, waitFor } from './helpers/wait.js'
+
+// Expiry under a gray fault: a newer copy that ends the session sooner (a short per-write TTL,
+// a shortened session timeout) must supersede the older copy on a store that one app server
+// could not reach, even once the newer copy has expired (and been swept): no app server may
+// then serve the older copy, alone or by quorum.
+const cluster: TestCluster = await startTestCluster(t, { stores: 3 })
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
+const [a, b, c] = [cluster.stores[0]!, cluster.stores[1]!, cluster.stores[2]!]
+
+const quick = { copies: 2, queryTimeoutMillis: 300, healthCheckIntervalMillis: 100 }
+
+/**
+ * An app server that reaches `a` through a fault proxy, and no other (the healthy one of
+ * grayManagers is closed: reaching `a`, it would replay the hints before the copy expired).
+ */
+async function faultyAlone(t: Test): Promise<{ faulty: SessionManager; proxy: FaultProxy }> {
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], quick)
+  await healthy.close()
+  return { faulty, proxy: proxies.get(a.id)! }
+}
+
+/** Waits until every copy of `id` at `version` has expired. */
+async function untilExpired(id: string, version: number): Promise<void> {
+  const rows = [...(await rowsOnStores(cluster, id)).values()]
+  const copies = rows.filter((row) => Number(row?.version) === version)
+  const last = Math.max(...copies.map((row) => Number(row?.expires_at)))
+  await sleep(Math.max(0, last - Date.now()) + 50)
+}
+
+/** Waits until `manager` has `a` back in service, with no hint for it left anywhere. */
+async function caughtUp(manager: SessionManager): Promise<void> {
+  await waitFor('a to be caught up', async () => {
+    const standing = manager.stats().stores.find((store) => store.id === a.id)!
+    if (standing.state !== 'up' || standing.behind) return false
+    const hints = await Promise.all(
+      [b, c].map((store) =>
+        store.query('SELECT id FROM sessions_hints WHERE target_store = ?', [a.id]),
+      ),
+    )
+    return hints.flat().length === 0
+  })
+}
+
+/** The versions of the live (not tombstone) copies of `id`, by store id; no row: absent. */
+async function liveVersions(id: string): Promise<Record<string, number>> {
+  const versions: Record<string, number> = {}
+  for (const [storeId, row] of await rowsOnStores(cluster, id)) {
+    if (row !== null && row.deleted === 0) versions[storeId] = Number(row.version)
+  }
+  return versions
+}
+
+crashTest('an expired newer copy is replayed over an older live one', async (t) => {
+  const { faulty, proxy } = await faultyAlone(t)
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  const v1 = await faulty.writeSession(id, { v: 1 })
+  t.same(v1.storeIds, [a.id, b.id])
+  proxy.setFault({ kind: 'blackhole' })
+  const v2 = await faulty.writeSession(id, { v: 2 }, { ttlSeconds: 1 })
+  t.same(v2.storeIds, [b.id, c.id], 'v2 landed past the partition, a hinted')
+  await untilExpired(id, v2.version)
+  proxy.heal()
+  await caughtUp(faulty)
+  const versions = await liveVersions(id)
+  t.equal(versions[a.id], v2.version, 'the replay put the expired v2 over a’s v1')
+  const alone = await startManager(t, cluster, { ...quick, readQuorum: 1 })
+  t.equal(await alone.readSession(id), null, 'a read of a alone finds no session')
+  const onLease = await startManager(t, cluster, quick)
+  t.equal(await onLease.readSession(id), null, 'nor does a read on the lease or by quorum')
+})
+
+crashTest('a sweep leaves an expired copy while a store that missed it is hinted', async (t) => {
+  const { faulty, proxy } = await faultyAlone(t)
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  await faulty.writeSession(id, { v: 1 })
+  proxy.setFault({ kind: 'blackhole' })
+  const v2 = await faulty.writeSession(id, { v: 2 }, { ttlSeconds: 1 })
+  t.same(v2.storeIds, [b.id, c.id])
+  await untilExpired(id, v2.version)
+  // a is out of reach: only b and c are swept, and they keep v2 for a's replay.
+  await faulty.sweep()
+  const kept = await rowsOnStores(cluster, id)
+  t.equal(Number(kept.get(b.id)?.version), v2.version, 'b keeps the expired v2')
+  t.equal(Number(kept.get(c.id)?.version), v2.version, 'c keeps the expired v2')
+  proxy.heal()
+  await caughtUp(faulty)
+  const reader = await startManager(t, cluster, quick)
+  t.equal(await reader.readSession(id), null, 'no read brings v1 back')
+  await sleep(200) // a read repair, if any, has run
+  for (const [storeId, version] of Object.entries(await liveVersions(id))) {
+    t.equal(version, v2.version, `${storeId} holds no copy older than v2`)
+  }
+  await faulty.sweep()
+  t.same(await liveVersions(id), {}, 'once a caught up, the sweep removes every copy')
+})
+
+crashTest('a session timeout shortened past a partition holds for every app server', async (t) => {
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], quick)
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  await faulty.writeSession(id, { v: 1 })
+  proxies.get(a.id)!.setFault({ kind: 'blackhole' })
+  const started = Date.now()
+  t.equal(await faulty.setSessionTimeout(id, 2), true)
+  t.equal(await healthy.getSessionTimeout(id), 2, 'the other app server sees the new timeout')
+  await sleep(Math.max(0, started + 2050 - Date.now()))
+  t.equal(await healthy.readSession(id), null, 'expired for the other app server')
+  t.equal(await faulty.readSession(id), null, 'and for the writer')
+  const alone = await startManager(t, cluster, { ...quick, readQuorum: 1 })
+  t.equal(await alone.readSession(id), null, 'a read of a alone finds no session either')
+  t.equal(await healthy.getSessionTimeout(id), null)
+  proxies.get(a.id)!.heal()
+})
+
+crashTest(
+  'a repair marker holds back the sweep of expired copies, not of tombstones',
+  async (t) => {
+    const manager = await startManager(t, cluster, { ...quick, tombstoneTtlSeconds: 1 })
+    const expiring = idWithOrderPrefix(manager, [b.id, c.id])
+    const destroyed = idWithOrderPrefix(manager, [b.id, c.id])
+    await manager.writeSession(expiring, { v: 1 }, { ttlSeconds: 1 })
+    await manager.writeSession(destroyed, { v: 1 }, { ttlSeconds: 1 })
+    await manager.destroySession(destroyed)
+    // b keeps a marker for a, as when a missed writes past the hint window: until a repair has
+    // put every session on a, b's expired copies are the newest ones it may need.
+    const marker = 'DELETE FROM sessions_hints WHERE target_store = ? AND id = ?'
+    t.teardown(() => b.query(marker, [a.id, '']))
+    await b.query(
+      "INSERT INTO sessions_hints (target_store, id, created_at, version) VALUES (?, '', 0, 1)",
+      [a.id],
+    )
+    await untilExpired(
+      destroyed,
+      Number((await rowsOnStores(cluster, destroyed)).get(b.id)?.version),
+    )
+    await untilExpired(expiring, Number((await rowsOnStores(cluster, expiring)).get(b.id)?.version))
+    await manager.sweep()
+    const onB = async (id: string): Promise<boolean> =>
+      (await rowsOnStores(cluster, id)).get(b.id) !== null
+    t.equal(await onB(expiring), true, 'b keeps the expired copy')
+    t.equal(await onB(destroyed), false, 'the tombstone whose time is up goes')
+    t.equal((await rowsOnStores(cluster, expiring)).get(c.id), null, 'c, without a marker, sweeps')
+    await b.query(marker, [a.id, ''])
+    await manager.sweep()
+    t.equal(await onB(expiring), false, 'once the marker is cleared, the sweep takes it')
+  },
+)
