@@ -32,7 +32,8 @@ export function resolveStores(stores: unknown, option = 'stores'): ResolvedStore
       'must be a non-empty array of { id, uri } or { id, host, ... }',
     )
   }
-  const seen = new Set<string>()
+  /** Each id seen, with the position of the store that has it. */
+  const seen = new Map<string, number>()
   return stores.map((store: unknown, index) => {
     const name = `${option}[${index}]`
     if (store === null || typeof store !== 'object') {
@@ -45,8 +46,11 @@ export function resolveStores(stores: unknown, option = 'stores'): ResolvedStore
         'must be 1 to 64 characters of letters, digits, ".", "_", ":" or "-", starting with a letter or digit',
       )
     }
-    if (seen.has(id)) throw new InvalidOptionError(`${name}.id`, `duplicates store id "${id}"`)
-    seen.add(id)
+    const earlier = seen.get(id)
+    if (earlier !== undefined) {
+      throw new InvalidOptionError(`${name}.id`, `is the id of ${option}[${earlier}] too`)
+    }
+    seen.set(id, index)
     const fromUri = uri === undefined ? {} : parseStoreUri(`${name}.uri`, uri)
     const poolOptions: PoolOptions = { ...fromUri, ...rest }
     if (typeof poolOptions.host !== 'string' && typeof poolOptions.socketPath !== 'string') {

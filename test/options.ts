@@ -24,6 +24,19 @@ t.test('bad options are rejected with a typed error that names the option', asyn
   optionError(t, { stores: [] }, 'stores')
   optionError(t, { stores: 'mysql://x/y' }, 'stores')
   optionError(t, { stores: [store('a'), store('a')] }, 'stores[1].id')
+  optionError(t, { stores: [store('canary-id'), store('canary-id')] }, 'stores[1].id')
+  t.notMatch(
+    (() => {
+      try {
+        createSessionManager({ stores: [store('canary-id'), store('canary-id')] })
+      } catch (error) {
+        return (error as Error).message
+      }
+      return ''
+    })(),
+    'canary-id',
+    'a duplicated store id is not repeated, the earlier position is named',
+  )
   optionError(t, { stores: [{ uri: 'mysql://h/db' }] }, 'stores[0].id')
   optionError(t, { stores: [store('a'), store('b')], copies: 3 }, 'copies')
   optionError(t, { stores: [store('a'), store('b')], copies: 0 }, 'copies')
