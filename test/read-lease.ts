@@ -125,10 +125,12 @@ crashTest(
   async (t) => {
     await noAnnouncements()
     const lease = 40
+    // A timeout long enough that a loaded machine stores the announcement in time (a write
+    // whose announcement timed out is degraded, and its manager has nothing standing to renew).
     const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
       copies: 2,
       readLeaseMillis: lease,
-      queryTimeoutMillis: 300,
+      queryTimeoutMillis: 1000,
     })
     const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
     // An app server that read nothing for ten leases has paused its rounds: the announcement
@@ -137,16 +139,16 @@ crashTest(
     await waitFor('the idle manager to lose its lease', () => !faulty.stats().readLease!.holds)
     await sleep(20 * lease)
     proxies.get(a.id)!.setFault({ kind: 'blackhole' })
-    await faulty.writeSession(id, { v: 1 })
+    t.notOk((await faulty.writeSession(id, { v: 1 })).degraded, 'announced in time')
     const expiry = async (): Promise<number> => {
       const rows = await b.query('SELECT expires_at FROM sessions_stale')
       t.equal(rows.length, 1, 'one announcement, on b')
       return Number(rows[0]!.expires_at)
     }
     const announcedUntil = await expiry()
-    // Idle for five times the rounds' idle pause (ten leases): only the announcement keeps them
-    // going (a round waits for a's query timeout, 300 ms).
-    await sleep(50 * lease)
+    // Idle for ten times the rounds' idle pause (ten leases): only the announcement keeps them
+    // going (a round waits for a's query timeout, 1 s, so at least three rounds in 4 s).
+    await sleep(100 * lease)
     const renewedUntil = await expiry()
     t.ok(
       renewedUntil >= announcedUntil + 40 * lease,
@@ -320,7 +322,8 @@ t.test(
     await waitFor('the lease to lapse', () => manager.stats().readLease?.holds === false)
     const before = sent(manager)
     t.same(await manager.readSession(id), { v: 1 })
-    t.equal(total(sent(manager, before)), 2, 'a quorum read: the copy and a digest')
+    // The copy and a digest (and a hedge, when a loaded machine made the first store slow).
+    t.ok(total(sent(manager, before)) >= 2, 'a quorum read: the copy and a digest')
     await manager.applySchema()
     await leaseHolds(manager)
     const after = sent(manager)
