@@ -11,9 +11,9 @@ import {
   inflateRawSync,
 } from 'node:zlib'
 import type { RowCodec, SessionCodec, SessionData } from './codec.js'
-import { jsonCodec } from './codec.js'
+import { jsonCodec, PROTO_KEY } from './codec.js'
 import { InvalidOptionError, InvalidSessionDataError, SessionTooLargeError } from './errors.js'
-import { wholeNumber } from './validate.js'
+import { booleanOption, wholeNumber } from './validate.js'
 
 /** How sessions are compressed before they are stored (see {@link SessionManagerOptions}). */
 export type CompressionAlgorithm = 'deflate' | 'brotli'
@@ -42,6 +42,16 @@ export interface EncryptionKey {
 /** The `encryption` option: the first key encrypts, every key decrypts. */
 export interface EncryptionOption {
   keys: readonly EncryptionKey[]
+  /**
+   * Also read rows that are not encrypted for their session's id: plain rows and
+   * compressed-only ones (written before encryption was turned on), and rows of the first
+   * encrypted format, which earlier builds wrote without binding them to an id. Off, such a
+   * row is an unreadable copy, so that someone who can write to the stores cannot plant data
+   * in a session (or copy an unbound row from another). Turn it on only while migrating, until
+   * every session has been written since (or has expired).
+   * @default false
+   */
+  acceptPlainRows?: boolean
 }
 
 /** Marks a row written through this layer; a codec's own output never starts with a NUL byte and "ss". */
@@ -49,7 +59,8 @@ const MAGIC = Buffer.from([0x00, 0x73, 0x73])
 /**
  * Format 1: the header (and key id) authenticated; what compressed-only rows are written in.
  * Format 2: encrypted rows, which authenticate their session's id too, so that a row moved to
- * another id does not decrypt there. Rows of either format read.
+ * another id does not decrypt there. With encryption on, format-1 rows (and plain ones) read
+ * only with `acceptPlainRows`.
  */
 const FORMAT_UNBOUND = 1
 const FORMAT_BOUND = 2
@@ -77,6 +88,11 @@ interface ResolvedKey {
   key: Buffer
 }
 
+interface ResolvedEncryption {
+  keys: ResolvedKey[]
+  acceptPlainRows: boolean
+}
+
 /** Checks the `compression` option; null when compression is off. */
 export function resolveCompression(value: unknown): ResolvedCompression | null {
   if (value === undefined || value === false) return null
@@ -100,12 +116,19 @@ export function resolveCompression(value: unknown): ResolvedCompression | null {
 }
 
 /** Checks the `encryption` option (never echoing a key); null when encryption is off. */
-export function resolveEncryption(value: unknown): ResolvedKey[] | null {
+export function resolveEncryption(value: unknown): ResolvedEncryption | null {
   if (value === undefined) return null
-  const keys = (value as { keys?: unknown } | null)?.keys
+  const { keys, acceptPlainRows } = (value ?? {}) as { keys?: unknown; acceptPlainRows?: unknown }
   if (!Array.isArray(keys) || keys.length === 0) {
     throw new InvalidOptionError('encryption.keys', 'must be a non-empty list of { id, key }')
   }
+  return {
+    keys: resolveKeys(keys),
+    acceptPlainRows: booleanOption('encryption.acceptPlainRows', acceptPlainRows, false),
+  }
+}
+
+function resolveKeys(keys: unknown[]): ResolvedKey[] {
   const seen = new Set<string>()
   return keys.map((entry: unknown, index) => {
     const { id, key } = (entry ?? {}) as { id?: unknown; key?: unknown }
@@ -140,21 +163,30 @@ function keyBytes(key: unknown): Buffer | null {
 /**
  * The codec sessions are stored with: `inner`'s bytes, compressed and encrypted as configured
  * (plain, exactly as `inner` made them, when neither is on), an encrypted row bound to its
- * session's id. Reading accepts every format at once, so rows stay readable across turning
- * either on or off (an encrypted row needs its key). Decompression never yields more than
- * `maxBytes`.
+ * session's id. Reading accepts every format, so rows stay readable across turning compression
+ * on or off and encryption off (an encrypted row needs its key); with encryption on, only rows
+ * encrypted for their id, unless `acceptPlainRows`. Decompression never yields more than
+ * `maxBytes`. Decoded data with an own `__proto__` key (no write stores one) is refused.
  */
 export function atRestCodec(
   inner: SessionCodec,
   compression: ResolvedCompression | null,
-  keys: ResolvedKey[] | null,
+  encryption: ResolvedEncryption | null,
   maxBytes: number,
 ): RowCodec {
-  const format = new AtRestFormat(compression, keys, maxBytes)
+  const format = new AtRestFormat(compression, encryption, maxBytes)
   return {
     encode: (data: SessionData, sessionId: string) =>
       format.seal(plainBytes(inner, data, maxBytes), sessionId),
-    decode: (bytes: Buffer, sessionId: string) => inner.decode(format.open(bytes, sessionId)),
+    decode: (bytes: Buffer, sessionId: string) => {
+      const data = inner.decode(format.open(bytes, sessionId))
+      // One own-key lookup, not a walk: a framework's restore copies top-level keys with
+      // `session[key] = value`, which for "__proto__" replaces the session's prototype.
+      if (data !== null && typeof data === 'object' && Object.hasOwn(data, PROTO_KEY)) {
+        throw new Error('the data has a "__proto__" key, which no write stores')
+      }
+      return data
+    },
   }
 }
 
@@ -177,15 +209,18 @@ function plainBytes(inner: SessionCodec, data: SessionData, maxBytes: number): B
 class AtRestFormat {
   readonly #compression: ResolvedCompression | null
   readonly #keys: ResolvedKey[] | null
+  /** Whether rows not encrypted for their id are refused: encryption on, no `acceptPlainRows`. */
+  readonly #boundOnly: boolean
   readonly #maxBytes: number
 
   constructor(
     compression: ResolvedCompression | null,
-    keys: ResolvedKey[] | null,
+    encryption: ResolvedEncryption | null,
     maxBytes: number,
   ) {
     this.#compression = compression
-    this.#keys = keys
+    this.#keys = encryption?.keys ?? null
+    this.#boundOnly = encryption !== null && !encryption.acceptPlainRows
     this.#maxBytes = maxBytes
   }
 
@@ -215,7 +250,9 @@ class AtRestFormat {
 
   /**
    * The codec's bytes of session `sessionId`'s stored row; throws (an unreadable copy) on
-   * anything malformed, and on an encrypted row sealed for another id.
+   * anything malformed, on an encrypted row sealed for another id, and, with encryption on
+   * (and no `acceptPlainRows`), on a row not encrypted for its id: anyone who can write to the
+   * stores can write one.
    */
   open(stored: Buffer, sessionId: string): Buffer {
     // Every read passes here: a plain row (JSON starts with "{") is told by its first byte.
@@ -225,6 +262,7 @@ class AtRestFormat {
       stored[1] !== MAGIC[1] ||
       stored[2] !== MAGIC[2]
     ) {
+      if (this.#boundOnly) throw unboundRowError('a plain row')
       return stored // a plain row
     }
     const format = stored[MAGIC.length] as number
@@ -232,6 +270,9 @@ class AtRestFormat {
     const idLength = stored[MAGIC.length + 2] as number
     if (format !== FORMAT_UNBOUND && format !== FORMAT_BOUND) {
       throw new Error(`unknown at-rest format ${format}`)
+    }
+    if (format === FORMAT_UNBOUND && this.#boundOnly) {
+      throw unboundRowError(idLength === 0 ? 'a compressed, unencrypted row' : 'a format-1 row')
     }
     const headEnd = HEADER_BYTES + idLength
     // A bound row is an encrypted one: anything else claiming the format was not written here.
@@ -260,6 +301,12 @@ class AtRestFormat {
     }
     throw new Error(`unknown compression ${compressionId}`)
   }
+}
+
+function unboundRowError(what: string): Error {
+  return new Error(
+    `${what}, not encrypted for its session's id: refused while encryption is on (encryption.acceptPlainRows reads such rows while migrating)`,
+  )
 }
 
 function header(format: number, compressionId: number, keyId: Buffer): Buffer {

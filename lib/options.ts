@@ -92,11 +92,13 @@ export interface SessionManagerOptions {
    * Encrypt stored sessions with AES-256-GCM: `{ keys: [{ id, key }, ...] }`, 32-byte keys.
    * The first key encrypts; every key decrypts (each row names its key), so keys rotate
    * without downtime: put the new key first, and drop the old one once no row written with it
-   * is alive (a session's expiry after the switch, or after a `repair` rewrote them). Each
+   * is alive (a session's expiry after its next write: repair copies rows as they are). Each
    * row is bound to its session's id: a row that was tampered with, moved to another id, or
    * whose key is gone is an unreadable copy (the `unreadable-copy` event; the next copy
-   * answers), never garbage or another session's data. Rows written before encryption was
-   * turned on stay readable. The id, expiry and owner columns stay plain.
+   * answers), never garbage or another session's data. So is a row not encrypted for its id
+   * (a plain row, written before encryption was turned on or planted by someone who can write
+   * to the stores), unless `acceptPlainRows: true`, for the migration window. The id, expiry
+   * and owner columns stay plain.
    * @default off
    */
   encryption?: EncryptionOption

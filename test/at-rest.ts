@@ -1,6 +1,7 @@
 import t from 'tap'
 import { createCipheriv, randomBytes } from 'node:crypto'
 import { deserialize, serialize } from 'node:v8'
+import { deflateRawSync } from 'node:zlib'
 import type { SessionCodec, SessionData } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { rowsOnStores, startManager } from './helpers/manager.js'
@@ -116,22 +117,87 @@ t.test("a row moved to another session's id is an unreadable copy there", async 
   t.equal(await manager.readSession(admin), null, 'the old id is gone')
 })
 
-t.test('rows of the first encrypted format (not bound to an id) still read', async (t) => {
-  const table = 'at_rest_format_1'
-  const manager = await startManager(t, cluster, { table, encryption: { keys: [oldKey] } })
-  const id = await manager.createSession({ placeholder: true })
-  // The layout of format 1: NUL "ss", 1, compression 0, key id length, key id, IV, body, tag;
-  // the header alone is authenticated.
+/** A row of the first encrypted format: NUL "ss", 1, compression 0, key id length, key id, IV, body, tag; the header alone authenticated. */
+function formatOneRow(json: string): Buffer {
   const head = Buffer.concat([Buffer.from([0, 0x73, 0x73, 1, 0, 2]), Buffer.from('k1')])
   const iv = randomBytes(12)
   const cipher = createCipheriv('aes-256-gcm', oldKey.key, iv)
   cipher.setAAD(head)
-  const body = Buffer.concat([cipher.update('{"written":"before ids were bound"}'), cipher.final()])
-  const row = Buffer.concat([head, iv, body, cipher.getAuthTag()])
+  const body = Buffer.concat([cipher.update(json), cipher.final()])
+  return Buffer.concat([head, iv, body, cipher.getAuthTag()])
+}
+
+/** Gives session `id` the row `row` on every store, as someone who can write to them could. */
+async function plantRow(table: string, id: string, row: Buffer | string): Promise<void> {
   for (const store of cluster.stores) {
     await store.query(`UPDATE \`${table}\` SET data = ? WHERE id = ?`, [row, id])
   }
-  t.same(await manager.readSession(id), { written: 'before ids were bound' })
+}
+
+t.test('with encryption on, rows not sealed for their id are refused by default', async (t) => {
+  const table = 'at_rest_plain_refused'
+  const manager = await startManager(t, cluster, { table, encryption: { keys: [oldKey] } })
+  const migrating = await startManager(t, cluster, {
+    table,
+    encryption: { keys: [oldKey], acceptPlainRows: true },
+  })
+  const unreadable: { sessionId: string; error: unknown }[] = []
+  manager.on('unreadable-copy', (event) => unreadable.push(event))
+  const admin = { userId: 1, role: 'admin' }
+  const planted: [string, Buffer | string][] = [
+    // Someone who can write to the stores but holds no key plants an administrator's data in
+    // their own session: as a plain row, a compressed-only one (format 1 without a key), and a
+    // row of the first encrypted format, which is not bound to its id, so one copied from an
+    // administrator's session would do the same.
+    ['a plain row', JSON.stringify(admin)],
+    [
+      'a compressed-only row',
+      Buffer.concat([Buffer.from([0, 0x73, 0x73, 1, 1, 0]), deflateRawSync(JSON.stringify(admin))]),
+    ],
+    ['a row of the unbound format 1', formatOneRow(JSON.stringify(admin))],
+  ]
+  for (const [name, row] of planted) {
+    const own = await manager.createSession({ userId: 7, role: 'visitor' })
+    await plantRow(table, own, row)
+    unreadable.length = 0
+    t.equal(await manager.readSession(own), null, `${name}: no session`)
+    t.ok(
+      unreadable.length >= 1 && unreadable.every((event) => event.sessionId === own),
+      `${name}: reported as unreadable-copy`,
+    )
+    t.match(
+      String((unreadable[0]?.error as Error | undefined)?.message),
+      /acceptPlainRows/,
+      `${name}: the error names the option`,
+    )
+    t.same(await migrating.readSession(own), admin, `${name}: reads with acceptPlainRows`)
+  }
+  const admins: string[] = []
+  for await (const id of manager.find('role', 'admin')) admins.push(id)
+  t.same(admins, [], 'a scan skips them too')
+
+  // A sealed row reads under both settings; one copied from another session reads under neither.
+  const sealedAdmin = await manager.createSession(admin)
+  const visitor = await manager.createSession({ userId: 7, role: 'visitor' })
+  await plantRow(table, visitor, (await storedBytes(sealedAdmin, table))[0]!)
+  t.same(await migrating.readSession(sealedAdmin), admin, 'a sealed row reads with the opt-in')
+  t.equal(await manager.readSession(visitor), null, 'a copied sealed row: no session')
+  t.equal(await migrating.readSession(visitor), null, 'not even with acceptPlainRows')
+
+  // Writing seals the row again: the session is then readable without the opt-in.
+  const migrated = await manager.createSession({ placeholder: true })
+  await plantRow(table, migrated, JSON.stringify({ user: 'ada' }))
+  const read = await migrating.readSession(migrated, { withVersion: true })
+  await migrating.writeSession(migrated, read!.data, { expectedVersion: read!.version })
+  t.same(await manager.readSession(migrated), { user: 'ada' }, 'rewritten, it reads everywhere')
+})
+
+t.test('without encryption, plain and compressed rows read as before', async (t) => {
+  const table = 'at_rest_plain_unencrypted'
+  const manager = await startManager(t, cluster, { table, compression: 'deflate' })
+  const id = await manager.createSession({ placeholder: true })
+  await plantRow(table, id, JSON.stringify({ user: 'ada' }))
+  t.same(await manager.readSession(id), { user: 'ada' })
 })
 
 t.test('compression: big sessions shrink, small ones stay plain, every format reads', async (t) => {
@@ -174,7 +240,7 @@ t.test('compression and encryption together, around a custom codec, across switc
     table,
     codec: v8Codec,
     compression: { algorithm: 'deflate', thresholdBytes: 0 },
-    encryption: { keys: [newKey] },
+    encryption: { keys: [newKey], acceptPlainRows: true },
   })
   t.same(await both.readSession(oldId), { when: new Date(0), big: big(50) }, 'an older plain row')
   const id = await both.createSession({ when: new Date(1), big: big(300) })
@@ -217,6 +283,7 @@ t.test('bad options are typed errors that never echo a key', async (t) => {
     [{ encryption: { keys: [{ id: 'k', key: randomBytes(16) }] } }, 'encryption.keys[0].key'],
     [{ encryption: { keys: [{ id: 'bad id', key: randomBytes(32) }] } }, 'encryption.keys[0].id'],
     [{ encryption: { keys: [oldKey, oldKey] } }, 'encryption.keys[1].id'],
+    [{ encryption: { keys: [oldKey], acceptPlainRows: 'yes' } }, 'encryption.acceptPlainRows'],
   ]
   for (const [options, option] of cases) {
     try {

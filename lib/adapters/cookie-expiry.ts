@@ -1,4 +1,6 @@
 /** When a framework's session cookie says the session expires. */
+import { PROTO_KEY } from '../codec.js'
+
 /**
  * When a framework session should expire, from its cookie, in milliseconds since the epoch:
  * `cookie.expires` (a `Date`, or the ISO string a stored session carries), else `now` plus
@@ -43,4 +45,20 @@ export function withStoredExpiry<T extends object>(session: T, expiresAt: number
   const { expires } = cookie as { expires?: unknown }
   if (expires === undefined || expires === null || expires === false) return session
   return { ...session, cookie: { ...cookie, expires: new Date(expiresAt).toISOString() } }
+}
+
+/**
+ * `session` without an own `__proto__` key in its cookie (JSON.parse makes one from a stored
+ * row): express-session's Cookie copies the stored cookie's keys with `this[key] = value`, which
+ * for that key replaces the cookie's prototype. The manager refuses the key at the top level;
+ * deeper data is not walked, and the cookie is the one nested object a framework copies so.
+ */
+export function withoutCookieProto<T extends object>(session: T): T {
+  const cookie = (session as { cookie?: unknown }).cookie
+  if (cookie === null || typeof cookie !== 'object' || !Object.hasOwn(cookie, PROTO_KEY)) {
+    return session
+  }
+  const kept: Record<string, unknown> = { ...cookie }
+  delete kept[PROTO_KEY]
+  return { ...session, cookie: kept }
 }

@@ -6,7 +6,12 @@ import { secondsOption } from '../validate.js'
 import type { SessionManagerOptions } from '../options.js'
 import type { SessionManager } from '../session-manager.js'
 import { createSessionManager } from '../session-manager.js'
-import { cookieExpiry, cookieLifetime, withStoredExpiry } from './cookie-expiry.js'
+import {
+  cookieExpiry,
+  cookieLifetime,
+  withoutCookieProto,
+  withStoredExpiry,
+} from './cookie-expiry.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from './touch-throttle.js'
 
 /** The adapter option naming a manager the application created (and closes itself). */
@@ -115,7 +120,7 @@ export class ManagerLink {
       const current = await this.manager.readSession(key, { withVersion: true })
       if (current === null) return null
       this.#see(key, current.expiresAt, current.data)
-      return withStoredExpiry(current.data, current.expiresAt)
+      return withStoredExpiry(withoutCookieProto(current.data), current.expiresAt)
     } catch (error) {
       if (isMalformedId(error)) return null
       throw error
