@@ -170,14 +170,26 @@ export class SessionNotFoundError extends SessionShardsError {
   }
 }
 
-/** A lease lock could not be taken within `waitMillis`: another holder has it. */
+/**
+ * A lease lock could not be taken within `waitMillis`: another holder has it, or the store
+ * that holds the session's locks (in service, but failing) did not answer in time. `failure`
+ * (also the `cause`) is that store's last error, if its failure ended the wait.
+ */
 export class LockTimeoutError extends SessionShardsError {
-  constructor(waitMillis: number) {
+  readonly failure: StoreFailure | undefined
+
+  constructor(waitMillis: number, failure?: StoreFailure) {
     super(
       'LOCK_TIMEOUT',
-      `The session is locked by another holder and was not released within ${waitMillis} ms (waitMillis). ` +
-        'Retry later, or raise waitMillis.',
+      failure === undefined
+        ? `The session is locked by another holder and was not released within ${waitMillis} ms (waitMillis). ` +
+            'Retry later, or raise waitMillis.'
+        : `The lock could not be taken within ${waitMillis} ms (waitMillis): its store is in service but failed` +
+            describeFailures([failure]) +
+            '. Retry later, or raise waitMillis; a store that keeps failing is taken out of service (failThreshold) and the lock moves to the next one.',
+      failure === undefined ? undefined : { cause: failure.error },
     )
+    this.failure = failure
   }
 }
 

@@ -1,9 +1,10 @@
-/** Lease locks on sessions: taken on the session's first reachable store, writes fenced twice. */
+/** Lease locks on sessions: taken on the session's first store in service, writes fenced twice. */
 import { randomBytes } from 'node:crypto'
 import type { Clock } from './clock.js'
 import type { SessionData } from './codec.js'
 import type { StoreFailure } from './errors.js'
 import { LockExpiredError, LockTimeoutError, NoStoreAvailableError } from './errors.js'
+import { isTransientError, isUnreachableError } from './store/retry.js'
 import type { Store } from './store/store.js'
 import { millisOption } from './validate.js'
 import type { VersionedSession } from './read-path.js'
@@ -87,7 +88,7 @@ export class SessionLock {
     return this.#expiresAt
   }
 
-  /** The id of the store that holds the lock: the session's first reachable store. */
+  /** The id of the store that holds the lock: the session's first store in service. */
   get storeId(): string {
     return this.#store.id
   }
@@ -143,7 +144,17 @@ export class SessionLock {
   }
 }
 
-/** Takes the lock on the first store that answers in `order`, retrying until `waitMillis`. */
+/** How one round of {@link acquireLock} ended: taken, held by another, or a store in service failed. */
+type LockRound =
+  { taken: SessionLock } | { held: true } | { failed: StoreFailure; store: Store; retry: boolean }
+
+/**
+ * Takes the lock on the session's first store in service, retrying until `waitMillis`. Only a
+ * store out of service (down in this manager's standing: a refused connection, or
+ * `failThreshold` failures in a row) passes the lock on to the next store: one that is in
+ * service but slow or failing may hold another holder's lock, so it is asked again (with the
+ * same token, which takes back a lock whose answer was lost) until it answers or goes down.
+ */
 export async function acquireLock(
   sessions: LockedSessions,
   order: () => readonly Store[],
@@ -154,26 +165,51 @@ export async function acquireLock(
   const { clock } = sessions
   const giveUpAt = clock.now() + options.waitMillis
   for (let attempt = 0; ; attempt++) {
-    const failures: StoreFailure[] = []
-    let held = false
-    for (const store of order()) {
-      const expiresAt = clock.now() + options.leaseMillis
-      try {
-        if (await store.lock(sessionId, token, expiresAt)) {
-          return new SessionLock(sessions, store, sessionId, token, options.leaseMillis, expiresAt)
-        }
-        held = true
-        break
-      } catch (error) {
-        // The lock lives on the first store that answers; one that fails is skipped.
-        failures.push({ storeId: store.id, error: error as Error })
-      }
+    const round = await lockRound(sessions, order(), sessionId, token, options.leaseMillis)
+    if ('taken' in round) return round.taken
+    if ('failed' in round && !round.retry) {
+      throw new NoStoreAvailableError('take the lock', [round.failed])
     }
-    if (!held) throw new NoStoreAvailableError('take the lock', failures)
-    if (clock.now() >= giveUpAt) throw new LockTimeoutError(options.waitMillis)
+    if (clock.now() >= giveUpAt) {
+      if (!('failed' in round)) throw new LockTimeoutError(options.waitMillis)
+      // The statement may have taken the lock although its answer was lost: give it back.
+      round.store.unlock(sessionId, token).catch(() => {})
+      throw new LockTimeoutError(options.waitMillis, round.failed)
+    }
     const pause = Math.min(50, 2 + attempt * 2) * (0.5 + Math.random())
     await new Promise((resolve) =>
       setTimeout(resolve, Math.min(pause, Math.max(1, giveUpAt - clock.now()))),
     )
   }
+}
+
+/** Asks the first store in service of `stores` for the lock, moving on only past stores out of service. */
+async function lockRound(
+  sessions: LockedSessions,
+  stores: readonly Store[],
+  sessionId: string,
+  token: string,
+  leaseMillis: number,
+): Promise<LockRound> {
+  const failures: StoreFailure[] = []
+  for (const store of stores) {
+    const expiresAt = sessions.clock.now() + leaseMillis
+    try {
+      if (!(await store.lock(sessionId, token, expiresAt))) return { held: true }
+      const lock = new SessionLock(sessions, store, sessionId, token, leaseMillis, expiresAt)
+      return { taken: lock }
+    } catch (error) {
+      const failed = { storeId: store.id, error: error as Error }
+      // A store out of service passes the lock on; its lock rows are ignored once their
+      // leases pass. A store in service may hold another holder's lock: never skipped.
+      if (!store.standing.up) {
+        failures.push(failed)
+        continue
+      }
+      // Worth asking again: a timeout, a lost connection, a deadlock. Any other SQL error
+      // (a missing table, a refused privilege) would only come back.
+      return { failed, store, retry: isUnreachableError(error) || isTransientError(error) }
+    }
+  }
+  throw new NoStoreAvailableError('take the lock', failures)
 }

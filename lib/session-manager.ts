@@ -348,9 +348,10 @@ export class SessionManager extends ClusterOperations {
 
   /**
    * Takes the session's lease lock (msession's lock, HTTP_SessionServer's exclusive open). The
-   * lock lives on the session's first reachable store; it expires on its own after
-   * `leaseMillis` if the holder dies. Readers are never blocked. Rejects with
-   * {@link LockTimeoutError} if another holder keeps it past `waitMillis`.
+   * lock lives on the session's first store in service (a store that fails but is not down is
+   * asked again, never skipped); it expires on its own after `leaseMillis` if the holder dies.
+   * Readers are never blocked. Rejects with {@link LockTimeoutError} if another holder keeps it,
+   * or that store keeps failing, past `waitMillis`.
    */
   async lockSession(sessionId: string, options: LockOptions = {}): Promise<SessionLock> {
     this.checkId(sessionId)

@@ -3,7 +3,13 @@ import type { Test } from 'tap'
 import { LockExpiredError, LockTimeoutError, VersionConflictError } from '../lib/index.js'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { startManager, storesWithLiveCopy } from './helpers/manager.js'
+import { grayManagers } from './helpers/gray.js'
+import {
+  idWithOrderPrefix,
+  startManager,
+  storeState,
+  storesWithLiveCopy,
+} from './helpers/manager.js'
 import { sleep } from './helpers/wait.js'
 
 // Guarantee 5 in docs/guarantees.md (4 of the design brief): two requests that read then write the same
@@ -123,3 +129,65 @@ t.test(
     await second.release()
   },
 )
+
+t.test('a lock stays on the first store while that store is in service', async (t) => {
+  const [first, second] = cluster.storeConfigs().map((config) => config.id) as [string, string]
+  // healthy reaches every store directly; faulty reaches the first store through a proxy.
+  // Timeouts of one store count toward its circuit: a high failThreshold keeps it in service.
+  const gray = (failThreshold: number) =>
+    grayManagers(t, cluster, [first], {
+      copies: 2,
+      queryTimeoutMillis: 200,
+      failThreshold,
+    })
+  const slow = { kind: 'latency', toStoreMillis: 400, toClientMillis: 0 } as const
+
+  t.test('a statement timeout waits for the holder: no second lock', async (t) => {
+    const { faulty, healthy, proxies } = await gray(20)
+    const id = idWithOrderPrefix(healthy, [first, second])
+    const held = await healthy.lockSession(id, { leaseMillis: 30_000 })
+    t.equal(held.storeId, first)
+    proxies.get(first)!.setFault(slow)
+    const error = await faulty.lockSession(id, { waitMillis: 600 }).then(
+      async (lock) => {
+        await lock.release()
+        return lock.storeId
+      },
+      (e: unknown) => e,
+    )
+    t.ok(
+      error instanceof LockTimeoutError,
+      `rejected with LockTimeoutError, not locked on ${String(error)}`,
+    )
+    t.match(error, { code: 'LOCK_TIMEOUT', cause: { code: 'STORE_TIMEOUT' } })
+    t.equal(storeState(faulty, first), 'up', 'the first store stayed in service')
+    proxies.get(first)!.setFault({ kind: 'none' })
+    await held.release()
+  })
+
+  t.test('a lock statement whose answer was late is taken by the same holder', async (t) => {
+    const { faulty, healthy, proxies } = await gray(20)
+    const id = idWithOrderPrefix(healthy, [first, second])
+    proxies.get(first)!.setFault(slow)
+    // The first statements commit on the store but answer too late; then the fault ends.
+    setTimeout(() => proxies.get(first)!.setFault({ kind: 'none' }), 500)
+    const lock = await faulty.lockSession(id, { waitMillis: 5000 })
+    t.equal(lock.storeId, first, 'locked on the first store, not the next')
+    await t.rejects(healthy.lockSession(id, { waitMillis: 0 }), LockTimeoutError, 'and held')
+    await lock.release()
+    const next = await healthy.lockSession(id, { waitMillis: 0 })
+    t.equal(next.storeId, first, 'released: no stray lock row left behind')
+    await next.release()
+  })
+
+  t.test('a store taken out of service passes the lock to the next store', async (t) => {
+    const { faulty, healthy, proxies } = await gray(2)
+    const id = idWithOrderPrefix(healthy, [first, second])
+    proxies.get(first)!.setFault({ kind: 'blackhole' })
+    const lock = await faulty.lockSession(id, { waitMillis: 5000 })
+    t.equal(storeState(faulty, first), 'down', 'after failThreshold timeouts')
+    t.equal(lock.storeId, second, 'the lock is on the next store')
+    await lock.release()
+    proxies.get(first)!.setFault({ kind: 'none' })
+  })
+})

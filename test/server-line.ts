@@ -314,6 +314,34 @@ t.test('w holds the lock until close; r is never blocked by it', async (t) => {
   await other.ok('close')
 })
 
+t.test('a pipelined answer is sent while the command after it waits for a lock', async (t) => {
+  const server = await startServer(t, manager, { lockWaitMillis: 10_000 })
+  const holder = await LineClient.connect(server.lineAddress)
+  const waiter = await LineClient.connect(server.lineAddress)
+  t.teardown(() => {
+    holder.destroy()
+    waiter.destroy()
+  })
+  const id = (await holder.ok('new')).word as string
+  const events: string[] = []
+  const release = async (): Promise<void> => {
+    if (events.includes('released')) return
+    events.push('released')
+    await holder.ok('close')
+  }
+  // The holder lets go once the first answer is in, or after a while if it never comes.
+  const fallback = setTimeout(() => void release(), 3000)
+  t.teardown(() => clearTimeout(fallback))
+  waiter.write(Buffer.concat([frame(`exists ${id}`), frame(`open ${id} w`)]))
+  const first = await waiter.answer()
+  events.push('first answer')
+  await release()
+  t.same(first, { ok: true, word: '1' })
+  t.same(await waiter.answer(), { ok: true }, 'open w gets the lock once it is released')
+  t.same(events, ['first answer', 'released'], 'the first answer came while open w waited')
+  await waiter.ok('close')
+})
+
 t.test(
   'regenerate_id of a session destroyed meanwhile is not-found and writes nothing',
   async (t) => {

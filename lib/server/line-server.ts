@@ -230,12 +230,17 @@ class LineConnection {
         }
         if ('error' in frame && frame.hangUp === true) this.#hangUp = true
         const answer = await this.#answer(frame)
-        // Answers to pipelined requests leave in one write: corked while more are queued.
+        // Answers to pipelined requests leave in one write: corked while more are queued, until
+        // the end of this tick, so that requests answered without waiting share the write and
+        // an answer never waits for a request that does (a lock wait, a store).
         const more = this.#queue.length > 0
-        if (more && !this.#socket.writableCorked) this.#socket.cork()
+        if (more && !this.#socket.writableCorked) {
+          this.#socket.cork()
+          process.nextTick(() => this.#uncork())
+        }
         const flowing = this.#send(answer)
         // Uncorked before waiting for 'drain', which a corked socket never emits.
-        if (!more || !flowing) while (this.#socket.writableCorked) this.#socket.uncork()
+        if (!more || !flowing) this.#uncork()
         if (!flowing && !(await this.#drained())) {
           // The client does not read its answers: it holds buffers and perhaps a lock.
           debug(
@@ -250,7 +255,7 @@ class LineConnection {
         if (this.#hangUp || this.#teardown !== undefined) break
       }
     } finally {
-      while (this.#socket.writableCorked) this.#socket.uncork()
+      this.#uncork()
       this.#running = false
     }
     if (
@@ -290,6 +295,10 @@ class LineConnection {
     this.#authenticated = true
     clearTimeout(this.#authTimer)
     return okAnswer()
+  }
+
+  #uncork(): void {
+    while (this.#socket.writableCorked) this.#socket.uncork()
   }
 
   #send(answer: Buffer): boolean {
