@@ -214,6 +214,28 @@ export class StoreDownError extends SessionShardsError {
   }
 }
 
+/**
+ * A store already had `maxOperationsInFlight` requests of this manager waiting for one of its
+ * connections (all of them busy, or being opened): this one was refused at once, before any
+ * statement, and fails over like a timeout. It says nothing against the store (its circuit
+ * does not count it): the backlog is this manager's.
+ */
+export class StoreBusyError extends SessionShardsError {
+  readonly storeId: string
+  /** Requests that may wait for a connection of one store at once. */
+  readonly limit: number
+
+  constructor(storeId: string, limit: number) {
+    super(
+      'STORE_BUSY',
+      `Store ${storeId} already has ${limit} requests waiting for a connection (maxOperationsInFlight); ` +
+        'the request was not sent to it.',
+    )
+    this.storeId = storeId
+    this.limit = limit
+  }
+}
+
 /** `applySchema` could not create the tables on some stores; `failures` holds each one's cause. */
 export class SchemaNotAppliedError extends SessionShardsError {
   readonly failures: StoreFailure[]

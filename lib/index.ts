@@ -53,6 +53,7 @@ export {
   SessionTooLargeError,
   StoreTimeoutError,
   StoreDownError,
+  StoreBusyError,
   VersionConflictError,
   VersionOverflowError,
   SessionNotFoundError,

@@ -5,8 +5,9 @@ import { ManagerClosedError, TooManyOperationsError } from './errors.js'
  * Counts operations and background work (read repairs, moves) until they settle. Once closing,
  * new operations are refused and no background work starts; {@link settled} resolves when the
  * count reaches zero. Operations beyond `maxOperations` in flight are refused too: every queue
- * an operation joins (a store's batch queue, the driver's wait for a connection) is then
- * bounded, whatever the callers do.
+ * an operation joins (a store's batch queue, the wait for a store's connection) is then
+ * bounded, whatever the callers do, since a request leaves it when its deadline passes (and
+ * StoreConnection caps each wait for a connection at `maxOperations` besides).
  */
 export class WorkTracker {
   /** Operations and background work in flight. */

@@ -6,7 +6,9 @@ import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { inspect } from 'node:util'
+import { StoreBusyError, StoreDownError, StoreTimeoutError } from '../lib/index.js'
 import type { SessionServerOptions } from '../lib/server/index.js'
+import { errorReply } from '../lib/server/request-error.js'
 import { finished, runCli, spawnCli } from './helpers/cli.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { LineClient } from './helpers/line-client.js'
@@ -528,3 +530,16 @@ t.test(
     await lock.release()
   },
 )
+
+t.test('a store in trouble is a 503 whose message names no store', async (t) => {
+  for (const error of [
+    new StoreBusyError('store-secret-name', 64),
+    new StoreDownError('store-secret-name'),
+    new StoreTimeoutError('store-secret-name', 1000, 0, 'query'),
+  ]) {
+    const reply = errorReply(error)
+    t.equal(reply.status, 503, `${error.code}: 503`)
+    t.equal(reply.code, error.code)
+    t.notMatch(reply.message, 'store-secret-name', `${error.code}: the store is not named`)
+  }
+})

@@ -53,6 +53,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   NOT_ENOUGH_STORES: 503,
   STORE_TIMEOUT: 503,
   STORE_DOWN: 503,
+  STORE_BUSY: 503,
   MANAGER_CLOSED: 503,
   TOO_MANY_OPERATIONS: 503,
   SHUTTING_DOWN: 503,
@@ -65,6 +66,7 @@ const STORE_TROUBLE: Record<string, string> = {
   NOT_ENOUGH_STORES: 'Too few stores could take the write: it was not acknowledged. Retry later.',
   STORE_TIMEOUT: 'A store did not answer in time. Retry later.',
   STORE_DOWN: 'A store is down. Retry later.',
+  STORE_BUSY: 'A store has too many requests waiting. Retry later.',
 }
 
 /** What a client is told about a failure: a stable code and a one-line message. */

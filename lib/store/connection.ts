@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream'
 import mysql from 'mysql2'
 import type { Pool, PoolConnection } from 'mysql2'
 import { debug } from '../debug.js'
-import { errorSummary, StoreTimeoutError } from '../errors.js'
+import { errorSummary, StoreBusyError, StoreTimeoutError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ResolvedStore } from '../store-options.js'
 import { DeadlineTracker } from './deadlines.js'
@@ -19,6 +19,12 @@ export type Protocol = 'execute' | 'query'
  * a connection and every retry, so a hung store costs a caller at most `queryTimeoutMillis`;
  * a connection whose work passed the deadline, or broke part way, is destroyed rather than
  * returned to the pool (the server then rolls back whatever it left open).
+ *
+ * Callers wait for a connection here, never in mysql2's queue: a caller cannot leave that one,
+ * so each that timed out stayed queued, with its statement's input (up to a whole session),
+ * until a connection came free, and a hung store frees one per `connectTimeoutMillis` at best.
+ * Here a caller leaves the wait at its deadline, and at most `maxOperationsInFlight` wait at
+ * once: one more is refused at once with {@link StoreBusyError} and fails over.
  */
 export class StoreConnection {
   readonly #id: string
@@ -26,6 +32,14 @@ export class StoreConnection {
   readonly #timeoutMillis: number
   readonly #retries: number
   readonly #deadlines: DeadlineTracker
+  /** Connections the pool may have (its `connectionLimit`; unlimited there is 0). */
+  readonly #connectionLimit: number
+  /** Connections asked of the pool and not given back: being opened, or held by a caller. */
+  #inUse = 0
+  /** Callers waiting for a connection, oldest first; each leaves at its deadline. */
+  readonly #waiting = new Set<() => void>()
+  /** Callers that may wait at once. */
+  readonly #maxWaiting: number
   /** The sockets of the pool's connections that have not closed yet. */
   readonly #sockets = new Set<Duplex>()
   /** Statements whose promise has not settled (each settles by its deadline at the latest). */
@@ -41,6 +55,13 @@ export class StoreConnection {
     this.#deadlines = new DeadlineTracker(
       Math.max(5, Math.min(100, options.queryTimeoutMillis / 10)),
     )
+    const { connectionLimit, queueLimit, waitForConnections } = store.poolOptions
+    this.#connectionLimit = connectionLimit ?? options.connectionsPerStore
+    if (this.#connectionLimit === 0) this.#connectionLimit = Number.POSITIVE_INFINITY
+    this.#maxWaiting =
+      waitForConnections === false
+        ? 0
+        : Math.min(options.maxOperationsInFlight, queueLimit || Number.POSITIVE_INFINITY)
     this.#pool = mysql.createPool({
       connectionLimit: options.connectionsPerStore,
       maxIdle: options.connectionsPerStore,
@@ -66,6 +87,11 @@ export class StoreConnection {
   /** The deadline tracker, shared with the store's batchers (one timer per store). */
   get deadlines(): DeadlineTracker {
     return this.#deadlines
+  }
+
+  /** Callers waiting for a connection now. */
+  get waiting(): number {
+    return this.#waiting.size
   }
 
   /** Runs one statement, within `queryTimeoutMillis` unless a `deadline` of its own is given. */
@@ -124,6 +150,11 @@ export class StoreConnection {
         quitSent = true
         settleIfDone()
       })
+      // Like those mysql2 queued itself: each is told at once that the pool is closed.
+      for (const waiter of this.#waiting) {
+        this.#waiting.delete(waiter)
+        waiter()
+      }
     })
     return this.#closed
   }
@@ -134,29 +165,43 @@ export class StoreConnection {
   ): Promise<T> {
     let expired = false
     let current: PoolConnection | undefined
+    /** This call's place among the callers waiting for a connection, while it waits. */
+    let waiter: (() => void) | undefined
+    const timedOut = (): StoreTimeoutError =>
+      new StoreTimeoutError(this.#id, deadline.millis, 0, deadline.name)
+    /** Gives the connection back (at most once: the deadline may have done it already). */
+    const putBack = (destroy: boolean): void => {
+      const connection = current
+      if (connection === undefined) return
+      current = undefined
+      if (destroy) connection.destroy()
+      else connection.release()
+      this.#givenBack()
+    }
     // Callbacks rather than a promise per step (and per attempt): this runs for every statement.
     const attempt = (done: (error: unknown, result?: T) => void): void => {
-      this.#pool.getConnection((connectError, connection) => {
+      // A retry that backed off past the deadline: nobody is waiting for its answer.
+      if (expired) return done(timedOut())
+      waiter = this.#connect((connectError, connection) => {
+        waiter = undefined
         if (connectError) return done(connectError)
-        if (expired) {
-          connection.release()
-          return done(new StoreTimeoutError(this.#id, deadline.millis, 0, deadline.name))
-        }
         current = connection
+        if (expired) {
+          putBack(false)
+          return done(timedOut())
+        }
         const finish = (error: unknown, result?: T): void => {
-          current = undefined
           if (error === null) {
-            if (expired) return connection.destroy()
-            connection.release()
+            if (expired) return putBack(true)
+            putBack(false)
             return done(null, result)
           }
           // An SQL error leaves the connection clean; a broken connection does not.
-          if (expired || isUnreachableError(error)) connection.destroy()
-          else connection.release()
+          putBack(expired || isUnreachableError(error))
           done(error)
         }
         try {
-          work(connection, finish)
+          work(connection!, finish)
         } catch (error) {
           // Thrown before anything was sent (the driver refusing a parameter, say): outside
           // any promise here, it would be an uncaught exception.
@@ -171,7 +216,8 @@ export class StoreConnection {
         untracked: true,
         expire: (lateByMillis: number) => {
           expired = true
-          current?.destroy()
+          if (waiter !== undefined) this.#waiting.delete(waiter)
+          putBack(true)
           const error = new StoreTimeoutError(
             this.#id,
             deadline.millis,
@@ -206,6 +252,46 @@ export class StoreConnection {
         retryTransient(again, this.#retries).then(succeeded, failed)
       })
     })
+  }
+
+  /**
+   * Asks the pool for a connection for `take` (which gives it back through {@link #givenBack}),
+   * at once when the pool has one to give, else once one is given back; past `#maxWaiting`
+   * waiting, `take` is refused at once. Returns the caller's place in the wait, if it waits.
+   */
+  #connect(
+    take: (error: Error | null, connection?: PoolConnection) => void,
+  ): (() => void) | undefined {
+    const ask = (): void => {
+      this.#inUse++
+      this.#pool.getConnection((error, connection) => {
+        if (error) {
+          this.#givenBack()
+          return take(error)
+        }
+        take(null, connection)
+      })
+    }
+    if (this.#inUse < this.#connectionLimit) {
+      ask()
+      return undefined
+    }
+    if (this.#waiting.size >= this.#maxWaiting) {
+      take(new StoreBusyError(this.#id, this.#maxWaiting))
+      return undefined
+    }
+    this.#waiting.add(ask)
+    return ask
+  }
+
+  /** A connection was released or destroyed, or never came: the longest waiter asks for one. */
+  #givenBack(): void {
+    this.#inUse--
+    for (const next of this.#waiting) {
+      this.#waiting.delete(next)
+      next()
+      return
+    }
   }
 
   /** One statement's promise has settled: the last one to settle starts close()'s grace period. */
