@@ -81,6 +81,7 @@ export class Cluster {
             ),
             this.retiring,
             copies,
+            options.minCopies,
           )
     this.repairContext = {
       orderOf: (id) => this.storeListChange.repairOrder(this.order(id)),

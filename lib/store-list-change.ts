@@ -1,6 +1,8 @@
 /** A change of the store list under way (`previousStores`): where reads look too, what writes clear. */
 import { askInOrder } from './ask-in-order.js'
 import type { StoreAnswer } from './ask-in-order.js'
+import { NoStoreAvailableError, StoreDownError } from './errors.js'
+import type { StoreFailure } from './errors.js'
 import type { OrderCache } from './placement.js'
 import type { StoredCopy } from './store/rows.js'
 import type { Store } from './store/store.js'
@@ -11,7 +13,8 @@ import type { Store } from './store/store.js'
  * - a read that finds nothing under the new placement asks the old one, and the session found
  *   there is moved (read-through);
  * - a write first checks the old placement for a tombstone (a destroy from before the change
- *   must still win), and clears the old placement's copies afterwards;
+ *   must still win), and is refused when too few of the stores that would hold it answer
+ *   ({@link tombstoneCheck}); it clears the old placement's copies afterwards;
  * - repair and rebalance see the retiring stores last, never as targets, so they empty them.
  * Without a change of the store list every step is a no-op ({@link NO_STORE_LIST_CHANGE}).
  */
@@ -28,7 +31,11 @@ export interface StoreListChange {
     sessionId: string,
     asked: ReadonlySet<Store>,
   ): Promise<StoreAnswer<Store, StoredCopy | null>[]>
-  /** Whether the old placement holds a tombstone for the session. */
+  /**
+   * Whether the old placement holds a tombstone for the session. Rejects with
+   * {@link NoStoreAvailableError} when too few of the stores that would hold it answered to
+   * tell (see {@link tombstoneCheck}): the write must then not be made.
+   */
   destroyedUnderOld(sessionId: string): Promise<boolean>
   /**
    * After a write or destroy reached `reached`: the old placement's first `copies` stores it did
@@ -52,11 +59,39 @@ export const NO_STORE_LIST_CHANGE: StoreListChange = {
   repairOrder: (order) => order,
 }
 
+/**
+ * What the old placement's first `copies` stores answered (`answers`, each with whether the
+ * store is behind: it missed writes not replayed to it yet) tells of a tombstone, out of
+ * `copies` stores of which `minCopies` took every destroy that was acknowledged:
+ * - `destroyed`: an answer holds a tombstone;
+ * - `live`: no tombstone, and at least `copies - minCopies + 1` stores that are caught up
+ *   answered. A destroy acknowledged without degrading left a tombstone on `minCopies` stores
+ *   at least (past the first `copies` if some of them failed), and a durable hint for each of
+ *   the first `copies` it missed, which keeps that store behind (for every manager) until the
+ *   tombstone is replayed to it; so `copies - minCopies + 1` caught-up stores include one that
+ *   would show it. Answers of stores that are behind prove nothing: the destroy may have gone
+ *   past them;
+ * - `unknown`: too few answered (the others down, failing or hung): the tombstone may be on
+ *   those alone, and a write made now would bring the session back under the new placement.
+ * A store that is down for good therefore blocks no write on its own with the default
+ * `minCopies` (`copies`): the session's other old stores answer for it.
+ */
+export function tombstoneCheck(
+  answers: readonly { deleted: boolean; behind: boolean }[],
+  copies: number,
+  minCopies: number,
+): 'destroyed' | 'live' | 'unknown' {
+  if (answers.some((answer) => answer.deleted)) return 'destroyed'
+  const caughtUp = answers.filter((answer) => !answer.behind).length
+  return caughtUp >= copies - minCopies + 1 ? 'live' : 'unknown'
+}
+
 /** A change from `previous` (the old placement's orders) to the current store list. */
 export function storeListChange(
   previous: OrderCache<Store>,
   retiring: readonly Store[],
   copies: number,
+  minCopies: number,
 ): StoreListChange {
   const oldCopies = (sessionId: string): Store[] =>
     previous
@@ -71,10 +106,31 @@ export function storeListChange(
       return found.answers
     },
     async destroyedUnderOld(sessionId) {
-      const reads = await Promise.allSettled(
-        oldCopies(sessionId).map((store) => store.read(sessionId)),
+      const holders = previous.order(sessionId).slice(0, copies)
+      const failures: StoreFailure[] = []
+      const answers: { deleted: boolean; behind: boolean }[] = []
+      await Promise.all(
+        holders.map(async (store) => {
+          if (!store.standing.up) {
+            failures.push({ storeId: store.id, error: new StoreDownError(store.id) })
+            return
+          }
+          try {
+            const copy = await store.read(sessionId)
+            answers.push({ deleted: copy?.deleted === true, behind: store.standing.behind })
+          } catch (error) {
+            failures.push({ storeId: store.id, error: error as Error })
+          }
+        }),
       )
-      return reads.some((read) => read.status === 'fulfilled' && read.value?.deleted === true)
+      const verdict = tombstoneCheck(answers, copies, minCopies)
+      if (verdict === 'unknown') {
+        throw new NoStoreAvailableError(
+          'tell whether the session was destroyed before the change of the store list',
+          failures,
+        )
+      }
+      return verdict === 'destroyed'
     },
     async clearOld(sessionId, reached, clear) {
       const left = oldCopies(sessionId).filter((store) => !reached.includes(store))
