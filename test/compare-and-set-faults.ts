@@ -2,6 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { VersionConflictError } from '../lib/index.js'
 import type { SessionManagerOptions } from '../lib/index.js'
+import type { FaultProxy } from '../lib/local-cluster/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
 import { idWithOrderPrefix } from './helpers/manager.js'
@@ -13,24 +14,36 @@ import { sleep } from './helpers/wait.js'
 const cluster = await startTestCluster(t, { stores: 3 })
 const [a, b, c] = [cluster.stores[0]!, cluster.stores[1]!, cluster.stores[2]!]
 
-t.test('a compare-and-set whose answer a reset lost, retried, is not a conflict', async (t) => {
+/** Two app servers; one reaches the session's first store (a) through a proxy, one connection. */
+async function resetScene(t: Test) {
   const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
     connectionsPerStore: 1,
     queryTimeoutMillis: 3_000,
     healthCheckIntervalMillis: 3_600_000,
   })
   const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
-  const first = await faulty.writeSession(id, { n: 0 })
-  // One compare-and-set first, so that the retried one below needs no prepare round trip.
-  const second = await faulty.writeSession(id, { n: 1 }, { expectedVersion: first.version })
-  const proxy = proxies.get(a.id)!
-  // The statement reaches a at once; its answer is held back, and the connection reset while
-  // it is: the driver sends it again on a new connection, which finds it applied.
+  return { faulty, healthy, proxy: proxies.get(a.id)!, id }
+}
+
+/**
+ * The statement sent next reaches the store at once; its answer is held back, and the
+ * connection reset while it is: the driver sends it again on a new connection, which finds it
+ * applied.
+ */
+async function loseTheAnswer(proxy: FaultProxy): Promise<void> {
   proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 600 })
-  const third = faulty.writeSession(id, { n: 2 }, { expectedVersion: second.version })
   await sleep(200)
   proxy.setFault({ kind: 'reset' })
   proxy.setFault({ kind: 'none' })
+}
+
+t.test('a compare-and-set whose answer a reset lost, retried, is not a conflict', async (t) => {
+  const { faulty, healthy, proxy, id } = await resetScene(t)
+  const first = await faulty.writeSession(id, { n: 0 })
+  // One compare-and-set first, so that the retried one below needs no prepare round trip.
+  const second = await faulty.writeSession(id, { n: 1 }, { expectedVersion: first.version })
+  const third = faulty.writeSession(id, { n: 2 }, { expectedVersion: second.version })
+  await loseTheAnswer(proxy)
   const outcome = await third.then(
     (result) => result,
     (error: unknown) => error,
@@ -44,25 +57,13 @@ t.test('a compare-and-set whose answer a reset lost, retried, is not a conflict'
 })
 
 t.test('updateSession applies its change once when a reset loses the answer', async (t) => {
-  const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
-    connectionsPerStore: 1,
-    queryTimeoutMillis: 3_000,
-    healthCheckIntervalMillis: 3_600_000,
-  })
-  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  const { faulty, healthy, proxy, id } = await resetScene(t)
   await faulty.writeSession(id, { n: 0 })
   await faulty.increment(id, 'n')
-  const proxy = proxies.get(a.id)!
   let changes = 0
   const updated = await faulty.updateSession(id, (data) => {
     // After the read: the compare-and-set that follows loses its answer to a reset.
-    if (++changes === 1) {
-      proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 600 })
-      setTimeout(() => {
-        proxy.setFault({ kind: 'reset' })
-        proxy.setFault({ kind: 'none' })
-      }, 200)
-    }
+    if (++changes === 1) void loseTheAnswer(proxy)
     return { n: (data!.n as number) + 1 }
   })
   t.equal(changes, 1, 'the change ran once')
