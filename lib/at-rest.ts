@@ -11,7 +11,7 @@ import {
   inflateRawSync,
 } from 'node:zlib'
 import type { RowCodec, SessionCodec, SessionData } from './codec.js'
-import { jsonCodec, PROTO_KEY } from './codec.js'
+import { hasProtoKey, jsonCodec, protoKeyError } from './codec.js'
 import { InvalidOptionError, InvalidSessionDataError, SessionTooLargeError } from './errors.js'
 import { booleanOption, wholeNumber } from './validate.js'
 
@@ -182,9 +182,7 @@ export function atRestCodec(
       const data = inner.decode(format.open(bytes, sessionId))
       // One own-key lookup, not a walk: a framework's restore copies top-level keys with
       // `session[key] = value`, which for "__proto__" replaces the session's prototype.
-      if (data !== null && typeof data === 'object' && Object.hasOwn(data, PROTO_KEY)) {
-        throw new Error('the data has a "__proto__" key, which no write stores')
-      }
+      if (data !== null && typeof data === 'object' && hasProtoKey(data)) throw protoKeyError()
       return data
     },
   }

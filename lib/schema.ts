@@ -6,7 +6,7 @@
  * - `deleted = 1` marks a tombstone: the session was destroyed and must never come back;
  * - `ttl_seconds` is a per-session timeout that later writes keep (NULL: the manager's default);
  * - `owner` (indexed) serves per-user lookups (the `ownerKey` option).
- * The locks table holds lease locks; it lives on each session's first reachable store.
+ * The locks table holds lease locks; it lives on each session's first store in service.
  * The hints table lists, per store, the sessions it missed while other stores took its writes.
  * The stale table lists, per store, the managers whose writes it missed and that have not yet
  * seen it caught up: while a row stands, no manager reads that store alone.
@@ -18,7 +18,7 @@
 /** At most 58 characters, so that `<table>_hints` fits MySQL's 64-character limit. */
 const TABLE_NAME = /^(?![0-9]+$)[A-Za-z0-9_$]{1,58}$/
 
-/** The table of lease locks, kept on a session's first reachable store. */
+/** The table of lease locks, kept on a session's first store in service. */
 export function locksTableName(table: string): string {
   return `${table}_locks`
 }

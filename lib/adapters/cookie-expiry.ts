@@ -1,5 +1,5 @@
 /** When a framework's session cookie says the session expires. */
-import { PROTO_KEY } from '../codec.js'
+import { hasProtoKey, PROTO_KEY } from '../codec.js'
 
 /**
  * When a framework session should expire, from its cookie, in milliseconds since the epoch:
@@ -55,7 +55,7 @@ export function withStoredExpiry<T extends object>(session: T, expiresAt: number
  */
 export function withoutCookieProto<T extends object>(session: T): T {
   const cookie = (session as { cookie?: unknown }).cookie
-  if (cookie === null || typeof cookie !== 'object' || !Object.hasOwn(cookie, PROTO_KEY)) {
+  if (cookie === null || typeof cookie !== 'object' || !hasProtoKey(cookie)) {
     return session
   }
   const kept: Record<string, unknown> = { ...cookie }
