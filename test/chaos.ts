@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import type { ChaosReport } from '../lib/cli/workload/chaos-report.js'
 import { runChaos } from '../lib/cli/workload/chaos.js'
 import { GRAY_ROTATION } from '../lib/cli/workload/chaos-faults.js'
@@ -53,6 +54,7 @@ for (const { readQuorum, seconds, atRest } of [
     t.ok(report.faults >= 2, `${report.faults} faults injected: ${report.faultLog.join(', ')}`)
     t.ok(report.operations > 1000, `${report.operations} operations`)
     t.ok(report.acknowledgedWrites > 500, `${report.acknowledgedWrites} acknowledged writes`)
+    checkMix(t, report)
     t.equal(report.lostWrites, 0, 'no acknowledged write lost')
     t.equal(report.staleReads, 0, 'no stale read')
     t.equal(report.resurrections, 0, 'no destroyed session came back')
@@ -70,6 +72,16 @@ for (const { readQuorum, seconds, atRest } of [
     )
     if (atRest) t.ok((await sealedRows()) > sealedBefore, 'the run stored sealed rows')
   })
+}
+
+/**
+ * The run made compare-and-set updates, set timeouts and saw short-lived sessions expire: the
+ * checks of those (no lost update, no expired value back) had something to check.
+ */
+function checkMix(t: Test, report: ChaosReport): void {
+  t.ok(report.updates > 50, `${report.updates} updates (compare-and-set) acknowledged`)
+  t.ok(report.timeoutsSet > 5, `${report.timeoutsSet} timeouts set`)
+  t.ok(report.expiredReads > 50, `${report.expiredReads} reads found a short-lived session expired`)
 }
 
 /** Rows on the stores written through the at-rest layer (they start with its marker). */
@@ -110,6 +122,7 @@ crashTest('chaos with gray failures, default setting, 30s', async (t) => {
     `${report.faults} faults injected: ${report.faultLog.join(', ')}`,
   )
   t.ok(report.operations > 1000, `${report.operations} operations`)
+  checkMix(t, report)
   t.equal(report.lostWrites, 0, 'no acknowledged write lost')
   t.equal(report.staleReads, 0, 'no stale read')
   t.equal(report.resurrections, 0, 'no destroyed session came back')

@@ -3,7 +3,8 @@ import type { Test } from 'tap'
 import { createSessionManager, generateSessionId } from '../lib/index.js'
 import { classicOrder } from '../lib/placement.js'
 import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
-import { SessionWorkload, sleep } from '../lib/cli/workload/session-workload.js'
+import { SessionWorkload } from '../lib/cli/workload/session-workload.js'
+import { sleep } from '../lib/cli/workload/waits.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { proxiesFor } from './helpers/gray.js'
 
@@ -51,7 +52,7 @@ async function changeStoreList(
   }
   const managers = [make({}), make({})]
   await managers[0]!.applySchema()
-  const workload = new SessionWorkload(managers)
+  const workload = new SessionWorkload(managers, { updates: true, shortLivedShare: 0.1 })
   await workload.populate(400)
   const migrating = { stores: configs(after), previousStores: configs(before) }
   let first: Awaited<ReturnType<SessionManager['repair']>> | undefined

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import os from 'node:os'
 import type { Fault, FaultProxy, LocalStore } from '../../local-cluster/index.js'
-import { retryFor } from './session-workload.js'
+import { retryFor } from './waits.js'
 
 /**
  * A fault of the chaos run. Through app server 1's fault proxy to one store, seen by that app

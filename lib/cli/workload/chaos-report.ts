@@ -7,6 +7,10 @@ import type { AppServerFigures } from './session-workload.js'
 export interface ChaosProgress extends ConsistencyCounts {
   elapsedSeconds: number
   operations: number
+  /** updateSession calls that wrote (compare-and-set on the version their change was given). */
+  updates: number
+  /** setSessionTimeout calls that found the session and gave it a new lifetime. */
+  timeoutsSet: number
   failedRequests: number
   faults: number
 }

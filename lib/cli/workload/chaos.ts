@@ -21,13 +21,8 @@ import {
 } from './chaos-faults.js'
 import { describeError, diagnose } from './chaos-diagnosis.js'
 import type { Finding } from './consistency-model.js'
-import {
-  appServerName,
-  retryFor,
-  SessionWorkload,
-  sleep,
-  waitForService,
-} from './session-workload.js'
+import { appServerName, SessionWorkload } from './session-workload.js'
+import { retryFor, sleep, waitForService } from './waits.js'
 
 export type { FaultKind } from './chaos-faults.js'
 import type {
@@ -107,6 +102,12 @@ const MANAGER_OPTIONS = {
   healthCheckIntervalMillis: 250,
 }
 
+/**
+ * Besides reads, writes, creates and destroys: compare-and-set updates, and sessions with
+ * lifetimes of seconds (and their timeouts set), whose expired values must not come back.
+ */
+const WORKLOAD_OPTIONS = { updates: true, shortLivedShare: 0.1 }
+
 /** How long the schedule waits for every store to be back in service after a heal, at least. */
 const SERVICE_WAIT_MILLIS = 30_000
 /** How long setup steps and the wait before verification are retried on a starved machine. */
@@ -136,10 +137,11 @@ interface FaultWindow {
 }
 
 /**
- * Drives a concurrent workload (creates, reads, writes, destroys) through several managers
- * while injecting one fault at a time — by default crashing (SIGKILL) and hanging (SIGSTOP)
- * stores, with `gray` also gray failures seen by one app server only and CPU starvation — and
- * checks every read against what was acknowledged. After each fault it waits until every
+ * Drives a concurrent workload (creates, reads, writes, updates, timeouts set, destroys; some
+ * sessions short-lived) through several managers while injecting one fault at a time — by
+ * default crashing (SIGKILL) and hanging (SIGSTOP) stores, with `gray` also gray failures seen
+ * by one app server only and CPU starvation — and checks every read against what was
+ * acknowledged. After each fault it waits until every
  * manager has every store back in service. Then reads every session back through a fresh
  * manager.
  */
@@ -183,7 +185,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const stores = gray && index === 0 ? proxied : cluster.storeConfigs()
       managers.push(createSessionManager({ stores, ...settings }))
     }
-    const workload = new SessionWorkload(managers)
+    const workload = new SessionWorkload(managers, WORKLOAD_OPTIONS)
     const runStart = { at: 0 }
 
     const windows: FaultWindow[] = []

@@ -19,6 +19,24 @@ export type ReadCheck = 'ok' | 'missing' | 'stale' | 'resurrected'
 
 const NONE = 'null'
 
+/**
+ * When a value stops being readable, in ms since the epoch: not before `from`, and by `until`
+ * (a write's expiry is set at some moment of the call, so it is known to the call's length).
+ */
+export interface Lifetime {
+  from: number
+  until: number
+}
+
+/** A value written without a short lifetime: it outlives the run. */
+export const FOREVER: Lifetime = { from: Infinity, until: Infinity }
+
+/**
+ * Slack for comparing a read's time with an expiry: both come from this process's clock, but a
+ * read judges expiry at one moment of its call, which the model only knows to the millisecond.
+ */
+const EXPIRY_SLACK_MILLIS = 5
+
 /** The first read that answered "no session" for a session expected to exist, until resolved. */
 interface Missing {
   at: number
@@ -30,8 +48,8 @@ interface Missing {
 }
 
 interface SessionModel {
-  /** JSON of each value a read may return ('null' for none). */
-  possible: Set<string>
+  /** JSON of each value a read may return ('null' for none), with when it expires. */
+  possible: Map<string, Lifetime>
   /** An acknowledged destroy happened: the session must never come back. */
   destroyed: boolean
   /** A read answered "no session" and no read has found the session since. */
@@ -80,6 +98,8 @@ export interface ConsistencyCounts {
   transientNullReads: number
   staleReads: number
   resurrections: number
+  /** Reads that answered "no session" because every value they could return had expired. */
+  expiredReads: number
 }
 
 /** How many findings of each kind are kept, for diagnosis. */
@@ -97,6 +117,7 @@ export class ConsistencyModel {
     transientNullReads: 0,
     staleReads: 0,
     resurrections: 0,
+    expiredReads: 0,
   }
   /** Called with every finding as its verdict becomes known (all of them, not only the first). */
   onFinding: ((finding: Finding) => void) | undefined
@@ -111,14 +132,14 @@ export class ConsistencyModel {
     return this.#sessions.get(id)?.missing !== undefined
   }
 
-  /** A write (or create) of `data` was acknowledged. */
-  written(id: string, data: unknown): void {
+  /** A write (or create) of `data`, expiring within `lifetime`, was acknowledged. */
+  written(id: string, data: unknown, lifetime: Lifetime = FOREVER): void {
     const session = this.#session(id)
     this.counts.acknowledgedWrites++
     // No read can tell any more whether the value a read missed was still there.
     this.#lose(id, session, 'an acknowledged write before any read found it')
     // A write to a destroyed session is dropped by design (the tombstone wins).
-    if (!session.destroyed) session.possible = new Set([JSON.stringify(data)])
+    if (!session.destroyed) session.possible = new Map([[JSON.stringify(data), lifetime]])
   }
 
   /**
@@ -129,50 +150,77 @@ export class ConsistencyModel {
   writeDropped(id: string, writer = 'writer'): void {
     const session = this.#session(id)
     if (!session.destroyed && !session.possible.has(NONE)) {
-      const possible = [...session.possible]
+      const possible = [...session.possible.keys()]
       session.missing ??= { at: Date.now(), reader: writer, seen: 'dropped', possible }
       this.#lose(id, session, 'a write dropped for a tombstone that no destroy left')
     }
-    session.possible = new Set([NONE])
+    session.possible = new Map([[NONE, FOREVER]])
     session.destroyed = true
   }
 
   /** A write failed: it may or may not have reached a store. */
-  writeFailed(id: string, data: unknown): void {
+  writeFailed(id: string, data: unknown, lifetime: Lifetime = FOREVER): void {
     const session = this.#session(id)
-    if (!session.destroyed) session.possible.add(JSON.stringify(data))
+    if (!session.destroyed) addPossible(session, JSON.stringify(data), lifetime)
+  }
+
+  /**
+   * setSessionTimeout resolved true at `startedAt`: it found the session live and gave it
+   * `lifetime`. The values still live then keep their data with the new lifetime.
+   */
+  timeoutSet(id: string, lifetime: Lifetime, startedAt: number, reader = 'writer'): void {
+    const session = this.#session(id)
+    const live = this.#liveAt(session, startedAt)
+    if (live.length === 0) {
+      // It found a live session where none could be: judged like a read of one.
+      this.read(id, { setSessionTimeout: 'found a live session' }, reader, startedAt)
+      return
+    }
+    this.#found(id, session, reader)
+    this.counts.acknowledgedWrites++
+    session.possible = new Map(live.map((value) => [value, lifetime]))
+  }
+
+  /** setSessionTimeout failed: the values still live may have `lifetime` now, or their own. */
+  timeoutSetFailed(id: string, lifetime: Lifetime, startedAt: number): void {
+    const session = this.#session(id)
+    for (const value of this.#liveAt(session, startedAt)) addPossible(session, value, lifetime)
   }
 
   destroyed(id: string): void {
     const session = this.#session(id)
     this.#lose(id, session, 'an acknowledged destroy before any read found it')
-    session.possible = new Set([NONE])
+    session.possible = new Map([[NONE, FOREVER]])
     session.destroyed = true
   }
 
   destroyFailed(id: string): void {
-    this.#session(id).possible.add(NONE)
+    addPossible(this.#session(id), NONE, FOREVER)
   }
 
   /**
    * Checks a read's result and counts any violation. `reader` names who read, for the
-   * findings.
+   * findings; `startedAt` is when the read was called (ms since the epoch).
    */
-  read(id: string, data: unknown, reader = 'reader'): ReadCheck {
+  read(id: string, data: unknown, reader = 'reader', startedAt = Date.now()): ReadCheck {
     const session = this.#session(id)
     const seen = data === null ? NONE : JSON.stringify(data)
     // A failed write stays possible until the next acknowledged one: a statement that timed
     // out may still be applied when a hung store resumes.
-    if (session.possible.has(seen)) {
+    if (
+      seen === NONE ? this.#mayBeGone(id, session, reader) : this.#mayBe(session, seen, startedAt)
+    ) {
       if (seen !== NONE) this.#found(id, session, reader)
       return 'ok'
     }
+    // A value read after its expiry is an older state of the session, like a stale one.
     const verdict = session.destroyed ? 'resurrected' : 'stale'
     // The final verification's null only settles whether the write was lost (see settle()).
     if (seen !== NONE || reader !== 'verification') {
       if (verdict === 'stale') this.counts.staleReads++
       else this.counts.resurrections++
-      this.#report({ id, verdict, seen, possible: [...session.possible], at: Date.now(), reader })
+      const possible = [...session.possible.keys()]
+      this.#report({ id, verdict, seen, possible, at: Date.now(), reader })
     }
     // Whether the value is still there is for later reads to tell.
     if (seen === NONE) return this.#missing(session, reader, seen, true)
@@ -185,7 +233,7 @@ export class ConsistencyModel {
    */
   readFailed(id: string, code: string, reader = 'reader'): ReadCheck {
     const session = this.#session(id)
-    if (session.possible.has(NONE)) return 'ok'
+    if (this.#mayBeGone(id, session, reader)) return 'ok'
     return this.#missing(session, reader, code)
   }
 
@@ -197,9 +245,41 @@ export class ConsistencyModel {
     for (const [id, session] of this.#sessions) this.#lose(id, session, 'verification')
   }
 
+  /** A value read at `startedAt` may be `seen`: one of the possible values, not yet expired. */
+  #mayBe(session: SessionModel, seen: string, startedAt: number): boolean {
+    const lifetime = session.possible.get(seen)
+    return lifetime !== undefined && startedAt <= lifetime.until + EXPIRY_SLACK_MILLIS
+  }
+
+  /**
+   * "No session" is a possible answer now: no session is possible, or one of the possible
+   * values may have expired. A read that had no other answer left closes what it can: an
+   * episode of "no session" answers whose value expired before any read found it.
+   */
+  #mayBeGone(id: string, session: SessionModel, reader: string): boolean {
+    if (session.possible.has(NONE)) return true
+    const now = Date.now()
+    const expired = [...session.possible.values()].some(
+      (lifetime) => lifetime.from <= now + EXPIRY_SLACK_MILLIS,
+    )
+    if (!expired) return false
+    this.counts.expiredReads++
+    // Whether the value was there until it expired, no read can tell any more.
+    this.#found(id, session, `nobody: it expired first (${reader})`)
+    return true
+  }
+
+  /** The possible values other than "no session" that had not expired at `at`. */
+  #liveAt(session: SessionModel, at: number): string[] {
+    return [...session.possible]
+      .filter(([value, lifetime]) => value !== NONE && at <= lifetime.until + EXPIRY_SLACK_MILLIS)
+      .map(([value]) => value)
+  }
+
   #missing(session: SessionModel, reader: string, seen: string, answered = false): ReadCheck {
     // Several "no session" answers before any read finds it are one episode.
-    session.missing ??= { at: Date.now(), reader, seen, possible: [...session.possible] }
+    const possible = [...session.possible.keys()]
+    session.missing ??= { at: Date.now(), reader, seen, possible }
     session.missing.answered ||= answered
     return 'missing'
   }
@@ -241,9 +321,20 @@ export class ConsistencyModel {
   #session(id: string): SessionModel {
     let session = this.#sessions.get(id)
     if (session === undefined) {
-      session = { possible: new Set([NONE]), destroyed: false, missing: undefined }
+      session = { possible: new Map([[NONE, FOREVER]]), destroyed: false, missing: undefined }
       this.#sessions.set(id, session)
     }
     return session
   }
+}
+
+/** Adds `value` to what a read may return; a value already there keeps the wider lifetime. */
+function addPossible(session: SessionModel, value: string, lifetime: Lifetime): void {
+  const known = session.possible.get(value)
+  session.possible.set(
+    value,
+    known === undefined
+      ? lifetime
+      : { from: Math.min(known.from, lifetime.from), until: Math.max(known.until, lifetime.until) },
+  )
 }

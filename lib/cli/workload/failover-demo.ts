@@ -4,12 +4,8 @@ import { createSessionManager, type SessionManager } from '../../session-manager
 import type { LocalCluster } from '../../local-cluster/index.js'
 import type { Violation } from './consistency-model.js'
 import type { DemoSample } from './demo-html.js'
-import {
-  SessionWorkload,
-  sleep,
-  waitUntilServing,
-  type WorkloadProgress,
-} from './session-workload.js'
+import { SessionWorkload, type WorkloadProgress } from './session-workload.js'
+import { sleep, waitUntilServing } from './waits.js'
 
 /** Options of {@link runFailoverDemo}. */
 export interface FailoverDemoOptions {

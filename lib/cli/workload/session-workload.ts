@@ -1,9 +1,10 @@
-/** A concurrent workload of reads, writes, creates and destroys, checked by the consistency model. */
-import { NoStoreAvailableError } from '../../errors.js'
+/** A concurrent workload of reads, writes, updates, creates and destroys, checked by the consistency model. */
 import type { SessionManager } from '../../session-manager.js'
+import { CheckedFailure, CheckedOperations, type WorkloadOptions } from './checked-operations.js'
 import { ConsistencyModel } from './consistency-model.js'
 import type { ConsistencyCounts, ReadCheck } from './consistency-model.js'
 import { LatencyHistogram } from './latency-histogram.js'
+import { retryFor, sleep } from './waits.js'
 
 /** Options of {@link SessionWorkload.run}. */
 export interface WorkloadRunOptions {
@@ -26,6 +27,10 @@ export interface WorkloadProgress extends ConsistencyCounts {
   elapsedSeconds: number
   /** Operations attempted, failed ones included. */
   operations: number
+  /** updateSession calls that resolved having written (see {@link WorkloadOptions.updates}). */
+  updates: number
+  /** setSessionTimeout calls that resolved true. */
+  timeoutsSet: number
   /** Operations that rejected (a failed write is not acknowledged, so it cannot be lost). */
   failedRequests: number
   /** p99 latency of the operations that ended since the last progress, ms; null if none did. */
@@ -65,10 +70,10 @@ interface AppServerTally {
 }
 
 /**
- * An app-like load on a cluster, checked as it goes: creates (5 %), reads (55 %), writes (37 %)
- * and destroys (3 %) of random sessions through several managers (app servers sharing the
- * stores; each request goes to one at random), every read compared by a
- * {@link ConsistencyModel} with what was acknowledged. One operation at a time per session, so
+ * An app-like load on a cluster, checked as it goes: creates (5 %), reads (55 %), writes (37 %;
+ * with {@link WorkloadOptions} some are updates and timeouts set) and destroys (3 %) of random
+ * sessions through several managers (app servers sharing the stores; each request goes to one
+ * at random), every read compared by a {@link ConsistencyModel} with what was acknowledged. One operation at a time per session, so
  * the model is exact.
  *
  * A read that answers "no session" for a session that should exist is re-read (through each
@@ -86,6 +91,7 @@ interface AppServerTally {
 export class SessionWorkload {
   readonly model = new ConsistencyModel()
   readonly #managers: SessionManager[]
+  readonly #operations: CheckedOperations
   readonly #ids: string[] = []
   /** Operations started and not finished (see {@link replaceManagers}). */
   #operationsInFlight = 0
@@ -99,8 +105,7 @@ export class SessionWorkload {
   readonly #rereads = new Set<Promise<void>>()
   /** Per manager index. */
   readonly #appServers: AppServerTally[] = []
-  #sequence = 0
-  #operations = 0
+  #operationCount = 0
   #failedRequests = 0
   #elapsedSeconds = 0
   /** Latencies since the last progress report (the per-second p99 of the demo's timeline). */
@@ -109,9 +114,10 @@ export class SessionWorkload {
   /** When the current run's workers stop; re-reads stop then too. */
   #deadline = 0
 
-  constructor(managers: readonly SessionManager[]) {
+  constructor(managers: readonly SessionManager[], options: WorkloadOptions = {}) {
     if (managers.length === 0) throw new TypeError('managers must hold at least one manager')
     this.#managers = [...managers]
+    this.#operations = new CheckedOperations(this.model, options)
   }
 
   /**
@@ -149,13 +155,10 @@ export class SessionWorkload {
     const manager = this.#managers[0] as SessionManager
     for (let done = 0; done < count; done += 100) {
       const created = await Promise.all(
-        Array.from({ length: Math.min(100, count - done) }, async () => {
-          const data = { n: ++this.#sequence }
+        Array.from({ length: Math.min(100, count - done) }, () =>
           // A failed create leaves at most a session nobody knows of: the retry makes a new id.
-          const id = await retryFor(timeoutMillis, () => manager.createSession(data))
-          this.model.written(id, data)
-          return id
-        }),
+          retryFor(timeoutMillis, () => this.#operations.create(manager)),
+        ),
       )
       this.#ids.push(...created)
       onProgress?.(done + created.length)
@@ -181,7 +184,7 @@ export class SessionWorkload {
           this.#recent.record(performance.now() - started)
           if (--this.#operationsInFlight === 0) this.#drained?.()
         }
-        this.#operations++
+        this.#operationCount++
         // With every store down an operation fails without I/O; yield so that timers and
         // signals still run.
         if (!served) await new Promise((resolve) => setImmediate(resolve))
@@ -248,7 +251,9 @@ export class SessionWorkload {
   get progress(): WorkloadProgress {
     return {
       elapsedSeconds: this.#elapsedSeconds,
-      operations: this.#operations,
+      operations: this.#operationCount,
+      updates: this.#operations.updates,
+      timeoutsSet: this.#operations.timeoutsSet,
       failedRequests: this.#failedRequests,
       recentP99Millis: null,
       ...this.model.counts,
@@ -274,15 +279,12 @@ export class SessionWorkload {
     const manager = this.#managers[index] as SessionManager
     const appServer = appServerName(index)
     const tally = this.#tally(index)
-    const { model } = this
     const roll = Math.random()
     const started = performance.now()
+    const operations = this.#operations
     if (roll < 0.05) {
-      const data = { n: ++this.#sequence }
       try {
-        const id = await manager.createSession(data)
-        model.written(id, data)
-        this.#ids.push(id)
+        this.#ids.push(await operations.create(manager))
         return true
       } catch {
         return this.#failed(tally)
@@ -295,45 +297,23 @@ export class SessionWorkload {
     if (this.#taken(id)) return true
     this.#busy.add(id)
     const histogram = roll < 0.6 ? tally.reads : tally.writes
+    let check: ReadCheck = 'ok'
     try {
-      if (roll < 0.6) {
-        let check: ReadCheck | undefined
-        try {
-          check = model.read(id, await manager.readSession(id), appServer)
-        } catch (error) {
-          // No store could tell: to the app, as good as "no session".
-          if (error instanceof NoStoreAvailableError) {
-            check = model.readFailed(id, error.code, appServer)
-          }
-          throw error
-        } finally {
-          if (check === 'missing') this.#reread(id)
-        }
-      } else if (roll < 0.97) {
-        const data = { n: ++this.#sequence }
-        try {
-          const written = await manager.writeSession(id, data)
-          if (written.dropped) model.writeDropped(id, appServer)
-          else model.written(id, data)
-        } catch (error) {
-          model.writeFailed(id, data)
-          throw error
-        }
-      } else {
-        try {
-          await manager.destroySession(id)
-          model.destroyed(id)
-        } catch (error) {
-          model.destroyFailed(id)
-          throw error
-        }
-      }
+      if (roll < 0.6) check = await operations.read(manager, id, appServer)
+      else if (roll < 0.68 && operations.makesUpdates) {
+        check = await operations.update(manager, id, appServer)
+      } else if (roll < 0.71 && operations.isShortLived(id)) {
+        check = await operations.setTimeout(manager, id, appServer)
+      } else if (roll < 0.97) await operations.write(manager, id, appServer)
+      else await operations.destroy(manager, id)
       return true
-    } catch {
+    } catch (error) {
+      if (error instanceof CheckedFailure) check = error.check
       return this.#failed(tally)
     } finally {
       histogram.record(performance.now() - started)
       this.#busy.delete(id)
+      if (check === 'missing') this.#reread(id)
     }
   }
 
@@ -396,63 +376,6 @@ export class SessionWorkload {
 /** How reports name the manager at `index` of a workload's list. */
 export function appServerName(index: number): string {
   return `app server ${index + 1}`
-}
-
-/**
- * Waits until every manager has each of `storeIds` up and caught up (its missed writes
- * replayed), for at most `timeoutMillis`. Resolves the ids still not in service then: none
- * when all are.
- */
-export async function waitForService(
-  managers: readonly SessionManager[],
-  storeIds: readonly string[],
-  timeoutMillis: number,
-): Promise<string[]> {
-  const deadline = Date.now() + timeoutMillis
-  const serving = (manager: SessionManager, storeId: string): boolean =>
-    manager.stats().stores.some((s) => s.id === storeId && s.state === 'up' && !s.behind)
-  for (;;) {
-    const out = storeIds.filter((id) => !managers.every((manager) => serving(manager, id)))
-    if (out.length === 0 || Date.now() > deadline) return out
-    await sleep(50)
-  }
-}
-
-/** Waits until every manager has the store up and caught up; throws after `timeoutMillis`. */
-export async function waitUntilServing(
-  managers: readonly SessionManager[],
-  storeId: string,
-  timeoutMillis: number,
-): Promise<void> {
-  const out = await waitForService(managers, [storeId], timeoutMillis)
-  if (out.length > 0) throw new Error(`store ${storeId} did not come back into service`)
-}
-
-/**
- * Runs `attempt` until it resolves, waiting 250 ms after the first failure and twice as long
- * after each next (at most 5 s), for at most `timeoutMillis` in all; then rejects with the
- * last error. For setup and verification steps that one timeout on a starved machine must
- * not end.
- */
-export async function retryFor<T>(
-  timeoutMillis: number,
-  attempt: () => Promise<T>,
-  onRetry?: (error: unknown) => void,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMillis
-  for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
-    try {
-      return await attempt()
-    } catch (error) {
-      if (Date.now() + delay > deadline) throw error
-      onRetry?.(error)
-      await sleep(delay)
-    }
-  }
-}
-
-export function sleep(millis: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, millis))
 }
 
 function pick<T>(items: readonly T[]): T {
