@@ -105,6 +105,23 @@ export function unaskedHolders<S>(
 }
 
 /**
+ * Stores past the session's first `copies` that hold a write which those first stores all hold
+ * too (it hedged around one that was slow, and that one took it after all): their copies are
+ * handed off, and go, so that they cannot outlive a newer copy with a shorter life. None while
+ * a first store misses the write: its hint replay hands them off once it has caught up.
+ */
+export function handedOffStores<S extends Routable>(
+  order: readonly S[],
+  copies: number,
+  holders: readonly S[],
+): S[] {
+  if (holders.length <= copies) return []
+  const first = order.slice(0, copies)
+  if (!first.every((store) => holders.includes(store))) return []
+  return holders.filter((store) => !first.includes(store))
+}
+
+/**
  * Stores among the session's first `copies` that a write did not reach (they get hints and
  * count as behind until those are replayed).
  */

@@ -73,6 +73,8 @@ export class SessionManager extends ClusterOperations {
       handoff,
       lease: this.cluster.readLease,
       moveInBackground,
+      handOffInBackground: (sessionId, stores, version) =>
+        repairs.handOff(sessionId, stores, version),
       emit,
     })
     const readWithVersion = (id: string): Promise<VersionedSession | null> =>

@@ -7,7 +7,14 @@ import { NoStoreAvailableError, NotEnoughStoresError, VersionOverflowError } fro
 import type { Emit } from './events.js'
 import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
-import { missedStores, quorumSpan, reachesPastSpan, withinSpan, writeOrder } from './routing.js'
+import {
+  handedOffStores,
+  missedStores,
+  quorumSpan,
+  reachesPastSpan,
+  withinSpan,
+  writeOrder,
+} from './routing.js'
 import type { StoreListChange } from './store-list-change.js'
 import type { StoredCopy, WriteFields, WriteOutcome } from './store/rows.js'
 import type { Store } from './store/store.js'
@@ -68,6 +75,11 @@ export interface WriteContext {
   } | null
   /** Moves a session found under the old placement to its new stores, in the background. */
   moveInBackground(sessionId: string): void
+  /**
+   * Removes the copies of `version` or older that `stores` hold of the session, in the
+   * background (see {@link handedOffStores}).
+   */
+  handOffInBackground(sessionId: string, stores: readonly Store[], version: number): void
   readonly emit: Emit
 }
 
@@ -197,6 +209,10 @@ export class WritePath {
             await storeListChange.clearOld(sessionId, held, (store) =>
               store.removeCopy(sessionId, version),
             )
+          }
+          const handedOff = handedOffStores(fullOrder, options.copies, held)
+          if (handedOff.length > 0) {
+            this.#context.handOffInBackground(sessionId, handedOff, version)
           }
           return {
             version,

@@ -22,8 +22,11 @@ const quick = { copies: 2, queryTimeoutMillis: 300, healthCheckIntervalMillis: 1
  * An app server that reaches `a` through a fault proxy, and no other (the healthy one of
  * grayManagers is closed: reaching `a`, it would replay the hints before the copy expired).
  */
-async function faultyAlone(t: Test): Promise<{ faulty: SessionManager; proxy: FaultProxy }> {
-  const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], quick)
+async function faultyAlone(
+  t: Test,
+  settings: typeof quick & { readLeaseMillis?: number } = quick,
+): Promise<{ faulty: SessionManager; proxy: FaultProxy }> {
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], settings)
   await healthy.close()
   return { faulty, proxy: proxies.get(a.id)! }
 }
@@ -153,3 +156,53 @@ crashTest(
     t.equal(await onB(expiring), false, 'once the marker is cleared, the sweep takes it')
   },
 )
+
+/**
+ * Writes v3 with a 1 s TTL on a and b, lets it expire and sweeps it: a copy of an older version
+ * left anywhere (c, past the first two) would then be the session again.
+ */
+async function expireAndSweep(t: Test, manager: SessionManager, id: string): Promise<void> {
+  const v3 = await manager.writeSession(id, { v: 3 }, { ttlSeconds: 1 })
+  t.same(v3.storeIds, [a.id, b.id], 'v3 on the first two stores')
+  await untilExpired(id, v3.version)
+  await manager.sweep()
+  const reader = await startManager(t, cluster, quick)
+  t.equal(await reader.readSession(id), null, 'no read brings an older copy back')
+  t.equal(await manager.readSession(id), null, 'not for the writer either')
+}
+
+crashTest('a copy handed off by hint replay leaves the store that held it for a', async (t) => {
+  const { faulty, proxy } = await faultyAlone(t)
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  await faulty.writeSession(id, { v: 1 })
+  proxy.setFault({ kind: 'blackhole' })
+  const v2 = await faulty.writeSession(id, { v: 2 })
+  t.same(v2.storeIds, [b.id, c.id], 'v2 failed over to c, a hinted')
+  proxy.heal()
+  await caughtUp(faulty)
+  t.same(
+    await liveVersions(id),
+    { [a.id]: v2.version, [b.id]: v2.version },
+    'once a holds v2, c no longer does',
+  )
+  await expireAndSweep(t, faulty, id)
+})
+
+crashTest('a copy a hedged write left past a slow store that took it goes', async (t) => {
+  // A lease of 2 s: the write waits up to 400 ms for a store it hedged around.
+  const { faulty, proxy } = await faultyAlone(t, { ...quick, readLeaseMillis: 2000 })
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  await faulty.writeSession(id, { v: 1 })
+  // Slower than any hedge delay (100 ms at most), within a fifth of the read lease: the write
+  // hedges to c and a takes it a moment later, so no hint is kept for it.
+  proxy.setFault({ kind: 'latency', toStoreMillis: 150, toClientMillis: 0 })
+  const v2 = await faulty.writeSession(id, { v: 2 })
+  t.same([...v2.storeIds].sort(), [a.id, b.id, c.id], 'v2 on a, b and c')
+  proxy.heal()
+  await waitFor(
+    'the copy left on c to go',
+    async () => (await liveVersions(id))[c.id] === undefined,
+  )
+  t.same(await liveVersions(id), { [a.id]: v2.version, [b.id]: v2.version }, 'a and b keep v2')
+  await expireAndSweep(t, faulty, id)
+})

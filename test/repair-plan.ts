@@ -41,10 +41,17 @@ const rows: Row[] = [
     want: ['copy a', 'remove c'],
   },
   {
-    name: 'hint replay only adds',
+    // Left on c, it would outlive a newer copy with a shorter life on a and b.
+    name: 'hint replay and read repair hand the copy off too',
     held: [null, live(5), live(5)],
     dropExtras: false,
-    want: ['copy a'],
+    want: ['copy a', 'remove c'],
+  },
+  {
+    name: 'a copy outside the targets goes once they hold the newest',
+    held: [live(5), live(5), live(3)],
+    dropExtras: false,
+    want: ['remove c'],
   },
   {
     name: 'an expired newest copy is left to the sweeper',

@@ -2,6 +2,7 @@ import t from 'tap'
 import {
   aloneReadable,
   firstReadable,
+  handedOffStores,
   missedStores,
   quorumSpan,
   withinSpan,
@@ -113,6 +114,15 @@ t.test('missedStores: the first copies a write did not reach', async (t) => {
   t.same(ids(missedStores(order, 2, [a!, b!])), '')
   t.same(ids(missedStores(order, 2, [b!, c!])), 'a')
   t.same(ids(missedStores(order, 2, [c!])), 'ab')
+})
+
+t.test('handedOffStores: copies past the first ones, once those hold the write', async (t) => {
+  const order = stores('up', 'up', 'up', 'up')
+  const [a, b, c, d] = order
+  t.same(ids(handedOffStores(order, 2, [a!, b!])), '', 'no copy past the first two')
+  t.same(ids(handedOffStores(order, 2, [b!, c!, a!])), 'c', 'hedged to c, a took it late')
+  t.same(ids(handedOffStores(order, 2, [b!, c!, d!])), '', 'a missed it: its replay hands off')
+  t.same(ids(handedOffStores(order, 2, [a!, c!, d!, b!])), 'cd')
 })
 
 t.test(

@@ -7,6 +7,8 @@ import { repairSessions } from './repair-plan.js'
 
 /** At most this many read repairs run at once; beyond that, later reads or repair() fix it. */
 const MAX_READ_REPAIRS = 16
+/** At most this many hand-offs run at once; beyond that, repair() removes what they would. */
+const MAX_HAND_OFFS = 16
 
 /**
  * Background repairs of single sessions, counted by the manager's work tracker (so close()
@@ -17,6 +19,7 @@ export class BackgroundRepairs {
   readonly #work: WorkTracker
   readonly #emit: Emit
   #readRepairs = 0
+  #handOffs = 0
 
   constructor(context: RepairContext, work: WorkTracker, emit: Emit) {
     this.#context = context
@@ -42,6 +45,25 @@ export class BackgroundRepairs {
       }
     })
     if (!started) this.#readRepairs--
+  }
+
+  /**
+   * Removes the copies of `version` or older that `stores` hold of the session (a hedged
+   * write's, handed off: the session's first stores took it too), a bounded number at a time;
+   * past the bound, or where a store fails, the next full repair removes them. Live copies only,
+   * and only as new as `version`: a newer write or a tombstone there stays.
+   */
+  handOff(sessionId: string, stores: readonly Store[], version: number): void {
+    if (this.#handOffs >= MAX_HAND_OFFS) return
+    this.#handOffs++
+    const started = this.#work.background(async () => {
+      try {
+        await Promise.allSettled(stores.map((store) => store.removeCopy(sessionId, version)))
+      } finally {
+        this.#handOffs--
+      }
+    })
+    if (!started) this.#handOffs--
   }
 
   /**

@@ -26,7 +26,11 @@ export interface RepairPlanOptions {
   /** How many stores should hold each session. */
   copies: number
   now: number
-  /** Also remove copies outside the first `copies` stores (full repair); hint replay only adds. */
+  /**
+   * Full repair: outside the first `copies` stores, delete the rows of a destroyed or expired
+   * session rather than bury or supersede them (hint replay and read repair keep them
+   * covered). Live copies there go in every mode once the targets hold the newest.
+   */
   dropExtras: boolean
   /** Every store of the session's order is reachable: only then may tombstones be cleared. */
   allStoresUp: boolean
@@ -42,7 +46,7 @@ export interface RepairPlanOptions {
  *   elsewhere are buried too, and once the tombstone's time is up (and no store is down) every
  *   row of the session is deleted.
  * - Otherwise the copy with the highest version is the session. If not expired, the first
- *   `copies` stores get it. If expired, the session is over, but only while no store holds an
+ *   `copies` stores get it, and copies elsewhere are removed once they have. If expired, the session is over, but only while no store holds an
  *   older live copy: a write with a short TTL (or a shortened timeout) expires before the copy
  *   it replaced, which a store that missed it still holds. Those stores get the expired copy
  *   (outside the targets a full repair deletes the older copy instead); the sweeper removes
@@ -92,10 +96,12 @@ export function planRepair(
       ({ store, copy }) => targets.has(store) && (copy === null || copy.version < newest.version),
     )
     .map(({ store }) => ({ kind: 'copy', store, source: newest }))
-  if (options.dropExtras) {
-    for (const { store } of present) {
-      if (!targets.has(store)) actions.push({ kind: 'remove', store, version: newest.version })
-    }
+  // Once the targets hold the newest copy, one elsewhere (left by a write that failed over or
+  // hedged past a target) has been handed off, and goes: left there, it would outlive a newer
+  // copy with a shorter life, and be the session again once a sweep deleted that one. Hint
+  // replay and read repair remove it too (version-checked: a newer write there stays).
+  for (const { store } of present) {
+    if (!targets.has(store)) actions.push({ kind: 'remove', store, version: newest.version })
   }
   return actions
 }
