@@ -10,6 +10,7 @@ import {
 } from './call-arguments.js'
 import type { SessionData } from './codec.js'
 import { encodeSessionData } from './codec.js'
+import { VersionConflictError } from './errors.js'
 import { assertSessionId, derivedSessionKey, generateSessionId, isValidSessionId } from './ids.js'
 import { BackgroundRepairs } from './maintenance/background-repairs.js'
 import type { SessionManagerOptions } from './options.js'
@@ -36,6 +37,8 @@ export type { WriteOptions } from './call-arguments.js'
 
 /** How often setSessionTimeout starts over after a concurrent write, as the per-key updates do. */
 const SET_TIMEOUT_RETRIES = 20
+/** How many times regenerateSession starts over when the old session was written meanwhile. */
+const REGENERATE_RETRIES = 20
 
 /**
  * Reads and writes sessions over several MySQL stores. Create it with
@@ -207,21 +210,35 @@ export class SessionManager extends ClusterOperations {
    * Gives the session's data a new id and ends the old one (the defence against session
    * fixation): the new id gets the same data, expiry and per-session timeout, then the old id
    * is destroyed like {@link destroySession}. Resolves the new id, or null when the old session
-   * does not exist. The data is encoded again for the new id (an encrypted row is bound to its
+   * does not exist, or was destroyed (or expired) while it ran: the new id then holds nothing,
+   * so a logout that comes first is never undone. A write of the old session while it ran
+   * starts it over, so that the new id gets the newest data (VersionConflictError after 20
+   * tries). The data is encoded again for the new id (an encrypted row is bound to its
    * id), so it rejects with `SessionTooLargeError` when the stored data is larger than
    * today's `maxSessionBytes` (lowered since it was written); the old session then stays.
    */
   async regenerateSession(oldSessionId: string): Promise<string | null> {
-    const current = await this.#readNewest(oldSessionId)
-    if (current === null) return null
-    const newId = this.generateId()
-    const owner = ownerOf(current.data, this.options.ownerKey)
-    // Encoded again rather than copied: an encrypted row is bound to its session's id.
-    const { codec, maxSessionBytes } = this.options
-    const bytes = encodeSessionData(codec, newId, current.data, maxSessionBytes)
-    await this.work.track(() => this.#writes.writeCopy(newId, current.copy, bytes, owner))
-    await this.destroySession(oldSessionId)
-    return newId
+    return retryOnConflict(REGENERATE_RETRIES, async () => {
+      const current = await this.#readNewest(oldSessionId)
+      if (current === null) return null
+      const newId = this.generateId()
+      const owner = ownerOf(current.data, this.options.ownerKey)
+      // Encoded again rather than copied: an encrypted row is bound to its session's id.
+      const { codec, maxSessionBytes } = this.options
+      const bytes = encodeSessionData(codec, newId, current.data, maxSessionBytes)
+      await this.work.track(() => this.#writes.writeCopy(newId, current.copy, bytes, owner))
+      // A destroy (a logout) or a write of the old session may have come between the read and
+      // that copy: then the new id must not carry the session on (a logged-out session would
+      // live again under it), nor its older data (the write would be lost with the old id).
+      const now = await this.#readNewest(oldSessionId)
+      if (now === null || now.copy.version !== current.copy.version) {
+        await this.destroySession(newId)
+        if (now === null) return null
+        throw new VersionConflictError(now.copy.version, current.copy.version)
+      }
+      await this.destroySession(oldSessionId)
+      return newId
+    })
   }
 
   /**

@@ -1,6 +1,10 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import { startTestCluster } from './helpers/cluster.js'
+import { grayManagers } from './helpers/gray.js'
 import { rowsOnStores, startManager, storesWithLiveCopy } from './helpers/manager.js'
+import type { FaultProxy } from '../lib/local-cluster/index.js'
+import type { SessionManager } from '../lib/index.js'
 
 const cluster = await startTestCluster(t, { stores: 3 })
 
@@ -48,3 +52,64 @@ t.test(
     )
   },
 )
+
+/**
+ * Two app servers: `regenerating` reaches every store through a proxy that, once armed (as
+ * regenerate picks the new id, between its read and its write), delays its statements by
+ * 400 ms, while `meanwhile` runs on the old session. Resolves what regenerate resolved and
+ * the id it picked first.
+ */
+async function regenerateAround(
+  t: Test,
+  oldId: string,
+  regenerating: SessionManager,
+  proxies: Map<string, FaultProxy>,
+  meanwhile: () => Promise<unknown>,
+): Promise<{ result: string | null; picked: string }> {
+  let picked = ''
+  let other: Promise<unknown> = Promise.resolve()
+  const generate = regenerating.generateId.bind(regenerating)
+  regenerating.generateId = () => {
+    // Once: a regenerate that starts over picks another id, with nothing meanwhile.
+    if (picked !== '') return generate()
+    for (const proxy of proxies.values()) {
+      proxy.setFault({ kind: 'latency', toStoreMillis: 400, toClientMillis: 0 })
+    }
+    other = meanwhile()
+    picked = generate()
+    return picked
+  }
+  const result = await regenerating.regenerateSession(oldId)
+  await other
+  for (const proxy of proxies.values()) proxy.heal()
+  t.ok(picked !== '', 'regenerate picked a new id')
+  return { result, picked }
+}
+
+t.test('a logout while regenerating wins: the new id does not carry the session on', async (t) => {
+  const ids = cluster.stores.map((store) => store.id)
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, ids, { copies: 2 })
+  const oldId = await healthy.createSession({ user: 'alice' })
+  const { result, picked } = await regenerateAround(t, oldId, faulty, proxies, () =>
+    healthy.destroySession(oldId),
+  )
+  t.equal(result, null, 'regenerate reports the session gone')
+  t.equal(await healthy.readSession(picked), null, 'the id it picked holds no session')
+  t.same(await storesWithLiveCopy(cluster, picked), [], 'no live copy of it on any store')
+  t.equal(await healthy.readSession(oldId), null, 'the old id stays logged out')
+})
+
+t.test('a write while regenerating is carried to the new id', async (t) => {
+  const ids = cluster.stores.map((store) => store.id)
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, ids, { copies: 2 })
+  const oldId = await healthy.createSession({ cart: [1] })
+  const { result, picked } = await regenerateAround(t, oldId, faulty, proxies, () =>
+    healthy.writeSession(oldId, { cart: [1, 2] }),
+  )
+  t.ok(result !== null && result !== oldId, 'regenerated')
+  t.same(await healthy.readSession(result!), { cart: [1, 2] }, 'with the data written meanwhile')
+  if (picked !== result) {
+    t.equal(await healthy.readSession(picked), null, 'the id given up holds no session')
+  }
+  t.equal(await healthy.readSession(oldId), null, 'the old id is gone')
+})
