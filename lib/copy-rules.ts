@@ -6,14 +6,35 @@ export interface CopyFacts {
   readonly expiresAtMillis: number
   /** A tombstone: the session was destroyed. */
   readonly deleted: boolean
+  /** The session's own timeout (setSessionTimeout) as this copy carries it; null: none. */
+  readonly ttlSeconds: number | null
 }
 
 /**
- * Orders two copies, newest first: the higher version wins; between equal versions (one write,
- * whose later touch missed a copy) the later expiry wins. Negative when `a` comes first.
+ * Orders two copies, newest first: the higher version wins. Between equal versions (one
+ * write), a copy that carries the session's own timeout wins over one that does not: a plain
+ * write takes the timeout from the row it replaces, so its copy on a store that held no row
+ * (it failed over there) got the manager's default lifetime instead, which must not outlive
+ * the timeout. Then the later expiry wins (a later touch missed a copy). Negative when `a`
+ * comes first.
  */
 export function newestFirst(a: CopyFacts, b: CopyFacts): number {
-  return b.version - a.version || b.expiresAtMillis - a.expiresAtMillis
+  return b.version - a.version || timed(b) - timed(a) || b.expiresAtMillis - a.expiresAtMillis
+}
+
+/**
+ * Whether `copy` should be written over `other` (same session): a higher version, or the same
+ * version with the session's timeout where `other` lacks it (see {@link newestFirst}). Expiry
+ * alone does not count: a touch that missed a copy is not worth a rewrite.
+ */
+export function supersedes(copy: CopyFacts, other: CopyFacts): boolean {
+  return (
+    copy.version > other.version || (copy.version === other.version && timed(copy) > timed(other))
+  )
+}
+
+function timed(copy: CopyFacts): number {
+  return copy.ttlSeconds === null ? 0 : 1
 }
 
 /** The newest of some copies (see {@link newestFirst}); undefined for none. */
@@ -62,7 +83,7 @@ export function judgeCopies<C extends CopyFacts>(
  */
 export function isStale<C extends CopyFacts>(copy: C | null, verdict: CopyVerdict<C>): boolean {
   if (verdict.state === 'destroyed') return copy === null || !copy.deleted
-  if (verdict.state === 'expired') return copy !== null && copy.version < verdict.copy.version
+  if (verdict.state === 'expired') return copy !== null && supersedes(verdict.copy, copy)
   if (verdict.state !== 'live') return false
   return copy === null || copy.deleted || newestFirst(copy, verdict.copy) > 0
 }

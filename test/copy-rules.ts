@@ -4,12 +4,18 @@ import { isStale, judgeCopies, newestCopy } from '../lib/copy-rules.js'
 // Which copy wins, from tables: the one rule the read path, read repair, the repair plan, the
 // listing and the CLI's show all call.
 const NOW = 1_800_000_000_000
-const live = (version: number, expiresIn = 60_000) => ({
+const live = (version: number, expiresIn = 60_000, ttlSeconds: number | null = null) => ({
   version,
   expiresAtMillis: NOW + expiresIn,
   deleted: false,
+  ttlSeconds,
 })
-const tombstone = (version: number) => ({ version, expiresAtMillis: NOW + 1000, deleted: true })
+const tombstone = (version: number) => ({
+  version,
+  expiresAtMillis: NOW + 1000,
+  deleted: true,
+  ttlSeconds: null,
+})
 
 t.test('judgeCopies', async (t) => {
   const table: [string, Parameters<typeof judgeCopies>[0], string, number | null][] = [
@@ -27,6 +33,13 @@ t.test('judgeCopies', async (t) => {
       7,
     ],
     ['equal versions, order does not matter', [live(7, 500), live(7, -1)], 'live', 7],
+    [
+      // The later copy was written where the row (and its timeout) was not: failed over.
+      'equal versions: the one with the session timeout, before a later expiry',
+      [live(7, 60_000), live(7, -1, 2)],
+      'expired',
+      7,
+    ],
   ]
   for (const [what, copies, state, version] of table) {
     const verdict = judgeCopies(copies, NOW)
@@ -50,6 +63,10 @@ t.test('isStale', async (t) => {
   t.equal(isStale(null, expired), false, 'nothing to repair when expired')
   t.equal(isStale(live(7, -1), expired), false, 'nor an expired copy of the last version')
   t.equal(isStale(live(5), expired), true, 'but an older live copy, which must not outlive it')
+  const timed = judgeCopies([live(7, -1, 2), live(7, 60_000)], NOW)
+  t.equal(timed.state, 'expired', 'the timed copy decides')
+  t.equal(isStale(live(7, 60_000), timed), true, 'a copy of it without the timeout is rewritten')
+  t.equal(isStale(live(7, -1, 2), timed), false, 'not the timed one')
 })
 
 t.test('newestCopy', async (t) => {

@@ -206,3 +206,31 @@ crashTest('a copy a hedged write left past a slow store that took it goes', asyn
   t.same(await liveVersions(id), { [a.id]: v2.version, [b.id]: v2.version }, 'a and b keep v2')
   await expireAndSweep(t, faulty, id)
 })
+
+crashTest('a session timeout holds on a copy that a write failed over to', async (t) => {
+  const { faulty, proxy } = await faultyAlone(t)
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  await faulty.writeSession(id, { v: 1 })
+  t.equal(await faulty.setSessionTimeout(id, 2), true)
+  proxy.setFault({ kind: 'blackhole' })
+  // c has no row of the session: the write's copy there cannot know the session's timeout.
+  const started = Date.now()
+  const v3 = await faulty.writeSession(id, { v: 3 })
+  t.same(v3.storeIds, [b.id, c.id], 'v3 failed over to c')
+  await sleep(Math.max(0, started + 2100 - Date.now()))
+  const reader = await startManager(t, cluster, quick)
+  t.equal(await reader.readSession(id), null, 'expired for another app server')
+  t.equal(await faulty.readSession(id), null, 'and for the writer')
+  proxy.heal()
+  await caughtUp(faulty)
+  t.equal(
+    await startManager(t, cluster, quick).then((m) => m.readSession(id)),
+    null,
+    'after replay',
+  )
+  for (const [storeId, row] of await rowsOnStores(cluster, id)) {
+    if (row !== null && row.deleted === 0) {
+      t.equal(Number(row.ttl_seconds), 2, `${storeId} keeps the timeout`)
+    }
+  }
+})

@@ -71,6 +71,18 @@ const rows: Row[] = [
     want: ['remove c'],
   },
   {
+    // The sweeper does not reach a store being retired.
+    name: '... and so is the expired copy itself (full repair)',
+    held: [live(5, NOW - 1), live(5, NOW - 1), live(5, NOW - 1)],
+    want: ['remove c'],
+  },
+  {
+    name: '... which hint replay and read repair leave to the sweeper',
+    held: [live(5, NOW - 1), live(5, NOW - 1), live(5, NOW - 1)],
+    dropExtras: false,
+    want: [],
+  },
+  {
     name: '... or superseded (hint replay, read repair)',
     held: [live(5, NOW - 1), null, live(3)],
     dropExtras: false,

@@ -94,8 +94,14 @@ t.test('judgeCheck: who decides a compare-and-set', async (t) => {
     version,
     expiresAtMillis,
     deleted: false,
+    ttlSeconds: null,
   })
-  const gone = (version: number) => ({ version, expiresAtMillis: 1000, deleted: true })
+  const gone = (version: number) => ({
+    version,
+    expiresAtMillis: 1000,
+    deleted: true,
+    ttlSeconds: null,
+  })
   type Found = Parameters<typeof judgeCheck<string>>[1]
   const table: [string, number, Found, ReturnType<typeof judgeCheck<string>>][] = [
     [

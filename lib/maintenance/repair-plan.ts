@@ -1,6 +1,6 @@
 /** The repair of one session's copies: a plan (pure) from what every reachable store holds, then its actions. */
 import type { Clock } from '../clock.js'
-import { newestCopy } from '../copy-rules.js'
+import { newestCopy, supersedes } from '../copy-rules.js'
 import type { StoredCopy } from '../store/rows.js'
 import type { Store } from '../store/store.js'
 
@@ -49,8 +49,8 @@ export interface RepairPlanOptions {
  *   `copies` stores get it, and copies elsewhere are removed once they have. If expired, the session is over, but only while no store holds an
  *   older live copy: a write with a short TTL (or a shortened timeout) expires before the copy
  *   it replaced, which a store that missed it still holds. Those stores get the expired copy
- *   (outside the targets a full repair deletes the older copy instead); the sweeper removes
- *   the rest.
+ *   (outside the targets a full repair deletes every copy instead); the sweeper removes the
+ *   rest.
  */
 export function planRepair(
   stores: readonly StoreHolding[],
@@ -92,9 +92,7 @@ export function planRepair(
   if (newest.expiresAtMillis <= options.now)
     return supersedeOlder(present, newest, targets, options)
   const actions: RepairAction[] = stores
-    .filter(
-      ({ store, copy }) => targets.has(store) && (copy === null || copy.version < newest.version),
-    )
+    .filter(({ store, copy }) => targets.has(store) && (copy === null || supersedes(newest, copy)))
     .map(({ store }) => ({ kind: 'copy', store, source: newest }))
   // Once the targets hold the newest copy, one elsewhere (left by a write that failed over or
   // hedged past a target) has been handed off, and goes: left there, it would outlive a newer
@@ -118,13 +116,14 @@ function supersedeOlder(
   targets: ReadonlySet<Store>,
   options: RepairPlanOptions,
 ): RepairAction[] {
-  return present
-    .filter(({ copy }) => copy.version < newest.version)
-    .map(({ store, copy }): RepairAction =>
-      options.dropExtras && !targets.has(store)
-        ? { kind: 'remove', store, version: copy.version }
-        : { kind: 'copy', store, source: newest },
-    )
+  return present.flatMap(({ store, copy }): RepairAction[] => {
+    // A full repair leaves no copy of an expired session outside the targets, the expired one
+    // included: the sweeper only reaches the configured stores, not one being retired.
+    if (options.dropExtras && !targets.has(store)) {
+      return [{ kind: 'remove', store, version: newest.version }]
+    }
+    return supersedes(newest, copy) ? [{ kind: 'copy', store, source: newest }] : []
+  })
 }
 
 /** Counts of what a repair changed. */

@@ -22,6 +22,8 @@ export interface CopyDigest {
   version: number
   expiresAtMillis: number
   deleted: boolean
+  /** The per-session timeout, or null (the copy rule prefers a copy that carries it). */
+  ttlSeconds: number | null
 }
 
 /** What one write stores, besides the session id and the data. */
@@ -80,6 +82,8 @@ export interface ListedRow {
   /** 0 from the owner index. */
   version: number
   data: Buffer | null
+  /** The per-session timeout (the copy rule prefers a copy that carries it); null: none. */
+  ttlSeconds: number | null
 }
 
 /**
@@ -115,7 +119,12 @@ export function digestFromRow(row: RowDataPacket): CopyDigest | null {
   const version = storedVersion(row.version)
   const deleted = row.deleted === 1
   if (version === null && !deleted) return null
-  return { version: version ?? 0, expiresAtMillis: Number(row.expires_at), deleted }
+  return {
+    version: version ?? 0,
+    expiresAtMillis: Number(row.expires_at),
+    deleted,
+    ttlSeconds: row.ttl_seconds === null ? null : Number(row.ttl_seconds),
+  }
 }
 
 /** What a page of a key-order listing decodes to: live rows of foreign versions are left out. */
@@ -131,6 +140,7 @@ export function listedRows(rows: RowDataPacket[], withData: boolean): ListedRow[
         expiresAtMillis: Number(row.expires_at),
         version: version ?? 0,
         data: withData ? (row.data as Buffer | null) : null,
+        ttlSeconds: row.ttl_seconds == null ? null : Number(row.ttl_seconds),
       },
     ]
   })

@@ -30,8 +30,15 @@ export interface Statement<I, R, O> {
  * it blocks no write and wins over no copy.
  */
 const STORED = `((version < ${VERSION_CEILING}) * version)`
-/** The condition under which a copy replaces a stored live copy. */
-const NEWER = `deleted = 0 AND VALUES(version) > ${STORED}`
+/**
+ * The condition under which a copy replaces a stored live copy: a higher version, or the same
+ * version with the session's timeout where the stored copy has none (copy-rules.ts). Evaluated
+ * before ttl_seconds is assigned (the assignments run left to right, ttl_seconds last but the
+ * version, which is equal then).
+ */
+const NEWER =
+  `deleted = 0 AND (VALUES(version) > ${STORED} OR (VALUES(version) = ${STORED} AND ` +
+  'ttl_seconds IS NULL AND VALUES(ttl_seconds) IS NOT NULL))'
 /** The condition under which a write replaces a stored live copy: [from, below) holds it. */
 const IN_RANGE = `${STORED} >= ? AND ${STORED} < ?`
 const WRITABLE = `deleted = 0 AND ${IN_RANGE}`
@@ -40,7 +47,7 @@ const BELOW_OWN = `${STORED} < VALUES(version)`
 /** insertId of the write when the row is a tombstone. */
 const WRITE_HIT_TOMBSTONE = 1
 const COPY_COLUMNS = 'version, expires_at, deleted, data, ttl_seconds, owner'
-const DIGEST_COLUMNS = 'version, expires_at, deleted'
+const DIGEST_COLUMNS = 'version, expires_at, deleted, ttl_seconds'
 
 /** `(?, ?, ...)`: `count` placeholders. */
 function placeholders(count: number): string {
@@ -382,10 +389,11 @@ export function sessionStatements(table: string) {
       decode: ids,
     } satisfies Statement<{ afterId: string; limit: number }, RowDataPacket[], string[]>,
 
-    /** The next rows after `afterId` in key order: id, tombstone flag, expiry, version (and data). */
+    /** The next rows after `afterId` in key order: id, tombstone flag, expiry, version, timeout (and data). */
     listPage: {
       text: ({ limit, withData }: { afterId: string; limit: number; withData: boolean }) =>
-        `SELECT id, deleted, expires_at, version${withData ? ', data' : ''} FROM ${t} ` +
+        `SELECT id, deleted, expires_at, version, ttl_seconds${withData ? ', data' : ''} ` +
+        `FROM ${t} ` +
         `WHERE id > ? ORDER BY id${limitClause(limit)}`,
       params: ({ afterId }: { afterId: string; limit: number; withData: boolean }) => [afterId],
       decode: (

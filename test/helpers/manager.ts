@@ -48,6 +48,7 @@ export interface RawRow {
   expires_at: number
   deleted: number
   data: Buffer | null
+  ttl_seconds: number | null
 }
 
 /** The row each store holds for `sessionId` (or null), keyed by store id; queries the stores directly. */
@@ -59,7 +60,7 @@ export async function rowsOnStores(
   const rows = new Map<string, RawRow | null>()
   for (const store of cluster.stores.filter((s) => s.running !== false)) {
     const found = await store.query<RawRow>(
-      `SELECT version, expires_at, deleted, data FROM \`${table}\` WHERE id = ?`,
+      `SELECT version, expires_at, deleted, data, ttl_seconds FROM \`${table}\` WHERE id = ?`,
       [sessionId],
     )
     rows.set(store.id, found[0] ?? null)
