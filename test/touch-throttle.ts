@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { SessionData } from 'express-session'
+import type { SessionCodec, SessionManager } from '../lib/index.js'
 import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
 import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from '../lib/adapters/touch-throttle.js'
@@ -7,6 +8,20 @@ import { startTestCluster } from './helpers/cluster.js'
 import { LineClient } from './helpers/line-client.js'
 import { startManager } from './helpers/manager.js'
 import { startServer, statementsSent } from './helpers/session-server.js'
+
+/** A codec that stores Maps (JSON with a tag), as a custom codec may. */
+const mapCodec: SessionCodec = {
+  encode: (data) =>
+    JSON.stringify(data, (_key, value: unknown) =>
+      value instanceof Map ? { $map: [...value] } : value,
+    ),
+  decode: (bytes) =>
+    JSON.parse(bytes.toString('utf8'), (_key, value: { $map?: [unknown, unknown][] }) =>
+      value !== null && typeof value === 'object' && Array.isArray(value.$map)
+        ? new Map(value.$map)
+        : value,
+    ) as Record<string, unknown>,
+}
 
 // touchAfterSeconds: a touch, or a save that changes nothing but the expiry, is written only
 // when it moves the stored expiry by at least the throttle.
@@ -38,6 +53,48 @@ t.test('touchIsDue and dataFingerprint, from tables', async (t) => {
   t.not(dataFingerprint({ ...base, user: 'bob' }), print)
   t.equal(dataFingerprint({ big: 1n }), null, 'not JSON: no fingerprint')
 
+  // Without the codec, only data JSON shows exactly gets a fingerprint: anything JSON would
+  // show alike (a Map as {}, undefined left out, -0 as 0) counts as changed, every time.
+  for (const [what, data] of [
+    ['a Map', { cart: new Map([['a', 1]]) }],
+    ['a Set', { tags: new Set(['a']) }],
+    ['a Date', { at: new Date(0) }],
+    ['a class instance', { box: new (class Box {})() }],
+    ['an undefined value', { user: undefined }],
+    ['a hole', { list: [1, , 3] }],
+    ['-0', { n: -0 }],
+    ['NaN', { n: NaN }],
+    ['a toJSON', { v: { toJSON: () => 1 } }],
+    ['a null prototype', { v: Object.create(null) as object }],
+  ] as const) {
+    t.equal(dataFingerprint(data), null, `${what}: no fingerprint without the codec`)
+  }
+  // With the codec, the fingerprint is of the bytes it stores: exact for whatever it encodes.
+  const before = dataFingerprint({ cart: new Map([['a', 1]]) }, mapCodec)
+  t.type(before, 'string')
+  t.equal(dataFingerprint({ cart: new Map([['a', 1]]) }, mapCodec), before, 'same bytes, same')
+  t.not(dataFingerprint({ cart: new Map([['a', 2]]) }, mapCodec), before, 'a changed Map')
+  t.equal(
+    dataFingerprint({ cart: new Map([['a', 1]]), cookie: { expires: 'x' } }, mapCodec),
+    before,
+    'the cookie left out',
+  )
+  const throwing: SessionCodec = { encode: () => undefined as never, decode: () => ({}) }
+  t.equal(dataFingerprint({ a: 1 }, throwing), null, 'a codec that returns nothing: none')
+  t.equal(
+    dataFingerprint(
+      { a: 1 },
+      {
+        ...throwing,
+        encode: () => {
+          throw new Error('no')
+        },
+      },
+    ),
+    null,
+    'a codec that throws: none',
+  )
+
   const remembered = new SeenSessions()
   for (let i = 0; i <= 10_000; i++) remembered.remember(`k${i}`, seen)
   t.equal(remembered.get('k0'), undefined, 'bounded: the oldest is forgotten')
@@ -45,6 +102,12 @@ t.test('touchIsDue and dataFingerprint, from tables', async (t) => {
 })
 
 const cluster = await startTestCluster(t, { stores: 3 })
+const mapManagerOptions = {
+  stores: cluster.storeConfigs(),
+  copies: 2,
+  table: 'throttle_codec',
+  codec: mapCodec,
+}
 
 function expressSession(expiresAt: number, data: Record<string, unknown>): SessionData {
   const cookie = {
@@ -118,6 +181,46 @@ for (const [name, makeStore] of [
     await manager.writeSession(id, { user: 'cy' }, { expiresAt: start + 121_000 })
     await store.set(id, expressSession(start + 122_000, { user: 'bob' }))
     t.match(await manager.readSession(id), { user: 'cy' }, 'the change made elsewhere stays')
+  })
+}
+
+// A custom codec that stores what JSON cannot (a Map): a change to it is a change of the data,
+// written at once whatever the throttle, whether the store was given the manager or made it.
+for (const [name, makeStore] of [
+  [
+    'express, given the manager',
+    (manager: SessionManager) => new ExpressStore({ manager, touchAfterSeconds: 60 }),
+  ],
+  [
+    'fastify, given the manager',
+    (manager: SessionManager) => new FastifyStore({ manager, touchAfterSeconds: 60 }),
+  ],
+  [
+    'express, making its manager',
+    () => new ExpressStore({ managerOptions: mapManagerOptions, touchAfterSeconds: 60 }),
+  ],
+  [
+    'fastify, making its manager',
+    () => new FastifyStore({ managerOptions: mapManagerOptions, touchAfterSeconds: 60 }),
+  ],
+] as const) {
+  t.test(`${name}: a changed Map in a custom codec's data is written`, async (t) => {
+    const manager = await startManager(t, cluster, mapManagerOptions)
+    const store = makeStore(manager) as ExpressStore
+    t.teardown(() => store.close())
+    await store.manager.applySchema()
+    const id = manager.generateId()
+    const start = Date.now() + 600_000
+    await store.set(id, expressSession(start, { cart: new Map([['apple', 1]]) }))
+    await store.get(id)
+    await store.set(id, expressSession(start + 30_000, { cart: new Map([['apple', 2]]) }))
+    const stored = await manager.readSession(id)
+    t.same(stored?.cart, new Map([['apple', 2]]), 'the new cart is stored')
+    t.same(
+      ((await store.get(id)) as unknown as { cart: unknown }).cart,
+      new Map([['apple', 2]]),
+      'and read back',
+    )
   })
 }
 

@@ -37,7 +37,7 @@ export type ListedSession = ExpressSessionData & { id: string }
  *
  * - Expiry follows the session cookie: `cookie.expires` (to the millisecond), else
  *   `cookie.maxAge`, else the manager's `ttlSeconds`. Saving a session whose cookie has
- *   already expired destroys it.
+ *   already expired destroys it; so does a touch with a cookie the app made expire.
  * - Any id the framework makes is stored: one outside the library's id rules is kept under
  *   {@link SessionManager.sessionKey} (listings show that key). With `secrets`, ids keep their
  *   rules: an unsigned id reads as no session, and no store is asked.
@@ -108,7 +108,10 @@ export class SessionShardsStore extends session.Store {
 
   /**
    * Extends a live session to its cookie's expiry without rewriting it. Never creates a
-   * session, never brings back a destroyed one; does nothing with `disableTouch`.
+   * session, never brings back a destroyed one; does nothing with `disableTouch`. A cookie
+   * whose lifetime the app changed (express-session touches when only the cookie changed) is
+   * stored with the session, or destroys it when already expired; an earlier expiry with the
+   * same lifetime (a request that began before a later one) never shortens the session.
    */
   touch(sid: string, sess: ExpressSessionData, callback?: NodeCallback<void>): Promise<void> {
     const touched = this.disableTouch

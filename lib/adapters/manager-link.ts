@@ -1,9 +1,11 @@
 /** What the Express and Fastify stores share: their link to a session manager and its events. */
 import type { EventEmitter } from 'node:events'
-import type { SessionData } from '../codec.js'
+import type { SessionCodec, SessionData } from '../codec.js'
+import { jsonCodec } from '../codec.js'
 import { InvalidOptionError, VersionConflictError } from '../errors.js'
 import { secondsOption } from '../validate.js'
 import type { SessionManagerOptions } from '../options.js'
+import type { VersionedSession } from '../read-path.js'
 import type { SessionManager } from '../session-manager.js'
 import { createSessionManager } from '../session-manager.js'
 import {
@@ -12,6 +14,7 @@ import {
   withoutCookieProto,
   withStoredExpiry,
 } from './cookie-expiry.js'
+import type { SeenSession } from './touch-throttle.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from './touch-throttle.js'
 
 /** The adapter option naming a manager the application created (and closes itself). */
@@ -47,7 +50,10 @@ export interface TouchThrottleOption {
    * `rolling` sessions every request is a touch, and with `copies: 2` each touch is two
    * writes; with a throttle of 60, an active session costs at most one touch a minute, and
    * its stored expiry lags the cookie's by less than a minute. A save that changes the data is
-   * always written. 0 writes every touch.
+   * always written: the store compares the bytes the manager's codec stores when it created
+   * the manager (`managerOptions`); with a `manager` given, whose codec it cannot see, data
+   * that JSON does not show exactly (a Map, a Date, an undefined value) counts as changed.
+   * 0 writes every touch.
    * @default 0
    */
   touchAfterSeconds?: number
@@ -55,6 +61,14 @@ export interface TouchThrottleOption {
 
 /** Sessions read or destroyed at once by `all()` and `clear()`. */
 const LISTING_CONCURRENCY = 32
+
+/**
+ * How far a touch's cookie lifetime may be from the stored one and still be the same lifetime.
+ * express-session recomputes `originalMaxAge` as `expires - now` from two clock reads on every
+ * request, so an unchanged lifetime comes back a millisecond or so short (more on a stalled
+ * process); an app that changes `maxAge` changes it by far more.
+ */
+const LIFETIME_SLACK_MILLIS = 100
 
 /**
  * What both framework adapters share: owning or borrowing the manager, cookie-driven expiry,
@@ -72,8 +86,10 @@ export class ManagerLink {
   /** Keys with a save in flight through this store: the framework's id and the count. */
   readonly #saving = new Map<string, { id: string; count: number }>()
   readonly #touchAfterMillis: number
-  /** What this store last read or wrote of each session (only with a touch throttle). */
+  /** What this store last read or wrote of each session: its expiry, cookie lifetime, data. */
   readonly #seen = new SeenSessions()
+  /** The codec the manager stores data with, when known (a manager this store created). */
+  readonly #codec: SessionCodec | undefined
   #disconnected = false
   #closing: Promise<void> | undefined
 
@@ -98,6 +114,8 @@ export class ManagerLink {
       secondsOption('touchAfterSeconds', throttle.touchAfterSeconds, 0, 0, 31_536_000) * 1000
     this.#events = events
     this.#owned = manager === undefined
+    // A given manager's codec is not public: fingerprints then fall back to exact JSON.
+    this.#codec = manager === undefined ? (managerOptions?.codec ?? jsonCodec) : undefined
     this.manager = manager ?? createSessionManager(managerOptions as SessionManagerOptions)
     this.manager.on('write-after-destroy', this.#onWriteAfterDestroy)
     this.manager.on('store-down', this.#onStoreDown)
@@ -156,32 +174,54 @@ export class ManagerLink {
 
   /**
    * Extends a live session to its cookie's expiry (else the manager's timeout); never creates
-   * one. Resolves whether there was a live session to extend. A touch whose cookie has a new
-   * lifetime, or an earlier expiry, than the session this store read (an app that changed
-   * `cookie.maxAge` without changing the data: express-session then touches instead of
-   * saving) stores that cookie with the session, as express-session's MemoryStore does: the
-   * lifetime lives in the data, and a plain touch never shortens.
+   * one. Resolves whether there was a live session. express-session touches instead of saving
+   * whenever the data did not change, even when the app changed the cookie, so a touch does
+   * what a save of its cookie would, as express-session's MemoryStore does (it stores the
+   * cookie it is given):
+   * - a cookie with another lifetime than the stored one (`maxAge` changed, or made null for a
+   *   browser-session cookie) is stored with the session, and destroys it when it has already
+   *   expired (`expires` in the past, `maxAge` 0 or negative);
+   * - a cookie with the stored lifetime only moves the expiry later: the manager's touch never
+   *   shortens. An earlier expiry with the same lifetime comes from a request that began
+   *   before another one extended the session (a long streamed response: express-session
+   *   fixes the cookie when the headers go out and touches when the response ends), and the
+   *   browser holds the later cookie: the session is neither shortened, nor rewritten, nor
+   *   destroyed when that earlier cookie has expired;
+   * - an expired cookie that carries no lifetime (no `originalMaxAge`) destroys the session.
    */
   async touch(sessionId: string, session: object): Promise<boolean> {
     const now = Date.now()
     const expiresAt = cookieExpiry(session, now)
-    if (expiresAt !== null && expiresAt <= now) return false
     try {
       const key = this.manager.sessionKey(sessionId)
-      if (expiresAt === null) return await this.manager.touch(key)
-      const seen = this.#seen.get(key)
-      if (
-        seen !== undefined &&
-        (cookieLifetime(session) !== seen.lifetime || expiresAt < seen.expiresAt)
-      ) {
-        const replaced = await this.#replaceCookie(key, session, expiresAt)
+      let seen = this.#seen.get(key)
+      let current: VersionedSession | null | undefined
+      if (seen === undefined) {
+        // Never read here, or forgotten (the memory is bounded): the stored lifetime decides.
+        current = await this.manager.readSession(key, { withVersion: true })
+        if (current === null) return false
+        seen = this.#remember(key, current.expiresAt, current.data)
+      }
+      const lifetime = cookieLifetime(session)
+      const changed = !sameLifetime(lifetime, seen.lifetime)
+      // Only a cookie that carries the stored lifetime can be told stale; one that says
+      // nothing of its lifetime (not express-session's) and has expired ends it, as a save would.
+      if (expiresAt !== null && expiresAt <= now && (changed || lifetime === undefined)) {
+        await this.destroy(sessionId)
+        return false
+      }
+      if (changed) {
+        const replaced = await this.#replaceCookie(key, session, expiresAt, current)
         if (replaced !== undefined) return replaced
       }
+      if (expiresAt === null) return await this.manager.touch(key)
       if (this.#touchAfterMillis > 0 && !touchIsDue(seen, expiresAt, this.#touchAfterMillis, now)) {
         return true
       }
       const touched = await this.manager.touch(key, { expiresAt })
-      if (touched && seen !== undefined) this.#seen.remember(key, { ...seen, expiresAt })
+      // The stores keep the later expiry; a stale touch leaves the remembered one as it was.
+      if (!touched) this.#seen.forget(key)
+      else this.#seen.remember(key, { ...seen, expiresAt: Math.max(seen.expiresAt, expiresAt) })
       return touched
     } catch (error) {
       if (isMalformedId(error)) return false
@@ -191,24 +231,28 @@ export class ManagerLink {
 
   /**
    * Gives the stored session the cookie of a touch that changed its lifetime, as
-   * express-session's MemoryStore does (the stored data stays, the cookie is replaced), over
-   * the version read: resolves whether it was live, or undefined when another request wrote
-   * it in between (the touch then only extends the expiry).
+   * express-session's MemoryStore does (the stored data stays, the cookie is replaced), with
+   * the cookie's expiry (null: the manager's timeout), over the version read (`current`, else
+   * read now): resolves whether it was live, or undefined when another request wrote it in
+   * between (the touch then only extends the expiry).
    */
   async #replaceCookie(
     key: string,
     session: object,
-    expiresAt: number,
+    expiresAt: number | null,
+    current?: VersionedSession | null,
   ): Promise<boolean | undefined> {
-    const current = await this.manager.readSession(key, { withVersion: true })
-    if (current === null) return false
+    const read = current ?? (await this.manager.readSession(key, { withVersion: true }))
+    if (read === null) return false
     const cookie = (session as { cookie?: unknown }).cookie
-    const data = { ...current.data, cookie } as SessionData
+    const data = { ...read.data, cookie } as SessionData
+    const expectedVersion = read.version
     try {
-      const written = await this.manager.writeSession(key, data, {
-        expiresAt,
-        expectedVersion: current.version,
-      })
+      const written = await this.manager.writeSession(
+        key,
+        data,
+        expiresAt === null ? { expectedVersion } : { expiresAt, expectedVersion },
+      )
       this.#see(key, written.dropped ? null : expiresAt, data)
       return !written.dropped
     } catch (error) {
@@ -285,7 +329,7 @@ export class ManagerLink {
     const seen = this.#seen.get(key)
     if (seen === undefined || seen.expiresAt <= now) return false
     if (cookieLifetime(session) !== seen.lifetime || expiresAt < seen.expiresAt) return false
-    const fingerprint = dataFingerprint(session)
+    const fingerprint = dataFingerprint(session, this.#codec)
     if (fingerprint === null || fingerprint !== seen.fingerprint) return false
     if (!touchIsDue(seen, expiresAt, this.#touchAfterMillis, now)) return true
     if (!(await this.manager.touch(key, { expiresAt }))) return false
@@ -294,16 +338,23 @@ export class ManagerLink {
   }
 
   /**
-   * Remembers what the store holds for `key` (null: nothing to go by): for touches that change
-   * the cookie's lifetime, and for the throttle (which alone needs the data's fingerprint).
+   * Remembers what the store holds for `key` (null: nothing to go by): for touches, which
+   * compare the cookie's lifetime, and for the throttle (which alone needs the data's
+   * fingerprint).
    */
   #see(key: string, expiresAt: number | null, data: object): void {
-    if (expiresAt === null) return this.#seen.forget(key)
-    this.#seen.remember(key, {
+    if (expiresAt === null) this.#seen.forget(key)
+    else this.#remember(key, expiresAt, data)
+  }
+
+  #remember(key: string, expiresAt: number, data: object): SeenSession {
+    const seen = {
       expiresAt,
       lifetime: cookieLifetime(data),
-      fingerprint: this.#touchAfterMillis === 0 ? null : dataFingerprint(data),
-    })
+      fingerprint: this.#touchAfterMillis === 0 ? null : dataFingerprint(data, this.#codec),
+    }
+    this.#seen.remember(key, seen)
+    return seen
   }
 
   readonly #onWriteAfterDestroy = (event: { sessionId: string }): void => {
@@ -328,6 +379,17 @@ export class ManagerLink {
     const { stores } = this.manager.stats()
     return stores.length > 0 && stores.every((store) => store.state === 'down')
   }
+}
+
+/** Whether two cookie lifetimes are the same, up to {@link LIFETIME_SLACK_MILLIS}. */
+function sameLifetime(
+  given: number | null | undefined,
+  stored: number | null | undefined,
+): boolean {
+  if (typeof given === 'number' && typeof stored === 'number') {
+    return Math.abs(given - stored) <= LIFETIME_SLACK_MILLIS
+  }
+  return given === stored
 }
 
 function isMalformedId(error: unknown): boolean {

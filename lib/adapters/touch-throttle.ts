@@ -3,6 +3,7 @@
  * saw of each session, and whether a touch or an unchanged save is worth a write.
  */
 import { createHash } from 'node:crypto'
+import type { SessionCodec } from '../codec.js'
 
 /** Sessions remembered at most; the least recently seen is forgotten first. */
 const REMEMBERED_SESSIONS = 10_000
@@ -36,18 +37,58 @@ export function touchIsDue(
 
 /**
  * A digest of a framework session's data, its cookie left out (the cookie's expiry changes on
- * every request; the store keeps the expiry apart). Null for data JSON cannot represent, which
- * then always counts as changed.
+ * every request; the store keeps the expiry apart), or null when there is none to trust: the
+ * data then always counts as changed. Equal digests must mean equal stored data, since a save
+ * that changes the data is always written. With the manager's `codec`, it is the digest of
+ * the bytes that codec stores, exact for whatever it encodes (null when it cannot encode it).
+ * Without it (a manager the store was given: its codec is not public), it is the digest of
+ * the data's JSON, and only of data that JSON shows exactly (plain objects, arrays, strings,
+ * finite numbers, booleans, null): a Map, a Date or an undefined value, which a custom codec
+ * may keep and JSON would show alike, gets none.
  */
-export function dataFingerprint(session: object): string | null {
+export function dataFingerprint(session: object, codec?: SessionCodec): string | null {
   const { cookie: _cookie, ...data } = session as Record<string, unknown>
-  let text: string
+  let bytes: string | Buffer
   try {
-    text = JSON.stringify(data)
+    bytes = codec === undefined ? JSON.stringify(data, onlyExactJson) : codec.encode(data)
   } catch {
-    return null // a BigInt, a cycle: data a custom codec may carry
+    return null // a BigInt, a cycle, a Map without the codec: data to write every time
   }
-  return createHash('sha256').update(text).digest('base64url')
+  if (typeof bytes !== 'string' && !Buffer.isBuffer(bytes)) return null
+  return createHash('sha256').update(bytes).digest('base64url')
+}
+
+/** Thrown by {@link onlyExactJson} to stop at the first value JSON would not show exactly. */
+const INEXACT = Symbol('inexact')
+
+/**
+ * A JSON.stringify replacer that lets through only values JSON text shows exactly, so that
+ * equal text means equal data: it looks at each value as held (`this[key]`), before any
+ * `toJSON` ran. Objects must be plain (Object or Array prototype, no `toJSON`); numbers finite
+ * and not -0; nothing undefined, no function, symbol or BigInt; an array hole counts as
+ * undefined.
+ */
+function onlyExactJson(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const held = this[key]
+  switch (typeof held) {
+    case 'string':
+    case 'boolean':
+      return value
+    case 'number':
+      if (Number.isFinite(held) && !Object.is(held, -0)) return value
+      throw INEXACT
+    case 'object': {
+      if (held === null) return value
+      const prototype = Object.getPrototypeOf(held) as unknown
+      const plain = Array.isArray(held)
+        ? prototype === Array.prototype
+        : prototype === Object.prototype
+      if (plain && typeof (held as { toJSON?: unknown }).toJSON !== 'function') return value
+      throw INEXACT
+    }
+    default:
+      throw INEXACT
+  }
 }
 
 /**
