@@ -3,6 +3,9 @@ import type { SessionData } from './codec.js'
 import { InvalidOptionError, InvalidSessionDataError } from './errors.js'
 import { MAX_TTL_SECONDS, secondsOption, wholeNumber } from './validate.js'
 
+/** The farthest a JavaScript Date reaches either side of the epoch, in milliseconds. */
+export const MAX_DATE_MILLIS = 8.64e15
+
 /** A per-call expiry: `ttlSeconds` from now, or an absolute `expiresAt` (ms precision). */
 export interface ExpiryOptions {
   ttlSeconds?: number
@@ -24,14 +27,12 @@ export function requestedExpiry(options: ExpiryOptions, now: number): number | n
   if (ttlSeconds !== undefined) return now + checkSeconds('ttlSeconds', ttlSeconds) * 1000
   if (expiresAt === undefined) return null
   const millis = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt
-  if (
-    typeof millis !== 'number' ||
-    !Number.isSafeInteger(Math.trunc(millis)) ||
-    Number.isNaN(millis)
-  ) {
+  // Beyond a Date's range the expiry could be stored but never shown again: a framework store
+  // turns the stored expiry into the cookie's `expires`, and every read would throw.
+  if (typeof millis !== 'number' || !(Math.abs(millis) <= MAX_DATE_MILLIS)) {
     throw new InvalidOptionError(
       'expiresAt',
-      'must be a valid Date or a number of milliseconds since the epoch',
+      'must be a valid Date or a number of milliseconds since the epoch, within the range of a Date (±8.64e15)',
     )
   }
   return Math.trunc(millis)

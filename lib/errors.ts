@@ -269,11 +269,34 @@ export class TooManyOperationsError extends SessionShardsError {
   }
 }
 
+/**
+ * A framework store's operation was rejected with something that is not an Error (undefined,
+ * null, a string...), as a custom manager or codec may do: the operation failed, and callers
+ * get this instead, so that a Node-style callback never mistakes a falsy rejection for success.
+ * The value is the `cause`; the message only says what kind of value it was.
+ */
+export class OperationFailedError extends SessionShardsError {
+  constructor(rejection: unknown) {
+    super(
+      'OPERATION_FAILED',
+      `The session operation failed without an Error (it was rejected with ${kindOf(rejection)}): ` +
+        'treat the session as not saved. Find what rejects without an Error (a custom manager or codec).',
+      { cause: rejection },
+    )
+  }
+}
+
 /** The manager was closed; no further operation is accepted. */
 export class ManagerClosedError extends SessionShardsError {
   constructor() {
     super('MANAGER_CLOSED', 'The session manager is closed; create a new one to keep working.')
   }
+}
+
+/** What kind of value `value` is, without showing it (it may hold anything). */
+function kindOf(value: unknown): string {
+  if (value === null || value === undefined) return String(value)
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
 }
 
 function describeFailures(failures: StoreFailure[]): string {

@@ -4,8 +4,10 @@ import { InvalidSessionIdError } from './errors.js'
 
 /** Bytes of randomness in a generated id: 192 bits, 32 URL-safe characters. */
 const ID_BYTES = 24
-const RANDOM_PART = /^[A-Za-z0-9_-]{32}$/
-const SIGNATURE_PART = /^[A-Za-z0-9_-]{43}$/
+/** Characters of a signed id's random part (a generated id), before its "." and signature. */
+const RANDOM_LENGTH = 32
+/** A signed id: the random part, ".", and the 43-character base64url HMAC-SHA256 of it. */
+const SIGNED_ID = /^[A-Za-z0-9_-]{32}\.[A-Za-z0-9_-]{43}$/
 
 /** Accepted unsigned ids: URL-safe base64 characters (and "." for ids made elsewhere), 16 to 128 long. */
 const ID_PATTERN = /^[A-Za-z0-9_.-]{16,128}$/
@@ -62,22 +64,23 @@ export class IdSigner {
     return `${random}.${this.#sign(random, this.#keys[0] as Buffer).toString('base64url')}`
   }
 
-  /** Throws {@link InvalidSessionIdError} unless `id` is signed by one of the secrets (or is an accepted unsigned id). */
+  /**
+   * Throws {@link InvalidSessionIdError} unless `id` is signed by one of the secrets, or is an
+   * accepted unsigned id. An id shaped like a signed one (32 characters, ".", 43) is always
+   * held to its signature; with `acceptUnsigned`, any other id is taken as one from before
+   * signing, dots included (the id rules allow "." and stores migrated from made such ids).
+   */
   verify(id: string): void {
-    const dot = id.indexOf('.')
-    if (dot === -1) {
+    if (!SIGNED_ID.test(id)) {
       if (this.#acceptUnsigned) return
       throw new InvalidSessionIdError(
-        'the id is not signed (set acceptUnsignedIds to accept older ids)',
+        id.includes('.')
+          ? 'a signed id is 32 characters, ".", then a 43-character signature'
+          : 'the id is not signed (set acceptUnsignedIds to accept older ids)',
       )
     }
-    const random = id.slice(0, dot)
-    const signature = id.slice(dot + 1)
-    if (!RANDOM_PART.test(random) || !SIGNATURE_PART.test(signature)) {
-      throw new InvalidSessionIdError(
-        'a signed id is 32 characters, ".", then a 43-character signature',
-      )
-    }
+    const random = id.slice(0, RANDOM_LENGTH)
+    const signature = id.slice(RANDOM_LENGTH + 1)
     // The signature's canonical text is compared, not its decoded bytes: 43 characters carry
     // two bits more than the 32 bytes, so decoding alone would let four spellings verify.
     const given = Buffer.from(signature, 'utf8')

@@ -61,6 +61,7 @@ export {
   LockTimeoutError,
   LockExpiredError,
   TooManyOperationsError,
+  OperationFailedError,
 } from './errors.js'
 export type { StoreFailure } from './errors.js'
 export type {

@@ -37,14 +37,18 @@ export function cookieLifetime(session: unknown): number | null | undefined {
  * `session` with its cookie's `expires` set to the stored expiry, as the ISO text a stored
  * cookie carries. A touch moves only the stored expiry (the data is not rewritten); this
  * makes it visible to the framework on the next read. A cookie without an expiry (a
- * browser-session cookie) stays one: its stored expiry is the manager's timeout.
+ * browser-session cookie) stays one: its stored expiry is the manager's timeout. So does a
+ * cookie whose stored expiry no Date can hold (a row written by other software: the manager
+ * refuses such an expiry), rather than failing every read of the session.
  */
 export function withStoredExpiry<T extends object>(session: T, expiresAt: number): T {
   const cookie = (session as { cookie?: unknown }).cookie
   if (cookie === null || typeof cookie !== 'object' || Array.isArray(cookie)) return session
   const { expires } = cookie as { expires?: unknown }
   if (expires === undefined || expires === null || expires === false) return session
-  return { ...session, cookie: { ...cookie, expires: new Date(expiresAt).toISOString() } }
+  const stored = new Date(expiresAt)
+  if (Number.isNaN(stored.getTime())) return session
+  return { ...session, cookie: { ...cookie, expires: stored.toISOString() } }
 }
 
 /**

@@ -1,0 +1,42 @@
+import t from 'tap'
+import { requestedExpiry } from '../lib/call-arguments.js'
+
+// A per-call expiry is refused up front unless a Date can hold it: JavaScript dates reach
+// 8.64e15 ms either side of the epoch, and an expiry beyond that, once stored, could not be
+// shown as a cookie's `expires` (new Date(x).toISOString() throws a RangeError).
+const DATE_LIMIT = 8.64e15
+
+t.test('requestedExpiry: within the Date range, as given', async (t) => {
+  const now = Date.now()
+  t.equal(requestedExpiry({}, now), null)
+  t.equal(requestedExpiry({ expiresAt: now + 1000 }, now), now + 1000)
+  t.equal(requestedExpiry({ expiresAt: new Date(now + 1000) }, now), now + 1000)
+  t.equal(requestedExpiry({ expiresAt: 1234.9 }, now), 1234, 'truncated to the millisecond')
+  t.equal(requestedExpiry({ expiresAt: DATE_LIMIT }, now), DATE_LIMIT, 'the last Date')
+  t.equal(requestedExpiry({ expiresAt: new Date(DATE_LIMIT) }, now), DATE_LIMIT)
+  t.equal(requestedExpiry({ expiresAt: -DATE_LIMIT }, now), -DATE_LIMIT, 'the first Date')
+  t.equal(requestedExpiry({ ttlSeconds: 60 }, now), now + 60_000)
+})
+
+t.test('requestedExpiry: beyond the Date range, a typed error without the value', async (t) => {
+  const now = Date.now()
+  for (const expiresAt of [
+    8.7e15,
+    DATE_LIMIT + 1,
+    -DATE_LIMIT - 1,
+    Number.MAX_SAFE_INTEGER,
+    Infinity,
+    -Infinity,
+    NaN,
+    new Date(NaN),
+  ]) {
+    let error: unknown
+    try {
+      requestedExpiry({ expiresAt }, now)
+    } catch (caught) {
+      error = caught
+    }
+    t.match(error, { code: 'INVALID_OPTION', option: 'expiresAt' }, String(expiresAt))
+    t.notMatch((error as Error).message, /8\.7e|8700|9007199254740991|Infinity|NaN/, 'no value')
+  }
+})
