@@ -103,7 +103,8 @@ export interface WriteOptions {
   /**
    * Write only if the session is at exactly this version (from `readSession(id, {
    * withVersion: true })`); otherwise reject with `VersionConflictError` and write
-   * nothing. 0 means "only if the session does not exist yet".
+   * nothing. 0 means "only if the session does not exist yet": none, or one that has expired
+   * (reads answer null for it) and is not swept yet.
    */
   expectedVersion?: number
 }

@@ -18,6 +18,8 @@ export interface CompareAndSet {
   expectedVersion: number
   /** The version this attempt proposes. */
   version: number
+  /** The write's time: an expired copy is no session to a compare-and-set on version 0. */
+  now: number
   copies: number
   readQuorum: number
   /** Whether the read lease trusts a store alone; undefined without a lease. */
@@ -102,6 +104,7 @@ async function deciders(cas: CompareAndSet, mayTrust: boolean): Promise<Deciders
   const verdict = judgeCheck(
     cas.expectedVersion,
     asked.answers.map(({ store, value }) => ({ store, copy: value })),
+    cas.now,
   )
   if (verdict.kind === 'conflict') {
     throw new VersionConflictError(verdict.storedVersion, cas.expectedVersion)

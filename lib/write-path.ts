@@ -169,6 +169,7 @@ export class WritePath {
               order,
               expectedVersion,
               version,
+              now: request.now,
               copies: options.copies,
               readQuorum: options.readQuorum,
               trusts: this.#trusts,

@@ -95,18 +95,26 @@ export type CheckVerdict<S> =
  * - a tombstone anywhere: the stores holding one (the write is dropped there, as destroyed);
  * - the newest live version is not `expected`: a conflict, before anything is written;
  * - otherwise the stores at `expected` (every store that answered, when no store had a row:
- *   `expected` 0 creates the session where the statement finds none).
+ *   `expected` 0 creates the session where the statement finds none). An expired newest copy
+ *   is no session (reads answer null for it): for `expected` 0 every store that answered may
+ *   decide, its statement taking the expired row as absent.
  */
 export function judgeCheck<S>(
   expected: number,
   found: readonly { store: S; copy: CopyFacts | null }[],
+  now: number,
 ): CheckVerdict<S> {
   const holding = (keep: (copy: CopyFacts) => boolean): S[] =>
     found.flatMap(({ store, copy }) => (copy !== null && keep(copy) ? [store] : []))
   const tombstones = holding((copy) => copy.deleted)
   if (tombstones.length > 0) return { kind: 'decide', deciders: tombstones }
   const newest = newestCopy(found.flatMap(({ copy }) => (copy === null ? [] : [copy])))
-  if (newest === undefined) return { kind: 'decide', deciders: found.map(({ store }) => store) }
+  const everyStore = (): CheckVerdict<S> => ({
+    kind: 'decide',
+    deciders: found.map(({ store }) => store),
+  })
+  if (newest === undefined) return everyStore()
+  if (expected === 0 && newest.expiresAtMillis <= now) return everyStore()
   if (newest.version !== expected) return { kind: 'conflict', storedVersion: newest.version }
   return { kind: 'decide', deciders: holding((copy) => copy.version === expected) }
 }

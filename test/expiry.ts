@@ -265,3 +265,39 @@ t.test(
     })
   },
 )
+
+t.test('an expired session not yet swept is no session to a compare-and-set', async (t) => {
+  for (const readLeaseMillis of [500, 0]) {
+    const manager = await startManager(t, cluster, { copies: 2, readLeaseMillis })
+    const setting = readLeaseMillis === 0 ? 'by quorum' : 'on the lease'
+    const visit = (data: Record<string, unknown> | null) => ({
+      visits: Number(data?.visits ?? 0) + 1,
+    })
+    const updated = await manager.createSession({ visits: 5 }, { ttlSeconds: 1 })
+    const locked = await manager.createSession({ visits: 5 }, { ttlSeconds: 1 })
+    const expected = await manager.createSession({ visits: 5 }, { ttlSeconds: 1 })
+    const live = await manager.createSession({ visits: 5 })
+    await sleep(1100)
+    t.equal(await manager.readSession(updated), null, `${setting}: expired`)
+    t.same(
+      await manager.updateSession(updated, visit, { retries: 2 }),
+      { visits: 1 },
+      `${setting}: updateSession starts it anew`,
+    )
+    t.same(await manager.readSession(updated), { visits: 1 })
+    t.same(
+      await manager.withSessionLock(locked, visit),
+      { visits: 1 },
+      `${setting}: so does a lock holder's write`,
+    )
+    t.same(await manager.readSession(locked), { visits: 1 })
+    await manager.writeSession(expected, { visits: 1 }, { expectedVersion: 0 })
+    t.same(await manager.readSession(expected), { visits: 1 }, `${setting}: expectedVersion 0`)
+    await t.rejects(
+      manager.writeSession(live, { visits: 1 }, { expectedVersion: 0 }),
+      { code: 'VERSION_CONFLICT' },
+      `${setting}: a live session is still one`,
+    )
+    t.same(await manager.readSession(live), { visits: 5 })
+  }
+})

@@ -177,7 +177,40 @@ t.test('judgeCheck: who decides a compare-and-set', async (t) => {
       { kind: 'conflict', storedVersion: 5 },
     ],
   ]
+  // Every live copy above expires at 1000 or 2000: at 500 none has expired.
   for (const [name, expected, found, verdict] of table) {
-    t.same(judgeCheck(expected, found), verdict, name)
+    t.same(judgeCheck(expected, found, 500), verdict, name)
+  }
+  const expired: [string, number, Found, ReturnType<typeof judgeCheck<string>>][] = [
+    [
+      'expecting no session, the newest copy expired: none, every store may decide',
+      0,
+      [
+        { store: 'a', copy: live(5, 1000) },
+        { store: 'b', copy: null },
+      ],
+      { kind: 'decide', deciders: ['a', 'b'] },
+    ],
+    [
+      'expecting no session, one copy expired but a newer one live: a conflict',
+      0,
+      [
+        { store: 'a', copy: live(5, 1000) },
+        { store: 'b', copy: live(6, 9000) },
+      ],
+      { kind: 'conflict', storedVersion: 6 },
+    ],
+    [
+      'expecting the expired version itself: still that version (an update of it applies)',
+      5,
+      [
+        { store: 'a', copy: live(5, 1000) },
+        { store: 'b', copy: null },
+      ],
+      { kind: 'decide', deciders: ['a'] },
+    ],
+  ]
+  for (const [name, expected, found, verdict] of expired) {
+    t.same(judgeCheck(expected, found, 1500), verdict, name)
   }
 })
