@@ -6,7 +6,12 @@ import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { inspect } from 'node:util'
-import { StoreBusyError, StoreDownError, StoreTimeoutError } from '../lib/index.js'
+import {
+  LockTimeoutError,
+  StoreBusyError,
+  StoreDownError,
+  StoreTimeoutError,
+} from '../lib/index.js'
 import type { SessionServerOptions } from '../lib/server/index.js'
 import { errorReply } from '../lib/server/request-error.js'
 import { finished, runCli, spawnCli } from './helpers/cli.js'
@@ -542,4 +547,19 @@ t.test('a store in trouble is a 503 whose message names no store', async (t) => 
     t.equal(reply.code, error.code)
     t.notMatch(reply.message, 'store-secret-name', `${error.code}: the store is not named`)
   }
+})
+
+t.test('a lock timeout a failing store ended names no store either', async (t) => {
+  const driverError = new Error(
+    "connect ECONNREFUSED 10.1.2.3:3306 (Access denied for user 'app'@'db-host')",
+  )
+  const failed = new LockTimeoutError(5000, { storeId: 'store-secret-name', error: driverError })
+  t.match(failed.message, 'store-secret-name', 'the library names the store, for the app log')
+  const reply = errorReply(failed)
+  t.equal(reply.code, 'LOCK_TIMEOUT', 'the code is kept')
+  t.equal(reply.status, 409)
+  t.notMatch(reply.message, /store-secret-name|10\.1\.2\.3|Access denied|db-host/, reply.message)
+  t.match(reply.message, /lock/i, 'it still says what failed')
+  const held = errorReply(new LockTimeoutError(5000))
+  t.match(held.message, /another holder/, 'a lock held by another holder is told as it is')
 })

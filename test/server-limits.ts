@@ -1,11 +1,12 @@
 import t from 'tap'
+import { existsSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import type { AddressInfo, Socket } from 'node:net'
 import { startTestCluster } from './helpers/cluster.js'
 import { LineClient, frame } from './helpers/line-client.js'
 import { createManager, startManager } from './helpers/manager.js'
-import { startServer } from './helpers/session-server.js'
-import { waitFor } from './helpers/wait.js'
+import { startServer, statementsSent } from './helpers/session-server.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 // The session server under slow, stalled and unauthenticated clients: every connection's
 // buffers and time are bounded, and a client that stalls loses its lock.
@@ -68,6 +69,43 @@ t.test('a line client that stops reading is disconnected and its lock released',
   t.notMatch(JSON.parse((await other.ok('get_all')).text as string), { k0: String }, 'uncommitted')
 })
 
+t.test('a line connection parses at most 64 requests ahead, even from one chunk', async (t) => {
+  const server = await startServer(t, manager, { token: TOKEN, lockWaitMillis: 10_000 })
+  let peak = 0
+  const sampler = setInterval(() => (peak = Math.max(peak, server.stats().queuedRequests)), 5)
+  t.teardown(() => clearInterval(sampler))
+  const badLines = 'x\n'.repeat(32 * 1024) // 64 KiB: one read
+
+  // Before auth, from a client that reads none of its answers.
+  const unauthenticated = await rawSocket(server.lineAddress)
+  t.teardown(() => unauthenticated.destroy())
+  unauthenticated.pause()
+  unauthenticated.write(badLines)
+  await sleep(300)
+  t.ok(peak > 0 && peak <= 64, `before auth: ${peak} requests parsed ahead`)
+  unauthenticated.destroy()
+
+  // Behind a command that waits for a lock.
+  peak = 0
+  const blocker = await manager.lockSession(manager.generateId())
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+  await client.ok(`auth ${TOKEN}`)
+  client.write(`open ${blocker.sessionId} w\n${badLines}exists\n`)
+  await sleep(300)
+  t.ok(peak > 0 && peak <= 64, `behind a lock wait: ${peak} requests parsed ahead`)
+  await blocker.release()
+  t.same(await client.answer(), { ok: true }, 'open w, once the lock is free')
+  let unknown = 0
+  for (let i = 0; i < 32 * 1024; i++) {
+    if ((await client.answer())?.ok === false) unknown++
+  }
+  t.equal(unknown, 32 * 1024, 'every bad line answered, in order')
+  t.same(await client.answer(), { ok: true, word: '0' }, 'then the request after them')
+  clearInterval(sampler)
+  t.ok(peak <= 64, `${peak} requests parsed ahead at most`)
+})
+
 t.test('line clients without a token: a deadline, blank lines are not activity', async (t) => {
   const server = await startServer(t, manager, { token: TOKEN, authTimeoutMillis: 300 })
   const silent = await rawSocket(server.lineAddress)
@@ -118,6 +156,51 @@ t.test('line clients without a token cannot make the server read a payload', asy
   piped.destroy()
 })
 
+/**
+ * The timer the OS runs on the server's end of a loopback connection, from /proc/net/tcp:
+ * `02` is the keepalive timer, `00` none (an idle socket without SO_KEEPALIVE).
+ */
+function serverSideTimer(serverPort: number, clientPort: number): string | undefined {
+  const hexPort = (port: number): string => port.toString(16).toUpperCase().padStart(4, '0')
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/)
+    const [local, remote, , , timer] = [fields[1], fields[2], fields[3], fields[4], fields[5]]
+    if (local?.endsWith(`:${hexPort(serverPort)}`) && remote?.endsWith(`:${hexPort(clientPort)}`)) {
+      return timer?.split(':')[0]
+    }
+  }
+  return undefined
+}
+
+t.test(
+  'accepted connections have TCP keepalive: a vanished peer is noticed without an idle timeout',
+  { skip: existsSync('/proc/net/tcp') ? false : 'needs Linux /proc/net/tcp' },
+  async (t) => {
+    const server = await startServer(t, manager, { idleTimeoutMillis: 0 })
+    const client = await LineClient.connect(server.lineAddress)
+    t.teardown(() => client.destroy())
+    await client.ok(`exists ${manager.generateId()}`)
+    t.equal(
+      serverSideTimer(server.lineAddress.port, client.socket.localPort as number),
+      '02',
+      'line protocol: the keepalive timer runs on the server side socket',
+    )
+    const http = await rawSocket(server.httpAddress!)
+    t.teardown(() => http.destroy())
+    const answer = received(http)
+    http.write(`GET /sessions/${manager.generateId()} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    await waitFor('the HTTP answer', () => server.stats().httpConnections === 1)
+    await sleep(100)
+    t.equal(
+      serverSideTimer(server.httpAddress!.port, http.localPort as number),
+      '02',
+      'HTTP: the keepalive timer runs on the server side socket',
+    )
+    http.destroy()
+    await answer
+  },
+)
+
 t.test('HTTP: over maxConnections, a connection is answered 503 and closed at once', async (t) => {
   const server = await startServer(t, manager, { maxConnections: 2 })
   const address = server.httpAddress!
@@ -131,6 +214,75 @@ t.test('HTTP: over maxConnections, a connection is answered 503 and closed at on
   t.match(text, /"code":"TOO_MANY_CONNECTIONS"/)
   t.ok(Date.now() - started < 1500, 'closed at once, not at the headers timeout')
 })
+
+t.test(
+  'HTTP: pipelined requests run one at a time; a client that stops reading holds one answer',
+  async (t) => {
+    // Without batching, each read is its own statement: the count shows how many ran.
+    const unbatched = await startManager(t, cluster, {
+      batching: false,
+      healthCheckIntervalMillis: 3_600_000,
+    })
+    const server = await startServer(t, unbatched)
+    const id = await unbatched.createSession({ big: 'x'.repeat(512 * 1024) })
+    const get = `GET /sessions/${id} HTTP/1.1\r\nHost: x\r\n\r\n`
+    const socket = await rawSocket(server.httpAddress!)
+    t.teardown(() => socket.destroy())
+    socket.on('error', () => {})
+    socket.pause() // reads nothing, ever
+    const before = statementsSent(unbatched)
+    const memoryBefore = process.memoryUsage().heapUsed
+    let peakMemory = 0
+    let peakBuffered = 0
+    const sampler = setInterval(() => {
+      peakMemory = Math.max(peakMemory, process.memoryUsage().heapUsed - memoryBefore)
+      peakBuffered = Math.max(peakBuffered, server.stats().bufferedBytes)
+    }, 10)
+    t.teardown(() => clearInterval(sampler))
+    socket.write(get.repeat(60))
+    await sleep(1500)
+    clearInterval(sampler)
+    const ran = statementsSent(unbatched) - before
+    // The reads whose answers the OS socket buffers take (a few of 512 KiB on loopback), and
+    // one more whose answer waits: nothing more runs until the client reads.
+    t.ok(ran <= 16, `${ran} statements sent for 60 pipelined requests (2 per read)`)
+    t.ok(peakBuffered <= 1024 * 1024, `${peakBuffered} bytes of answers held: one answer`)
+    t.ok(
+      peakMemory < 32 * 1024 * 1024,
+      `heap grew by ${Math.round(peakMemory / 1024 / 1024)} MiB at most`,
+    )
+    t.notOk(socket.destroyed, 'the connection is kept: 60 requests may wait')
+
+    // A client that reads gets every answer, in order.
+    const reader = await rawSocket(server.httpAddress!)
+    const answers = received(reader)
+    const missing = `GET /sessions/${unbatched.generateId()} HTTP/1.1\r\nHost: x\r\n\r\n`
+    reader.write(
+      get +
+        missing +
+        get +
+        missing +
+        get +
+        'GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    )
+    const statuses = [...(await answers).matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1])
+    t.same(statuses, ['200', '404', '200', '404', '200', '404'], 'every answer, in order')
+
+    // More waiting than that: the connection is closed, and still only one read ran.
+    const flooder = await rawSocket(server.httpAddress!)
+    const closed = received(flooder)
+    flooder.pause()
+    const beforeFlood = statementsSent(unbatched)
+    t.teardown(() => flooder.destroy())
+    flooder.write(get.repeat(200))
+    const outcome = await Promise.race([
+      closed.then(() => 'closed'),
+      sleep(5000).then(() => 'still open'),
+    ])
+    t.equal(outcome, 'closed', 'a connection that pipelines 200 requests is closed')
+    t.ok(statementsSent(unbatched) - beforeFlood <= 16, 'and only what it had begun ran')
+  },
+)
 
 t.test('HTTP: slow headers and endless bodies are cut', async (t) => {
   const server = await startServer(t, manager, { requestTimeoutMillis: 500, maxBodyBytes: 1024 })

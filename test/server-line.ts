@@ -1,6 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
+import { PayloadAnnouncement, announcedPayload } from '../lib/server/payload-announcement.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { proxiesFor } from './helpers/gray.js'
 import { LineClient, frame } from './helpers/line-client.js'
@@ -229,6 +230,135 @@ t.test('bad requests answer err, leave the connection usable and ask no store', 
   )
 })
 
+t.test('whether a line announces a payload: one decision, fed whole or in pieces', async (t) => {
+  const table: [string, number | undefined][] = [
+    ['put k 7', 7],
+    ['put k 7 ', 7],
+    ['put k 7\r', 7],
+    ['put k 7 \r', 7],
+    ['PuT k 0', 0],
+    ['put 7', 7],
+    ['put a b 7', 7],
+    ['put %ZZ 7   ', 7],
+    ['put k 12345678901', undefined],
+    ['put k 7\t', undefined],
+    ['put k 7\r ', undefined],
+    ['put k', undefined],
+    ['put', undefined],
+    ['putx k 7', undefined],
+    ['get k 7', undefined],
+    [' put k 7', undefined],
+    ['put_all 7', 7],
+    ['put_all   7  ', 7],
+    ['put_all 5 7', 7],
+    ['put_all {"n": 7', undefined],
+    ['put_all {"n": 7}', undefined],
+    ['put_all', undefined],
+  ]
+  for (const [line, expected] of table) {
+    const bytes = Buffer.from(line, 'latin1')
+    t.equal(announcedPayload(bytes), expected, `${JSON.stringify(line)}: whole`)
+    const pieces = new PayloadAnnouncement()
+    for (let i = 0; i < bytes.length; i++) pieces.feed(bytes.subarray(i, i + 1))
+    t.equal(pieces.bytes(), expected, `${JSON.stringify(line)}: byte by byte`)
+  }
+})
+
+t.test('a refused line that announces a payload never lets it run as a command', async (t) => {
+  const maxLineBytes = 1024
+  const server = await startServer(t, manager, { maxLineBytes })
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+  const id = (await client.ok('new')).word as string
+  const long = 'k'.repeat(2 * maxLineBytes)
+  // Each line ends in a byte count (spaces after it included), so "destroy" is its payload.
+  const refused: [string, string][] = [
+    ['put %ZZ 7 ', 'BAD_REQUEST'],
+    ['put __proto__ 7 ', 'INVALID_SESSION_DATA'],
+    [`put ${'k'.repeat(256)} 7 `, 'INVALID_OPTION'],
+    ['put two words 7', 'BAD_REQUEST'],
+    ['PUT %ZZ 7   ', 'BAD_REQUEST'],
+    [`put ${long} 7 `, 'LINE_TOO_LONG'],
+    [`put ${long} 7${' '.repeat(40)}`, 'LINE_TOO_LONG'],
+    [`put_all ${' '.repeat(2 * maxLineBytes)}7`, 'LINE_TOO_LONG'],
+    [`put_all x${' '.repeat(2 * maxLineBytes)}7`, 'LINE_TOO_LONG'],
+    ['put_all 5 7', 'BAD_REQUEST'],
+  ]
+  for (const [line, code] of refused) {
+    client.write(`${line}\ndestroy\nexists\n`)
+    t.match(await client.answer(), { ok: false, code }, `${line.slice(0, 24)}... → ${code}`)
+    t.same(await client.answer(), { ok: true, word: '1' }, 'its payload did not run')
+  }
+  // Inline JSON is whole on its line, even when it ends in digits: what follows is the next
+  // request, and is answered.
+  const notAnnouncing: [string | Buffer, string][] = [
+    [`put_all {"a":"${'z'.repeat(2 * maxLineBytes)}", "n": 7`, 'LINE_TOO_LONG'],
+    [Buffer.from('put_all {"n": \xff 7', 'latin1'), 'BAD_REQUEST'],
+    [`put_all    {"a": 7${' '.repeat(2 * maxLineBytes)}`, 'LINE_TOO_LONG'],
+  ]
+  for (const [line, code] of notAnnouncing) {
+    client.write(Buffer.concat([Buffer.from(line), Buffer.from('\nexists\n')]))
+    t.match(await client.answer(), { ok: false, code }, `${String(line).slice(0, 24)}... → ${code}`)
+    t.same(await client.answer(), { ok: true, word: '1' }, 'the next request was answered')
+  }
+  // All of them pipelined: one answer per request, in order, and nothing after.
+  const requests: Buffer[] = []
+  const expected: unknown[] = []
+  for (const [line, code] of refused) {
+    requests.push(Buffer.from(`${line}\ndestroy\n`))
+    expected.push({ ok: false, code })
+  }
+  for (const [line, code] of notAnnouncing) {
+    requests.push(Buffer.concat([Buffer.from(line), Buffer.from('\n')]))
+    expected.push({ ok: false, code })
+  }
+  requests.push(Buffer.from(`exists\nexists ${manager.generateId()}\n`))
+  expected.push({ ok: true, word: '1' }, { ok: true, word: '0' })
+  client.write(Buffer.concat(requests))
+  const answers = []
+  for (let i = 0; i < expected.length; i++) answers.push(await client.answer())
+  t.match(answers, expected)
+  t.equal(
+    await Promise.race([client.answer().then(() => 'more'), sleep(200).then(() => 'none')]),
+    'none',
+    'no answer beyond one per request',
+  )
+  t.same(await manager.readSession(id), {}, 'the session was never destroyed')
+})
+
+t.test('a session larger than maxBodyBytes can be shrunk, not grown', async (t) => {
+  const maxBodyBytes = 4096
+  const server = await startServer(t, manager, { maxBodyBytes })
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+  // About 9 KB as JSON, written by a Node app, which the server's maxBodyBytes does not bind.
+  const big = { a: 'x'.repeat(3000), b: 'y'.repeat(3000), c: 'z'.repeat(3000) }
+  const id = await manager.createSession(big)
+  await client.ok(`open ${id} w`)
+  t.match(
+    await client.request('put d', '1'),
+    { ok: false, code: 'SESSION_TOO_LARGE' },
+    'a change that grows it is refused',
+  )
+  t.same(
+    await client.request('put a', 'short'),
+    { ok: true },
+    'a change that shrinks it is not, though it stays over the limit',
+  )
+  t.same(await client.request('put_all {"b":"y"}'), { ok: true }, 'nor one to below the limit')
+  t.same(await client.request('put d', '1'), { ok: true }, 'below the limit, it may grow again')
+  await client.ok('commit')
+  await client.ok('close')
+  t.same(await manager.readSession(id), { a: 'short', b: 'y', c: big.c, d: '1' })
+
+  const other = await manager.createSession(big)
+  await client.ok(`open ${other} w`)
+  t.same(await client.request('remove a'), { ok: true }, 'remove shrinks it, still over the limit')
+  await client.ok('commit')
+  await client.ok('close')
+  t.same(await manager.readSession(other), { b: big.b, c: big.c })
+})
+
 t.test(
   'pipelined commands are answered in order; a half-closed client still gets every answer',
   async (t) => {
@@ -403,6 +533,50 @@ t.test(
   },
 )
 
+t.test('regenerate_id that cannot lock the new id still moves the connection to it', async (t) => {
+  // Its own tables, so that taking the lock table away touches no other test's manager.
+  const table = 'regen_lock_fails'
+  const moving = await startManager(t, cluster, { table })
+  const server = await startServer(t, moving, { lockLeaseMillis: 60_000, lockWaitMillis: 500 })
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+  const id = await moving.createSession({ user: 'ada' })
+  await client.ok(`open ${id} w`)
+  // Every store now refuses lock statements, for real: after the data has moved, the new
+  // id's lock cannot be taken.
+  const rename = (from: string, to: string): Promise<unknown> =>
+    Promise.all(cluster.stores.map((store) => store.query(`RENAME TABLE ${from} TO ${to}`)))
+  await rename(`${table}_locks`, `${table}_locks_away`)
+  let renamedBack = false
+  t.teardown(() => (renamedBack ? undefined : rename(`${table}_locks_away`, `${table}_locks`)))
+  const answer = await client.request('regenerate_id')
+  await rename(`${table}_locks_away`, `${table}_locks`)
+  renamedBack = true
+  t.match(answer, { ok: true, word: String }, `answered with the new id: ${JSON.stringify(answer)}`)
+  if (!answer.ok) return
+  const newId = answer.word as string
+  t.not(newId, id)
+  t.equal(await moving.readSession(id), null, 'the old id is gone')
+  t.same(await moving.readSession(newId), { user: 'ada' }, 'the data moved')
+  await waitFor('the stores to be in service again', () =>
+    moving.stats().stores.every((store) => store.state === 'up'),
+  )
+  // The connection has the new id open: a commit takes its lock and writes it there.
+  await client.ok('put step', 'after regenerate')
+  t.same(await client.request('commit'), { ok: true }, 'commit goes to the new id')
+  t.same(await moving.readSession(newId), { user: 'ada', step: 'after regenerate' })
+  t.equal(await moving.readSession(id), null, 'and nothing to the old one')
+  await t.rejects(
+    moving.lockSession(newId, { waitMillis: 100 }),
+    { code: 'LOCK_TIMEOUT' },
+    "the connection holds the new id's lock",
+  )
+  await client.ok('close')
+  const lock = await moving.lockSession(newId, { waitMillis: 1000 })
+  t.pass('close released it')
+  await lock.release()
+})
+
 t.test(
   'a lease renewal that fails once is retried: the lock lasts while the session is open',
   async (t) => {
@@ -456,6 +630,28 @@ t.test('a commit is fenced: a change made behind the lock holder is not overwrit
   t.match(await client.request('commit'), { ok: false, code: 'VERSION_CONFLICT' })
   t.same(await manager.readSession(id), { n: 'written without the lock' })
   await client.ok('close')
+})
+
+t.test('destroy is fenced like commit: a lapsed lease destroys nothing', async (t) => {
+  // The server's app server judges leases by its clock; moved on, its lease has run out.
+  const skew = { millis: 0 }
+  const skewed = await startManager(t, cluster, { clock: { now: () => Date.now() + skew.millis } })
+  const server = await startServer(t, skewed, { lockLeaseMillis: 600, lockWaitMillis: 5000 })
+  const a = await LineClient.connect(server.lineAddress)
+  t.teardown(() => a.destroy())
+  const id = await manager.createSession({ owner: 'a' })
+  await a.ok(`open ${id} w`)
+  skew.millis = 60_000
+  // Another holder takes the lock once the lease ran out, and writes.
+  const b = await manager.lockSession(id, { waitMillis: 5000 })
+  await b.read()
+  await b.write({ owner: 'b' })
+  t.match(await a.request('destroy'), { ok: false, code: 'LOCK_EXPIRED' }, 'destroy is refused')
+  t.same(await manager.readSession(id), { owner: 'b' }, "the other holder's write stands")
+  t.match(await a.request('commit'), { ok: false, code: 'LOCK_EXPIRED' }, 'as commit is')
+  await b.release()
+  await a.ok('close')
+  t.same(await manager.readSession(id), { owner: 'b' })
 })
 
 t.test(

@@ -7,7 +7,9 @@ import { PROMETHEUS_CONTENT_TYPE } from '../metrics/prometheus.js'
 import type { SessionManager } from '../session-manager.js'
 import { checkKey } from '../session-values.js'
 import type { AccessControl } from './access.js'
-import { listenOn } from './listen.js'
+import { drain, readBody } from './http-body.js'
+import { PipelinedRequests } from './http-pipelining.js'
+import { KEEPALIVE_DELAY_MILLIS, listenOn } from './listen.js'
 import { RequestError, errorReply, sessionDestroyed } from './request-error.js'
 
 /** What the HTTP API needs from {@link startSessionServer}'s options, resolved. */
@@ -30,9 +32,6 @@ const REFUSAL_HEADROOM = 64
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-/** A body larger than the limit is read and thrown away up to this many times the limit, so the client sees the 413; beyond, the connection is cut. */
-const DRAIN_FACTOR = 8
-
 /** A matched route: what to do, and the methods the path takes (for 405). */
 interface Route {
   methods: readonly string[]
@@ -50,6 +49,10 @@ export class HttpApi {
   readonly #sockets = new Set<Socket>()
   /** Connections refused (outside the allow-list, or over the limit): answered and closed. */
   readonly #refused = new WeakSet<Socket>()
+  /** Each connection's requests, run one at a time. */
+  readonly #pipelined = new PipelinedRequests((request, response) => {
+    void this.#handle(request, response)
+  })
   #closing: Promise<void> | undefined
 
   constructor(settings: HttpApiSettings) {
@@ -61,8 +64,11 @@ export class HttpApi {
         headersTimeout: Math.min(requestTimeout, 10_000),
         // How often Node looks for requests past those timeouts (its default is 30 s).
         connectionsCheckingInterval: Math.max(100, Math.min(1000, requestTimeout / 4)),
+        // A vanished client is noticed by the OS even when idleTimeoutMillis is 0.
+        keepAlive: true,
+        keepAliveInitialDelay: KEEPALIVE_DELAY_MILLIS,
       },
-      (request, response) => void this.#handle(request, response),
+      (request, response) => this.#pipelined.enqueue(request, response),
     )
     this.#server.timeout = settings.idleTimeoutMillis
     this.#server.keepAliveTimeout = Math.min(settings.idleTimeoutMillis || 60_000, 60_000)
@@ -376,66 +382,6 @@ function closeWhenShuttingDown(response: ServerResponse, closing: () => boolean)
     if (closing()) response.setHeader('Connection', 'close')
     return writeHead(...args)
   }) as ServerResponse['writeHead']
-}
-
-/**
- * Reads the body, at most `maxBytes`. A larger one (by Content-Length or as it streams) is
- * read on and thrown away, so the client gets its 413 rather than a reset; one larger than
- * {@link DRAIN_FACTOR} times the limit gets the connection cut.
- */
-function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const tooLarge = (): RequestError =>
-    new RequestError(
-      'BODY_TOO_LARGE',
-      `The body is larger than the server's maxBodyBytes (${maxBytes}).`,
-    )
-  if (Number(request.headers['content-length'] ?? 0) > maxBytes * DRAIN_FACTOR) {
-    return Promise.reject(tooLarge())
-  }
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = []
-    let bytes = 0
-    const onData = (chunk: Buffer): void => {
-      bytes += chunk.length
-      if (bytes <= maxBytes) {
-        parts.push(chunk)
-      } else if (bytes > maxBytes * DRAIN_FACTOR) {
-        request.off('data', onData)
-        request.pause()
-        reject(tooLarge())
-      }
-    }
-    request.on('data', onData)
-    request.once('end', () =>
-      bytes > maxBytes ? reject(tooLarge()) : resolve(Buffer.concat(parts)),
-    )
-    // An aborted body ('error', then 'close') is the client's doing, not an internal error.
-    const wentAway = (): void =>
-      reject(new RequestError('BAD_REQUEST', 'The client went away before sending the whole body.'))
-    request.once('error', wentAway)
-    request.once('close', wentAway)
-  })
-}
-
-/**
- * Reads and drops a body nobody needs, so the connection can serve the next request; a body
- * beyond {@link DRAIN_FACTOR} times `maxBytes` is not worth reading: the connection is cut.
- */
-async function drain(request: IncomingMessage, maxBytes: number): Promise<void> {
-  if (request.complete) return
-  if (Number(request.headers['content-length'] ?? 0) > maxBytes * DRAIN_FACTOR) {
-    request.socket.destroy()
-    return
-  }
-  let bytes = 0
-  request.on('data', (chunk: Buffer) => {
-    bytes += chunk.length
-    if (bytes > maxBytes * DRAIN_FACTOR) request.socket.destroy()
-  })
-  await new Promise((resolve) => {
-    request.once('end', resolve)
-    request.once('close', resolve)
-  })
 }
 
 function bearerToken(request: IncomingMessage): string | undefined {

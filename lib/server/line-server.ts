@@ -4,9 +4,10 @@ import type { AddressInfo, Server, Socket } from 'node:net'
 import { debug } from '../debug.js'
 import type { SessionManager } from '../session-manager.js'
 import type { AccessControl } from './access.js'
-import { listenOn } from './listen.js'
+import { KEEPALIVE_DELAY_MILLIS, listenOn } from './listen.js'
 import type { Frame } from './line-protocol.js'
-import { LineParser, errorAnswer, okAnswer } from './line-protocol.js'
+import { errorAnswer, okAnswer } from './line-answers.js'
+import { LineParser } from './line-protocol.js'
 import { LineSession } from './line-session.js'
 import { RequestError, errorReply } from './request-error.js'
 
@@ -55,6 +56,13 @@ export class LineServer {
     let bytes = 0
     for (const connection of this.#connections) bytes += connection.bufferedBytes
     return bytes
+  }
+
+  /** Requests parsed ahead of the one each connection runs, over all connections. */
+  get queuedRequests(): number {
+    let requests = 0
+    for (const connection of this.#connections) requests += connection.queuedRequests
+    return requests
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
@@ -140,6 +148,7 @@ class LineConnection {
     this.#session = new LineSession(settings)
     this.finished = new Promise((resolve) => (this.#finish = resolve))
     socket.setNoDelay(true)
+    socket.setKeepAlive(true, KEEPALIVE_DELAY_MILLIS)
     // Idleness is time without a request, not without bytes: blank lines keep nothing open.
     if (settings.idleTimeoutMillis > 0) {
       this.#idleTimer = setTimeout(() => this.#idle(), settings.idleTimeoutMillis).unref()
@@ -167,9 +176,14 @@ class LineConnection {
     })
   }
 
-  /** Bytes held for this client: requests read ahead and answers not yet taken by the OS. */
+  /** Bytes held for this client: requests read ahead (parsed or not) and answers not yet taken by the OS. */
   get bufferedBytes(): number {
-    return this.#queuedBytes + this.#socket.writableLength
+    return this.#queuedBytes + this.#parser.unparsedBytes + this.#socket.writableLength
+  }
+
+  /** Requests parsed and waiting for the one running. */
+  get queuedRequests(): number {
+    return this.#queue.length
   }
 
   #idle(): void {
@@ -198,19 +212,41 @@ class LineConnection {
 
   #receive(chunk: Buffer): void {
     if (this.#shuttingDown || this.#teardown !== undefined) return
-    for (const frame of this.#parser.push(chunk)) {
+    this.#parser.push(chunk)
+    this.#readAhead()
+    void this.#pump()
+  }
+
+  /**
+   * Parses requests ahead of the one running, while fewer than {@link MAX_QUEUED} wait and
+   * their payloads hold at most about `maxBodyBytes`: beyond that, what was received stays
+   * unparsed in the parser (at most one read of the socket), and the socket is not read until
+   * the queue has caught up. So one chunk of a thousand bad lines costs 64 frames, not a
+   * thousand errors held at once.
+   */
+  #readAhead(): void {
+    const { maxBodyBytes } = this.#settings
+    while (this.#queue.length < MAX_QUEUED && this.#queuedBytes <= maxBodyBytes) {
+      const frame = this.#parser.next()
+      if (frame === undefined) break
       this.#idleTimer?.refresh()
       this.#queue.push(frame)
       this.#queuedBytes += payloadBytes(frame)
     }
-    // Reading stops while the requests read ahead are many or large: at most about one
-    // payload is held per connection beyond the one being parsed.
-    const full = this.#queue.length >= MAX_QUEUED || this.#queuedBytes > this.#settings.maxBodyBytes
-    if (full && !this.#paused) {
+    const holding = this.#parser.unparsedBytes > 0
+    if (!this.#paused && holding) {
       this.#paused = true
       this.#socket.pause()
+    } else if (
+      this.#paused &&
+      !holding &&
+      !this.#shuttingDown &&
+      this.#queue.length < MAX_QUEUED / 4 &&
+      this.#queuedBytes <= maxBodyBytes / 2
+    ) {
+      this.#paused = false
+      this.#socket.resume()
     }
-    void this.#pump()
   }
 
   async #pump(): Promise<void> {
@@ -220,14 +256,7 @@ class LineConnection {
       while (this.#queue.length > 0 && !this.#gone && !this.#shuttingDown) {
         const frame = this.#queue.shift() as Frame
         this.#queuedBytes -= payloadBytes(frame)
-        if (
-          this.#paused &&
-          this.#queue.length < MAX_QUEUED / 4 &&
-          this.#queuedBytes <= this.#settings.maxBodyBytes / 2
-        ) {
-          this.#paused = false
-          this.#socket.resume()
-        }
+        this.#readAhead()
         if ('error' in frame && frame.hangUp === true) this.#hangUp = true
         const answer = await this.#answer(frame)
         // Answers to pipelined requests leave in one write: corked while more are queued, until

@@ -16,7 +16,7 @@ import {
   storedValue,
   wireValue,
   wordAnswer,
-} from './line-protocol.js'
+} from './line-answers.js'
 import { RequestError, sessionDestroyed, sessionGone } from './request-error.js'
 
 /** What a line session needs of the server's settings. */
@@ -40,7 +40,10 @@ interface OpenSession {
   stored: StoredState | undefined
   /** `w` only: the stores held the session at `open`, or this connection has written it since. */
   written: boolean
-  /** `w` only: the session's lease lock, renewed while the session is open. */
+  /**
+   * `w` only: the session's lease lock, renewed while the session is open; undefined after a
+   * regenerate_id that could not take the new id's lock (taken before the next write).
+   */
   lock: SessionLock | undefined
   renewal: NodeJS.Timeout | undefined
   renewing: Promise<void> | undefined
@@ -118,6 +121,9 @@ export class LineSession {
       }
       case 'destroy': {
         const session = this.#writable()
+        // Fenced like commit: once the lease ran out, another holder may have the session
+        // and have written it since; a tombstone would wipe that write.
+        if ((await this.#lockOf(session)).expired) throw new LockExpiredError()
         await manager.destroySession(session.id)
         await this.close()
         return okAnswer()
@@ -171,31 +177,52 @@ export class LineSession {
 
   /**
    * Moves the open session to a new id: pending changes are committed, the library's
-   * regenerateSession copies the data (expiry and timeout too) and destroys the old id, and the
-   * new id's lock is taken before the old one is released. A session the stores held but no
-   * longer do (destroyed or expired meanwhile) is not-found: the data in memory must not come
-   * back under a new id. One never stored gets a fresh id, written at its first commit.
+   * regenerateSession copies the data (expiry and timeout too) and destroys the old id. A
+   * session the stores held but no longer do (destroyed or expired meanwhile) is not-found: the
+   * data in memory must not come back under a new id. One never stored gets a fresh id, written
+   * at its first commit.
+   *
+   * Once the data has moved, the connection has the new id open whatever happens next: the
+   * client must learn the new id (the old one is destroyed), so a new lock that cannot be taken
+   * (a failing store) does not turn the answer into an error. The session is then left without
+   * its lock, which the next commit, destroy or regenerate_id takes first (and reports if it
+   * still cannot).
    */
   async #regenerate(session: OpenSession): Promise<string> {
     const { manager } = this.#settings
-    const oldLock = session.lock as SessionLock
+    const oldLock = await this.#lockOf(session)
     if (session.dirty) await this.#commit(session)
-    let newId = await manager.regenerateSession(session.id)
-    if (newId === null) {
-      if (session.written) throw sessionGone()
-      newId = manager.generateId()
-    }
-    const newLock = await this.#takeLock(newId)
+    const moved = await manager.regenerateSession(session.id)
+    if (moved === null && session.written) throw sessionGone()
+    const newId = moved ?? manager.generateId()
     await this.#stopRenewal(session)
     await oldLock.release().catch((error: Error) => debug('lock release: %s', error.message))
     session.id = newId
-    session.lock = newLock
-    // The version the new lock's writes are fenced with; a session never written reads as none.
-    const current = await this.#releaseOnFailure(newLock, () => newLock.readWithVersion())
-    session.stored = current === null ? undefined : storedState(current)
-    session.written = current !== null
-    this.#startRenewal(session)
+    session.lock = undefined
+    session.stored = undefined
+    session.written = moved !== null
+    try {
+      await this.#lockOf(session)
+    } catch (error) {
+      debug('regenerate_id: the new id is not locked yet: %s', (error as Error).message)
+    }
     return newId
+  }
+
+  /**
+   * The open `w` session's lock; taken first (and the session read again for its version,
+   * which the lock's writes are fenced with) when a regenerate_id could not take it.
+   */
+  async #lockOf(session: OpenSession): Promise<SessionLock> {
+    if (session.lock !== undefined) return session.lock
+    const lock = await this.#takeLock(session.id)
+    const current = await this.#releaseOnFailure(lock, () => lock.readWithVersion())
+    session.lock = lock
+    session.stored = current === null ? undefined : storedState(current)
+    // Written by regenerate_id, then destroyed or expired: commit finds out (it is dropped).
+    session.written ||= current !== null
+    this.#startRenewal(session)
+    return lock
   }
 
   /**
@@ -206,7 +233,7 @@ export class LineSession {
    * writes meets VERSION_CONFLICT); a lost lock is still LOCK_EXPIRED.
    */
   async #commit(session: OpenSession): Promise<void> {
-    const lock = session.lock as SessionLock
+    const lock = await this.#lockOf(session)
     const now = Date.now()
     const { stored } = session
     if (stored !== undefined && this.#mayBeSkipped(stored, session.data, now)) {
@@ -237,15 +264,18 @@ export class LineSession {
   #change(session: OpenSession, data: SessionData): void {
     let bytes: number
     try {
-      bytes = Buffer.byteLength(JSON.stringify(data))
+      bytes = jsonBytes(data)
     } catch (error) {
       // Nested too deeply for the encoder: the same refusal HTTP gets from the library.
       throw new InvalidSessionDataError('it cannot be encoded as JSON', { cause: error })
     }
-    if (bytes > this.#settings.maxBodyBytes) {
+    // A session over the limit (written by a Node app, or before the limit was lowered) may
+    // still shrink: refusing every change would leave no way to trim it over this protocol.
+    // Its size before is only worked out then, off the common path.
+    if (bytes > this.#settings.maxBodyBytes && bytes > sizeBefore(session.data)) {
       throw new RequestError(
         'SESSION_TOO_LARGE',
-        `The session would be ${bytes} bytes as JSON, more than the server's maxBodyBytes (${this.#settings.maxBodyBytes}); nothing was changed.`,
+        `The session would be ${bytes} bytes as JSON, more than the server's maxBodyBytes (${this.#settings.maxBodyBytes}) and more than it is now; nothing was changed.`,
       )
     }
     session.data = data
@@ -341,6 +371,19 @@ export class LineSession {
     this.#session = undefined
     await this.#stopRenewal(session)
     await session.lock?.release().catch((error: Error) => debug('lock release: %s', error.message))
+  }
+}
+
+function jsonBytes(data: SessionData): number {
+  return Buffer.byteLength(JSON.stringify(data))
+}
+
+/** The JSON size of a session before a change; 0 (the change grows it) if it cannot be encoded. */
+function sizeBefore(data: SessionData): number {
+  try {
+    return jsonBytes(data)
+  } catch {
+    return 0
   }
 }
 

@@ -1,5 +1,13 @@
-/** Starts a server listening and resolves its address. */
+/** Starts a server listening and resolves its address; what its accepted sockets share. */
 import type { AddressInfo, Server } from 'node:net'
+
+/**
+ * Idle time after which the OS starts probing an accepted connection (TCP keepalive), on both
+ * listeners. A client whose machine vanished (no FIN, no RST) would otherwise keep its
+ * connection, and the lock of its open session (renewed while the connection lasts), forever
+ * when idleTimeoutMillis is 0.
+ */
+export const KEEPALIVE_DELAY_MILLIS = 30_000
 
 /** Starts `server` listening; resolves its address, or rejects with the listen error (port taken...). */
 export function listenOn(server: Server, port: number, host: string): Promise<AddressInfo> {

@@ -1,5 +1,5 @@
 /** What a client of the session server is told when a request fails: a stable code, a sentence, an HTTP status. */
-import { SessionShardsError } from '../errors.js'
+import { LockTimeoutError, SessionShardsError } from '../errors.js'
 import { debug } from '../debug.js'
 
 /**
@@ -69,6 +69,33 @@ const STORE_TROUBLE: Record<string, string> = {
   STORE_BUSY: 'A store has too many requests waiting. Retry later.',
 }
 
+/** What clients are told of a lock wait that a failing store ended (rather than another holder). */
+const LOCK_STORE_TROUBLE =
+  "The session's lock could not be taken in time: the store that keeps it failed. Retry later."
+
+/**
+ * The fixed sentence a client gets instead of the library's message, for errors whose message
+ * names stores or carries a driver's message (user@host): fine for the app's own logs, not
+ * for a client of the server. Undefined: the library's message is safe to show.
+ */
+function publicMessage(error: SessionShardsError): string | undefined {
+  const trouble = STORE_TROUBLE[error.code]
+  if (trouble !== undefined) return trouble
+  if (error instanceof LockTimeoutError) {
+    return error.failure === undefined ? undefined : LOCK_STORE_TROUBLE
+  }
+  // Any other error that carries a store's failure, so that a new one cannot leak by default.
+  const fields = error as { failure?: unknown; failures?: unknown; storeId?: unknown }
+  if (
+    fields.failure !== undefined ||
+    fields.failures !== undefined ||
+    fields.storeId !== undefined
+  ) {
+    return `The request failed on a store (${error.code}). Retry later.`
+  }
+  return undefined
+}
+
 /** What a client is told about a failure: a stable code and a one-line message. */
 export interface ErrorReply {
   code: string
@@ -77,21 +104,18 @@ export interface ErrorReply {
 }
 
 /**
- * Turns a thrown value into what the client sees. Library and request errors keep their code
- * and message (their messages never hold secrets); anything else is an internal error whose
+ * Turns a thrown value into what the client sees. Library and request errors keep their code,
+ * and their message unless it could name a store ({@link publicMessage}: then a fixed
+ * sentence, the message going to the debug log); anything else is an internal error whose
  * details go to the debug log only.
  */
 export function errorReply(error: unknown): ErrorReply {
   if (error instanceof SessionShardsError) {
-    const publicMessage = STORE_TROUBLE[error.code]
-    if (publicMessage !== undefined) {
-      // The library's message names stores and carries driver messages (user@host): fine for
-      // the app's own logs, not for a client of the server.
-      debug('session server: %s', error.message)
-    }
+    const shown = publicMessage(error)
+    if (shown !== undefined) debug('session server: %s', error.message)
     return {
       code: error.code,
-      message: publicMessage ?? error.message.replace(/\s*[\r\n]+\s*/g, ' '),
+      message: shown ?? error.message.replace(/\s*[\r\n]+\s*/g, ' '),
       status: STATUS_BY_CODE[error.code] ?? 500,
     }
   }

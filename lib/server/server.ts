@@ -46,7 +46,8 @@ export interface SessionServerOptions {
   maxLineBytes?: number
   /**
    * Largest line-protocol payload and HTTP body, in bytes (`VALUE_TOO_LARGE`, 413), and the
-   * largest session a line client may build up before it commits.
+   * largest session a line client may build up before it commits (one already larger may be
+   * shrunk, not grown).
    * @default 1048576
    */
   maxBodyBytes?: number
@@ -56,7 +57,8 @@ export interface SessionServerOptions {
    */
   maxConnections?: number
   /**
-   * A connection without traffic for this long is closed (its lock released). 0 never closes.
+   * A connection without traffic for this long is closed (its lock released). 0 never closes
+   * (a client whose machine vanished is still found out by TCP keepalive, probing after 30 s).
    * @default 60000
    */
   idleTimeoutMillis?: number
@@ -115,6 +117,8 @@ export interface SessionServerStats {
    * Bounded per connection by about twice `maxBodyBytes`.
    */
   bufferedBytes: number
+  /** Line requests parsed ahead of the one each connection runs: at most 64 per connection. */
+  queuedRequests: number
 }
 
 /** A running session server, from {@link startSessionServer}. */
@@ -163,6 +167,7 @@ export async function startSessionServer(options: SessionServerOptions): Promise
     lineConnections: line.connections,
     httpConnections: http?.connections ?? 0,
     bufferedBytes: line.bufferedBytes + (http?.bufferedBytes ?? 0),
+    queuedRequests: line.queuedRequests,
   })
   let lineAddress: AddressInfo
   let httpAddress: AddressInfo | null = null

@@ -1,0 +1,66 @@
+/** Reading HTTP request bodies: at most a limit kept, a bounded amount more read and dropped. */
+import type { IncomingMessage } from 'node:http'
+import { RequestError } from './request-error.js'
+
+/** A body larger than the limit is read and thrown away up to this many times the limit, so the client sees the 413; beyond, the connection is cut. */
+const DRAIN_FACTOR = 8
+
+/**
+ * Reads the body, at most `maxBytes`. A larger one (by Content-Length or as it streams) is
+ * read on and thrown away, so the client gets its 413 rather than a reset; one larger than
+ * {@link DRAIN_FACTOR} times the limit gets the connection cut.
+ */
+export function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const tooLarge = (): RequestError =>
+    new RequestError(
+      'BODY_TOO_LARGE',
+      `The body is larger than the server's maxBodyBytes (${maxBytes}).`,
+    )
+  if (Number(request.headers['content-length'] ?? 0) > maxBytes * DRAIN_FACTOR) {
+    return Promise.reject(tooLarge())
+  }
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = []
+    let bytes = 0
+    const onData = (chunk: Buffer): void => {
+      bytes += chunk.length
+      if (bytes <= maxBytes) {
+        parts.push(chunk)
+      } else if (bytes > maxBytes * DRAIN_FACTOR) {
+        request.off('data', onData)
+        request.pause()
+        reject(tooLarge())
+      }
+    }
+    request.on('data', onData)
+    request.once('end', () =>
+      bytes > maxBytes ? reject(tooLarge()) : resolve(Buffer.concat(parts)),
+    )
+    // An aborted body ('error', then 'close') is the client's doing, not an internal error.
+    const wentAway = (): void =>
+      reject(new RequestError('BAD_REQUEST', 'The client went away before sending the whole body.'))
+    request.once('error', wentAway)
+    request.once('close', wentAway)
+  })
+}
+
+/**
+ * Reads and drops a body nobody needs, so the connection can serve the next request; a body
+ * beyond {@link DRAIN_FACTOR} times `maxBytes` is not worth reading: the connection is cut.
+ */
+export async function drain(request: IncomingMessage, maxBytes: number): Promise<void> {
+  if (request.complete) return
+  if (Number(request.headers['content-length'] ?? 0) > maxBytes * DRAIN_FACTOR) {
+    request.socket.destroy()
+    return
+  }
+  let bytes = 0
+  request.on('data', (chunk: Buffer) => {
+    bytes += chunk.length
+    if (bytes > maxBytes * DRAIN_FACTOR) request.socket.destroy()
+  })
+  await new Promise((resolve) => {
+    request.once('end', resolve)
+    request.once('close', resolve)
+  })
+}
