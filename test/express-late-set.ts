@@ -8,24 +8,9 @@ import { startTestCluster } from './helpers/cluster.js'
 import { startExpressApp } from './helpers/express-app.js'
 import { CookieClient } from './helpers/http-client.js'
 import { rowsOnStores, startManager, storesWithLiveCopy } from './helpers/manager.js'
+import { gate } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 3 })
-
-/** A gate the slow route waits at: `entered` resolves when a request reaches it. */
-function gate(): { wait: () => Promise<void>; entered: Promise<void>; release: () => void } {
-  let enter!: () => void
-  let release!: () => void
-  const entered = new Promise<void>((resolve) => (enter = resolve))
-  const released = new Promise<void>((resolve) => (release = resolve))
-  return {
-    wait: () => {
-      enter()
-      return released
-    },
-    entered,
-    release,
-  }
-}
 
 for (const route of ['/slow', '/slow-read']) {
   const what = route === '/slow' ? 'set (session changed)' : 'touch (session unchanged)'

@@ -21,7 +21,7 @@ import {
   startConformanceApp,
 } from './helpers/express-conformance-app.js'
 import { storesWithLiveCopy, startManager } from './helpers/manager.js'
-import { sleep } from './helpers/wait.js'
+import { gate, sleep } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 3 })
 const MINUTE = 60_000
@@ -175,22 +175,6 @@ for (const [throttle, makeStore] of stores) {
       )
     }
   })
-}
-
-/** A gate a handler waits at: `entered` resolves when a request reaches it. */
-function gate(): { wait: () => Promise<void>; entered: Promise<void>; release: () => void } {
-  let enter!: () => void
-  let release!: () => void
-  const entered = new Promise<void>((resolve) => (enter = resolve))
-  const released = new Promise<void>((resolve) => (release = resolve))
-  return {
-    wait: () => {
-      enter()
-      return released
-    },
-    entered,
-    release,
-  }
 }
 
 /**

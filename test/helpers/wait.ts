@@ -15,3 +15,19 @@ export async function waitFor(
 export function sleep(millis: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, millis))
 }
+
+/** A gate a request handler waits at: `entered` resolves when a request reaches it. */
+export function gate(): { wait: () => Promise<void>; entered: Promise<void>; release: () => void } {
+  let enter!: () => void
+  let release!: () => void
+  const entered = new Promise<void>((resolve) => (enter = resolve))
+  const released = new Promise<void>((resolve) => (release = resolve))
+  return {
+    wait: () => {
+      enter()
+      return released
+    },
+    entered,
+    release,
+  }
+}
