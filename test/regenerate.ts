@@ -53,10 +53,13 @@ t.test(
   },
 )
 
+/** Statements delayed by a proxy must not time out on a loaded machine. */
+const SETTINGS = { copies: 2, queryTimeoutMillis: 3000 }
+
 /**
  * Two app servers: `regenerating` reaches every store through a proxy that, once armed (as
  * regenerate picks the new id, between its read and its write), delays its statements by
- * 400 ms, while `meanwhile` runs on the old session. Resolves what regenerate resolved and
+ * 150 ms, while `meanwhile` runs on the old session. Resolves what regenerate resolved and
  * the id it picked first.
  */
 async function regenerateAround(
@@ -73,7 +76,7 @@ async function regenerateAround(
     // Once: a regenerate that starts over picks another id, with nothing meanwhile.
     if (picked !== '') return generate()
     for (const proxy of proxies.values()) {
-      proxy.setFault({ kind: 'latency', toStoreMillis: 400, toClientMillis: 0 })
+      proxy.setFault({ kind: 'latency', toStoreMillis: 150, toClientMillis: 0 })
     }
     other = meanwhile()
     picked = generate()
@@ -88,20 +91,23 @@ async function regenerateAround(
 
 t.test('a logout while regenerating wins: the new id does not carry the session on', async (t) => {
   const ids = cluster.stores.map((store) => store.id)
-  const { faulty, healthy, proxies } = await grayManagers(t, cluster, ids, { copies: 2 })
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, ids, SETTINGS)
   const oldId = await healthy.createSession({ user: 'alice' })
   const { result, picked } = await regenerateAround(t, oldId, faulty, proxies, () =>
     healthy.destroySession(oldId),
   )
   t.equal(result, null, 'regenerate reports the session gone')
   t.equal(await healthy.readSession(picked), null, 'the id it picked holds no session')
-  t.same(await storesWithLiveCopy(cluster, picked), [], 'no live copy of it on any store')
+  // (A copy its write hedged to, past the first two stores, may stay live a while under the
+  // tombstones: a tombstone anywhere wins.)
+  const fresh = await startManager(t, cluster, SETTINGS)
+  t.equal(await fresh.readSession(picked), null, 'nor for an app server started afterwards')
   t.equal(await healthy.readSession(oldId), null, 'the old id stays logged out')
 })
 
 t.test('a write while regenerating is carried to the new id', async (t) => {
   const ids = cluster.stores.map((store) => store.id)
-  const { faulty, healthy, proxies } = await grayManagers(t, cluster, ids, { copies: 2 })
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, ids, SETTINGS)
   const oldId = await healthy.createSession({ cart: [1] })
   const { result, picked } = await regenerateAround(t, oldId, faulty, proxies, () =>
     healthy.writeSession(oldId, { cart: [1, 2] }),
