@@ -46,11 +46,11 @@ export interface RepairPlanOptions {
  *   elsewhere are buried too, and once the tombstone's time is up (and no store is down) every
  *   row of the session is deleted.
  * - Otherwise the copy with the highest version is the session. If not expired, the first
- *   `copies` stores get it, and copies elsewhere are removed once they have. If expired, the session is over, but only while no store holds an
- *   older live copy: a write with a short TTL (or a shortened timeout) expires before the copy
- *   it replaced, which a store that missed it still holds. Those stores get the expired copy
- *   (outside the targets a full repair deletes every copy instead); the sweeper removes the
- *   rest.
+ *   `copies` stores get it, and copies elsewhere are removed once they have. If expired, the
+ *   session is over, but only while no store holds an older live copy: a write with a short
+ *   TTL (or a shortened timeout) expires before the copy it replaced, which a store that
+ *   missed it still holds. Those stores get the expired copy (outside the targets a full
+ *   repair deletes every copy instead); the sweeper removes the rest.
  */
 export function planRepair(
   stores: readonly StoreHolding[],
