@@ -132,3 +132,17 @@ export function missedStores<S extends Routable>(
 ): S[] {
   return order.slice(0, copies).filter((store) => !holders.includes(store))
 }
+
+/**
+ * Stores past the session's first `copies`, among the first `reach` (as far as reads look),
+ * that a destroy did not reach: a live copy a write that failed over or hedged left there
+ * would outlive the tombstones, and a read that reaches that store alone would serve it.
+ */
+export function missedPastCopies<S extends Routable>(
+  order: readonly S[],
+  copies: number,
+  reach: number,
+  holders: readonly S[],
+): S[] {
+  return order.slice(copies, reach).filter((store) => !holders.includes(store))
+}

@@ -9,6 +9,7 @@ import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
 import {
   handedOffStores,
+  missedPastCopies,
   missedStores,
   quorumSpan,
   reachesPastSpan,
@@ -260,10 +261,11 @@ export class WritePath {
     // write that failed over past a store that was down left a live copy further along, which
     // a read that finds nothing before it would otherwise serve.
     const order = this.#context.order(sessionId)
+    const reach = Math.max(options.copies, options.maxReadStores)
     const asked = await askInOrder(
       writeOrder(order),
       0,
-      Math.max(options.copies, options.maxReadStores),
+      reach,
       (store) => store.destroy(sessionId, version, expiresAt),
       this.#hedging(order),
     )
@@ -275,6 +277,13 @@ export class WritePath {
       asked.failures,
       tookLate(asked, () => true),
     )
+    // Those it missed further along get hints as well (durable before the destroy is
+    // acknowledged, but not counted in it): caught up before they serve reads again, they
+    // hold the tombstone over any copy left there.
+    const missedFurther = missedPastCopies(order, options.copies, reach, held)
+    if (missedFurther.length > 0) {
+      await this.#context.handoff.record(sessionId, missedFurther, held, version)
+    }
     // The new placement's tombstones answer every read first; the old copies just go.
     await storeListChange.clearOld(sessionId, held, (store) => store.removeCopy(sessionId, version))
   }

@@ -1,7 +1,14 @@
 import t from 'tap'
 import { createSessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { idWithOrderPrefix, startManager, storeState } from './helpers/manager.js'
+import { proxiesFor } from './helpers/gray.js'
+import {
+  idWithOrderPrefix,
+  rowsOnStores,
+  startManager,
+  storeState,
+  storesWithLiveCopy,
+} from './helpers/manager.js'
 import { waitFor } from './helpers/wait.js'
 
 // Guarantee 2 (docs/guarantees.md): a destroyed session never comes back, even when a store
@@ -68,3 +75,56 @@ crashTest('a late write after the destroy does not resurrect it either', async (
   await manager.repair()
   t.equal(await manager.readSession(id), null)
 })
+
+t.test(
+  'a store past the first copies that missed the destroy gets the tombstone once it is back',
+  async (t) => {
+    const [a, b, c] = cluster.stores.map((store) => store.id) as [string, string, string]
+    // The app server reaches `c` through a proxy: its faults are seen by it alone.
+    const proxies = await proxiesFor(t, cluster, [c])
+    const proxy = proxies.get(c)!
+    const manager = await startManager(t, cluster, {
+      ...fast,
+      stores: cluster
+        .storeConfigs()
+        .map((config) => (config.id === c ? { ...config, port: proxy.port } : config)),
+    })
+    const id = idWithOrderPrefix(manager, [a, b, c])
+    await manager.writeSession(id, { user: 'ada', loggedIn: true })
+    // The copy a write hedged to `c` leaves there when its hand-off fails (the store cut off
+    // just then), made here directly: nothing hints `c`, and only a full repair would remove it.
+    const row = (await rowsOnStores(cluster, id)).get(b)!
+    await cluster
+      .store(c)
+      .query(
+        'INSERT INTO sessions (id, version, expires_at, deleted, data) VALUES (?, ?, ?, 0, ?)',
+        [id, row.version, row.expires_at, row.data],
+      )
+    t.same(await storesWithLiveCopy(cluster, id), [a, b, c])
+
+    // Logout while `c` is unreachable: tombstones on `a` and `b` only.
+    proxy.setFault({ kind: 'reset' })
+    await waitFor('c to be down', () => storeState(manager, c) === 'down')
+    await manager.destroySession(id)
+    t.same(await storesWithLiveCopy(cluster, id), [c])
+    proxy.setFault({ kind: 'none' })
+    await waitFor('c to be caught up', () => storeState(manager, c) === 'up')
+    t.same(await storesWithLiveCopy(cluster, id), [], 'c no longer holds a live copy')
+
+    // An app server that reaches `c` alone (its first two stores unreachable) reads it as gone.
+    const cut = await proxiesFor(t, cluster, [a, b])
+    const reader = await startManager(t, cluster, {
+      ...fast,
+      stores: cluster
+        .storeConfigs()
+        .map((config) =>
+          cut.has(config.id) ? { ...config, port: cut.get(config.id)!.port } : config,
+        ),
+    })
+    for (const cutOff of cut.values()) cutOff.setFault({ kind: 'reset' })
+    await waitFor('the reader to see a and b down', () =>
+      [a, b].every((store) => storeState(reader, store) === 'down'),
+    )
+    t.equal(await reader.readSession(id), null, 'the logged-out session does not come back')
+  },
+)

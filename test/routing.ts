@@ -3,6 +3,7 @@ import {
   aloneReadable,
   firstReadable,
   handedOffStores,
+  missedPastCopies,
   missedStores,
   quorumSpan,
   withinSpan,
@@ -115,6 +116,23 @@ t.test('missedStores: the first copies a write did not reach', async (t) => {
   t.same(ids(missedStores(order, 2, [b!, c!])), 'a')
   t.same(ids(missedStores(order, 2, [c!])), 'ab')
 })
+
+t.test(
+  'missedPastCopies: stores past the first copies, as far as reads look, a destroy missed',
+  async (t) => {
+    const order = stores('up', 'up', 'up', 'up')
+    const [a, b, c, d] = order
+    t.same(ids(missedPastCopies(order, 2, 3, [a!, b!, c!])), '', 'it reached all three')
+    t.same(ids(missedPastCopies(order, 2, 3, [a!, b!, d!])), 'c', 'failed over from c to d')
+    t.same(
+      ids(missedPastCopies(order, 2, 3, [b!, c!, d!])),
+      '',
+      'a missed it: a hint as a first copy',
+    )
+    t.same(ids(missedPastCopies(order, 2, 4, [a!, b!])), 'cd')
+    t.same(ids(missedPastCopies(order, 2, 2, [a!, b!])), '', 'reads look no further than two')
+  },
+)
 
 t.test('handedOffStores: copies past the first ones, once those hold the write', async (t) => {
   const order = stores('up', 'up', 'up', 'up')
