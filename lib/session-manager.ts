@@ -57,7 +57,7 @@ export class SessionManager extends ClusterOperations {
     const emit = this.emitEvent
     const { storeListChange, handoff } = this.cluster
     const order = (sessionId: string): readonly Store[] => this.cluster.order(sessionId)
-    const repairs = new BackgroundRepairs(this.cluster.repairContext, this.work, emit)
+    const repairs = new BackgroundRepairs(this.cluster.repairContext, handoff, this.work, emit)
     const moveInBackground = (sessionId: string): void => repairs.move(sessionId)
     this.#reads = new ReadPath({
       options: resolved,
@@ -76,8 +76,8 @@ export class SessionManager extends ClusterOperations {
       handoff,
       lease: this.cluster.readLease,
       moveInBackground,
-      handOffInBackground: (sessionId, stores, version) =>
-        repairs.handOff(sessionId, stores, version),
+      handOffInBackground: (sessionId, stores, keepers, version) =>
+        repairs.handOff(sessionId, stores, keepers, version),
       emit,
     })
     const readWithVersion = (id: string): Promise<VersionedSession | null> =>

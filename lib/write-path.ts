@@ -78,9 +78,14 @@ export interface WriteContext {
   moveInBackground(sessionId: string): void
   /**
    * Removes the copies of `version` or older that `stores` hold of the session, in the
-   * background (see {@link handedOffStores}).
+   * background (see {@link handedOffStores}); `keepers` hold the write.
    */
-  handOffInBackground(sessionId: string, stores: readonly Store[], version: number): void
+  handOffInBackground(
+    sessionId: string,
+    stores: readonly Store[],
+    keepers: readonly Store[],
+    version: number,
+  ): void
   readonly emit: Emit
 }
 
@@ -214,7 +219,8 @@ export class WritePath {
           }
           const handedOff = handedOffStores(fullOrder, options.copies, held)
           if (handedOff.length > 0) {
-            this.#context.handOffInBackground(sessionId, handedOff, version)
+            const keepers = held.filter((store) => !handedOff.includes(store))
+            this.#context.handOffInBackground(sessionId, handedOff, keepers, version)
           }
           return {
             version,

@@ -207,6 +207,37 @@ crashTest('a copy a hedged write left past a slow store that took it goes', asyn
   await expireAndSweep(t, faulty, id)
 })
 
+crashTest(
+  'a copy a hedged write left goes once its store is back, if the hand-off failed',
+  async (t) => {
+    const settings = { ...quick, readLeaseMillis: 2000 }
+    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id, c.id], settings)
+    await healthy.close()
+    const [toA, toC] = [proxies.get(a.id)!, proxies.get(c.id)!]
+    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+    await faulty.writeSession(id, { v: 1 })
+    toA.setFault({ kind: 'latency', toStoreMillis: 150, toClientMillis: 0 })
+    const v2 = await faulty.writeSession(id, { v: 2 })
+    // The hand-off's removal of the copy on c leaves as the write returns: c is cut off just then.
+    toC.setFault({ kind: 'reset' })
+    t.same([...v2.storeIds].sort(), [a.id, b.id, c.id], 'v2 on a, b and c')
+    toA.heal()
+    await waitFor(
+      'c to be down',
+      () => faulty.stats().stores.find((s) => s.id === c.id)!.state === 'down',
+    )
+    await sleep(300) // the removal has failed
+    t.equal((await liveVersions(id))[c.id], v2.version, 'the hand-off could not remove it')
+    toC.heal()
+    await waitFor(
+      'the copy left on c to go',
+      async () => (await liveVersions(id))[c.id] === undefined,
+    )
+    t.same(await liveVersions(id), { [a.id]: v2.version, [b.id]: v2.version }, 'a and b keep v2')
+    await expireAndSweep(t, faulty, id)
+  },
+)
+
 crashTest('a session timeout holds on a copy that a write failed over to', async (t) => {
   const { faulty, proxy } = await faultyAlone(t)
   const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])

@@ -1,5 +1,6 @@
 /** Repairs a read or a change of the store list asks for, run in the background and bounded. */
 import type { Emit } from '../events.js'
+import type { HintedHandoff } from '../failure/hinted-handoff.js'
 import type { Store } from '../store/store.js'
 import type { WorkTracker } from '../work-tracker.js'
 import type { RepairContext } from './repair-plan.js'
@@ -16,13 +17,20 @@ const MAX_HAND_OFFS = 16
  */
 export class BackgroundRepairs {
   readonly #context: RepairContext
+  readonly #hints: Pick<HintedHandoff, 'record'>
   readonly #work: WorkTracker
   readonly #emit: Emit
   #readRepairs = 0
   #handOffs = 0
 
-  constructor(context: RepairContext, work: WorkTracker, emit: Emit) {
+  constructor(
+    context: RepairContext,
+    hints: Pick<HintedHandoff, 'record'>,
+    work: WorkTracker,
+    emit: Emit,
+  ) {
     this.#context = context
+    this.#hints = hints
     this.#work = work
     this.#emit = emit
   }
@@ -49,16 +57,27 @@ export class BackgroundRepairs {
 
   /**
    * Removes the copies of `version` or older that `stores` hold of the session (a hedged
-   * write's, handed off: the session's first stores took it too), a bounded number at a time;
-   * past the bound, or where a store fails, the next full repair removes them. Live copies only,
-   * and only as new as `version`: a newer write or a tombstone there stays.
+   * write's, handed off: the session's first stores, `keepers`, took it too), a bounded number
+   * at a time; past the bound the next full repair removes them. Live copies only, and only as
+   * new as `version`: a newer write or a tombstone there stays. A store that fails to remove
+   * its copy gets a hint, kept by the keepers: its replay, before it serves reads again,
+   * removes the copy (left there, the copy would outlive a newer one with a shorter life).
    */
-  handOff(sessionId: string, stores: readonly Store[], version: number): void {
+  handOff(
+    sessionId: string,
+    stores: readonly Store[],
+    keepers: readonly Store[],
+    version: number,
+  ): void {
     if (this.#handOffs >= MAX_HAND_OFFS) return
     this.#handOffs++
     const started = this.#work.background(async () => {
       try {
-        await Promise.allSettled(stores.map((store) => store.removeCopy(sessionId, version)))
+        const removed = await Promise.allSettled(
+          stores.map((store) => store.removeCopy(sessionId, version)),
+        )
+        const failed = stores.filter((_, index) => removed[index]?.status === 'rejected')
+        if (failed.length > 0) await this.#hints.record(sessionId, failed, keepers, version)
       } finally {
         this.#handOffs--
       }
