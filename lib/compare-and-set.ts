@@ -2,7 +2,7 @@
 import { askInOrder } from './ask-in-order.js'
 import type { AskOptions, AskResult } from './ask-in-order.js'
 import type { StoreFailure } from './errors.js'
-import { VersionConflictError } from './errors.js'
+import { VersionConflictError, WriteOutcomeUnknownError } from './errors.js'
 import { aloneReadable, readOrder } from './routing.js'
 import type { WriteOutcome } from './store/rows.js'
 import type { Store } from './store/store.js'
@@ -24,7 +24,7 @@ export interface CompareAndSet {
   readQuorum: number
   /** Whether the read lease trusts a store alone; undefined without a lease. */
   trusts: ((store: Store) => boolean) | undefined
-  /** Sends the write to a store: with `expected`, as a compare-and-set; undefined, a plain write. */
+  /** Sends the write to a store: with `expected`, as a compare-and-set; without, a plain write. */
   write(store: Store, expected?: number): Promise<WriteOutcome>
   /** The hedging of the followers (the decision is never hedged: one store decides). */
   hedging: AskOptions<Store>
@@ -48,13 +48,22 @@ export interface CompareAndSet {
 export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store, WriteOutcome>> {
   const { order, version, expectedVersion } = cas
   let check = await deciders(cas, true)
-  let primary = await askInOrder(check.deciders, 0, 1, (store) => cas.write(store))
+  const decide = (store: Store): Promise<WriteOutcome> => cas.write(store, expectedVersion)
+  let primary = await askInOrder(check.deciders, 0, 1, decide)
+  // A decider whose first send may have applied, and no other decider took the write: not a
+  // conflict (updateSession would apply the change twice) where the next decider, or a check
+  // by quorum, finds that send's version or a later one.
+  const unknown = primary.failures.find(
+    (failure) => failure.error instanceof WriteOutcomeUnknownError,
+  )
+  const took = primary.answers[0] !== undefined && holdsVersion(primary.answers[0].value, version)
+  if (unknown !== undefined && !took) throw unknown.error
   if (primary.answers.length === 0 && check.trusted) {
     // Every store the lease trusted failed: the check then looks where a quorum read would.
     const failed = [...check.failures, ...primary.failures]
     check = await deciders(cas, false)
     check.failures.unshift(...failed)
-    primary = await askInOrder(check.deciders, 0, 1, (store) => cas.write(store))
+    primary = await askInOrder(check.deciders, 0, 1, decide)
   }
   const decided = primary.answers[0]
   if (decided?.value.kind === 'outdated' && decided.value.storedVersion !== version) {
@@ -72,7 +81,9 @@ export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store
     rest,
     0,
     cas.copies - 1,
-    (store) => cas.write(store, undefined),
+    // Plain writes: a follower that missed writes holds an older version, which a
+    // compare-and-set on `expectedVersion` would leave there.
+    (store) => cas.write(store),
     cas.hedging,
   )
   return {

@@ -145,6 +145,24 @@ export class VersionConflictError extends SessionShardsError {
 }
 
 /**
+ * A compare-and-set (a write with `expectedVersion`, `updateSession`, a per-key operation)
+ * lost its answer with a broken connection, and the statement, sent again, found another write
+ * over the expected version: the first send may have applied before that write (which then
+ * carries its change), or not at all. Not retried by `updateSession`, which would apply a
+ * change twice; nothing was acknowledged.
+ */
+export class WriteOutcomeUnknownError extends SessionShardsError {
+  constructor() {
+    super(
+      'WRITE_OUTCOME_UNKNOWN',
+      'The compare-and-set lost its answer with its connection, and another write has changed ' +
+        'the session since: it may or may not have applied. Read the session to see before ' +
+        'changing it again.',
+    )
+  }
+}
+
+/**
  * A store holds the session at the top of the version range, which only a row written by
  * something other than session-shards can reach: no higher version is left for this session,
  * so nothing was written. Other sessions are not affected; destroy this one (or delete its

@@ -56,6 +56,7 @@ export {
   StoreBusyError,
   VersionConflictError,
   VersionOverflowError,
+  WriteOutcomeUnknownError,
   SessionNotFoundError,
   SchemaNotAppliedError,
   LockTimeoutError,

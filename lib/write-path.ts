@@ -152,7 +152,8 @@ export class WritePath {
         : versions.next()
     for (let attempt = 1; ; attempt++) {
       // Fields spelled out rather than spread: this runs for every copy of every write.
-      const write = (store: Store, expected = expectedVersion): Promise<WriteOutcome> =>
+      // `expected` only for a compare-and-set's decision: its followers are plain writes.
+      const write = (store: Store, expected?: number): Promise<WriteOutcome> =>
         store.write({
           sessionId,
           data,

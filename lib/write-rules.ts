@@ -63,8 +63,20 @@ export function decideAttempt(facts: WriteAttempt): AttemptDecision {
     if (newest + 1 >= VERSION_CEILING) return { kind: 'overflow', newest }
     return { kind: 'again', newest }
   }
-  // No tombstone got this far: each store holds this write, or a newer one that supersedes it.
-  return { kind: 'done', held: outcomes.map((_, index) => index) }
+  // No tombstone got this far: a store holds this write, or a newer one that supersedes it,
+  // unless it refused it below its version (a statement that meant to write only over a
+  // version the store did not have): that copy is not this write, and must not count as one.
+  const held: number[] = []
+  for (let index = 0; index < outcomes.length; index++) {
+    const outcome = outcomes[index] as AttemptOutcome
+    if (
+      outcome.kind === 'written' ||
+      (outcome.kind === 'outdated' && outcome.storedVersion >= version)
+    ) {
+      held.push(index)
+    }
+  }
+  return { kind: 'done', held }
 }
 
 /** A store's answer holds this write: written, or already holding its version (a copy of it). */

@@ -1,11 +1,11 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import { VersionConflictError } from '../lib/index.js'
+import { VersionConflictError, WriteOutcomeUnknownError } from '../lib/index.js'
 import type { SessionManagerOptions } from '../lib/index.js'
 import type { FaultProxy } from '../lib/local-cluster/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
-import { idWithOrderPrefix } from './helpers/manager.js'
+import { createManager, idWithOrderPrefix, rowsOnStores } from './helpers/manager.js'
 import { sleep } from './helpers/wait.js'
 
 // Compare-and-set (docs/guarantees.md, section 5) under faults one app server sees: the check
@@ -13,6 +13,7 @@ import { sleep } from './helpers/wait.js'
 // version through.
 const cluster = await startTestCluster(t, { stores: 3 })
 const [a, b, c] = [cluster.stores[0]!, cluster.stores[1]!, cluster.stores[2]!]
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
 
 /** Two app servers; one reaches the session's first store (a) through a proxy, one connection. */
 async function resetScene(t: Test) {
@@ -71,6 +72,39 @@ t.test('updateSession applies its change once when a reset loses the answer', as
   t.same(await healthy.readSession(id), { n: 2 }, 'and the session holds 2, not 3')
 })
 
+t.test(
+  'a compare-and-set whose answer a reset lost, written over meanwhile, is not run again',
+  async (t) => {
+    const { faulty, healthy, proxy, id } = await resetScene(t)
+    await faulty.writeSession(id, { n: 0 })
+    await faulty.increment(id, 'n')
+    let changes = 0
+    let other: Promise<number> | undefined
+    const mine = faulty.updateSession(id, (data) => {
+      if (++changes === 1) {
+        // The compare-and-set that follows reaches a; its answer is held back while another
+        // app server increments over it, then the connection resets and the driver sends the
+        // statement again, which finds the other increment's version.
+        proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 1500 })
+        other = (async () => {
+          await sleep(300)
+          const n = await healthy.increment(id, 'n')
+          proxy.setFault({ kind: 'reset' })
+          proxy.setFault({ kind: 'none' })
+          return n
+        })()
+      }
+      return { n: (data!.n as number) + 1 }
+    })
+    const outcome = await mine.catch((error: unknown) => error)
+    t.equal(await other, 3, 'the other increment went over this one')
+    t.equal(changes, 1, 'the change ran once')
+    t.ok(outcome instanceof WriteOutcomeUnknownError, 'reported as an outcome unknown')
+    t.equal((outcome as WriteOutcomeUnknownError).code, 'WRITE_OUTCOME_UNKNOWN')
+    t.same(await healthy.readSession(id), { n: 3 }, '1 and two increments: 3')
+  },
+)
+
 /**
  * Two app servers read the same version; the first cannot reach the session's first store and
  * writes over that version past it. The second, which still reaches that store (it missed the
@@ -113,4 +147,44 @@ t.test('a compare-and-set is not decided by a store that missed a write (lease)'
 
 t.test('a compare-and-set is not decided by a store that missed a write (no lease)', (t) =>
   staleFirstStore(t, { readLeaseMillis: 0 }),
+)
+
+crashTest(
+  'a compare-and-set is acknowledged only by copies that hold it (a follower missed a write)',
+  async (t) => {
+    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
+      copies: 2,
+      queryTimeoutMillis: 500,
+      healthCheckIntervalMillis: 3_600_000,
+    })
+    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+    await faulty.writeSession(id, { v: 1 })
+    // The faulty app server cannot reach a: its next write lands on b and c (a is hinted and
+    // announced stale).
+    proxies.get(a.id)!.setFault({ kind: 'blackhole' })
+    t.same((await faulty.writeSession(id, { v: 2 })).storeIds, [b.id, c.id])
+    // The healthy app server, which reaches every store, updates over the newest version: b
+    // decides, and a, still at v1, follows.
+    const read = (await healthy.readSession(id, { withVersion: true }))!
+    t.same(read.data, { v: 2 })
+    const third = await healthy.writeSession(id, { v: 3 }, { expectedVersion: read.version })
+    const rows = await rowsOnStores(cluster, id)
+    const holders = [...rows].filter(([, row]) => Number(row?.version) === third.version)
+    t.same(
+      holders.map(([store]) => store).sort(),
+      [...third.storeIds].sort(),
+      'every store the write was acknowledged by holds it',
+    )
+    t.ok(third.degraded || holders.length >= 2, 'two copies, or reported degraded')
+    proxies.get(a.id)!.heal()
+    // Losing one store (copies - 1) loses no acknowledged write.
+    await b.kill()
+    try {
+      const late = createManager(t, cluster, { copies: 2 })
+      await late.ready()
+      t.same(await late.readSession(id), { v: 3 }, 'the write survives losing b')
+    } finally {
+      await b.start()
+    }
+  },
 )

@@ -59,6 +59,11 @@ t.test('decideAttempt', async (t) => {
       cas(10, [W, O(10)]),
       { kind: 'done', held: [0, 1] },
     ],
+    [
+      'compare-and-set: a follower left at an older version does not hold it',
+      cas(10, [W, O(8)]),
+      { kind: 'done', held: [0] },
+    ],
     ['nothing answered', plain(1, 10, []), { kind: 'done', held: [] }],
   ]
   for (const [what, facts, decision] of table) t.same(decideAttempt(facts), decision, what)

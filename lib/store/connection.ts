@@ -102,7 +102,7 @@ export class StoreConnection {
     deadline?: { millis: number; name: string },
   ): Promise<O> {
     return this.#withConnection(
-      (connection, done) => send(connection, statement, input, protocol, done),
+      (connection, done, resent) => send(connection, statement, input, protocol, done, resent),
       deadline,
     )
   }
@@ -160,10 +160,16 @@ export class StoreConnection {
   }
 
   #withConnection<T>(
-    work: (connection: PoolConnection, done: (error: unknown, result?: T) => void) => void,
+    work: (
+      connection: PoolConnection,
+      done: (error: unknown, result?: T) => void,
+      resent: boolean,
+    ) => void,
     deadline = { millis: this.#timeoutMillis, name: 'queryTimeoutMillis' },
   ): Promise<T> {
     let expired = false
+    /** Whether the work was handed a connection before: a retry then sends it again. */
+    let sent = false
     let current: PoolConnection | undefined
     /** This call's place among the callers waiting for a connection, while it waits. */
     let waiter: (() => void) | undefined
@@ -201,7 +207,9 @@ export class StoreConnection {
           done(error)
         }
         try {
-          work(connection!, finish)
+          const resent = sent
+          sent = true
+          work(connection!, finish, resent)
         } catch (error) {
           // Thrown before anything was sent (the driver refusing a parameter, say): outside
           // any promise here, it would be an uncaught exception.
@@ -307,12 +315,13 @@ function send<I, R, O>(
   input: I,
   protocol: Protocol,
   done: (error: unknown, result?: O) => void,
+  resent: boolean,
 ): void {
   const answered = (error: Error | null, result: unknown): void => {
     if (error) return done(error)
     let decoded: O
     try {
-      decoded = statement.decode(result as R, input)
+      decoded = statement.decode(result as R, input, resent)
     } catch (decodeError) {
       return done(decodeError)
     }

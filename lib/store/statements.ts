@@ -1,5 +1,6 @@
 /** Every statement the library sends: its SQL text, its parameters and the decoding of its result, together. */
 import type { ResultSetHeader, RowDataPacket } from 'mysql2'
+import { WriteOutcomeUnknownError } from '../errors.js'
 import { VERSION_CEILING } from '../version-clock.js'
 import type {
   CopiesAndDigests,
@@ -21,7 +22,8 @@ import { copyFromRow, digestFromRow, listedRows, storedVersion } from './rows.js
 export interface Statement<I, R, O> {
   text(input: I): string
   params(input: I): unknown[]
-  decode(result: R, input: I): O
+  /** `resent`: the statement was sent again after a broken connection lost its answer. */
+  decode(result: R, input: I, resent: boolean): O
 }
 
 /**
@@ -283,10 +285,20 @@ export function sessionStatements(table: string) {
         const range = [expected, expected + 1]
         return [...rowValues(write), ...range, ...range, ...range, ...range, ...expiry, ...range]
       },
-      decode: (result: ResultSetHeader): WriteOutcome => {
+      decode: (result: ResultSetHeader, write: SessionWrite, resent: boolean): WriteOutcome => {
         if (result.insertId === 0) return { kind: 'written' }
         if (result.insertId === WRITE_HIT_TOMBSTONE) return { kind: 'tombstone' }
-        return { kind: 'outdated', storedVersion: storedVersion(result.insertId) ?? 0 }
+        const stored = storedVersion(result.insertId) ?? 0
+        // Sent again, a compare-and-set that finds neither the expected version nor its own
+        // cannot tell a conflict from its first send applied and then written over.
+        if (
+          resent &&
+          write.fields.expectedVersion !== undefined &&
+          stored !== write.fields.version
+        ) {
+          throw new WriteOutcomeUnknownError()
+        }
+        return { kind: 'outdated', storedVersion: stored }
       },
     } satisfies Statement<SessionWrite, ResultSetHeader, WriteOutcome>,
 
