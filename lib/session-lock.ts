@@ -65,6 +65,9 @@ export class SessionLock {
   #expiresAt: number
   #version: number | undefined
   #released = false
+  /** Renewal statements not answered yet: a release waits for them (see {@link release}). */
+  readonly #renewals = new Set<Promise<boolean>>()
+  #releasing: Promise<void> | undefined
 
   /** @internal Use {@link SessionManager.lockSession}. */
   constructor(
@@ -127,19 +130,40 @@ export class SessionLock {
     return result
   }
 
-  /** Extends the lease by `leaseMillis` from now; {@link LockExpiredError} if it was lost. */
+  /**
+   * Extends the lease by `leaseMillis` from now; {@link LockExpiredError} if it was lost, or
+   * released before the store answered.
+   */
   async renew(): Promise<void> {
     if (this.expired) throw new LockExpiredError()
     const expiresAt = this.#sessions.clock.now() + this.#leaseMillis
-    if (!(await this.#store.lock(this.sessionId, this.token, expiresAt)))
-      throw new LockExpiredError()
+    // Registered before the first await, so a release() called from here on waits for it.
+    const renewal = this.#store.lock(this.sessionId, this.token, expiresAt)
+    this.#renewals.add(renewal)
+    try {
+      if (!(await renewal) || this.#released) throw new LockExpiredError()
+    } finally {
+      this.#renewals.delete(renewal)
+    }
     this.#expiresAt = expiresAt
   }
 
-  /** Releases the lock (idempotent; a lease that already ran out is left to whoever holds it now). */
-  async release(): Promise<void> {
-    if (this.#released) return
+  /**
+   * Releases the lock (idempotent: a later call resolves once the first has settled, whose
+   * caller learns of a failure; a lease that already ran out is left to whoever holds it now).
+   * Renewals still in flight are waited for first: one sent on another pooled connection
+   * could otherwise reach the store after the release and take the lock back for a whole lease.
+   * The wait is bounded by the store's `queryTimeoutMillis`, as every statement is.
+   */
+  release(): Promise<void> {
+    if (this.#releasing !== undefined) return this.#releasing.catch(() => {})
     this.#released = true
+    this.#releasing = this.#unlockAfterRenewals()
+    return this.#releasing
+  }
+
+  async #unlockAfterRenewals(): Promise<void> {
+    await Promise.allSettled(this.#renewals)
     await this.#store.unlock(this.sessionId, this.token)
   }
 }

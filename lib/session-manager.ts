@@ -345,7 +345,9 @@ export class SessionManager extends ClusterOperations {
 
   /**
    * Adds `by` to the number at `key` (0 when missing) and resolves the new value. Atomic: correct
-   * under concurrent callers on any number of app servers.
+   * under concurrent callers on any number of app servers. Rejects with
+   * `InvalidSessionDataError`, writing nothing, when the sum is not finite or, both
+   * numbers being integers, not a safe integer.
    */
   async increment(sessionId: string, key: string, by = 1): Promise<number> {
     const add = (data: SessionData): SessionData => withIncrement(data, key, by)

@@ -23,7 +23,13 @@ export function withoutValue(data: SessionData, key: string): SessionData {
   return rest
 }
 
-/** The data with the number at `key` raised by `by` (a missing key counts as 0). */
+/**
+ * The data with the number at `key` raised by `by` (a missing key counts as 0). A sum the
+ * stores cannot keep exactly is refused with {@link InvalidSessionDataError}, before anything
+ * is written: one that is not finite (JSON would store `null`, and the next increment would
+ * start again from 0), and, when the value and `by` are both integers, one outside the safe
+ * integers (±(2^53 - 1)), where adding 1 no longer counts. Fractions add as floating point.
+ */
 export function withIncrement(data: SessionData, key: string, by: number): SessionData {
   if (typeof by !== 'number' || !Number.isFinite(by)) {
     throw new InvalidOptionError('by', 'must be a finite number')
@@ -32,14 +38,39 @@ export function withIncrement(data: SessionData, key: string, by: number): Sessi
   if (typeof current !== 'number') {
     throw new InvalidSessionDataError(`the value at "${key}" is not a number`)
   }
-  return { ...data, [key]: current + by }
+  const sum = current + by
+  if (!Number.isFinite(sum)) {
+    throw new InvalidSessionDataError(
+      `the value at "${key}" plus the increment is not a finite number`,
+    )
+  }
+  if (Number.isInteger(current) && Number.isInteger(by) && !Number.isSafeInteger(sum)) {
+    throw new InvalidSessionDataError(
+      `the value at "${key}" plus the increment is outside ±Number.MAX_SAFE_INTEGER, where integers are no longer exact`,
+    )
+  }
+  return { ...data, [key]: sum }
 }
 
-/** The data with every entry of `values` merged in. */
+/**
+ * The data with every entry of `values` merged in. The entries are read once (a Proxy could
+ * answer differently the second time); a value that cannot be read (a revoked Proxy, a throwing
+ * trap or getter) is refused with {@link InvalidSessionDataError}, its error as the cause.
+ */
 export function withValues(data: SessionData, values: unknown): SessionData {
-  if (values === null || typeof values !== 'object' || Array.isArray(values)) {
-    throw new InvalidSessionDataError('putAll takes a plain object of values')
+  let entries: [string, unknown][]
+  try {
+    if (values === null || typeof values !== 'object' || Array.isArray(values)) {
+      throw new InvalidSessionDataError('putAll takes a plain object of values')
+    }
+    entries = Object.entries(values)
+  } catch (error) {
+    if (error instanceof InvalidSessionDataError) throw error
+    throw new InvalidSessionDataError('the values for putAll cannot be read (a revoked Proxy?)', {
+      cause: error,
+    })
   }
-  for (const key of Object.keys(values)) checkKey(key)
-  return { ...data, ...(values as SessionData) }
+  const merged = { ...data }
+  for (const [key, value] of entries) merged[checkKey(key)] = value
+  return merged
 }

@@ -1,6 +1,11 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import { LockExpiredError, LockTimeoutError, VersionConflictError } from '../lib/index.js'
+import {
+  LockExpiredError,
+  LockTimeoutError,
+  SessionLock,
+  VersionConflictError,
+} from '../lib/index.js'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
@@ -190,4 +195,36 @@ t.test('a lock stays on the first store while that store is in service', async (
     await lock.release()
     proxies.get(first)!.setFault({ kind: 'none' })
   })
+})
+
+t.test('a lock released while its renewal is in flight is free afterwards', async (t) => {
+  // The renewal's upsert and the release's DELETE go out on two pooled connections; an upsert
+  // that reached the store after the DELETE took the released holder's lock back for a lease.
+  const first = cluster.stores[0]!
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, [first.id], {
+    copies: 2,
+    queryTimeoutMillis: 3_000,
+    healthCheckIntervalMillis: 3_600_000,
+  })
+  const proxy = proxies.get(first.id)!
+  const id = idWithOrderPrefix(faulty, [first.id])
+  await faulty.writeSession(id, { n: 0 })
+  const lock = await faulty.lockSession(id, { leaseMillis: 4_000 })
+  t.equal(lock.storeId, first.id)
+  // The renewal's packets are slow on their connection; the release's are not.
+  proxy.setFault({ kind: 'latency', toStoreMillis: 300, toClientMillis: 0 })
+  const renewing = lock.renew().catch((error: unknown) => error)
+  await sleep(30)
+  proxy.setFault({ kind: 'none' })
+  await lock.release()
+  await renewing
+  await sleep(400)
+  const rows = await first.query<{ token: string }>(
+    'SELECT token FROM sessions_locks WHERE id = ?',
+    [id],
+  )
+  t.same(rows, [], 'no lock row of the released holder is left')
+  const next = await healthy.lockSession(id, { waitMillis: 1_000 }).catch((e: unknown) => e)
+  t.notOk(next instanceof LockTimeoutError, 'another holder takes the released lock')
+  if (next instanceof SessionLock) await next.release()
 })

@@ -62,3 +62,57 @@ t.test('increment is atomic under concurrent callers on two app servers', async 
   t.equal(await b.increment(id, 'hits', -10), 50)
   t.equal(await a.increment(id, 'score', 2.5), 2.5)
 })
+
+t.test(
+  'increment refuses a result it cannot store exactly, before anything is written',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 2 })
+    // 1e308 + 1e308 is Infinity, which JSON stores as null: the next increment started from 0.
+    const id = await manager.createSession({ n: 1e308, big: Number.MAX_SAFE_INTEGER, f: 0.5 })
+    await t.rejects(manager.increment(id, 'n', 1e308), InvalidSessionDataError, 'not finite')
+    await t.rejects(manager.increment(id, 'n', -Infinity), InvalidOptionError, 'by not finite')
+    // Past 2^53 a counter cannot count by one: 2^53 + 1 would be stored as 2^53.
+    await t.rejects(manager.increment(id, 'big', 1), InvalidSessionDataError, 'not a safe integer')
+    t.same(
+      await manager.getAll(id),
+      { n: 1e308, big: Number.MAX_SAFE_INTEGER, f: 0.5 },
+      'nothing written',
+    )
+    t.equal(await manager.increment(id, 'big', -1), Number.MAX_SAFE_INTEGER - 1, 'back in range')
+    t.equal(await manager.increment(id, 'n', -1e308), 0, 'a finite result is fine')
+    t.equal(await manager.increment(id, 'f', 1e300), 1e300, 'fractions add as floating point')
+  },
+)
+
+t.test('putAll with a hostile value rejects with a typed error', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ n: 1 })
+  const { proxy: revoked, revoke } = Proxy.revocable({}, {})
+  revoke()
+  const throwingKeys = new Proxy(
+    {},
+    {
+      ownKeys() {
+        throw new Error('ownKeys trap')
+      },
+    },
+  )
+  const throwingGet = new Proxy(
+    { a: 1 },
+    {
+      get() {
+        throw new Error('get trap')
+      },
+    },
+  )
+  for (const [name, values] of [
+    ['a revoked Proxy', revoked],
+    ['a Proxy whose ownKeys trap throws', throwingKeys],
+    ['a Proxy whose get trap throws', throwingGet],
+  ] as const) {
+    const error = await manager.putAll(id, values as never).catch((e: unknown) => e)
+    t.ok(error instanceof InvalidSessionDataError, `${name}: got ${String(error)}`)
+    t.match(error, { code: 'INVALID_SESSION_DATA', cause: Error }, name)
+  }
+  t.same(await manager.getAll(id), { n: 1 }, 'nothing written')
+})
