@@ -123,37 +123,74 @@ crashTest('a session timeout shortened past a partition holds for every app serv
   proxies.get(a.id)!.heal()
 })
 
+crashTest('a repair marker holds back the sweep of expired copies and of tombstones', async (t) => {
+  const manager = await startManager(t, cluster, { ...quick, tombstoneTtlSeconds: 1 })
+  const expiring = idWithOrderPrefix(manager, [b.id, c.id])
+  const destroyed = idWithOrderPrefix(manager, [b.id, c.id])
+  await manager.writeSession(expiring, { v: 1 }, { ttlSeconds: 1 })
+  await manager.writeSession(destroyed, { v: 1 }, { ttlSeconds: 1 })
+  await manager.destroySession(destroyed)
+  // b keeps a marker for a, as when a missed writes past the hint window: until a repair has
+  // put every session on a, b's expired copies are the newest ones it may need.
+  const marker = 'DELETE FROM sessions_hints WHERE target_store = ? AND id = ?'
+  t.teardown(() => b.query(marker, [a.id, '']))
+  await b.query(
+    "INSERT INTO sessions_hints (target_store, id, created_at, version) VALUES (?, '', 0, 1)",
+    [a.id],
+  )
+  await untilExpired(destroyed, Number((await rowsOnStores(cluster, destroyed)).get(b.id)?.version))
+  await untilExpired(expiring, Number((await rowsOnStores(cluster, expiring)).get(b.id)?.version))
+  await manager.sweep()
+  const onB = async (id: string): Promise<boolean> =>
+    (await rowsOnStores(cluster, id)).get(b.id) !== null
+  t.equal(await onB(expiring), true, 'b keeps the expired copy')
+  t.equal(await onB(destroyed), true, 'and the tombstone whose time is up')
+  t.equal((await rowsOnStores(cluster, expiring)).get(c.id), null, 'c, without a marker, sweeps')
+  await b.query(marker, [a.id, ''])
+  await manager.sweep()
+  t.equal(await onB(expiring), false, 'once the marker is cleared, the sweep takes it')
+  t.equal(await onB(destroyed), false, 'and the tombstone')
+})
+
 crashTest(
-  'a repair marker holds back the sweep of expired copies, not of tombstones',
+  'a logout a store missed past the hint window stays, however long the tombstones wait',
   async (t) => {
-    const manager = await startManager(t, cluster, { ...quick, tombstoneTtlSeconds: 1 })
-    const expiring = idWithOrderPrefix(manager, [b.id, c.id])
-    const destroyed = idWithOrderPrefix(manager, [b.id, c.id])
-    await manager.writeSession(expiring, { v: 1 }, { ttlSeconds: 1 })
-    await manager.writeSession(destroyed, { v: 1 }, { ttlSeconds: 1 })
-    await manager.destroySession(destroyed)
-    // b keeps a marker for a, as when a missed writes past the hint window: until a repair has
-    // put every session on a, b's expired copies are the newest ones it may need.
-    const marker = 'DELETE FROM sessions_hints WHERE target_store = ? AND id = ?'
-    t.teardown(() => b.query(marker, [a.id, '']))
-    await b.query(
-      "INSERT INTO sessions_hints (target_store, id, created_at, version) VALUES (?, '', 0, 1)",
-      [a.id],
+    const options = {
+      copies: 2,
+      hintWindowMillis: 1,
+      healthCheckIntervalMillis: 100,
+      sweepIntervalSeconds: 0,
+      tombstoneTtlSeconds: 1,
+    }
+    const writer = await startManager(t, cluster, options)
+    const id = idWithOrderPrefix(writer, [a.id, b.id])
+    const other = idWithOrderPrefix(writer, [a.id, b.id])
+    // v1 lives an hour on a and b.
+    await writer.writeSession(id, { v: 1 }, { ttlSeconds: 3600 })
+    await sleep(1200) // on a's disk before it is killed
+    await a.kill()
+    t.teardown(() => (a.running ? undefined : a.start()))
+    await writer.writeSession(other, { x: 1 }) // the first miss: the window starts
+    await sleep(10)
+    // Past the window, a marker instead of hints: a keeps v1 (an hour) while v2 ends in 1 s,
+    // and the logout that follows misses a too.
+    await writer.writeSession(id, { v: 2 }, { ttlSeconds: 1 })
+    await writer.destroySession(id)
+    await sleep(1300)
+    await writer.sweep()
+    const rows = [...(await rowsOnStores(cluster, id)).values()]
+    t.ok(
+      rows.some((row) => row?.deleted === 1),
+      'a tombstone stays while a, which missed the logout, is not repaired',
     )
-    await untilExpired(
-      destroyed,
-      Number((await rowsOnStores(cluster, destroyed)).get(b.id)?.version),
+    await a.start()
+    await waitFor('a to be up (behind: the marker)', () =>
+      writer.stats().stores.some((store) => store.id === a.id && store.state === 'up'),
     )
-    await untilExpired(expiring, Number((await rowsOnStores(cluster, expiring)).get(b.id)?.version))
-    await manager.sweep()
-    const onB = async (id: string): Promise<boolean> =>
-      (await rowsOnStores(cluster, id)).get(b.id) !== null
-    t.equal(await onB(expiring), true, 'b keeps the expired copy')
-    t.equal(await onB(destroyed), false, 'the tombstone whose time is up goes')
-    t.equal((await rowsOnStores(cluster, expiring)).get(c.id), null, 'c, without a marker, sweeps')
-    await b.query(marker, [a.id, ''])
-    await manager.sweep()
-    t.equal(await onB(expiring), false, 'once the marker is cleared, the sweep takes it')
+    t.equal(await writer.readSession(id), null, 'the logged-out session reads as gone')
+    t.ok((await writer.repair()).done, 'the repair finished')
+    t.equal(await writer.readSession(id), null, 'and after the repair')
+    t.same(await liveVersions(id), {}, 'no live copy anywhere')
   },
 )
 

@@ -147,10 +147,10 @@ export function lockAndHintStatements(table: string) {
      * Delete up to `limit` rows expired at `now` (copies and tombstones), oldest first, but none
      * that the replay of a store that missed writes may still need: while this store keeps a
      * hint for a session (for one of `targets`, the stores the manager knows), its row stays;
-     * while it keeps a repair marker, so do its expired copies. An expired copy is the newest
-     * version of its session: deleted before a store that missed it was caught up, it would
-     * leave that store's older copy, which may expire later, to be the session again. Resolves
-     * how many rows went.
+     * while it keeps a repair marker, every expired row does. An expired copy or a tombstone is
+     * the newest version of its session: deleted before a store that missed it was caught up,
+     * it would leave that store's older copy, which may expire later (a session with a longer
+     * life than the tombstones'), to be the session again. Resolves how many rows went.
      */
     sweep: {
       text: ({ limit, targets }: { now: number; limit: number; targets: readonly string[] }) => {
@@ -159,7 +159,7 @@ export function lockAndHintStatements(table: string) {
         return (
           `DELETE FROM ${sessions} WHERE expires_at <= ? ` +
           `AND NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${among} AND id = ${sessions}.id) ` +
-          `AND (deleted = 1 OR NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${among} AND id = ?)) ` +
+          `AND NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${among} AND id = ?) ` +
           `ORDER BY expires_at${limitClause(limit)}`
         )
       },
