@@ -1,6 +1,14 @@
 import t from 'tap'
 import { startTestCluster } from './helpers/cluster.js'
-import { createManager, rowsOnStores, startManager, storesWithLiveCopy } from './helpers/manager.js'
+import type { SessionManager } from '../lib/index.js'
+import type { Store } from '../lib/store/store.js'
+import {
+  createManager,
+  idWithOrderPrefix,
+  rowsOnStores,
+  startManager,
+  storesWithLiveCopy,
+} from './helpers/manager.js'
 import { sleep } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 4 })
@@ -91,4 +99,37 @@ t.test('repair clears tombstones whose time is up, everywhere', async (t) => {
     [],
     'no row left',
   )
+})
+
+/** The manager's own stores (a protected field): to make one statement fail, as a reset would. */
+function storesOf(manager: SessionManager): readonly Store[] {
+  return (manager as unknown as { cluster: { stores: readonly Store[] } }).cluster.stores
+}
+
+t.test('a repair whose scanned store fails to read a batch does not report done', async (t) => {
+  const [a, b] = [cluster.stores[0]!, cluster.stores[1]!]
+  const manager = await startManager(t, cluster, { copies: 2, sweepIntervalSeconds: 0 })
+  // A session on a and b whose copy on b was lost: only a's scan can find it.
+  const id = idWithOrderPrefix(manager, [a.id, b.id])
+  await manager.writeSession(id, { v: 1 })
+  await b.query('DELETE FROM sessions WHERE id = ?', [id])
+  // a lists its sessions, then its read of the batch holding this one fails once.
+  const storeA = storesOf(manager).find((store) => store.id === a.id)!
+  const readMany = storeA.readMany.bind(storeA)
+  let failures = 0
+  storeA.readMany = async (ids) => {
+    if (failures === 0 && ids.includes(id)) {
+      failures++
+      throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })
+    }
+    return readMany(ids)
+  }
+  t.teardown(() => void (storeA.readMany = readMany))
+  const result = await manager.repair()
+  t.equal(failures, 1, 'the read failed once')
+  t.notOk(result.done, 'not done: the batch was not repaired')
+  t.ok(result.failed > 0, 'its sessions count as failed')
+  const second = await manager.repair()
+  t.ok(second.done, 'the next repair finishes')
+  t.ok((await rowsOnStores(cluster, id)).get(b.id), 'and puts the copy back on b')
 })

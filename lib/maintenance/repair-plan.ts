@@ -213,7 +213,11 @@ export async function repairSessions(
     }),
   )
   const held = new Map(reads)
-  if (options.mustReach !== undefined && held.get(options.mustReach) === undefined) {
+  // The store a scan lists (onlyFirstHolder) must be read too: unread, no session would find
+  // it as its first holder, and the whole batch would pass for repaired by being skipped.
+  const notRead = (store: Store | undefined): boolean =>
+    store !== undefined && held.get(store) === undefined
+  if (notRead(options.mustReach) || notRead(options.onlyFirstHolder)) {
     return { ...totals, failed: [...sessionIds] }
   }
   const now = context.clock.now()
