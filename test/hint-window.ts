@@ -154,3 +154,56 @@ crashTest('a repair keeps a marker set while it ran', async (t) => {
   t.ok((await writer.repair()).done)
   await waitFor('A in service after the second repair', () => !behind(writer, a.id))
 })
+
+crashTest('a repair run by another process (the CLI) puts the store back in service', async (t) => {
+  const options = { copies: 2, hintWindowMillis: 1, healthCheckIntervalMillis: 100 }
+  const app = await startManager(t, cluster, options)
+  const id = idWithOrderPrefix(app, [a.id])
+  await app.writeSession(id, { v: 1 })
+  await a.kill()
+  t.teardown(() => (a.running ? undefined : a.start()))
+  await app.writeSession(id, { v: 2 })
+  await sleep(5)
+  const last = await app.writeSession(id, { v: 3 }) // past the window: a marker
+  await a.start()
+  await waitFor('A up (behind)', () => state(app, a.id) === 'up')
+
+  // docs/operations.md: once every store is back, run `session-shards repair`, its own manager.
+  const markers = async () =>
+    [...(await hintsFor(a.id)).values()].flatMap((rows) => rows.filter((row) => row.id === ''))
+  const cli = createManager(t, cluster, options)
+  await cli.ready()
+  // A write that misses A while the repair runs sets the markers again: they stay.
+  const first = await cli.repair({
+    batchSize: 1,
+    onProgress: () => {
+      void b.query('UPDATE sessions_hints SET version = version + 1 WHERE id = ?', [''])
+    },
+  })
+  t.ok(first.done, 'a first repair finished')
+  t.equal((await markers()).length, 1, 'the marker counted up while it ran stays')
+  await sleep(400)
+  t.ok(behind(app, a.id), 'and A stays behind for the app server')
+
+  t.ok((await cli.repair()).done, 'a second repair finished')
+  await cli.close()
+  t.same(await markers(), [], 'it cleared the markers')
+  await waitFor('A in service again for the app server', () => !behind(app, a.id), 5000).then(
+    () => t.pass('A serves the app server again'),
+    (error: Error) => t.fail(error.message),
+  )
+  const onA = await a.query<{ version: number }>('SELECT version FROM sessions WHERE id = ?', [id])
+  t.same(onA, [{ version: last.version }], 'A holds the newest copy')
+  t.same(await app.readSession(id), { v: 3 })
+
+  // The window starts afresh: a new outage is hinted as usual and replayed.
+  await a.kill()
+  await app.writeSession(id, { v: 4 })
+  const left = [...(await hintsFor(a.id)).values()].flat().map((row) => row.id)
+  t.ok(
+    left.includes(id) && !left.includes(''),
+    `a write A misses now leaves a hint, no marker: ${JSON.stringify(left)}`,
+  )
+  await a.start()
+  await waitFor('A caught up by replay', () => !behind(app, a.id))
+})

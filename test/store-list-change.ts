@@ -4,16 +4,18 @@ import { createSessionManager, generateSessionId, NoStoreAvailableError } from '
 import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
 import { classicOrder } from '../lib/placement.js'
 import { tombstoneCheck } from '../lib/store-list-change.js'
+import type { Store } from '../lib/store/store.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { proxiesFor } from './helpers/gray.js'
-import { storesWithLiveCopy } from './helpers/manager.js'
+import { startManager, storesWithLiveCopy } from './helpers/manager.js'
 import { waitFor } from './helpers/wait.js'
 
 // During a change of the store list a write first looks for a tombstone under the old
 // placement; when too few of the old stores that would hold it answer, the write is refused
 // (fail closed) rather than made under the new placement, where it would bring a session
 // destroyed before the change back. A store that is down for good does not block writes on its
-// own (docs/guarantees.md, section 8).
+// own (docs/guarantees.md, section 8). What a read finds under the old placement it moves in the
+// background, a bounded number of sessions at a time, each once.
 const cluster = await startTestCluster(t, {
   storeIds: ['store-a', 'store-b', 'store-c', 'store-d'],
 })
@@ -51,6 +53,86 @@ function sessionOnRetiringStore(): { id: string; oldPair: string[] } {
   }
 }
 
+/**
+ * `count` sessions written before the change (on their old stores), then written again by an
+ * app server already past it (new list only): their old stores keep an older copy. A read
+ * finds the newest copy under the new placement (nothing to read-repair) and the older one
+ * under the old placement, and moves the session.
+ */
+async function sessionsLeftUnderOld(t: Test, count: number): Promise<string[]> {
+  const ids: string[] = []
+  while (ids.length < count) {
+    const id = generateSessionId()
+    const oldPair = classicOrder(before, id).slice(0, 2)
+    const newPair = classicOrder(after, id).slice(0, 2)
+    if (!oldPair.every((store) => newPair.includes(store))) ids.push(id)
+  }
+  for (const [stores, v] of [
+    [before, 1],
+    [after, 2],
+  ] as const) {
+    const writer = open(t, { stores: configs(stores) })
+    await writer.applySchema()
+    await Promise.all(ids.map((id, i) => writer.writeSession(id, { i, v })))
+    await writer.close()
+  }
+  return ids
+}
+
+/** Of `ids`, those a store outside their new placement's first two still holds a row of. */
+async function leftUnderOld(ids: readonly string[]): Promise<string[]> {
+  const left = new Set<string>()
+  for (const store of cluster.stores) {
+    const rows = await store.query<{ id: string }>(
+      'SELECT CAST(id AS CHAR) AS id FROM sessions WHERE id IN (?)',
+      [ids],
+    )
+    for (const { id } of rows) {
+      if (!classicOrder(after, id).slice(0, 2).includes(store.id)) left.add(id)
+    }
+  }
+  return [...left].sort()
+}
+
+/**
+ * Holds the statements that moves of `ids` read with (a move reads the session from every
+ * store with `readMany`; an unbatched read never does) until `release()`. `started` lists the
+ * moves started meanwhile: one such read each on store-a, which every repair order includes.
+ * Patches the manager's own stores (a protected getter at runtime): no event marks a move's
+ * start.
+ */
+function holdMoves(
+  manager: SessionManager,
+  ids: readonly string[],
+): { started: string[][]; release: () => void } {
+  const started: string[][] = []
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  const stores = (manager as unknown as { cluster: { stores: readonly Store[] } }).cluster.stores
+  for (const store of stores) {
+    const readMany = store.readMany.bind(store)
+    store.readMany = async (sessionIds) => {
+      if (sessionIds.some((id) => ids.includes(id))) {
+        if (store.id === 'store-a') started.push([...sessionIds])
+        await released
+      }
+      return readMany(sessionIds)
+    }
+  }
+  return { started, release }
+}
+
+/** An app server in the change, settled (every store in service); reads unbatched. */
+function mover(t: Test): Promise<SessionManager> {
+  return startManager(t, cluster, {
+    ...base,
+    queryTimeoutMillis: 2000,
+    batching: false,
+    stores: configs(after),
+    previousStores: configs(before),
+  })
+}
+
 t.test('the rule: a tombstone wins; too few answers cannot tell', async (t) => {
   const none = { deleted: false, behind: false }
   const behind = { deleted: false, behind: true }
@@ -72,6 +154,47 @@ t.test('the rule: a tombstone wins; too few answers cannot tell', async (t) => {
   t.equal(tombstoneCheck([none, none], 3, 2), 'live', 'two of three, minCopies 2')
   t.equal(tombstoneCheck([none], 3, 2), 'unknown', 'one of three, minCopies 2')
   t.equal(tombstoneCheck([], 1, 1), 'unknown', 'copies 1: its only store')
+})
+
+t.test('moves run 16 at a time at most; a later read or repair() moves the rest', async (t) => {
+  const ids = await sessionsLeftUnderOld(t, 100)
+  const reader = await mover(t)
+  const moved: string[] = []
+  reader.on('session-moved', ({ sessionId }) => moved.push(sessionId))
+  const held = holdMoves(reader, ids)
+  const reads = await Promise.all(ids.map((id) => reader.readSession(id)))
+  t.same(
+    reads,
+    ids.map((_, i) => ({ i, v: 2 })),
+    'every read finds the newest copy',
+  )
+  const started = held.started.length
+  t.ok(started > 0 && started <= 16, `${started} moves started for ${ids.length} reads at once`)
+  held.release()
+  await waitFor('the moves started to finish', () => moved.length >= started)
+  t.same(await leftUnderOld(moved), [], 'the moves emptied the old placement of their sessions')
+  const skipped = ids.filter((id) => !moved.includes(id))
+  t.same(await leftUnderOld(ids), skipped.sort(), 'the sessions not moved are left there')
+  const later = skipped[0]
+  if (later === undefined) return
+  t.same(await reader.readSession(later), { i: ids.indexOf(later), v: 2 })
+  await waitFor('a later read to move a session left over', () => moved.includes(later))
+  t.same(await leftUnderOld([later]), [], 'a later read moved it')
+  t.ok((await reader.repair()).done, 'the rebalance finished')
+  t.same(await leftUnderOld(ids), [], 'and moved the rest')
+})
+
+t.test('a session read several times at once is moved once', async (t) => {
+  const [id] = (await sessionsLeftUnderOld(t, 1)) as [string]
+  const reader = await mover(t)
+  const moved: string[] = []
+  reader.on('session-moved', ({ sessionId }) => moved.push(sessionId))
+  const held = holdMoves(reader, [id])
+  await Promise.all(Array.from({ length: 10 }, () => reader.readSession(id)))
+  t.equal(held.started.length, 1, 'ten reads at once, one move')
+  held.release()
+  await waitFor('the move to finish', () => moved.length >= held.started.length)
+  t.same(await leftUnderOld([id]), [], 'moved')
 })
 
 crashTest(

@@ -37,7 +37,8 @@ export interface HandoffSettings {
  * this manager's writes for longer than the window, the writes it misses leave one repair
  * marker per store that took them instead of a hint per session, `repair-needed` is emitted,
  * and no replay can bring the store back into service until a finished `repair()` has put
- * every session where it belongs and cleared the markers it saw.
+ * every session where it belongs and cleared the markers it saw: this manager's own, or one
+ * another process ran (`session-shards repair`), which the replay learns of from the stores.
  */
 export class HintedHandoff {
   readonly #context: RepairContext
@@ -49,6 +50,8 @@ export class HintedHandoff {
   readonly #missingSince = new Map<Store, number>()
   /** Stores past the hint window: their missed writes leave repair markers. */
   readonly #pastWindow = new Set<Store>()
+  /** Repair markers this manager began to write per store, a count that only grows. */
+  readonly #markings = new Map<Store, number>()
   readonly #stores: readonly Store[]
 
   constructor(stores: readonly Store[], context: RepairContext, settings: HandoffSettings) {
@@ -80,7 +83,9 @@ export class HintedHandoff {
       this.#checkWindow(target)
       const ids = this.#memory.get(target) ?? new Set<string>()
       this.#memory.set(target, ids)
-      if (ids.size < MEMORY_HINTS_PER_STORE && !this.#pastWindow.has(target)) ids.add(sessionId)
+      if (this.#pastWindow.has(target)) {
+        this.#markings.set(target, (this.#markings.get(target) ?? 0) + 1)
+      } else if (ids.size < MEMORY_HINTS_PER_STORE) ids.add(sessionId)
       this.#recording.set(target, (this.#recording.get(target) ?? 0) + 1)
     }
     try {
@@ -173,7 +178,10 @@ export class HintedHandoff {
   }
 
   async #replayAll(target: Store): Promise<boolean> {
-    if (this.#pastWindow.has(target) || (await this.#markedForRepair(target))) return false
+    const marked = this.#pastWindow.has(target)
+      ? !(await this.#leaveWindow(target))
+      : await this.#markedForRepair(target)
+    if (marked) return false
     for (let round = 0; round < 5; round++) {
       if (!target.standing.up) return false
       if (!(await this.#replayMemory(target))) return false
@@ -181,13 +189,37 @@ export class HintedHandoff {
         if (holder === target || !holder.standing.up) continue
         if (!(await this.#replayDurable(target, holder))) return false
       }
-      if ((this.#memory.get(target)?.size ?? 0) === 0 && (this.#recording.get(target) ?? 0) === 0) {
+      if (
+        (this.#memory.get(target)?.size ?? 0) === 0 &&
+        (this.#recording.get(target) ?? 0) === 0 &&
+        // Past the window again meanwhile (a miss left a marker): only a repair catches it up.
+        !this.#pastWindow.has(target)
+      ) {
         target.standing.caughtUp()
         this.#missingSince.delete(target)
         return true
       }
     }
     return false
+  }
+
+  /**
+   * Whether `target`, past the hint window for this manager, may be hinted again: every other
+   * store is up and none keeps a repair marker for it, since a finished repair cleared them
+   * (this manager's, or one another process ran, such as `session-shards repair`). A marker
+   * this manager was writing meanwhile, which the stores may not have shown, keeps it past the
+   * window. If it may, the window starts afresh and the replay goes on as usual.
+   */
+  async #leaveWindow(target: Store): Promise<boolean> {
+    // A store that is down may keep a marker; a repair finishes only with every store up.
+    if (this.#stores.some((store) => store !== target && !store.standing.up)) return false
+    if ((this.#recording.get(target) ?? 0) > 0) return false
+    const markings = this.#markings.get(target)
+    if (await this.#markedForRepair(target)) return false
+    if (this.#markings.get(target) !== markings) return false
+    this.#pastWindow.delete(target)
+    this.#missingSince.delete(target)
+    return true
   }
 
   /**

@@ -10,6 +10,12 @@ import { repairSessions } from './repair-plan.js'
 const MAX_READ_REPAIRS = 16
 /** At most this many hand-offs run at once; beyond that, repair() removes what they would. */
 const MAX_HAND_OFFS = 16
+/**
+ * At most this many moves run at once; beyond that, the session stays under the old placement
+ * (where reads still look) until a later read finds it there and moves it, a write clears it,
+ * or repair() (the rebalance) moves it.
+ */
+const MAX_MOVES = 16
 
 /**
  * Background repairs of single sessions, counted by the manager's work tracker (so close()
@@ -22,6 +28,8 @@ export class BackgroundRepairs {
   readonly #emit: Emit
   #readRepairs = 0
   #handOffs = 0
+  /** Sessions being moved (at most {@link MAX_MOVES}): one read again is not moved twice. */
+  readonly #moving = new Set<string>()
 
   constructor(
     context: RepairContext,
@@ -87,12 +95,21 @@ export class BackgroundRepairs {
 
   /**
    * Moves a session found under the old placement to its new stores, removing the old copies
-   * (read-through during a change of the store list); emits `session-moved` once done.
+   * (read-through during a change of the store list), a bounded number at a time and each
+   * session once at a time; emits `session-moved` once done. Past the bound, or if the move
+   * fails, a later read that finds the session there moves it, or repair() does.
    */
   move(sessionId: string): void {
-    this.#work.background(async () => {
-      const { failed } = await repairSessions(this.#context, [sessionId], { dropExtras: true })
-      if (failed.length === 0) this.#emit('session-moved', { sessionId })
+    if (this.#moving.size >= MAX_MOVES || this.#moving.has(sessionId)) return
+    this.#moving.add(sessionId)
+    const started = this.#work.background(async () => {
+      try {
+        const { failed } = await repairSessions(this.#context, [sessionId], { dropExtras: true })
+        if (failed.length === 0) this.#emit('session-moved', { sessionId })
+      } finally {
+        this.#moving.delete(sessionId)
+      }
     })
+    if (!started) this.#moving.delete(sessionId)
   }
 }
