@@ -11,6 +11,7 @@ import {
   StoreBusyError,
   StoreDownError,
   StoreTimeoutError,
+  WriteOutcomeUnknownError,
 } from '../lib/index.js'
 import type { SessionServerOptions } from '../lib/server/index.js'
 import { errorReply } from '../lib/server/request-error.js'
@@ -212,6 +213,60 @@ t.test('bad requests: JSON errors with sensible statuses, and no store is asked'
   t.match(await call(base, 'PUT', `/sessions/${missing}/keys/a`, { body: 1 }), { status: 404 })
   t.match(await call(base, 'POST', `/sessions/${missing}/regenerate`), { status: 404 })
   t.same(await manager.readSession(id), { ok: 1 }, 'the session is unchanged')
+})
+
+t.test('with secrets, an unsigned id is refused before the body is read', async (t) => {
+  const signing = await startManager(t, cluster, {
+    secrets: ['http-id-signing-secret-for-tests-0123456789'],
+  })
+  const server = await startServer(t, signing)
+  const base = baseUrl(server.httpAddress)
+  const unsigned = 'an-unsigned-id-of-the-right-form'
+  const before = statementsSent(signing)
+  for (const [method, path] of [
+    ['PUT', `/sessions/${unsigned}`],
+    ['PATCH', `/sessions/${unsigned}`],
+    ['PUT', `/sessions/${unsigned}/keys/k`],
+  ] as const) {
+    // A body that is not JSON: refused for the id, the body was never looked at.
+    const answer = await call(base, method, path, {
+      raw: 'not JSON',
+      headers: { 'content-type': 'application/json' },
+    })
+    t.match(
+      answer,
+      { status: 400, body: { error: { code: 'INVALID_SESSION_ID' } } },
+      `${method} ${path}: the id is refused, not the body`,
+    )
+  }
+  t.equal(statementsSent(signing), before, 'no store asked')
+
+  // A body announced and never sent: answered at once, not at the request timeout (30 s).
+  const socket = connect(server.httpAddress!.port, '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  let text = ''
+  socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk))
+  socket.on('error', () => {})
+  const closed = new Promise((resolve) => socket.once('close', () => resolve('closed')))
+  socket.write(
+    `PUT /sessions/${unsigned} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+      'Content-Length: 100\r\n\r\n',
+  )
+  t.equal(await Promise.race([closed, sleep(5000)]), 'closed', 'answered and closed at once')
+  t.match(text, /^HTTP\/1\.1 400 [^]*"code":"INVALID_SESSION_ID"/, 'without the body it announced')
+
+  const signed = signing.generateId()
+  const written = [
+    await call(base, 'PUT', `/sessions/${signed}`, { body: { a: 1 } }),
+    await call(base, 'PATCH', `/sessions/${signed}`, { body: { b: 2 } }),
+    await call(base, 'PUT', `/sessions/${signed}/keys/c`, { body: 3 }),
+  ]
+  t.same(
+    written.map((answer) => answer.status),
+    [200, 204, 204],
+    'a signed id: PUT, PATCH, PUT of a key',
+  )
+  t.same(await signing.readSession(signed), { a: 1, b: 2, c: 3 }, 'a signed id is served')
 })
 
 t.test(
@@ -562,4 +617,11 @@ t.test('a lock timeout a failing store ended names no store either', async (t) =
   t.match(reply.message, /lock/i, 'it still says what failed')
   const held = errorReply(new LockTimeoutError(5000))
   t.match(held.message, /another holder/, 'a lock held by another holder is told as it is')
+})
+
+t.test('a write whose outcome is unknown is a 409 that says to read first', async (t) => {
+  const reply = errorReply(new WriteOutcomeUnknownError())
+  t.equal(reply.status, 409)
+  t.equal(reply.code, 'WRITE_OUTCOME_UNKNOWN')
+  t.match(reply.message, /read the session/i)
 })

@@ -199,6 +199,8 @@ export class HttpApi {
     }
     // Any id is accepted; one that breaks the manager's rules is kept under a derived key.
     const session = { id, key: this.#settings.manager.sessionKey(id) }
+    // With secrets, an unsigned id is refused here (locate checks it, no I/O), not after the body.
+    this.#settings.manager.locate(session.key)
     if (sub === undefined) {
       return {
         methods: ['GET', 'PUT', 'PATCH', 'DELETE'],

@@ -1,5 +1,6 @@
 /** Reading HTTP request bodies: at most a limit kept, a bounded amount more read and dropped. */
 import type { IncomingMessage } from 'node:http'
+import { ByteBuffer } from './byte-buffer.js'
 import { RequestError } from './request-error.js'
 
 /** A body larger than the limit is read and thrown away up to this many times the limit, so the client sees the 413; beyond, the connection is cut. */
@@ -16,26 +17,27 @@ export function readBody(request: IncomingMessage, maxBytes: number): Promise<Bu
       'BODY_TOO_LARGE',
       `The body is larger than the server's maxBodyBytes (${maxBytes}).`,
     )
-  if (Number(request.headers['content-length'] ?? 0) > maxBytes * DRAIN_FACTOR) {
-    return Promise.reject(tooLarge())
-  }
+  const announced = Number(request.headers['content-length'] ?? 0)
+  if (announced > maxBytes * DRAIN_FACTOR) return Promise.reject(tooLarge())
   return new Promise((resolve, reject) => {
-    const parts: Buffer[] = []
+    // Sized from Content-Length when the body fits; grown as it arrives otherwise (chunked).
+    const body = new ByteBuffer(maxBytes, announced <= maxBytes ? announced : 0)
     let bytes = 0
     const onData = (chunk: Buffer): void => {
       bytes += chunk.length
       if (bytes <= maxBytes) {
-        parts.push(chunk)
-      } else if (bytes > maxBytes * DRAIN_FACTOR) {
+        body.append(chunk)
+        return
+      }
+      body.clear()
+      if (bytes > maxBytes * DRAIN_FACTOR) {
         request.off('data', onData)
         request.pause()
         reject(tooLarge())
       }
     }
     request.on('data', onData)
-    request.once('end', () =>
-      bytes > maxBytes ? reject(tooLarge()) : resolve(Buffer.concat(parts)),
-    )
+    request.once('end', () => (bytes > maxBytes ? reject(tooLarge()) : resolve(body.take())))
     // An aborted body ('error', then 'close') is the client's doing, not an internal error.
     const wentAway = (): void =>
       reject(new RequestError('BAD_REQUEST', 'The client went away before sending the whole body.'))

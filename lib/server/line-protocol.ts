@@ -14,6 +14,7 @@
  * ```
  */
 import { checkKey } from '../session-values.js'
+import { ByteBuffer } from './byte-buffer.js'
 import { PayloadAnnouncement } from './payload-announcement.js'
 import { RequestError } from './request-error.js'
 
@@ -66,8 +67,10 @@ export class LineParser {
   /** Bytes received and not parsed yet; parsed from `#offset`. */
   #backlog: Buffer = Buffer.alloc(0)
   #offset = 0
-  #parts: Buffer[] = []
-  #bytes = 0
+  /** The line read so far, when it spans chunks (a line in one chunk is not copied). */
+  readonly #line: ByteBuffer
+  /** The payload read so far, sized once from its announced byte count. */
+  #payload = new ByteBuffer(0)
   /** Whether the line being read (or skipped) announces a payload. */
   #announcement = new PayloadAnnouncement()
   /** Payload bytes still to read (or skip). */
@@ -86,6 +89,8 @@ export class LineParser {
   constructor(maxLineBytes: number, maxPayloadBytes: number, needsAuth = false) {
     this.#maxLineBytes = maxLineBytes
     this.#maxPayloadBytes = maxPayloadBytes
+    // One more byte than a line may hold: its CR.
+    this.#line = new ByteBuffer(maxLineBytes + 1)
     this.#needsAuth = needsAuth
   }
 
@@ -129,9 +134,11 @@ export class LineParser {
         const bytes = chunk.subarray(at, end)
         this.#announcement.feed(bytes)
         if (this.#mode === 'line') {
-          this.#parts.push(bytes)
-          this.#bytes += end - at
-          if (this.#bytes > this.#maxLineBytes + 1) this.#startSkippingLine()
+          if (this.#line.length + bytes.length > this.#maxLineBytes + 1) {
+            this.#startSkippingLine()
+          } else if (lf === -1 || this.#line.length > 0) {
+            this.#line.append(bytes)
+          }
         }
         if (lf === -1) return chunk.length
         const announced = this.#announcement.bytes()
@@ -140,20 +147,18 @@ export class LineParser {
           this.#mode = 'line'
           this.#refuse(frames, lineTooLong(this.#maxLineBytes), announced)
         } else {
-          this.#endOfLine(frames, announced)
+          this.#endOfLine(frames, announced, this.#line.length > 0 ? this.#line.take() : bytes)
         }
         return lf + 1
       }
       case 'payload':
       case 'skip-payload': {
         const take = Math.min(this.#remaining, chunk.length - at)
-        if (this.#mode === 'payload') this.#parts.push(chunk.subarray(at, at + take))
+        if (this.#mode === 'payload') this.#payload.append(chunk.subarray(at, at + take))
         this.#remaining -= take
         if (this.#remaining === 0) {
           if (this.#mode === 'payload') {
-            const payload = Buffer.concat(this.#parts)
-            this.#parts = []
-            this.#waiting = completed(this.#complete as Completer, payload)
+            this.#waiting = completed(this.#complete as Completer, this.#payload.take())
           }
           this.#complete = undefined
           this.#mode = 'terminator'
@@ -189,8 +194,7 @@ export class LineParser {
   }
 
   #startSkippingLine(): void {
-    this.#parts = []
-    this.#bytes = 0
+    this.#line.clear()
     this.#mode = 'skip-line'
   }
 
@@ -214,7 +218,7 @@ export class LineParser {
 
   #unauthorized(frames: Frame[]): void {
     this.#halted = true
-    this.#parts = []
+    this.#line.clear()
     this.#backlog = Buffer.alloc(0)
     this.#offset = 0
     frames.push({
@@ -226,10 +230,7 @@ export class LineParser {
     })
   }
 
-  #endOfLine(frames: Frame[], announced: number | undefined): void {
-    let line = this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts)
-    this.#parts = []
-    this.#bytes = 0
+  #endOfLine(frames: Frame[], announced: number | undefined, line: Buffer): void {
     if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, -1)
     if (line.length > this.#maxLineBytes) {
       this.#refuse(frames, lineTooLong(this.#maxLineBytes), announced)
@@ -264,6 +265,7 @@ export class LineParser {
       this.#remaining = announced
       this.#complete = complete
       this.#mode = 'payload'
+      this.#payload = new ByteBuffer(announced, announced)
       if (announced === 0) {
         this.#waiting = completed(complete, Buffer.alloc(0))
         this.#mode = 'terminator'
