@@ -373,6 +373,7 @@ export class ReadPath {
       order,
       answers.map((answer) => answer.store),
       failedStores,
+      options.maxReadStores,
     )
     if (result === null && verdict.state !== 'destroyed' && missed >= options.copies) {
       // As many stores as hold each session were not heard from: "no session" would be a guess.
@@ -420,6 +421,13 @@ export class ReadPath {
       } catch (error) {
         throw new NoStoreAvailableError('read the newest copy of the session', [
           { storeId: store.id, error: error as Error },
+        ])
+      }
+      // Gone, or older, since its digest (a copy handed off and removed in between): the
+      // other answers may all predate the write it held, so they cannot stand in for it.
+      if (copy === null || (!copy.deleted && copy.version < verdict.copy.version)) {
+        throw new NoStoreAvailableError('read the newest copy of the session', [
+          { storeId: store.id, error: new Error('its newest copy was removed while it was read') },
         ])
       }
       answers[at] = { store, position, value: copy }

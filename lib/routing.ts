@@ -89,19 +89,25 @@ export function reachesPastSpan<S>(
 /**
  * How many stores that may hold the session a read did not hear from: those before the last
  * store that answered which gave no answer (down when the read was routed, failed, or passed
- * over as slow), and those after it that failed or were passed over. Decided from what this
- * read saw, not from the standing when it ends (stores may come back meanwhile). A read that
- * found nothing may answer "no session" only while this is below `copies`.
+ * over as slow), and those after it that failed or were passed over, or that it did not hear
+ * from within the first `reach` of the order (as far as reads look: down when routed). Decided
+ * from what this read saw, not from the standing when it ends (stores may come back
+ * meanwhile). A read that found nothing may answer "no session" only while this is below
+ * `copies`.
  */
 export function unaskedHolders<S>(
   order: readonly S[],
   answered: readonly S[],
   unanswered: readonly S[],
+  reach: number,
 ): number {
   const lastAnswered = Math.max(-1, ...answered.map((store) => order.indexOf(store)))
   const before = order.slice(0, Math.max(0, lastAnswered)).filter((s) => !answered.includes(s))
-  const after = unanswered.filter((store) => order.indexOf(store) > lastAnswered)
-  return before.length + new Set(after).size
+  const after = new Set([
+    ...unanswered.filter((store) => order.indexOf(store) > lastAnswered),
+    ...order.slice(lastAnswered + 1, reach).filter((store) => !answered.includes(store)),
+  ])
+  return before.length + after.size
 }
 
 /**

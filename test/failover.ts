@@ -1,8 +1,15 @@
 import t from 'tap'
-import { NotEnoughStoresError } from '../lib/index.js'
+import { NoStoreAvailableError, NotEnoughStoresError } from '../lib/index.js'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { startManager, storesWithLiveCopy } from './helpers/manager.js'
+import { grayManagers } from './helpers/gray.js'
+import {
+  idWithOrderPrefix,
+  startManager,
+  storeState,
+  storesWithLiveCopy,
+} from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 3 })
 // Crashing stores needs stores this run started (not SESSION_SHARDS_TEST_STORES).
@@ -93,5 +100,41 @@ crashTest(
     t.equal(events[0]!.copiesWritten, 2)
     t.same(await manager.readSession(id), { degraded: true })
     await down.start()
+  },
+)
+
+crashTest(
+  'no "no session" guessed while the stores after the one that answered are down',
+  async (t) => {
+    const [a, b, c] = [cluster.stores[0]!, cluster.stores[1]!, cluster.stores[2]!]
+    const { faulty: reader, proxies } = await grayManagers(t, cluster, [b.id, c.id], {
+      copies: 2,
+      failThreshold: 1,
+      healthCheckIntervalMillis: 200,
+    })
+    const id = idWithOrderPrefix(reader, [a.id, b.id, c.id])
+    // On b and c only, as a write made while a was down leaves it before a is caught up.
+    const writer = await startManager(t, cluster, { copies: 3 })
+    await writer.writeSession(id, { here: true })
+    await a.query('DELETE FROM sessions WHERE id = ?', [id])
+    const outcome = () =>
+      reader.readSession(id).then(
+        (data) => ({ data }),
+        (error: unknown) => ({ refused: error instanceof NoStoreAvailableError }),
+      )
+    for (const proxy of proxies.values()) proxy.setFault({ kind: 'blackhole' })
+    await waitFor('the reader to lose its lease', () => reader.stats().readLease?.holds !== true)
+    t.same(await outcome(), { refused: true }, 'while b and c fail in the read: refused')
+    await waitFor(
+      'b and c down for the reader',
+      () => storeState(reader, b.id) === 'down' && storeState(reader, c.id) === 'down',
+      15_000,
+    )
+    t.same(await outcome(), { refused: true }, 'once they are down (only a asked): refused too')
+    for (const proxy of proxies.values()) proxy.heal()
+    await waitFor('b and c back for the reader', () =>
+      [b.id, c.id].every((store) => storeState(reader, store) === 'up'),
+    )
+    t.same(await outcome(), { data: { here: true } }, 'and read once they are back')
   },
 )

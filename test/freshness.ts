@@ -1,8 +1,9 @@
 import t from 'tap'
-import { createSessionManager } from '../lib/index.js'
+import { createSessionManager, NoStoreAvailableError } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { idWithOrderPrefix, startManager, storeState } from './helpers/manager.js'
-import { waitFor } from './helpers/wait.js'
+import { grayManagers } from './helpers/gray.js'
+import { idWithOrderPrefix, rowsOnStores, startManager, storeState } from './helpers/manager.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 // Guarantee 3 (docs/guarantees.md): after a store that missed writes returns, reads do not
 // serve its stale copy.
@@ -87,5 +88,43 @@ crashTest(
       { v: 2 },
       'after read repair, the default setting reads v2 too',
     )
+  },
+)
+
+t.test(
+  'a newest copy gone between its digest and its fetch is not traded for an older one',
+  async (t) => {
+    const { faulty: reader, proxies } = await grayManagers(t, cluster, [b.id, c.id], {
+      copies: 2,
+      failThreshold: 1,
+      healthCheckIntervalMillis: 200,
+      queryTimeoutMillis: 2000,
+    })
+    const writer = await startManager(t, cluster, { copies: 3 })
+    const id = idWithOrderPrefix(reader, [a.id, b.id, c.id])
+    await writer.writeSession(id, { v: 1 })
+    const v1 = (await rowsOnStores(cluster, id)).get(a.id)!
+    await writer.writeSession(id, { v: 2 })
+    // a missed v2 (v1 put back), and b is cut off for the reader: it reads a whole and c's digest.
+    await a.query('UPDATE sessions SET version = ?, data = ?, expires_at = ? WHERE id = ?', [
+      v1.version,
+      v1.data,
+      v1.expires_at,
+      id,
+    ])
+    proxies.get(b.id)!.setFault({ kind: 'blackhole' })
+    await waitFor('b down for the reader', () => storeState(reader, b.id) === 'down', 15_000)
+    await waitFor('the reader to lose its lease', () => reader.stats().readLease?.holds !== true)
+    // c's answers reach the reader 400 ms late; c's copy is removed (handed off, say) while the
+    // digest answer is on its way, so the fetch of the newest copy finds nothing.
+    proxies.get(c.id)!.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 400 })
+    const reading = reader.readSession(id).then(
+      (data) => ({ data }),
+      (error: unknown) => ({ refused: error instanceof NoStoreAvailableError }),
+    )
+    await sleep(200)
+    await c.query('DELETE FROM sessions WHERE id = ?', [id])
+    t.same(await reading, { refused: true }, 'the read fails rather than serve v1')
+    for (const proxy of proxies.values()) proxy.heal()
   },
 )

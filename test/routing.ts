@@ -70,15 +70,19 @@ t.test(
   async (t) => {
     const order = stores('up', 'up', 'up', 'up')
     const [a, b, c, d] = fourOf(order)
-    t.equal(unaskedHolders(order, [b], []), 1, 'a not heard from before b (down when routed)')
-    t.equal(unaskedHolders(order, [b, d], [c]), 2, 'a and c before d')
-    t.equal(unaskedHolders(order, [a], [b]), 1, 'b failed after the last answer')
-    t.equal(unaskedHolders(order, [a], [b, b]), 1, 'counted once')
-    t.equal(unaskedHolders(order, [], [a, b]), 2, 'no answer: the failures alone')
-    t.equal(unaskedHolders(order, [a, b], []), 0, 'nothing missed')
+    t.equal(unaskedHolders(order, [b], [], 2), 1, 'a not heard from before b (down when routed)')
+    t.equal(unaskedHolders(order, [b, d], [c], 3), 2, 'a and c before d')
+    t.equal(unaskedHolders(order, [a], [b], 2), 1, 'b failed after the last answer')
+    t.equal(unaskedHolders(order, [a], [b, b], 2), 1, 'counted once')
+    t.equal(unaskedHolders(order, [a], [b], 3), 2, 'b failed, c (down when routed) unheard')
+    t.equal(unaskedHolders(order, [a], [], 3), 2, 'b and c down when routed: unheard')
+    t.equal(unaskedHolders(order, [a], [d], 3), 3, 'b, c unheard, d failed past the reach')
+    t.equal(unaskedHolders(order, [], [a, b], 2), 2, 'no answer: the failures alone')
+    t.equal(unaskedHolders(order, [a, b], [], 2), 0, 'nothing missed')
+    t.equal(unaskedHolders(order, [a, b, c], [], 3), 0, 'everything within reach answered')
     // Standing plays no part: a store that was down when routed and is up again still counts.
     const routed = stores('down', 'up', 'up')
-    t.equal(unaskedHolders(routed, [routed[1]!, routed[2]!], []), 1)
+    t.equal(unaskedHolders(routed, [routed[1]!, routed[2]!], [], 3), 1)
   },
 )
 
