@@ -10,7 +10,7 @@ import { atRestCodec, resolveCompression, resolveEncryption } from './at-rest.js
 import { InvalidOptionError } from './errors.js'
 import { IdSigner } from './ids.js'
 import type { PlacementName } from './placement.js'
-import { isValidTableName } from './schema.js'
+import { isValidTableName, MAX_TABLE_NAME_LENGTH } from './schema.js'
 import { checkSeconds } from './call-arguments.js'
 import type { ResolvedStore, StoreOptions } from './store-options.js'
 import { resolveStores } from './store-options.js'
@@ -45,7 +45,8 @@ export interface SessionManagerOptions {
    */
   maxReadStores?: number
   /**
-   * Table name on every store (letters, digits, `_`, `$`; at most 64 characters).
+   * Table name on every store: 1 to 53 letters, digits, `_` or `$`, not only digits (53, so
+   * that `<table>_expires_at`, the expiry index, fits MySQL's 64-character identifiers).
    * @default 'sessions'
    */
   table?: string
@@ -306,7 +307,7 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
   if (!isValidTableName(table)) {
     throw new InvalidOptionError(
       'table',
-      'must be 1 to 58 letters, digits, "_" or "$", not only digits',
+      `must be 1 to ${MAX_TABLE_NAME_LENGTH} letters, digits, "_" or "$", not only digits`,
     )
   }
   const codec = options.codec ?? jsonCodec

@@ -15,8 +15,19 @@
  * Ids are VARBINARY so comparisons are byte-exact and case-sensitive everywhere.
  */
 
-/** At most 58 characters, so that `<table>_hints` fits MySQL's 64-character limit. */
-const TABLE_NAME = /^(?![0-9]+$)[A-Za-z0-9_$]{1,58}$/
+/** MySQL's limit on an identifier: table and index names alike. */
+const MAX_IDENTIFIER_LENGTH = 64
+/** The longest suffix a name made from the table's carries: the expiry index's. */
+const LONGEST_SUFFIX = '_expires_at'
+
+/**
+ * The longest table name: 53 characters, so that `<table>_expires_at`, the longest name made
+ * from it (the other tables and indexes add 6: `_hints`, `_owner`...), fits MySQL's 64.
+ * test/schema.ts applies the schema with a name this long and checks every name it makes.
+ */
+export const MAX_TABLE_NAME_LENGTH = MAX_IDENTIFIER_LENGTH - LONGEST_SUFFIX.length
+
+const TABLE_NAME = new RegExp(`^(?![0-9]+$)[A-Za-z0-9_$]{1,${MAX_TABLE_NAME_LENGTH}}$`)
 
 /** The table of lease locks, kept on a session's first store in service. */
 export function locksTableName(table: string): string {

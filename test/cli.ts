@@ -2,10 +2,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { generateSessionId } from '../lib/index.js'
+import { batchSizeOption } from '../lib/call-arguments.js'
+import { sessionOrder } from '../lib/cli/session-order.js'
+import { generateSessionId, InvalidOptionError, InvalidSessionIdError } from '../lib/index.js'
+import type { SessionManagerOptions } from '../lib/index.js'
+import { resolveOptions } from '../lib/options.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { runCli, type CliOptions, type CliRun } from './helpers/cli.js'
-import { startManager } from './helpers/manager.js'
+import { createManager, startManager } from './helpers/manager.js'
 
 // The session-shards CLI run as a child process (its built `bin`, or the source through tsx:
 // helpers/cli.ts) against real stores.
@@ -16,6 +20,9 @@ const storesVariable = cluster.stores.map((store) => `${store.id}=${store.uri}`)
 // A working directory without config files, so only the environment configures the CLI.
 const cwd = await mkdtemp(path.join(os.tmpdir(), 'session-shards-cli-test-'))
 t.teardown(() => rm(cwd, { recursive: true, force: true }))
+
+/** A secret for signed ids (32 characters at least). */
+const SECRET = 'a signing secret of more than 32 characters'
 
 /** Every output of every run, checked for the password at the end. */
 const outputs: { args: string; text: string }[] = []
@@ -38,6 +45,34 @@ function json<T = any>(run: CliRun): T {
       `not one JSON document on stdout (exit ${run.code}): ${JSON.stringify(run.stdout.slice(0, 200))}; stderr: ${run.stderr.slice(0, 500)}`,
     )
   }
+}
+
+/**
+ * Connections each store has accepted so far. The query that reads it opens one itself, so two
+ * readings with nothing in between differ by exactly one on every store.
+ */
+async function connections(): Promise<number[]> {
+  return Promise.all(
+    cluster.stores.map(async (store) => {
+      const rows = await store.query<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Connections'")
+      return Number(rows[0]!.Value)
+    }),
+  )
+}
+
+/** Connections the stores accepted while `action` ran, besides the measuring ones. */
+async function connectionsDuring(action: () => Promise<unknown>): Promise<number> {
+  const before = await connections()
+  await action()
+  const after = await connections()
+  return after.reduce((sum, value, index) => sum + value - before[index]! - 1, 0)
+}
+
+/** A config file in the working directory: the cluster's stores and `options`. */
+async function configFile(name: string, options: Record<string, unknown>): Promise<string> {
+  const stores = cluster.stores.map((store) => ({ id: store.id, uri: store.uri }))
+  await writeFile(path.join(cwd, name), JSON.stringify({ stores, ...options }))
+  return name
 }
 
 const COMMANDS = [
@@ -190,6 +225,63 @@ t.test('locate prints the order and marks the first copies', async (t) => {
   t.equal((await cli(['locate'])).code, 2, 'no id')
 })
 
+t.test('locate asks no store, for a good id or a malformed one (docs/cli.md)', async (t) => {
+  t.equal(await connectionsDuring(async () => {}), 0, 'the measure: no connection in between')
+  let run: CliRun | undefined
+  const opened = await connectionsDuring(async () => {
+    run = await cli(['locate', generateSessionId(), '--json'])
+  })
+  t.equal(run!.code, 0)
+  t.equal(opened, 0, 'no connection to any store')
+  let bad: CliRun | undefined
+  const openedForBad = await connectionsDuring(async () => {
+    bad = await cli(['locate', 'too-short'])
+  })
+  t.equal(bad!.code, 2)
+  t.equal(openedForBad, 0, 'a malformed id: no connection either')
+})
+
+t.test("the order locate computes is a manager's, for any placement", async (t) => {
+  const stores = cluster.storeConfigs()
+  const variants: Partial<SessionManagerOptions>[] = [
+    {},
+    { placement: 'rendezvous' },
+    { copies: 1, previousStores: stores.slice(0, 2), previousPlacement: 'rendezvous' },
+    { stores: [...stores].reverse(), placement: 'rendezvous', secrets: [SECRET] },
+  ]
+  for (const options of variants) {
+    const manager = createManager(t, cluster, options)
+    const resolved = resolveOptions({ stores, ...options })
+    const ids = Array.from({ length: 300 }, () => manager.generateId())
+    const differ = ids.filter(
+      (id) => sessionOrder(resolved, id).join() !== manager.locate(id).join(),
+    )
+    t.same(differ, [], `${JSON.stringify(options.placement ?? 'classic')}: 300 ids agree`)
+  }
+  const signed = createManager(t, cluster, { secrets: [SECRET] })
+  const resolved = resolveOptions({ stores, secrets: [SECRET] })
+  t.throws(() => sessionOrder(resolved, generateSessionId()), InvalidSessionIdError, 'unsigned')
+  t.throws(() => signed.locate(generateSessionId()), InvalidSessionIdError, 'as the manager')
+  t.throws(() => sessionOrder(resolved, 'too-short'), InvalidSessionIdError, 'malformed')
+})
+
+t.test("locate gives a manager's order, under either placement", async (t) => {
+  for (const placement of ['classic', 'rendezvous'] as const) {
+    const manager = createManager(t, cluster, { placement })
+    const config = await configFile(`${placement}.json`, { placement })
+    for (let n = 0; n < 3; n++) {
+      const id = generateSessionId()
+      const run = await cli(['locate', id, '--json', '--config', config])
+      t.equal(run.code, 0)
+      t.same(
+        json(run).order.map((entry: { storeId: string }) => entry.storeId),
+        manager.locate(id),
+        `${placement}: ${id}`,
+      )
+    }
+  }
+})
+
 t.test('show: every copy on every store after a write through a manager', async (t) => {
   const manager = await startManager(t, cluster, { copies: 2 })
   const id = generateSessionId()
@@ -221,6 +313,58 @@ t.test('show: every copy on every store after a write through a manager', async 
   t.match(human.stdout, /tombstone/)
   t.match(human.stdout, /^Destroyed: /m)
 })
+
+t.test(
+  'show refuses a malformed or unsigned id before asking any store (docs/cli.md)',
+  async (t) => {
+    let malformed: CliRun | undefined
+    const opened = await connectionsDuring(async () => {
+      malformed = await cli(['show', 'too-short', '--json'])
+    })
+    t.equal(malformed!.code, 2, 'a usage error')
+    t.match(json(malformed!), { ok: false, error: { code: 'INVALID_SESSION_ID' } })
+    t.equal(opened, 0, 'a malformed id: no connection to any store')
+
+    const secrets = [SECRET]
+    const config = await configFile('signed.json', { secrets })
+    let unsigned: CliRun | undefined
+    const openedForUnsigned = await connectionsDuring(async () => {
+      unsigned = await cli(['show', generateSessionId(), '--config', config])
+    })
+    t.equal(unsigned!.code, 2, 'with secrets, an unsigned id is a usage error')
+    t.match(unsigned!.stderr, /not signed/)
+    t.equal(openedForUnsigned, 0, 'an unsigned id: no connection to any store')
+
+    const manager = await startManager(t, cluster, { secrets })
+    const id = await manager.createSession({ signed: true })
+    const signed = await cli(['show', id, '--json', '--config', config])
+    t.equal(signed.code, 0, `a signed id is shown (${signed.stderr.trim()})`)
+    t.equal(json(signed).verdict.state, 'live')
+  },
+)
+
+t.test(
+  'show: a stored expiry no Date can hold is shown in milliseconds, not a crash',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 2 })
+    const id = generateSessionId()
+    await manager.writeSession(id, { odd: true })
+    t.teardown(() =>
+      Promise.all(cluster.stores.map((s) => s.query('DELETE FROM sessions WHERE id = ?', [id]))),
+    )
+    // A row written by other software (or by hand): BIGINT holds it, no Date does.
+    const holder = manager.locate(id)[0]!
+    await cluster.store(holder).query('UPDATE sessions SET expires_at = ? WHERE id = ?', [9e15, id])
+    const run = await cli(['show', id, '--json'])
+    t.equal(run.code, 0, `every store answered (stderr: ${run.stderr.trim()})`)
+    const shown = json(run).stores.find((s: { storeId: string }) => s.storeId === holder)
+    t.equal(shown.copy.expiresAt, 9e15, 'the raw milliseconds')
+    t.notMatch(run.stderr, /Invalid time value/, 'no RangeError')
+    const human = await cli(['show', id])
+    t.equal(human.code, 0)
+    t.match(human.stdout, new RegExp(`${holder}\\s.*\\s9000000000000000 ms\\s`))
+  },
+)
 
 t.test('sweep deletes expired copies', async (t) => {
   const manager = await startManager(t, cluster, { copies: 2 })
@@ -310,6 +454,24 @@ t.test('rebalance empties a store that is only in previousStores', async (t) => 
   const reader = await startManager(t, cluster, { copies: 2 })
   for (const id of ids) t.ok(await reader.readSession(id), 'every session still reads')
 })
+
+t.test(
+  '--batch-size past the library bound: a usage error before any store is asked',
+  async (t) => {
+    t.equal(batchSizeOption(10_000), 10_000, "the library's bound: 10,000")
+    t.throws(() => batchSizeOption(10_001), InvalidOptionError)
+    for (const command of ['repair', 'rebalance', 'sweep']) {
+      let run: CliRun | undefined
+      const opened = await connectionsDuring(async () => {
+        run = await cli([command, '--batch-size', '10001', '--json'])
+      })
+      t.equal(run!.code, 2, `${command}: exit 2 (stderr: ${run!.stderr.trim()})`)
+      t.match(run!.stderr, /--batch-size must be at most 10,000/, `${command}: names the flag`)
+      t.equal(opened, 0, `${command}: no connection to any store`)
+    }
+    t.equal((await cli(['sweep', '--batch-size', '10000'])).code, 0, 'the bound itself is taken')
+  },
+)
 
 t.test('bench says how to run the benchmark', async (t) => {
   const run = await cli(['bench', '--json'])

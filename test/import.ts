@@ -67,6 +67,19 @@ t.test(
         ['JSON null', 'null', now / 1000 + 60, 'unreadable'],
         ['no data', null, now / 1000 + 60, 'unreadable'],
         [
+          'a cookie whose expiry no Date can hold',
+          JSON.stringify({ cookie: { originalMaxAge: 1e300, maxAge: 1e300 } }),
+          now / 1000 + 60,
+          'unreadable',
+        ],
+        ['a source expiry no Date can hold (a Redis TTL)', '{"cookie":{}}', 9e15, 'unreadable'],
+        [
+          'a cookie that expired long before any Date',
+          JSON.stringify({ cookie: { maxAge: -1e300 } }),
+          now / 1000 + 60,
+          'expired',
+        ],
+        [
           "no expiry from the cookie or the source: the stores' default",
           '{"cookie":{"originalMaxAge":null},"n":3}',
           Number.NaN,
@@ -229,6 +242,26 @@ t.test('columns renamed by schema.columnNames: --columns', async (t) => {
   t.equal(run.code, 0, run.stderr)
   t.match(JSON.parse(run.stdout), { ok: true, table: 'renamed', imported: 1 })
   t.match(await get(id), { user: 'renamed' })
+})
+
+t.test('a cookie whose expiry no Date holds is unreadable, not a failed write', async (t) => {
+  // express-session turns such a maxAge into an Invalid Date: the session is broken at the
+  // source, and a write the stores refuse would be run again, and refused again, for ever.
+  await source.query(
+    'CREATE TABLE endless (session_id VARCHAR(128) COLLATE utf8mb4_bin PRIMARY KEY, ' +
+      'expires INT UNSIGNED NOT NULL, data MEDIUMTEXT)',
+  )
+  const id = generateSessionId()
+  await source.query('INSERT INTO endless VALUES (?, ?, ?)', [
+    id,
+    Math.floor(Date.now() / 1000) + 3600,
+    JSON.stringify({ cookie: { originalMaxAge: 1e300, maxAge: 1e300 }, user: 1 }),
+  ])
+  const run = await importCli(['express-mysql-session', '--table', 'endless', '--json'])
+  t.equal(run.code, 1, 'an unreadable session: exit 1')
+  t.match(JSON.parse(run.stdout), { ok: false, imported: 0, unreadable: 1, failed: 0 })
+  t.notMatch(run.stdout, /firstFailure/, 'no write failed')
+  t.equal(await get(id), null, 'nothing written')
 })
 
 crashTest(

@@ -44,6 +44,7 @@ t.test('bad options are rejected with a typed error that names the option', asyn
   optionError(t, { stores: [store('a'), store('b')], copies: 1, minCopies: 2 }, 'minCopies')
   optionError(t, { stores: [store('a'), store('b')], maxReadStores: 1 }, 'maxReadStores')
   optionError(t, { stores: [store('a')], table: 'sessions; DROP TABLE x' }, 'table')
+  optionError(t, { stores: [store('a')], table: 'a'.repeat(54) }, 'table')
   optionError(t, { stores: [store('a')], ttlSeconds: -1 }, 'ttlSeconds')
   optionError(t, { stores: [store('a')], queryTimeoutMillis: '10' }, 'queryTimeoutMillis')
   optionError(t, { stores: [store('a')], codec: { encode: 1 } }, 'codec')
@@ -54,6 +55,18 @@ t.test('bad options are rejected with a typed error that names the option', asyn
   for (const maxOperationsInFlight of [0, -1, 1.5, '100', 10_000_001]) {
     optionError(t, { stores: [store('a')], maxOperationsInFlight }, 'maxOperationsInFlight')
   }
+})
+
+t.test('the table option: 1 to 53 characters, so every name made from it fits', async (t) => {
+  // 53 + "_expires_at", the expiry index, is MySQL's 64 (test/schema.ts applies it).
+  const longest = createSessionManager({ stores: [store('a')], table: 'a'.repeat(53) })
+  t.pass('53 characters are taken')
+  await longest.close()
+  t.throws(
+    () => createSessionManager({ stores: [store('a')], table: 'a'.repeat(54) }),
+    { option: 'table', message: /1 to 53 / },
+    '54 are refused, and the message says the bound',
+  )
 })
 
 t.test('the read lease: on by default with a quorum, off at 0 or with readQuorum 1', async (t) => {

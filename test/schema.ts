@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { schemaFile } from '../lib/index.js'
+import { isValidTableName, schemaStatements } from '../lib/schema.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { createManager, startManager } from './helpers/manager.js'
 
@@ -84,4 +85,28 @@ t.test('applySchema is not bound by the request deadline (queryTimeoutMillis)', 
       'quick_requests_stale',
     ],
   )
+})
+
+t.test('the longest table name the option accepts gets its tables and indexes', async (t) => {
+  // MySQL's identifiers are at most 64 characters; the expiry index, `<table>_expires_at`,
+  // is the longest name made from the table's.
+  const longest = Array.from({ length: 65 }, (_, n) => 'a'.repeat(64 - n)).find(isValidTableName)!
+  for (const statement of schemaStatements(longest)) {
+    for (const [, name] of statement.matchAll(/`([^`]+)`/g)) {
+      t.ok(name!.length <= 64, `${name!.replace(longest, '<table>')}: ${name!.length} characters`)
+    }
+  }
+  const cluster = await startTestCluster(t, { stores: 1 })
+  const manager = createManager(t, cluster, { copies: 1, table: longest })
+  await manager.applySchema()
+  const indexes = await cluster.stores[0]!.query<{ INDEX_NAME: string }>(
+    "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME <> 'PRIMARY' ORDER BY INDEX_NAME",
+    [longest],
+  )
+  t.same(
+    indexes.map((row) => row.INDEX_NAME),
+    [`${longest}_expires_at`, `${longest}_owner`],
+  )
+  const id = await manager.createSession({ long: true })
+  t.same(await manager.readSession(id), { long: true }, 'and serves sessions')
 })

@@ -3,6 +3,7 @@
  * (import-sources/ do the reading, commands/import.ts the writing).
  */
 import { cookieExpiry } from '../adapters/cookie-expiry.js'
+import { MAX_DATE_MILLIS } from '../call-arguments.js'
 import type { SessionData } from '../codec.js'
 
 /** One session as a source holds it: a row of a table, a key of Redis. */
@@ -28,7 +29,9 @@ export type ImportedSession =
  * The session a source holds, with its expiry: the cookie's own (as the Express and Fastify
  * stores store it on a save; a source's may be rounded), else the source's (a cookie without
  * one: express-mysql-session's `expiration`, connect-redis's `ttl`). `'unreadable'` when the
- * data is not a JSON object, `'expired'` once that expiry is not after `now`.
+ * data is not a JSON object, or when that expiry lies beyond a Date's range (a cookie's `maxAge`
+ * of 1e300, a Redis TTL past the year 275760): the stores refuse such an expiry, so writing
+ * it would fail on every run; `'expired'` once that expiry is not after `now`.
  */
 export function importedSession(row: SourceRow, now: number): ImportedSession {
   let data: unknown
@@ -40,5 +43,6 @@ export function importedSession(row: SourceRow, now: number): ImportedSession {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'unreadable'
   const expiresAt = cookieExpiry(data, now) ?? row.expiresAt
   if (expiresAt !== undefined && !(expiresAt > now)) return 'expired'
+  if (expiresAt !== undefined && expiresAt > MAX_DATE_MILLIS) return 'unreadable'
   return { data: data as SessionData, expiresAt }
 }

@@ -18,13 +18,3 @@ export function circuitState(manager: SessionManager, storeId: string): 'up' | '
   if (store === undefined || store.state === 'down') return 'down'
   return store.behind ? 'behind' : 'up'
 }
-
-/** The store ids in a session's order under the config (no I/O beyond creating the manager). */
-export async function locateSession(config: LoadedConfig, sessionId: string): Promise<string[]> {
-  const manager = createSessionManager(oneShotOptions(config))
-  try {
-    return manager.locate(sessionId)
-  } finally {
-    await manager.close()
-  }
-}

@@ -11,7 +11,7 @@ import {
 } from '../../errors.js'
 import type { SessionManager } from '../../session-manager.js'
 import type { Command } from '../command.js'
-import { integerArgument, UsageError } from '../command.js'
+import { batchSizeArgument, MAX_BATCH_SIZE, UsageError } from '../command.js'
 import { loadCommandConfig } from '../config.js'
 import { importedSession, type SourceRow } from '../imported-session.js'
 import { connectRedis } from '../import-sources/connect-redis.js'
@@ -35,8 +35,6 @@ const KINDS: Record<string, SourceKind> = {
 /** Writes in flight at once: enough to keep the stores busy, few enough not to crowd an app. */
 const WRITES_IN_FLIGHT = 32
 const DEFAULT_BATCH_SIZE = 500
-/** Sessions held at once: one page of the source. */
-const MAX_BATCH_SIZE = 10_000
 
 /** What became of one source session. */
 type Outcome = 'imported' | 'present' | 'expired' | 'unreadable' | 'failed'
@@ -93,11 +91,8 @@ written or read (a store down, data that is not a JSON object) or the source fai
         throw new UsageError(`--${name} is an option of import ${elsewhere[0]}`)
       }
     }
-    const batchSize =
-      integerArgument('batch-size', context.values['batch-size'], 1) ?? DEFAULT_BATCH_SIZE
-    if (batchSize > MAX_BATCH_SIZE) {
-      throw new UsageError(`--batch-size must be at most ${formatCount(MAX_BATCH_SIZE)}`)
-    }
+    // At most MAX_BATCH_SIZE sessions held at once: one page of the source.
+    const batchSize = batchSizeArgument(context.values['batch-size']) ?? DEFAULT_BATCH_SIZE
     const { uri, password } = sourceUri(kind)
     const source = kind.create(context.values, uri, batchSize)
     const config = await loadCommandConfig(context)
@@ -151,7 +146,10 @@ interface ImportCounts {
   present: number
   /** Sessions whose cookie expired though the source's copy had not yet (it may round). */
   expired: number
-  /** Sessions whose data is not a JSON object the stores accept, or whose id is unusable. */
+  /**
+   * Sessions whose data is not a JSON object the stores accept, whose expiry no Date can hold,
+   * or whose id is unusable.
+   */
   unreadable: number
   /** Writes that failed (no store reachable, a timeout): run the import again. */
   failed: number

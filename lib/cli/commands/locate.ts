@@ -1,9 +1,9 @@
 /** `session-shards locate <id>`: a session's order over the stores, without asking any. */
-import { locateSession } from '../manager.js'
 import type { Command } from '../command.js'
 import { singlePositional } from '../command.js'
 import { loadCommandConfig } from '../config.js'
 import { EXIT_OK } from '../output.js'
+import { sessionOrder } from '../session-order.js'
 
 export const locateCommand: Command = {
   help: `Usage: session-shards locate <session-id> [--config <file>] [--json]
@@ -17,7 +17,7 @@ Exit code: 0, or 2 for a malformed (or, with secrets, unsigned) id or a configur
   async run(context) {
     const id = singlePositional(context, 'locate', 'session-id')
     const config = await loadCommandConfig(context)
-    const order = await locateSession(config, id)
+    const order = sessionOrder(config.resolved, id)
     const copies = config.resolved.copies
     const { out } = context
     out.result({

@@ -1,5 +1,7 @@
 /** `session-shards rebalance`: the repair scan after a change of the store list. */
 import type { Command } from '../command.js'
+import { MAX_BATCH_SIZE } from '../command.js'
+import { formatCount } from '../output.js'
 import { runRepairScan, WALK_OPTIONS } from './repair.js'
 
 export const rebalanceCommand: Command = {
@@ -13,7 +15,8 @@ copies and removes nothing, drop \`previousStores\` from the config. See docs/op
 
 Ctrl-C stops it after the batch in progress and prints how to resume.
 
-  --batch-size N         session ids read per statement while scanning (default 500)
+  --batch-size N         session ids read per statement while scanning, at most ${formatCount(MAX_BATCH_SIZE)}
+                         (default 500)
   --resume-from <store>  start the walk at this store (as printed by a stopped run)
 
 Exit code: 0 done, 1 a store was down (not walked) or some sessions could not be moved (run it

@@ -2,7 +2,7 @@
 import type { RepairCursor, RepairOptions, RepairResult } from '../../maintenance/repair-scan.js'
 import type { SessionManager } from '../../session-manager.js'
 import type { Command, CommandContext } from '../command.js'
-import { integerArgument, noPositionals, UsageError } from '../command.js'
+import { batchSizeArgument, MAX_BATCH_SIZE, noPositionals, UsageError } from '../command.js'
 import { allStores, loadCommandConfig, type LoadedConfig } from '../config.js'
 import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
@@ -28,7 +28,8 @@ Run it once every store is back after an outage. Shows a progress bar on a termi
 
 Ctrl-C stops it after the batch in progress and prints how to resume.
 
-  --batch-size N         session ids read per statement while scanning (default 500)
+  --batch-size N         session ids read per statement while scanning, at most ${formatCount(MAX_BATCH_SIZE)}
+                         (default 500)
   --resume-from <store>  start the walk at this store (as printed by a stopped run)
 
 Exit code: 0 repaired, 1 a store was down (not scanned) or some sessions could not be
@@ -46,7 +47,7 @@ export async function runRepairScan(
   kind: 'repair' | 'rebalance',
 ): Promise<number> {
   noPositionals(context, kind)
-  const batchSize = integerArgument('batch-size', context.values['batch-size'], 1)
+  const batchSize = batchSizeArgument(context.values['batch-size'])
   const config = await loadCommandConfig(context)
   const resumeFrom = resumeCursor(config, context.values['resume-from'])
   const { out } = context

@@ -5,10 +5,15 @@ import { singlePositional } from '../command.js'
 import { loadCommandConfig } from '../config.js'
 import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
+import { checkSessionId } from '../session-order.js'
 
-/** One store's row in `show --json` (expiry as an ISO date). */
+/** One store's row in `show --json`. */
 export interface ShownCopy extends Omit<InspectedCopy, 'expiresAt'> {
-  expiresAt: string
+  /**
+   * An ISO date; the stored milliseconds when no Date can hold them (a row written by other
+   * software: the column holds what a Date cannot).
+   */
+  expiresAt: string | number
 }
 
 /** One store in `show --json`. */
@@ -43,6 +48,8 @@ configuration error.`,
   async run(context) {
     const id = singlePositional(context, 'show', 'session-id')
     const config = await loadCommandConfig(context)
+    // Before any store is asked: the manager checks it too, but only once it is open.
+    checkSessionId(config.resolved, id)
     const copies = config.resolved.copies
     const manager = await openManager(config)
     let inspection: Awaited<ReturnType<typeof manager.inspectSession>>
@@ -59,7 +66,7 @@ configuration error.`,
       copy:
         store.copy === null
           ? null
-          : { ...store.copy, expiresAt: new Date(store.copy.expiresAt).toISOString() },
+          : { ...store.copy, expiresAt: shownExpiry(store.copy.expiresAt) },
       error: store.error,
     }))
     const verdict = judge(inspection, stores)
@@ -83,7 +90,11 @@ configuration error.`,
         s.holdsCopy ? 'copy' : s.retiring ? 'retiring' : '',
         s.error !== null ? `error: ${s.error}` : describeRow(s.copy, verdict.version),
         s.copy === null ? '' : String(s.copy.version),
-        s.copy === null ? '' : s.copy.expiresAt,
+        s.copy === null
+          ? ''
+          : typeof s.copy.expiresAt === 'number'
+            ? `${s.copy.expiresAt} ms`
+            : s.copy.expiresAt,
         s.copy?.dataBytes == null ? '' : formatCount(s.copy.dataBytes),
       ]),
     )
@@ -138,9 +149,16 @@ function judge(
   }
 }
 
+/** An expiry as `show` gives it: an ISO date, or the milliseconds when no Date can hold them. */
+function shownExpiry(millis: number): string | number {
+  const date = new Date(millis)
+  return Number.isNaN(date.getTime()) ? millis : date.toISOString()
+}
+
 function describeRow(copy: ShownCopy | null, newest: number | null): string {
   if (copy === null) return 'none'
   if (copy.deleted) return 'tombstone'
-  if (Date.parse(copy.expiresAt) <= Date.now()) return 'expired'
+  const expiresAt = typeof copy.expiresAt === 'number' ? copy.expiresAt : Date.parse(copy.expiresAt)
+  if (expiresAt <= Date.now()) return 'expired'
   return newest !== null && copy.version < newest ? 'live (stale)' : 'live'
 }

@@ -1,7 +1,7 @@
 /** `session-shards sweep`: expired sessions and spent tombstones deleted on every store. */
 import type { SessionManager } from '../../session-manager.js'
 import type { Command } from '../command.js'
-import { integerArgument, noPositionals, shareArgument } from '../command.js'
+import { batchSizeArgument, MAX_BATCH_SIZE, noPositionals, shareArgument } from '../command.js'
 import { loadCommandConfig } from '../config.js'
 import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
@@ -15,7 +15,7 @@ every store that is up, through the expiry index, N rows per statement, stores i
 The same as sm.sweep(), which the sweepIntervalSeconds option also runs in the background.
 Shows a progress bar on a terminal.
 
-  --batch-size N  rows deleted per statement (default 500)
+  --batch-size N  rows deleted per statement, at most ${formatCount(MAX_BATCH_SIZE)} (default 500)
   --duty-cycle F  the share of time the sweep may keep each store busy, above 0 and at most 1:
                   after each batch it pauses so that its statements take at most this share
                   (0.2: a 40 ms batch is followed by a 160 ms pause); default 1, no pauses.
@@ -25,7 +25,7 @@ Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configu
   options: { 'batch-size': { type: 'string' }, 'duty-cycle': { type: 'string' } },
   async run(context) {
     noPositionals(context, 'sweep')
-    const batchSize = integerArgument('batch-size', context.values['batch-size'], 1)
+    const batchSize = batchSizeArgument(context.values['batch-size'])
     const dutyCycle = shareArgument('duty-cycle', context.values['duty-cycle'])
     const config = await loadCommandConfig(context)
     const { out } = context
