@@ -1,11 +1,12 @@
 import t from 'tap'
+import mysql from 'mysql2/promise'
 import type { Test } from 'tap'
 import { VersionConflictError, WriteOutcomeUnknownError } from '../lib/index.js'
 import type { SessionManagerOptions } from '../lib/index.js'
 import type { FaultProxy } from '../lib/local-cluster/index.js'
-import { startTestCluster } from './helpers/cluster.js'
+import { driverOptions, startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
-import { createManager, idWithOrderPrefix, rowsOnStores } from './helpers/manager.js'
+import { createManager, idWithOrderPrefix, rowsOnStores, startManager } from './helpers/manager.js'
 import { sleep } from './helpers/wait.js'
 
 // Compare-and-set (docs/guarantees.md, section 5) under faults one app server sees: the check
@@ -186,5 +187,46 @@ crashTest(
     } finally {
       await b.start()
     }
+  },
+)
+
+t.test(
+  'a compare-and-set retried after a lock wait timeout that finds another version is a conflict',
+  async (t) => {
+    const admin = await mysql.createConnection(driverOptions(a.config))
+    t.teardown(() => admin.end())
+    const stores = cluster.storeConfigs().filter((config) => config.id === a.id)
+    const first = await startManager(t, cluster, { stores, copies: 1 })
+    const id = `cas-lock-wait-${process.pid}-${Date.now()}`
+    const { version } = await first.writeSession(id, { v: 1 })
+
+    // Connections opened from now on wait 1 s for a row lock.
+    await admin.query('SET GLOBAL innodb_lock_wait_timeout = 1')
+    t.teardown(() => admin.query('SET GLOBAL innodb_lock_wait_timeout = 50'))
+    const manager = await startManager(t, cluster, {
+      stores,
+      copies: 1,
+      queryTimeoutMillis: 8000,
+    })
+    // Another writer holds the row past the first attempt's lock wait, and writes over the
+    // expected version before it commits: the first attempt failed (1205) and applied nothing.
+    const holder = await mysql.createConnection(driverOptions(a.config))
+    t.teardown(() => holder.end())
+    await holder.query('BEGIN')
+    await holder.query('SELECT * FROM sessions WHERE id = ? FOR UPDATE', [id])
+    const other = sleep(1300).then(async () => {
+      await holder.query('UPDATE sessions SET version = version + 1 WHERE id = ?', [id])
+      await holder.query('COMMIT')
+    })
+    const outcome = await manager.writeSession(id, { v: 2 }, { expectedVersion: version }).then(
+      () => 'written',
+      (error: Error) => error,
+    )
+    await other
+    t.type(
+      outcome,
+      VersionConflictError,
+      `nothing was written and the session moved on: a conflict (got ${String(outcome)})`,
+    )
   },
 )

@@ -1,11 +1,13 @@
+import { Socket } from 'node:net'
 import t from 'tap'
+import mysqlPromise from 'mysql2/promise'
 import mysql from 'mysql2'
 import type { Pool } from 'mysql2'
 import { StoreBusyError, StoreTimeoutError } from '../lib/index.js'
 import { resolveOptions } from '../lib/options.js'
 import { StoreConnection } from '../lib/store/connection.js'
 import type { Statement } from '../lib/store/statements.js'
-import { startTestCluster } from './helpers/cluster.js'
+import { driverOptions, startTestCluster } from './helpers/cluster.js'
 import { startManager } from './helpers/manager.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
@@ -200,3 +202,66 @@ crashTest('a waiter leaves the queue at its deadline; past the bound one is refu
   )
   t.equal(connection.waiting, 0)
 })
+
+function rawStatement(sql: string): Statement<string, unknown, unknown> {
+  return { text: () => sql, params: () => [], decode: (rows) => rows }
+}
+
+/** Sockets of this process still open to `port` (not destroyed, whatever their state). */
+function openSocketsTo(port: number): number {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles()
+  return handles.filter((h) => h instanceof Socket && !h.destroyed && h.remotePort === port).length
+}
+
+t.test(
+  'a statement past its deadline leaves no socket open beyond connectionsPerStore',
+  async (t) => {
+    const store = cluster.stores[0]!
+    const admin = await mysqlPromise.createConnection(driverOptions(store.config))
+    t.teardown(() => admin.end())
+    await admin.query(
+      'CREATE TABLE IF NOT EXISTS held_rows (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB',
+    )
+    await admin.query('INSERT IGNORE INTO held_rows VALUES (1, 0)')
+    // Another client holds the row: the store accepts connections and answers everything
+    // else, but this row's updates wait (up to innodb_lock_wait_timeout, 50 s).
+    const holder = await mysqlPromise.createConnection(driverOptions(store.config))
+    t.teardown(() => holder.end())
+    await holder.query('BEGIN')
+    await holder.query('SELECT * FROM held_rows WHERE id = 1 FOR UPDATE')
+
+    // The test's own two connections (admin, holder).
+    const baseline = openSocketsTo(store.port)
+    const options = resolveOptions({
+      stores: cluster.storeConfigs().slice(0, 1),
+      connectionsPerStore: 2,
+      queryTimeoutMillis: 200,
+    })
+    const connection = new StoreConnection(options.stores[0]!, options)
+    t.teardown(() => connection.close())
+    await connection.run(rawStatement('SELECT 1'), '')
+    const timeouts = 12
+    for (let i = 0; i < timeouts; i++) {
+      await t.rejects(
+        connection.run(rawStatement('UPDATE held_rows SET n = n + 1 WHERE id = 1'), ''),
+        { code: 'STORE_TIMEOUT' },
+      )
+    }
+    await sleep(200)
+    const open = openSocketsTo(store.port) - baseline
+    const [rows] = await admin.query(
+      "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE held_rows%'",
+    )
+    t.ok(
+      open <= 2,
+      `sockets open to the store after ${timeouts} timeouts: ${open} (connectionsPerStore 2); ` +
+        `statements still running on the server: ${(rows as { n: number }[])[0]!.n}`,
+    )
+    await holder.query('ROLLBACK')
+    await waitFor(
+      'the half-closed sockets to close',
+      () => openSocketsTo(store.port) - baseline <= 2,
+      5000,
+    )
+  },
+)

@@ -8,7 +8,12 @@ import type { ResolvedOptions } from '../options.js'
 import type { ResolvedStore } from '../store-options.js'
 import { DeadlineTracker } from './deadlines.js'
 import type { PendingStatement } from './deadlines.js'
-import { isTransientError, isUnreachableError, retryTransient } from './retry.js'
+import {
+  isBrokenConnectionError,
+  isTransientError,
+  isUnreachableError,
+  retryTransient,
+} from './retry.js'
 import type { Statement } from './statements.js'
 
 /** How a statement travels: prepared (`execute`, the default) or as text (`query`, for DDL). */
@@ -168,8 +173,8 @@ export class StoreConnection {
     deadline = { millis: this.#timeoutMillis, name: 'queryTimeoutMillis' },
   ): Promise<T> {
     let expired = false
-    /** Whether the work was handed a connection before: a retry then sends it again. */
-    let sent = false
+    /** Whether a connection broke under the work: a retry then sends it again, blind. */
+    let answerLost = false
     let current: PoolConnection | undefined
     /** This call's place among the callers waiting for a connection, while it waits. */
     let waiter: (() => void) | undefined
@@ -180,8 +185,12 @@ export class StoreConnection {
       const connection = current
       if (connection === undefined) return
       current = undefined
-      if (destroy) connection.destroy()
-      else connection.release()
+      if (destroy) {
+        // mysql2's destroy only half-closes the socket: left open, the pool opens another in
+        // its place, one more per statement that passes its deadline.
+        connection.destroy()
+        socketOf(connection).destroy()
+      } else connection.release()
       this.#givenBack()
     }
     // Callbacks rather than a promise per step (and per attempt): this runs for every statement.
@@ -204,12 +213,11 @@ export class StoreConnection {
           }
           // An SQL error leaves the connection clean; a broken connection does not.
           putBack(expired || isUnreachableError(error))
+          if (isBrokenConnectionError(error)) answerLost = true
           done(error)
         }
         try {
-          const resent = sent
-          sent = true
-          work(connection!, finish, resent)
+          work(connection!, finish, answerLost)
         } catch (error) {
           // Thrown before anything was sent (the driver refusing a parameter, say): outside
           // any promise here, it would be an uncaught exception.

@@ -1,5 +1,6 @@
 /** Which errors are worth a retry on the same store, and which mean it is unreachable. */
 import pRetry from 'p-retry'
+import { WriteOutcomeUnknownError } from '../errors.js'
 
 /** MySQL errors worth a second try on the same store: the next attempt is likely to succeed. */
 const TRANSIENT_ERRNOS = new Set([
@@ -13,6 +14,15 @@ const TRANSIENT_ERRNOS = new Set([
  * versions growing, deletes and tombstones repeat safely), so resending is safe.
  */
 const BROKEN_CONNECTION_CODES = new Set(['ECONNRESET', 'EPIPE', 'PROTOCOL_CONNECTION_LOST'])
+
+/**
+ * Whether a connection broke under a statement: its answer is lost, and the statement may or
+ * may not have applied (a lock wait timeout or a deadlock, also retried, applied nothing).
+ */
+export function isBrokenConnectionError(error: unknown): boolean {
+  const { code } = error as { code?: unknown }
+  return typeof code === 'string' && BROKEN_CONNECTION_CODES.has(code)
+}
 
 /** Whether an error is worth retrying on the same store. Timeouts never are: they would cost another timeout. */
 export function isTransientError(error: unknown): boolean {
@@ -67,6 +77,8 @@ const UNAVAILABLE_ERRNOS = new Set([
  * that it answered with an SQL error: errors the server sent carry a `sqlState`.
  */
 export function isUnreachableError(error: unknown): boolean {
+  // The store answered; only what its answer meant is unknown.
+  if (error instanceof WriteOutcomeUnknownError) return false
   const { errno, sqlState } = error as { errno?: unknown; sqlState?: unknown }
   if (typeof sqlState !== 'string') return true
   return typeof errno === 'number' && UNAVAILABLE_ERRNOS.has(errno)
