@@ -47,9 +47,12 @@ export function callOptions<T extends object>(options: T | undefined | null): T 
   return options
 }
 
-/** Rows per statement for scans (list, sweep, repair): a whole number from 1 to 10,000. */
+/** The most rows a scan (list, sweep, repair) reads or deletes per statement. */
+export const MAX_BATCH_SIZE = 10_000
+
+/** Rows per statement for scans (list, sweep, repair): a whole number from 1 to {@link MAX_BATCH_SIZE}. */
 export function batchSizeOption(value: unknown, fallback = 500): number {
-  return wholeNumber('batchSize', value, fallback, { min: 1, max: 10_000 })
+  return wholeNumber('batchSize', value, fallback, { min: 1, max: MAX_BATCH_SIZE })
 }
 
 /** The share of time a sweep may keep a store busy: a number above 0 and at most 1. */

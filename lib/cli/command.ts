@@ -1,5 +1,7 @@
 /** The shape of a CLI command, and the parsing of its arguments. */
 import type { ParseArgsConfig } from 'node:util'
+import { MAX_BATCH_SIZE } from '../call-arguments.js'
+export { MAX_BATCH_SIZE }
 import type { Output } from './output.js'
 import { formatCount, oneLine } from './output.js'
 
@@ -68,14 +70,10 @@ export function integerArgument(
 }
 
 /**
- * The most rows a scan reads or deletes per statement: the library's bound on `batchSize`
- * (`batchSizeOption` in call-arguments.ts, which exports no constant for it; test/cli.ts checks
- * that the two agree). The CLI checks it itself, so that a bad `--batch-size` is a usage error
- * before any store is asked, not the library's refusal once every store has been.
+ * `--batch-size`: a whole number from 1 to the library's {@link MAX_BATCH_SIZE}; throws
+ * {@link UsageError} otherwise, checked here so that a bad value is a usage error before any
+ * store is asked, not the library's refusal once every store has been.
  */
-export const MAX_BATCH_SIZE = 10_000
-
-/** `--batch-size`: a whole number from 1 to {@link MAX_BATCH_SIZE}; throws {@link UsageError} otherwise. */
 export function batchSizeArgument(value: string | boolean | undefined): number | undefined {
   const size = integerArgument('batch-size', value, 1)
   if (size !== undefined && size > MAX_BATCH_SIZE) {
