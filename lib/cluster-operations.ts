@@ -12,7 +12,7 @@ import { Cluster } from './cluster.js'
 import type { SessionData } from './codec.js'
 import { InvalidOptionError, ManagerClosedError } from './errors.js'
 import type { Emit, SessionManagerEvents } from './events.js'
-import { assertSessionId } from './ids.js'
+import { checkSessionId } from './ids.js'
 import type { SessionInspection, StoreReport } from './maintenance/inspection.js'
 import { inspectSession, storeReports } from './maintenance/inspection.js'
 import type { ListingContext, ListOptions } from './maintenance/listing.js'
@@ -303,8 +303,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
 
   /** Throws {@link InvalidSessionIdError} for a malformed id, or one whose signature fails. */
   protected checkId(sessionId: unknown): asserts sessionId is string {
-    assertSessionId(sessionId)
-    this.options.idSigner?.verify(sessionId)
+    checkSessionId(sessionId, this.options.idSigner)
   }
   /**
    * Stops accepting work, lets operations in flight settle, then ends every connection.

@@ -45,6 +45,18 @@ export function assertSessionId(id: unknown): asserts id is string {
 }
 
 /**
+ * The id check every session operation makes: well formed ({@link assertSessionId}) and, with
+ * a signer (`secrets`), signed by one of its secrets.
+ */
+export function checkSessionId(
+  id: unknown,
+  signer: Pick<IdSigner, 'verify'> | null,
+): asserts id is string {
+  assertSessionId(id)
+  signer?.verify(id)
+}
+
+/**
  * Signs and checks ids with HMAC-SHA256: `<32-char random part>.<43-char signature>`. The first
  * secret signs; every secret verifies, so secrets rotate by adding the new one first and
  * dropping the old one once no id signed with it is alive.

@@ -5,7 +5,7 @@ import { singlePositional } from '../command.js'
 import { loadCommandConfig } from '../config.js'
 import { openManager } from '../manager.js'
 import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
-import { checkSessionId } from '../session-order.js'
+import { checkConfiguredId } from '../session-order.js'
 
 /** One store's row in `show --json`. */
 export interface ShownCopy extends Omit<InspectedCopy, 'expiresAt'> {
@@ -49,7 +49,7 @@ configuration error.`,
     const id = singlePositional(context, 'show', 'session-id')
     const config = await loadCommandConfig(context)
     // Before any store is asked: the manager checks it too, but only once it is open.
-    checkSessionId(config.resolved, id)
+    checkConfiguredId(config.resolved, id)
     const copies = config.resolved.copies
     const manager = await openManager(config)
     let inspection: Awaited<ReturnType<typeof manager.inspectSession>>
