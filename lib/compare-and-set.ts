@@ -6,7 +6,7 @@ import { VersionConflictError, WriteOutcomeUnknownError } from './errors.js'
 import { aloneReadable, readOrder } from './routing.js'
 import type { WriteOutcome } from './store/rows.js'
 import type { Store } from './store/store.js'
-import { holdsVersion, judgeCheck } from './write-rules.js'
+import { judgeCheck } from './write-rules.js'
 
 /** One compare-and-set of one session. */
 export interface CompareAndSet {
@@ -16,8 +16,6 @@ export interface CompareAndSet {
   /** The stores a write may use, in order (writeOrder). */
   order: readonly Store[]
   expectedVersion: number
-  /** The version this attempt proposes. */
-  version: number
   /** The write's time: an expired copy is no session to a compare-and-set on version 0. */
   now: number
   copies: number
@@ -42,11 +40,13 @@ export interface CompareAndSet {
  * Two compare-and-sets of one version that run at the same moment while app servers disagree
  * about a store can still both be decided, each by its own store (docs/guarantees.md).
  *
- * A decider found at `version` itself took this very write: a statement whose answer a broken
- * connection lost is sent again, and then finds its own version stored.
+ * The decider takes this write only by answering `written`: a statement whose answer a broken
+ * connection lost is sent again and, finding its own version stored, answers so too. Sent once,
+ * it finds its own version stored only when another compare-and-set proposed the same version and
+ * was decided first: a conflict, like any other version found.
  */
 export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store, WriteOutcome>> {
-  const { order, version, expectedVersion } = cas
+  const { order, expectedVersion } = cas
   let check = await deciders(cas, true)
   const decide = (store: Store): Promise<WriteOutcome> => cas.write(store, expectedVersion)
   let primary = await askInOrder(check.deciders, 0, 1, decide)
@@ -56,7 +56,7 @@ export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store
   const unknown = primary.failures.find(
     (failure) => failure.error instanceof WriteOutcomeUnknownError,
   )
-  const took = primary.answers[0] !== undefined && holdsVersion(primary.answers[0].value, version)
+  const took = primary.answers[0]?.value.kind === 'written'
   if (unknown !== undefined && !took) throw unknown.error
   if (primary.answers.length === 0 && check.trusted) {
     // Every store the lease trusted failed: the check then looks where a quorum read would.
@@ -66,11 +66,13 @@ export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store
     primary = await askInOrder(check.deciders, 0, 1, decide)
   }
   const decided = primary.answers[0]
-  if (decided?.value.kind === 'outdated' && decided.value.storedVersion !== version) {
+  // Outdated is a conflict even at this attempt's own version: that is another write's, which
+  // proposed the same one (a resent statement that found its first send reports `written`).
+  if (decided?.value.kind === 'outdated') {
     throw new VersionConflictError(decided.value.storedVersion, expectedVersion)
   }
   const failures = [...check.failures, ...primary.failures]
-  if (decided === undefined || !holdsVersion(decided.value, version)) {
+  if (decided === undefined || decided.value.kind !== 'written') {
     return { ...primary, failures }
   }
   // Every other store of the order that has not failed, in order: a store that missed writes

@@ -175,7 +175,6 @@ export class WritePath {
               fullOrder,
               order,
               expectedVersion,
-              version,
               now: request.now,
               copies: options.copies,
               readQuorum: options.readQuorum,

@@ -38,16 +38,18 @@ export type AttemptDecision =
 
 /**
  * After a store reports a version at least as high as the one proposed:
- * - The very version proposed: the store holds this write already (a read repair or a hint
- *   replay copied it there from a store that took it first). Versions are unique to a write —
- *   each process offsets its microseconds at random and steps above a stored version by a
- *   random amount — so it is this write's data.
- * - A higher version, on the first attempt: maybe a write made before this one by an app
- *   server whose clock runs ahead; this write must still win, so it is made again above it.
- * - A higher version on a later attempt (above the one just proposed, itself above everything
- *   seen before): a write that landed while this one was under way, which supersedes it there.
- * A compare-and-set is never made again: its primary decided, and a follower found above its
- * version was superseded there by a later write.
+ * - On the first attempt: maybe a write made before this one by an app server whose clock runs
+ *   ahead; this write must still win, so it is made again above it. The very version proposed
+ *   counts too: versions are rarely shared (each process offsets its microseconds at random and
+ *   steps above a stored version by a random amount), rarely is not never, and a store that
+ *   reports it holds another write's data as often as this one's (a read repair or a hint
+ *   replay that copied this write while it was under way; a statement resent after a broken
+ *   connection reports `written` instead).
+ * - On a later attempt (above everything seen before): the very version proposed is this write
+ *   (copied there by a read repair or a hint replay); a higher one is a write that landed while
+ *   this one was under way, which supersedes it there.
+ * A compare-and-set is never made again: its primary decided, and a follower found at or above
+ * its version was superseded there by a later write, or holds a copy of this one.
  */
 export function decideAttempt(facts: WriteAttempt): AttemptDecision {
   const { attempt, version, compareAndSet, outcomes } = facts
@@ -55,9 +57,7 @@ export function decideAttempt(facts: WriteAttempt): AttemptDecision {
   let newest = -1
   for (const outcome of outcomes) {
     if (outcome.kind === 'tombstone') return { kind: 'dropped' }
-    if (outcome.kind === 'outdated' && outcome.storedVersion !== version) {
-      newest = Math.max(newest, outcome.storedVersion)
-    }
+    if (outcome.kind === 'outdated') newest = Math.max(newest, outcome.storedVersion)
   }
   if (!compareAndSet && attempt === 1 && newest >= 0) {
     if (newest + 1 >= VERSION_CEILING) return { kind: 'overflow', newest }

@@ -30,9 +30,9 @@ t.test('decideAttempt', async (t) => {
       { kind: 'again', newest: 15 },
     ],
     [
-      'first attempt, our own version (copied there first): written',
+      'first attempt, our own version (another write may have proposed it): write again',
       plain(1, 10, [W, O(10)]),
-      { kind: 'done', held: [0, 1] },
+      { kind: 'again', newest: 10 },
     ],
     [
       'second attempt, a higher version: superseded there',

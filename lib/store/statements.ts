@@ -1,4 +1,5 @@
 /** Every statement the library sends: its SQL text, its parameters and the decoding of its result, together. */
+import { createHash } from 'node:crypto'
 import type { ResultSetHeader, RowDataPacket } from 'mysql2'
 import { WriteOutcomeUnknownError } from '../errors.js'
 import { VERSION_CEILING } from '../version-clock.js'
@@ -174,7 +175,9 @@ export function sessionStatements(table: string) {
     )
   })
   const writtenVersionsText = byCount(
-    (count) => `SELECT id, version, deleted FROM ${t} WHERE id IN ${placeholders(count)}`,
+    (count) =>
+      `SELECT id, version, deleted, SHA2(data, 256) AS data_sha256 FROM ${t} ` +
+      `WHERE id IN ${placeholders(count)}`,
   )
   const copyText =
     `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
@@ -289,15 +292,14 @@ export function sessionStatements(table: string) {
         if (result.insertId === 0) return { kind: 'written' }
         if (result.insertId === WRITE_HIT_TOMBSTONE) return { kind: 'tombstone' }
         const stored = storedVersion(result.insertId) ?? 0
-        // Sent again, a compare-and-set that finds neither the expected version nor its own
-        // cannot tell a conflict from its first send applied and then written over.
-        if (
-          resent &&
-          write.fields.expectedVersion !== undefined &&
-          stored !== write.fields.version
-        ) {
-          throw new WriteOutcomeUnknownError()
+        if (resent) {
+          // Sent again, a write that finds its own version stored is its first send, applied.
+          if (stored === write.fields.version) return { kind: 'written' }
+          // A compare-and-set that finds neither the expected version nor its own cannot tell
+          // a conflict from its first send applied and then written over.
+          if (write.fields.expectedVersion !== undefined) throw new WriteOutcomeUnknownError()
         }
+        // Sent once, its own version stored is another write's that proposed the same one.
         return { kind: 'outdated', storedVersion: stored }
       },
     } satisfies Statement<SessionWrite, ResultSetHeader, WriteOutcome>,
@@ -325,7 +327,8 @@ export function sessionStatements(table: string) {
     /**
      * What a batch of writes left, decoded into each write's outcome. Several writes of one
      * session in a batch apply oldest first: the newest one's version is what a successful batch
-     * leaves; the others applied before it or lost to it, in the same batch.
+     * leaves; the others applied before it or lost to it, in the same batch. That version with
+     * other data is another write's, which proposed the same version and landed first.
      */
     writtenVersions: {
       text: (writes: readonly SessionWrite[]) =>
@@ -333,16 +336,21 @@ export function sessionStatements(table: string) {
       params: (writes: readonly SessionWrite[]) => [...new Set(writes.map((w) => w.sessionId))],
       decode: (rows: RowDataPacket[], writes: readonly SessionWrite[]): WriteOutcome[] => {
         const stored = new Map(rows.map((row) => [String(row.id), row]))
-        const newestInBatch = new Map<string, number>()
-        for (const { sessionId, fields } of writes) {
-          newestInBatch.set(sessionId, Math.max(newestInBatch.get(sessionId) ?? 0, fields.version))
+        const newestInBatch = new Map<string, SessionWrite>()
+        for (const write of writes) {
+          const newest = newestInBatch.get(write.sessionId)
+          if (newest === undefined || write.fields.version > newest.fields.version) {
+            newestInBatch.set(write.sessionId, write)
+          }
         }
         return writes.map(({ sessionId }): WriteOutcome => {
           const row = stored.get(sessionId)
           if (row === undefined) return { kind: 'written' } // swept since: it had expired anyway
           if (row.deleted === 1) return { kind: 'tombstone' }
           const version = storedVersion(row.version) ?? 0
-          return version === newestInBatch.get(sessionId)
+          const newest = newestInBatch.get(sessionId) as SessionWrite
+          return version === newest.fields.version &&
+            row.data_sha256 === createHash('sha256').update(newest.data).digest('hex')
             ? { kind: 'written' }
             : { kind: 'outdated', storedVersion: version }
         })
