@@ -38,8 +38,28 @@ export async function startTestCluster(
     return { ...existingCluster(chosen), canCrash: false }
   }
   const cluster = await startLocalCluster(options)
-  t.teardown(() => cluster.stop())
+  t.teardown(async () => {
+    await cluster.stop()
+    reportIfStillRunning()
+  })
   return Object.assign(cluster, { canCrash: true })
+}
+
+const LINGER_MILLIS = 30_000
+
+/**
+ * Once the stores are gone a test file's process has nothing left to wait for. If something
+ * still holds it open, say what (instead of a bare timeout long after every test passed), and
+ * fail the file.
+ */
+function reportIfStillRunning(): void {
+  setTimeout(() => {
+    const open = process.getActiveResourcesInfo().filter((kind) => kind !== 'TTYWrap')
+    process.stderr.write(
+      `Still running ${LINGER_MILLIS / 1000} s after the last teardown; open: ${open.join(', ')}\n`,
+    )
+    process.exit(1)
+  }, LINGER_MILLIS).unref()
 }
 
 /**
