@@ -1,6 +1,7 @@
 import t from 'tap'
 import { startTestCluster } from './helpers/cluster.js'
-import { startManager } from './helpers/manager.js'
+import { NoStoreAvailableError } from '../lib/index.js'
+import { startManager, storeState } from './helpers/manager.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 3 })
@@ -34,6 +35,25 @@ t.test(
     const whileDown: string[] = []
     for await (const id of manager.list({ batchSize: 7 })) whileDown.push(id)
     t.same(whileDown, live, 'one store down (copies 2): still every session, none twice')
+
+    // Two stores down, known to be before the listing starts: some sessions have no copy on a
+    // store that is read, so the listing refuses rather than skip them.
+    const second = cluster.stores[2]!
+    await second.kill()
+    t.teardown(() => (second.running ? undefined : second.start()))
+    await waitFor('both stores down for the manager', async () => {
+      await manager.readSession(live[0]!).catch(() => null)
+      return [down, second].every((store) => storeState(manager, store.id) === 'down')
+    })
+    await t.rejects(manager.count(), NoStoreAvailableError, 'count() refuses')
+    await t.rejects(
+      (async () => {
+        for await (const id of manager.list()) void id
+      })(),
+      NoStoreAvailableError,
+      'list() refuses',
+    )
+    await Promise.all([down.start(), second.start()])
   },
 )
 

@@ -75,10 +75,11 @@ export async function* listLiveSessions(
     await Promise.all(cursors.map(refill))
     if (failures.length > 0) {
       cursors = cursors.filter((cursor) => !failures.some((f) => f.storeId === cursor.store.id))
-      if (stores.length - cursors.length >= copies) {
-        // As many stores as hold a session are missing: the listing could skip sessions.
-        throw new NoStoreAvailableError('list every session', failures)
-      }
+    }
+    // Down from the start or failed since: as many stores as hold a session are missing, and
+    // the listing could skip sessions.
+    if (stores.length - cursors.length >= copies) {
+      throw new NoStoreAvailableError('list every session', failures)
     }
     let smallest: string | undefined
     for (const cursor of cursors) {
