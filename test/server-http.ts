@@ -181,6 +181,14 @@ t.test('bad requests: JSON errors with sensible statuses, and no store is asked'
     ],
     ['PUT', `/sessions/${id}`, { body: [1, 2] }, 400, 'INVALID_SESSION_DATA'],
     ['PUT', `/sessions/${id}`, {}, 400, 'INVALID_JSON'],
+    // An empty body creates an empty session; JSON null is a body, and not an object.
+    [
+      'POST',
+      '/sessions',
+      { raw: 'null', headers: { 'content-type': 'application/json' } },
+      400,
+      'INVALID_SESSION_DATA',
+    ],
     [
       'PUT',
       `/sessions/${id}`,

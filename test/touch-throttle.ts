@@ -6,7 +6,7 @@ import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from '../lib/adapters/touch-throttle.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { LineClient } from './helpers/line-client.js'
-import { startManager } from './helpers/manager.js'
+import { startManager, statementsSent as statementsOf } from './helpers/manager.js'
 import { startServer, statementsSent } from './helpers/session-server.js'
 
 /** A codec that stores Maps (JSON with a tag), as a custom codec may. */
@@ -253,9 +253,9 @@ t.test(
     // What a PHP handler sends on every request: the whole session, then commit.
     await client.ok(`open ${id} w`)
     await client.ok('put_all', '{"visits":1,"user":"ada"}')
-    const before = statementsSent(manager)
+    const before = writesSent(manager)
     await client.ok('commit')
-    t.equal(statementsSent(manager), before, 'the same data, just read: no statement')
+    t.equal(writesSent(manager), before, 'the same data, just read: no write')
     await client.ok('close')
     t.same(await manager.readSession(id, { withVersion: true }), first, 'nothing moved')
 
@@ -265,9 +265,9 @@ t.test(
     const changed = await manager.readSession(id, { withVersion: true })
     t.ok(changed!.version > first!.version, 'a changed session is written')
     t.same(changed?.data, { user: 'ada', visits: '2' })
-    const afterChange = statementsSent(manager)
+    const afterChange = writesSent(manager)
     await client.ok('commit')
-    t.equal(statementsSent(manager), afterChange, 'a second commit of what was just written: none')
+    t.equal(writesSent(manager), afterChange, 'a second commit of what was just written: none')
     await client.ok('close')
 
     // Stored expiry older than the throttle: a commit that changes nothing still writes.
@@ -304,8 +304,32 @@ t.test(
       { ok: false, code: 'VERSION_CONFLICT' },
       'a commit that writes is fenced as ever',
     )
+    await client.ok('close')
+
+    // But a logout elsewhere is noticed: a skipped commit of a destroyed session is not ok.
+    await client.ok(`open ${id} w`)
+    await manager.destroySession(id)
+    t.match(
+      await client.request('commit'),
+      { ok: false, code: 'SESSION_NOT_FOUND' },
+      'a skipped commit of a session destroyed meanwhile: SESSION_NOT_FOUND, never ok',
+    )
+    t.equal(await manager.readSession(id), null, 'and it stays destroyed')
   },
 )
+
+/** Write statements sent to every store (batched or not). */
+function writesSent(manager: SessionManager): number {
+  return manager
+    .stats()
+    .stores.reduce(
+      (sum, store) =>
+        sum +
+        statementsOf(manager, store.id, 'write') +
+        statementsOf(manager, store.id, 'writeMany'),
+      0,
+    )
+}
 
 t.test('server: touchAfterSeconds is checked; the value is not echoed', async (t) => {
   const manager = await startManager(t, cluster, { table: 'throttle_line' })

@@ -237,7 +237,10 @@ export class HttpApi {
 
   async #create(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const body = await this.#readJson(request, false)
-    const id = await this.#settings.manager.createSession((body ?? {}) as SessionData)
+    // No body is an empty session; a body of JSON null is not an object, and is refused.
+    const id = await this.#settings.manager.createSession(
+      (body === undefined ? {} : body) as SessionData,
+    )
     response.setHeader('Location', `/sessions/${id}`)
     sendJson(response, 201, { id })
   }

@@ -228,16 +228,20 @@ export class LineSession {
   /**
    * Writes the open session under its lock; a destroyed session is not-found. With
    * `touchAfterSeconds`, a commit that would change nothing but the expiry, and move it by
-   * less than that, writes nothing. As with PHP's lazy_write, it then neither overwrites nor
-   * notices a change made behind the lock by an app that does not lock (the next commit that
-   * writes meets VERSION_CONFLICT); a lost lock is still LOCK_EXPIRED.
+   * less than that, writes nothing but reads: as with PHP's lazy_write, it then neither
+   * overwrites nor notices a change made behind the lock by an app that does not lock (the next
+   * commit that writes meets VERSION_CONFLICT), but a session destroyed meanwhile (a logout
+   * elsewhere) is not-found, never ok; a lost lock is still LOCK_EXPIRED.
    */
   async #commit(session: OpenSession): Promise<void> {
     const lock = await this.#lockOf(session)
     const now = Date.now()
     const { stored } = session
     if (stored !== undefined && this.#mayBeSkipped(stored, session.data, now)) {
+      // The manager's read, not the lock's: that would take the version read as the lock's own.
+      const current = await this.#settings.manager.readSession(session.id)
       if (lock.expired) throw new LockExpiredError()
+      if (current === null) throw sessionDestroyed()
       session.dirty = false
       return
     }
