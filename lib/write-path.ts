@@ -3,7 +3,13 @@ import { askInOrder } from './ask-in-order.js'
 import { compareAndSet } from './compare-and-set.js'
 import type { AskOptions, AskResult, StoreAnswer } from './ask-in-order.js'
 import type { StoreFailure } from './errors.js'
-import { NoStoreAvailableError, NotEnoughStoresError, VersionOverflowError } from './errors.js'
+import {
+  NoStoreAvailableError,
+  NotEnoughStoresError,
+  VersionConflictError,
+  VersionOverflowError,
+  WriteOutcomeUnknownError,
+} from './errors.js'
 import type { Emit } from './events.js'
 import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
@@ -21,7 +27,7 @@ import type { StoredCopy, WriteFields, WriteOutcome } from './store/rows.js'
 import type { Store } from './store/store.js'
 import type { VersionClock } from './version-clock.js'
 import { VERSION_CEILING } from './version-clock.js'
-import { acknowledgement, decideAttempt, holdsVersion } from './write-rules.js'
+import { acknowledgement, decideAttempt } from './write-rules.js'
 
 /** What an acknowledged write did. */
 export interface WriteResult {
@@ -150,6 +156,10 @@ export class WritePath {
       expectedVersion !== undefined && expectedVersion + 1 < VERSION_CEILING
         ? versions.above(expectedVersion)
         : versions.next()
+    // A compare-and-set decided at `version` whose follower held another write's copy of that
+    // very version moves on above it, as a compare-and-set on its own version (decideAttempt).
+    let expected = expectedVersion
+    let decided: WriteResult | undefined
     for (let attempt = 1; ; attempt++) {
       // Fields spelled out rather than spread: this runs for every copy of every write.
       // `expected` only for a compare-and-set's decision: its followers are plain writes.
@@ -167,43 +177,63 @@ export class WritePath {
             now: request.now,
           },
         })
-      const asked =
-        expectedVersion === undefined
-          ? await askInOrder(order, 0, options.copies, (store) => write(store), hedging)
-          : await compareAndSet({
-              sessionId,
-              fullOrder,
-              order,
-              expectedVersion,
-              now: request.now,
-              copies: options.copies,
-              readQuorum: options.readQuorum,
-              trusts: this.#trusts,
-              write,
-              hedging,
-            })
+      let asked: AskResult<Store, WriteOutcome>
+      try {
+        asked =
+          expected === undefined
+            ? await askInOrder(order, 0, options.copies, (store) => write(store), hedging)
+            : await compareAndSet({
+                sessionId,
+                fullOrder,
+                order,
+                expectedVersion: expected,
+                now: request.now,
+                copies: options.copies,
+                readQuorum: options.readQuorum,
+                trusts: this.#trusts,
+                write,
+                hedging,
+              })
+      } catch (error) {
+        // Moving on found the decided version gone: a later write, based on it, superseded it.
+        if (decided !== undefined && isSupersededMoveOn(error)) return decided
+        throw error
+      }
       const { answers, failures } = asked
       const decision = decideAttempt({
         attempt,
         version,
-        compareAndSet: expectedVersion !== undefined,
+        compareAndSet: expected !== undefined,
         outcomes: answers.map((answer) => answer.value),
       })
       switch (decision.kind) {
         case 'dropped':
           await this.#buryStrayCopies(sessionId, answers)
+          // A decided compare-and-set moving on: the destroy came after it, and superseded it.
+          if (decided !== undefined) return decided
           this.#context.emit('write-after-destroy', { sessionId })
           return { version, storeIds: [], degraded: false, dropped: true }
         case 'overflow':
           throw new VersionOverflowError(decision.newest)
         case 'again':
+          if (expected !== undefined) {
+            const took = answers.filter((answer) => answer.value.kind === 'written')
+            decided ??= {
+              version,
+              storeIds: took.map((answer) => answer.store.id),
+              degraded: false,
+              dropped: false,
+            }
+            expected = version
+          }
           version = versions.above(decision.newest)
           continue
         case 'done': {
           const answered = decision.held.map(
             (index) => (answers[index] as StoreAnswer<Store, WriteOutcome>).store,
           )
-          const passedOver = tookLate(asked, (outcome) => holdsVersion(outcome, version))
+          // Only `written`: a late answer at this very version may be another write's copy.
+          const passedOver = tookLate(asked, (outcome) => outcome.kind === 'written')
           const { held, degraded } = await this.#acknowledge(
             sessionId,
             fullOrder,
@@ -456,4 +486,12 @@ async function landedWithin(
   ])
   clearTimeout(timer)
   return [...landed]
+}
+
+/**
+ * A compare-and-set that moves a decided write on (see WritePath.write) and finds the decided
+ * version gone, or cannot tell: the decided write was written over by a later one.
+ */
+function isSupersededMoveOn(error: unknown): boolean {
+  return error instanceof VersionConflictError || error instanceof WriteOutcomeUnknownError
 }

@@ -20,8 +20,9 @@ export interface WriteAttempt {
 }
 
 /**
- * What to do after an attempt. A write is made at most twice: the second attempt's version is
- * above everything the first found, so whatever it finds then holds it or supersedes it.
+ * What to do after an attempt. A write is made at most twice (but see {@link MAX_ATTEMPTS}): the
+ * second attempt's version is above everything the first found, so whatever it finds then
+ * holds it or supersedes it.
  */
 export type AttemptDecision =
   /** A tombstone: the session was destroyed, the write is dropped (and says so). */
@@ -37,53 +38,58 @@ export type AttemptDecision =
   | { kind: 'done'; held: readonly number[] }
 
 /**
+ * A write is made again at most this many times in all: the third attempt only after the
+ * second met the very version it proposed too (two coincidences of versions in a row).
+ */
+export const MAX_ATTEMPTS = 3
+
+/**
  * After a store reports a version at least as high as the one proposed:
- * - On the first attempt: maybe a write made before this one by an app server whose clock runs
- *   ahead; this write must still win, so it is made again above it. The very version proposed
- *   counts too: versions are rarely shared (each process offsets its microseconds at random and
- *   steps above a stored version by a random amount), rarely is not never, and a store that
- *   reports it holds another write's data as often as this one's (a read repair or a hint
- *   replay that copied this write while it was under way; a statement resent after a broken
- *   connection reports `written` instead).
- * - On a later attempt (above everything seen before): the very version proposed is this write
- *   (copied there by a read repair or a hint replay); a higher one is a write that landed while
- *   this one was under way, which supersedes it there.
- * A compare-and-set is never made again: its primary decided, and a follower found at or above
- * its version was superseded there by a later write, or holds a copy of this one.
+ * - The very version proposed, sent once: versions are rarely shared (each process offsets its
+ *   microseconds at random and steps above a stored version by a random amount), but rarely is
+ *   not never, and the copy there may be another write's (a concurrent one, or one refused
+ *   after reaching that store) as well as this one's (copied there by a read repair or a hint
+ *   replay while this write was under way; a statement resent after a broken connection that
+ *   finds its own version reports `written` instead). It never counts as this write: the write
+ *   is made again above it, so that no two copies of one version hold different data. For a
+ *   compare-and-set already decided (its follower met it), that is another compare-and-set on
+ *   the decided version (write-path.ts).
+ * - A higher version, on the first attempt of a plain write: maybe a write made before this one
+ *   by an app server whose clock runs ahead; this write must still win, so it is made again.
+ * - A higher version on a later attempt (above everything seen before), or at a compare-and-
+ *   set's follower: a write that landed while this one was under way, which supersedes it there.
  */
 export function decideAttempt(facts: WriteAttempt): AttemptDecision {
   const { attempt, version, compareAndSet, outcomes } = facts
   // Plain loops: this runs once per write.
   let newest = -1
+  let sameVersion = false
   for (const outcome of outcomes) {
     if (outcome.kind === 'tombstone') return { kind: 'dropped' }
-    if (outcome.kind === 'outdated') newest = Math.max(newest, outcome.storedVersion)
+    if (outcome.kind === 'outdated') {
+      newest = Math.max(newest, outcome.storedVersion)
+      if (outcome.storedVersion === version) sameVersion = true
+    }
   }
-  if (!compareAndSet && attempt === 1 && newest >= 0) {
+  if ((sameVersion && attempt < MAX_ATTEMPTS) || (!compareAndSet && attempt === 1 && newest >= 0)) {
     if (newest + 1 >= VERSION_CEILING) return { kind: 'overflow', newest }
     return { kind: 'again', newest }
   }
   // No tombstone got this far: a store holds this write, or a newer one that supersedes it,
-  // unless it refused it below its version (a statement that meant to write only over a
-  // version the store did not have): that copy is not this write, and must not count as one.
+  // unless it refused it at or below its version (a statement that meant to write only over a
+  // version the store did not have, or a copy of this very version that may be another
+  // write's): that copy is not this write, and must not count as one.
   const held: number[] = []
   for (let index = 0; index < outcomes.length; index++) {
     const outcome = outcomes[index] as AttemptOutcome
     if (
       outcome.kind === 'written' ||
-      (outcome.kind === 'outdated' && outcome.storedVersion >= version)
+      (outcome.kind === 'outdated' && outcome.storedVersion > version)
     ) {
       held.push(index)
     }
   }
   return { kind: 'done', held }
-}
-
-/** A store's answer holds this write: written, or already holding its version (a copy of it). */
-export function holdsVersion(outcome: AttemptOutcome, version: number): boolean {
-  return (
-    outcome.kind === 'written' || (outcome.kind === 'outdated' && outcome.storedVersion === version)
-  )
 }
 
 /** Whether a write (or destroy) held by `held` stores may be acknowledged. */

@@ -11,6 +11,7 @@ import type {
   StoredCopy,
   WriteManyInput,
   WriteOutcome,
+  WrittenVersionsInput,
 } from './rows.js'
 import { copyFromRow, digestFromRow, listedRows, storedVersion } from './rows.js'
 
@@ -87,16 +88,16 @@ const changed = (result: ResultSetHeader): boolean => result.affectedRows > 0
 export const nothing = (): void => undefined
 
 /**
- * Whether a multi-row upsert applied every one of its rows, from its OK packet alone: a row
- * counts 1 when inserted, 2 when an existing row changed, and 0 (1 with the FOUND_ROWS flag
- * mysql2 sets) when it was left as it was; the info text counts the rows that met an existing
- * one ("Duplicates"). An applied row always changes (its version grows), so every row applied
- * exactly when the count is rows + duplicates. False when the info text is not there.
+ * How many rows of a multi-row upsert did not apply, from its OK packet alone: a row counts 1
+ * when inserted, 2 when an existing row changed, and 0 (1 with the FOUND_ROWS flag mysql2
+ * sets) when it was left as it was; the info text counts the rows that met an existing one
+ * ("Duplicates"). An applied row always changes (its version grows), so rows + duplicates -
+ * affected rows did not. Undefined when the info text is not there.
  */
-export function everyRowApplied(result: ResultSetHeader, input: WriteManyInput): boolean {
+export function refusedRows(result: ResultSetHeader, input: WriteManyInput): number | undefined {
   const duplicates = /Duplicates: (\d+)/.exec(result.info ?? '')?.[1]
-  if (duplicates === undefined) return false
-  return result.affectedRows === input.writes.length + Number(duplicates)
+  if (duplicates === undefined) return undefined
+  return input.writes.length + Number(duplicates) - result.affectedRows
 }
 
 /**
@@ -321,20 +322,27 @@ export function sessionStatements(table: string) {
         (writes[0] as SessionWrite).fields.explicitExpiry ? 1 : 0,
         defaultTtlSeconds,
       ],
-      decode: everyRowApplied,
-    } satisfies Statement<WriteManyInput, ResultSetHeader, boolean>,
+      decode: refusedRows,
+    } satisfies Statement<WriteManyInput, ResultSetHeader, number | undefined>,
 
     /**
      * What a batch of writes left, decoded into each write's outcome. Several writes of one
      * session in a batch apply oldest first: the newest one's version is what a successful batch
-     * leaves; the others applied before it or lost to it, in the same batch. That version with
-     * other data is another write's, which proposed the same version and landed first.
+     * leaves; the others applied before it or lost to it, in the same batch. The newest one's
+     * version can also be another write's, which proposed the same version and landed first:
+     * that is told by the data (its SHA-256), and where the data is the same too (a write of the
+     * same data with another expiry), by the count of rows the batch left as they were
+     * (`refused`): if fewer writes read back as refused, some at their own version were, and
+     * none of those counts as written.
      */
     writtenVersions: {
-      text: (writes: readonly SessionWrite[]) =>
+      text: ({ writes }: WrittenVersionsInput) =>
         writtenVersionsText(new Set(writes.map((w) => w.sessionId)).size),
-      params: (writes: readonly SessionWrite[]) => [...new Set(writes.map((w) => w.sessionId))],
-      decode: (rows: RowDataPacket[], writes: readonly SessionWrite[]): WriteOutcome[] => {
+      params: ({ writes }: WrittenVersionsInput) => [...new Set(writes.map((w) => w.sessionId))],
+      decode: (
+        rows: RowDataPacket[],
+        { writes, refused }: WrittenVersionsInput,
+      ): WriteOutcome[] => {
         const stored = new Map(rows.map((row) => [String(row.id), row]))
         const newestInBatch = new Map<string, SessionWrite>()
         for (const write of writes) {
@@ -343,19 +351,31 @@ export function sessionStatements(table: string) {
             newestInBatch.set(write.sessionId, write)
           }
         }
-        return writes.map(({ sessionId }): WriteOutcome => {
+        const ownVersion = new Set<number>()
+        const outcomes = writes.map(({ sessionId }, index): WriteOutcome => {
           const row = stored.get(sessionId)
           if (row === undefined) return { kind: 'written' } // swept since: it had expired anyway
           if (row.deleted === 1) return { kind: 'tombstone' }
           const version = storedVersion(row.version) ?? 0
           const newest = newestInBatch.get(sessionId) as SessionWrite
-          return version === newest.fields.version &&
-            row.data_sha256 === createHash('sha256').update(newest.data).digest('hex')
-            ? { kind: 'written' }
-            : { kind: 'outdated', storedVersion: version }
+          if (
+            version !== newest.fields.version ||
+            row.data_sha256 !== createHash('sha256').update(newest.data).digest('hex')
+          ) {
+            return { kind: 'outdated', storedVersion: version }
+          }
+          ownVersion.add(index)
+          return { kind: 'written' }
         })
+        const readAsRefused = outcomes.filter((outcome) => outcome.kind !== 'written').length
+        if (refused === undefined || readAsRefused >= refused) return outcomes
+        return outcomes.map((outcome, index) =>
+          ownVersion.has(index)
+            ? { kind: 'outdated', storedVersion: (writes[index] as SessionWrite).fields.version }
+            : outcome,
+        )
       },
-    } satisfies Statement<readonly SessionWrite[], RowDataPacket[], WriteOutcome[]>,
+    } satisfies Statement<WrittenVersionsInput, RowDataPacket[], WriteOutcome[]>,
 
     /** A tombstone replaces whatever is stored, above its version. */
     destroy: {

@@ -195,12 +195,12 @@ export class Store {
           ? 1
           : a.fields.version - b.fields.version,
     )
-    const everyRow = await this.#request(this.#statements.writeMany, {
+    const refused = await this.#request(this.#statements.writeMany, {
       writes,
       defaultTtlSeconds: this.#defaultTtlSeconds,
     })
-    if (everyRow) return queued.map((): WriteOutcome => ({ kind: 'written' }))
-    const outcomes = await this.#request(this.#statements.writtenVersions, writes)
+    if (refused === 0) return queued.map((): WriteOutcome => ({ kind: 'written' }))
+    const outcomes = await this.#request(this.#statements.writtenVersions, { writes, refused })
     const byWrite = new Map(writes.map((write, index) => [write, outcomes[index]]))
     return queued.map((write) => byWrite.get(write) as WriteOutcome)
   }

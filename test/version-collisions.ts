@@ -1,0 +1,193 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { NotEnoughStoresError, VersionConflictError } from '../lib/index.js'
+import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
+import type { FaultProxy } from '../lib/local-cluster/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { proxiesFor } from './helpers/gray.js'
+import { idWithOrderPrefix, rowsOnStores, startManager, statementsSent } from './helpers/manager.js'
+import { sleep } from './helpers/wait.js'
+
+// Versions are microseconds plus a random offset per process, or a random step above the
+// version found, so two app servers can propose the same version for one session: rarely, not
+// never. A copy at the very version a write proposed may then be another write's, and never
+// counts as this one (docs/design.md, "Versions only grow"). Here two app servers always
+// propose the same versions: one frozen clock and one random offset for both.
+const cluster = await startTestCluster(t, { stores: 4 })
+const [a, b, c, d] = cluster.stores as [
+  (typeof cluster.stores)[number],
+  (typeof cluster.stores)[number],
+  (typeof cluster.stores)[number],
+  (typeof cluster.stores)[number],
+]
+const settings: Partial<SessionManagerOptions> = { copies: 2, ttlSeconds: 86_400 }
+
+/**
+ * Two managers whose versions collide, on a clock frozen at `frozen` (an hour ahead of the
+ * other managers by default, so that their versions are above every version written before),
+ * each reaching the stores in `through` via fault proxies.
+ */
+async function collidingServers(
+  t: Test,
+  through: [readonly string[], readonly string[]] = [[], []],
+  frozen = Date.now() + 3_600_000,
+  options: Partial<SessionManagerOptions> = {},
+): Promise<{ first: SessionManager; second: SessionManager; proxies: Map<string, FaultProxy> }> {
+  const proxies = await proxiesFor(t, cluster, [...new Set(through.flat())])
+  const stores = (ids: readonly string[]) =>
+    cluster
+      .storeConfigs()
+      .map((config) =>
+        ids.includes(config.id) ? { ...config, port: proxies.get(config.id)!.port } : config,
+      )
+  const random = Math.random
+  Math.random = () => 0.5
+  const [first, second] = (await Promise.all(
+    through.map((ids) =>
+      // No health rounds: a round would replay a refused write's hints.
+      startManager(t, cluster, {
+        ...settings,
+        healthCheckIntervalMillis: 3_600_000,
+        ...options,
+        stores: stores(ids),
+        clock: { now: () => frozen },
+      }),
+    ),
+  ).finally(() => (Math.random = random))) as [SessionManager, SessionManager]
+  return { first, second, proxies }
+}
+
+/** The distinct data of `id`'s copies on every store. */
+async function copiesData(id: string): Promise<string[]> {
+  const rows = [...(await rowsOnStores(cluster, id)).values()]
+  return [...new Set(rows.flatMap((row) => (row === null ? [] : [String(row.data)])))]
+}
+
+t.test('a compare-and-set that proposes the version another one took is a conflict', async (t) => {
+  const creator = await startManager(t, cluster, settings)
+  const { first, second } = await collidingServers(t)
+  const id = await creator.createSession({ by: 'creator' })
+  const created = (await creator.readSession(id, { withVersion: true }))!
+  const taken = await first.writeSession(id, { by: 'a' }, { expectedVersion: created.version })
+  const refused = await second
+    .writeSession(id, { by: 'b' }, { expectedVersion: created.version })
+    .catch((error: unknown) => error)
+  t.ok(
+    refused instanceof VersionConflictError,
+    `the second is refused, not acknowledged (${JSON.stringify(refused)})`,
+  )
+  t.match(refused, { actualVersion: taken.version, expectedVersion: created.version })
+  t.same(await creator.readSession(id), { by: 'a' }, 'the first one stands')
+  t.same(await copiesData(id), [JSON.stringify({ by: 'a' })], 'no copy of the refused one')
+})
+
+t.test('a write that proposes the version another one took is made again above it', async (t) => {
+  const creator = await startManager(t, cluster, settings)
+  const { first, second } = await collidingServers(t)
+  const id = creator.generateId()
+  const one = await first.writeSession(id, { by: 'a' })
+  const two = await second.writeSession(id, { by: 'b' })
+  t.ok(two.version > one.version, 'the second write has a higher version')
+  t.same(await creator.readSession(id), { by: 'b' }, 'the later acknowledged write is read')
+  t.same(await copiesData(id), [JSON.stringify({ by: 'b' })], 'on every copy')
+})
+
+t.test('a batch read back tells another write at its own version from its own', async (t) => {
+  const creator = await startManager(t, cluster, settings)
+  const { first, second } = await collidingServers(t)
+  const ids: string[] = []
+  while (ids.length < 60) {
+    const id = creator.generateId()
+    if (creator.locate(id)[0] === a.id) ids.push(id)
+  }
+  // first's versions, one by one: V, V + 1, ...; second proposes the same ones, in batches.
+  for (const id of ids) await first.writeSession(id, { by: 'a' })
+  await Promise.all(ids.map((id) => second.writeSession(id, { by: 'b' })))
+  t.ok(statementsSent(second, a.id, 'writtenVersions') > 0, 'written in batches, read back')
+  const seen = await Promise.all(ids.map((id) => creator.readSession(id)))
+  t.same(seen.filter((data) => data?.by !== 'b').length, 0, 'and read back as written')
+})
+
+t.test('a batch read back at its own version and data but with another expiry', async (t) => {
+  // The same data with another lifetime is what a resave does: the data's digest cannot tell
+  // the two writes apart, the count of rows the batch left as they were can.
+  const reader = await startManager(t, cluster, settings)
+  const frozen = Date.now()
+  const { first, second } = await collidingServers(t, [[], []], frozen)
+  const ids: string[] = []
+  while (ids.length < 60) {
+    const id = reader.generateId()
+    if (reader.locate(id)[0] === a.id) ids.push(id)
+  }
+  for (const [i, id] of ids.entries()) await first.writeSession(id, { i }, { ttlSeconds: 1 })
+  const results = await Promise.all(
+    ids.map((id, i) => second.writeSession(id, { i }, { ttlSeconds: 3600 })),
+  )
+  t.ok(statementsSent(second, a.id, 'writtenVersions') > 0, 'written in batches, read back')
+  t.equal(results.filter((result) => result.storeIds.length < 2).length, 0, 'all acknowledged')
+  while (Date.now() < frozen + 1500) await sleep(100) // past the first writes' expiry
+  const seen = await Promise.all(ids.map((id) => reader.readSession(id)))
+  t.equal(seen.filter((data) => data === null).length, 0, 'the hour-long writes are live')
+})
+
+t.test("a slow store's late answer at the write's version is not a copy of it", async (t) => {
+  const lease = { readLeaseMillis: 2000 }
+  // refused reaches b, c and d through proxies, written reaches a through one.
+  const {
+    first: refused,
+    second: written,
+    proxies,
+  } = await collidingServers(t, [[b.id, c.id, d.id], [a.id]], Date.now(), lease)
+  const reader = await startManager(t, cluster, { ...settings, ...lease })
+  const id = idWithOrderPrefix(reader, [a.id, b.id, c.id])
+  // A write that reaches a only (b, c and d reset it): refused, never acknowledged.
+  for (const store of [b, c, d]) proxies.get(store.id)!.setFault({ kind: 'reset' })
+  const error = await refused.writeSession(id, { by: 'refused' }).catch((e: unknown) => e)
+  t.ok(error instanceof NotEnoughStoresError, 'refused')
+  // a is slow for the other app server: its write hedges to c, and a answers late, holding the
+  // refused write at the same version.
+  proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: 150, toClientMillis: 0 })
+  await written.writeSession(id, { by: 'acknowledged' })
+  proxies.get(a.id)!.heal()
+  t.same(await reader.readSession(id), { by: 'acknowledged' }, 'the next read sees it')
+  await sleep(300) // hand-offs and repairs settle
+  t.same(await reader.readSession(id), { by: 'acknowledged' }, 'and still does')
+})
+
+t.test("a compare-and-set's follower at the decided version moves the write on", async (t) => {
+  const creator = await startManager(t, cluster, settings)
+  // refused reaches a, c and d through proxies; a reader cannot reach a (one store of the
+  // session's first two: within the bound).
+  const {
+    first: refused,
+    second: deciding,
+    proxies,
+  } = await collidingServers(t, [[a.id, c.id, d.id], []])
+  const reader = await startManager(t, cluster, {
+    ...settings,
+    stores: cluster
+      .storeConfigs()
+      .map((config) =>
+        config.id === a.id ? { ...config, port: proxies.get(a.id)!.port } : config,
+      ),
+  })
+  const id = idWithOrderPrefix(creator, [a.id, b.id, c.id])
+  await creator.writeSession(id, { n: 0 })
+  const read = (await deciding.readSession(id, { withVersion: true }))!
+  // A plain write that reaches b only: refused, never acknowledged, left on b.
+  for (const store of [a, c, d]) proxies.get(store.id)!.setFault({ kind: 'reset' })
+  const error = await refused.writeSession(id, { n: 'refused' }).catch((e: unknown) => e)
+  t.ok(error instanceof NotEnoughStoresError, 'refused')
+  for (const store of [a, c, d]) proxies.get(store.id)!.heal()
+  // Decided by a at the same version; its follower b holds the refused write there.
+  const written = await deciding.writeSession(id, { n: 1 }, { expectedVersion: read.version })
+  t.ok(written.version > read.version)
+  t.same(await creator.readSession(id), { n: 1 }, 'a read that reaches every store sees it')
+  proxies.get(a.id)!.setFault({ kind: 'reset' })
+  t.same(await reader.readSession(id), { n: 1 }, 'a read that cannot reach a sees it too')
+  t.same(
+    await creator.readSession(id, { withVersion: true }).then((session) => session?.version),
+    written.version,
+    'at the version acknowledged',
+  )
+})
