@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import type { Test } from 'tap'
 import { existingCluster, parseStoreList } from '../../lib/local-cluster/existing-cluster.js'
 import {
@@ -39,8 +40,10 @@ export async function startTestCluster(
   }
   const cluster = await startLocalCluster(options)
   t.teardown(async () => {
+    const stopping = { done: false }
+    reportIfStillRunning(cluster, stopping)
     await cluster.stop()
-    reportIfStillRunning()
+    stopping.done = true
   })
   return Object.assign(cluster, { canCrash: true })
 }
@@ -48,15 +51,17 @@ export async function startTestCluster(
 const LINGER_MILLIS = 30_000
 
 /**
- * Once the stores are gone a test file's process has nothing left to wait for. If something
- * still holds it open, say what (instead of a bare timeout long after every test passed), and
- * fail the file.
+ * The stores stop within seconds, and then a test file's process has nothing left to wait
+ * for. If it still runs, say what holds it (instead of a bare timeout long after every test
+ * passed), and fail the file.
  */
-function reportIfStillRunning(): void {
+function reportIfStillRunning(cluster: LocalCluster, stopping: { done: boolean }): void {
   setTimeout(() => {
     const open = process.getActiveResourcesInfo().filter((kind) => kind !== 'TTYWrap')
+    const stores = cluster.stores.map((store) => inspect(store)).join(', ')
     process.stderr.write(
-      `Still running ${LINGER_MILLIS / 1000} s after the last teardown; open: ${open.join(', ')}\n`,
+      `Still running ${LINGER_MILLIS / 1000} s after the last teardown began; the stores ` +
+        `${stopping.done ? 'stopped' : `did not stop (${stores})`}; open: ${open.join(', ')}\n`,
     )
     process.exit(1)
   }, LINGER_MILLIS).unref()
