@@ -63,6 +63,18 @@ async function copiesData(id: string): Promise<string[]> {
   return [...new Set(rows.flatMap((row) => (row === null ? [] : [String(row.data)])))]
 }
 
+/** Whether every copy of `id` at one version holds the same data. */
+async function oneDataPerVersion(id: string): Promise<boolean> {
+  const byVersion = new Map<string, string>()
+  for (const row of (await rowsOnStores(cluster, id)).values()) {
+    if (row === null) continue
+    const [version, data] = [String(row.version), String(row.data)]
+    if ((byVersion.get(version) ?? data) !== data) return false
+    byVersion.set(version, data)
+  }
+  return true
+}
+
 t.test('a compare-and-set that proposes the version another one took is a conflict', async (t) => {
   const creator = await startManager(t, cluster, settings)
   const { first, second } = await collidingServers(t)
@@ -190,4 +202,58 @@ t.test("a compare-and-set's follower at the decided version moves the write on",
     written.version,
     'at the version acknowledged',
   )
+})
+
+t.test('a compare-and-set moving on that finds its version superseded was made', async (t) => {
+  // The creator reaches b through a proxy of its own; refused reaches a, c and d through
+  // proxies, deciding b, c and d.
+  const own = (await proxiesFor(t, cluster, [b.id])).get(b.id)!
+  const creator = await startManager(t, cluster, {
+    ...settings,
+    healthCheckIntervalMillis: 3_600_000, // a round would replay the refused write's hints
+    // Decides at the first store at once (no quorum check), and waits for b as its follower.
+    readQuorum: 1,
+    queryTimeoutMillis: 5000,
+    stores: cluster
+      .storeConfigs()
+      .map((config) => (config.id === b.id ? { ...config, port: own.port } : config)),
+  })
+  const {
+    first: refused,
+    second: deciding,
+    proxies,
+  } = await collidingServers(t, [
+    [a.id, c.id, d.id],
+    [b.id, c.id, d.id],
+  ])
+  const id = idWithOrderPrefix(creator, [a.id, b.id, c.id])
+  await creator.writeSession(id, { n: 0 })
+  const read = (await deciding.readSession(id, { withVersion: true }))!
+  for (const store of [a, c, d]) proxies.get(store.id)!.setFault({ kind: 'reset' })
+  const error = await refused.writeSession(id, { n: 'refused' }).catch((e: unknown) => e)
+  t.ok(error instanceof NotEnoughStoresError, 'a refused write left on b')
+  proxies.get(a.id)!.heal()
+  // The follower's answer (b, holding the refused write at the decided version) comes late,
+  // and no other store can stand in for it; meanwhile another app server updates the session
+  // over the decided version, its own follower past b.
+  proxies.get(b.id)!.setFault({ kind: 'latency', toStoreMillis: 400, toClientMillis: 0 })
+  const writing = deciding.writeSession(id, { n: 1 }, { expectedVersion: read.version })
+  let decided = read.version
+  while (decided === read.version) {
+    await sleep(10)
+    const rows = await a.query<{ version: number }>('SELECT version FROM sessions WHERE id = ?', [
+      id,
+    ])
+    decided = Number(rows[0]!.version)
+  }
+  // Slower than the other app server's follower: that one meets the refused write on b.
+  own.setFault({ kind: 'latency', toStoreMillis: 2000, toClientMillis: 0 })
+  await creator.writeSession(id, { n: 2 }, { expectedVersion: decided })
+  own.heal()
+  const written = await writing.catch((e: unknown) => e)
+  t.notOk(written instanceof Error, `the decided write is not reported failed (${String(written)})`)
+  t.match(written, { version: decided, storeIds: [a.id], dropped: false }, 'made, on a')
+  for (const proxy of proxies.values()) proxy.heal()
+  t.same(await creator.readSession(id), { n: 2 }, 'the later update stands')
+  t.ok(await oneDataPerVersion(id), 'no two copies of one version hold different data')
 })
