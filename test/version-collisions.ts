@@ -166,6 +166,29 @@ t.test("a slow store's late answer at the write's version is not a copy of it", 
   t.same(await reader.readSession(id), { by: 'acknowledged' }, 'and still does')
 })
 
+/**
+ * A session (order a, b, c) that `creator` wrote, read by `deciding`, and then a plain write of
+ * `refused` (which reaches a, c and d through `proxies`) that reaches b only: refused, never
+ * acknowledged, left on b at the version `deciding` proposes next. a is healed again; c and d
+ * stay cut off from `refused` (and whoever shares their proxies).
+ */
+async function refusedOnB(
+  t: Test,
+  managers: Record<'creator' | 'refused' | 'deciding', SessionManager> & {
+    proxies: Map<string, FaultProxy>
+  },
+): Promise<{ id: string; read: { version: number } }> {
+  const { creator, refused, deciding, proxies } = managers
+  const id = idWithOrderPrefix(creator, [a.id, b.id, c.id])
+  await creator.writeSession(id, { n: 0 })
+  const read = (await deciding.readSession(id, { withVersion: true }))!
+  for (const store of [a, c, d]) proxies.get(store.id)!.setFault({ kind: 'reset' })
+  const error = await refused.writeSession(id, { n: 'refused' }).catch((e: unknown) => e)
+  t.ok(error instanceof NotEnoughStoresError, 'a refused write left on b')
+  proxies.get(a.id)!.heal()
+  return { id, read }
+}
+
 t.test("a compare-and-set's follower at the decided version moves the write on", async (t) => {
   const creator = await startManager(t, cluster, settings)
   // refused reaches a, c and d through proxies; a reader cannot reach a (one store of the
@@ -183,14 +206,8 @@ t.test("a compare-and-set's follower at the decided version moves the write on",
         config.id === a.id ? { ...config, port: proxies.get(a.id)!.port } : config,
       ),
   })
-  const id = idWithOrderPrefix(creator, [a.id, b.id, c.id])
-  await creator.writeSession(id, { n: 0 })
-  const read = (await deciding.readSession(id, { withVersion: true }))!
-  // A plain write that reaches b only: refused, never acknowledged, left on b.
-  for (const store of [a, c, d]) proxies.get(store.id)!.setFault({ kind: 'reset' })
-  const error = await refused.writeSession(id, { n: 'refused' }).catch((e: unknown) => e)
-  t.ok(error instanceof NotEnoughStoresError, 'refused')
-  for (const store of [a, c, d]) proxies.get(store.id)!.heal()
+  const { id, read } = await refusedOnB(t, { creator, refused, deciding, proxies })
+  for (const store of [c, d]) proxies.get(store.id)!.heal()
   // Decided by a at the same version; its follower b holds the refused write there.
   const written = await deciding.writeSession(id, { n: 1 }, { expectedVersion: read.version })
   t.ok(written.version > read.version)
@@ -226,13 +243,7 @@ t.test('a compare-and-set moving on that finds its version superseded was made',
     [a.id, c.id, d.id],
     [b.id, c.id, d.id],
   ])
-  const id = idWithOrderPrefix(creator, [a.id, b.id, c.id])
-  await creator.writeSession(id, { n: 0 })
-  const read = (await deciding.readSession(id, { withVersion: true }))!
-  for (const store of [a, c, d]) proxies.get(store.id)!.setFault({ kind: 'reset' })
-  const error = await refused.writeSession(id, { n: 'refused' }).catch((e: unknown) => e)
-  t.ok(error instanceof NotEnoughStoresError, 'a refused write left on b')
-  proxies.get(a.id)!.heal()
+  const { id, read } = await refusedOnB(t, { creator, refused, deciding, proxies })
   // The follower's answer (b, holding the refused write at the decided version) comes late,
   // and no other store can stand in for it; meanwhile another app server updates the session
   // over the decided version, its own follower past b.
