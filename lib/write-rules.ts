@@ -38,8 +38,8 @@ export type AttemptDecision =
   | { kind: 'done'; held: readonly number[] }
 
 /**
- * A write is made again at most this many times in all: the third attempt only after the
- * second met the very version it proposed too (two coincidences of versions in a row).
+ * A write is made at most this many times: the third attempt only after the second met the
+ * very version it proposed too (two coincidences of versions in a row).
  */
 export const MAX_ATTEMPTS = 3
 

@@ -351,7 +351,8 @@ export function sessionStatements(table: string) {
             newestInBatch.set(write.sessionId, write)
           }
         }
-        const ownVersion = new Set<number>()
+        // The writes read back at their batch's own version, by index: the version found.
+        const ownVersion = new Map<number, number>()
         const outcomes = writes.map(({ sessionId }, index): WriteOutcome => {
           const row = stored.get(sessionId)
           if (row === undefined) return { kind: 'written' } // swept since: it had expired anyway
@@ -364,16 +365,15 @@ export function sessionStatements(table: string) {
           ) {
             return { kind: 'outdated', storedVersion: version }
           }
-          ownVersion.add(index)
+          ownVersion.set(index, version)
           return { kind: 'written' }
         })
         const readAsRefused = outcomes.filter((outcome) => outcome.kind !== 'written').length
         if (refused === undefined || readAsRefused >= refused) return outcomes
-        return outcomes.map((outcome, index) =>
-          ownVersion.has(index)
-            ? { kind: 'outdated', storedVersion: (writes[index] as SessionWrite).fields.version }
-            : outcome,
-        )
+        return outcomes.map((outcome, index) => {
+          const found = ownVersion.get(index)
+          return found === undefined ? outcome : { kind: 'outdated', storedVersion: found }
+        })
       },
     } satisfies Statement<WrittenVersionsInput, RowDataPacket[], WriteOutcome[]>,
 
