@@ -16,6 +16,9 @@ export interface CompareAndSet {
   /** The stores a write may use, in order (writeOrder). */
   order: readonly Store[]
   expectedVersion: number
+  /** The version this attempt proposes, and the data it writes (as stored). */
+  version: number
+  data: Buffer
   /** The write's time: an expired copy is no session to a compare-and-set on version 0. */
   now: number
   copies: number
@@ -58,18 +61,34 @@ export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store
   )
   const took = primary.answers[0]?.value.kind === 'written'
   if (unknown !== undefined && !took) throw unknown.error
+  // A decider that failed may have applied the write all the same (a timeout, a lost answer).
+  let deciderFailed = primary.failures.length > 0
   if (primary.answers.length === 0 && check.trusted) {
     // Every store the lease trusted failed: the check then looks where a quorum read would.
     const failed = [...check.failures, ...primary.failures]
-    check = await deciders(cas, false)
+    check = await deciders(cas, false).catch((error: unknown) => {
+      // This attempt's own version found: a failed decider's statement may have applied.
+      if (error instanceof VersionConflictError && error.actualVersion === cas.version) {
+        throw new WriteOutcomeUnknownError()
+      }
+      throw error
+    })
     check.failures.unshift(...failed)
     primary = await askInOrder(check.deciders, 0, 1, decide)
+    deciderFailed ||= primary.failures.length > 0
   }
-  const decided = primary.answers[0]
+  let decided = primary.answers[0]
   // Outdated is a conflict even at this attempt's own version: that is another write's, which
-  // proposed the same one (a resent statement that found its first send reports `written`).
+  // proposed the same one (a resent statement that found its first send reports `written`)...
   if (decided?.value.kind === 'outdated') {
-    throw new VersionConflictError(decided.value.storedVersion, expectedVersion)
+    const { store, value } = decided
+    // ...unless a decider asked before failed: its statement may have applied after all, and
+    // been copied here (a read repair). The data tells.
+    if (value.storedVersion !== cas.version || !deciderFailed) {
+      throw new VersionConflictError(value.storedVersion, expectedVersion)
+    }
+    if (!(await holdsThisWrite(store, cas))) throw new WriteOutcomeUnknownError()
+    decided = { ...decided, value: { kind: 'written' } }
   }
   const failures = [...check.failures, ...primary.failures]
   if (decided === undefined || decided.value.kind !== 'written') {
@@ -123,4 +142,10 @@ async function deciders(cas: CompareAndSet, mayTrust: boolean): Promise<Deciders
     throw new VersionConflictError(verdict.storedVersion, cas.expectedVersion)
   }
   return { deciders: verdict.deciders, trusted: false, failures: asked.failures }
+}
+
+/** Whether `store` holds this very write (its version and its data): false if it cannot say. */
+async function holdsThisWrite(store: Store, cas: CompareAndSet): Promise<boolean> {
+  const copy = await store.read(cas.sessionId).catch(() => null)
+  return copy?.version === cas.version && copy.data?.equals(cas.data) === true
 }

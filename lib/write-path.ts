@@ -187,6 +187,8 @@ export class WritePath {
                 fullOrder,
                 order,
                 expectedVersion: expected,
+                version,
+                data,
                 now: request.now,
                 copies: options.copies,
                 readQuorum: options.readQuorum,

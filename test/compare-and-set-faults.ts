@@ -2,12 +2,12 @@ import t from 'tap'
 import mysql from 'mysql2/promise'
 import type { Test } from 'tap'
 import { VersionConflictError, WriteOutcomeUnknownError } from '../lib/index.js'
-import type { SessionManagerOptions } from '../lib/index.js'
+import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
 import type { FaultProxy } from '../lib/local-cluster/index.js'
 import { driverOptions, startTestCluster } from './helpers/cluster.js'
-import { grayManagers } from './helpers/gray.js'
+import { grayManagers, proxiesFor } from './helpers/gray.js'
 import { createManager, idWithOrderPrefix, rowsOnStores, startManager } from './helpers/manager.js'
-import { sleep } from './helpers/wait.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 // Compare-and-set (docs/guarantees.md, section 5) under faults one app server sees: the check
 // must neither report a write that applied as a conflict nor let an update based on an old
@@ -228,5 +228,73 @@ t.test(
       VersionConflictError,
       `nothing was written and the session moved on: a conflict (got ${String(outcome)})`,
     )
+  },
+)
+
+/** Statements of `kind` to `storeId` that came back unreachable (a timeout among them). */
+function unreachable(manager: SessionManager, storeId: string, kind: string): number {
+  const series = `session_shards_store_requests_total{store="${storeId}",statement="${kind}",outcome="unreachable"}`
+  const line = manager
+    .prometheusMetrics()
+    .split('\n')
+    .find((text) => text.startsWith(series))
+  return line === undefined ? 0 : Number(line.split(' ').pop())
+}
+
+/** The version `store` holds for `id` (0: no row). */
+async function versionOn(store: typeof a, id: string): Promise<number> {
+  const rows = await store.query<{ version: number }>('SELECT version FROM sessions WHERE id = ?', [
+    id,
+  ])
+  return Number(rows[0]?.version ?? 0)
+}
+
+// A decider that timed out may still apply the write; a quorum read elsewhere then copies that
+// write (its own version, its own data) to the next decider before the compare-and-set gets
+// there: that is this write, not another one that proposed the same version.
+t.test(
+  'updateSession applies its change once when its decider timed out and a read repair copied the write on',
+  async (t) => {
+    const proxy = (await proxiesFor(t, cluster, [b.id])).get(b.id)!
+    const base = { copies: 2, ttlSeconds: 86_400, readLeaseMillis: 0 }
+    const healthy = await startManager(t, cluster, base)
+    const faulty = await startManager(t, cluster, {
+      ...base,
+      queryTimeoutMillis: 2000,
+      stores: cluster
+        .storeConfigs()
+        .map((config) => (config.id === b.id ? { ...config, port: proxy.port } : config)),
+    })
+    const id = idWithOrderPrefix(healthy, [a.id, b.id, c.id])
+    await healthy.writeSession(id, { n: 0 })
+    const locker = await mysql.createConnection(
+      driverOptions(cluster.storeConfigs().find((config) => config.id === a.id)!),
+    )
+    t.teardown(() => locker.end())
+
+    let changes = 0
+    let before = 0
+    const updating = faulty
+      .updateSession(id, async (data) => {
+        if (++changes === 1) {
+          before = await versionOn(a, id)
+          // a's row is locked: the decision there waits, and times out; b answers slowly.
+          await locker.query('BEGIN')
+          await locker.query('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [id])
+          proxy.setFault({ kind: 'latency', toStoreMillis: 800, toClientMillis: 0 })
+        } else proxy.heal()
+        return { n: (data!.n as number) + 1 }
+      })
+      .catch((error: unknown) => error)
+    await waitFor('the decision at a to time out', () => unreachable(faulty, a.id, 'write') > 0)
+    await locker.query('ROLLBACK') // the timed-out statement applies now
+    await waitFor('a to hold the write', async () => (await versionOn(a, id)) > before)
+    t.same(await healthy.readSession(id), { n: 1 }, 'a quorum read sees the write (and repairs b)')
+    const applied = await versionOn(a, id)
+    await waitFor('b to be repaired', async () => (await versionOn(b, id)) === applied)
+    const updated = await updating
+    t.equal(changes, 1, 'the change ran once')
+    t.same(updated, { n: 1 }, 'updateSession resolves the data it wrote')
+    t.same(await healthy.readSession(id), { n: 1 }, 'and the session holds 1, not 2')
   },
 )

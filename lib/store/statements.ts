@@ -1,5 +1,4 @@
 /** Every statement the library sends: its SQL text, its parameters and the decoding of its result, together. */
-import { createHash } from 'node:crypto'
 import type { ResultSetHeader, RowDataPacket } from 'mysql2'
 import { WriteOutcomeUnknownError } from '../errors.js'
 import { VERSION_CEILING } from '../version-clock.js'
@@ -13,6 +12,7 @@ import type {
   WriteOutcome,
   WrittenVersionsInput,
 } from './rows.js'
+import { batchOutcomes, refusedRows } from './batch-outcomes.js'
 import { copyFromRow, digestFromRow, listedRows, storedVersion } from './rows.js'
 
 /**
@@ -86,19 +86,6 @@ function rowValues({ sessionId, data, fields }: SessionWrite): unknown[] {
 export const ids = (rows: RowDataPacket[]): string[] => rows.map((row) => String(row.id))
 const changed = (result: ResultSetHeader): boolean => result.affectedRows > 0
 export const nothing = (): void => undefined
-
-/**
- * How many rows of a multi-row upsert did not apply, from its OK packet alone: a row counts 1
- * when inserted, 2 when an existing row changed, and 0 (1 with the FOUND_ROWS flag mysql2
- * sets) when it was left as it was; the info text counts the rows that met an existing one
- * ("Duplicates"). An applied row always changes (its version grows), so rows + duplicates -
- * affected rows did not. Undefined when the info text is not there.
- */
-export function refusedRows(result: ResultSetHeader, input: WriteManyInput): number | undefined {
-  const duplicates = /Duplicates: (\d+)/.exec(result.info ?? '')?.[1]
-  if (duplicates === undefined) return undefined
-  return input.writes.length + Number(duplicates) - result.affectedRows
-}
 
 /**
  * A write's assignments of every column but the version, each taken only where `guard` holds.
@@ -325,56 +312,12 @@ export function sessionStatements(table: string) {
       decode: refusedRows,
     } satisfies Statement<WriteManyInput, ResultSetHeader, number | undefined>,
 
-    /**
-     * What a batch of writes left, decoded into each write's outcome. Several writes of one
-     * session in a batch apply oldest first: the newest one's version is what a successful batch
-     * leaves; the others applied before it or lost to it, in the same batch. The newest one's
-     * version can also be another write's, which proposed the same version and landed first:
-     * that is told by the data (its SHA-256), and where the data is the same too (a write of the
-     * same data with another expiry), by the count of rows the batch left as they were
-     * (`refused`): if fewer writes read back as refused, some at their own version were, and
-     * none of those counts as written.
-     */
+    /** What a batch of writes left, decoded into each write's outcome (batch-outcomes.ts). */
     writtenVersions: {
       text: ({ writes }: WrittenVersionsInput) =>
         writtenVersionsText(new Set(writes.map((w) => w.sessionId)).size),
       params: ({ writes }: WrittenVersionsInput) => [...new Set(writes.map((w) => w.sessionId))],
-      decode: (
-        rows: RowDataPacket[],
-        { writes, refused }: WrittenVersionsInput,
-      ): WriteOutcome[] => {
-        const stored = new Map(rows.map((row) => [String(row.id), row]))
-        const newestInBatch = new Map<string, SessionWrite>()
-        for (const write of writes) {
-          const newest = newestInBatch.get(write.sessionId)
-          if (newest === undefined || write.fields.version > newest.fields.version) {
-            newestInBatch.set(write.sessionId, write)
-          }
-        }
-        // The writes read back at their batch's own version, by index: the version found.
-        const ownVersion = new Map<number, number>()
-        const outcomes = writes.map(({ sessionId }, index): WriteOutcome => {
-          const row = stored.get(sessionId)
-          if (row === undefined) return { kind: 'written' } // swept since: it had expired anyway
-          if (row.deleted === 1) return { kind: 'tombstone' }
-          const version = storedVersion(row.version) ?? 0
-          const newest = newestInBatch.get(sessionId) as SessionWrite
-          if (
-            version !== newest.fields.version ||
-            row.data_sha256 !== createHash('sha256').update(newest.data).digest('hex')
-          ) {
-            return { kind: 'outdated', storedVersion: version }
-          }
-          ownVersion.set(index, version)
-          return { kind: 'written' }
-        })
-        const readAsRefused = outcomes.filter((outcome) => outcome.kind !== 'written').length
-        if (refused === undefined || readAsRefused >= refused) return outcomes
-        return outcomes.map((outcome, index) => {
-          const found = ownVersion.get(index)
-          return found === undefined ? outcome : { kind: 'outdated', storedVersion: found }
-        })
-      },
+      decode: batchOutcomes,
     } satisfies Statement<WrittenVersionsInput, RowDataPacket[], WriteOutcome[]>,
 
     /** A tombstone replaces whatever is stored, above its version. */

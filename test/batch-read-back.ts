@@ -1,0 +1,170 @@
+import t from 'tap'
+import { createHash } from 'node:crypto'
+import type { RowDataPacket } from 'mysql2'
+import type { Test } from 'tap'
+import type { SessionManager } from '../lib/index.js'
+import { batchOutcomes } from '../lib/store/batch-outcomes.js'
+import type { SessionWrite } from '../lib/store/rows.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { proxiesFor } from './helpers/gray.js'
+import { startManager, statementsSent } from './helpers/manager.js'
+import { sleep } from './helpers/wait.js'
+
+// A batch of writes is one multi-row upsert; when its OK packet counts rows it left as they
+// were, the batch is read back (statements.ts, writtenVersions): a row at the batch's own
+// version with its data is its own, unless fewer rows read back as refused than were counted
+// (docs/design.md, "Batched writes"). Ordinary refusals, two writes of one session in one batch
+// and a batch resent after a broken connection must not make the batch's other writes again.
+const cluster = await startTestCluster(t, { stores: 1 })
+const store = cluster.stores[0]!
+
+/** A manager (copies 1) whose clock is frozen: its versions are P, P + 1, P + 2, ... */
+async function frozenManager(
+  t: Test,
+  extra: Record<string, unknown> = {},
+): Promise<SessionManager> {
+  const frozen = Date.now() + 3_600_000
+  return startManager(t, cluster, {
+    copies: 1,
+    ttlSeconds: 86_400,
+    sweepIntervalSeconds: 0,
+    healthCheckIntervalMillis: 3_600_000,
+    clock: { now: () => frozen },
+    ...extra,
+  })
+}
+
+/** The version the manager proposes next is this one + 1. */
+async function lastVersion(manager: SessionManager): Promise<number> {
+  return (await manager.writeSession(manager.generateId(), { probe: true })).version
+}
+
+t.test('batchOutcomes, from tables', async (t) => {
+  const write = (sessionId: string, version: number, data = sessionId): SessionWrite => ({
+    sessionId,
+    data: Buffer.from(data),
+    fields: {
+      version,
+      expiresAtMillis: 0,
+      explicitExpiry: false,
+      ttlSeconds: null,
+      owner: null,
+      expectedVersion: undefined,
+      now: 0,
+    },
+  })
+  const row = (id: string, version: number, data = id) => ({
+    id,
+    version,
+    deleted: 0,
+    data_sha256: createHash('sha256').update(data).digest('hex'),
+  })
+  const W = { kind: 'written' }
+  const O = (storedVersion: number) => ({ kind: 'outdated', storedVersion })
+  const [x, y, x2] = [write('x', 10), write('y', 11), write('x', 12)]
+  const table: [string, SessionWrite[], ReturnType<typeof row>[], number | undefined, unknown][] = [
+    ['one refused, read back so', [x, y], [row('x', 10), row('y', 20)], 1, [W, O(20)]],
+    ['another write at its version', [x, y], [row('x', 10, 'other'), row('y', 11)], 1, [O(10), W]],
+    [
+      'more refused than read back so: none at its own version counts',
+      [x, y],
+      [row('x', 10), row('y', 11)],
+      1,
+      [O(10), O(11)],
+    ],
+    [
+      'an older write of a session may be the refused one',
+      [x, y, x2],
+      [row('x', 12), row('y', 11)],
+      1,
+      [W, W, W],
+    ],
+    ['no count (resent): the data alone', [x, y], [row('x', 10), row('y', 11)], undefined, [W, W]],
+    ['a row swept since: it had expired', [x], [], 1, [W]],
+  ]
+  for (const [what, writes, rows, refused, outcomes] of table) {
+    t.same(batchOutcomes(rows as unknown as RowDataPacket[], { writes, refused }), outcomes, what)
+  }
+})
+
+t.test('control: one row refused in a batch, the others are written once', async (t) => {
+  const manager = await frozenManager(t)
+  const s = manager.generateId()
+  await manager.writeSession(s, { n: 0 })
+  const p = await lastVersion(manager)
+  // s far ahead: its row is refused, read back as refused (1 = 1).
+  await store.query('UPDATE sessions SET version = ? WHERE id = ?', [p + 1_000_000, s])
+  const others = Array.from({ length: 58 }, () => manager.generateId())
+  const before = statementsSent(manager, store.id, 'writtenVersions')
+  const results = await Promise.all([
+    manager.writeSession(manager.generateId(), { lone: 0 }),
+    manager.writeSession(manager.generateId(), { lone: 1 }),
+    manager.writeSession(s, { n: 1 }),
+    ...others.map((id, i) => manager.writeSession(id, { i })),
+  ])
+  t.ok(statementsSent(manager, store.id, 'writtenVersions') > before, 'the batch was read back')
+  const again = results.slice(3).filter((result) => result.version > p + 61)
+  t.equal(again.length, 0, 'no write but the refused one was made a second time')
+})
+
+t.test(
+  'two writes of one session in a batch, the older refused: the other rows are written once',
+  async (t) => {
+    const manager = await frozenManager(t)
+    const s = manager.generateId()
+    await manager.writeSession(s, { n: 0 })
+    const p = await lastVersion(manager)
+    // Proposed in call order: two lone writes at p + 1 and p + 2, then the batch: s at p + 3,
+    // the others at p + 4 ... p + 59, s again at p + 60. s stands at p + 10 meanwhile (another
+    // app server's write, say): the older write of s is refused in the batch, the newer applies.
+    await store.query('UPDATE sessions SET version = ? WHERE id = ?', [p + 10, s])
+    const others = Array.from({ length: 56 }, () => manager.generateId())
+    const writeManyBefore = statementsSent(manager, store.id, 'writeMany')
+    const results = await Promise.all([
+      manager.writeSession(manager.generateId(), { lone: 0 }),
+      manager.writeSession(manager.generateId(), { lone: 1 }),
+      manager.writeSession(s, { n: 'older' }),
+      ...others.map((id, i) => manager.writeSession(id, { i })),
+      manager.writeSession(s, { n: 'newer' }),
+    ])
+    const newer = results.at(-1)!
+    t.equal(newer.version, p + 60, `the newer write of s applied at p + 60, reported as such`)
+    const redone = results.slice(3, -1).filter((result) => result.version > p + 60)
+    t.equal(
+      redone.length,
+      0,
+      `no other session's write made twice (${redone.length} of 56 were; writeMany ` +
+        `${statementsSent(manager, store.id, 'writeMany') - writeManyBefore})`,
+    )
+  },
+)
+
+t.test('a batch resent after a reset lost its answer: its rows are written once', async (t) => {
+  const proxy = (await proxiesFor(t, cluster, [store.id])).get(store.id)!
+  const manager = await frozenManager(t, {
+    queryTimeoutMillis: 5000,
+    stores: cluster.storeConfigs().map((config) => ({ ...config, port: proxy.port })),
+  })
+  // Warm the pool: the burst below needs no new connection.
+  await Promise.all(
+    Array.from({ length: 60 }, (_, i) => manager.writeSession(manager.generateId(), { i })),
+  )
+  const p = await lastVersion(manager)
+  const ids = Array.from({ length: 60 }, () => manager.generateId())
+  proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 400 })
+  const writing = Promise.all(ids.map((id, i) => manager.writeSession(id, { i, marker: 'x' })))
+  // Once every row is stored, the batch's answer is still on its way back: lose it.
+  for (;;) {
+    const rows = await store.query<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM sessions WHERE id IN (${ids.map(() => '?').join(', ')})`,
+      ids,
+    )
+    if (Number(rows[0]!.n) === ids.length) break
+    await sleep(5)
+  }
+  proxy.setFault({ kind: 'reset' })
+  proxy.setFault({ kind: 'none' })
+  const results = await writing
+  const redone = results.filter((result) => result.version > p + ids.length)
+  t.equal(redone.length, 0, `no write made twice (${redone.length} of ${ids.length} were)`)
+})
