@@ -3,6 +3,7 @@ import { askInOrder } from './ask-in-order.js'
 import type { AskOptions, AskResult } from './ask-in-order.js'
 import type { StoreFailure } from './errors.js'
 import { VersionConflictError, WriteOutcomeUnknownError } from './errors.js'
+import { holdsThisWrite } from './own-copies.js'
 import { aloneReadable, readOrder } from './routing.js'
 import type { WriteOutcome } from './store/rows.js'
 import type { Store } from './store/store.js'
@@ -87,7 +88,9 @@ export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store
     if (value.storedVersion !== cas.version || !deciderFailed) {
       throw new VersionConflictError(value.storedVersion, expectedVersion)
     }
-    if (!(await holdsThisWrite(store, cas))) throw new WriteOutcomeUnknownError()
+    if (!(await holdsThisWrite(store, cas.sessionId, cas.version, cas.data))) {
+      throw new WriteOutcomeUnknownError()
+    }
     decided = { ...decided, value: { kind: 'written' } }
   }
   const failures = [...check.failures, ...primary.failures]
@@ -142,10 +145,4 @@ async function deciders(cas: CompareAndSet, mayTrust: boolean): Promise<Deciders
     throw new VersionConflictError(verdict.storedVersion, cas.expectedVersion)
   }
   return { deciders: verdict.deciders, trusted: false, failures: asked.failures }
-}
-
-/** Whether `store` holds this very write (its version and its data): false if it cannot say. */
-async function holdsThisWrite(store: Store, cas: CompareAndSet): Promise<boolean> {
-  const copy = await store.read(cas.sessionId).catch(() => null)
-  return copy?.version === cas.version && copy.data?.equals(cas.data) === true
 }

@@ -13,6 +13,7 @@ import {
 import type { Emit } from './events.js'
 import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
+import { ownCopies } from './own-copies.js'
 import {
   handedOffStores,
   missedPastCopies,
@@ -108,10 +109,10 @@ const hedgeAfter = (store: Store): number => store.hedgeAfterMillis()
 
 /**
  * Writes go to the first `copies` reachable stores of the session's order, in parallel, a
- * store that fails replaced by the next one. A compare-and-set is decided by one store alone
- * (one store serializes concurrent writers), one that holds the newest copy
- * (compare-and-set.ts); the others follow once it has accepted. A write is acknowledged once `copies` stores hold it (at least `minCopies`,
- * degraded); the first `copies` stores it missed get hints.
+ * store that fails replaced by the next one. A compare-and-set is decided by one store that
+ * holds the newest copy (compare-and-set.ts); the others follow once it has accepted. A write
+ * is acknowledged once `copies` stores hold it (`minCopies`: degraded); the first `copies`
+ * stores it missed get hints.
  */
 export class WritePath {
   readonly #context: WriteContext
@@ -156,8 +157,7 @@ export class WritePath {
       expectedVersion !== undefined && expectedVersion + 1 < VERSION_CEILING
         ? versions.above(expectedVersion)
         : versions.next()
-    // A compare-and-set decided at `version` whose follower held another write's copy of that
-    // very version moves on above it, as a compare-and-set on its own version (decideAttempt).
+    // A decided compare-and-set whose follower held another write at `version` moves on.
     let expected = expectedVersion
     let decided: WriteResult | undefined
     for (let attempt = 1; ; attempt++) {
@@ -201,7 +201,8 @@ export class WritePath {
         if (decided !== undefined && isSupersededMoveOn(error)) return decided
         throw error
       }
-      const { answers, failures } = asked
+      const { failures } = asked
+      const answers = await ownCopies(asked.answers, sessionId, version, data)
       const decision = decideAttempt({
         attempt,
         version,

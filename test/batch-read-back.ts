@@ -11,10 +11,10 @@ import { startManager, statementsSent } from './helpers/manager.js'
 import { sleep } from './helpers/wait.js'
 
 // A batch of writes is one multi-row upsert; when its OK packet counts rows it left as they
-// were, the batch is read back (statements.ts, writtenVersions): a row at the batch's own
-// version with its data is its own, unless fewer rows read back as refused than were counted
-// (docs/design.md, "Batched writes"). Ordinary refusals, two writes of one session in one batch
-// and a batch resent after a broken connection must not make the batch's other writes again.
+// were, the batch is read back (batch-outcomes.ts): a row at the batch's own version with its
+// data is its own (docs/design.md, "Batched writes"). Ordinary refusals, two writes of one
+// session in one batch and a batch resent after a broken connection must not make the batch's
+// other writes again.
 const cluster = await startTestCluster(t, { stores: 1 })
 const store = cluster.stores[0]!
 
@@ -62,28 +62,20 @@ t.test('batchOutcomes, from tables', async (t) => {
   const W = { kind: 'written' }
   const O = (storedVersion: number) => ({ kind: 'outdated', storedVersion })
   const [x, y, x2] = [write('x', 10), write('y', 11), write('x', 12)]
-  const table: [string, SessionWrite[], ReturnType<typeof row>[], number | undefined, unknown][] = [
-    ['one refused, read back so', [x, y], [row('x', 10), row('y', 20)], 1, [W, O(20)]],
-    ['another write at its version', [x, y], [row('x', 10, 'other'), row('y', 11)], 1, [O(10), W]],
+  const table: [string, SessionWrite[], ReturnType<typeof row>[], unknown][] = [
+    ['one refused, read back so', [x, y], [row('x', 10), row('y', 20)], [W, O(20)]],
+    ['another write at its version', [x, y], [row('x', 10, 'other'), row('y', 11)], [O(10), W]],
+    ['a copy of this write, there before it', [x], [row('x', 10)], [W]],
     [
-      'more refused than read back so: none at its own version counts',
-      [x, y],
-      [row('x', 10), row('y', 11)],
-      1,
-      [O(10), O(11)],
-    ],
-    [
-      'an older write of a session may be the refused one',
+      'two writes of a session: the newer one left',
       [x, y, x2],
       [row('x', 12), row('y', 11)],
-      1,
       [W, W, W],
     ],
-    ['no count (resent): the data alone', [x, y], [row('x', 10), row('y', 11)], undefined, [W, W]],
-    ['a row swept since: it had expired', [x], [], 1, [W]],
+    ['a row swept since: it had expired', [x], [], [W]],
   ]
-  for (const [what, writes, rows, refused, outcomes] of table) {
-    t.same(batchOutcomes(rows as unknown as RowDataPacket[], { writes, refused }), outcomes, what)
+  for (const [what, writes, rows, outcomes] of table) {
+    t.same(batchOutcomes(rows as unknown as RowDataPacket[], writes), outcomes, what)
   }
 })
 

@@ -64,7 +64,8 @@ for (const { readQuorum, seconds, atRest } of [
     const bound = Math.max(1, Math.floor(report.operations / 1000))
     t.ok(
       report.failedRequests <= bound,
-      `${report.failedRequests} requests failed (at most ${bound}, 0.1 %)`,
+      `${report.failedRequests} requests failed (at most ${bound}, 0.1 %): ` +
+        JSON.stringify(report.failuresByCode),
     )
     t.ok(
       report.transientNullReads <= report.failedRequests,

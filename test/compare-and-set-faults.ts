@@ -2,11 +2,17 @@ import t from 'tap'
 import mysql from 'mysql2/promise'
 import type { Test } from 'tap'
 import { VersionConflictError, WriteOutcomeUnknownError } from '../lib/index.js'
-import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
+import type { SessionManagerOptions } from '../lib/index.js'
 import type { FaultProxy } from '../lib/local-cluster/index.js'
 import { driverOptions, startTestCluster } from './helpers/cluster.js'
 import { grayManagers, proxiesFor } from './helpers/gray.js'
-import { createManager, idWithOrderPrefix, rowsOnStores, startManager } from './helpers/manager.js'
+import {
+  createManager,
+  idWithOrderPrefix,
+  rowsOnStores,
+  startManager,
+  statementsSent,
+} from './helpers/manager.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 // Compare-and-set (docs/guarantees.md, section 5) under faults one app server sees: the check
@@ -231,16 +237,6 @@ t.test(
   },
 )
 
-/** Statements of `kind` to `storeId` that came back unreachable (a timeout among them). */
-function unreachable(manager: SessionManager, storeId: string, kind: string): number {
-  const series = `session_shards_store_requests_total{store="${storeId}",statement="${kind}",outcome="unreachable"}`
-  const line = manager
-    .prometheusMetrics()
-    .split('\n')
-    .find((text) => text.startsWith(series))
-  return line === undefined ? 0 : Number(line.split(' ').pop())
-}
-
 /** The version `store` holds for `id` (0: no row). */
 async function versionOn(store: typeof a, id: string): Promise<number> {
   const rows = await store.query<{ version: number }>('SELECT version FROM sessions WHERE id = ?', [
@@ -286,7 +282,10 @@ t.test(
         return { n: (data!.n as number) + 1 }
       })
       .catch((error: unknown) => error)
-    await waitFor('the decision at a to time out', () => unreachable(faulty, a.id, 'write') > 0)
+    await waitFor(
+      'the decision at a to time out',
+      () => statementsSent(faulty, a.id, 'write', 'unreachable') > 0,
+    )
     await locker.query('ROLLBACK') // the timed-out statement applies now
     await waitFor('a to hold the write', async () => (await versionOn(a, id)) > before)
     t.same(await healthy.readSession(id), { n: 1 }, 'a quorum read sees the write (and repairs b)')

@@ -100,7 +100,11 @@ async function changeStoreList(
   t.equal(progress.lostWrites, 0, 'no session lost')
   t.equal(progress.staleReads, 0, 'no stale read')
   t.equal(progress.resurrections, 0, `no resurrection ${JSON.stringify(workload.model.violations)}`)
-  t.equal(progress.failedRequests, 0, 'no request failed')
+  t.equal(
+    progress.failedRequests,
+    0,
+    `no request failed ${JSON.stringify(progress.failuresByCode)}`,
+  )
   for (const id of retired) await cluster.store(id).start()
   // Nothing is left on stores outside the new list.
   for (const id of retired) {

@@ -1,7 +1,7 @@
 /** What a batch of writes did, per write: from its OK packet, and from what it left when read back. */
 import { createHash } from 'node:crypto'
 import type { ResultSetHeader, RowDataPacket } from 'mysql2'
-import type { SessionWrite, WriteManyInput, WriteOutcome, WrittenVersionsInput } from './rows.js'
+import type { SessionWrite, WriteManyInput, WriteOutcome } from './rows.js'
 import { storedVersion } from './rows.js'
 
 /**
@@ -27,15 +27,12 @@ export function refusedRows(
  * Each write's outcome from the rows a batch left. Several writes of one session in a batch
  * apply oldest first: the newest one's version is what a successful batch leaves; the others
  * applied before it or lost to it, in the same batch. The newest one's version can also be
- * another write's, which proposed the same version and landed first: that is told by the data
- * (its SHA-256), and where the data is the same too (a write of the same data with another
- * expiry), by the count of rows the batch left as they were (`refused`): if fewer writes read
- * back as refused (or are older writes of a session in the batch, which may have been), some
- * at their own version were, and none of those counts as written.
+ * another write's, which proposed the same version and landed first: the data (its SHA-256)
+ * tells (the same data is the same session either way).
  */
 export function batchOutcomes(
   rows: RowDataPacket[],
-  { writes, refused }: WrittenVersionsInput,
+  writes: readonly SessionWrite[],
 ): WriteOutcome[] {
   const stored = new Map(rows.map((row) => [String(row.id), row]))
   const newestInBatch = new Map<string, SessionWrite>()
@@ -45,35 +42,15 @@ export function batchOutcomes(
       newestInBatch.set(write.sessionId, write)
     }
   }
-  // The writes read back at their batch's own version, by index: the version found.
-  const ownVersion = new Map<number, number>()
-  const outcomes = writes.map(({ sessionId }, index): WriteOutcome => {
+  return writes.map(({ sessionId }): WriteOutcome => {
     const row = stored.get(sessionId)
     if (row === undefined) return { kind: 'written' } // swept since: it had expired anyway
     if (row.deleted === 1) return { kind: 'tombstone' }
     const version = storedVersion(row.version) ?? 0
     const newest = newestInBatch.get(sessionId) as SessionWrite
-    if (
-      version !== newest.fields.version ||
-      row.data_sha256 !== createHash('sha256').update(newest.data).digest('hex')
-    ) {
-      return { kind: 'outdated', storedVersion: version }
-    }
-    ownVersion.set(index, version)
-    return { kind: 'written' }
-  })
-  // An older write of a session that reads back as written (the newer one's row) may
-  // have been refused: as many of the refused rows may be those.
-  let mayBeRefused = 0
-  writes.forEach((write, index) => {
-    const outcome = outcomes[index] as WriteOutcome
-    if (outcome.kind !== 'written' || newestInBatch.get(write.sessionId) !== write) {
-      mayBeRefused++
-    }
-  })
-  if (refused === undefined || mayBeRefused >= refused) return outcomes
-  return outcomes.map((outcome, index) => {
-    const found = ownVersion.get(index)
-    return found === undefined ? outcome : { kind: 'outdated', storedVersion: found }
+    return version === newest.fields.version &&
+      row.data_sha256 === createHash('sha256').update(newest.data).digest('hex')
+      ? { kind: 'written' }
+      : { kind: 'outdated', storedVersion: version }
   })
 }

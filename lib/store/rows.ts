@@ -61,12 +61,6 @@ export interface WriteManyInput {
   defaultTtlSeconds: number
 }
 
-/** A batch of writes to read back, with how many rows its upsert left as they were, if known. */
-export interface WrittenVersionsInput {
-  writes: readonly SessionWrite[]
-  refused: number | undefined
-}
-
 /** Sessions whose copies a statement fetches whole, and sessions it fetches digests of. */
 export interface CopiesAndDigests {
   whole: readonly string[]

@@ -10,7 +10,6 @@ import type {
   StoredCopy,
   WriteManyInput,
   WriteOutcome,
-  WrittenVersionsInput,
 } from './rows.js'
 import { batchOutcomes, refusedRows } from './batch-outcomes.js'
 import { copyFromRow, digestFromRow, listedRows, storedVersion } from './rows.js'
@@ -314,11 +313,11 @@ export function sessionStatements(table: string) {
 
     /** What a batch of writes left, decoded into each write's outcome (batch-outcomes.ts). */
     writtenVersions: {
-      text: ({ writes }: WrittenVersionsInput) =>
+      text: (writes: readonly SessionWrite[]) =>
         writtenVersionsText(new Set(writes.map((w) => w.sessionId)).size),
-      params: ({ writes }: WrittenVersionsInput) => [...new Set(writes.map((w) => w.sessionId))],
+      params: (writes: readonly SessionWrite[]) => [...new Set(writes.map((w) => w.sessionId))],
       decode: batchOutcomes,
-    } satisfies Statement<WrittenVersionsInput, RowDataPacket[], WriteOutcome[]>,
+    } satisfies Statement<readonly SessionWrite[], RowDataPacket[], WriteOutcome[]>,
 
     /** A tombstone replaces whatever is stored, above its version. */
     destroy: {

@@ -200,7 +200,7 @@ export class Store {
       defaultTtlSeconds: this.#defaultTtlSeconds,
     })
     if (refused === 0) return queued.map((): WriteOutcome => ({ kind: 'written' }))
-    const outcomes = await this.#request(this.#statements.writtenVersions, { writes, refused })
+    const outcomes = await this.#request(this.#statements.writtenVersions, writes)
     const byWrite = new Map(writes.map((write, index) => [write, outcomes[index]]))
     return queued.map((write) => byWrite.get(write) as WriteOutcome)
   }

@@ -101,12 +101,18 @@ export function storeState(manager: SessionManager, storeId: string): string | u
 }
 
 /**
- * Statements of `kind` the manager sent `storeId` and got answered, from its metrics: counts
- * this manager's statements only (the servers' own counters also see health probes and the
- * configuration guard, which may land in between).
+ * Statements of `kind` the manager sent `storeId` and got answered (or that ended with another
+ * `outcome`: `unreachable` counts timeouts), from its metrics: counts this manager's statements
+ * only (the servers' own counters also see health probes and the configuration guard, which
+ * may land in between).
  */
-export function statementsSent(manager: SessionManager, storeId: string, kind: string): number {
-  const series = `session_shards_store_requests_total{store="${storeId}",statement="${kind}",outcome="ok"}`
+export function statementsSent(
+  manager: SessionManager,
+  storeId: string,
+  kind: string,
+  outcome = 'ok',
+): number {
+  const series = `session_shards_store_requests_total{store="${storeId}",statement="${kind}",outcome="${outcome}"}`
   const line = manager
     .prometheusMetrics()
     .split('\n')

@@ -12,6 +12,8 @@ export interface ChaosProgress extends ConsistencyCounts {
   /** setSessionTimeout calls that found the session and gave it a new lifetime. */
   timeoutsSet: number
   failedRequests: number
+  /** The failed requests by error code (`other` for an error without one). */
+  failuresByCode: Record<string, number>
   faults: number
 }
 

@@ -33,6 +33,8 @@ export interface WorkloadProgress extends ConsistencyCounts {
   timeoutsSet: number
   /** Operations that rejected (a failed write is not acknowledged, so it cannot be lost). */
   failedRequests: number
+  /** The failed requests by error code (`other` for an error without one). */
+  failuresByCode: Record<string, number>
   /** p99 latency of the operations that ended since the last progress, ms; null if none did. */
   recentP99Millis: number | null
 }
@@ -107,6 +109,7 @@ export class SessionWorkload {
   readonly #appServers: AppServerTally[] = []
   #operationCount = 0
   #failedRequests = 0
+  readonly #failuresByCode = new Map<string, number>()
   #elapsedSeconds = 0
   /** Latencies since the last progress report (the per-second p99 of the demo's timeline). */
   #recent = new LatencyHistogram()
@@ -255,6 +258,7 @@ export class SessionWorkload {
       updates: this.#operations.updates,
       timeoutsSet: this.#operations.timeoutsSet,
       failedRequests: this.#failedRequests,
+      failuresByCode: Object.fromEntries(this.#failuresByCode),
       recentP99Millis: null,
       ...this.model.counts,
     }
@@ -286,8 +290,8 @@ export class SessionWorkload {
       try {
         this.#ids.push(await operations.create(manager))
         return true
-      } catch {
-        return this.#failed(tally)
+      } catch (error) {
+        return this.#failed(tally, error)
       } finally {
         tally.writes.record(performance.now() - started)
       }
@@ -309,7 +313,7 @@ export class SessionWorkload {
       return true
     } catch (error) {
       if (error instanceof CheckedFailure) check = error.check
-      return this.#failed(tally)
+      return this.#failed(tally, error instanceof CheckedFailure ? error.cause : error)
     } finally {
       histogram.record(performance.now() - started)
       this.#busy.delete(id)
@@ -317,9 +321,11 @@ export class SessionWorkload {
     }
   }
 
-  #failed(tally: AppServerTally): false {
+  #failed(tally: AppServerTally, error: unknown): false {
     tally.failedRequests++
     this.#failedRequests++
+    const code = failureCode(error)
+    this.#failuresByCode.set(code, (this.#failuresByCode.get(code) ?? 0) + 1)
     return false
   }
 
@@ -384,4 +390,13 @@ function pick<T>(items: readonly T[]): T {
 
 function round(millis: number): number {
   return Math.round(millis)
+}
+
+/**
+ * A failed request's error code: the library's own (a few dozen at most), else `other`, so
+ * that the tally stays small whatever fails.
+ */
+function failureCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[A-Z][A-Z_]{0,40}$/.test(code) ? code : 'other'
 }
