@@ -46,8 +46,9 @@ export interface CompareAndSet {
  *
  * The decider takes this write only by answering `written`: a statement whose answer a broken
  * connection lost is sent again and, finding its own version stored, answers so too. Sent once,
- * it finds its own version stored only when another compare-and-set proposed the same version and
- * was decided first: a conflict, like any other version found.
+ * it finds its own version stored when another compare-and-set proposed the same version and
+ * was decided first (a conflict, like any other version found: two updates may compute the
+ * same data), or when a decider asked before failed, applied all the same and was copied on.
  */
 export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store, WriteOutcome>> {
   const { order, expectedVersion } = cas

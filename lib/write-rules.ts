@@ -45,15 +45,14 @@ export const MAX_ATTEMPTS = 3
 
 /**
  * After a store reports a version at least as high as the one proposed:
- * - The very version proposed, sent once: versions are rarely shared (each process offsets its
- *   microseconds at random and steps above a stored version by a random amount), but rarely is
- *   not never, and the copy there may be another write's (a concurrent one, or one refused
- *   after reaching that store) as well as this one's (copied there by a read repair or a hint
- *   replay while this write was under way; a statement resent after a broken connection that
- *   finds its own version reports `written` instead). It never counts as this write: the write
- *   is made again above it, so that no two copies of one version hold different data. For a
- *   compare-and-set already decided (its follower met it), that is another compare-and-set on
- *   the decided version (write-path.ts).
+ * - The very version proposed, with other data (a copy with this write's data, or a statement
+ *   resent after a broken connection that finds its own version, reports `written`:
+ *   own-copies.ts): versions are rarely shared (each process offsets its microseconds at random
+ *   and steps above a stored version by a random amount), but rarely is not never, and that
+ *   copy is another write's (a concurrent one, or one refused after reaching that store). It
+ *   never counts as this write: the write is made again above it, so that no two copies of one
+ *   version hold different data. For a compare-and-set already decided (its follower met it),
+ *   that is another compare-and-set on the decided version (write-path.ts).
  * - A higher version, on the first attempt of a plain write: maybe a write made before this one
  *   by an app server whose clock runs ahead; this write must still win, so it is made again.
  * - A higher version on a later attempt (above everything seen before), or at a compare-and-
