@@ -307,6 +307,8 @@ t.test(
     const unbatched = await startManager(t, cluster, {
       batching: false,
       healthCheckIntervalMillis: 3_600_000,
+      // The 512 KiB session's write timed out on every store once, at 1 s, on a loaded CI run.
+      queryTimeoutMillis: 5000,
     })
     const server = await startServer(t, unbatched)
     const id = await unbatched.createSession({ big: 'x'.repeat(512 * 1024) })
