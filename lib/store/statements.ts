@@ -11,7 +11,7 @@ import type {
   WriteManyInput,
   WriteOutcome,
 } from './rows.js'
-import { batchOutcomes, refusedRows } from './batch-outcomes.js'
+import { batchOutcomes } from './batch-outcomes.js'
 import { copyFromRow, digestFromRow, listedRows, storedVersion } from './rows.js'
 
 /**
@@ -85,6 +85,21 @@ function rowValues({ sessionId, data, fields }: SessionWrite): unknown[] {
 export const ids = (rows: RowDataPacket[]): string[] => rows.map((row) => String(row.id))
 const changed = (result: ResultSetHeader): boolean => result.affectedRows > 0
 export const nothing = (): void => undefined
+
+/**
+ * Whether a multi-row upsert applied every one of its rows, from its OK packet alone: a row
+ * counts 1 when inserted, 2 when an existing row changed, and 0 (1 with the FOUND_ROWS flag
+ * mysql2 sets) when it was left as it was; the info text counts the rows that met an existing
+ * one ("Duplicates"). An applied row always changes (its version grows), so every row applied
+ * exactly when the count is rows + duplicates. False when the info text is not there, and for
+ * a batch sent again after a broken connection (its first send's rows are left as they were):
+ * the batch is then read back.
+ */
+export function everyRowApplied(result: ResultSetHeader, input: WriteManyInput): boolean {
+  const duplicates = /Duplicates: (\d+)/.exec(result.info ?? '')?.[1]
+  if (duplicates === undefined) return false
+  return result.affectedRows === input.writes.length + Number(duplicates)
+}
 
 /**
  * A write's assignments of every column but the version, each taken only where `guard` holds.
@@ -308,8 +323,8 @@ export function sessionStatements(table: string) {
         (writes[0] as SessionWrite).fields.explicitExpiry ? 1 : 0,
         defaultTtlSeconds,
       ],
-      decode: refusedRows,
-    } satisfies Statement<WriteManyInput, ResultSetHeader, number | undefined>,
+      decode: everyRowApplied,
+    } satisfies Statement<WriteManyInput, ResultSetHeader, boolean>,
 
     /** What a batch of writes left, decoded into each write's outcome (batch-outcomes.ts). */
     writtenVersions: {

@@ -195,11 +195,11 @@ export class Store {
           ? 1
           : a.fields.version - b.fields.version,
     )
-    const refused = await this.#request(this.#statements.writeMany, {
+    const everyRow = await this.#request(this.#statements.writeMany, {
       writes,
       defaultTtlSeconds: this.#defaultTtlSeconds,
     })
-    if (refused === 0) return queued.map((): WriteOutcome => ({ kind: 'written' }))
+    if (everyRow) return queued.map((): WriteOutcome => ({ kind: 'written' }))
     const outcomes = await this.#request(this.#statements.writtenVersions, writes)
     const byWrite = new Map(writes.map((write, index) => [write, outcomes[index]]))
     return queued.map((write) => byWrite.get(write) as WriteOutcome)
