@@ -115,14 +115,15 @@ t.test(
     proxies.get(b.id)!.setFault({ kind: 'blackhole' })
     await waitFor('b down for the reader', () => storeState(reader, b.id) === 'down', 15_000)
     await waitFor('the reader to lose its lease', () => reader.stats().readLease?.holds !== true)
-    // c's answers reach the reader 400 ms late; c's copy is removed (handed off, say) while the
-    // digest answer is on its way, so the fetch of the newest copy finds nothing.
-    proxies.get(c.id)!.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 400 })
+    // c's answers reach the reader 1.5 s late; c's copy is removed (handed off, say) while the
+    // digest answer is on its way, so the fetch of the newest copy finds nothing. (With 400 ms
+    // and 200 ms, a loaded CI run sent the digest read after the removal.)
+    proxies.get(c.id)!.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 1500 })
     const reading = reader.readSession(id).then(
       (data) => ({ data }),
       (error: unknown) => ({ refused: error instanceof NoStoreAvailableError }),
     )
-    await sleep(200)
+    await sleep(700)
     await c.query('DELETE FROM sessions WHERE id = ?', [id])
     t.same(await reading, { refused: true }, 'the read fails rather than serve v1')
     for (const proxy of proxies.values()) proxy.heal()
