@@ -26,7 +26,15 @@ import {
   updateSession,
   withSessionLock,
 } from './session-updates.js'
-import { checkKey, withIncrement, withValue, withValues, withoutValue } from './session-values.js'
+import {
+  checkIncrement,
+  checkKey,
+  valuesToPut,
+  withIncrement,
+  withValue,
+  withValues,
+  withoutValue,
+} from './session-values.js'
 import type { Store } from './store/store.js'
 import { checkFunction, wholeNumber } from './validate.js'
 import { VersionClock } from './version-clock.js'
@@ -350,6 +358,7 @@ export class SessionManager extends ClusterOperations {
    * numbers being integers, not a safe integer.
    */
   async increment(sessionId: string, key: string, by = 1): Promise<number> {
+    checkIncrement(by)
     const add = (data: SessionData): SessionData => withIncrement(data, key, by)
     return (await this.#updateKey(sessionId, key, 'increment a value in', add))[key] as number
   }
@@ -362,8 +371,9 @@ export class SessionManager extends ClusterOperations {
   /** Merges `values` into an existing session's data (msession's `putAll`). */
   async putAll(sessionId: string, values: SessionData): Promise<void> {
     this.checkId(sessionId)
+    const entries = valuesToPut(values)
     await updateExisting(this.#access, sessionId, 'put values in', (data) =>
-      withValues(data, values),
+      withValues(data, entries),
     )
   }
 

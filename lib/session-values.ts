@@ -23,6 +23,14 @@ export function withoutValue(data: SessionData, key: string): SessionData {
   return rest
 }
 
+/** Checks the amount of an increment, before the session is read. */
+export function checkIncrement(by: unknown): number {
+  if (typeof by !== 'number' || !Number.isFinite(by)) {
+    throw new InvalidOptionError('by', 'must be a finite number')
+  }
+  return by
+}
+
 /**
  * The data with the number at `key` raised by `by` (a missing key counts as 0). A sum the
  * stores cannot keep exactly is refused with {@link InvalidSessionDataError}, before anything
@@ -31,9 +39,6 @@ export function withoutValue(data: SessionData, key: string): SessionData {
  * integers (±(2^53 - 1)), where adding 1 no longer counts. Fractions add as floating point.
  */
 export function withIncrement(data: SessionData, key: string, by: number): SessionData {
-  if (typeof by !== 'number' || !Number.isFinite(by)) {
-    throw new InvalidOptionError('by', 'must be a finite number')
-  }
   const current = data[key] ?? 0
   if (typeof current !== 'number') {
     throw new InvalidSessionDataError(`the value at "${key}" is not a number`)
@@ -53,11 +58,12 @@ export function withIncrement(data: SessionData, key: string, by: number): Sessi
 }
 
 /**
- * The data with every entry of `values` merged in. The entries are read once (a Proxy could
- * answer differently the second time); a value that cannot be read (a revoked Proxy, a throwing
- * trap or getter) is refused with {@link InvalidSessionDataError}, its error as the cause.
+ * The entries of putAll's `values`, their keys checked, before the session is read. They are
+ * read once (a Proxy could answer differently the second time); values that cannot be read (a
+ * revoked Proxy, a throwing trap or getter) are refused with {@link InvalidSessionDataError},
+ * their error as the cause.
  */
-export function withValues(data: SessionData, values: unknown): SessionData {
+export function valuesToPut(values: unknown): [string, unknown][] {
   let entries: [string, unknown][]
   try {
     if (values === null || typeof values !== 'object' || Array.isArray(values)) {
@@ -70,7 +76,13 @@ export function withValues(data: SessionData, values: unknown): SessionData {
       cause: error,
     })
   }
+  for (const [key] of entries) checkKey(key)
+  return entries
+}
+
+/** The data with `entries` (from {@link valuesToPut}) merged in. */
+export function withValues(data: SessionData, entries: readonly [string, unknown][]): SessionData {
   const merged = { ...data }
-  for (const [key, value] of entries) merged[checkKey(key)] = value
+  for (const [key, value] of entries) merged[key] = value
   return merged
 }

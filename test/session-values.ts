@@ -116,3 +116,38 @@ t.test('putAll with a hostile value rejects with a typed error', async (t) => {
   }
   t.same(await manager.getAll(id), { n: 1 }, 'nothing written')
 })
+
+t.test('the per-key operations refuse bad arguments before any statement', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const sent = (): number =>
+    manager
+      .prometheusMetrics()
+      .split('\n')
+      .filter((line) => line.startsWith('session_shards_store_requests_total{'))
+      .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0)
+  // A session that is not there: a bad argument is the answer, not SessionNotFoundError.
+  const missing = manager.generateId()
+  const { proxy: revoked, revoke } = Proxy.revocable({}, {})
+  revoke()
+  const polluted = JSON.parse('{"__proto__": {"isAdmin": true}}') as object
+  const before = sent()
+  for (const [name, attempt, type] of [
+    ['putAll of an array', () => manager.putAll(missing, [1] as never), InvalidSessionDataError],
+    ['putAll of a revoked Proxy', () => manager.putAll(missing, revoked), InvalidSessionDataError],
+    ['putAll with an empty key', () => manager.putAll(missing, { '': 1 }), InvalidOptionError],
+    [
+      'putAll with "__proto__"',
+      () => manager.putAll(missing, polluted as never),
+      InvalidSessionDataError,
+    ],
+    ['increment by NaN', () => manager.increment(missing, 'n', NaN), InvalidOptionError],
+    [
+      'increment by a string',
+      () => manager.increment(missing, 'n', '1' as never),
+      InvalidOptionError,
+    ],
+  ] as const) {
+    await t.rejects(attempt() as Promise<unknown>, type, name)
+  }
+  t.equal(sent(), before, 'no statement was sent')
+})

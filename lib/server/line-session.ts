@@ -7,7 +7,7 @@ import { InvalidSessionDataError, LockExpiredError } from '../errors.js'
 import type { SessionLock } from '../session-lock.js'
 import type { VersionedSession } from '../read-path.js'
 import type { SessionManager } from '../session-manager.js'
-import { withValue, withValues, withoutValue } from '../session-values.js'
+import { valuesToPut, withValue, withValues, withoutValue } from '../session-values.js'
 import type { LineRequest } from './line-protocol.js'
 import {
   jsonPayload,
@@ -167,7 +167,7 @@ export class LineSession {
             'put_all takes a JSON object; this is not valid JSON.',
           )
         }
-        this.#change(session, withValues(session.data, values))
+        this.#change(session, withValues(session.data, valuesToPut(values)))
         return okAnswer()
       }
       case 'regenerate_id':
