@@ -145,7 +145,8 @@ export class SessionLock {
     } finally {
       this.#renewals.delete(renewal)
     }
-    this.#expiresAt = expiresAt
+    // Renewals answered out of order: the store keeps the later lease (the statement).
+    this.#expiresAt = Math.max(this.#expiresAt, expiresAt)
   }
 
   /**

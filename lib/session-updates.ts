@@ -1,7 +1,7 @@
 /** Read-change-write cycles safe against lost updates: updateSession, the per-key operations, work under a lock. */
 import { types } from 'node:util'
 import type { SessionData } from './codec.js'
-import { SessionNotFoundError, VersionConflictError } from './errors.js'
+import { InvalidSessionDataError, SessionNotFoundError, VersionConflictError } from './errors.js'
 import type { LockOptions, SessionLock } from './session-lock.js'
 import type { WriteResult } from './write-path.js'
 
@@ -18,11 +18,14 @@ export interface UpdateOptions {
   expiresAt?: Date | number
 }
 
-/** A change callback: the current data (null if none) in, the new data (undefined: none) out. */
+/**
+ * A change callback: the current data (null if none) in, the new data (undefined: none) out,
+ * or a promise of it (any thenable).
+ */
 export type SessionChange<A extends unknown[] = []> = (
   data: SessionData | null,
   ...rest: A
-) => SessionData | undefined | Promise<SessionData | undefined>
+) => SessionData | undefined | PromiseLike<SessionData | undefined>
 
 /** What the cycles need of the manager (its public operations, arguments already checked). */
 export interface SessionAccess {
@@ -121,15 +124,32 @@ export async function withSessionLock(
 }
 
 /**
- * What a change callback returned, awaited only when it is a promise: awaiting any other value
- * reads its `then`, which a hostile value (a revoked Proxy) turns into an untyped TypeError
- * before the data checks can refuse it with a typed error. Wrapped, because resolving a promise
- * with the value itself would read its `then` too.
+ * What a change callback returned, awaited when it is a promise or another thenable (a promise
+ * of another library). Its `then` is read once, in a guard: awaiting the value would read it
+ * again, and a hostile value (a revoked Proxy) would turn that into an untyped TypeError.
+ * Wrapped, because resolving a promise with the value itself would read its `then` too.
  */
-function changeResult<T>(result: T | Promise<T>): Promise<{ next: T }> {
-  return types.isPromise(result)
-    ? result.then((next) => ({ next }))
-    : Promise.resolve({ next: result as T })
+function changeResult<T>(result: T | PromiseLike<T>): Promise<{ next: T }> {
+  if (types.isPromise(result)) return result.then((next) => ({ next: next as T }))
+  const then = thenOf(result)
+  if (then === undefined) return Promise.resolve({ next: result as T })
+  return new Promise((resolve, reject) => {
+    then.call(result, (next: unknown) => resolve(changeResult(next as T)), reject)
+  })
+}
+
+/** The `then` method of a thenable; undefined for any other value. */
+function thenOf(value: unknown): ((...handlers: unknown[]) => unknown) | undefined {
+  if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return undefined
+  let then: unknown
+  try {
+    then = (value as { then?: unknown }).then
+  } catch (error) {
+    throw new InvalidSessionDataError('the change returned a value that cannot be read', {
+      cause: error,
+    })
+  }
+  return typeof then === 'function' ? (then as (...handlers: unknown[]) => unknown) : undefined
 }
 
 function delay(millis: number): Promise<void> {

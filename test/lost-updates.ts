@@ -228,3 +228,97 @@ t.test('a lock released while its renewal is in flight is free afterwards', asyn
   t.notOk(next instanceof LockTimeoutError, 'another holder takes the released lock')
   if (next instanceof SessionLock) await next.release()
 })
+
+t.test(
+  'two renewals answered out of order: the holder counts on the lease the store keeps',
+  async (t) => {
+    const [a] = cluster.stores as [(typeof cluster.stores)[number]]
+    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
+      copies: 2,
+      queryTimeoutMillis: 5_000,
+      healthCheckIntervalMillis: 3_600_000,
+    })
+    const proxy = proxies.get(a.id)!
+    const id = idWithOrderPrefix(faulty, [a.id])
+    await faulty.writeSession(id, { n: 0 })
+    const lock = await faulty.lockSession(id, { leaseMillis: 3_000 })
+    // Several connections open, so the two renewals below go out on different ones.
+    await Promise.all([lock.renew(), lock.renew(), lock.renew(), lock.renew()])
+    // The first renewal is slow to reach the store; the second reaches it at once, and its
+    // answer is slow: the first lands after the second, and its answer comes back first.
+    proxy.setFault({ kind: 'latency', toStoreMillis: 800, toClientMillis: 0 })
+    const first = lock.renew()
+    await sleep(400)
+    proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 1_500 })
+    const second = lock.renew()
+    await sleep(200)
+    proxy.setFault({ kind: 'none' })
+    await Promise.all([first, second])
+    const rows = await a.query<{ expires_at: number | string }>(
+      'SELECT expires_at FROM sessions_locks WHERE id = ?',
+      [id],
+    )
+    const onStore = Number(rows[0]!.expires_at)
+    t.ok(
+      onStore >= lock.expiresAt,
+      `the store's lease lasts at least as long as the holder's (off by ${lock.expiresAt - onStore} ms)`,
+    )
+    // Between the two expiries another app server would take the lock the holder counts as its own.
+    await sleep(Math.max(0, Math.min(onStore, lock.expiresAt) + 50 - Date.now()))
+    const other = await healthy.lockSession(id, { waitMillis: 0 }).catch((e: unknown) => e)
+    if (other instanceof SessionLock) await other.release()
+    t.ok(
+      !(other instanceof SessionLock) || lock.expired,
+      'no second holder while the first counts the lock as its own',
+    )
+    await lock.release().catch(() => {})
+  },
+)
+
+t.test('a change that returns a thenable is awaited, not stored', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  // A promise of another library (Bluebird, a query builder): not a native Promise.
+  const thenable = (data: object) => ({
+    then(resolve: (value: object) => void) {
+      resolve(data)
+    },
+  })
+  const id = await manager.createSession({ n: 1 })
+  t.same(await manager.updateSession(id, () => thenable({ n: 2 }) as never), { n: 2 })
+  t.same(await manager.readSession(id), { n: 2 }, 'updateSession')
+  await manager.withSessionLock(id, () => thenable(thenable({ n: 3 })) as never)
+  t.same(await manager.readSession(id), { n: 3 }, 'withSessionLock, a thenable of a thenable')
+  const { proxy: revoked, revoke } = Proxy.revocable({}, {})
+  revoke()
+  await t.rejects(
+    manager.updateSession(id, () => revoked as never),
+    { code: 'INVALID_SESSION_DATA' },
+    'a revoked Proxy: a typed error',
+  )
+  await t.rejects(
+    manager.updateSession(
+      id,
+      () =>
+        ({ then: (_: unknown, reject: (e: Error) => void) => reject(new Error('no')) }) as never,
+    ),
+    { message: 'no' },
+    "a thenable's failure is the update's",
+  )
+  t.same(await manager.readSession(id), { n: 3 }, 'nothing else written')
+})
+
+t.test('updateSession refuses a bad expiry before it reads or runs the change', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ n: 0 })
+  for (const options of [
+    { ttlSeconds: -5 },
+    { ttlSeconds: Number.NaN },
+    { expiresAt: Number.POSITIVE_INFINITY },
+    { ttlSeconds: 60, expiresAt: Date.now() + 60_000 },
+  ]) {
+    let calls = 0
+    const change = () => ({ n: ++calls })
+    await t.rejects(manager.updateSession(id, change, options), { code: 'INVALID_OPTION' })
+    t.equal(calls, 0, `the change did not run for ${JSON.stringify(options)}`)
+  }
+})

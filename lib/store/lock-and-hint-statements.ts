@@ -28,7 +28,8 @@ export function lockAndHintStatements(table: string) {
         // Taken (or renewed) when the lease ran out or is ours: LAST_INSERT_ID reports which.
         'token = IF(expires_at <= ? OR token = VALUES(token), ' +
         `IF(LAST_INSERT_ID(1), VALUES(token), VALUES(token)), IF(LAST_INSERT_ID(${LOCK_HELD}), token, token)), ` +
-        'expires_at = IF(token = VALUES(token), VALUES(expires_at), expires_at)',
+        // The later lease: of two renewals, the one sent first may land last.
+        'expires_at = IF(token = VALUES(token), GREATEST(expires_at, VALUES(expires_at)), expires_at)',
       params: (input: {
         sessionId: string
         token: string
