@@ -74,11 +74,31 @@ t.test('touchIsDue and dataFingerprint, from tables', async (t) => {
   t.type(before, 'string')
   t.equal(dataFingerprint({ cart: new Map([['a', 1]]) }, mapCodec), before, 'same bytes, same')
   t.not(dataFingerprint({ cart: new Map([['a', 2]]) }, mapCodec), before, 'a changed Map')
+  const withCookie = (cookie: object) =>
+    dataFingerprint({ cart: new Map([['a', 1]]), cookie }, mapCodec)
   t.equal(
-    dataFingerprint({ cart: new Map([['a', 1]]), cookie: { expires: 'x' } }, mapCodec),
-    before,
-    'the cookie left out',
+    withCookie({ expires: 'x', path: '/' }),
+    withCookie({ expires: 'y', path: '/' }),
+    "the cookie's expiry left out",
   )
+  t.not(
+    withCookie({ path: '/', secure: true }),
+    withCookie({ path: '/' }),
+    'a cookie option counts',
+  )
+  const cookie = { toJSON: () => ({ path: '/', expires: 'x' }) }
+  t.equal(
+    withCookie(cookie),
+    withCookie({ path: '/' }),
+    "a cookie as its JSON (a framework's Cookie)",
+  )
+  const throwingGetter = Object.defineProperty({}, 'user', {
+    get: () => {
+      throw new Error('no')
+    },
+    enumerable: true,
+  })
+  t.equal(dataFingerprint(throwingGetter), null, 'a getter that throws: none')
   const throwing: SessionCodec = { encode: () => undefined as never, decode: () => ({}) }
   t.equal(dataFingerprint({ a: 1 }, throwing), null, 'a codec that returns nothing: none')
   t.equal(
@@ -341,3 +361,51 @@ t.test('server: touchAfterSeconds is checked; the value is not echoed', async (t
     message: /^(?!.*4321)/s,
   })
 })
+
+t.test('with the throttle, a save that changes only cookie options is stored', async (t) => {
+  // @fastify/session (rolling by default) saves every request and restores the cookie's
+  // options (secure, sameSite, domain...) from the stored session; so does express with resave.
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const cookie = (options: object) => ({
+    originalMaxAge: 3_600_000,
+    expires: new Date(Date.now() + 3_600_000),
+    path: '/',
+    ...options,
+  })
+  for (const [name, store] of [
+    ['express', new ExpressStore({ manager, touchAfterSeconds: 60 })],
+    ['fastify', new FastifyStore({ manager, touchAfterSeconds: 60 })],
+  ] as const) {
+    const id = store.generateId()
+    await store.set(id, { user: 'a', cookie: cookie({ sameSite: 'lax' }) } as never)
+    await store.get(id)
+    const changed = { user: 'a', cookie: cookie({ sameSite: 'strict', secure: true }) }
+    await store.set(id, changed as never)
+    const read = (await store.get(id)) as { cookie?: object } | null
+    t.match(read?.cookie, { sameSite: 'strict', secure: true }, `${name}: stored`)
+  }
+})
+
+t.test(
+  'with the throttle, a save whose data cannot be read is refused with a typed error',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 2 })
+    for (const [name, store] of [
+      ['express', new ExpressStore({ manager, touchAfterSeconds: 60 })],
+      ['fastify', new FastifyStore({ manager, touchAfterSeconds: 60 })],
+    ] as const) {
+      const id = store.generateId()
+      const cookie = { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000) }
+      await store.set(id, { user: 'a', cookie } as never)
+      await store.get(id)
+      const throwing = Object.defineProperty({ cookie }, 'user', {
+        get: () => {
+          throw new Error('getter')
+        },
+        enumerable: true,
+      })
+      await t.rejects(store.set(id, throwing as never), { code: 'INVALID_SESSION_DATA' }, name)
+      t.match(await store.get(id), { user: 'a' }, `${name}: the stored session stays`)
+    }
+  },
+)

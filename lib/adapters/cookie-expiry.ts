@@ -1,6 +1,39 @@
 /** When a framework's session cookie says the session expires. */
 import { hasProtoKey, PROTO_KEY } from '../codec.js'
 
+/** What a framework session's cookie says of its expiry, read once. */
+export interface CookieFacts {
+  /** The session's `cookie` field as given (undefined when the session has none). */
+  cookie: unknown
+  /** See {@link cookieExpiry}. */
+  expiresAt: number | null
+  /** See {@link cookieLifetime}. */
+  lifetime: number | null | undefined
+}
+
+/**
+ * The cookie of a framework session and what it says of its expiry, each field read once:
+ * whatever a getter throws is thrown (the caller decides how to refuse such a session).
+ */
+export function cookieFacts(session: unknown, now: number): CookieFacts {
+  const cookie =
+    session === null || typeof session !== 'object'
+      ? undefined
+      : (session as { cookie?: unknown }).cookie
+  if (cookie === null || typeof cookie !== 'object') {
+    return { cookie, expiresAt: null, lifetime: undefined }
+  }
+  const { expires, maxAge, originalMaxAge } = cookie as Record<string, unknown>
+  const lifetime =
+    typeof originalMaxAge === 'number' || originalMaxAge === null ? originalMaxAge : undefined
+  if (expires instanceof Date || typeof expires === 'string') {
+    const millis = new Date(expires).getTime()
+    if (!Number.isNaN(millis)) return { cookie, expiresAt: millis, lifetime }
+  }
+  const fromMaxAge = typeof maxAge === 'number' && Number.isFinite(maxAge) ? now + maxAge : null
+  return { cookie, expiresAt: fromMaxAge, lifetime }
+}
+
 /**
  * When a framework session should expire, from its cookie, in milliseconds since the epoch:
  * `cookie.expires` (a `Date`, or the ISO string a stored session carries), else `now` plus
@@ -8,16 +41,7 @@ import { hasProtoKey, PROTO_KEY } from '../codec.js'
  * cookie): the manager's own timeout then applies. The result may be at or before `now`.
  */
 export function cookieExpiry(session: unknown, now: number): number | null {
-  if (session === null || typeof session !== 'object') return null
-  const cookie = (session as { cookie?: unknown }).cookie
-  if (cookie === null || typeof cookie !== 'object') return null
-  const { expires, maxAge } = cookie as { expires?: unknown; maxAge?: unknown }
-  if (expires instanceof Date || typeof expires === 'string') {
-    const millis = new Date(expires).getTime()
-    if (!Number.isNaN(millis)) return millis
-  }
-  if (typeof maxAge === 'number' && Number.isFinite(maxAge)) return now + maxAge
-  return null
+  return cookieFacts(session, now).expiresAt
 }
 
 /**
@@ -26,11 +50,7 @@ export function cookieExpiry(session: unknown, now: number): number | null {
  * the session's data: a change of it is a change of the data.
  */
 export function cookieLifetime(session: unknown): number | null | undefined {
-  if (session === null || typeof session !== 'object') return undefined
-  const cookie = (session as { cookie?: unknown }).cookie
-  if (cookie === null || typeof cookie !== 'object') return undefined
-  const { originalMaxAge } = cookie as { originalMaxAge?: unknown }
-  return typeof originalMaxAge === 'number' || originalMaxAge === null ? originalMaxAge : undefined
+  return cookieFacts(session, 0).lifetime
 }
 
 /**

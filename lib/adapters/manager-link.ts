@@ -2,14 +2,15 @@
 import type { EventEmitter } from 'node:events'
 import type { SessionCodec, SessionData } from '../codec.js'
 import { jsonCodec } from '../codec.js'
-import { InvalidOptionError, VersionConflictError } from '../errors.js'
+import { InvalidOptionError, InvalidSessionDataError, VersionConflictError } from '../errors.js'
 import { secondsOption } from '../validate.js'
 import type { SessionManagerOptions } from '../options.js'
 import type { VersionedSession } from '../read-path.js'
 import type { SessionManager } from '../session-manager.js'
 import { createSessionManager } from '../session-manager.js'
+import type { CookieFacts } from './cookie-expiry.js'
 import {
-  cookieExpiry,
+  cookieFacts,
   cookieLifetime,
   withoutCookieProto,
   withStoredExpiry,
@@ -152,10 +153,12 @@ export class ManagerLink {
    */
   async save(sessionId: string, session: object): Promise<void> {
     const now = Date.now()
-    const expiresAt = cookieExpiry(session, now)
+    const { expiresAt, lifetime } = givenCookie(session, now)
     if (expiresAt !== null && expiresAt <= now) return this.destroy(sessionId)
     const key = this.manager.sessionKey(sessionId)
-    if (expiresAt !== null && (await this.#savedAsTouch(key, session, expiresAt, now))) return
+    if (expiresAt !== null && (await this.#savedAsTouch(key, session, expiresAt, lifetime, now))) {
+      return
+    }
     const saving = this.#saving.get(key) ?? { id: sessionId, count: 0 }
     saving.count += 1
     this.#saving.set(key, saving)
@@ -191,7 +194,7 @@ export class ManagerLink {
    */
   async touch(sessionId: string, session: object): Promise<boolean> {
     const now = Date.now()
-    const expiresAt = cookieExpiry(session, now)
+    const { cookie, expiresAt, lifetime } = givenCookie(session, now)
     try {
       const key = this.manager.sessionKey(sessionId)
       let seen = this.#seen.get(key)
@@ -202,7 +205,6 @@ export class ManagerLink {
         if (current === null) return false
         seen = this.#remember(key, current.expiresAt, current.data)
       }
-      const lifetime = cookieLifetime(session)
       const changed = !sameLifetime(lifetime, seen.lifetime)
       // Only a cookie that carries the stored lifetime can be told stale; one that says
       // nothing of its lifetime (not express-session's) and has expired ends it, as a save would.
@@ -211,7 +213,7 @@ export class ManagerLink {
         return false
       }
       if (changed) {
-        const replaced = await this.#replaceCookie(key, session, expiresAt, current)
+        const replaced = await this.#replaceCookie(key, cookie, expiresAt, current)
         if (replaced !== undefined) return replaced
       }
       if (expiresAt === null) return await this.manager.touch(key)
@@ -238,13 +240,12 @@ export class ManagerLink {
    */
   async #replaceCookie(
     key: string,
-    session: object,
+    cookie: unknown,
     expiresAt: number | null,
     current?: VersionedSession | null,
   ): Promise<boolean | undefined> {
     const read = current ?? (await this.manager.readSession(key, { withVersion: true }))
     if (read === null) return false
-    const cookie = (session as { cookie?: unknown }).cookie
     const data = { ...read.data, cookie } as SessionData
     const expectedVersion = read.version
     try {
@@ -323,12 +324,13 @@ export class ManagerLink {
     key: string,
     session: object,
     expiresAt: number,
+    lifetime: CookieFacts['lifetime'],
     now: number,
   ): Promise<boolean> {
     if (this.#touchAfterMillis === 0) return false
     const seen = this.#seen.get(key)
     if (seen === undefined || seen.expiresAt <= now) return false
-    if (cookieLifetime(session) !== seen.lifetime || expiresAt < seen.expiresAt) return false
+    if (lifetime !== seen.lifetime || expiresAt < seen.expiresAt) return false
     const fingerprint = dataFingerprint(session, this.#codec)
     if (fingerprint === null || fingerprint !== seen.fingerprint) return false
     if (!touchIsDue(seen, expiresAt, this.#touchAfterMillis, now)) return true
@@ -382,6 +384,23 @@ export class ManagerLink {
 }
 
 /** Whether two cookie lifetimes are the same, up to {@link LIFETIME_SLACK_MILLIS}. */
+/**
+ * The cookie of a session handed to a save or a touch. One that cannot be read (a throwing
+ * getter, a revoked Proxy) is refused as the manager refuses such data, before any statement.
+ */
+function givenCookie(session: unknown, now: number): CookieFacts {
+  if (session === null || typeof session !== 'object') {
+    throw new InvalidSessionDataError('a session must be an object')
+  }
+  try {
+    return cookieFacts(session, now)
+  } catch (error) {
+    throw new InvalidSessionDataError('the session cookie cannot be read (a throwing getter?)', {
+      cause: error,
+    })
+  }
+}
+
 function sameLifetime(
   given: number | null | undefined,
   stored: number | null | undefined,

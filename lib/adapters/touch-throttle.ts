@@ -36,26 +36,40 @@ export function touchIsDue(
 }
 
 /**
- * A digest of a framework session's data, its cookie left out (the cookie's expiry changes on
- * every request; the store keeps the expiry apart), or null when there is none to trust: the
- * data then always counts as changed. Equal digests must mean equal stored data, since a save
- * that changes the data is always written. With the manager's `codec`, it is the digest of
- * the bytes that codec stores, exact for whatever it encodes (null when it cannot encode it).
- * Without it (a manager the store was given: its codec is not public), it is the digest of
- * the data's JSON, and only of data that JSON shows exactly (plain objects, arrays, strings,
- * finite numbers, booleans, null): a Map, a Date or an undefined value, which a custom codec
- * may keep and JSON would show alike, gets none.
+ * A digest of a framework session's data and of its cookie's options (the cookie's expiry left
+ * out: it changes on every request, and the store keeps the expiry apart), or null when there
+ * is none to trust: the data then always counts as changed. Equal digests must mean equal
+ * stored data, since a save that changes the data (or the cookie's `secure`, `sameSite`...,
+ * which the frameworks restore from the stored session) is always written. With the manager's
+ * `codec`, the data's part is the digest of the bytes that codec stores, exact for whatever it
+ * encodes (null when it cannot encode it). Without it (a manager the store was given: its
+ * codec is not public), it is the digest of the data's JSON, and only of data that JSON shows
+ * exactly (plain objects, arrays, strings, finite numbers, booleans, null): a Map, a Date or an
+ * undefined value, which a custom codec may keep and JSON would show alike, gets none.
  */
 export function dataFingerprint(session: object, codec?: SessionCodec): string | null {
-  const { cookie: _cookie, ...data } = session as Record<string, unknown>
   let bytes: string | Buffer
+  let options: string
   try {
+    const { cookie, ...data } = session as Record<string, unknown>
     bytes = codec === undefined ? JSON.stringify(data, onlyExactJson) : codec.encode(data)
+    options = cookieOptions(cookie)
   } catch {
-    return null // a BigInt, a cycle, a Map without the codec: data to write every time
+    return null // a BigInt, a cycle, a Map without the codec, a getter that throws
   }
   if (typeof bytes !== 'string' && !Buffer.isBuffer(bytes)) return null
-  return createHash('sha256').update(bytes).digest('base64url')
+  const digest = (text: string | Buffer) => createHash('sha256').update(text).digest('base64url')
+  return `${digest(bytes)}.${digest(options)}`
+}
+
+/** A cookie's JSON (as the stores keep it: a framework's Cookie has a toJSON) without its expiry. */
+function cookieOptions(cookie: unknown): string {
+  const stored: unknown = JSON.parse(JSON.stringify(cookie) ?? 'null')
+  if (stored === null || typeof stored !== 'object' || Array.isArray(stored)) {
+    return JSON.stringify(stored)
+  }
+  const { expires: _expires, ...options } = stored as Record<string, unknown>
+  return JSON.stringify(options)
 }
 
 /** Thrown by {@link onlyExactJson} to stop at the first value JSON would not show exactly. */
