@@ -18,12 +18,13 @@ import { inspectSession, storeReports } from './maintenance/inspection.js'
 import type { ListingContext, ListOptions } from './maintenance/listing.js'
 import { findSessions, hasValue, listIds, ownerCandidates } from './maintenance/listing.js'
 import type { RepairOptions, RepairResult } from './maintenance/repair-scan.js'
-import { repairAllStores } from './maintenance/repair-scan.js'
+import { checkRepairOptions, repairAllStores } from './maintenance/repair-scan.js'
 import type { SweepOptions, SweepResult } from './maintenance/sweeper.js'
 import { BackgroundSweeper, sweepStores } from './maintenance/sweeper.js'
 import type { ResolvedOptions, SessionManagerOptions } from './options.js'
 import { resolveOptions } from './options.js'
 import { checkKey } from './session-values.js'
+import { checkFunction } from './validate.js'
 import type { ConfigMismatch } from './events.js'
 import type { ReadLeaseStats } from './failure/read-lease.js'
 import { SessionMetrics } from './metrics/session-metrics.js'
@@ -191,13 +192,14 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * batches of `batchSize` through the expiry index. The `sweepIntervalSeconds` option runs it
    * in the background, at a `dutyCycle` of 0.2. A store another sweep is sweeping (another app
    * server's, on the same schedule) is skipped and reported with `sweptElsewhere`. `close()`
-   * stops a sweep after its current batch (what it left, the next sweep deletes).
+   * @throws {InvalidOptionError} for a bad `batchSize`, `dutyCycle` or `onProgress`, before any statement
    * @throws {InvalidOptionError} for a bad `batchSize` or `dutyCycle`, before any statement
    */
   async sweep(options: SweepOptions = {}): Promise<SweepResult> {
     const checked = callOptions(options)
     batchSizeOption(checked.batchSize)
     dutyCycleOption(checked.dutyCycle, 1)
+    if (checked.onProgress !== undefined) checkFunction('onProgress', checked.onProgress)
     return this.work.track(() =>
       sweepStores(this.cluster.stores, checked, {
         clock: this.options.clock,
@@ -215,10 +217,15 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * it is the rebalance: it empties the retiring stores too, and once it resolves with
    * `done: true` (and a second run moves nothing) `previousStores` can be dropped. Stop it with
    * `signal` and resume with the `resumeFrom` it returns.
+   * @throws {InvalidOptionError} for a bad `batchSize`, `onProgress`, `signal` or `resumeFrom`,
+   * before any statement
    */
   async repair(options: RepairOptions = {}): Promise<RepairResult> {
     const checked = callOptions(options)
-    batchSizeOption(checked.batchSize)
+    checkRepairOptions(
+      checked,
+      this.cluster.stores.map((store) => store.id),
+    )
     return this.work.track(async () => {
       const { handoff } = this.cluster
       const markers = await handoff.repairMarkers()

@@ -77,6 +77,13 @@ const rows: Row[] = [
     want: ['remove c'],
   },
   {
+    // A store that is down may hold an older live copy: only the expired one supersedes it.
+    name: '... but not while a store is down',
+    held: [null, null, live(5, NOW - 1)],
+    allStoresUp: false,
+    want: [],
+  },
+  {
     name: '... which hint replay and read repair leave to the sweeper',
     held: [live(5, NOW - 1), live(5, NOW - 1), live(5, NOW - 1)],
     dropExtras: false,

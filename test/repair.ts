@@ -133,3 +133,46 @@ t.test('a repair whose scanned store fails to read a batch does not report done'
   t.ok(second.done, 'the next repair finishes')
   t.ok((await rowsOnStores(cluster, id)).get(b.id), 'and puts the copy back on b')
 })
+
+t.test('repair and sweep refuse bad options before any statement', async (t) => {
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    healthCheckIntervalMillis: 3_600_000,
+  })
+  const expired = await Promise.all(
+    Array.from({ length: 3 }, () => manager.createSession({ n: 1 }, { ttlSeconds: 1 })),
+  )
+  await sleep(1100)
+  const sent = (): number =>
+    manager
+      .prometheusMetrics()
+      .split('\n')
+      .filter((line) => line.startsWith('session_shards_store_requests_total{'))
+      .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0)
+  const before = sent()
+  const secret = 'do-not-echo'
+  const cases: [string, () => Promise<unknown>][] = [
+    ['sweep onProgress', () => manager.sweep({ onProgress: secret as never })],
+    ['sweep batchSize', () => manager.sweep({ batchSize: 0 })],
+    ['sweep dutyCycle', () => manager.sweep({ dutyCycle: Number.NaN })],
+    ['repair onProgress', () => manager.repair({ onProgress: secret as never })],
+    ['repair batchSize', () => manager.repair({ batchSize: -1 })],
+    ['repair signal', () => manager.repair({ signal: secret as never })],
+    ['repair resumeFrom', () => manager.repair({ resumeFrom: secret as never })],
+    [
+      'repair resumeFrom naming no store',
+      () => manager.repair({ resumeFrom: { storeId: secret, afterId: '' } }),
+    ],
+  ]
+  for (const [name, attempt] of cases) {
+    const error = await attempt().catch((e: unknown) => e)
+    t.match(error, { code: 'INVALID_OPTION' }, name)
+    t.notMatch(String((error as Error).message), secret, `${name}: the value is not shown`)
+  }
+  t.equal(sent(), before, 'no statement was sent')
+  const rows = await rowsOnStores(cluster, expired[0]!)
+  t.ok(
+    [...rows.values()].some((row) => row !== null),
+    'the expired sessions are still there',
+  )
+})

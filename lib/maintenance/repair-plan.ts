@@ -32,7 +32,10 @@ export interface RepairPlanOptions {
    * covered). Live copies there go in every mode once the targets hold the newest.
    */
   dropExtras: boolean
-  /** Every store of the session's order is reachable: only then may tombstones be cleared. */
+  /**
+   * Every store of the session's order is reachable: only then may tombstones be cleared, or
+   * a full repair delete an expired session's newest copy outside the targets.
+   */
   allStoresUp: boolean
 }
 
@@ -118,8 +121,10 @@ function supersedeOlder(
 ): RepairAction[] {
   return present.flatMap(({ store, copy }): RepairAction[] => {
     // A full repair leaves no copy of an expired session outside the targets, the expired one
-    // included: the sweeper only reaches the configured stores, not one being retired.
-    if (options.dropExtras && !targets.has(store)) {
+    // included: the sweeper only reaches the configured stores, not one being retired. Not
+    // while a store is down: it may hold an older live copy, which only the expired one can
+    // supersede once it is back (the targets get no expired copy where they hold none).
+    if (options.dropExtras && options.allStoresUp && !targets.has(store)) {
       return [{ kind: 'remove', store, version: newest.version }]
     }
     return supersedes(newest, copy) ? [{ kind: 'copy', store, source: newest }] : []

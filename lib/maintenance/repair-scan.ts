@@ -1,5 +1,7 @@
 /** The full repair: every store scanned in key order, each session repaired once. */
 import { batchSizeOption } from '../call-arguments.js'
+import { InvalidOptionError } from '../errors.js'
+import { checkFunction } from '../validate.js'
 import type { RepairContext } from './repair-plan.js'
 import { repairSessions } from './repair-plan.js'
 import type { Store } from '../store/store.js'
@@ -30,6 +32,28 @@ export interface RepairOptions {
   signal?: AbortSignal
   /** Where a stopped walk left off ({@link RepairResult.resumeFrom}). */
   resumeFrom?: RepairCursor
+}
+
+/**
+ * Checks the options of a repair before any statement: a bad `onProgress` would otherwise fail
+ * after the first batch was repaired, and a `resumeFrom` naming no store would silently scan
+ * nothing. The values are not shown in the errors.
+ */
+export function checkRepairOptions(options: RepairOptions, storeIds: readonly string[]): void {
+  batchSizeOption(options.batchSize)
+  if (options.onProgress !== undefined) checkFunction('onProgress', options.onProgress)
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new InvalidOptionError('signal', 'must be an AbortSignal')
+  }
+  const start: unknown = options.resumeFrom
+  if (start === undefined) return
+  const { storeId, afterId } = (start ?? {}) as Partial<Record<keyof RepairCursor, unknown>>
+  if (typeof storeId !== 'string' || !storeIds.includes(storeId) || typeof afterId !== 'string') {
+    throw new InvalidOptionError(
+      'resumeFrom',
+      'must be the resumeFrom of an earlier repair: { storeId } naming a configured store, and { afterId }',
+    )
+  }
 }
 
 /** A position in the walk over every store: the store, and the last id done in it. */
