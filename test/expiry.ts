@@ -301,3 +301,28 @@ t.test('an expired session not yet swept is no session to a compare-and-set', as
     t.same(await manager.readSession(live), { visits: 5 })
   }
 })
+
+t.test('a sweep deletes lease locks that ran out, and no lock that is held', async (t) => {
+  const table = 'sweep_locks_test'
+  const manager = await startManager(t, cluster, { copies: 2, table, sweepIntervalSeconds: 0 })
+  const [dead, held] = await Promise.all([manager.createSession({}), manager.createSession({})])
+  // A holder that died: its lock is never released, and its lease runs out.
+  const lost = await manager.lockSession(dead, { leaseMillis: 100 })
+  const live = await manager.lockSession(held, { leaseMillis: 60_000 })
+  const lockRows = async (id: string): Promise<number> => {
+    let rows = 0
+    for (const store of cluster.stores) {
+      const found = await store.query(`SELECT id FROM \`${table}_locks\` WHERE id = ?`, [id])
+      rows += found.length
+    }
+    return rows
+  }
+  t.equal(await lockRows(dead), 1, 'the dead holder left its lock row')
+  await sleep(200)
+  await manager.sweep()
+  t.equal(await lockRows(dead), 0, 'the lock that ran out is gone')
+  t.equal(await lockRows(held), 1, 'the held lock stays')
+  t.notOk(live.expired)
+  await live.release()
+  await lost.release().catch(() => {})
+})

@@ -100,9 +100,11 @@ export async function sweepStores(
           // The lease lapsed (this process stalled past it) and another sweep took the store.
           if (!(await holdLease())) return { storeId: store.id, deleted, sweptElsewhere: true }
         }
-        // Expired read-lease announcements go too: few, but nothing else deletes them. (A store
-        // without their table, schema not applied since an upgrade, has none to delete.)
+        // Expired read-lease announcements and lease locks go too: few, but nothing else
+        // deletes them. (A store without the announcements' table, schema not applied since an
+        // upgrade, has none to delete.)
         await store.sweepStale().catch(() => 0)
+        await store.sweepLocks().catch(() => 0)
         return { storeId: store.id, deleted }
       } catch (error) {
         return { storeId: store.id, deleted, error: errorSummary(error as Error) }

@@ -43,6 +43,16 @@ export function lockAndHintStatements(table: string) {
       boolean
     >,
 
+    /**
+     * Delete locks whose lease ran out (left by holders that died, or whose release failed):
+     * up to 1000 per sweep. Taking such a lock overwrites its row all the same.
+     */
+    sweepLocks: {
+      text: () => `DELETE FROM ${locks} WHERE expires_at <= ? LIMIT 1000`,
+      params: (now: number) => [now],
+      decode: (result: ResultSetHeader) => result.affectedRows,
+    } satisfies Statement<number, ResultSetHeader, number>,
+
     /** Release a lease lock held with `token`. */
     unlock: {
       text: () => `DELETE FROM ${locks} WHERE id = ? AND token = ?`,

@@ -343,6 +343,11 @@ export class Store {
     return this.#connection.run(this.#statements.sweepStale, this.#clock.now())
   }
 
+  /** Deletes lease locks that ran out (sweeper.ts): background work, not a request. */
+  sweepLocks(): Promise<number> {
+    return this.#connection.run(this.#statements.sweepLocks, this.#clock.now())
+  }
+
   staleTargets(now: number): Promise<string[]> {
     return this.#connection.run(this.#statements.staleTargets, now)
   }
