@@ -313,8 +313,9 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     checkSessionId(sessionId, this.options.idSigner)
   }
   /**
-   * Stops accepting work, lets operations in flight settle, then ends every connection.
-   * Safe to call more than once.
+   * Stops accepting work, lets operations in flight settle (a sweep stops after its batch, a
+   * lock wait ends with {@link ManagerClosedError}), then ends every connection. Safe to call
+   * more than once.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {

@@ -3,7 +3,12 @@ import { randomBytes } from 'node:crypto'
 import type { Clock } from './clock.js'
 import type { SessionData } from './codec.js'
 import type { StoreFailure } from './errors.js'
-import { LockExpiredError, LockTimeoutError, NoStoreAvailableError } from './errors.js'
+import {
+  LockExpiredError,
+  LockTimeoutError,
+  ManagerClosedError,
+  NoStoreAvailableError,
+} from './errors.js'
 import { isTransientError, isUnreachableError } from './store/retry.js'
 import type { Store } from './store/store.js'
 import { millisOption } from './validate.js'
@@ -46,6 +51,8 @@ export interface LockedSessions {
     expectedVersion: number,
   ): Promise<WriteResult>
   readonly clock: Clock
+  /** Whether the manager is closing: a lock wait then ends. */
+  closing(): boolean
 }
 
 /**
@@ -191,6 +198,12 @@ export async function acquireLock(
   const giveUpAt = clock.now() + options.waitMillis
   for (let attempt = 0; ; attempt++) {
     const round = await lockRound(sessions, order(), sessionId, token, options.leaseMillis)
+    if (sessions.closing()) {
+      // Its connections about to close, no holder could release a lock: give it back now.
+      if ('taken' in round) await round.taken.release().catch(() => {})
+      if ('failed' in round) await round.store.unlock(sessionId, token).catch(() => {})
+      throw new ManagerClosedError()
+    }
     if ('taken' in round) return round.taken
     if ('failed' in round && !round.retry) {
       throw new NoStoreAvailableError('take the lock', [round.failed])

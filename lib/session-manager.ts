@@ -100,6 +100,7 @@ export class SessionManager extends ClusterOperations {
       writeAtVersion: (id, data, expectedVersion) =>
         this.writeSession(id, data, { expectedVersion }),
       clock: resolved.clock,
+      closing: () => this.work.closing,
     }
   }
 

@@ -322,3 +322,22 @@ t.test('updateSession refuses a bad expiry before it reads or runs the change', 
     t.equal(calls, 0, `the change did not run for ${JSON.stringify(options)}`)
   }
 })
+
+t.test('closing ends a lock wait', async (t) => {
+  const holder = await startManager(t, cluster, { copies: 2 })
+  const waiter = await startManager(t, cluster, { copies: 2 })
+  const id = await holder.createSession({ n: 0 })
+  const held = await holder.lockSession(id, { leaseMillis: 60_000 })
+  const waiting = waiter.lockSession(id, { waitMillis: 60_000 }).catch((e: unknown) => e)
+  await sleep(200)
+  const closed = waiter.close().then(() => 'closed')
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise((resolve) => (timer = setTimeout(resolve, 15_000, 'still waiting')))
+  const first = await Promise.race([closed, late]).finally(() => clearTimeout(timer))
+  t.equal(first, 'closed', 'close() did not wait for the lock wait')
+  t.match(await waiting, { code: 'MANAGER_CLOSED' }, 'the wait rejects')
+  await held.release()
+  const next = await holder.lockSession(id, { waitMillis: 0 })
+  t.pass('the lock is free once its holder released it')
+  await next.release()
+})
