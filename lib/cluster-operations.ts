@@ -192,8 +192,9 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * batches of `batchSize` through the expiry index. The `sweepIntervalSeconds` option runs it
    * in the background, at a `dutyCycle` of 0.2. A store another sweep is sweeping (another app
    * server's, on the same schedule) is skipped and reported with `sweptElsewhere`. `close()`
-   * @throws {InvalidOptionError} for a bad `batchSize`, `dutyCycle` or `onProgress`, before any statement
-   * @throws {InvalidOptionError} for a bad `batchSize` or `dutyCycle`, before any statement
+   * stops a sweep after its current batch (what it left, the next sweep deletes).
+   * @throws {InvalidOptionError} for a bad `batchSize`, `dutyCycle` or `onProgress`, before any
+   * statement
    */
   async sweep(options: SweepOptions = {}): Promise<SweepResult> {
     const checked = callOptions(options)

@@ -383,7 +383,6 @@ export class ManagerLink {
   }
 }
 
-/** Whether two cookie lifetimes are the same, up to {@link LIFETIME_SLACK_MILLIS}. */
 /**
  * The cookie of a session handed to a save or a touch. One that cannot be read (a throwing
  * getter, a revoked Proxy) is refused as the manager refuses such data, before any statement.
@@ -401,6 +400,7 @@ function givenCookie(session: unknown, now: number): CookieFacts {
   }
 }
 
+/** Whether two cookie lifetimes are the same, up to {@link LIFETIME_SLACK_MILLIS}. */
 function sameLifetime(
   given: number | null | undefined,
   stored: number | null | undefined,
