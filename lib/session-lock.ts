@@ -98,6 +98,14 @@ export class SessionLock {
     return this.#expiresAt
   }
 
+  /**
+   * The version this holder last read or wrote, which its next {@link write} expects (0: no
+   * session); undefined before its first read.
+   */
+  get version(): number | undefined {
+    return this.#version
+  }
+
   /** The id of the store that holds the lock: the session's first store in service. */
   get storeId(): string {
     return this.#store.id

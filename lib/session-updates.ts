@@ -58,11 +58,13 @@ export async function updateSession(
     const current = await access.readWithVersion(sessionId)
     const { next } = await changeResult(change(current === null ? null : current.data))
     if (next === undefined) return current?.data ?? null
-    await access.writeSession(sessionId, next, {
+    const written = await access.writeSession(sessionId, next, {
       ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
       ...(expiresAt === undefined ? {} : { expiresAt }),
       expectedVersion: current?.version ?? 0,
     })
+    // Destroyed between the read and the write: nothing was written, which is no success.
+    if (written.dropped) throw new SessionNotFoundError('update (it was destroyed)')
     return next
   })
 }
@@ -116,7 +118,9 @@ export async function withSessionLock(
     const data = await lock.read()
     const { next } = await changeResult(change(data, lock))
     if (next === undefined) return data
-    await lock.write(next)
+    if ((await lock.write(next)).dropped) {
+      throw new SessionNotFoundError('update (it was destroyed)')
+    }
     return next
   } finally {
     await lock.release().catch(() => {})

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { startTestCluster } from './helpers/cluster.js'
 import { LineClient } from './helpers/line-client.js'
+import type { SessionManager } from '../lib/index.js'
 import { startManager, storesWithLiveCopy } from './helpers/manager.js'
 import { startServer } from './helpers/session-server.js'
 
@@ -53,4 +54,126 @@ t.test('line protocol: commit to a session destroyed meanwhile is not-found', as
   await manager.destroySession(id)
   t.match(await holder.request('commit'), { ok: false, code: 'SESSION_NOT_FOUND' })
   t.same(await other.ok(`exists ${id}`), { ok: true, word: '0' })
+})
+/** Makes `racing`'s next versioned read of `id` be followed by a destroy (another app's logout). */
+function destroyAfterNextVersionedRead(racing: SessionManager, id: string): void {
+  const original = racing.readSession.bind(racing) as (...args: unknown[]) => Promise<unknown>
+  let armed = true
+  ;(racing as unknown as { readSession: unknown }).readSession = async (...args: unknown[]) => {
+    const result = await original(...args)
+    const options = args[1] as { withVersion?: boolean } | undefined
+    if (armed && args[0] === id && options?.withVersion === true) {
+      armed = false
+      await manager.destroySession(id)
+    }
+    return result
+  }
+}
+
+t.test('HTTP PATCH that races a destroy must not answer 204 for a dropped write', async (t) => {
+  const racing = await startManager(t, cluster)
+  const server = await startServer(t, racing)
+  const base = `http://127.0.0.1:${server.httpAddress?.port}`
+  const id = await manager.createSession({ a: 1 })
+  destroyAfterNextVersionedRead(racing, id)
+  const res = await fetch(`${base}/sessions/${id}`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ b: 2 }),
+  })
+  await res.arrayBuffer()
+  t.equal(
+    await manager.readSession(id),
+    null,
+    'the session stays destroyed (the write was dropped)',
+  )
+  t.equal(res.status, 404, 'so the answer is 404 SESSION_NOT_FOUND, not 204')
+})
+
+t.test(
+  'HTTP PUT of a key that races a destroy must not answer 204 for a dropped write',
+  async (t) => {
+    const racing = await startManager(t, cluster)
+    const server = await startServer(t, racing)
+    const base = `http://127.0.0.1:${server.httpAddress?.port}`
+    const id = await manager.createSession({ a: 1 })
+    destroyAfterNextVersionedRead(racing, id)
+    const res = await fetch(`${base}/sessions/${id}/keys/b`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: '2',
+    })
+    await res.arrayBuffer()
+    t.equal(
+      await manager.readSession(id),
+      null,
+      'the session stays destroyed (the write was dropped)',
+    )
+    t.equal(res.status, 404, 'so the answer is 404 SESSION_NOT_FOUND, not 204')
+  },
+)
+
+t.test(
+  'regenerate_id is fenced like destroy: a lapsed lease moves and destroys nothing',
+  async (t) => {
+    const skew = { millis: 0 }
+    const skewed = await startManager(t, cluster, {
+      clock: { now: () => Date.now() + skew.millis },
+    })
+    const server = await startServer(t, skewed, { lockLeaseMillis: 600, lockWaitMillis: 5000 })
+    const a = await LineClient.connect(server.lineAddress)
+    t.teardown(() => a.destroy())
+    const id = await manager.createSession({ owner: 'a' })
+    await a.ok(`open ${id} w`)
+    skew.millis = 60_000
+    // Another holder takes the lock once the lease ran out, and writes.
+    const b = await manager.lockSession(id, { waitMillis: 5000 })
+    await b.read()
+    await b.write({ owner: 'b' })
+    const answer = await a.request('regenerate_id')
+    t.match(answer, { ok: false, code: 'LOCK_EXPIRED' }, 'regenerate_id is refused')
+    t.same(
+      await manager.readSession(id),
+      { owner: 'b' },
+      "the other holder's session is not destroyed",
+    )
+    await b.release()
+    await a.request('close')
+  },
+)
+
+t.test('regenerate_id is fenced like a commit against a change made behind the lock', async (t) => {
+  const server = await startServer(t, manager)
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+  const id = await manager.createSession({ n: 1 })
+  await client.ok(`open ${id} w`)
+  // An app that does not lock writes the session while this client holds it.
+  await manager.writeSession(id, { n: 'written without the lock' })
+  // Moved, the change would be under the new id, and the next commit would write this
+  // client's older data over it at the version the new lock read.
+  const answer = await client.request('regenerate_id')
+  t.match(answer, { ok: false, code: 'VERSION_CONFLICT' }, 'refused, as a commit would be')
+  t.same(await manager.readSession(id), { n: 'written without the lock' }, 'nothing moved')
+  await client.request('close')
+})
+
+t.test('updateSession and withSessionLock: a write a destroy dropped is no success', async (t) => {
+  const id = await manager.createSession({ n: 1 })
+  // The change runs between the read and the write: a logout elsewhere comes in between.
+  const destroyFirst = async (data: Record<string, unknown> | null) => {
+    await manager.destroySession(id)
+    return { ...data, n: 2 }
+  }
+  await t.rejects(manager.updateSession(id, destroyFirst), { code: 'SESSION_NOT_FOUND' })
+  const other = await manager.createSession({ n: 1 })
+  await t.rejects(
+    manager.withSessionLock(other, async (data) => {
+      await manager.destroySession(other)
+      return { ...data, n: 2 }
+    }),
+    { code: 'SESSION_NOT_FOUND' },
+  )
+  t.same(await storesWithLiveCopy(cluster, id), [], 'nothing written')
+  t.same(await storesWithLiveCopy(cluster, other), [], 'nothing written under the lock')
 })

@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { touchIsDue } from '../adapters/touch-throttle.js'
 import type { SessionData } from '../codec.js'
 import { debug } from '../debug.js'
-import { InvalidSessionDataError, LockExpiredError } from '../errors.js'
+import { InvalidSessionDataError, LockExpiredError, VersionConflictError } from '../errors.js'
 import type { SessionLock } from '../session-lock.js'
 import type { VersionedSession } from '../read-path.js'
 import type { SessionManager } from '../session-manager.js'
@@ -191,7 +191,11 @@ export class LineSession {
   async #regenerate(session: OpenSession): Promise<string> {
     const { manager } = this.#settings
     const oldLock = await this.#lockOf(session)
+    // Fenced as a commit is: a lapsed lease moves nothing (another holder may have the lock),
+    // and a change made behind the lock is not moved under this client's older data.
+    if (oldLock.expired) throw new LockExpiredError()
     if (session.dirty) await this.#commit(session)
+    else if (session.written) await this.#checkUnchanged(session.id, oldLock)
     const moved = await manager.regenerateSession(session.id)
     if (moved === null && session.written) throw sessionGone()
     const newId = moved ?? manager.generateId()
@@ -207,6 +211,15 @@ export class LineSession {
       debug('regenerate_id: the new id is not locked yet: %s', (error as Error).message)
     }
     return newId
+  }
+
+  /** Rejects with VersionConflictError if the session moved on from the version `lock` read. */
+  async #checkUnchanged(id: string, lock: SessionLock): Promise<void> {
+    const current = await this.#settings.manager.readSession(id, { withVersion: true })
+    const held = lock.version
+    if (current !== null && held !== undefined && current.version !== held) {
+      throw new VersionConflictError(current.version, held)
+    }
   }
 
   /**
