@@ -594,3 +594,20 @@ t.test('no output of any run held the store password', async (t) => {
   }
   t.pass('none did')
 })
+
+t.test('--json stays JSON whatever the store password is', async (t) => {
+  // Passwords are masked in the strings of the document, not in its text: "true", a number or
+  // a word of a key is as good a password as any, and must not break the JSON.
+  for (const password of ['true', 'null', '0', 'holdsCopy']) {
+    const stores = ['a', 'b', 'c'].map((id) => ({
+      id,
+      uri: `mysql://app:${password}@127.0.0.1:1/db`,
+    }))
+    await writeFile(path.join(cwd, 'password.json'), JSON.stringify({ stores }))
+    // locate asks no store.
+    const args = ['locate', generateSessionId(), '--json', '--config', 'password.json']
+    const run = await runCli(args, { cwd })
+    t.equal(run.code, 0, run.stderr)
+    t.match(JSON.parse(run.stdout), { order: [{ holdsCopy: true }, { holdsCopy: true }, {}] })
+  }
+})

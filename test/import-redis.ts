@@ -97,12 +97,17 @@ await connectRedis.set(browserSessionId, sessionWith({ user: 'browser session' }
 // connect-redis with disableTTL: a key that never expires, and a cookie without an expiry.
 const foreverId = generateSessionId()
 await new RedisStore({ client, disableTTL: true }).set(foreverId, sessionWith({ user: 'forever' }))
-// The key lives on (its time to live rounded up) but the cookie has expired.
-const expiredId = generateSessionId()
+// express-session with resave: false touches unchanged data instead of saving it, and
+// connect-redis's touch moves only the key's time to live: the cookie inside says the session
+// ended an hour ago, and the user is still logged in.
+const touchedId = generateSessionId()
 await client.set(
-  `sess:${expiredId}`,
-  JSON.stringify({ cookie: { expires: new Date(Date.now() - 1000).toISOString() }, user: 'x' }),
-  { expiration: { type: 'EX', value: 60 } },
+  `sess:${touchedId}`,
+  JSON.stringify({
+    cookie: { expires: new Date(Date.now() - 3_600_000).toISOString() },
+    user: 'x',
+  }),
+  { expiration: { type: 'EX', value: 3600 } },
 )
 // Under the prefix but no session: cut-short JSON, and a hash.
 const unreadable = [generateSessionId(), generateSessionId()]
@@ -130,9 +135,9 @@ t.test(
     t.match(JSON.parse(run.stdout), {
       ok: false,
       prefix: 'sess:',
-      imported: live.length - 2 + 3,
+      imported: live.length - 2 + 4,
       present: 2,
-      expired: 1,
+      expired: 0,
       unreadable: 2,
       failed: 0,
     })
@@ -164,7 +169,9 @@ t.test(
     )
     t.match(await get(newerId), { user: 'written after the switch' }, 'a newer session stays')
     t.equal(await get(loggedOutId), null, 'a logged-out session is not brought back')
-    t.equal(await get(expiredId), null, 'an expired cookie is skipped')
+    const touched = await manager.readSession(touchedId, { withVersion: true })
+    t.match(touched, { data: { user: 'x' } }, 'a session the source touched since it was saved')
+    t.ok(touched!.expiresAt > startedAt + 3_500_000, "with the key's expiry, not the cookie's")
     for (const id of unreadable) t.equal(await get(id), null, 'an unreadable key is skipped')
     t.equal(await get(otherAppId), null, 'a key outside the prefix is left alone')
     t.equal(
@@ -182,13 +189,13 @@ t.test('run again: nothing written twice; exit 0 once every key can be read', as
   t.match(JSON.parse(run.stdout), {
     ok: true,
     imported: 0,
-    present: live.length + 3,
+    present: live.length + 4,
     unreadable: 0,
     failed: 0,
   })
   const human = await importCli([])
   t.equal(human.code, 0)
-  t.match(human.stdout, /0 session\(s\) imported from the keys sess:\*, 233 already there\./)
+  t.match(human.stdout, /0 session\(s\) imported from the keys sess:\*, 234 already there\./)
 })
 
 t.test('--prefix: only the keys that start with it, glob characters and all', async (t) => {

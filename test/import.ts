@@ -76,8 +76,22 @@ t.test(
         [
           'a cookie that expired long before any Date',
           JSON.stringify({ cookie: { maxAge: -1e300 } }),
-          now / 1000 + 60,
+          now / 1000 - 60,
           'expired',
+        ],
+        [
+          // express-session with resave: false touches instead of saving unchanged data, and a
+          // source's touch moves only its own expiry: the user is still logged in there.
+          "a cookie older than the source's expiry: the source touched it since",
+          JSON.stringify({ cookie: { expires: '2026-12-02T09:50:00.000Z' }, user: 'ada' }),
+          now / 1000 + 600,
+          { data: { user: 'ada' }, expiresAt: now + 600_000 },
+        ],
+        [
+          "a cookie barely before the source's expiry: the source rounded it",
+          JSON.stringify({ cookie: { expires: '2026-12-02T10:00:59.400Z' } }),
+          now / 1000 + 60,
+          { expiresAt: now + 59_400 },
         ],
         [
           "no expiry from the cookie or the source: the stores' default",
@@ -391,4 +405,35 @@ t.test('a source that fails: exit 1, said by its code', async (t) => {
   t.equal(down.code, 1)
   t.match(down.stderr, /could not connect to the source \(ECONNREFUSED\)/)
   t.notOk(down.stderr.includes(password), 'no password')
+})
+
+t.test('a session the source kept alive by touch() is imported, with its expiry', async (t) => {
+  // express-session with resave: false (its recommended setting) saves a session only when its
+  // data changes, and touches it on other requests: express-mysql-session then moves the row's
+  // expiry and leaves the stored JSON (the cookie's expiry too) as of the last save.
+  const table = 'ems_touched'
+  const store = new (
+    createRequire(import.meta.url)('express-mysql-session')(session) as new (
+      options: Record<string, unknown>,
+    ) => SourceStore & {
+      touch(id: string, data: session.SessionData, callback: (error?: unknown) => void): void
+    }
+  )({ ...driverOptions(source.config), createDatabaseTable: true, schema: { tableName: table } })
+  await store.onReady()
+  t.teardown(() => store.close())
+  const id = generateSessionId()
+  const call = (method: 'set' | 'touch', lifetime: number): Promise<void> =>
+    new Promise((resolve, reject) =>
+      store[method](id, sessionWith({ user: 'ada' }, lifetime), (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    )
+  await call('set', 1500) // a login, its cookie good for 1.5 s
+  await call('touch', 3_600_000) // a later request that changed nothing
+  await new Promise((resolve) => setTimeout(resolve, 2000))
+  const run = await importCli(['express-mysql-session', '--table', table, '--json'])
+  t.match(JSON.parse(run.stdout), { imported: 1, expired: 0 }, run.stderr)
+  t.match(await get(id), { user: 'ada' }, 'the user is still logged in')
+  const stored = await manager.readSession(id, { withVersion: true })
+  t.ok(stored!.expiresAt > Date.now() + 3_000_000, "the row's expiry, not the cookie's")
 })

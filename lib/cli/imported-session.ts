@@ -26,12 +26,14 @@ export type ImportedSession =
   { data: SessionData; expiresAt: number | undefined } | 'expired' | 'unreadable'
 
 /**
- * The session a source holds, with its expiry: the cookie's own (as the Express and Fastify
- * stores store it on a save; a source's may be rounded), else the source's (a cookie without
- * one: express-mysql-session's `expiration`, connect-redis's `ttl`). `'unreadable'` when the
- * data is not a JSON object, or when that expiry lies beyond a Date's range (a cookie's `maxAge`
- * of 1e300, a Redis TTL past the year 275760): the stores refuse such an expiry, so writing
- * it would fail on every run; `'expired'` once that expiry is not after `now`.
+ * The session a source holds, with its expiry: the later of the cookie's own (as the Express
+ * and Fastify stores store it on a save) and the source's (express-mysql-session's
+ * `expiration`, connect-redis's `ttl`) when the source kept the session longer (see
+ * {@link laterExpiry}), or whichever is given.
+ * `'unreadable'` when the data is not a JSON object, or when that expiry lies beyond a Date's
+ * range (a cookie's `maxAge` of 1e300, a Redis TTL past the year 275760): the stores refuse
+ * such an expiry, so writing it would fail on every run; `'expired'` once that expiry is not
+ * after `now`.
  */
 export function importedSession(row: SourceRow, now: number): ImportedSession {
   let data: unknown
@@ -41,8 +43,22 @@ export function importedSession(row: SourceRow, now: number): ImportedSession {
     return 'unreadable'
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'unreadable'
-  const expiresAt = cookieExpiry(data, now) ?? row.expiresAt
+  const expiresAt = laterExpiry(cookieExpiry(data, now) ?? undefined, row.expiresAt)
   if (expiresAt !== undefined && !(expiresAt > now)) return 'expired'
   if (expiresAt !== undefined && expiresAt > MAX_DATE_MILLIS) return 'unreadable'
   return { data: data as SessionData, expiresAt }
+}
+
+/** How much later than the cookie's a source may keep a session that it never touched. */
+const ROUNDING_SLACK_MILLIS = 2000
+
+/**
+ * The expiry to import. A source's `touch` moves only its own expiry (a row's column, a key's
+ * TTL), not the cookie's inside the data, which stays as of the last save: an active user's
+ * cookie may say the session has ended while the source keeps it, and the source's is then
+ * the one. Otherwise the cookie's, which is exact: a source rounds to the second.
+ */
+function laterExpiry(cookie: number | undefined, source: number | undefined): number | undefined {
+  if (cookie === undefined || source === undefined) return cookie ?? source
+  return source > cookie + ROUNDING_SLACK_MILLIS ? source : cookie
 }

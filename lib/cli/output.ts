@@ -61,7 +61,11 @@ export class Output {
   result(value: unknown): void {
     if (!this.json) return
     this.#resultWritten = true
-    this.#stdout.write(this.mask(JSON.stringify(value, null, 2)) + '\n')
+    // The strings masked, not the document: a secret that is also JSON text (`true`, a
+    // number, part of a key) must not break it.
+    const masked = (_key: string, field: unknown) =>
+      typeof field === 'string' ? this.mask(field) : field
+    this.#stdout.write(JSON.stringify(value, masked, 2) + '\n')
   }
 
   /** One line on stderr, in both modes. */
