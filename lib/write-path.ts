@@ -14,6 +14,8 @@ import type { Emit } from './events.js'
 import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
 import { ownCopies } from './own-copies.js'
+import type { PassedOver } from './late-answers.js'
+import { landedWithin, tookLate, whenLanded } from './late-answers.js'
 import {
   handedOffStores,
   missedPastCopies,
@@ -250,10 +252,13 @@ export class WritePath {
               store.removeCopy(sessionId, version),
             )
           }
-          const handedOff = handedOffStores(fullOrder, options.copies, held)
-          if (handedOff.length > 0) {
-            const keepers = held.filter((store) => !handedOff.includes(store))
-            this.#context.handOffInBackground(sessionId, handedOff, keepers, version)
+          this.#handOff(sessionId, fullOrder, held, version)
+          if (passedOver.stores.length > 0) {
+            // A passed-over store that takes it after this (a hedge's target slower than the
+            // store it stood in for) holds a copy the hand-off above did not know of.
+            const handOffLate = (store: Store) =>
+              this.#handOff(sessionId, fullOrder, [...held, store], version)
+            whenLanded(passedOver, held, handOffLate)
           }
           return {
             version,
@@ -343,6 +348,19 @@ export class WritePath {
     )
     if (answers.length === 0) throw new NoStoreAvailableError('update the session', failures)
     return answers.some((answer) => answer.value)
+  }
+
+  /** Hands off the copies `holders` keep past the session's first stores (handedOffStores). */
+  #handOff(
+    sessionId: string,
+    order: readonly Store[],
+    holders: readonly Store[],
+    version: number,
+  ): void {
+    const handedOff = handedOffStores(order, this.#context.options.copies, holders)
+    if (handedOff.length === 0) return
+    const keepers = holders.filter((store) => !handedOff.includes(store))
+    this.#context.handOffInBackground(sessionId, handedOff, keepers, version)
   }
 
   /**
@@ -438,57 +456,6 @@ export class WritePath {
     const { clock, tombstoneTtlSeconds } = this.#context.options
     return clock.now() + tombstoneTtlSeconds * 1000
   }
-}
-
-/** Stores a hedged request passed over as slow, and for each whether its late answer took it. */
-interface PassedOver {
-  stores: readonly Store[]
-  took: readonly Promise<boolean>[]
-}
-
-/** The passed-over stores of `asked`, each with whether its late answer `took` the request. */
-function tookLate<T>(asked: AskResult<Store, T>, took: (value: T) => boolean): PassedOver {
-  return {
-    stores: asked.passedOver,
-    took: asked.late.map((late) =>
-      late.then((outcome) => 'store' in outcome && took(outcome.value)),
-    ),
-  }
-}
-
-/**
- * Those of `wanted` among the passed-over stores that took the request within `millis`, or by
- * their own deadlines when `millis` is undefined.
- */
-async function landedWithin(
-  passedOver: PassedOver,
-  wanted: readonly Store[],
-  millis?: number,
-): Promise<Store[]> {
-  const landed: Store[] = []
-  const watched = passedOver.stores.flatMap((store, index) =>
-    wanted.includes(store)
-      ? [
-          (passedOver.took[index] as Promise<boolean>).then(
-            (took) => void (took && landed.push(store)),
-          ),
-        ]
-      : [],
-  )
-  if (watched.length === 0) return []
-  if (millis === undefined) {
-    await Promise.all(watched)
-    return landed
-  }
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([
-    Promise.all(watched),
-    new Promise((resolve) => {
-      timer = setTimeout(resolve, millis)
-    }),
-  ])
-  clearTimeout(timer)
-  return [...landed]
 }
 
 /**

@@ -275,6 +275,28 @@ crashTest(
   },
 )
 
+crashTest('a copy a hedge left on a store slower than the one it stood in for goes', async (t) => {
+  // The reverse of the test above: a slower than the hedge delay, c slower still (queries and
+  // new connections alike, well within the timeouts). The write hedges from a to c, a answers
+  // first, and c takes the write after the write returned: no hand-off was decided for it.
+  const settings = { ...quick, queryTimeoutMillis: 5000, readLeaseMillis: 2000 }
+  const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id, c.id], settings)
+  await healthy.close()
+  const [toA, toC] = [proxies.get(a.id)!, proxies.get(c.id)!]
+  const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+  await faulty.writeSession(id, { v: 1 })
+  toA.setFault({ kind: 'latency', toStoreMillis: 200, toClientMillis: 0 })
+  toC.setFault({ kind: 'latency', toStoreMillis: 600, toClientMillis: 0 })
+  const v2 = await faulty.writeSession(id, { v: 2 })
+  t.same([...v2.storeIds].sort(), [a.id, b.id], 'v2 acknowledged on a and b')
+  await sleep(2500) // c took the write long since (600 ms a trip, a new connection first)
+  toA.heal()
+  toC.heal()
+  t.same(await liveVersions(id), { [a.id]: v2.version, [b.id]: v2.version }, 'a and b keep v2')
+  // Left on c, v2 would be the session again once a shorter-lived v3 expired on a and b.
+  await expireAndSweep(t, faulty, id)
+})
+
 crashTest('a session timeout holds on a copy that a write failed over to', async (t) => {
   const { faulty, proxy } = await faultyAlone(t)
   const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
