@@ -611,3 +611,14 @@ t.test('--json stays JSON whatever the store password is', async (t) => {
     t.match(JSON.parse(run.stdout), { order: [{ holdsCopy: true }, { holdsCopy: true }, {}] })
   }
 })
+
+t.test('a misspelt option in a config file is refused before any store is asked', async (t) => {
+  // With its default instead (copies 2 for 3), a repair would remove the third copies.
+  const config = await configFile('misspelt.json', { copeis: 3 })
+  const run = await cli(['repair', '--json', '--config', config])
+  t.equal(run.code, 2, run.stderr)
+  t.match(json(run), { ok: false, error: { code: 'USAGE', message: /"copeis" is not an option/ } })
+  t.notMatch(run.stdout + run.stderr, /\b3\b/, 'the value is not shown')
+  const fine = await configFile('spelt.json', { copies: 3 })
+  t.equal((await cli(['locate', generateSessionId(), '--config', fine])).code, 0)
+})

@@ -35,6 +35,42 @@ export interface LoadedConfig {
   passwords: string[]
 }
 
+/** Every option of createSessionManager: the type makes the compiler list each one. */
+const OPTION_NAMES: Record<keyof SessionManagerOptions, true> = {
+  stores: true,
+  copies: true,
+  minCopies: true,
+  maxReadStores: true,
+  table: true,
+  ttlSeconds: true,
+  connectTimeoutMillis: true,
+  queryTimeoutMillis: true,
+  connectionsPerStore: true,
+  codec: true,
+  maxSessionBytes: true,
+  compression: true,
+  encryption: true,
+  orderCacheSize: true,
+  maxOperationsInFlight: true,
+  failThreshold: true,
+  healthCheckIntervalMillis: true,
+  hintWindowMillis: true,
+  transientRetries: true,
+  readQuorum: true,
+  readLeaseMillis: true,
+  placement: true,
+  previousStores: true,
+  previousPlacement: true,
+  batching: true,
+  ownerKey: true,
+  secrets: true,
+  acceptUnsignedIds: true,
+  sweepIntervalSeconds: true,
+  tombstoneTtlSeconds: true,
+  clock: true,
+  meterProvider: true,
+}
+
 /**
  * Finds the configuration: `--config <path>` (`.json`, or `.mjs` with a default export), else
  * `session-shards.config.json` / `.mjs` in `cwd`, else `SESSION_SHARDS_STORES`
@@ -68,6 +104,14 @@ export async function loadConfig(
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(`${source} must hold an object of createSessionManager options`)
+  }
+  // A misspelt option would otherwise run with its default: a repair placing copies by the
+  // wrong `copies` or store list, removing the copies it then counts as extra.
+  const unknown = Object.keys(raw).find((key) => !Object.hasOwn(OPTION_NAMES, key))
+  if (unknown !== undefined) {
+    throw new ConfigError(
+      `${source}: "${unknown.slice(0, 40)}" is not an option of createSessionManager`,
+    )
   }
   const options = raw as SessionManagerOptions
   let resolved: ResolvedOptions
