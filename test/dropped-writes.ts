@@ -70,48 +70,26 @@ function destroyAfterNextVersionedRead(racing: SessionManager, id: string): void
   }
 }
 
-t.test('HTTP PATCH that races a destroy must not answer 204 for a dropped write', async (t) => {
+t.test('HTTP PATCH and key PUT that race a destroy answer 404, not 204', async (t) => {
   const racing = await startManager(t, cluster)
   const server = await startServer(t, racing)
   const base = `http://127.0.0.1:${server.httpAddress?.port}`
-  const id = await manager.createSession({ a: 1 })
-  destroyAfterNextVersionedRead(racing, id)
-  const res = await fetch(`${base}/sessions/${id}`, {
-    method: 'PATCH',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ b: 2 }),
-  })
-  await res.arrayBuffer()
-  t.equal(
-    await manager.readSession(id),
-    null,
-    'the session stays destroyed (the write was dropped)',
-  )
-  t.equal(res.status, 404, 'so the answer is 404 SESSION_NOT_FOUND, not 204')
-})
-
-t.test(
-  'HTTP PUT of a key that races a destroy must not answer 204 for a dropped write',
-  async (t) => {
-    const racing = await startManager(t, cluster)
-    const server = await startServer(t, racing)
-    const base = `http://127.0.0.1:${server.httpAddress?.port}`
+  for (const [method, path, body] of [
+    ['PATCH', '', JSON.stringify({ b: 2 })],
+    ['PUT', '/keys/b', '2'],
+  ] as const) {
     const id = await manager.createSession({ a: 1 })
     destroyAfterNextVersionedRead(racing, id)
-    const res = await fetch(`${base}/sessions/${id}/keys/b`, {
-      method: 'PUT',
+    const res = await fetch(`${base}/sessions/${id}${path}`, {
+      method,
       headers: { 'content-type': 'application/json' },
-      body: '2',
+      body,
     })
     await res.arrayBuffer()
-    t.equal(
-      await manager.readSession(id),
-      null,
-      'the session stays destroyed (the write was dropped)',
-    )
-    t.equal(res.status, 404, 'so the answer is 404 SESSION_NOT_FOUND, not 204')
-  },
-)
+    t.equal(await manager.readSession(id), null, `${method}: the session stays destroyed`)
+    t.equal(res.status, 404, `${method}: the write was dropped, SESSION_NOT_FOUND`)
+  }
+})
 
 t.test(
   'regenerate_id is fenced like destroy: a lapsed lease moves and destroys nothing',

@@ -3,6 +3,7 @@ import { startTestCluster } from './helpers/cluster.js'
 import type { SessionManager } from '../lib/index.js'
 import type { Store } from '../lib/store/store.js'
 import {
+  allStatementsSent,
   createManager,
   idWithOrderPrefix,
   rowsOnStores,
@@ -143,12 +144,7 @@ t.test('repair and sweep refuse bad options before any statement', async (t) => 
     Array.from({ length: 3 }, () => manager.createSession({ n: 1 }, { ttlSeconds: 1 })),
   )
   await sleep(1100)
-  const sent = (): number =>
-    manager
-      .prometheusMetrics()
-      .split('\n')
-      .filter((line) => line.startsWith('session_shards_store_requests_total{'))
-      .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0)
+  const sent = (): number => allStatementsSent(manager)
   const before = sent()
   const secret = 'do-not-echo'
   const cases: [string, () => Promise<unknown>][] = [

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { InvalidOptionError, InvalidSessionDataError, SessionNotFoundError } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { startManager } from './helpers/manager.js'
+import { allStatementsSent, startManager } from './helpers/manager.js'
 
 const cluster = await startTestCluster(t, { stores: 3 })
 
@@ -119,12 +119,7 @@ t.test('putAll with a hostile value rejects with a typed error', async (t) => {
 
 t.test('the per-key operations refuse bad arguments before any statement', async (t) => {
   const manager = await startManager(t, cluster, { copies: 2 })
-  const sent = (): number =>
-    manager
-      .prometheusMetrics()
-      .split('\n')
-      .filter((line) => line.startsWith('session_shards_store_requests_total{'))
-      .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0)
+  const sent = (): number => allStatementsSent(manager)
   // A session that is not there: a bad argument is the answer, not SessionNotFoundError.
   const missing = manager.generateId()
   const { proxy: revoked, revoke } = Proxy.revocable({}, {})

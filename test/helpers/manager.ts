@@ -119,3 +119,12 @@ export function statementsSent(
     .find((text) => text.startsWith(series))
   return line === undefined ? 0 : Number(line.split(' ').pop())
 }
+
+/** How many statements `manager` sent to any store, of any kind and outcome. */
+export function allStatementsSent(manager: SessionManager): number {
+  return manager
+    .prometheusMetrics()
+    .split('\n')
+    .filter((line) => line.startsWith('session_shards_store_requests_total{'))
+    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0)
+}
