@@ -278,7 +278,7 @@ export class HttpApi {
         sendEmpty(response)
         return
       default:
-        await drain(request, this.#settings.maxBodyBytes)
+        if (!(await drain(request, this.#settings.maxBodyBytes))) return
         await manager.destroySession(key)
         sendEmpty(response)
     }
@@ -307,7 +307,7 @@ export class HttpApi {
         sendEmpty(response)
         return
       default:
-        await drain(request, this.#settings.maxBodyBytes)
+        if (!(await drain(request, this.#settings.maxBodyBytes))) return
         await manager.removeValue(id, key)
         sendEmpty(response)
     }

@@ -49,20 +49,22 @@ export function readBody(request: IncomingMessage, maxBytes: number): Promise<Bu
 /**
  * Reads and drops a body nobody needs, so the connection can serve the next request; a body
  * beyond {@link DRAIN_FACTOR} times `maxBytes` is not worth reading: the connection is cut.
+ * Resolves whether the body was read to its end: a request whose connection was cut (or that
+ * the client abandoned) is not carried out, since nobody can learn its outcome.
  */
-export async function drain(request: IncomingMessage, maxBytes: number): Promise<void> {
-  if (request.complete) return
+export async function drain(request: IncomingMessage, maxBytes: number): Promise<boolean> {
+  if (request.complete) return true
   if (Number(request.headers['content-length'] ?? 0) > maxBytes * DRAIN_FACTOR) {
     request.socket.destroy()
-    return
+    return false
   }
   let bytes = 0
   request.on('data', (chunk: Buffer) => {
     bytes += chunk.length
     if (bytes > maxBytes * DRAIN_FACTOR) request.socket.destroy()
   })
-  await new Promise((resolve) => {
-    request.once('end', resolve)
-    request.once('close', resolve)
+  return new Promise((resolve) => {
+    request.once('end', () => resolve(true))
+    request.once('close', () => resolve(request.complete))
   })
 }
