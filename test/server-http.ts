@@ -163,6 +163,17 @@ t.test('compare-and-set with ETag / If-Match', async (t) => {
       .status,
     400,
   )
+  // A condition the server does not support is refused, never dropped: the write would be made
+  // unconditionally.
+  const conditions: Record<string, string>[] = [
+    { 'if-none-match': etag },
+    { 'if-match': etag, 'if-none-match': '*' },
+  ]
+  for (const headers of conditions) {
+    const refused = await call(base, 'PUT', `/sessions/${id}`, { body: { n: 9 }, headers })
+    t.match(refused, { status: 400, body: { error: { code: 'BAD_REQUEST' } } }, 'refused')
+  }
+  t.same(await manager.readSession(id), { n: 2 }, 'nothing written')
 })
 
 t.test('bad requests: JSON errors with sensible statuses, and no store is asked', async (t) => {

@@ -396,9 +396,22 @@ function bearerToken(request: IncomingMessage): string | undefined {
   return match?.[1]
 }
 
-/** `If-Match: "7"` → write only at version 7; `If-None-Match: *` → only if the session does not exist. */
+/**
+ * `If-Match: "7"` → write only at version 7; `If-None-Match: *` → only if the session does not
+ * exist. Any other condition is refused rather than dropped, which would write unconditionally.
+ */
 function expectedVersionOf(request: IncomingMessage): number | undefined {
   const ifMatch = request.headers['if-match']
+  const ifNoneMatch = request.headers['if-none-match']
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch.trim() !== '*' || ifMatch !== undefined) {
+      throw new RequestError(
+        'BAD_REQUEST',
+        'If-None-Match takes only *, and not with If-Match: If-None-Match: * creates a session only if there is none.',
+      )
+    }
+    return 0
+  }
   if (ifMatch !== undefined) {
     const match = /^\s*"?(\d{1,16})"?\s*$/.exec(ifMatch)
     if (match === null || !Number.isSafeInteger(Number(match[1]))) {
@@ -409,7 +422,6 @@ function expectedVersionOf(request: IncomingMessage): number | undefined {
     }
     return Number(match[1])
   }
-  if (request.headers['if-none-match']?.trim() === '*') return 0
   return undefined
 }
 
