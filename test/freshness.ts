@@ -98,7 +98,7 @@ t.test(
       copies: 2,
       failThreshold: 1,
       healthCheckIntervalMillis: 200,
-      queryTimeoutMillis: 2000,
+      queryTimeoutMillis: 5000,
     })
     const writer = await startManager(t, cluster, { copies: 3 })
     const id = idWithOrderPrefix(reader, [a.id, b.id, c.id])
@@ -113,17 +113,19 @@ t.test(
       id,
     ])
     proxies.get(b.id)!.setFault({ kind: 'blackhole' })
-    await waitFor('b down for the reader', () => storeState(reader, b.id) === 'down', 15_000)
+    await waitFor('b down for the reader', () => storeState(reader, b.id) === 'down', 30_000)
     await waitFor('the reader to lose its lease', () => reader.stats().readLease?.holds !== true)
-    // c's answers reach the reader 1.5 s late; c's copy is removed (handed off, say) while the
-    // digest answer is on its way, so the fetch of the newest copy finds nothing. (With 400 ms
-    // and 200 ms, a loaded CI run sent the digest read after the removal.)
-    proxies.get(c.id)!.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 1500 })
+    // c's answers reach the reader 3 s late; c's copy is removed (handed off, say) while the
+    // digest answer is on its way, so the fetch of the newest copy finds nothing. The digest
+    // read has 1.5 s to reach c before the removal, and the removal 1.5 s before the fetch.
+    // (With 400 ms and 200 ms, then 1.5 s and 700 ms, loaded CI runs sent the digest read
+    // after the removal.)
+    proxies.get(c.id)!.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 3000 })
     const reading = reader.readSession(id).then(
       (data) => ({ data }),
       (error: unknown) => ({ refused: error instanceof NoStoreAvailableError }),
     )
-    await sleep(700)
+    await sleep(1500)
     await c.query('DELETE FROM sessions WHERE id = ?', [id])
     t.same(await reading, { refused: true }, 'the read fails rather than serve v1')
     for (const proxy of proxies.values()) proxy.heal()
