@@ -2,14 +2,16 @@ import t from 'tap'
 import { NoStoreAvailableError, NotEnoughStoresError } from '../lib/index.js'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { grayManagers } from './helpers/gray.js'
+import type { HintedHandoff } from '../lib/failure/hinted-handoff.js'
+import type { Store } from '../lib/store/store.js'
+import { grayManagers, proxiesFor } from './helpers/gray.js'
 import {
   idWithOrderPrefix,
   startManager,
   storeState,
   storesWithLiveCopy,
 } from './helpers/manager.js'
-import { waitFor } from './helpers/wait.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 3 })
 // Crashing stores needs stores this run started (not SESSION_SHARDS_TEST_STORES).
@@ -138,3 +140,40 @@ crashTest(
     t.same(await outcome(), { data: { here: true } }, 'and read once they are back')
   },
 )
+
+t.test('a write missed again while its hint replays is replayed too, not forgotten', async (t) => {
+  const [a, b] = [cluster.stores[0]!, cluster.stores[1]!]
+  const proxies = await proxiesFor(t, cluster, [a.id])
+  const stores = cluster
+    .storeConfigs()
+    .map((config) => (config.id === a.id ? { ...config, port: proxies.get(a.id)!.port } : config))
+  // No health rounds: the test starts the replay itself.
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    stores,
+    healthCheckIntervalMillis: 600_000,
+    queryTimeoutMillis: 5000,
+  })
+  const { handoff, stores: managed } = (
+    manager as unknown as { cluster: { handoff: HintedHandoff; stores: readonly Store[] } }
+  ).cluster
+  const storeA = managed.find((store) => store.id === a.id)!
+  const id = idWithOrderPrefix(manager, [a.id, b.id])
+  const { version } = await manager.writeSession(id, { v: 1 })
+  // Misses with no durable hint (every hint write failed: a degraded acknowledgement), so this
+  // manager's memory is all that knows of them.
+  await handoff.record(id, [storeA], [], version)
+  proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: 1500, toClientMillis: 0 })
+  const replayed = handoff.replay(storeA)
+  // The replay has read b (v1, as a holds) and waits for a; meanwhile a misses a newer write.
+  await sleep(500)
+  await b.query('UPDATE sessions SET version = version + 1000 WHERE id = ?', [id])
+  await handoff.record(id, [storeA], [], version + 1000)
+  proxies.get(a.id)!.heal()
+  t.ok(await replayed, 'the replay catches a up')
+  const [row] = await a.query<{ version: number }>('SELECT version FROM sessions WHERE id = ?', [
+    id,
+  ])
+  t.equal(row?.version, version + 1000, 'a holds the write it missed during the replay')
+  t.equal(handoff.hintsWaiting(storeA), 0)
+})

@@ -43,7 +43,12 @@ export interface HandoffSettings {
 export class HintedHandoff {
   readonly #context: RepairContext
   readonly #settings: HandoffSettings
-  readonly #memory = new Map<Store, Set<string>>()
+  /**
+   * Per store, the ids it missed, each with how many misses were recorded for it: a replay
+   * forgets an id only if no miss was recorded while it ran (the copy it replayed may be older
+   * than that miss).
+   */
+  readonly #memory = new Map<Store, Map<string, number>>()
   readonly #recording = new Map<Store, number>()
   readonly #replays = new Map<Store, Promise<boolean>>()
   /** When each store began missing this manager's writes (cleared once it caught up). */
@@ -81,11 +86,14 @@ export class HintedHandoff {
     for (const target of targets) {
       target.standing.missedWrites()
       this.#checkWindow(target)
-      const ids = this.#memory.get(target) ?? new Set<string>()
+      const ids = this.#memory.get(target) ?? new Map<string, number>()
       this.#memory.set(target, ids)
+      const misses = ids.get(sessionId)
       if (this.#pastWindow.has(target)) {
         this.#markings.set(target, (this.#markings.get(target) ?? 0) + 1)
-      } else if (ids.size < MEMORY_HINTS_PER_STORE) ids.add(sessionId)
+      } else if (misses !== undefined || ids.size < MEMORY_HINTS_PER_STORE) {
+        ids.set(sessionId, (misses ?? 0) + 1)
+      }
       this.#recording.set(target, (this.#recording.get(target) ?? 0) + 1)
     }
     try {
@@ -238,13 +246,20 @@ export class HintedHandoff {
   async #replayMemory(target: Store): Promise<boolean> {
     const ids = this.#memory.get(target)
     while (ids !== undefined && ids.size > 0) {
-      const batch = [...ids].slice(0, REPLAY_BATCH)
-      const { failed } = await repairSessions(this.#context, batch, {
-        dropExtras: false,
-        mustReach: target,
-      })
+      // The first ids and their miss counts as the batch starts (not a copy of every id).
+      const batch: [string, number][] = []
+      for (const entry of ids) {
+        batch.push(entry)
+        if (batch.length === REPLAY_BATCH) break
+      }
+      const { failed } = await repairSessions(
+        this.#context,
+        batch.map(([id]) => id),
+        { dropExtras: false, mustReach: target },
+      )
       if (failed.length > 0) return false
-      for (const id of batch) ids.delete(id)
+      // A miss recorded meanwhile may be newer than the copy replayed: that id goes round again.
+      for (const [id, misses] of batch) if (ids.get(id) === misses) ids.delete(id)
     }
     return true
   }
