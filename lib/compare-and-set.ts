@@ -24,6 +24,12 @@ export interface CompareAndSet {
   now: number
   copies: number
   readQuorum: number
+  /**
+   * A store with no row for the session takes the write (a change of the store list: the
+   * session may not have been moved to the store yet). Otherwise a missing or expired copy
+   * matches no expected version above 0.
+   */
+  createsAbsent: boolean
   /** Whether the read lease trusts a store alone; undefined without a lease. */
   trusts: ((store: Store) => boolean) | undefined
   /** Sends the write to a store: with `expected`, as a compare-and-set; without, a plain write. */
@@ -52,7 +58,7 @@ export interface CompareAndSet {
  */
 export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store, WriteOutcome>> {
   const { order, expectedVersion } = cas
-  let check = await deciders(cas, true)
+  let check = await deciders(cas, true, false)
   const decide = (store: Store): Promise<WriteOutcome> => cas.write(store, expectedVersion)
   let primary = await askInOrder(check.deciders, 0, 1, decide)
   // A decider whose first send may have applied, and no other decider took the write: not a
@@ -67,15 +73,14 @@ export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store
   let deciderFailed = primary.failures.length > 0
   if (primary.answers.length === 0 && check.trusted) {
     // Every store the lease trusted failed: the check then looks where a quorum read would.
-    const failed = [...check.failures, ...primary.failures]
-    check = await deciders(cas, false).catch((error: unknown) => {
-      // This attempt's own version found: a failed decider's statement may have applied.
-      if (error instanceof VersionConflictError && error.actualVersion === cas.version) {
-        throw new WriteOutcomeUnknownError()
-      }
-      throw error
-    })
-    check.failures.unshift(...failed)
+    check = await checkAgain(cas, false, [...check.failures, ...primary.failures])
+    primary = await askInOrder(check.deciders, 0, 1, decide)
+    deciderFailed ||= primary.failures.length > 0
+  }
+  if (!check.compared && foundNoSession(primary.answers[0]?.value, cas)) {
+    // The store chosen without comparing copies holds no live one (it lost its data, say):
+    // a read would then compare copies, and so does the check.
+    check = await checkAgain(cas, true, [...check.failures, ...primary.failures])
     primary = await askInOrder(check.deciders, 0, 1, decide)
     deciderFailed ||= primary.failures.length > 0
   }
@@ -120,30 +125,78 @@ export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store
   }
 }
 
-/** Who may decide, in order; whether the lease chose them; the stores that failed the check. */
+/**
+ * Who may decide, in order; whether the lease chose them; whether a comparison of copies did;
+ * the stores that failed the check.
+ */
 interface Deciders {
   deciders: Store[]
   trusted: boolean
+  compared: boolean
   failures: StoreFailure[]
 }
 
-/** The stores that may decide (see {@link compareAndSet}), the lease's if `mayTrust`. */
-async function deciders(cas: CompareAndSet, mayTrust: boolean): Promise<Deciders> {
+/** Whether a decider's answer is "no live session" to a compare-and-set above version 0. */
+function foundNoSession(outcome: WriteOutcome | undefined, cas: CompareAndSet): boolean {
+  return (
+    outcome?.kind === 'outdated' &&
+    outcome.storedVersion === 0 &&
+    cas.expectedVersion > 0 &&
+    !cas.createsAbsent
+  )
+}
+
+/**
+ * The deciders found again, after the first ones failed or found no session (`failed`: the
+ * stores that failed so far). This attempt's own version found means a failed decider's
+ * statement may have applied after all.
+ */
+async function checkAgain(
+  cas: CompareAndSet,
+  compare: boolean,
+  failed: readonly StoreFailure[],
+): Promise<Deciders> {
+  const check = await deciders(cas, false, compare).catch((error: unknown) => {
+    if (error instanceof VersionConflictError && error.actualVersion === cas.version) {
+      throw new WriteOutcomeUnknownError()
+    }
+    throw error
+  })
+  check.failures.unshift(...failed)
+  return check
+}
+
+/**
+ * The stores that may decide (see {@link compareAndSet}): the lease's if `mayTrust`; with
+ * `compare`, by comparing copies even where a read would ask one store first.
+ */
+async function deciders(
+  cas: CompareAndSet,
+  mayTrust: boolean,
+  compare: boolean,
+): Promise<Deciders> {
   const { fullOrder, order, copies, readQuorum, trusts } = cas
   if (mayTrust && trusts !== undefined) {
     const trusted = aloneReadable(fullOrder, copies, trusts)
-    if (trusted.length > 0) return { deciders: trusted, trusted: true, failures: [] }
+    if (trusted.length > 0) {
+      return { deciders: trusted, trusted: true, compared: false, failures: [] }
+    }
   }
-  // A single-store read trusts the first store that is not behind: so does the decision.
-  if (readQuorum === 1) return { deciders: readOrder(order, 1), trusted: false, failures: [] }
-  const asked = await askInOrder(order, 0, readQuorum, (store) => store.readDigest(cas.sessionId))
+  // A single-store read trusts the first store that is not behind: so does the decision. When
+  // it finds nothing, the read compares `copies` copies.
+  if (readQuorum === 1 && !compare) {
+    return { deciders: readOrder(order, 1), trusted: false, compared: false, failures: [] }
+  }
+  const quorum = readQuorum === 1 ? copies : readQuorum
+  const asked = await askInOrder(order, 0, quorum, (store) => store.readDigest(cas.sessionId))
   const verdict = judgeCheck(
     cas.expectedVersion,
     asked.answers.map(({ store, value }) => ({ store, copy: value })),
     cas.now,
+    cas.createsAbsent,
   )
   if (verdict.kind === 'conflict') {
     throw new VersionConflictError(verdict.storedVersion, cas.expectedVersion)
   }
-  return { deciders: verdict.deciders, trusted: false, failures: asked.failures }
+  return { deciders: verdict.deciders, trusted: false, compared: true, failures: asked.failures }
 }

@@ -58,7 +58,7 @@ interface Acknowledged {
 }
 
 /** One write, checked and encoded by the manager. */
-export interface WriteRequest extends Omit<WriteFields, 'version'> {
+export interface WriteRequest extends Omit<WriteFields, 'version' | 'createsAbsent'> {
   sessionId: string
   data: Buffer
 }
@@ -176,6 +176,7 @@ export class WritePath {
             ttlSeconds: request.ttlSeconds,
             owner: request.owner,
             expectedVersion: expected,
+            createsAbsent: storeListChange.underWay,
             now: request.now,
           },
         })
@@ -194,6 +195,7 @@ export class WritePath {
                 now: request.now,
                 copies: options.copies,
                 readQuorum: options.readQuorum,
+                createsAbsent: storeListChange.underWay,
                 trusts: this.#trusts,
                 write,
                 hedging,

@@ -111,15 +111,18 @@ export type CheckVerdict<S> =
  * holding the newest copy decides:
  * - a tombstone anywhere: the stores holding one (the write is dropped there, as destroyed);
  * - the newest live version is not `expected`: a conflict, before anything is written;
- * - otherwise the stores at `expected` (every store that answered, when no store had a row:
- *   `expected` 0 creates the session where the statement finds none). An expired newest copy
- *   is no session (reads answer null for it): for `expected` 0 every store that answered may
- *   decide, its statement taking the expired row as absent.
+ * - otherwise the stores at `expected`. An expired newest copy is no session (reads answer null
+ *   for it), nor is no row at all: for `expected` 0 every store that answered may decide (its
+ *   statement creates the session, taking an expired row as absent); for any other version it
+ *   is a conflict at version 0, unless `createsAbsent` (a change of the store list, when the
+ *   session may not have been moved yet: then, with no row anywhere, every store may decide,
+ *   and an expired newest copy at `expected` is written over as before the change).
  */
 export function judgeCheck<S>(
   expected: number,
   found: readonly { store: S; copy: CopyFacts | null }[],
   now: number,
+  createsAbsent: boolean,
 ): CheckVerdict<S> {
   const holding = (keep: (copy: CopyFacts) => boolean): S[] =>
     found.flatMap(({ store, copy }) => (copy !== null && keep(copy) ? [store] : []))
@@ -130,8 +133,12 @@ export function judgeCheck<S>(
     kind: 'decide',
     deciders: found.map(({ store }) => store),
   })
-  if (newest === undefined) return everyStore()
-  if (expected === 0 && newest.expiresAtMillis <= now) return everyStore()
+  const noSession: CheckVerdict<S> = { kind: 'conflict', storedVersion: 0 }
+  if (newest === undefined) return expected === 0 || createsAbsent ? everyStore() : noSession
+  if (newest.expiresAtMillis <= now) {
+    if (expected === 0) return everyStore()
+    if (!createsAbsent) return noSession
+  }
   if (newest.version !== expected) return { kind: 'conflict', storedVersion: newest.version }
   return { kind: 'decide', deciders: holding((copy) => copy.version === expected) }
 }

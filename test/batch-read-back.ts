@@ -50,6 +50,7 @@ t.test('batchOutcomes, from tables', async (t) => {
       ttlSeconds: null,
       owner: null,
       expectedVersion: undefined,
+      createsAbsent: false,
       now: 0,
     },
   })

@@ -284,7 +284,7 @@ t.test(
       .catch((error: unknown) => error)
     await waitFor(
       'the decision at a to time out',
-      () => statementsSent(faulty, a.id, 'write', 'unreachable') > 0,
+      () => statementsSent(faulty, a.id, 'compareAndSet', 'unreachable') > 0,
     )
     await locker.query('ROLLBACK') // the timed-out statement applies now
     await waitFor('a to hold the write', async () => (await versionOn(a, id)) > before)

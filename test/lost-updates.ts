@@ -11,6 +11,7 @@ import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
 import {
   idWithOrderPrefix,
+  rowsOnStores,
   startManager,
   storeState,
   storesWithLiveCopy,
@@ -89,6 +90,73 @@ t.test(
     t.same(await storesWithLiveCopy(cluster, created), manager.locate(created).slice(0, 2).sort())
   },
 )
+
+t.test('expectedVersion of a session no store holds live: refused, nothing written', async (t) => {
+  const first = cluster.stores[0]!
+  const versionFound = (write: Promise<unknown>): Promise<unknown> =>
+    write.then(
+      () => 'written',
+      (error: unknown) => (error instanceof VersionConflictError ? error.actualVersion : error),
+    )
+  const deleteEverywhere = (id: string): Promise<unknown> =>
+    Promise.all(
+      cluster.stores.map((store) => store.query('DELETE FROM sessions WHERE id = ?', [id])),
+    )
+  // With the read lease (the default), without it, and with single-store reads.
+  for (const options of [{}, { readLeaseMillis: 0 }, { readQuorum: 1 }]) {
+    const how = JSON.stringify(options)
+    const manager = await startManager(t, cluster, { copies: 2, ...options })
+    const never = manager.generateId()
+    t.equal(
+      await versionFound(manager.writeSession(never, { v: 1 }, { expectedVersion: 1_234_567 })),
+      0,
+      `${how}: a version never issued is a conflict with no session (version 0)`,
+    )
+    t.same(await storesWithLiveCopy(cluster, never), [], `${how}: no session created`)
+
+    const expired = manager.generateId()
+    const { version } = await manager.writeSession(
+      expired,
+      { v: 1 },
+      { expiresAt: Date.now() + 300 },
+    )
+    const before = await rowsOnStores(cluster, expired)
+    await sleep(400)
+    t.equal(
+      await versionFound(manager.writeSession(expired, { v: 2 }, { expectedVersion: version })),
+      0,
+      `${how}: the version of a session that expired is a conflict with no session`,
+    )
+    t.same(await rowsOnStores(cluster, expired), before, `${how}: the expired copies untouched`)
+    t.equal(await manager.readSession(expired), null, `${how}: not brought back`)
+    await deleteEverywhere(expired)
+    t.equal(
+      await versionFound(manager.writeSession(expired, { v: 2 }, { expectedVersion: version })),
+      0,
+      `${how}: and once swept`,
+    )
+    t.same(await storesWithLiveCopy(cluster, expired), [], `${how}: nothing created`)
+    t.same(
+      await manager.updateSession(expired, (data) => ({ ...data, again: true })),
+      { again: true },
+      `${how}: updateSession starts it afresh (a session that is gone is version 0)`,
+    )
+
+    // The store that decides alone lost its copy: the check looks further, as a read does.
+    const lost = idWithOrderPrefix(manager, [first.id])
+    const written = await manager.writeSession(lost, { v: 1 })
+    await first.query('DELETE FROM sessions WHERE id = ?', [lost])
+    const moved = await manager.writeSession(lost, { v: 2 }, { expectedVersion: written.version })
+    t.same(await manager.readSession(lost), { v: 2 }, `${how}: updated where a read finds it`)
+    t.same(
+      [...(await rowsOnStores(cluster, lost)).values()].flatMap((row) =>
+        row === null ? [] : [Number(row.version)],
+      ),
+      [moved.version, moved.version],
+      `${how}: on two stores`,
+    )
+  }
+})
 
 t.test('lease locks: expiry, fencing, readers never blocked, waiting', async (t) => {
   const a = await startManager(t, cluster, { copies: 2 })

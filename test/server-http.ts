@@ -158,6 +158,16 @@ t.test('compare-and-set with ETag / If-Match', async (t) => {
     headers: { 'if-none-match': '*' },
   })
   t.equal(created.status, 200, 'If-None-Match: * creates a new one')
+  const unknown = manager.generateId()
+  t.match(
+    await call(base, 'PUT', `/sessions/${unknown}`, {
+      body: { n: 1 },
+      headers: { 'if-match': etag },
+    }),
+    { status: 409, body: { error: { code: 'VERSION_CONFLICT' } } },
+    'If-Match on a session that does not exist: 409',
+  )
+  t.equal(await manager.readSession(unknown), null, 'and not created')
   t.equal(
     (await call(base, 'PUT', `/sessions/${id}`, { body: {}, headers: { 'if-match': 'W/"x"' } }))
       .status,

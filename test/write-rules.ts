@@ -181,7 +181,7 @@ t.test('judgeCheck: who decides a compare-and-set', async (t) => {
   ]
   // Every live copy above expires at 1000 or 2000: at 500 none has expired.
   for (const [name, expected, found, verdict] of table) {
-    t.same(judgeCheck(expected, found, 500), verdict, name)
+    t.same(judgeCheck(expected, found, 500, false), verdict, name)
   }
   const expired: [string, number, Found, ReturnType<typeof judgeCheck<string>>][] = [
     [
@@ -203,7 +203,40 @@ t.test('judgeCheck: who decides a compare-and-set', async (t) => {
       { kind: 'conflict', storedVersion: 6 },
     ],
     [
-      'expecting the expired version itself: still that version (an update of it applies)',
+      'expecting the expired version itself: no session, a conflict at version 0',
+      5,
+      [
+        { store: 'a', copy: live(5, 1000) },
+        { store: 'b', copy: null },
+      ],
+      { kind: 'conflict', storedVersion: 0 },
+    ],
+    [
+      'expecting a version, no row anywhere: no session, a conflict at version 0',
+      5,
+      [
+        { store: 'a', copy: null },
+        { store: 'b', copy: null },
+      ],
+      { kind: 'conflict', storedVersion: 0 },
+    ],
+  ]
+  for (const [name, expected, found, verdict] of expired) {
+    t.same(judgeCheck(expected, found, 1500, false), verdict, name)
+  }
+  // During a change of the store list the session may not have been moved to these stores yet.
+  const unmoved: [string, number, Found, ReturnType<typeof judgeCheck<string>>][] = [
+    [
+      'store list changing, no row anywhere: every store may decide (and creates the session)',
+      5,
+      [
+        { store: 'a', copy: null },
+        { store: 'b', copy: null },
+      ],
+      { kind: 'decide', deciders: ['a', 'b'] },
+    ],
+    [
+      'store list changing, the expired version expected: its stores decide, as before a change',
       5,
       [
         { store: 'a', copy: live(5, 1000) },
@@ -211,8 +244,17 @@ t.test('judgeCheck: who decides a compare-and-set', async (t) => {
       ],
       { kind: 'decide', deciders: ['a'] },
     ],
+    [
+      'store list changing, another version live: a conflict all the same',
+      5,
+      [
+        { store: 'a', copy: null },
+        { store: 'b', copy: live(6, 9000) },
+      ],
+      { kind: 'conflict', storedVersion: 6 },
+    ],
   ]
-  for (const [name, expected, found, verdict] of expired) {
-    t.same(judgeCheck(expected, found, 1500), verdict, name)
+  for (const [name, expected, found, verdict] of unmoved) {
+    t.same(judgeCheck(expected, found, 1500, true), verdict, name)
   }
 })

@@ -52,6 +52,7 @@ export class RawStatements {
         ttlSeconds: null,
         owner: null,
         expectedVersion: undefined,
+        createsAbsent: false,
       },
     }
     const params = write.params(input) as (string | number | Buffer | null)[]

@@ -1,7 +1,8 @@
-/** What a batch of writes did, per write, from what it left when read back. */
+/** What writes did, from what they left when read back: a batch's, a compare-and-set's that matched no row. */
 import { createHash } from 'node:crypto'
 import type { RowDataPacket } from 'mysql2'
-import type { SessionWrite, WriteOutcome } from './rows.js'
+import { WriteOutcomeUnknownError } from '../errors.js'
+import type { CopyDigest, SessionWrite, WriteOutcome } from './rows.js'
 import { storedVersion } from './rows.js'
 
 /**
@@ -34,4 +35,26 @@ export function batchOutcomes(
       ? { kind: 'written' }
       : { kind: 'outdated', storedVersion: version }
   })
+}
+
+/**
+ * The outcome of a compare-and-set above version 0 that matched no row, from the row's digest
+ * read right after (null: no row). A missing or expired row is no session, version 0, as reads
+ * answer: the session the caller based its update on is gone, a conflict. Sent again after a
+ * broken connection, the statement matched nothing because its first send applied when the
+ * row holds its own version; anything else cannot tell a conflict from that send applied and
+ * then written over.
+ */
+export function unmatchedCompareAndSet(
+  digest: CopyDigest | null,
+  write: SessionWrite,
+  resent: boolean,
+): WriteOutcome {
+  if (digest?.deleted === true) return { kind: 'tombstone' }
+  if (resent) {
+    if (digest?.version === write.fields.version) return { kind: 'written' }
+    throw new WriteOutcomeUnknownError()
+  }
+  const live = digest !== null && digest.expiresAtMillis > write.fields.now
+  return { kind: 'outdated', storedVersion: live ? digest.version : 0 }
 }

@@ -42,6 +42,12 @@ export interface WriteFields {
    */
   expectedVersion: number | undefined
   /**
+   * For a compare-and-set above version 0: whether a store with no row for the session takes
+   * the write (during a change of the store list, when the session may not have been moved to
+   * it yet). Otherwise a missing or expired row matches no expected version.
+   */
+  createsAbsent: boolean
+  /**
    * The operation's time: a stored per-session timeout runs from it. One reading for every
    * copy, so that the copies agree on the expiry.
    */

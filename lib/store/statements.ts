@@ -128,12 +128,13 @@ export function sessionStatements(table: string) {
     `version = IF(deleted = 1, version + 0 * LAST_INSERT_ID(${WRITE_HIT_TOMBSTONE}), ` +
     `IF(${inRange}, VALUES(version), LAST_INSERT_ID(version)))`
   /**
-   * A compare-and-set: the range [expected, expected + 1) travels as parameters. A plain write's
+   * A compare-and-set above 0 during a change of the store list, where a missing row takes it
+   * (`createsAbsent`): the range [expected, expected + 1) travels as parameters. A plain write's
    * range is [0, its version): the lower bound always holds and the upper one is the row's own
    * version, so its statement needs neither as a parameter: 8 parameters instead of 18, and
    * about a tenth less server time per write (measured side by side on MariaDB 10.11).
    */
-  const compareAndSetText = conditionalWrite(WRITABLE, IN_RANGE)
+  const compareAndSetOrCreateText = conditionalWrite(WRITABLE, IN_RANGE)
   /**
    * A compare-and-set on version 0, "only if there is no session": a row that has expired (at
    * the write's time) is none, as reads answer. Its guard reads expires_at, so the version is
@@ -152,6 +153,15 @@ export function sessionStatements(table: string) {
     `IF(${absent}, VALUES(version), LAST_INSERT_ID(version))), ` +
     'expires_at = IF(deleted = 0 AND version = VALUES(version), ' +
     'IF(? = 1 OR ttl_seconds IS NULL, VALUES(expires_at), ? + ttl_seconds * 1000), expires_at)'
+  /**
+   * A compare-and-set above version 0: an update of the live row at `expected` alone, so that
+   * no row (never written, swept) and an expired one are left alone. Its condition is the
+   * WHERE clause, read before any assignment, so the expiry it sets cannot change it.
+   */
+  const compareAndSetText =
+    `UPDATE ${t} SET data = ?, owner = ?, ttl_seconds = COALESCE(?, ttl_seconds), ` +
+    'expires_at = IF(? = 1 OR ttl_seconds IS NULL, ?, ? + ttl_seconds * 1000), version = ? ' +
+    `WHERE id = ? AND deleted = 0 AND ${STORED} = ? AND expires_at > ?`
   const plainWriteText = conditionalWrite(`deleted = 0 AND ${BELOW_OWN}`, BELOW_OWN)
   const readDigestManyText = byCount(
     (count) => `SELECT id, ${DIGEST_COLUMNS} FROM ${t} WHERE id IN ${placeholders(count)}`,
@@ -265,7 +275,8 @@ export function sessionStatements(table: string) {
      * An upsert that applies only if the stored version is in [from, below): [0, the proposed
      * version) for a plain write (so a statement that arrives late, e.g. after a timeout on a
      * hung store, never overwrites newer data), [expected, expected + 1) for a compare-and-set
-     * (expected 0: no row, or one expired at the write's time).
+     * (expected 0: no row, or one expired at the write's time; above 0, only with
+     * `createsAbsent`, else {@link compareAndSet} below).
      * It never overwrites a tombstone. The OK packet's insertId reports the outcome: 0 =
      * written, 1 = a tombstone, anything else = not written, the stored version is that. A
      * stored per-session timeout is kept unless a new one is given, and sets the expiry unless
@@ -277,7 +288,7 @@ export function sessionStatements(table: string) {
           ? plainWriteText
           : fields.expectedVersion === 0
             ? createText
-            : compareAndSetText,
+            : compareAndSetOrCreateText,
       params: (write: SessionWrite) => {
         const { fields } = write
         const expected = fields.expectedVersion
@@ -305,6 +316,31 @@ export function sessionStatements(table: string) {
         return { kind: 'outdated', storedVersion: stored }
       },
     } satisfies Statement<SessionWrite, ResultSetHeader, WriteOutcome>,
+
+    /**
+     * A compare-and-set above version 0 outside a change of the store list: whether it matched
+     * the live row at the expected version (and applied); when not, the row's digest tells why
+     * (unmatchedCompareAndSet). `write` above creates a missing row instead.
+     */
+    compareAndSet: {
+      text: () => compareAndSetText,
+      params: ({ sessionId, data, fields }: SessionWrite) => [
+        data,
+        fields.owner,
+        fields.ttlSeconds,
+        fields.explicitExpiry ? 1 : 0,
+        fields.expiresAtMillis,
+        fields.now,
+        fields.version,
+        sessionId,
+        fields.expectedVersion,
+        fields.now,
+      ],
+      decode: (result: ResultSetHeader, _write: SessionWrite, resent: boolean) => ({
+        matched: changed(result),
+        resent,
+      }),
+    } satisfies Statement<SessionWrite, ResultSetHeader, { matched: boolean; resent: boolean }>,
 
     /**
      * Plain writes of several sessions in one statement: each row applies only above its own

@@ -12,6 +12,7 @@ import type { Protocol } from './connection.js'
 import { StoreConnection } from './connection.js'
 import { hedgeDelayMillis, LatencyWindow } from './latency.js'
 import { isAbsentError, isUnreachableError } from './retry.js'
+import { unmatchedCompareAndSet } from './batch-outcomes.js'
 import type { RequestObserver } from '../metrics/session-metrics.js'
 import type { LocalSlowness } from './local-slowness.js'
 import type { LockAndHintStatements } from './lock-and-hint-statements.js'
@@ -172,11 +173,26 @@ export class Store {
 
   /** Upserts a live copy, unless the store holds a tombstone or a version it does not apply over. */
   write(write: SessionWrite): Promise<WriteOutcome> {
+    const { expectedVersion, createsAbsent } = write.fields
     // Compare-and-set writes are never batched.
-    if (this.#writes === null || write.fields.expectedVersion !== undefined) {
+    if (expectedVersion !== undefined && expectedVersion > 0 && !createsAbsent) {
+      return this.#compareAndSet(write)
+    }
+    if (this.#writes === null || expectedVersion !== undefined) {
       return this.#request(this.#statements.write, write)
     }
     return this.#writes[write.fields.explicitExpiry ? 1 : 0].submit(write)
+  }
+
+  /**
+   * A compare-and-set of the live copy at its expected version; when it matched none (a
+   * conflict, the usual reason), the row's digest, read next, tells what it found.
+   */
+  async #compareAndSet(write: SessionWrite): Promise<WriteOutcome> {
+    const sent = await this.#request(this.#statements.compareAndSet, write)
+    if (sent.matched) return { kind: 'written' }
+    const digest = await this.#request(this.#statements.readDigest, write.sessionId)
+    return unmatchedCompareAndSet(digest, write, sent.resent)
   }
 
   /**
