@@ -26,7 +26,7 @@ export function requestedExpiry(options: ExpiryOptions, now: number): number | n
   }
   if (ttlSeconds !== undefined) return now + checkSeconds('ttlSeconds', ttlSeconds) * 1000
   if (expiresAt === undefined) return null
-  const millis = expiresAt instanceof Date ? expiresAt.getTime() : expiresAt
+  const millis = expiresAt instanceof Date ? dateMillis(expiresAt) : expiresAt
   // Beyond a Date's range the expiry could be stored but never shown again: a framework store
   // turns the stored expiry into the cookie's `expires`, and every read would throw.
   if (typeof millis !== 'number' || !(Math.abs(millis) <= MAX_DATE_MILLIS)) {
@@ -36,6 +36,18 @@ export function requestedExpiry(options: ExpiryOptions, now: number): number | n
     )
   }
   return Math.trunc(millis)
+}
+
+/**
+ * A Date's time, or NaN for an object that passes `instanceof Date` without being one
+ * (`Object.create(Date.prototype)`, a Proxy), whose getTime throws a bare TypeError.
+ */
+function dateMillis(date: Date): number {
+  try {
+    return date.getTime()
+  } catch {
+    return Number.NaN
+  }
 }
 
 /** A call's options argument: undefined or null means none; anything but an object is refused. */

@@ -39,7 +39,8 @@ export function checkIncrement(by: unknown): number {
  * integers (±(2^53 - 1)), where adding 1 no longer counts. Fractions add as floating point.
  */
 export function withIncrement(data: SessionData, key: string, by: number): SessionData {
-  const current = data[key] ?? 0
+  // Own keys only: a missing "constructor" is 0, not the Object.prototype member of that name.
+  const current = Object.hasOwn(data, key) ? (data[key] ?? 0) : 0
   if (typeof current !== 'number') {
     throw new InvalidSessionDataError(`the value at "${key}" is not a number`)
   }

@@ -40,3 +40,19 @@ t.test('requestedExpiry: beyond the Date range, a typed error without the value'
     t.notMatch((error as Error).message, /8\.7e|8700|9007199254740991|Infinity|NaN/, 'no value')
   }
 })
+
+t.test('requestedExpiry: something that only looks like a Date is refused, typed', async (t) => {
+  const now = Date.now()
+  const lookalikes: [string, unknown][] = [
+    ['Object.create(Date.prototype)', Object.create(Date.prototype)],
+    ['a Proxy around a Date', new Proxy(new Date(now + 60_000), {})],
+    ['an object with getTime', { getTime: () => now + 60_000 }],
+  ]
+  for (const [name, expiresAt] of lookalikes) {
+    t.throws(
+      () => requestedExpiry({ expiresAt: expiresAt as Date }, now),
+      { code: 'INVALID_OPTION', option: 'expiresAt' },
+      name,
+    )
+  }
+})

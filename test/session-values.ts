@@ -47,6 +47,22 @@ t.test('"__proto__" is never a key of session data, on any path', async (t) => {
   t.equal(Object.assign({}, stored).isAdmin, undefined, 'a copy of what is read is not polluted')
 })
 
+t.test('a missing key named like an Object.prototype member counts as 0', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ user: 'eve' })
+  for (const key of ['constructor', 'valueOf', 'toString', 'hasOwnProperty']) {
+    t.equal(await manager.getValue(id, key), undefined, `${key}: getValue sees no value`)
+    t.equal(await manager.increment(id, key), 1, `${key}: increment starts from 0`)
+  }
+  t.same(await manager.readSession(id), {
+    user: 'eve',
+    constructor: 1,
+    valueOf: 1,
+    toString: 1,
+    hasOwnProperty: 1,
+  })
+})
+
 t.test('increment is atomic under concurrent callers on two app servers', async (t) => {
   const a = await startManager(t, cluster, { copies: 2 })
   const b = await startManager(t, cluster, { copies: 2 })
