@@ -29,8 +29,18 @@ export function isValidSessionId(id: unknown): id is string {
  * only reach the session of an id whose hash it carries, which takes knowing that id.
  */
 export function derivedSessionKey(id: string): string {
+  // UTF-8 has no form for an unpaired surrogate: each would be hashed as U+FFFD, and ids that
+  // differ only there would share a key.
+  if (LONE_SURROGATE.test(id)) {
+    throw new InvalidSessionIdError(
+      'it holds an unpaired UTF-16 surrogate, which has no UTF-8 form',
+    )
+  }
   return `h-${createHash('sha256').update(id, 'utf8').digest('base64url')}`
 }
+
+/** A surrogate code unit that is not half of a pair (with the u flag, pairs are one code point). */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u
 
 /** Throws {@link InvalidSessionIdError} unless `id` is a well-formed session id. */
 export function assertSessionId(id: unknown): asserts id is string {

@@ -122,7 +122,8 @@ export class SessionManager extends ClusterOperations {
    * other string maps to a fixed 45-character key derived from it (`h-` and its SHA-256),
    * which places and stores the session like any id. With `secrets`, ids keep their rules:
    * every id maps to itself, and one that is not signed is refused as before. No I/O.
-   * @throws {InvalidSessionIdError} when `id` is not a string, or is empty
+   * @throws {InvalidSessionIdError} when `id` is not a string, is empty, or holds an unpaired
+   * UTF-16 surrogate (it has no UTF-8 form to derive a key from)
    */
   sessionKey(id: string): string {
     if (isValidSessionId(id) || this.options.idSigner !== null) return id

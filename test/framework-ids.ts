@@ -54,6 +54,12 @@ t.test(
     t.throws(() => manager.sessionKey(''), { code: 'INVALID_SESSION_ID' }, 'an empty id')
     t.throws(() => manager.sessionKey(42 as unknown as string), { code: 'INVALID_SESSION_ID' })
     await t.rejects(manager.readSession('apple'), { code: 'INVALID_SESSION_ID' }, 'library API')
+    // UTF-8 has no form for an unpaired surrogate: encoded, each becomes U+FFFD, and these ids
+    // would share one key.
+    for (const id of ['legacy:\uD800', 'legacy:\uDBFF', 'legacy:\uDFFF', 'user-7:\uD83D']) {
+      t.throws(() => manager.sessionKey(id), { code: 'INVALID_SESSION_ID' }, 'a lone surrogate')
+    }
+    t.match(manager.sessionKey('legacy:\uFFFD'), /^h-/, 'U+FFFD itself is a character like any')
 
     const signing = await startManager(t, cluster, { secrets })
     t.equal(signing.sessionKey('apple'), 'apple', 'with secrets, ids keep their rules')
