@@ -24,6 +24,21 @@ export interface ResolvedStore {
 
 const STORE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/
 
+/**
+ * mysql2 options that change how result rows decode, each with the one value the statements
+ * read rows by (their default, but for supportBigNumbers, which the library turns on). With
+ * bigNumberStrings every version would come back a string, taken for one the library never
+ * minted, and every session would read as absent.
+ */
+const DECODING_OPTIONS: Readonly<Record<string, unknown>> = {
+  bigNumberStrings: false,
+  rowsAsArray: false,
+  typeCast: true,
+  nestTables: false,
+  dateStrings: false,
+  supportBigNumbers: true,
+}
+
 /** Checks a list of stores (`stores` or `previousStores`); ids unique, each one reachable somehow. */
 export function resolveStores(stores: unknown, option = 'stores'): ResolvedStore[] {
   if (!Array.isArray(stores) || stores.length === 0) {
@@ -51,6 +66,15 @@ export function resolveStores(stores: unknown, option = 'stores'): ResolvedStore
       throw new InvalidOptionError(`${name}.id`, `is the id of ${option}[${earlier}] too`)
     }
     seen.set(id, index)
+    for (const [option, expected] of Object.entries(DECODING_OPTIONS)) {
+      const given: unknown = (rest as Record<string, unknown>)[option]
+      if (given !== undefined && given !== expected) {
+        throw new InvalidOptionError(
+          `${name}.${option}`,
+          `changes how result rows decode, which session-shards relies on: leave it out (or ${String(expected)})`,
+        )
+      }
+    }
     const fromUri = uri === undefined ? {} : parseStoreUri(`${name}.uri`, uri)
     const poolOptions: PoolOptions = { ...fromUri, ...rest }
     if (typeof poolOptions.host !== 'string' && typeof poolOptions.socketPath !== 'string') {

@@ -49,6 +49,18 @@ t.test('bad options are rejected with a typed error that names the option', asyn
   optionError(t, { stores: [store('a')], queryTimeoutMillis: '10' }, 'queryTimeoutMillis')
   optionError(t, { stores: [store('a')], codec: { encode: 1 } }, 'codec')
   optionError(t, { stores: [{ id: 'a', host: 'db' }] }, 'stores[0]')
+  // mysql2 options that change how result rows decode: with bigNumberStrings every version
+  // would come back as a string, and every session would read as absent.
+  for (const [name, value] of [
+    ['bigNumberStrings', true],
+    ['rowsAsArray', true],
+    ['typeCast', false],
+    ['nestTables', true],
+    ['dateStrings', true],
+    ['supportBigNumbers', false],
+  ] as const) {
+    optionError(t, { stores: [{ ...store('a'), [name]: value }] }, `stores[0].${name}`)
+  }
   for (const readLeaseMillis of [5, 60_001, '500', -1, 1.5]) {
     optionError(t, { stores: [store('a'), store('b')], readLeaseMillis }, 'readLeaseMillis')
   }
