@@ -121,6 +121,25 @@ export function schemaUpgrades(table: string): SchemaUpgrade[] {
   ]
 }
 
+/**
+ * Creates the tables of `table` that are missing, and adds to tables an earlier version
+ * created the columns added since, sending each statement with `run`.
+ */
+export async function applySchema(
+  table: string,
+  run: (sql: string, params: unknown[]) => Promise<unknown>,
+): Promise<void> {
+  for (const sql of schemaStatements(table)) await run(sql, [])
+  for (const { table: name, column, add } of schemaUpgrades(table)) {
+    const found = (await run(
+      'SELECT COUNT(*) AS n FROM information_schema.COLUMNS ' +
+        'WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?',
+      [name, column],
+    )) as { n: unknown }[]
+    if (Number(found[0]?.n ?? 0) === 0) await run(add, [])
+  }
+}
+
 /** The content of schema.sql: the statements for the default table, each ended by ";". */
 export function schemaFile(table = 'sessions'): string {
   return (

@@ -283,3 +283,43 @@ t.test('a copy of this very write that a read repair put there first is this wri
   )
   for (const proxy of proxies.values()) proxy.heal()
 })
+
+t.test(
+  'a statement resent after a reset that finds its version holding another write',
+  async (t) => {
+    // The second app server's statements vanish, then their connections are reset: the driver
+    // sends them again, and they find the version they propose, taken by the first meanwhile.
+    const lostThenResent = async <T>(
+      proxies: Map<string, FaultProxy>,
+      write: () => Promise<T>,
+    ): Promise<T | unknown> => {
+      for (const proxy of proxies.values()) proxy.setFault({ kind: 'blackhole' })
+      const pending = write().catch((error: unknown) => error)
+      await sleep(100)
+      for (const proxy of proxies.values()) proxy.heal()
+      return pending
+    }
+    const plain = await collidingServers(t, [[], [a.id, b.id]])
+    const id = idWithOrderPrefix(plain.first, [a.id, b.id])
+    await plain.second.readSession(id) // open connections, so that the writes go out on them
+    await plain.first.writeSession(id, { by: 'first' })
+    const written = await lostThenResent(plain.proxies, () =>
+      plain.second.writeSession(id, { by: 'second' }),
+    )
+    t.notOk(written instanceof Error, 'the plain write is acknowledged')
+    t.same(await plain.first.readSession(id), { by: 'second' }, 'and it is the one a read sees')
+    t.ok(await oneDataPerVersion(id), 'no version holds two writes')
+
+    const creator = await startManager(t, cluster, settings)
+    const updated = idWithOrderPrefix(creator, [a.id, b.id])
+    const { version } = await creator.writeSession(updated, { n: 0 })
+    const cas = await collidingServers(t, [[], [a.id, b.id]])
+    await cas.second.readSession(updated)
+    await cas.first.writeSession(updated, { n: 1, by: 'first' }, { expectedVersion: version })
+    const outcome = await lostThenResent(cas.proxies, () =>
+      cas.second.writeSession(updated, { n: 1, by: 'second' }, { expectedVersion: version }),
+    )
+    t.type(outcome, VersionConflictError, 'the compare-and-set on the same version: a conflict')
+    t.same(await copiesData(updated), [JSON.stringify({ n: 1, by: 'first' })], 'nothing else')
+  },
+)

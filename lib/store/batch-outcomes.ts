@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import type { RowDataPacket } from 'mysql2'
 import { WriteOutcomeUnknownError } from '../errors.js'
 import type { CopyDigest, SessionWrite, WriteOutcome } from './rows.js'
-import { storedVersion } from './rows.js'
+import { RESENT_FOUND_OWN_VERSION, storedVersion } from './rows.js'
 
 /**
  * Each write's outcome from the rows a batch left. Several writes of one session in a batch
@@ -41,18 +41,18 @@ export function batchOutcomes(
  * The outcome of a compare-and-set above version 0 that matched no row, from the row's digest
  * read right after (null: no row). A missing or expired row is no session, version 0, as reads
  * answer: the session the caller based its update on is gone, a conflict. Sent again after a
- * broken connection, the statement matched nothing because its first send applied when the
- * row holds its own version; anything else cannot tell a conflict from that send applied and
- * then written over.
+ * broken connection, the statement may have matched nothing because its first send applied:
+ * when the row holds its own version, the data tells (Store reads it back); anything else
+ * cannot tell a conflict from that send applied and then written over.
  */
 export function unmatchedCompareAndSet(
   digest: CopyDigest | null,
   write: SessionWrite,
   resent: boolean,
-): WriteOutcome {
+): WriteOutcome | typeof RESENT_FOUND_OWN_VERSION {
   if (digest?.deleted === true) return { kind: 'tombstone' }
   if (resent) {
-    if (digest?.version === write.fields.version) return { kind: 'written' }
+    if (digest?.version === write.fields.version) return RESENT_FOUND_OWN_VERSION
     throw new WriteOutcomeUnknownError()
   }
   const live = digest !== null && digest.expiresAtMillis > write.fields.now

@@ -80,6 +80,13 @@ export type WriteOutcome =
   /** The stored version is not one the write applies over; nothing was written. */
   | { kind: 'outdated'; storedVersion: number }
 
+/**
+ * What a write sent again after a broken connection answers when it finds its own version
+ * stored: its first send applied only if the row holds its data (read back to tell), since
+ * another app server may have proposed the same version.
+ */
+export const RESENT_FOUND_OWN_VERSION = 'resent-found-own-version'
+
 /** One row of a key-order listing. */
 export interface ListedRow {
   id: string

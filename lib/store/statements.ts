@@ -12,7 +12,13 @@ import type {
   WriteOutcome,
 } from './rows.js'
 import { batchOutcomes } from './batch-outcomes.js'
-import { copyFromRow, digestFromRow, listedRows, storedVersion } from './rows.js'
+import {
+  copyFromRow,
+  digestFromRow,
+  listedRows,
+  RESENT_FOUND_OWN_VERSION,
+  storedVersion,
+} from './rows.js'
 
 /**
  * A statement: its text (which may depend on the input, for `IN (...)` lists and LIMITs), the
@@ -301,13 +307,19 @@ export function sessionStatements(table: string) {
         const range = [expected, expected + 1]
         return [...rowValues(write), ...range, ...range, ...range, ...range, ...expiry, ...range]
       },
-      decode: (result: ResultSetHeader, write: SessionWrite, resent: boolean): WriteOutcome => {
+      decode: (
+        result: ResultSetHeader,
+        write: SessionWrite,
+        resent: boolean,
+      ): WriteOutcome | typeof RESENT_FOUND_OWN_VERSION => {
         if (result.insertId === 0) return { kind: 'written' }
         if (result.insertId === WRITE_HIT_TOMBSTONE) return { kind: 'tombstone' }
         const stored = storedVersion(result.insertId) ?? 0
         if (resent) {
-          // Sent again, a write that finds its own version stored is its first send, applied.
-          if (stored === write.fields.version) return { kind: 'written' }
+          // Sent again, a write that finds its own version stored may be its first send,
+          // applied, or another app server's write that proposed the same version: the data
+          // tells (Store reads it back).
+          if (stored === write.fields.version) return RESENT_FOUND_OWN_VERSION
           // A compare-and-set that finds neither the expected version nor its own cannot tell
           // a conflict from its first send applied and then written over.
           if (write.fields.expectedVersion !== undefined) throw new WriteOutcomeUnknownError()
@@ -315,7 +327,11 @@ export function sessionStatements(table: string) {
         // Sent once, its own version stored is another write's that proposed the same one.
         return { kind: 'outdated', storedVersion: stored }
       },
-    } satisfies Statement<SessionWrite, ResultSetHeader, WriteOutcome>,
+    } satisfies Statement<
+      SessionWrite,
+      ResultSetHeader,
+      WriteOutcome | typeof RESENT_FOUND_OWN_VERSION
+    >,
 
     /**
      * A compare-and-set above version 0 outside a change of the store list: whether it matched

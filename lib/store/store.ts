@@ -7,7 +7,7 @@ import { StoreStanding } from './standing.js'
 import type { StoreState } from './standing.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ResolvedStore } from '../store-options.js'
-import { schemaStatements, schemaUpgrades } from '../schema.js'
+import { applySchema } from '../schema.js'
 import type { Protocol } from './connection.js'
 import { StoreConnection } from './connection.js'
 import { hedgeDelayMillis, LatencyWindow } from './latency.js'
@@ -19,6 +19,7 @@ import type { LockAndHintStatements } from './lock-and-hint-statements.js'
 import { STORE_BATCH_LIMITS, StatementBatcher } from './statement-batcher.js'
 import type { StaleAnnouncement, StaleStatements } from './stale-statements.js'
 import type { CopyDigest, ListedRow, SessionWrite, StoredCopy, WriteOutcome } from './rows.js'
+import { RESENT_FOUND_OWN_VERSION } from './rows.js'
 import type { SessionStatements, Statement } from './statements.js'
 
 /** Every statement a store is sent, built once per table name. */
@@ -122,7 +123,7 @@ export class Store {
       new StatementBatcher(
         store.id,
         {
-          one: (write) => this.#request(statements.write, write),
+          one: (write) => this.#writeOne(write),
           many: (writes) => this.#writeMany(writes),
           size: ({ sessionId, data }) => data.length + sessionId.length + 64,
           available,
@@ -178,21 +179,28 @@ export class Store {
     if (expectedVersion !== undefined && expectedVersion > 0 && !createsAbsent) {
       return this.#compareAndSet(write)
     }
-    if (this.#writes === null || expectedVersion !== undefined) {
-      return this.#request(this.#statements.write, write)
-    }
+    if (this.#writes === null || expectedVersion !== undefined) return this.#writeOne(write)
     return this.#writes[write.fields.explicitExpiry ? 1 : 0].submit(write)
   }
 
-  /**
-   * A compare-and-set of the live copy at its expected version; when it matched none (a
-   * conflict, the usual reason), the row's digest, read next, tells what it found.
-   */
+  /** One write in its own statement. */
+  async #writeOne(write: SessionWrite): Promise<WriteOutcome> {
+    return this.#settled(await this.#request(this.#statements.write, write), write)
+  }
+
+  /** A write's outcome; one sent again that found its own version stored is read back. */
+  async #settled(outcome: WriteOutcome | string, write: SessionWrite): Promise<WriteOutcome> {
+    if (outcome !== RESENT_FOUND_OWN_VERSION) return outcome as WriteOutcome
+    const [readBack] = await this.#request(this.#statements.writtenVersions, [write])
+    return readBack as WriteOutcome
+  }
+
+  /** A compare-and-set of the live copy at its version; if none matched, the digest tells why. */
   async #compareAndSet(write: SessionWrite): Promise<WriteOutcome> {
     const sent = await this.#request(this.#statements.compareAndSet, write)
     if (sent.matched) return { kind: 'written' }
     const digest = await this.#request(this.#statements.readDigest, write.sessionId)
-    return unmatchedCompareAndSet(digest, write, sent.resent)
+    return this.#settled(unmatchedCompareAndSet(digest, write, sent.resent), write)
   }
 
   /**
@@ -407,24 +415,15 @@ export class Store {
    * Creates the session tables if they are missing. Administration, not a request: it is sent
    * even while requests skip the store, neither counted nor reported to the standing.
    */
-  async applySchema(): Promise<void> {
-    const run = (sql: string, params: unknown[] = []): Promise<unknown> =>
+  applySchema(): Promise<void> {
+    return applySchema(this.#table, (sql, params) =>
       this.#connection.run(
         { text: () => sql, params: () => params, decode: (rows) => rows },
         undefined,
         'query',
         SCHEMA_DEADLINE,
-      )
-    for (const sql of schemaStatements(this.#table)) await run(sql)
-    // Tables created by an earlier version get the columns added since.
-    for (const { table, column, add } of schemaUpgrades(this.#table)) {
-      const found = (await run(
-        'SELECT COUNT(*) AS n FROM information_schema.COLUMNS ' +
-          'WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?',
-        [table, column],
-      )) as { n: unknown }[]
-      if (Number(found[0]?.n ?? 0) === 0) await run(add)
-    }
+      ),
+    )
   }
 
   /** State, counters and latency, as `SessionManager.stats()` reports them. */
