@@ -266,12 +266,15 @@ export class ReadLease {
     }
   }
 
-  /** Keeps this manager's standing announcements from expiring. */
+  /**
+   * Keeps this manager's standing announcements from expiring, on every store that is up now:
+   * the stores that took one first may be out of reach since, and their rows run out.
+   */
   async #renew(now: number): Promise<void> {
     await Promise.allSettled(
       [...this.#announced].flatMap(([target, { generation }]) =>
         this.#holders(target).map((store) =>
-          store.renewStale({
+          store.announceStale({
             target: target.id,
             manager: this.#manager,
             generation,

@@ -19,30 +19,24 @@ type Withdrawal = Omit<StaleAnnouncement, 'expiresAtMillis'>
 export function staleStatements(table: string) {
   const stale = `\`${staleTableName(table)}\``
   return {
-    /** Announce (or announce again, with a new generation) that `target` missed writes. */
+    /**
+     * Announce that `target` missed writes, announce it again with a new generation, or keep
+     * an announcement standing: a store that missed it (down then, or not up for the manager
+     * when it was first stored) takes it here too. Never moves one back: an older generation
+     * sent late leaves a newer one as it is, and an expiry only grows.
+     */
     announceStale: {
       text: () =>
         `INSERT INTO ${stale} (target_store, manager, generation, expires_at) VALUES (?, ?, ?, ?) ` +
-        'ON DUPLICATE KEY UPDATE generation = VALUES(generation), expires_at = VALUES(expires_at)',
+        'ON DUPLICATE KEY UPDATE expires_at = IF(VALUES(generation) >= generation, ' +
+        'GREATEST(expires_at, VALUES(expires_at)), expires_at), ' +
+        // After expires_at, which reads the generation stored before this statement.
+        'generation = GREATEST(generation, VALUES(generation))',
       params: (input: StaleAnnouncement) => [
         input.target,
         input.manager,
         input.generation,
         input.expiresAtMillis,
-      ],
-      decode: nothing,
-    } satisfies Statement<StaleAnnouncement, ResultSetHeader, void>,
-
-    /** Push back the expiry of an announcement still standing; never creates one. */
-    renewStale: {
-      text: () =>
-        `UPDATE ${stale} SET expires_at = GREATEST(expires_at, ?) ` +
-        'WHERE target_store = ? AND manager = ? AND generation = ?',
-      params: (input: StaleAnnouncement) => [
-        input.expiresAtMillis,
-        input.target,
-        input.manager,
-        input.generation,
       ],
       decode: nothing,
     } satisfies Statement<StaleAnnouncement, ResultSetHeader, void>,

@@ -347,16 +347,12 @@ export class Store {
   }
 
   /**
-   * The stale table's statements (read-lease.ts): announce, renew or withdraw that a store
-   * missed a manager's writes, and list the stores announced. Background work, not requests:
-   * neither counted nor reported to the standing.
+   * The stale table's statements (read-lease.ts): announce (or keep standing) or withdraw that
+   * a store missed a manager's writes, and list the stores announced. Background work, not
+   * requests: neither counted nor reported to the standing.
    */
   announceStale(announcement: StaleAnnouncement): Promise<void> {
     return this.#connection.run(this.#statements.announceStale, announcement)
-  }
-
-  renewStale(announcement: StaleAnnouncement): Promise<void> {
-    return this.#connection.run(this.#statements.renewStale, announcement)
   }
 
   withdrawStale(announcement: Omit<StaleAnnouncement, 'expiresAtMillis'>): Promise<void> {
