@@ -11,8 +11,8 @@ import {
   inflateRawSync,
 } from 'node:zlib'
 import type { RowCodec, SessionCodec, SessionData } from './codec.js'
-import { hasProtoKey, jsonCodec, protoKeyError } from './codec.js'
-import { InvalidOptionError, InvalidSessionDataError, SessionTooLargeError } from './errors.js'
+import { checkedEncoding, hasProtoKey, protoKeyError } from './codec.js'
+import { InvalidOptionError } from './errors.js'
 import { booleanOption, wholeNumber } from './validate.js'
 
 /** How sessions are compressed before they are stored (see {@link SessionManagerOptions}). */
@@ -188,19 +188,9 @@ export function atRestCodec(
   }
 }
 
-/** The codec's encoding, checked: bytes, a JSON object for the JSON codec, at most `maxBytes`. */
+/** The codec's encoding, checked (checkedEncoding) before compressing, so that no row decompresses to more than maxBytes. */
 function plainBytes(inner: SessionCodec, data: SessionData, maxBytes: number): Buffer {
-  const encoded = inner.encode(data)
-  if (typeof encoded !== 'string' && !Buffer.isBuffer(encoded)) {
-    throw new InvalidSessionDataError('the codec returned neither a string nor a Buffer')
-  }
-  if (inner === jsonCodec && !(encoded as string).startsWith('{')) {
-    throw new InvalidSessionDataError('it does not encode as a JSON object (a top-level toJSON?)')
-  }
-  const bytes = typeof encoded === 'string' ? Buffer.from(encoded, 'utf8') : encoded
-  // Checked before compressing, so that no row decompresses to more than maxBytes.
-  if (bytes.length > maxBytes) throw new SessionTooLargeError(bytes.length, maxBytes)
-  return bytes
+  return checkedEncoding(inner, inner.encode(data), maxBytes)
 }
 
 /** The at-rest row format: `\0ss`, format, compression id, key id length, key id, then the body. */

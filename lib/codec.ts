@@ -73,13 +73,30 @@ export function encodeSessionData(
       cause: error,
     })
   }
+  // The manager's codec is the at-rest layer, which checks its inner codec's output itself;
+  // this covers a codec used alone.
+  return checkedEncoding(codec, encoded, maxBytes)
+}
+
+/**
+ * A codec's output, checked: a string or a Buffer, at most `maxBytes` long; for the JSON
+ * codec, a JSON object without a `__proto__` key. What JSON.stringify encoded may differ from
+ * the object checked before it: a top-level toJSON turns it into something else, a Proxy may
+ * answer the check and the encoding differently.
+ */
+export function checkedEncoding(codec: unknown, encoded: unknown, maxBytes: number): Buffer {
   if (typeof encoded !== 'string' && !Buffer.isBuffer(encoded)) {
     throw new InvalidSessionDataError('the codec returned neither a string nor a Buffer')
   }
-  if (codec === jsonCodec && !(encoded as string).startsWith('{')) {
-    // A toJSON at the top level turned the object into something else. (The manager's codec
-    // is the at-rest layer, which checks this itself; this covers the JSON codec used alone.)
-    throw new InvalidSessionDataError('it does not encode as a JSON object (a top-level toJSON?)')
+  if (codec === jsonCodec) {
+    const text = encoded as string
+    if (!text.startsWith('{')) {
+      throw new InvalidSessionDataError('it does not encode as a JSON object (a top-level toJSON?)')
+    }
+    // Parsed only when the key's quoted name is there at all: rarely.
+    if (text.includes(`"${PROTO_KEY}"`) && hasProtoKey(JSON.parse(text) as object)) {
+      throw protoKeyError()
+    }
   }
   const bytes = typeof encoded === 'string' ? Buffer.from(encoded, 'utf8') : encoded
   if (bytes.length > maxBytes) throw new SessionTooLargeError(bytes.length, maxBytes)

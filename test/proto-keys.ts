@@ -61,6 +61,36 @@ t.test('the manager: a stored top-level __proto__ key is an unreadable copy', as
   t.equal(Object.getPrototypeOf(data), Object.prototype, 'a plain object')
 })
 
+t.test('a __proto__ key that reaches the encoding past the check is refused', async (t) => {
+  const planted = () => JSON.parse('{"__proto__":{"isAdmin":true},"user":"eve"}') as object
+  let asked = 0
+  // Hides its __proto__ key from the first look only, which the check makes.
+  const twoFaced = new Proxy({ user: 'eve' } as Record<string, unknown>, {
+    ownKeys: (target) => [...Reflect.ownKeys(target), '__proto__'],
+    getOwnPropertyDescriptor: (target, key) =>
+      key !== '__proto__'
+        ? Reflect.getOwnPropertyDescriptor(target, key)
+        : asked++ === 0
+          ? undefined
+          : { value: { isAdmin: true }, enumerable: true, configurable: true, writable: true },
+    get: (target, key) => (key === '__proto__' ? { isAdmin: true } : Reflect.get(target, key)),
+  })
+  const cases: [string, Record<string, unknown>][] = [
+    ['a top-level toJSON returning one', { toJSON: planted }],
+    ['a Proxy answering the check and the encoding differently', twoFaced],
+  ]
+  for (const [name, data] of cases) {
+    const id = await manager.createSession({ user: 'eve', cart: [1, 2] })
+    const before = operations()
+    await t.rejects(manager.writeSession(id, data), { code: 'INVALID_SESSION_DATA' }, name)
+    t.equal(operations(), before, `${name}: no statement sent`)
+    t.same(await manager.readSession(id), { user: 'eve', cart: [1, 2] }, `${name}: unchanged`)
+  }
+  // The name inside a string value is text like any other.
+  const id = await manager.createSession({ note: 'a "__proto__" key is refused' })
+  t.same(await manager.readSession(id), { note: 'a "__proto__" key is refused' }, 'a value')
+})
+
 t.test('fastify: a planted __proto__ key never replaces the session prototype', async (t) => {
   const app = await startFastifyApp(t, manager)
   const client = new CookieClient()
