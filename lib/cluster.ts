@@ -82,6 +82,7 @@ export class Cluster {
             this.retiring,
             copies,
             options.minCopies,
+            options.clock,
           )
     this.repairContext = {
       orderOf: (id) => this.storeListChange.repairOrder(this.order(id)),

@@ -357,9 +357,10 @@ export class ReadPath {
         answers = [...answers, ...old]
         judged = await this.#judgeWhole(sessionId, answers)
         this.#context.moveInBackground(sessionId)
-      } else if (judged.result === null) {
+      } else {
         // Moved between the two looks (see StoreListChange.underWay): the stores a move copies
-        // to are asked again, and their new answers replace the first ones.
+        // to are asked again, and their new answers replace the first ones. Also when the first
+        // look found a copy: it may be an old extra the move has since written over.
         const again = await askInOrder(stores, 0, options.copies, read)
         const reasked = new Set(again.answers.map((answer) => answer.store))
         answers = [...answers.filter((answer) => !reasked.has(answer.store)), ...again.answers]

@@ -3,6 +3,7 @@ import { askInOrder } from './ask-in-order.js'
 import type { StoreAnswer } from './ask-in-order.js'
 import { NoStoreAvailableError, StoreDownError } from './errors.js'
 import type { StoreFailure } from './errors.js'
+import type { Clock } from './clock.js'
 import type { OrderCache } from './placement.js'
 import type { StoredCopy } from './store/rows.js'
 import type { Store } from './store/store.js'
@@ -20,7 +21,7 @@ import type { Store } from './store/store.js'
  */
 export interface StoreListChange {
   /**
-   * Whether a change is under way. A read that then finds a session under neither placement
+   * Whether a change is under way. A read whose look at the old placement then finds nothing
    * looks at the new one once more: a move (rebalance, a read-through, a write) copies to the
    * new placement before it removes from the old, so one that ran between the read's two looks
    * left the session where the second look finds it.
@@ -32,11 +33,13 @@ export interface StoreListChange {
     asked: ReadonlySet<Store>,
   ): Promise<StoreAnswer<Store, StoredCopy | null>[]>
   /**
-   * Whether the old placement holds a tombstone for the session. Rejects with
-   * {@link NoStoreAvailableError} when too few of the stores that would hold it answered to
-   * tell (see {@link tombstoneCheck}): the write must then not be made.
+   * What the old placement holds of the session, for a write: whether a tombstone, and the
+   * highest versions of its live copies (which a write must go above to win, even one that
+   * expired) and of those not expired (which a compare-and-set must expect). Rejects with
+   * {@link NoStoreAvailableError} when too few of the stores that would hold a tombstone
+   * answered to tell (see {@link tombstoneCheck}): the write must then not be made.
    */
-  destroyedUnderOld(sessionId: string): Promise<boolean>
+  underOld(sessionId: string): Promise<OldPlacement>
   /**
    * After a write or destroy reached `reached`: the old placement's first `copies` stores it did
    * not reach get `clear` (a delete of copies older than the write).
@@ -46,16 +49,34 @@ export interface StoreListChange {
     reached: readonly Store[],
     clear: (store: Store) => Promise<unknown>,
   ): Promise<void>
+  /**
+   * A metadata update (a touch) of the session's copies under the old placement, on its first
+   * `copies` stores not in `reached`: the session may not have been moved yet. Resolves
+   * whether any held a live copy (a store that fails counts as none).
+   */
+  updateOld(
+    sessionId: string,
+    reached: readonly Store[],
+    update: (store: Store) => Promise<boolean>,
+  ): Promise<boolean>
   /** The order repair walks for a session: the current order, then the retiring stores. */
   repairOrder(order: readonly Store[]): readonly Store[]
+}
+
+/** What the old placement holds of a session (see {@link StoreListChange.underOld}); 0: none. */
+export interface OldPlacement {
+  destroyed: boolean
+  newestVersion: number
+  newestLiveVersion: number
 }
 
 /** No change of the store list under way. */
 export const NO_STORE_LIST_CHANGE: StoreListChange = {
   underWay: false,
   lookUpOld: async () => [],
-  destroyedUnderOld: async () => false,
+  underOld: async () => ({ destroyed: false, newestVersion: 0, newestLiveVersion: 0 }),
   clearOld: async () => {},
+  updateOld: async () => false,
   repairOrder: (order) => order,
 }
 
@@ -92,6 +113,7 @@ export function storeListChange(
   retiring: readonly Store[],
   copies: number,
   minCopies: number,
+  clock: Clock,
 ): StoreListChange {
   const oldCopies = (sessionId: string): Store[] =>
     previous
@@ -105,10 +127,12 @@ export function storeListChange(
       const found = await askInOrder(old, 0, old.length, (store) => store.read(sessionId))
       return found.answers
     },
-    async destroyedUnderOld(sessionId) {
+    async underOld(sessionId) {
       const holders = previous.order(sessionId).slice(0, copies)
       const failures: StoreFailure[] = []
       const answers: { deleted: boolean; behind: boolean }[] = []
+      const found = { newestVersion: 0, newestLiveVersion: 0 }
+      const now = clock.now()
       await Promise.all(
         holders.map(async (store) => {
           if (!store.standing.up) {
@@ -118,6 +142,11 @@ export function storeListChange(
           try {
             const copy = await store.read(sessionId)
             answers.push({ deleted: copy?.deleted === true, behind: store.standing.behind })
+            if (copy === null || copy.deleted) return
+            found.newestVersion = Math.max(found.newestVersion, copy.version)
+            if (copy.expiresAtMillis > now) {
+              found.newestLiveVersion = Math.max(found.newestLiveVersion, copy.version)
+            }
           } catch (error) {
             failures.push({ storeId: store.id, error: error as Error })
           }
@@ -130,11 +159,16 @@ export function storeListChange(
           failures,
         )
       }
-      return verdict === 'destroyed'
+      return { destroyed: verdict === 'destroyed', ...found }
     },
     async clearOld(sessionId, reached, clear) {
       const left = oldCopies(sessionId).filter((store) => !reached.includes(store))
       await Promise.allSettled(left.map(clear))
+    },
+    async updateOld(sessionId, reached, update) {
+      const left = oldCopies(sessionId).filter((store) => !reached.includes(store))
+      const updated = await Promise.allSettled(left.map(update))
+      return updated.some((result) => result.status === 'fulfilled' && result.value)
     },
     repairOrder: (order) => (retiring.length === 0 ? order : [...order, ...retiring]),
   }

@@ -143,12 +143,18 @@ export class WritePath {
   async write(request: WriteRequest): Promise<WriteResult> {
     const { sessionId, data, expectedVersion } = request
     const { options, versions, storeListChange } = this.#context
-    if (storeListChange.underWay && (await storeListChange.destroyedUnderOld(sessionId))) {
+    const old = storeListChange.underWay ? await storeListChange.underOld(sessionId) : null
+    if (old?.destroyed === true) {
       // Destroyed before the change of the store list, and not moved yet: the tombstone sits
       // under the old placement only. Drop the write as a tombstone would, and move it.
       this.#context.moveInBackground(sessionId)
       this.#context.emit('write-after-destroy', { sessionId })
       return { version: 0, storeIds: [], degraded: false, dropped: true }
+    }
+    if (old !== null && expectedVersion !== undefined && old.newestLiveVersion > expectedVersion) {
+      // Not moved yet, the session moved on past the version expected (the new placement may
+      // hold an old extra copy at that version, which its check would take for the session).
+      throw new VersionConflictError(old.newestLiveVersion, expectedVersion)
     }
     const fullOrder = this.#context.order(sessionId)
     const order = writeOrder(fullOrder)
@@ -159,6 +165,11 @@ export class WritePath {
       expectedVersion !== undefined && expectedVersion + 1 < VERSION_CEILING
         ? versions.above(expectedVersion)
         : versions.next()
+    // Above every copy the old placement holds (one an app server whose clock runs ahead
+    // wrote), as any write goes above a newer version it meets: else that copy would win.
+    if (old !== null && old.newestVersion >= version && old.newestVersion + 1 < VERSION_CEILING) {
+      version = versions.above(old.newestVersion)
+    }
     // A decided compare-and-set whose follower held another write at `version` moves on.
     let expected = expectedVersion
     let decided: WriteResult | undefined
@@ -335,13 +346,16 @@ export class WritePath {
   }
 
   /**
-   * Runs a metadata update (touch, session timeout) on the session's first `copies` reachable
-   * stores; resolves whether any had a live copy.
+   * Runs a metadata update (a touch) on the session's first `copies` reachable stores, and
+   * during a change of the store list on its old ones too (it may not have been moved yet,
+   * and a copy under the new placement may be an old extra); resolves whether any had a live
+   * copy.
    */
   async updateCopies(
     sessionId: string,
     update: (store: Store) => Promise<boolean>,
   ): Promise<boolean> {
+    const { storeListChange } = this.#context
     const { answers, failures } = await askInOrder(
       writeOrder(this.#context.order(sessionId)),
       0,
@@ -349,7 +363,10 @@ export class WritePath {
       update,
     )
     if (answers.length === 0) throw new NoStoreAvailableError('update the session', failures)
-    return answers.some((answer) => answer.value)
+    const updated = answers.some((answer) => answer.value)
+    if (!storeListChange.underWay) return updated
+    const reached = answers.map((answer) => answer.store)
+    return (await storeListChange.updateOld(sessionId, reached, update)) || updated
   }
 
   /** Hands off the copies `holders` keep past the session's first stores (handedOffStores). */

@@ -1,0 +1,228 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { createSessionManager, generateSessionId, VersionConflictError } from '../lib/index.js'
+import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
+import { classicOrder } from '../lib/placement.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { proxiesFor } from './helpers/gray.js'
+import { sleep } from './helpers/wait.js'
+
+// During a change of the store list a session may sit under the old placement (not moved
+// yet), and the new one may hold an old extra copy of it (a write that failed over there left
+// it). Writes, compare-and-sets, touches and reads must see past both (docs/guarantees.md,
+// section 8): an app server whose clock runs ahead wrote above the versions others mint, a
+// stale compare-and-set meets an old extra copy, a touch finds the session only on its old
+// stores, a move overtakes a read between its two looks.
+const cluster = await startTestCluster(t, {
+  storeIds: ['store-a', 'store-b', 'store-c', 'store-d'],
+})
+
+// Retiring store-d (the first tests); the last ones add it instead.
+const before = ['store-a', 'store-b', 'store-c', 'store-d']
+const after = ['store-a', 'store-b', 'store-c']
+const configs = (ids: readonly string[]) =>
+  cluster.storeConfigs().filter((store) => ids.includes(store.id))
+const base = {
+  copies: 2,
+  connectTimeoutMillis: 1000,
+  queryTimeoutMillis: 1000,
+  healthCheckIntervalMillis: 250,
+  sweepIntervalSeconds: 0,
+}
+
+function open(t: Test, options: Partial<SessionManagerOptions>): SessionManager {
+  const manager = createSessionManager({ stores: [], ...base, ...options })
+  t.teardown(() => manager.close())
+  return manager
+}
+
+/** A session whose old pair (with store-d, retiring) shares no store with its new pair. */
+function sessionOnRetiringStore(): string {
+  for (;;) {
+    const id = generateSessionId()
+    const oldPair = classicOrder(before, id).slice(0, 2)
+    const newPair = classicOrder(after, id).slice(0, 2)
+    if (oldPair.includes('store-d') && !newPair.some((store) => oldPair.includes(store))) {
+      return id
+    }
+  }
+}
+
+t.test(
+  'a write during the change is not lost to an older copy a clock ahead left under the old placement',
+  async (t) => {
+    const id = sessionOnRetiringStore()
+    // Before the change: an app server whose clock runs 30 s ahead (within the minute the
+    // guarantees allow wall clocks to differ) writes the session.
+    const ahead = open(t, {
+      stores: configs(before),
+      clock: { now: () => Date.now() + 30_000 },
+    })
+    await ahead.applySchema()
+    await ahead.writeSession(id, { v: 1, from: 'before the change' })
+    await ahead.close()
+
+    // The change: another app server, clock right, writes the session (the user logs in, say).
+    const writer = open(t, { stores: configs(after), previousStores: configs(before) })
+    await writer.ready()
+    const written = await writer.writeSession(id, { v: 2, from: 'during the change' })
+    t.equal(written.dropped, false, 'the write is acknowledged')
+    t.equal(written.degraded, false, 'not degraded')
+
+    t.same(
+      await writer.readSession(id),
+      { v: 2, from: 'during the change' },
+      'the app server that wrote reads its acknowledged write',
+    )
+    await sleep(500) // the read's move, in the background
+    const other = open(t, { stores: configs(after), previousStores: configs(before) })
+    await other.ready()
+    t.same(
+      await other.readSession(id),
+      { v: 2, from: 'during the change' },
+      'another app server reads it too',
+    )
+    const rebalance = await other.repair()
+    t.ok(rebalance.done, 'the rebalance finished')
+    const past = open(t, { stores: configs(after) })
+    await past.ready()
+    t.same(
+      await past.readSession(id),
+      { v: 2, from: 'during the change' },
+      'and an app server past the change, after the rebalance',
+    )
+  },
+)
+
+t.test('a touch during the change extends a session not moved yet', async (t) => {
+  const id = sessionOnRetiringStore()
+  const old = open(t, { stores: configs(before) })
+  await old.applySchema()
+  await old.writeSession(id, { user: 42 }, { ttlSeconds: 3 })
+  await old.close()
+
+  const app = open(t, { stores: configs(after), previousStores: configs(before) })
+  await app.ready()
+  t.equal(
+    await app.touch(id, { ttlSeconds: 3600 }),
+    true,
+    'the touch finds the live session (it resolves whether the session existed)',
+  )
+  await sleep(3500)
+  t.same(
+    await app.readSession(id),
+    { user: 42 },
+    'the session, touched for an hour, is still there after its old expiry',
+  )
+})
+
+t.test('a compare-and-set on a stale version is refused, even on an old extra copy', async (t) => {
+  const before = ['store-a', 'store-b', 'store-c']
+  const after = [...before, 'store-d']
+  const third = (sessionId: string) => classicOrder(before, sessionId)[2]!
+  let id = generateSessionId()
+  while (classicOrder(after, id)[0] !== third(id) || classicOrder(after, id)[1] !== 'store-d') {
+    id = generateSessionId()
+  }
+  const oldPair = classicOrder(before, id).slice(0, 2)
+  const schema = open(t, { stores: configs(after) })
+  await schema.applySchema()
+  const writer = open(t, { stores: configs(before) })
+  const v1 = (await writer.writeSession(id, { cart: ['a'] })).version
+  // The extra copy of v1 on the third store, as a write that failed over there leaves it
+  // (test/rebalance.ts makes it the same way).
+  const [row] = await cluster
+    .store(oldPair[0]!)
+    .query<{ version: number; expires_at: number; data: Buffer }>(
+      'SELECT version, expires_at, data FROM sessions WHERE id = ?',
+      [id],
+    )
+  await cluster
+    .store(third(id))
+    .query(
+      'REPLACE INTO sessions (id, version, expires_at, deleted, data) VALUES (?, ?, ?, 0, ?)',
+      [id, row!.version, row!.expires_at, row!.data],
+    )
+  // The session moves on: v2, acknowledged, on the old pair.
+  await writer.writeSession(id, { cart: ['a', 'b'] })
+  await writer.close()
+
+  const app = open(t, { stores: configs(after), previousStores: configs(before) })
+  await app.ready()
+  const stale = await app.writeSession(id, { cart: ['a', 'stale'] }, { expectedVersion: v1 }).then(
+    (result) => ({ result }),
+    (error: unknown) => ({ error }),
+  )
+  t.ok(
+    'error' in stale && stale.error instanceof VersionConflictError,
+    `a compare-and-set on v1, read before v2: a conflict (${JSON.stringify(stale)})`,
+  )
+  t.same(await app.readSession(id), { cart: ['a', 'b'] }, 'the acknowledged v2 is not lost')
+})
+
+t.test('a read that a move overtakes does not serve an old extra copy', async (t) => {
+  const before = ['store-a', 'store-b', 'store-c']
+  const after = [...before, 'store-d']
+  // A session whose third store under the old list is first under the new list, beside the
+  // new store: its new pair shares no store with its old pair.
+  const third = (sessionId: string) => classicOrder(before, sessionId)[2]!
+  let id = generateSessionId()
+  while (classicOrder(after, id)[0] !== third(id) || classicOrder(after, id)[1] !== 'store-d') {
+    id = generateSessionId()
+  }
+  const oldPair = classicOrder(before, id).slice(0, 2)
+  /** v1 on the old pair and (an extra copy) on the third store, then v2 on the old pair. */
+  const plant = async (): Promise<void> => {
+    const schema = open(t, { stores: configs(after) })
+    await schema.applySchema() // on every store, store-d included
+    await schema.close()
+    for (const store of cluster.stores) await store.query('DELETE FROM sessions WHERE id = ?', [id])
+    const writer = open(t, { stores: configs(before) })
+    await writer.writeSession(id, { v: 1 })
+    // The extra copy of v1 on the third store, as a write that failed over there leaves it
+    // (test/rebalance.ts makes it the same way).
+    const [row] = await cluster
+      .store(oldPair[0]!)
+      .query<{ version: number; expires_at: number; data: Buffer }>(
+        'SELECT version, expires_at, data FROM sessions WHERE id = ?',
+        [id],
+      )
+    await cluster
+      .store(third(id))
+      .query(
+        'REPLACE INTO sessions (id, version, expires_at, deleted, data) VALUES (?, ?, ?, 0, ?)',
+        [id, row!.version, row!.expires_at, row!.data],
+      )
+    await writer.writeSession(id, { v: 2 })
+    await writer.close()
+  }
+  await plant()
+
+  // The reader reaches the old pair through proxies that hold its statements back, so that its
+  // look there comes after the move; the new placement it reaches directly.
+  const proxies = await proxiesFor(t, cluster, oldPair)
+  const proxied = (ids: string[]) =>
+    configs(ids).map((c) => (proxies.has(c.id) ? { ...c, port: proxies.get(c.id)!.port } : c))
+  const reader = open(t, {
+    queryTimeoutMillis: 5000,
+    healthCheckIntervalMillis: 60_000,
+    stores: proxied(after),
+    previousStores: proxied(before),
+  })
+  await reader.ready()
+  const operator = open(t, { stores: configs(after), previousStores: configs(before) })
+  await operator.applySchema()
+  t.same(await operator.readSession(id), { v: 2 }, 'before anything moves, the newest copy wins')
+  await sleep(300) // that read's move, in the background; then the same again, for the race
+  await plant()
+
+  for (const proxy of proxies.values()) {
+    proxy.setFault({ kind: 'latency', toStoreMillis: 1500, toClientMillis: 0 })
+  }
+  const read = reader.readSession(id)
+  await sleep(200)
+  const moved = await operator.repair()
+  t.ok(moved.copied >= 1 && moved.removed >= 1, `the session moved: ${JSON.stringify(moved)}`)
+  t.same(await read, { v: 2 }, 'the read serves the last acknowledged write, not the extra copy')
+  for (const proxy of proxies.values()) proxy.heal()
+})
