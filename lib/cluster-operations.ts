@@ -179,12 +179,26 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
 
   /**
    * Destroys every session of `owner` ("log this user out everywhere"), with tombstones like
-   * {@link destroySession}, so none comes back. Resolves how many were destroyed.
+   * {@link destroySession}, so none comes back: every candidate of the owner index but one
+   * whose data now names another owner, including one this app server reads as expired (an
+   * app server whose clock runs behind may still count it live, and a tombstone needs no
+   * clock). Resolves how many were destroyed.
+   * @throws {NoStoreAvailableError} when a candidate cannot be read (nothing is skipped
+   * silently; what was destroyed stays destroyed)
    */
   async destroyByOwner(owner: string | number): Promise<number> {
-    const ids = await this.findByOwner(owner)
-    for (const id of ids) await this.destroySession(id)
-    return ids.length
+    if (this.options.ownerKey === null) {
+      throw new InvalidOptionError('ownerKey', 'must be set to find sessions by owner')
+    }
+    const wanted = checkOwner(owner)
+    let destroyed = 0
+    for (const id of await ownerCandidates(this.#listing(), wanted)) {
+      const data = await this.readSession(id)
+      if (data !== null && ownerOf(data, this.options.ownerKey) !== wanted) continue
+      await this.destroySession(id)
+      destroyed++
+    }
+    return destroyed
   }
 
   /**

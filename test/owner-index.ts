@@ -2,7 +2,7 @@ import t from 'tap'
 import { sessionStatements } from '../lib/store/statements.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { startManager, storeState, storesWithLiveCopy } from './helpers/manager.js'
-import { waitFor } from './helpers/wait.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 3 })
 
@@ -54,6 +54,37 @@ t.test('findByOwner and destroyByOwner use the owner index on every store', asyn
     t.same(await storesWithLiveCopy(cluster, id), [])
   }
   for (const id of others) t.not(await manager.readSession(id), null, 'other users untouched')
+})
+
+t.test('a logout everywhere by an app server whose clock runs ahead sticks', async (t) => {
+  // It used to destroy only what its own clock counted live: an app server whose clock runs
+  // behind then touched the session it skipped, and kept it alive for a whole new lifetime.
+  const AHEAD_MILLIS = 2000
+  const ahead = await startManager(t, cluster, {
+    copies: 2,
+    ownerKey: 'userId',
+    clock: { now: () => Date.now() + AHEAD_MILLIS },
+  })
+  const behind = await startManager(t, cluster, { copies: 2, ownerKey: 'userId' })
+
+  // A session of user 42 near the end of its life: 3 s left on the real clock.
+  const id = await behind.createSession({ userId: 42 }, { ttlSeconds: 3 })
+  await sleep(1500)
+  // 1.5 s left for `behind`, 0.5 s past for `ahead`.
+  t.not(await behind.readSession(id), null, 'still live for the app server behind')
+
+  // The user logs out everywhere through the app server ahead.
+  await ahead.destroyByOwner(42)
+
+  // A request of another device of the user reaches the app server behind, which still sees
+  // the session live, and touches it (express-session does on every request).
+  const touched = await behind.touch(id)
+  t.equal(touched, false, 'a touch after the logout everywhere finds no session')
+
+  await sleep(2500)
+  t.equal(await behind.readSession(id), null, 'logged out for the app server behind')
+  t.equal(await ahead.readSession(id), null, 'logged out for the app server ahead')
+  t.same(await storesWithLiveCopy(cluster, id), [], 'no live copy left')
 })
 
 t.test('the owner lookup stays on the index where a scan looks cheaper', async (t) => {
