@@ -632,27 +632,31 @@ t.test('a commit is fenced: a change made behind the lock holder is not overwrit
   await client.ok('close')
 })
 
-t.test('destroy is fenced like commit: a lapsed lease destroys nothing', async (t) => {
-  // The server's app server judges leases by its clock; moved on, its lease has run out.
-  const skew = { millis: 0 }
-  const skewed = await startManager(t, cluster, { clock: { now: () => Date.now() + skew.millis } })
-  const server = await startServer(t, skewed, { lockLeaseMillis: 600, lockWaitMillis: 5000 })
-  const a = await LineClient.connect(server.lineAddress)
-  t.teardown(() => a.destroy())
-  const id = await manager.createSession({ owner: 'a' })
-  await a.ok(`open ${id} w`)
-  skew.millis = 60_000
-  // Another holder takes the lock once the lease ran out, and writes.
-  const b = await manager.lockSession(id, { waitMillis: 5000 })
-  await b.read()
-  await b.write({ owner: 'b' })
-  t.match(await a.request('destroy'), { ok: false, code: 'LOCK_EXPIRED' }, 'destroy is refused')
-  t.same(await manager.readSession(id), { owner: 'b' }, "the other holder's write stands")
-  t.match(await a.request('commit'), { ok: false, code: 'LOCK_EXPIRED' }, 'as commit is')
-  await b.release()
-  await a.ok('close')
-  t.same(await manager.readSession(id), { owner: 'b' })
-})
+for (const command of ['destroy', 'regenerate_id']) {
+  t.test(`${command} is fenced like commit: a lapsed lease changes nothing`, async (t) => {
+    // The server's app server judges leases by its clock; moved on, its lease has run out.
+    const skew = { millis: 0 }
+    const skewed = await startManager(t, cluster, {
+      clock: { now: () => Date.now() + skew.millis },
+    })
+    const server = await startServer(t, skewed, { lockLeaseMillis: 600, lockWaitMillis: 5000 })
+    const a = await LineClient.connect(server.lineAddress)
+    t.teardown(() => a.destroy())
+    const id = await manager.createSession({ owner: 'a' })
+    await a.ok(`open ${id} w`)
+    skew.millis = 60_000
+    // Another holder takes the lock once the lease ran out, and writes.
+    const b = await manager.lockSession(id, { waitMillis: 5000 })
+    await b.read()
+    await b.write({ owner: 'b' })
+    t.match(await a.request(command), { ok: false, code: 'LOCK_EXPIRED' }, `${command}: refused`)
+    t.same(await manager.readSession(id), { owner: 'b' }, "the other holder's write stands")
+    t.match(await a.request('commit'), { ok: false, code: 'LOCK_EXPIRED' }, 'as commit is')
+    await b.release()
+    await a.ok('close')
+    t.same(await manager.readSession(id), { owner: 'b' })
+  })
+}
 
 t.test(
   'a client that drops while holding w releases the lock at once, not after the lease',
