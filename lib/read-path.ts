@@ -345,6 +345,8 @@ export class ReadPath {
       }
       judged = await this.#judgeWhole(sessionId, answers)
     }
+    // Whether the old placement (during a change of the store list) answered enough to tell.
+    let oldTellsAbsence = true
     if (storeListChange.underWay && judged.verdict.state !== 'destroyed') {
       // Found or not under the new placement, the old one may hold a newer copy: the session
       // may not have been moved yet, and a copy under the new placement can be an old extra
@@ -353,8 +355,9 @@ export class ReadPath {
         sessionId,
         new Set(answers.map((answer) => answer.store)),
       )
-      if (old.some((answer) => answer.value !== null)) {
-        answers = [...answers, ...old]
+      oldTellsAbsence = old.tellsAbsence
+      if (old.answers.some((answer) => answer.value !== null)) {
+        answers = [...answers, ...old.answers]
         judged = await this.#judgeWhole(sessionId, answers)
         this.#context.moveInBackground(sessionId)
       } else {
@@ -376,8 +379,13 @@ export class ReadPath {
       failedStores,
       options.maxReadStores,
     )
-    if (result === null && verdict.state !== 'destroyed' && missed >= options.copies) {
-      // As many stores as hold each session were not heard from: "no session" would be a guess.
+    if (
+      result === null &&
+      verdict.state !== 'destroyed' &&
+      (missed >= options.copies || !oldTellsAbsence)
+    ) {
+      // As many stores as hold each session were not heard from (under the old placement too,
+      // where a session not moved yet sits): "no session" would be a guess.
       throw new NoStoreAvailableError('tell whether the session exists', failures)
     }
     const firstCopies = new Set(order.slice(0, options.copies))

@@ -27,11 +27,17 @@ export interface StoreListChange {
    * left the session where the second look finds it.
    */
   readonly underWay: boolean
-  /** The session's copies under the old placement, from the stores not asked yet. */
+  /**
+   * The session's copies under the old placement, from the stores not asked yet (`asked`
+   * answered already), and whether enough of its first `copies` stores answered to tell that
+   * it holds no copy: as for a tombstone ({@link tombstoneCheck}), a session written before
+   * the change is on at least `minCopies` of them, so `copies - minCopies + 1` caught-up ones
+   * include one that holds it.
+   */
   lookUpOld(
     sessionId: string,
     asked: ReadonlySet<Store>,
-  ): Promise<StoreAnswer<Store, StoredCopy | null>[]>
+  ): Promise<{ answers: StoreAnswer<Store, StoredCopy | null>[]; tellsAbsence: boolean }>
   /**
    * What the old placement holds of the session, for a write: whether a tombstone, and the
    * highest versions of its live copies (which a write must go above to win, even one that
@@ -73,7 +79,7 @@ export interface OldPlacement {
 /** No change of the store list under way. */
 export const NO_STORE_LIST_CHANGE: StoreListChange = {
   underWay: false,
-  lookUpOld: async () => [],
+  lookUpOld: async () => ({ answers: [], tellsAbsence: true }),
   underOld: async () => ({ destroyed: false, newestVersion: 0, newestLiveVersion: 0 }),
   clearOld: async () => {},
   updateOld: async () => false,
@@ -123,9 +129,12 @@ export function storeListChange(
   return {
     underWay: true,
     async lookUpOld(sessionId, asked) {
-      const old = oldCopies(sessionId).filter((store) => !asked.has(store))
+      const holders = previous.order(sessionId).slice(0, copies)
+      const old = holders.filter((store) => store.standing.up && !asked.has(store))
       const found = await askInOrder(old, 0, old.length, (store) => store.read(sessionId))
-      return found.answers
+      const answered = new Set([...asked, ...found.answers.map((answer) => answer.store)])
+      const caughtUp = holders.filter((store) => answered.has(store) && !store.standing.behind)
+      return { answers: found.answers, tellsAbsence: caughtUp.length >= copies - minCopies + 1 }
     },
     async underOld(sessionId) {
       const holders = previous.order(sessionId).slice(0, copies)

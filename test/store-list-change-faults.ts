@@ -1,11 +1,16 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import { createSessionManager, generateSessionId, VersionConflictError } from '../lib/index.js'
+import {
+  createSessionManager,
+  generateSessionId,
+  NoStoreAvailableError,
+  VersionConflictError,
+} from '../lib/index.js'
 import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
 import { classicOrder } from '../lib/placement.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { proxiesFor } from './helpers/gray.js'
-import { sleep } from './helpers/wait.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 // During a change of the store list a session may sit under the old placement (not moved
 // yet), and the new one may hold an old extra copy of it (a write that failed over there left
@@ -114,6 +119,48 @@ t.test('a touch during the change extends a session not moved yet', async (t) =>
     { user: 42 },
     'the session, touched for an hour, is still there after its old expiry',
   )
+})
+
+t.test('a session whose old stores are unreachable is refused, never "no session"', async (t) => {
+  const id = sessionOnRetiringStore()
+  const oldPair = classicOrder(before, id).slice(0, 2)
+  const old = open(t, { stores: configs(before) })
+  await old.applySchema()
+  await old.writeSession(id, { user: 42 })
+  await old.close()
+
+  const proxies = await proxiesFor(t, cluster, oldPair)
+  const proxied = (ids: readonly string[]) =>
+    configs(ids).map((c) => (proxies.has(c.id) ? { ...c, port: proxies.get(c.id)!.port } : c))
+  const reader = open(t, { stores: proxied(after), previousStores: proxied(before) })
+  await reader.ready()
+  for (const proxy of proxies.values()) proxy.setFault({ kind: 'blackhole' })
+
+  const outcome = (promise: Promise<unknown>) =>
+    promise.then(
+      (data) => ({ data }),
+      (error: unknown) => ({ error }),
+    )
+  const failing = await outcome(reader.readSession(id))
+  t.ok(
+    'error' in failing && failing.error instanceof NoStoreAvailableError,
+    `while its old stores fail: refused, not "no session" (${JSON.stringify(failing)})`,
+  )
+  await waitFor('the old stores to be down for the reader', () =>
+    reader
+      .stats()
+      .stores.filter((store) => oldPair.includes(store.id))
+      .every((store) => store.state === 'down'),
+  )
+  const down = await outcome(reader.readSession(id))
+  t.ok(
+    'error' in down && down.error instanceof NoStoreAvailableError,
+    `once they are down: refused, not "no session" (${JSON.stringify(down)})`,
+  )
+  for (const proxy of proxies.values()) proxy.heal()
+  const healthy = open(t, { stores: configs(after), previousStores: configs(before) })
+  await healthy.ready()
+  t.same(await healthy.readSession(id), { user: 42 }, 'the session exists all along')
 })
 
 t.test('a compare-and-set on a stale version is refused, even on an old extra copy', async (t) => {

@@ -233,7 +233,11 @@ crashTest(
       })
     }
     t.same(await storesWithLiveCopy(cluster, id), [], 'no store holds a live copy')
-    t.equal(await writer.readSession(id), null, 'the writer reads no session')
+    await t.rejects(
+      writer.readSession(id),
+      NoStoreAvailableError,
+      'the writer, which cannot reach the old placement, cannot tell: refused, not "no session"',
+    )
     // Before the one that still reads the old placement (whose read repair would bury a copy).
     const afterChange = open(t, { stores: configs(after) })
     t.equal(
