@@ -171,6 +171,12 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     const wanted = checkOwner(owner)
     const owned: string[] = []
     for (const id of await ownerCandidates(this.#listing(), wanted)) {
+      // An id this manager refuses (unsigned, with `secrets`) is no session it serves.
+      try {
+        this.checkId(id)
+      } catch {
+        continue
+      }
       const data = await this.readSession(id).catch(() => null)
       if (data !== null && ownerOf(data, this.options.ownerKey) === wanted) owned.push(id)
     }
@@ -193,6 +199,12 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     const wanted = checkOwner(owner)
     let destroyed = 0
     for (const id of await ownerCandidates(this.#listing(), wanted)) {
+      // An id this manager refuses (unsigned, with `secrets`) is no session it serves.
+      try {
+        this.checkId(id)
+      } catch {
+        continue
+      }
       const data = await this.readSession(id)
       if (data !== null && ownerOf(data, this.options.ownerKey) !== wanted) continue
       await this.destroySession(id)
