@@ -6,7 +6,7 @@ import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
 import { SessionWorkload } from '../lib/cli/workload/session-workload.js'
 import { sleep } from '../lib/cli/workload/waits.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { proxiesFor } from './helpers/gray.js'
+import { readOvertakenByMove } from './helpers/overtaken-read.js'
 
 // A change of the store list under a concurrent workload checked by the chaos run's
 // consistency model: no session lost, none resurrected, no stale read, and a second
@@ -172,31 +172,16 @@ crashTest('a read that a move overtakes still finds the session', async (t) => {
   }
   const oldPair = firstTwo(before, id)
   await writtenUnder(t, before, id)
-  // The reader reaches the old pair through proxies that will hold its statements back, so its
-  // look at them comes after the move; every other store it reaches directly.
-  const proxies = await proxiesFor(t, cluster, oldPair)
-  const proxied = (ids: string[]) =>
-    configs(ids).map((c) => (proxies.has(c.id) ? { ...c, port: proxies.get(c.id)!.port } : c))
-  const reader = open(t, {
-    queryTimeoutMillis: 5000,
-    healthCheckIntervalMillis: 60_000,
-    stores: proxied(after),
-    previousStores: proxied(before),
-  })
-  await reader.ready()
-  const operator = open(t, { stores: configs(after), previousStores: configs(before) })
-  await operator.applySchema()
-  for (const proxy of proxies.values()) {
-    proxy.setFault({ kind: 'latency', toStoreMillis: 1500, toClientMillis: 0 })
-  }
   // The reader finds nothing under the new placement at once; its statements to the old pair
   // arrive 1.5 s later, after the rebalance has copied the session over and removed it there.
-  const read = reader.readSession(id)
-  await sleep(200)
-  const moved = await operator.repair()
+  const { read, moved } = await readOvertakenByMove(t, cluster, open, {
+    id,
+    oldPair,
+    before,
+    after,
+  })
   t.ok(moved.copied >= 1 && moved.removed >= 1, `the session moved: ${JSON.stringify(moved)}`)
-  t.same(await read, { v: 1 }, 'the read still finds it')
-  for (const proxy of proxies.values()) proxy.heal()
+  t.same(read, { v: 1 }, 'the read still finds it')
   for (const store of cluster.stores) await store.query('DELETE FROM sessions').catch(() => {})
 })
 

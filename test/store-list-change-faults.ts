@@ -6,10 +6,11 @@ import {
   NoStoreAvailableError,
   VersionConflictError,
 } from '../lib/index.js'
-import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
+import type { SessionData, SessionManager, SessionManagerOptions } from '../lib/index.js'
 import { classicOrder } from '../lib/placement.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { proxiesFor } from './helpers/gray.js'
+import { readOvertakenByMove } from './helpers/overtaken-read.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 // During a change of the store list a session may sit under the old placement (not moved
@@ -51,6 +52,58 @@ function sessionOnRetiringStore(): string {
       return id
     }
   }
+}
+
+// Adding store-d (the last tests): the session's third store under the old list is first
+// under the new one, beside store-d, so its new pair shares no store with its old pair.
+const fewer = ['store-a', 'store-b', 'store-c']
+const more = [...fewer, 'store-d']
+
+/** A session whose new pair (store-d added) is its third old store and store-d. */
+function sessionGainingStore(): { id: string; oldPair: string[]; third: string } {
+  for (;;) {
+    const id = generateSessionId()
+    const [first, second, third] = classicOrder(fewer, id) as [string, string, string]
+    const [newFirst, newSecond] = classicOrder(more, id)
+    if (newFirst === third && newSecond === 'store-d')
+      return { id, oldPair: [first, second], third }
+  }
+}
+
+/**
+ * Writes `v1` under the old list, copies it to the session's third old store (the extra copy a
+ * write that failed over there leaves; test/rebalance.ts makes it the same way), then writes
+ * `v2` under the old list. Resolves v1's version.
+ */
+async function withExtraCopy(
+  t: Test,
+  session: { id: string; oldPair: string[]; third: string },
+  v1: SessionData,
+  v2: SessionData,
+): Promise<number> {
+  const schema = open(t, { stores: configs(more) })
+  await schema.applySchema() // on every store, store-d included
+  await schema.close()
+  for (const store of cluster.stores) {
+    await store.query('DELETE FROM sessions WHERE id = ?', [session.id])
+  }
+  const writer = open(t, { stores: configs(fewer) })
+  const { version } = await writer.writeSession(session.id, v1)
+  const [row] = await cluster
+    .store(session.oldPair[0]!)
+    .query<{ version: number; expires_at: number; data: Buffer }>(
+      'SELECT version, expires_at, data FROM sessions WHERE id = ?',
+      [session.id],
+    )
+  await cluster
+    .store(session.third)
+    .query(
+      'REPLACE INTO sessions (id, version, expires_at, deleted, data) VALUES (?, ?, ?, 0, ?)',
+      [session.id, row!.version, row!.expires_at, row!.data],
+    )
+  await writer.writeSession(session.id, v2)
+  await writer.close()
+  return version
 }
 
 t.test(
@@ -164,112 +217,35 @@ t.test('a session whose old stores are unreachable is refused, never "no session
 })
 
 t.test('a compare-and-set on a stale version is refused, even on an old extra copy', async (t) => {
-  const before = ['store-a', 'store-b', 'store-c']
-  const after = [...before, 'store-d']
-  const third = (sessionId: string) => classicOrder(before, sessionId)[2]!
-  let id = generateSessionId()
-  while (classicOrder(after, id)[0] !== third(id) || classicOrder(after, id)[1] !== 'store-d') {
-    id = generateSessionId()
-  }
-  const oldPair = classicOrder(before, id).slice(0, 2)
-  const schema = open(t, { stores: configs(after) })
-  await schema.applySchema()
-  const writer = open(t, { stores: configs(before) })
-  const v1 = (await writer.writeSession(id, { cart: ['a'] })).version
-  // The extra copy of v1 on the third store, as a write that failed over there leaves it
-  // (test/rebalance.ts makes it the same way).
-  const [row] = await cluster
-    .store(oldPair[0]!)
-    .query<{ version: number; expires_at: number; data: Buffer }>(
-      'SELECT version, expires_at, data FROM sessions WHERE id = ?',
-      [id],
-    )
-  await cluster
-    .store(third(id))
-    .query(
-      'REPLACE INTO sessions (id, version, expires_at, deleted, data) VALUES (?, ?, ?, 0, ?)',
-      [id, row!.version, row!.expires_at, row!.data],
-    )
-  // The session moves on: v2, acknowledged, on the old pair.
-  await writer.writeSession(id, { cart: ['a', 'b'] })
-  await writer.close()
-
-  const app = open(t, { stores: configs(after), previousStores: configs(before) })
+  const session = sessionGainingStore()
+  const v1 = await withExtraCopy(t, session, { cart: ['a'] }, { cart: ['a', 'b'] })
+  const app = open(t, { stores: configs(more), previousStores: configs(fewer) })
   await app.ready()
-  const stale = await app.writeSession(id, { cart: ['a', 'stale'] }, { expectedVersion: v1 }).then(
-    (result) => ({ result }),
-    (error: unknown) => ({ error }),
-  )
+  const stale = await app
+    .writeSession(session.id, { cart: ['a', 'stale'] }, { expectedVersion: v1 })
+    .then(
+      (result) => ({ result }),
+      (error: unknown) => ({ error }),
+    )
   t.ok(
     'error' in stale && stale.error instanceof VersionConflictError,
     `a compare-and-set on v1, read before v2: a conflict (${JSON.stringify(stale)})`,
   )
-  t.same(await app.readSession(id), { cart: ['a', 'b'] }, 'the acknowledged v2 is not lost')
+  t.same(await app.readSession(session.id), { cart: ['a', 'b'] }, 'the acknowledged v2 is not lost')
 })
 
 t.test('a read that a move overtakes does not serve an old extra copy', async (t) => {
-  const before = ['store-a', 'store-b', 'store-c']
-  const after = [...before, 'store-d']
-  // A session whose third store under the old list is first under the new list, beside the
-  // new store: its new pair shares no store with its old pair.
-  const third = (sessionId: string) => classicOrder(before, sessionId)[2]!
-  let id = generateSessionId()
-  while (classicOrder(after, id)[0] !== third(id) || classicOrder(after, id)[1] !== 'store-d') {
-    id = generateSessionId()
-  }
-  const oldPair = classicOrder(before, id).slice(0, 2)
-  /** v1 on the old pair and (an extra copy) on the third store, then v2 on the old pair. */
-  const plant = async (): Promise<void> => {
-    const schema = open(t, { stores: configs(after) })
-    await schema.applySchema() // on every store, store-d included
-    await schema.close()
-    for (const store of cluster.stores) await store.query('DELETE FROM sessions WHERE id = ?', [id])
-    const writer = open(t, { stores: configs(before) })
-    await writer.writeSession(id, { v: 1 })
-    // The extra copy of v1 on the third store, as a write that failed over there leaves it
-    // (test/rebalance.ts makes it the same way).
-    const [row] = await cluster
-      .store(oldPair[0]!)
-      .query<{ version: number; expires_at: number; data: Buffer }>(
-        'SELECT version, expires_at, data FROM sessions WHERE id = ?',
-        [id],
-      )
-    await cluster
-      .store(third(id))
-      .query(
-        'REPLACE INTO sessions (id, version, expires_at, deleted, data) VALUES (?, ?, ?, 0, ?)',
-        [id, row!.version, row!.expires_at, row!.data],
-      )
-    await writer.writeSession(id, { v: 2 })
-    await writer.close()
-  }
-  await plant()
-
-  // The reader reaches the old pair through proxies that hold its statements back, so that its
-  // look there comes after the move; the new placement it reaches directly.
-  const proxies = await proxiesFor(t, cluster, oldPair)
-  const proxied = (ids: string[]) =>
-    configs(ids).map((c) => (proxies.has(c.id) ? { ...c, port: proxies.get(c.id)!.port } : c))
-  const reader = open(t, {
-    queryTimeoutMillis: 5000,
-    healthCheckIntervalMillis: 60_000,
-    stores: proxied(after),
-    previousStores: proxied(before),
-  })
-  await reader.ready()
-  const operator = open(t, { stores: configs(after), previousStores: configs(before) })
-  await operator.applySchema()
+  const session = sessionGainingStore()
+  const { id } = session
+  await withExtraCopy(t, session, { v: 1 }, { v: 2 })
+  const operator = open(t, { stores: configs(more), previousStores: configs(fewer) })
   t.same(await operator.readSession(id), { v: 2 }, 'before anything moves, the newest copy wins')
   await sleep(300) // that read's move, in the background; then the same again, for the race
-  await plant()
-
-  for (const proxy of proxies.values()) {
-    proxy.setFault({ kind: 'latency', toStoreMillis: 1500, toClientMillis: 0 })
-  }
-  const read = reader.readSession(id)
-  await sleep(200)
-  const moved = await operator.repair()
+  await withExtraCopy(t, session, { v: 1 }, { v: 2 })
+  // The reader finds the extra copy under the new placement at once, and nothing under the old
+  // one 1.5 s later, after the rebalance has moved v2 over it.
+  const overtaken = { ...session, before: fewer, after: more }
+  const { read, moved } = await readOvertakenByMove(t, cluster, open, overtaken)
   t.ok(moved.copied >= 1 && moved.removed >= 1, `the session moved: ${JSON.stringify(moved)}`)
-  t.same(await read, { v: 2 }, 'the read serves the last acknowledged write, not the extra copy')
-  for (const proxy of proxies.values()) proxy.heal()
+  t.same(read, { v: 2 }, 'the read serves the last acknowledged write, not the extra copy')
 })
