@@ -111,7 +111,8 @@ export type CheckVerdict<S> =
  * holding the newest copy decides:
  * - a tombstone anywhere: the stores holding one (the write is dropped there, as destroyed);
  * - the newest live version is not `expected`: a conflict, before anything is written;
- * - otherwise the stores at `expected`. An expired newest copy is no session (reads answer null
+ * - otherwise the stores holding `expected` live (another copy of that version may have
+ *   expired: a touch missed it). An expired newest copy is no session (reads answer null
  *   for it), nor is no row at all: for `expected` 0 every store that answered may decide (its
  *   statement creates the session, taking an expired row as absent); for any other version it
  *   is a conflict at version 0, unless `createsAbsent` (a change of the store list, when the
@@ -140,5 +141,12 @@ export function judgeCheck<S>(
     if (!createsAbsent) return noSession
   }
   if (newest.version !== expected) return { kind: 'conflict', storedVersion: newest.version }
-  return { kind: 'decide', deciders: holding((copy) => copy.version === expected) }
+  // Copies of one version can differ in expiry (a touch that missed one): only a live one can
+  // take a compare-and-set, whose statement finds no session in an expired row.
+  return {
+    kind: 'decide',
+    deciders: holding(
+      (copy) => copy.version === expected && (createsAbsent || copy.expiresAtMillis > now),
+    ),
+  }
 }

@@ -16,12 +16,13 @@ import {
   storeState,
   storesWithLiveCopy,
 } from './helpers/manager.js'
-import { sleep } from './helpers/wait.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 // Guarantee 5 in docs/guarantees.md (4 of the design brief): two requests that read then write the same
 // session can be made safe, with an optimistic check and with a lease lock.
 const cluster = await startTestCluster(t, { stores: 3 })
 const ROUNDS = 300
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
 
 /** Two app servers, each adding 1 to `n` ROUNDS times with `add`, concurrently. */
 async function twoServers(
@@ -157,6 +158,34 @@ t.test('expectedVersion of a session no store holds live: refused, nothing writt
     )
   }
 })
+
+crashTest(
+  'a session that reads as live can be updated after a touch missed one copy',
+  async (t) => {
+    // Copies of one version then differ in expiry; the one that expired must not decide.
+    const [a, b] = [cluster.stores[0]!, cluster.stores[1]!]
+    const manager = await startManager(t, cluster, { copies: 2, healthCheckIntervalMillis: 100 })
+    const id = idWithOrderPrefix(manager, [a.id, b.id])
+    await manager.writeSession(id, { n: 1 }, { ttlSeconds: 3 })
+
+    // a is down during a touch: the touch extends b's copy (and finds none on the third store).
+    await a.stop()
+    await waitFor('the manager to see a down', () => storeState(manager, a.id) === 'down')
+    t.equal(await manager.touch(id, { ttlSeconds: 120 }), true, 'touched')
+    await a.start()
+    await waitFor('a back in service', () => storeState(manager, a.id) === 'up')
+
+    // a's copy (same version) runs out; b's is live for two more minutes.
+    await sleep(3500)
+    const read = await manager.readSession(id, { withVersion: true })
+    t.same(read?.data, { n: 1 }, 'the session reads as live')
+
+    const updated = await manager
+      .updateSession(id, (data) => ({ n: (data!.n as number) + 1 }))
+      .catch((error: unknown) => error)
+    t.same(updated, { n: 2 }, 'updateSession applies (it failed with a conflict at version 0)')
+  },
+)
 
 t.test('lease locks: expiry, fencing, readers never blocked, waiting', async (t) => {
   const a = await startManager(t, cluster, { copies: 2 })

@@ -221,6 +221,15 @@ t.test('judgeCheck: who decides a compare-and-set', async (t) => {
       { kind: 'conflict', storedVersion: 0 },
     ],
   ]
+  expired.push([
+    'the expected version on two stores, one copy expired (a touch missed it): the live one',
+    5,
+    [
+      { store: 'a', copy: live(5, 1000) },
+      { store: 'b', copy: live(5, 9000) },
+    ],
+    { kind: 'decide', deciders: ['b'] },
+  ])
   for (const [name, expected, found, verdict] of expired) {
     t.same(judgeCheck(expected, found, 1500, false), verdict, name)
   }
