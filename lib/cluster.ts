@@ -13,6 +13,7 @@ import { NO_STORE_LIST_CHANGE, storeListChange } from './store-list-change.js'
 import { lockAndHintStatements } from './store/lock-and-hint-statements.js'
 import { staleStatements } from './store/stale-statements.js'
 import { sessionStatements } from './store/statements.js'
+import { upkeepStatements } from './store/upkeep-statements.js'
 import { LocalSlowness } from './store/local-slowness.js'
 import { Store } from './store/store.js'
 
@@ -44,6 +45,7 @@ export class Cluster {
     const { stores, previousStores, orderCacheSize, copies } = options
     const statements = {
       ...sessionStatements(options.table),
+      ...upkeepStatements(options.table),
       ...lockAndHintStatements(options.table),
       ...staleStatements(options.table),
     }

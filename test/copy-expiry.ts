@@ -1,4 +1,6 @@
 import t from 'tap'
+import type { StoredCopy } from '../lib/store/rows.js'
+import { upkeepStatements } from '../lib/store/upkeep-statements.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { rowsOnStores, startManager } from './helpers/manager.js'
 
@@ -56,3 +58,40 @@ t.test('regenerate carries the stored expiry to every copy of the new id', async
   const newId = (await manager.regenerateSession(oldId))!
   t.same(await copyExpiries(manager, newId), [oldExpiry, oldExpiry])
 })
+
+t.test(
+  'a copy of the same version brings only a later expiry, and not past a timeout',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 1 })
+    const store = cluster.store(manager.locate(manager.generateId())[0]!)
+    const { copy } = upkeepStatements('sessions')
+    const copyOf = (expiresAtMillis: number, ttlSeconds: number | null): StoredCopy => ({
+      version: 7,
+      expiresAtMillis,
+      deleted: false,
+      data: Buffer.from('{}'),
+      owner: null,
+      ttlSeconds,
+    })
+    const send = (id: string, source: StoredCopy) =>
+      store.query(copy.text(), copy.params({ sessionId: id, copy: source }))
+    const expiry = async (id: string) =>
+      Number(
+        (await store.query('SELECT expires_at FROM sessions WHERE id = ?', [id]))[0]!.expires_at,
+      )
+
+    const untimed = manager.generateId()
+    await send(untimed, copyOf(1_000_000, null))
+    await send(untimed, copyOf(2_000_000, null))
+    t.equal(await expiry(untimed), 2_000_000, 'a later expiry of the same version is taken')
+    await send(untimed, copyOf(1_500_000, null))
+    t.equal(await expiry(untimed), 2_000_000, 'an earlier one is not')
+
+    const timed = manager.generateId()
+    await send(timed, copyOf(1_000_000, 60))
+    await send(timed, copyOf(3_000_000, null))
+    t.equal(await expiry(timed), 1_000_000, 'one without the session timeout does not extend it')
+    await send(timed, copyOf(2_000_000, 60))
+    t.equal(await expiry(timed), 2_000_000, 'one with it does')
+  },
+)

@@ -48,6 +48,17 @@ const rows: Row[] = [
     want: ['copy a', 'remove c'],
   },
   {
+    // A touch missed the targets' copies, or landed on c while the session moved.
+    name: 'a copy outside the targets with a later expiry: the targets take it before it goes',
+    held: [live(5), live(5), live(5, NOW + 5000)],
+    want: ['copy a', 'copy b', 'remove c'],
+  },
+  {
+    name: 'a later expiry on a target alone stays where it is (no rewrite for expiry alone)',
+    held: [live(5), live(5, NOW + 5000), null],
+    want: [],
+  },
+  {
     name: 'a copy outside the targets goes once they hold the newest',
     held: [live(5), live(5), live(3)],
     dropExtras: false,

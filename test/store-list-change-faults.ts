@@ -174,6 +174,36 @@ t.test('a touch during the change extends a session not moved yet', async (t) =>
   )
 })
 
+t.test(
+  'a touch that lands while the session moves is not lost (express: a read, then a touch)',
+  async (t) => {
+    const ids = Array.from({ length: 40 }, () => sessionOnRetiringStore())
+    const old = open(t, { stores: configs(before) })
+    await old.applySchema()
+    await Promise.all(ids.map((id, i) => old.writeSession(id, { i }, { ttlSeconds: 3 })))
+    await old.close()
+    const app = open(t, { stores: configs(after), previousStores: configs(before) })
+    await app.ready()
+    // 40 requests at once: each reads its session (which starts its move in the background),
+    // then touches it, while the move copies the copy it read before the touch.
+    const touched = await Promise.all(
+      ids.map(async (id) => {
+        await app.readSession(id)
+        return app.touch(id, { ttlSeconds: 3600 })
+      }),
+    )
+    t.equal(touched.filter((found) => !found).length, 0, 'every touch found its session')
+    await sleep(3500)
+    const reads = await Promise.all(ids.map((id) => app.readSession(id)))
+    const lost = reads.filter((data) => data === null).length
+    t.equal(lost, 0, `no touched session ended at its old expiry (${lost} of ${ids.length} did)`)
+    t.ok((await app.repair()).done, 'the rebalance finishes')
+    const past = open(t, { stores: configs(after) })
+    const moved = await Promise.all(ids.map((id) => past.readSession(id)))
+    t.equal(moved.filter((data) => data === null).length, 0, 'and each is live past the change')
+  },
+)
+
 t.test('a session whose old stores are unreachable is refused, never "no session"', async (t) => {
   const id = sessionOnRetiringStore()
   const oldPair = classicOrder(before, id).slice(0, 2)

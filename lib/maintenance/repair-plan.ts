@@ -16,8 +16,12 @@ export type RepairAction =
   | { kind: 'copy'; store: Store; source: StoredCopy }
   /** Put a tombstone where a destroyed session's copy is (or should be). */
   | { kind: 'bury'; store: Store; source: StoredCopy }
-  /** Delete a copy that is stale or sits outside the session's first `copies` stores. */
-  | { kind: 'remove'; store: Store; version: number }
+  /**
+   * Delete a copy that is stale or sits outside the session's first `copies` stores: one older
+   * than `version`, or at it expiring by `expiresAtMillis` when given (a touch since the plan
+   * read it leaves it, for the next repair to carry its later expiry over first).
+   */
+  | { kind: 'remove'; store: Store; version: number; expiresAtMillis?: number }
   /** Delete a tombstone whose time is up, once no store that may hold an old copy is down. */
   | { kind: 'clear'; store: Store }
 
@@ -94,15 +98,31 @@ export function planRepair(
   const newest = newestCopy(present.map((entry) => entry.copy)) as StoredCopy
   if (newest.expiresAtMillis <= options.now)
     return supersedeOlder(present, newest, targets, options)
+  const extras = present.filter(({ store }) => !targets.has(store))
+  // A copy that goes may carry a later expiry than the targets' of its version (a touch they
+  // missed, or one that landed on it while the session moved): the targets take it first.
+  const laterExpiryGoes = extras.some(({ copy }) => copy === newest)
   const actions: RepairAction[] = stores
-    .filter(({ store, copy }) => targets.has(store) && (copy === null || supersedes(newest, copy)))
+    .filter(
+      ({ store, copy }) =>
+        targets.has(store) &&
+        (copy === null ||
+          supersedes(newest, copy) ||
+          (laterExpiryGoes && copy.expiresAtMillis < newest.expiresAtMillis)),
+    )
     .map(({ store }) => ({ kind: 'copy', store, source: newest }))
   // Once the targets hold the newest copy, one elsewhere (left by a write that failed over or
   // hedged past a target) has been handed off, and goes: left there, it would outlive a newer
   // copy with a shorter life, and be the session again once a sweep deleted that one. Hint
-  // replay and read repair remove it too (version-checked: a newer write there stays).
-  for (const { store } of present) {
-    if (!targets.has(store)) actions.push({ kind: 'remove', store, version: newest.version })
+  // replay and read repair remove it too (version-checked: a newer write there stays, and so
+  // does one a touch extended since it was read).
+  for (const { store } of extras) {
+    actions.push({
+      kind: 'remove',
+      store,
+      version: newest.version,
+      expiresAtMillis: newest.expiresAtMillis,
+    })
   }
   return actions
 }
@@ -165,7 +185,7 @@ function runAction(sessionId: string, action: RepairAction): Promise<void> {
     case 'bury':
       return action.store.destroy(sessionId, action.source.version, action.source.expiresAtMillis)
     case 'remove':
-      return action.store.removeCopy(sessionId, action.version)
+      return action.store.removeCopy(sessionId, action.version, action.expiresAtMillis)
     case 'clear':
       return action.store.clearTombstone(sessionId)
   }

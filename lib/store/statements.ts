@@ -38,14 +38,14 @@ export interface Statement<I, R, O> {
  * {@link VERSION_CEILING} was not minted by this library and counts as 0, the oldest, so that
  * it blocks no write and wins over no copy.
  */
-const STORED = `((version < ${VERSION_CEILING}) * version)`
+export const STORED = `((version < ${VERSION_CEILING}) * version)`
 /**
  * The condition under which a copy replaces a stored live copy: a higher version, or the same
  * version with the session's timeout where the stored copy has none (copy-rules.ts). Evaluated
  * before ttl_seconds is assigned (the assignments run left to right, ttl_seconds last but the
  * version, which is equal then).
  */
-const NEWER =
+export const NEWER =
   `deleted = 0 AND (VALUES(version) > ${STORED} OR (VALUES(version) = ${STORED} AND ` +
   'ttl_seconds IS NULL AND VALUES(ttl_seconds) IS NOT NULL))'
 /** The condition under which a write replaces a stored live copy: [from, below) holds it. */
@@ -89,7 +89,7 @@ function rowValues({ sessionId, data, fields }: SessionWrite): unknown[] {
 }
 
 export const ids = (rows: RowDataPacket[]): string[] => rows.map((row) => String(row.id))
-const changed = (result: ResultSetHeader): boolean => result.affectedRows > 0
+export const changed = (result: ResultSetHeader): boolean => result.affectedRows > 0
 export const nothing = (): void => undefined
 
 /**
@@ -197,14 +197,6 @@ export function sessionStatements(table: string) {
       `SELECT id, version, deleted, SHA2(data, 256) AS data_sha256 FROM ${t} ` +
       `WHERE id IN ${placeholders(count)}`,
   )
-  const copyText =
-    `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner, ttl_seconds) ` +
-    'VALUES (?, ?, ?, 0, ?, ?, ?) ON DUPLICATE KEY UPDATE ' +
-    `data = IF(${NEWER}, VALUES(data), data), ` +
-    `expires_at = IF(${NEWER}, VALUES(expires_at), expires_at), ` +
-    `owner = IF(${NEWER}, VALUES(owner), owner), ` +
-    `ttl_seconds = IF(${NEWER}, VALUES(ttl_seconds), ttl_seconds), ` +
-    `version = IF(${NEWER}, VALUES(version), version)`
 
   return {
     /** The copy a store holds, or null. */
@@ -385,77 +377,6 @@ export function sessionStatements(table: string) {
       params: (writes: readonly SessionWrite[]) => [...new Set(writes.map((w) => w.sessionId))],
       decode: batchOutcomes,
     } satisfies Statement<readonly SessionWrite[], RowDataPacket[], WriteOutcome[]>,
-
-    /** A tombstone replaces whatever is stored, above its version. */
-    destroy: {
-      text: () =>
-        `INSERT INTO ${t} (id, version, expires_at, deleted, data, owner) VALUES (?, ?, ?, 1, NULL, NULL) ` +
-        'ON DUPLICATE KEY UPDATE data = NULL, owner = NULL, deleted = 1, ' +
-        'expires_at = GREATEST(expires_at, VALUES(expires_at)), ' +
-        `version = GREATEST(${STORED} + 1, VALUES(version))`,
-      params: (input: { sessionId: string; version: number; expiresAtMillis: number }) => [
-        input.sessionId,
-        input.version,
-        input.expiresAtMillis,
-      ],
-      decode: nothing,
-    } satisfies Statement<
-      { sessionId: string; version: number; expiresAtMillis: number },
-      ResultSetHeader,
-      void
-    >,
-
-    /** Store this exact copy (read elsewhere) unless the row is a tombstone or at least as new. */
-    copy: {
-      text: () => copyText,
-      params: ({ sessionId, copy }: { sessionId: string; copy: StoredCopy }) => [
-        sessionId,
-        copy.version,
-        copy.expiresAtMillis,
-        copy.data,
-        copy.owner,
-        copy.ttlSeconds,
-      ],
-      decode: nothing,
-    } satisfies Statement<{ sessionId: string; copy: StoredCopy }, ResultSetHeader, void>,
-
-    /**
-     * Extend a live, unexpired copy's expiry to `expiresAtMillis` (null: now + its per-session
-     * timeout, else the default); never shortens it. Decodes to whether a copy was there.
-     */
-    touch: {
-      text: () =>
-        `UPDATE ${t} SET expires_at = GREATEST(expires_at, COALESCE(?, ? + COALESCE(ttl_seconds, ?) * 1000)) ` +
-        'WHERE id = ? AND deleted = 0 AND expires_at > ?',
-      params: (input: {
-        sessionId: string
-        expiresAtMillis: number | null
-        defaultTtlSeconds: number
-        now: number
-      }) => [input.expiresAtMillis, input.now, input.defaultTtlSeconds, input.sessionId, input.now],
-      decode: changed,
-    } satisfies Statement<
-      { sessionId: string; expiresAtMillis: number | null; defaultTtlSeconds: number; now: number },
-      ResultSetHeader,
-      boolean
-    >,
-
-    /** Delete a live copy no newer than `version` (a foreign version counts as 0). */
-    removeCopy: {
-      text: () => `DELETE FROM ${t} WHERE id = ? AND ${STORED} <= ? AND deleted = 0`,
-      params: ({ sessionId, version }: { sessionId: string; version: number }) => [
-        sessionId,
-        version,
-      ],
-      decode: nothing,
-    } satisfies Statement<{ sessionId: string; version: number }, ResultSetHeader, void>,
-
-    /** Delete a tombstone. */
-    clearTombstone: {
-      text: () => `DELETE FROM ${t} WHERE id = ? AND deleted = 1`,
-      params: (sessionId: string) => [sessionId],
-      decode: nothing,
-    } satisfies Statement<string, ResultSetHeader, void>,
 
     /** The next ids after `afterId` in key order: one page of a full scan. */
     scanIds: {

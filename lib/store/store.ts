@@ -21,9 +21,13 @@ import type { StaleAnnouncement, StaleStatements } from './stale-statements.js'
 import type { CopyDigest, ListedRow, SessionWrite, StoredCopy, WriteOutcome } from './rows.js'
 import { RESENT_FOUND_OWN_VERSION } from './rows.js'
 import type { SessionStatements, Statement } from './statements.js'
+import type { UpkeepStatements } from './upkeep-statements.js'
 
 /** Every statement a store is sent, built once per table name. */
-export type StoreStatements = SessionStatements & LockAndHintStatements & StaleStatements
+export type StoreStatements = SessionStatements &
+  UpkeepStatements &
+  LockAndHintStatements &
+  StaleStatements
 
 /** Counters of one store, as `SessionManager.stats` reports them. */
 export interface StoreCounters {
@@ -48,6 +52,8 @@ type WriteBatcher = StatementBatcher<SessionWrite, WriteOutcome>
  * How long creating or upgrading the tables may take per statement: DDL waits for metadata
  * locks and syncs files, far beyond what a request may take (`queryTimeoutMillis`).
  */
+/** Past every expiry: {@link Store.removeCopy} then removes a copy whatever its expiry. */
+const ANY_EXPIRY = Number.MAX_SAFE_INTEGER
 const SCHEMA_DEADLINE = { millis: 30_000, name: 'the schema deadline, 30 s' }
 
 /** The id the data-path probe reads: never a session's (ids are at least 16 characters). */
@@ -262,9 +268,9 @@ export class Store {
     return this.#request(this.#statements.sweep, { now: this.#clock.now(), limit, targets })
   }
 
-  /** Deletes a live copy whose version is at most `version`. */
-  removeCopy(sessionId: string, version: number): Promise<void> {
-    return this.#request(this.#statements.removeCopy, { sessionId, version })
+  /** Deletes a live copy older than `version`, or at it expiring by `expiresAtMillis` (or any). */
+  removeCopy(sessionId: string, version: number, expiresAtMillis = ANY_EXPIRY): Promise<void> {
+    return this.#request(this.#statements.removeCopy, { sessionId, version, expiresAtMillis })
   }
 
   /** Deletes a tombstone. */
