@@ -159,3 +159,21 @@ for (const row of rows) {
 function describe(action: RepairAction): string {
   return `${action.kind} ${action.store.id}`
 }
+
+t.test('a copy that goes is removed unless touched since it was read', async (t) => {
+  // c holds the session's version without its timeout (a write failed over there and took the
+  // default lifetime, longer): the timed copies on the targets win, and c goes all the same.
+  const timed = { ...live(5), ttlSeconds: 60 }
+  const holdings: StoredCopy[] = [timed, timed, live(5, NOW + 5000)]
+  const actions = planRepair(
+    [a, b, c].map((store, index) => ({ store, copy: holdings[index]! })),
+    { copies: 2, now: NOW, dropExtras: true, allStoresUp: true },
+  )
+  t.same(
+    actions.map((action) =>
+      action.kind === 'remove' ? { ...action, store: action.store.id } : action.kind,
+    ),
+    [{ kind: 'remove', store: 'c', version: 5, expiresAtMillis: NOW + 5000 }],
+    'removed at its own expiry as read, not the (earlier) one of the copy that wins',
+  )
+})

@@ -115,13 +115,14 @@ export function planRepair(
   // hedged past a target) has been handed off, and goes: left there, it would outlive a newer
   // copy with a shorter life, and be the session again once a sweep deleted that one. Hint
   // replay and read repair remove it too (version-checked: a newer write there stays, and so
-  // does one a touch extended since it was read).
-  for (const { store } of extras) {
+  // does one a touch extended since it was read: checked against its own expiry as read, which
+  // may be later than the newest copy's, for a copy without the session's timeout).
+  for (const { store, copy } of extras) {
     actions.push({
       kind: 'remove',
       store,
       version: newest.version,
-      expiresAtMillis: newest.expiresAtMillis,
+      expiresAtMillis: copy.expiresAtMillis,
     })
   }
   return actions
