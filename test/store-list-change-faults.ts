@@ -1,14 +1,14 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import {
-  createSessionManager,
-  generateSessionId,
-  NoStoreAvailableError,
-  VersionConflictError,
-} from '../lib/index.js'
-import type { SessionData, SessionManager, SessionManagerOptions } from '../lib/index.js'
+import { generateSessionId, NoStoreAvailableError, VersionConflictError } from '../lib/index.js'
+import type { SessionData } from '../lib/index.js'
 import { classicOrder } from '../lib/placement.js'
 import { startTestCluster } from './helpers/cluster.js'
+import {
+  configsOf,
+  managerOpener,
+  sessionOnRetiringStore as onRetiringStore,
+} from './helpers/store-lists.js'
 import { proxiesFor } from './helpers/gray.js'
 import { readOvertakenByMove } from './helpers/overtaken-read.js'
 import { sleep, waitFor } from './helpers/wait.js'
@@ -26,8 +26,7 @@ const cluster = await startTestCluster(t, {
 // Retiring store-d (the first tests); the last ones add it instead.
 const before = ['store-a', 'store-b', 'store-c', 'store-d']
 const after = ['store-a', 'store-b', 'store-c']
-const configs = (ids: readonly string[]) =>
-  cluster.storeConfigs().filter((store) => ids.includes(store.id))
+const configs = configsOf(cluster)
 const base = {
   copies: 2,
   connectTimeoutMillis: 1000,
@@ -36,23 +35,10 @@ const base = {
   sweepIntervalSeconds: 0,
 }
 
-function open(t: Test, options: Partial<SessionManagerOptions>): SessionManager {
-  const manager = createSessionManager({ stores: [], ...base, ...options })
-  t.teardown(() => manager.close())
-  return manager
-}
+const open = managerOpener(base)
 
 /** A session whose old pair (with store-d, retiring) shares no store with its new pair. */
-function sessionOnRetiringStore(): string {
-  for (;;) {
-    const id = generateSessionId()
-    const oldPair = classicOrder(before, id).slice(0, 2)
-    const newPair = classicOrder(after, id).slice(0, 2)
-    if (oldPair.includes('store-d') && !newPair.some((store) => oldPair.includes(store))) {
-      return id
-    }
-  }
-}
+const sessionOnRetiringStore = () => onRetiringStore(before, after, 'store-d').id
 
 // Adding store-d (the last tests): the session's third store under the old list is first
 // under the new one, beside store-d, so its new pair shares no store with its old pair.

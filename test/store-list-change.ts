@@ -1,11 +1,16 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import { createSessionManager, generateSessionId, NoStoreAvailableError } from '../lib/index.js'
-import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
+import { generateSessionId, NoStoreAvailableError } from '../lib/index.js'
+import type { SessionManager } from '../lib/index.js'
 import { classicOrder } from '../lib/placement.js'
 import { tombstoneCheck } from '../lib/store-list-change.js'
 import type { Store } from '../lib/store/store.js'
 import { startTestCluster } from './helpers/cluster.js'
+import {
+  configsOf,
+  managerOpener,
+  sessionOnRetiringStore as onRetiringStore,
+} from './helpers/store-lists.js'
 import { proxiesFor } from './helpers/gray.js'
 import { startManager, storesWithLiveCopy } from './helpers/manager.js'
 import { waitFor } from './helpers/wait.js'
@@ -23,8 +28,7 @@ const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
 
 const before = ['store-a', 'store-b', 'store-c', 'store-d']
 const after = ['store-a', 'store-b', 'store-c']
-const configs = (ids: readonly string[]) =>
-  cluster.storeConfigs().filter((store) => ids.includes(store.id))
+const configs = configsOf(cluster)
 // Tombstones on the first two stores only (maxReadStores 2), so that only they hold one.
 const base = {
   copies: 2,
@@ -35,23 +39,10 @@ const base = {
   sweepIntervalSeconds: 0,
 }
 
-function open(t: Test, options: Partial<SessionManagerOptions>): SessionManager {
-  const manager = createSessionManager({ stores: [], ...base, ...options })
-  t.teardown(() => manager.close())
-  return manager
-}
+const open = managerOpener(base)
 
 /** A session whose first two old stores are store-d (retiring) and one its new pair leaves out. */
-function sessionOnRetiringStore(): { id: string; oldPair: string[] } {
-  for (;;) {
-    const id = generateSessionId()
-    const oldPair = classicOrder(before, id).slice(0, 2)
-    const newPair = classicOrder(after, id).slice(0, 2)
-    if (oldPair.includes('store-d') && !newPair.some((store) => oldPair.includes(store))) {
-      return { id, oldPair }
-    }
-  }
-}
+const sessionOnRetiringStore = () => onRetiringStore(before, after, 'store-d')
 
 /**
  * `count` sessions written before the change (on their old stores), then written again by an
