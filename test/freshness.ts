@@ -3,7 +3,7 @@ import { createSessionManager, NoStoreAvailableError } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
 import { idWithOrderPrefix, rowsOnStores, startManager, storeState } from './helpers/manager.js'
-import { sleep, waitFor } from './helpers/wait.js'
+import { waitFor } from './helpers/wait.js'
 
 // Guarantee 3 (docs/guarantees.md): after a store that missed writes returns, reads do not
 // serve its stale copy.
@@ -115,17 +115,25 @@ t.test(
     proxies.get(b.id)!.setFault({ kind: 'blackhole' })
     await waitFor('b down for the reader', () => storeState(reader, b.id) === 'down', 30_000)
     await waitFor('the reader to lose its lease', () => reader.stats().readLease?.holds !== true)
-    // c's answers reach the reader 3 s late; c's copy is removed (handed off, say) while the
-    // digest answer is on its way, so the fetch of the newest copy finds nothing. The digest
-    // read has 1.5 s to reach c before the removal, and the removal 1.5 s before the fetch.
-    // (With 400 ms and 200 ms, then 1.5 s and 700 ms, loaded CI runs sent the digest read
-    // after the removal.)
+    // c's answers reach the reader 3 s late; c's copy is removed (handed off, say) once c has
+    // run the digest read and while its answer is on the way, so the fetch of the newest copy
+    // finds nothing. c's general log says when it ran the read: a fixed wait was too short on
+    // loaded CI runs, where a new connection's handshake crawled through the 3 s latency.
+    await c.query('TRUNCATE mysql.general_log')
+    await c.query("SET GLOBAL log_output = 'TABLE', general_log = 'ON'")
+    t.teardown(() => c.query("SET GLOBAL general_log = 'OFF'"))
     proxies.get(c.id)!.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 3000 })
     const reading = reader.readSession(id).then(
       (data) => ({ data }),
       (error: unknown) => ({ refused: error instanceof NoStoreAvailableError }),
     )
-    await sleep(1500)
+    await waitFor('c to run the digest read', async () => {
+      const reads = await c.query(
+        "SELECT 1 FROM mysql.general_log WHERE command_type = 'Execute' AND argument LIKE ?",
+        [`%${id}%`],
+      )
+      return reads.length > 0
+    })
     await c.query('DELETE FROM sessions WHERE id = ?', [id])
     t.same(await reading, { refused: true }, 'the read fails rather than serve v1')
     for (const proxy of proxies.values()) proxy.heal()
