@@ -90,7 +90,8 @@ await withLocalCluster({ stores: settings.stores }, async (cluster) => {
         count: settings.expiredSessions,
         copies: settings.copies,
         rowsPerInsert: settings.rowsPerInsert,
-        expiresAtMillis: Date.now() - 60_000,
+        // Expired an hour ago: past the sweep's grace (sweepGraceSeconds, 300 s).
+        expiresAtMillis: Date.now() - 3_600_000,
         progress,
       })
     const load = await loadExpired()

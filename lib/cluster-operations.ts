@@ -214,8 +214,8 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
   }
 
   /**
-   * Deletes expired sessions and tombstones whose time is up on every reachable store, in
-   * batches of `batchSize` through the expiry index. The `sweepIntervalSeconds` option runs it
+   * Deletes expired sessions and tombstones whose time is up (`sweepGraceSeconds` ago) on every
+   * reachable store, in batches of `batchSize` through the expiry index. The `sweepIntervalSeconds` option runs it
    * in the background, at a `dutyCycle` of 0.2. A store another sweep is sweeping (another app
    * server's, on the same schedule) is skipped and reported with `sweptElsewhere`. `close()`
    * stops a sweep after its current batch (what it left, the next sweep deletes).
@@ -230,6 +230,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     return this.work.track(() =>
       sweepStores(this.cluster.stores, checked, {
         clock: this.options.clock,
+        graceMillis: this.options.sweepGraceSeconds * 1000,
         stopping: () => this.work.closing,
       }),
     )

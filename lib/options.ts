@@ -224,6 +224,14 @@ export interface SessionManagerOptions {
    */
   sweepIntervalSeconds?: number
   /**
+   * How long after it expired a row may be swept. A write's copies can expire before its hint
+   * for a store it missed is stored (once that store failed: up to `queryTimeoutMillis` per
+   * try); swept meanwhile, they would leave that store's older copy to be the session again.
+   * Keep it well above the longest a write can take; 0 sweeps rows as they expire (for tests).
+   * @default 300
+   */
+  sweepGraceSeconds?: number
+  /**
    * How long a tombstone (the mark a destroyed session leaves) is kept. It must outlive every
    * copy of the session, so it should be at least the longest TTL you use.
    * @default ttlSeconds
@@ -274,6 +282,7 @@ export interface ResolvedOptions {
   /** Verifies ids when `secrets` is set; the secrets live only inside it. */
   readonly idSigner: IdSigner | null
   readonly sweepIntervalSeconds: number
+  readonly sweepGraceSeconds: number
   readonly ownerKey: string | null
   readonly batching: boolean
   readonly placement: PlacementName
@@ -408,6 +417,13 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
       'sweepIntervalSeconds',
       options.sweepIntervalSeconds,
       900,
+      0,
+      604_800,
+    ),
+    sweepGraceSeconds: secondsOption(
+      'sweepGraceSeconds',
+      options.sweepGraceSeconds,
+      300,
       0,
       604_800,
     ),

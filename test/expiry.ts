@@ -79,7 +79,13 @@ t.test('a per-session timeout sticks across writes and touches', async (t) => {
 t.test('sweep deletes expired sessions and spent tombstones in batches, per store', async (t) => {
   // A table of its own, so that sessions left by the other tests do not count.
   const table = 'sweep_test'
-  const manager = await startManager(t, cluster, { copies: 2, tombstoneTtlSeconds: 1, table })
+  // Swept as soon as they expire: no grace.
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    tombstoneTtlSeconds: 1,
+    table,
+    sweepGraceSeconds: 0,
+  })
   const expiring = await Promise.all(
     Array.from({ length: 30 }, (_, i) => manager.createSession({ i }, { ttlSeconds: 1 })),
   )
@@ -117,7 +123,7 @@ t.test('sweep deletes expired sessions and spent tombstones in batches, per stor
 
 t.test('app servers sweeping at once do not sweep the same store side by side', async (t) => {
   const table = 'sweep_pair_test'
-  const options = { copies: 3, table, sweepIntervalSeconds: 0 }
+  const options = { copies: 3, table, sweepIntervalSeconds: 0, sweepGraceSeconds: 0 }
   const first = await startManager(t, cluster, options)
   const second = await startManager(t, cluster, options)
   const ids = await Promise.all(
@@ -206,7 +212,12 @@ t.test('a sweep paces itself to its dutyCycle, checked before any statement', as
 
 t.test('close() stops a paced sweep after its current batch', async (t) => {
   const table = 'sweep_close_test'
-  const manager = await startManager(t, cluster, { copies: 2, table, sweepIntervalSeconds: 0 })
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    table,
+    sweepIntervalSeconds: 0,
+    sweepGraceSeconds: 0,
+  })
   await Promise.all(
     Array.from({ length: 60 }, (_, i) => manager.createSession({ i }, { ttlSeconds: 1 })),
   )
@@ -230,7 +241,11 @@ t.test('close() stops a paced sweep after its current batch', async (t) => {
 })
 
 t.test('sweepIntervalSeconds sweeps in the background until close()', async (t) => {
-  const manager = await startManager(t, cluster, { copies: 2, sweepIntervalSeconds: 1 })
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    sweepIntervalSeconds: 1,
+    sweepGraceSeconds: 0,
+  })
   const id = await manager.createSession({}, { ttlSeconds: 1 })
   await waitFor('the background sweep to delete the expired session', async () =>
     [...(await rowsOnStores(cluster, id)).values()].every((row) => row === null),

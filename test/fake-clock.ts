@@ -55,14 +55,19 @@ t.test('sweeps delete what the fake clock says has expired, tombstones included'
   await manager.destroySession(destroyed)
   t.equal((await manager.sweep()).deleted, 0, 'nothing expired yet')
   clock.advance(60_000)
+  t.equal(await manager.readSession(expiring), null, 'expired at 60 s')
+  t.equal((await manager.sweep()).deleted, 0, 'but not swept within the grace (300 s)')
+  clock.advance(299_999)
+  t.equal((await manager.sweep()).deleted, 0, 'nor a millisecond before its end')
+  clock.advance(1)
   // Two copies, or three when a hedge around a slow store left one more: every one is swept.
   const copies = [...(await rowsOnStores(cluster, expiring, table)).values()].filter(Boolean).length
   t.ok(copies >= 2, 'the expiring session has its two copies')
   t.equal((await manager.sweep()).deleted, copies, 'the expired session: every copy')
-  // Tombstones on every store a read may ask (maxReadStores: 3).
+  // Tombstones on every store a read may ask (maxReadStores: 3), expired at 120 s.
   t.same([...(await rowsOnStores(cluster, destroyed, table)).values()].filter(Boolean).length, 3)
   clock.advance(60_000)
-  t.equal((await manager.sweep()).deleted, 3, 'the tombstones, once their time is up')
+  t.equal((await manager.sweep()).deleted, 3, 'the tombstones, once their grace is up too')
   t.equal(await manager.readSession(expiring), null)
 })
 
@@ -75,6 +80,7 @@ t.test('a long sweep renews its lease on each store once half of it has passed',
     table,
     ttlSeconds: 60,
     sweepIntervalSeconds: 0,
+    sweepGraceSeconds: 0,
   })
   await Promise.all(Array.from({ length: 12 }, (_, i) => manager.createSession({ i })))
   clock.advance(60_000)

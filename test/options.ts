@@ -128,6 +128,7 @@ t.test('option errors never repeat the value given', async (t) => {
     ['ttlSeconds', secret],
     ['queryTimeoutMillis', secret],
     ['sweepIntervalSeconds', secret],
+    ['sweepGraceSeconds', secret],
     ['batching', secret],
     ['placement', secret],
     ['ownerKey', 42],
@@ -146,6 +147,8 @@ t.test('option errors never repeat the value given', async (t) => {
 t.test('durations beyond a timer range are refused, naming the option and the bound', async (t) => {
   const cases: [keyof SessionManagerOptions, number][] = [
     ['sweepIntervalSeconds', 30 * 86_400],
+    ['sweepGraceSeconds', 30 * 86_400],
+    ['sweepGraceSeconds', -1],
     ['healthCheckIntervalMillis', 2 ** 31],
     ['queryTimeoutMillis', 2 ** 31],
     ['connectTimeoutMillis', 2 ** 40],

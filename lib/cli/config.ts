@@ -66,6 +66,7 @@ const OPTION_NAMES: Record<keyof SessionManagerOptions, true> = {
   secrets: true,
   acceptUnsignedIds: true,
   sweepIntervalSeconds: true,
+  sweepGraceSeconds: true,
   tombstoneTtlSeconds: true,
   clock: true,
   meterProvider: true,

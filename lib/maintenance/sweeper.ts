@@ -25,9 +25,11 @@ export interface SweepOptions {
   dutyCycle?: number
 }
 
-/** How a sweep runs: its clock, and whether to stop early (the manager is closing). */
+/** How a sweep runs: its clock, its grace, and whether to stop early (the manager is closing). */
 export interface SweepContext {
   clock: Clock
+  /** How long ago a row must have expired to go (`sweepGraceSeconds`). */
+  graceMillis: number
   stopping(): boolean
 }
 
@@ -54,7 +56,8 @@ const SWEEP_LEASE_MILLIS = 60_000
 const PAUSE_STEP_MILLIS = 100
 
 /**
- * Deletes expired copies and tombstones whose time is up on every reachable store, through
+ * Deletes expired copies and tombstones whose time was up `graceMillis` ago (a write's copies
+ * may expire before its hints are stored) on every reachable store, through
  * the expiry index, `batchSize` rows per statement, stores in parallel; then the store's expired
  * read-lease announcements (not counted in `deleted`). Rows of sessions that another store has
  * missed writes of stay until hint replay (or, past the hint window, a repair) has caught it
@@ -66,7 +69,7 @@ const PAUSE_STEP_MILLIS = 100
 export async function sweepStores(
   stores: readonly Store[],
   options: SweepOptions,
-  { clock, stopping }: SweepContext,
+  { clock, graceMillis, stopping }: SweepContext,
 ): Promise<SweepResult> {
   const batchSize = batchSizeOption(options.batchSize)
   const dutyCycle = dutyCycleOption(options.dutyCycle, 1)
@@ -91,7 +94,7 @@ export async function sweepStores(
         if (!(await holdLease())) return { storeId: store.id, deleted, sweptElsewhere: true }
         for (;;) {
           const started = performance.now()
-          const count = await store.sweepExpired(batchSize, targets)
+          const count = await store.sweepExpired(batchSize, targets, graceMillis)
           deleted += count
           options.onProgress?.({ storeId: store.id, deleted })
           if (count < batchSize || stopping()) break

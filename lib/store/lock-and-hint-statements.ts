@@ -15,6 +15,13 @@ const LOCK_HELD = 2
  */
 export const REPAIR_MARKER_ID = ''
 
+/** What a sweep statement deletes: rows expired by `expiredBy`, `limit` of them, held back for `targets`. */
+interface SweepArguments {
+  expiredBy: number
+  limit: number
+  targets: readonly string[]
+}
+
 /** The statements on the locks and hints tables of the session table `table`, and the probe. */
 export function lockAndHintStatements(table: string) {
   const hints = `\`${hintsTableName(table)}\``
@@ -155,7 +162,7 @@ export function lockAndHintStatements(table: string) {
     } satisfies Statement<void, RowDataPacket[], string[]>,
 
     /**
-     * Delete up to `limit` rows expired at `now` (copies and tombstones), oldest first, but none
+     * Delete up to `limit` rows expired by `expiredBy` (copies and tombstones), oldest first, but none
      * that the replay of a store that missed writes may still need: while this store keeps a
      * hint for a session (for one of `targets`, the stores the manager knows), its row stays;
      * while it keeps a repair marker, every expired row does. An expired copy or a tombstone is
@@ -164,7 +171,7 @@ export function lockAndHintStatements(table: string) {
      * life than the tombstones'), to be the session again. Resolves how many rows went.
      */
     sweep: {
-      text: ({ limit, targets }: { now: number; limit: number; targets: readonly string[] }) => {
+      text: ({ limit, targets }: SweepArguments) => {
         const among =
           targets.length === 0 ? 'FALSE' : `target_store IN (${targets.map(() => '?').join(', ')})`
         return (
@@ -174,18 +181,14 @@ export function lockAndHintStatements(table: string) {
           `ORDER BY expires_at${limitClause(limit)}`
         )
       },
-      params: ({ now, targets }: { now: number; limit: number; targets: readonly string[] }) => [
-        now,
+      params: ({ expiredBy, targets }: SweepArguments) => [
+        expiredBy,
         ...targets,
         ...targets,
         REPAIR_MARKER_ID,
       ],
       decode: (result: ResultSetHeader) => result.affectedRows,
-    } satisfies Statement<
-      { now: number; limit: number; targets: readonly string[] },
-      ResultSetHeader,
-      number
-    >,
+    } satisfies Statement<SweepArguments, ResultSetHeader, number>,
 
     /** A cheap statement that proves the server answers, and reports its uptime (restarts). */
     probe: {

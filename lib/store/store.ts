@@ -260,12 +260,12 @@ export class Store {
   }
 
   /**
-   * Deletes up to `limit` expired rows (copies and tombstones), oldest first, except those a
-   * hint or repair marker for one of `targets` (store ids) holds back until the store that
-   * missed them has caught up; resolves how many.
+   * Deletes up to `limit` rows (copies, tombstones) expired `graceMillis` ago, oldest first, but
+   * none a hint or repair marker for one of `targets` (store ids) holds back; resolves how many.
    */
-  sweepExpired(limit: number, targets: readonly string[]): Promise<number> {
-    return this.#request(this.#statements.sweep, { now: this.#clock.now(), limit, targets })
+  sweepExpired(limit: number, targets: readonly string[], graceMillis: number): Promise<number> {
+    const expiredBy = this.#clock.now() - graceMillis
+    return this.#request(this.#statements.sweep, { expiredBy, limit, targets })
   }
 
   /** Deletes a live copy older than `version`, or at it expiring by `expiresAtMillis` (or any). */
