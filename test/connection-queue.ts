@@ -5,7 +5,8 @@ import mysql from 'mysql2'
 import type { Pool } from 'mysql2'
 import { StoreBusyError, StoreTimeoutError } from '../lib/index.js'
 import { resolveOptions } from '../lib/options.js'
-import { StoreConnection } from '../lib/store/connection.js'
+import { PREPARED_STATEMENTS_PER_CONNECTION, StoreConnection } from '../lib/store/connection.js'
+import { paddedCount, sessionStatements } from '../lib/store/statements.js'
 import type { Statement } from '../lib/store/statements.js'
 import { driverOptions, startTestCluster } from './helpers/cluster.js'
 import { startManager } from './helpers/manager.js'
@@ -265,3 +266,63 @@ t.test(
     )
   },
 )
+
+t.test(
+  'prepared statements stay bounded per connection, whatever batch sizes callers pass',
+  async (t) => {
+    // Each batch size is a statement text of its own (its LIMIT), prepared on the server once per
+    // connection: unbounded, one caller's many sizes would use up the server's
+    // max_prepared_stmt_count (16,382 by default), for every app server on it.
+    const manager = await startManager(t, cluster, {
+      copies: 1,
+      connectionsPerStore: 1,
+      sweepIntervalSeconds: 0,
+    })
+    const store = cluster.stores[0]!
+    const prepared = async (): Promise<number> => {
+      const [status] = await store.query("SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'")
+      return Number(status.Value)
+    }
+    const before = await prepared()
+    for (let batchSize = 1; batchSize <= PREPARED_STATEMENTS_PER_CONNECTION + 100; batchSize++) {
+      await manager.sweep({ batchSize })
+    }
+    const added = (await prepared()) - before
+    t.ok(
+      added <= PREPARED_STATEMENTS_PER_CONNECTION,
+      `${added} statements prepared on the store by its one connection`,
+    )
+    t.equal((await manager.sweep()).stores[0]!.error, undefined, 'and sweeps still work')
+  },
+)
+
+t.test('reads of any number of ids take one of a few statement texts', async (t) => {
+  const statements = sessionStatements('sessions')
+  const ids = (count: number): string[] => Array.from({ length: count }, (_, i) => `id-${i}`)
+  const inList = (text: string): number => (text.match(/\?/g) ?? []).length
+  for (const [count, sent] of [
+    [1, 1],
+    [2, 2],
+    [3, 4],
+    [5, 8],
+    [64, 64],
+    [65, 128],
+    [100, 128],
+  ] as const) {
+    const read = statements.readMany
+    t.equal(inList(read.text(ids(count))), sent, `readMany of ${count}: ${sent} placeholders`)
+    t.equal(paddedCount(count), sent)
+    const params = read.params(ids(count))
+    t.equal(params.length, sent, `${count}: as many ids sent`)
+    t.same(new Set(params), new Set(ids(count)), `${count}: the same ids, no other`)
+    const split = { whole: ids(count).slice(0, 1), digest: ids(count + 1).slice(1) }
+    const both = statements.readCopiesAndDigests
+    const bothParams = both.params(split)
+    t.equal(inList(both.text(split)), bothParams.length, `${count}: every placeholder bound`)
+    t.same(
+      new Set(bothParams.slice(0, bothParams.length / 2)),
+      new Set([...split.whole, null]),
+      `${count}: data only for the whole ids`,
+    )
+  }
+})

@@ -20,6 +20,15 @@ import type { Statement } from './statements.js'
 export type Protocol = 'execute' | 'query'
 
 /**
+ * Statements each connection keeps prepared, least recently used closed first. Every text is
+ * prepared once per connection and held on the server, which allows 16,382 in all by default
+ * (`max_prepared_stmt_count`); mysql2 would keep 16,000 per connection, so the texts a caller's
+ * batch sizes make (a LIMIT each) could use them up for every app server on the store. The
+ * library's own hot texts (a batch's text per row count, reads padded to powers of two) fit.
+ */
+export const PREPARED_STATEMENTS_PER_CONNECTION = 256
+
+/**
  * The connection pool of one store. Every call runs under one deadline that covers waiting for
  * a connection and every retry, so a hung store costs a caller at most `queryTimeoutMillis`;
  * a connection whose work passed the deadline, or broke part way, is destroyed rather than
@@ -69,6 +78,7 @@ export class StoreConnection {
         : Math.min(options.maxOperationsInFlight, queueLimit || Number.POSITIVE_INFINITY)
     this.#pool = mysql.createPool({
       connectionLimit: options.connectionsPerStore,
+      maxPreparedStatements: PREPARED_STATEMENTS_PER_CONNECTION,
       maxIdle: options.connectionsPerStore,
       connectTimeout: options.connectTimeoutMillis,
       enableKeepAlive: true,

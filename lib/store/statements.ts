@@ -63,6 +63,25 @@ function placeholders(count: number): string {
   return `(${Array.from({ length: count }, () => '?').join(', ')})`
 }
 
+/**
+ * How many ids a read of `count` ids sends in its IN list: the next power of two, so that reads
+ * of any size take one of a few texts, each prepared once per store connection (connection.ts
+ * bounds how many it keeps).
+ */
+export function paddedCount(count: number): number {
+  let padded = Math.min(1, count)
+  while (padded < count) padded *= 2
+  return padded
+}
+
+/** `ids` with its last one repeated up to {@link paddedCount}: a repeat changes no IN list. */
+function paddedIds(ids: readonly string[]): string[] {
+  const padded = [...ids]
+  const last = ids[ids.length - 1] as string
+  while (padded.length < paddedCount(ids.length)) padded.push(last)
+  return padded
+}
+
 /** Counts up to which {@link byCount} keeps a built text: a batch holds at most 100 rows. */
 const REMEMBERED_COUNTS = 128
 
@@ -215,8 +234,8 @@ export function sessionStatements(table: string) {
 
     /** The digests of several sessions, by id. */
     readDigestMany: {
-      text: (sessionIds: readonly string[]) => readDigestManyText(sessionIds.length),
-      params: (sessionIds: readonly string[]) => [...sessionIds],
+      text: (sessionIds: readonly string[]) => readDigestManyText(paddedCount(sessionIds.length)),
+      params: paddedIds,
       decode: (rows: RowDataPacket[]) => {
         const digests = new Map<string, CopyDigest>()
         for (const row of rows) {
@@ -231,18 +250,16 @@ export function sessionStatements(table: string) {
      * Copies of some sessions and digests of others in one statement (a read's data lane and
      * another read's digest lane meeting at one store): the data column only for `whole` ids.
      * Both lists non-empty, without duplicates, disjoint. The text depends only on how many ids
-     * there are (the `whole` list is padded with NULLs, which match no id), so that a store
-     * connection prepares one statement per batch size, not one per split.
+     * there are, padded (the `whole` list is padded with NULLs, which match no id), so that a
+     * store connection prepares one statement per padded batch size, not one per split.
      */
     readCopiesAndDigests: {
       text: ({ whole, digest }: CopiesAndDigests) =>
-        readCopiesAndDigestsText(whole.length + digest.length),
-      params: ({ whole, digest }: CopiesAndDigests) => [
-        ...whole,
-        ...digest.map(() => null),
-        ...whole,
-        ...digest,
-      ],
+        readCopiesAndDigestsText(paddedCount(whole.length + digest.length)),
+      params: ({ whole, digest }: CopiesAndDigests) => {
+        const ids = paddedIds([...whole, ...digest])
+        return [...whole, ...ids.slice(whole.length).map(() => null), ...ids]
+      },
       decode: (rows: RowDataPacket[], { whole }: CopiesAndDigests) => {
         const wanted = new Set(whole)
         const found = new Map<string, StoredCopy | CopyDigest>()
@@ -257,8 +274,8 @@ export function sessionStatements(table: string) {
 
     /** The copies of several sessions, by id (absent ids have no row). */
     readMany: {
-      text: (sessionIds: readonly string[]) => readManyText(sessionIds.length),
-      params: (sessionIds: readonly string[]) => [...sessionIds],
+      text: (sessionIds: readonly string[]) => readManyText(paddedCount(sessionIds.length)),
+      params: paddedIds,
       decode: (rows: RowDataPacket[]) => {
         const copies = new Map<string, StoredCopy>()
         for (const row of rows) {
@@ -373,8 +390,9 @@ export function sessionStatements(table: string) {
     /** What a batch of writes left, decoded into each write's outcome (batch-outcomes.ts). */
     writtenVersions: {
       text: (writes: readonly SessionWrite[]) =>
-        writtenVersionsText(new Set(writes.map((w) => w.sessionId)).size),
-      params: (writes: readonly SessionWrite[]) => [...new Set(writes.map((w) => w.sessionId))],
+        writtenVersionsText(paddedCount(new Set(writes.map((w) => w.sessionId)).size)),
+      params: (writes: readonly SessionWrite[]) =>
+        paddedIds([...new Set(writes.map((w) => w.sessionId))]),
       decode: batchOutcomes,
     } satisfies Statement<readonly SessionWrite[], RowDataPacket[], WriteOutcome[]>,
 
