@@ -1,16 +1,15 @@
 import t from 'tap'
 import { startTestCluster } from './helpers/cluster.js'
-import type { SessionManager } from '../lib/index.js'
-import type { Store } from '../lib/store/store.js'
 import {
   allStatementsSent,
   createManager,
   idWithOrderPrefix,
   rowsOnStores,
   startManager,
+  storesOf,
   storesWithLiveCopy,
 } from './helpers/manager.js'
-import { sleep } from './helpers/wait.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 4 })
 const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
@@ -102,11 +101,6 @@ t.test('repair clears tombstones whose time is up, everywhere', async (t) => {
   )
 })
 
-/** The manager's own stores (a protected field): to make one statement fail, as a reset would. */
-function storesOf(manager: SessionManager): readonly Store[] {
-  return (manager as unknown as { cluster: { stores: readonly Store[] } }).cluster.stores
-}
-
 t.test('a repair whose scanned store fails to read a batch does not report done', async (t) => {
   const [a, b] = [cluster.stores[0]!, cluster.stores[1]!]
   const manager = await startManager(t, cluster, { copies: 2, sweepIntervalSeconds: 0 })
@@ -172,3 +166,63 @@ t.test('repair and sweep refuse bad options before any statement', async (t) => 
     'the expired sessions are still there',
   )
 })
+
+crashTest(
+  'a repair whose removal of a live copy fails keeps the tombstones that supersede it',
+  async (t) => {
+    // As in expiry-gray.ts: a missed a logout past the hint window and keeps v1 (an hour),
+    // while the tombstones elsewhere end in 1 s; a repair then removes a's v1 and clears them.
+    const [a, b] = [cluster.stores[0]!, cluster.stores[1]!]
+    const options = {
+      copies: 2,
+      hintWindowMillis: 1,
+      healthCheckIntervalMillis: 100,
+      sweepIntervalSeconds: 0,
+      tombstoneTtlSeconds: 1,
+    }
+    const writer = await startManager(t, cluster, options)
+    const id = idWithOrderPrefix(writer, [a.id, b.id])
+    await writer.writeSession(id, { v: 1 }, { ttlSeconds: 3600 })
+    await sleep(1200) // on a's disk before it is killed
+    await a.kill()
+    t.teardown(() => (a.running ? undefined : a.start()))
+    await writer.writeSession(idWithOrderPrefix(writer, [a.id, b.id]), { x: 1 }) // the window starts
+    await sleep(10)
+    // Past the window, a marker instead of hints: a keeps v1 while v2 ends in 1 s, and the
+    // logout that follows misses a too.
+    await writer.writeSession(id, { v: 2 }, { ttlSeconds: 1 })
+    await writer.destroySession(id)
+    await sleep(1300)
+    await a.start()
+    await waitFor('a to be up (behind: the marker)', () =>
+      writer.stats().stores.some((store) => store.id === a.id && store.state === 'up'),
+    )
+    t.equal(await writer.readSession(id), null, 'logged out before the repair')
+    // The removal of a's v1 fails once, as a connection reset would.
+    const storeA = storesOf(writer).find((store) => store.id === a.id)!
+    const removeCopy = storeA.removeCopy.bind(storeA)
+    let failures = 0
+    storeA.removeCopy = async (sessionId, version, expiresAt) => {
+      if (sessionId === id && failures++ === 0) {
+        throw Object.assign(new Error('write ECONNRESET'), { code: 'ECONNRESET' })
+      }
+      return removeCopy(sessionId, version, expiresAt)
+    }
+    t.teardown(() => void (storeA.removeCopy = removeCopy))
+    const first = await writer.repair()
+    t.equal(first.done, false, 'the repair does not report done')
+    const rows = [...(await rowsOnStores(cluster, id)).values()]
+    t.ok(
+      rows.some((row) => row?.deleted === 1),
+      'a tombstone stays while the live copy it supersedes does',
+    )
+    t.equal(await writer.readSession(id), null, 'the session stays logged out')
+    t.equal((await writer.repair()).done, true, 'a second repair finishes')
+    t.equal(await writer.readSession(id), null, 'and the session is still logged out')
+    t.same(
+      rows.length > 0 && [...(await rowsOnStores(cluster, id)).values()].filter(Boolean),
+      [],
+      'no row left',
+    )
+  },
+)

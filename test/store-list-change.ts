@@ -4,7 +4,6 @@ import { generateSessionId, NoStoreAvailableError } from '../lib/index.js'
 import type { SessionManager } from '../lib/index.js'
 import { classicOrder } from '../lib/placement.js'
 import { tombstoneCheck } from '../lib/store-list-change.js'
-import type { Store } from '../lib/store/store.js'
 import { startTestCluster } from './helpers/cluster.js'
 import {
   configsOf,
@@ -12,7 +11,7 @@ import {
   sessionOnRetiringStore as onRetiringStore,
 } from './helpers/store-lists.js'
 import { proxiesFor } from './helpers/gray.js'
-import { startManager, storesWithLiveCopy } from './helpers/manager.js'
+import { startManager, storesOf, storesWithLiveCopy } from './helpers/manager.js'
 import { waitFor } from './helpers/wait.js'
 
 // During a change of the store list a write first looks for a tombstone under the old
@@ -99,8 +98,7 @@ function holdMoves(
   const started: string[][] = []
   let release!: () => void
   const released = new Promise<void>((resolve) => (release = resolve))
-  const stores = (manager as unknown as { cluster: { stores: readonly Store[] } }).cluster.stores
-  for (const store of stores) {
+  for (const store of storesOf(manager)) {
     const readMany = store.readMany.bind(store)
     store.readMany = async (sessionIds) => {
       if (sessionIds.some((id) => ids.includes(id))) {

@@ -160,8 +160,10 @@ export interface RepairCounts {
 
 /**
  * Applies a plan for one session: target actions in parallel, then removals only if every
- * target action succeeded (so no copy is removed before the right stores hold the session).
- * Rejects with the first target failure after counting what succeeded.
+ * target action succeeded (so no copy is removed before the right stores hold the session),
+ * live copies before tombstones: a tombstone cleared while a removal of a live copy it
+ * supersedes failed would leave that copy to be the session again. Rejects with the first
+ * failure after counting what succeeded.
  */
 export async function applyRepair(
   sessionId: string,
@@ -169,13 +171,15 @@ export async function applyRepair(
 ): Promise<RepairCounts> {
   const counts: RepairCounts = { copied: 0, removed: 0 }
   const additions = actions.filter((action) => action.kind === 'copy' || action.kind === 'bury')
-  const removals = actions.filter((action) => action.kind === 'remove' || action.kind === 'clear')
+  const removals = actions.filter((action) => action.kind === 'remove')
+  const clears = actions.filter((action) => action.kind === 'clear')
   const results = await Promise.allSettled(additions.map((action) => runAction(sessionId, action)))
   counts.copied = results.filter((result) => result.status === 'fulfilled').length
   const failed = results.find((result) => result.status === 'rejected')
   if (failed !== undefined) throw failed.reason
   await Promise.all(removals.map((action) => runAction(sessionId, action)))
-  counts.removed = removals.length
+  await Promise.all(clears.map((action) => runAction(sessionId, action)))
+  counts.removed = removals.length + clears.length
   return counts
 }
 

@@ -1,6 +1,7 @@
 import type { Test } from 'tap'
 import type { SessionManagerOptions } from '../../lib/index.js'
 import { createSessionManager, type SessionManager } from '../../lib/index.js'
+import type { Store } from '../../lib/store/store.js'
 import type { TestCluster } from './cluster.js'
 import { waitFor } from './wait.js'
 
@@ -127,4 +128,9 @@ export function allStatementsSent(manager: SessionManager): number {
     .split('\n')
     .filter((line) => line.startsWith('session_shards_store_requests_total{'))
     .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0)
+}
+
+/** The manager's own stores (a protected field): to make one statement fail, as a reset would. */
+export function storesOf(manager: SessionManager): readonly Store[] {
+  return (manager as unknown as { cluster: { stores: readonly Store[] } }).cluster.stores
 }
