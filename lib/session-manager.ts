@@ -225,7 +225,8 @@ export class SessionManager extends ClusterOperations {
    * starts it over, so that the new id gets the newest data (VersionConflictError after 20
    * tries). The data is encoded again for the new id (an encrypted row is bound to its
    * id), so it rejects with `SessionTooLargeError` when the stored data is larger than
-   * today's `maxSessionBytes` (lowered since it was written); the old session then stays.
+   * today's `maxSessionBytes` (lowered since it was written); the old session then stays. A
+   * failure after the new id was written destroys the new id before it rejects.
    */
   async regenerateSession(oldSessionId: string): Promise<string | null> {
     return retryOnConflict(REGENERATE_RETRIES, async () => {
@@ -237,17 +238,26 @@ export class SessionManager extends ClusterOperations {
       const { codec, maxSessionBytes } = this.options
       const bytes = encodeSessionData(codec, newId, current.data, maxSessionBytes)
       await this.work.track(() => this.#writes.writeCopy(newId, current.copy, bytes, owner))
-      // A destroy (a logout) or a write of the old session may have come between the read and
-      // that copy: then the new id must not carry the session on (a logged-out session would
-      // live again under it), nor its older data (the write would be lost with the old id).
-      const now = await this.#readNewest(oldSessionId)
-      if (now === null || now.copy.version !== current.copy.version) {
-        await this.destroySession(newId)
-        if (now === null) return null
-        throw new VersionConflictError(now.copy.version, current.copy.version)
+      let carried = true
+      try {
+        // A destroy (a logout) or a write of the old session may have come between the read
+        // and that copy: then the new id must not carry the session on (a logged-out session
+        // would live again under it), nor its older data (the write would be lost with it).
+        const now = await this.#readNewest(oldSessionId)
+        if (now === null || now.copy.version !== current.copy.version) {
+          await this.destroySession(newId)
+          carried = false
+          if (now === null) return null
+          throw new VersionConflictError(now.copy.version, current.copy.version)
+        }
+        await this.destroySession(oldSessionId)
+        return newId
+      } catch (error) {
+        // Whatever failed, the caller never learns the new id, so it must not carry the
+        // session on either (listed by findByOwner, or a logout that came first undone).
+        if (carried) await this.destroySession(newId).catch(() => {})
+        throw error
       }
-      await this.destroySession(oldSessionId)
-      return newId
     })
   }
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
-import { rowsOnStores, startManager, storesWithLiveCopy } from './helpers/manager.js'
+import { rowsOnStores, startManager, storesOf, storesWithLiveCopy } from './helpers/manager.js'
 import type { FaultProxy } from '../lib/local-cluster/index.js'
 import type { SessionManager } from '../lib/index.js'
 
@@ -118,4 +118,41 @@ t.test('a write while regenerating is carried to the new id', async (t) => {
     t.equal(await healthy.readSession(picked), null, 'the id given up holds no session')
   }
   t.equal(await healthy.readSession(oldId), null, 'the old id is gone')
+})
+
+t.test('a regenerate that fails after its copy leaves no session under the new id', async (t) => {
+  const settings = { copies: 2, ownerKey: 'user', queryTimeoutMillis: 1000 }
+  const regenerating = await startManager(t, cluster, settings)
+  const other = await startManager(t, cluster, settings)
+  const oldId = await other.createSession({ user: 'alice' })
+  // Another app server logs the user out right after the copy under the new id is written;
+  // then this one cannot read the old id for a moment (a reset on every store), so the
+  // check that would see the logout fails.
+  let newId = ''
+  let cut = false
+  const reset = (): never => {
+    throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })
+  }
+  for (const store of storesOf(regenerating)) {
+    const write = store.write.bind(store)
+    store.write = async (written) => {
+      const outcome = await write(written)
+      if (written.sessionId !== oldId && newId === '') {
+        newId = written.sessionId
+        await other.destroySession(oldId)
+        cut = true
+      }
+      return outcome
+    }
+    const read = store.read.bind(store)
+    store.read = async (id) => (cut && id === oldId ? reset() : read(id))
+    const readDigest = store.readDigest.bind(store)
+    store.readDigest = async (id) => (cut && id === oldId ? reset() : readDigest(id))
+  }
+  await t.rejects(regenerating.regenerateSession(oldId), { code: 'NO_STORE_AVAILABLE' })
+  cut = false
+  t.not(newId, '', 'the copy under a new id was written')
+  t.equal(await other.readSession(oldId), null, 'the old id is logged out')
+  t.equal(await other.readSession(newId), null, 'the new id holds no session')
+  t.same(await other.findByOwner('alice'), [], 'the user has no live session')
 })
