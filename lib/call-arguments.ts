@@ -14,7 +14,9 @@ export interface ExpiryOptions {
 
 /**
  * The expiry a call asks for, in ms since the epoch, or null when it gives none (the session's
- * own timeout or the manager's default then applies).
+ * own timeout or the manager's default then applies). An expiry in the past is `now`: expired
+ * either way, and a sweep's grace (`sweepGraceSeconds`) counts from it, so it must not be
+ * older than the write (its copies could be swept before the hint for a store it missed).
  */
 export function requestedExpiry(options: ExpiryOptions, now: number): number | null {
   if (options === null || typeof options !== 'object') {
@@ -35,7 +37,7 @@ export function requestedExpiry(options: ExpiryOptions, now: number): number | n
       'must be a valid Date or a number of milliseconds since the epoch, within the range of a Date (±8.64e15)',
     )
   }
-  return Math.trunc(millis)
+  return Math.max(now, Math.trunc(millis))
 }
 
 /**
@@ -113,7 +115,10 @@ export interface WriteOptions {
    * ({@link SessionManager.setSessionTimeout}) applies, else the manager's `ttlSeconds`.
    */
   ttlSeconds?: number
-  /** Absolute expiry, to the millisecond (e.g. a cookie's `expires`). Not with `ttlSeconds`. */
+  /**
+   * Absolute expiry, to the millisecond (e.g. a cookie's `expires`); one in the past is stored
+   * as now (the session ends at once). Not with `ttlSeconds`.
+   */
   expiresAt?: Date | number
   /**
    * Write only if the session is at exactly this version (from `readSession(id, {

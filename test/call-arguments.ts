@@ -6,15 +6,18 @@ import { requestedExpiry } from '../lib/call-arguments.js'
 // shown as a cookie's `expires` (new Date(x).toISOString() throws a RangeError).
 const DATE_LIMIT = 8.64e15
 
-t.test('requestedExpiry: within the Date range, as given', async (t) => {
+t.test('requestedExpiry: within the Date range, as given, and never before now', async (t) => {
   const now = Date.now()
   t.equal(requestedExpiry({}, now), null)
   t.equal(requestedExpiry({ expiresAt: now + 1000 }, now), now + 1000)
   t.equal(requestedExpiry({ expiresAt: new Date(now + 1000) }, now), now + 1000)
-  t.equal(requestedExpiry({ expiresAt: 1234.9 }, now), 1234, 'truncated to the millisecond')
+  t.equal(requestedExpiry({ expiresAt: now + 1234.9 }, now), now + 1234, 'truncated to the ms')
   t.equal(requestedExpiry({ expiresAt: DATE_LIMIT }, now), DATE_LIMIT, 'the last Date')
   t.equal(requestedExpiry({ expiresAt: new Date(DATE_LIMIT) }, now), DATE_LIMIT)
-  t.equal(requestedExpiry({ expiresAt: -DATE_LIMIT }, now), -DATE_LIMIT, 'the first Date')
+  t.equal(requestedExpiry({ expiresAt: now }, now), now, 'now')
+  t.equal(requestedExpiry({ expiresAt: now - 1 }, now), now, 'the past is now')
+  t.equal(requestedExpiry({ expiresAt: 1234.9 }, now), now)
+  t.equal(requestedExpiry({ expiresAt: -DATE_LIMIT }, now), now, 'the first Date')
   t.equal(requestedExpiry({ ttlSeconds: 60 }, now), now + 60_000)
 })
 

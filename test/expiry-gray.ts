@@ -332,41 +332,52 @@ crashTest('a session timeout holds on a copy that a write failed over to', async
   }
 })
 
-crashTest(
-  'a sweep right after a write expired leaves it for the hint still on its way',
-  async (t) => {
-    // The writer cannot reach a, and c's answers reach it 2.5 s late: v2 (1 s to live) lands on
-    // b and c, and its hint for a is stored only once c's answer is back, past v2's expiry.
-    const settings = {
-      copies: 2,
-      queryTimeoutMillis: 20_000,
-      failThreshold: 1,
-      healthCheckIntervalMillis: 100,
-    }
-    const grays = await grayManagers(t, cluster, [a.id, c.id], settings)
-    const { faulty: writer, healthy: sweeper, proxies } = grays
-    const id = idWithOrderPrefix(writer, [a.id, b.id, c.id])
-    await writer.writeSession(id, { v: 1 })
-    proxies.get(a.id)!.setFault({ kind: 'reset' })
-    await waitFor('a down for the writer', () => storeState(writer, a.id) === 'down')
-    proxies.get(c.id)!.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 2500 })
-    const writing = writer.writeSession(id, { v: 2 }, { ttlSeconds: 1 })
-    let v2 = 0
-    await waitFor('v2 on b and c', async () => {
-      const rows = await rowsOnStores(cluster, id)
-      v2 = Number(rows.get(c.id)?.version ?? 0)
-      return v2 > 0 && Number(rows.get(b.id)?.version) === v2
-    })
-    await untilExpired(id, v2)
-    // Another app server sweeps while the hint is on its way: v2's copies must stay.
-    await sweeper.sweep()
-    proxies.get(c.id)!.heal() // c's answer still comes 2.5 s late; what follows does not
-    t.equal((await writing).version, v2, 'v2 acknowledged')
-    const v1Back = 'v1, older than the write that ended it, is not back'
-    t.equal(await sweeper.readSession(id), null, v1Back)
-    proxies.get(a.id)!.heal()
-    await caughtUp(writer)
-    const alone = await startManager(t, cluster, { ...settings, readQuorum: 1 })
-    t.equal(await alone.readSession(id), null, 'once a is caught up, a read of a alone finds none')
-  },
-)
+for (const [ending, expiry] of [
+  ['a 1 s TTL', () => ({ ttlSeconds: 1 })],
+  // An expiry further back than the grace (300 s): the grace counts from the write, not from it.
+  ['an expiresAt ten minutes ago', () => ({ expiresAt: Date.now() - 600_000 })],
+] as const) {
+  crashTest(
+    `a sweep right after a write (${ending}) expired leaves it for the hint still on its way`,
+    async (t) => {
+      // The writer cannot reach a, and c's answers reach it 2.5 s late: v2 lands on b and c, and
+      // its hint for a is stored only once c's answer is back, past v2's expiry.
+      const settings = {
+        copies: 2,
+        queryTimeoutMillis: 20_000,
+        failThreshold: 1,
+        healthCheckIntervalMillis: 100,
+      }
+      const grays = await grayManagers(t, cluster, [a.id, c.id], settings)
+      const { faulty: writer, healthy: sweeper, proxies } = grays
+      const id = idWithOrderPrefix(writer, [a.id, b.id, c.id])
+      await writer.writeSession(id, { v: 1 })
+      proxies.get(a.id)!.setFault({ kind: 'reset' })
+      await waitFor('a down for the writer', () => storeState(writer, a.id) === 'down')
+      proxies.get(c.id)!.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 2500 })
+      const writing = writer.writeSession(id, { v: 2 }, expiry())
+      let v2 = 0
+      await waitFor('v2 on b and c', async () => {
+        const rows = await rowsOnStores(cluster, id)
+        v2 = Number(rows.get(c.id)?.version ?? 0)
+        return v2 > 0 && Number(rows.get(b.id)?.version) === v2
+      })
+      await untilExpired(id, v2)
+      // Another app server sweeps while the hint is on its way: v2's copies must stay.
+      await sweeper.sweep()
+      proxies.get(c.id)!.heal() // c's answer still comes 2.5 s late; what follows does not
+      t.equal((await writing).version, v2, 'v2 acknowledged')
+      const v1Back = 'v1, older than the write that ended it, is not back'
+      t.equal(await sweeper.readSession(id), null, v1Back)
+      proxies.get(a.id)!.heal()
+      await caughtUp(writer)
+      const alone = await startManager(t, cluster, { ...settings, readQuorum: 1 })
+      t.equal(
+        await alone.readSession(id),
+        null,
+        'once a is caught up, a read of a alone finds none',
+      )
+      t.equal(await writer.readSession(id), null, 'nor does the writer')
+    },
+  )
+}
