@@ -6,6 +6,7 @@ import { startTestCluster } from './helpers/cluster.js'
 import type { TestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
 import { idWithOrderPrefix, rowsOnStores, startManager, storeState } from './helpers/manager.js'
+import { logoutMissedPastHintWindow } from './helpers/missed-logout.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 // Expiry under a gray fault: a newer copy that ends the session sooner (a short per-write TTL,
@@ -161,29 +162,9 @@ crashTest('a repair marker holds back the sweep of expired copies and of tombsto
 crashTest(
   'a logout a store missed past the hint window stays, however long the tombstones wait',
   async (t) => {
-    const options = {
-      copies: 2,
-      hintWindowMillis: 1,
-      healthCheckIntervalMillis: 100,
-      sweepIntervalSeconds: 0,
+    const { writer, id } = await logoutMissedPastHintWindow(t, cluster, [a, b], {
       sweepGraceSeconds: 0,
-      tombstoneTtlSeconds: 1,
-    }
-    const writer = await startManager(t, cluster, options)
-    const id = idWithOrderPrefix(writer, [a.id, b.id])
-    const other = idWithOrderPrefix(writer, [a.id, b.id])
-    // v1 lives an hour on a and b.
-    await writer.writeSession(id, { v: 1 }, { ttlSeconds: 3600 })
-    await sleep(1200) // on a's disk before it is killed
-    await a.kill()
-    t.teardown(() => (a.running ? undefined : a.start()))
-    await writer.writeSession(other, { x: 1 }) // the first miss: the window starts
-    await sleep(10)
-    // Past the window, a marker instead of hints: a keeps v1 (an hour) while v2 ends in 1 s,
-    // and the logout that follows misses a too.
-    await writer.writeSession(id, { v: 2 }, { ttlSeconds: 1 })
-    await writer.destroySession(id)
-    await sleep(1300)
+    })
     await writer.sweep()
     const rows = [...(await rowsOnStores(cluster, id)).values()]
     t.ok(

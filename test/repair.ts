@@ -9,6 +9,7 @@ import {
   storesOf,
   storesWithLiveCopy,
 } from './helpers/manager.js'
+import { logoutMissedPastHintWindow } from './helpers/missed-logout.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 4 })
@@ -173,26 +174,7 @@ crashTest(
     // As in expiry-gray.ts: a missed a logout past the hint window and keeps v1 (an hour),
     // while the tombstones elsewhere end in 1 s; a repair then removes a's v1 and clears them.
     const [a, b] = [cluster.stores[0]!, cluster.stores[1]!]
-    const options = {
-      copies: 2,
-      hintWindowMillis: 1,
-      healthCheckIntervalMillis: 100,
-      sweepIntervalSeconds: 0,
-      tombstoneTtlSeconds: 1,
-    }
-    const writer = await startManager(t, cluster, options)
-    const id = idWithOrderPrefix(writer, [a.id, b.id])
-    await writer.writeSession(id, { v: 1 }, { ttlSeconds: 3600 })
-    await sleep(1200) // on a's disk before it is killed
-    await a.kill()
-    t.teardown(() => (a.running ? undefined : a.start()))
-    await writer.writeSession(idWithOrderPrefix(writer, [a.id, b.id]), { x: 1 }) // the window starts
-    await sleep(10)
-    // Past the window, a marker instead of hints: a keeps v1 while v2 ends in 1 s, and the
-    // logout that follows misses a too.
-    await writer.writeSession(id, { v: 2 }, { ttlSeconds: 1 })
-    await writer.destroySession(id)
-    await sleep(1300)
+    const { writer, id } = await logoutMissedPastHintWindow(t, cluster, [a, b])
     await a.start()
     await waitFor('a to be up (behind: the marker)', () =>
       writer.stats().stores.some((store) => store.id === a.id && store.state === 'up'),
