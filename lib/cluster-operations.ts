@@ -163,6 +163,8 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * Ids of the live sessions whose `ownerKey` value is `owner`, through the owner index on
    * every reachable store (no scan). Each candidate is confirmed by a read, so a stale copy
    * with an old owner never counts.
+   * @throws {NoStoreAvailableError} when a candidate cannot be read (a short list would pass for
+   * the whole one)
    */
   async findByOwner(owner: string | number): Promise<string[]> {
     if (this.options.ownerKey === null) {
@@ -177,7 +179,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
       } catch {
         continue
       }
-      const data = await this.readSession(id).catch(() => null)
+      const data = await this.readSession(id)
       if (data !== null && ownerOf(data, this.options.ownerKey) === wanted) owned.push(id)
     }
     return owned

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { sessionStatements } from '../lib/store/statements.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { startManager, storeState, storesWithLiveCopy } from './helpers/manager.js'
+import { startManager, storeState, storesOf, storesWithLiveCopy } from './helpers/manager.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 3 })
@@ -139,3 +139,32 @@ crashTest('copies made by hint replay and repair keep the owner', async (t) => {
   t.equal(await manager.destroyByOwner(42), ids.length, 'a logout everywhere finds them all')
   for (const id of ids) t.equal(await manager.readSession(id), null, 'logged out')
 })
+
+t.test(
+  'a session of the owner that cannot be read fails findByOwner and destroyByOwner',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 2, ownerKey: 'userId' })
+    const kept = await manager.createSession({ userId: 7 })
+    const unreadable = await manager.createSession({ userId: 7 })
+    // Every read of one session is reset, as by a network blip on every store.
+    const reset = (): never => {
+      throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })
+    }
+    const restore: (() => void)[] = []
+    for (const store of storesOf(manager)) {
+      const { read, readDigest } = store
+      store.read = async (id) => (id === unreadable ? reset() : read.call(store, id))
+      store.readDigest = async (id) => (id === unreadable ? reset() : readDigest.call(store, id))
+      restore.push(() => Object.assign(store, { read, readDigest }))
+    }
+    await t.rejects(manager.findByOwner(7), { code: 'NO_STORE_AVAILABLE' }, 'not a short list')
+    await t.rejects(manager.destroyByOwner(7), { code: 'NO_STORE_AVAILABLE' })
+    for (const undo of restore) undo()
+    // destroyByOwner stopped at the unreadable one: what it destroyed before stays destroyed.
+    const found = await manager.findByOwner(7)
+    t.ok(found.includes(unreadable), 'the unreadable one was not destroyed')
+    t.equal(await manager.destroyByOwner(7), found.length)
+    t.same(await manager.findByOwner(7), [], 'once readable, every session of the owner goes')
+    t.equal(await manager.readSession(kept), null)
+  },
+)
