@@ -237,9 +237,9 @@ export class SessionManager extends ClusterOperations {
       // Encoded again rather than copied: an encrypted row is bound to its session's id.
       const { codec, maxSessionBytes } = this.options
       const bytes = encodeSessionData(codec, newId, current.data, maxSessionBytes)
-      await this.work.track(() => this.#writes.writeCopy(newId, current.copy, bytes, owner))
       let carried = true
       try {
+        await this.work.track(() => this.#writes.writeCopy(newId, current.copy, bytes, owner))
         // A destroy (a logout) or a write of the old session may have come between the read
         // and that copy: then the new id must not carry the session on (a logged-out session
         // would live again under it), nor its older data (the write would be lost with it).
@@ -253,8 +253,9 @@ export class SessionManager extends ClusterOperations {
         await this.destroySession(oldSessionId)
         return newId
       } catch (error) {
-        // Whatever failed, the caller never learns the new id, so it must not carry the
-        // session on either (listed by findByOwner, or a logout that came first undone).
+        // Whatever failed (the copy too: it may have landed with its answers lost), the caller
+        // never learns the new id, so it must not carry the session on either (listed by
+        // findByOwner, or a logout that came first undone).
         if (carried) await this.destroySession(newId).catch(() => {})
         throw error
       }

@@ -156,3 +156,33 @@ t.test('a regenerate that fails after its copy leaves no session under the new i
   t.equal(await other.readSession(newId), null, 'the new id holds no session')
   t.same(await other.findByOwner('alice'), [], 'the user has no live session')
 })
+
+t.test(
+  'a regenerate whose copy lands with its answers lost leaves no session under the new id',
+  async (t) => {
+    const settings = { copies: 2, ownerKey: 'user', queryTimeoutMillis: 1000 }
+    const regenerating = await startManager(t, cluster, settings)
+    const other = await startManager(t, cluster, settings)
+    const oldId = await other.createSession({ user: 'alice' })
+    // Another app server logs the user out before the copy under the new id is written; each
+    // store then runs the copy, but its answer is lost (a reset after the commit).
+    let newId = ''
+    for (const store of storesOf(regenerating)) {
+      const write = store.write.bind(store)
+      store.write = async (written) => {
+        if (written.sessionId === oldId) return write(written)
+        if (newId === '') {
+          newId = written.sessionId
+          await other.destroySession(oldId)
+        }
+        await write(written)
+        throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })
+      }
+    }
+    await t.rejects(regenerating.regenerateSession(oldId))
+    t.not(newId, '', 'the copy under a new id was written')
+    t.equal(await other.readSession(oldId), null, 'the old id is logged out')
+    t.same(await storesWithLiveCopy(cluster, newId), [], 'no live copy under the new id')
+    t.same(await other.findByOwner('alice'), [], 'the user has no live session')
+  },
+)
