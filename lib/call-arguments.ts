@@ -14,11 +14,16 @@ export interface ExpiryOptions {
 
 /**
  * The expiry a call asks for, in ms since the epoch, or null when it gives none (the session's
- * own timeout or the manager's default then applies). An expiry in the past is `now`: expired
- * either way, and a sweep's grace (`sweepGraceSeconds`) counts from it, so it must not be
- * older than the write (its copies could be swept before the hint for a store it missed).
+ * own timeout or the manager's default then applies). One before `earliest` is `earliest`:
+ * expired either way, but a sweep's grace (`sweepGraceSeconds`) counts from it, so it must not
+ * be much older than the write (its copies could be swept before the hint for a store it
+ * missed); nor should it be `now`, which an app server whose clock runs behind counts live.
  */
-export function requestedExpiry(options: ExpiryOptions, now: number): number | null {
+export function requestedExpiry(
+  options: ExpiryOptions,
+  now: number,
+  earliest = now,
+): number | null {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError('options', 'must be an object')
   }
@@ -37,7 +42,7 @@ export function requestedExpiry(options: ExpiryOptions, now: number): number | n
       'must be a valid Date or a number of milliseconds since the epoch, within the range of a Date (±8.64e15)',
     )
   }
-  return Math.max(now, Math.trunc(millis))
+  return Math.max(earliest, Math.trunc(millis))
 }
 
 /**
@@ -116,8 +121,9 @@ export interface WriteOptions {
    */
   ttlSeconds?: number
   /**
-   * Absolute expiry, to the millisecond (e.g. a cookie's `expires`); one in the past is stored
-   * as now (the session ends at once). Not with `ttlSeconds`.
+   * Absolute expiry, to the millisecond (e.g. a cookie's `expires`); one further in the past
+   * than half of `sweepGraceSeconds` is stored as that long ago (the session ends at once
+   * either way). Not with `ttlSeconds`.
    */
   expiresAt?: Date | number
   /**

@@ -191,7 +191,7 @@ export class SessionManager extends ClusterOperations {
     const owner = ownerOf(data, this.options.ownerKey)
     const checked = callOptions(options)
     const now = this.options.clock.now()
-    const expiresAt = requestedExpiry(checked, now)
+    const expiresAt = this.#requestedExpiry(checked, now)
     const expectedVersion = checkExpectedVersion(checked.expectedVersion)
     return this.work.track(() =>
       this.#writes.write({
@@ -270,7 +270,7 @@ export class SessionManager extends ClusterOperations {
   async touch(sessionId: string, options: WriteOptions = {}): Promise<boolean> {
     this.checkId(sessionId)
     const now = this.options.clock.now()
-    const expiresAt = requestedExpiry(callOptions(options), now)
+    const expiresAt = this.#requestedExpiry(callOptions(options), now)
     // In place, without a new version, hint or announcement, unlike setSessionTimeout: a touch
     // only ever moves an expiry later (the statement takes the later of the two), and a copy
     // that missed it ends sooner, never later. Between copies of one version the later expiry
@@ -420,6 +420,15 @@ export class SessionManager extends ClusterOperations {
   ): Promise<SessionData | null> {
     checkFunction('change', change)
     return withSessionLock(this.#access, sessionId, change, options)
+  }
+
+  /**
+   * The expiry a call asks for (call-arguments.ts), none earlier than half the sweep's grace
+   * before `now`: past for app servers whose clocks run up to that far behind, and not yet
+   * swept for as long after the write.
+   */
+  #requestedExpiry(options: WriteOptions, now: number): number | null {
+    return requestedExpiry(options, now, now - this.options.sweepGraceSeconds * 500)
   }
 
   /** The winning copy of a session as a read sees it, with its data decoded; null if none. */

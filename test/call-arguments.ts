@@ -18,6 +18,11 @@ t.test('requestedExpiry: within the Date range, as given, and never before now',
   t.equal(requestedExpiry({ expiresAt: now - 1 }, now), now, 'the past is now')
   t.equal(requestedExpiry({ expiresAt: 1234.9 }, now), now)
   t.equal(requestedExpiry({ expiresAt: -DATE_LIMIT }, now), now, 'the first Date')
+  // With an earliest expiry (the manager's: half the sweep's grace before now).
+  const earliest = now - 150_000
+  t.equal(requestedExpiry({ expiresAt: now - 1000 }, now, earliest), now - 1000, 'past, as given')
+  t.equal(requestedExpiry({ expiresAt: 0 }, now, earliest), earliest, 'long past: the earliest')
+  t.equal(requestedExpiry({ expiresAt: now + 1000 }, now, earliest), now + 1000)
   t.equal(requestedExpiry({ ttlSeconds: 60 }, now), now + 60_000)
 })
 
