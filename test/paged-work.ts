@@ -29,12 +29,23 @@ t.test('every item once, at most `limit` at once, lanes across pages', async (t)
   let running = 0
   let most = 0
   const pages = [[1, 2, 3], [4, 5], [], [6, 7, 8, 9]]
+  // Item 1 is slow: it finishes only once item 4 has (or after 5 s, when no lane ran on), so
+  // the other lane must take 2, 3 and run on into the next page meanwhile. (A fixed 40 ms for
+  // item 1 was not slow enough on a loaded CI run.)
+  let fourDone!: () => void
+  const four = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 5000)
+    fourDone = () => {
+      clearTimeout(timer)
+      resolve()
+    }
+  })
   await forEachPaged(source(pages, log), 2, async (item) => {
     most = Math.max(most, ++running)
-    // Item 1 is slow: the other lane takes 2, 3 and runs on into the next page meanwhile.
-    await sleep(item === 1 ? 40 : 2)
+    await (item === 1 ? four : sleep(2))
     running--
     done.push(item)
+    if (item === 4) fourDone()
   })
   t.same(
     [...done].sort((a, b) => a - b),
