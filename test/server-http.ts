@@ -1,6 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
 import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
@@ -278,7 +279,7 @@ t.test('with secrets, an unsigned id is refused before the body is read', async 
   socket.on('error', () => {})
   const closed = new Promise((resolve) => socket.once('close', () => resolve('closed')))
   socket.write(
-    `PUT /sessions/${unsigned} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+    `PUT /sessions/${unsigned} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
       'Content-Length: 100\r\n\r\n',
   )
   t.equal(await Promise.race([closed, sleep(5000)]), 'closed', 'answered and closed at once')
@@ -653,4 +654,39 @@ t.test('a write whose outcome is unknown is a 409 that says to read first', asyn
   t.equal(reply.status, 409)
   t.equal(reply.code, 'WRITE_OUTCOME_UNKNOWN')
   t.match(reply.message, /read the session/i)
+})
+
+t.test('without a token, only requests for a loopback host name are answered', async (t) => {
+  // A page loaded from evil.example whose name then resolves to 127.0.0.1 (DNS rebinding)
+  // reaches the server with its own name in Host; browsers always send Host.
+  const id = await manager.createSession({ secret: 1 })
+  const get = (address: AddressInfo, host: string): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const request = httpRequest(
+        { host: '127.0.0.1', port: address.port, path: `/sessions/${id}`, headers: { host } },
+        (response) => {
+          let body = ''
+          response.on('data', (chunk: Buffer) => (body += chunk.toString()))
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body }))
+        },
+      )
+      request.on('error', reject)
+      request.end()
+    })
+  const open = (await startServer(t, manager)).httpAddress!
+  const before = statementsSent(manager)
+  for (const host of ['evil.example', `evil.example:${open.port}`, '192.0.2.1', '[2001:db8::1]']) {
+    const answer = await get(open, host)
+    t.equal(answer.status, 403, `Host ${host}: 403`)
+    t.match(answer.body, /FORBIDDEN/)
+    t.notMatch(answer.body, /secret/, 'no session data')
+  }
+  t.equal(statementsSent(manager), before, 'nothing reached a store')
+  for (const host of [`127.0.0.1:${open.port}`, 'localhost', `LOCALHOST:${open.port}`, '[::1]:1']) {
+    t.equal((await get(open, host)).status, 200, `Host ${host}: answered`)
+  }
+  // With a token, the token decides, whatever the name (a server behind a proxy or a DNS name).
+  const token = 'http-token-0123456789abcdef'
+  const fenced = (await startServer(t, manager, { token })).httpAddress!
+  t.equal((await get(fenced, 'sessions.internal')).status, 401, 'no token: 401, not 403')
 })

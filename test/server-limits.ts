@@ -273,7 +273,7 @@ t.test(
     const http = await rawSocket(server.httpAddress!)
     t.teardown(() => http.destroy())
     const answer = received(http)
-    http.write(`GET /sessions/${manager.generateId()} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    http.write(`GET /sessions/${manager.generateId()} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
     await waitFor('the HTTP answer', () => server.stats().httpConnections === 1)
     await sleep(100)
     t.equal(
@@ -312,7 +312,7 @@ t.test(
     })
     const server = await startServer(t, unbatched)
     const id = await unbatched.createSession({ big: 'x'.repeat(512 * 1024) })
-    const get = `GET /sessions/${id} HTTP/1.1\r\nHost: x\r\n\r\n`
+    const get = `GET /sessions/${id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
     const socket = await rawSocket(server.httpAddress!)
     t.teardown(() => socket.destroy())
     socket.on('error', () => {})
@@ -343,14 +343,14 @@ t.test(
     // A client that reads gets every answer, in order.
     const reader = await rawSocket(server.httpAddress!)
     const answers = received(reader)
-    const missing = `GET /sessions/${unbatched.generateId()} HTTP/1.1\r\nHost: x\r\n\r\n`
+    const missing = `GET /sessions/${unbatched.generateId()} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
     reader.write(
       get +
         missing +
         get +
         missing +
         get +
-        'GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+        'GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n',
     )
     const statuses = [...(await answers).matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1])
     t.same(statuses, ['200', '404', '200', '404', '200', '404'], 'every answer, in order')
@@ -382,7 +382,7 @@ t.test('HTTP: a body sent one byte per segment holds about its size', async (t) 
     t.teardown(() => socket.destroy())
     const answer = received(socket)
     const head =
-      `PUT /sessions/${id} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+      `PUT /sessions/${id} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
       'Connection: close\r\n' +
       (framing === 'chunked'
         ? `Transfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n`
@@ -404,7 +404,7 @@ t.test('HTTP: slow headers and endless bodies are cut', async (t) => {
   const address = server.httpAddress!
   const slow = await rawSocket(address)
   const slowAnswer = received(slow)
-  slow.write('GET /sessions HTTP/1.1\r\nHost: x\r\n')
+  slow.write('GET /sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n')
   const trickle = setInterval(() => slow.write('X-Slow: 1\r\n'), 100)
   t.teardown(() => clearInterval(trickle))
   const started = Date.now()
@@ -420,7 +420,7 @@ t.test('HTTP: slow headers and endless bodies are cut', async (t) => {
     const endless = await rawSocket(address)
     const closed = received(endless)
     endless.write(
-      `${method} /sessions/${id} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      `${method} /sessions/${id} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ${type}\r\nTransfer-Encoding: chunked\r\n\r\n`,
     )
     const chunk = Buffer.alloc(4096, 'y')
     let sent = 0

@@ -818,3 +818,27 @@ t.test(
     t.same(await manager.readSession(id), {}, 'uncommitted changes were dropped')
   },
 )
+
+t.test('an HTTP request sent to the line port runs nothing: the connection closes', async (t) => {
+  // What a web page can make a browser send (a form's POST to 127.0.0.1): its body written as
+  // commands, after the request line and headers.
+  const server = await startServer(t, manager)
+  const id = await manager.createSession({ user: 'ada' })
+  for (const body of [`open ${id} w\nput_all {"user":"mallory"}\ncommit\n`, `destroy ${id}\n`]) {
+    const client = await LineClient.connect(server.lineAddress)
+    t.teardown(() => client.destroy())
+    client.write(
+      `POST / HTTP/1.1\r\nHost: 127.0.0.1:${server.lineAddress.port}\r\n` +
+        `Content-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    )
+    t.match(await client.answer(), { ok: false, code: 'BAD_REQUEST', message: /not HTTP/ })
+    t.equal(await client.answer(), null, 'then the connection is closed')
+    t.same(await manager.readSession(id), { user: 'ada' }, 'the session is untouched')
+  }
+  // A Host header alone (a request line the parser did not take for one) closes it too.
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+  client.write(`HOST: 127.0.0.1\r\nnew\n`)
+  t.match(await client.answer(), { ok: false, code: 'BAD_REQUEST' })
+  t.equal(await client.answer(), null)
+})

@@ -36,6 +36,18 @@ export class AccessControl {
     return this.#allow.check(plain, family === 4 ? 'ipv4' : 'ipv6')
   }
 
+  /**
+   * Whether an HTTP request's `Host` header may be answered. Without a token the server listens
+   * on a loopback address only, and a page a browser loads from elsewhere could still reach it
+   * under a name of its own that resolves to 127.0.0.1 (DNS rebinding), reading and writing
+   * sessions as if same-origin: only loopback names are answered then. With a token, any.
+   */
+  allowsHostHeader(host: string | undefined): boolean {
+    if (this.#tokenDigest !== null || host === undefined) return true
+    const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.split(':')[0]
+    return name !== undefined && isLoopbackHost(name.toLowerCase())
+  }
+
   /** Whether `given` is the configured token; true when no token is configured. */
   tokenMatches(given: string | undefined): boolean {
     if (this.#tokenDigest === null) return true

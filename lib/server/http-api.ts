@@ -162,6 +162,12 @@ export class HttpApi {
       if (this.#closing !== undefined) {
         throw new RequestError('SHUTTING_DOWN', 'The session server is shutting down.')
       }
+      if (!this.#settings.access.allowsHostHeader(request.headers.host)) {
+        throw new RequestError(
+          'FORBIDDEN',
+          'Without a token this session server answers only requests for a loopback host name.',
+        )
+      }
       if (!this.#settings.access.tokenMatches(bearerToken(request))) {
         throw new RequestError(
           'UNAUTHORIZED',

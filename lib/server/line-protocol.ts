@@ -217,17 +217,22 @@ export class LineParser {
   }
 
   #unauthorized(frames: Frame[]): void {
+    this.#hangUp(
+      frames,
+      new RequestError(
+        'UNAUTHORIZED',
+        'This session server needs a token: send "auth <token>" before anything else. The connection is closed.',
+      ),
+    )
+  }
+
+  /** Answers `error`, reads nothing more and closes the connection once it is sent. */
+  #hangUp(frames: Frame[], error: RequestError): void {
     this.#halted = true
     this.#line.clear()
     this.#backlog = Buffer.alloc(0)
     this.#offset = 0
-    frames.push({
-      error: new RequestError(
-        'UNAUTHORIZED',
-        'This session server needs a token: send "auth <token>" before anything else. The connection is closed.',
-      ),
-      hangUp: true,
-    })
+    frames.push({ error, hangUp: true })
   }
 
   #endOfLine(frames: Frame[], announced: number | undefined, line: Buffer): void {
@@ -237,6 +242,10 @@ export class LineParser {
       return
     }
     if (line.length === 0) return
+    if (looksLikeHttp(line)) {
+      this.#hangUp(frames, crossProtocolError())
+      return
+    }
     if (announced !== undefined && this.#needsAuth) {
       this.#unauthorized(frames)
       return
@@ -374,6 +383,23 @@ function parsePutAll(argument: string, announced: number | undefined): ParsedLin
   // refuses) would pass here and be refused as a payload or an HTTP body.
   if (argument.trim().startsWith('{')) return { command: 'put_all', json: argument }
   throw new RequestError('BAD_REQUEST', `Expected a byte count (digits); usage: ${usage}`)
+}
+
+/**
+ * An HTTP request line or Host header. A web page can make a browser send one to this port (a
+ * form's POST to 127.0.0.1), its body written as line commands: the connection is closed at
+ * its first line instead, so that nothing after it runs.
+ */
+function looksLikeHttp(line: Buffer): boolean {
+  const text = line.toString('latin1')
+  return /^[A-Z]+ \S+ HTTP\/\d/.test(text) || /^host:/i.test(text)
+}
+
+function crossProtocolError(): RequestError {
+  return new RequestError(
+    'BAD_REQUEST',
+    'This is the line protocol, not HTTP (the HTTP API listens on httpPort). The connection is closed.',
+  )
 }
 
 function arity(args: string[], min: number, max: number, usage: string): void {
