@@ -95,7 +95,11 @@ t.test('while the lease holds, a read asks one store; without it, a quorum', asy
   const perRead = async (manager: SessionManager, expected: number, what: string) => {
     const before = sent(manager)
     for (const [i, id] of ids.entries()) t.same(await manager.readSession(id), { i })
-    t.equal(total(sent(manager, before)), ids.length * expected, what)
+    // Counted with what runs beside the reads: a lease round or a hedge on a loaded machine
+    // adds a statement or three (a CI run counted 41 for 40), never one per read.
+    const count = total(sent(manager, before))
+    const wanted = ids.length * expected
+    t.ok(count >= wanted && count <= wanted + 3, `${what} (${count} for ${ids.length} reads)`)
   }
   await perRead(leased, 1, 'on the lease: one statement per read')
   // An app server without the lease does not announce what its writes miss: while it runs,
