@@ -217,10 +217,11 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
 
   /**
    * Deletes expired sessions and tombstones whose time is up (`sweepGraceSeconds` ago) on every
-   * reachable store, in batches of `batchSize` through the expiry index. The `sweepIntervalSeconds` option runs it
-   * in the background, at a `dutyCycle` of 0.2. A store another sweep is sweeping (another app
-   * server's, on the same schedule) is skipped and reported with `sweptElsewhere`. `close()`
-   * stops a sweep after its current batch (what it left, the next sweep deletes).
+   * reachable store, in batches of `batchSize` through the expiry index. The
+   * `sweepIntervalSeconds` option runs it in the background, at a `dutyCycle` of 0.2. A store
+   * another sweep is sweeping (another app server's, on the same schedule) is skipped and
+   * reported with `sweptElsewhere`. `close()` stops a sweep after its current batch (what it
+   * left, the next sweep deletes).
    * @throws {InvalidOptionError} for a bad `batchSize`, `dutyCycle` or `onProgress`, before any
    * statement
    */

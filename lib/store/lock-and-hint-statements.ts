@@ -15,7 +15,7 @@ const LOCK_HELD = 2
  */
 export const REPAIR_MARKER_ID = ''
 
-/** What a sweep statement deletes: rows expired by `expiredBy`, `limit` of them, held back for `targets`. */
+/** What a sweep deletes: `limit` rows expired by `expiredBy`, but none held back for `targets`. */
 interface SweepArguments {
   expiredBy: number
   limit: number
@@ -162,8 +162,8 @@ export function lockAndHintStatements(table: string) {
     } satisfies Statement<void, RowDataPacket[], string[]>,
 
     /**
-     * Delete up to `limit` rows expired by `expiredBy` (copies and tombstones), oldest first, but none
-     * that the replay of a store that missed writes may still need: while this store keeps a
+     * Delete up to `limit` rows expired by `expiredBy` (copies and tombstones), oldest first, but
+     * none that the replay of a store that missed writes may still need: while this store keeps a
      * hint for a session (for one of `targets`, the stores the manager knows), its row stays;
      * while it keeps a repair marker, every expired row does. An expired copy or a tombstone is
      * the newest version of its session: deleted before a store that missed it was caught up,
