@@ -842,3 +842,23 @@ t.test('an HTTP request sent to the line port runs nothing: the connection close
   t.match(await client.answer(), { ok: false, code: 'BAD_REQUEST' })
   t.equal(await client.answer(), null)
 })
+
+t.test('an HTTP request too long to read whole runs nothing on the line port either', async (t) => {
+  // A long path, and a Host line longer than a small maxLineBytes (a long DNS name of the page's
+  // own that resolves to 127.0.0.1): both lines are too long to be read as commands.
+  const server = await startServer(t, manager, { maxLineBytes: 128 })
+  const id = await manager.createSession({ user: 'ada' })
+  const name = ['a', 'b', 'c', 'd'].map((letter) => letter.repeat(60)).join('.')
+  const body = `open ${id} w\nput_all {"user":"mallory"}\ncommit\nclose\n`
+  for (const head of [
+    `POST /${'x'.repeat(200)} HTTP/1.1\r\nHost: ${name}\r\n`,
+    `Host: ${name}\r\n`, // as if the request line had been read without trouble
+  ]) {
+    const client = await LineClient.connect(server.lineAddress)
+    t.teardown(() => client.destroy())
+    client.write(`${head}Content-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+    t.match(await client.answer(), { ok: false, code: 'BAD_REQUEST', message: /not HTTP/ })
+    t.equal(await client.answer(), null, 'then the connection is closed')
+    t.same(await manager.readSession(id), { user: 'ada' }, 'the session is untouched')
+  }
+})

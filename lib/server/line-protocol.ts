@@ -135,6 +135,14 @@ export class LineParser {
         this.#announcement.feed(bytes)
         if (this.#mode === 'line') {
           if (this.#line.length + bytes.length > this.#maxLineBytes + 1) {
+            // Too long to be read whole, but its start can still be an HTTP request's (a long
+            // path, or a long host name when maxLineBytes is small).
+            const held = this.#line.take()
+            const start = held.length > 0 ? Buffer.concat([held.subarray(0, 64), bytes]) : bytes
+            if (startsLikeHttp(start.subarray(0, 64))) {
+              this.#hangUp(frames, crossProtocolError())
+              return chunk.length
+            }
             this.#startSkippingLine()
           } else if (lf === -1 || this.#line.length > 0) {
             this.#line.append(bytes)
@@ -393,6 +401,15 @@ function parsePutAll(argument: string, announced: number | undefined): ParsedLin
 function looksLikeHttp(line: Buffer): boolean {
   const text = line.toString('latin1')
   return /^[A-Z]+ \S+ HTTP\/\d/.test(text) || /^host:/i.test(text)
+}
+
+/**
+ * The start of a line too long to read, that of an HTTP request line (a method, then a path or
+ * a URL) or of a Host header. A command line that starts so is refused for its length anyway.
+ */
+function startsLikeHttp(start: Buffer): boolean {
+  const text = start.toString('latin1')
+  return /^[A-Z]+ (\/|[a-z][a-z0-9+.-]*:\/\/)/.test(text) || /^host:/i.test(text)
 }
 
 function crossProtocolError(): RequestError {
