@@ -167,20 +167,9 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * the whole one)
    */
   async findByOwner(owner: string | number): Promise<string[]> {
-    if (this.options.ownerKey === null) {
-      throw new InvalidOptionError('ownerKey', 'must be set to find sessions by owner')
-    }
-    const wanted = checkOwner(owner)
     const owned: string[] = []
-    for (const id of await ownerCandidates(this.#listing(), wanted)) {
-      // An id this manager refuses (unsigned, with `secrets`) is no session it serves.
-      try {
-        this.checkId(id)
-      } catch {
-        continue
-      }
-      const data = await this.readSession(id)
-      if (data !== null && ownerOf(data, this.options.ownerKey) === wanted) owned.push(id)
+    for await (const { id, named } of this.#ownerSessions(owner)) {
+      if (named) owned.push(id)
     }
     return owned
   }
@@ -195,11 +184,27 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * silently; what was destroyed stays destroyed)
    */
   async destroyByOwner(owner: string | number): Promise<number> {
+    let destroyed = 0
+    for await (const { id, data, named } of this.#ownerSessions(owner)) {
+      if (data !== null && !named) continue
+      await this.destroySession(id)
+      destroyed++
+    }
+    return destroyed
+  }
+
+  /**
+   * The owner index's candidates for `owner` that this manager serves, each with its data as a
+   * read finds it now (null: none) and whether that data names the owner. A candidate that
+   * cannot be read rejects (NoStoreAvailableError): none is skipped silently.
+   */
+  async *#ownerSessions(
+    owner: string | number,
+  ): AsyncGenerator<{ id: string; data: SessionData | null; named: boolean }> {
     if (this.options.ownerKey === null) {
       throw new InvalidOptionError('ownerKey', 'must be set to find sessions by owner')
     }
     const wanted = checkOwner(owner)
-    let destroyed = 0
     for (const id of await ownerCandidates(this.#listing(), wanted)) {
       // An id this manager refuses (unsigned, with `secrets`) is no session it serves.
       try {
@@ -208,11 +213,8 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
         continue
       }
       const data = await this.readSession(id)
-      if (data !== null && ownerOf(data, this.options.ownerKey) !== wanted) continue
-      await this.destroySession(id)
-      destroyed++
+      yield { id, data, named: data !== null && ownerOf(data, this.options.ownerKey) === wanted }
     }
-    return destroyed
   }
 
   /**
