@@ -3,6 +3,7 @@ import type { SessionManager, SessionManagerOptions } from '../../lib/index.js'
 import { FaultProxy } from '../../lib/local-cluster/index.js'
 import type { TestCluster } from './cluster.js'
 import { createManager, startManager } from './manager.js'
+import { closeAtEnd } from './teardown.js'
 
 /**
  * Two app servers over the same stores: `faulty` reaches the stores in `through` via fault
@@ -45,7 +46,7 @@ export async function proxiesFor(
   for (const id of ids) {
     const store = cluster.store(id)
     const proxy = await FaultProxy.start({ host: store.host, port: store.port })
-    t.teardown(() => proxy.close())
+    closeAtEnd(t, `the fault proxy in front of ${id}`, () => proxy.close())
     proxies.set(id, proxy)
   }
   return proxies

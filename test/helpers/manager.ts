@@ -3,6 +3,7 @@ import type { SessionManagerOptions } from '../../lib/index.js'
 import { createSessionManager, type SessionManager } from '../../lib/index.js'
 import type { Store } from '../../lib/store/store.js'
 import type { TestCluster } from './cluster.js'
+import { closeAtEnd } from './teardown.js'
 import { waitFor } from './wait.js'
 
 /**
@@ -39,7 +40,7 @@ export function createManager(
     queryTimeoutMillis: 1000,
     ...options,
   })
-  t.teardown(() => manager.close())
+  closeAtEnd(t, 'a session manager', () => manager.close())
   return manager
 }
 
