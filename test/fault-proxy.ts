@@ -116,3 +116,23 @@ t.test('stall: nothing forwarded during the stall, then everything', async (t) =
   )
   proxy.heal()
 })
+
+t.test(
+  'answered: resolves when the store answered the matching request, before a delay',
+  async (t) => {
+    const { proxy, connect } = await proxied(t)
+    const [other, connection] = [await connect(), await connect()]
+    proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 800 })
+    let answeredAt = Number.POSITIVE_INFINITY
+    const answered = proxy.answered((request) => request.includes('marked-request'))
+    void answered.then(() => (answeredAt = performance.now()))
+    // Another connection's answer, which leaves the store first, is not the one waited for.
+    const started = performance.now()
+    const unrelated = other.query('SELECT SLEEP(0.05)')
+    const query = connection.query("SELECT SLEEP(0.3), 'marked-request'")
+    await Promise.all([unrelated, query])
+    const received = performance.now()
+    t.ok(answeredAt - started >= 290, 'once the store ran that request (not at the other answer)')
+    t.ok(received - answeredAt >= 700, 'as soon as the answer left the store, not when it arrived')
+  },
+)

@@ -26,6 +26,14 @@ const COM_STMT_EXECUTE = 0x17
 /** Bytes held for one direction of one connection at most; beyond that it is reset. */
 const MAX_HELD_BYTES = 64 * 1024 * 1024
 
+/** A wait for the store's answer to a request that matches: see {@link FaultProxy.answered}. */
+interface AnswerWatch {
+  matches: (request: Buffer) => boolean
+  /** The connection the matching request came on, once it came. */
+  connection: ProxiedConnection | undefined
+  resolve: () => void
+}
+
 /** A chunk a `latency` fault holds back, and when it is due. */
 interface Delayed {
   chunk: Buffer
@@ -53,8 +61,14 @@ class ProxiedConnection {
     this.client = client
     this.store = store
     this.#proxy = proxy
-    client.on('data', (chunk: Buffer) => this.#fromClient(chunk))
-    store.on('data', (chunk: Buffer) => this.#forward('toClient', chunk))
+    client.on('data', (chunk: Buffer) => {
+      proxy.sawRequest(this, chunk)
+      this.#fromClient(chunk)
+    })
+    store.on('data', (chunk: Buffer) => {
+      proxy.sawAnswer(this)
+      this.#forward('toClient', chunk)
+    })
     const end = (): void => this.destroy()
     for (const socket of [client, store]) {
       socket.on('error', end)
@@ -164,6 +178,7 @@ export class FaultProxy {
   readonly #server: Server
   readonly #target: { host: string; port: number }
   readonly #connections = new Set<ProxiedConnection>()
+  readonly #answerWatches = new Set<AnswerWatch>()
   #fault: Fault = { kind: 'none' }
   #stallTimer: NodeJS.Timeout | undefined
   #stalled = false
@@ -248,6 +263,34 @@ export class FaultProxy {
     }
     const store = connect(this.#target)
     this.#connections.add(new ProxiedConnection(client, store, this))
+  }
+
+  /**
+   * Resolves once the store has answered (its answer reached the proxy, before any fault
+   * holds it back) the first request from the client that `matches` (a chunk as the client
+   * sent it: a statement's parameters, say). For tests that must act at one point of a
+   * conversation, such as between a statement's run and its answer's arrival.
+   */
+  answered(matches: (request: Buffer) => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      this.#answerWatches.add({ matches, connection: undefined, resolve })
+    })
+  }
+
+  /** @internal */
+  sawRequest(connection: ProxiedConnection, chunk: Buffer): void {
+    for (const watch of this.#answerWatches) {
+      if (watch.connection === undefined && watch.matches(chunk)) watch.connection = connection
+    }
+  }
+
+  /** @internal */
+  sawAnswer(connection: ProxiedConnection): void {
+    for (const watch of this.#answerWatches) {
+      if (watch.connection !== connection) continue
+      this.#answerWatches.delete(watch)
+      watch.resolve()
+    }
   }
 
   /** @internal */
