@@ -1,5 +1,5 @@
 /** Checks of the arguments of single calls: options objects, expiries, batch sizes, versions, owners. */
-import type { SessionData } from './codec.js'
+import type { RowCodec, SessionData } from './codec.js'
 import { InvalidOptionError, InvalidSessionDataError } from './errors.js'
 import { MAX_TTL_SECONDS, secondsOption, wholeNumber } from './validate.js'
 
@@ -133,6 +133,28 @@ export interface WriteOptions {
    * (reads answer null for it) and is not swept yet.
    */
   expectedVersion?: number
+}
+
+/**
+ * The owner column's value for a write of `bytes`, read from the data as encoded: what reads
+ * and `destroyByOwner` go by. The object the caller passed may answer otherwise when asked
+ * again (a getter with state, a Proxy, a top-level toJSON), and a logout everywhere would then
+ * miss a session its data names. One decode per write, and only with `ownerKey` set.
+ */
+export function ownerOfEncoded(
+  codec: RowCodec,
+  sessionId: string,
+  bytes: Buffer,
+  ownerKey: string | null,
+): string | null {
+  if (ownerKey === null) return null
+  let stored: SessionData
+  try {
+    stored = codec.decode(bytes, sessionId)
+  } catch (error) {
+    throw new InvalidSessionDataError('the codec cannot decode what it encoded', { cause: error })
+  }
+  return ownerOf(stored, ownerKey)
 }
 
 /** The owner column's value: the data's `ownerKey` value as a string, if any. */

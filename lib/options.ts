@@ -196,9 +196,9 @@ export interface SessionManagerOptions {
    */
   batching?: boolean
   /**
-   * A key of the session data whose value (a string or number, e.g. `"userId"`) is copied
-   * into an indexed column, so that `findByOwner` and `destroyByOwner` ("log this user out
-   * everywhere") use an index instead of a scan.
+   * A key of the session data whose value (a string or number, e.g. `"userId"`), as encoded
+   * (one decode per write), is copied into an indexed column, so that `findByOwner` and
+   * `destroyByOwner` ("log this user out everywhere") use an index instead of a scan.
    * @default none
    */
   ownerKey?: string

@@ -6,6 +6,7 @@ import {
   checkExpectedVersion,
   checkSeconds,
   ownerOf,
+  ownerOfEncoded,
   requestedExpiry,
 } from './call-arguments.js'
 import type { SessionData } from './codec.js'
@@ -188,7 +189,7 @@ export class SessionManager extends ClusterOperations {
       data,
       this.options.maxSessionBytes,
     )
-    const owner = ownerOf(data, this.options.ownerKey)
+    const owner = ownerOfEncoded(this.options.codec, sessionId, bytes, this.options.ownerKey)
     const checked = callOptions(options)
     const now = this.options.clock.now()
     const expiresAt = this.#requestedExpiry(checked, now)

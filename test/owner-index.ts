@@ -168,3 +168,25 @@ t.test(
     t.equal(await manager.readSession(kept), null)
   },
 )
+
+t.test(
+  'the owner indexed is the one the stored data names, however the object answers',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 2, ownerKey: 'userId' })
+    // An object that says one owner when encoded and another when asked again (a getter with
+    // state, as a Proxy or an ORM object can be), and one whose toJSON stores another owner.
+    let asked = 0
+    const changing = {
+      get userId() {
+        return asked++ === 0 ? 'alice' : 'mallory'
+      },
+    }
+    const converted = { userId: 'mallory', toJSON: () => ({ userId: 'alice' }) }
+    const ids = [await manager.createSession(changing), await manager.createSession(converted)]
+    for (const id of ids) t.same(await manager.readSession(id), { userId: 'alice' })
+    t.same(await manager.findByOwner('alice'), [...ids].sort(), 'listed under the owner stored')
+    t.same(await manager.findByOwner('mallory'), [])
+    t.equal(await manager.destroyByOwner('alice'), 2, "alice's logout everywhere")
+    for (const id of ids) t.equal(await manager.readSession(id), null, 'ends both sessions')
+  },
+)
