@@ -1,6 +1,6 @@
 /** Session ids: generated, checked, and (with secrets) signed. */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { InvalidSessionIdError } from './errors.js'
+import { InvalidOptionError, InvalidSessionIdError } from './errors.js'
 
 /** Bytes of randomness in a generated id: 192 bits, 32 URL-safe characters. */
 const ID_BYTES = 24
@@ -123,4 +123,24 @@ function typeOf(value: unknown): string {
   } catch {
     return 'an unusable object' // a revoked Proxy
   }
+}
+
+/**
+ * The signer of the `secrets` option, or null without it. The array is copied once, then
+ * checked: the signer must get the secrets that were checked (a getter or a Proxy could answer
+ * a second read with an empty key, whose ids anyone can sign). Never echoes a value.
+ */
+export function signerOf(secrets: unknown, acceptUnsigned: boolean): IdSigner | null {
+  if (secrets === undefined) return null
+  const list: unknown[] = Array.isArray(secrets) ? Array.from(secrets as unknown[]) : []
+  if (
+    list.length === 0 ||
+    !list.every((secret) => typeof secret === 'string' && secret.length >= 32)
+  ) {
+    throw new InvalidOptionError(
+      'secrets',
+      'must be a non-empty array of strings of at least 32 characters',
+    )
+  }
+  return new IdSigner(list as string[], acceptUnsigned)
 }

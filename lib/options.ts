@@ -8,7 +8,8 @@ import { isMeterProvider } from './metrics/open-telemetry.js'
 import type { CompressionOption, EncryptionOption } from './at-rest.js'
 import { atRestCodec, resolveCompression, resolveEncryption } from './at-rest.js'
 import { InvalidOptionError } from './errors.js'
-import { IdSigner } from './ids.js'
+import type { IdSigner } from './ids.js'
+import { signerOf } from './ids.js'
 import type { PlacementName } from './placement.js'
 import { isValidTableName, MAX_TABLE_NAME_LENGTH } from './schema.js'
 import { checkSeconds } from './call-arguments.js'
@@ -400,7 +401,10 @@ export function resolveOptions(options: SessionManagerOptions): ResolvedOptions 
     readQuorum,
     readLeaseMillis:
       readQuorum === 1 ? 0 : leaseOption('readLeaseMillis', options.readLeaseMillis, 500),
-    idSigner: resolveSigner(options.secrets, options.acceptUnsignedIds),
+    idSigner: signerOf(
+      options.secrets,
+      booleanOption('acceptUnsignedIds', options.acceptUnsignedIds, false),
+    ),
     ownerKey: resolveOwnerKey(options.ownerKey),
     batching: booleanOption('batching', options.batching, true),
     placement: placementOption('placement', options.placement),
@@ -475,23 +479,6 @@ function resolveOwnerKey(key: unknown): string | null {
     )
   }
   return key
-}
-
-function resolveSigner(secrets: unknown, acceptUnsigned: unknown): IdSigner | null {
-  const acceptUnsignedIds = booleanOption('acceptUnsignedIds', acceptUnsigned, false)
-  if (secrets === undefined) return null
-  if (
-    !Array.isArray(secrets) ||
-    secrets.length === 0 ||
-    !secrets.every((secret) => typeof secret === 'string' && secret.length >= 32)
-  ) {
-    // Never echo the value: it is a secret.
-    throw new InvalidOptionError(
-      'secrets',
-      'must be a non-empty array of strings of at least 32 characters',
-    )
-  }
-  return new IdSigner(secrets, acceptUnsignedIds)
 }
 
 /** `readLeaseMillis`: 0 (off), or from 20 ms (four rounds per lease) to a minute. */

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import t from 'tap'
 import {
   createSessionManager,
@@ -139,6 +140,24 @@ t.test('bad secrets are refused without echoing them', async (t) => {
     t.match(error, { option: 'secrets' })
     t.notMatch(String((error as Error).message), 'short-secret-visible')
   }
+})
+
+t.test('the secrets checked are the secrets that sign, however the array answers', async (t) => {
+  // An element that answers the check with a good secret and every later read with '' (a
+  // signer keyed with '' accepts ids that anyone can sign).
+  let reads = 0
+  const secrets: string[] = []
+  Object.defineProperty(secrets, 0, {
+    get: () => (reads++ === 0 ? NEW_SECRET : ''),
+    enumerable: true,
+  })
+  const manager = createSessionManager({ stores: cluster.storeConfigs(), secrets })
+  t.teardown(() => manager.close())
+  const random = 'A'.repeat(32)
+  const signedWith = (key: string): string =>
+    `${random}.${createHmac('sha256', key).update(random).digest('base64url')}`
+  t.throws(() => manager.locate(signedWith('')), InvalidSessionIdError, 'the empty key: refused')
+  t.doesNotThrow(() => manager.locate(signedWith(NEW_SECRET)), 'the checked secret: accepted')
 })
 
 t.test(
