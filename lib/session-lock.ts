@@ -64,8 +64,11 @@ export interface LockedSessions {
 export class SessionLock {
   /** The locked session. */
   readonly sessionId: string
-  /** Identifies this holder; the lock is released only with it. */
-  readonly token: string
+  /**
+   * Identifies this holder; the lock is released only with it. Private, so that no log of the
+   * lock (util.inspect, JSON) shows what would let anyone else release or renew it.
+   */
+  readonly #token: string
   readonly #sessions: LockedSessions
   readonly #store: Store
   readonly #leaseMillis: number
@@ -88,7 +91,7 @@ export class SessionLock {
     this.#sessions = sessions
     this.#store = store
     this.sessionId = sessionId
-    this.token = token
+    this.#token = token
     this.#leaseMillis = leaseMillis
     this.#expiresAt = expiresAt
   }
@@ -153,7 +156,7 @@ export class SessionLock {
     if (this.expired) throw new LockExpiredError()
     const expiresAt = this.#sessions.clock.now() + this.#leaseMillis
     // Registered before the first await, so a release() called from here on waits for it.
-    const renewal = this.#store.lock(this.sessionId, this.token, expiresAt)
+    const renewal = this.#store.lock(this.sessionId, this.#token, expiresAt)
     this.#renewals.add(renewal)
     try {
       if (!(await renewal) || this.#released) throw new LockExpiredError()
@@ -180,7 +183,7 @@ export class SessionLock {
 
   async #unlockAfterRenewals(): Promise<void> {
     await Promise.allSettled(this.#renewals)
-    await this.#store.unlock(this.sessionId, this.token)
+    await this.#store.unlock(this.sessionId, this.#token)
   }
 }
 
