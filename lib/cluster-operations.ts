@@ -228,16 +228,21 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * statement
    */
   async sweep(options: SweepOptions = {}): Promise<SweepResult> {
-    const checked = callOptions(options)
-    batchSizeOption(checked.batchSize)
-    dutyCycleOption(checked.dutyCycle, 1)
-    if (checked.onProgress !== undefined) checkFunction('onProgress', checked.onProgress)
+    // Each read once: the sweep runs with the values checked, whatever a getter answers later.
+    const { batchSize, dutyCycle, onProgress } = callOptions(options)
+    batchSizeOption(batchSize)
+    dutyCycleOption(dutyCycle, 1)
+    if (onProgress !== undefined) checkFunction('onProgress', onProgress)
     return this.work.track(() =>
-      sweepStores(this.cluster.stores, checked, {
-        clock: this.options.clock,
-        graceMillis: this.options.sweepGraceSeconds * 1000,
-        stopping: () => this.work.closing,
-      }),
+      sweepStores(
+        this.cluster.stores,
+        { batchSize, dutyCycle, onProgress },
+        {
+          clock: this.options.clock,
+          graceMillis: this.options.sweepGraceSeconds * 1000,
+          stopping: () => this.work.closing,
+        },
+      ),
     )
   }
 
@@ -254,9 +259,8 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * before any statement
    */
   async repair(options: RepairOptions = {}): Promise<RepairResult> {
-    const checked = callOptions(options)
-    checkRepairOptions(
-      checked,
+    const checked = checkRepairOptions(
+      callOptions(options),
       this.cluster.stores.map((store) => store.id),
     )
     return this.work.track(async () => {

@@ -340,10 +340,10 @@ export class SessionManager extends ClusterOperations {
   ): Promise<SessionData | null> {
     this.checkId(sessionId)
     checkFunction('change', change)
-    const checked = callOptions(options)
-    // Checked before the first read: a bad expiry would otherwise be refused after the change ran.
-    requestedExpiry(checked, this.options.clock.now())
-    const { retries, ttlSeconds, expiresAt } = checked
+    // Each read once, and the expiry checked before the first read: a bad one would otherwise
+    // be refused after the change ran.
+    const { retries, ttlSeconds, expiresAt } = callOptions(options)
+    requestedExpiry({ ttlSeconds, expiresAt }, this.options.clock.now())
     return updateSession(this.#access, sessionId, change, {
       retries: wholeNumber('retries', retries, 20, { min: 0, max: 1000 }),
       ttlSeconds,

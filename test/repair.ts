@@ -168,6 +168,39 @@ t.test('repair and sweep refuse bad options before any statement', async (t) => 
   )
 })
 
+t.test('repair and sweep run with the option values they checked', async (t) => {
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    healthCheckIntervalMillis: 3_600_000,
+    sweepGraceSeconds: 0,
+  })
+  await Promise.all(Array.from({ length: 6 }, (_, i) => manager.createSession({ i })))
+  // Rows for the sweep to delete, so that it reports progress.
+  await Promise.all(Array.from({ length: 6 }, () => manager.createSession({}, { ttlSeconds: 1 })))
+  await sleep(1100)
+  /** Options whose `key` answers its first `good` reads with `value`, and later ones with `bad`. */
+  const changing = (key: string, good: number, value: unknown, bad: unknown): object => {
+    let reads = 0
+    return Object.defineProperty({ batchSize: 2 }, key, {
+      get: () => (reads++ < good ? value : bad),
+      enumerable: true,
+    })
+  }
+  const progress = changing('onProgress', 2, () => {}, 'not-a-function')
+  await t.resolves(manager.repair(progress), 'repair: the onProgress checked is called')
+  const swept = await manager.sweep(changing('onProgress', 2, () => {}, 'not-a-function'))
+  t.ok(swept.deleted > 0, 'sweep too')
+  t.same(
+    swept.stores.flatMap((store) => store.error ?? []),
+    [],
+    'no store failed at its onProgress',
+  )
+  const first = cluster.stores[0]!.id
+  const resume = changing('resumeFrom', 1, { storeId: first, afterId: '' }, { storeId: 'none' })
+  const resumed = await manager.repair(resume)
+  t.ok(resumed.scanned > 0, 'repair: the walk resumes where the checked resumeFrom says')
+})
+
 crashTest(
   'a repair whose removal of a live copy fails keeps the tombstones that supersede it',
   async (t) => {

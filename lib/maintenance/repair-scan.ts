@@ -39,21 +39,26 @@ export interface RepairOptions {
  * after the first batch was repaired, and a `resumeFrom` naming no store would silently scan
  * nothing. The values are not shown in the errors.
  */
-export function checkRepairOptions(options: RepairOptions, storeIds: readonly string[]): void {
-  batchSizeOption(options.batchSize)
-  if (options.onProgress !== undefined) checkFunction('onProgress', options.onProgress)
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+export function checkRepairOptions(
+  options: RepairOptions,
+  storeIds: readonly string[],
+): RepairOptions {
+  // Each read once: the repair runs with the values checked, whatever a getter answers later.
+  const { batchSize, onProgress, signal, resumeFrom } = options
+  batchSizeOption(batchSize)
+  if (onProgress !== undefined) checkFunction('onProgress', onProgress)
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new InvalidOptionError('signal', 'must be an AbortSignal')
   }
-  const start: unknown = options.resumeFrom
-  if (start === undefined) return
-  const { storeId, afterId } = (start ?? {}) as Partial<Record<keyof RepairCursor, unknown>>
+  if (resumeFrom === undefined) return { batchSize, onProgress, signal }
+  const { storeId, afterId } = (resumeFrom ?? {}) as Partial<Record<keyof RepairCursor, unknown>>
   if (typeof storeId !== 'string' || !storeIds.includes(storeId) || typeof afterId !== 'string') {
     throw new InvalidOptionError(
       'resumeFrom',
       'must be the resumeFrom of an earlier repair: { storeId } naming a configured store, and { afterId }',
     )
   }
+  return { batchSize, onProgress, signal, resumeFrom: { storeId, afterId } }
 }
 
 /** A position in the walk over every store: the store, and the last id done in it. */
