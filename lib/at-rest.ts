@@ -179,7 +179,7 @@ export function atRestCodec(
     encode: (data: SessionData, sessionId: string) =>
       format.seal(plainBytes(inner, data, maxBytes), sessionId),
     decode: (bytes: Buffer, sessionId: string) => {
-      const data = inner.decode(format.open(bytes, sessionId))
+      const data = decodeQuietly(inner, format.open(bytes, sessionId))
       // One own-key lookup, not a walk: a framework's restore copies top-level keys with
       // `session[key] = value`, which for "__proto__" replaces the session's prototype.
       if (data !== null && typeof data === 'object' && hasProtoKey(data)) throw protoKeyError()
@@ -288,6 +288,21 @@ class AtRestFormat {
       return brotliDecompressSync(body, { maxOutputLength: this.#maxBytes })
     }
     throw new Error(`unknown compression ${compressionId}`)
+  }
+}
+
+/**
+ * The inner codec's decoding of a row, whose failure says only what kind of error it was:
+ * JSON.parse's message quotes the bytes (a row another codec wrote, such as a PHP session
+ * being migrated, holds that session's secrets), and the `unreadable-copy` event that reports
+ * it goes to logs.
+ */
+function decodeQuietly(inner: SessionCodec, plain: Buffer): SessionData {
+  try {
+    return inner.decode(plain)
+  } catch (error) {
+    const kind = error instanceof Error ? error.name : typeof error
+    throw new Error(`the codec could not decode the row (${kind}; the data is not quoted)`)
   }
 }
 

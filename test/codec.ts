@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import t from 'tap'
 import type { SessionCodec } from '../lib/index.js'
 import { InvalidSessionDataError } from '../lib/index.js'
@@ -50,4 +51,21 @@ t.test('a copy that cannot be decoded counts as missing: the next copy answers',
   t.same(await manager.readSession(id), { intact: true })
   t.equal(events.length, 1)
   t.equal(events[0]!.storeId, first)
+})
+
+t.test('an unreadable copy is reported without quoting its data', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ a: 1 })
+  // A row another codec wrote (a PHP session being migrated, say): its bytes hold the
+  // session's secrets, and JSON.parse's own message would quote them.
+  const secret = 'hunter2'
+  for (const store of cluster.stores) {
+    await store.query('UPDATE sessions SET data = ? WHERE id = ?', [`pw|s:7:"${secret}";`, id])
+  }
+  const reported: unknown[] = []
+  manager.on('unreadable-copy', (event) => reported.push(event))
+  t.equal(await manager.readSession(id), null, 'no copy decodes: no session')
+  for await (const found of manager.find('a', 1)) t.not(found, id, 'the listing skips it')
+  t.ok(reported.length >= 2, 'reported by the read and by the listing')
+  for (const event of reported) t.notMatch(inspect(event, { depth: 5 }), secret)
 })
