@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import t from 'tap'
 import type { Test } from 'tap'
 import {
@@ -417,6 +418,44 @@ t.test('updateSession refuses a bad expiry before it reads or runs the change', 
     const change = () => ({ n: ++calls })
     await t.rejects(manager.updateSession(id, change, options), { code: 'INVALID_OPTION' })
     t.equal(calls, 0, `the change did not run for ${JSON.stringify(options)}`)
+  }
+})
+
+t.test('updateSession uses the expiry it checked, read once', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ n: 0 })
+  let reads = 0
+  const options = {
+    get ttlSeconds(): unknown {
+      return reads++ === 0 ? 30 : 'not-a-number'
+    },
+  }
+  let calls = 0
+  const written = await manager.updateSession(id, () => ({ n: ++calls }), options as never)
+  t.same(written, { n: 1 }, 'written, with the change run once')
+  const copies = (await manager.inspectSession(id)).stores.flatMap((store) => store.copy ?? [])
+  t.ok(copies.length > 0, 'stored')
+  for (const { expiresAt } of copies) {
+    t.ok(expiresAt > Date.now() + 20_000 && expiresAt <= Date.now() + 30_000, 'the ttl checked')
+  }
+})
+
+t.test('a lock keeps its token out of util.inspect and JSON', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ n: 0 })
+  const lock = await manager.lockSession(id)
+  t.teardown(() => lock.release())
+  const tokens: string[] = []
+  for (const store of cluster.stores) {
+    const rows = await store.query<{ token: string }>(
+      'SELECT token FROM sessions_locks WHERE id = ?',
+      [id],
+    )
+    tokens.push(...rows.map((row) => String(row.token)))
+  }
+  t.equal(tokens.length, 1, 'one store holds the lock and its token')
+  for (const shown of [inspect(lock, { showHidden: true, depth: 5 }), JSON.stringify(lock)]) {
+    t.notMatch(shown, tokens[0]!, `not shown: ${shown.slice(0, 60)}`)
   }
 })
 
