@@ -1,4 +1,5 @@
 import t from 'tap'
+import { staleStatements } from '../lib/store/stale-statements.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { proxiesFor } from './helpers/gray.js'
 import { idWithOrderPrefix, startManager, storeState } from './helpers/manager.js'
@@ -83,3 +84,45 @@ crashTest(
     t.same(await reader.readSession(victim), { v: 2 }, 'the reader sees the acknowledged write')
   },
 )
+
+t.test('an announcement sent late never replaces a newer one, nor shortens one', async (t) => {
+  // The statements as a store runs them, in the orders a network can deliver them.
+  await startManager(t, cluster)
+  const store = cluster.store(a)
+  const { announceStale, withdrawStale } = staleStatements('sessions')
+  const target = `late-${Date.now()}`
+  const announce = (generation: number, expiresAtMillis: number) =>
+    store.query(
+      announceStale.text(),
+      announceStale.params({ target, manager: 'm', generation, expiresAtMillis }),
+    )
+  const withdraw = (generation: number) =>
+    store.query(withdrawStale.text(), withdrawStale.params({ target, manager: 'm', generation }))
+  const row = async () =>
+    (
+      await store.query<{ generation: number; expires_at: number }>(
+        'SELECT generation, expires_at FROM sessions_stale WHERE target_store = ?',
+        [target],
+      )
+    ).map((found) => ({
+      generation: Number(found.generation),
+      expiresAt: Number(found.expires_at),
+    }))
+  const later = Date.now() + 60_000
+  await announce(2, later)
+  await announce(1, later + 30_000)
+  t.same(await row(), [{ generation: 2, expiresAt: later }], 'an older generation sent late')
+  await announce(2, later + 10_000)
+  await announce(2, later + 5_000)
+  t.same(await row(), [{ generation: 2, expiresAt: later + 10_000 }], 'a renewal sent late')
+  await announce(3, later + 1_000)
+  t.same(
+    await row(),
+    [{ generation: 3, expiresAt: later + 10_000 }],
+    'a newer one keeps the expiry',
+  )
+  await withdraw(2)
+  t.same((await row()).length, 1, 'withdrawing an older generation leaves the newer one')
+  await withdraw(3)
+  t.same(await row(), [], 'withdrawing its own generation removes it')
+})
