@@ -106,6 +106,14 @@ export function parseStoreUri(name: string, uri: unknown): PoolOptions {
     throw new InvalidOptionError(name, 'must start with mysql:// or mariadb://')
   }
   if (url.hostname === '') throw new InvalidOptionError(name, 'has no host')
+  // A "/" in the password ends the authority early: the rest, password and host, would be
+  // taken for the database, and shown wherever the database is.
+  if (url.pathname.includes('@')) {
+    throw new InvalidOptionError(
+      name,
+      'has an unencoded "/" in its user or password: URL-encode it (%2F), and "@" (%40)',
+    )
+  }
   const database = decodeUriPart(name, url.pathname.replace(/^\//, ''))
   if (database === '' || database.includes('/')) {
     throw new InvalidOptionError(

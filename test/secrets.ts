@@ -327,6 +327,11 @@ t.test('invalid options: the error never repeats a password or a secret', async 
       'uri with a malformed escape in the database',
       { stores: [{ id: 'a', uri: `mysql://shards:${pw}@${host}/db%E0%A4` }] },
     ],
+    // Its authority ends at the "/": the rest, password and host, would pass for the database.
+    [
+      'uri with an unencoded "/" in the password',
+      { stores: [{ id: 'a', uri: `mysql://shards:2024/${pw}@${host}` }] },
+    ],
     ['store id invalid', { stores: [{ ...config, id: 'not a valid id!' }] }],
     ['store ids duplicated', { stores: [config, config] }],
     [
