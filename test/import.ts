@@ -323,6 +323,8 @@ t.test('usage errors: exit 2, one line, no value echoed', async (t) => {
   const cases: [string, string[], Record<string, string>, RegExp][] = [
     ['no source kind', [], {}, /import takes the source kind/],
     ['an unknown source kind', ['connect-mongo'], {}, /import takes the source kind/],
+    ["a kind named like Object's own", ['constructor'], {}, /import takes the source kind/],
+    ['a kind named __proto__', ['__proto__'], {}, /import takes the source kind/],
     [
       "another kind's option",
       ['express-mysql-session', '--prefix', hostile],

@@ -77,7 +77,9 @@ written or read (a store down, data that is not a JSON object) or the source fai
   ),
   async run(context) {
     const [kindName, ...rest] = context.positionals
-    const kind = kindName === undefined ? undefined : KINDS[kindName]
+    // An own key only: "constructor" or "__proto__" must not find Object's.
+    const kind =
+      kindName === undefined || !Object.hasOwn(KINDS, kindName) ? undefined : KINDS[kindName]
     if (kind === undefined || rest.length > 0) {
       throw new UsageError(
         `import takes the source kind: session-shards import ${Object.keys(KINDS).join('|')}`,
