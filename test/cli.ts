@@ -493,6 +493,11 @@ t.test('bad configuration: one line on stderr, exit code 2, no password', async 
     `export default { stores: [{ id: 'a', uri: 'mysql://shards:${password}@127.0.0.1:1/db' }] `,
   )
   await writeFile(path.join(cwd, 'wrong-type.json'), '[1, 2]')
+  // A key (someone else's file, say) that would set the terminal's title and clear a line.
+  await writeFile(
+    path.join(cwd, 'escapes.json'),
+    JSON.stringify({ stores: [], '\u001b]0;pwned\u0007\u001b[2K': 1 }),
+  )
   const cases: [string, string[], Record<string, string>][] = [
     ['no configuration at all', ['status'], { SESSION_SHARDS_STORES: '' }],
     [
@@ -514,6 +519,8 @@ t.test('bad configuration: one line on stderr, exit code 2, no password', async 
     ['a config file of another kind', ['status', '--config', 'config.yaml'], {}],
     ['an unknown option', ['status', '--verbose'], {}],
     ['an unknown command', ['statsu'], {}],
+    ['an unknown command with terminal escapes', ['\u001b[2J\u001b[Hx'], {}],
+    ['an unknown option with terminal escapes', ['status', '--config', 'escapes.json'], {}],
     ['a stray argument', ['repair', 'now'], {}],
   ]
   for (const [what, args, env] of cases) {
@@ -521,6 +528,7 @@ t.test('bad configuration: one line on stderr, exit code 2, no password', async 
     t.equal(run.code, 2, `${what}: exit code 2`)
     t.equal(run.stdout, '', `${what}: nothing on stdout`)
     t.match(run.stderr, /^session-shards[^\n]*\n$/, `${what}: one line (${run.stderr.trim()})`)
+    t.notMatch(run.stderr, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, `${what}: no escapes`)
   }
 })
 

@@ -5,6 +5,9 @@ export const EXIT_PROBLEM = 1
 /** Bad arguments or configuration; nothing was done. */
 export const EXIT_USAGE = 2
 
+/** C0 controls but tab and newline, DEL, and C1 controls (ESC and CSI start escapes). */
+const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+
 /** A column of {@link formatTable}. */
 export interface Column {
   header: string
@@ -15,7 +18,9 @@ export interface Column {
  * Where a command's output goes: human lines and tables on stdout, or (with `--json`) one JSON
  * document on stdout; notes and errors on stderr. Every write passes through a filter that
  * masks the configured passwords, as a last line of defence: nothing the CLI prints is meant to
- * hold one in the first place.
+ * hold one in the first place. Lines for people also lose their control characters: a name
+ * from a config file or the command line, quoted in an error, could otherwise carry terminal
+ * escapes that clear the screen or rewrite what it shows.
  */
 export class Output {
   readonly json: boolean
@@ -44,12 +49,12 @@ export class Output {
 
   /** A line of human output on stdout; nothing in `--json` mode. */
   line(text = ''): void {
-    if (!this.json) this.#stdout.write(this.mask(text) + '\n')
+    if (!this.json) this.#stdout.write(this.#printable(text) + '\n')
   }
 
   /** A progress or timeline note: stdout for people, stderr in `--json` mode (stdout stays JSON). */
   note(text: string): void {
-    ;(this.json ? this.#stderr : this.#stdout).write(this.mask(text) + '\n')
+    ;(this.json ? this.#stderr : this.#stdout).write(this.#printable(text) + '\n')
   }
 
   /** A table on stdout; nothing in `--json` mode. */
@@ -70,7 +75,7 @@ export class Output {
 
   /** One line on stderr, in both modes. */
   error(text: string): void {
-    this.#stderr.write(this.mask(oneLine(text)) + '\n')
+    this.#stderr.write(this.#printable(oneLine(text)) + '\n')
   }
 
   /**
@@ -89,6 +94,11 @@ export class Output {
     const flush = (stream: NodeJS.WritableStream): Promise<void> =>
       new Promise((resolve) => stream.write('', () => resolve()))
     return Promise.all([flush(this.#stdout), flush(this.#stderr)]).then(() => undefined)
+  }
+
+  /** {@link mask}, and every control character but newline and tab shown as "?". */
+  #printable(text: string): string {
+    return this.mask(text).replace(CONTROL_CHARACTERS, '?')
   }
 
   mask(text: string): string {
