@@ -134,15 +134,19 @@ for (const moment of ['while the stores start', 'during the workload']) {
   })
 }
 
-t.test('usage errors: exit code 2, one line', async (t) => {
+t.test('usage errors: exit code 2, one line, no value shown; with --json a document', async (t) => {
   for (const args of [
     ['demo', '--seconds', '1'],
     ['demo', '--seconds', 'ten'],
-    ['demo', '--server-binary', '/nonexistent/mariadbd'],
+    ['demo', '--server-binary', '/nonexistent/shown-nowhere/mariadbd'],
   ]) {
     const run = await runCli(args)
     t.equal(run.code, 2, args.join(' '))
     t.match(run.stderr, /^session-shards demo: [^\n]*\n$/, run.stderr.trim())
     t.equal(run.stdout, '')
+    t.notMatch(run.stderr, 'shown-nowhere', 'the value is not shown')
+    const json = await runCli([...args, '--json'])
+    t.equal(json.code, 2)
+    t.match(JSON.parse(json.stdout), { ok: false, error: { code: 'USAGE' } }, 'a JSON document')
   }
 })

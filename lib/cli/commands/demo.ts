@@ -10,8 +10,8 @@ import { ensureServerBinary } from '../../local-cluster/server-install.js'
 import { demoReportHtml } from '../workload/demo-html.js'
 import { runFailoverDemo, type FailoverDemoReport } from '../workload/failover-demo.js'
 import type { Command } from '../command.js'
-import { integerArgument, noPositionals } from '../command.js'
-import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, formatCount, type Output } from '../output.js'
+import { integerArgument, noPositionals, UsageError } from '../command.js'
+import { EXIT_OK, EXIT_PROBLEM, formatCount, type Output } from '../output.js'
 import { createProgressBar, progressWanted } from '../progress.js'
 
 const STORES = 3
@@ -98,13 +98,9 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
           : await ensureServerBinary({ log: (line) => out.note(line) })
     } catch (error) {
       if (!(error instanceof ServerBinaryNotFoundError)) throw error
-      out.error(`session-shards demo: ${error.message}`)
-      return EXIT_USAGE
+      throw new UsageError(error.message)
     }
-    if (binary === null) {
-      out.error(noServerMessage(serverBinary as string))
-      return EXIT_USAGE
-    }
+    if (binary === null) throw new UsageError(NO_SERVER_MESSAGE)
 
     // The demo makes the base directory itself (where the launcher looks for leftovers), so a
     // signal can remove it even while the stores are still starting.
@@ -142,8 +138,8 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
       } catch (error) {
         if (!(error instanceof ServerBinaryNotFoundError)) throw error
         bar.stop()
-        out.error(`session-shards demo: ${error.message}`)
-        return EXIT_USAGE
+        // The binary was checked above: the error names it, and an option's value is not shown.
+        throw new UsageError(NO_SERVER_MESSAGE)
       }
       const [versionRow] = await cluster.stores[0]!.query<{ version: string }>(
         'SELECT VERSION() AS version',
@@ -183,9 +179,9 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
   },
 }
 
-function noServerMessage(serverBinary: string): string {
-  return `session-shards demo: --server-binary ${serverBinary} does not run; give the path of a mariadbd or mysqld binary.`
-}
+/** Not naming the path: the values of bad options are never shown. */
+const NO_SERVER_MESSAGE =
+  '--server-binary does not run: give the path of a mariadbd or mysqld binary.'
 
 /** The promise's value once it settles within `millis`; undefined if it rejects or takes longer. */
 async function settleWithin<T>(
