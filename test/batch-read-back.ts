@@ -74,6 +74,21 @@ t.test('batchOutcomes, from tables', async (t) => {
       [W, W, W],
     ],
     ['a row swept since: it had expired', [x], [], [W]],
+    // Two writes of one session that proposed the same version (a random step above a version
+    // ahead, one pair in a thousand): the row holds one of them, the other did not land.
+    [
+      'two writes of a session at one version: the first applied',
+      [write('x', 10, 'first'), write('x', 10, 'second')],
+      [row('x', 10, 'first')],
+      [W, O(10)],
+    ],
+    [
+      'two writes of a session at one version: the second applied',
+      [write('x', 10, 'first'), write('x', 10, 'second')],
+      [row('x', 10, 'second')],
+      [O(10), W],
+    ],
+    ['two writes of a session, both refused', [x, x2], [row('x', 20, 'other')], [O(20), O(20)]],
   ]
   for (const [what, writes, rows, outcomes] of table) {
     t.same(batchOutcomes(rows as unknown as RowDataPacket[], writes), outcomes, what)
@@ -160,4 +175,47 @@ t.test('a batch resent after a reset lost its answer: its rows are written once'
   const results = await writing
   const redone = results.filter((result) => result.version > p + ids.length)
   t.equal(redone.length, 0, `no write made twice (${redone.length} of ${ids.length} were)`)
+})
+
+t.test('two writes of one session that propose the same version in one batch', async (t) => {
+  // An app server an hour ahead wrote the session; two writes of it meet that version and
+  // propose the same one above it (the random step stubbed to collide), in one batch.
+  const ahead = await frozenManager(t)
+  const proxies = await proxiesFor(t, cluster, [store.id])
+  const writer = await startManager(t, cluster, {
+    copies: 1,
+    healthCheckIntervalMillis: 3_600_000,
+    stores: cluster
+      .storeConfigs()
+      .map((config) => ({ ...config, port: proxies.get(store.id)!.port })),
+  })
+  const id = writer.generateId()
+  await ahead.writeSession(id, { by: 'ahead' })
+  const fillers = [writer.generateId(), writer.generateId()]
+  await Promise.all([id, ...fillers].map((each) => writer.readSession(each)))
+  proxies.get(store.id)!.setFault({ kind: 'latency', toStoreMillis: 30, toClientMillis: 30 })
+  const random = Math.random
+  Math.random = () => 0.5
+  let results: { version: number }[]
+  try {
+    results = await Promise.all([
+      ...fillers.map((filler) => writer.writeSession(filler, { filler: true })),
+      writer.writeSession(id, { by: 'first' }),
+      writer.writeSession(id, { by: 'second' }),
+    ])
+  } finally {
+    Math.random = random
+  }
+  proxies.get(store.id)!.heal()
+  const [row] = await store.query<{ version: number; data: Buffer }>(
+    'SELECT version, data FROM sessions WHERE id = ?',
+    [id],
+  )
+  for (const [index, by] of ['first', 'second'].entries()) {
+    const { version } = results[fillers.length + index]!
+    const landed =
+      Number(row!.version) > version ||
+      (Number(row!.version) === version && String(row!.data) === JSON.stringify({ by }))
+    t.ok(landed, `${by} (${version}) is on the store, or superseded there (${row!.version})`)
+  }
 })

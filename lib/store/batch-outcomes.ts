@@ -6,11 +6,12 @@ import type { CopyDigest, SessionWrite, WriteOutcome } from './rows.js'
 import { RESENT_FOUND_OWN_VERSION, storedVersion } from './rows.js'
 
 /**
- * Each write's outcome from the rows a batch left. Several writes of one session in a batch
- * apply oldest first: the newest one's version is what a successful batch leaves; the others
- * applied before it or lost to it, in the same batch. The newest one's version can also be
- * another write's, which proposed the same version and landed first: the data (its SHA-256)
- * tells (the same data is the same session either way).
+ * Each write's outcome from the rows a batch left. A write whose own version and data (its
+ * SHA-256) the row holds was written. Several writes of one session in a batch apply oldest
+ * first: one older than the newest, whose version and data the row holds, applied before it or
+ * lost to it in the same batch, and counts as written too (superseded at once). Any other
+ * write, one at the very version another write of the session took first included (the data
+ * tells them apart), did not land.
  */
 export function batchOutcomes(
   rows: RowDataPacket[],
@@ -24,16 +25,18 @@ export function batchOutcomes(
       newestInBatch.set(write.sessionId, write)
     }
   }
-  return writes.map(({ sessionId }): WriteOutcome => {
-    const row = stored.get(sessionId)
+  const holds = (row: RowDataPacket, write: SessionWrite): boolean =>
+    storedVersion(row.version) === write.fields.version &&
+    row.data_sha256 === createHash('sha256').update(write.data).digest('hex')
+  return writes.map((write): WriteOutcome => {
+    const row = stored.get(write.sessionId)
     if (row === undefined) return { kind: 'written' } // swept since: it had expired anyway
     if (row.deleted === 1) return { kind: 'tombstone' }
-    const version = storedVersion(row.version) ?? 0
-    const newest = newestInBatch.get(sessionId) as SessionWrite
-    return version === newest.fields.version &&
-      row.data_sha256 === createHash('sha256').update(newest.data).digest('hex')
+    const newest = newestInBatch.get(write.sessionId) as SessionWrite
+    const superseded = write.fields.version < newest.fields.version && holds(row, newest)
+    return superseded || holds(row, write)
       ? { kind: 'written' }
-      : { kind: 'outdated', storedVersion: version }
+      : { kind: 'outdated', storedVersion: storedVersion(row.version) ?? 0 }
   })
 }
 
