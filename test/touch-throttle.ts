@@ -1,10 +1,14 @@
 import t from 'tap'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import Fastify from 'fastify'
 import type { SessionData } from 'express-session'
 import type { SessionCodec, SessionManager } from '../lib/index.js'
 import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
 import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from '../lib/adapters/touch-throttle.js'
 import { startTestCluster } from './helpers/cluster.js'
+import { CookieClient } from './helpers/http-client.js'
 import { LineClient } from './helpers/line-client.js'
 import { startManager, statementsSent as statementsOf } from './helpers/manager.js'
 import { startServer, statementsSent } from './helpers/session-server.js'
@@ -407,5 +411,43 @@ t.test(
       await t.rejects(store.set(id, throwing as never), { code: 'INVALID_SESSION_DATA' }, name)
       t.match(await store.get(id), { user: 'a' }, `${name}: the stored session stays`)
     }
+  },
+)
+
+t.test(
+  'fastify + touchAfterSeconds: rolling saves of an unchanged session are throttled',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 2 })
+    const store = new FastifyStore({ manager, touchAfterSeconds: 60 })
+    const app = Fastify()
+    await app.register(fastifyCookie)
+    await app.register(fastifySession, {
+      store,
+      idGenerator: () => store.generateId(),
+      secret: 'fastify-cookie-secret-for-tests-only-0123456789',
+      cookieName: 'sid',
+      cookie: { secure: false, maxAge: 600_000 },
+    })
+    app.post('/login', async (request) => {
+      ;(request.session as unknown as { user: string }).user = 'ada'
+      return { sessionId: request.session.sessionId }
+    })
+    app.get('/me', async (request) => ({ sessionId: request.session.sessionId }))
+    const url = await app.listen({ port: 0, host: '127.0.0.1' })
+    t.teardown(() => app.close())
+    const client = new CookieClient()
+    const id: string = (await client.post(`${url}/login`)).body.sessionId
+    await client.get(`${url}/me`)
+    await client.get(`${url}/me`)
+    const before = await manager.readSession(id, { withVersion: true })
+    for (let i = 0; i < 4; i++) await client.get(`${url}/me`)
+    const after = await manager.readSession(id, { withVersion: true })
+    t.match(after?.data, { user: 'ada' })
+    t.equal(
+      after?.version,
+      before?.version,
+      'requests that change nothing, within the 60 s throttle, do not rewrite the session',
+    )
+    t.equal(after?.expiresAt, before?.expiresAt, 'nor move its expiry (under the throttle)')
   },
 )

@@ -62,13 +62,21 @@ export function dataFingerprint(session: object, codec?: SessionCodec): string |
   return `${digest(bytes)}.${digest(options)}`
 }
 
-/** A cookie's JSON (as the stores keep it: a framework's Cookie has a toJSON) without its expiry. */
+/**
+ * A cookie's JSON (as the stores keep it: a framework's Cookie has a toJSON) without its expiry:
+ * `expires`, and @fastify/session's `originalExpires`, which it sets to the expiry a read showed
+ * (the stored one, which each write moves) and drops again when it restores a session.
+ */
 function cookieOptions(cookie: unknown): string {
   const stored: unknown = JSON.parse(JSON.stringify(cookie) ?? 'null')
   if (stored === null || typeof stored !== 'object' || Array.isArray(stored)) {
     return JSON.stringify(stored)
   }
-  const { expires: _expires, ...options } = stored as Record<string, unknown>
+  const {
+    expires: _expires,
+    originalExpires: _originalExpires,
+    ...options
+  } = stored as Record<string, unknown>
   return JSON.stringify(options)
 }
 
