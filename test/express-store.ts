@@ -135,6 +135,42 @@ t.test('all, length and ids: live sessions only, each once; clear destroys them'
   t.same(events, [{ sessionId: live[0] }])
 })
 
+t.test('all shows a session as get does: its stored expiry, after a touch too', async (t) => {
+  const manager = await startManager(t, cluster, { ...fast, table: 'express_listing_touch' })
+  const store = new SessionShardsStore({ manager })
+  const id = store.generateId()
+  const session = expressSession(600_000, { user: 'ada' })
+  await store.set(id, session)
+  const later = new Date(Date.now() + 720_000)
+  await store.touch(id, { ...session, cookie: { ...session.cookie, expires: later } } as never)
+  const got = (await store.get(id)) as unknown as { cookie: { expires: string } }
+  t.equal(new Date(got.cookie.expires).getTime(), later.getTime(), 'get shows the touch')
+  const listed = (await store.all()).find((each) => each.id === id) as unknown as {
+    cookie: { expires: string }
+  }
+  t.equal(new Date(listed.cookie.expires).getTime(), later.getTime(), 'all shows it too')
+})
+
+t.test('secrets turned on: all and clear pass over sessions stored under older ids', async (t) => {
+  const table = 'express_listing_secrets'
+  const before = new SessionShardsStore({
+    manager: await startManager(t, cluster, { ...fast, table }),
+  })
+  await before.set('legacy-session-id-0123456789', expressSession(600_000, { user: 'old' }))
+  const store = new SessionShardsStore({
+    manager: await startManager(t, cluster, { ...fast, table, secrets }),
+  })
+  const id = store.generateId()
+  await store.set(id, expressSession(600_000, { user: 'new' }))
+  t.same(
+    (await store.all()).map((session) => session.id),
+    [id],
+    'all lists the sessions the manager reads (the older id no request can read)',
+  )
+  await store.clear()
+  t.equal(await store.get(id), null, 'clear destroys those, and does not fail on the older one')
+})
+
 crashTest('disconnect only when every store is down; connect when one is back', async (t) => {
   const manager = await startManager(t, cluster, fast)
   const app = await startExpressApp(t, manager)

@@ -285,22 +285,33 @@ export class ManagerLink {
     return this.manager.count()
   }
 
-  /** Every live session with its key; one that ends while being listed is left out. */
+  /**
+   * Every live session with its key, as {@link read} shows it (the stored expiry as the
+   * cookie's); one that ends while being listed is left out, and so is one under an id the
+   * manager refuses (unsigned, or signed with a secret since dropped: no request reads it).
+   */
   async all(): Promise<{ id: string; data: SessionData }[]> {
     const sessions: { id: string; data: SessionData }[] = []
     await inChunks(this.manager.list(), async (ids) => {
-      const found = await Promise.all(ids.map((id) => this.manager.readSession(id)))
-      found.forEach((data, index) => {
-        if (data !== null) sessions.push({ id: ids[index] as string, data })
+      const found = await Promise.all(
+        ids.map((id) => refusedAsNull(this.manager.readSession(id, { withVersion: true }))),
+      )
+      found.forEach((current, index) => {
+        if (current === null) return
+        const data = withStoredExpiry(withoutCookieProto(current.data), current.expiresAt)
+        sessions.push({ id: ids[index] as string, data })
       })
     })
     return sessions
   }
 
-  /** Destroys every live session through the manager, so none can come back. */
+  /**
+   * Destroys every live session through the manager, so none can come back. Sessions under
+   * ids the manager refuses (see {@link all}) are left to expire: no request can read them.
+   */
   async clear(): Promise<void> {
     await inChunks(this.manager.list(), async (ids) => {
-      await Promise.all(ids.map((id) => this.manager.destroySession(id)))
+      await Promise.all(ids.map((id) => refusedAsNull(this.manager.destroySession(id))))
     })
   }
 
@@ -409,6 +420,16 @@ function sameLifetime(
     return Math.abs(given - stored) <= LIFETIME_SLACK_MILLIS
   }
   return given === stored
+}
+
+/** The call's result, or null when the manager refused its id (see {@link isMalformedId}). */
+async function refusedAsNull<T>(call: Promise<T>): Promise<T | null> {
+  try {
+    return await call
+  } catch (error) {
+    if (isMalformedId(error)) return null
+    throw error
+  }
 }
 
 function isMalformedId(error: unknown): boolean {
