@@ -493,6 +493,11 @@ t.test('bad configuration: one line on stderr, exit code 2, no password', async 
     `export default { stores: [{ id: 'a', uri: 'mysql://shards:${password}@127.0.0.1:1/db' }] `,
   )
   await writeFile(path.join(cwd, 'wrong-type.json'), '[1, 2]')
+  // Options, then 2 MiB of whitespace: valid JSON, but no config file is that large.
+  await writeFile(
+    path.join(cwd, 'huge.json'),
+    Buffer.concat([Buffer.from('{"stores": []}'), Buffer.alloc(2 * 1024 * 1024, ' ')]),
+  )
   // A key (someone else's file, say) that would set the terminal's title and clear a line.
   await writeFile(
     path.join(cwd, 'escapes.json'),
@@ -517,6 +522,7 @@ t.test('bad configuration: one line on stderr, exit code 2, no password', async 
     ['a config file that is not an object', ['status', '--config', 'wrong-type.json'], {}],
     ['a missing config file', ['status', '--config', 'missing.json'], {}],
     ['a config file of another kind', ['status', '--config', 'config.yaml'], {}],
+    ['a config file larger than 1 MiB', ['status', '--config', 'huge.json'], {}],
     ['an unknown option', ['status', '--verbose'], {}],
     ['an unknown command', ['statsu'], {}],
     ['an unknown command with terminal escapes', ['\u001b[2J\u001b[Hx'], {}],
@@ -530,6 +536,8 @@ t.test('bad configuration: one line on stderr, exit code 2, no password', async 
     t.match(run.stderr, /^session-shards[^\n]*\n$/, `${what}: one line (${run.stderr.trim()})`)
     t.notMatch(run.stderr, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, `${what}: no escapes`)
   }
+  const huge = await cli(['status', '--config', 'huge.json'])
+  t.match(huge.stderr, /config file huge\.json is larger than 1 MiB/, 'not read whole')
 })
 
 t.test('a config file in the working directory, .mjs or .json', async (t) => {

@@ -495,12 +495,27 @@ t.test(
       const run = await runCli(['serve', '--port', '0', '--config', config, ...args], {
         env: { NODE_DEBUG: 'session-shards', ...env },
       })
-      t.not(run.code, 0, `${name}: refused`)
+      t.equal(run.code, 2, `${name}: a usage error`)
+      t.notMatch(run.stdout, /store \S+ is (down|up)/, `${name}: before any store was asked`)
       t.match(run.stderr, /host|allow/, `${name}: the option is named`)
       t.notOk((run.stdout + run.stderr).includes(canary), `${name}: output and debug log`, {
         stderr: run.stderr.slice(-2000),
       })
     }
+    // A token file is a line: one far longer is refused, not read whole.
+    const tokenFile = path.join(directory, 'token')
+    await writeFile(tokenFile, Buffer.alloc(1024 * 1024, 'a'))
+    const huge = await runCli([
+      'serve',
+      '--port',
+      '0',
+      '--config',
+      config,
+      '--token-file',
+      tokenFile,
+    ])
+    t.equal(huge.code, 2, 'a 1 MiB --token-file: a usage error')
+    t.match(huge.stderr, /--token-file is larger than 4096 bytes/)
   },
 )
 

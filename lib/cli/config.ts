@@ -1,11 +1,11 @@
 /** Where the CLI finds its configuration (a file or the environment), checked like the library's options. */
-import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { InvalidOptionError } from '../errors.js'
 import type { ResolvedOptions, SessionManagerOptions } from '../options.js'
 import type { ResolvedStore, StoreOptions } from '../store-options.js'
 import { resolveOptions } from '../options.js'
+import { readTextAtMost } from './bounded-file.js'
 import type { CommandContext } from './command.js'
 
 /** Environment variables the CLI reads its configuration from when there is no file. */
@@ -175,21 +175,29 @@ async function firstConfigFile(cwd: string): Promise<{ name: string; options: un
   return null
 }
 
+/** The most a config file may hold: options, not data (a bound on what is read). */
+const MAX_CONFIG_FILE_BYTES = 1024 * 1024
+
 /** The options in a `.json` or `.mjs` file; undefined when it does not exist and need not. */
 async function readConfigFile(file: string, shown: string, required: boolean): Promise<unknown> {
   const extension = path.extname(file)
   if (extension !== '.json' && extension !== '.mjs') {
     throw new ConfigError(`config file ${shown} must end in .json or .mjs`)
   }
-  let text: string
+  let text: string | null
   try {
-    text = await readFile(file, 'utf8')
+    text = await readTextAtMost(file, MAX_CONFIG_FILE_BYTES)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT' && !required) return undefined
     if (code === 'ENOENT') throw new ConfigError(`config file ${shown} not found`)
     throw new ConfigError(
       `cannot read config file ${shown} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    )
+  }
+  if (text === null) {
+    throw new ConfigError(
+      `config file ${shown} is larger than ${MAX_CONFIG_FILE_BYTES / 1024 / 1024} MiB`,
     )
   }
   if (extension === '.json') {

@@ -1,10 +1,11 @@
 /** `session-shards serve`: the session server for programs in other languages. */
-import { readFile } from 'node:fs/promises'
+import { lookup } from 'node:dns/promises'
 import type { AddressInfo } from 'node:net'
 import { createSessionManager } from '../../session-manager.js'
 import { InvalidOptionError } from '../../errors.js'
 import { resolveServerOptions, startSessionServer } from '../../server/server.js'
 import type { Command, CommandContext } from '../command.js'
+import { readTextAtMost } from '../bounded-file.js'
 import { UsageError, integerArgument, noPositionals } from '../command.js'
 import { loadCommandConfig } from '../config.js'
 import { EXIT_OK } from '../output.js'
@@ -78,6 +79,13 @@ export async function runServe(context: CommandContext): Promise<number> {
   try {
     // Checked before any store is contacted: a refused host or allow-list is a usage error.
     resolveServerOptions({ manager: config.options, ...serverOptions })
+    // A host name that does not resolve, too (one no interface has shows only when it binds).
+    await lookup(host).catch(() => {
+      throw new InvalidOptionError(
+        'host',
+        'must be an address of this machine, or a name that resolves to one (it does not resolve)',
+      )
+    })
   } catch (error) {
     if (error instanceof InvalidOptionError) throw new UsageError(error.message)
     throw error
@@ -93,6 +101,7 @@ export async function runServe(context: CommandContext): Promise<number> {
     server = await startSessionServer({ manager, ...serverOptions })
   } catch (error) {
     await manager.close()
+    if (error instanceof InvalidOptionError) throw new UsageError(error.message)
     throw error
   }
   const addresses = {
@@ -113,15 +122,23 @@ export async function runServe(context: CommandContext): Promise<number> {
   return EXIT_OK
 }
 
+/** A token is a line of base64, not a file's worth (a bound on what is read). */
+const MAX_TOKEN_FILE_BYTES = 4096
+
 async function readToken(file: string | boolean | undefined): Promise<string | undefined> {
   if (typeof file === 'string') {
+    let text: string | null
     try {
-      return (await readFile(file, 'utf8')).trim()
+      text = await readTextAtMost(file, MAX_TOKEN_FILE_BYTES)
     } catch (error) {
       throw new UsageError(
         `cannot read --token-file (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
       )
     }
+    if (text === null) {
+      throw new UsageError(`--token-file is larger than ${MAX_TOKEN_FILE_BYTES} bytes`)
+    }
+    return text.trim()
   }
   const fromEnv = process.env[TOKEN_VARIABLE]
   return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv
