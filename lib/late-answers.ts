@@ -3,18 +3,29 @@ import type { AskResult } from './ask-in-order.js'
 import type { Store } from './store/store.js'
 
 /** Stores a hedged request passed over as slow, and for each whether its late answer took it. */
-export interface PassedOver {
+export interface PassedOver<T = unknown> {
   stores: readonly Store[]
   took: readonly Promise<boolean>[]
+  /** The late answers heard so far, in the order they came. */
+  heard: readonly T[]
 }
 
 /** The passed-over stores of `asked`, each with whether its late answer `took` the request. */
-export function tookLate<T>(asked: AskResult<Store, T>, took: (value: T) => boolean): PassedOver {
+export function tookLate<T>(
+  asked: AskResult<Store, T>,
+  took: (value: T) => boolean,
+): PassedOver<T> {
+  const heard: T[] = []
   return {
     stores: asked.passedOver,
     took: asked.late.map((late) =>
-      late.then((outcome) => 'store' in outcome && took(outcome.value)),
+      late.then((outcome) => {
+        if (!('store' in outcome)) return false
+        heard.push(outcome.value)
+        return took(outcome.value)
+      }),
     ),
+    heard,
   }
 }
 

@@ -2,10 +2,8 @@
 import { askInOrder } from './ask-in-order.js'
 import { compareAndSet } from './compare-and-set.js'
 import type { AskOptions, AskResult, StoreAnswer } from './ask-in-order.js'
-import type { StoreFailure } from './errors.js'
 import {
   NoStoreAvailableError,
-  NotEnoughStoresError,
   VersionConflictError,
   VersionOverflowError,
   WriteOutcomeUnknownError,
@@ -14,23 +12,16 @@ import type { Emit } from './events.js'
 import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
 import { ownCopies } from './own-copies.js'
-import type { PassedOver } from './late-answers.js'
-import { landedWithin, tookLate, whenLanded } from './late-answers.js'
-import {
-  handedOffStores,
-  missedPastCopies,
-  missedStores,
-  quorumSpan,
-  reachesPastSpan,
-  withinSpan,
-  writeOrder,
-} from './routing.js'
+import { tookLate, whenLanded } from './late-answers.js'
+import { handedOffStores, missedPastCopies, quorumSpan, withinSpan, writeOrder } from './routing.js'
 import type { StoreListChange } from './store-list-change.js'
 import type { StoredCopy, WriteFields, WriteOutcome } from './store/rows.js'
 import type { Store } from './store/store.js'
 import type { VersionClock } from './version-clock.js'
 import { VERSION_CEILING } from './version-clock.js'
-import { acknowledgement, decideAttempt } from './write-rules.js'
+import { decideAttempt } from './write-rules.js'
+import type { AcknowledgeContext, Acknowledged } from './write-acknowledgement.js'
+import { acknowledgeWrite } from './write-acknowledgement.js'
 
 /** What an acknowledged write did. */
 export interface WriteResult {
@@ -49,12 +40,6 @@ export interface WriteResult {
    * session's). The `write-after-destroy` event says the same.
    */
   dropped: boolean
-}
-
-/** What the acknowledgement rule concluded: the stores holding a write, and whether degraded. */
-interface Acknowledged {
-  held: readonly Store[]
-  degraded: boolean
 }
 
 /** One write, checked and encoded by the manager. */
@@ -124,9 +109,13 @@ export class WritePath {
   /** Whether the read lease trusts a store alone, bound once; undefined without a lease. */
   readonly #trusts: ((store: Store) => boolean) | undefined
 
+  /** What the acknowledgement rule needs (write-acknowledgement.ts). */
+  readonly #acknowledging: AcknowledgeContext
+
   constructor(context: WriteContext) {
     this.#context = context
     this.#span = quorumSpan(context.options.copies, context.options.readQuorum)
+    this.#acknowledging = { ...context, span: this.#span }
     const { lease } = context
     this.#trusts = lease === null ? undefined : (store) => lease.trusts(store)
   }
@@ -252,14 +241,36 @@ export class WritePath {
           )
           // Only `written`: a late answer at this very version may be another write's copy.
           const passedOver = tookLate(asked, (outcome) => outcome.kind === 'written')
-          const { held, degraded } = await this.#acknowledge(
+          const acknowledged = await acknowledgeWrite(
+            this.#acknowledging,
             sessionId,
             fullOrder,
             version,
             answered,
             failures,
             passedOver,
+            (heard) => {
+              const again = decideAttempt({
+                attempt,
+                version,
+                compareAndSet: expected !== undefined,
+                outcomes: [...answers.map((answer) => answer.value), ...heard],
+              })
+              return again.kind === 'done' ? null : again
+            },
           )
+          if ('overruledBy' in acknowledged) {
+            const again = acknowledged.overruledBy
+            if (again.kind === 'overflow') throw new VersionOverflowError(again.newest)
+            if (again.kind === 'again') {
+              version = versions.above(again.newest)
+              continue
+            }
+            await this.#buryStrayCopies(sessionId, answers)
+            this.#context.emit('write-after-destroy', { sessionId })
+            return { version, storeIds: [], degraded: false, dropped: true }
+          }
+          const { held, degraded } = acknowledged
           if (storeListChange.underWay) {
             await storeListChange.clearOld(sessionId, held, (store) =>
               store.removeCopy(sessionId, version),
@@ -326,14 +337,17 @@ export class WritePath {
       (store) => store.destroy(sessionId, version, expiresAt),
       this.#hedging(order),
     )
-    const { held } = await this.#acknowledge(
+    // Never overruled: nothing a store answers late changes a destroy.
+    const { held } = (await acknowledgeWrite(
+      this.#acknowledging,
       sessionId,
       order,
       version,
       asked.answers.map((answer) => answer.store),
       asked.failures,
       tookLate(asked, () => true),
-    )
+      () => null,
+    )) as Acknowledged
     // Those it missed further along get hints as well (durable before the destroy is
     // acknowledged, but not counted in it): caught up before they serve reads again, they
     // hold the tombstone over any copy left there.
@@ -380,80 +394,6 @@ export class WritePath {
     if (handedOff.length === 0) return
     const keepers = holders.filter((store) => !handedOff.includes(store))
     this.#context.handOffInBackground(sessionId, handedOff, keepers, version)
-  }
-
-  /**
-   * The acknowledgement rule: refused below `minCopies` (NotEnoughStoresError); the first
-   * `copies` stores the write missed get hints, recorded before the write is acknowledged;
-   * degraded (reported with an event) below `copies`, or when a missed store got no durable
-   * hint (other managers could not learn that it missed the write). Resolves the stores that
-   * hold the write (`answered`, and passed-over ones that took it late) and whether degraded.
-   */
-  #acknowledge(
-    sessionId: string,
-    order: readonly Store[],
-    version: number,
-    answered: readonly Store[],
-    failures: StoreFailure[],
-    passedOver: PassedOver,
-  ): Acknowledged | Promise<Acknowledged> {
-    // The usual case, decided without a promise: the first `copies` stores took it all (so
-    // nothing was missed, nothing passed over, and there is nothing to hint or announce).
-    if (
-      passedOver.stores.length === 0 &&
-      missedStores(order, this.#context.options.copies, answered).length === 0
-    ) {
-      return { held: answered, degraded: false }
-    }
-    return this.#acknowledgeSlowly(sessionId, order, version, answered, failures, passedOver)
-  }
-
-  async #acknowledgeSlowly(
-    sessionId: string,
-    order: readonly Store[],
-    version: number,
-    answered: readonly Store[],
-    failures: StoreFailure[],
-    passedOver: PassedOver,
-  ): Promise<Acknowledged> {
-    const { copies, minCopies } = this.#context.options
-    const { handoff, lease } = this.#context
-    let held = answered
-    if (passedOver.stores.length > 0 && reachesPastSpan(order, held, this.#span)) {
-      // Failures carried the write past the span: the stores it passed over as slow are what
-      // the overlap with a reader's stores rests on now (hedged to the third around a slow
-      // first store while the second fails, it lands on the third and the fourth, where a
-      // reader of the first two does not look). Their answers are waited for, each within its
-      // own deadline; one that fails then counts as failed.
-      held = [...held, ...(await landedWithin(passedOver, passedOver.stores))]
-    }
-    if (lease !== null && passedOver.stores.length > 0) {
-      // A write hedged around a store that was only slow usually lands there a moment later:
-      // the store then did not miss it. Waited for (a fifth of a lease at most) only where a
-      // miss would cost an announcement, which holds the write back a whole lease and steers
-      // other app servers' reads away from the store.
-      const wanted = missedStores(order, copies, held).filter((store) => !lease.covers(store))
-      held = [...held, ...(await landedWithin(passedOver, wanted, lease.millis / 5))]
-    }
-    const verdict = acknowledgement(held.length, copies, minCopies)
-    if (verdict === 'refused') throw new NotEnoughStoresError(held.length, minCopies, failures)
-    const missed = missedStores(order, copies, held)
-    const unhinted =
-      missed.length === 0 ? 0 : await handoff.record(sessionId, missed, held, version)
-    // Reads that ask one store alone must not pick a store that missed this write: it is
-    // announced stale first (failure/read-lease.ts). Not announced, it is degraded like a write
-    // whose hint no store took.
-    const unannounced = missed.length > 0 && lease !== null && !(await lease.announce(missed))
-    const degraded = verdict === 'degraded' || unhinted > 0 || unannounced
-    if (degraded) {
-      this.#context.emit('degraded-write', {
-        sessionId,
-        copiesWritten: held.length,
-        copiesWanted: copies,
-        failures,
-      })
-    }
-    return { held, degraded }
   }
 
   /** A write met a tombstone: the stores where it created a live copy get a tombstone too. */

@@ -1,0 +1,126 @@
+import t from 'tap'
+import { startTestCluster } from './helpers/cluster.js'
+import { proxiesFor } from './helpers/gray.js'
+import { idWithOrderPrefix, rowsOnStores, startManager } from './helpers/manager.js'
+
+// A write hedged around a slow store still heeds what that store answers, when the answer comes
+// before the write is acknowledged (here: the write went past the span, so it waits for the
+// stores it passed over): a version above the write's makes it go again above that version (as
+// docs/design.md, "Versions only grow", has a write from an app server whose clock lags do),
+// and a tombstone drops it. Both within the bound: one store fails for the writer.
+const cluster = await startTestCluster(t, { stores: 4 })
+const [a, b, c, d] = [
+  cluster.stores[0]!,
+  cluster.stores[1]!,
+  cluster.stores[2]!,
+  cluster.stores[3]!,
+]
+
+t.test(
+  'a hedged write whose slow store reports a higher version is made again above it',
+  async (t) => {
+    // The app server whose clock runs an hour ahead writes the session first, acknowledged
+    // on a and b (no fault anywhere).
+    const ahead = await startManager(t, cluster, {
+      copies: 2,
+      healthCheckIntervalMillis: 3_600_000,
+      clock: { now: () => Date.now() + 3_600_000 },
+    })
+    // The writer reaches a and b through proxies; no health rounds (its standing changes only
+    // by what the write meets).
+    const proxies = await proxiesFor(t, cluster, [a.id, b.id])
+    const writer = await startManager(t, cluster, {
+      copies: 2,
+      readLeaseMillis: 0,
+      // a's answers, 300 ms a round trip, come well within it (a new connection's handshake
+      // and a statement's prepare are round trips too); b's blackhole fails at it.
+      queryTimeoutMillis: 2000,
+      healthCheckIntervalMillis: 3_600_000,
+      stores: cluster
+        .storeConfigs()
+        .map((config) =>
+          proxies.has(config.id) ? { ...config, port: proxies.get(config.id)!.port } : config,
+        ),
+    })
+    const id = idWithOrderPrefix(writer, [a.id, b.id, c.id, d.id])
+    const first = await ahead.writeSession(id, { by: 'ahead' })
+    t.same(first.storeIds, [a.id, b.id], 'the earlier write is on a and b')
+    t.same(await writer.readSession(id), { by: 'ahead' }, 'the writer reads it')
+    // For the writer, a is slow (within the query timeout, past any hedge delay) and b hangs:
+    // the first lane hedges to c, the second times out on b and moves on to d. Only one store
+    // (b) fails for the writer: within the bound of docs/guarantees.md, section 3.
+    proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: 150, toClientMillis: 150 })
+    proxies.get(b.id)!.setFault({ kind: 'blackhole' })
+    const later = await writer.writeSession(id, { by: 'later' })
+    for (const proxy of proxies.values()) proxy.heal()
+    const rows = await rowsOnStores(cluster, id)
+    const summary = [...rows].map(
+      ([store, row]) => `${store}: ${row === null ? '-' : `${row.version} ${String(row.data)}`}`,
+    )
+    t.ok(
+      later.version > first.version,
+      `the later write is acknowledged above the earlier one (${later.version} vs ` +
+        `${first.version}, on ${later.storeIds}; ${summary.join(', ')})`,
+    )
+    // A new app server that reaches every store reads the later, acknowledged write.
+    const reader = await startManager(t, cluster, { copies: 2, readLeaseMillis: 0 })
+    t.same(await reader.readSession(id), { by: 'later' }, 'the acknowledged write is visible')
+  },
+)
+
+t.test(
+  'a hedged write whose slow store reports a tombstone is dropped, not acknowledged',
+  async (t) => {
+    // The destroying app server cannot reach c and d (c is the only one of them within the
+    // span): the destroy is acknowledged on a and b, with a hint for c.
+    const destroyerProxies = await proxiesFor(t, cluster, [c.id, d.id])
+    const destroyer = await startManager(t, cluster, {
+      copies: 2,
+      queryTimeoutMillis: 1000,
+      healthCheckIntervalMillis: 3_600_000,
+      stores: cluster
+        .storeConfigs()
+        .map((config) =>
+          destroyerProxies.has(config.id)
+            ? { ...config, port: destroyerProxies.get(config.id)!.port }
+            : config,
+        ),
+    })
+    const proxies = await proxiesFor(t, cluster, [a.id, b.id])
+    const writer = await startManager(t, cluster, {
+      copies: 2,
+      readLeaseMillis: 0,
+      // a's answers, 300 ms a round trip, come well within it (a new connection's handshake
+      // and a statement's prepare are round trips too); b's blackhole fails at it.
+      queryTimeoutMillis: 2000,
+      healthCheckIntervalMillis: 3_600_000,
+      stores: cluster
+        .storeConfigs()
+        .map((config) =>
+          proxies.has(config.id) ? { ...config, port: proxies.get(config.id)!.port } : config,
+        ),
+    })
+    const id = idWithOrderPrefix(writer, [a.id, b.id, c.id, d.id])
+    await writer.writeSession(id, { v: 1 })
+    for (const proxy of destroyerProxies.values()) proxy.setFault({ kind: 'blackhole' })
+    await destroyer.destroySession(id)
+    for (const proxy of destroyerProxies.values()) proxy.heal()
+    // For the writer, a is slow (its late answer: a tombstone) and b hangs.
+    proxies.get(a.id)!.setFault({ kind: 'latency', toStoreMillis: 150, toClientMillis: 150 })
+    proxies.get(b.id)!.setFault({ kind: 'blackhole' })
+    const late = await writer.writeSession(id, { v: 2 })
+    for (const proxy of proxies.values()) proxy.heal()
+    const rows = await rowsOnStores(cluster, id)
+    const summary = [...rows].map(
+      ([store, row]) => `${store}: ${row === null ? '-' : `${row.version} deleted=${row.deleted}`}`,
+    )
+    const reader = await startManager(t, cluster, { copies: 2, readLeaseMillis: 0 })
+    t.equal(await reader.readSession(id), null, 'the destroyed session stays gone')
+    t.equal(
+      late.dropped,
+      true,
+      `the write after the destroy is reported dropped (${JSON.stringify(late)}; ` +
+        `${summary.join(', ')})`,
+    )
+  },
+)
