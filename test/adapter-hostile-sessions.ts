@@ -119,3 +119,29 @@ t.test('express touch: a hostile session object is refused with a typed error', 
     )
   }
 })
+
+// The cookie is read once per call: a getter that throws (or answers otherwise) on a later
+// read cannot fail a save after its write was stored, telling the app it was not.
+for (const [name, makeStore] of [
+  ['express', () => new ExpressStore({ manager })],
+  ['fastify', () => new FastifyStore({ manager })],
+] as const) {
+  t.test(`${name} set: a cookie read again after the write cannot fail the save`, async (t) => {
+    const store = makeStore()
+    const id = store.generateId()
+    let reads = 0
+    const given = Object.defineProperty(cookie(60_000), 'originalMaxAge', {
+      enumerable: true,
+      get: () => {
+        if (++reads > 2) throw new Error('read too often')
+        return 60_000
+      },
+    })
+    const [error] = await viaCallback(t, (cb) =>
+      store.set(id, { user: 'ada', cookie: given } as never, cb as never),
+    )
+    const stored = (await storesWithLiveCopy(cluster, id, table)).length > 0
+    t.ok(error === null || error === undefined, `saved (got ${String(error)})`)
+    t.ok(stored, 'and stored')
+  })
+}

@@ -138,7 +138,7 @@ export class ManagerLink {
       const key = this.manager.sessionKey(sessionId)
       const current = await this.manager.readSession(key, { withVersion: true })
       if (current === null) return null
-      this.#see(key, current.expiresAt, current.data)
+      this.#see(key, current.expiresAt, current.data, cookieLifetime(current.data))
       return withStoredExpiry(withoutCookieProto(current.data), current.expiresAt)
     } catch (error) {
       if (isMalformedId(error)) return null
@@ -168,7 +168,7 @@ export class ManagerLink {
         session as SessionData,
         expiresAt === null ? undefined : { expiresAt },
       )
-      this.#see(key, written.dropped ? null : expiresAt, session)
+      this.#see(key, written.dropped ? null : expiresAt, session, lifetime)
     } finally {
       saving.count -= 1
       if (saving.count === 0) this.#saving.delete(key)
@@ -203,7 +203,7 @@ export class ManagerLink {
         // Never read here, or forgotten (the memory is bounded): the stored lifetime decides.
         current = await this.manager.readSession(key, { withVersion: true })
         if (current === null) return false
-        seen = this.#remember(key, current.expiresAt, current.data)
+        seen = this.#remember(key, current.expiresAt, current.data, cookieLifetime(current.data))
       }
       const changed = !sameLifetime(lifetime, seen.lifetime)
       // Only a cookie that carries the stored lifetime can be told stale; one that says
@@ -213,7 +213,7 @@ export class ManagerLink {
         return false
       }
       if (changed) {
-        const replaced = await this.#replaceCookie(key, cookie, expiresAt, current)
+        const replaced = await this.#replaceCookie(key, cookie, expiresAt, lifetime, current)
         if (replaced !== undefined) return replaced
       }
       if (expiresAt === null) return await this.manager.touch(key)
@@ -242,6 +242,7 @@ export class ManagerLink {
     key: string,
     cookie: unknown,
     expiresAt: number | null,
+    lifetime: CookieFacts['lifetime'],
     current?: VersionedSession | null,
   ): Promise<boolean | undefined> {
     const read = current ?? (await this.manager.readSession(key, { withVersion: true }))
@@ -254,7 +255,7 @@ export class ManagerLink {
         data,
         expiresAt === null ? { expectedVersion } : { expiresAt, expectedVersion },
       )
-      this.#see(key, written.dropped ? null : expiresAt, data)
+      this.#see(key, written.dropped ? null : expiresAt, data, lifetime)
       return !written.dropped
     } catch (error) {
       if (error instanceof VersionConflictError) return undefined
@@ -355,15 +356,30 @@ export class ManagerLink {
    * compare the cookie's lifetime, and for the throttle (which alone needs the data's
    * fingerprint).
    */
-  #see(key: string, expiresAt: number | null, data: object): void {
+  #see(
+    key: string,
+    expiresAt: number | null,
+    data: object,
+    lifetime: CookieFacts['lifetime'],
+  ): void {
     if (expiresAt === null) this.#seen.forget(key)
-    else this.#remember(key, expiresAt, data)
+    else this.#remember(key, expiresAt, data, lifetime)
   }
 
-  #remember(key: string, expiresAt: number, data: object): SeenSession {
+  /**
+   * {@link #see} of a live session. `lifetime` is the cookie's as read when the call began
+   * (a cookie given by the framework is read once: a getter may answer a second read otherwise,
+   * or throw, after the write it describes was stored).
+   */
+  #remember(
+    key: string,
+    expiresAt: number,
+    data: object,
+    lifetime: CookieFacts['lifetime'],
+  ): SeenSession {
     const seen = {
       expiresAt,
-      lifetime: cookieLifetime(data),
+      lifetime,
       fingerprint: this.#touchAfterMillis === 0 ? null : dataFingerprint(data, this.#codec),
     }
     this.#seen.remember(key, seen)
