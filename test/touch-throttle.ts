@@ -10,7 +10,11 @@ import { dataFingerprint, SeenSessions, touchIsDue } from '../lib/adapters/touch
 import { startTestCluster } from './helpers/cluster.js'
 import { CookieClient } from './helpers/http-client.js'
 import { LineClient } from './helpers/line-client.js'
-import { startManager, statementsSent as statementsOf } from './helpers/manager.js'
+import {
+  allStatementsSent,
+  startManager,
+  statementsSent as statementsOf,
+} from './helpers/manager.js'
 import { startServer, statementsSent } from './helpers/session-server.js'
 
 /** A codec that stores Maps (JSON with a tag), as a custom codec may. */
@@ -451,3 +455,57 @@ t.test(
     t.equal(after?.expiresAt, before?.expiresAt, 'nor move its expiry (under the throttle)')
   },
 )
+
+// A browser-session cookie (maxAge null: the default of express-session and @fastify/session)
+// leaves the expiry to the manager's timeout; the throttle applies to it too, from the timeout
+// a read found: a touch a second later moves that expiry by about a second.
+t.test('express: touches of a browser-session cookie are throttled too', async (t) => {
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    table: 'throttle_browser_express',
+    ttlSeconds: 600,
+  })
+  const store = new ExpressStore({ manager, touchAfterSeconds: 60 })
+  const id = store.generateId()
+  const sess = () =>
+    ({
+      user: 'ada',
+      cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' },
+    }) as unknown as SessionData
+  await store.set(id, sess())
+  await store.get(id)
+  await store.touch(id, sess()) // first touch may write
+  const first = await manager.readSession(id, { withVersion: true })
+  const before = allStatementsSent(manager)
+  for (let i = 0; i < 3; i++) await store.touch(id, sess())
+  t.equal(
+    allStatementsSent(manager),
+    before,
+    'three touches within the 60 s throttle: no statement is sent',
+  )
+  const after = await manager.readSession(id, { withVersion: true })
+  t.ok(after !== null && after.expiresAt - first!.expiresAt < 60_000, 'expiry lag within throttle')
+})
+
+// The same for @fastify/session, whose default cookie has no maxAge: with `rolling` it saves
+// every request; a save of an unchanged browser-session session is a throttled touch.
+t.test('fastify: saves of an unchanged browser-session session are throttled', async (t) => {
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    table: 'throttle_browser_fastify',
+    ttlSeconds: 600,
+  })
+  const store = new FastifyStore({ manager, touchAfterSeconds: 60 })
+  const id = store.generateId()
+  const sess = () =>
+    ({
+      user: 'ada',
+      cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' },
+    }) as never
+  await store.set(id, sess())
+  await store.get(id)
+  const first = await manager.readSession(id, { withVersion: true })
+  for (let i = 0; i < 3; i++) await store.set(id, sess())
+  const after = await manager.readSession(id, { withVersion: true })
+  t.equal(after?.version, first?.version, 'unchanged data within the throttle: not rewritten')
+})

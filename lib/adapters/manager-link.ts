@@ -138,7 +138,7 @@ export class ManagerLink {
       const key = this.manager.sessionKey(sessionId)
       const current = await this.manager.readSession(key, { withVersion: true })
       if (current === null) return null
-      this.#see(key, current.expiresAt, current.data, cookieLifetime(current.data))
+      this.#rememberRead(key, current)
       return withStoredExpiry(withoutCookieProto(current.data), current.expiresAt)
     } catch (error) {
       if (isMalformedId(error)) return null
@@ -156,7 +156,12 @@ export class ManagerLink {
     const { expiresAt, lifetime } = givenCookie(session, now)
     if (expiresAt !== null && expiresAt <= now) return this.destroy(sessionId)
     const key = this.manager.sessionKey(sessionId)
-    if (expiresAt !== null && (await this.#savedAsTouch(key, session, expiresAt, lifetime, now))) {
+    // A browser-session cookie leaves the expiry to the session's timeout: now plus it.
+    const wanted = expiresAt ?? this.#timeoutExpiry(key, now)
+    if (
+      wanted !== null &&
+      (await this.#savedAsTouch(key, session, expiresAt, wanted, lifetime, now))
+    ) {
       return
     }
     const saving = this.#saving.get(key) ?? { id: sessionId, count: 0 }
@@ -168,7 +173,7 @@ export class ManagerLink {
         session as SessionData,
         expiresAt === null ? undefined : { expiresAt },
       )
-      this.#see(key, written.dropped ? null : expiresAt, session, lifetime)
+      this.#see(key, written.dropped ? null : wanted, session, lifetime)
     } finally {
       saving.count -= 1
       if (saving.count === 0) this.#saving.delete(key)
@@ -203,7 +208,7 @@ export class ManagerLink {
         // Never read here, or forgotten (the memory is bounded): the stored lifetime decides.
         current = await this.manager.readSession(key, { withVersion: true })
         if (current === null) return false
-        seen = this.#remember(key, current.expiresAt, current.data, cookieLifetime(current.data))
+        seen = this.#rememberRead(key, current)
       }
       const changed = !sameLifetime(lifetime, seen.lifetime)
       // Only a cookie that carries the stored lifetime can be told stale; one that says
@@ -216,14 +221,17 @@ export class ManagerLink {
         const replaced = await this.#replaceCookie(key, cookie, expiresAt, lifetime, current)
         if (replaced !== undefined) return replaced
       }
-      if (expiresAt === null) return await this.manager.touch(key)
-      if (this.#touchAfterMillis > 0 && !touchIsDue(seen, expiresAt, this.#touchAfterMillis, now)) {
+      // A browser-session cookie leaves the expiry to the session's timeout: now plus it.
+      const timeoutMillis = seen.timeoutMillis ?? null
+      const wanted = expiresAt ?? (timeoutMillis === null ? null : now + timeoutMillis)
+      if (wanted === null) return await this.manager.touch(key)
+      if (this.#touchAfterMillis > 0 && !touchIsDue(seen, wanted, this.#touchAfterMillis, now)) {
         return true
       }
-      const touched = await this.manager.touch(key, { expiresAt })
+      const touched = await this.manager.touch(key, expiresAt === null ? {} : { expiresAt })
       // The stores keep the later expiry; a stale touch leaves the remembered one as it was.
       if (!touched) this.#seen.forget(key)
-      else this.#seen.remember(key, { ...seen, expiresAt: Math.max(seen.expiresAt, expiresAt) })
+      else this.#seen.remember(key, { ...seen, expiresAt: Math.max(seen.expiresAt, wanted) })
       return touched
     } catch (error) {
       if (isMalformedId(error)) return false
@@ -335,20 +343,27 @@ export class ManagerLink {
   async #savedAsTouch(
     key: string,
     session: object,
-    expiresAt: number,
+    expiresAt: number | null,
+    wanted: number,
     lifetime: CookieFacts['lifetime'],
     now: number,
   ): Promise<boolean> {
     if (this.#touchAfterMillis === 0) return false
     const seen = this.#seen.get(key)
     if (seen === undefined || seen.expiresAt <= now) return false
-    if (lifetime !== seen.lifetime || expiresAt < seen.expiresAt) return false
+    if (lifetime !== seen.lifetime || wanted < seen.expiresAt) return false
     const fingerprint = dataFingerprint(session, this.#codec)
     if (fingerprint === null || fingerprint !== seen.fingerprint) return false
-    if (!touchIsDue(seen, expiresAt, this.#touchAfterMillis, now)) return true
-    if (!(await this.manager.touch(key, { expiresAt }))) return false
-    this.#seen.remember(key, { ...seen, expiresAt })
+    if (!touchIsDue(seen, wanted, this.#touchAfterMillis, now)) return true
+    if (!(await this.manager.touch(key, expiresAt === null ? {} : { expiresAt }))) return false
+    this.#seen.remember(key, { ...seen, expiresAt: wanted })
     return true
+  }
+
+  /** Now plus the session's timeout, as a read here last found it; null when not known. */
+  #timeoutExpiry(key: string, now: number): number | null {
+    const timeoutMillis = this.#seen.get(key)?.timeoutMillis ?? null
+    return timeoutMillis === null ? null : now + timeoutMillis
   }
 
   /**
@@ -376,14 +391,22 @@ export class ManagerLink {
     expiresAt: number,
     data: object,
     lifetime: CookieFacts['lifetime'],
+    timeoutMillis = this.#seen.get(key)?.timeoutMillis ?? null,
   ): SeenSession {
     const seen = {
       expiresAt,
       lifetime,
+      timeoutMillis,
       fingerprint: this.#touchAfterMillis === 0 ? null : dataFingerprint(data, this.#codec),
     }
     this.#seen.remember(key, seen)
     return seen
+  }
+
+  /** {@link #remember} of a session as a read found it, with its timeout. */
+  #rememberRead(key: string, current: VersionedSession): SeenSession {
+    const { expiresAt, data, timeoutSeconds } = current
+    return this.#remember(key, expiresAt, data, cookieLifetime(data), timeoutSeconds * 1000)
   }
 
   readonly #onWriteAfterDestroy = (event: { sessionId: string }): void => {
@@ -447,6 +470,8 @@ async function refusedAsNull<T>(call: Promise<T>): Promise<T | null> {
     throw error
   }
 }
+
+/** How far a write or touch without an expiry moves a session's, in milliseconds. */
 
 function isMalformedId(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === 'INVALID_SESSION_ID'

@@ -16,6 +16,12 @@ export interface SeenSession {
   fingerprint: string | null
   /** The cookie's lifetime in the stored data (see `cookieLifetime`). */
   lifetime: number | null | undefined
+  /**
+   * How far a write or touch without an expiry moves it (the session's timeout, as a read
+   * found it), in milliseconds; null when not known. A browser-session cookie (no `maxAge`)
+   * leaves the expiry to it, and the throttle needs it to tell how far a touch would move it.
+   */
+  timeoutMillis?: number | null
 }
 
 /**
