@@ -471,8 +471,6 @@ async function refusedAsNull<T>(call: Promise<T>): Promise<T | null> {
   }
 }
 
-/** How far a write or touch without an expiry moves a session's, in milliseconds. */
-
 function isMalformedId(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === 'INVALID_SESSION_ID'
 }
