@@ -1,6 +1,9 @@
 import t from 'tap'
+import type { Test } from 'tap'
+import type { SessionManager } from '../lib/index.js'
+import type { FaultProxy } from '../lib/local-cluster/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { proxiesFor } from './helpers/gray.js'
+import { grayManagers } from './helpers/gray.js'
 import { idWithOrderPrefix, rowsOnStores, startManager } from './helpers/manager.js'
 
 // A write hedged around a slow store still heeds what that store answers, when the answer comes
@@ -16,6 +19,25 @@ const [a, b, c, d] = [
   cluster.stores[3]!,
 ]
 
+/**
+ * The writer: it reaches a and b through fault proxies, and runs no health rounds (its
+ * standing changes only by what its writes meet).
+ */
+async function slowWriter(t: Test): Promise<{
+  writer: SessionManager
+  proxies: Map<string, FaultProxy>
+}> {
+  const { faulty: writer, proxies } = await grayManagers(t, cluster, [a.id, b.id], {
+    copies: 2,
+    readLeaseMillis: 0,
+    // a's answers, 300 ms a round trip, come well within it (a new connection's handshake and
+    // a statement's prepare are round trips too); b's blackhole fails at it.
+    queryTimeoutMillis: 2000,
+    healthCheckIntervalMillis: 3_600_000,
+  })
+  return { writer, proxies }
+}
+
 t.test(
   'a hedged write whose slow store reports a higher version is made again above it',
   async (t) => {
@@ -26,22 +48,7 @@ t.test(
       healthCheckIntervalMillis: 3_600_000,
       clock: { now: () => Date.now() + 3_600_000 },
     })
-    // The writer reaches a and b through proxies; no health rounds (its standing changes only
-    // by what the write meets).
-    const proxies = await proxiesFor(t, cluster, [a.id, b.id])
-    const writer = await startManager(t, cluster, {
-      copies: 2,
-      readLeaseMillis: 0,
-      // a's answers, 300 ms a round trip, come well within it (a new connection's handshake
-      // and a statement's prepare are round trips too); b's blackhole fails at it.
-      queryTimeoutMillis: 2000,
-      healthCheckIntervalMillis: 3_600_000,
-      stores: cluster
-        .storeConfigs()
-        .map((config) =>
-          proxies.has(config.id) ? { ...config, port: proxies.get(config.id)!.port } : config,
-        ),
-    })
+    const { writer, proxies } = await slowWriter(t)
     const id = idWithOrderPrefix(writer, [a.id, b.id, c.id, d.id])
     const first = await ahead.writeSession(id, { by: 'ahead' })
     t.same(first.storeIds, [a.id, b.id], 'the earlier write is on a and b')
@@ -73,33 +80,13 @@ t.test(
   async (t) => {
     // The destroying app server cannot reach c and d (c is the only one of them within the
     // span): the destroy is acknowledged on a and b, with a hint for c.
-    const destroyerProxies = await proxiesFor(t, cluster, [c.id, d.id])
-    const destroyer = await startManager(t, cluster, {
-      copies: 2,
-      queryTimeoutMillis: 1000,
-      healthCheckIntervalMillis: 3_600_000,
-      stores: cluster
-        .storeConfigs()
-        .map((config) =>
-          destroyerProxies.has(config.id)
-            ? { ...config, port: destroyerProxies.get(config.id)!.port }
-            : config,
-        ),
-    })
-    const proxies = await proxiesFor(t, cluster, [a.id, b.id])
-    const writer = await startManager(t, cluster, {
-      copies: 2,
-      readLeaseMillis: 0,
-      // a's answers, 300 ms a round trip, come well within it (a new connection's handshake
-      // and a statement's prepare are round trips too); b's blackhole fails at it.
-      queryTimeoutMillis: 2000,
-      healthCheckIntervalMillis: 3_600_000,
-      stores: cluster
-        .storeConfigs()
-        .map((config) =>
-          proxies.has(config.id) ? { ...config, port: proxies.get(config.id)!.port } : config,
-        ),
-    })
+    const { faulty: destroyer, proxies: destroyerProxies } = await grayManagers(
+      t,
+      cluster,
+      [c.id, d.id],
+      { copies: 2, queryTimeoutMillis: 1000, healthCheckIntervalMillis: 3_600_000 },
+    )
+    const { writer, proxies } = await slowWriter(t)
     const id = idWithOrderPrefix(writer, [a.id, b.id, c.id, d.id])
     await writer.writeSession(id, { v: 1 })
     for (const proxy of destroyerProxies.values()) proxy.setFault({ kind: 'blackhole' })
