@@ -43,6 +43,20 @@ export interface AcknowledgeContext {
   readonly span: number
 }
 
+/** A write (or destroy) as its stores answered, to be acknowledged. */
+export interface WriteToAcknowledge<T> {
+  sessionId: string
+  /** The session's order over the configured stores. */
+  order: readonly Store[]
+  version: number
+  /** The stores that took it in time. */
+  answered: readonly Store[]
+  failures: StoreFailure[]
+  /** The stores passed over as slow, with their late answers. */
+  passedOver: PassedOver<T>
+  lateVerdict: LateVerdict<T>
+}
+
 /**
  * The acknowledgement rule: refused below `minCopies` (NotEnoughStoresError); the first
  * `copies` stores the write missed get hints, recorded before the write is acknowledged;
@@ -52,44 +66,25 @@ export interface AcknowledgeContext {
  */
 export function acknowledgeWrite<T>(
   context: AcknowledgeContext,
-  sessionId: string,
-  order: readonly Store[],
-  version: number,
-  answered: readonly Store[],
-  failures: StoreFailure[],
-  passedOver: PassedOver<T>,
-  lateVerdict: LateVerdict<T>,
+  write: WriteToAcknowledge<T>,
 ): Acknowledged | Promise<Acknowledged | Overruled> {
   // The usual case, decided without a promise: the first `copies` stores took it all (so
   // nothing was missed, nothing passed over, and there is nothing to hint or announce).
+  const { order, answered, passedOver } = write
   if (
     passedOver.stores.length === 0 &&
     missedStores(order, context.options.copies, answered).length === 0
   ) {
     return { held: answered, degraded: false }
   }
-  return acknowledgeSlowly(
-    context,
-    sessionId,
-    order,
-    version,
-    answered,
-    failures,
-    passedOver,
-    lateVerdict,
-  )
+  return acknowledgeSlowly(context, write)
 }
 
 async function acknowledgeSlowly<T>(
   context: AcknowledgeContext,
-  sessionId: string,
-  order: readonly Store[],
-  version: number,
-  answered: readonly Store[],
-  failures: StoreFailure[],
-  passedOver: PassedOver<T>,
-  lateVerdict: LateVerdict<T>,
+  write: WriteToAcknowledge<T>,
 ): Promise<Acknowledged | Overruled> {
+  const { sessionId, order, version, answered, failures, passedOver, lateVerdict } = write
   const { copies, minCopies } = context.options
   const { handoff, lease } = context
   let held = answered

@@ -241,15 +241,14 @@ export class WritePath {
           )
           // Only `written`: a late answer at this very version may be another write's copy.
           const passedOver = tookLate(asked, (outcome) => outcome.kind === 'written')
-          const acknowledged = await acknowledgeWrite(
-            this.#acknowledging,
+          const acknowledged = await acknowledgeWrite(this.#acknowledging, {
             sessionId,
-            fullOrder,
+            order: fullOrder,
             version,
             answered,
             failures,
             passedOver,
-            (heard) => {
+            lateVerdict: (heard) => {
               const again = decideAttempt({
                 attempt,
                 version,
@@ -258,7 +257,7 @@ export class WritePath {
               })
               return again.kind === 'done' ? null : again
             },
-          )
+          })
           if ('overruledBy' in acknowledged) {
             const again = acknowledged.overruledBy
             if (again.kind === 'overflow') throw new VersionOverflowError(again.newest)
@@ -338,16 +337,15 @@ export class WritePath {
       this.#hedging(order),
     )
     // Never overruled: nothing a store answers late changes a destroy.
-    const { held } = (await acknowledgeWrite(
-      this.#acknowledging,
+    const { held } = (await acknowledgeWrite(this.#acknowledging, {
       sessionId,
       order,
       version,
-      asked.answers.map((answer) => answer.store),
-      asked.failures,
-      tookLate(asked, () => true),
-      () => null,
-    )) as Acknowledged
+      answered: asked.answers.map((answer) => answer.store),
+      failures: asked.failures,
+      passedOver: tookLate(asked, () => true),
+      lateVerdict: () => null,
+    })) as Acknowledged
     // Those it missed further along get hints as well (durable before the destroy is
     // acknowledged, but not counted in it): caught up before they serve reads again, they
     // hold the tombstone over any copy left there.
