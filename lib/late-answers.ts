@@ -6,8 +6,8 @@ import type { Store } from './store/store.js'
 export interface PassedOver<T = unknown> {
   stores: readonly Store[]
   took: readonly Promise<boolean>[]
-  /** The late answers heard so far, in the order they came. */
-  heard: readonly T[]
+  /** The late answers heard so far, each with its store, in the order they came. */
+  heard: readonly { store: Store; value: T }[]
 }
 
 /** The passed-over stores of `asked`, each with whether its late answer `took` the request. */
@@ -15,13 +15,13 @@ export function tookLate<T>(
   asked: AskResult<Store, T>,
   took: (value: T) => boolean,
 ): PassedOver<T> {
-  const heard: T[] = []
+  const heard: { store: Store; value: T }[] = []
   return {
     stores: asked.passedOver,
     took: asked.late.map((late) =>
       late.then((outcome) => {
         if (!('store' in outcome)) return false
-        heard.push(outcome.value)
+        heard.push({ store: outcome.store, value: outcome.value })
         return took(outcome.value)
       }),
     ),

@@ -107,8 +107,9 @@ export function parseStoreUri(name: string, uri: unknown): PoolOptions {
   }
   if (url.hostname === '') throw new InvalidOptionError(name, 'has no host')
   // A "/" in the password ends the authority early: the rest, password and host, would be
-  // taken for the database, and shown wherever the database is.
-  if (url.pathname.includes('@')) {
+  // taken for the database, and shown wherever the database is. (With a user parsed, an "@"
+  // in the path is the database's own.)
+  if (url.username === '' && url.pathname.includes('@')) {
     throw new InvalidOptionError(
       name,
       'has an unencoded "/" in its user or password: URL-encode it (%2F), and "@" (%40)',

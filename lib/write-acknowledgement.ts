@@ -27,7 +27,7 @@ export interface Overruled {
 }
 
 /** What the late answers heard so far decide instead, or null when they change nothing. */
-export type LateVerdict<T> = (heard: readonly T[]) => Overruled['overruledBy'] | null
+export type LateVerdict<T> = (heard: PassedOver<T>['heard']) => Overruled['overruledBy'] | null
 
 /** What acknowledging needs from the write path (its WriteContext, and the quorum span). */
 export interface AcknowledgeContext {

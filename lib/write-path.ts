@@ -249,11 +249,19 @@ export class WritePath {
             failures,
             passedOver,
             lateVerdict: (heard) => {
+              // A compare-and-set is decided by its primary; its followers only follow.
+              if (expected !== undefined) return null
+              // Only what outranks this write: an answer at its very version may be this
+              // write's own copy (a replay or read repair took it there first).
+              const telling = heard
+                .map(({ value }) => value)
+                .filter((value) => outranks(value, version))
+              if (telling.length === 0) return null
               const again = decideAttempt({
                 attempt,
                 version,
-                compareAndSet: expected !== undefined,
-                outcomes: [...answers.map((answer) => answer.value), ...heard],
+                compareAndSet: false,
+                outcomes: [...answers.map((answer) => answer.value), ...telling],
               })
               return again.kind === 'done' ? null : again
             },
@@ -265,7 +273,8 @@ export class WritePath {
               version = versions.above(again.newest)
               continue
             }
-            await this.#buryStrayCopies(sessionId, answers)
+            // Stores that took it late hold live copies too.
+            await this.#buryStrayCopies(sessionId, [...answers, ...passedOver.heard])
             this.#context.emit('write-after-destroy', { sessionId })
             return { version, storeIds: [], degraded: false, dropped: true }
           }
@@ -397,7 +406,7 @@ export class WritePath {
   /** A write met a tombstone: the stores where it created a live copy get a tombstone too. */
   async #buryStrayCopies(
     sessionId: string,
-    answers: readonly StoreAnswer<Store, WriteOutcome>[],
+    answers: readonly { store: Store; value: WriteOutcome }[],
   ): Promise<void> {
     const version = this.#context.versions.next()
     const expiresAt = this.#tombstoneExpiry()
@@ -413,6 +422,13 @@ export class WritePath {
     const { clock, tombstoneTtlSeconds } = this.#context.options
     return clock.now() + tombstoneTtlSeconds * 1000
   }
+}
+
+/** Whether a store's answer outranks a write at `version`: a tombstone, or a newer version. */
+function outranks(outcome: WriteOutcome, version: number): boolean {
+  return (
+    outcome.kind === 'tombstone' || (outcome.kind === 'outdated' && outcome.storedVersion > version)
+  )
 }
 
 /**

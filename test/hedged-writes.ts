@@ -4,7 +4,9 @@ import type { SessionManager } from '../lib/index.js'
 import type { FaultProxy } from '../lib/local-cluster/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
-import { idWithOrderPrefix, rowsOnStores, startManager } from './helpers/manager.js'
+import type { RawRow } from './helpers/manager.js'
+import { idWithOrderPrefix, rowsOnStores, startManager, storesOf } from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
 
 // A write hedged around a slow store still heeds what that store answers, when the answer comes
 // before the write is acknowledged (here: the write went past the span, so it waits for the
@@ -108,6 +110,115 @@ t.test(
       true,
       `the write after the destroy is reported dropped (${JSON.stringify(late)}; ` +
         `${summary.join(', ')})`,
+    )
+  },
+)
+
+// A compare-and-set's follower b is slow for the writer (hedged to c). Before the writer's own
+// follower statement reaches b, the decided version is copied there (as a read repair or a
+// hint replay does): b's late answer is then `outdated` at the write's very version, which is
+// this write's own copy, not a reason to go again (which reported the applied compare-and-set
+// as a conflict, and updateSession ran its change twice).
+
+async function casThroughSlowFollower(t: Test): Promise<{
+  writer: SessionManager
+  healthy: SessionManager
+  proxies: Map<string, FaultProxy>
+  id: string
+}> {
+  const {
+    faulty: writer,
+    healthy,
+    proxies,
+  } = await grayManagers(t, cluster, [b.id], {
+    copies: 2,
+    readQuorum: 2,
+    readLeaseMillis: 5000,
+    queryTimeoutMillis: 3000,
+    healthCheckIntervalMillis: 3_600_000,
+  })
+  const id = idWithOrderPrefix(writer, [a.id, b.id, c.id, d.id])
+  return { writer, healthy, proxies, id }
+}
+
+/** Waits for a's row to move past `above`, then copies it to b directly (a read repair). */
+async function repairToB(healthy: SessionManager, id: string, above: number): Promise<RawRow> {
+  let row: RawRow | null = null
+  await waitFor('the decision on a', async () => {
+    row = (await rowsOnStores(cluster, id)).get(a.id) ?? null
+    return row !== null && row.version > above
+  })
+  const found = row as unknown as RawRow
+  const storeB = storesOf(healthy).find((store) => store.id === b.id)!
+  const repaired = await storeB.write({
+    sessionId: id,
+    data: found.data!,
+    fields: {
+      version: found.version,
+      expiresAtMillis: found.expires_at,
+      explicitExpiry: true,
+      ttlSeconds: found.ttl_seconds,
+      owner: null,
+      expectedVersion: undefined,
+      createsAbsent: false,
+      now: Date.now(),
+    },
+  })
+  if (repaired.kind !== 'written') throw new Error(`repair: ${JSON.stringify(repaired)}`)
+  return found
+}
+
+async function summary(id: string): Promise<string> {
+  const rows = await rowsOnStores(cluster, id)
+  return [...rows]
+    .map(([store, r]) => `${store}: ${r === null ? '-' : `${r.version} ${String(r.data)}`}`)
+    .join(', ')
+}
+
+t.test(
+  'a compare-and-set whose slow follower late-reports its own version is acknowledged, not a conflict',
+  async (t) => {
+    const { writer, healthy, proxies, id } = await casThroughSlowFollower(t)
+    const first = await writer.writeSession(id, { v: 1 })
+    t.same(first.storeIds, [a.id, b.id])
+    proxies.get(b.id)!.setFault({ kind: 'latency', toStoreMillis: 400, toClientMillis: 0 })
+    const pending = writer.writeSession(id, { v: 2 }, { expectedVersion: first.version }).then(
+      (result) => result,
+      (error: unknown) => error,
+    )
+    const decided = await repairToB(healthy, id, first.version)
+    const settled = await pending
+    proxies.get(b.id)!.heal()
+    t.notOk(
+      settled instanceof Error,
+      `the applied compare-and-set is not reported as failed (${String(settled)}; decided ` +
+        `${decided.version}; ${await summary(id)})`,
+    )
+  },
+)
+
+t.test(
+  'updateSession applies its change once, even when the slow follower answers late',
+  async (t) => {
+    const { writer, healthy, proxies, id } = await casThroughSlowFollower(t)
+    const first = await writer.writeSession(id, { visits: 1 })
+    t.same(first.storeIds, [a.id, b.id])
+    await writer.readSession(id)
+    proxies.get(b.id)!.setFault({ kind: 'latency', toStoreMillis: 400, toClientMillis: 0 })
+    let calls = 0
+    const pending = writer.updateSession(id, (data) => {
+      calls++
+      return { visits: ((data?.visits as number | undefined) ?? 0) + 1 }
+    })
+    await repairToB(healthy, id, first.version)
+    const result = await pending
+    proxies.get(b.id)!.heal()
+    const reader = healthy
+    t.same(
+      await reader.readSession(id),
+      { visits: 2 },
+      `one increment stored (change ran ${calls} times, resolved ${JSON.stringify(result)}; ` +
+        `${await summary(id)})`,
     )
   },
 )

@@ -10,6 +10,7 @@ import {
   type SessionManagerOptions,
   type StoreOptions,
 } from '../lib/index.js'
+import { parseStoreUri } from '../lib/store-options.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { startManager } from './helpers/manager.js'
 import { waitFor } from './helpers/wait.js'
@@ -464,4 +465,17 @@ localTest('TLS: the ssl store option reaches mysql2', async (t) => {
   t.teardown(() => plain.close())
   await plain.applySchema()
   t.equal(await plain.readSession(plain.generateId()), null, 'without ssl the same stores answer')
+})
+
+t.test('an "@" in the database name is the database\'s, with a user before it', async (t) => {
+  // RFC 3986 allows "@" in a path, and MariaDB in a quoted database name: only a URI whose
+  // authority has no user (a "/" in the password cut it short) is refused.
+  t.same(parseStoreUri('uri', 'mysql://app:secret@db-host:3306/sessions@eu'), {
+    host: 'db-host',
+    port: 3306,
+    database: 'sessions@eu',
+    user: 'app',
+    password: 'secret',
+  })
+  t.throws(() => parseStoreUri('uri', 'mysql://app:20/24@db-host'), { code: 'INVALID_OPTION' })
 })
