@@ -138,6 +138,8 @@ t.test('usage errors: exit code 2, one line, no value shown; with --json a docum
   for (const args of [
     ['demo', '--seconds', '1'],
     ['demo', '--seconds', 'ten'],
+    ['demo', '--seconds', '86401'],
+    ['demo', '--sessions', '1000001'],
     ['demo', '--server-binary', '/nonexistent/shown-nowhere/mariadbd'],
   ]) {
     const run = await runCli(args)

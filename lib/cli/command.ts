@@ -50,11 +50,12 @@ export class UsageError extends Error {
   }
 }
 
-/** A whole number of at least `min` from a string option; throws {@link UsageError} otherwise. */
+/** A whole number from `min` to `max` from a string option; throws {@link UsageError} otherwise. */
 export function integerArgument(
   name: string,
   value: string | boolean | undefined,
   min: number,
+  max = Number.MAX_SAFE_INTEGER,
 ): number | undefined {
   if (value === undefined) return undefined
   const number = Number(value)
@@ -62,9 +63,12 @@ export function integerArgument(
     typeof value !== 'string' ||
     !/^\d+$/.test(value) ||
     !Number.isSafeInteger(number) ||
-    number < min
+    number < min ||
+    number > max
   ) {
-    throw new UsageError(`--${name} must be a whole number of at least ${min}`)
+    const range =
+      max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${formatCount(max)}`
+    throw new UsageError(`--${name} must be a whole number ${range}`)
   }
   return number
 }

@@ -55,8 +55,8 @@ Everything it starts is removed when it ends, also on Ctrl-C: the server process
 temporary directory. A template data directory is kept in $TMPDIR/session-shards-templates
 so that later runs start faster.
 
-  --seconds N             length of the workload (default 20, at least 3)
-  --sessions N            sessions created before it starts (default 5000)
+  --seconds N             length of the workload (default 20, 3 to 86,400)
+  --sessions N            sessions created before it starts (default 5000, 100 to 1,000,000)
   --server-binary <path>  the mariadbd or mysqld to run (default: the first found on PATH,
                           /usr/sbin, /usr/libexec, /usr/local/mysql/bin)
   --html <file>           where to write the HTML page (default session-shards-demo.html)
@@ -71,8 +71,10 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
   },
   async run(context) {
     noPositionals(context, 'demo')
-    const seconds = integerArgument('seconds', context.values['seconds'], 3) ?? 20
-    const sessions = integerArgument('sessions', context.values['sessions'], 100) ?? 5000
+    // Bounded: the workload keeps every session's id and the newest write it acknowledged.
+    const seconds = integerArgument('seconds', context.values['seconds'], 3, MAX_SECONDS) ?? 20
+    const sessions =
+      integerArgument('sessions', context.values['sessions'], 100, MAX_SESSIONS) ?? 5000
     const serverBinary = context.values['server-binary']
     const htmlFile = path.resolve(String(context.values['html'] ?? 'session-shards-demo.html'))
     const { out } = context
@@ -178,6 +180,11 @@ Exit code: 0 nothing lost or stale, 1 a write was lost, a read was stale or a re
     }
   },
 }
+
+/** The longest workload: a day. */
+const MAX_SECONDS = 86_400
+/** The most sessions the demo creates (and keeps the ids and newest writes of). */
+const MAX_SESSIONS = 1_000_000
 
 /** Not naming the path: the values of bad options are never shown. */
 const NO_SERVER_MESSAGE =
