@@ -27,6 +27,7 @@ import type { LocalStoreConfig } from '../lib/local-cluster/index.js'
 import { caseTiming, parseBenchArgs } from './lib/args.js'
 import { chartCaption, renderBatchingChart } from './lib/batching-chart.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
+import { watchConfigMismatches } from './lib/config-mismatch.js'
 import type { Operation } from './lib/load.js'
 import { runLoad } from './lib/load.js'
 import { createProgress } from './lib/progress.js'
@@ -75,6 +76,8 @@ const EMS_TABLE = 'ems_sessions'
  * server processes sharing 2 cores answer a lone statement more slowly than one does).
  */
 const ONE_STORE_TABLE = 'sessions_one_store'
+/** The table of the copies 1 cases (spread over every store), filled like the others. */
+const COPIES_1_TABLE = 'sessions_copies_1'
 const CHART = new URL('../docs/performance-batching.svg', import.meta.url)
 const library = await loadBuiltLibrary()
 const {
@@ -164,8 +167,15 @@ await withLocalCluster(
   async (cluster) => {
     const configs = cluster.storeConfigs()
     const storeIds = configs.map((config) => config.id)
+    // A table per copy count: managers with other copy counts on one table conflict, and
+    // then read by quorum (see config-mismatch.ts).
     const manager = (copies: 1 | 2, batching: boolean): SessionManager =>
-      createSessionManager({ stores: configs, copies, batching })
+      createSessionManager({
+        stores: configs,
+        copies,
+        batching,
+        ...(copies === 1 ? { table: COPIES_1_TABLE } : {}),
+      })
     const managers = {
       c1on: manager(1, true),
       c1off: manager(1, false),
@@ -177,6 +187,7 @@ await withLocalCluster(
         table: ONE_STORE_TABLE,
       }),
     }
+    const mismatches = watchConfigMismatches(Object.values(managers))
     // trace: false as in the library's own pools, so both sides run the driver alike.
     const rawPools = new Map(
       configs.map((config) => [
@@ -190,6 +201,7 @@ await withLocalCluster(
       const serverVersion = await queryServerVersion(cluster)
       await managers.c2on.applySchema()
       await managers.c1oneStore.applySchema()
+      await managers.c1on.applySchema()
 
       progress.update('starting redis-server ×3')
       // Not persisting (as sessions usually run), and with an append-only file flushed every
@@ -203,7 +215,12 @@ await withLocalCluster(
       await mysqlStore.onReady()
 
       const fixture = makeFixture(storeIds, rawPools)
-      await populate(fixture, [managers.c2on, managers.c1oneStore], mysqlStore, redisStore)
+      await populate(
+        fixture,
+        [managers.c2on, managers.c1on, managers.c1oneStore],
+        mysqlStore,
+        redisStore,
+      )
       await checkSameAnswers(fixture, managers.c2on, mysqlStore, redisStore)
 
       const raw = rawOperations(fixture, rawPools.get(storeIds[0]!)!)
@@ -272,6 +289,7 @@ await withLocalCluster(
         }
       }
       progress.clear()
+      mismatches.check()
 
       const targets = evaluateTargets(results)
       const totalSeconds = (performance.now() - startedAt) / 1000

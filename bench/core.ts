@@ -9,6 +9,7 @@ import type { Pool } from 'mysql2/promise'
 import type { SessionData, SessionManager } from '../lib/index.js'
 import { caseTiming, parseBenchArgs } from './lib/args.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
+import { watchConfigMismatches } from './lib/config-mismatch.js'
 import type { Operation } from './lib/load.js'
 import { runLoad } from './lib/load.js'
 import { microsPerCall } from './lib/micro.js'
@@ -45,6 +46,8 @@ const settings = {
 }
 
 const TABLE = 'sessions'
+/** The copies 1 manager's table, filled like the other. */
+const COPIES_1_TABLE = 'sessions_copies_1'
 const library = await loadBuiltLibrary()
 const {
   index: { createSessionManager, generateSessionId },
@@ -91,18 +94,23 @@ await withLocalCluster(
     const storeIds = configs.map((config) => config.id)
     const readManager = createSessionManager({ stores: configs, copies: 2 })
     const managers: Record<1 | 2, SessionManager> = {
-      1: createSessionManager({ stores: configs, copies: 1 }),
+      // A table of its own: managers with other copy counts on one table conflict, and then
+      // read by quorum (see config-mismatch.ts).
+      1: createSessionManager({ stores: configs, copies: 1, table: COPIES_1_TABLE }),
       2: readManager,
     }
+    const mismatches = watchConfigMismatches(Object.values(managers))
     const rawPools = new Map(
       configs.map((config) => [config.id, rawPool(config, settings.connectionsPerStore)]),
     )
     try {
       const serverVersion = await queryServerVersion(cluster)
       await readManager.applySchema()
+      await managers[1].applySchema()
 
       const fixture = makeFixture(storeIds, rawPools)
       await populate(readManager, fixture)
+      await populate(managers[1], fixture)
       await checkSameAnswers(readManager, fixture)
 
       const placement = measurePlacement(storeIds, readManager, fixture)
@@ -181,6 +189,7 @@ await withLocalCluster(
         }
       }
       progress.clear()
+      mismatches.check()
 
       const readP50 = {
         library: results.find(

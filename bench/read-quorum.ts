@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks'
 import type { SessionData, SessionManager } from '../lib/index.js'
 import { caseTiming, parseBenchArgs } from './lib/args.js'
 import { loadBuiltLibrary } from './lib/built-library.js'
+import { watchConfigMismatches } from './lib/config-mismatch.js'
 import type { Operation } from './lib/load.js'
 import { runLoad } from './lib/load.js'
 import { createProgress } from './lib/progress.js'
@@ -63,26 +64,32 @@ await withLocalCluster(
   { stores: settings.stores },
   async (cluster) => {
     const stores = cluster.storeConfigs()
+    // A table per configuration: managers with other read settings on one table conflict, and
+    // then all read by quorum (see config-mismatch.ts).
+    const base = { stores, copies: settings.copies }
     const managers = new Map<string, SessionManager>([
-      [DEFAULT, library.createSessionManager({ stores, copies: settings.copies })],
+      [DEFAULT, library.createSessionManager(base)],
       [
         QUORUM,
-        library.createSessionManager({ stores, copies: settings.copies, readLeaseMillis: 0 }),
+        library.createSessionManager({ ...base, readLeaseMillis: 0, table: 'sessions_quorum' }),
       ],
-      [SINGLE, library.createSessionManager({ stores, copies: settings.copies, readQuorum: 1 })],
+      [SINGLE, library.createSessionManager({ ...base, readQuorum: 1, table: 'sessions_single' })],
     ])
+    const mismatches = watchConfigMismatches(managers.values())
     try {
       const serverVersion = await queryServerVersion(cluster)
       const first = managers.get(DEFAULT)!
-      await first.applySchema()
       const ids = Array.from({ length: settings.sessions }, () => library.generateSessionId())
       const data = ids.map((_, index) => sessionData(index))
-      let next = 0
-      await runLoad(() => first.writeSession(ids[next]!, data[next++]!), {
-        inFlight: 64,
-        count: ids.length,
-        onProgress: (done) => progress.update(`populating ${done}/${ids.length} sessions`),
-      })
+      for (const manager of managers.values()) {
+        await manager.applySchema()
+        let next = 0
+        await runLoad(() => manager.writeSession(ids[next]!, data[next++]!), {
+          inFlight: 64,
+          count: ids.length,
+          onProgress: (done) => progress.update(`populating ${done}/${ids.length} sessions`),
+        })
+      }
       await waitForLease(first, ids[0]!)
       const results: CaseResult[] = []
       // Calls started per manager, warm-ups included, as statements are counted.
@@ -152,6 +159,7 @@ await withLocalCluster(
         }
       }
       progress.clear()
+      mismatches.check()
       const totalSeconds = (performance.now() - startedAt) / 1000
       console.log(
         `## readQuorum: the defaults against the lease off and readQuorum 1\n\n${settings.stores} local stores ` +
