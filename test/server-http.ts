@@ -422,6 +422,32 @@ t.test('options are checked before anything listens', async (t) => {
     code: 'INVALID_OPTION',
     option: 'token',
   })
+  // HTTP header values arrive as Latin-1, so a token with other characters would never match
+  // the `Authorization` header (and fetch refuses to send it): only printable ASCII is taken.
+  await t.rejects(startSessionServer({ manager, port: 0, token: 'pässwörter-0123456789' }), {
+    code: 'INVALID_OPTION',
+    option: 'token',
+  })
+  await t.rejects(startSessionServer({ manager, port: 0, token: `${'x'.repeat(20)}\u0007` }), {
+    code: 'INVALID_OPTION',
+    option: 'token',
+  })
+  await t.rejects(startSessionServer({ manager, port: 0, token: 'x'.repeat(1025) }), {
+    code: 'INVALID_OPTION',
+    option: 'token',
+  })
+  // `auth <token>` must fit in a line, or no line client could ever authenticate.
+  await t.rejects(
+    startSessionServer({ manager, port: 0, maxLineBytes: 64, token: 'x'.repeat(60) }),
+    { code: 'INVALID_OPTION', option: 'maxLineBytes' },
+  )
+  const longest = await startSessionServer({
+    manager,
+    port: 0,
+    maxLineBytes: 64,
+    token: 'x'.repeat(59),
+  })
+  await longest.close()
   await t.rejects(startSessionServer({ manager, port: 0, allow: ['10.0.0.0/33'] }), {
     code: 'INVALID_OPTION',
     option: 'allow[0]',

@@ -74,13 +74,30 @@ export function checkAllowList(entries: unknown): string[] | undefined {
   return [...(entries as string[])]
 }
 
-/** Checks a token option: a string of at least {@link MIN_TOKEN_LENGTH} characters, no whitespace. */
+/** Tokens longer than this are refused: they only cost memory and line length. */
+export const MAX_TOKEN_LENGTH = 1024
+
+/**
+ * A token's characters: printable ASCII without spaces. HTTP header values arrive as Latin-1,
+ * so a token with other characters would never match an `Authorization` header.
+ */
+const TOKEN_CHARACTERS = /^[\x21-\x7e]*$/
+
+/**
+ * Checks a token option: {@link MIN_TOKEN_LENGTH} to {@link MAX_TOKEN_LENGTH} printable ASCII
+ * characters, no whitespace.
+ */
 export function checkToken(token: unknown): string | undefined {
   if (token === undefined) return undefined
-  if (typeof token !== 'string' || token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
+  if (
+    typeof token !== 'string' ||
+    token.length < MIN_TOKEN_LENGTH ||
+    token.length > MAX_TOKEN_LENGTH ||
+    !TOKEN_CHARACTERS.test(token)
+  ) {
     throw new InvalidOptionError(
       'token',
-      `must be a string of at least ${MIN_TOKEN_LENGTH} characters without whitespace (e.g. from \`openssl rand -base64 32\`)`,
+      `must be ${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} printable ASCII characters without whitespace (e.g. from \`openssl rand -base64 32\`)`,
     )
   }
   return token

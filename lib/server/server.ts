@@ -9,6 +9,9 @@ import { LineServer } from './line-server.js'
 import { PrometheusRegistry } from '../metrics/prometheus.js'
 import { millisOption, secondsOption, wholeNumber } from '../validate.js'
 
+/** What a line client sends before its token (line-protocol.ts); the two must fit in a line. */
+const AUTH_LINE_PREFIX = 'auth '
+
 /** Options of {@link startSessionServer}. */
 export interface SessionServerOptions {
   /**
@@ -227,17 +230,25 @@ export function resolveServerOptions(options: SessionServerOptions): ResolvedSer
   if (httpPort !== undefined && httpPort !== 0 && httpPort === port) {
     throw new InvalidOptionError('httpPort', 'must differ from port')
   }
+  const maxLineBytes = wholeNumber('maxLineBytes', options.maxLineBytes, 65_536, {
+    min: 64,
+    max: 16_777_216,
+    unit: 'bytes',
+  })
+  if (token !== undefined && AUTH_LINE_PREFIX.length + token.length > maxLineBytes) {
+    // Named without the token's length: nothing about a secret goes into an error.
+    throw new InvalidOptionError(
+      'maxLineBytes',
+      'must leave room for the "auth <token>" line (5 bytes more than the token)',
+    )
+  }
   return {
     host,
     port,
     httpPort,
     token,
     allow: checkAllowList(options.allow),
-    maxLineBytes: wholeNumber('maxLineBytes', options.maxLineBytes, 65_536, {
-      min: 64,
-      max: 16_777_216,
-      unit: 'bytes',
-    }),
+    maxLineBytes,
     maxBodyBytes: wholeNumber('maxBodyBytes', options.maxBodyBytes, 1_048_576, {
       min: 1,
       max: 16_777_216,
