@@ -11,7 +11,7 @@ import {
 } from './call-arguments.js'
 import type { SessionData } from './codec.js'
 import { encodeSessionData } from './codec.js'
-import { VersionConflictError } from './errors.js'
+import { SessionTooLargeError, VersionConflictError } from './errors.js'
 import { assertSessionId, derivedSessionKey, generateSessionId, isValidSessionId } from './ids.js'
 import { BackgroundRepairs } from './maintenance/background-repairs.js'
 import type { SessionManagerOptions } from './options.js'
@@ -302,9 +302,7 @@ export class SessionManager extends ClusterOperations {
       const written = await this.work.track(() =>
         this.#writes.write({
           sessionId,
-          // The stored bytes as they are: the same session id, so still readable (and never
-          // refused for a maxSessionBytes lowered since they were written).
-          data: current.copy.data as Buffer,
+          data: this.#encodedAgain(sessionId, current),
           owner: ownerOf(current.data, this.options.ownerKey),
           expiresAtMillis: now + seconds * 1000,
           explicitExpiry: true,
@@ -315,6 +313,22 @@ export class SessionManager extends ClusterOperations {
       )
       return !written.dropped
     })
+  }
+
+  /**
+   * A session's data as read, encoded again as a write today would store it: under the first
+   * encryption key and today's compression, so that a rewrite moves a row off a retiring key
+   * or out of the plain format (`docs/security.md`). Data larger than a `maxSessionBytes`
+   * lowered since it was written keeps its stored bytes: still readable, never refused here.
+   */
+  #encodedAgain(sessionId: string, current: ReadResult): Buffer {
+    const { codec, maxSessionBytes } = this.options
+    try {
+      return encodeSessionData(codec, sessionId, current.data, maxSessionBytes)
+    } catch (error) {
+      if (error instanceof SessionTooLargeError) return current.copy.data as Buffer
+      throw error
+    }
   }
 
   /** The session's timeout in seconds (its own, else the manager's default); null when there is no session. */

@@ -295,3 +295,62 @@ t.test('bad options are typed errors that never echo a key', async (t) => {
     }
   }
 })
+
+// setSessionTimeout writes the session again: sealed as a write today seals it, so that the
+// rewrite moves a row out of the plain format or off a retiring key.
+const retiringKey = { id: 'k1', key: randomBytes(32) }
+const currentKey = { id: 'k2', key: randomBytes(32) }
+
+t.test('setSessionTimeout under acceptPlainRows seals the session in format 2', async (t) => {
+  const table = 'zz_input_plain'
+  const plain = await startManager(t, cluster, { copies: 2, table })
+  const id = await plain.createSession({ user: 'ada' })
+  const migrating = await startManager(t, cluster, {
+    copies: 2,
+    table,
+    encryption: { keys: [currentKey], acceptPlainRows: true },
+  })
+  t.same(await migrating.readSession(id), { user: 'ada' })
+  // A write (new version, new expiry) by a manager with encryption on.
+  t.equal(await migrating.setSessionTimeout(id, 30 * 86400), true)
+  const rows = await rowsOnStores(cluster, id, table)
+  for (const [storeId, row] of rows) {
+    if (row === null || row.data === null) continue
+    t.equal(row.data[0], 0, `${storeId}: the row written is sealed (starts with NUL), not plain`)
+  }
+  // Migration over: acceptPlainRows removed. The session was written since the switch.
+  const sealedOnly = await startManager(t, cluster, {
+    copies: 2,
+    table,
+    encryption: { keys: [currentKey] },
+  })
+  t.same(await sealedOnly.readSession(id), { user: 'ada' }, 'the session written since still reads')
+})
+
+t.test('setSessionTimeout after a key rotation rewrites under the new key', async (t) => {
+  const table = 'zz_input_rotate'
+  const first = await startManager(t, cluster, {
+    copies: 2,
+    table,
+    encryption: { keys: [retiringKey] },
+  })
+  const id = await first.createSession({ user: 'bob' })
+  const rotated = await startManager(t, cluster, {
+    copies: 2,
+    table,
+    encryption: { keys: [currentKey, retiringKey] },
+  })
+  t.equal(await rotated.setSessionTimeout(id, 30 * 86400), true)
+  const rows = await rowsOnStores(cluster, id, table)
+  for (const [storeId, row] of rows) {
+    if (row === null || row.data === null) continue
+    t.ok(row.data.includes('k2'), `${storeId}: rewritten under k2`)
+  }
+  // The old key dropped once the rows written under it were rewritten.
+  const newOnly = await startManager(t, cluster, {
+    copies: 2,
+    table,
+    encryption: { keys: [currentKey] },
+  })
+  t.same(await newOnly.readSession(id), { user: 'bob' }, 'the rewritten session reads without k1')
+})
