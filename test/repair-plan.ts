@@ -24,7 +24,8 @@ const tombstone = (version: number, expiresAtMillis = NOW + 1000): StoredCopy =>
 
 interface Row {
   name: string
-  held: [StoredCopy | null, StoredCopy | null, StoredCopy | null]
+  /** What a, b and c hold; undefined: the store could not be read. */
+  held: [StoredCopy | null | undefined, StoredCopy | null | undefined, StoredCopy | null]
   dropExtras?: boolean
   allStoresUp?: boolean
   /** `kind store` of each action, in order. */
@@ -138,13 +139,37 @@ const rows: Row[] = [
     allStoresUp: false,
     want: ['bury b'],
   },
+  {
+    name: 'a target not read: no live copy goes past the targets (nothing would hand it off)',
+    held: [undefined, live(3), null],
+    allStoresUp: false,
+    want: [],
+  },
+  {
+    name: '... the target read still gets the newest copy',
+    held: [live(2), undefined, live(3)],
+    allStoresUp: false,
+    want: ['copy a'],
+  },
+  {
+    name: '... and nothing is removed while it is unread: it may lack what the removal assumes',
+    held: [undefined, live(3), live(3)],
+    allStoresUp: false,
+    want: [],
+  },
+  {
+    name: '... nor a tombstone cleared; the targets read are buried',
+    held: [live(2), undefined, tombstone(4)],
+    allStoresUp: false,
+    want: ['bury a'],
+  },
 ]
 
 for (const row of rows) {
   t.test(row.name, async (t) => {
     const holdings: StoreHolding[] = [a, b, c].map((store, index) => ({
       store,
-      copy: row.held[index] ?? null,
+      copy: row.held[index],
     }))
     const actions = planRepair(holdings, {
       copies: 2,

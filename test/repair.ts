@@ -7,8 +7,10 @@ import {
   rowsOnStores,
   startManager,
   storesOf,
+  storeState,
   storesWithLiveCopy,
 } from './helpers/manager.js'
+import { grayManagers } from './helpers/gray.js'
 import { logoutMissedPastHintWindow } from './helpers/missed-logout.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
@@ -239,5 +241,37 @@ crashTest(
       [],
       'no row left',
     )
+  },
+)
+
+// A gray fault: the repairer reaches a through a fault proxy, the other app server directly.
+const grayQuick = {
+  copies: 2,
+  queryTimeoutMillis: 300,
+  healthCheckIntervalMillis: 100,
+  sweepGraceSeconds: 0,
+  sweepIntervalSeconds: 0,
+}
+t.test(
+  'a repair by an app server that cannot reach one of the first stores leaves no extra copy that outlives a newer write',
+  async (t) => {
+    // `repairer` reaches a through a fault proxy (a gray fault: the other app server reaches a).
+    const [a, b, c] = [cluster.stores[0]!, cluster.stores[1]!, cluster.stores[2]!]
+    const { faulty: repairer, healthy, proxies } = await grayManagers(t, cluster, [a.id], grayQuick)
+    const id = idWithOrderPrefix(healthy, [a.id, b.id, c.id])
+    await healthy.writeSession(id, { v: 1 })
+    proxies.get(a.id)!.setFault({ kind: 'blackhole' })
+    await waitFor('a to be down for the repairer', () => storeState(repairer, a.id) === 'down')
+    const result = await repairer.repair()
+    t.notOk(result.done, 'the repair says it did not finish (a was not scanned)')
+    const liveOnC = (await rowsOnStores(cluster, id)).get(c.id)
+    t.equal(liveOnC ?? null, null, 'c, past the first two stores, got no copy from the repair')
+
+    // The other app server writes v2, ending the session in 1 s; it lands on a and b (no miss).
+    const v2 = await healthy.writeSession(id, { v: 2 }, { ttlSeconds: 1 })
+    t.same(v2.storeIds, [a.id, b.id])
+    await sleep(1100)
+    await healthy.sweep()
+    t.equal(await healthy.readSession(id), null, 'the session is over: v1 does not come back')
   },
 )

@@ -4,10 +4,10 @@ import { newestCopy, supersedes } from '../copy-rules.js'
 import type { StoredCopy } from '../store/rows.js'
 import type { Store } from '../store/store.js'
 
-/** What one reachable store holds for a session (null: no row). */
+/** What one store of a session's order holds for it (null: no row; undefined: not read). */
 export interface StoreHolding {
   store: Store
-  copy: StoredCopy | null
+  copy: StoredCopy | null | undefined
 }
 
 /** One change that brings a session's copies to where they belong. */
@@ -44,9 +44,13 @@ export interface RepairPlanOptions {
 }
 
 /**
- * Decides how to repair one session from what every reachable store holds, in the session's
- * order. Target actions (`copy`, `bury`) come first; removals assume the targets succeeded
- * and are applied only if they did (see {@link applyRepair}).
+ * Decides how to repair one session from what each store of its order holds (`order`: every
+ * store, those that could not be read included). Target actions (`copy`, `bury`) come first;
+ * removals assume the targets succeeded and are applied only if they did (see
+ * {@link applyRepair}). The targets are the first `copies` stores of the whole order: a live
+ * copy never goes to a store past them because one of them could not be read (no hint would
+ * hand it off, and it would outlive a newer write there). While one of them is unread, nothing
+ * is removed or cleared either: it may hold what the removal assumes the targets hold.
  *
  * - A tombstone anywhere wins: the session was destroyed, ids are never reused, and no later
  *   write can undo a destroy. The first `copies` stores get a tombstone, live copies
@@ -60,14 +64,29 @@ export interface RepairPlanOptions {
  *   repair deletes every copy instead); the sweeper removes the rest.
  */
 export function planRepair(
-  stores: readonly StoreHolding[],
+  order: readonly StoreHolding[],
+  options: RepairPlanOptions,
+): RepairAction[] {
+  const firstStores = order.slice(0, options.copies)
+  const targets = new Set(firstStores.map((entry) => entry.store))
+  const read = order.filter(
+    (entry): entry is { store: Store; copy: StoredCopy | null } => entry.copy !== undefined,
+  )
+  const actions = planFromRead(read, targets, options)
+  if (firstStores.every((entry) => entry.copy !== undefined)) return actions
+  return actions.filter((action) => action.kind === 'copy' || action.kind === 'bury')
+}
+
+/** {@link planRepair} over the stores that were read, the targets given. */
+function planFromRead(
+  stores: readonly { store: Store; copy: StoredCopy | null }[],
+  targets: ReadonlySet<Store>,
   options: RepairPlanOptions,
 ): RepairAction[] {
   const present = stores.filter(
     (entry): entry is { store: Store; copy: StoredCopy } => entry.copy !== null,
   )
   if (present.length === 0) return []
-  const targets = new Set(stores.slice(0, options.copies).map((entry) => entry.store))
   const tombstones = present.filter((entry) => entry.copy.deleted)
   if (tombstones.length > 0) {
     const newest = newestCopy(tombstones.map((entry) => entry.copy)) as StoredCopy
@@ -254,20 +273,19 @@ export async function repairSessions(
   await Promise.all(
     sessionIds.map(async (sessionId) => {
       const order = context.orderOf(sessionId)
-      const reachable = order.filter((store) => held.get(store) !== undefined)
-      const copies = reachable.map((store) => ({
-        store,
-        copy: held.get(store)?.get(sessionId) ?? null,
-      }))
+      const holdings = order.map((store) => {
+        const rows = held.get(store)
+        return { store, copy: rows === undefined ? undefined : (rows.get(sessionId) ?? null) }
+      })
       if (options.onlyFirstHolder !== undefined) {
-        const firstHolder = copies.find((entry) => entry.copy !== null)?.store
+        const firstHolder = holdings.find((entry) => entry.copy != null)?.store
         if (firstHolder !== options.onlyFirstHolder) return
       }
-      const plan = planRepair(copies, {
+      const plan = planRepair(holdings, {
         copies: context.copies,
         now,
         dropExtras: options.dropExtras,
-        allStoresUp: reachable.length === order.length,
+        allStoresUp: holdings.every((entry) => entry.copy !== undefined),
       })
       // A store among the first `copies` that could not be read may lack the session: what
       // can be done is done, but the session does not count as repaired.
