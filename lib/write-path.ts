@@ -2,12 +2,7 @@
 import { askInOrder } from './ask-in-order.js'
 import { compareAndSet } from './compare-and-set.js'
 import type { AskOptions, AskResult, StoreAnswer } from './ask-in-order.js'
-import {
-  NoStoreAvailableError,
-  VersionConflictError,
-  VersionOverflowError,
-  WriteOutcomeUnknownError,
-} from './errors.js'
+import { NoStoreAvailableError, VersionConflictError, VersionOverflowError } from './errors.js'
 import type { Emit } from './events.js'
 import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
@@ -202,7 +197,9 @@ export class WritePath {
               })
       } catch (error) {
         // Moving on found the decided version gone: a later write, based on it, superseded it.
-        if (decided !== undefined && isSupersededMoveOn(error)) return decided
+        // (WriteOutcomeUnknownError goes to the caller: the move-on's own statement may have
+        // applied on the decider, with the followers not yet holding it.)
+        if (decided !== undefined && error instanceof VersionConflictError) return decided
         throw error
       }
       const { failures } = asked
@@ -429,12 +426,4 @@ function outranks(outcome: WriteOutcome, version: number): boolean {
   return (
     outcome.kind === 'tombstone' || (outcome.kind === 'outdated' && outcome.storedVersion > version)
   )
-}
-
-/**
- * A compare-and-set that moves a decided write on (see WritePath.write) and finds the decided
- * version gone, or cannot tell: the decided write was written over by a later one.
- */
-function isSupersededMoveOn(error: unknown): boolean {
-  return error instanceof VersionConflictError || error instanceof WriteOutcomeUnknownError
 }

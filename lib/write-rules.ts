@@ -53,10 +53,13 @@ export const MAX_ATTEMPTS = 3
  *   never counts as this write: the write is made again above it, so that no two copies of one
  *   version hold different data. For a compare-and-set already decided (its follower met it),
  *   that is another compare-and-set on the decided version (write-path.ts).
- * - A higher version, on the first attempt of a plain write: maybe a write made before this one
- *   by an app server whose clock runs ahead; this write must still win, so it is made again.
- * - A higher version on a later attempt (above everything seen before), or at a compare-and-
- *   set's follower: a write that landed while this one was under way, which supersedes it there.
+ * - A higher version, on the first attempt: maybe a write made before this one by an app
+ *   server whose clock runs ahead (one refused after reaching that store, too); this write must
+ *   still win, so it is made again (a compare-and-set already decided moves on above it: a
+ *   compare-and-set on the decided version, which finds it gone if a later write based on it
+ *   superseded it).
+ * - A higher version on a later attempt (above everything seen before): a write that landed
+ *   while this one was under way, which supersedes it there.
  */
 export function decideAttempt(facts: WriteAttempt): AttemptDecision {
   const { attempt, version, compareAndSet, outcomes } = facts
@@ -70,7 +73,10 @@ export function decideAttempt(facts: WriteAttempt): AttemptDecision {
       if (outcome.storedVersion === version) sameVersion = true
     }
   }
-  if ((sameVersion && attempt < MAX_ATTEMPTS) || (!compareAndSet && attempt === 1 && newest >= 0)) {
+  // A compare-and-set's followers never hold a version below its own: only a higher one there
+  // makes it move on.
+  const aboveOnFirst = attempt === 1 && (compareAndSet ? newest > version : newest >= 0)
+  if ((sameVersion && attempt < MAX_ATTEMPTS) || aboveOnFirst) {
     if (newest + 1 >= VERSION_CEILING) return { kind: 'overflow', newest }
     return { kind: 'again', newest }
   }

@@ -55,8 +55,13 @@ t.test('decideAttempt', async (t) => {
       { kind: 'overflow', newest: Number.MAX_SAFE_INTEGER - 1 },
     ],
     [
-      'compare-and-set: a follower above its version was superseded there',
+      'compare-and-set: a follower above its version (maybe a refused write): moved on above it',
       cas(10, [W, O(12)]),
+      { kind: 'again', newest: 12 },
+    ],
+    [
+      'compare-and-set moving on: a follower above its version was superseded there',
+      { ...cas(13, [W, O(15)]), attempt: 2 },
       { kind: 'done', held: [0, 1] },
     ],
     [

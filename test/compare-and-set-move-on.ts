@@ -1,0 +1,195 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { NotEnoughStoresError, WriteOutcomeUnknownError } from '../lib/index.js'
+import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
+import type { FaultProxy } from '../lib/local-cluster/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { proxiesFor } from './helpers/gray.js'
+import { idWithOrderPrefix, rowsOnStores, startManager, storesOf } from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
+import type { Store } from '../lib/store/store.js'
+
+// A compare-and-set decided by one store whose follower holds another write (at the decided
+// version, or above it: a write refused after reaching that store) moves on: a compare-and-set
+// on the decided version, above the one found. These cases break that under gray faults.
+const cluster = await startTestCluster(t, { stores: 4 })
+const [a, b, c, d] = cluster.stores as [
+  (typeof cluster.stores)[number],
+  (typeof cluster.stores)[number],
+  (typeof cluster.stores)[number],
+  (typeof cluster.stores)[number],
+]
+const settings: Partial<SessionManagerOptions> = { copies: 2, ttlSeconds: 86_400 }
+const plainSettings: Partial<SessionManagerOptions> = { copies: 2 }
+
+/** Two managers whose versions collide (one frozen clock, one random offset), as in version-collisions.ts. */
+async function collidingServers(
+  t: Test,
+  through: [readonly string[], readonly string[]],
+): Promise<{ first: SessionManager; second: SessionManager; proxies: Map<string, FaultProxy> }> {
+  // Ahead of the other managers (their versions are below), within the 60 s of an announcement.
+  const frozen = Date.now() + 20_000
+  const proxies = await proxiesFor(t, cluster, [...new Set(through.flat())])
+  const stores = (ids: readonly string[]) =>
+    cluster
+      .storeConfigs()
+      .map((config) =>
+        ids.includes(config.id) ? { ...config, port: proxies.get(config.id)!.port } : config,
+      )
+  const random = Math.random
+  Math.random = () => 0.5
+  const [first, second] = (await Promise.all(
+    through.map((ids) =>
+      startManager(t, cluster, {
+        ...settings,
+        healthCheckIntervalMillis: 3_600_000,
+        // One connection: the decision moving on goes out on the connection that prepared it.
+        connectionsPerStore: 1,
+        stores: stores(ids),
+        clock: { now: () => frozen },
+      }),
+    ),
+  ).finally(() => (Math.random = random))) as [SessionManager, SessionManager]
+  return { first, second, proxies }
+}
+
+async function summary(id: string): Promise<string> {
+  const rows = await rowsOnStores(cluster, id)
+  return [...rows]
+    .map(([store, r]) => `${store}: ${r === null ? '-' : `${r.version} ${String(r.data)}`}`)
+    .join(', ')
+}
+
+/** Whether `manager`'s read lease trusts store `id` alone now (lib/failure/read-lease.ts). */
+function trusts(manager: SessionManager, id: string): boolean {
+  const cluster = (manager as unknown as { cluster: { readLease: { trusts(s: Store): boolean } } })
+    .cluster
+  return cluster.readLease.trusts(storesOf(manager).find((store) => store.id === id)!)
+}
+
+t.test(
+  'a compare-and-set moving on whose decision timed out after applying is visible without its decider',
+  async (t) => {
+    // refused reaches a, c and d through proxies; deciding and reader reach a through the same
+    // proxy of a; creator reaches b through a proxy of its own. No health rounds (no replay).
+    const {
+      first: refused,
+      second: deciding,
+      proxies,
+    } = await collidingServers(t, [[a.id, c.id, d.id], [a.id]])
+    const proxyA = proxies.get(a.id)!
+    const ownB = (await proxiesFor(t, cluster, [b.id])).get(b.id)!
+    const quiet = { ...settings, healthCheckIntervalMillis: 3_600_000 }
+    const creator = await startManager(t, cluster, {
+      ...quiet,
+      stores: cluster
+        .storeConfigs()
+        .map((config) => (config.id === b.id ? { ...config, port: ownB.port } : config)),
+    })
+    const reader = await startManager(t, cluster, {
+      ...quiet,
+      stores: cluster
+        .storeConfigs()
+        .map((config) => (config.id === a.id ? { ...config, port: proxyA.port } : config)),
+    })
+    const id = idWithOrderPrefix(creator, [a.id, b.id, c.id])
+    // Written on a and c: b missed it (hinted, announced stale), so that b follows but does
+    // not decide.
+    ownB.setFault({ kind: 'reset' })
+    const created = await creator.writeSession(id, { n: 0 })
+    t.same(created.storeIds, [a.id, c.id], 'written past b')
+    ownB.heal()
+    // A read restarts deciding's rounds of the announcements (they stop after ten idle leases).
+    await waitFor('deciding to hear that b is stale', async () => {
+      await deciding.readSession(id)
+      return !trusts(deciding, b.id) && trusts(deciding, a.id)
+    })
+    t.ok(trusts(deciding, a.id), 'a is trusted alone')
+    const read = (await deciding.readSession(id, { withVersion: true }))!
+    // A plain write that reaches b only: refused, left on b at the version deciding proposes.
+    for (const store of [a, c, d]) proxies.get(store.id)!.setFault({ kind: 'reset' })
+    const error = await refused.writeSession(id, { n: 'refused' }).catch((e: unknown) => e)
+    t.ok(error instanceof NotEnoughStoresError, 'a refused write left on b')
+    for (const proxy of proxies.values()) proxy.heal()
+
+    // The compare-and-set's move-on decision (expected: the decided version) reaches a and
+    // applies there; its answer is held back past queryTimeoutMillis (a slow network to a).
+    const storeA = storesOf(deciding).find((store) => store.id === a.id)!
+    const write = storeA.write.bind(storeA)
+    let movedOn = false
+    storeA.write = async (written) => {
+      const expected = written.fields.expectedVersion
+      if (expected !== undefined && expected !== read.version && !movedOn) {
+        movedOn = true
+        const ran = proxyA.answered((chunk) => chunk.includes(Buffer.from(id)))
+        proxyA.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 3000 })
+        void ran.then(() => proxyA.setFault({ kind: 'none' }))
+      }
+      return write(written)
+    }
+    const outcome = await deciding
+      .writeSession(id, { n: 1 }, { expectedVersion: read.version })
+      .catch((e: unknown) => e)
+    t.ok(movedOn, 'the write moved on')
+    if (outcome instanceof Error) {
+      // The move-on's own statement may have applied on a, with b not holding it yet: the
+      // outcome is unknown, and said so (success is only right if the write is visible below).
+      t.type(outcome, WriteOutcomeUnknownError, 'reported as unknown')
+      return
+    }
+    const rows = await summary(id)
+    // Acknowledged (copies: 2): an app server that cannot reach a must see it.
+    proxyA.setFault({ kind: 'reset' })
+    t.same(
+      await reader.readSession(id),
+      { n: 1 },
+      `an app server that cannot reach a sees the acknowledged write (${JSON.stringify(outcome)}; ${rows})`,
+    )
+  },
+)
+
+t.test(
+  'a compare-and-set acknowledged over a refused write on its follower is the one read',
+  async (t) => {
+    // d too: the refused write must find no store to fail over to.
+    const proxies = await proxiesFor(t, cluster, [a.id, c.id, d.id])
+    const viaProxies = (ids: string[]) =>
+      cluster
+        .storeConfigs()
+        .map((config) =>
+          ids.includes(config.id) ? { ...config, port: proxies.get(config.id)!.port } : config,
+        )
+    const writer = await startManager(t, cluster, plainSettings)
+    // An app server whose clock runs 5 s ahead, reaching a and c through proxies.
+    const ahead = await startManager(t, cluster, {
+      ...plainSettings,
+      stores: viaProxies([a.id, c.id, d.id]),
+      clock: { now: () => Date.now() + 5_000 },
+    })
+    // An app server that reaches a through the same proxy (cut off from a at the end).
+    const reader = await startManager(t, cluster, { ...plainSettings, stores: viaProxies([a.id]) })
+    const id = idWithOrderPrefix(writer, [a.id, b.id, c.id])
+    await writer.writeSession(id, { n: 0 })
+    const read = (await writer.readSession(id, { withVersion: true }))!
+    t.same(read.data, { n: 0 })
+    // A write that reaches b only: refused (never acknowledged), left on b.
+    for (const store of [a, c, d]) proxies.get(store.id)!.setFault({ kind: 'reset' })
+    const refused = await ahead.writeSession(id, { n: 'refused' }).catch((e: unknown) => e)
+    t.ok(refused instanceof NotEnoughStoresError, 'refused')
+    for (const proxy of proxies.values()) proxy.heal()
+    // Then, a compare-and-set on the version read: decided at a, b its follower.
+    const written = await writer.writeSession(id, { n: 1 }, { expectedVersion: read.version })
+    const rows = await summary(id)
+    t.same(
+      await writer.readSession(id),
+      { n: 1 },
+      `the writer reads its acknowledged write (${JSON.stringify(written)}; ${rows})`,
+    )
+    proxies.get(a.id)!.setFault({ kind: 'reset' })
+    t.same(
+      await reader.readSession(id),
+      { n: 1 },
+      `an app server that cannot reach a reads it too (${JSON.stringify(written)}; ${rows})`,
+    )
+  },
+)
