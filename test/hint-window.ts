@@ -1,7 +1,13 @@
 import t from 'tap'
 import type { RepairNeededEvent, SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { createManager, idWithOrderPrefix, startManager } from './helpers/manager.js'
+import {
+  createManager,
+  idWithOrderPrefix,
+  rowsOnStores,
+  startManager,
+  storeState,
+} from './helpers/manager.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 // Hints are bounded in time (hintWindowMillis): past the window a store's missed writes leave
@@ -207,3 +213,58 @@ crashTest('a repair run by another process (the CLI) puts the store back in serv
   await a.start()
   await waitFor('A caught up by replay', () => !behind(app, a.id))
 })
+
+crashTest(
+  'a store that missed a write is back in service while another first store of the session is lost, which a hint then catches up',
+  async (t) => {
+    const fast = { copies: 2, healthCheckIntervalMillis: 100 }
+    const manager = await startManager(t, cluster, fast)
+    const observer = await startManager(t, cluster, fast)
+    // The session's first stores are c and b; a is its third.
+    const id = idWithOrderPrefix(manager, [c.id, b.id, a.id])
+    await manager.writeSession(id, { v: 1 })
+    await b.kill()
+    const v2 = await manager.writeSession(id, { v: 2 })
+    t.same([...v2.storeIds].sort(), [a.id, c.id].sort(), 'v2 failed over past b: a hint for b')
+    await waitFor('the manager to see b down', () => storeState(manager, b.id) === 'down')
+
+    // c is lost (one store: within what copies 2 survives); b comes back and is caught up from
+    // a, though c, the session's other first store, cannot be read.
+    await c.kill()
+    t.teardown(() => c.start())
+    await b.start()
+    await waitFor('b back in service for the manager that hinted it', () => {
+      return storeState(manager, b.id) === 'up'
+    })
+    await waitFor('b back in service for the other manager (the durable hint)', () => {
+      return storeState(observer, b.id) === 'up'
+    })
+    const held = async (): Promise<Map<string, string | null>> =>
+      new Map(
+        [...(await rowsOnStores(cluster, id))].map(([store, row]) => [
+          store,
+          row?.data?.toString() ?? null,
+        ]),
+      )
+    t.equal((await held()).get(b.id), JSON.stringify({ v: 2 }), 'b holds v2')
+    t.same(await manager.readSession(id), { v: 2 }, 'the write survived the loss of c')
+    const hintsFor = async (target: string): Promise<number> => {
+      const rows = await a.query<{ n: number }>(
+        'SELECT COUNT(*) AS n FROM sessions_hints WHERE target_store = ? AND id = ?',
+        [target, id],
+      )
+      return Number(rows[0]?.n)
+    }
+    t.equal(await hintsFor(b.id), 0, "b's hint was replayed and deleted")
+    t.ok((await hintsFor(c.id)) > 0, 'c, which could not be read, got a hint instead')
+
+    // c comes back: its hint catches it up, and a's copy (past the first two) goes.
+    await c.start()
+    await waitFor('c back in service', () => storeState(manager, c.id) === 'up')
+    await waitFor(
+      "a's copy past the first stores removed",
+      async () => (await held()).get(a.id) === null,
+    )
+    t.equal(await hintsFor(c.id), 0, "c's hint was replayed and deleted")
+  },
+)

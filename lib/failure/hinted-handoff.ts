@@ -2,7 +2,7 @@
 import type { Clock } from '../clock.js'
 import { debug } from '../debug.js'
 import type { Emit } from '../events.js'
-import type { RepairContext } from '../maintenance/repair-plan.js'
+import type { HandOver, RepairContext } from '../maintenance/repair-plan.js'
 import { repairSessions } from '../maintenance/repair-plan.js'
 import type { Store } from '../store/store.js'
 
@@ -252,16 +252,32 @@ export class HintedHandoff {
         batch.push(entry)
         if (batch.length === REPLAY_BATCH) break
       }
-      const { failed } = await repairSessions(
+      const { failed, handOver } = await repairSessions(
         this.#context,
         batch.map(([id]) => id),
         { dropExtras: false, mustReach: target },
       )
-      if (failed.length > 0) return false
+      if (failed.length > 0 || !(await this.#handOver(handOver))) return false
       // A miss recorded meanwhile may be newer than the copy replayed: that id goes round again.
       for (const [id, misses] of batch) if (ids.get(id) === misses) ids.delete(id)
     }
     return true
+  }
+
+  /**
+   * Sessions a replay brought to its store while another of their first stores could not be
+   * read: that store gets a hint, so that it is caught up (and the copies past the targets go)
+   * once it answers, rather than holding the replayed store out of service until then. False
+   * if some hint could not be stored anywhere.
+   */
+  async #handOver(entries: readonly HandOver[]): Promise<boolean> {
+    const unhinted = await Promise.all(
+      entries.map(({ sessionId, unread, version }) => {
+        const holders = this.#stores.filter((store) => store.standing.up && !unread.includes(store))
+        return this.record(sessionId, unread, holders, version)
+      }),
+    )
+    return unhinted.every((count) => count === 0)
   }
 
   async #replayDurable(target: Store, holder: Store): Promise<boolean> {
@@ -271,11 +287,11 @@ export class HintedHandoff {
         const hints = await holder.hintedIds(target.id, after, REPLAY_BATCH)
         if (hints.length === 0) return true
         const ids = hints.map((hint) => hint.id)
-        const { failed } = await repairSessions(this.#context, ids, {
+        const { failed, handOver } = await repairSessions(this.#context, ids, {
           dropExtras: false,
           mustReach: target,
         })
-        if (failed.length > 0) return false
+        if (failed.length > 0 || !(await this.#handOver(handOver))) return false
         // A hint is deleted only up to the version replayed: a newer one, recorded while this
         // replay ran, stays for the next.
         await Promise.all(hints.map(({ id, version }) => holder.deleteHint(target.id, id, version)))

@@ -233,9 +233,22 @@ export interface RepairBatchOptions {
   onlyFirstHolder?: Store
   /**
    * Count a session as repaired only if this store answered (hint replay for it): a store that
-   * could not be read is not known to hold anything, and must not pass for caught up.
+   * could not be read is not known to hold anything, and must not pass for caught up. A
+   * session that this store now holds while another of its first `copies` stores could not be
+   * read is done for this store, and listed in `handOver` instead of `failed`: what remains
+   * (that store, and the copies past the targets that go once it holds the session) is left to
+   * a hint for it.
    */
   mustReach?: Store
+}
+
+/** A session repaired for `mustReach` while some of its first stores could not be read. */
+export interface HandOver {
+  sessionId: string
+  /** The session's first `copies` stores that could not be read. */
+  unread: Store[]
+  /** The newest version read (0 when no store held a row). */
+  version: number
 }
 
 /**
@@ -247,8 +260,8 @@ export async function repairSessions(
   context: RepairContext,
   sessionIds: readonly string[],
   options: RepairBatchOptions,
-): Promise<RepairCounts & { failed: string[] }> {
-  const totals = { copied: 0, removed: 0, failed: [] as string[] }
+): Promise<RepairCounts & { failed: string[]; handOver: HandOver[] }> {
+  const totals = { copied: 0, removed: 0, failed: [] as string[], handOver: [] as HandOver[] }
   if (sessionIds.length === 0) return totals
   const stores = new Set(sessionIds.flatMap((id) => context.orderOf(id)))
   const reads = await Promise.all(
@@ -288,13 +301,20 @@ export async function repairSessions(
         allStoresUp: holdings.every((entry) => entry.copy !== undefined),
       })
       // A store among the first `copies` that could not be read may lack the session: what
-      // can be done is done, but the session does not count as repaired.
-      const unread = order.slice(0, context.copies).some((store) => held.get(store) === undefined)
+      // can be done is done, but the session does not count as repaired (see mustReach).
+      const unread = order.slice(0, context.copies).filter((store) => held.get(store) === undefined)
       try {
         const counts = await applyRepair(sessionId, plan)
         totals.copied += counts.copied
         totals.removed += counts.removed
-        if (unread) totals.failed.push(sessionId)
+        if (unread.length === 0) return
+        if (options.mustReach === undefined) {
+          totals.failed.push(sessionId)
+          return
+        }
+        const read = holdings.flatMap((entry) => (entry.copy == null ? [] : [entry.copy]))
+        const version = newestCopy(read)?.version ?? 0
+        totals.handOver.push({ sessionId, unread, version })
       } catch {
         totals.failed.push(sessionId)
       }
