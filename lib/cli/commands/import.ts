@@ -57,9 +57,10 @@ ${IMPORT_SOURCE_VARIABLE} (from the environment, since arguments show in ps):
 Each session keeps its id (or the key an unusual id maps to, where the Express store looks
 for it), its data, cookie included, and its expiry (the cookie's, else the source's, else
 the stores' ttlSeconds); expired sessions are skipped. A session the stores already hold,
-live or logged out, is left as it is: the import never overwrites a newer session or brings
-back a destroyed one, so it can run before the switch, after it, and again. The source is
-only read. With secrets, set acceptUnsignedIds while sessions from before the switch live.
+live or logged out, is left as it is: the import never overwrites a newer session, nor brings
+back a destroyed one while its tombstone lives (tombstoneTtlSeconds at least), so it can run
+before the switch, after it, and again within that time. The source is only read. With
+secrets, set acceptUnsignedIds while sessions from before the switch live.
 Shows a progress bar on a terminal.
 
   --table NAME       express-mysql-session: the table (default sessions)
