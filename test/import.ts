@@ -439,3 +439,53 @@ t.test('a session the source kept alive by touch() is imported, with its expiry'
   const stored = await manager.readSession(id, { withVersion: true })
   t.ok(stored!.expiresAt > Date.now() + 3_000_000, "the row's expiry, not the cookie's")
 })
+
+t.test('sessions that outlive a tombstone are counted and said', async (t) => {
+  // A logout's tombstone is kept tombstoneTtlSeconds; a session imported with a longer life
+  // can be logged out, swept, and found live in the old table by a later run: said, with the
+  // option to raise.
+  const table = 'ems_long_lived'
+  await source.query(
+    `CREATE TABLE ${table} (session_id VARCHAR(128) PRIMARY KEY, expires INT UNSIGNED, data MEDIUMTEXT)`,
+  )
+  t.teardown(() => source.query(`DROP TABLE ${table}`))
+  const now = Math.floor(Date.now() / 1000)
+  for (const hours of [1, 2, 3]) {
+    await source.query(`INSERT INTO ${table} (session_id, expires, data) VALUES (?, ?, ?)`, [
+      generateSessionId(),
+      now + hours * 3600,
+      JSON.stringify({ cookie: { originalMaxAge: null }, hours }),
+    ])
+  }
+  const config = path.join(cwd, 'short-tombstones.json')
+  await writeFile(
+    config,
+    JSON.stringify({
+      stores: cluster.stores.map((store) => ({ id: store.id, uri: store.uri })),
+      tombstoneTtlSeconds: 5400,
+    }),
+  )
+  const json = await importCli([
+    'express-mysql-session',
+    '--table',
+    table,
+    '--json',
+    '--config',
+    config,
+  ])
+  t.equal(json.code, 0, json.stderr)
+  t.match(JSON.parse(json.stdout), { ok: true, imported: 3, outlivingTombstones: 2 })
+  await source.query(`UPDATE ${table} SET session_id = CONCAT(session_id, 'x')`)
+  const human = await importCli(['express-mysql-session', '--table', table, '--config', config])
+  t.equal(human.code, 0, human.stderr)
+  t.match(
+    human.stdout,
+    /2 imported session\(s\) live longer than tombstoneTtlSeconds \(5,400\)[^]*Raise tombstoneTtlSeconds/,
+  )
+  const quiet = await importCli(['express-mysql-session', '--table', table, '--json'])
+  t.match(
+    JSON.parse(quiet.stdout),
+    { imported: 0, outlivingTombstones: 0 },
+    'none imported: none said',
+  )
+})

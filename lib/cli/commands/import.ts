@@ -58,9 +58,10 @@ Each session keeps its id (or the key an unusual id maps to, where the Express s
 for it), its data, cookie included, and its expiry (the cookie's, else the source's, else
 the stores' ttlSeconds); expired sessions are skipped. A session the stores already hold,
 live or logged out, is left as it is: the import never overwrites a newer session, nor brings
-back a destroyed one while its tombstone lives (tombstoneTtlSeconds at least), so it can run
-before the switch, after it, and again within that time. The source is only read. With
-secrets, set acceptUnsignedIds while sessions from before the switch live.
+back a destroyed one while its tombstone lives (tombstoneTtlSeconds at least: keep it at
+the old app's session lifetime), so it can run before the switch, after it, and again.
+The source is only read. With secrets, set acceptUnsignedIds while sessions from before the
+switch live.
 Shows a progress bar on a terminal.
 
   --table NAME       express-mysql-session: the table (default sessions)
@@ -112,7 +113,13 @@ written or read (a store down, data that is not a JSON object) or the source fai
     let manager: SessionManager | undefined
     try {
       manager = await openManager(config)
-      const counts = await copySessions(source, manager, progressWanted(out.json))
+      const { ttlSeconds, tombstoneTtlSeconds } = config.resolved
+      const counts = await copySessions(
+        source,
+        manager,
+        { ttlSeconds, tombstoneTtlSeconds },
+        progressWanted(out.json),
+      )
       const ok = counts.unreadable === 0 && counts.failed === 0 && counts.sourceError === undefined
       out.result({ ok, ...source.where, ...counts })
       out.table(
@@ -132,6 +139,15 @@ written or read (a store down, data that is not a JSON object) or the source fai
       out.line()
       if (counts.sourceError !== undefined) out.line(`The source failed: ${counts.sourceError}.`)
       if (counts.firstFailure !== undefined) out.line(`First failed write: ${counts.firstFailure}`)
+      if (counts.outlivingTombstones > 0) {
+        out.line(
+          `${formatCount(counts.outlivingTombstones)} imported session(s) live longer than ` +
+            `tombstoneTtlSeconds (${formatCount(tombstoneTtlSeconds)}): a logout of one is ` +
+            'forgotten once its tombstone is swept, and an import run after that brings it back ' +
+            'if the old table still holds it live. Raise tombstoneTtlSeconds to the old ' +
+            "app's session lifetime.",
+        )
+      }
       out.line(
         `${formatCount(counts.imported)} session(s) imported from ${source.name}, ` +
           `${formatCount(counts.present)} already there.`,
@@ -156,6 +172,11 @@ interface ImportCounts {
   unreadable: number
   /** Writes that failed (no store reachable, a timeout): run the import again. */
   failed: number
+  /**
+   * Imported sessions that live longer than a tombstone is kept: once one is logged out and
+   * its tombstone swept, a later run that finds it live in the source writes it again.
+   */
+  outlivingTombstones: number
   firstFailure?: string
   /** Why reading the source stopped early, if it did. */
   sourceError?: string
@@ -165,9 +186,17 @@ interface ImportCounts {
 async function copySessions(
   source: ImportSource,
   manager: SessionManager,
+  settings: { ttlSeconds: number; tombstoneTtlSeconds: number },
   showProgress: boolean,
 ): Promise<ImportCounts> {
-  const counts: ImportCounts = { imported: 0, present: 0, expired: 0, unreadable: 0, failed: 0 }
+  const counts: ImportCounts = {
+    imported: 0,
+    present: 0,
+    expired: 0,
+    unreadable: 0,
+    failed: 0,
+    outlivingTombstones: 0,
+  }
   const bar = createProgressBar({
     enabled: showProgress,
     total: 1,
@@ -177,8 +206,12 @@ async function copySessions(
     const startedAt = Date.now()
     if (showProgress) bar.setTotal(await source.count(startedAt))
     let done = 0
+    const lifetimes = {
+      ttlSeconds: settings.ttlSeconds,
+      tombstonesKeptUntil: startedAt + settings.tombstoneTtlSeconds * 1000,
+    }
     await forEachPaged(source.pages(startedAt), WRITES_IN_FLIGHT, async (row) => {
-      const outcome = await importRow(manager, row, counts)
+      const outcome = await importRow(manager, row, counts, lifetimes)
       counts[outcome] += 1
       bar.update(++done)
     })
@@ -198,6 +231,7 @@ async function importRow(
   manager: SessionManager,
   row: SourceRow,
   counts: ImportCounts,
+  lifetimes: { ttlSeconds: number; tombstonesKeptUntil: number },
 ): Promise<Outcome> {
   const session = importedSession(row, Date.now())
   if (typeof session === 'string') return session
@@ -207,7 +241,10 @@ async function importRow(
       expiresAt: session.expiresAt,
       expectedVersion: 0,
     })
-    return written.dropped ? 'present' : 'imported'
+    if (written.dropped) return 'present'
+    const expiresAt = session.expiresAt ?? Date.now() + lifetimes.ttlSeconds * 1000
+    if (expiresAt > lifetimes.tombstonesKeptUntil) counts.outlivingTombstones += 1
+    return 'imported'
   } catch (error) {
     if (error instanceof VersionConflictError) return 'present'
     if (
