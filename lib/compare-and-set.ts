@@ -5,7 +5,7 @@ import type { StoreFailure } from './errors.js'
 import { VersionConflictError, WriteOutcomeUnknownError } from './errors.js'
 import { holdsThisWrite } from './own-copies.js'
 import { aloneReadable, readOrder } from './routing.js'
-import type { WriteOutcome } from './store/rows.js'
+import type { CopyDigest, WriteOutcome } from './store/rows.js'
 import type { Store } from './store/store.js'
 import { judgeCheck } from './write-rules.js'
 
@@ -36,6 +36,14 @@ export interface CompareAndSet {
   write(store: Store, expected?: number): Promise<WriteOutcome>
   /** The hedging of the followers (the decision is never hedged: one store decides). */
   hedging: AskOptions<Store>
+  /**
+   * A decided write moving on (write-path.ts): the store that decided it, `expectedVersion`
+   * being its decided version. Only that store's answer then proves that a later write
+   * superseded it; another version found elsewhere (another decider, or comparing copies) may
+   * be a write refused after it reached that store, which the move-on exists to write over:
+   * WriteOutcomeUnknownError, not a conflict.
+   */
+  movingOn: Store | undefined
 }
 
 /**
@@ -92,6 +100,7 @@ export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store
     // ...unless a decider asked before failed: its statement may have applied after all, and
     // been copied here (a read repair). The data tells.
     if (value.storedVersion !== cas.version || !deciderFailed) {
+      if (cas.movingOn !== undefined && store !== cas.movingOn) throw new WriteOutcomeUnknownError()
       throw new VersionConflictError(value.storedVersion, expectedVersion)
     }
     if (!(await holdsThisWrite(store, cas.sessionId, cas.version, cas.data))) {
@@ -196,6 +205,12 @@ async function deciders(
     cas.createsAbsent,
   )
   if (verdict.kind === 'conflict') {
+    const decider = cas.movingOn
+    const supersededThere = (answer: { store: Store; value: CopyDigest | null }): boolean =>
+      answer.store === decider && (answer.value?.version ?? 0) > cas.expectedVersion
+    if (decider !== undefined && !asked.answers.some(supersededThere)) {
+      throw new WriteOutcomeUnknownError()
+    }
     throw new VersionConflictError(verdict.storedVersion, cas.expectedVersion)
   }
   return { deciders: verdict.deciders, trusted: false, compared: true, failures: asked.failures }

@@ -11,7 +11,7 @@ import {
 } from './call-arguments.js'
 import type { SessionData } from './codec.js'
 import { encodeSessionData } from './codec.js'
-import { SessionTooLargeError, VersionConflictError } from './errors.js'
+import { VersionConflictError } from './errors.js'
 import { assertSessionId, derivedSessionKey, generateSessionId, isValidSessionId } from './ids.js'
 import { BackgroundRepairs } from './maintenance/background-repairs.js'
 import type { SessionManagerOptions } from './options.js'
@@ -290,11 +290,14 @@ export class SessionManager extends ClusterOperations {
    * compare-and-set on the version read, started over if another write came first), so that
    * it is acknowledged like a write: a shorter timeout holds on every copy, including one on a
    * store the write missed. Being a write, it moves the version: a compare-and-set on a
-   * version read before it (`expectedVersion`, a lock holder's write) then conflicts.
+   * version read before it (`expectedVersion`, a lock holder's write) then conflicts. The data
+   * is encoded again as any write's, so it rejects with `SessionTooLargeError` when the stored
+   * data is larger than today's `maxSessionBytes` (lowered since it was written).
    */
   async setSessionTimeout(sessionId: string, ttlSeconds: number): Promise<boolean> {
     this.checkId(sessionId)
     const seconds = checkSeconds('ttlSeconds', ttlSeconds)
+    const { codec, maxSessionBytes } = this.options
     return retryOnConflict(SET_TIMEOUT_RETRIES, async () => {
       const current = await this.#readNewest(sessionId)
       if (current === null) return false
@@ -302,7 +305,9 @@ export class SessionManager extends ClusterOperations {
       const written = await this.work.track(() =>
         this.#writes.write({
           sessionId,
-          data: this.#encodedAgain(sessionId, current),
+          // Encoded again as a write today stores it (the first key, today's compression), so
+          // that the rewrite moves the row off a retiring key or out of the plain format.
+          data: encodeSessionData(codec, sessionId, current.data, maxSessionBytes),
           owner: ownerOf(current.data, this.options.ownerKey),
           expiresAtMillis: now + seconds * 1000,
           explicitExpiry: true,
@@ -315,21 +320,6 @@ export class SessionManager extends ClusterOperations {
     })
   }
 
-  /**
-   * A session's data as read, encoded again as a write today would store it: under the first
-   * encryption key and today's compression, so that a rewrite moves a row off a retiring key
-   * or out of the plain format (`docs/security.md`). Data larger than a `maxSessionBytes`
-   * lowered since it was written keeps its stored bytes: still readable, never refused here.
-   */
-  #encodedAgain(sessionId: string, current: ReadResult): Buffer {
-    const { codec, maxSessionBytes } = this.options
-    try {
-      return encodeSessionData(codec, sessionId, current.data, maxSessionBytes)
-    } catch (error) {
-      if (error instanceof SessionTooLargeError) return current.copy.data as Buffer
-      throw error
-    }
-  }
 
   /** The session's timeout in seconds (its own, else the manager's default); null when there is no session. */
   async getSessionTimeout(sessionId: string): Promise<number | null> {

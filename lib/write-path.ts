@@ -157,6 +157,8 @@ export class WritePath {
     // A decided compare-and-set whose follower held another write at `version` moves on.
     let expected = expectedVersion
     let decided: WriteResult | undefined
+    /** The store that decided `expected`, once a decided compare-and-set moves on. */
+    let decider: Store | undefined
     for (let attempt = 1; ; attempt++) {
       // Fields spelled out rather than spread: this runs for every copy of every write.
       // `expected` only for a compare-and-set's decision: its followers are plain writes.
@@ -194,9 +196,11 @@ export class WritePath {
                 trusts: this.#trusts,
                 write,
                 hedging,
+                movingOn: decider,
               })
       } catch (error) {
-        // Moving on found the decided version gone: a later write, based on it, superseded it.
+        // Moving on, the store that decided found its decided version gone: a later write,
+        // based on it, superseded it.
         // (WriteOutcomeUnknownError goes to the caller: the move-on's own statement may have
         // applied on the decider, with the followers not yet holding it.)
         if (decided !== undefined && error instanceof VersionConflictError) return decided
@@ -228,6 +232,8 @@ export class WritePath {
               degraded: false,
               dropped: false,
             }
+            // compareAndSet answers with its decider first.
+            decider = (answers[0] as StoreAnswer<Store, WriteOutcome>).store
             expected = version
           }
           version = versions.above(decision.newest)

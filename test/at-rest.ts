@@ -2,6 +2,7 @@ import t from 'tap'
 import { createCipheriv, randomBytes } from 'node:crypto'
 import { deserialize, serialize } from 'node:v8'
 import { deflateRawSync } from 'node:zlib'
+import { SessionTooLargeError } from '../lib/index.js'
 import type { SessionCodec, SessionData } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { rowsOnStores, startManager } from './helpers/manager.js'
@@ -354,3 +355,26 @@ t.test('setSessionTimeout after a key rotation rewrites under the new key', asyn
   })
   t.same(await newOnly.readSession(id), { user: 'bob' }, 'the rewritten session reads without k1')
 })
+
+t.test(
+  'setSessionTimeout on a row over a maxSessionBytes lowered since is refused, never written back plain',
+  async (t) => {
+    const key = { id: 'k2', key: randomBytes(32) }
+    const table = 'at_rest_large'
+    const plain = await startManager(t, cluster, { copies: 2, table })
+    const id = await plain.createSession({ blob: 'x'.repeat(2000) })
+    const before = await rowsOnStores(cluster, id, table)
+    // Encryption turned on (migrating), maxSessionBytes lowered meanwhile.
+    const migrating = await startManager(t, cluster, {
+      copies: 2,
+      table,
+      maxSessionBytes: 1024,
+      encryption: { keys: [key], acceptPlainRows: true },
+    })
+    t.same(await migrating.readSession(id), { blob: 'x'.repeat(2000) }, 'read while migrating')
+    // Written back plain with a fresh expiry, it would outlive the migration unsealed.
+    const result = await migrating.setSessionTimeout(id, 30 * 86400).catch((e: unknown) => e)
+    t.type(result, SessionTooLargeError, 'refused: encoded again, it is over maxSessionBytes')
+    t.same(await rowsOnStores(cluster, id, table), before, 'the rows are left as they were')
+  },
+)

@@ -193,3 +193,76 @@ t.test(
     )
   },
 )
+
+t.test(
+  'a compare-and-set moving on whose decider fails before its move-on is not reported written by one store',
+  async (t) => {
+    // ahead's proxies (a, c, d) and the writer's own proxy of a, and reader's proxy of a.
+    const aheadProxies = await proxiesFor(t, cluster, [a.id, c.id, d.id])
+    const writerA = (await proxiesFor(t, cluster, [a.id])).get(a.id)!
+    const readerA = (await proxiesFor(t, cluster, [a.id])).get(a.id)!
+    const via = (proxy: Map<string, { port: number }>) =>
+      cluster
+        .storeConfigs()
+        .map((config) =>
+          proxy.has(config.id) ? { ...config, port: proxy.get(config.id)!.port } : config,
+        )
+    const writer = await startManager(t, cluster, {
+      ...plainSettings,
+      healthCheckIntervalMillis: 3_600_000,
+      stores: via(new Map([[a.id, writerA]])),
+    })
+    const ahead = await startManager(t, cluster, {
+      ...plainSettings,
+      stores: via(aheadProxies),
+      clock: { now: () => Date.now() + 5_000 },
+    })
+    const reader = await startManager(t, cluster, {
+      ...plainSettings,
+      stores: via(new Map([[a.id, readerA]])),
+    })
+    const id = idWithOrderPrefix(writer, [a.id, b.id, c.id])
+    await writer.writeSession(id, { n: 0 })
+    const read = (await writer.readSession(id, { withVersion: true }))!
+    // A write that reaches b only: refused (never acknowledged), left on b, 5 s ahead.
+    for (const proxy of aheadProxies.values()) proxy.setFault({ kind: 'reset' })
+    const refused = await ahead.writeSession(id, { n: 'refused' }).catch((e: unknown) => e)
+    t.ok(refused instanceof NotEnoughStoresError, 'refused')
+    for (const proxy of aheadProxies.values()) proxy.heal()
+    await waitFor('the writer to trust a alone', async () => {
+      await writer.readSession(id)
+      return trusts(writer, a.id)
+    })
+    // The compare-and-set is decided at a (b, its follower, holds the refused write above the
+    // decided version); a becomes unreachable for the writer just before the move-on.
+    const storeA = storesOf(writer).find((store) => store.id === a.id)!
+    const write = storeA.write.bind(storeA)
+    let movedOn = false
+    storeA.write = async (written) => {
+      const expected = written.fields.expectedVersion
+      if (expected !== undefined && expected !== read.version && !movedOn) {
+        movedOn = true
+        writerA.setFault({ kind: 'reset' })
+      }
+      return write(written)
+    }
+    const outcome = await writer
+      .writeSession(id, { n: 1 }, { expectedVersion: read.version })
+      .catch((e: unknown) => e)
+    t.ok(movedOn, 'the write moved on')
+    const rows = await summary(id)
+    if (outcome instanceof Error) {
+      // b holds the refused write above the decided version, and a cannot be asked: whether
+      // a later write superseded the decision cannot be told from b.
+      t.type(outcome, WriteOutcomeUnknownError, 'reported as unknown')
+      return
+    }
+    // Acknowledged with copies 2: an app server that cannot reach a must read it.
+    readerA.setFault({ kind: 'reset' })
+    t.same(
+      await reader.readSession(id),
+      { n: 1 },
+      `an app server that cannot reach a reads the acknowledged write (${JSON.stringify(outcome)}; ${rows})`,
+    )
+  },
+)
