@@ -862,3 +862,53 @@ t.test('an HTTP request too long to read whole runs nothing on the line port eit
     t.same(await manager.readSession(id), { user: 'ada' }, 'the session is untouched')
   }
 })
+
+// docs/server.md: a session changed behind the lock since `open` gets VERSION_CONFLICT from
+// regenerate_id, also when it was opened before it existed, or when the commit before the move
+// was one the throttle skips.
+t.test(
+  'regenerate_id of a session created behind the lock since open is VERSION_CONFLICT',
+  async (t) => {
+    const server = await startServer(t, manager)
+    const client = await LineClient.connect(server.lineAddress)
+    t.teardown(() => client.destroy())
+    const id = manager.generateId()
+    // Opened while the stores hold nothing for this id.
+    await client.ok(`open ${id} w`)
+    // An app that does not lock creates the session meanwhile.
+    await manager.writeSession(id, { cart: ['book'] })
+    const answer = await client.request('regenerate_id')
+    t.match(
+      answer,
+      { ok: false, code: 'VERSION_CONFLICT' },
+      'the change behind the lock is reported',
+    )
+    t.same(await manager.readSession(id), { cart: ['book'] }, 'nothing is moved or destroyed then')
+  },
+)
+
+t.test(
+  'regenerate_id after a put that changes nothing, with touchAfterSeconds, still notices a change behind the lock',
+  async (t) => {
+    const server = await startServer(t, manager, { touchAfterSeconds: 60 })
+    const client = await LineClient.connect(server.lineAddress)
+    t.teardown(() => client.destroy())
+    const id = await manager.createSession({ user: 'ada', cart: [] })
+    await client.ok(`open ${id} w`)
+    // An app that does not lock changes the session meanwhile.
+    await manager.writeSession(id, { user: 'ada', cart: ['book'] })
+    // The client sets a value to what it already holds: the session is dirty, its data unchanged.
+    await client.ok('put user', 'ada')
+    const answer = await client.request('regenerate_id')
+    t.match(
+      answer,
+      { ok: false, code: 'VERSION_CONFLICT' },
+      'the change behind the lock is reported',
+    )
+    t.same(
+      await manager.readSession(id),
+      { user: 'ada', cart: ['book'] },
+      'nothing is moved or destroyed',
+    )
+  },
+)

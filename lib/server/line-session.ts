@@ -195,7 +195,9 @@ export class LineSession {
     // and a change made behind the lock is not moved under this client's older data.
     if (oldLock.expired) throw new LockExpiredError()
     if (session.dirty) await this.#commit(session)
-    else if (session.written) await this.#checkUnchanged(session.id, oldLock)
+    // After a commit too: one the throttle skipped read without checking a version, and a
+    // session opened before it existed holds version 0, which a write behind the lock moved.
+    await this.#checkUnchanged(session.id, oldLock)
     const moved = await manager.regenerateSession(session.id)
     if (moved === null && session.written) throw sessionGone()
     const newId = moved ?? manager.generateId()
