@@ -5,6 +5,7 @@ import type { Test } from 'tap'
 import type { SessionManager } from '../lib/index.js'
 import { batchOutcomes } from '../lib/store/batch-outcomes.js'
 import type { SessionWrite } from '../lib/store/rows.js'
+import { ROW_GONE } from '../lib/store/rows.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { proxiesFor } from './helpers/gray.js'
 import { startManager, statementsSent } from './helpers/manager.js'
@@ -73,7 +74,8 @@ t.test('batchOutcomes, from tables', async (t) => {
       [row('x', 12), row('y', 11)],
       [W, W, W],
     ],
-    ['a row swept since: it had expired', [x], [], [W]],
+    // This write, or the tombstone or newer copy it did not apply over: sent again alone.
+    ['no row left (swept or removed since)', [x], [], [ROW_GONE]],
     // Two writes of one session that proposed the same version (a random step above a version
     // ahead, one pair in a thousand): the row holds one of them, the other did not land.
     [
@@ -218,4 +220,61 @@ t.test('two writes of one session that propose the same version in one batch', a
       (Number(row!.version) === version && String(row!.data) === JSON.stringify({ by }))
     t.ok(landed, `${by} (${version}) is on the store, or superseded there (${row!.version})`)
   }
+})
+
+// A batched write that met a tombstone is read back; a sweep (any app server's: the tombstone
+// had expired) may delete the row in between. No row then says nothing about whose it was: the
+// write goes again alone, and is reported as what that statement finds.
+t.test('a batched write dropped on a tombstone swept before the read back', async (t) => {
+  const proxy = (await proxiesFor(t, cluster, [store.id])).get(store.id)!
+  const opts = {
+    copies: 1,
+    sweepIntervalSeconds: 0,
+    healthCheckIntervalMillis: 3_600_000,
+    queryTimeoutMillis: 5000,
+  }
+  const manager = await startManager(t, cluster, {
+    ...opts,
+    stores: cluster.storeConfigs().map((config) => ({ ...config, port: proxy.port })),
+  })
+  const sweeper = await startManager(t, cluster, { ...opts, sweepGraceSeconds: 0 })
+  const s = manager.generateId()
+  await manager.writeSession(s, { before: 'logout' })
+  await manager.destroySession(s)
+  // An old logout: its tombstone has expired (a sweep may delete it).
+  await store.query('UPDATE sessions SET expires_at = 1 WHERE id = ?', [s])
+  // Warm the pool so that the burst below needs no new connection.
+  await Promise.all(
+    Array.from({ length: 8 }, (_, i) => manager.writeSession(manager.generateId(), { i })),
+  )
+  const readBacks = statementsSent(manager, store.id, 'writtenVersions')
+  proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 300 })
+  // The batch's answer is on its way back: the store already ran it.
+  const batchRan = proxy.answered((chunk) => chunk.includes(Buffer.from(s)))
+  const writes = Promise.all([
+    manager.writeSession(manager.generateId(), { lone: 0 }),
+    manager.writeSession(manager.generateId(), { lone: 1 }),
+    manager.writeSession(s, { after: 'logout' }),
+    manager.writeSession(manager.generateId(), { other: 1 }),
+  ])
+  await batchRan
+  const [row] = await store.query<{ deleted: number }>(
+    'SELECT deleted FROM sessions WHERE id = ?',
+    [s],
+  )
+  t.equal(row?.deleted, 1, 'the batch met the tombstone')
+  const swept = await sweeper.sweep()
+  t.ok(
+    JSON.stringify(swept).includes('"deleted":1'),
+    `the sweep deleted the tombstone: ${JSON.stringify(swept)}`,
+  )
+  const results = await writes
+  proxy.setFault({ kind: 'none' })
+  t.ok(statementsSent(manager, store.id, 'writtenVersions') > readBacks, 'the batch was read back')
+  const result = results[2]!
+  const read = await manager.readSession(s)
+  t.ok(
+    result.dropped || read !== null,
+    `the write is reported dropped (${String(result.dropped)}) or the session is there (${JSON.stringify(read)})`,
+  )
 })

@@ -21,7 +21,11 @@ function heldRunner() {
     })
   }
   const runner: BatchRunner<number, number> = {
-    one: (item) => hold([item]).then(([result]) => result as number),
+    // As Store's own statements: refused at once while the store is down.
+    one: (item) =>
+      up
+        ? hold([item]).then(([result]) => result as number)
+        : Promise.reject(new StoreDownError('s1')),
     many: (items) => hold([...items]),
     available: () => up,
   }
@@ -219,6 +223,28 @@ t.test(
     t.type(await outcome, StoreDownError)
     await endOfTurn()
     t.equal(held.sent.length, 3, 'nothing more was sent')
+  },
+)
+
+t.test(
+  'a request to a store already down is refused at once, beside statements running',
+  async (t) => {
+    const held = heldRunner()
+    const b = batcher(held)
+    const running = [b.submit(1), b.submit(2)]
+    held.goDown()
+    let settled = false
+    const late = b.submit(3).catch((error: unknown) => {
+      settled = true
+      return error
+    })
+    await tick()
+    t.ok(settled, 'refused without waiting for the statements running (each up to a timeout)')
+    t.type(await late, StoreDownError)
+    t.equal(held.sent.length, 2, 'nothing more was sent')
+    held.answer(0)
+    held.answer(1)
+    t.same(await Promise.all(running), [2, 4])
   },
 )
 

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import type { RowDataPacket } from 'mysql2'
 import { WriteOutcomeUnknownError } from '../errors.js'
 import type { CopyDigest, SessionWrite, WriteOutcome } from './rows.js'
-import { RESENT_FOUND_OWN_VERSION, storedVersion } from './rows.js'
+import { RESENT_FOUND_OWN_VERSION, ROW_GONE, storedVersion } from './rows.js'
 
 /**
  * Each write's outcome from the rows a batch left. A write whose own version and data (its
@@ -11,12 +11,12 @@ import { RESENT_FOUND_OWN_VERSION, storedVersion } from './rows.js'
  * first: one older than the newest, whose version and data the row holds, applied before it or
  * lost to it in the same batch, and counts as written too (superseded at once). Any other
  * write, one at the very version another write of the session took first included (the data
- * tells them apart), did not land.
+ * tells them apart), did not land. A session with no row left is {@link ROW_GONE}.
  */
 export function batchOutcomes(
   rows: RowDataPacket[],
   writes: readonly SessionWrite[],
-): WriteOutcome[] {
+): (WriteOutcome | typeof ROW_GONE)[] {
   const stored = new Map(rows.map((row) => [String(row.id), row]))
   const newestInBatch = new Map<string, SessionWrite>()
   for (const write of writes) {
@@ -28,9 +28,9 @@ export function batchOutcomes(
   const holds = (row: RowDataPacket, write: SessionWrite): boolean =>
     storedVersion(row.version) === write.fields.version &&
     row.data_sha256 === createHash('sha256').update(write.data).digest('hex')
-  return writes.map((write): WriteOutcome => {
+  return writes.map((write): WriteOutcome | typeof ROW_GONE => {
     const row = stored.get(write.sessionId)
-    if (row === undefined) return { kind: 'written' } // swept since: it had expired anyway
+    if (row === undefined) return ROW_GONE
     if (row.deleted === 1) return { kind: 'tombstone' }
     const newest = newestInBatch.get(write.sessionId) as SessionWrite
     const superseded = write.fields.version < newest.fields.version && holds(row, newest)

@@ -87,6 +87,13 @@ export type WriteOutcome =
  */
 export const RESENT_FOUND_OWN_VERSION = 'resent-found-own-version'
 
+/**
+ * What a write read back answers when its session has no row at all: swept or removed since
+ * the statement ran, whatever it left there (this write, or the tombstone or newer copy it did
+ * not apply over). Nothing tells which, so the write is sent again alone.
+ */
+export const ROW_GONE = 'row-gone'
+
 /** One row of a key-order listing. */
 export interface ListedRow {
   id: string

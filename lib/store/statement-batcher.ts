@@ -86,7 +86,9 @@ export class StatementBatcher<I, O> {
   }
 
   submit(item: I): Promise<O> {
-    if (this.#queue.length === 0 && this.#mayGoAlone()) {
+    // A store out of service: the runner's own statement refuses at once, where a queue would
+    // wait behind statements that may each take a whole timeout.
+    if (!this.#runner.available() || (this.#queue.length === 0 && this.#mayGoAlone())) {
       this.#inFlight++
       // then() rather than finally(): one promise less on every statement.
       return this.#runner.one(item).then(

@@ -17,6 +17,7 @@ import {
   digestFromRow,
   listedRows,
   RESENT_FOUND_OWN_VERSION,
+  ROW_GONE,
   storedVersion,
 } from './rows.js'
 
@@ -394,7 +395,11 @@ export function sessionStatements(table: string) {
       params: (writes: readonly SessionWrite[]) =>
         paddedIds([...new Set(writes.map((w) => w.sessionId))]),
       decode: batchOutcomes,
-    } satisfies Statement<readonly SessionWrite[], RowDataPacket[], WriteOutcome[]>,
+    } satisfies Statement<
+      readonly SessionWrite[],
+      RowDataPacket[],
+      (WriteOutcome | typeof ROW_GONE)[]
+    >,
 
     /** The next ids after `afterId` in key order: one page of a full scan. */
     scanIds: {

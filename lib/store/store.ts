@@ -1,7 +1,7 @@
 /** One MySQL store: what can be asked of it, batched where it pays, with its standing kept up to date. */
 import { inspect } from 'node:util'
 import type { Clock } from '../clock.js'
-import { StoreDownError } from '../errors.js'
+import { StoreDownError, WriteOutcomeUnknownError } from '../errors.js'
 import type { StandingListener } from './standing.js'
 import { StoreStanding } from './standing.js'
 import type { StoreState } from './standing.js'
@@ -19,7 +19,7 @@ import type { LockAndHintStatements } from './lock-and-hint-statements.js'
 import { STORE_BATCH_LIMITS, StatementBatcher } from './statement-batcher.js'
 import type { StaleAnnouncement, StaleStatements } from './stale-statements.js'
 import type { CopyDigest, ListedRow, SessionWrite, StoredCopy, WriteOutcome } from './rows.js'
-import { RESENT_FOUND_OWN_VERSION } from './rows.js'
+import { RESENT_FOUND_OWN_VERSION, ROW_GONE } from './rows.js'
 import type { SessionStatements, Statement } from './statements.js'
 import type { UpkeepStatements } from './upkeep-statements.js'
 
@@ -198,6 +198,9 @@ export class Store {
   async #settled(outcome: WriteOutcome | string, write: SessionWrite): Promise<WriteOutcome> {
     if (outcome !== RESENT_FOUND_OWN_VERSION) return outcome as WriteOutcome
     const [readBack] = await this.#request(this.#statements.writtenVersions, [write])
+    // Gone since it was found: whose it was cannot be told, and this write's own send could be
+    // the row swept. Not sent yet again: that could meet the same race without end.
+    if (readBack === ROW_GONE) throw new WriteOutcomeUnknownError()
     return readBack as WriteOutcome
   }
 
@@ -232,7 +235,15 @@ export class Store {
     if (everyRow) return queued.map((): WriteOutcome => ({ kind: 'written' }))
     const outcomes = await this.#request(this.#statements.writtenVersions, writes)
     const byWrite = new Map(writes.map((write, index) => [write, outcomes[index]]))
-    return queued.map((write) => byWrite.get(write) as WriteOutcome)
+    // A session whose row is gone (swept or removed since the batch ran: it may have been the
+    // tombstone or newer copy this write did not apply over) gets its write alone, which the
+    // store answers for itself.
+    return Promise.all(
+      queued.map((write) => {
+        const outcome = byWrite.get(write) as WriteOutcome | typeof ROW_GONE
+        return outcome === ROW_GONE ? this.#writeOne(write) : outcome
+      }),
+    )
   }
 
   /** Replaces the copy (if any) with a tombstone. */
