@@ -2,8 +2,8 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { NotEnoughStoresError, WriteOutcomeUnknownError } from '../lib/index.js'
 import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
-import type { FaultProxy } from '../lib/local-cluster/index.js'
 import { startTestCluster } from './helpers/cluster.js'
+import { collidingServers as collidingManagers } from './helpers/colliding.js'
 import { proxiesFor } from './helpers/gray.js'
 import { idWithOrderPrefix, rowsOnStores, startManager, storesOf } from './helpers/manager.js'
 import { waitFor } from './helpers/wait.js'
@@ -13,44 +13,45 @@ import type { Store } from '../lib/store/store.js'
 // version, or above it: a write refused after reaching that store) moves on: a compare-and-set
 // on the decided version, above the one found. These cases break that under gray faults.
 const cluster = await startTestCluster(t, { stores: 4 })
-const [a, b, c, d] = cluster.stores as [
-  (typeof cluster.stores)[number],
-  (typeof cluster.stores)[number],
-  (typeof cluster.stores)[number],
-  (typeof cluster.stores)[number],
-]
+const { stores } = cluster
+const [a, b, c, d] = [stores[0]!, stores[1]!, stores[2]!, stores[3]!]
 const settings: Partial<SessionManagerOptions> = { copies: 2, ttlSeconds: 86_400 }
 const plainSettings: Partial<SessionManagerOptions> = { copies: 2 }
 
-/** Two managers whose versions collide (one frozen clock, one random offset), as in version-collisions.ts. */
-async function collidingServers(
-  t: Test,
-  through: [readonly string[], readonly string[]],
-): Promise<{ first: SessionManager; second: SessionManager; proxies: Map<string, FaultProxy> }> {
-  // Ahead of the other managers (their versions are below), within the 60 s of an announcement.
-  const frozen = Date.now() + 20_000
-  const proxies = await proxiesFor(t, cluster, [...new Set(through.flat())])
-  const stores = (ids: readonly string[]) =>
-    cluster
-      .storeConfigs()
-      .map((config) =>
-        ids.includes(config.id) ? { ...config, port: proxies.get(config.id)!.port } : config,
-      )
-  const random = Math.random
-  Math.random = () => 0.5
-  const [first, second] = (await Promise.all(
-    through.map((ids) =>
-      startManager(t, cluster, {
-        ...settings,
-        healthCheckIntervalMillis: 3_600_000,
-        // One connection: the decision moving on goes out on the connection that prepared it.
-        connectionsPerStore: 1,
-        stores: stores(ids),
-        clock: { now: () => frozen },
-      }),
-    ),
-  ).finally(() => (Math.random = random))) as [SessionManager, SessionManager]
-  return { first, second, proxies }
+/**
+ * Two managers whose versions collide (helpers/colliding.ts), ahead of the other managers
+ * (their versions are below) by less than the 60 s an announcement lasts, with one connection
+ * per store: the decision moving on goes out on the connection that prepared it.
+ */
+function collidingServers(t: Test, through: [readonly string[], readonly string[]]) {
+  return collidingManagers(t, cluster, through, Date.now() + 20_000, {
+    ...settings,
+    connectionsPerStore: 1,
+  })
+}
+
+/**
+ * Runs `act` as `manager` sends its first compare-and-set expecting another version than
+ * `read` (the decision moving on) to store `id`; resolves whether it did.
+ */
+function onMoveOn(
+  manager: SessionManager,
+  storeId: string,
+  read: number,
+  act: () => void,
+): { movedOn: () => boolean } {
+  const store = storesOf(manager).find((each) => each.id === storeId)!
+  const write = store.write.bind(store)
+  let movedOn = false
+  store.write = async (written) => {
+    const expected = written.fields.expectedVersion
+    if (expected !== undefined && expected !== read && !movedOn) {
+      movedOn = true
+      act()
+    }
+    return write(written)
+  }
+  return { movedOn: () => movedOn }
 }
 
 async function summary(id: string): Promise<string> {
@@ -114,23 +115,15 @@ t.test(
 
     // The compare-and-set's move-on decision (expected: the decided version) reaches a and
     // applies there; its answer is held back past queryTimeoutMillis (a slow network to a).
-    const storeA = storesOf(deciding).find((store) => store.id === a.id)!
-    const write = storeA.write.bind(storeA)
-    let movedOn = false
-    storeA.write = async (written) => {
-      const expected = written.fields.expectedVersion
-      if (expected !== undefined && expected !== read.version && !movedOn) {
-        movedOn = true
-        const ran = proxyA.answered((chunk) => chunk.includes(Buffer.from(id)))
-        proxyA.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 3000 })
-        void ran.then(() => proxyA.setFault({ kind: 'none' }))
-      }
-      return write(written)
-    }
+    const moveOn = onMoveOn(deciding, a.id, read.version, () => {
+      const ran = proxyA.answered((chunk) => chunk.includes(Buffer.from(id)))
+      proxyA.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 3000 })
+      void ran.then(() => proxyA.setFault({ kind: 'none' }))
+    })
     const outcome = await deciding
       .writeSession(id, { n: 1 }, { expectedVersion: read.version })
       .catch((e: unknown) => e)
-    t.ok(movedOn, 'the write moved on')
+    t.ok(moveOn.movedOn(), 'the write moved on')
     if (outcome instanceof Error) {
       // The move-on's own statement may have applied on a, with b not holding it yet: the
       // outcome is unknown, and said so (success is only right if the write is visible below).
@@ -235,21 +228,11 @@ t.test(
     })
     // The compare-and-set is decided at a (b, its follower, holds the refused write above the
     // decided version); a becomes unreachable for the writer just before the move-on.
-    const storeA = storesOf(writer).find((store) => store.id === a.id)!
-    const write = storeA.write.bind(storeA)
-    let movedOn = false
-    storeA.write = async (written) => {
-      const expected = written.fields.expectedVersion
-      if (expected !== undefined && expected !== read.version && !movedOn) {
-        movedOn = true
-        writerA.setFault({ kind: 'reset' })
-      }
-      return write(written)
-    }
+    const moveOn = onMoveOn(writer, a.id, read.version, () => writerA.setFault({ kind: 'reset' }))
     const outcome = await writer
       .writeSession(id, { n: 1 }, { expectedVersion: read.version })
       .catch((e: unknown) => e)
-    t.ok(movedOn, 'the write moved on')
+    t.ok(moveOn.movedOn(), 'the write moved on')
     const rows = await summary(id)
     if (outcome instanceof Error) {
       // b holds the refused write above the decided version, and a cannot be asked: whether

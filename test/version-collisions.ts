@@ -4,6 +4,7 @@ import { NotEnoughStoresError, VersionConflictError } from '../lib/index.js'
 import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
 import type { FaultProxy } from '../lib/local-cluster/index.js'
 import { startTestCluster } from './helpers/cluster.js'
+import { collidingServers as collidingManagers } from './helpers/colliding.js'
 import { proxiesFor } from './helpers/gray.js'
 import { idWithOrderPrefix, rowsOnStores, startManager, statementsSent } from './helpers/manager.js'
 import { sleep } from './helpers/wait.js'
@@ -22,39 +23,14 @@ const [a, b, c, d] = cluster.stores as [
 ]
 const settings: Partial<SessionManagerOptions> = { copies: 2, ttlSeconds: 86_400 }
 
-/**
- * Two managers whose versions collide, on a clock frozen at `frozen` (an hour ahead of the
- * other managers by default, so that their versions are above every version written before),
- * each reaching the stores in `through` via fault proxies.
- */
-async function collidingServers(
+/** {@link collidingManagers} on this file's cluster and settings. */
+function collidingServers(
   t: Test,
   through: [readonly string[], readonly string[]] = [[], []],
   frozen = Date.now() + 3_600_000,
   options: Partial<SessionManagerOptions> = {},
-): Promise<{ first: SessionManager; second: SessionManager; proxies: Map<string, FaultProxy> }> {
-  const proxies = await proxiesFor(t, cluster, [...new Set(through.flat())])
-  const stores = (ids: readonly string[]) =>
-    cluster
-      .storeConfigs()
-      .map((config) =>
-        ids.includes(config.id) ? { ...config, port: proxies.get(config.id)!.port } : config,
-      )
-  const random = Math.random
-  Math.random = () => 0.5
-  const [first, second] = (await Promise.all(
-    through.map((ids) =>
-      // No health rounds: a round would replay a refused write's hints.
-      startManager(t, cluster, {
-        ...settings,
-        healthCheckIntervalMillis: 3_600_000,
-        ...options,
-        stores: stores(ids),
-        clock: { now: () => frozen },
-      }),
-    ),
-  ).finally(() => (Math.random = random))) as [SessionManager, SessionManager]
-  return { first, second, proxies }
+) {
+  return collidingManagers(t, cluster, through, frozen, { ...settings, ...options })
 }
 
 /** The distinct data of `id`'s copies on every store. */
