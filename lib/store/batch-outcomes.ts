@@ -6,6 +6,20 @@ import type { CopyDigest, SessionWrite, WriteOutcome } from './rows.js'
 import { RESENT_FOUND_OWN_VERSION, ROW_GONE, storedVersion } from './rows.js'
 
 /**
+ * Writes in the order a batch sends them: by id, then version, so that concurrent batches lock
+ * rows in one order (no deadlock) and two writes of one session apply oldest first.
+ */
+export function inBatchOrder(writes: readonly SessionWrite[]): SessionWrite[] {
+  return [...writes].sort((a, b) =>
+    a.sessionId < b.sessionId
+      ? -1
+      : a.sessionId > b.sessionId
+        ? 1
+        : a.fields.version - b.fields.version,
+  )
+}
+
+/**
  * Each write's outcome from the rows a batch left. A write whose own version and data (its
  * SHA-256) the row holds was written. Several writes of one session in a batch apply oldest
  * first: one older than the newest, whose version and data the row holds, applied before it or

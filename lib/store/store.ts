@@ -12,11 +12,12 @@ import type { Protocol } from './connection.js'
 import { StoreConnection } from './connection.js'
 import { hedgeDelayMillis, LatencyWindow } from './latency.js'
 import { isAbsentError, isUnreachableError } from './retry.js'
-import { unmatchedCompareAndSet } from './batch-outcomes.js'
+import { inBatchOrder, unmatchedCompareAndSet } from './batch-outcomes.js'
 import type { RequestObserver } from '../metrics/session-metrics.js'
 import type { LocalSlowness } from './local-slowness.js'
 import type { LockAndHintStatements } from './lock-and-hint-statements.js'
 import { STORE_BATCH_LIMITS, StatementBatcher } from './statement-batcher.js'
+import type { BatchRunner } from './statement-batcher.js'
 import type { StaleAnnouncement, StaleStatements } from './stale-statements.js'
 import type { CopyDigest, ListedRow, SessionWrite, StoredCopy, WriteOutcome } from './rows.js'
 import { RESENT_FOUND_OWN_VERSION, ROW_GONE } from './rows.js'
@@ -110,33 +111,26 @@ export class Store {
     this.standing = new StoreStanding(options.failThreshold, listener)
     this.#connection = new StoreConnection(store, options)
     const limits = { ...STORE_BATCH_LIMITS, timeoutMillis: options.queryTimeoutMillis }
-    const available = (): boolean => this.standing.up
-    const deadlines = this.#connection.deadlines
-    this.#lookups = options.batching
-      ? new StatementBatcher(
-          store.id,
-          {
-            one: ({ sessionId, whole }) =>
-              this.#request(whole ? statements.read : statements.readDigest, sessionId),
-            many: (lookups) => this.#lookUpMany(lookups),
-            available,
-          },
-          deadlines,
-          limits,
-        )
-      : null
-    const writeBatcher = (): WriteBatcher =>
-      new StatementBatcher(
+    const batcher = <I, O>(runner: Omit<BatchRunner<I, O>, 'available'>) =>
+      new StatementBatcher<I, O>(
         store.id,
-        {
-          one: (write) => this.#writeOne(write),
-          many: (writes) => this.#writeMany(writes),
-          size: ({ sessionId, data }) => data.length + sessionId.length + 64,
-          available,
-        },
-        deadlines,
+        { ...runner, available: () => this.standing.up },
+        this.#connection.deadlines,
         limits,
       )
+    this.#lookups = options.batching
+      ? batcher({
+          one: ({ sessionId, whole }: Lookup) =>
+            this.#request(whole ? statements.read : statements.readDigest, sessionId),
+          many: (lookups: readonly Lookup[]) => this.#lookUpMany(lookups),
+        })
+      : null
+    const writeBatcher = (): WriteBatcher =>
+      batcher({
+        one: (write: SessionWrite) => this.#writeOne(write),
+        many: (writes: readonly SessionWrite[]) => this.#writeMany(writes),
+        size: ({ sessionId, data }: SessionWrite) => data.length + sessionId.length + 64,
+      })
     this.#writes = options.batching ? [writeBatcher(), writeBatcher()] : null
   }
 
@@ -194,12 +188,13 @@ export class Store {
     return this.#settled(await this.#request(this.#statements.write, write), write)
   }
 
-  /** A write's outcome; one sent again that found its own version stored is read back. */
+  /**
+   * A write's outcome; one sent again that found its own version stored is read back (its row
+   * gone by then, whose it was cannot be told: sent yet again, it could meet the same race).
+   */
   async #settled(outcome: WriteOutcome | string, write: SessionWrite): Promise<WriteOutcome> {
     if (outcome !== RESENT_FOUND_OWN_VERSION) return outcome as WriteOutcome
     const [readBack] = await this.#request(this.#statements.writtenVersions, [write])
-    // Gone since it was found: whose it was cannot be told, and this write's own send could be
-    // the row swept. Not sent yet again: that could meet the same race without end.
     if (readBack === ROW_GONE) throw new WriteOutcomeUnknownError()
     return readBack as WriteOutcome
   }
@@ -217,17 +212,11 @@ export class Store {
    * the versions it left; not in a transaction, which would cost two more round trips. A write
    * read back as outdated because a newer one landed in between is made again above it (as
    * for any newer version met, write-rules.ts): the two were in flight together, so either
-   * order is one a reader may see. Rows go in id then version order, so that concurrent batches
-   * lock rows in one order (no deadlock) and two writes of one session apply oldest first.
+   * order is one a reader may see. A write whose row is gone by then (swept: maybe the
+   * tombstone it did not apply over) goes again alone.
    */
   async #writeMany(queued: readonly SessionWrite[]): Promise<WriteOutcome[]> {
-    const writes = [...queued].sort((a, b) =>
-      a.sessionId < b.sessionId
-        ? -1
-        : a.sessionId > b.sessionId
-          ? 1
-          : a.fields.version - b.fields.version,
-    )
+    const writes = inBatchOrder(queued)
     const everyRow = await this.#request(this.#statements.writeMany, {
       writes,
       defaultTtlSeconds: this.#defaultTtlSeconds,
@@ -235,9 +224,6 @@ export class Store {
     if (everyRow) return queued.map((): WriteOutcome => ({ kind: 'written' }))
     const outcomes = await this.#request(this.#statements.writtenVersions, writes)
     const byWrite = new Map(writes.map((write, index) => [write, outcomes[index]]))
-    // A session whose row is gone (swept or removed since the batch ran: it may have been the
-    // tombstone or newer copy this write did not apply over) gets its write alone, which the
-    // store answers for itself.
     return Promise.all(
       queued.map((write) => {
         const outcome = byWrite.get(write) as WriteOutcome | typeof ROW_GONE
