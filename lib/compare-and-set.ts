@@ -5,9 +5,9 @@ import type { StoreFailure } from './errors.js'
 import { VersionConflictError, WriteOutcomeUnknownError } from './errors.js'
 import { holdsThisWrite } from './own-copies.js'
 import { aloneReadable, readOrder } from './routing.js'
-import type { CopyDigest, WriteOutcome } from './store/rows.js'
+import type { WriteOutcome } from './store/rows.js'
 import type { Store } from './store/store.js'
-import { judgeCheck } from './write-rules.js'
+import { judgeCheck, moveOnCheck } from './write-rules.js'
 
 /** One compare-and-set of one session. */
 export interface CompareAndSet {
@@ -198,18 +198,16 @@ async function deciders(
   }
   const quorum = readQuorum === 1 ? copies : readQuorum
   const asked = await askInOrder(order, 0, quorum, (store) => store.readDigest(cas.sessionId))
-  const verdict = judgeCheck(
-    cas.expectedVersion,
-    asked.answers.map(({ store, value }) => ({ store, copy: value })),
-    cas.now,
-    cas.createsAbsent,
-  )
+  const found = asked.answers.map(({ store, value }) => ({ store, copy: value }))
+  const verdict = judgeCheck(cas.expectedVersion, found, cas.now, cas.createsAbsent)
   if (verdict.kind === 'conflict') {
     const decider = cas.movingOn
-    const supersededThere = (answer: { store: Store; value: CopyDigest | null }): boolean =>
-      answer.store === decider && (answer.value?.version ?? 0) > cas.expectedVersion
-    if (decider !== undefined && !asked.answers.some(supersededThere)) {
-      throw new WriteOutcomeUnknownError()
+    if (decider !== undefined) {
+      const seen = moveOnCheck(decider, cas.expectedVersion, found)
+      if (seen === 'decide') {
+        return { deciders: [decider], trusted: false, compared: true, failures: asked.failures }
+      }
+      if (seen === 'unknown') throw new WriteOutcomeUnknownError()
     }
     throw new VersionConflictError(verdict.storedVersion, cas.expectedVersion)
   }

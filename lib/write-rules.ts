@@ -156,3 +156,20 @@ export function judgeCheck<S>(
     ),
   }
 }
+
+/**
+ * A decided compare-and-set moving on (write-path.ts), when the copies compared disagree with
+ * its decided version `expected`: the store that decided it tells. Still holding that version,
+ * it decides again (a concurrent write landed elsewhere first); holding a higher one, a later
+ * write superseded the decision there; anything else (not asked, no row, an older version)
+ * cannot tell, since the version seen elsewhere may be a write refused before this one began.
+ */
+export function moveOnCheck<S>(
+  decider: S,
+  expected: number,
+  found: readonly { store: S; copy: CopyFacts | null }[],
+): 'decide' | 'superseded' | 'unknown' {
+  const version = found.find((entry) => entry.store === decider)?.copy?.version
+  if (version === expected) return 'decide'
+  return version !== undefined && version > expected ? 'superseded' : 'unknown'
+}

@@ -249,3 +249,51 @@ t.test(
     )
   },
 )
+
+// Without a fault: the move-on's check by quorum finds the deciding store still at the decided
+// version (the concurrent write has not reached it yet), and decides there again.
+t.test(
+  'a compare-and-set superseded by a concurrent plain write (no failure) is not WriteOutcomeUnknownError',
+  async (t) => {
+    // Every read and compare-and-set check compares readQuorum (2) copies: no lease.
+    const noLease: Partial<SessionManagerOptions> = { copies: 2, readLeaseMillis: 0 }
+    const x = await startManager(t, cluster, noLease)
+    // Another app server whose packets to a take 300 ms (a slow link, no failure).
+    const proxyA = (await proxiesFor(t, cluster, [a.id])).get(a.id)!
+    const y = await startManager(t, cluster, {
+      ...noLease,
+      stores: cluster
+        .storeConfigs()
+        .map((config) => (config.id === a.id ? { ...config, port: proxyA.port } : config)),
+    })
+    const id = idWithOrderPrefix(x, [a.id, b.id, c.id])
+    await x.writeSession(id, { n: 0 })
+    const read = (await x.readSession(id, { withVersion: true }))!
+    proxyA.setFault({ kind: 'latency', toStoreMillis: 300, toClientMillis: 0 })
+    // x's compare-and-set is decided at a; just before its follower write reaches b, y's plain
+    // write (a concurrent, later write) lands on b, and is on its way to a.
+    const storeB = storesOf(x).find((store) => store.id === b.id)!
+    const write = storeB.write.bind(storeB)
+    let yWrite: Promise<unknown> | undefined
+    storeB.write = async (written) => {
+      if (written.fields.expectedVersion === undefined && yWrite === undefined) {
+        yWrite = y.writeSession(id, { n: 'y' }).catch((e: unknown) => e)
+        await waitFor('y to land on b', async () => {
+          const row = (await rowsOnStores(cluster, id)).get(b.id)
+          return String(row?.data) === JSON.stringify({ n: 'y' })
+        })
+      }
+      return write(written)
+    }
+    const outcome = await x
+      .writeSession(id, { n: 1 }, { expectedVersion: read.version })
+      .catch((e: unknown) => e)
+    const yOutcome = await yWrite
+    const rows = await summary(id)
+    t.notOk(yOutcome instanceof Error, `y's plain write is acknowledged (${String(yOutcome)})`)
+    t.notOk(
+      outcome instanceof Error,
+      `x's compare-and-set, decided and then superseded by y, resolves (${String(outcome)}; ${rows})`,
+    )
+  },
+)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { acknowledgement, decideAttempt, judgeCheck } from '../lib/write-rules.js'
+import { acknowledgement, decideAttempt, judgeCheck, moveOnCheck } from '../lib/write-rules.js'
 import type { AttemptOutcome } from '../lib/write-rules.js'
 
 // Whether to write again after an outdated answer, and whether to acknowledge, from tables.
@@ -272,3 +272,55 @@ t.test('judgeCheck: who decides a compare-and-set', async (t) => {
     t.same(judgeCheck(expected, found, 1500, true), verdict, name)
   }
 })
+
+t.test(
+  'moveOnCheck: what the deciding store says when copies disagree with a move-on',
+  async (t) => {
+    const copy = (version: number) => ({
+      version,
+      expiresAtMillis: 2e12,
+      deleted: false,
+      ttlSeconds: null,
+    })
+    const table: [string, { store: string; copy: ReturnType<typeof copy> | null }[], string][] = [
+      [
+        'it still holds the decided version: decides again',
+        [
+          { store: 'a', copy: copy(10) },
+          { store: 'b', copy: copy(12) },
+        ],
+        'decide',
+      ],
+      [
+        'it holds a higher one: superseded there',
+        [
+          { store: 'a', copy: copy(12) },
+          { store: 'b', copy: copy(12) },
+        ],
+        'superseded',
+      ],
+      [
+        'it was not asked: unknown (b may hold a refused write)',
+        [{ store: 'b', copy: copy(12) }],
+        'unknown',
+      ],
+      [
+        'it holds no row: unknown',
+        [
+          { store: 'a', copy: null },
+          { store: 'b', copy: copy(12) },
+        ],
+        'unknown',
+      ],
+      [
+        'it holds an older one: unknown',
+        [
+          { store: 'a', copy: copy(8) },
+          { store: 'b', copy: copy(12) },
+        ],
+        'unknown',
+      ],
+    ]
+    for (const [what, found, want] of table) t.equal(moveOnCheck('a', 10, found), want, what)
+  },
+)
