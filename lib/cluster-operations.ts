@@ -308,7 +308,8 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
       storeReports(
         this.cluster.stores,
         this.cluster.retiring,
-        counts === false ? null : { table: this.options.table, clock: this.options.clock },
+        this.options.table,
+        counts === false ? null : this.options.clock,
       ),
     )
   }

@@ -102,7 +102,8 @@ export class ConfigGuard {
 
   /** Conflicting configurations of live peers, as of the last round. */
   get mismatches(): ConfigMismatch[] {
-    return [...this.#mismatches.values()]
+    // Copies: what a caller does with them must not change what the guard decides or reports.
+    return [...this.#mismatches.values()].map((mismatch) => structuredClone(mismatch))
   }
 
   /**
@@ -189,7 +190,9 @@ export class ConfigGuard {
       if (readSettingsDiffer(this.#config, mismatch.theirs)) {
         this.#readSettingsDifferUntil = performance.now() + 2 * this.#intervalMillis
       }
-      if (!previousMismatches.has(fingerprint)) this.#emit('config-mismatch', mismatch)
+      if (!previousMismatches.has(fingerprint)) {
+        this.#emit('config-mismatch', structuredClone(mismatch))
+      }
     }
   }
 }

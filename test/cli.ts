@@ -641,3 +641,23 @@ t.test('a misspelt option in a config file is refused before any store is asked'
   const fine = await configFile('spelt.json', { copies: 3 })
   t.equal((await cli(['locate', generateSessionId(), '--config', fine])).code, 0)
 })
+
+t.test('status --no-counts: a store whose session table cannot be read is not ok', async (t) => {
+  // The health check docs/operations.md suggests for large tables: a missing table (or one the
+  // user may not read) on one store is exit 1 as with counts, not ok.
+  const table = 'status_unreadable'
+  const manager = await startManager(t, cluster, { copies: 2, table })
+  await manager.applySchema()
+  await manager.close()
+  const victim = cluster.stores[0]!
+  await victim.query(`DROP TABLE \`${table}\``)
+  const config = await configFile('status-unreadable.json', { table })
+  const withCounts = await cli(['status', '--json', '--config', config])
+  t.equal(withCounts.code, 1, 'with counts: exit 1')
+  const run = await cli(['status', '--json', '--no-counts', '--config', config])
+  t.equal(run.code, 1, 'without counts: exit 1 too')
+  const status = json(run)
+  t.equal(status.ok, false)
+  const report = status.stores.find((store: { id: string }) => store.id === victim.id)
+  t.match(report.error, /the session table is missing/, 'the store says why')
+})

@@ -160,3 +160,33 @@ t.test('managers configured alike, or through an announced change, see none', as
   t.same(events, [], 'store order does not matter; a change through previousStores is announced')
   for (const manager of [one, two, moving]) t.same(manager.stats().configMismatches, [])
 })
+
+// What stats() and the event hand out are copies: a listener that edits them (normalizing what
+// it logs, say) must not change what the guard compares peers with, nor what it reports.
+t.test(
+  'changing what stats()/the event returned does not change what the guard reports',
+  async (t) => {
+    const configs = cluster.storeConfigs()
+    const own = { ...fast, table: 'guarded_copies' }
+    const two = await startManager(t, cluster, { ...own, stores: configs, copies: 2 })
+    const events: ConfigMismatch[] = []
+    // A listener that normalizes what it logs (or any caller editing the payload it was given).
+    two.on('config-mismatch', (event) => {
+      events.push(event)
+      Object.assign(event.ours, event.theirs)
+    })
+    const one = createManager(t, cluster, { ...own, stores: configs, copies: 1 })
+    await one.ready()
+    await waitFor('the other manager to see it too', () => one.stats().configMismatches.length > 0)
+    await waitFor('the mismatch to be seen', () => events.length > 0)
+    t.equal(two.stats().configMismatches[0]?.ours.copies, 2, 'stats() still gives our own copies')
+    // The other manager still runs with copies 1: the conflict stays (rounds are 1 s apart).
+    let cleared = false
+    await waitFor('the mismatch to clear', () => two.stats().configMismatches.length === 0, 4000)
+      .then(() => (cleared = true))
+      .catch(() => {})
+    t.equal(cleared, false, 'the mismatch is still reported while the other manager runs')
+    t.equal(two.stats().configMismatches.length, 1)
+    t.equal(one.stats().configMismatches.length, 1, 'and the other manager still sees ours')
+  },
+)

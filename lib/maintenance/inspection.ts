@@ -1,4 +1,5 @@
 /** Read-only views for operators: every store's row of one session, and every store's health and rows. */
+import type { RowDataPacket } from 'mysql2'
 import type { CopyVerdict } from '../copy-rules.js'
 import { judgeCopies } from '../copy-rules.js'
 import { errorSummary } from '../errors.js'
@@ -126,11 +127,27 @@ function rowCounts(table: string): Statement<number, CountRow[], RowCounts> {
   }
 }
 
-/** Each store's standing, a timed probe and (with `counts`) its rows, counted at `clock.now()`. */
+/**
+ * Whether the session table can be read: one row at most. The probe lets an SQL error pass
+ * (requests report it themselves); a report without counts must not.
+ */
+function tableRead(table: string): Statement<undefined, RowDataPacket[], void> {
+  return {
+    text: () => `SELECT 1 FROM \`${table}\` LIMIT 1`,
+    params: () => [],
+    decode: () => undefined,
+  }
+}
+
+/**
+ * Each store's standing, a timed probe, and its rows counted at `clock.now()` (without
+ * `clock`, one row read: the table must answer either way).
+ */
 export async function storeReports(
   stores: readonly Store[],
   retiring: readonly Store[],
-  counts: { table: string; clock: Clock } | null,
+  table: string,
+  clock: Clock | null,
 ): Promise<StoreReport[]> {
   return Promise.all(
     stores.map(async (store) => {
@@ -145,9 +162,8 @@ export async function storeReports(
       }
       try {
         report.probeMillis = Math.round((await store.probeMillis()) * 100) / 100
-        if (counts !== null) {
-          report.rows = await store.background(rowCounts(counts.table), counts.clock.now())
-        }
+        if (clock !== null) report.rows = await store.background(rowCounts(table), clock.now())
+        else await store.background(tableRead(table), undefined)
       } catch (error) {
         report.error = describeError(error)
       }
