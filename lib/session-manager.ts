@@ -277,10 +277,14 @@ export class SessionManager extends ClusterOperations {
     // that missed it ends sooner, never later. Between copies of one version the later expiry
     // wins, and a copy read alone that has expired is never served alone (the read goes on by
     // quorum), so no read serves a session the touch meant to end; at worst an extension is
-    // lost with the copies that took it.
-    return this.work.track(() =>
-      this.#writes.updateCopies(sessionId, (store) => store.touch(sessionId, expiresAt, now)),
-    )
+    // lost with the copies that took it. Stores that disagree (one has a live copy, another
+    // none: a logout it missed) are judged as a read judges them.
+    return this.work.track(async () => {
+      const { updated, disagreed } = await this.#writes.updateCopies(sessionId, (store) =>
+        store.touch(sessionId, expiresAt, now),
+      )
+      return disagreed ? (await this.#reads.newest(sessionId)) !== null : updated
+    })
   }
 
   /**
@@ -319,7 +323,6 @@ export class SessionManager extends ClusterOperations {
       return !written.dropped
     })
   }
-
 
   /** The session's timeout in seconds (its own, else the manager's default); null when there is no session. */
   async getSessionTimeout(sessionId: string): Promise<number | null> {

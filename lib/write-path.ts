@@ -373,12 +373,13 @@ export class WritePath {
    * Runs a metadata update (a touch) on the session's first `copies` reachable stores, and
    * during a change of the store list on its old ones too (it may not have been moved yet,
    * and a copy under the new placement may be an old extra); resolves whether any had a live
-   * copy.
+   * copy, and whether the stores asked disagreed (some had none: a destroy or a newer write
+   * one of them missed may leave a stale live copy there, which only a read can judge).
    */
   async updateCopies(
     sessionId: string,
     update: (store: Store) => Promise<boolean>,
-  ): Promise<boolean> {
+  ): Promise<{ updated: boolean; disagreed: boolean }> {
     const { storeListChange } = this.#context
     const { answers, failures } = await askInOrder(
       writeOrder(this.#context.order(sessionId)),
@@ -388,9 +389,11 @@ export class WritePath {
     )
     if (answers.length === 0) throw new NoStoreAvailableError('update the session', failures)
     const updated = answers.some((answer) => answer.value)
-    if (!storeListChange.underWay) return updated
+    const disagreed = updated && answers.some((answer) => !answer.value)
+    if (!storeListChange.underWay) return { updated, disagreed }
     const reached = answers.map((answer) => answer.store)
-    return (await storeListChange.updateOld(sessionId, reached, update)) || updated
+    const old = await storeListChange.updateOld(sessionId, reached, update)
+    return { updated: old || updated, disagreed: disagreed || old !== updated }
   }
 
   /** Hands off the copies `holders` keep past the session's first stores (handedOffStores). */

@@ -387,3 +387,31 @@ for (const [name, settings] of [
     },
   )
 }
+
+// A touch answers per store: one that missed a logout (cut off from the app server that made
+// it) still has a live copy to extend. Stores that disagree are judged as a read judges them.
+t.test(
+  'a touch by another app server finds no session once a logout is acknowledged',
+  async (t) => {
+    // No health round after the first: the other app server is not to have replayed the logout's
+    // hint to a yet (it replays it at its next round, a second later by default).
+    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
+      copies: 2,
+      sweepIntervalSeconds: 0,
+      healthCheckIntervalMillis: 3_600_000,
+    })
+    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+    await faulty.writeSession(id, { user: 8 })
+    proxies.get(a.id)!.setFault({ kind: 'blackhole' })
+    // The logout misses a (cut off from the faulty app server only): acknowledged on b and c.
+    await faulty.destroySession(id)
+    // (No read first: its read repair would put the tombstone on a at once.)
+    t.equal(
+      await healthy.touch(id),
+      false,
+      'its touch finds no live session to touch (the session was destroyed)',
+    )
+    t.equal(await healthy.readSession(id), null, 'still gone')
+    proxies.get(a.id)!.heal()
+  },
+)
