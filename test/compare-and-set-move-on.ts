@@ -2,6 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { NotEnoughStoresError, WriteOutcomeUnknownError } from '../lib/index.js'
 import type { SessionManager, SessionManagerOptions } from '../lib/index.js'
+import type { FaultProxy } from '../lib/local-cluster/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { collidingServers as collidingManagers } from './helpers/colliding.js'
 import { proxiesFor } from './helpers/gray.js'
@@ -28,6 +29,23 @@ function collidingServers(t: Test, through: [readonly string[], readonly string[
     ...settings,
     connectionsPerStore: 1,
   })
+}
+
+/**
+ * An acknowledged compare-and-set (copies 2) of `{ n: 1 }`: `reader`, cut off from a through
+ * `proxyA`, must read it.
+ */
+async function visibleWithoutA(
+  t: Test,
+  seen: { id: string; outcome: unknown; reader: SessionManager; proxyA: FaultProxy },
+): Promise<void> {
+  const rows = await summary(seen.id)
+  seen.proxyA.setFault({ kind: 'reset' })
+  t.same(
+    await seen.reader.readSession(seen.id),
+    { n: 1 },
+    `an app server that cannot reach a reads the acknowledged write (${JSON.stringify(seen.outcome)}; ${rows})`,
+  )
 }
 
 /**
@@ -130,14 +148,7 @@ t.test(
       t.type(outcome, WriteOutcomeUnknownError, 'reported as unknown')
       return
     }
-    const rows = await summary(id)
-    // Acknowledged (copies: 2): an app server that cannot reach a must see it.
-    proxyA.setFault({ kind: 'reset' })
-    t.same(
-      await reader.readSession(id),
-      { n: 1 },
-      `an app server that cannot reach a sees the acknowledged write (${JSON.stringify(outcome)}; ${rows})`,
-    )
+    await visibleWithoutA(t, { id, outcome, reader, proxyA })
   },
 )
 
@@ -233,20 +244,13 @@ t.test(
       .writeSession(id, { n: 1 }, { expectedVersion: read.version })
       .catch((e: unknown) => e)
     t.ok(moveOn.movedOn(), 'the write moved on')
-    const rows = await summary(id)
     if (outcome instanceof Error) {
       // b holds the refused write above the decided version, and a cannot be asked: whether
       // a later write superseded the decision cannot be told from b.
       t.type(outcome, WriteOutcomeUnknownError, 'reported as unknown')
       return
     }
-    // Acknowledged with copies 2: an app server that cannot reach a must read it.
-    readerA.setFault({ kind: 'reset' })
-    t.same(
-      await reader.readSession(id),
-      { n: 1 },
-      `an app server that cannot reach a reads the acknowledged write (${JSON.stringify(outcome)}; ${rows})`,
-    )
+    await visibleWithoutA(t, { id, outcome, reader, proxyA: readerA })
   },
 )
 
