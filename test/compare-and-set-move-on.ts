@@ -32,19 +32,35 @@ function collidingServers(t: Test, through: [readonly string[], readonly string[
 }
 
 /**
- * An acknowledged compare-and-set (copies 2) of `{ n: 1 }`: `reader`, cut off from a through
- * `proxyA`, must read it.
+ * `writer` updates the session to `{ n: 1 }` on version `read`, and it moves on: either it says
+ * the outcome is unknown, or, acknowledged (copies 2), `reader` cut off from a through `proxyA`
+ * reads it.
  */
-async function visibleWithoutA(
+async function unknownOrVisibleWithoutA(
   t: Test,
-  seen: { id: string; outcome: unknown; reader: SessionManager; proxyA: FaultProxy },
+  test: {
+    id: string
+    read: number
+    writer: SessionManager
+    moveOn: { movedOn: () => boolean }
+    reader: SessionManager
+    proxyA: FaultProxy
+  },
 ): Promise<void> {
-  const rows = await summary(seen.id)
-  seen.proxyA.setFault({ kind: 'reset' })
+  const outcome = await test.writer
+    .writeSession(test.id, { n: 1 }, { expectedVersion: test.read })
+    .catch((e: unknown) => e)
+  t.ok(test.moveOn.movedOn(), 'the write moved on')
+  if (outcome instanceof Error) {
+    t.type(outcome, WriteOutcomeUnknownError, 'reported as unknown')
+    return
+  }
+  const rows = await summary(test.id)
+  test.proxyA.setFault({ kind: 'reset' })
   t.same(
-    await seen.reader.readSession(seen.id),
+    await test.reader.readSession(test.id),
     { n: 1 },
-    `an app server that cannot reach a reads the acknowledged write (${JSON.stringify(seen.outcome)}; ${rows})`,
+    `an app server that cannot reach a reads the acknowledged write (${JSON.stringify(outcome)}; ${rows})`,
   )
 }
 
@@ -138,17 +154,10 @@ t.test(
       proxyA.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 3000 })
       void ran.then(() => proxyA.setFault({ kind: 'none' }))
     })
-    const outcome = await deciding
-      .writeSession(id, { n: 1 }, { expectedVersion: read.version })
-      .catch((e: unknown) => e)
-    t.ok(moveOn.movedOn(), 'the write moved on')
-    if (outcome instanceof Error) {
-      // The move-on's own statement may have applied on a, with b not holding it yet: the
-      // outcome is unknown, and said so (success is only right if the write is visible below).
-      t.type(outcome, WriteOutcomeUnknownError, 'reported as unknown')
-      return
-    }
-    await visibleWithoutA(t, { id, outcome, reader, proxyA })
+    // The move-on's own statement may have applied on a, with b not holding it yet: unknown,
+    // and said so (success is only right if the write is visible without a).
+    const writer = deciding
+    await unknownOrVisibleWithoutA(t, { id, read: read.version, writer, moveOn, reader, proxyA })
   },
 )
 
@@ -240,17 +249,10 @@ t.test(
     // The compare-and-set is decided at a (b, its follower, holds the refused write above the
     // decided version); a becomes unreachable for the writer just before the move-on.
     const moveOn = onMoveOn(writer, a.id, read.version, () => writerA.setFault({ kind: 'reset' }))
-    const outcome = await writer
-      .writeSession(id, { n: 1 }, { expectedVersion: read.version })
-      .catch((e: unknown) => e)
-    t.ok(moveOn.movedOn(), 'the write moved on')
-    if (outcome instanceof Error) {
-      // b holds the refused write above the decided version, and a cannot be asked: whether
-      // a later write superseded the decision cannot be told from b.
-      t.type(outcome, WriteOutcomeUnknownError, 'reported as unknown')
-      return
-    }
-    await visibleWithoutA(t, { id, outcome, reader, proxyA: readerA })
+    // b holds the refused write above the decided version, and a cannot be asked: whether a
+    // later write superseded the decision cannot be told from b.
+    const proxyA = readerA
+    await unknownOrVisibleWithoutA(t, { id, read: read.version, writer, moveOn, reader, proxyA })
   },
 )
 

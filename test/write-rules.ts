@@ -276,51 +276,25 @@ t.test('judgeCheck: who decides a compare-and-set', async (t) => {
 t.test(
   'moveOnCheck: what the deciding store says when copies disagree with a move-on',
   async (t) => {
+    // The decided version is 10 and b holds 12; `a`: what the deciding store a holds (a
+    // version, null for no row, undefined when it was not asked).
     const copy = (version: number) => ({
       version,
       expiresAtMillis: 2e12,
       deleted: false,
       ttlSeconds: null,
     })
-    const table: [string, { store: string; copy: ReturnType<typeof copy> | null }[], string][] = [
-      [
-        'it still holds the decided version: decides again',
-        [
-          { store: 'a', copy: copy(10) },
-          { store: 'b', copy: copy(12) },
-        ],
-        'decide',
-      ],
-      [
-        'it holds a higher one: superseded there',
-        [
-          { store: 'a', copy: copy(12) },
-          { store: 'b', copy: copy(12) },
-        ],
-        'superseded',
-      ],
-      [
-        'it was not asked: unknown (b may hold a refused write)',
-        [{ store: 'b', copy: copy(12) }],
-        'unknown',
-      ],
-      [
-        'it holds no row: unknown',
-        [
-          { store: 'a', copy: null },
-          { store: 'b', copy: copy(12) },
-        ],
-        'unknown',
-      ],
-      [
-        'it holds an older one: unknown',
-        [
-          { store: 'a', copy: copy(8) },
-          { store: 'b', copy: copy(12) },
-        ],
-        'unknown',
-      ],
+    const holding = (a: number | null | undefined) => [
+      ...(a === undefined ? [] : [{ store: 'a', copy: a === null ? null : copy(a) }]),
+      { store: 'b', copy: copy(12) },
     ]
-    for (const [what, found, want] of table) t.equal(moveOnCheck('a', 10, found), want, what)
+    const table: [string, number | null | undefined, string][] = [
+      ['it still holds the decided version: decides again', 10, 'decide'],
+      ['it holds a higher one: superseded there', 12, 'superseded'],
+      ['it was not asked: unknown (b may hold a refused write)', undefined, 'unknown'],
+      ['it holds no row: unknown', null, 'unknown'],
+      ['it holds an older one: unknown', 8, 'unknown'],
+    ]
+    for (const [what, a, want] of table) t.equal(moveOnCheck('a', 10, holding(a)), want, what)
   },
 )
