@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// Run by `npm test`: runs tap with the arguments given. At a terminal, tap's own reporter
+// summarizes failures; otherwise (CI, a pipe) its TAP output passes through as it comes and each
+// failed assertion is repeated after it, with its subtests and diagnostics, so the end of the
+// output (all that CI shows of a long run) says what failed. Exits with tap's status.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { FailureCollector, failureSummary } from './tap-failures.mjs'
+
+const atTerminal = process.stdout.isTTY === true
+const tap = spawn('tap', process.argv.slice(2), {
+  stdio: ['inherit', atTerminal ? 'inherit' : 'pipe', 'inherit'],
+})
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => tap.kill(signal))
+
+const collector = new FailureCollector()
+let outputDone = Promise.resolve()
+if (!atTerminal) {
+  tap.stdout.pipe(process.stdout, { end: false })
+  const lines = createInterface({ input: tap.stdout, crlfDelay: Infinity })
+  lines.on('line', (line) => collector.add(line))
+  outputDone = once(lines, 'close')
+}
+const [[code, signal]] = await Promise.all([once(tap, 'exit'), outputDone])
+process.stdout.write(failureSummary(collector))
+process.exitCode = code ?? (signal ? 1 : 0)
