@@ -323,8 +323,15 @@ function describeFailures(failures: StoreFailure[]): string {
   return ` (${parts.join('; ')})`
 }
 
-/** A short description of a driver error: its code and message, never its connection config. */
-export function errorSummary(error: Error): string {
+/**
+ * A short description of a driver error: its code and message, never its connection config.
+ * Anything else thrown (a caller's callback may throw a string, or `null`) is described too:
+ * a store whose work stopped on it must not read as done.
+ */
+export function errorSummary(error: unknown): string {
+  if (!(error instanceof Error)) {
+    return typeof error === 'string' ? error : `${kindOf(error)} was thrown`
+  }
   const code = (error as { code?: unknown }).code
   return typeof code === 'string' && !error.message.includes(code)
     ? `${code} ${error.message}`

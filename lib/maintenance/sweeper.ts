@@ -110,7 +110,7 @@ export async function sweepStores(
         await store.sweepLocks().catch(() => 0)
         return { storeId: store.id, deleted }
       } catch (error) {
-        return { storeId: store.id, deleted, error: errorSummary(error as Error) }
+        return { storeId: store.id, deleted, error: errorSummary(error) }
       } finally {
         if (leaseEnds > 0) await store.unlock(SWEEP_LEASE_ID, token).catch(() => {})
       }

@@ -258,7 +258,7 @@ export class StoreConnection {
       // After its deadline, the statement's promise has settled: its late outcome is not counted.
       const failed = (error: unknown): void => {
         this.#deadlines.delete(pending)
-        debug('store %s: %s', this.#id, errorSummary(error as Error))
+        debug('store %s: %s', this.#id, errorSummary(error))
         if (!expired) this.#settled()
         reject(error)
       }
