@@ -53,8 +53,9 @@ t.test('an Error rejection and a success reach the callback unchanged', async (t
   t.same(await called(Promise.resolve(undefined)), [null, undefined])
 })
 
+const cluster = await startTestCluster(t, { stores: 2 })
+
 t.test('express store: a manager rejecting with undefined fails the callback', async (t) => {
-  const cluster = await startTestCluster(t, { stores: 2 })
   const manager = await startManager(t, cluster, { copies: 2, table: 'adapter_callbacks' })
   const store = new SessionShardsStore({ manager })
   const id = store.generateId()
@@ -66,4 +67,28 @@ t.test('express store: a manager rejecting with undefined fails the callback', a
   )
   t.match(error, { code: 'OPERATION_FAILED' }, 'the callback gets an error, not success')
   t.equal(session, undefined)
+})
+
+t.test('express store: length() with a manager whose count throws synchronously', async (t) => {
+  // length() called the manager's count() outside an async function: a wrapper or mock that
+  // throws made length(cb) throw to its caller, and the callback was never called.
+  const manager = await startManager(t, cluster, { copies: 2, table: 'adapter_sync_throw' })
+  const store = new SessionShardsStore({ manager })
+  const failure = new Error('count failed')
+  manager.count = () => {
+    throw failure
+  }
+  const calls: unknown[][] = []
+  let thrown: unknown
+  let promise: Promise<unknown> | undefined
+  try {
+    promise = store.length((...args: unknown[]) => calls.push(args))
+    promise.catch(() => undefined)
+  } catch (error) {
+    thrown = error
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(thrown, undefined, 'length() does not throw synchronously')
+  t.same(calls, [[failure]], 'the callback is called once, with the error')
+  if (promise !== undefined) await t.rejects(promise, failure, 'the promise rejects')
 })

@@ -168,12 +168,13 @@ export class ManagerLink {
     saving.count += 1
     this.#saving.set(key, saving)
     try {
+      const fingerprint = this.#fingerprintOf(session)
       const written = await this.manager.writeSession(
         key,
         session as SessionData,
         expiresAt === null ? undefined : { expiresAt },
       )
-      this.#see(key, written.dropped ? null : wanted, session, lifetime)
+      this.#see(key, written.dropped ? null : wanted, fingerprint, lifetime)
     } finally {
       saving.count -= 1
       if (saving.count === 0) this.#saving.delete(key)
@@ -258,12 +259,13 @@ export class ManagerLink {
     const data = { ...read.data, cookie } as SessionData
     const expectedVersion = read.version
     try {
+      const fingerprint = this.#fingerprintOf(data)
       const written = await this.manager.writeSession(
         key,
         data,
         expiresAt === null ? { expectedVersion } : { expiresAt, expectedVersion },
       )
-      this.#see(key, written.dropped ? null : expiresAt, data, lifetime)
+      this.#see(key, written.dropped ? null : expiresAt, fingerprint, lifetime)
       return !written.dropped
     } catch (error) {
       if (error instanceof VersionConflictError) return undefined
@@ -289,8 +291,8 @@ export class ManagerLink {
     return ids
   }
 
-  /** How many live sessions there are, each counted once. */
-  count(): Promise<number> {
+  /** How many live sessions there are, each counted once (a manager that throws: rejects). */
+  async count(): Promise<number> {
     return this.manager.count()
   }
 
@@ -374,11 +376,20 @@ export class ManagerLink {
   #see(
     key: string,
     expiresAt: number | null,
-    data: object,
+    fingerprint: string | null,
     lifetime: CookieFacts['lifetime'],
   ): void {
     if (expiresAt === null) this.#seen.forget(key)
-    else this.#remember(key, expiresAt, data, lifetime)
+    else this.#remember(key, expiresAt, fingerprint, lifetime)
+  }
+
+  /**
+   * The throttle's fingerprint of data about to be written, taken in the same tick as the
+   * write encodes it: the app may change the object while the write is in flight, and a
+   * fingerprint of the changed object would pass its next save, never written, for a repeat.
+   */
+  #fingerprintOf(data: object): string | null {
+    return this.#touchAfterMillis === 0 ? null : dataFingerprint(data, this.#codec)
   }
 
   /**
@@ -389,16 +400,11 @@ export class ManagerLink {
   #remember(
     key: string,
     expiresAt: number,
-    data: object,
+    fingerprint: string | null,
     lifetime: CookieFacts['lifetime'],
     timeoutMillis = this.#seen.get(key)?.timeoutMillis ?? null,
   ): SeenSession {
-    const seen = {
-      expiresAt,
-      lifetime,
-      timeoutMillis,
-      fingerprint: this.#touchAfterMillis === 0 ? null : dataFingerprint(data, this.#codec),
-    }
+    const seen = { expiresAt, lifetime, timeoutMillis, fingerprint }
     this.#seen.remember(key, seen)
     return seen
   }
@@ -406,7 +412,8 @@ export class ManagerLink {
   /** {@link #remember} of a session as a read found it, with its timeout. */
   #rememberRead(key: string, current: VersionedSession): SeenSession {
     const { expiresAt, data, timeoutSeconds } = current
-    return this.#remember(key, expiresAt, data, cookieLifetime(data), timeoutSeconds * 1000)
+    const fingerprint = this.#fingerprintOf(data)
+    return this.#remember(key, expiresAt, fingerprint, cookieLifetime(data), timeoutSeconds * 1000)
   }
 
   readonly #onWriteAfterDestroy = (event: { sessionId: string }): void => {
