@@ -230,7 +230,13 @@ t.test(
 
 t.test('a command line sent one byte per segment, before auth, holds about its size', async (t) => {
   const maxLineBytes = 128 * 1024
-  const server = await startServer(t, manager, { maxLineBytes, token: TOKEN })
+  // Trickling takes 10 s or more on a busy machine: past the default auth deadline, which
+  // would answer AUTH_TIMEOUT before the line is done.
+  const server = await startServer(t, manager, {
+    maxLineBytes,
+    token: TOKEN,
+    authTimeoutMillis: 120_000,
+  })
   const socket = await rawSocket(server.lineAddress)
   t.teardown(() => socket.destroy())
   const answered = received(socket)
@@ -373,7 +379,8 @@ t.test(
 
 t.test('HTTP: a body sent one byte per segment holds about its size', async (t) => {
   const maxBodyBytes = 128 * 1024
-  const server = await startServer(t, manager, { maxBodyBytes })
+  // Trickling takes 10 s or more on a busy machine: within the request deadline all the same.
+  const server = await startServer(t, manager, { maxBodyBytes, requestTimeoutMillis: 120_000 })
   const id = await manager.createSession({})
   const body = Buffer.from(JSON.stringify({ big: 'x'.repeat(maxBodyBytes - 20) }))
   // With Content-Length, and chunked (the whole body in one chunk) without it.
