@@ -225,6 +225,10 @@ export interface RepairContext {
 
 /** Options of {@link repairSessions}. */
 export interface RepairBatchOptions {
+  /**
+   * Remove copies past the first `copies` stores (a rebalance, a full repair, a move): a
+   * session then counts as repaired only if every store of its order was read.
+   */
   dropExtras: boolean
   /**
    * Repair a session only if this store is the first reachable store of its order that
@@ -300,9 +304,12 @@ export async function repairSessions(
         dropExtras: options.dropExtras,
         allStoresUp: holdings.every((entry) => entry.copy !== undefined),
       })
-      // A store among the first `copies` that could not be read may lack the session: what
-      // can be done is done, but the session does not count as repaired (see mustReach).
-      const unread = order.slice(0, context.copies).filter((store) => held.get(store) === undefined)
+      // A store among the first `copies` that could not be read may lack the session, and
+      // with dropExtras any store that could not be read may hold a copy past them (a
+      // retiring store, in a rebalance): what can be done is done, but the session does not
+      // count as repaired (see mustReach).
+      const mustHaveRead = options.dropExtras ? order : order.slice(0, context.copies)
+      const unread = mustHaveRead.filter((store) => held.get(store) === undefined)
       try {
         const counts = await applyRepair(sessionId, plan)
         totals.copied += counts.copied

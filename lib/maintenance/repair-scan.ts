@@ -75,9 +75,12 @@ export interface RepairResult {
   copied: number
   /** Stale copies, copies outside their first `copies` stores and expired tombstones deleted. */
   removed: number
-  /** Sessions that could not be repaired (a store failed mid-way); run repair again. */
+  /**
+   * Sessions that could not be repaired (a store failed mid-way, or one of their stores could
+   * not be read, which may hold a copy to remove); run repair again.
+   */
   failed: number
-  /** Stores that were down and not scanned. */
+  /** Stores that were down, or failed to list their sessions, and were not scanned (to the end). */
   skippedStores: string[]
   /** Every store was walked to the end, nothing failed and no store was skipped. */
   done: boolean
@@ -118,7 +121,13 @@ export async function repairAllStores(
         result.resumeFrom = { storeId: store.id, afterId: after }
         return result
       }
-      const ids = await store.scanIds(after, batchSize)
+      // A store that fails to list its sessions (a gray fault seen from this host only: it
+      // still counts as up) is skipped like a store down, and the walk goes on.
+      const ids = await store.scanIds(after, batchSize).catch(() => null)
+      if (ids === null) {
+        result.skippedStores.push(store.id)
+        break
+      }
       if (ids.length === 0) break
       const counts = await repairSessions(context, ids, {
         dropExtras: true,
