@@ -24,7 +24,7 @@ import { BackgroundSweeper, sweepStores } from './maintenance/sweeper.js'
 import type { ResolvedOptions, SessionManagerOptions } from './options.js'
 import { resolveOptions } from './options.js'
 import { checkKey } from './session-values.js'
-import { checkFunction } from './validate.js'
+import { checkFunction, checkSignal } from './validate.js'
 import type { ConfigMismatch } from './events.js'
 import type { ReadLeaseStats } from './failure/read-lease.js'
 import { SessionMetrics } from './metrics/session-metrics.js'
@@ -224,19 +224,20 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * another sweep is sweeping (another app server's, on the same schedule) is skipped and
    * reported with `sweptElsewhere`. `close()` stops a sweep after its current batch (what it
    * left, the next sweep deletes).
-   * @throws {InvalidOptionError} for a bad `batchSize`, `dutyCycle` or `onProgress`, before any
-   * statement
+   * @throws {InvalidOptionError} for a bad `batchSize`, `dutyCycle`, `onProgress` or `signal`,
+   * before any statement
    */
   async sweep(options: SweepOptions = {}): Promise<SweepResult> {
     // Each read once: the sweep runs with the values checked, whatever a getter answers later.
-    const { batchSize, dutyCycle, onProgress } = callOptions(options)
+    const { batchSize, dutyCycle, onProgress, signal } = callOptions(options)
     batchSizeOption(batchSize)
     dutyCycleOption(dutyCycle, 1)
     if (onProgress !== undefined) checkFunction('onProgress', onProgress)
+    if (signal !== undefined) checkSignal(signal)
     return this.work.track(() =>
       sweepStores(
         this.cluster.stores,
-        { batchSize, dutyCycle, onProgress },
+        { batchSize, dutyCycle, onProgress, signal },
         {
           clock: this.options.clock,
           graceMillis: this.options.sweepGraceSeconds * 1000,

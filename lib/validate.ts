@@ -79,3 +79,9 @@ export function booleanOption(name: string, value: unknown, fallback: boolean): 
 export function checkFunction(name: string, value: unknown): void {
   if (typeof value !== 'function') throw new InvalidOptionError(name, 'must be a function')
 }
+
+/** An AbortSignal, or an {@link InvalidOptionError} for `signal`. */
+export function checkSignal(value: unknown): void {
+  if (!(value instanceof AbortSignal))
+    throw new InvalidOptionError('signal', 'must be an AbortSignal')
+}

@@ -2,6 +2,8 @@
 export const EXIT_OK = 0
 /** The command ran and found a problem: a store down, a repair that failed, a lost write. */
 export const EXIT_PROBLEM = 1
+/** Stopped by Ctrl-C (128 + SIGINT, as a shell reports it). */
+export const EXIT_INTERRUPTED = 130
 /** Bad arguments or configuration; nothing was done. */
 export const EXIT_USAGE = 2
 

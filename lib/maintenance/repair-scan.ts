@@ -1,7 +1,7 @@
 /** The full repair: every store scanned in key order, each session repaired once. */
 import { batchSizeOption } from '../call-arguments.js'
 import { InvalidOptionError } from '../errors.js'
-import { checkFunction } from '../validate.js'
+import { checkFunction, checkSignal } from '../validate.js'
 import type { RepairContext } from './repair-plan.js'
 import { repairSessions } from './repair-plan.js'
 import type { Store } from '../store/store.js'
@@ -47,9 +47,7 @@ export function checkRepairOptions(
   const { batchSize, onProgress, signal, resumeFrom } = options
   batchSizeOption(batchSize)
   if (onProgress !== undefined) checkFunction('onProgress', onProgress)
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new InvalidOptionError('signal', 'must be an AbortSignal')
-  }
+  if (signal !== undefined) checkSignal(signal)
   if (resumeFrom === undefined) return { batchSize, onProgress, signal }
   const { storeId, afterId } = (resumeFrom ?? {}) as Partial<Record<keyof RepairCursor, unknown>>
   if (typeof storeId !== 'string' || !storeIds.includes(storeId) || typeof afterId !== 'string') {

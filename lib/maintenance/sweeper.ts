@@ -23,6 +23,11 @@ export interface SweepOptions {
    * @default 1 for a sweep called directly, 0.2 for the background sweep
    */
   dutyCycle?: number
+  /**
+   * Aborting it stops the sweep after each store's batch in progress (what it left, the next
+   * sweep deletes); the result then says `stopped`.
+   */
+  signal?: AbortSignal
 }
 
 /** How a sweep runs: its clock, its grace, and whether to stop early (the manager is closing). */
@@ -43,6 +48,8 @@ export interface SweepResult {
     /** True when another sweep (this manager's or another app server's) was sweeping the store. */
     sweptElsewhere?: boolean
   }[]
+  /** True when `signal` (or `close()`) stopped the sweep before a store was swept to the end. */
+  stopped?: boolean
 }
 
 /**
@@ -77,6 +84,12 @@ export async function sweepStores(
   // Rows a hint for one of these stores holds back stay (lock-and-hint-statements.ts); hints
   // for a store no longer configured hold nothing back, since no replay will delete them.
   const targets = stores.map((store) => store.id)
+  const signal = options.signal
+  let stopped = false
+  const stop = (): boolean => {
+    stopped ||= stopping() || signal?.aborted === true
+    return stopped
+  }
   const perStore = await Promise.all(
     stores.map(async (store) => {
       let deleted = 0
@@ -92,22 +105,24 @@ export async function sweepStores(
       }
       try {
         if (!(await holdLease())) return { storeId: store.id, deleted, sweptElsewhere: true }
-        for (;;) {
+        while (!stop()) {
           const started = performance.now()
           const count = await store.sweepExpired(batchSize, targets, graceMillis)
           deleted += count
           options.onProgress?.({ storeId: store.id, deleted })
-          if (count < batchSize || stopping()) break
-          await pause(pauseAfterBatch(performance.now() - started, dutyCycle), stopping)
-          if (stopping()) break
+          if (count < batchSize || stop()) break
+          await pause(pauseAfterBatch(performance.now() - started, dutyCycle), stop)
+          if (stop()) break
           // The lease lapsed (this process stalled past it) and another sweep took the store.
           if (!(await holdLease())) return { storeId: store.id, deleted, sweptElsewhere: true }
         }
         // Expired read-lease announcements and lease locks go too: few, but nothing else
         // deletes them. (A store without the announcements' table, schema not applied since an
-        // upgrade, has none to delete.)
-        await store.sweepStale().catch(() => 0)
-        await store.sweepLocks().catch(() => 0)
+        // upgrade, has none to delete.) Not after a stop: the next sweep deletes them.
+        if (!stopped) {
+          await store.sweepStale().catch(() => 0)
+          await store.sweepLocks().catch(() => 0)
+        }
         return { storeId: store.id, deleted }
       } catch (error) {
         return { storeId: store.id, deleted, error: errorSummary(error) }
@@ -116,7 +131,8 @@ export async function sweepStores(
       }
     }),
   )
-  return { deleted: perStore.reduce((sum, store) => sum + store.deleted, 0), stores: perStore }
+  const deleted = perStore.reduce((sum, store) => sum + store.deleted, 0)
+  return stopped ? { deleted, stores: perStore, stopped } : { deleted, stores: perStore }
 }
 
 /** The pause after a batch that took `batchMillis`, for the sweep to keep to `dutyCycle`. */

@@ -5,11 +5,10 @@ import type { Command, CommandContext } from '../command.js'
 import { batchSizeArgument, MAX_BATCH_SIZE, noPositionals, UsageError } from '../command.js'
 import { allStores, loadCommandConfig, type LoadedConfig } from '../config.js'
 import { openManager } from '../manager.js'
-import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
+import { EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
 import { createProgressBar, progressWanted } from '../progress.js'
 
 /** Exit code of a walk stopped by Ctrl-C (it can be resumed). */
-const EXIT_INTERRUPTED = 130
 
 /** The options of `repair` and `rebalance`. */
 export const WALK_OPTIONS = {
@@ -55,7 +54,11 @@ export async function runRepairScan(
   const stop = new AbortController()
   const onSignal = (): void => {
     // A second Ctrl-C exits at once; the walk is idempotent, so nothing is left half done.
-    if (stop.signal.aborted) process.exit(EXIT_INTERRUPTED)
+    // The bar is stopped first: it hides the terminal's cursor while it runs.
+    if (stop.signal.aborted) {
+      bar.stop()
+      process.exit(EXIT_INTERRUPTED)
+    }
     stop.abort()
     bar.log(`${kind}: stopping after the batch in progress (Ctrl-C again to exit now)`)
   }
@@ -126,7 +129,7 @@ function report(
   }
   if (result.skippedStores.length > 0) {
     out.line(
-      `Not scanned (down): ${result.skippedStores.join(', ')}. Run ${kind} again once they are up.`,
+      `Not scanned (down, or out of reach from here): ${result.skippedStores.join(', ')}. Run ${kind} again once they answer.`,
     )
   }
   if (result.failed > 0) {

@@ -4,7 +4,7 @@ import type { Command } from '../command.js'
 import { batchSizeArgument, MAX_BATCH_SIZE, noPositionals, shareArgument } from '../command.js'
 import { loadCommandConfig } from '../config.js'
 import { openManager } from '../manager.js'
-import { EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
+import { EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
 import { createProgressBar, progressWanted } from '../progress.js'
 
 export const sweepCommand: Command = {
@@ -13,7 +13,8 @@ export const sweepCommand: Command = {
 Deletes rows whose expiry has passed (expired sessions, and tombstones whose time is up) on
 every store that is up, through the expiry index, N rows per statement, stores in parallel.
 The same as sm.sweep(), which the sweepIntervalSeconds option also runs in the background.
-Shows a progress bar on a terminal.
+Shows a progress bar on a terminal. Ctrl-C stops it after the batch in progress (what is left,
+the next sweep deletes); a second Ctrl-C exits at once.
 
   --batch-size N  rows deleted per statement, at most ${formatCount(MAX_BATCH_SIZE)} (default 500)
   --duty-cycle F  the share of time the sweep may keep each store busy, above 0 and at most 1:
@@ -21,7 +22,8 @@ Shows a progress bar on a terminal.
                   (0.2: a 40 ms batch is followed by a 160 ms pause); default 1, no pauses.
                   Lower it to sweep a big backlog beside live traffic.
 
-Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configuration error.`,
+Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configuration error,
+130 stopped by Ctrl-C.`,
   options: { 'batch-size': { type: 'string' }, 'duty-cycle': { type: 'string' } },
   async run(context) {
     noPositionals(context, 'sweep')
@@ -30,25 +32,39 @@ Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configu
     const config = await loadCommandConfig(context)
     const { out } = context
     const manager = await openManager(config)
+    const bar = createProgressBar({
+      enabled: progressWanted(out.json),
+      total: 1,
+      format: 'sweep {bar} {value}/{total} expired rows deleted',
+      fallback: (line) => out.error(line),
+    })
+    const stop = new AbortController()
+    const onSignal = (): void => {
+      // A second Ctrl-C exits at once: a statement cut short deletes nothing it should not.
+      if (stop.signal.aborted) {
+        bar.stop()
+        process.exit(EXIT_INTERRUPTED)
+      }
+      stop.abort()
+      bar.log('sweep: stopping after the batch in progress (Ctrl-C again to exit now)')
+    }
+    process.on('SIGINT', onSignal)
     try {
-      const bar = createProgressBar({
-        enabled: progressWanted(out.json),
-        total: 1,
-        format: 'sweep {bar} {value}/{total} expired rows deleted',
-      })
       if (progressWanted(out.json)) bar.setTotal(await countExpired(manager))
       const perStore = new Map<string, number>()
       const result = await manager
         .sweep({
           ...(batchSize === undefined ? {} : { batchSize }),
           ...(dutyCycle === undefined ? {} : { dutyCycle }),
+          signal: stop.signal,
           onProgress: ({ storeId, deleted }) => {
             perStore.set(storeId, deleted)
             bar.update([...perStore.values()].reduce((sum, n) => sum + n, 0))
           },
         })
         .finally(() => bar.stop())
-      const ok = result.stores.every((store) => store.error === undefined)
+      const ok =
+        result.stopped !== true && result.stores.every((store) => store.error === undefined)
       out.result({ ok, ...result })
       out.table(
         [{ header: 'store' }, { header: 'deleted', align: 'right' }, { header: 'note' }],
@@ -60,8 +76,13 @@ Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configu
       )
       out.line()
       out.line(`${formatCount(result.deleted)} expired row(s) deleted.`)
+      if (result.stopped === true) {
+        out.line('Stopped by Ctrl-C: the next sweep deletes what is left.')
+        return EXIT_INTERRUPTED
+      }
       return ok ? EXIT_OK : EXIT_PROBLEM
     } finally {
+      process.off('SIGINT', onSignal)
       await manager.close()
     }
   },
