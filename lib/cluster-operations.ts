@@ -255,7 +255,8 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * second run right after changes nothing. After a change of the store list (`previousStores`)
    * it is the rebalance: it empties the retiring stores too, and once it resolves with
    * `done: true` (and a second run moves nothing) `previousStores` can be dropped. Stop it with
-   * `signal` and resume with the `resumeFrom` it returns.
+   * `signal` and resume with the `resumeFrom` it returns; `close()` stops it the same way,
+   * after the batch in progress.
    * @throws {InvalidOptionError} for a bad `batchSize`, `onProgress`, `signal` or `resumeFrom`,
    * before any statement
    */
@@ -267,7 +268,12 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     return this.work.track(async () => {
       const { handoff } = this.cluster
       const markers = await handoff.repairMarkers()
-      const result = await repairAllStores(this.cluster.stores, this.cluster.repairContext, checked)
+      const result = await repairAllStores(
+        this.cluster.stores,
+        this.cluster.repairContext,
+        checked,
+        () => this.work.closing,
+      )
       // A store that missed writes past the hint window serves reads again only after this.
       if (result.done) await handoff.clearRepairMarkers(markers)
       return result

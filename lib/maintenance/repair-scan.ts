@@ -94,6 +94,7 @@ export async function repairAllStores(
   stores: readonly Store[],
   context: RepairContext,
   options: RepairOptions,
+  stopping: () => boolean = () => false,
 ): Promise<RepairResult> {
   const batchSize = batchSizeOption(options.batchSize)
   const result: RepairResult = {
@@ -115,7 +116,7 @@ export async function repairAllStores(
       continue
     }
     for (;;) {
-      if (options.signal?.aborted) {
+      if (options.signal?.aborted === true || stopping()) {
         result.resumeFrom = { storeId: store.id, afterId: after }
         return result
       }
