@@ -225,14 +225,12 @@ export interface RepairContext {
 
 /** Options of {@link repairSessions}. */
 export interface RepairBatchOptions {
-  /**
-   * Remove copies past the first `copies` stores (a rebalance, a full repair, a move): a
-   * session then counts as repaired only if every store of its order was read.
-   */
+  /** Remove copies past the first `copies` stores (a rebalance, a full repair, a move). */
   dropExtras: boolean
   /**
    * Repair a session only if this store is the first reachable store of its order that
-   * holds a row for it, so that a full scan of every store repairs each session once.
+   * holds a row for it, so that a full scan of every store repairs each session once. A
+   * session then counts as repaired only if every store of its order was read.
    */
   onlyFirstHolder?: Store
   /**
@@ -304,11 +302,13 @@ export async function repairSessions(
         dropExtras: options.dropExtras,
         allStoresUp: holdings.every((entry) => entry.copy !== undefined),
       })
-      // A store among the first `copies` that could not be read may lack the session, and
-      // with dropExtras any store that could not be read may hold a copy past them (a
-      // retiring store, in a rebalance): what can be done is done, but the session does not
-      // count as repaired (see mustReach).
-      const mustHaveRead = options.dropExtras ? order : order.slice(0, context.copies)
+      // A store among the first `copies` that could not be read may lack the session: what
+      // can be done is done, but the session does not count as repaired (see mustReach). In a
+      // scan, any store that could not be read may hold a copy past them too (a retiring
+      // store, in a rebalance), which its own walk would skip (the session is not its first
+      // holder): not repaired either. (A move is done again by a later read, or the scan.)
+      const mustHaveRead =
+        options.onlyFirstHolder === undefined ? order.slice(0, context.copies) : order
       const unread = mustHaveRead.filter((store) => held.get(store) === undefined)
       try {
         const counts = await applyRepair(sessionId, plan)

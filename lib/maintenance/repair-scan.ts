@@ -1,6 +1,7 @@
 /** The full repair: every store scanned in key order, each session repaired once. */
 import { batchSizeOption } from '../call-arguments.js'
-import { InvalidOptionError } from '../errors.js'
+import { debug } from '../debug.js'
+import { errorSummary, InvalidOptionError } from '../errors.js'
 import { checkFunction, checkSignal } from '../validate.js'
 import type { RepairContext } from './repair-plan.js'
 import { repairSessions } from './repair-plan.js'
@@ -122,7 +123,10 @@ export async function repairAllStores(
       }
       // A store that fails to list its sessions (a gray fault seen from this host only: it
       // still counts as up) is skipped like a store down, and the walk goes on.
-      const ids = await store.scanIds(after, batchSize).catch(() => null)
+      const ids = await store.scanIds(after, batchSize).catch((error: unknown) => {
+        debug('repair: store %s could not list its sessions: %s', store.id, errorSummary(error))
+        return null
+      })
       if (ids === null) {
         result.skippedStores.push(store.id)
         break
