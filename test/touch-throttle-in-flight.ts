@@ -2,7 +2,8 @@
 // unchanged data. It was taken of the session object once the write resolved: a session changed
 // while its save was in flight (express-session: `req.session.save(cb)`, then more changes in
 // the same request) was remembered as stored, and the save of that change was skipped although
-// acknowledged. The fingerprint is now of the data as the write encoded it.
+// acknowledged. The fingerprint is now of the data as the write encoded it. Likewise a touch in
+// flight while a save lands must not put back what it remembered before (older data's print).
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import session from 'express-session'
@@ -12,7 +13,9 @@ import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
 import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { CookieClient } from './helpers/http-client.js'
+import { proxiesFor } from './helpers/gray.js'
 import { startManager } from './helpers/manager.js'
+import { sleep } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 2 })
 
@@ -90,3 +93,43 @@ for (const touchAfterSeconds of [0, 60])
       t.same((await client.get(`${url}/me`)).body, { user: 'ada', role: 'admin' }, 'read back')
     },
   )
+
+t.test('a save that lands while a throttled touch is in flight is not forgotten', async (t) => {
+  const ids = cluster.storeConfigs().map((config) => config.id)
+  const proxies = await proxiesFor(t, cluster, ids)
+  const stores = cluster
+    .storeConfigs()
+    .map((config) => ({ ...config, port: proxies.get(config.id)!.port }))
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    table: 'throttle_touch_race',
+    stores,
+    queryTimeoutMillis: 5000,
+    healthCheckIntervalMillis: 60_000,
+    sweepIntervalSeconds: 0,
+  })
+  const store = new ExpressStore({ manager, touchAfterSeconds: 60 })
+  t.teardown(() => store.close())
+  const id = manager.generateId()
+  const e1 = Date.now() + 600_000
+
+  await store.set(id, expressSession(e1, { cart: 1 })) // stored cart 1, remembered
+  // A request's touch (two minutes later expiry: due), its answers slowed by the network.
+  for (const proxy of proxies.values()) {
+    proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 800 })
+  }
+  const touching = store.touch(id, expressSession(e1 + 120_000, { cart: 1 }))
+  await sleep(150) // the touch's statements have reached the stores
+  for (const proxy of proxies.values()) proxy.setFault({ kind: 'none' })
+  // Another request saves cart 2 meanwhile (on other pool connections: not delayed).
+  await store.set(id, expressSession(e1 + 120_000, { cart: 2 }))
+  t.match(await manager.readSession(id), { cart: 2 }, 'cart 2 stored')
+  await touching
+  // A third request changes the cart back to 1 and saves: acknowledged.
+  await store.set(id, expressSession(e1 + 125_000, { cart: 1 }))
+  t.match(
+    await manager.readSession(id),
+    { cart: 1 },
+    'the acknowledged save of cart 1 is stored, not skipped as a touch',
+  )
+})

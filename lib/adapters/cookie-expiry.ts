@@ -86,3 +86,22 @@ export function withoutCookieProto<T extends object>(session: T): T {
   delete kept[PROTO_KEY]
   return { ...session, cookie: kept }
 }
+
+/**
+ * How far a touch's cookie lifetime may be from the stored one and still be the same lifetime.
+ * express-session recomputes `originalMaxAge` as `expires - now` from two clock reads on every
+ * request, so an unchanged lifetime comes back a millisecond or so short (more on a stalled
+ * process); an app that changes `maxAge` changes it by far more.
+ */
+const LIFETIME_SLACK_MILLIS = 100
+
+/** Whether two cookie lifetimes are the same, up to {@link LIFETIME_SLACK_MILLIS}. */
+export function sameLifetime(
+  given: number | null | undefined,
+  stored: number | null | undefined,
+): boolean {
+  if (typeof given === 'number' && typeof stored === 'number') {
+    return Math.abs(given - stored) <= LIFETIME_SLACK_MILLIS
+  }
+  return given === stored
+}

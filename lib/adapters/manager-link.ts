@@ -12,6 +12,7 @@ import type { CookieFacts } from './cookie-expiry.js'
 import {
   cookieFacts,
   cookieLifetime,
+  sameLifetime,
   withoutCookieProto,
   withStoredExpiry,
 } from './cookie-expiry.js'
@@ -62,14 +63,6 @@ export interface TouchThrottleOption {
 
 /** Sessions read or destroyed at once by `all()` and `clear()`. */
 const LISTING_CONCURRENCY = 32
-
-/**
- * How far a touch's cookie lifetime may be from the stored one and still be the same lifetime.
- * express-session recomputes `originalMaxAge` as `expires - now` from two clock reads on every
- * request, so an unchanged lifetime comes back a millisecond or so short (more on a stalled
- * process); an app that changes `maxAge` changes it by far more.
- */
-const LIFETIME_SLACK_MILLIS = 100
 
 /**
  * What both framework adapters share: owning or borrowing the manager, cookie-driven expiry,
@@ -232,7 +225,7 @@ export class ManagerLink {
       const touched = await this.manager.touch(key, expiresAt === null ? {} : { expiresAt })
       // The stores keep the later expiry; a stale touch leaves the remembered one as it was.
       if (!touched) this.#seen.forget(key)
-      else this.#seen.remember(key, { ...seen, expiresAt: Math.max(seen.expiresAt, wanted) })
+      else this.#touchedTo(key, seen, Math.max(seen.expiresAt, wanted))
       return touched
     } catch (error) {
       if (isMalformedId(error)) return false
@@ -358,8 +351,16 @@ export class ManagerLink {
     if (fingerprint === null || fingerprint !== seen.fingerprint) return false
     if (!touchIsDue(seen, wanted, this.#touchAfterMillis, now)) return true
     if (!(await this.manager.touch(key, expiresAt === null ? {} : { expiresAt }))) return false
-    this.#seen.remember(key, { ...seen, expiresAt: wanted })
+    this.#touchedTo(key, seen, wanted)
     return true
+  }
+
+  /**
+   * Moves the remembered expiry after a touch, unless a write or a read remembered the session
+   * anew while the touch ran: its fingerprint stands (the touch's would be of older data).
+   */
+  #touchedTo(key: string, before: SeenSession, expiresAt: number): void {
+    if (this.#seen.get(key) === before) this.#seen.remember(key, { ...before, expiresAt })
   }
 
   /** Now plus the session's timeout, as a read here last found it; null when not known. */
@@ -455,17 +456,6 @@ function givenCookie(session: unknown, now: number): CookieFacts {
       cause: error,
     })
   }
-}
-
-/** Whether two cookie lifetimes are the same, up to {@link LIFETIME_SLACK_MILLIS}. */
-function sameLifetime(
-  given: number | null | undefined,
-  stored: number | null | undefined,
-): boolean {
-  if (typeof given === 'number' && typeof stored === 'number') {
-    return Math.abs(given - stored) <= LIFETIME_SLACK_MILLIS
-  }
-  return given === stored
 }
 
 /** The call's result, or null when the manager refused its id (see {@link isMalformedId}). */
