@@ -9,7 +9,12 @@ import { createInterface } from 'node:readline'
 import { FailureCollector, failureSummary } from './tap-failures.mjs'
 
 const atTerminal = process.stdout.isTTY === true
-const tap = spawn('tap', process.argv.slice(2), {
+const args = process.argv.slice(2)
+// tap picks its reporter by colour, which FORCE_COLOR or TAP_COLOR turn on without a terminal:
+// the summary needs TAP, so it is asked for, unless the caller chose a reporter.
+const reporterChosen = args.some((arg) => /^(-R|--reporter)(=|$)/.test(arg))
+if (!atTerminal && !reporterChosen) args.unshift('--reporter=tap')
+const tap = spawn('tap', args, {
   stdio: ['inherit', atTerminal ? 'inherit' : 'pipe', 'inherit'],
 })
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => tap.kill(signal))

@@ -74,22 +74,35 @@ t.test('bounded: failures past the limit are counted, diagnostics cut', async (t
   t.match(failureSummary(collector), /^# Failed assertions \(45\):[^]*\.\.\. and 5 more\n$/)
 })
 
-t.test('a real run: the summary ends the output, and the status is tap’s', async (t) => {
-  const run = spawnSync(
-    process.execPath,
-    [join(root, 'bin/run-tests.mjs'), 'test/fixtures/failing-on-purpose.ts'],
-    {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...process.env, PATH: `${join(root, 'node_modules/.bin')}:${process.env.PATH}` },
-    },
-  )
-  t.equal(run.status, 1, 'failed, as tap did')
-  t.match(run.stdout, /\n {12}not ok 2 - one is two\n/, 'tap’s own output passed through')
-  const tail = run.stdout.slice(run.stdout.lastIndexOf('# Failed assertions'))
-  t.match(
-    tail,
-    /^# Failed assertions \(1\):\n# {3}test\/fixtures\/failing-on-purpose\.ts > an outer subtest > an inner subtest > one is two\n/,
-  )
-  t.match(tail, /lineNumber: 7/, 'with where it failed')
-})
+// tap picks its reporter by colour: FORCE_COLOR (set by many CI setups) or TAP_COLOR (which tap
+// exports to the test files of a run at a colour terminal) would make it print text, not TAP.
+for (const [name, colour] of [
+  ['a plain environment', {}],
+  ['FORCE_COLOR=1', { FORCE_COLOR: '1' }],
+  ['TAP_COLOR=1', { TAP_COLOR: '1' }],
+] as const) {
+  t.test(`a real run, ${name}: the summary ends the output, the status is tap’s`, async (t) => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PATH: `${join(root, 'node_modules/.bin')}:${process.env.PATH}`,
+    }
+    // A fresh environment (CI): none of the settings the tap running this file exports.
+    for (const key of Object.keys(env)) if (key.startsWith('TAP')) delete env[key]
+    delete env.NO_COLOR
+    delete env.FORCE_COLOR
+    Object.assign(env, colour)
+    const run = spawnSync(
+      process.execPath,
+      [join(root, 'bin/run-tests.mjs'), 'test/fixtures/failing-on-purpose.ts'],
+      { cwd: root, encoding: 'utf8', env },
+    )
+    t.equal(run.status, 1, 'failed, as tap did')
+    t.match(run.stdout, /\n {4,}not ok 2 - one is two\n/, 'tap’s own output passed through')
+    const tail = run.stdout.slice(run.stdout.lastIndexOf('# Failed assertions'))
+    t.match(
+      tail,
+      /^# Failed assertions \(1\):\n# {3}test\/fixtures\/failing-on-purpose\.ts > an outer subtest > an inner subtest > one is two\n/,
+    )
+    t.match(tail, /lineNumber: 7/, 'with where it failed')
+  })
+}
