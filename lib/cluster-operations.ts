@@ -334,7 +334,8 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     const lease = this.cluster.readLease
     return {
       stores: this.cluster.stores.map((store) => store.stats()),
-      readLease: lease === null ? null : { holds: lease.holds, staleStoreIds: lease.staleStoreIds },
+      readLease:
+        lease === null ? null : { holds: lease.usable, staleStoreIds: lease.staleStoreIds },
       configMismatches: this.cluster.configGuard.mismatches,
     }
   }

@@ -103,8 +103,8 @@ export class Cluster {
             this.stores,
             options.readLeaseMillis,
             options.clock,
-            // Read at read time, once the guard below exists and has run its first round.
-            () => this.configGuard.readSettingsAgree,
+            // Read at read time, once the guard and the health check below exist.
+            () => this.configGuard.readSettingsAgree && this.#healthCheck.hintsHeard,
           )
     this.readLease = lease
     this.#healthCheck = new HealthCheck(this.stores, options.healthCheckIntervalMillis, (store) => {

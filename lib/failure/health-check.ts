@@ -14,6 +14,7 @@ export class HealthCheck {
   readonly #catchUp: (store: Store) => void
   readonly #uptimes = new Map<Store, number>()
   readonly #timer: JitteredTimer
+  #hintsHeard = false
 
   constructor(stores: readonly Store[], intervalMillis: number, catchUp: (store: Store) => void) {
     this.#stores = stores
@@ -27,6 +28,15 @@ export class HealthCheck {
    */
   start(): Promise<void> {
     return this.#timer.runNow()
+  }
+
+  /**
+   * Whether a round has heard from every store which stores it holds hints for: until then, a
+   * store that missed writes before this manager started (its writer's announcement may have
+   * run out since) is not known to be behind, and must not be read alone.
+   */
+  get hintsHeard(): boolean {
+    return this.#hintsHeard
   }
 
   /** Stops probing; resolves when a round in flight has finished. */
@@ -55,10 +65,16 @@ export class HealthCheck {
 
   async #findHintedStores(): Promise<void> {
     const byId = new Map(this.#stores.map((store) => [store.id, store]))
+    let heardAll = this.#stores.every((store) => store.standing.up)
     const targets = await Promise.all(
       this.#stores
         .filter((store) => store.standing.up)
-        .map((store) => store.hintTargets().catch(() => [] as string[])),
+        .map((store) =>
+          store.hintTargets().catch(() => {
+            heardAll = false
+            return [] as string[]
+          }),
+        ),
     )
     for (const id of new Set(targets.flat())) {
       const target = byId.get(id)
@@ -66,5 +82,6 @@ export class HealthCheck {
       target.standing.missedWrites()
       this.#catchUp(target)
     }
+    if (heardAll) this.#hintsHeard = true
   }
 }

@@ -32,7 +32,10 @@ const IDLE_LEASES = 10
 
 /** The read lease as `SessionManager.stats()` reports it. */
 export interface ReadLeaseStats {
-  /** Whether the lease runs: reads may ask one store alone (false after ten leases without reads). */
+  /**
+   * Whether reads may ask one store alone: the lease runs (not after ten leases without reads),
+   * every app server reads with these settings and every store's hints were heard once.
+   */
   holds: boolean
   /** Stores some app server announced stale (reads go around them), as last heard. */
   staleStoreIds: string[]
@@ -89,19 +92,23 @@ export class ReadLease {
   /** Performance time of the last round that found a read had asked, or an announcement of ours. */
   #busyAt = performance.now()
 
-  /** Whether every other app server reads with this one's settings (and so announces misses). */
-  readonly #peersAgree: () => boolean
+  /**
+   * Whether reads may ask a store alone at all: every other app server reads with this one's
+   * settings (and so announces its misses), and this manager has heard every store's hints
+   * once (a store that missed writes before it started is then known to be behind).
+   */
+  readonly #mayTrust: () => boolean
 
   constructor(
     stores: readonly Store[],
     leaseMillis: number,
     clock: Clock,
-    peersAgree: () => boolean = () => true,
+    mayTrust: () => boolean = () => true,
   ) {
     this.#stores = stores
     this.#leaseMillis = leaseMillis
     this.#clock = clock
-    this.#peersAgree = peersAgree
+    this.#mayTrust = mayTrust
     this.#timer = new JitteredTimer(leaseMillis / ROUNDS_PER_LEASE, () => this.#round())
   }
 
@@ -121,17 +128,17 @@ export class ReadLease {
     return performance.now() < this.#validUntil
   }
 
+  /** Whether reads may ask a store alone now, one that nobody announced stale. */
+  get usable(): boolean {
+    return this.holds && this.#mayTrust()
+  }
+
   /** Whether a read may ask `store` alone now (see {@link aloneReadable} for the rest). */
   trusts(store: Store): boolean {
     this.#wanted = true
     // The rounds pause for want of reads (IDLE_LEASES): this read wants them again.
     this.#timer.resume()
-    return (
-      this.holds &&
-      !this.#staleIds.has(store.id) &&
-      !this.#announced.has(store) &&
-      this.#peersAgree()
-    )
+    return this.usable && !this.#staleIds.has(store.id) && !this.#announced.has(store)
   }
 
   /** The lease's length (`readLeaseMillis`). */
