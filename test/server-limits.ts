@@ -469,3 +469,53 @@ t.test('errors sent to clients name no store, user or host', async (t) => {
     t.notMatch(text, /Access denied|@|127\.0\.0\.1|store-a|shards/, `no internals: ${text}`)
   }
 })
+
+t.test(
+  'requests parsed ahead behind a lock wait hold about 2 x maxBodyBytes, lines included',
+  async (t) => {
+    // The read-ahead bound counted payloads only: 63 requests of 60 KB lines (`exists <id>`
+    // with a 60,000-character id) were all parsed and held while the first waited for a lock,
+    // and bufferedBytes reported none of it.
+    const maxBodyBytes = 4096
+    const server = await startServer(t, manager, { maxBodyBytes, lockWaitMillis: 30_000 })
+    const blocker = await manager.lockSession(manager.generateId(), { leaseMillis: 60_000 })
+    t.teardown(() => blocker.release().catch(() => {}))
+    const client = await LineClient.connect(server.lineAddress)
+    t.teardown(() => client.destroy())
+    const lineCount = 63
+    const idLength = 60_000
+    const before = await liveBytes()
+    let text = `open ${blocker.sessionId} w\n`
+    // Each id distinct, so that nothing is shared between the lines.
+    for (let i = 0; i < lineCount; i++) {
+      text += `exists ${String(i).padStart(4, '0')}${'x'.repeat(idLength - 4)}\n`
+    }
+    client.write(text)
+    text = ''
+    await waitFor('requests parsed ahead', () => server.stats().queuedRequests >= 1)
+    await sleep(300)
+    const grown = (await liveBytes()) - before
+    const { queuedRequests, bufferedBytes } = server.stats()
+    const held = queuedRequests * idLength
+    t.ok(held <= 2 * maxBodyBytes + idLength, `${queuedRequests} requests parsed ahead`)
+    t.ok(grown < 1024 * 1024, `memory grew by ${grown} bytes for one connection`)
+    t.ok(bufferedBytes >= held, `bufferedBytes (${bufferedBytes}) counts them (${held})`)
+    await blocker.release()
+    t.same(await client.answer(), { ok: true }, 'open w once the lock is free')
+    for (let i = 0; i < lineCount; i++) await client.answer()
+    await client.ok('close')
+  },
+)
+
+t.test('an error message quotes client text bounded and without control characters', async (t) => {
+  // The bad-mode error of `open` quoted the mode raw and whole.
+  const server = await startServer(t, manager)
+  const client = await LineClient.connect(server.lineAddress)
+  t.teardown(() => client.destroy())
+  const mode = `\u001b[2J\u0000${'m'.repeat(60_000)}`
+  const answer = await client.request(`open ${manager.generateId()} ${mode}`)
+  t.match(answer, { ok: false, code: 'BAD_REQUEST' })
+  const message = answer.ok ? '' : answer.message
+  t.ok(message.length < 200, `the message is ${message.length} characters long`)
+  t.notOk(/[\u0000-\u001f]/.test(message), 'and holds no control characters')
+})

@@ -332,7 +332,10 @@ export function parseLine(line: string, announced: number | undefined): ParsedLi
       arity(args, 1, 2, 'open <id> [r|w]')
       const mode = args[1] ?? 'r'
       if (mode !== 'r' && mode !== 'w') {
-        throw new RequestError('BAD_REQUEST', `The mode of open is r or w, not "${mode}".`)
+        throw new RequestError(
+          'BAD_REQUEST',
+          `The mode of open is r or w, not "${printable(mode)}".`,
+        )
       }
       return { command: 'open', id: args[0] as string, mode }
     }

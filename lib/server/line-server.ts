@@ -219,7 +219,7 @@ class LineConnection {
 
   /**
    * Parses requests ahead of the one running, while fewer than {@link MAX_QUEUED} wait and
-   * their payloads hold at most about `maxBodyBytes`: beyond that, what was received stays
+   * they hold at most about `maxBodyBytes` (payloads, ids and keys): beyond that, what was received stays
    * unparsed in the parser (at most one read of the socket), and the socket is not read until
    * the queue has caught up. So one chunk of a thousand bad lines costs 64 frames, not a
    * thousand errors held at once.
@@ -231,7 +231,7 @@ class LineConnection {
       if (frame === undefined) break
       this.#idleTimer?.refresh()
       this.#queue.push(frame)
-      this.#queuedBytes += payloadBytes(frame)
+      this.#queuedBytes += heldBytes(frame)
     }
     const holding = this.#parser.unparsedBytes > 0
     if (!this.#paused && holding) {
@@ -255,7 +255,7 @@ class LineConnection {
     try {
       while (this.#queue.length > 0 && !this.#gone && !this.#shuttingDown) {
         const frame = this.#queue.shift() as Frame
-        this.#queuedBytes -= payloadBytes(frame)
+        this.#queuedBytes -= heldBytes(frame)
         this.#readAhead()
         if ('error' in frame && frame.hangUp === true) this.#hangUp = true
         const answer = await this.#answer(frame)
@@ -374,13 +374,17 @@ class LineConnection {
   }
 }
 
-/** Bytes of a request's payload held in memory (put's value, put_all's JSON). */
-function payloadBytes(frame: Frame): number {
-  if ('error' in frame) return 0
-  const { request } = frame
-  if (request.command === 'put') return request.value.length
-  if (request.command === 'put_all') return request.json.length
-  return 0
+/**
+ * Bytes a parsed request holds in memory: its payload (put's value, put_all's JSON) and what its
+ * line carried (an id or a key may be up to `maxLineBytes`), or an error's message.
+ */
+function heldBytes(frame: Frame): number {
+  if ('error' in frame) return frame.error.message.length
+  let bytes = 0
+  for (const value of Object.values(frame.request) as unknown[]) {
+    if (typeof value === 'string' || Buffer.isBuffer(value)) bytes += value.length
+  }
+  return bytes
 }
 
 function shuttingDown(): Buffer {
