@@ -219,9 +219,9 @@ class LineConnection {
 
   /**
    * Parses requests ahead of the one running, while fewer than {@link MAX_QUEUED} wait and
-   * they hold at most about `maxBodyBytes` (payloads, ids and keys): beyond that, what was received stays
-   * unparsed in the parser (at most one read of the socket), and the socket is not read until
-   * the queue has caught up. So one chunk of a thousand bad lines costs 64 frames, not a
+   * they hold at most about `maxBodyBytes` (payloads, ids and keys): beyond that, what was
+   * received stays unparsed in the parser (at most one read of the socket), and the socket is
+   * not read until the queue has caught up. So one chunk of a thousand bad lines costs 64 frames, not a
    * thousand errors held at once.
    */
   #readAhead(): void {

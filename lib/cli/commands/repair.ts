@@ -8,8 +8,6 @@ import { openManager } from '../manager.js'
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
 import { createProgressBar, progressWanted } from '../progress.js'
 
-/** Exit code of a walk stopped by Ctrl-C (it can be resumed). */
-
 /** The options of `repair` and `rebalance`. */
 export const WALK_OPTIONS = {
   'batch-size': { type: 'string' },
