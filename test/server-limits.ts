@@ -519,3 +519,36 @@ t.test('an error message quotes client text bounded and without control characte
   t.ok(message.length < 200, `the message is ${message.length} characters long`)
   t.notOk(/[\u0000-\u001f]/.test(message), 'and holds no control characters')
 })
+
+t.test('line: refusals past maxConnections are bounded too', async (t) => {
+  // Each refused connection is answered, then closed within a second: a flood of them held a
+  // socket and a timer each, without bound. Past 64 more than maxConnections, Node drops them.
+  const server = await startServer(t, manager, { maxConnections: 1 })
+  const held = await LineClient.connect(server.lineAddress)
+  t.teardown(() => held.destroy())
+  const flood = await Promise.all(
+    Array.from(
+      { length: 150 },
+      () =>
+        new Promise<string>((resolve) => {
+          // Half-open: the client never closes its side, so an answered refusal lingers.
+          const socket = connect({
+            port: server.lineAddress.port,
+            host: '127.0.0.1',
+            allowHalfOpen: true,
+          })
+          let text = ''
+          socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk))
+          socket.on('error', () => {})
+          // The server's FIN ends it (an answered refusal, or one Node dropped unanswered).
+          socket.once('end', () => resolve(text))
+          socket.once('close', () => resolve(text))
+          t.teardown(() => socket.destroy())
+        }),
+    ),
+  )
+  const answered = flood.filter((text) => text.includes('TOO_MANY_CONNECTIONS')).length
+  t.ok(answered > 0, `${answered} refusals answered`)
+  t.ok(answered <= 64, 'no more than 64 at once')
+  t.same(await held.ok('exists ' + manager.generateId()), { ok: true, word: '0' }, 'held serves')
+})

@@ -9,7 +9,7 @@ import { checkKey } from '../session-values.js'
 import type { AccessControl } from './access.js'
 import { drain, readBody } from './http-body.js'
 import { PipelinedRequests } from './http-pipelining.js'
-import { KEEPALIVE_DELAY_MILLIS, listenOn } from './listen.js'
+import { KEEPALIVE_DELAY_MILLIS, listenOn, REFUSAL_HEADROOM } from './listen.js'
 import { RequestError, errorReply, sessionDestroyed } from './request-error.js'
 
 /** What the HTTP API needs from {@link startSessionServer}'s options, resolved. */
@@ -23,12 +23,6 @@ export interface HttpApiSettings {
   /** The manager's and the server's metrics in the Prometheus text format, for `/metrics`. */
   metrics: () => string
 }
-
-/**
- * Connections beyond maxConnections are answered 503 and closed at once; beyond this many
- * more, Node drops them unanswered (a flood is not worth an answer).
- */
-const REFUSAL_HEADROOM = 64
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 

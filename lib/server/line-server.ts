@@ -4,7 +4,7 @@ import type { AddressInfo, Server, Socket } from 'node:net'
 import { debug } from '../debug.js'
 import type { SessionManager } from '../session-manager.js'
 import type { AccessControl } from './access.js'
-import { KEEPALIVE_DELAY_MILLIS, listenOn } from './listen.js'
+import { KEEPALIVE_DELAY_MILLIS, listenOn, REFUSAL_HEADROOM } from './listen.js'
 import type { Frame } from './line-protocol.js'
 import { errorAnswer, okAnswer } from './line-answers.js'
 import { LineParser } from './line-protocol.js'
@@ -44,6 +44,8 @@ export class LineServer {
     this.#settings = settings
     // Half-open: a client may send its commands, end its side, and still read every answer.
     this.#server = createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket))
+    // A refused connection lingers up to a second (its answer, then a close): bounded too.
+    this.#server.maxConnections = settings.maxConnections + REFUSAL_HEADROOM
   }
 
   /** Connections open now. */

@@ -9,6 +9,13 @@ import type { AddressInfo, Server } from 'node:net'
  */
 export const KEEPALIVE_DELAY_MILLIS = 30_000
 
+/**
+ * Connections beyond `maxConnections` are answered (`TOO_MANY_CONNECTIONS`) and closed; beyond
+ * this many more, on either listener, Node drops them unanswered (a flood is not worth an
+ * answer, and each refusal holds a socket for a moment).
+ */
+export const REFUSAL_HEADROOM = 64
+
 /** Starts `server` listening; resolves its address, or rejects with the listen error (port taken...). */
 export function listenOn(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
