@@ -335,7 +335,9 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     return {
       stores: this.cluster.stores.map((store) => store.stats()),
       readLease:
-        lease === null ? null : { holds: lease.usable, staleStoreIds: lease.staleStoreIds },
+        lease === null
+          ? null
+          : { holds: lease.holds, readsAlone: lease.usable, staleStoreIds: lease.staleStoreIds },
       configMismatches: this.cluster.configGuard.mismatches,
     }
   }

@@ -32,11 +32,13 @@ const IDLE_LEASES = 10
 
 /** The read lease as `SessionManager.stats()` reports it. */
 export interface ReadLeaseStats {
-  /**
-   * Whether reads may ask one store alone: the lease runs (not after ten leases without reads),
-   * every app server reads with these settings and every store's hints were heard once.
-   */
+  /** Whether the lease runs (false after ten leases without reads). */
   holds: boolean
+  /**
+   * Whether reads may ask one store alone now: the lease holds, every app server reads with
+   * these settings, and every store's hints were heard once since this manager started.
+   */
+  readsAlone: boolean
   /** Stores some app server announced stale (reads go around them), as last heard. */
   staleStoreIds: string[]
 }
