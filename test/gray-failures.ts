@@ -380,6 +380,7 @@ for (const [name, settings] of [
         await healthy.readSession('never-written-session-id')
         return healthy.stats().readLease?.holds === true
       })
+      t.equal(healthy.stats().readLease?.readsAlone, false, 'the lease holds, reads compare copies')
       proxies.get(a.id)!.setFault({ kind: 'blackhole' })
       t.same((await other.writeSession(id, { v: 2 })).storeIds, [b.id, c.id], 'past a')
       t.same(await healthy.readSession(id), { v: 2 }, 'the newest write, not a stale copy')
