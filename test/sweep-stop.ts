@@ -1,47 +1,20 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { InvalidOptionError } from '../lib/index.js'
 import { finished, spawnCli } from './helpers/cli.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { startManager } from './helpers/manager.js'
+import { rowsLeft, withExpiredSessions } from './helpers/expired-sessions.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 // A sweep stops when asked (`signal`, Ctrl-C in the CLI) after the batch in progress, and says
 // so: a stopped sweep is not reported as every store swept.
 const cluster = await startTestCluster(t, { stores: 3 })
 
-/** Rows left in `table` over every store. */
-async function rowsLeft(table: string): Promise<number> {
-  let rows = 0
-  for (const store of cluster.stores) {
-    const [counted] = await store.query<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`)
-    rows += Number(counted!.n)
-  }
-  return rows
-}
-
-/** A manager whose table holds `count` sessions expired past the sweep's grace. */
-async function expiredSessions(t: Test, table: string, count: number) {
-  const manager = await startManager(t, cluster, {
-    copies: 2,
-    table,
-    sweepIntervalSeconds: 0,
-    sweepGraceSeconds: 0,
-  })
-  await Promise.all(
-    Array.from({ length: count }, (_, i) => manager.createSession({ i }, { ttlSeconds: 1 })),
-  )
-  for (const store of cluster.stores) {
-    await store.query(`UPDATE ${table} SET expires_at = ?`, [Date.now() - 3_600_000])
-  }
-  return manager
-}
-
 t.test('sm.sweep({ signal }) stops after the batch in progress', async (t) => {
-  const manager = await expiredSessions(t, 'sweep_stop', 40)
-  const before = await rowsLeft('sweep_stop')
+  const { manager } = await withExpiredSessions(t, cluster, { table: 'sweep_stop', count: 40 })
+  const before = await rowsLeft(cluster, 'sweep_stop')
   const stop = new AbortController()
   const result = await manager.sweep({
     batchSize: 2,
@@ -53,7 +26,7 @@ t.test('sm.sweep({ signal }) stops after the batch in progress', async (t) => {
     result.stores.every((store) => store.deleted <= 2),
     'one batch per store at most',
   )
-  t.equal(await rowsLeft('sweep_stop'), before - result.deleted, 'the rest is left')
+  t.equal(await rowsLeft(cluster, 'sweep_stop'), before - result.deleted, 'the rest is left')
   t.ok(result.deleted < before, `${result.deleted} of ${before} rows deleted`)
 
   const preAborted = await manager.sweep({ batchSize: 2, signal: AbortSignal.abort() })
@@ -65,7 +38,7 @@ t.test('sm.sweep({ signal }) stops after the batch in progress', async (t) => {
 
   const rest = await manager.sweep({ batchSize: 100 })
   t.equal(rest.stopped, undefined, 'a sweep to the end is not stopped')
-  t.equal(await rowsLeft('sweep_stop'), 0, 'and deletes what was left')
+  t.equal(await rowsLeft(cluster, 'sweep_stop'), 0, 'and deletes what was left')
   await t.rejects(
     manager.sweep({ signal: {} as AbortSignal }),
     InvalidOptionError,
@@ -74,10 +47,10 @@ t.test('sm.sweep({ signal }) stops after the batch in progress', async (t) => {
 })
 
 t.test('session-shards sweep: Ctrl-C stops it, exit 130', async (t) => {
-  await expiredSessions(t, 'sessions', 150)
+  await withExpiredSessions(t, cluster, { table: 'sessions', count: 150 })
   const cwd = await mkdtemp(path.join(os.tmpdir(), 'session-shards-sweep-stop-'))
   t.teardown(() => rm(cwd, { recursive: true, force: true }))
-  const before = await rowsLeft('sessions')
+  const before = await rowsLeft(cluster, 'sessions')
   const child = spawnCli(['sweep', '--json', '--batch-size', '1', '--duty-cycle', '0.02'], {
     cwd,
     env: {
@@ -85,7 +58,10 @@ t.test('session-shards sweep: Ctrl-C stops it, exit 130', async (t) => {
     },
   })
   const run = finished(child)
-  await waitFor('the sweep to delete a row', async () => (await rowsLeft('sessions')) < before)
+  await waitFor(
+    'the sweep to delete a row',
+    async () => (await rowsLeft(cluster, 'sessions')) < before,
+  )
   child.kill('SIGINT')
   const { code, stdout, stderr } = await run
   t.equal(code, 130, 'exit 130')
@@ -93,7 +69,7 @@ t.test('session-shards sweep: Ctrl-C stops it, exit 130', async (t) => {
   const result = JSON.parse(stdout) as { ok: boolean; stopped?: boolean; deleted: number }
   t.same({ ok: result.ok, stopped: result.stopped }, { ok: false, stopped: true })
   await sleep(100)
-  const left = await rowsLeft('sessions')
+  const left = await rowsLeft(cluster, 'sessions')
   t.equal(left, before - result.deleted, `the rest is left (${left} of ${before} rows)`)
   t.ok(left > 0, 'stopped before the end')
 })

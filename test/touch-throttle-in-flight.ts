@@ -8,7 +8,6 @@ import type { AddressInfo } from 'node:net'
 import express from 'express'
 import session from 'express-session'
 import t from 'tap'
-import type { SessionData } from 'express-session'
 import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
 import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import { startTestCluster } from './helpers/cluster.js'
@@ -16,18 +15,9 @@ import { CookieClient } from './helpers/http-client.js'
 import { proxiesFor } from './helpers/gray.js'
 import { startManager } from './helpers/manager.js'
 import { sleep } from './helpers/wait.js'
+import { sessionExpiringAt } from './helpers/express-sessions.js'
 
 const cluster = await startTestCluster(t, { stores: 2 })
-
-function expressSession(expiresAt: number, data: Record<string, unknown>): SessionData {
-  const cookie = {
-    originalMaxAge: 600_000,
-    expires: new Date(expiresAt),
-    httpOnly: true,
-    path: '/',
-  }
-  return { ...data, cookie } as unknown as SessionData
-}
 
 for (const [name, makeStore] of [
   ['express', (manager: never) => new ExpressStore({ manager, touchAfterSeconds: 60 })],
@@ -38,7 +28,7 @@ for (const [name, makeStore] of [
     const store = makeStore(manager as never) as ExpressStore
     const id = manager.generateId()
     const expires = Date.now() + 600_000
-    const sess = expressSession(expires, { cart: 1 }) as unknown as Record<string, unknown>
+    const sess = sessionExpiringAt(expires, { cart: 1 }) as unknown as Record<string, unknown>
     const first = store.set(id, sess as never) // stores cart: 1
     await new Promise((resolve) => setImmediate(resolve)) // the write is on its way
     sess.cart = 2 // the app goes on changing the session
@@ -113,20 +103,20 @@ t.test('a save that lands while a throttled touch is in flight is not forgotten'
   const id = manager.generateId()
   const e1 = Date.now() + 600_000
 
-  await store.set(id, expressSession(e1, { cart: 1 })) // stored cart 1, remembered
+  await store.set(id, sessionExpiringAt(e1, { cart: 1 })) // stored cart 1, remembered
   // A request's touch (two minutes later expiry: due), its answers slowed by the network.
   for (const proxy of proxies.values()) {
     proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 800 })
   }
-  const touching = store.touch(id, expressSession(e1 + 120_000, { cart: 1 }))
+  const touching = store.touch(id, sessionExpiringAt(e1 + 120_000, { cart: 1 }))
   await sleep(150) // the touch's statements have reached the stores
   for (const proxy of proxies.values()) proxy.setFault({ kind: 'none' })
   // Another request saves cart 2 meanwhile (on other pool connections: not delayed).
-  await store.set(id, expressSession(e1 + 120_000, { cart: 2 }))
+  await store.set(id, sessionExpiringAt(e1 + 120_000, { cart: 2 }))
   t.match(await manager.readSession(id), { cart: 2 }, 'cart 2 stored')
   await touching
   // A third request changes the cart back to 1 and saves: acknowledged.
-  await store.set(id, expressSession(e1 + 125_000, { cart: 1 }))
+  await store.set(id, sessionExpiringAt(e1 + 125_000, { cart: 1 }))
   t.match(
     await manager.readSession(id),
     { cart: 1 },

@@ -16,6 +16,7 @@ import {
   statementsSent as statementsOf,
 } from './helpers/manager.js'
 import { startServer, statementsSent } from './helpers/session-server.js'
+import { sessionExpiringAt } from './helpers/express-sessions.js'
 
 /** A codec that stores Maps (JSON with a tag), as a custom codec may. */
 const mapCodec: SessionCodec = {
@@ -137,42 +138,32 @@ const mapManagerOptions = {
   codec: mapCodec,
 }
 
-function expressSession(expiresAt: number, data: Record<string, unknown>): SessionData {
-  const cookie = {
-    originalMaxAge: 600_000,
-    expires: new Date(expiresAt),
-    httpOnly: true,
-    path: '/',
-  }
-  return { ...data, cookie } as unknown as SessionData
-}
-
 t.test('express: touches within the throttle are not written, later ones are', async (t) => {
   const manager = await startManager(t, cluster, { copies: 2, table: 'throttle_touch' })
   const store = new ExpressStore({ manager, touchAfterSeconds: 60 })
   const plain = new ExpressStore({ manager })
   const id = manager.generateId()
   const start = Date.now() + 600_000
-  await store.set(id, expressSession(start, { user: 'ada' }))
+  await store.set(id, sessionExpiringAt(start, { user: 'ada' }))
   await store.get(id)
   let before = statementsSent(manager)
-  await store.touch(id, expressSession(start + 30_000, { user: 'ada' }))
+  await store.touch(id, sessionExpiringAt(start + 30_000, { user: 'ada' }))
   t.equal(statementsSent(manager), before, 'a touch 30 s later than stored: no statement')
   t.equal((await manager.readSession(id, { withVersion: true }))?.expiresAt, start)
 
-  await store.touch(id, expressSession(start + 61_000, { user: 'ada' }))
+  await store.touch(id, sessionExpiringAt(start + 61_000, { user: 'ada' }))
   t.equal(
     (await manager.readSession(id, { withVersion: true }))?.expiresAt,
     start + 61_000,
     'a touch past the throttle is written',
   )
   before = statementsSent(manager)
-  await store.touch(id, expressSession(start + 90_000, { user: 'ada' }))
+  await store.touch(id, sessionExpiringAt(start + 90_000, { user: 'ada' }))
   t.equal(statementsSent(manager), before, 'measured from the last written touch')
 
   await plain.get(id)
   before = statementsSent(manager)
-  await plain.touch(id, expressSession(start + 62_000, { user: 'ada' }))
+  await plain.touch(id, sessionExpiringAt(start + 62_000, { user: 'ada' }))
   t.ok(statementsSent(manager) > before, 'without a throttle every touch is written')
 })
 
@@ -186,20 +177,20 @@ for (const [name, makeStore] of [
     t.teardown(() => store.close())
     const id = manager.generateId()
     const start = Date.now() + 600_000
-    await store.set(id, expressSession(start, { user: 'ada' }))
+    await store.set(id, sessionExpiringAt(start, { user: 'ada' }))
     const first = await manager.readSession(id, { withVersion: true })
     const loaded = (await store.get(id)) as unknown as Record<string, unknown>
 
     let before = statementsSent(manager)
-    await store.set(id, expressSession(start + 30_000, { ...loaded, cookie: undefined }))
+    await store.set(id, sessionExpiringAt(start + 30_000, { ...loaded, cookie: undefined }))
     t.equal(statementsSent(manager), before, 'unchanged, 30 s later: not written')
 
-    await store.set(id, expressSession(start + 120_000, { user: 'ada' }))
+    await store.set(id, sessionExpiringAt(start + 120_000, { user: 'ada' }))
     const touched = await manager.readSession(id, { withVersion: true })
     t.equal(touched?.version, first?.version, 'unchanged, 2 min later: the data is not rewritten')
     t.equal(touched?.expiresAt, start + 120_000, 'but the expiry moved')
 
-    await store.set(id, expressSession(start + 121_000, { user: 'bob' }))
+    await store.set(id, sessionExpiringAt(start + 121_000, { user: 'bob' }))
     const changed = await manager.readSession(id, { withVersion: true })
     t.ok(changed!.version > first!.version, 'a changed session is always written')
     t.match(changed?.data, { user: 'bob' })
@@ -207,7 +198,7 @@ for (const [name, makeStore] of [
     // A request that loaded "bob" before another app server wrote "cy" saves "bob" unchanged:
     // skipped, so it does not overwrite the newer data with what it loaded.
     await manager.writeSession(id, { user: 'cy' }, { expiresAt: start + 121_000 })
-    await store.set(id, expressSession(start + 122_000, { user: 'bob' }))
+    await store.set(id, sessionExpiringAt(start + 122_000, { user: 'bob' }))
     t.match(await manager.readSession(id), { user: 'cy' }, 'the change made elsewhere stays')
   })
 }
@@ -239,9 +230,9 @@ for (const [name, makeStore] of [
     await store.manager.applySchema()
     const id = manager.generateId()
     const start = Date.now() + 600_000
-    await store.set(id, expressSession(start, { cart: new Map([['apple', 1]]) }))
+    await store.set(id, sessionExpiringAt(start, { cart: new Map([['apple', 1]]) }))
     await store.get(id)
-    await store.set(id, expressSession(start + 30_000, { cart: new Map([['apple', 2]]) }))
+    await store.set(id, sessionExpiringAt(start + 30_000, { cart: new Map([['apple', 2]]) }))
     const stored = await manager.readSession(id)
     t.same(stored?.cart, new Map([['apple', 2]]), 'the new cart is stored')
     t.same(

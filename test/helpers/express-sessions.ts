@@ -25,3 +25,20 @@ export function expressGetter(
       store.get(id, (error, data) => (error ? reject(error) : resolve(data))),
     )
 }
+
+/**
+ * A session as express-session hands it to a store's `set` or `touch`: the app's data and a
+ * ten-minute cookie that expires at `expiresAt` (its JSON form, as the store receives it).
+ */
+export function sessionExpiringAt(
+  expiresAt: number,
+  data: Record<string, unknown>,
+): session.SessionData {
+  const cookie = {
+    originalMaxAge: 600_000,
+    expires: new Date(expiresAt),
+    httpOnly: true,
+    path: '/',
+  }
+  return { ...data, cookie } as unknown as session.SessionData
+}

@@ -6,6 +6,7 @@ import { batchSizeArgument, MAX_BATCH_SIZE, noPositionals, UsageError } from '..
 import { allStores, loadCommandConfig, type LoadedConfig } from '../config.js'
 import { openManager } from '../manager.js'
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
+import { stoppableByCtrlC } from '../interrupt.js'
 import { createProgressBar, progressWanted } from '../progress.js'
 
 /** The options of `repair` and `rebalance`. */
@@ -49,17 +50,6 @@ export async function runRepairScan(
   const resumeFrom = resumeCursor(config, context.values['resume-from'])
   const { out } = context
   const manager = await openManager(config)
-  const stop = new AbortController()
-  const onSignal = (): void => {
-    // A second Ctrl-C exits at once; the walk is idempotent, so nothing is left half done.
-    // The bar is stopped first: it hides the terminal's cursor while it runs.
-    if (stop.signal.aborted) {
-      bar.stop()
-      process.exit(EXIT_INTERRUPTED)
-    }
-    stop.abort()
-    bar.log(`${kind}: stopping after the batch in progress (Ctrl-C again to exit now)`)
-  }
   const enabled = progressWanted(out.json)
   const bar = createProgressBar({
     enabled,
@@ -68,13 +58,11 @@ export async function runRepairScan(
     payload: { store: '', storeIndex: 0, storeCount: 0, copied: 0, removed: 0 },
     fallback: (line) => out.error(line),
   })
-  process.on('SIGINT', onSignal)
   try {
     if (enabled) bar.setTotal(await countRows(manager))
     const options: RepairOptions = {
       ...(batchSize === undefined ? {} : { batchSize }),
       ...(resumeFrom === undefined ? {} : { resumeFrom }),
-      signal: stop.signal,
       onProgress: (p) =>
         bar.update(p.scanned, {
           store: p.storeId,
@@ -84,15 +72,12 @@ export async function runRepairScan(
           removed: p.removed,
         }),
     }
-    let result: RepairResult
-    try {
-      result = await manager.repair(options)
-    } finally {
-      bar.stop()
-    }
+    // The walk is idempotent: a run stopped by Ctrl-C leaves nothing half done.
+    const result = await stoppableByCtrlC(kind, bar, (signal) =>
+      manager.repair({ ...options, signal }),
+    )
     return report(context, kind, result, resumeFrom)
   } finally {
-    process.off('SIGINT', onSignal)
     await manager.close()
   }
 }

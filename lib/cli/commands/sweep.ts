@@ -5,6 +5,7 @@ import { batchSizeArgument, MAX_BATCH_SIZE, noPositionals, shareArgument } from 
 import { loadCommandConfig } from '../config.js'
 import { openManager } from '../manager.js'
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEM, formatCount } from '../output.js'
+import { stoppableByCtrlC } from '../interrupt.js'
 import { createProgressBar, progressWanted } from '../progress.js'
 
 export const sweepCommand: Command = {
@@ -38,31 +39,20 @@ Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configu
       format: 'sweep {bar} {value}/{total} expired rows deleted',
       fallback: (line) => out.error(line),
     })
-    const stop = new AbortController()
-    const onSignal = (): void => {
-      // A second Ctrl-C exits at once: a statement cut short deletes nothing it should not.
-      if (stop.signal.aborted) {
-        bar.stop()
-        process.exit(EXIT_INTERRUPTED)
-      }
-      stop.abort()
-      bar.log('sweep: stopping after the batch in progress (Ctrl-C again to exit now)')
-    }
-    process.on('SIGINT', onSignal)
     try {
       if (progressWanted(out.json)) bar.setTotal(await countExpired(manager))
       const perStore = new Map<string, number>()
-      const result = await manager
-        .sweep({
+      const result = await stoppableByCtrlC('sweep', bar, (signal) =>
+        manager.sweep({
           ...(batchSize === undefined ? {} : { batchSize }),
           ...(dutyCycle === undefined ? {} : { dutyCycle }),
-          signal: stop.signal,
+          signal,
           onProgress: ({ storeId, deleted }) => {
             perStore.set(storeId, deleted)
             bar.update([...perStore.values()].reduce((sum, n) => sum + n, 0))
           },
-        })
-        .finally(() => bar.stop())
+        }),
+      )
       const ok =
         result.stopped !== true && result.stores.every((store) => store.error === undefined)
       out.result({ ok, ...result })
@@ -82,7 +72,6 @@ Exit code: 0 every store swept, 1 a store was down or failed, 2 usage or configu
       }
       return ok ? EXIT_OK : EXIT_PROBLEM
     } finally {
-      process.off('SIGINT', onSignal)
       await manager.close()
     }
   },
