@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { proxiesFor } from './helpers/gray.js'
+import { proxiesFor, throughProxies } from './helpers/gray.js'
 import { createManager, idWithOrderPrefix, startManager } from './helpers/manager.js'
 import { sleep } from './helpers/wait.js'
 
@@ -41,10 +41,9 @@ async function readByNewAppServer(
 ): Promise<unknown[]> {
   await clean()
   const proxies = await proxiesFor(t, cluster, [a.id, d.id])
+  // Each manager reaches one store through its proxy: the writer a, the reader d.
   const via = (id: string) =>
-    cluster
-      .storeConfigs()
-      .map((config) => (config.id === id ? { ...config, port: proxies.get(id)!.port } : config))
+    throughProxies(cluster.storeConfigs(), new Map([[id, proxies.get(id)!]]))
   const writer = await startManager(t, cluster, { copies: 2, stores: via(a.id) })
   const id = idWithOrderPrefix(writer, [a.id, b.id, c.id])
   await writer.writeSession(id, { v: 1 })

@@ -3,7 +3,7 @@ import { generateSessionId } from '../lib/index.js'
 import { classicOrder } from '../lib/placement.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { configsOf, managerOpener } from './helpers/store-lists.js'
-import { proxiesFor } from './helpers/gray.js'
+import { proxiesFor, throughProxies } from './helpers/gray.js'
 
 // Rebalances and full repairs on a host with a gray fault to one store (seen by that host only):
 // the run never reports done while a store it could not read may still hold a copy to move.
@@ -46,9 +46,7 @@ t.test(
 
     const proxies = await proxiesFor(t, cluster, ['store-d'])
     const proxy = proxies.get('store-d')!
-    const viaProxy = configs(before).map((config) =>
-      config.id === 'store-d' ? { ...config, port: proxy.port } : config,
-    )
+    const viaProxy = throughProxies(configs(before), proxies)
     const rebalancer = open(t, { stores: configs(after), previousStores: viaProxy })
     await rebalancer.ready()
 
@@ -85,9 +83,7 @@ t.test('a store whose scan fails is skipped and reported, the walk goes on', asy
   await writer.close()
 
   const proxies = await proxiesFor(t, cluster, ['store-b'])
-  const viaProxy = configs(after).map((config) =>
-    config.id === 'store-b' ? { ...config, port: proxies.get('store-b')!.port } : config,
-  )
+  const viaProxy = throughProxies(configs(after), proxies)
   const repairer = open(t, { stores: viaProxy })
   await repairer.ready()
   proxies.get('store-b')!.setFault({ kind: 'reset' })

@@ -6,7 +6,7 @@ import { generateSessionId } from '../lib/index.js'
 import { classicOrder } from '../lib/placement.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { configsOf, managerOpener } from './helpers/store-lists.js'
-import { proxiesFor } from './helpers/gray.js'
+import { proxiesFor, throughProxies } from './helpers/gray.js'
 import { waitFor, sleep } from './helpers/wait.js'
 
 const all = ['store-a', 'store-b', 'store-c', 'store-d', 'store-e']
@@ -48,10 +48,7 @@ t.test(
     const proxies = await proxiesFor(t, cluster, [unrelated])
     const proxy = proxies.get(unrelated)!
     proxy.setFault({ kind: 'reset' })
-    const viaProxy = (ids: string[]) =>
-      configs(ids).map((config) =>
-        config.id === unrelated ? { ...config, port: proxy.port } : config,
-      )
+    const viaProxy = (ids: string[]) => throughProxies(configs(ids), proxies)
     const mover = open(t, { stores: viaProxy(after), previousStores: viaProxy(before) })
     await mover.ready()
     const moved: string[] = []

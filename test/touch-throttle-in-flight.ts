@@ -12,7 +12,7 @@ import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
 import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { CookieClient } from './helpers/http-client.js'
-import { proxiesFor } from './helpers/gray.js'
+import { proxiesFor, throughProxies } from './helpers/gray.js'
 import { startManager } from './helpers/manager.js'
 import { sleep } from './helpers/wait.js'
 import { sessionExpiringAt } from './helpers/express-sessions.js'
@@ -87,9 +87,7 @@ for (const touchAfterSeconds of [0, 60])
 t.test('a save that lands while a throttled touch is in flight is not forgotten', async (t) => {
   const ids = cluster.storeConfigs().map((config) => config.id)
   const proxies = await proxiesFor(t, cluster, ids)
-  const stores = cluster
-    .storeConfigs()
-    .map((config) => ({ ...config, port: proxies.get(config.id)!.port }))
+  const stores = throughProxies(cluster.storeConfigs(), proxies)
   const manager = await startManager(t, cluster, {
     copies: 2,
     table: 'throttle_touch_race',

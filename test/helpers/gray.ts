@@ -17,11 +17,7 @@ export async function grayManagers(
   options: Partial<SessionManagerOptions> = {},
 ): Promise<{ faulty: SessionManager; healthy: SessionManager; proxies: Map<string, FaultProxy> }> {
   const proxies = await proxiesFor(t, cluster, through)
-  const stores = cluster
-    .storeConfigs()
-    .map((config) =>
-      proxies.has(config.id) ? { ...config, port: proxies.get(config.id)!.port } : config,
-    )
+  const stores = throughProxies(cluster.storeConfigs(), proxies)
   const faulty = await startManager(t, cluster, { ...options, stores })
   const healthy = await startManager(t, cluster, options)
   return { faulty, healthy, proxies }
@@ -50,4 +46,15 @@ export async function proxiesFor(
     proxies.set(id, proxy)
   }
   return proxies
+}
+
+/** Store configs that reach each store with a proxy in `proxies` through it, the others directly. */
+export function throughProxies<Config extends { id: string; port?: number }>(
+  configs: readonly Config[],
+  proxies: ReadonlyMap<string, FaultProxy>,
+): Config[] {
+  return configs.map((config) => {
+    const proxy = proxies.get(config.id)
+    return proxy === undefined ? config : { ...config, port: proxy.port }
+  })
 }
