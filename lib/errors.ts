@@ -333,7 +333,16 @@ export function errorSummary(error: unknown): string {
     return typeof error === 'string' ? error : `${kindOf(error)} was thrown`
   }
   const code = (error as { code?: unknown }).code
-  return typeof code === 'string' && !error.message.includes(code)
-    ? `${code} ${error.message}`
-    : error.message
+  const message = withoutAccount(error.message)
+  return typeof code === 'string' && !message.includes(code) ? `${code} ${message}` : message
+}
+
+/**
+ * `message` without the account a server's refusal names ("Access denied for user
+ * 'name'@'host'", "SELECT command denied to user 'name'@'host'"): a user name is part of the
+ * credentials and no more printed than the password. Greedy up to the last `'@'`, so a name
+ * with quotes in it is hidden whole.
+ */
+function withoutAccount(message: string): string {
+  return message.replace(/'.*'@'[^'\n]*'/g, "'…'@'…'")
 }

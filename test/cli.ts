@@ -562,15 +562,34 @@ t.test('a config file in the working directory, .mjs or .json', async (t) => {
   t.equal(json(fromFlag).copies, 1, '--config wins over the file in the directory')
 })
 
-t.test('a store that refuses the login: exit code 1, no password either', async (t) => {
-  const store = cluster.stores[0]!
-  const wrong = `wrong-${password}-x`
-  const uri = `mysql://${store.config.user}:${encodeURIComponent(wrong)}@${store.host}:${store.port}/${store.config.database}`
-  const run = await cli(['status'], { env: { SESSION_SHARDS_STORES: `${store.id}=${uri}` } })
-  t.equal(run.code, 1)
-  t.match(run.stdout, /Access denied/)
-  t.notMatch(run.stdout + run.stderr, wrong, 'the wrong password is not printed')
-})
+t.test(
+  'a store that refuses the login: exit code 1, no password or user name either',
+  async (t) => {
+    const store = cluster.stores[0]!
+    const wrong = `wrong-${password}-x`
+    // The server's refusal names the user ("Access denied for user 'x'@'host'").
+    const user = 'ops_alice_prod'
+    for (const login of [store.config.user, user]) {
+      const uri = `mysql://${login}:${encodeURIComponent(wrong)}@${store.host}:${store.port}/${store.config.database}`
+      const env = { SESSION_SHARDS_STORES: `${store.id}=${uri}` }
+      for (const args of [
+        ['status'],
+        ['status', '--json'],
+        ['schema', 'apply'],
+        ['schema', 'apply', '--json'],
+      ]) {
+        const run = await cli(args, { env })
+        const printed = run.stdout + run.stderr
+        t.equal(run.code, 1, `${args.join(' ')}: exit 1`)
+        t.match(printed, /Access denied/, `${args.join(' ')}: says why`)
+        t.notMatch(printed, wrong, `${args.join(' ')}: the wrong password is not printed`)
+        // The harness's user name is also part of its database's: look for it as the server quotes it.
+        const shown = login === user ? login : `'${login}'`
+        t.notMatch(printed, shown, `${args.join(' ')}: the user name is not printed`)
+      }
+    }
+  },
+)
 
 crashTest('with a store killed: status, show, sweep and repair exit 1', async (t) => {
   const manager = await startManager(t, cluster, { copies: 2 })

@@ -298,6 +298,21 @@ localTest('a wrong password is refused by the server and never shown', async (t)
   )
   t.ok(capture.events.has('store-down'), 'store-down events')
   capture.assertNoLeak(t, 'wrong password')
+  // The server's refusal names the account ("Access denied for user 'name'@'host'"): the
+  // library's own messages leave it out (the driver's errors they carry keep it, for the app).
+  const account = `'${first!.user}'@`
+  const ownMessages = capture.texts.filter(
+    ({ source }) => / message$/.test(source) && !/failure of|event|cause/.test(source),
+  )
+  t.ok(
+    ownMessages.some(({ text }) => /Access denied/.test(text)),
+    'they say why',
+  )
+  t.same(
+    ownMessages.filter(({ text }) => text.includes(account)).map(({ source }) => source),
+    [],
+    "the library's messages do not name the user the server refused",
+  )
 })
 
 t.test('invalid options: the error never repeats a password or a secret', async (t) => {
