@@ -270,6 +270,29 @@ export class SchemaNotAppliedError extends SessionShardsError {
 }
 
 /**
+ * A table of the schema's names exists on a store but lacks the schema's columns: another
+ * tool's table of the same name (express-mysql-session's `sessions`, say). Nothing was added to
+ * it; `applySchema` lists it among its failures.
+ */
+export class SchemaMismatchError extends SessionShardsError {
+  /** The table's name. */
+  readonly table: string
+  /** The schema's columns it lacks. */
+  readonly missingColumns: readonly string[]
+
+  constructor(table: string, missingColumns: readonly string[]) {
+    super(
+      'SCHEMA_MISMATCH',
+      `Table ${table} exists but is not a session-shards table: it lacks the columns ` +
+        `${missingColumns.join(', ')}. Nothing in it was changed. Give the session tables ` +
+        'another name (the table option) or move that table out of this database.',
+    )
+    this.table = table
+    this.missingColumns = [...missingColumns]
+  }
+}
+
+/**
  * The manager already has `maxOperationsInFlight` operations in flight: this one was refused
  * before any statement, so that a flood of calls (a retry storm, a runaway loop) cannot grow
  * the manager's queues without bound while its stores are slow.

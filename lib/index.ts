@@ -58,6 +58,7 @@ export {
   VersionOverflowError,
   WriteOutcomeUnknownError,
   SessionNotFoundError,
+  SchemaMismatchError,
   SchemaNotAppliedError,
   LockTimeoutError,
   LockExpiredError,

@@ -1,4 +1,5 @@
-/** The tables every store holds, as the statements that create them. */
+import { SchemaMismatchError } from './errors.js'
+
 /**
  * The table every store holds. One row per session copy:
  * - `version` only grows for a session (see version-clock.ts);
@@ -54,50 +55,82 @@ export function isValidTableName(name: unknown): name is string {
   return typeof name === 'string' && TABLE_NAME.test(name)
 }
 
-/** The statements that create the session table; idempotent, for MySQL 5.7/8.x and MariaDB 10.5+. */
-export function schemaStatements(table: string): string[] {
+/** A table of the schema: its column definitions (each starts with the column's name) and keys. */
+interface TableDefinition {
+  name: string
+  columns: readonly string[]
+  keys: readonly string[]
+}
+
+/** The tables every store holds, for the session table `table`. */
+function tableDefinitions(table: string): TableDefinition[] {
   if (!isValidTableName(table)) throw new TypeError('invalid table name')
   return [
-    `CREATE TABLE IF NOT EXISTS \`${table}\` (
-  id VARBINARY(128) NOT NULL,
-  version BIGINT UNSIGNED NOT NULL,
-  expires_at BIGINT NOT NULL,
-  deleted TINYINT NOT NULL DEFAULT 0,
-  data MEDIUMBLOB NULL,
-  ttl_seconds INT UNSIGNED NULL,
-  owner VARBINARY(255) NULL,
-  PRIMARY KEY (id),
-  KEY \`${table}_expires_at\` (expires_at),
-  KEY \`${table}_owner\` (owner)
-) ENGINE=InnoDB`,
-    `CREATE TABLE IF NOT EXISTS \`${hintsTableName(table)}\` (
-  target_store VARBINARY(64) NOT NULL,
-  id VARBINARY(128) NOT NULL,
-  created_at BIGINT NOT NULL,
-  version BIGINT UNSIGNED NOT NULL DEFAULT 0,
-  PRIMARY KEY (target_store, id)
-) ENGINE=InnoDB`,
-    `CREATE TABLE IF NOT EXISTS \`${locksTableName(table)}\` (
-  id VARBINARY(128) NOT NULL,
-  token VARBINARY(64) NOT NULL,
-  expires_at BIGINT NOT NULL,
-  PRIMARY KEY (id)
-) ENGINE=InnoDB`,
-    `CREATE TABLE IF NOT EXISTS \`${staleTableName(table)}\` (
-  target_store VARBINARY(64) NOT NULL,
-  manager VARBINARY(64) NOT NULL,
-  generation BIGINT UNSIGNED NOT NULL,
-  expires_at BIGINT NOT NULL,
-  PRIMARY KEY (target_store, manager)
-) ENGINE=InnoDB`,
-    `CREATE TABLE IF NOT EXISTS \`${peersTableName(table)}\` (
-  manager VARBINARY(64) NOT NULL,
-  fingerprint VARBINARY(64) NOT NULL,
-  config BLOB NOT NULL,
-  expires_at BIGINT NOT NULL,
-  PRIMARY KEY (manager)
-) ENGINE=InnoDB`,
+    {
+      name: table,
+      columns: [
+        'id VARBINARY(128) NOT NULL',
+        'version BIGINT UNSIGNED NOT NULL',
+        'expires_at BIGINT NOT NULL',
+        'deleted TINYINT NOT NULL DEFAULT 0',
+        'data MEDIUMBLOB NULL',
+        'ttl_seconds INT UNSIGNED NULL',
+        'owner VARBINARY(255) NULL',
+      ],
+      keys: [
+        'PRIMARY KEY (id)',
+        `KEY \`${table}_expires_at\` (expires_at)`,
+        `KEY \`${table}_owner\` (owner)`,
+      ],
+    },
+    {
+      name: hintsTableName(table),
+      columns: [
+        'target_store VARBINARY(64) NOT NULL',
+        'id VARBINARY(128) NOT NULL',
+        'created_at BIGINT NOT NULL',
+        'version BIGINT UNSIGNED NOT NULL DEFAULT 0',
+      ],
+      keys: ['PRIMARY KEY (target_store, id)'],
+    },
+    {
+      name: locksTableName(table),
+      columns: [
+        'id VARBINARY(128) NOT NULL',
+        'token VARBINARY(64) NOT NULL',
+        'expires_at BIGINT NOT NULL',
+      ],
+      keys: ['PRIMARY KEY (id)'],
+    },
+    {
+      name: staleTableName(table),
+      columns: [
+        'target_store VARBINARY(64) NOT NULL',
+        'manager VARBINARY(64) NOT NULL',
+        'generation BIGINT UNSIGNED NOT NULL',
+        'expires_at BIGINT NOT NULL',
+      ],
+      keys: ['PRIMARY KEY (target_store, manager)'],
+    },
+    {
+      name: peersTableName(table),
+      columns: [
+        'manager VARBINARY(64) NOT NULL',
+        'fingerprint VARBINARY(64) NOT NULL',
+        'config BLOB NOT NULL',
+        'expires_at BIGINT NOT NULL',
+      ],
+      keys: ['PRIMARY KEY (manager)'],
+    },
   ]
+}
+
+/** The statements that create the session table; idempotent, for MySQL 5.7/8.x and MariaDB 10.5+. */
+export function schemaStatements(table: string): string[] {
+  return tableDefinitions(table).map(
+    ({ name, columns, keys }) =>
+      `CREATE TABLE IF NOT EXISTS \`${name}\` (\n  ${[...columns, ...keys].join(',\n  ')}\n) ENGINE=InnoDB`,
+  )
 }
 
 /** A column added since the first release: tables created before it get it on the next schema apply. */
@@ -121,22 +154,53 @@ export function schemaUpgrades(table: string): SchemaUpgrade[] {
   ]
 }
 
+/** The columns of each table of the schema that `present` (table and column names) lacks. */
+export function missingColumns(
+  table: string,
+  present: readonly { table: string; column: string }[],
+): { table: string; columns: string[] }[] {
+  // Table and column names compare without case: MySQL's do on some systems, and a column's always.
+  const found = new Set(present.map((row) => `${row.table}.${row.column}`.toLowerCase()))
+  return tableDefinitions(table).flatMap(({ name, columns }) => {
+    const missing = columns
+      .map((definition) => definition.split(' ', 1)[0] as string)
+      .filter((column) => !found.has(`${name}.${column}`.toLowerCase()))
+    return missing.length > 0 ? [{ table: name, columns: missing }] : []
+  })
+}
+
 /**
- * Creates the tables of `table` that are missing, and adds to tables an earlier version
- * created the columns added since, sending each statement with `run`.
+ * Creates the tables of `table` that are missing, checks that the tables already there are the
+ * schema's, and adds to tables an earlier version created the columns added since, sending each
+ * statement with `run`. A table of one of those names that lacks the schema's columns (another
+ * tool's `sessions`, say) rejects with {@link SchemaMismatchError} before anything is added to
+ * it: it is left as it was.
  */
 export async function applySchema(
   table: string,
   run: (sql: string, params: unknown[]) => Promise<unknown>,
 ): Promise<void> {
   for (const sql of schemaStatements(table)) await run(sql, [])
-  for (const { table: name, column, add } of schemaUpgrades(table)) {
-    const found = (await run(
-      'SELECT COUNT(*) AS n FROM information_schema.COLUMNS ' +
-        'WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?',
-      [name, column],
-    )) as { n: unknown }[]
-    if (Number(found[0]?.n ?? 0) === 0) await run(add, [])
+  const names = tableDefinitions(table).map(({ name }) => name)
+  const present = (await run(
+    'SELECT TABLE_NAME AS `table`, COLUMN_NAME AS `column` FROM information_schema.COLUMNS ' +
+      `WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${names.map(() => '?').join(', ')})`,
+    names,
+  )) as { table: string; column: string }[]
+  const upgrades = schemaUpgrades(table)
+  const added = (name: string, column: string): boolean =>
+    upgrades.some((upgrade) => upgrade.table === name && upgrade.column === column)
+  const missing = missingColumns(table, present)
+  const foreign = missing
+    .map(({ table: name, columns }) => ({
+      table: name,
+      columns: columns.filter((column) => !added(name, column)),
+    }))
+    .find(({ columns }) => columns.length > 0)
+  if (foreign !== undefined) throw new SchemaMismatchError(foreign.table, foreign.columns)
+  for (const { table: name, column, add } of upgrades) {
+    const lacking = missing.some((m) => m.table === name && m.columns.includes(column))
+    if (lacking) await run(add, [])
   }
 }
 

@@ -1,7 +1,10 @@
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import t from 'tap'
 import { schemaFile } from '../lib/index.js'
-import { isValidTableName, schemaStatements } from '../lib/schema.js'
+import { isValidTableName, missingColumns, schemaStatements } from '../lib/schema.js'
+import { runCli } from './helpers/cli.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { createManager, startManager } from './helpers/manager.js'
 
@@ -110,3 +113,101 @@ t.test('the longest table name the option accepts gets its tables and indexes', 
   const id = await manager.createSession({ long: true })
   t.same(await manager.readSession(id), { long: true }, 'and serves sessions')
 })
+
+t.test(
+  'a table of that name that is not a session table: that store fails, nothing in it changes',
+  async (t) => {
+    // express-mysql-session's own table, under the name both tools default to: the usual source
+    // of a migration, in the same database.
+    const cluster = await startTestCluster(t, { stores: 2 })
+    const [other, taken] = [cluster.stores[0]!, cluster.stores[1]!]
+    await taken.query(
+      'CREATE TABLE sessions (session_id VARCHAR(128) COLLATE utf8mb4_bin NOT NULL, ' +
+        'expires INT UNSIGNED NOT NULL, data MEDIUMTEXT COLLATE utf8mb4_bin, PRIMARY KEY (session_id))',
+    )
+    await taken.query("INSERT INTO sessions VALUES ('old-session', 4000000000, '{\"user\":1}')")
+    const manager = createManager(t, cluster, { copies: 2 })
+    const error = await manager.applySchema().then(
+      () => undefined,
+      (error: unknown) => error,
+    )
+    t.match(error, {
+      code: 'SCHEMA_NOT_APPLIED',
+      failures: [{ storeId: taken.id, error: { code: 'SCHEMA_MISMATCH' } }],
+    })
+    t.match((error as Error).message, /sessions.*not a session-shards table.*id, version/)
+    t.same(await taken.query('SELECT * FROM sessions'), [
+      { session_id: 'old-session', expires: 4000000000, data: '{"user":1}' },
+    ])
+    const tables = await other.query<{ n: number }>(
+      "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'sessions%'",
+    )
+    t.equal(Number(tables[0]!.n), 5, 'the other store got its tables')
+
+    const cwd = await mkdtemp(path.join(os.tmpdir(), 'session-shards-schema-test-'))
+    t.teardown(() => rm(cwd, { recursive: true, force: true }))
+    const stores = cluster.stores.map((store) => `${store.id}=${store.uri}`).join(',')
+    const run = await runCli(['schema', 'apply', '--json'], {
+      cwd,
+      env: { SESSION_SHARDS_STORES: stores },
+    })
+    t.equal(run.code, 1, 'schema apply exits 1')
+    t.match(JSON.parse(run.stdout), {
+      ok: false,
+      stores: [
+        { id: other.id, ok: true, error: null },
+        { id: taken.id, ok: false, error: /SCHEMA_MISMATCH .*not a session-shards table/ },
+      ],
+    })
+  },
+)
+
+t.test(
+  'tables of an earlier version get the columns added since, and keep their rows',
+  async (t) => {
+    const cluster = await startTestCluster(t, { stores: 1 })
+    const store = cluster.stores[0]!
+    // The hints table as the first release created it: no version column.
+    await store.query(
+      'CREATE TABLE sessions_hints (target_store VARBINARY(64) NOT NULL, id VARBINARY(128) NOT NULL, ' +
+        'created_at BIGINT NOT NULL, PRIMARY KEY (target_store, id)) ENGINE=InnoDB',
+    )
+    await store.query("INSERT INTO sessions_hints VALUES ('store-x', 'an-id', 1)")
+    const manager = createManager(t, cluster, { copies: 1 })
+    await manager.applySchema()
+    t.same(await store.query('SELECT target_store, id, created_at, version FROM sessions_hints'), [
+      { target_store: Buffer.from('store-x'), id: Buffer.from('an-id'), created_at: 1, version: 0 },
+    ])
+    await manager.applySchema()
+    t.pass('and applying it again changes nothing')
+  },
+)
+
+t.test(
+  'missingColumns: what a table of the schema lacks, names compared without case',
+  async (t) => {
+    const all = schemaStatements('s').flatMap((statement) => {
+      const table = /`([^`]+)`/.exec(statement)![1]!
+      return [...statement.matchAll(/^ {2}([a-z_]+) [A-Z]/gm)].map((m) => ({
+        table,
+        column: m[1]!,
+      }))
+    })
+    t.equal(all.length, 22, 'every column of the five tables')
+    t.same(missingColumns('s', all), [])
+    t.same(
+      missingColumns(
+        's',
+        all.map((row) => ({ table: row.table.toUpperCase(), column: row.column.toUpperCase() })),
+      ),
+      [],
+    )
+    const withoutSome = all.filter(
+      (row) => !(row.table === 's' && row.column === 'owner') && row.table !== 's_peers',
+    )
+    t.same(missingColumns('s', withoutSome), [
+      { table: 's', columns: ['owner'] },
+      { table: 's_peers', columns: ['manager', 'fingerprint', 'config', 'expires_at'] },
+    ])
+  },
+)
