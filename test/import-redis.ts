@@ -215,6 +215,22 @@ t.test('--prefix: only the keys that start with it, glob characters and all', as
   t.equal(await get(lookalike), null, 'a key that only matches the prefix as a pattern')
 })
 
+t.test('a key whose name is not UTF-8 is counted unreadable, not passed over', async (t) => {
+  // connect-redis writes a JS string's UTF-8; another client may have written other bytes.
+  const prefix = 'bytes:'
+  const fine = generateSessionId()
+  await new RedisStore({ client, prefix }).set(fine, sessionWith({ user: 'fine' }, 600_000))
+  const odd = Buffer.concat([Buffer.from(`${prefix}legacy-`), Buffer.from([0xe9, 0xff, 0x41])])
+  await client.set(odd, JSON.stringify(sessionWith({ user: 'odd' }, 600_000)), {
+    expiration: { type: 'EX', value: 600 },
+  })
+  const run = await importCli(['--prefix', prefix, '--json'])
+  t.equal(run.code, 1, 'exit 1: not every live key was imported')
+  t.match(JSON.parse(run.stdout), { ok: false, imported: 1, present: 0, unreadable: 1, failed: 0 })
+  t.match(await get(fine), { user: 'fine' })
+  t.equal(await client.exists(odd), 1, 'the source keeps it')
+})
+
 t.test('usage errors: exit 2, one line, no value echoed', async (t) => {
   const hostile = 'sess:\u0007; FLUSHALL'
   const cases: [string, string[], Record<string, string>, RegExp][] = [

@@ -16,6 +16,8 @@ const COMMAND_MILLIS = 120_000
 /** PTTL's answers for a key that is gone and for one that never expires. */
 const KEY_GONE = -2
 const NO_EXPIRY = -1
+/** What a key name's bytes that are not UTF-8 decode to. */
+const REPLACEMENT_CHARACTER = '\uFFFD'
 
 type RedisModule = typeof import('redis')
 type RedisClient = ReturnType<RedisModule['createClient']>
@@ -110,8 +112,11 @@ class KeySource implements ImportSource {
       const rows: SourceRow[] = []
       page.keys.forEach((key, index) => {
         const ttl = ttls[index] ?? KEY_GONE
-        // Expired or deleted since SCAN saw it: nothing to import.
-        if (ttl === KEY_GONE) return
+        // Expired or deleted since SCAN saw it: nothing to import. Unless its name is not UTF-8:
+        // SCAN's answer then holds U+FFFD where its bytes were, so MGET and PTTL asked for
+        // another name. Such a key is no id connect-redis wrote (a JS string's UTF-8 never
+        // decodes to U+FFFD unless it held one): counted unreadable below (data null), not lost.
+        if (ttl === KEY_GONE && !key.includes(REPLACEMENT_CHARACTER)) return
         rows.push({
           id: key.slice(this.#prefix.length),
           // null: a key of another type (a hash, a list) under the prefix, not a session.
