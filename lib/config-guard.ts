@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { Clock } from './clock.js'
 import { debug } from './debug.js'
+import { errorSummary } from './errors.js'
 import type { ConfigMismatch, Emit, PlacementConfig } from './events.js'
 import { JitteredTimer } from './jittered-timer.js'
 import type { PeerRow } from './store/peer-statements.js'
@@ -168,7 +169,7 @@ export class ConfigGuard {
     const live = new Map<string, PlacementConfig>()
     for (const result of heard) {
       if (result.status === 'rejected') {
-        debug('config guard: %s', (result.reason as Error).message)
+        debug('config guard: %s', errorSummary(result.reason))
         continue
       }
       for (const peer of result.value) {

@@ -433,6 +433,13 @@ localTest('the debug log (NODE_DEBUG=session-shards) holds no password or secret
   t.ok(outcomes.includes('INVALID_SESSION_ID'), 'bad ids refused in the workload')
   t.match(stderr, /^SESSION-SHARDS \d+: store store-c: /m, 'the debug log reports the killed store')
   t.match(stderr, /store-wrong-password: .*Access denied/, 'and the refused login')
+  // Without the account the refusal names: every line that logs a store's error summarizes it.
+  const account = `'${cluster.storeConfigs()[0]!.user}'@`
+  t.same(
+    stderr.split('\n').filter((line) => line.includes(account)),
+    [],
+    'no line names the refused account',
+  )
   const capture = new Capture()
   capture.text('debug log (stderr)', stderr)
   capture.text('workload output (stdout)', stdout)

@@ -1,6 +1,7 @@
 /** Hinted handoff: remembers which stores missed which writes, and replays them before those stores serve reads. */
 import type { Clock } from '../clock.js'
 import { debug } from '../debug.js'
+import { errorSummary } from '../errors.js'
 import type { Emit } from '../events.js'
 import type { HandOver, RepairContext } from '../maintenance/repair-plan.js'
 import { repairSessions } from '../maintenance/repair-plan.js'
@@ -157,8 +158,13 @@ export class HintedHandoff {
   async clearRepairMarkers(markers: readonly RepairMarker[]): Promise<void> {
     await Promise.all(
       markers.map(({ holder, target, seen }) =>
-        holder.clearRepairMarker(target.id, seen).catch((error: Error) => {
-          debug('clearing the repair marker of %s on %s: %s', target.id, holder.id, error.message)
+        holder.clearRepairMarker(target.id, seen).catch((error: unknown) => {
+          debug(
+            'clearing the repair marker of %s on %s: %s',
+            target.id,
+            holder.id,
+            errorSummary(error),
+          )
         }),
       ),
     )
@@ -299,7 +305,7 @@ export class HintedHandoff {
       }
     } catch (error) {
       // A holder that fails now is skipped; its hints are also on the other holders.
-      debug('hint replay for %s from %s: %s', target.id, holder.id, (error as Error).message)
+      debug('hint replay for %s from %s: %s', target.id, holder.id, errorSummary(error))
       return !holder.standing.up
     }
   }

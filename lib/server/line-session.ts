@@ -3,7 +3,12 @@ import { isDeepStrictEqual } from 'node:util'
 import { touchIsDue } from '../adapters/touch-throttle.js'
 import type { SessionData } from '../codec.js'
 import { debug } from '../debug.js'
-import { InvalidSessionDataError, LockExpiredError, VersionConflictError } from '../errors.js'
+import {
+  errorSummary,
+  InvalidSessionDataError,
+  LockExpiredError,
+  VersionConflictError,
+} from '../errors.js'
 import type { SessionLock } from '../session-lock.js'
 import type { VersionedSession } from '../read-path.js'
 import type { SessionManager } from '../session-manager.js'
@@ -202,7 +207,9 @@ export class LineSession {
     if (moved === null && session.written) throw sessionGone()
     const newId = moved ?? manager.generateId()
     await this.#stopRenewal(session)
-    await oldLock.release().catch((error: Error) => debug('lock release: %s', error.message))
+    await oldLock
+      .release()
+      .catch((error: unknown) => debug('lock release: %s', errorSummary(error)))
     session.id = newId
     session.lock = undefined
     session.stored = undefined
@@ -210,7 +217,7 @@ export class LineSession {
     try {
       await this.#lockOf(session)
     } catch (error) {
-      debug('regenerate_id: the new id is not locked yet: %s', (error as Error).message)
+      debug('regenerate_id: the new id is not locked yet: %s', errorSummary(error))
     }
     return newId
   }
@@ -361,8 +368,8 @@ export class LineSession {
         if (session.renewing !== undefined) return
         session.renewing = lock
           .renew()
-          .catch((error: Error) => {
-            debug('lock renewal for a line client: %s', error.message)
+          .catch((error: unknown) => {
+            debug('lock renewal for a line client: %s', errorSummary(error))
             // Lost (run out, or taken): a later commit fails with LOCK_EXPIRED, which is what
             // the client must learn. Anything else (a store timeout...) is retried next tick:
             // the lease still runs, and renew() refuses once it has run out.
@@ -389,7 +396,9 @@ export class LineSession {
     if (session === undefined) return
     this.#session = undefined
     await this.#stopRenewal(session)
-    await session.lock?.release().catch((error: Error) => debug('lock release: %s', error.message))
+    await session.lock
+      ?.release()
+      .catch((error: unknown) => debug('lock release: %s', errorSummary(error)))
   }
 }
 

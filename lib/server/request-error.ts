@@ -1,5 +1,5 @@
 /** What a client of the session server is told when a request fails: a stable code, a sentence, an HTTP status. */
-import { LockTimeoutError, SessionShardsError } from '../errors.js'
+import { errorSummary, LockTimeoutError, SessionShardsError } from '../errors.js'
 import { debug } from '../debug.js'
 
 /**
@@ -113,7 +113,7 @@ export interface ErrorReply {
 export function errorReply(error: unknown): ErrorReply {
   if (error instanceof SessionShardsError) {
     const shown = publicMessage(error)
-    if (shown !== undefined) debug('session server: %s', error.message)
+    if (shown !== undefined) debug('session server: %s', errorSummary(error))
     return {
       code: error.code,
       message: shown ?? error.message.replace(/\s*[\r\n]+\s*/g, ' '),
