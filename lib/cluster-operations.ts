@@ -234,17 +234,21 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     dutyCycleOption(dutyCycle, 1)
     if (onProgress !== undefined) checkFunction('onProgress', onProgress)
     if (signal !== undefined) checkSignal(signal)
-    return this.work.track(() =>
-      sweepStores(
+    return this.work.track(async () => {
+      // The other app servers' store lists as of now, not of the last round: one that just
+      // started on a new list may already have hinted the stores it added.
+      await this.cluster.configGuard.checkNow().catch(() => {})
+      return sweepStores(
         this.cluster.stores,
         { batchSize, dutyCycle, onProgress, signal },
         {
           clock: this.options.clock,
           graceMillis: this.options.sweepGraceSeconds * 1000,
           stopping: () => this.work.closing,
+          otherHintTargets: this.cluster.configGuard.peerStoreIds,
         },
-      ),
-    )
+      )
+    })
   }
 
   /**

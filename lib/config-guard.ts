@@ -25,6 +25,8 @@ const RENEW_MILLIS = 10_000
  * store, and configurations change with deploys, not within a second.
  */
 const MIN_INTERVAL_MILLIS = 1000
+/** At most this many store ids are kept from peers' configurations: a bound, far above real lists. */
+const MAX_PEER_STORE_IDS = 1024
 
 /** A short digest of a configuration: managers configured alike publish the same. */
 export function configFingerprint(config: PlacementConfig): string {
@@ -79,6 +81,8 @@ export class ConfigGuard {
   /** When this manager's row was last stored on each store (until then, every round tries). */
   readonly #publishedAt = new Map<Store, number>()
   #mismatches = new Map<string, ConfigMismatch>()
+  /** The store ids live peers configure (now or before a change of the store list), as of the last round. */
+  #peerStoreIds: ReadonlySet<string> = new Set()
   /** Performance time until which a peer with other read settings counts as running. */
   #readSettingsDifferUntil = Number.NEGATIVE_INFINITY
   readonly #intervalMillis: number
@@ -105,6 +109,15 @@ export class ConfigGuard {
   get mismatches(): ConfigMismatch[] {
     // Copies: what a caller does with them must not change what the guard decides or reports.
     return [...this.#mismatches.values()].map((mismatch) => structuredClone(mismatch))
+  }
+
+  /**
+   * The store ids that live peers configure, now or before a change of the store list, as of
+   * the last round: during a change, an app server still on the old list learns of the stores
+   * the new one added, whose hints its sweeps must respect (maintenance/sweeper.ts).
+   */
+  get peerStoreIds(): ReadonlySet<string> {
+    return this.#peerStoreIds
   }
 
   /**
@@ -167,6 +180,7 @@ export class ConfigGuard {
       }),
     )
     const live = new Map<string, PlacementConfig>()
+    const peerStoreIds = new Set<string>()
     for (const result of heard) {
       if (result.status === 'rejected') {
         debug('config guard: %s', errorSummary(result.reason))
@@ -175,11 +189,15 @@ export class ConfigGuard {
       for (const peer of result.value) {
         if (peer.fingerprint === this.#fingerprint || live.has(peer.fingerprint)) continue
         const theirs = parseConfig(peer.config)
-        if (theirs !== null && configsConflict(this.#config, theirs)) {
-          live.set(peer.fingerprint, theirs)
+        if (theirs === null) continue
+        const previous = Array.isArray(theirs.previousStores) ? theirs.previousStores : []
+        for (const id of [...theirs.stores, ...previous]) {
+          if (typeof id === 'string' && peerStoreIds.size < MAX_PEER_STORE_IDS) peerStoreIds.add(id)
         }
+        if (configsConflict(this.#config, theirs)) live.set(peer.fingerprint, theirs)
       }
     }
+    this.#peerStoreIds = peerStoreIds
     const previousMismatches = this.#mismatches
     this.#mismatches = new Map(
       [...live].map(([fingerprint, theirs]) => [

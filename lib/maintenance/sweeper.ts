@@ -36,6 +36,12 @@ export interface SweepContext {
   /** How long ago a row must have expired to go (`sweepGraceSeconds`). */
   graceMillis: number
   stopping(): boolean
+  /**
+   * Store ids beyond `stores` whose hints hold rows back too: those other app servers configure
+   * (during a change of the store list, the stores the new list added, which an app server still
+   * on the old one does not know).
+   */
+  otherHintTargets?: Iterable<string>
 }
 
 /** What {@link SessionManager.sweep} deleted, per store. */
@@ -76,14 +82,15 @@ const PAUSE_STEP_MILLIS = 100
 export async function sweepStores(
   stores: readonly Store[],
   options: SweepOptions,
-  { clock, graceMillis, stopping }: SweepContext,
+  { clock, graceMillis, stopping, otherHintTargets = [] }: SweepContext,
 ): Promise<SweepResult> {
   const batchSize = batchSizeOption(options.batchSize)
   const dutyCycle = dutyCycleOption(options.dutyCycle, 1)
   const token = randomUUID()
   // Rows a hint for one of these stores holds back stay (lock-and-hint-statements.ts); hints
-  // for a store no longer configured hold nothing back, since no replay will delete them.
-  const targets = stores.map((store) => store.id)
+  // for a store no app server configures any more hold nothing back, since no replay will
+  // delete them.
+  const targets = [...new Set([...stores.map((store) => store.id), ...otherHintTargets])]
   const signal = options.signal
   let stopped = false
   const stop = (): boolean => {
