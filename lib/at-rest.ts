@@ -11,7 +11,7 @@ import {
   inflateRawSync,
 } from 'node:zlib'
 import type { RowCodec, SessionCodec, SessionData } from './codec.js'
-import { checkedEncoding, hasProtoKey, protoKeyError } from './codec.js'
+import { checkedEncoding, hasProtoKey, isPlainObject, protoKeyError } from './codec.js'
 import { InvalidOptionError } from './errors.js'
 import { booleanOption, wholeNumber } from './validate.js'
 
@@ -180,9 +180,12 @@ export function atRestCodec(
       format.seal(plainBytes(inner, data, maxBytes), sessionId),
     decode: (bytes: Buffer, sessionId: string) => {
       const data = decodeQuietly(inner, format.open(bytes, sessionId))
+      // No write stores anything else: a row put there by hand or by another program (JSON
+      // `null`, a number, an array) is unreadable, not session data callers would trip over.
+      if (!isPlainObject(data)) throw new Error('the row does not decode to an object')
       // One own-key lookup, not a walk: a framework's restore copies top-level keys with
       // `session[key] = value`, which for "__proto__" replaces the session's prototype.
-      if (data !== null && typeof data === 'object' && hasProtoKey(data)) throw protoKeyError()
+      if (hasProtoKey(data)) throw protoKeyError()
       return data
     },
   }

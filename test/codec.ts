@@ -53,6 +53,32 @@ t.test('a copy that cannot be decoded counts as missing: the next copy answers',
   t.equal(events[0]!.storeId, first)
 })
 
+t.test(
+  'a copy that decodes to no object (null, a number, an array) counts as unreadable',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 3 })
+    for (const stored of ['null', '5', '[1,2]', '"text"']) {
+      const id = await manager.createSession({ intact: stored })
+      const [first, second] = manager.locate(id) as [string, string]
+      for (const storeId of [first, second]) {
+        await cluster
+          .store(storeId)
+          .query('UPDATE sessions SET data = ? WHERE id = ?', [stored, id])
+      }
+      const events: { storeId: string | null }[] = []
+      const listener = (event: { storeId: string | null }): number => events.push(event)
+      manager.on('unreadable-copy', listener)
+      t.same(
+        await manager.readSession(id),
+        { intact: stored },
+        `${stored}: the intact copy answers`,
+      )
+      manager.off('unreadable-copy', listener)
+      t.ok(events.length >= 1, `${stored}: reported as unreadable`)
+    }
+  },
+)
+
 t.test('an unreadable copy is reported without quoting its data', async (t) => {
   const manager = await startManager(t, cluster, { copies: 2 })
   const id = await manager.createSession({ a: 1 })
