@@ -19,7 +19,10 @@ export interface RepairNeededEvent {
   missingForMillis: number
 }
 
-/** Payload of `degraded-write`: acknowledged with fewer than `copies` copies. */
+/**
+ * Payload of `degraded-write`: acknowledged with fewer than `copies` copies, or with a missed
+ * store that got no durable hint or announcement (`copiesWritten` may then equal `copiesWanted`).
+ */
 export interface DegradedWriteEvent {
   sessionId: string
   copiesWritten: number

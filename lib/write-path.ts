@@ -27,7 +27,12 @@ export interface WriteResult {
    * and supersedes it), in order of preference.
    */
   storeIds: string[]
-  /** True when fewer than `copies` copies were written (at least `minCopies`). */
+  /**
+   * True when fewer than `copies` copies were written (at least `minCopies`), or when a store
+   * the write missed got no durable hint or stale announcement (other app servers could not
+   * learn that it missed the write): the `degraded-write` event says which. Such a write is
+   * outside the freshness argument until repair copied it (docs/guarantees.md).
+   */
   degraded: boolean
   /**
    * True when nothing was written because the session had been destroyed: a destroy wins over
