@@ -95,7 +95,8 @@ written or read (a store down, data that is not a JSON object) or the source fai
         throw new UsageError(`--${name} is an option of import ${elsewhere[0]}`)
       }
     }
-    // At most MAX_BATCH_SIZE sessions held at once: one page of the source.
+    // At most two pages of the source held at once (the one worked on, the one read ahead),
+    // each of at most MAX_BATCH_SIZE sessions.
     const batchSize = batchSizeArgument(context.values['batch-size']) ?? DEFAULT_BATCH_SIZE
     const { uri, password } = sourceUri(kind)
     const source = kind.create(context.values, uri, batchSize)
