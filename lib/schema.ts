@@ -1,3 +1,4 @@
+/** The tables every store holds: the statements that create them, and the check of tables already there. */
 import { SchemaMismatchError } from './errors.js'
 
 /**
