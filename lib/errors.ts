@@ -211,6 +211,23 @@ export class LockTimeoutError extends SessionShardsError {
   }
 }
 
+/**
+ * `lockSession` (or `withSessionLock`) was given a `signal` that aborted before the lock was
+ * taken: nothing is held (a lock the last round took is given back). The `cause` is the
+ * signal's reason.
+ */
+export class LockAbortedError extends SessionShardsError {
+  constructor(reason: unknown) {
+    super(
+      'LOCK_ABORTED',
+      'The wait for the session lock was aborted (its signal); no lock is held.',
+      {
+        cause: reason,
+      },
+    )
+  }
+}
+
 /** A lock holder tried to write after its lease ran out; nothing was written (fencing). */
 export class LockExpiredError extends SessionShardsError {
   constructor() {

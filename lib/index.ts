@@ -61,6 +61,7 @@ export {
   SchemaMismatchError,
   SchemaNotAppliedError,
   LockTimeoutError,
+  LockAbortedError,
   LockExpiredError,
   TooManyOperationsError,
   OperationFailedError,

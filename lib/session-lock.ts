@@ -4,6 +4,7 @@ import type { Clock } from './clock.js'
 import type { SessionData } from './codec.js'
 import type { StoreFailure } from './errors.js'
 import {
+  LockAbortedError,
   LockExpiredError,
   LockTimeoutError,
   ManagerClosedError,
@@ -11,7 +12,7 @@ import {
 } from './errors.js'
 import { isTransientError, isUnreachableError } from './store/retry.js'
 import type { Store } from './store/store.js'
-import { millisOption } from './validate.js'
+import { checkSignal, millisOption } from './validate.js'
 import type { VersionedSession } from './read-path.js'
 import type { WriteResult } from './write-path.js'
 
@@ -27,6 +28,19 @@ export interface LockOptions {
    * @default 5000
    */
   waitMillis?: number
+  /**
+   * Ends the wait early when it aborts: {@link LockAbortedError}, and no lock is held (a lock
+   * taken by a statement already sent is given back). Once the lock is taken, the signal no
+   * longer matters: release it as usual.
+   */
+  signal?: AbortSignal
+}
+
+/** {@link LockOptions}, checked, with their defaults. */
+export interface CheckedLockOptions {
+  leaseMillis: number
+  waitMillis: number
+  signal: AbortSignal | null
 }
 
 /** The longest lease a lock takes (a day): its renewal timer stays in range. */
@@ -35,10 +49,13 @@ const MAX_LEASE_MILLIS = 86_400_000
 const MAX_LOCK_WAIT_MILLIS = 3_600_000
 
 /** Checks lock options, with their defaults. A lease of 0 would be over before the caller got it. */
-export function checkLockOptions(options: LockOptions): Required<LockOptions> {
+export function checkLockOptions(options: LockOptions): CheckedLockOptions {
+  const signal = options.signal
+  if (signal !== undefined) checkSignal(signal)
   return {
     leaseMillis: millisOption('leaseMillis', options.leaseMillis, 10_000, 1, MAX_LEASE_MILLIS),
     waitMillis: millisOption('waitMillis', options.waitMillis, 5_000, 0, MAX_LOCK_WAIT_MILLIS),
+    signal: signal ?? null,
   }
 }
 
@@ -202,18 +219,24 @@ export async function acquireLock(
   sessions: LockedSessions,
   order: () => readonly Store[],
   sessionId: string,
-  options: Required<LockOptions>,
+  options: CheckedLockOptions,
 ): Promise<SessionLock> {
   const token = randomBytes(16).toString('base64url')
   const { clock } = sessions
+  const { signal } = options
+  // A function, not a narrowed property: the signal may abort during any await below.
+  const aborted = (): boolean => signal?.aborted === true
   const giveUpAt = clock.now() + options.waitMillis
   for (let attempt = 0; ; attempt++) {
+    if (aborted()) throw new LockAbortedError(signal?.reason)
     const round = await lockRound(sessions, order(), sessionId, token, options.leaseMillis)
-    if (sessions.closing()) {
-      // Its connections about to close, no holder could release a lock: give it back now.
+    const closing = sessions.closing()
+    if (closing || aborted()) {
+      // Its connections about to close, no holder could release a lock; or the caller no
+      // longer wants it: give it back now.
       if ('taken' in round) await round.taken.release().catch(() => {})
       if ('failed' in round) await round.store.unlock(sessionId, token).catch(() => {})
-      throw new ManagerClosedError()
+      throw closing ? new ManagerClosedError() : new LockAbortedError(signal?.reason)
     }
     if ('taken' in round) return round.taken
     if ('failed' in round && !round.retry) {
@@ -226,10 +249,21 @@ export async function acquireLock(
       throw new LockTimeoutError(options.waitMillis, round.failed)
     }
     const pause = Math.min(50, 2 + attempt * 2) * (0.5 + Math.random())
-    await new Promise((resolve) =>
-      setTimeout(resolve, Math.min(pause, Math.max(1, giveUpAt - clock.now()))),
-    )
+    await pauseUnlessAborted(Math.min(pause, Math.max(1, giveUpAt - clock.now())), signal)
   }
+}
+
+/** Waits `millis`, or less if `signal` aborts meanwhile (the next round then sees it). */
+function pauseUnlessAborted(millis: number, signal: AbortSignal | null): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, millis)
+    signal?.addEventListener('abort', done, { once: true })
+  })
 }
 
 /** Asks the first store in service of `stores` for the lock, moving on only past stores out of service. */

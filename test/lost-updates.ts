@@ -2,6 +2,7 @@ import { inspect } from 'node:util'
 import t from 'tap'
 import type { Test } from 'tap'
 import {
+  LockAbortedError,
   LockExpiredError,
   LockTimeoutError,
   SessionLock,
@@ -476,4 +477,39 @@ t.test('closing ends a lock wait', async (t) => {
   const next = await holder.lockSession(id, { waitMillis: 0 })
   t.pass('the lock is free once its holder released it')
   await next.release()
+})
+
+t.test('a signal ends a lock wait: LOCK_ABORTED, and no lock is left held', async (t) => {
+  const holder = await startManager(t, cluster, { copies: 2 })
+  const waiter = await startManager(t, cluster, { copies: 2 })
+  const id = await holder.createSession({ n: 0 })
+  const held = await holder.lockSession(id, { leaseMillis: 60_000 })
+  const controller = new AbortController()
+  const started = Date.now()
+  const waiting = waiter
+    .lockSession(id, { waitMillis: 60_000, signal: controller.signal })
+    .catch((e: unknown) => e)
+  await sleep(200)
+  controller.abort(new Error('the client went away'))
+  const error = await waiting
+  t.ok(Date.now() - started < 10_000, 'the wait ended at the abort, not after waitMillis')
+  t.match(error, { code: 'LOCK_ABORTED', cause: { message: 'the client went away' } })
+  t.type(error, LockAbortedError)
+  await held.release()
+
+  // Aborted already: refused before any statement. withSessionLock takes the signal too.
+  await t.rejects(waiter.lockSession(id, { signal: AbortSignal.abort() }), { code: 'LOCK_ABORTED' })
+  let ran = false
+  await t.rejects(
+    waiter.withSessionLock(id, () => void (ran = true), { signal: AbortSignal.abort() }),
+    { code: 'LOCK_ABORTED' },
+  )
+  t.notOk(ran, 'the change did not run')
+  const next = await holder.lockSession(id, { waitMillis: 0 })
+  t.pass('no aborted wait left the lock held')
+  await next.release()
+  await t.rejects(waiter.lockSession(id, { signal: 'stop' as never }), {
+    code: 'INVALID_OPTION',
+    message: /signal/,
+  })
 })

@@ -444,6 +444,33 @@ t.test('w holds the lock until close; r is never blocked by it', async (t) => {
   await other.ok('close')
 })
 
+t.test(
+  'a client whose connection resets while open w waits for a lock frees its place at once',
+  async (t) => {
+    const server = await startServer(t, manager, { lockWaitMillis: 60_000 })
+    const holder = await LineClient.connect(server.lineAddress)
+    const leaver = await LineClient.connect(server.lineAddress)
+    t.teardown(() => holder.destroy())
+    const id = (await holder.ok('new')).word as string
+    leaver.write(frame(`open ${id} w`))
+    await sleep(200)
+    t.equal(server.stats().lineConnections, 2)
+    const left = performance.now()
+    // Reset, as a client killed with answers unread leaves it. (A client that only half-closes
+    // still gets its answers: its wait goes on.)
+    leaver.socket.resetAndDestroy()
+    // Not after lockWaitMillis: the wait ends with the connection.
+    await waitFor('the connection to be gone', () => server.stats().lineConnections === 1, 10_000)
+    t.ok(performance.now() - left < 10_000)
+    await holder.ok('close')
+    const next = await LineClient.connect(server.lineAddress)
+    t.teardown(() => next.destroy())
+    await next.ok(`open ${id} w`)
+    t.pass('and the lock was not taken for it meanwhile')
+    await next.ok('close')
+  },
+)
+
 t.test('a pipelined answer is sent while the command after it waits for a lock', async (t) => {
   const server = await startServer(t, manager, { lockWaitMillis: 10_000 })
   const holder = await LineClient.connect(server.lineAddress)

@@ -174,6 +174,7 @@ class LineConnection {
     socket.on('close', () => {
       this.#gone = true
       this.#queue.length = 0
+      this.#session.abandon()
       if (!this.#running) void this.#close()
     })
   }

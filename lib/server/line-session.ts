@@ -69,10 +69,20 @@ interface StoredState {
  */
 export class LineSession {
   readonly #settings: LineSessionSettings
+  /** Aborted once the client is gone (see {@link abandon}). */
+  readonly #gone = new AbortController()
   #session: OpenSession | undefined
 
   constructor(settings: LineSessionSettings) {
     this.#settings = settings
+  }
+
+  /**
+   * The client is gone: a lock wait in flight ends now (LOCK_ABORTED) instead of holding its
+   * place until `lockWaitMillis`, and no later one starts.
+   */
+  abandon(): void {
+    this.#gone.abort()
   }
 
   /** Runs one command (anything but `auth`, which the connection answers). */
@@ -342,6 +352,7 @@ export class LineSession {
     return this.#settings.manager.lockSession(id, {
       leaseMillis: this.#settings.lockLeaseMillis,
       waitMillis: this.#settings.lockWaitMillis,
+      signal: this.#gone.signal,
     })
   }
 
