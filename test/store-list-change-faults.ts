@@ -39,6 +39,11 @@ const open = managerOpener(base)
 
 /** A session whose old pair (with store-d, retiring) shares no store with its new pair. */
 const sessionOnRetiringStore = () => onRetiringStore(before, after, 'store-d').id
+/**
+ * The life of sessions a touch must extend: long enough that a loaded machine still touches them
+ * before it ends (3 s once ran out under CI load before the touch), short for the wait after it.
+ */
+const SHORT_LIFE_SECONDS = 8
 
 // Adding store-d (the last tests): the session's third store under the old list is first
 // under the new one, beside store-d, so its new pair shares no store with its old pair.
@@ -142,7 +147,8 @@ t.test('a touch during the change extends a session not moved yet', async (t) =>
   const id = sessionOnRetiringStore()
   const old = open(t, { stores: configs(before) })
   await old.applySchema()
-  await old.writeSession(id, { user: 42 }, { ttlSeconds: 3 })
+  const endsAt = Date.now() + SHORT_LIFE_SECONDS * 1000
+  await old.writeSession(id, { user: 42 }, { ttlSeconds: SHORT_LIFE_SECONDS })
   await old.close()
 
   const app = open(t, { stores: configs(after), previousStores: configs(before) })
@@ -152,7 +158,7 @@ t.test('a touch during the change extends a session not moved yet', async (t) =>
     true,
     'the touch finds the live session (it resolves whether the session existed)',
   )
-  await sleep(3500)
+  await sleep(endsAt + 500 - Date.now())
   t.same(
     await app.readSession(id),
     { user: 42 },
@@ -166,7 +172,10 @@ t.test(
     const ids = Array.from({ length: 40 }, () => sessionOnRetiringStore())
     const old = open(t, { stores: configs(before) })
     await old.applySchema()
-    await Promise.all(ids.map((id, i) => old.writeSession(id, { i }, { ttlSeconds: 3 })))
+    const endsAt = Date.now() + SHORT_LIFE_SECONDS * 1000
+    await Promise.all(
+      ids.map((id, i) => old.writeSession(id, { i }, { ttlSeconds: SHORT_LIFE_SECONDS })),
+    )
     await old.close()
     const app = open(t, { stores: configs(after), previousStores: configs(before) })
     await app.ready()
@@ -179,7 +188,7 @@ t.test(
       }),
     )
     t.equal(touched.filter((found) => !found).length, 0, 'every touch found its session')
-    await sleep(3500)
+    await sleep(endsAt + 500 - Date.now())
     const reads = await Promise.all(ids.map((id) => app.readSession(id)))
     const lost = reads.filter((data) => data === null).length
     t.equal(lost, 0, `no touched session ended at its old expiry (${lost} of ${ids.length} did)`)
