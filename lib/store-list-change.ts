@@ -48,13 +48,14 @@ export interface StoreListChange {
   underOld(sessionId: string): Promise<OldPlacement>
   /**
    * After a write or destroy reached `reached`: the old placement's first `copies` stores it did
-   * not reach get `clear` (a delete of copies older than the write).
+   * not reach get `clear` (a delete of copies older than the write). Resolves those it could not
+   * clear (down, or failing): they may still hold an older copy, which must get a hint.
    */
   clearOld(
     sessionId: string,
     reached: readonly Store[],
     clear: (store: Store) => Promise<unknown>,
-  ): Promise<void>
+  ): Promise<Store[]>
   /**
    * A metadata update (a touch) of the session's copies under the old placement, on its first
    * `copies` stores not in `reached`: the session may not have been moved yet. Resolves
@@ -81,7 +82,7 @@ export const NO_STORE_LIST_CHANGE: StoreListChange = {
   underWay: false,
   lookUpOld: async () => ({ answers: [], tellsAbsence: true }),
   underOld: async () => ({ destroyed: false, newestVersion: 0, newestLiveVersion: 0 }),
-  clearOld: async () => {},
+  clearOld: async () => [],
   updateOld: async () => false,
   repairOrder: (order) => order,
 }
@@ -171,8 +172,16 @@ export function storeListChange(
       return { destroyed: verdict === 'destroyed', ...found }
     },
     async clearOld(sessionId, reached, clear) {
-      const left = oldCopies(sessionId).filter((store) => !reached.includes(store))
-      await Promise.allSettled(left.map(clear))
+      const left = previous
+        .order(sessionId)
+        .slice(0, copies)
+        .filter((store) => !reached.includes(store))
+      const cleared = await Promise.allSettled(
+        left.map((store) =>
+          store.standing.up ? clear(store) : Promise.reject(new StoreDownError(store.id)),
+        ),
+      )
+      return left.filter((_, index) => cleared[index]?.status === 'rejected')
     },
     async updateOld(sessionId, reached, update) {
       const left = oldCopies(sessionId).filter((store) => !reached.includes(store))

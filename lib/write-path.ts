@@ -287,11 +287,7 @@ export class WritePath {
             return { version, storeIds: [], degraded: false, dropped: true }
           }
           const { held, degraded } = acknowledged
-          if (storeListChange.underWay) {
-            await storeListChange.clearOld(sessionId, held, (store) =>
-              store.removeCopy(sessionId, version),
-            )
-          }
+          if (storeListChange.underWay) await this.#clearOld(sessionId, held, version)
           this.#handOff(sessionId, fullOrder, held, version)
           if (passedOver.stores.length > 0) {
             // A passed-over store that takes it after this (a hedge's target slower than the
@@ -338,7 +334,7 @@ export class WritePath {
    * returning store can undo. Acknowledged like a write.
    */
   async destroy(sessionId: string): Promise<void> {
-    const { options, versions, storeListChange } = this.#context
+    const { options, versions } = this.#context
     const version = versions.next()
     const expiresAt = this.#tombstoneExpiry()
     // Tombstones go as far as reads look (maxReadStores), not only to the first `copies`: a
@@ -371,7 +367,23 @@ export class WritePath {
       await this.#context.handoff.record(sessionId, missedFurther, held, version)
     }
     // The new placement's tombstones answer every read first; the old copies just go.
-    await storeListChange.clearOld(sessionId, held, (store) => store.removeCopy(sessionId, version))
+    await this.#clearOld(sessionId, held, version)
+  }
+
+  /**
+   * During a change of the store list, deletes the copies older than `version` from the old
+   * placement's stores, and hints those it could not reach on `held`: an old copy left there
+   * (a touch from another app server may even extend it) would be the session again, to a read
+   * that falls back to the old placement, once the new placement's copies or tombstones are
+   * swept. The hints hold those back from sweeps until replay (which sees the retiring stores
+   * too) has buried or removed the old copy.
+   */
+  async #clearOld(sessionId: string, held: readonly Store[], version: number): Promise<void> {
+    const { storeListChange, handoff } = this.#context
+    const missed = await storeListChange.clearOld(sessionId, held, (store) =>
+      store.removeCopy(sessionId, version),
+    )
+    if (missed.length > 0) await handoff.record(sessionId, missed, held, version)
   }
 
   /**

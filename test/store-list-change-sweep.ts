@@ -3,8 +3,13 @@ import type { Test } from 'tap'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { proxiesFor, throughProxies } from './helpers/gray.js'
-import { idWithOrderPrefix, rowsOnStores, startManager } from './helpers/manager.js'
-import { configsOf } from './helpers/store-lists.js'
+import {
+  idWithOrderPrefix,
+  rowsOnStores,
+  startManager,
+  storesWithLiveCopy,
+} from './helpers/manager.js'
+import { configsOf, sessionOnRetiringStore } from './helpers/store-lists.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 // During a change of the store list (docs/operations.md: app servers on the new list, with the
@@ -12,6 +17,8 @@ import { sleep, waitFor } from './helpers/wait.js'
 // still on the old list must not delete rows that a hint for a store the new list added holds
 // back (docs/guarantees.md, Expiry: "a sweep deletes no row of a session that its store keeps a
 // hint for"): it learns of that store from the other app servers' published configurations.
+// And a destroy or write that could not clear the old placement hints the stores it missed, so
+// that no sweep of the new placement's rows lets an old copy be the session again.
 const cluster = await startTestCluster(t, {
   storeIds: ['store-a', 'store-b', 'store-c', 'store-d'],
 })
@@ -108,3 +115,83 @@ crashTest('old-list sweep vs a hint for the added store: a short-lived newer cop
     'no store holds a live copy',
   )
 })
+
+t.test(
+  'a destroy that could not clear the old placement: hinted, so no sweep brings the session back',
+  async (t) => {
+    // 4 → 3 stores. The destroying app server cannot reach the session's old pair (blackholed
+    // for it alone); another app server, which can, touches the session after the logout (a
+    // request that started before it), which would extend the old copies past the new
+    // placement's tombstones. Once those are swept, a read falls back to the old placement.
+    const { id, oldPair } = sessionOnRetiringStore(more, fewer, 'store-d')
+    // Sessions and tombstones live 4 s: the touch, 2 s after the destroy, extends the old copies
+    // to 2 s past the tombstones.
+    // Tombstones go to the first two stores alone (maxReadStores), not to the old pair's store
+    // that the new list keeps (whose hint would have its replay bury the old copies anyway).
+    const settings = { ...quick, ttlSeconds: 4, maxReadStores: 2, healthCheckIntervalMillis: 250 }
+    const writer = await startManager(t, cluster, { ...settings, stores: configs(more) })
+    await writer.writeSession(id, { user: 'u1' })
+    await writer.close()
+    const proxies = await proxiesFor(t, cluster, oldPair)
+    const destroyer = await startManager(t, cluster, {
+      ...settings,
+      stores: throughProxies(configs(fewer), proxies),
+      previousStores: throughProxies(configs(more), proxies),
+    })
+    const healthy = await startManager(t, cluster, {
+      ...settings,
+      stores: configs(fewer),
+      previousStores: configs(more),
+    })
+    for (const proxy of proxies.values()) proxy.setFault({ kind: 'blackhole' })
+
+    await destroyer.destroySession(id)
+    t.equal(await healthy.readSession(id), null, 'destroyed, as the other app server reads it')
+    await sleep(2000)
+    t.equal(await healthy.touch(id), false, 'the touch finds no live session')
+    await sleep(2600) // past the tombstones' time
+    for (const proxy of proxies.values()) proxy.heal()
+    await healthy.sweep()
+    t.same(await storesWithLiveCopy(cluster, id), [], 'no store holds a live copy')
+    t.equal(await healthy.readSession(id), null, 'the destroyed session does not come back')
+    const later = await startManager(t, cluster, {
+      ...settings,
+      stores: configs(fewer),
+      previousStores: configs(more),
+    })
+    t.equal(await later.readSession(id), null, 'nor for an app server started afterwards')
+  },
+)
+
+t.test(
+  'a short-lived write that could not clear the old placement: its older copy stays superseded',
+  async (t) => {
+    // As above, with a write that ends the session sooner instead of a destroy, and only
+    // store-d cut off: once the new placement's expired copies are swept, store-d's older,
+    // longer-lived copy must not be the session again.
+    const { id, oldPair } = sessionOnRetiringStore(more, fewer, 'store-d')
+    const settings = { ...quick, maxReadStores: 2, healthCheckIntervalMillis: 250 }
+    const writer = await startManager(t, cluster, { ...settings, stores: configs(more) })
+    await writer.writeSession(id, { v: 1 }) // the default lifetime
+    await writer.close()
+    const proxies = await proxiesFor(t, cluster, oldPair)
+    const cutOff = await startManager(t, cluster, {
+      ...settings,
+      stores: throughProxies(configs(fewer), proxies),
+      previousStores: throughProxies(configs(more), proxies),
+    })
+    const healthy = await startManager(t, cluster, {
+      ...settings,
+      stores: configs(fewer),
+      previousStores: configs(more),
+    })
+    // store-d alone: its pair-mate answers the write's check for a tombstone, and is cleared.
+    proxies.get('store-d')!.setFault({ kind: 'blackhole' })
+    await cutOff.writeSession(id, { v: 2 }, { ttlSeconds: 1 })
+    await sleep(1500)
+    for (const proxy of proxies.values()) proxy.heal()
+    await healthy.sweep()
+    t.equal(await healthy.readSession(id), null, 'v2 ended the session; v1 does not come back')
+    t.same(await storesWithLiveCopy(cluster, id), [], 'no store holds a live copy')
+  },
+)
