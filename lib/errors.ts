@@ -378,11 +378,15 @@ export function errorSummary(error: unknown): string {
 }
 
 /**
- * `message` without the account a server's refusal names ("Access denied for user
- * 'name'@'host'", "SELECT command denied to user 'name'@'host'"): a user name is part of the
- * credentials and no more printed than the password. Greedy up to the last `'@'`, so a name
- * with quotes in it is hidden whole.
+ * `message` without the account a server's refusal names: a user name is part of the
+ * credentials and no more printed than the password. The forms: "Access denied for user
+ * 'name'@'host'" and "SELECT command denied to user 'name'@'host'" (greedy up to the last
+ * `'@'`, so a name with quotes in it is hidden whole), "User 'name' has exceeded the
+ * 'max_user_connections' resource" and "User name already has more than ...".
  */
 function withoutAccount(message: string): string {
-  return message.replace(/'.*'@'[^'\n]*'/g, "'…'@'…'")
+  return message
+    .replace(/'.*'@'[^'\n]*'/g, "'…'@'…'")
+    .replace(/\b(user) '.*'(?= has exceeded )/gi, "$1 '…'")
+    .replace(/\b(user) \S.*?(?= already has more than )/gi, '$1 …')
 }
