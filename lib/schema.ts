@@ -201,8 +201,16 @@ export async function applySchema(
   if (foreign !== undefined) throw new SchemaMismatchError(foreign.table, foreign.columns)
   for (const { table: name, column, add } of upgrades) {
     const lacking = missing.some((m) => m.table === name && m.columns.includes(column))
-    if (lacking) await run(add, [])
+    if (lacking) await run(add, []).catch(addedMeanwhile)
   }
+}
+
+/**
+ * Swallows the error of an ADD COLUMN that another apply (an app server starting at the same
+ * time) ran first: the column is there, which is all the upgrade wants.
+ */
+function addedMeanwhile(error: unknown): void {
+  if ((error as { code?: unknown }).code !== 'ER_DUP_FIELDNAME') throw error
 }
 
 /** The content of schema.sql: the statements for the default table, each ended by ";". */

@@ -180,6 +180,17 @@ t.test(
     ])
     await manager.applySchema()
     t.pass('and applying it again changes nothing')
+    // Two app servers (or a deploy's two CLI runs) upgrading at once both see the column missing.
+    const second = createManager(t, cluster, { copies: 1 })
+    for (let round = 0; round < 5; round++) {
+      await store.query('ALTER TABLE sessions_hints DROP COLUMN version')
+      const results = await Promise.allSettled([manager.applySchema(), second.applySchema()])
+      t.same(
+        results.filter((result) => result.status === 'rejected'),
+        [],
+        `round ${round}: both upgrades succeed`,
+      )
+    }
   },
 )
 
