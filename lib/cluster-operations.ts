@@ -236,8 +236,9 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     if (signal !== undefined) checkSignal(signal)
     return this.work.track(async () => {
       // The other app servers' store lists as of now, not of the last round: one that just
-      // started on a new list may already have hinted the stores it added.
-      await this.cluster.configGuard.checkNow().catch(() => {})
+      // started on a new list may already have hinted the stores it added. Not waited for past
+      // a stop: a hung store would hold the round up to a statement deadline.
+      await settledUnlessAborted(this.cluster.configGuard.checkNow(), signal)
       return sweepStores(
         this.cluster.stores,
         { batchSize, dutyCycle, onProgress, signal },
@@ -384,4 +385,25 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     const ids = this.cluster.stores.map((store) => `'${store.id}'`).join(', ')
     return `SessionManager { stores: [${ids}], copies: ${this.options.copies} }`
   }
+}
+
+/** Resolves once `work` settles (either way), or as soon as `signal` aborts. */
+function settledUnlessAborted(
+  work: Promise<unknown>,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const settled = work.then(
+    () => undefined,
+    () => undefined,
+  )
+  if (signal === undefined) return settled
+  if (signal.aborted) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+    void settled.then(done)
+  })
 }

@@ -1,10 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { performance } from 'node:perf_hooks'
 import t from 'tap'
 import { InvalidOptionError } from '../lib/index.js'
 import { finished, spawnCli } from './helpers/cli.js'
 import { startTestCluster } from './helpers/cluster.js'
+import { startManager } from './helpers/manager.js'
 import { rowsLeft, withExpiredSessions } from './helpers/expired-sessions.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
@@ -44,6 +46,26 @@ t.test('sm.sweep({ signal }) stops after the batch in progress', async (t) => {
     InvalidOptionError,
     'a signal that is not an AbortSignal is refused',
   )
+})
+
+const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
+
+crashTest('a stop is not held up by a hung store (a statement deadline away)', async (t) => {
+  const manager = await startManager(t, cluster, {
+    table: 'sweep_stop_hung',
+    sweepIntervalSeconds: 0,
+    queryTimeoutMillis: 20_000,
+  })
+  const hung = cluster.stores[2]!
+  await hung.pause()
+  t.teardown(() => hung.resume())
+  for (const signal of [AbortSignal.abort(), AbortSignal.timeout(300)]) {
+    const started = performance.now()
+    const result = await manager.sweep({ signal })
+    const millis = performance.now() - started
+    t.equal(result.stopped, true, 'stopped')
+    t.ok(millis < 10_000, `resolved in ${Math.round(millis)} ms, not after queryTimeoutMillis`)
+  }
 })
 
 t.test('session-shards sweep: Ctrl-C stops it, exit 130', async (t) => {

@@ -101,6 +101,8 @@ export async function sweepStores(
     stores.map(async (store) => {
       let deleted = 0
       if (!store.standing.up) return { storeId: store.id, deleted, error: 'store is down' }
+      // Stopped before it began: no statement, which a hung store would hold up.
+      if (stop()) return { storeId: store.id, deleted }
       let leaseEnds = 0
       // Renewed once half of it has passed: one extra statement per half lease, not per batch.
       const holdLease = async (): Promise<boolean> => {
