@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import type { SessionManager } from '../lib/index.js'
+import type { SessionData, SessionManager, SessionManagerOptions } from '../lib/index.js'
+import type { FaultProxy } from '../lib/local-cluster/fault-proxy.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { proxiesFor, throughProxies } from './helpers/gray.js'
 import {
@@ -116,36 +117,54 @@ crashTest('old-list sweep vs a hint for the added store: a short-lived newer cop
   )
 })
 
+/**
+ * During a 4 → 3 change: a session on store-d's old pair, written before the change with the
+ * old list, and two app servers on the new list (the old one as `previousStores`): `cutOff`
+ * reaches the old pair through fault proxies, `healthy` directly.
+ */
+async function oldPairSetup(
+  t: Test,
+  settings: Partial<SessionManagerOptions>,
+  data: SessionData,
+): Promise<{
+  id: string
+  cutOff: SessionManager
+  healthy: SessionManager
+  proxies: Map<string, FaultProxy>
+  onNewList: () => Promise<SessionManager>
+}> {
+  const { id, oldPair } = sessionOnRetiringStore(more, fewer, 'store-d')
+  const writer = await startManager(t, cluster, { ...settings, stores: configs(more) })
+  await writer.writeSession(id, data)
+  await writer.close()
+  const proxies = await proxiesFor(t, cluster, oldPair)
+  const cutOff = await startManager(t, cluster, {
+    ...settings,
+    stores: throughProxies(configs(fewer), proxies),
+    previousStores: throughProxies(configs(more), proxies),
+  })
+  const onNewList = () =>
+    startManager(t, cluster, { ...settings, stores: configs(fewer), previousStores: configs(more) })
+  return { id, cutOff, healthy: await onNewList(), proxies, onNewList }
+}
+
 t.test(
   'a destroy that could not clear the old placement: hinted, so no sweep brings the session back',
   async (t) => {
-    // 4 → 3 stores. The destroying app server cannot reach the session's old pair (blackholed
-    // for it alone); another app server, which can, touches the session after the logout (a
-    // request that started before it), which would extend the old copies past the new
-    // placement's tombstones. Once those are swept, a read falls back to the old placement.
-    const { id, oldPair } = sessionOnRetiringStore(more, fewer, 'store-d')
+    // The destroying app server cannot reach the session's old pair (blackholed for it alone);
+    // the other, which can, touches the session after the logout (a request that started
+    // before it), which would extend the old copies past the new placement's tombstones. Once
+    // those are swept, a read falls back to the old placement.
     // Sessions and tombstones live 4 s: the touch, 2 s after the destroy, extends the old copies
-    // to 2 s past the tombstones.
-    // Tombstones go to the first two stores alone (maxReadStores), not to the old pair's store
-    // that the new list keeps (whose hint would have its replay bury the old copies anyway).
+    // to 2 s past the tombstones. Tombstones go to the first two stores alone (maxReadStores),
+    // not to the old pair's store that the new list keeps (whose hint would have its replay
+    // bury the old copies anyway).
     const settings = { ...quick, ttlSeconds: 4, maxReadStores: 2, healthCheckIntervalMillis: 250 }
-    const writer = await startManager(t, cluster, { ...settings, stores: configs(more) })
-    await writer.writeSession(id, { user: 'u1' })
-    await writer.close()
-    const proxies = await proxiesFor(t, cluster, oldPair)
-    const destroyer = await startManager(t, cluster, {
-      ...settings,
-      stores: throughProxies(configs(fewer), proxies),
-      previousStores: throughProxies(configs(more), proxies),
-    })
-    const healthy = await startManager(t, cluster, {
-      ...settings,
-      stores: configs(fewer),
-      previousStores: configs(more),
+    const { id, cutOff, healthy, proxies, onNewList } = await oldPairSetup(t, settings, {
+      user: 'u1',
     })
     for (const proxy of proxies.values()) proxy.setFault({ kind: 'blackhole' })
-
-    await destroyer.destroySession(id)
+    await cutOff.destroySession(id)
     t.equal(await healthy.readSession(id), null, 'destroyed, as the other app server reads it')
     await sleep(2000)
     t.equal(await healthy.touch(id), false, 'the touch finds no live session')
@@ -154,11 +173,7 @@ t.test(
     await healthy.sweep()
     t.same(await storesWithLiveCopy(cluster, id), [], 'no store holds a live copy')
     t.equal(await healthy.readSession(id), null, 'the destroyed session does not come back')
-    const later = await startManager(t, cluster, {
-      ...settings,
-      stores: configs(fewer),
-      previousStores: configs(more),
-    })
+    const later = await onNewList()
     t.equal(await later.readSession(id), null, 'nor for an app server started afterwards')
   },
 )
@@ -168,23 +183,9 @@ t.test(
   async (t) => {
     // As above, with a write that ends the session sooner instead of a destroy, and only
     // store-d cut off: once the new placement's expired copies are swept, store-d's older,
-    // longer-lived copy must not be the session again.
-    const { id, oldPair } = sessionOnRetiringStore(more, fewer, 'store-d')
+    // longer-lived copy (the default lifetime) must not be the session again.
     const settings = { ...quick, maxReadStores: 2, healthCheckIntervalMillis: 250 }
-    const writer = await startManager(t, cluster, { ...settings, stores: configs(more) })
-    await writer.writeSession(id, { v: 1 }) // the default lifetime
-    await writer.close()
-    const proxies = await proxiesFor(t, cluster, oldPair)
-    const cutOff = await startManager(t, cluster, {
-      ...settings,
-      stores: throughProxies(configs(fewer), proxies),
-      previousStores: throughProxies(configs(more), proxies),
-    })
-    const healthy = await startManager(t, cluster, {
-      ...settings,
-      stores: configs(fewer),
-      previousStores: configs(more),
-    })
+    const { id, cutOff, healthy, proxies } = await oldPairSetup(t, settings, { v: 1 })
     // store-d alone: its pair-mate answers the write's check for a tombstone, and is cleared.
     proxies.get('store-d')!.setFault({ kind: 'blackhole' })
     await cutOff.writeSession(id, { v: 2 }, { ttlSeconds: 1 })
