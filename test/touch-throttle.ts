@@ -8,6 +8,7 @@ import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
 import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from '../lib/adapters/touch-throttle.js'
 import { startTestCluster } from './helpers/cluster.js'
+import { grayManagers } from './helpers/gray.js'
 import { CookieClient } from './helpers/http-client.js'
 import { LineClient } from './helpers/line-client.js'
 import {
@@ -17,6 +18,7 @@ import {
 } from './helpers/manager.js'
 import { startServer, statementsSent } from './helpers/session-server.js'
 import { sessionExpiringAt } from './helpers/express-sessions.js'
+import { gate, sleep } from './helpers/wait.js'
 
 /** A codec that stores Maps (JSON with a tag), as a custom codec may. */
 const mapCodec: SessionCodec = {
@@ -35,7 +37,7 @@ const mapCodec: SessionCodec = {
 // touchAfterSeconds: a touch, or a save that changes nothing but the expiry, is written only
 // when it moves the stored expiry by at least the throttle.
 t.test('touchIsDue and dataFingerprint, from tables', async (t) => {
-  const seen = { expiresAt: 100_000, fingerprint: 'f', lifetime: 600_000 }
+  const seen = { version: 1, expiresAt: 100_000, fingerprint: 'f', lifetime: 600_000 }
   // [stored, wanted, throttle, now, due]
   const cases: [typeof seen | undefined, number, number, number, boolean][] = [
     [undefined, 100_500, 60_000, 0, true],
@@ -500,3 +502,76 @@ t.test('fastify: saves of an unchanged browser-session session are throttled', a
   const after = await manager.readSession(id, { withVersion: true })
   t.equal(after?.version, first?.version, 'unchanged data within the throttle: not rewritten')
 })
+
+t.test(
+  'fastify: a read that answers late does not make a later changed save pass for a repeat',
+  async (t) => {
+    // App server A's read (request Y) answers 1.5 s late; meanwhile B writes the session
+    // (role: admin) and A's next request (W) reads that and drops the role. Y's late answer must
+    // not put the older data's fingerprint back: W's save, equal to it, would be skipped as an
+    // unchanged save within the throttle, acknowledged but not stored.
+    const ids = cluster.storeConfigs().map((config) => config.id)
+    const { faulty, healthy, proxies } = await grayManagers(t, cluster, ids, {
+      copies: 2,
+      table: 'throttle_late_read',
+      queryTimeoutMillis: 5000,
+      batching: false,
+    })
+    const dropping = gate()
+    const app = async (manager: SessionManager, hold: () => Promise<void>): Promise<string> => {
+      const store = new FastifyStore({ manager, touchAfterSeconds: 60 })
+      const server = Fastify()
+      await server.register(fastifyCookie)
+      await server.register(fastifySession, {
+        store,
+        idGenerator: () => store.generateId(),
+        secret: 'a cookie secret of the late-read test, 32+ characters',
+        cookieName: 'sid',
+        cookie: { secure: false, maxAge: 3_600_000 },
+      })
+      server.addHook('onClose', () => store.close())
+      const me = (request: { session: { get(key: string): unknown } }) => ({
+        user: request.session.get('user') ?? null,
+        role: request.session.get('role') ?? null,
+      })
+      server.post('/login', async (request) => {
+        request.session.set('user', 'ada')
+        return me(request)
+      })
+      server.post('/elevate', async (request) => {
+        request.session.set('role', 'admin')
+        return me(request)
+      })
+      server.post('/drop-role', async (request) => {
+        await hold()
+        delete request.session.role
+        return me(request)
+      })
+      server.get('/me', async (request) => me(request))
+      const url = await server.listen({ port: 0, host: '127.0.0.1' })
+      t.teardown(() => server.close())
+      return url
+    }
+    const a = await app(faulty, dropping.wait)
+    const b = await app(healthy, async () => {})
+    const browser = new CookieClient()
+    t.match((await browser.post(`${a}/login`)).body, { user: 'ada' })
+    // Warm A's connections, so that the slow read is one round trip.
+    for (let i = 0; i < 3; i++) await browser.get(`${a}/me`)
+    for (const proxy of proxies.values()) {
+      proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 1500 })
+    }
+    const slowRead = browser.get(`${a}/me`)
+    await sleep(150)
+    for (const proxy of proxies.values()) proxy.heal()
+    t.match((await browser.post(`${b}/elevate`)).body, { role: 'admin' })
+    const dropped = browser.post(`${a}/drop-role`)
+    await dropping.entered
+    t.match((await slowRead).body, { user: 'ada' }, 'the slow request finished first')
+    dropping.release()
+    const w = await dropped
+    t.match(w.body, { user: 'ada', role: null }, 'A acknowledged dropping the role')
+    t.match((await browser.get(`${b}/me`)).body, { role: null }, 'B reads it dropped')
+    t.match((await browser.get(`${a}/me`)).body, { role: null }, 'so does A')
+  },
+)

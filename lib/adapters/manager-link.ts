@@ -167,7 +167,7 @@ export class ManagerLink {
         session as SessionData,
         expiresAt === null ? undefined : { expiresAt },
       )
-      this.#see(key, written.dropped ? null : wanted, fingerprint, lifetime)
+      this.#see(key, written.dropped ? null : wanted, fingerprint, lifetime, written.version)
     } finally {
       saving.count -= 1
       if (saving.count === 0) this.#saving.delete(key)
@@ -258,7 +258,7 @@ export class ManagerLink {
         data,
         expiresAt === null ? { expectedVersion } : { expiresAt, expectedVersion },
       )
-      this.#see(key, written.dropped ? null : expiresAt, fingerprint, lifetime)
+      this.#see(key, written.dropped ? null : expiresAt, fingerprint, lifetime, written.version)
       return !written.dropped
     } catch (error) {
       if (error instanceof VersionConflictError) return undefined
@@ -379,9 +379,10 @@ export class ManagerLink {
     expiresAt: number | null,
     fingerprint: string | null,
     lifetime: CookieFacts['lifetime'],
+    version: number,
   ): void {
     if (expiresAt === null) this.#seen.forget(key)
-    else this.#remember(key, expiresAt, fingerprint, lifetime)
+    else this.#remember(key, { version, expiresAt, fingerprint, lifetime })
   }
 
   /**
@@ -400,21 +401,25 @@ export class ManagerLink {
    */
   #remember(
     key: string,
-    expiresAt: number,
-    fingerprint: string | null,
-    lifetime: CookieFacts['lifetime'],
-    timeoutMillis = this.#seen.get(key)?.timeoutMillis ?? null,
+    facts: Omit<SeenSession, 'timeoutMillis'>,
+    timeoutMillis?: number,
   ): SeenSession {
-    const seen = { expiresAt, lifetime, timeoutMillis, fingerprint }
+    const before = this.#seen.get(key)
+    // A read that answered late, after a write of a newer version was remembered (this store's,
+    // or one another app server made that a later read here found), would put the older data's
+    // fingerprint back: a save of data equal to it would then pass for a repeat, not written.
+    if (before !== undefined && before.version > facts.version) return before
+    const seen = { ...facts, timeoutMillis: timeoutMillis ?? before?.timeoutMillis ?? null }
     this.#seen.remember(key, seen)
     return seen
   }
 
   /** {@link #remember} of a session as a read found it, with its timeout. */
   #rememberRead(key: string, current: VersionedSession): SeenSession {
-    const { expiresAt, data, timeoutSeconds } = current
+    const { version, expiresAt, data, timeoutSeconds } = current
     const fingerprint = this.#fingerprintOf(data)
-    return this.#remember(key, expiresAt, fingerprint, cookieLifetime(data), timeoutSeconds * 1000)
+    const facts = { version, expiresAt, fingerprint, lifetime: cookieLifetime(data) }
+    return this.#remember(key, facts, timeoutSeconds * 1000)
   }
 
   readonly #onWriteAfterDestroy = (event: { sessionId: string }): void => {

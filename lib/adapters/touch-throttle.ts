@@ -10,6 +10,8 @@ const REMEMBERED_SESSIONS = 10_000
 
 /** What an adapter last read or wrote of a session. */
 export interface SeenSession {
+  /** The version read or written: what is remembered never goes back to an older one. */
+  version: number
   /** The stored expiry, milliseconds since the epoch. */
   expiresAt: number
   /** {@link dataFingerprint} of the stored data; null when it could not be taken (or no throttle needs it). */

@@ -10,6 +10,8 @@ declare module 'fastify' {
   interface Session {
     user?: string
     note?: string
+    /** test/touch-throttle.ts: a privilege a request drops. */
+    role?: string
   }
 }
 
