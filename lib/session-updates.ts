@@ -133,14 +133,26 @@ export async function withSessionLock(
  * again, and a hostile value (a revoked Proxy) would turn that into an untyped TypeError.
  * Wrapped, because resolving a promise with the value itself would read its `then` too.
  */
-function changeResult<T>(result: T | PromiseLike<T>): Promise<{ next: T }> {
+function changeResult<T>(result: T | PromiseLike<T>, depth = 0): Promise<{ next: T }> {
   if (types.isPromise(result)) return result.then((next) => ({ next: next as T }))
   const then = thenOf(result)
   if (then === undefined) return Promise.resolve({ next: result as T })
+  // A thenable that resolves to itself (or to thenables without end) would otherwise recurse
+  // until the stack overflows, an untyped RangeError.
+  if (depth >= MAX_THENABLE_DEPTH) {
+    return Promise.reject(
+      new InvalidSessionDataError(
+        `the change returned thenables nested more than ${MAX_THENABLE_DEPTH} deep (one that resolves to itself?)`,
+      ),
+    )
+  }
   return new Promise((resolve, reject) => {
-    then.call(result, (next: unknown) => resolve(changeResult(next as T)), reject)
+    then.call(result, (next: unknown) => resolve(changeResult(next as T, depth + 1)), reject)
   })
 }
+
+/** How many thenables a change's result may be nested in: more is a thenable without end. */
+const MAX_THENABLE_DEPTH = 100
 
 /** The `then` method of a thenable; undefined for any other value. */
 function thenOf(value: unknown): ((...handlers: unknown[]) => unknown) | undefined {

@@ -404,6 +404,14 @@ t.test('a change that returns a thenable is awaited, not stored', async (t) => {
     "a thenable's failure is the update's",
   )
   t.same(await manager.readSession(id), { n: 3 }, 'nothing else written')
+  const endless: { then?: unknown } = {}
+  endless.then = (resolve: (value: unknown) => void) => resolve(endless)
+  await t.rejects(
+    manager.updateSession(id, () => endless as never),
+    { code: 'INVALID_SESSION_DATA', message: /nested more than 100 deep/ },
+    'a thenable that resolves to itself: a typed error, not a stack overflow',
+  )
+  t.same(await manager.readSession(id), { n: 3 }, 'nothing written')
 })
 
 t.test('updateSession refuses a bad expiry before it reads or runs the change', async (t) => {
