@@ -15,6 +15,23 @@ const LOCK_HELD = 2
  */
 export const REPAIR_MARKER_ID = ''
 
+/**
+ * The token of a released lock: `~` and the holder's token (tokens are base64url or UUIDs, which
+ * never hold `~`). A release keeps the row, with minus the time of the release as its expiry
+ * (in the past, so any other holder takes it), rather than delete it: a lock statement of the
+ * same holder that lands after it would otherwise find no row and take the lock back for a
+ * whole lease, with no holder left to release it.
+ */
+function releasedToken(token: string): string {
+  return `~${token}`
+}
+
+/**
+ * How long a release is kept before sweeps delete it: far longer than any statement of the
+ * released holder can be on its way.
+ */
+const RELEASE_KEPT_MILLIS = 600_000
+
 /** What a sweep deletes: `limit` rows expired by `expiredBy`, but none held back for `targets`. */
 interface SweepArguments {
   expiredBy: number
@@ -28,12 +45,17 @@ export function lockAndHintStatements(table: string) {
   const sessions = `\`${table}\``
   const locks = `\`${locksTableName(table)}\``
   return {
-    /** Take (or renew) a lease lock unless another live lease holds it: whether it is ours. */
+    /**
+     * Take (or renew) a lease lock unless another live lease holds it: whether it is ours. Not
+     * over its own release: a statement that landed after its caller gave up on it (a lock
+     * round that timed out, a renewal in flight at the release) must not take the lock back.
+     */
     lock: {
       text: () =>
         `INSERT INTO ${locks} (id, token, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE ` +
-        // Taken (or renewed) when the lease ran out or is ours: LAST_INSERT_ID reports which.
-        'token = IF(expires_at <= ? OR token = VALUES(token), ' +
+        // Taken (or renewed) when ours, or when the lease ran out and is not our own released
+        // one: LAST_INSERT_ID reports which.
+        'token = IF(token = VALUES(token) OR (expires_at <= ? AND token <> ?), ' +
         `IF(LAST_INSERT_ID(1), VALUES(token), VALUES(token)), IF(LAST_INSERT_ID(${LOCK_HELD}), token, token)), ` +
         // The later lease: of two renewals, the one sent first may land last.
         'expires_at = IF(token = VALUES(token), GREATEST(expires_at, VALUES(expires_at)), expires_at)',
@@ -42,7 +64,13 @@ export function lockAndHintStatements(table: string) {
         token: string
         expiresAtMillis: number
         now: number
-      }) => [input.sessionId, input.token, input.expiresAtMillis, input.now],
+      }) => [
+        input.sessionId,
+        input.token,
+        input.expiresAtMillis,
+        input.now,
+        releasedToken(input.token),
+      ],
       decode: (result: ResultSetHeader) => result.insertId !== LOCK_HELD,
     } satisfies Statement<
       { sessionId: string; token: string; expiresAtMillis: number; now: number },
@@ -51,21 +79,39 @@ export function lockAndHintStatements(table: string) {
     >,
 
     /**
-     * Delete locks whose lease ran out (left by holders that died, or whose release failed):
-     * up to 1000 per sweep. Taking such a lock overwrites its row all the same.
+     * Delete locks whose lease ran out (left by holders that died, or whose release failed),
+     * and releases older than {@link RELEASE_KEPT_MILLIS}: up to 1000 per sweep. Taking such a
+     * lock overwrites its row all the same.
      */
     sweepLocks: {
-      text: () => `DELETE FROM ${locks} WHERE expires_at <= ? LIMIT 1000`,
-      params: (now: number) => [now],
+      text: () =>
+        `DELETE FROM ${locks} WHERE expires_at <= ? AND (expires_at >= 0 OR expires_at > ?) LIMIT 1000`,
+      // A release's expiry is minus its time: released before now - RELEASE_KEPT_MILLIS means
+      // an expiry above minus that.
+      params: (now: number) => [now, -(now - RELEASE_KEPT_MILLIS)],
       decode: (result: ResultSetHeader) => result.affectedRows,
     } satisfies Statement<number, ResultSetHeader, number>,
 
-    /** Release a lease lock held with `token`. */
+    /**
+     * Release a lease lock held with `token`: its row becomes a release (see
+     * {@link releasedToken}), also when there is none yet (a lock statement still on its way
+     * finds it and takes nothing); a row of another holder stays as it is.
+     */
     unlock: {
-      text: () => `DELETE FROM ${locks} WHERE id = ? AND token = ?`,
-      params: ({ sessionId, token }: { sessionId: string; token: string }) => [sessionId, token],
+      text: () =>
+        `INSERT INTO ${locks} (id, token, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE ` +
+        // expires_at first: both compare the token the row had.
+        'expires_at = IF(token = ?, VALUES(expires_at), expires_at), ' +
+        'token = IF(token = ?, VALUES(token), token)',
+      params: ({ sessionId, token, now }: { sessionId: string; token: string; now: number }) => [
+        sessionId,
+        releasedToken(token),
+        -now,
+        token,
+        token,
+      ],
       decode: nothing,
-    } satisfies Statement<{ sessionId: string; token: string }, ResultSetHeader, void>,
+    } satisfies Statement<{ sessionId: string; token: string; now: number }, ResultSetHeader, void>,
 
     /**
      * Remember that `target` missed a write of `sessionId` at `version` (kept on the store that

@@ -298,7 +298,7 @@ export class Store {
 
   /** Releases the lease lock of `sessionId` if `token` still holds it. */
   unlock(sessionId: string, token: string): Promise<void> {
-    return this.#request(this.#statements.unlock, { sessionId, token })
+    return this.#request(this.#statements.unlock, { sessionId, token, now: this.#clock.now() })
   }
 
   /** Records that `targetStoreId` missed a write of `sessionId` at `version` (kept on this store). */

@@ -1,0 +1,182 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { connect, createServer } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
+import { LockExpiredError, SessionLock } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { throughProxies } from './helpers/gray.js'
+import { idWithOrderPrefix, startManager } from './helpers/manager.js'
+import { closeAtEnd } from './helpers/teardown.js'
+import { sleep } from './helpers/wait.js'
+
+// Lock statements that time out on their way to the store (a slow network path on one
+// connection) and land after the library gave them up (an aborted or abandoned wait, a retry
+// round's first statement, a renewal in flight at the release) must not take the lock back:
+// a release leaves its row as a release, which the late statement finds (docs/guarantees.md §5).
+const cluster = await startTestCluster(t, { stores: 3 })
+const [first, second] = [cluster.stores[0]!, cluster.stores[1]!]
+
+/**
+ * A TCP proxy whose client-to-store bytes may be slow (a congested path, retransmissions): as
+ * TCP does, bytes a client sent before it closed its socket still reach the store, in order,
+ * followed by the close.
+ */
+async function slowPathProxy(t: Test, host: string, port: number) {
+  const state = { delayMillis: 0 }
+  const sockets = new Set<Socket>()
+  const server = createServer((client) => {
+    const store = connect(port, host)
+    sockets.add(client).add(store)
+    let due = 0
+    const later = (action: () => void): void => {
+      due = Math.max(due, Date.now() + state.delayMillis)
+      setTimeout(action, Math.max(0, due - Date.now()))
+    }
+    client.on('data', (chunk) => later(() => store.destroyed || store.write(chunk)))
+    client.on('close', () => later(() => store.end()))
+    client.on('error', () => {})
+    store.on('data', (chunk) => client.destroyed || client.write(chunk))
+    store.on('close', () => client.destroy())
+    store.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  closeAtEnd(t, 'the slow-path proxy', async () => {
+    for (const socket of sockets) socket.destroy()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return { port: (server.address() as AddressInfo).port, state }
+}
+
+/** Two app servers; `faulty` reaches the first store through a slow-path proxy. */
+async function scene(t: Test) {
+  const proxy = await slowPathProxy(t, first.host, first.port)
+  const options = {
+    copies: 2,
+    queryTimeoutMillis: 200,
+    failThreshold: 50,
+    healthCheckIntervalMillis: 3_600_000,
+  }
+  const stores = throughProxies(cluster.storeConfigs(), new Map([[first.id, proxy as never]]))
+  const faulty = await startManager(t, cluster, { ...options, stores })
+  const healthy = await startManager(t, cluster, options)
+  const slow = (millis: number): void => void (proxy.state.delayMillis = millis)
+  // Warm the pool: the lock statement prepared on each connection, as after any use.
+  for (let round = 0; round < 3; round++) {
+    const locks = await Promise.all(
+      [0, 1, 2, 3].map(() =>
+        faulty.lockSession(idWithOrderPrefix(faulty, [first.id]), { waitMillis: 1000 }),
+      ),
+    )
+    await Promise.all(locks.map((lock) => lock.release()))
+  }
+  return { faulty, healthy, slow }
+}
+
+/** Rows of `id` on the first store that hold its lock (a release's row holds nothing). */
+async function lockRows(id: string): Promise<unknown[]> {
+  return first.query<{ token: string }>(
+    "SELECT token FROM sessions_locks WHERE id = ? AND LEFT(token, 1) <> '~' AND expires_at > ?",
+    [id, Date.now()],
+  )
+}
+
+t.test('an aborted lock wait whose statement lands late leaves no lock held', async (t) => {
+  const { faulty, healthy, slow } = await scene(t)
+  const id = idWithOrderPrefix(healthy, [first.id, second.id])
+  await healthy.writeSession(id, { n: 0 })
+  // The lock statement is slow to reach the store (past queryTimeoutMillis); the abort comes
+  // while it is on its way, and the give-back goes out on a connection that is not slow.
+  slow(700)
+  const controller = new AbortController()
+  const waiting = faulty
+    .lockSession(id, { leaseMillis: 30_000, waitMillis: 10_000, signal: controller.signal })
+    .then(
+      async (lock) => {
+        await lock.release()
+        return 'locked'
+      },
+      (e: unknown) => e,
+    )
+  await sleep(100)
+  controller.abort(new Error('client went away'))
+  slow(0)
+  t.match(await waiting, { code: 'LOCK_ABORTED' })
+  await sleep(1_200)
+  t.same(await lockRows(id), [], 'no lock row of the aborted waiter on the first store')
+  const next = await healthy.lockSession(id, { waitMillis: 0 }).catch((e: unknown) => e)
+  t.ok(next instanceof SessionLock, `another app server takes the lock (got ${String(next)})`)
+  if (next instanceof SessionLock) await next.release()
+})
+
+t.test('a lock wait that gives up on a slow store leaves no lock held', async (t) => {
+  const { faulty, healthy, slow } = await scene(t)
+  const id = idWithOrderPrefix(healthy, [first.id, second.id])
+  await healthy.writeSession(id, { n: 0 })
+  slow(700)
+  const waiting = faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 250 }).then(
+    async (lock) => {
+      await lock.release()
+      return 'locked'
+    },
+    (e: unknown) => e,
+  )
+  await sleep(300)
+  slow(0)
+  t.match(await waiting, { code: 'LOCK_TIMEOUT' })
+  await sleep(1_200)
+  t.same(await lockRows(id), [], 'no lock row of the waiter that gave up')
+  const next = await healthy.lockSession(id, { waitMillis: 0 }).catch((e: unknown) => e)
+  t.ok(next instanceof SessionLock, `another app server takes the lock (got ${String(next)})`)
+  if (next instanceof SessionLock) await next.release()
+})
+
+t.test('a lock taken on a retry, then released, leaves no lock held', async (t) => {
+  const { faulty, healthy, slow } = await scene(t)
+  const id = idWithOrderPrefix(healthy, [first.id, second.id])
+  await healthy.writeSession(id, { n: 0 })
+  // The first lock statement times out on its slow way; the retry, on a connection that is
+  // not slow, takes the lock; the holder works and releases it. Then the first one lands.
+  slow(700)
+  setTimeout(() => slow(0), 100)
+  const lock = await faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 5_000 })
+  t.equal(lock.storeId, first.id)
+  await lock.read()
+  await lock.write({ n: 1 })
+  await lock.release()
+  await sleep(1_000)
+  t.same(await lockRows(id), [], 'no lock row of the holder that released it')
+  const next = await healthy.lockSession(id, { waitMillis: 0 }).catch((e: unknown) => e)
+  t.ok(
+    next instanceof SessionLock,
+    `another app server takes the released lock (got ${String(next)})`,
+  )
+  if (next instanceof SessionLock) await next.release()
+})
+
+t.test(
+  'a renewal that timed out and lands after the release does not take the lock back',
+  async (t) => {
+    const { faulty, healthy, slow } = await scene(t)
+    const id = idWithOrderPrefix(healthy, [first.id, second.id])
+    await healthy.writeSession(id, { n: 0 })
+    const lock = await faulty.lockSession(id, { leaseMillis: 30_000 })
+    t.equal(lock.storeId, first.id)
+    slow(700)
+    const renewing = lock.renew().catch((e: unknown) => e)
+    await sleep(50)
+    slow(0)
+    await lock.release()
+    const renewed = await renewing
+    t.ok(renewed instanceof Error, `the renewal failed (${String(renewed)})`)
+    await sleep(1_200)
+    t.same(await lockRows(id), [], 'no lock row of the released holder')
+    const next = await healthy.lockSession(id, { waitMillis: 0 }).catch((e: unknown) => e)
+    t.ok(
+      next instanceof SessionLock,
+      `another app server takes the released lock (got ${String(next)})`,
+    )
+    if (next instanceof SessionLock) await next.release()
+    t.ok(lock.expired, 'the released lock counts itself expired')
+    await t.rejects(lock.write({ n: 1 }), LockExpiredError)
+  },
+)
