@@ -3,6 +3,7 @@ import type { Test } from 'tap'
 import { connect, createServer } from 'node:net'
 import type { AddressInfo, Socket } from 'node:net'
 import { LockExpiredError, SessionLock } from '../lib/index.js'
+import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { throughProxies } from './helpers/gray.js'
 import { idWithOrderPrefix, startManager } from './helpers/manager.js'
@@ -80,6 +81,26 @@ async function lockRows(id: string): Promise<unknown[]> {
   )
 }
 
+/** How a lock wait ended: 'locked' (then released at once), or its error. */
+function outcome(waiting: Promise<SessionLock>): Promise<unknown> {
+  return waiting.then(
+    async (lock) => {
+      await lock.release()
+      return 'locked'
+    },
+    (e: unknown) => e,
+  )
+}
+
+/** Once the late statement had time to land: no lock row holds `id`, and `other` takes it. */
+async function lockIsFree(t: Test, other: SessionManager, id: string, whose: string) {
+  await sleep(1_200)
+  t.same(await lockRows(id), [], `no lock row of ${whose}`)
+  const next = await other.lockSession(id, { waitMillis: 0 }).catch((e: unknown) => e)
+  t.ok(next instanceof SessionLock, `another app server takes the lock (got ${String(next)})`)
+  if (next instanceof SessionLock) await next.release()
+}
+
 t.test('an aborted lock wait whose statement lands late leaves no lock held', async (t) => {
   const { faulty, healthy, slow } = await scene(t)
   const id = idWithOrderPrefix(healthy, [first.id, second.id])
@@ -88,24 +109,14 @@ t.test('an aborted lock wait whose statement lands late leaves no lock held', as
   // while it is on its way, and the give-back goes out on a connection that is not slow.
   slow(700)
   const controller = new AbortController()
-  const waiting = faulty
-    .lockSession(id, { leaseMillis: 30_000, waitMillis: 10_000, signal: controller.signal })
-    .then(
-      async (lock) => {
-        await lock.release()
-        return 'locked'
-      },
-      (e: unknown) => e,
-    )
+  const waiting = outcome(
+    faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 10_000, signal: controller.signal }),
+  )
   await sleep(100)
   controller.abort(new Error('client went away'))
   slow(0)
   t.match(await waiting, { code: 'LOCK_ABORTED' })
-  await sleep(1_200)
-  t.same(await lockRows(id), [], 'no lock row of the aborted waiter on the first store')
-  const next = await healthy.lockSession(id, { waitMillis: 0 }).catch((e: unknown) => e)
-  t.ok(next instanceof SessionLock, `another app server takes the lock (got ${String(next)})`)
-  if (next instanceof SessionLock) await next.release()
+  await lockIsFree(t, healthy, id, 'the aborted waiter')
 })
 
 t.test('a lock wait that gives up on a slow store leaves no lock held', async (t) => {
@@ -113,21 +124,11 @@ t.test('a lock wait that gives up on a slow store leaves no lock held', async (t
   const id = idWithOrderPrefix(healthy, [first.id, second.id])
   await healthy.writeSession(id, { n: 0 })
   slow(700)
-  const waiting = faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 250 }).then(
-    async (lock) => {
-      await lock.release()
-      return 'locked'
-    },
-    (e: unknown) => e,
-  )
+  const waiting = outcome(faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 250 }))
   await sleep(300)
   slow(0)
   t.match(await waiting, { code: 'LOCK_TIMEOUT' })
-  await sleep(1_200)
-  t.same(await lockRows(id), [], 'no lock row of the waiter that gave up')
-  const next = await healthy.lockSession(id, { waitMillis: 0 }).catch((e: unknown) => e)
-  t.ok(next instanceof SessionLock, `another app server takes the lock (got ${String(next)})`)
-  if (next instanceof SessionLock) await next.release()
+  await lockIsFree(t, healthy, id, 'the waiter that gave up')
 })
 
 t.test('a lock taken on a retry, then released, leaves no lock held', async (t) => {
@@ -143,14 +144,7 @@ t.test('a lock taken on a retry, then released, leaves no lock held', async (t) 
   await lock.read()
   await lock.write({ n: 1 })
   await lock.release()
-  await sleep(1_000)
-  t.same(await lockRows(id), [], 'no lock row of the holder that released it')
-  const next = await healthy.lockSession(id, { waitMillis: 0 }).catch((e: unknown) => e)
-  t.ok(
-    next instanceof SessionLock,
-    `another app server takes the released lock (got ${String(next)})`,
-  )
-  if (next instanceof SessionLock) await next.release()
+  await lockIsFree(t, healthy, id, 'the holder that released it')
 })
 
 t.test(
@@ -168,14 +162,7 @@ t.test(
     await lock.release()
     const renewed = await renewing
     t.ok(renewed instanceof Error, `the renewal failed (${String(renewed)})`)
-    await sleep(1_200)
-    t.same(await lockRows(id), [], 'no lock row of the released holder')
-    const next = await healthy.lockSession(id, { waitMillis: 0 }).catch((e: unknown) => e)
-    t.ok(
-      next instanceof SessionLock,
-      `another app server takes the released lock (got ${String(next)})`,
-    )
-    if (next instanceof SessionLock) await next.release()
+    await lockIsFree(t, healthy, id, 'the released holder')
     t.ok(lock.expired, 'the released lock counts itself expired')
     await t.rejects(lock.write({ n: 1 }), LockExpiredError)
   },
