@@ -1,6 +1,7 @@
 /** Operations on the whole cluster: listing and finding, maintenance, views for operators, the lifecycle. */
 import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
+import { settledUnlessAborted } from './abortable.js'
 import {
   batchSizeOption,
   callOptions,
@@ -385,25 +386,4 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
     const ids = this.cluster.stores.map((store) => `'${store.id}'`).join(', ')
     return `SessionManager { stores: [${ids}], copies: ${this.options.copies} }`
   }
-}
-
-/** Resolves once `work` settles (either way), or as soon as `signal` aborts. */
-function settledUnlessAborted(
-  work: Promise<unknown>,
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  const settled = work.then(
-    () => undefined,
-    () => undefined,
-  )
-  if (signal === undefined) return settled
-  if (signal.aborted) return Promise.resolve()
-  return new Promise((resolve) => {
-    const done = (): void => {
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-    void settled.then(done)
-  })
 }

@@ -1,5 +1,6 @@
 /** Lease locks on sessions: taken on the session's first store in service, writes fenced twice. */
 import { randomBytes } from 'node:crypto'
+import { pauseUnlessAborted } from './abortable.js'
 import type { Clock } from './clock.js'
 import type { SessionData } from './codec.js'
 import type { StoreFailure } from './errors.js'
@@ -249,21 +250,9 @@ export async function acquireLock(
       throw new LockTimeoutError(options.waitMillis, round.failed)
     }
     const pause = Math.min(50, 2 + attempt * 2) * (0.5 + Math.random())
+    // Cut short by an abort: the next round sees it.
     await pauseUnlessAborted(Math.min(pause, Math.max(1, giveUpAt - clock.now())), signal)
   }
-}
-
-/** Waits `millis`, or less if `signal` aborts meanwhile (the next round then sees it). */
-function pauseUnlessAborted(millis: number, signal: AbortSignal | null): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, millis)
-    signal?.addEventListener('abort', done, { once: true })
-  })
 }
 
 /** Asks the first store in service of `stores` for the lock, moving on only past stores out of service. */
