@@ -94,9 +94,13 @@ export function checkOwner(owner: unknown): string {
   if (
     (typeof owner !== 'string' && typeof owner !== 'number') ||
     String(owner) === '' ||
-    String(owner).length > 255
+    Buffer.byteLength(String(owner)) > 255
   ) {
-    throw new InvalidOptionError('owner', 'must be a non-empty string or a number')
+    // Bytes, as ownerOf counts them for writes: a longer owner is never stored.
+    throw new InvalidOptionError(
+      'owner',
+      'must be a non-empty string or a number of at most 255 bytes',
+    )
   }
   return String(owner)
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { requestedExpiry } from '../lib/call-arguments.js'
+import { checkOwner, requestedExpiry } from '../lib/call-arguments.js'
 
 // A per-call expiry is refused up front unless a Date can hold it: JavaScript dates reach
 // 8.64e15 ms either side of the epoch, and an expiry beyond that, once stored, could not be
@@ -62,5 +62,22 @@ t.test('requestedExpiry: something that only looks like a Date is refused, typed
       { code: 'INVALID_OPTION', option: 'expiresAt' },
       name,
     )
+  }
+})
+
+t.test('checkOwner: at most 255 bytes, as the owner column and ownerKey values hold', async (t) => {
+  t.equal(checkOwner('a'.repeat(255)), 'a'.repeat(255))
+  t.equal(checkOwner('€'.repeat(85)), '€'.repeat(85), '255 bytes of 3-byte characters')
+  t.equal(checkOwner(42), '42')
+  // 86 characters but 258 bytes: no stored owner can be this long (writes refuse it), so the
+  // lookup is refused up front like any other owner that cannot be stored.
+  for (const owner of ['€'.repeat(86), 'a'.repeat(256), '', null]) {
+    t.throws(() => checkOwner(owner), { code: 'INVALID_OPTION' })
+  }
+  try {
+    checkOwner('secret-owner-€'.repeat(40))
+  } catch (error) {
+    t.notMatch((error as Error).message, 'secret-owner', 'the value is not in the message')
+    t.match((error as Error).message, '255 bytes')
   }
 })
