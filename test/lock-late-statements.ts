@@ -167,3 +167,24 @@ t.test(
     await t.rejects(lock.write({ n: 1 }), LockExpiredError)
   },
 )
+
+t.test(
+  "a waiter's late lock statement does not take the lock after another holder released it",
+  async (t) => {
+    const { faulty, healthy, slow } = await scene(t)
+    const id = idWithOrderPrefix(healthy, [first.id, second.id])
+    await healthy.writeSession(id, { n: 0 })
+    // The waiter's statement is on its way for 1.5 s; it gives up after 250 ms. Meanwhile
+    // another app server takes the lock and releases it: the row is that holder's release,
+    // not the waiter's own, when the late statement lands.
+    slow(1_500)
+    setTimeout(() => slow(0), 300)
+    const waiting = outcome(faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 250 }))
+    t.match(await waiting, { code: 'LOCK_TIMEOUT' })
+    await sleep(200)
+    const other = await healthy.lockSession(id, { waitMillis: 1_000 })
+    await other.release()
+    await sleep(1_300)
+    await lockIsFree(t, healthy, id, 'the waiter that gave up')
+  },
+)

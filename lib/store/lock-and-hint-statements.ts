@@ -46,16 +46,21 @@ export function lockAndHintStatements(table: string) {
   const locks = `\`${locksTableName(table)}\``
   return {
     /**
-     * Take (or renew) a lease lock unless another live lease holds it: whether it is ours. Not
-     * over its own release: a statement that landed after its caller gave up on it (a lock
-     * round that timed out, a renewal in flight at the release) must not take the lock back.
+     * Take (or renew) a lease lock unless another live lease holds it: whether it is ours. A
+     * statement that lands after its caller gave up on it (a lock round that timed out, a
+     * renewal in flight at the release) must not take the lock back: so never over its own
+     * release, nor over a lease that ended (ran out or was released) after the statement was
+     * sent (`now`, the sender's clock, which leases already assume agrees across app servers):
+     * once another holder took the lock and released it, the release is not its own.
      */
     lock: {
       text: () =>
         `INSERT INTO ${locks} (id, token, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE ` +
-        // Taken (or renewed) when ours, or when the lease ran out and is not our own released
-        // one: LAST_INSERT_ID reports which.
-        'token = IF(token = VALUES(token) OR (expires_at <= ? AND token <> ?), ' +
+        // Taken (or renewed) when ours, or when the lease ended before the statement was sent
+        // (a release's expiry is minus its time) and is not our own release: LAST_INSERT_ID
+        // reports which.
+        'token = IF(token = VALUES(token) OR ' +
+        '(IF(expires_at < 0, -expires_at < ?, expires_at <= ?) AND token <> ?), ' +
         `IF(LAST_INSERT_ID(1), VALUES(token), VALUES(token)), IF(LAST_INSERT_ID(${LOCK_HELD}), token, token)), ` +
         // The later lease: of two renewals, the one sent first may land last.
         'expires_at = IF(token = VALUES(token), GREATEST(expires_at, VALUES(expires_at)), expires_at)',
@@ -68,6 +73,7 @@ export function lockAndHintStatements(table: string) {
         input.sessionId,
         input.token,
         input.expiresAtMillis,
+        input.now,
         input.now,
         releasedToken(input.token),
       ],
