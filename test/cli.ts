@@ -537,7 +537,23 @@ t.test('bad configuration: one line on stderr, exit code 2, no password', async 
     t.notMatch(run.stderr, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, `${what}: no escapes`)
   }
   const huge = await cli(['status', '--config', 'huge.json'])
-  t.match(huge.stderr, /config file huge\.json is larger than 1 MiB/, 'not read whole')
+  t.match(huge.stderr, /the --config file is larger than 1 MiB/, 'not read whole')
+})
+
+t.test('a store URI given as --config is not repeated in the error', async (t) => {
+  // Errors never show a value given for an option: a URI pasted where the file name goes
+  // holds a password.
+  const password = 'pw-Zq8vTn3kLr5x'
+  const uri = `mysql://app:${password}@10.0.0.11:3306/sessions`
+  for (const suffix of ['', '.json', '.mjs']) {
+    for (const json of [[], ['--json']]) {
+      const run = await cli(['status', ...json, '--config', `${uri}${suffix}`])
+      t.equal(run.code, 2, 'a usage error')
+      t.notMatch(run.stderr + run.stdout, password, `URI${suffix} ${json}: no password`)
+      t.notMatch(run.stderr + run.stdout, '10.0.0.11', `URI${suffix} ${json}: no URI`)
+      t.match(run.stderr + run.stdout, '--config file', 'says which file it means')
+    }
+  }
 })
 
 t.test('a config file in the working directory, .mjs or .json', async (t) => {

@@ -87,8 +87,10 @@ export async function loadConfig(
   let raw: unknown
   let source: string
   if (configPath !== undefined) {
-    source = configPath
-    raw = await readConfigFile(path.resolve(cwd, configPath), configPath, true)
+    // Not named in errors: a value given for an option is never shown (a URI pasted there
+    // would hold a password).
+    source = 'the --config file'
+    raw = await readConfigFile(path.resolve(cwd, configPath), source, true)
   } else {
     const found = await firstConfigFile(cwd)
     if (found !== null) {
@@ -169,7 +171,7 @@ export function storeAddress(store: ResolvedStore): string {
 
 async function firstConfigFile(cwd: string): Promise<{ name: string; options: unknown } | null> {
   for (const name of CONFIG_FILES) {
-    const options = await readConfigFile(path.join(cwd, name), name, false)
+    const options = await readConfigFile(path.join(cwd, name), `config file ${name}`, false)
     if (options !== undefined) return { name, options }
   }
   return null
@@ -179,10 +181,11 @@ async function firstConfigFile(cwd: string): Promise<{ name: string; options: un
 const MAX_CONFIG_FILE_BYTES = 1024 * 1024
 
 /** The options in a `.json` or `.mjs` file; undefined when it does not exist and need not. */
+/** `shown` names the file in errors ("config file x.json", "the --config file"). */
 async function readConfigFile(file: string, shown: string, required: boolean): Promise<unknown> {
   const extension = path.extname(file)
   if (extension !== '.json' && extension !== '.mjs') {
-    throw new ConfigError(`config file ${shown} must end in .json or .mjs`)
+    throw new ConfigError(`${shown} must end in .json or .mjs`)
   }
   let text: string | null
   try {
@@ -190,15 +193,13 @@ async function readConfigFile(file: string, shown: string, required: boolean): P
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT' && !required) return undefined
-    if (code === 'ENOENT') throw new ConfigError(`config file ${shown} not found`)
+    if (code === 'ENOENT') throw new ConfigError(`${shown} not found`)
     throw new ConfigError(
-      `cannot read config file ${shown} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      `cannot read ${shown} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
     )
   }
   if (text === null) {
-    throw new ConfigError(
-      `config file ${shown} is larger than ${MAX_CONFIG_FILE_BYTES / 1024 / 1024} MiB`,
-    )
+    throw new ConfigError(`${shown} is larger than ${MAX_CONFIG_FILE_BYTES / 1024 / 1024} MiB`)
   }
   if (extension === '.json') {
     try {
@@ -206,9 +207,7 @@ async function readConfigFile(file: string, shown: string, required: boolean): P
     } catch (error) {
       // V8 quotes the offending text in its message, and that text may hold a password.
       const where = /at position \d+(?: \(line \d+ column \d+\))?/.exec((error as Error).message)
-      throw new ConfigError(
-        `config file ${shown} is not valid JSON${where === null ? '' : ` (${where[0]})`}`,
-      )
+      throw new ConfigError(`${shown} is not valid JSON${where === null ? '' : ` (${where[0]})`}`)
     }
   }
   let module: { default?: unknown }
@@ -216,12 +215,10 @@ async function readConfigFile(file: string, shown: string, required: boolean): P
     module = (await import(pathToFileURL(file).href)) as { default?: unknown }
   } catch (error) {
     const name = error instanceof Error ? error.name : 'Error'
-    throw new ConfigError(`cannot load config file ${shown} (${name}); run it with node to see why`)
+    throw new ConfigError(`cannot load ${shown} (${name}); run it with node to see why`)
   }
   if (module.default === undefined) {
-    throw new ConfigError(
-      `config file ${shown} must \`export default\` the createSessionManager options`,
-    )
+    throw new ConfigError(`${shown} must \`export default\` the createSessionManager options`)
   }
   return module.default
 }
