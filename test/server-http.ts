@@ -187,6 +187,39 @@ t.test('compare-and-set with ETag / If-Match', async (t) => {
   t.same(await manager.readSession(id), { n: 2 }, 'nothing written')
 })
 
+t.test('a condition on a route that does not honour it is refused, not dropped', async (t) => {
+  // Only PUT /sessions/:id carries out If-Match / If-None-Match. Anywhere else a condition
+  // would be dropped and the change made whatever version the session is at: the lost update
+  // the client asked to be kept from.
+  const base = baseUrl((await startServer(t, manager)).httpAddress)
+  const routes: [string, (id: string) => string, Parameters<typeof call>[3]][] = [
+    ['PATCH', (id) => `/sessions/${id}`, { body: { other: 'writer' } }],
+    ['DELETE', (id) => `/sessions/${id}`, {}],
+    ['PUT', (id) => `/sessions/${id}/keys/other`, { body: 'writer' }],
+    ['DELETE', (id) => `/sessions/${id}/keys/user`, {}],
+    ['POST', (id) => `/sessions/${id}/regenerate`, {}],
+  ]
+  for (const [method, path, options] of routes) {
+    const conditions: Record<string, string>[] = [{ 'if-match': '"1"' }, { 'if-none-match': '*' }]
+    for (const condition of conditions) {
+      const id = await manager.createSession({ user: 'ada' })
+      await manager.writeSession(id, { user: 'ada', step: 2 }) // past the version the client saw
+      const before = statementsSent(manager)
+      const answer = await call(base, method, path(id), {
+        ...options,
+        headers: { ...options?.headers, ...condition },
+      })
+      const what = `${method} ${path('ID')} with ${Object.keys(condition)[0]}`
+      t.match(answer, { status: 400, body: { error: { code: 'BAD_REQUEST' } } }, what)
+      t.equal(statementsSent(manager), before, `${what}: no store asked`)
+      t.same(await manager.readSession(id), { user: 'ada', step: 2 }, `${what}: nothing changed`)
+    }
+  }
+  const id = await manager.createSession({ user: 'ada' })
+  const read = await call(base, 'GET', `/sessions/${id}`, { headers: { 'if-none-match': '"1"' } })
+  t.equal(read.status, 200, 'a read ignores a condition: it changes nothing')
+})
+
 t.test('bad requests: JSON errors with sensible statuses, and no store is asked', async (t) => {
   const base = baseUrl((await startServer(t, manager)).httpAddress)
   const id = await manager.createSession({ ok: 1 })

@@ -29,6 +29,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
 /** A matched route: what to do, and the methods the path takes (for 405). */
 interface Route {
   methods: readonly string[]
+  /** Methods that carry out If-Match / If-None-Match (any other change refuses them). */
+  conditional?: readonly string[]
   run: (request: IncomingMessage, response: ServerResponse, method: string) => Promise<void>
 }
 
@@ -177,6 +179,9 @@ export class HttpApi {
           `${method} is not allowed here; use ${route.methods.join(', ')}.`,
         )
       }
+      if (method !== 'GET' && !(route.conditional ?? []).includes(method)) {
+        refuseConditions(request)
+      }
       await route.run(request, response, method)
     } catch (error) {
       this.#sendError(request, response, error)
@@ -204,6 +209,7 @@ export class HttpApi {
     if (sub === undefined) {
       return {
         methods: ['GET', 'PUT', 'PATCH', 'DELETE'],
+        conditional: ['PUT'],
         run: (request, response, method) => this.#session(request, response, method, session),
       }
     }
@@ -423,6 +429,20 @@ function expectedVersionOf(request: IncomingMessage): number | undefined {
     return Number(match[1])
   }
   return undefined
+}
+
+/**
+ * A change that does not carry out conditions refuses them, before its body is read: dropped,
+ * the condition would let the change through whatever version the session is at, the lost
+ * update the client asked to be kept from. (A read changes nothing; it ignores them.)
+ */
+function refuseConditions(request: IncomingMessage): void {
+  if (request.headers['if-match'] !== undefined || request.headers['if-none-match'] !== undefined) {
+    throw new RequestError(
+      'BAD_REQUEST',
+      'Only PUT /sessions/:id carries out If-Match and If-None-Match; send this request without them.',
+    )
+  }
 }
 
 function decodeSegment(segment: string): string {
