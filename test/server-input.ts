@@ -33,6 +33,9 @@ t.test('the same hostile body gets the same code from the line protocol and HTTP
     [deep.name, Buffer.from(deep.json), 'INVALID_SESSION_DATA'],
     [proto.name, Buffer.from(proto.json), 'INVALID_SESSION_DATA'],
     ['invalid UTF-8', badUtf8, 'INVALID_JSON'],
+    // Infinity once parsed, which JSON.stringify would store as null: a value never sent.
+    ['a number beyond a double', Buffer.from('{"balance":1e400}'), 'INVALID_JSON'],
+    ['a deep number beyond a double', Buffer.from('{"a":[{"b":[-1.5E+999]}]}'), 'INVALID_JSON'],
   ]
   for (const [name, body, code] of cases) {
     const line = await client.request('put_all', body)
@@ -53,6 +56,26 @@ t.test('the same hostile body gets the same code from the line protocol and HTTP
     })
     t.match(await created.json(), { error: { code } }, `HTTP POST, ${name}: ${code}`)
   }
+  const perKey = await fetch(`${base}/sessions/${id}/keys/balance`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: '-1e400',
+  })
+  t.match(
+    await perKey.json(),
+    { error: { code: 'INVALID_JSON' } },
+    'a per-key value beyond a double',
+  )
   await client.ok('commit')
   t.same(await manager.readSession(id), { kept: true }, 'nothing stored changed')
+  // Within range (and a string that only looks like one) is stored as sent.
+  const fine = '{"big":1.7976931348623157e308,"text":"1e400","small":1e-400}'
+  t.match(await client.request('put_all', fine), { ok: true })
+  await client.ok('commit')
+  t.same(await manager.readSession(id), {
+    kept: true,
+    big: Number.MAX_VALUE,
+    text: '1e400',
+    small: 0,
+  })
 })

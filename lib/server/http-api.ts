@@ -10,6 +10,7 @@ import type { AccessControl } from './access.js'
 import { drain, readBody } from './http-body.js'
 import { PipelinedRequests } from './http-pipelining.js'
 import { KEEPALIVE_DELAY_MILLIS, listenOn, REFUSAL_HEADROOM } from './listen.js'
+import { parseClientJson } from './client-json.js'
 import { RequestError, errorReply, sessionDestroyed } from './request-error.js'
 
 /** What the HTTP API needs from {@link startSessionServer}'s options, resolved. */
@@ -348,11 +349,10 @@ export class HttpApi {
       // Replacing bad bytes with U+FFFD would store something the client never sent.
       throw new RequestError('INVALID_JSON', 'The body is not valid UTF-8.')
     }
-    try {
-      return JSON.parse(text) as unknown
-    } catch {
-      throw new RequestError('INVALID_JSON', 'The body is not valid JSON.')
-    }
+    return parseClientJson(
+      text,
+      () => new RequestError('INVALID_JSON', 'The body is not valid JSON.'),
+    )
   }
 
   #sendError(request: IncomingMessage, response: ServerResponse, error: unknown): void {

@@ -22,6 +22,7 @@ import {
   wireValue,
   wordAnswer,
 } from './line-answers.js'
+import { parseClientJson } from './client-json.js'
 import { RequestError, sessionDestroyed, sessionGone } from './request-error.js'
 
 /** What a line session needs of the server's settings. */
@@ -173,15 +174,14 @@ export class LineSession {
         return jsonPayload(this.#current().data)
       case 'put_all': {
         const session = this.#writable()
-        let values: unknown
-        try {
-          values = JSON.parse(request.json)
-        } catch {
-          throw new RequestError(
-            'INVALID_JSON',
-            'put_all takes a JSON object; this is not valid JSON.',
-          )
-        }
+        const values = parseClientJson(
+          request.json,
+          () =>
+            new RequestError(
+              'INVALID_JSON',
+              'put_all takes a JSON object; this is not valid JSON.',
+            ),
+        )
         this.#change(session, withValues(session.data, valuesToPut(values)))
         return okAnswer()
       }

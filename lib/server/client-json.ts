@@ -1,0 +1,43 @@
+/** JSON sent by a client of the session server, parsed to exactly what it says or refused. */
+import { RequestError } from './request-error.js'
+
+/**
+ * Text that may hold a number beyond a double's range: an exponent of three digits or more, or
+ * a run of 309 digits. Anything else cannot parse to ±Infinity, so the walk is skipped.
+ */
+const MAY_OVERFLOW = /\d[eE][+]?\d{3}|\d{309}/
+
+/**
+ * `text` parsed as JSON; `invalid()` when it is not JSON. A number beyond a double's range
+ * (`1e400`) parses to ±Infinity, which the codec's JSON.stringify would store as `null`, a
+ * value the client never sent: refused as INVALID_JSON, as a body that is not UTF-8 is.
+ */
+export function parseClientJson(text: string, invalid: () => RequestError): unknown {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw invalid()
+  }
+  if (MAY_OVERFLOW.test(text) && holdsInfinity(value)) {
+    throw new RequestError(
+      'INVALID_JSON',
+      'A number in it is beyond the range of a double (it would be stored as null).',
+    )
+  }
+  return value
+}
+
+/** Whether a parsed JSON value holds ±Infinity anywhere (walked without recursion: any depth). */
+function holdsInfinity(value: unknown): boolean {
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const next = pending.pop()
+    if (typeof next === 'number') {
+      if (!Number.isFinite(next)) return true
+    } else if (next !== null && typeof next === 'object') {
+      for (const inner of Object.values(next)) pending.push(inner)
+    }
+  }
+  return false
+}
