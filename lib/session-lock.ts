@@ -1,6 +1,6 @@
 /** Lease locks on sessions: taken on the session's first store in service, writes fenced twice. */
 import { randomBytes } from 'node:crypto'
-import { pauseUnlessAborted } from './abortable.js'
+import { pauseUnlessAborted, settledUnlessAborted } from './abortable.js'
 import type { Clock } from './clock.js'
 import type { SessionData } from './codec.js'
 import type { StoreFailure } from './errors.js'
@@ -230,14 +230,22 @@ export async function acquireLock(
   const giveUpAt = clock.now() + options.waitMillis
   for (let attempt = 0; ; attempt++) {
     if (aborted()) throw new LockAbortedError(signal?.reason)
-    const round = await lockRound(sessions, order(), sessionId, token, options.leaseMillis)
-    const closing = sessions.closing()
-    if (closing || aborted()) {
-      // Its connections about to close, no holder could release a lock; or the caller no
-      // longer wants it: give it back now.
-      if ('taken' in round) await round.taken.release().catch(() => {})
-      if ('failed' in round) await round.store.unlock(sessionId, token).catch(() => {})
-      throw closing ? new ManagerClosedError() : new LockAbortedError(signal?.reason)
+    const pending = lockRound(sessions, order(), sessionId, token, options.leaseMillis)
+    // An abort ends the wait at once, also while the round's statement is on its way (a slow
+    // store may keep it until queryTimeoutMillis): whatever it then answers is given back.
+    await settledUnlessAborted(pending, signal)
+    if (aborted()) {
+      void pending.then(
+        (round) => giveBack(round, sessionId, token),
+        () => {},
+      )
+      throw new LockAbortedError(signal?.reason)
+    }
+    const round = await pending
+    if (sessions.closing()) {
+      // Its connections about to close, no holder could release a lock: give it back now.
+      await giveBack(round, sessionId, token)
+      throw new ManagerClosedError()
     }
     if ('taken' in round) return round.taken
     if ('failed' in round && !round.retry) {
@@ -253,6 +261,13 @@ export async function acquireLock(
     // Cut short by an abort: the next round sees it.
     await pauseUnlessAborted(Math.min(pause, Math.max(1, giveUpAt - clock.now())), signal)
   }
+}
+
+/** Gives back what a round its caller no longer wants may have taken (never fails). */
+async function giveBack(round: LockRound, sessionId: string, token: string): Promise<void> {
+  if ('taken' in round) await round.taken.release().catch(() => {})
+  // The statement may have taken the lock although its answer was lost.
+  if ('failed' in round) await round.store.unlock(sessionId, token).catch(() => {})
 }
 
 /** Asks the first store in service of `stores` for the lock, moving on only past stores out of service. */

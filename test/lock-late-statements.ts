@@ -49,11 +49,11 @@ async function slowPathProxy(t: Test, host: string, port: number) {
 }
 
 /** Two app servers; `faulty` reaches the first store through a slow-path proxy. */
-async function scene(t: Test) {
+async function scene(t: Test, queryTimeoutMillis = 200) {
   const proxy = await slowPathProxy(t, first.host, first.port)
   const options = {
     copies: 2,
-    queryTimeoutMillis: 200,
+    queryTimeoutMillis,
     failThreshold: 50,
     healthCheckIntervalMillis: 3_600_000,
   }
@@ -116,6 +116,27 @@ t.test('an aborted lock wait whose statement lands late leaves no lock held', as
   controller.abort(new Error('client went away'))
   slow(0)
   t.match(await waiting, { code: 'LOCK_ABORTED' })
+  await lockIsFree(t, healthy, id, 'the aborted waiter')
+})
+
+t.test('an abort ends a lock wait at once, while its statement is still on its way', async (t) => {
+  const { faulty, healthy, slow } = await scene(t, 5_000)
+  const id = idWithOrderPrefix(healthy, [first.id, second.id])
+  await healthy.writeSession(id, { n: 0 })
+  // The statement takes 1.5 s to reach the store, well within queryTimeoutMillis: the abort
+  // comes first, and the lock the statement then takes is given back.
+  slow(1_500)
+  const controller = new AbortController()
+  const waiting = outcome(
+    faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 10_000, signal: controller.signal }),
+  )
+  await sleep(100)
+  const abortedAt = Date.now()
+  controller.abort(new Error('client went away'))
+  t.match(await waiting, { code: 'LOCK_ABORTED' })
+  t.ok(Date.now() - abortedAt < 1_000, 'the wait ended at the abort, not at the answer')
+  slow(0)
+  await sleep(1_500)
   await lockIsFree(t, healthy, id, 'the aborted waiter')
 })
 
