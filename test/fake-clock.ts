@@ -125,3 +125,43 @@ t.test('a lock lease runs out on the fake clock', async (t) => {
   t.pass('another holder takes it at once: the store compares leases with the same clock')
   await next.release()
 })
+
+t.test('a released lock is free at once, on a clock that does not move', async (t) => {
+  // A release is stamped with its time; a lock statement sent at that same time takes it.
+  const clock = fakeClock()
+  const manager = await startManager(t, cluster, { copies: 2, clock, sweepIntervalSeconds: 0 })
+  const id = await manager.createSession({ n: 1 })
+  for (let round = 0; round < 3; round++) {
+    const lock = await manager.lockSession(id, { waitMillis: 0 })
+    await lock.release()
+  }
+  t.pass('taken, released and taken again three times at one instant')
+  const count = (data: Record<string, unknown> | null) => ({ n: Number(data?.n) + 1 })
+  await manager.withSessionLock(id, count, { waitMillis: 0 })
+  t.same(await manager.withSessionLock(id, count, { waitMillis: 0 }), { n: 3 }, 'twice in a row')
+  // The sweep's own lease on each store is a lock too: released, the next sweep takes it.
+  await manager.sweep()
+  const again = await manager.sweep()
+  t.same(
+    again.stores.filter((store) => store.sweptElsewhere === true).map((store) => store.storeId),
+    [],
+    'a second sweep at the same instant is not taken for another app server sweeping',
+  )
+})
+
+t.test('a lock released by an app server whose clock runs ahead', async (t) => {
+  // Its release is stamped 100 ms ahead: for another app server it has ended once that one's
+  // clock reaches it (leases already assume the app servers' clocks agree).
+  const ahead = { now: () => Date.now() + 100 }
+  const early = await startManager(t, cluster, { copies: 2, clock: ahead })
+  const other = await startManager(t, cluster, { copies: 2 })
+  const id = await other.createSession({ n: 1 })
+  const lock = await early.lockSession(id, { waitMillis: 0 })
+  await lock.release()
+  const next = await other.lockSession(id, { waitMillis: 1_000 })
+  t.pass('taken within a wait longer than the clocks differ')
+  await next.release()
+  const back = await early.lockSession(id, { waitMillis: 0 })
+  t.pass('and the app server ahead takes the other one released at once')
+  await back.release()
+})

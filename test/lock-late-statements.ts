@@ -101,23 +101,56 @@ async function lockIsFree(t: Test, other: SessionManager, id: string, whose: str
   if (next instanceof SessionLock) await next.release()
 }
 
-t.test('an aborted lock wait whose statement lands late leaves no lock held', async (t) => {
-  const { faulty, healthy, slow } = await scene(t)
-  const id = idWithOrderPrefix(healthy, [first.id, second.id])
-  await healthy.writeSession(id, { n: 0 })
-  // The lock statement is slow to reach the store (past queryTimeoutMillis); the abort comes
-  // while it is on its way, and the give-back goes out on a connection that is not slow.
-  slow(700)
-  const controller = new AbortController()
-  const waiting = outcome(
-    faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 10_000, signal: controller.signal }),
+/**
+ * What the session's lock row holds when the waiter comes: none; another holder's release; a
+ * lease whose holder died. The waiter's give-back must leave a row its own late statement will
+ * not take in each case: the last two are free rows, which the late statement would take.
+ */
+const HISTORIES: [string, (other: SessionManager, id: string) => Promise<void>][] = [
+  ['never locked', async () => {}],
+  [
+    'released by another holder',
+    async (other, id) => {
+      await (await other.lockSession(id)).release()
+      await sleep(5)
+    },
+  ],
+  [
+    'left by a holder that died',
+    async (other, id) => {
+      await other.lockSession(id, { leaseMillis: 50 })
+      await sleep(100)
+    },
+  ],
+]
+
+for (const [history, before] of HISTORIES) {
+  t.test(
+    `an aborted lock wait whose statement lands late leaves no lock held (${history})`,
+    async (t) => {
+      const { faulty, healthy, slow } = await scene(t)
+      const id = idWithOrderPrefix(healthy, [first.id, second.id])
+      await healthy.writeSession(id, { n: 0 })
+      await before(healthy, id)
+      // The lock statement is slow to reach the store (past queryTimeoutMillis); the abort comes
+      // while it is on its way, and the give-back goes out on a connection that is not slow.
+      slow(700)
+      const controller = new AbortController()
+      const waiting = outcome(
+        faulty.lockSession(id, {
+          leaseMillis: 30_000,
+          waitMillis: 10_000,
+          signal: controller.signal,
+        }),
+      )
+      await sleep(100)
+      controller.abort(new Error('client went away'))
+      slow(0)
+      t.match(await waiting, { code: 'LOCK_ABORTED' })
+      await lockIsFree(t, healthy, id, 'the aborted waiter')
+    },
   )
-  await sleep(100)
-  controller.abort(new Error('client went away'))
-  slow(0)
-  t.match(await waiting, { code: 'LOCK_ABORTED' })
-  await lockIsFree(t, healthy, id, 'the aborted waiter')
-})
+}
 
 t.test('an abort ends a lock wait at once, while its statement is still on its way', async (t) => {
   const { faulty, healthy, slow } = await scene(t, 5_000)
@@ -140,17 +173,23 @@ t.test('an abort ends a lock wait at once, while its statement is still on its w
   await lockIsFree(t, healthy, id, 'the aborted waiter')
 })
 
-t.test('a lock wait that gives up on a slow store leaves no lock held', async (t) => {
-  const { faulty, healthy, slow } = await scene(t)
-  const id = idWithOrderPrefix(healthy, [first.id, second.id])
-  await healthy.writeSession(id, { n: 0 })
-  slow(700)
-  const waiting = outcome(faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 250 }))
-  await sleep(300)
-  slow(0)
-  t.match(await waiting, { code: 'LOCK_TIMEOUT' })
-  await lockIsFree(t, healthy, id, 'the waiter that gave up')
-})
+for (const [history, before] of HISTORIES) {
+  t.test(
+    `a lock wait that gives up on a slow store leaves no lock held (${history})`,
+    async (t) => {
+      const { faulty, healthy, slow } = await scene(t)
+      const id = idWithOrderPrefix(healthy, [first.id, second.id])
+      await healthy.writeSession(id, { n: 0 })
+      await before(healthy, id)
+      slow(700)
+      const waiting = outcome(faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 250 }))
+      await sleep(300)
+      slow(0)
+      t.match(await waiting, { code: 'LOCK_TIMEOUT' })
+      await lockIsFree(t, healthy, id, 'the waiter that gave up')
+    },
+  )
+}
 
 t.test('a lock taken on a retry, then released, leaves no lock held', async (t) => {
   const { faulty, healthy, slow } = await scene(t)

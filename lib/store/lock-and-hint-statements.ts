@@ -18,8 +18,8 @@ export const REPAIR_MARKER_ID = ''
 /**
  * The token of a released lock: `~` and the holder's token (tokens are base64url or UUIDs, which
  * never hold `~`). A release keeps the row, with minus the time of the release as its expiry
- * (in the past, so any other holder takes it), rather than delete it: a lock statement of the
- * same holder that lands after it would otherwise find no row and take the lock back for a
+ * (so a lock statement sent at or after it takes it), rather than delete it: a lock statement of
+ * the same holder that lands after it would otherwise find no row and take the lock back for a
  * whole lease, with no holder left to release it.
  */
 function releasedToken(token: string): string {
@@ -31,6 +31,12 @@ function releasedToken(token: string): string {
  * released holder can be on its way.
  */
 const RELEASE_KEPT_MILLIS = 600_000
+
+/**
+ * Whether a lock row's lease had ended by a time (two parameters, both that time): released at
+ * or before it (a release's expiry is minus its time), or run out by then.
+ */
+const ENDED_BY = 'IF(expires_at < 0, -expires_at <= ?, expires_at <= ?)'
 
 /** What a sweep deletes: `limit` rows expired by `expiredBy`, but none held back for `targets`. */
 interface SweepArguments {
@@ -49,18 +55,18 @@ export function lockAndHintStatements(table: string) {
      * Take (or renew) a lease lock unless another live lease holds it: whether it is ours. A
      * statement that lands after its caller gave up on it (a lock round that timed out, a
      * renewal in flight at the release) must not take the lock back: so never over its own
-     * release, nor over a lease that ended (ran out or was released) after the statement was
-     * sent (`now`, the sender's clock, which leases already assume agrees across app servers):
-     * once another holder took the lock and released it, the release is not its own.
+     * release (its give-back leaves one, see unlock), nor over a lease that had not ended by the
+     * time the statement was sent (`now`, the sender's clock, which leases already assume
+     * agrees across app servers): once another holder took the lock and released it, the
+     * release is not its own.
      */
     lock: {
       text: () =>
         `INSERT INTO ${locks} (id, token, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE ` +
-        // Taken (or renewed) when ours, or when the lease ended before the statement was sent
-        // (a release's expiry is minus its time) and is not our own release: LAST_INSERT_ID
-        // reports which.
+        // Taken (or renewed) when ours, or when the lease had ended by the time the statement
+        // was sent and is not our own release: LAST_INSERT_ID reports which.
         'token = IF(token = VALUES(token) OR ' +
-        '(IF(expires_at < 0, -expires_at < ?, expires_at <= ?) AND token <> ?), ' +
+        `(${ENDED_BY} AND token <> ?), ` +
         `IF(LAST_INSERT_ID(1), VALUES(token), VALUES(token)), IF(LAST_INSERT_ID(${LOCK_HELD}), token, token)), ` +
         // The later lease: of two renewals, the one sent first may land last.
         'expires_at = IF(token = VALUES(token), GREATEST(expires_at, VALUES(expires_at)), expires_at)',
@@ -99,22 +105,29 @@ export function lockAndHintStatements(table: string) {
     } satisfies Statement<number, ResultSetHeader, number>,
 
     /**
-     * Release a lease lock held with `token`: its row becomes a release (see
-     * {@link releasedToken}), also when there is none yet (a lock statement still on its way
-     * finds it and takes nothing); a row of another holder stays as it is.
+     * Release a lease lock held with `token`, or give back one a waiter's statement may still
+     * take: the row becomes its release (see {@link releasedToken}) when `token` holds it, when
+     * there is none yet, and when no lease holds it now (another holder's release, a lapsed
+     * lease), so that a lock statement of this holder still on its way finds its own release and
+     * takes nothing. A live lease of another holder stays as it is.
      */
     unlock: {
       text: () =>
         `INSERT INTO ${locks} (id, token, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE ` +
-        // expires_at first: both compare the token the row had.
-        'expires_at = IF(token = ?, VALUES(expires_at), expires_at), ' +
-        'token = IF(token = ?, VALUES(token), token)',
+        // expires_at first, then token: the token's condition sees the new expiry, which is a
+        // release ended now exactly when the expiry's condition held, so both agree.
+        `expires_at = IF(token = ? OR ${ENDED_BY}, VALUES(expires_at), expires_at), ` +
+        `token = IF(token = ? OR ${ENDED_BY}, VALUES(token), token)`,
       params: ({ sessionId, token, now }: { sessionId: string; token: string; now: number }) => [
         sessionId,
         releasedToken(token),
         -now,
         token,
+        now,
+        now,
         token,
+        now,
+        now,
       ],
       decode: nothing,
     } satisfies Statement<{ sessionId: string; token: string; now: number }, ResultSetHeader, void>,
