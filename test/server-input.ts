@@ -36,6 +36,7 @@ t.test('the same hostile body gets the same code from the line protocol and HTTP
     // Infinity once parsed, which JSON.stringify would store as null: a value never sent.
     ['a number beyond a double', Buffer.from('{"balance":1e400}'), 'INVALID_JSON'],
     ['a deep number beyond a double', Buffer.from('{"a":[{"b":[-1.5E+999]}]}'), 'INVALID_JSON'],
+    ['a long number beyond a double', Buffer.from(`{"n":${'9'.repeat(300)}e10}`), 'INVALID_JSON'],
   ]
   for (const [name, body, code] of cases) {
     const line = await client.request('put_all', body)
