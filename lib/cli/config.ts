@@ -180,8 +180,10 @@ async function firstConfigFile(cwd: string): Promise<{ name: string; options: un
 /** The most a config file may hold: options, not data (a bound on what is read). */
 const MAX_CONFIG_FILE_BYTES = 1024 * 1024
 
-/** The options in a `.json` or `.mjs` file; undefined when it does not exist and need not. */
-/** `shown` names the file in errors ("config file x.json", "the --config file"). */
+/**
+ * The options in a `.json` or `.mjs` file; undefined when it does not exist and need not.
+ * `shown` names the file in errors ("config file x.json", "the --config file").
+ */
 async function readConfigFile(file: string, shown: string, required: boolean): Promise<unknown> {
   const extension = path.extname(file)
   if (extension !== '.json' && extension !== '.mjs') {
