@@ -65,6 +65,12 @@ const MAGIC = Buffer.from([0x00, 0x73, 0x73])
 const FORMAT_UNBOUND = 1
 const FORMAT_BOUND = 2
 const HEADER_BYTES = MAGIC.length + 3
+/**
+ * The most a row's data decompresses to: what a store's data column (MEDIUMBLOB) holds. Not
+ * `maxSessionBytes`: a session stored before that limit was lowered reads, compressed or not,
+ * so that the app can shrink it.
+ */
+const MAX_DECOMPRESSED_BYTES = 16_777_215
 const COMPRESSION_IDS: Record<CompressionAlgorithm | 'none', number> = {
   none: 0,
   deflate: 1,
@@ -165,8 +171,8 @@ function keyBytes(key: unknown): Buffer | null {
  * (plain, exactly as `inner` made them, when neither is on), an encrypted row bound to its
  * session's id. Reading accepts every format, so rows stay readable across turning compression
  * on or off and encryption off (an encrypted row needs its key); with encryption on, only rows
- * encrypted for their id, unless `acceptPlainRows`. Decompression never yields more than
- * `maxBytes`. Decoded data with an own `__proto__` key (no write stores one) is refused.
+ * encrypted for their id, unless `acceptPlainRows`. Writes encode at most `maxBytes`;
+ * decompression never yields more than a store's data column holds. Decoded data with an own `__proto__` key (no write stores one) is refused.
  */
 export function atRestCodec(
   inner: SessionCodec,
@@ -174,7 +180,7 @@ export function atRestCodec(
   encryption: ResolvedEncryption | null,
   maxBytes: number,
 ): RowCodec {
-  const format = new AtRestFormat(compression, encryption, maxBytes)
+  const format = new AtRestFormat(compression, encryption)
   return {
     encode: (data: SessionData, sessionId: string) =>
       format.seal(plainBytes(inner, data, maxBytes), sessionId),
@@ -197,22 +203,21 @@ function plainBytes(inner: SessionCodec, data: SessionData, maxBytes: number): B
 }
 
 /** The at-rest row format: `\0ss`, format, compression id, key id length, key id, then the body. */
+/** Whether bytes begin with the at-rest header's magic (a plain JSON row never does). */
+function beginsLikeHeader(bytes: Buffer): boolean {
+  return bytes[0] === MAGIC[0] && bytes[1] === MAGIC[1] && bytes[2] === MAGIC[2]
+}
+
 class AtRestFormat {
   readonly #compression: ResolvedCompression | null
   readonly #keys: ResolvedKey[] | null
   /** Whether rows not encrypted for their id are refused: encryption on, no `acceptPlainRows`. */
   readonly #boundOnly: boolean
-  readonly #maxBytes: number
 
-  constructor(
-    compression: ResolvedCompression | null,
-    encryption: ResolvedEncryption | null,
-    maxBytes: number,
-  ) {
+  constructor(compression: ResolvedCompression | null, encryption: ResolvedEncryption | null) {
     this.#compression = compression
     this.#keys = encryption?.keys ?? null
     this.#boundOnly = encryption !== null && !encryption.acceptPlainRows
-    this.#maxBytes = maxBytes
   }
 
   seal(plain: Buffer, sessionId: string): Buffer {
@@ -228,7 +233,9 @@ class AtRestFormat {
     }
     const key = this.#keys?.[0]
     if (key === undefined) {
-      if (compressionId === COMPRESSION_IDS.none) return plain
+      // A plain row is told from an at-rest one by its first bytes: a codec's bytes that begin
+      // like a header get one (format 1, uncompressed), or they would read back as a bad row.
+      if (compressionId === COMPRESSION_IDS.none && !beginsLikeHeader(plain)) return plain
       return Buffer.concat([header(FORMAT_UNBOUND, compressionId, Buffer.alloc(0)), body])
     }
     const head = header(FORMAT_BOUND, compressionId, key.idBytes)
@@ -247,12 +254,7 @@ class AtRestFormat {
    */
   open(stored: Buffer, sessionId: string): Buffer {
     // Every read passes here: a plain row (JSON starts with "{") is told by its first byte.
-    if (
-      stored[0] !== MAGIC[0] ||
-      stored.length < HEADER_BYTES ||
-      stored[1] !== MAGIC[1] ||
-      stored[2] !== MAGIC[2]
-    ) {
+    if (!beginsLikeHeader(stored) || stored.length < HEADER_BYTES) {
       if (this.#boundOnly) throw unboundRowError('a plain row')
       return stored // a plain row
     }
@@ -285,10 +287,10 @@ class AtRestFormat {
     }
     if (compressionId === COMPRESSION_IDS.none) return body
     if (compressionId === COMPRESSION_IDS.deflate) {
-      return inflateRawSync(body, { maxOutputLength: this.#maxBytes })
+      return inflateRawSync(body, { maxOutputLength: MAX_DECOMPRESSED_BYTES })
     }
     if (compressionId === COMPRESSION_IDS.brotli) {
-      return brotliDecompressSync(body, { maxOutputLength: this.#maxBytes })
+      return brotliDecompressSync(body, { maxOutputLength: MAX_DECOMPRESSED_BYTES })
     }
     throw new Error(`unknown compression ${compressionId}`)
   }

@@ -258,14 +258,22 @@ t.test('compression and encryption together, around a custom codec, across switc
 })
 
 t.test(
-  'a row that decompresses past maxSessionBytes is unreadable, not a memory spike',
+  'a row that decompresses past what a store can hold is unreadable, not a memory spike',
   async (t) => {
     const table = 'at_rest_bound'
     const writer = await startManager(t, cluster, { table, compression: 'deflate' })
     const id = await writer.createSession({ filler: 'a'.repeat(200_000) })
     t.ok((await storedBytes(id, table))[0]!.length < 2000, 'highly compressible')
     const bounded = await startManager(t, cluster, { table, maxSessionBytes: 100_000 })
-    t.equal(await bounded.readSession(id), null, 'refused to inflate beyond its bound')
+    t.same(await bounded.readSession(id), { filler: 'a'.repeat(200_000) }, 'stored before: reads')
+    // A planted bomb: 20 MB of JSON in 20 KB, more than a data column (16 MiB) could have held.
+    const bomb = Buffer.from(`{"filler":"${'a'.repeat(20_000_000)}"}`)
+    await plantRow(
+      table,
+      id,
+      Buffer.concat([Buffer.from([0, 0x73, 0x73, 1, 1, 0]), deflateRawSync(bomb)]),
+    )
+    t.equal(await bounded.readSession(id), null, 'refused to inflate beyond the column size')
     await t.rejects(
       bounded.writeSession(id, { filler: 'a'.repeat(200_000) }),
       { code: 'SESSION_TOO_LARGE' },
@@ -376,5 +384,49 @@ t.test(
     const result = await migrating.setSessionTimeout(id, 30 * 86400).catch((e: unknown) => e)
     t.type(result, SessionTooLargeError, 'refused: encoded again, it is over maxSessionBytes')
     t.same(await rowsOnStores(cluster, id, table), before, 'the rows are left as they were')
+  },
+)
+
+t.test('a custom codec whose bytes begin like an at-rest header reads back', async (t) => {
+  // A binary codec (a version byte 0, then a two-letter tag) may begin with the header's magic
+  // bytes: stored as they are, its rows read back as malformed at-rest rows.
+  const tagged: SessionCodec = {
+    encode: (data) => Buffer.concat([Buffer.from([0x00]), Buffer.from('ss'), serialize(data)]),
+    decode: (bytes) => deserialize(bytes.subarray(3)) as SessionData,
+  }
+  for (const compression of [undefined, 'deflate'] as const) {
+    const manager = await startManager(t, cluster, {
+      copies: 2,
+      table: 'at_rest_magic',
+      codec: tagged,
+      ...(compression === undefined ? {} : { compression }),
+    })
+    const unreadable: unknown[] = []
+    manager.on('unreadable-copy', (event) => unreadable.push(event))
+    const id = manager.generateId()
+    await manager.writeSession(id, { user: 'ada' })
+    t.same(await manager.readSession(id), { user: 'ada' }, `${compression ?? 'plain'}: reads back`)
+    t.same(unreadable, [], `${compression ?? 'plain'}: no copy reported unreadable`)
+  }
+})
+
+t.test(
+  'a lower maxSessionBytes: a compressed session over it reads, as a plain one does',
+  async (t) => {
+    // Sessions stored before the limit was lowered still read, so that the app can shrink them;
+    // a compressed row is no exception (decompression stays bounded by the column's size).
+    const table = 'at_rest_lowered'
+    const data = { blob: 'y'.repeat(50_000) }
+    const options = { copies: 2, table, maxSessionBytes: 100_000 }
+    const compressing = await startManager(t, cluster, { ...options, compression: 'deflate' })
+    const plain = await startManager(t, cluster, options)
+    const [compressedId, plainId] = [compressing.generateId(), compressing.generateId()]
+    await compressing.writeSession(compressedId, data)
+    await plain.writeSession(plainId, data)
+    const lowered = { ...options, maxSessionBytes: 20_000, compression: 'deflate' as const }
+    const after = await startManager(t, cluster, lowered)
+    t.same(await after.readSession(plainId), data, 'a plain row over the new limit reads')
+    t.same(await after.readSession(compressedId), data, 'and so does a compressed one')
+    await t.rejects(after.writeSession(compressedId, data), SessionTooLargeError, 'writes obey it')
   },
 )
