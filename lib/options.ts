@@ -93,8 +93,8 @@ export interface SessionManagerOptions {
   /**
    * Encrypt stored sessions with AES-256-GCM: `{ keys: [{ id, key }, ...] }`, 32-byte keys.
    * The first key encrypts; every key decrypts (each row names its key), so keys rotate
-   * without downtime: put the new key first, and drop the old one once no row written with it
-   * is alive (a session's expiry after its next write: repair copies rows as they are). Each
+   * without downtime: add the new key second on every app server, then move it first on every
+   * one, and drop the old one once no row written with it is alive (a session's expiry after its next write: repair copies rows as they are). Each
    * row is bound to its session's id: a row that was tampered with, moved to another id, or
    * whose key is gone is an unreadable copy (the `unreadable-copy` event; the next copy
    * answers), never garbage or another session's data. So is a row not encrypted for its id
