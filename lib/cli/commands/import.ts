@@ -59,7 +59,8 @@ for it), its data, cookie included, and its expiry (the cookie's, else the sourc
 the stores' ttlSeconds); expired sessions are skipped. A session the stores already hold,
 live or logged out, is left as it is: the import never overwrites a newer session, nor brings
 back a destroyed one while its tombstone lives (tombstoneTtlSeconds at least: keep it at
-the old app's session lifetime), so it can run before the switch, after it, and again.
+the old app's session lifetime). It copies each session once: a change or logout on the
+old app after that is not carried over, so import once the old app no longer changes them.
 The source is only read. With secrets, set acceptUnsignedIds while sessions from before the
 switch live.
 Shows a progress bar on a terminal.
