@@ -228,13 +228,25 @@ export async function acquireLock(
   // A function, not a narrowed property: the signal may abort during any await below.
   const aborted = (): boolean => signal?.aborted === true
   const giveUpAt = clock.now() + options.waitMillis
+  // Stores whose lock statement failed (a timeout, a lost connection): it may still land and
+  // take the lock, so every way out of the wait without it gives the lock back there.
+  const mayLand = new Set<Store>()
+  const giveBackWhereFailed = (exceptStoreId?: string): void => {
+    for (const store of mayLand) {
+      if (store.id !== exceptStoreId) store.unlock(sessionId, token).catch(() => {})
+    }
+  }
   for (let attempt = 0; ; attempt++) {
-    if (aborted()) throw new LockAbortedError(signal?.reason)
+    if (aborted()) {
+      giveBackWhereFailed()
+      throw new LockAbortedError(signal?.reason)
+    }
     const pending = lockRound(sessions, order(), sessionId, token, options.leaseMillis)
     // An abort ends the wait at once, also while the round's statement is on its way (a slow
     // store may keep it until queryTimeoutMillis): whatever it then answers is given back.
     await settledUnlessAborted(pending, signal)
     if (aborted()) {
+      giveBackWhereFailed()
       void pending.then(
         (round) => giveBack(round, sessionId, token),
         () => {},
@@ -242,20 +254,26 @@ export async function acquireLock(
       throw new LockAbortedError(signal?.reason)
     }
     const round = await pending
+    if ('failed' in round) mayLand.add(round.store)
     if (sessions.closing()) {
       // Its connections about to close, no holder could release a lock: give it back now.
+      giveBackWhereFailed()
       await giveBack(round, sessionId, token)
       throw new ManagerClosedError()
     }
-    if ('taken' in round) return round.taken
+    if ('taken' in round) {
+      // Taken on another store than one that failed before (which left service): a statement
+      // still on its way there must not hold that store's lock once it is back in service.
+      giveBackWhereFailed(round.taken.storeId)
+      return round.taken
+    }
     if ('failed' in round && !round.retry) {
+      giveBackWhereFailed()
       throw new NoStoreAvailableError('take the lock', [round.failed])
     }
     if (clock.now() >= giveUpAt) {
-      if (!('failed' in round)) throw new LockTimeoutError(options.waitMillis)
-      // The statement may have taken the lock although its answer was lost: give it back.
-      round.store.unlock(sessionId, token).catch(() => {})
-      throw new LockTimeoutError(options.waitMillis, round.failed)
+      giveBackWhereFailed()
+      throw new LockTimeoutError(options.waitMillis, 'failed' in round ? round.failed : undefined)
     }
     const pause = Math.min(50, 2 + attempt * 2) * (0.5 + Math.random())
     // Cut short by an abort: the next round sees it.

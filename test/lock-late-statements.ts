@@ -248,3 +248,27 @@ t.test(
     await lockIsFree(t, healthy, id, 'the waiter that gave up')
   },
 )
+
+t.test('an abort in the pause after a timed-out round leaves no lock held', async (t) => {
+  const { faulty, healthy, slow } = await scene(t)
+  const id = idWithOrderPrefix(healthy, [first.id, second.id])
+  await healthy.writeSession(id, { n: 0 })
+  slow(700)
+  const controller = new AbortController()
+  const signal = controller.signal
+  // The wait listens on the signal during its round, then during the pause after the round
+  // timed out: the abort comes as that pause begins, the round's statement still on its way.
+  const listen = signal.addEventListener.bind(signal)
+  let listens = 0
+  signal.addEventListener = ((...args: Parameters<typeof listen>) => {
+    listen(...args)
+    if (++listens === 2) controller.abort(new Error('client went away'))
+  }) as typeof signal.addEventListener
+  const waiting = outcome(
+    faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 10_000, signal }),
+  )
+  t.match(await waiting, { code: 'LOCK_ABORTED' })
+  t.equal(listens, 2, 'aborted in the pause after the first round')
+  slow(0)
+  await lockIsFree(t, healthy, id, 'the aborted waiter')
+})
