@@ -172,7 +172,8 @@ function keyBytes(key: unknown): Buffer | null {
  * session's id. Reading accepts every format, so rows stay readable across turning compression
  * on or off and encryption off (an encrypted row needs its key); with encryption on, only rows
  * encrypted for their id, unless `acceptPlainRows`. Writes encode at most `maxBytes`;
- * decompression never yields more than a store's data column holds. Decoded data with an own `__proto__` key (no write stores one) is refused.
+ * decompression never yields more than a store's data column holds. Decoded data with an own
+ * `__proto__` key (no write stores one) is refused.
  */
 export function atRestCodec(
   inner: SessionCodec,
@@ -202,12 +203,12 @@ function plainBytes(inner: SessionCodec, data: SessionData, maxBytes: number): B
   return checkedEncoding(inner, inner.encode(data), maxBytes)
 }
 
-/** The at-rest row format: `\0ss`, format, compression id, key id length, key id, then the body. */
 /** Whether bytes begin with the at-rest header's magic (a plain JSON row never does). */
 function beginsLikeHeader(bytes: Buffer): boolean {
   return bytes[0] === MAGIC[0] && bytes[1] === MAGIC[1] && bytes[2] === MAGIC[2]
 }
 
+/** The at-rest row format: `\0ss`, format, compression id, key id length, key id, then the body. */
 class AtRestFormat {
   readonly #compression: ResolvedCompression | null
   readonly #keys: ResolvedKey[] | null
