@@ -48,7 +48,7 @@ async function slowPathProxy(t: Test, host: string, port: number) {
   return { port: (server.address() as AddressInfo).port, state }
 }
 
-/** Two app servers; `faulty` reaches the first store through a slow-path proxy. */
+/** Two app servers, `faulty` reaching the first store through a slow-path proxy, and a session. */
 async function scene(t: Test, queryTimeoutMillis = 200) {
   const proxy = await slowPathProxy(t, first.host, first.port)
   const options = {
@@ -70,7 +70,10 @@ async function scene(t: Test, queryTimeoutMillis = 200) {
     )
     await Promise.all(locks.map((lock) => lock.release()))
   }
-  return { faulty, healthy, slow }
+  // The session under test: its first store is the one the faulty app server reaches slowly.
+  const id = idWithOrderPrefix(healthy, [first.id, second.id])
+  await healthy.writeSession(id, { n: 0 })
+  return { faulty, healthy, slow, id }
 }
 
 /** Rows of `id` on the first store that hold its lock (a release's row holds nothing). */
@@ -128,9 +131,7 @@ for (const [history, before] of HISTORIES) {
   t.test(
     `an aborted lock wait whose statement lands late leaves no lock held (${history})`,
     async (t) => {
-      const { faulty, healthy, slow } = await scene(t)
-      const id = idWithOrderPrefix(healthy, [first.id, second.id])
-      await healthy.writeSession(id, { n: 0 })
+      const { faulty, healthy, slow, id } = await scene(t)
       await before(healthy, id)
       // The lock statement is slow to reach the store (past queryTimeoutMillis); the abort comes
       // while it is on its way, and the give-back goes out on a connection that is not slow.
@@ -153,9 +154,7 @@ for (const [history, before] of HISTORIES) {
 }
 
 t.test('an abort ends a lock wait at once, while its statement is still on its way', async (t) => {
-  const { faulty, healthy, slow } = await scene(t, 5_000)
-  const id = idWithOrderPrefix(healthy, [first.id, second.id])
-  await healthy.writeSession(id, { n: 0 })
+  const { faulty, healthy, slow, id } = await scene(t, 5_000)
   // The statement takes 1.5 s to reach the store, well within queryTimeoutMillis: the abort
   // comes first, and the lock the statement then takes is given back.
   slow(1_500)
@@ -177,9 +176,7 @@ for (const [history, before] of HISTORIES) {
   t.test(
     `a lock wait that gives up on a slow store leaves no lock held (${history})`,
     async (t) => {
-      const { faulty, healthy, slow } = await scene(t)
-      const id = idWithOrderPrefix(healthy, [first.id, second.id])
-      await healthy.writeSession(id, { n: 0 })
+      const { faulty, healthy, slow, id } = await scene(t)
       await before(healthy, id)
       slow(700)
       const waiting = outcome(faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 250 }))
@@ -192,9 +189,7 @@ for (const [history, before] of HISTORIES) {
 }
 
 t.test('a lock taken on a retry, then released, leaves no lock held', async (t) => {
-  const { faulty, healthy, slow } = await scene(t)
-  const id = idWithOrderPrefix(healthy, [first.id, second.id])
-  await healthy.writeSession(id, { n: 0 })
+  const { faulty, healthy, slow, id } = await scene(t)
   // The first lock statement times out on its slow way; the retry, on a connection that is
   // not slow, takes the lock; the holder works and releases it. Then the first one lands.
   slow(700)
@@ -210,9 +205,7 @@ t.test('a lock taken on a retry, then released, leaves no lock held', async (t) 
 t.test(
   'a renewal that timed out and lands after the release does not take the lock back',
   async (t) => {
-    const { faulty, healthy, slow } = await scene(t)
-    const id = idWithOrderPrefix(healthy, [first.id, second.id])
-    await healthy.writeSession(id, { n: 0 })
+    const { faulty, healthy, slow, id } = await scene(t)
     const lock = await faulty.lockSession(id, { leaseMillis: 30_000 })
     t.equal(lock.storeId, first.id)
     slow(700)
@@ -231,9 +224,7 @@ t.test(
 t.test(
   "a waiter's late lock statement does not take the lock after another holder released it",
   async (t) => {
-    const { faulty, healthy, slow } = await scene(t)
-    const id = idWithOrderPrefix(healthy, [first.id, second.id])
-    await healthy.writeSession(id, { n: 0 })
+    const { faulty, healthy, slow, id } = await scene(t)
     // The waiter's statement is on its way for 1.5 s; it gives up after 250 ms. Meanwhile
     // another app server takes the lock and releases it: the row is that holder's release,
     // not the waiter's own, when the late statement lands.
@@ -250,9 +241,7 @@ t.test(
 )
 
 t.test('an abort in the pause after a timed-out round leaves no lock held', async (t) => {
-  const { faulty, healthy, slow } = await scene(t)
-  const id = idWithOrderPrefix(healthy, [first.id, second.id])
-  await healthy.writeSession(id, { n: 0 })
+  const { faulty, healthy, slow, id } = await scene(t)
   slow(700)
   const controller = new AbortController()
   const signal = controller.signal
