@@ -229,7 +229,8 @@ export async function acquireLock(
   const aborted = (): boolean => signal?.aborted === true
   const giveUpAt = clock.now() + options.waitMillis
   // Stores whose lock statement failed (a timeout, a lost connection): it may still land and
-  // take the lock, so every way out of the wait without it gives the lock back there.
+  // take the lock, so every way out of the wait without it gives the lock back there. (A store
+  // counted down by then refuses the give-back unsent; guarantees §5 says what that leaves.)
   const mayLand = new Set<Store>()
   const giveBackWhereFailed = (exceptStoreId?: string): void => {
     for (const store of mayLand) {
@@ -262,8 +263,8 @@ export async function acquireLock(
       throw new ManagerClosedError()
     }
     if ('taken' in round) {
-      // Taken on another store than one that failed before (which left service): a statement
-      // still on its way there must not hold that store's lock once it is back in service.
+      // Taken on another store than one that failed before: a statement still on its way there
+      // must not hold that store's lock, if that store still takes statements.
       giveBackWhereFailed(round.taken.storeId)
       return round.taken
     }
