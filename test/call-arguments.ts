@@ -74,10 +74,14 @@ t.test('checkOwner: at most 255 bytes, as the owner column and ownerKey values h
   for (const owner of ['€'.repeat(86), 'a'.repeat(256), '', null]) {
     t.throws(() => checkOwner(owner), { code: 'INVALID_OPTION' })
   }
-  try {
-    checkOwner('secret-owner-€'.repeat(40))
-  } catch (error) {
-    t.notMatch((error as Error).message, 'secret-owner', 'the value is not in the message')
-    t.match((error as Error).message, '255 bytes')
-  }
+  const refused = (() => {
+    try {
+      checkOwner('secret-owner-€'.repeat(40))
+      return null
+    } catch (error) {
+      return error as Error
+    }
+  })()
+  t.match(refused, { code: 'INVALID_OPTION', message: /255 bytes/ }, 'refused, saying why')
+  t.notMatch(String(refused?.message), 'secret-owner', 'the value is not in the message')
 })

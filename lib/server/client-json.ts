@@ -2,16 +2,17 @@
 import { RequestError } from './request-error.js'
 
 /**
- * `text` parsed as JSON; `invalid()` when it is not JSON. A number beyond a double's range
- * (`1e400`) parses to ±Infinity, which the codec's JSON.stringify would store as `null`, a
- * value the client never sent: refused as INVALID_JSON, as a body that is not UTF-8 is.
+ * `text` parsed as JSON; INVALID_JSON with `notJsonMessage` when it is not JSON. A number beyond
+ * a double's range (`1e400`) parses to ±Infinity, which the codec's JSON.stringify would store
+ * as `null`, a value the client never sent: refused as INVALID_JSON too, as a body that is not
+ * UTF-8 is.
  */
-export function parseClientJson(text: string, invalid: () => RequestError): unknown {
+export function parseClientJson(text: string, notJsonMessage: string): unknown {
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch {
-    throw invalid()
+    throw new RequestError('INVALID_JSON', notJsonMessage)
   }
   // Walked every time: linear in what was parsed, about the parse's own cost, where a textual
   // pre-check either misses forms (a long integer part with a short exponent) or rescans.

@@ -349,10 +349,7 @@ export class HttpApi {
       // Replacing bad bytes with U+FFFD would store something the client never sent.
       throw new RequestError('INVALID_JSON', 'The body is not valid UTF-8.')
     }
-    return parseClientJson(
-      text,
-      () => new RequestError('INVALID_JSON', 'The body is not valid JSON.'),
-    )
+    return parseClientJson(text, 'The body is not valid JSON.')
   }
 
   #sendError(request: IncomingMessage, response: ServerResponse, error: unknown): void {

@@ -176,11 +176,7 @@ export class LineSession {
         const session = this.#writable()
         const values = parseClientJson(
           request.json,
-          () =>
-            new RequestError(
-              'INVALID_JSON',
-              'put_all takes a JSON object; this is not valid JSON.',
-            ),
+          'put_all takes a JSON object; this is not valid JSON.',
         )
         this.#change(session, withValues(session.data, valuesToPut(values)))
         return okAnswer()
