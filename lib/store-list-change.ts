@@ -58,12 +58,13 @@ export interface StoreListChange {
   ): Promise<Store[]>
   /**
    * A metadata update (a touch) of the session's copies under the old placement, on its first
-   * `copies` stores not in `reached`: the session may not have been moved yet. Resolves
-   * whether any held a live copy (a store that fails counts as none).
+   * `copies` stores not in `targets` (the new placement's, updated apart): the session may not
+   * have been moved yet. Resolves whether any held a live copy (a store that fails counts as
+   * none).
    */
   updateOld(
     sessionId: string,
-    reached: readonly Store[],
+    targets: readonly Store[],
     update: (store: Store) => Promise<boolean>,
   ): Promise<boolean>
   /** The order repair walks for a session: the current order, then the retiring stores. */
@@ -183,8 +184,8 @@ export function storeListChange(
       )
       return left.filter((_, index) => cleared[index]?.status === 'rejected')
     },
-    async updateOld(sessionId, reached, update) {
-      const left = oldCopies(sessionId).filter((store) => !reached.includes(store))
+    async updateOld(sessionId, targets, update) {
+      const left = oldCopies(sessionId).filter((store) => !targets.includes(store))
       const updated = await Promise.allSettled(left.map(update))
       return updated.some((result) => result.status === 'fulfilled' && result.value)
     },

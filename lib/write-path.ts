@@ -397,19 +397,19 @@ export class WritePath {
     sessionId: string,
     update: (store: Store) => Promise<boolean>,
   ): Promise<{ updated: boolean; disagreed: boolean }> {
-    const { storeListChange } = this.#context
-    const { answers, failures } = await askInOrder(
-      writeOrder(this.#context.order(sessionId)),
-      0,
-      this.#context.options.copies,
-      update,
-    )
+    const { storeListChange, options } = this.#context
+    const order = writeOrder(this.#context.order(sessionId))
+    // The old placement first: a move writes the new stores before it removes the old copies,
+    // so an update that finds no old copy (moved away meanwhile) finds the moved one after.
+    // The other way round, a move between the two looks hid the session from both.
+    const old = storeListChange.underWay
+      ? await storeListChange.updateOld(sessionId, order.slice(0, options.copies), update)
+      : undefined
+    const { answers, failures } = await askInOrder(order, 0, options.copies, update)
     if (answers.length === 0) throw new NoStoreAvailableError('update the session', failures)
     const updated = answers.some((answer) => answer.value)
     const disagreed = updated && answers.some((answer) => !answer.value)
-    if (!storeListChange.underWay) return { updated, disagreed }
-    const reached = answers.map((answer) => answer.store)
-    const old = await storeListChange.updateOld(sessionId, reached, update)
+    if (old === undefined) return { updated, disagreed }
     return { updated: old || updated, disagreed: disagreed || old !== updated }
   }
 

@@ -199,6 +199,51 @@ t.test(
   },
 )
 
+t.test(
+  'a touch is not lost to a move that runs between its look at the new stores and the old',
+  async (t) => {
+    const { id, oldPair } = onRetiringStore(before, after, 'store-d')
+    const newPair = classicOrder(after, id).slice(0, 2)
+    const old = open(t, { stores: configs(before) })
+    await old.applySchema()
+    const endsAt = Date.now() + SHORT_LIFE_SECONDS * 1000
+    await old.writeSession(id, { user: 42 }, { ttlSeconds: SHORT_LIFE_SECONDS })
+    await old.close()
+    // The app server reaches the session's old stores slowly (a gray fault: its statements
+    // there arrive 800 ms late); another app server moves the session meanwhile.
+    const proxies = await proxiesFor(t, cluster, oldPair)
+    const slowOld = (ids: readonly string[]) =>
+      configs(ids).map((c) => (proxies.has(c.id) ? { ...c, port: proxies.get(c.id)!.port } : c))
+    const app = open(t, {
+      stores: slowOld(after),
+      previousStores: slowOld(before),
+      queryTimeoutMillis: 5000,
+      healthCheckIntervalMillis: 60_000,
+    })
+    await app.ready()
+    const mover = open(t, { stores: configs(after), previousStores: configs(before) })
+    await mover.ready()
+    for (const proxy of proxies.values()) {
+      proxy.setFault({ kind: 'latency', toStoreMillis: 800, toClientMillis: 0 })
+    }
+    const touching = app.touch(id, { ttlSeconds: 3600 })
+    await sleep(200)
+    const moved = new Promise((resolve) => mover.once('session-moved', resolve))
+    t.same(await mover.readSession(id), { user: 42 }, 'the other app server reads the session')
+    await moved
+    t.equal(await touching, true, 'the touch found the session (moved or not)')
+    for (const storeId of newPair) {
+      const [row] = await cluster
+        .store(storeId)
+        .query<{ expires_at: number }>('SELECT expires_at FROM sessions WHERE id = ?', [id])
+      t.ok(
+        row !== undefined && Number(row.expires_at) > endsAt + 60_000,
+        `${storeId}, a new store, holds the touched expiry`,
+      )
+    }
+  },
+)
+
 t.test('a session whose old stores are unreachable is refused, never "no session"', async (t) => {
   const id = sessionOnRetiringStore()
   const oldPair = classicOrder(before, id).slice(0, 2)
