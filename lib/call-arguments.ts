@@ -89,17 +89,20 @@ export function checkSeconds(name: string, value: unknown): number {
   return secondsOption(name, value, 0, 1, MAX_TTL_SECONDS)
 }
 
-/** An owner passed to findByOwner / destroyByOwner: a non-empty string or number, as a string. */
+/**
+ * An owner passed to findByOwner / destroyByOwner: a non-empty string, number or bigint (what
+ * {@link ownerOf} stores), as a string.
+ */
 export function checkOwner(owner: unknown): string {
   if (
-    (typeof owner !== 'string' && typeof owner !== 'number') ||
+    (typeof owner !== 'string' && typeof owner !== 'number' && typeof owner !== 'bigint') ||
     String(owner) === '' ||
     Buffer.byteLength(String(owner)) > 255
   ) {
     // Bytes, as ownerOf counts them for writes: a longer owner is never stored.
     throw new InvalidOptionError(
       'owner',
-      'must be a non-empty string or a number of at most 255 bytes',
+      'must be a non-empty string, number or bigint of at most 255 bytes',
     )
   }
   return String(owner)

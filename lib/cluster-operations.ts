@@ -167,7 +167,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * @throws {NoStoreAvailableError} when a candidate cannot be read (a short list would pass for
    * the whole one)
    */
-  async findByOwner(owner: string | number): Promise<string[]> {
+  async findByOwner(owner: string | number | bigint): Promise<string[]> {
     const owned: string[] = []
     for await (const { id, named } of this.#ownerSessions(owner)) {
       if (named) owned.push(id)
@@ -184,7 +184,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * @throws {NoStoreAvailableError} when a candidate cannot be read (nothing is skipped
    * silently; what was destroyed stays destroyed)
    */
-  async destroyByOwner(owner: string | number): Promise<number> {
+  async destroyByOwner(owner: string | number | bigint): Promise<number> {
     let destroyed = 0
     for await (const { id, data, named } of this.#ownerSessions(owner)) {
       if (data !== null && !named) continue
@@ -200,7 +200,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
    * cannot be read rejects (NoStoreAvailableError): none is skipped silently.
    */
   async *#ownerSessions(
-    owner: string | number,
+    owner: string | number | bigint,
   ): AsyncGenerator<{ id: string; data: SessionData | null; named: boolean }> {
     if (this.options.ownerKey === null) {
       throw new InvalidOptionError('ownerKey', 'must be set to find sessions by owner')

@@ -1,3 +1,4 @@
+import { deserialize, serialize } from 'node:v8'
 import t from 'tap'
 import { sessionStatements } from '../lib/store/statements.js'
 import { startTestCluster } from './helpers/cluster.js'
@@ -54,6 +55,20 @@ t.test('findByOwner and destroyByOwner use the owner index on every store', asyn
     t.same(await storesWithLiveCopy(cluster, id), [])
   }
   for (const id of others) t.not(await manager.readSession(id), null, 'other users untouched')
+})
+
+t.test('an owner a codec stores as a bigint is found and logged out by it', async (t) => {
+  // JSON has no bigint, but a codec may (node:v8 here): the write stores its digits, and the
+  // lookups take the bigint as they take a number.
+  const manager = await startManager(t, cluster, {
+    ownerKey: 'userId',
+    codec: { encode: (data) => serialize(data), decode: (bytes) => deserialize(bytes) },
+  })
+  const id = await manager.createSession({ userId: 9_007_199_254_740_993n })
+  t.same(await manager.findByOwner(9_007_199_254_740_993n), [id])
+  t.same(await manager.findByOwner('9007199254740993'), [id], 'its digits name it too')
+  t.equal(await manager.destroyByOwner(9_007_199_254_740_993n), 1)
+  t.equal(await manager.readSession(id), null, 'logged out')
 })
 
 t.test('a logout everywhere by an app server whose clock runs ahead sticks', async (t) => {
