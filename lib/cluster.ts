@@ -90,6 +90,14 @@ export class Cluster {
       orderOf: (id) => this.storeListChange.repairOrder(this.order(id)),
       copies,
       clock: options.clock,
+      decodes: (id, data) => {
+        try {
+          options.codec.decode(data, id)
+          return true
+        } catch {
+          return false
+        }
+      },
     }
     this.handoff = new HintedHandoff(this.stores, this.repairContext, {
       windowMillis: options.hintWindowMillis,

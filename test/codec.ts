@@ -1,6 +1,6 @@
 import { inspect } from 'node:util'
 import t from 'tap'
-import type { SessionCodec } from '../lib/index.js'
+import type { SessionCodec, SessionData } from '../lib/index.js'
 import { InvalidSessionDataError } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { rowsOnStores, startManager } from './helpers/manager.js'
@@ -52,6 +52,49 @@ t.test('a copy that cannot be decoded counts as missing: the next copy answers',
   t.equal(events.length, 1)
   t.equal(events[0]!.storeId, first)
 })
+
+t.test(
+  'an unreadable copy at the newest version is written over from one that decodes',
+  async (t) => {
+    const manager = await startManager(t, cluster, { copies: 2 })
+    const corrupt = async (
+      data: SessionData,
+    ): Promise<{ id: string; bad: string; good: string }> => {
+      const id = await manager.createSession(data)
+      const [bad, good] = manager.locate(id) as [string, string]
+      await cluster
+        .store(bad)
+        .query('UPDATE sessions SET data = ? WHERE id = ?', [Buffer.from('{not json'), id])
+      return { id, bad, good }
+    }
+    const dataOn = async (storeId: string, id: string): Promise<string | undefined> =>
+      (await rowsOnStores(cluster, id)).get(storeId)?.data?.toString()
+
+    // A read serves the copy that decodes, and its repair writes it over the unreadable one.
+    const read = await corrupt({ user: 'read' })
+    const repaired = new Promise<{ storeIds: string[] }>((resolve) =>
+      manager.once('read-repair', resolve),
+    )
+    t.same(await manager.readSession(read.id), { user: 'read' })
+    t.same((await repaired).storeIds, [read.bad], 'read repair names the store it wrote')
+    t.equal(await dataOn(read.bad, read.id), '{"user":"read"}', 'the read repaired it')
+
+    // repair() does too, with no read.
+    const scanned = await corrupt({ user: 'scan' })
+    await manager.repair()
+    t.equal(await dataOn(scanned.bad, scanned.id), '{"user":"scan"}', 'repair() repaired it')
+
+    // With no copy that decodes, nothing is written over.
+    const lost = await corrupt({ user: 'lost' })
+    await cluster
+      .store(lost.good)
+      .query('UPDATE sessions SET data = ? WHERE id = ?', [Buffer.from('{also bad'), lost.id])
+    t.equal(await manager.readSession(lost.id), null, 'nothing decodes: no session')
+    await manager.repair()
+    t.equal(await dataOn(lost.bad, lost.id), '{not json', 'one copy is left as it was')
+    t.equal(await dataOn(lost.good, lost.id), '{also bad', 'and so is the other')
+  },
+)
 
 t.test(
   'a copy that decodes to no object (null, a number, an array) counts as unreadable',

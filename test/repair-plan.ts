@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { RepairAction, StoreHolding } from '../lib/maintenance/repair-plan.js'
-import { planRepair } from '../lib/maintenance/repair-plan.js'
+import { markUnreadable, planRepair } from '../lib/maintenance/repair-plan.js'
 import type { StoredCopy } from '../lib/store/rows.js'
 import type { Store } from '../lib/store/store.js'
 
@@ -202,3 +202,59 @@ t.test('a copy that goes is removed unless touched since it was read', async (t)
     'removed at its own expiry as read, not the (earlier) one of the copy that wins',
   )
 })
+
+t.test(
+  'an unreadable copy of the newest version is written over from one that decodes',
+  async (t) => {
+    const bytes = (text: string, version = 5): StoredCopy => ({
+      ...live(version),
+      data: Buffer.from(text),
+    })
+    const decodes = (data: Buffer): boolean => !data.toString().startsWith('bad')
+    const plan = (held: (StoredCopy | null)[]): string[] => {
+      const marked = markUnreadable(
+        [a, b, c].map((store, index) => ({ store, copy: held[index] })),
+        decodes,
+      )
+      const actions = planRepair(marked, {
+        copies: 2,
+        now: NOW,
+        dropExtras: true,
+        allStoresUp: true,
+      })
+      return actions.map((action) =>
+        action.kind === 'copy'
+          ? `copy ${action.store.id} ${action.source.data} over ${action.overUnreadable ?? '-'}`
+          : describe(action),
+      )
+    }
+    const table: [string, (StoredCopy | null)[], string[]][] = [
+      ['a target', [bytes('bad'), bytes('good'), null], ['copy a good over bad']],
+      [
+        'both targets, from beyond them',
+        [bytes('bad'), bytes('bad2'), bytes('good')],
+        ['copy a good over bad', 'copy b good over bad2', 'remove c'],
+      ],
+      ['an extra goes as any extra', [bytes('good'), bytes('good'), bytes('bad')], ['remove c']],
+      [
+        'a missing target gets the copy that decodes',
+        [bytes('bad'), null, bytes('good')],
+        ['copy a good over bad', 'copy b good over -', 'remove c'],
+      ],
+      ['none decodes: left as it is', [bytes('bad'), bytes('bad2'), null], []],
+      [
+        'only at the newest version',
+        [bytes('bad', 6), bytes('good', 5), null],
+        ['copy b bad over -'],
+      ],
+      ['not against a tombstone', [bytes('bad'), tombstone(6), null], ['bury a']],
+    ]
+    for (const [name, held, want] of table) t.same(plan(held), want, name)
+    let decoded = 0
+    markUnreadable(
+      [a, b].map((store) => ({ store, copy: bytes('same') })),
+      () => ++decoded > 0,
+    )
+    t.equal(decoded, 0, 'copies with the same bytes are not decoded')
+  },
+)

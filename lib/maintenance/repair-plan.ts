@@ -8,12 +8,17 @@ import type { Store } from '../store/store.js'
 export interface StoreHolding {
   store: Store
   copy: StoredCopy | null | undefined
+  /** Its copy does not decode, while another of its version does (see {@link markUnreadable}). */
+  unreadable?: boolean
 }
 
 /** One change that brings a session's copies to where they belong. */
 export type RepairAction =
-  /** Write the newest copy to a store that should hold it (an expired one: over an older copy). */
-  | { kind: 'copy'; store: Store; source: StoredCopy }
+  /**
+   * Write the newest copy to a store that should hold it (an expired one: over an older copy);
+   * with `overUnreadable`, over the bytes of a copy of its version that do not decode.
+   */
+  | { kind: 'copy'; store: Store; source: StoredCopy; overUnreadable?: Buffer }
   /** Put a tombstone where a destroyed session's copy is (or should be). */
   | { kind: 'bury'; store: Store; source: StoredCopy }
   /**
@@ -57,7 +62,8 @@ export interface RepairPlanOptions {
  *   elsewhere are buried too, and once the tombstone's time is up (and no store is down) every
  *   row of the session is deleted.
  * - Otherwise the copy with the highest version is the session. If not expired, the first
- *   `copies` stores get it, and copies elsewhere are removed once they have. If expired, the
+ *   `copies` stores get it (one that decodes: a target whose copy of that version does not
+ *   gets its bytes), and copies elsewhere are removed once they have. If expired, the
  *   session is over, but only while no store holds an older live copy: a write with a short
  *   TTL (or a shortened timeout) expires before the copy it replaced, which a store that
  *   missed it still holds. Those stores get the expired copy (outside the targets a full
@@ -69,22 +75,23 @@ export function planRepair(
 ): RepairAction[] {
   const firstStores = order.slice(0, options.copies)
   const targets = new Set(firstStores.map((entry) => entry.store))
-  const read = order.filter(
-    (entry): entry is { store: Store; copy: StoredCopy | null } => entry.copy !== undefined,
-  )
+  const read = order.filter((entry): entry is ReadHolding => entry.copy !== undefined)
   const actions = planFromRead(read, targets, options)
   if (firstStores.every((entry) => entry.copy !== undefined)) return actions
   return actions.filter((action) => action.kind === 'copy' || action.kind === 'bury')
 }
 
+/** A store that was read: its copy, or null for no row. */
+type ReadHolding = StoreHolding & { copy: StoredCopy | null }
+
 /** {@link planRepair} over the stores that were read, the targets given. */
 function planFromRead(
-  stores: readonly { store: Store; copy: StoredCopy | null }[],
+  stores: readonly ReadHolding[],
   targets: ReadonlySet<Store>,
   options: RepairPlanOptions,
 ): RepairAction[] {
   const present = stores.filter(
-    (entry): entry is { store: Store; copy: StoredCopy } => entry.copy !== null,
+    (entry): entry is ReadHolding & { copy: StoredCopy } => entry.copy !== null,
   )
   if (present.length === 0) return []
   const tombstones = present.filter((entry) => entry.copy.deleted)
@@ -114,22 +121,29 @@ function planFromRead(
     }
     return actions
   }
-  const newest = newestCopy(present.map((entry) => entry.copy)) as StoredCopy
-  if (newest.expiresAtMillis <= options.now)
-    return supersedeOlder(present, newest, targets, options)
+  const newestOfAll = newestCopy(present.map((entry) => entry.copy)) as StoredCopy
+  if (newestOfAll.expiresAtMillis <= options.now)
+    return supersedeOlder(present, newestOfAll, targets, options)
+  const readable = present.filter((entry) => entry.unreadable !== true)
+  const newest = newestCopy(readable.map((entry) => entry.copy)) ?? newestOfAll
   const extras = present.filter(({ store }) => !targets.has(store))
   // A copy that goes may carry a later expiry than the targets' of its version (a touch they
   // missed, or one that landed on it while the session moved): the targets take it first.
   const laterExpiryGoes = extras.some(({ copy }) => copy === newest)
   const actions: RepairAction[] = stores
     .filter(
-      ({ store, copy }) =>
+      ({ store, copy, unreadable }) =>
         targets.has(store) &&
         (copy === null ||
+          unreadable === true ||
           supersedes(newest, copy) ||
           (laterExpiryGoes && copy.expiresAtMillis < newest.expiresAtMillis)),
     )
-    .map(({ store }) => ({ kind: 'copy', store, source: newest }))
+    .map(({ store, copy, unreadable }) =>
+      unreadable === true && copy?.data
+        ? { kind: 'copy', store, source: newest, overUnreadable: copy.data }
+        : { kind: 'copy', store, source: newest },
+    )
   // Once the targets hold the newest copy, one elsewhere (left by a write that failed over or
   // hedged past a target) has been handed off, and goes: left there, it would outlive a newer
   // copy with a shorter life, and be the session again once a sweep deleted that one. Hint
@@ -205,7 +219,7 @@ export async function applyRepair(
 function runAction(sessionId: string, action: RepairAction): Promise<void> {
   switch (action.kind) {
     case 'copy':
-      return action.store.copy(sessionId, action.source)
+      return action.store.copy(sessionId, action.source, action.overUnreadable)
     case 'bury':
       return action.store.destroy(sessionId, action.source.version, action.source.expiresAtMillis)
     case 'remove':
@@ -221,6 +235,8 @@ export interface RepairContext {
   orderOf(sessionId: string): readonly Store[]
   copies: number
   clock: Clock
+  /** Whether a copy's bytes decode, as a read decodes them (see {@link markUnreadable}). */
+  decodes(sessionId: string, data: Buffer): boolean
 }
 
 /** Options of {@link repairSessions}. */
@@ -288,10 +304,13 @@ export async function repairSessions(
   await Promise.all(
     sessionIds.map(async (sessionId) => {
       const order = context.orderOf(sessionId)
-      const holdings = order.map((store) => {
-        const rows = held.get(store)
-        return { store, copy: rows === undefined ? undefined : (rows.get(sessionId) ?? null) }
-      })
+      const holdings = markUnreadable(
+        order.map((store) => {
+          const rows = held.get(store)
+          return { store, copy: rows === undefined ? undefined : (rows.get(sessionId) ?? null) }
+        }),
+        (data) => context.decodes(sessionId, data),
+      )
       if (options.onlyFirstHolder !== undefined) {
         const firstHolder = holdings.find((entry) => entry.copy != null)?.store
         if (firstHolder !== options.onlyFirstHolder) return
@@ -328,4 +347,31 @@ export async function repairSessions(
     }),
   )
   return totals
+}
+
+/**
+ * Marks the live copies of the newest version read that do not decode, when another copy of
+ * that version does: a repair writes that one's bytes over them (by version, they are as new
+ * as it, and would stay unreadable until the session's next write). Copies of one write
+ * carry the same bytes, so `decodes` runs only when they differ; with none that decodes,
+ * nothing is marked (this manager may lack a key the others have).
+ */
+export function markUnreadable(
+  holdings: readonly StoreHolding[],
+  decodes: (data: Buffer) => boolean,
+): StoreHolding[] {
+  const copies = holdings.flatMap((entry) => (entry.copy == null ? [] : [entry.copy]))
+  if (copies.some((copy) => copy.deleted)) return [...holdings]
+  const version = Math.max(...copies.map((copy) => copy.version))
+  const datas = copies.flatMap((copy) =>
+    copy.version === version && copy.data !== null ? [copy.data] : [],
+  )
+  if (datas.every((data) => data.equals(datas[0] as Buffer))) return [...holdings]
+  const verdicts = new Map<Buffer, boolean>(datas.map((data) => [data, decodes(data)]))
+  if (![...verdicts.values()].some(Boolean)) return [...holdings]
+  return holdings.map((entry) =>
+    entry.copy?.data != null && verdicts.get(entry.copy.data) === false
+      ? { ...entry, unreadable: true }
+      : entry,
+  )
 }

@@ -2,14 +2,11 @@
 import { inspect } from 'node:util'
 import type { Clock } from '../clock.js'
 import { StoreDownError, WriteOutcomeUnknownError } from '../errors.js'
-import type { StandingListener } from './standing.js'
-import { StoreStanding } from './standing.js'
-import type { StoreState } from './standing.js'
+import { StoreStanding, type StandingListener, type StoreState } from './standing.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ResolvedStore } from '../store-options.js'
 import { applySchema } from '../schema.js'
-import type { Protocol } from './connection.js'
-import { StoreConnection } from './connection.js'
+import { StoreConnection, type Protocol } from './connection.js'
 import { hedgeDelayMillis, LatencyWindow } from './latency.js'
 import { isAbsentError, isUnreachableError } from './retry.js'
 import { inBatchOrder, unmatchedCompareAndSet } from './batch-outcomes.js'
@@ -49,12 +46,12 @@ export interface StoreStats extends StoreCounters {
 
 type WriteBatcher = StatementBatcher<SessionWrite, WriteOutcome>
 
+/** Past every expiry: {@link Store.removeCopy} then removes a copy whatever its expiry. */
+const ANY_EXPIRY = Number.MAX_SAFE_INTEGER
 /**
  * How long creating or upgrading the tables may take per statement: DDL waits for metadata
  * locks and syncs files, far beyond what a request may take (`queryTimeoutMillis`).
  */
-/** Past every expiry: {@link Store.removeCopy} then removes a copy whatever its expiry. */
-const ANY_EXPIRY = Number.MAX_SAFE_INTEGER
 const SCHEMA_DEADLINE = { millis: 30_000, name: 'the schema deadline, 30 s' }
 
 /** The id the data-path probe reads: never a session's (ids are at least 16 characters). */
@@ -237,9 +234,15 @@ export class Store {
     return this.#request(this.#statements.destroy, { sessionId, version, expiresAtMillis })
   }
 
-  /** Stores `copy` (read elsewhere, maybe expired) unless this store's row is a tombstone or newer. */
-  copy(sessionId: string, copy: StoredCopy): Promise<void> {
-    return this.#request(this.#statements.copy, { sessionId, copy })
+  /**
+   * Stores `copy` (read elsewhere, maybe expired) unless this store's row is a tombstone or
+   * newer; with `overUnreadable`, only over a copy of its version holding those bytes.
+   */
+  copy(sessionId: string, copy: StoredCopy, overUnreadable?: Buffer): Promise<void> {
+    if (overUnreadable === undefined)
+      return this.#request(this.#statements.copy, { sessionId, copy })
+    const input = { sessionId, copy, unreadable: overUnreadable }
+    return this.#request(this.#statements.copyOverUnreadable, input)
   }
 
   /**

@@ -19,6 +19,13 @@ interface CopyRemoval {
   expiresAtMillis: number
 }
 
+/** A copy to write over the bytes of one of its version that do not decode. */
+interface UnreadableCopy {
+  sessionId: string
+  copy: StoredCopy
+  unreadable: Buffer
+}
+
 /** The upkeep statements on the session table `table`. */
 export function upkeepStatements(table: string) {
   const t = `\`${table}\``
@@ -64,6 +71,22 @@ export function upkeepStatements(table: string) {
       ],
       decode: nothing,
     } satisfies Statement<{ sessionId: string; copy: StoredCopy }, ResultSetHeader, void>,
+
+    /**
+     * Write `copy`'s bytes over a live copy of its very version that holds `unreadable` (bytes
+     * that do not decode: copy would leave it, being as new); anything else stays.
+     */
+    copyOverUnreadable: {
+      text: () =>
+        `UPDATE ${t} SET data = ? WHERE id = ? AND deleted = 0 AND ${STORED} = ? AND data = ?`,
+      params: ({ sessionId, copy, unreadable }: UnreadableCopy) => [
+        copy.data,
+        sessionId,
+        copy.version,
+        unreadable,
+      ],
+      decode: nothing,
+    } satisfies Statement<UnreadableCopy, ResultSetHeader, void>,
 
     /**
      * Extend a live, unexpired copy's expiry to `expiresAtMillis` (null: now + its per-session
