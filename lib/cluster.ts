@@ -90,6 +90,8 @@ export class Cluster {
       orderOf: (id) => this.storeListChange.repairOrder(this.order(id)),
       copies,
       clock: options.clock,
+      // As a write's expiresAt in the past (guarantees, expiry): half the sweep grace.
+      clockToleranceMillis: options.sweepGraceSeconds * 500,
       decodes: (id, data) => {
         try {
           options.codec.decode(data, id)

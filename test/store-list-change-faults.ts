@@ -143,6 +143,30 @@ t.test(
   },
 )
 
+t.test(
+  'a rebalance by an app server whose clock runs ahead moves a session it counts expired',
+  async (t) => {
+    // 20 s of life left for the others, over for a clock 30 s ahead (within the tolerance the
+    // sweep grace gives clocks): its rebalance must move the session, not delete every copy.
+    const id = sessionOnRetiringStore()
+    const old = open(t, { stores: configs(before) })
+    await old.applySchema()
+    await old.writeSession(id, { user: 42 }, { ttlSeconds: 20 })
+    await old.close()
+    const ahead = open(t, {
+      stores: configs(after),
+      previousStores: configs(before),
+      clock: { now: () => Date.now() + 30_000 },
+    })
+    await ahead.ready()
+    t.ok((await ahead.repair()).done, 'the rebalance finishes')
+    const app = open(t, { stores: configs(after), previousStores: configs(before) })
+    t.same(await app.readSession(id), { user: 42 }, 'the others still read the session')
+    const past = open(t, { stores: configs(after) })
+    t.same(await past.readSession(id), { user: 42 }, 'also past the change: it was moved')
+  },
+)
+
 t.test('a touch during the change extends a session not moved yet', async (t) => {
   const id = sessionOnRetiringStore()
   const old = open(t, { stores: configs(before) })

@@ -36,6 +36,11 @@ export interface RepairPlanOptions {
   copies: number
   now: number
   /**
+   * How far behind `now` other app servers' clocks may run: a session expired less than this
+   * long ago may still be live for them, and is repaired (moved) as a live one.
+   */
+  clockToleranceMillis: number
+  /**
    * Full repair: outside the first `copies` stores, delete the rows of a destroyed or expired
    * session rather than bury or supersede them (hint replay and read repair keep them
    * covered). Live copies there go in every mode once the targets hold the newest.
@@ -63,10 +68,12 @@ export interface RepairPlanOptions {
  *   row of the session is deleted.
  * - Otherwise the copy with the highest version is the session. If not expired, the first
  *   `copies` stores get it (one that decodes: a target whose copy of that version does not
- *   gets its bytes), and copies elsewhere are removed once they have. If expired, the
- *   session is over, but only while no store holds an older live copy: a write with a short
- *   TTL (or a shortened timeout) expires before the copy it replaced, which a store that
- *   missed it still holds. Those stores get the expired copy (outside the targets a full
+ *   gets its bytes), and copies elsewhere are removed once they have; so does one expired
+ *   less than `clockToleranceMillis` ago (an app server whose clock runs behind may still
+ *   count it live: during a change of the store list, removing its copies outside the targets
+ *   would end it for that server). If expired longer, the session is over, but only while
+ *   no store holds an older live copy: a write with a short TTL (or a shortened timeout)
+ *   expires before the copy it replaced, which a store that missed it still holds. Those stores get the expired copy (outside the targets a full
  *   repair deletes every copy instead); the sweeper removes the rest.
  */
 export function planRepair(
@@ -122,7 +129,7 @@ function planFromRead(
     return actions
   }
   const newestOfAll = newestCopy(present.map((entry) => entry.copy)) as StoredCopy
-  if (newestOfAll.expiresAtMillis <= options.now)
+  if (newestOfAll.expiresAtMillis <= options.now - options.clockToleranceMillis)
     return supersedeOlder(present, newestOfAll, targets, options)
   const readable = present.filter((entry) => entry.unreadable !== true)
   const newest = newestCopy(readable.map((entry) => entry.copy)) ?? newestOfAll
@@ -235,6 +242,8 @@ export interface RepairContext {
   orderOf(sessionId: string): readonly Store[]
   copies: number
   clock: Clock
+  /** How far behind other app servers' clocks may run (see {@link RepairPlanOptions}). */
+  clockToleranceMillis: number
   /** Whether a copy's bytes decode, as a read decodes them (see {@link markUnreadable}). */
   decodes(sessionId: string, data: Buffer): boolean
 }
@@ -318,6 +327,7 @@ export async function repairSessions(
       const plan = planRepair(holdings, {
         copies: context.copies,
         now,
+        clockToleranceMillis: context.clockToleranceMillis,
         dropExtras: options.dropExtras,
         allStoresUp: holdings.every((entry) => entry.copy !== undefined),
       })
