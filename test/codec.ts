@@ -96,6 +96,28 @@ t.test(
   },
 )
 
+t.test('an unreadable copy of a 9 MB session is written over too', async (t) => {
+  // The statement names the bad bytes by digest: sent whole beside the good ones, two copies
+  // of a large session passed the server's 16 MB packet limit, and repair() never finished.
+  const manager = await startManager(t, cluster, {
+    copies: 2,
+    maxSessionBytes: 16_000_000,
+    queryTimeoutMillis: 20_000,
+  })
+  const id = await manager.createSession({ big: 'x'.repeat(9_000_000) })
+  const [bad] = manager.locate(id) as [string, string]
+  await cluster
+    .store(bad)
+    .query('UPDATE sessions SET data = CONCAT(?, SUBSTRING(data, 2)) WHERE id = ?', ['#', id])
+  const result = await manager.repair()
+  t.equal(result.failed, 0, 'no session failed')
+  t.ok(result.done, 'the repair finished')
+  const [row] = await cluster
+    .store(bad)
+    .query<{ head: string }>('SELECT LEFT(data, 8) AS head FROM sessions WHERE id = ?', [id])
+  t.equal(String(row?.head), '{"big":"', 'the corrupt copy was written over')
+})
+
 t.test(
   'a copy that decodes to no object (null, a number, an array) counts as unreadable',
   async (t) => {

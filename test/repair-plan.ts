@@ -99,6 +99,23 @@ const rows: Row[] = [
     want: ['copy a', 'copy b', 'remove c'],
   },
   {
+    // Expired all the same: an older live copy anywhere gets it, as below, also while a target
+    // is unread (no removal then).
+    name: '... and it still supersedes an older live copy outside the targets',
+    held: [live(5, NOW - 1), undefined, live(3)],
+    allStoresUp: false,
+    clockToleranceMillis: 1000,
+    want: ['copy c'],
+  },
+  {
+    name: '... also in hint replay and read repair',
+    held: [live(5, NOW - 1), undefined, live(3)],
+    allStoresUp: false,
+    dropExtras: false,
+    clockToleranceMillis: 1000,
+    want: ['copy c'],
+  },
+  {
     name: '... past it, it is over',
     held: [null, null, live(5, NOW - 1001)],
     clockToleranceMillis: 1000,

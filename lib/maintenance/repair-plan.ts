@@ -158,6 +158,11 @@ function planFromRead(
   // does one a touch extended since it was read: checked against its own expiry as read, which
   // may be later than the newest copy's, for a copy without the session's timeout).
   for (const { store, copy } of extras) {
+    // Expired within the clock tolerance, the session still ends for this app server: an
+    // older live copy must not outlive it, also if the removal does not run (a target unread).
+    if (newest.expiresAtMillis <= options.now && supersedes(newest, copy)) {
+      actions.push({ kind: 'copy', store, source: newest })
+    }
     actions.push({
       kind: 'remove',
       store,

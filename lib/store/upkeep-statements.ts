@@ -1,4 +1,5 @@
 /** The statements that keep a session's copies in shape: tombstones, copies, touches, removals. */
+import { createHash } from 'node:crypto'
 import type { ResultSetHeader } from 'mysql2'
 import type { StoredCopy } from './rows.js'
 import type { Statement } from './statements.js'
@@ -74,16 +75,19 @@ export function upkeepStatements(table: string) {
 
     /**
      * Write `copy`'s bytes over a live copy of its very version that holds `unreadable` (bytes
-     * that do not decode: copy would leave it, being as new); anything else stays.
+     * that do not decode: copy would leave it, being as new); anything else stays. The bad
+     * bytes go by their SHA-256: sent whole beside the good ones, a large session's two copies
+     * would pass the server's packet limit.
      */
     copyOverUnreadable: {
       text: () =>
-        `UPDATE ${t} SET data = ? WHERE id = ? AND deleted = 0 AND ${STORED} = ? AND data = ?`,
+        `UPDATE ${t} SET data = ? WHERE id = ? AND deleted = 0 AND ${STORED} = ? ` +
+        'AND SHA2(data, 256) = ?',
       params: ({ sessionId, copy, unreadable }: UnreadableCopy) => [
         copy.data,
         sessionId,
         copy.version,
-        unreadable,
+        createHash('sha256').update(unreadable).digest('hex'),
       ],
       decode: nothing,
     } satisfies Statement<UnreadableCopy, ResultSetHeader, void>,
