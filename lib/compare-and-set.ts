@@ -2,7 +2,7 @@
 import { askInOrder } from './ask-in-order.js'
 import type { AskOptions, AskResult } from './ask-in-order.js'
 import type { StoreFailure } from './errors.js'
-import { VersionConflictError, WriteOutcomeUnknownError } from './errors.js'
+import { StoreTimeoutError, VersionConflictError, WriteOutcomeUnknownError } from './errors.js'
 import { holdsThisWrite } from './own-copies.js'
 import { aloneReadable, readOrder } from './routing.js'
 import type { WriteOutcome } from './store/rows.js'
@@ -66,7 +66,11 @@ export interface CompareAndSet {
  */
 export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store, WriteOutcome>> {
   const { order, expectedVersion } = cas
-  let check = await deciders(cas, true, false)
+  // "No session" (version 0) is never decided by one store: a read that finds that store's
+  // copy expired or missing goes on to compare copies (one a touch missed expires first), and
+  // so must the check, before the statement that would create the session there.
+  const absent = expectedVersion === 0
+  let check = await deciders(cas, !absent, absent)
   const decide = (store: Store): Promise<WriteOutcome> => cas.write(store, expectedVersion)
   let primary = await askInOrder(check.deciders, 0, 1, decide)
   // A decider whose first send may have applied, and no other decider took the write: not a
@@ -79,18 +83,21 @@ export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store
   if (unknown !== undefined && !took) throw unknown.error
   // A decider that failed may have applied the write all the same (a timeout, a lost answer).
   let deciderFailed = primary.failures.length > 0
+  let mayHaveApplied = primary.failures.some(sentAndLost)
   if (primary.answers.length === 0 && check.trusted) {
     // Every store the lease trusted failed: the check then looks where a quorum read would.
-    check = await checkAgain(cas, false, [...check.failures, ...primary.failures])
+    check = await checkAgain(cas, false, [...check.failures, ...primary.failures], mayHaveApplied)
     primary = await askInOrder(check.deciders, 0, 1, decide)
     deciderFailed ||= primary.failures.length > 0
+    mayHaveApplied ||= primary.failures.some(sentAndLost)
   }
   if (!check.compared && foundNoSession(primary.answers[0]?.value, cas)) {
     // The store chosen without comparing copies holds no live one (it lost its data, say):
     // a read would then compare copies, and so does the check.
-    check = await checkAgain(cas, true, [...check.failures, ...primary.failures])
+    check = await checkAgain(cas, true, [...check.failures, ...primary.failures], mayHaveApplied)
     primary = await askInOrder(check.deciders, 0, 1, decide)
     deciderFailed ||= primary.failures.length > 0
+    mayHaveApplied ||= primary.failures.some(sentAndLost)
   }
   let decided = primary.answers[0]
   // Outdated is a conflict even at this attempt's own version: that is another write's, which
@@ -101,6 +108,9 @@ export async function compareAndSet(cas: CompareAndSet): Promise<AskResult<Store
     // been copied here (a read repair). The data tells.
     if (value.storedVersion !== cas.version || !deciderFailed) {
       if (cas.movingOn !== undefined && store !== cas.movingOn) throw new WriteOutcomeUnknownError()
+      // A decider asked before may have applied this write and another been written over it
+      // (it is copied on from there): updateSession would apply its change twice.
+      if (mayHaveApplied) throw new WriteOutcomeUnknownError()
       throw new VersionConflictError(value.storedVersion, expectedVersion)
     }
     if (!(await holdsThisWrite(store, cas.sessionId, cas.version, cas.data))) {
@@ -145,6 +155,16 @@ interface Deciders {
   failures: StoreFailure[]
 }
 
+/**
+ * Whether a failed statement may have applied: it timed out, or its answer was lost. One a
+ * store refused unsent (down, connection refused) did not.
+ */
+function sentAndLost(failure: StoreFailure): boolean {
+  return (
+    failure.error instanceof StoreTimeoutError || failure.error instanceof WriteOutcomeUnknownError
+  )
+}
+
 /** Whether a decider's answer is "no live session" to a compare-and-set above version 0. */
 function foundNoSession(outcome: WriteOutcome | undefined, cas: CompareAndSet): boolean {
   return (
@@ -157,16 +177,21 @@ function foundNoSession(outcome: WriteOutcome | undefined, cas: CompareAndSet): 
 
 /**
  * The deciders found again, after the first ones failed or found no session (`failed`: the
- * stores that failed so far). This attempt's own version found means a failed decider's
- * statement may have applied after all.
+ * stores that failed so far). A conflict is an unknown outcome where a decider's statement
+ * may have applied after all (`mayHaveApplied`: it was sent and its answer lost), or this
+ * attempt's own version is found.
  */
 async function checkAgain(
   cas: CompareAndSet,
   compare: boolean,
   failed: readonly StoreFailure[],
+  mayHaveApplied: boolean,
 ): Promise<Deciders> {
   const check = await deciders(cas, false, compare).catch((error: unknown) => {
-    if (error instanceof VersionConflictError && error.actualVersion === cas.version) {
+    if (
+      error instanceof VersionConflictError &&
+      (mayHaveApplied || error.actualVersion === cas.version)
+    ) {
       throw new WriteOutcomeUnknownError()
     }
     throw error

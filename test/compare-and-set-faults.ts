@@ -22,6 +22,11 @@ const cluster = await startTestCluster(t, { stores: 3 })
 const [a, b, c] = [cluster.stores[0]!, cluster.stores[1]!, cluster.stores[2]!]
 const crashTest = cluster.canCrash ? t.test.bind(t) : t.skip.bind(t)
 
+/** Announcements that stores missed writes, which tests leave: the lease trusts no such store alone. */
+async function clearAnnouncements(): Promise<void> {
+  await Promise.all(cluster.stores.map((store) => store.query('DELETE FROM sessions_stale')))
+}
+
 /** Two app servers; one reaches the session's first store (a) through a proxy, one connection. */
 async function resetScene(t: Test) {
   const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
@@ -297,3 +302,83 @@ t.test(
     t.same(await healthy.readSession(id), { n: 1 }, 'and the session holds 1, not 2')
   },
 )
+
+t.test(
+  'updateSession whose deciding store timed out after applying, written over meanwhile, runs its change once',
+  async (t) => {
+    // The deciding store's answer is lost to a timeout (a slow return path for one app server):
+    // the statement applied, another app server updated over it, and the next store the lease
+    // trusts shows that newer version. A conflict would make updateSession apply the change
+    // again; the outcome is unknown.
+    await clearAnnouncements()
+    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
+      copies: 2,
+      queryTimeoutMillis: 800,
+      connectionsPerStore: 1,
+      healthCheckIntervalMillis: 3_600_000,
+    })
+    const proxy = proxies.get(a.id)!
+    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+    await faulty.writeSession(id, { n: 0 })
+    await faulty.increment(id, 'n')
+    await healthy.increment(id, 'n') // n = 2, both warmed up (statements prepared)
+    // The lease trusts a alone: a decides.
+    await waitFor('the lease to hold', () => faulty.stats().readLease?.holds === true)
+    let changes = 0
+    let other: Promise<number> | undefined
+    const outcome = await faulty
+      .updateSession(id, (data) => {
+        if (++changes === 1) {
+          // The compare-and-set reaches a at once and applies; its answer comes back only
+          // after the query timeout. Meanwhile the other app server increments over it.
+          proxy.setFault({ kind: 'latency', toStoreMillis: 0, toClientMillis: 2000 })
+          other = sleep(200).then(() => healthy.increment(id, 'n'))
+        }
+        return { n: (data!.n as number) + 1 }
+      })
+      .catch((error: unknown) => error)
+    proxy.setFault({ kind: 'none' })
+    t.equal(await other, 4, 'the other increment went over this one (2 + 1 + 1)')
+    t.ok(outcome instanceof WriteOutcomeUnknownError, 'the outcome is unknown')
+    t.equal(changes, 1, 'the change ran once')
+    t.same(await healthy.readSession(id), { n: 4 }, 'two increments over 2: 4')
+  },
+)
+
+for (const readLeaseMillis of [undefined, 0]) {
+  t.test(
+    `a create-if-absent is a conflict over a live session whose first copy a touch missed (lease ${readLeaseMillis ?? 'default'})`,
+    async (t) => {
+      // Copies of one version that differ in expiry (a touch missed one: a gray fault between
+      // the touching app server and that store). Once the missed copy has expired a read still
+      // finds the session live, from the touched copy: expectedVersion 0 ("no session") must
+      // not overwrite it, though the store the lease trusts alone holds only the expired copy.
+      await clearAnnouncements()
+      const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
+        copies: 2,
+        queryTimeoutMillis: 300,
+        healthCheckIntervalMillis: 100,
+        ...(readLeaseMillis === undefined ? {} : { readLeaseMillis }),
+      })
+      const id = idWithOrderPrefix(healthy, [a.id, b.id, c.id])
+      const written = await healthy.writeSession(id, { user: 'alice' }, { ttlSeconds: 2 })
+      t.same(written.storeIds, [a.id, b.id])
+      proxies.get(a.id)!.setFault({ kind: 'blackhole' })
+      t.equal(await faulty.touch(id, { ttlSeconds: 600 }), true, 'touched (b only)')
+      proxies.get(a.id)!.heal()
+      await sleep(2500)
+      await waitFor('a in service for the healthy app server', () =>
+        healthy.stats().stores.every((store) => store.state === 'up'),
+      )
+      if (readLeaseMillis === undefined) {
+        await waitFor('the lease to hold', () => healthy.stats().readLease?.holds === true)
+      }
+      t.same(await healthy.readSession(id), { user: 'alice' }, 'the session reads as live')
+      const created = await healthy
+        .writeSession(id, { user: 'mallory' }, { expectedVersion: 0 })
+        .catch((error: unknown) => error)
+      t.ok(created instanceof VersionConflictError, 'a compare-and-set on "no session" conflicts')
+      t.same(await healthy.readSession(id), { user: 'alice' }, 'the live session stays')
+    },
+  )
+}
