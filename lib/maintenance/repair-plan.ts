@@ -266,10 +266,10 @@ export interface RepairBatchOptions {
   /**
    * Count a session as repaired only if this store answered (hint replay for it): a store that
    * could not be read is not known to hold anything, and must not pass for caught up. A
-   * session that this store now holds while another of its first `copies` stores could not be
-   * read is done for this store, and listed in `handOver` instead of `failed`: what remains
-   * (that store, and the copies past the targets that go once it holds the session) is left to
-   * a hint for it.
+   * session that this store now holds while another of its first `2 * copies - 1` stores
+   * could not be read is done for this store, and listed in `handOver` instead of `failed`:
+   * what remains (that store's copy, and the copies past the targets that go once it holds
+   * the session) is left to a hint for it.
    */
   mustReach?: Store
 }
@@ -277,7 +277,7 @@ export interface RepairBatchOptions {
 /** A session repaired for `mustReach` while some of its first stores could not be read. */
 export interface HandOver {
   sessionId: string
-  /** The session's first `copies` stores that could not be read. */
+  /** The session's first `2 * copies - 1` stores that could not be read. */
   unread: Store[]
   /** The newest version read (0 when no store held a row). */
   version: number
@@ -336,13 +336,13 @@ export async function repairSessions(
         dropExtras: options.dropExtras,
         allStoresUp: holdings.every((entry) => entry.copy !== undefined),
       })
-      // A store among the first `copies` that could not be read may lack the session: what
-      // can be done is done, but the session does not count as repaired (see mustReach). In a
-      // scan, any store that could not be read may hold a copy past them too (a retiring
-      // store, in a rebalance), which its own walk would skip (the session is not its first
-      // holder): not repaired either. (A move is done again by a later read, or the scan.)
-      const mustHaveRead =
-        options.onlyFirstHolder === undefined ? order.slice(0, context.copies) : order
+      // A store among the first `copies` that could not be read may lack the session, and one
+      // past them (storesToRead) may hold an extra copy: what can be done is done, but the
+      // session does not count as repaired (see mustReach). In a scan, any store that could
+      // not be read may hold a copy past them too (a retiring store, in a rebalance), which its
+      // own walk would skip (the session is not its first holder): not repaired either. (A move
+      // is done again by a later read, or the scan.)
+      const mustHaveRead = storesToRead(order, context.copies, options)
       const unread = mustHaveRead.filter((store) => held.get(store) === undefined)
       try {
         const counts = await applyRepair(sessionId, plan)
@@ -362,6 +362,24 @@ export async function repairSessions(
     }),
   )
   return totals
+}
+
+/**
+ * The stores of a session's `order` that a repair must have read for the session to count as
+ * repaired: in a scan, every one (each walks only the sessions it holds first); in hint
+ * replay, the first `2 * copies - 1`, where a write that failed over or hedged past a store
+ * may have left an extra copy. Unread, that copy would outlive the replay, which deletes the
+ * hints that spare the newer copies from sweeps: once a newer write with a short life had
+ * expired and been swept, its replay would bring the older copy back. Otherwise the first
+ * `copies`.
+ */
+function storesToRead(
+  order: readonly Store[],
+  copies: number,
+  options: RepairBatchOptions,
+): readonly Store[] {
+  if (options.onlyFirstHolder !== undefined) return order
+  return order.slice(0, options.mustReach === undefined ? copies : 2 * copies - 1)
 }
 
 /**
