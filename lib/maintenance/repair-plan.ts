@@ -73,8 +73,9 @@ export interface RepairPlanOptions {
  *   count it live: during a change of the store list, removing its copies outside the targets
  *   would end it for that server). If expired longer, the session is over, but only while
  *   no store holds an older live copy: a write with a short TTL (or a shortened timeout)
- *   expires before the copy it replaced, which a store that missed it still holds. Those stores get the expired copy (outside the targets a full
- *   repair deletes every copy instead); the sweeper removes the rest.
+ *   expires before the copy it replaced, which a store that missed it still holds. Those
+ *   stores get the expired copy (outside the targets a full repair deletes every copy
+ *   instead); the sweeper removes the rest.
  */
 export function planRepair(
   order: readonly StoreHolding[],
