@@ -1,6 +1,8 @@
 import t from 'tap'
+import { generateSessionId } from '../lib/index.js'
+import { classicOrder } from '../lib/placement.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { grayManagers } from './helpers/gray.js'
+import { grayManagers, proxiesFor, throughProxies } from './helpers/gray.js'
 import { idWithOrderPrefix, startManager, storeState } from './helpers/manager.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
@@ -50,3 +52,42 @@ t.test(
     t.equal(await fresh.readSession(id), null, 'for another app server either')
   },
 )
+
+t.test('hint replay during a change of the store list hints no retiring store', async (t) => {
+  // Two stores stay, one retires: the retiring store comes third in every order, within the
+  // first 2k - 1, but never takes a write, so it holds no copy to hand off. Cut off from the
+  // replaying app server, it must get no hints (they would keep it behind and hold sweeps).
+  const proxies = await proxiesFor(t, cluster, [x.id, b.id])
+  const stores = throughProxies(cluster.storeConfigs(), proxies)
+  const app = await startManager(t, cluster, {
+    ...quick,
+    queryTimeoutMillis: 1000,
+    minCopies: 1,
+    stores: stores.filter((store) => store.id !== b.id),
+    previousStores: stores,
+  })
+  // a and b first under the old list: the tombstone check a write makes there does not need x.
+  let id: string
+  do id = generateSessionId()
+  while (
+    classicOrder([x.id, a.id, b.id], id).slice(0, 2).sort().join() !== [a.id, b.id].sort().join()
+  )
+  await app.writeSession(id, { v: 1 })
+  proxies.get(x.id)!.setFault({ kind: 'blackhole' })
+  const v2 = await app.writeSession(id, { v: 2 })
+  t.same(v2.storeIds, [a.id], 'v2 missed x')
+  proxies.get(b.id)!.setFault({ kind: 'blackhole' })
+  proxies.get(x.id)!.heal()
+  await waitFor(
+    'x caught up',
+    () => app.stats().stores.find((s) => s.id === x.id)?.behind === false,
+  )
+  t.same(await app.readSession(id), { v: 2 })
+  for (const store of [x, a]) {
+    const [row] = await store.query<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM sessions_hints WHERE target_store = ?',
+      [b.id],
+    )
+    t.equal(Number(row!.n), 0, `no hint for the retiring store on ${store.id}`)
+  }
+})

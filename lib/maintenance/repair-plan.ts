@@ -252,6 +252,8 @@ export interface RepairContext {
   clockToleranceMillis: number
   /** Whether a copy's bytes decode, as a read decodes them (see {@link markUnreadable}). */
   decodes(sessionId: string, data: Buffer): boolean
+  /** Stores being retired (a change of the store list): last in every order, never written. */
+  retiring: ReadonlySet<Store>
 }
 
 /** Options of {@link repairSessions}. */
@@ -343,7 +345,7 @@ export async function repairSessions(
       // not be read may hold a copy past them too (a retiring store, in a rebalance), which its
       // own walk would skip (the session is not its first holder): not repaired either. (A move
       // is done again by a later read, or the scan.)
-      const mustHaveRead = storesToRead(order, context.copies, options)
+      const mustHaveRead = storesToRead(order, context, options)
       const unread = mustHaveRead.filter((store) => held.get(store) === undefined)
       try {
         const counts = await applyRepair(sessionId, plan)
@@ -369,18 +371,20 @@ export async function repairSessions(
  * The stores of a session's `order` that a repair must have read for the session to count as
  * repaired: in a scan, every one (each walks only the sessions it holds first); in hint
  * replay, the first `2 * copies - 1`, where a write that failed over or hedged past a store
- * may have left an extra copy. Unread, that copy would outlive the replay, which deletes the
- * hints that spare the newer copies from sweeps: once a newer write with a short life had
- * expired and been swept, its replay would bring the older copy back. Otherwise the first
- * `copies`.
+ * may have left an extra copy (a retiring store never takes a write). Unread, that copy would
+ * outlive the replay, which deletes the hints that spare the newer copies from sweeps: once a
+ * newer write with a short life had expired and been swept, its replay would bring the older
+ * copy back. Otherwise the first `copies`.
  */
 function storesToRead(
   order: readonly Store[],
-  copies: number,
+  context: RepairContext,
   options: RepairBatchOptions,
 ): readonly Store[] {
   if (options.onlyFirstHolder !== undefined) return order
-  return order.slice(0, options.mustReach === undefined ? copies : 2 * copies - 1)
+  const { copies, retiring } = context
+  if (options.mustReach === undefined) return order.slice(0, copies)
+  return order.filter((store) => !retiring.has(store)).slice(0, 2 * copies - 1)
 }
 
 /**
