@@ -106,3 +106,48 @@ crashTest(
     t.same(await liveCopies(id), [], 'no store holds a live copy of the ended session')
   },
 )
+
+/**
+ * The same with sweeps (grace 4 s: clocks may differ by 2 s): the rebalance runs while v2 is
+ * still live, or expired less than the clock tolerance ago, both moved as live sessions; then a
+ * sweep runs before y is back. The copies on x and z, the only ones the hints for y spare from
+ * sweeps, must not go while y is down, or y's replay finds v1 alone and copies it on.
+ */
+async function movedThenSwept(t: Test, v2TtlSeconds: number, waitBeforeMove: number) {
+  await resetStores()
+  const before = ['store-a', 'store-b', 'store-c']
+  let id = generateSessionId()
+  while (!['store-d', 'store-e'].every((s) => classicOrder(ids, id).slice(0, 2).includes(s))) {
+    id = generateSessionId()
+  }
+  const y = classicOrder(before, id)[1] as string
+  const swept = { sweepGraceSeconds: 4 }
+  const old = open(t, { ...swept, stores: configs(before) })
+  await old.ready()
+  await old.writeSession(id, { v: 1, cart: 'old' }, { ttlSeconds: 3600 })
+  await cluster.store(y).kill()
+  await waitFor('y down', () => storeState(old, y) === 'down')
+  await old.writeSession(id, { v: 2 }, { ttlSeconds: v2TtlSeconds })
+  await old.close()
+  await sleep(waitBeforeMove)
+  const migrating = open(t, { ...swept, stores: configs(ids), previousStores: configs(before) })
+  await migrating.ready()
+  t.same((await migrating.repair()).skippedStores, [y], `${y} was down during the rebalance`)
+  await sleep(v2TtlSeconds * 1000 + 4500 - waitBeforeMove) // past the grace
+  await migrating.sweep()
+  await cluster.store(y).start()
+  await waitFor('y caught up', () => storeState(migrating, y) === 'up', 20_000)
+  const reader = open(t, { ...swept, stores: configs(ids), previousStores: configs(before) })
+  await reader.ready()
+  t.equal(await reader.readSession(id), null, 'the older copy does not come back')
+  t.same(await liveCopies(id), [], 'no store holds a live copy of the ended session')
+}
+
+crashTest('a rebalance of a still-live short session while a store is down, then a sweep', (t) =>
+  movedThenSwept(t, 2, 0),
+)
+
+crashTest(
+  'a rebalance of a session expired within the clock tolerance while a store is down, then a sweep',
+  (t) => movedThenSwept(t, 1, 1200),
+)

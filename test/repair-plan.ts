@@ -116,6 +116,21 @@ const rows: Row[] = [
     want: ['copy c'],
   },
   {
+    // A move while a store is down: that store may hold an older copy, and the hints for it
+    // (which spare rows from sweeps) are where the write landed, not on the targets.
+    name: 'a full repair keeps the copies it moves while a store could not be read',
+    held: [null, null, live(5)],
+    allStoresUp: false,
+    want: ['copy a', 'copy b'],
+  },
+  {
+    name: '... hint replay and read repair hand them off (they keep such hints)',
+    held: [null, null, live(5)],
+    allStoresUp: false,
+    dropExtras: false,
+    want: ['copy a', 'copy b', 'remove c'],
+  },
+  {
     name: '... past it, it is over',
     held: [null, null, live(5, NOW - 1001)],
     clockToleranceMillis: 1000,

@@ -164,6 +164,12 @@ function planFromRead(
     if (newest.expiresAtMillis <= options.now && supersedes(newest, copy)) {
       actions.push({ kind: 'copy', store, source: newest })
     }
+    // A full repair (a move) keeps them while a store could not be read: it may have missed
+    // this copy's write and hold an older one, and hints for it, which spare rows from sweeps,
+    // are kept only where that write landed, not on the targets it moves to. Removed, the
+    // targets' copies (a short life) could be swept before its replay, which would then find
+    // its older copy alone and bring it back. Hint replay and read repair keep such hints.
+    if (options.dropExtras && !options.allStoresUp) continue
     actions.push({
       kind: 'remove',
       store,
