@@ -200,6 +200,43 @@ t.test('line clients without a token cannot make the server read a payload', asy
   piped.destroy()
 })
 
+t.test('a wrong auth line lets no payload behind it be read', async (t) => {
+  // The token is checked when the auth line is parsed, not when it is answered: a client that
+  // does not read its answers makes the server parse ahead of them, and a payload behind a wrong
+  // auth line was read and held (up to maxBodyBytes per connection, for 10 s).
+  const server = await startServer(t, manager, {
+    token: TOKEN,
+    sendTimeoutMillis: 30_000,
+    authTimeoutMillis: 30_000,
+    idleTimeoutMillis: 60_000,
+  })
+  const client = await rawSocket(server.lineAddress)
+  client.on('error', () => {})
+  t.teardown(() => client.destroy())
+  // Unknown commands (answered before auth) until the server waits for the client to read.
+  const batch = Buffer.from('x\n'.repeat(50))
+  let blocked = false
+  for (let i = 0; i < 20_000 && !blocked; i++) {
+    client.write(batch)
+    const started = Date.now()
+    await sleep(2)
+    while (server.stats().queuedRequests > 0 && Date.now() - started < 200) await sleep(5)
+    blocked = server.stats().queuedRequests > 0
+  }
+  t.ok(blocked, 'the server waits for the client to read')
+  const before = server.stats().bufferedBytes
+  client.write(
+    Buffer.concat([
+      Buffer.from('auth not-the-token-0123456789\nput k 1000000\n'),
+      Buffer.alloc(1_000_000, 'p'),
+      Buffer.from('\n'),
+    ]),
+  )
+  await sleep(500)
+  const held = server.stats().bufferedBytes - before
+  t.ok(held < 100_000, `the server holds ${held} more bytes, not the payload`)
+})
+
 // A Buffer kept per socket read costs some 200 bytes of heap: read one byte at a time, a line
 // or payload kept as pieces cost about 200 times its limit. The bound: a few times the limit.
 t.test(

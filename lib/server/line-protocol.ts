@@ -59,7 +59,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
 export class LineParser {
   readonly #maxLineBytes: number
   readonly #maxPayloadBytes: number
-  /** Payloads are refused (unread) until an `auth` line has been parsed. */
+  /** Checks an `auth` line's token; undefined: no token is needed. */
+  readonly #tokenMatches: ((token: string) => boolean) | undefined
+  /** Payloads are refused (unread) until an `auth` line with the right token has been parsed. */
   #needsAuth: boolean
   /** A frame asked to hang up: nothing after it is parsed. */
   #halted = false
@@ -81,17 +83,23 @@ export class LineParser {
   #sawCr = false
 
   /**
-   * With `needsAuth`, a line that announces a payload before any `auth` line is answered
-   * `UNAUTHORIZED` and ends the connection, its payload unread: an unauthenticated client
-   * cannot make the server buffer bodies. (A wrong token ends the connection too, so payloads
-   * parsed behind an `auth` line are never run for a client that failed it.)
+   * With `tokenMatches`, a line that announces a payload before an `auth` line with the right
+   * token is answered `UNAUTHORIZED` and ends the connection, its payload unread: an
+   * unauthenticated client cannot make the server buffer bodies. The token is checked as its
+   * line is parsed (the answer may come much later, to a client that does not read): a wrong
+   * one ends the connection there, and nothing behind it is read.
    */
-  constructor(maxLineBytes: number, maxPayloadBytes: number, needsAuth = false) {
+  constructor(
+    maxLineBytes: number,
+    maxPayloadBytes: number,
+    tokenMatches?: (token: string) => boolean,
+  ) {
     this.#maxLineBytes = maxLineBytes
     this.#maxPayloadBytes = maxPayloadBytes
     // One more byte than a line may hold: its CR.
     this.#line = new ByteBuffer(maxLineBytes + 1)
-    this.#needsAuth = needsAuth
+    this.#tokenMatches = tokenMatches
+    this.#needsAuth = tokenMatches !== undefined
   }
 
   /** Bytes received and not parsed yet (at most what was pushed since {@link next} last ran dry). */
@@ -268,7 +276,13 @@ export class LineParser {
     if (announced === undefined) {
       // parseLine completes a request from a payload only when one was announced.
       const request = parsed as LineRequest
-      if (request.command === 'auth') this.#needsAuth = false
+      if (request.command === 'auth' && this.#needsAuth) {
+        if (this.#tokenMatches?.(request.token) !== true) {
+          this.#hangUp(frames, new RequestError('UNAUTHORIZED', WRONG_TOKEN))
+          return
+        }
+        this.#needsAuth = false
+      }
       frames.push({ request })
     } else if (announced > this.#maxPayloadBytes) {
       const error = new RequestError(
@@ -291,6 +305,9 @@ export class LineParser {
     }
   }
 }
+
+/** The answer to a wrong token (one guess per connection). */
+export const WRONG_TOKEN = 'Wrong token; the connection is closed.'
 
 function completed(complete: Completer, payload: Buffer): Frame {
   try {

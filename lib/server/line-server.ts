@@ -7,7 +7,7 @@ import type { AccessControl } from './access.js'
 import { KEEPALIVE_DELAY_MILLIS, listenOn, REFUSAL_HEADROOM } from './listen.js'
 import type { Frame } from './line-protocol.js'
 import { errorAnswer, okAnswer } from './line-answers.js'
-import { LineParser } from './line-protocol.js'
+import { LineParser, WRONG_TOKEN } from './line-protocol.js'
 import { LineSession } from './line-session.js'
 import { RequestError, errorReply } from './request-error.js'
 
@@ -141,10 +141,11 @@ class LineConnection {
   constructor(socket: Socket, settings: LineServerSettings) {
     this.#socket = socket
     this.#settings = settings
+    const { access } = settings
     this.#parser = new LineParser(
       settings.maxLineBytes,
       settings.maxBodyBytes,
-      settings.access.requiresToken,
+      access.requiresToken ? (token) => access.tokenMatches(token) : undefined,
     )
     this.#authenticated = !settings.access.requiresToken
     this.#session = new LineSession(settings)
@@ -322,7 +323,7 @@ class LineConnection {
     if (!this.#settings.access.tokenMatches(token)) {
       // One guess per connection: a wrong token closes it.
       this.#hangUp = true
-      throw new RequestError('UNAUTHORIZED', 'Wrong token; the connection is closed.')
+      throw new RequestError('UNAUTHORIZED', WRONG_TOKEN)
     }
     this.#authenticated = true
     clearTimeout(this.#authTimer)
