@@ -7,7 +7,7 @@ import { PROMETHEUS_CONTENT_TYPE } from '../metrics/prometheus.js'
 import type { SessionManager } from '../session-manager.js'
 import { checkKey } from '../session-values.js'
 import type { AccessControl } from './access.js'
-import { drain, readBody } from './http-body.js'
+import { drain, hasBody, readBody } from './http-body.js'
 import { PipelinedRequests } from './http-pipelining.js'
 import { KEEPALIVE_DELAY_MILLIS, listenOn, REFUSAL_HEADROOM } from './listen.js'
 import { parseClientJson } from './client-json.js'
@@ -32,6 +32,8 @@ interface Route {
   methods: readonly string[]
   /** Methods that carry out If-Match / If-None-Match (any other change refuses them). */
   conditional?: readonly string[]
+  /** Methods that read a body; any other's is dropped first (bounded: {@link drain}). */
+  readsBody?: readonly string[]
   run: (request: IncomingMessage, response: ServerResponse, method: string) => Promise<void>
 }
 
@@ -183,6 +185,10 @@ export class HttpApi {
       if (method !== 'GET' && !(route.conditional ?? []).includes(method)) {
         refuseConditions(request)
       }
+      // A body nobody needs is dropped before the request is carried out, up to a bound: left
+      // to Node, all of it would be read, however large.
+      const unneeded = !(route.readsBody ?? []).includes(method) && hasBody(request)
+      if (unneeded && !(await drain(request, this.#settings.maxBodyBytes))) return
       await route.run(request, response, method)
     } catch (error) {
       this.#sendError(request, response, error)
@@ -201,7 +207,11 @@ export class HttpApi {
     }
     if (root !== 'sessions' || rest.length > 0) throw notFound()
     if (id === undefined) {
-      return { methods: ['POST'], run: (request, response) => this.#create(request, response) }
+      return {
+        methods: ['POST'],
+        readsBody: ['POST'],
+        run: (request, response) => this.#create(request, response),
+      }
     }
     // Any id is accepted; one that breaks the manager's rules is kept under a derived key.
     const session = { id, key: this.#settings.manager.sessionKey(id) }
@@ -211,6 +221,7 @@ export class HttpApi {
       return {
         methods: ['GET', 'PUT', 'PATCH', 'DELETE'],
         conditional: ['PUT'],
+        readsBody: ['PUT', 'PATCH'],
         run: (request, response, method) => this.#session(request, response, method, session),
       }
     }
@@ -224,6 +235,7 @@ export class HttpApi {
       checkKey(key)
       return {
         methods: ['GET', 'PUT', 'DELETE'],
+        readsBody: ['PUT'],
         run: (request, response, method) =>
           this.#value(request, response, method, session.key, key),
       }

@@ -46,6 +46,12 @@ export function readBody(request: IncomingMessage, maxBytes: number): Promise<Bu
   })
 }
 
+/** Whether a request carries a body (a length above 0, or chunks). */
+export function hasBody(request: IncomingMessage): boolean {
+  const { headers } = request
+  return headers['transfer-encoding'] !== undefined || Number(headers['content-length'] ?? 0) > 0
+}
+
 /**
  * Reads and drops a body nobody needs, so the connection can serve the next request; a body
  * beyond {@link DRAIN_FACTOR} times `maxBytes` is not worth reading: the connection is cut.
