@@ -124,6 +124,12 @@ const rows: Row[] = [
     want: ['copy a', 'copy b'],
   },
   {
+    name: '... an older one gets the newest instead (it must not outlive it)',
+    held: [live(5), live(5), live(3)],
+    allStoresUp: false,
+    want: ['copy c'],
+  },
+  {
     name: '... hint replay and read repair hand them off (they keep such hints)',
     held: [null, null, live(5)],
     allStoresUp: false,

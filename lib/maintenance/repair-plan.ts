@@ -158,18 +158,19 @@ function planFromRead(
   // replay and read repair remove it too (version-checked: a newer write there stays, and so
   // does one a touch extended since it was read: checked against its own expiry as read, which
   // may be later than the newest copy's, for a copy without the session's timeout).
+  // A full repair (a move) keeps them while a store could not be read: it may have missed the
+  // newest write and hold an older copy, and the hints for it, which spare rows from sweeps,
+  // are kept only where that write landed, not on the targets it moves to. Removed, the
+  // targets' copies (a short life) could be swept before its replay, which would then find its
+  // older copy alone and bring it back. (Hint replay and read repair keep such hints.)
+  const keep = options.dropExtras && !options.allStoresUp
   for (const { store, copy } of extras) {
-    // Expired within the clock tolerance, the session still ends for this app server: an
-    // older live copy must not outlive it, also if the removal does not run (a target unread).
-    if (newest.expiresAtMillis <= options.now && supersedes(newest, copy)) {
+    // An older copy kept, or one of a session expired within the clock tolerance (it ends for
+    // this app server), must not outlive the newest: it gets it, whether or not a removal runs.
+    if ((keep || newest.expiresAtMillis <= options.now) && supersedes(newest, copy)) {
       actions.push({ kind: 'copy', store, source: newest })
     }
-    // A full repair (a move) keeps them while a store could not be read: it may have missed
-    // this copy's write and hold an older one, and hints for it, which spare rows from sweeps,
-    // are kept only where that write landed, not on the targets it moves to. Removed, the
-    // targets' copies (a short life) could be swept before its replay, which would then find
-    // its older copy alone and bring it back. Hint replay and read repair keep such hints.
-    if (options.dropExtras && !options.allStoresUp) continue
+    if (keep) continue
     actions.push({
       kind: 'remove',
       store,
