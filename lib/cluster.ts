@@ -91,6 +91,7 @@ export class Cluster {
       copies,
       clock: options.clock,
       retiring: new Set(this.retiring),
+      moving: this.storeListChange.underWay,
       // As a write's expiresAt in the past (guarantees, expiry): half the sweep grace.
       clockToleranceMillis: options.sweepGraceSeconds * 500,
       decodes: (id, data) => {

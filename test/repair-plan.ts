@@ -29,6 +29,7 @@ interface Row {
   dropExtras?: boolean
   allStoresUp?: boolean
   clockToleranceMillis?: number
+  moving?: boolean
   /** `kind store` of each action, in order. */
   want: string[]
 }
@@ -118,16 +119,25 @@ const rows: Row[] = [
   {
     // A move while a store is down: that store may hold an older copy, and the hints for it
     // (which spare rows from sweeps) are where the write landed, not on the targets.
-    name: 'a full repair keeps the copies it moves while a store could not be read',
+    name: 'a move keeps the copies it moves while a store could not be read',
     held: [null, null, live(5)],
     allStoresUp: false,
+    moving: true,
     want: ['copy a', 'copy b'],
   },
   {
     name: '... an older one gets the newest instead (it must not outlive it)',
     held: [live(5), live(5), live(3)],
     allStoresUp: false,
+    moving: true,
     want: ['copy c'],
+  },
+  {
+    // Outside a change the targets took the newest write, and keep its hints themselves.
+    name: '... outside a change of the store list, a full repair hands them off all the same',
+    held: [live(5), live(5), live(5)],
+    allStoresUp: false,
+    want: ['remove c'],
   },
   {
     name: '... hint replay and read repair hand them off (they keep such hints)',
@@ -231,6 +241,7 @@ for (const row of rows) {
       dropExtras: row.dropExtras ?? true,
       allStoresUp: row.allStoresUp ?? true,
       clockToleranceMillis: row.clockToleranceMillis ?? 0,
+      moving: row.moving ?? false,
     })
     t.same(actions.map(describe), row.want)
   })

@@ -51,6 +51,11 @@ export interface RepairPlanOptions {
    * a full repair delete an expired session's newest copy outside the targets.
    */
   allStoresUp: boolean
+  /**
+   * A change of the store list is under way: copies outside the targets may be the old
+   * placement's, which a full repair moves (see {@link planRepair}).
+   */
+  moving?: boolean
 }
 
 /**
@@ -158,12 +163,13 @@ function planFromRead(
   // replay and read repair remove it too (version-checked: a newer write there stays, and so
   // does one a touch extended since it was read: checked against its own expiry as read, which
   // may be later than the newest copy's, for a copy without the session's timeout).
-  // A full repair (a move) keeps them while a store could not be read: it may have missed the
-  // newest write and hold an older copy, and the hints for it, which spare rows from sweeps,
-  // are kept only where that write landed, not on the targets it moves to. Removed, the
-  // targets' copies (a short life) could be swept before its replay, which would then find its
-  // older copy alone and bring it back. (Hint replay and read repair keep such hints.)
-  const keep = options.dropExtras && !options.allStoresUp
+  // A move (a full repair during a change of the store list) keeps them while a store could not
+  // be read: it may have missed the newest write and hold an older copy, and the hints for it,
+  // which spare rows from sweeps, are kept only where that write landed (the old placement),
+  // not on the new targets. Removed, the targets' copies (a short life) could be swept before
+  // its replay, which would then find its older copy alone and bring it back. Outside a change
+  // the targets took that write and keep those hints, and extras go as ever.
+  const keep = options.dropExtras && options.moving === true && !options.allStoresUp
   for (const { store, copy } of extras) {
     // An older copy kept, or one of a session expired within the clock tolerance (it ends for
     // this app server), must not outlive the newest: it gets it, whether or not a removal runs.
@@ -261,6 +267,8 @@ export interface RepairContext {
   decodes(sessionId: string, data: Buffer): boolean
   /** Stores being retired (a change of the store list): last in every order, never written. */
   retiring: ReadonlySet<Store>
+  /** A change of the store list is under way (`previousStores`). */
+  moving: boolean
 }
 
 /** Options of {@link repairSessions}. */
@@ -344,6 +352,7 @@ export async function repairSessions(
         now,
         clockToleranceMillis: context.clockToleranceMillis,
         dropExtras: options.dropExtras,
+        moving: context.moving,
         allStoresUp: holdings.every((entry) => entry.copy !== undefined),
       })
       // A store among the first `copies` that could not be read may lack the session, and one
