@@ -6,6 +6,7 @@ import { SessionTooLargeError } from '../lib/index.js'
 import type { SessionCodec, SessionData } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { rowsOnStores, startManager } from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
 
 // Compression and encryption at rest, against real stores: the raw rows, tampering, key
 // rotation, and rows written under another configuration.
@@ -84,6 +85,19 @@ t.test('a tampered row is an unreadable copy; the intact copy answers', async (t
     unreadable.every((event) => event.storeId === firstStore),
     'only the tampered copy is reported',
   )
+  const dataOn = async (storeId: string): Promise<Buffer> => {
+    const store = cluster.stores.find((s) => s.id === storeId)!
+    const [row] = await store.query<{ data: Buffer }>(
+      `SELECT data FROM \`${table}\` WHERE id = ?`,
+      [id],
+    )
+    return row!.data
+  }
+  // Read repair writes the intact copy's bytes over the tampered one (same version).
+  await waitFor('read repair to mend the tampered copy', async () =>
+    (await dataOn(firstStore!)).equals(await dataOn(secondStore!)),
+  )
+  await flipLastByte(firstStore!)
   await flipLastByte(secondStore!)
   t.equal(await manager.readSession(id), null, 'both tampered: no session, never garbage')
   t.ok(unreadable.length >= 1, 'reported as unreadable-copy')
