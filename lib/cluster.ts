@@ -90,6 +90,7 @@ export class Cluster {
       orderOf: (id) => this.storeListChange.repairOrder(this.order(id)),
       copies,
       clock: options.clock,
+      retiring: new Set(this.retiring),
       moving: this.storeListChange.underWay,
       // As a write's expiresAt in the past (guarantees, expiry): half the sweep grace.
       clockToleranceMillis: options.sweepGraceSeconds * 500,

@@ -265,6 +265,8 @@ export interface RepairContext {
   clockToleranceMillis: number
   /** Whether a copy's bytes decode, as a read decodes them (see {@link markUnreadable}). */
   decodes(sessionId: string, data: Buffer): boolean
+  /** Stores being retired (a change of the store list): last in every order, never written. */
+  retiring: ReadonlySet<Store>
   /** A change of the store list is under way (`previousStores`). */
   moving: boolean
 }
@@ -282,10 +284,10 @@ export interface RepairBatchOptions {
   /**
    * Count a session as repaired only if this store answered (hint replay for it): a store that
    * could not be read is not known to hold anything, and must not pass for caught up. A
-   * session that this store now holds while another of its first `copies` stores could not be
-   * read is done for this store, and listed in `handOver` instead of `failed`: what remains
-   * (that store, and the copies past the targets that go once it holds the session) is left to
-   * a hint for it.
+   * session that this store now holds while another of its first `2 * copies - 1` stores
+   * could not be read is done for this store, and listed in `handOver` instead of `failed`:
+   * what remains (that store's copy, and the copies past the targets that go once it holds
+   * the session) is left to a hint for it.
    */
   mustReach?: Store
 }
@@ -293,7 +295,7 @@ export interface RepairBatchOptions {
 /** A session repaired for `mustReach` while some of its first stores could not be read. */
 export interface HandOver {
   sessionId: string
-  /** The session's first `copies` stores that could not be read. */
+  /** The session's first `2 * copies - 1` stores that could not be read. */
   unread: Store[]
   /** The newest version read (0 when no store held a row). */
   version: number
@@ -353,13 +355,13 @@ export async function repairSessions(
         moving: context.moving,
         allStoresUp: holdings.every((entry) => entry.copy !== undefined),
       })
-      // A store among the first `copies` that could not be read may lack the session: what
-      // can be done is done, but the session does not count as repaired (see mustReach). In a
-      // scan, any store that could not be read may hold a copy past them too (a retiring
-      // store, in a rebalance), which its own walk would skip (the session is not its first
-      // holder): not repaired either. (A move is done again by a later read, or the scan.)
-      const mustHaveRead =
-        options.onlyFirstHolder === undefined ? order.slice(0, context.copies) : order
+      // A store among the first `copies` that could not be read may lack the session, and one
+      // past them (storesToRead) may hold an extra copy: what can be done is done, but the
+      // session does not count as repaired (see mustReach). In a scan, any store that could
+      // not be read may hold a copy past them too (a retiring store, in a rebalance), which its
+      // own walk would skip (the session is not its first holder): not repaired either. (A move
+      // is done again by a later read, or the scan.)
+      const mustHaveRead = storesToRead(order, context, options)
       const unread = mustHaveRead.filter((store) => held.get(store) === undefined)
       try {
         const counts = await applyRepair(sessionId, plan)
@@ -379,6 +381,26 @@ export async function repairSessions(
     }),
   )
   return totals
+}
+
+/**
+ * The stores of a session's `order` that a repair must have read for the session to count as
+ * repaired: in a scan, every one (each walks only the sessions it holds first); in hint
+ * replay, the first `2 * copies - 1`, where a write that failed over or hedged past a store
+ * may have left an extra copy (a retiring store never takes a write). Unread, that copy would
+ * outlive the replay, which deletes the hints that spare the newer copies from sweeps: once a
+ * newer write with a short life had expired and been swept, its replay would bring the older
+ * copy back. Otherwise the first `copies`.
+ */
+function storesToRead(
+  order: readonly Store[],
+  context: RepairContext,
+  options: RepairBatchOptions,
+): readonly Store[] {
+  if (options.onlyFirstHolder !== undefined) return order
+  const { copies, retiring } = context
+  if (options.mustReach === undefined) return order.slice(0, copies)
+  return order.filter((store) => !retiring.has(store)).slice(0, 2 * copies - 1)
 }
 
 /**
