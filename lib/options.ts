@@ -7,7 +7,7 @@ import type { MeterProviderLike } from './metrics/open-telemetry.js'
 import { isMeterProvider } from './metrics/open-telemetry.js'
 import type { CompressionOption, EncryptionOption } from './at-rest.js'
 import { atRestCodec, resolveCompression, resolveEncryption } from './at-rest.js'
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError, SessionShardsError } from './errors.js'
 import type { IdSigner } from './ids.js'
 import { signerOf } from './ids.js'
 import type { PlacementName } from './placement.js'
@@ -19,6 +19,7 @@ import {
   booleanOption,
   MAX_TTL_SECONDS,
   millisOption,
+  ownFields,
   secondsOption,
   wholeNumber,
 } from './validate.js'
@@ -296,10 +297,21 @@ export interface ResolvedOptions {
 }
 
 /** Applies defaults and checks every option; throws {@link InvalidOptionError} naming the option. */
-export function resolveOptions(options: SessionManagerOptions): ResolvedOptions {
-  if (options === null || typeof options !== 'object') {
+export function resolveOptions(given: SessionManagerOptions): ResolvedOptions {
+  if (given === null || typeof given !== 'object') {
     throw new InvalidOptionError('options', 'must be an object')
   }
+  const options = ownFields('options', given)
+  try {
+    return resolveOwnOptions(options)
+  } catch (error) {
+    // A value deeper down that cannot be read (a getter of a store or the codec that throws).
+    if (error instanceof SessionShardsError) throw error
+    throw new InvalidOptionError('options', 'cannot be read (a getter that throws?)')
+  }
+}
+
+function resolveOwnOptions(options: SessionManagerOptions): ResolvedOptions {
   const stores = resolveStores(options.stores)
   const copies = wholeNumber('copies', options.copies, Math.min(2, stores.length), {
     min: 1,

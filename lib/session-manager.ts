@@ -350,11 +350,12 @@ export class SessionManager extends ClusterOperations {
     // Each read once, and the expiry checked before the first read: a bad one would otherwise
     // be refused after the change ran.
     const { retries, ttlSeconds, expiresAt } = callOptions(options)
-    requestedExpiry({ ttlSeconds, expiresAt }, this.options.clock.now())
+    const expiry = requestedExpiry({ ttlSeconds, expiresAt }, this.options.clock.now())
     return updateSession(this.#access, sessionId, change, {
       retries: wholeNumber('retries', retries, 20, { min: 0, max: 1000 }),
       ttlSeconds,
-      expiresAt,
+      // The time checked, not the Date: its getTime could answer otherwise at the write.
+      expiresAt: expiresAt === undefined ? undefined : (expiry ?? undefined),
     })
   }
 

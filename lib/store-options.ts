@@ -1,6 +1,7 @@
 /** The `stores` option: each store's id and connection settings, URIs parsed without ever echoing them. */
 import type { PoolOptions } from 'mysql2'
 import { InvalidOptionError } from './errors.js'
+import { checkReadable } from './validate.js'
 
 /**
  * One MySQL store. Give either a `uri` (`mysql://user:pass@host:port/database`) or the
@@ -41,6 +42,7 @@ const DECODING_OPTIONS: Readonly<Record<string, unknown>> = {
 
 /** Checks a list of stores (`stores` or `previousStores`); ids unique, each one reachable somehow. */
 export function resolveStores(stores: unknown, option = 'stores'): ResolvedStore[] {
+  checkReadable(option, stores)
   if (!Array.isArray(stores) || stores.length === 0) {
     throw new InvalidOptionError(
       option,
@@ -51,6 +53,7 @@ export function resolveStores(stores: unknown, option = 'stores'): ResolvedStore
   const seen = new Map<string, number>()
   return stores.map((store: unknown, index) => {
     const name = `${option}[${index}]`
+    checkReadable(name, store)
     if (store === null || typeof store !== 'object') {
       throw new InvalidOptionError(name, 'must be an object with an id')
     }

@@ -85,3 +85,31 @@ export function checkSignal(value: unknown): void {
   if (!(value instanceof AbortSignal))
     throw new InvalidOptionError('signal', 'must be an AbortSignal')
 }
+
+/**
+ * Refuses a value that cannot be read: a revoked Proxy (or one whose traps throw) makes its
+ * first use, even `Array.isArray`, throw a bare TypeError.
+ */
+export function checkReadable(name: string, value: unknown): void {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return
+  try {
+    Reflect.ownKeys(value)
+  } catch {
+    throw new InvalidOptionError(name, 'cannot be read (a revoked Proxy?)')
+  }
+}
+
+/**
+ * An options object's own fields, copied once (each getter answers once, so what is checked is
+ * what runs), each value readable (see {@link checkReadable}).
+ */
+export function ownFields<T extends object>(name: string, options: T): T {
+  let copy: T
+  try {
+    copy = { ...options }
+  } catch {
+    throw new InvalidOptionError(name, 'cannot be read (a revoked Proxy, or a getter that throws)')
+  }
+  for (const [key, value] of Object.entries(copy)) checkReadable(key, value)
+  return copy
+}

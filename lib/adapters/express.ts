@@ -7,6 +7,7 @@ import type { NodeCallback } from './callbacks.js'
 import { serve } from './callbacks.js'
 import type { ManagerSource, TouchThrottleOption } from './manager-link.js'
 import { ManagerLink } from './manager-link.js'
+import { ownFields } from '../validate.js'
 
 export type {
   ExistingManagerOption,
@@ -78,11 +79,14 @@ export class SessionShardsStore extends session.Store {
 
   constructor(options: SessionShardsStoreOptions) {
     super()
-    const disableTouch = options?.disableTouch ?? false
+    // Read once, each field (a revoked Proxy is refused, typed); ManagerLink refuses a non-object.
+    const own =
+      typeof options === 'object' && options !== null ? ownFields('options', options) : options
+    const disableTouch = own?.disableTouch ?? false
     if (typeof disableTouch !== 'boolean') {
       throw new InvalidOptionError('disableTouch', 'must be a boolean')
     }
-    this.#link = new ManagerLink(this, options, options)
+    this.#link = new ManagerLink(this, own, own)
     this.manager = this.#link.manager
     this.disableTouch = disableTouch
   }

@@ -1,0 +1,173 @@
+import t from 'tap'
+import type { SessionManagerOptions } from '../lib/index.js'
+import { createSessionManager, SessionShardsError } from '../lib/index.js'
+import { startTestCluster } from './helpers/cluster.js'
+import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
+import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
+import { startManager } from './helpers/manager.js'
+
+// Options that cannot be read: a revoked Proxy (whose every use, even Array.isArray, throws a
+// bare TypeError) as a call's options argument, as an option's value, or as the options of a
+// manager or a framework store, and a getter that throws, are refused with a typed error
+// naming the option, before any statement; the session stays as it was.
+
+const cluster = await startTestCluster(t, { stores: 3 })
+
+function revoked(): object {
+  const { proxy, revoke } = Proxy.revocable({}, {})
+  revoke()
+  return proxy
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error
+    ? `${error.constructor.name} (code ${String((error as { code?: unknown }).code)}): ${error.message}`
+    : String(error)
+}
+
+t.test('a revoked Proxy as a call options argument gets a typed error', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ keep: 1 })
+  const calls: [string, () => Promise<unknown>][] = [
+    ['readSession', () => manager.readSession(id, revoked() as never)],
+    ['writeSession', () => manager.writeSession(id, { x: 1 }, revoked() as never)],
+    ['createSession', () => manager.createSession({ x: 1 }, revoked() as never)],
+    ['touch', () => manager.touch(id, revoked() as never)],
+    ['updateSession', () => manager.updateSession(id, (d) => d ?? {}, revoked() as never)],
+    ['lockSession', () => manager.lockSession(id, revoked() as never)],
+    ['withSessionLock', () => manager.withSessionLock(id, (d) => d ?? {}, revoked() as never)],
+    ['sweep', () => manager.sweep(revoked() as never)],
+    ['repair', () => manager.repair(revoked() as never)],
+    [
+      'list',
+      async () => {
+        for await (const _ of manager.list(revoked() as never));
+      },
+    ],
+  ]
+  for (const [name, call] of calls) {
+    let thrown: unknown
+    try {
+      await call()
+    } catch (error) {
+      thrown = error
+    }
+    t.ok(
+      thrown instanceof SessionShardsError &&
+        typeof (thrown as SessionShardsError).code === 'string',
+      `${name}: a typed error, got ${describe(thrown)}`,
+    )
+  }
+  t.same(await manager.readSession(id), { keep: 1 }, 'the session is untouched')
+})
+
+t.test('a revoked Proxy as a manager option value gets InvalidOptionError', async (t) => {
+  const stores = cluster.storeConfigs()
+  const cases: [string, Record<string, unknown>][] = [
+    ['stores', { stores: revoked() }],
+    ['stores[0]', { stores: [revoked(), ...stores.slice(1)] }],
+    ['secrets', { stores, secrets: revoked() }],
+    ['codec', { stores, codec: revoked() }],
+    ['clock', { stores, clock: revoked() }],
+    ['encryption', { stores, encryption: revoked() }],
+    ['compression', { stores, compression: revoked() }],
+    ['previousStores', { stores, previousStores: revoked() }],
+    ['meterProvider', { stores, meterProvider: revoked() }],
+  ]
+  for (const [name, options] of cases) {
+    let thrown: unknown
+    try {
+      const manager = createSessionManager(options as unknown as SessionManagerOptions)
+      await manager.close()
+    } catch (error) {
+      thrown = error
+    }
+    t.match(thrown, { code: 'INVALID_OPTION' }, `${name}: INVALID_OPTION, got ${describe(thrown)}`)
+    t.match((thrown as Error).message, name.replace(/\[0\]$/, ''), `${name}: named`)
+  }
+  const throwing = {
+    get stores(): never {
+      throw new Error('a getter that throws')
+    },
+  }
+  const wholes: [string, unknown][] = [
+    ['a revoked Proxy', revoked()],
+    ['a getter that throws', throwing],
+  ]
+  for (const [name, options] of wholes) {
+    t.throws(
+      () => createSessionManager(options as SessionManagerOptions),
+      { code: 'INVALID_OPTION' },
+      `${name} as the options: INVALID_OPTION`,
+    )
+  }
+  const codecGetter = {
+    stores,
+    codec: {
+      decode: JSON.parse,
+      get encode(): never {
+        throw new Error('a getter that throws')
+      },
+    },
+  }
+  t.throws(
+    () => createSessionManager(codecGetter as unknown as SessionManagerOptions),
+    { code: 'INVALID_OPTION' },
+    'a getter that throws deeper down: INVALID_OPTION',
+  )
+})
+
+t.test('a revoked Proxy in the options of a framework store gets InvalidOptionError', async (t) => {
+  const stores = cluster.storeConfigs()
+  for (const [name, Store] of [
+    ['express', ExpressStore],
+    ['fastify', FastifyStore],
+  ] as const) {
+    t.throws(() => new Store(revoked() as never), { code: 'INVALID_OPTION' }, `${name}: whole`)
+    t.throws(
+      () => new Store({ managerOptions: revoked() } as never),
+      { code: 'INVALID_OPTION' },
+      `${name}: managerOptions`,
+    )
+    t.throws(
+      () => new Store({ managerOptions: { stores }, touchAfterSeconds: revoked() } as never),
+      { code: 'INVALID_OPTION' },
+      `${name}: touchAfterSeconds`,
+    )
+  }
+})
+
+t.test('updateSession reads a Date expiresAt once: no refusal after the change ran', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ n: 1 })
+  const target = Date.now() + 3_600_000
+  // A Date whose time answers the check, then something else (as a getter that answers a second
+  // read otherwise, which the docs say cannot slip into updateSession after its change ran).
+  class ShiftyDate extends Date {
+    reads = 0
+    override getTime(): number {
+      this.reads += 1
+      return this.reads === 1 ? target : Number.NaN
+    }
+  }
+  const expiresAt = new ShiftyDate(target)
+  let changeRan = 0
+  let thrown: unknown
+  try {
+    await manager.updateSession(
+      id,
+      (data) => {
+        changeRan += 1
+        return { ...data, n: 2 }
+      },
+      { expiresAt },
+    )
+  } catch (error) {
+    thrown = error
+  }
+  t.equal(expiresAt.reads, 1, `expiresAt read once (read ${expiresAt.reads} times)`)
+  t.notOk(
+    changeRan > 0 && thrown !== undefined,
+    `the change ran ${changeRan} time(s) and then the call was refused: ${describe(thrown)}`,
+  )
+})
