@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import type { SessionManager } from '../lib/index.js'
+import type { ReadLease } from '../lib/failure/read-lease.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
 import { idWithOrderPrefix, startManager } from './helpers/manager.js'
@@ -362,3 +363,46 @@ t.test('a sweep deletes expired announcements and keeps the others', async (t) =
   )
   await noAnnouncements()
 })
+
+crashTest(
+  'an announcement made once its store had already caught up is withdrawn all the same',
+  async (t) => {
+    await noAnnouncements()
+    const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
+      copies: 2,
+      readLeaseMillis: LEASE,
+      healthCheckIntervalMillis: 100,
+      queryTimeoutMillis: 500,
+    })
+    const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
+    await faulty.writeSession(id, { v: 1 })
+    // The replay of a finishes between the write's hint and its announcement (a health round
+    // that lands in that gap): the announcement comes after the store caught up.
+    const lease = (faulty as unknown as { cluster: { readLease: ReadLease } }).cluster.readLease
+    const announce = lease.announce.bind(lease)
+    lease.announce = async (targets) => {
+      proxies.get(a.id)!.heal()
+      await waitFor('a to catch up before the announcement', () =>
+        faulty
+          .stats()
+          .stores.some((store) => store.id === a.id && !store.behind && store.state === 'up'),
+      )
+      return announce(targets)
+    }
+    proxies.get(a.id)!.setFault({ kind: 'blackhole' })
+    const v2 = await faulty.writeSession(id, { v: 2 })
+    t.same(v2.storeIds, [b.id, c.id], 'v2 missed a')
+    // Ten leases after a caught up, the announcement goes, as any other.
+    await waitFor(
+      'the announcement to be withdrawn',
+      async () => {
+        const rows = await Promise.all(
+          [b, c, d].map((store) => store.query('SELECT 1 FROM sessions_stale')),
+        )
+        return rows.every((found) => found.length === 0)
+      },
+      30 * LEASE,
+    )
+    t.pass('withdrawn')
+  },
+)

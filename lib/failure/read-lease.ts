@@ -182,7 +182,9 @@ export class ReadLease {
           if (!ok && this.#announced.get(target) === published) this.#announced.delete(target)
         })
       }
-      announcement.caughtUpAt = undefined
+      // Caught up already (a replay finished between this write's hint and now): the replay's
+      // caughtUp came before the announcement, and nothing else would ever withdraw it.
+      announcement.caughtUpAt = target.standing.behind ? undefined : performance.now()
       return announcement.known
     })
     // Rounds keep an announcement from expiring and withdraw it once settled. Resumed only now
