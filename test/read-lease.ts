@@ -19,6 +19,13 @@ const [a, b, c, d] = [
   cluster.stores[3]!,
 ]
 const LEASE = 400
+/** An app server that replays its hints soon after a store is back (a health round each 100 ms). */
+const QUICK_REPLAY = {
+  copies: 2,
+  readLeaseMillis: LEASE,
+  healthCheckIntervalMillis: 100,
+  queryTimeoutMillis: 500,
+}
 
 /** Statements `manager` sent to each store since `before` (from `stats()`), by store id. */
 function sent(manager: SessionManager, before?: Map<string, number>): Map<string, number> {
@@ -178,12 +185,7 @@ crashTest(
   'a store one app server missed: its write waits one lease, then reads go around the store until it caught up',
   async (t) => {
     await noAnnouncements()
-    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], {
-      copies: 2,
-      readLeaseMillis: LEASE,
-      healthCheckIntervalMillis: 100,
-      queryTimeoutMillis: 500,
-    })
+    const { faulty, healthy, proxies } = await grayManagers(t, cluster, [a.id], QUICK_REPLAY)
     const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
     await faulty.writeSession(id, { v: 1 })
     await leaseHolds(healthy)
@@ -368,12 +370,7 @@ crashTest(
   'an announcement made once its store had already caught up is withdrawn all the same',
   async (t) => {
     await noAnnouncements()
-    const { faulty, proxies } = await grayManagers(t, cluster, [a.id], {
-      copies: 2,
-      readLeaseMillis: LEASE,
-      healthCheckIntervalMillis: 100,
-      queryTimeoutMillis: 500,
-    })
+    const { faulty, proxies } = await grayManagers(t, cluster, [a.id], QUICK_REPLAY)
     const id = idWithOrderPrefix(faulty, [a.id, b.id, c.id])
     await faulty.writeSession(id, { v: 1 })
     // The replay of a finishes between the write's hint and its announcement (a health round
