@@ -1,7 +1,7 @@
 /** Checks of the arguments of single calls: options objects, expiries, batch sizes, versions, owners. */
 import type { RowCodec, SessionData } from './codec.js'
 import { InvalidOptionError, InvalidSessionDataError } from './errors.js'
-import { MAX_TTL_SECONDS, ownFields, secondsOption, wholeNumber } from './validate.js'
+import { MAX_TTL_SECONDS, readFields, secondsOption, wholeNumber } from './validate.js'
 
 /** The farthest a JavaScript Date reaches either side of the epoch, in milliseconds. */
 export const MAX_DATE_MILLIS = 8.64e15
@@ -59,7 +59,7 @@ function dateMillis(date: Date): number {
 
 /**
  * A call's options argument: undefined or null means none; anything but an object is refused.
- * Its own fields are copied once ({@link ownFields}): the call runs with what it checked, and
+ * Its fields are read once ({@link readFields}): the call runs with what it checked, and
  * one that cannot be read is refused with a typed error rather than a bare TypeError.
  */
 export function callOptions<T extends object>(options: T | undefined | null): T {
@@ -67,7 +67,7 @@ export function callOptions<T extends object>(options: T | undefined | null): T 
   if (typeof options !== 'object') {
     throw new InvalidOptionError('options', 'must be an object')
   }
-  return ownFields('options', options)
+  return readFields('options', options)
 }
 
 /** The most rows a scan (list, sweep, repair) reads or deletes per statement. */

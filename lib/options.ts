@@ -19,7 +19,7 @@ import {
   booleanOption,
   MAX_TTL_SECONDS,
   millisOption,
-  ownFields,
+  readFields,
   secondsOption,
   wholeNumber,
 } from './validate.js'
@@ -301,7 +301,7 @@ export function resolveOptions(given: SessionManagerOptions): ResolvedOptions {
   if (given === null || typeof given !== 'object') {
     throw new InvalidOptionError('options', 'must be an object')
   }
-  const options = ownFields('options', given)
+  const options = readFields('options', given)
   try {
     return resolveOwnOptions(options)
   } catch (error) {

@@ -350,7 +350,7 @@ export class SessionManager extends ClusterOperations {
     // Each read once, and the expiry checked before the first read: a bad one would otherwise
     // be refused after the change ran.
     const { retries, ttlSeconds, expiresAt } = callOptions(options)
-    const expiry = requestedExpiry({ ttlSeconds, expiresAt }, this.options.clock.now())
+    const expiry = this.#requestedExpiry({ ttlSeconds, expiresAt }, this.options.clock.now())
     return updateSession(this.#access, sessionId, change, {
       retries: wholeNumber('retries', retries, 20, { min: 0, max: 1000 }),
       ttlSeconds,

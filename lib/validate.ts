@@ -86,30 +86,43 @@ export function checkSignal(value: unknown): void {
     throw new InvalidOptionError('signal', 'must be an AbortSignal')
 }
 
+/** The deepest prototype chain an options object may have: far beyond any class hierarchy. */
+const MAX_OPTION_PROTOTYPES = 32
+
 /**
- * Refuses a value that cannot be read: a revoked Proxy (or one whose traps throw) makes its
- * first use, even `Array.isArray`, throw a bare TypeError.
+ * Refuses a value that cannot be read: a revoked Proxy, or one whose traps throw, makes its
+ * first use (`Array.isArray`, `instanceof`) throw a bare TypeError.
  */
 export function checkReadable(name: string, value: unknown): void {
   if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return
   try {
     Reflect.ownKeys(value)
+    Reflect.getPrototypeOf(value)
   } catch {
     throw new InvalidOptionError(name, 'cannot be read (a revoked Proxy?)')
   }
 }
 
 /**
- * An options object's own fields, copied once (each getter answers once, so what is checked is
- * what runs), each value readable (see {@link checkReadable}).
+ * An options object's fields, each read once (a getter answers once, so what is checked is
+ * what runs), each value readable (see {@link checkReadable}). Fields it inherits count, as
+ * when the object is destructured: an instance of a class with getters, `Object.create(base)`.
  */
-export function ownFields<T extends object>(name: string, options: T): T {
-  let copy: T
+export function readFields<T extends object>(name: string, options: T): T {
+  const copy: Record<PropertyKey, unknown> = {}
   try {
-    copy = { ...options }
+    let level: object | null = options
+    for (let depth = 0; level !== null && level !== Object.prototype; depth++) {
+      if (depth === MAX_OPTION_PROTOTYPES) throw new Error('prototype chain too long')
+      for (const key of Reflect.ownKeys(level)) {
+        if (key === 'constructor' || Object.hasOwn(copy, key)) continue
+        copy[key] = (options as Record<PropertyKey, unknown>)[key]
+      }
+      level = Reflect.getPrototypeOf(level)
+    }
   } catch {
     throw new InvalidOptionError(name, 'cannot be read (a revoked Proxy, or a getter that throws)')
   }
   for (const [key, value] of Object.entries(copy)) checkReadable(key, value)
-  return copy
+  return copy as T
 }

@@ -1,15 +1,17 @@
 import t from 'tap'
 import type { SessionManagerOptions } from '../lib/index.js'
-import { createSessionManager, SessionShardsError } from '../lib/index.js'
+import { createSessionManager, SessionShardsError, VersionConflictError } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
 import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
-import { startManager } from './helpers/manager.js'
+import { rowsOnStores, startManager } from './helpers/manager.js'
+import { closeAtEnd } from './helpers/teardown.js'
 
 // Options that cannot be read: a revoked Proxy (whose every use, even Array.isArray, throws a
 // bare TypeError) as a call's options argument, as an option's value, or as the options of a
 // manager or a framework store, and a getter that throws, are refused with a typed error
-// naming the option, before any statement; the session stays as it was.
+// naming the option, before any statement; the session stays as it was. Options are read as
+// destructuring reads them (inherited fields count), each once.
 
 const cluster = await startTestCluster(t, { stores: 3 })
 
@@ -170,4 +172,107 @@ t.test('updateSession reads a Date expiresAt once: no refusal after the change r
     changeRan > 0 && thrown !== undefined,
     `the change ran ${changeRan} time(s) and then the call was refused: ${describe(thrown)}`,
   )
+})
+
+t.test(
+  'updateSession with an expiresAt long past ends the session for clocks behind too',
+  async (t) => {
+    // As test/expiry.ts checks for writeSession: a past expiresAt is stored half the sweep
+    // grace (150 s) before the write, so app servers whose clocks run behind count it ended
+    // (updateSession runs with the time it checked, not clamped to now).
+    const writer = await startManager(t, cluster, { copies: 2 })
+    const behind = await startManager(t, cluster, {
+      copies: 2,
+      clock: { now: () => Date.now() - 2000 },
+    })
+    const id = await writer.createSession({ v: 1 })
+    await writer.updateSession(id, () => ({ v: 2 }), { expiresAt: 0 })
+    t.equal(await writer.readSession(id), null, 'ended for the writer')
+    t.equal(await behind.readSession(id), null, 'and for an app server whose clock is 2 s behind')
+    const [row] = [...(await rowsOnStores(cluster, id)).values()].filter(Boolean)
+    const stored = Number(row?.expires_at)
+    t.ok(
+      stored <= Date.now() - 149_000 && stored > Date.now() - 160_000,
+      `stored half the sweep grace (150 s) before the write (stored ${Date.now() - stored} ms ago)`,
+    )
+  },
+)
+
+t.test('an inherited expectedVersion is still a compare-and-set', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ v: 1 })
+  const read = await manager.readSession(id, { withVersion: true })
+  await manager.writeSession(id, { v: 2 }) // another writer moved the session on
+  // Options with the field on the prototype: a class with an accessor, or Object.create.
+  class CasOptions {
+    readonly #version: number
+    constructor(version: number) {
+      this.#version = version
+    }
+    get expectedVersion(): number {
+      return this.#version
+    }
+  }
+  await t.rejects(
+    manager.writeSession(id, { lost: 'update' }, new CasOptions(read!.version)),
+    VersionConflictError,
+    'a class instance with an expectedVersion accessor',
+  )
+  await t.rejects(
+    manager.writeSession(id, { lost: 'update' }, Object.create({ expectedVersion: read!.version })),
+    VersionConflictError,
+    'options inheriting expectedVersion',
+  )
+  t.same(await manager.readSession(id), { v: 2 }, 'the newer write is not overwritten')
+})
+
+t.test('createSessionManager takes options that inherit their fields', async (t) => {
+  const base = { stores: cluster.storeConfigs(), copies: 2, connectTimeoutMillis: 1000 }
+  let manager
+  try {
+    manager = createSessionManager(Object.create(base))
+  } catch (error) {
+    t.fail(`refused: ${(error as Error).message}`)
+    return
+  }
+  closeAtEnd(t, 'a session manager', () => manager.close())
+  t.equal(
+    (manager as unknown as { options: { copies: number } }).options.copies,
+    2,
+    'copies read from the prototype',
+  )
+})
+
+function trapping(): object {
+  return new Proxy(
+    {},
+    {
+      getPrototypeOf() {
+        throw new TypeError('trap')
+      },
+    },
+  )
+}
+
+t.test('an option value whose traps throw gets a typed error', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ keep: 1 })
+  const calls: [string, () => Promise<unknown>][] = [
+    [
+      'writeSession expiresAt',
+      () => manager.writeSession(id, { x: 1 }, { expiresAt: trapping() as never }),
+    ],
+    ['touch expiresAt', () => manager.touch(id, { expiresAt: trapping() as never })],
+    ['lockSession signal', () => manager.lockSession(id, { signal: trapping() as never })],
+  ]
+  for (const [name, call] of calls) {
+    let thrown: unknown
+    try {
+      await call()
+    } catch (error) {
+      thrown = error
+    }
+    t.ok(thrown instanceof SessionShardsError, `${name}: got ${String(thrown)}`)
+  }
+  t.same(await manager.readSession(id), { keep: 1 })
 })

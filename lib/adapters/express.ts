@@ -7,7 +7,7 @@ import type { NodeCallback } from './callbacks.js'
 import { serve } from './callbacks.js'
 import type { ManagerSource, TouchThrottleOption } from './manager-link.js'
 import { ManagerLink } from './manager-link.js'
-import { ownFields } from '../validate.js'
+import { readFields } from '../validate.js'
 
 export type {
   ExistingManagerOption,
@@ -81,7 +81,7 @@ export class SessionShardsStore extends session.Store {
     super()
     // Read once, each field (a revoked Proxy is refused, typed); ManagerLink refuses a non-object.
     const own =
-      typeof options === 'object' && options !== null ? ownFields('options', options) : options
+      typeof options === 'object' && options !== null ? readFields('options', options) : options
     const disableTouch = own?.disableTouch ?? false
     if (typeof disableTouch !== 'boolean') {
       throw new InvalidOptionError('disableTouch', 'must be a boolean')

@@ -3,7 +3,7 @@ import type { EventEmitter } from 'node:events'
 import type { SessionCodec, SessionData } from '../codec.js'
 import { jsonCodec } from '../codec.js'
 import { InvalidOptionError, InvalidSessionDataError, VersionConflictError } from '../errors.js'
-import { ownFields, secondsOption } from '../validate.js'
+import { readFields, secondsOption } from '../validate.js'
 import type { SessionManagerOptions } from '../options.js'
 import type { VersionedSession } from '../read-path.js'
 import type { SessionManager } from '../session-manager.js'
@@ -91,7 +91,7 @@ export class ManagerLink {
     if (source === null || typeof source !== 'object') {
       throw new InvalidOptionError('options', 'must be an object with manager or managerOptions')
     }
-    const { manager, managerOptions } = ownFields('options', source)
+    const { manager, managerOptions } = readFields('options', source)
     if ((manager === undefined) === (managerOptions === undefined)) {
       throw new InvalidOptionError(
         'manager',
@@ -107,7 +107,7 @@ export class ManagerLink {
     this.#touchAfterMillis =
       secondsOption(
         'touchAfterSeconds',
-        ownFields('options', throttle).touchAfterSeconds,
+        readFields('options', throttle).touchAfterSeconds,
         0,
         0,
         31_536_000,
