@@ -426,18 +426,32 @@ export class WritePath {
     this.#context.handOffInBackground(sessionId, handedOff, keepers, version)
   }
 
-  /** A write met a tombstone: the stores where it created a live copy get a tombstone too. */
+  /**
+   * A write met a tombstone: the stores where it created a live copy get a tombstone too, above
+   * that copy's version. A store it cannot bury now is hinted on the stores that take the same
+   * tombstone (the ones that answered with theirs take it as well): the copy, newer than every
+   * tombstone of the destroy, would otherwise outlive them all and be the session once they
+   * were swept. The hints keep the new tombstones from sweeps until their replay buries it.
+   */
   async #buryStrayCopies(
     sessionId: string,
     answers: readonly { store: Store; value: WriteOutcome }[],
   ): Promise<void> {
     const version = this.#context.versions.next()
     const expiresAt = this.#tombstoneExpiry()
-    await Promise.allSettled(
-      answers
-        .filter((answer) => answer.value.kind === 'written')
-        .map(({ store }) => store.destroy(sessionId, version, expiresAt)),
-    )
+    const bury = (stores: readonly Store[]) =>
+      Promise.allSettled(stores.map((store) => store.destroy(sessionId, version, expiresAt)))
+    const stray = answers.filter((answer) => answer.value.kind === 'written').map((a) => a.store)
+    const buried = await bury(stray)
+    const unburied = stray.filter((_, index) => buried[index]?.status === 'rejected')
+    if (unburied.length === 0) return
+    const others = answers.map((answer) => answer.store).filter((store) => !stray.includes(store))
+    const tombstoned = await bury(others)
+    const holders = [
+      ...stray.filter((store) => !unburied.includes(store)),
+      ...others.filter((_, index) => tombstoned[index]?.status === 'fulfilled'),
+    ]
+    await this.#context.handoff.record(sessionId, unburied, holders, version)
   }
 
   /** Tombstones must outlive every copy of the session, so none can come back (tombstoneTtlSeconds). */

@@ -1,0 +1,108 @@
+import t from 'tap'
+import { startTestCluster } from './helpers/cluster.js'
+import { grayManagers } from './helpers/gray.js'
+import {
+  idWithOrderPrefix,
+  rowsOnStores,
+  storeState,
+  storesOf,
+  storesWithLiveCopy,
+} from './helpers/manager.js'
+import { waitFor } from './helpers/wait.js'
+
+// A late write (sent before a logout, landing after it) is dropped where it meets a tombstone,
+// and the copies it created elsewhere are buried. One it cannot bury (the store went dark for
+// this app server right after taking the write) is on a store past the destroy's reach
+// (maxReadStores): newer than every tombstone, it must not outlive them once they are swept.
+const cluster = await startTestCluster(t, { stores: 5 })
+
+function fakeClock(): { now(): number; advance(millis: number): void } {
+  let now = Date.now()
+  return { now: () => now, advance: (millis) => void (now += millis) }
+}
+
+for (const buryFails of [true, false])
+  t.test(
+    `a dropped write ${buryFails ? 'whose bury failed on' : '(control: bury succeeds) on'} a store past the destroy leaves no session`,
+    async (t) => {
+      const [a, b, c, d, e] = cluster.stores.map((store) => store.id) as [
+        string,
+        string,
+        string,
+        string,
+        string,
+      ]
+      const clock = fakeClock()
+      // Defaults otherwise: tombstoneTtlSeconds = ttlSeconds, maxReadStores = copies + 1 = 4.
+      const options = {
+        copies: 3,
+        clock,
+        ttlSeconds: 60,
+        sweepGraceSeconds: 0,
+        sweepIntervalSeconds: 0,
+        healthCheckIntervalMillis: 100,
+      }
+      const {
+        faulty: writer,
+        healthy,
+        proxies,
+      } = await grayManagers(t, cluster, [a, b, e], options)
+      const id = idWithOrderPrefix(healthy, [a, b, c, d, e])
+      t.same(writer.locate(id), [a, b, c, d, e])
+      await healthy.writeSession(id, { user: 'ada', loggedIn: true })
+      // The writer's request started before the logout; it cannot reach a and b.
+      for (const store of [a, b]) proxies.get(store)!.setFault({ kind: 'reset' })
+      await waitFor('the writer to see a and b down', () =>
+        [a, b].every((store) => storeState(writer, store) === 'down'),
+      )
+      await healthy.destroySession(id) // tombstones on a, b, c, d (maxReadStores); none on e
+      const afterDestroy = await rowsOnStores(cluster, id)
+      t.same(
+        [...afterDestroy]
+          .filter(([, row]) => row?.deleted === 1)
+          .map(([store]) => store)
+          .sort(),
+        [a, b, c, d].sort(),
+        'the destroy reached a, b, c, d',
+      )
+      clock.advance(10_000) // the late request writes 10 s after the logout
+
+      // The write lands on c, d (tombstones: dropped) and e (written). As the writer buries
+      // the copy on e, e goes dark for it: the bury statement fails.
+      const proxyE = proxies.get(e)!
+      const storeE = storesOf(writer).find((store) => store.id === e)!
+      const destroy = storeE.destroy.bind(storeE)
+      storeE.destroy = (...args) => {
+        if (buryFails) proxyE.setFault({ kind: 'reset' })
+        storeE.destroy = destroy // the bury only, not the replay's tombstone later
+        return destroy(...args)
+      }
+      const result = await writer.writeSession(id, { user: 'ada', late: true })
+      t.equal(result.dropped, true, 'the late write is dropped')
+      t.same(
+        await storesWithLiveCopy(cluster, id),
+        buryFails ? [e] : [],
+        'live copies left after the dropped write',
+      )
+
+      proxyE.heal()
+      await waitFor('the writer to see e up again', () => storeState(writer, e) === 'up')
+      t.equal(await writer.readSession(id), null, 'gone while the tombstones last')
+
+      // The tombstones' time (60 s from the destroy) is up; e's copy has 10 s left.
+      clock.advance(55_000)
+      const swept = await healthy.sweep()
+      t.comment(
+        `swept ${swept.deleted} rows; rows now: ${JSON.stringify([...(await rowsOnStores(cluster, id))].map(([s, r]) => [s, r && { deleted: r.deleted, version: r.version }]))}`,
+      )
+      const seen = await writer.readSession(id)
+      t.comment(`the writer reads ${JSON.stringify(seen)}`)
+      t.equal(seen, null, 'the writer (a, b unreachable) reads it as gone')
+      t.equal(await healthy.readSession(id), null, 'the healthy app server reads it as gone')
+      await healthy.repair()
+      const afterRepair = await healthy.readSession(id)
+      t.comment(`after repair() the healthy app server reads ${JSON.stringify(afterRepair)}`)
+      t.equal(afterRepair, null, 'after repair(): still gone')
+      t.same(await storesWithLiveCopy(cluster, id), [], 'no live copy anywhere')
+    },
+  )
