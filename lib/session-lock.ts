@@ -1,5 +1,6 @@
 /** Lease locks on sessions: taken on the session's first store in service, writes fenced twice. */
 import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
 import { pauseUnlessAborted, settledUnlessAborted } from './abortable.js'
 import type { Clock } from './clock.js'
 import type { SessionData } from './codec.js'
@@ -223,11 +224,12 @@ export async function acquireLock(
   options: CheckedLockOptions,
 ): Promise<SessionLock> {
   const token = randomBytes(16).toString('base64url')
-  const { clock } = sessions
   const { signal } = options
   // A function, not a narrowed property: the signal may abort during any await below.
   const aborted = (): boolean => signal?.aborted === true
-  const giveUpAt = clock.now() + options.waitMillis
+  // The wait is timed on the monotonic clock: the `clock` option dates leases, and a fake one
+  // that stands still, or a wall clock stepped back, would leave the wait without an end.
+  const giveUpAt = performance.now() + options.waitMillis
   // Stores whose lock statement failed (a timeout, a lost connection): it may still land and
   // take the lock, so every way out of the wait without it gives the lock back there. (A store
   // counted down by then refuses the give-back unsent; guarantees §5 says what that leaves.)
@@ -272,13 +274,13 @@ export async function acquireLock(
       giveBackWhereFailed()
       throw new NoStoreAvailableError('take the lock', [round.failed])
     }
-    if (clock.now() >= giveUpAt) {
+    if (performance.now() >= giveUpAt) {
       giveBackWhereFailed()
       throw new LockTimeoutError(options.waitMillis, 'failed' in round ? round.failed : undefined)
     }
     const pause = Math.min(50, 2 + attempt * 2) * (0.5 + Math.random())
     // Cut short by an abort: the next round sees it.
-    await pauseUnlessAborted(Math.min(pause, Math.max(1, giveUpAt - clock.now())), signal)
+    await pauseUnlessAborted(Math.min(pause, Math.max(1, giveUpAt - performance.now())), signal)
   }
 }
 

@@ -1,7 +1,8 @@
 import t from 'tap'
-import { LockExpiredError } from '../lib/index.js'
+import { LockExpiredError, SessionLock } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { rowsOnStores, startManager, statementsSent } from './helpers/manager.js'
+import { idWithOrderPrefix, rowsOnStores, startManager, statementsSent } from './helpers/manager.js'
+import { sleep } from './helpers/wait.js'
 
 // Expiry decisions on a fake clock: every one reads the `clock` option, so time is moved by
 // the test, never waited for.
@@ -164,4 +165,70 @@ t.test('a lock released by an app server whose clock runs ahead', async (t) => {
   const back = await early.lockSession(id, { waitMillis: 0 })
   t.pass('and the app server ahead takes the other one released at once')
   await back.release()
+})
+
+t.test(
+  'a sweep by an app server whose clock runs 2 s ahead does not let a third take a held lock',
+  async (t) => {
+    const options = { copies: 2, sweepIntervalSeconds: 0, healthCheckIntervalMillis: 3_600_000 }
+    const ahead = { now: () => Date.now() + 2_000 }
+    const holderManager = await startManager(t, cluster, options)
+    const otherManager = await startManager(t, cluster, options)
+    const sweeper = await startManager(t, cluster, { ...options, clock: ahead })
+    const id = idWithOrderPrefix(holderManager, [cluster.stores[0]!.id, cluster.stores[1]!.id])
+    await holderManager.writeSession(id, { n: 0 })
+    // Holder and asker agree on the time; the holder has 3 s of lease.
+    const lock = await holderManager.lockSession(id, { leaseMillis: 3_000 })
+    await sleep(1_500)
+    t.equal(lock.expired, false, 'the holder still counts 1.5 s of lease')
+    await sweeper.sweep()
+    const other = await otherManager.lockSession(id, { waitMillis: 0 }).catch((e: unknown) => e)
+    const both = other instanceof SessionLock && !lock.expired
+    t.notOk(both, 'no second holder while the first still counts the lock as its own')
+    if (other instanceof SessionLock) await other.release()
+    await lock.release()
+  },
+)
+
+t.test('a lock wait ends at waitMillis on a fake clock that does not move', async (t) => {
+  let now = Date.now()
+  const clock = { now: () => now }
+  const manager = await startManager(t, cluster, { copies: 2, clock, sweepIntervalSeconds: 0 })
+  const id = await manager.createSession({ n: 1 })
+  const held = await manager.lockSession(id, { leaseMillis: 60_000 })
+  const started = performance.now()
+  const waiting = manager.lockSession(id, { waitMillis: 200 }).then(
+    () => 'locked',
+    (e: unknown) => e,
+  )
+  const result = await Promise.race([waiting, sleep(5_000).then(() => 'still waiting')])
+  t.match(result, { code: 'LOCK_TIMEOUT' }, 'LockTimeoutError within 5 s of a 200 ms wait')
+  t.ok(performance.now() - started < 5_000, 'the wait was bounded')
+  now += 120_000 // let the wait end, whatever happened
+  await waiting
+  await held.release()
+})
+
+t.test('a lock wait ends at waitMillis when the wall clock steps back', async (t) => {
+  let offset = 0
+  const clock = { now: () => Date.now() - offset }
+  const waiterManager = await startManager(t, cluster, {
+    copies: 2,
+    clock,
+    sweepIntervalSeconds: 0,
+  })
+  const holderManager = await startManager(t, cluster, { copies: 2, sweepIntervalSeconds: 0 })
+  const id = await holderManager.createSession({ n: 1 })
+  const held = await holderManager.lockSession(id, { leaseMillis: 60_000 })
+  const waiting = waiterManager.lockSession(id, { waitMillis: 500 }).then(
+    () => 'locked',
+    (e: unknown) => e,
+  )
+  await sleep(100)
+  offset = 3_600_000 // NTP steps the waiter's clock back an hour
+  const result = await Promise.race([waiting, sleep(5_000).then(() => 'still waiting')])
+  t.match(result, { code: 'LOCK_TIMEOUT' }, 'LockTimeoutError within 5 s of a 500 ms wait')
+  offset = -120_000
+  await waiting
+  await held.release()
 })

@@ -261,3 +261,25 @@ t.test('an abort in the pause after a timed-out round leaves no lock held', asyn
   slow(0)
   await lockIsFree(t, healthy, id, 'the aborted waiter')
 })
+
+for (const sweepBetween of [false, true]) {
+  t.test(
+    `a waiter's late statement, sent while another lease held the lock, does not take it once that lease ran out (${sweepBetween ? 'a sweep' : 'no sweep'} in between)`,
+    async (t) => {
+      const { faulty, healthy, slow, id } = await scene(t)
+      // A holder (that then dies: never releases) has the lock for 600 ms more.
+      await healthy.lockSession(id, { leaseMillis: 600 })
+      // The waiter's statement is on its way for 1.5 s; the waiter gives up after 250 ms, and
+      // its give-back goes out on a path no longer slow: it lands while the lease still holds.
+      slow(1_500)
+      setTimeout(() => slow(0), 150)
+      const waited = await outcome(faulty.lockSession(id, { leaseMillis: 30_000, waitMillis: 250 }))
+      t.match(waited, { code: 'LOCK_TIMEOUT' })
+      // The dead holder's lease runs out; a sweep (any app server's) deletes lapsed lease rows
+      // only long after, so the late statement still finds this one, and takes nothing.
+      await sleep(600)
+      if (sweepBetween) await healthy.sweep()
+      await lockIsFree(t, healthy, id, 'the waiter that gave up')
+    },
+  )
+}

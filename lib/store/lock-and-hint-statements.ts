@@ -91,16 +91,19 @@ export function lockAndHintStatements(table: string) {
     >,
 
     /**
-     * Delete locks whose lease ran out (left by holders that died, or whose release failed),
-     * and releases older than {@link RELEASE_KEPT_MILLIS}: up to 1000 per sweep. Taking such a
-     * lock overwrites its row all the same.
+     * Delete locks whose lease ran out (left by holders that died, or whose release failed)
+     * and releases, both over {@link RELEASE_KEPT_MILLIS} ago: up to 1000 per sweep. Taking such
+     * a lock overwrites its row all the same. Kept until then, a lease that ran out still tells
+     * a late lock statement (sent before it ended) to take nothing, and the sweeper's clock,
+     * which may run ahead of the holder's, never judges a live one run out.
      */
     sweepLocks: {
       text: () =>
-        `DELETE FROM ${locks} WHERE expires_at <= ? AND (expires_at >= 0 OR expires_at > ?) LIMIT 1000`,
+        `DELETE FROM ${locks} WHERE (expires_at BETWEEN 0 AND ?) OR ` +
+        '(expires_at < 0 AND expires_at > ?) LIMIT 1000',
       // A release's expiry is minus its time: released before now - RELEASE_KEPT_MILLIS means
       // an expiry above minus that.
-      params: (now: number) => [now, -(now - RELEASE_KEPT_MILLIS)],
+      params: (now: number) => [now - RELEASE_KEPT_MILLIS, -(now - RELEASE_KEPT_MILLIS)],
       decode: (result: ResultSetHeader) => result.affectedRows,
     } satisfies Statement<number, ResultSetHeader, number>,
 
