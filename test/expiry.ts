@@ -364,23 +364,27 @@ t.test('a sweep deletes lease locks that ran out ten minutes ago, and no lock he
   t.equal(await lockRows('old-release'), 0, 'one older than ten minutes goes')
 })
 
-t.test(
-  'an expiresAt long past ends the session for every app server, clocks behind too',
-  async (t) => {
-    const writer = await startManager(t, cluster, { copies: 2 })
-    const behind = await startManager(t, cluster, {
-      copies: 2,
-      clock: { now: () => Date.now() - 2000 },
-    })
-    const id = await writer.createSession({ v: 1 })
-    await writer.writeSession(id, { v: 2 }, { expiresAt: 0 })
-    t.equal(await writer.readSession(id), null, 'ended for the writer')
-    t.equal(await behind.readSession(id), null, 'and for an app server whose clock is 2 s behind')
-    const [row] = [...(await rowsOnStores(cluster, id)).values()].filter(Boolean)
-    const stored = Number(row?.expires_at)
-    t.ok(
-      stored <= Date.now() - 149_000 && stored > Date.now() - 160_000,
-      'stored half the sweep grace (150 s) before the write, not at 0',
-    )
-  },
-)
+for (const call of ['writeSession', 'updateSession'] as const) {
+  t.test(
+    `an expiresAt long past ends the session for every app server, clocks behind too (${call})`,
+    async (t) => {
+      const writer = await startManager(t, cluster, { copies: 2 })
+      const behind = await startManager(t, cluster, {
+        copies: 2,
+        clock: { now: () => Date.now() - 2000 },
+      })
+      const id = await writer.createSession({ v: 1 })
+      // updateSession runs with the time it checked: a Date is not read again at the write.
+      if (call === 'writeSession') await writer.writeSession(id, { v: 2 }, { expiresAt: 0 })
+      else await writer.updateSession(id, () => ({ v: 2 }), { expiresAt: new Date(0) })
+      t.equal(await writer.readSession(id), null, 'ended for the writer')
+      t.equal(await behind.readSession(id), null, 'and for an app server whose clock is 2 s behind')
+      const [row] = [...(await rowsOnStores(cluster, id)).values()].filter(Boolean)
+      const stored = Number(row?.expires_at)
+      t.ok(
+        stored <= Date.now() - 149_000 && stored > Date.now() - 160_000,
+        'stored half the sweep grace (150 s) before the write, not at 0',
+      )
+    },
+  )
+}
