@@ -371,7 +371,9 @@ export async function repairSessions(
         totals.copied += counts.copied
         totals.removed += counts.removed
         if (unread.length === 0) return
-        if (options.mustReach === undefined) {
+        // A retiring store is not hinted (nothing replays to it once it is gone): unread, the
+        // session waits for the next replay.
+        if (options.mustReach === undefined || unread.some((s) => context.retiring.has(s))) {
           totals.failed.push(sessionId)
           return
         }
@@ -389,8 +391,8 @@ export async function repairSessions(
 /**
  * The stores of a session's `order` that a repair must have read for the session to count as
  * repaired: in a scan, every one (each walks only the sessions it holds first); in hint
- * replay, the first `2 * copies - 1`, where a write that failed over or hedged past a store
- * may have left an extra copy (a retiring store never takes a write). Unread, that copy would
+ * replay, the first `2 * copies - 1` (and the retiring stores), where a write that failed
+ * over or hedged past a store may have left an extra copy. Unread, that copy would
  * outlive the replay, which deletes the hints that spare the newer copies from sweeps: once a
  * newer write with a short life had expired and been swept, its replay would bring the older
  * copy back. Otherwise the first `copies`.
@@ -403,7 +405,10 @@ function storesToRead(
   if (options.onlyFirstHolder !== undefined) return order
   const { copies, retiring } = context
   if (options.mustReach === undefined) return order.slice(0, copies)
-  return order.filter((store) => !retiring.has(store)).slice(0, 2 * copies - 1)
+  // A store being retired takes no write during the change, but may hold an extra copy that a
+  // write before it left there: read too (never handed a hint: see repairSessions).
+  const staying = order.filter((store) => !retiring.has(store)).slice(0, 2 * copies - 1)
+  return [...staying, ...order.filter((store) => retiring.has(store))]
 }
 
 /**
