@@ -63,8 +63,7 @@ export interface ReadContext {
 
 /** A copy as a read got it: whole (with its data), or a digest. */
 type Copy = StoredCopy | CopyDigest
-/** An answer; a copy that did not decode is null, with its version in `undecodableVersion`. */
-type Answer = StoreAnswer<Store, Copy | null> & { readonly undecodableVersion?: number }
+type Answer = StoreAnswer<Store, Copy | null>
 
 const hedgeAfter = (store: Store): number => store.hedgeAfterMillis()
 /**
@@ -84,19 +83,7 @@ const NO_FAILURES: readonly StoreFailure[] = Object.freeze([])
 
 /** A copy that one store alone cannot answer with: the read goes on, with the copy as seen. */
 class Unserved {
-  constructor(
-    readonly seen: StoredCopy | null,
-    /** The version of a copy seen as none because it did not decode. */
-    readonly undecodableVersion?: number,
-  ) {}
-
-  /** The answer of `store` as the general path takes it. */
-  answer(store: Store, position: number): Answer {
-    const { seen, undecodableVersion } = this
-    return undecodableVersion === undefined
-      ? { store, position, value: seen }
-      : { store, position, value: seen, undecodableVersion }
-  }
+  constructor(readonly seen: StoredCopy | null) {}
 }
 
 /** The first outcome with an answer; else, once all are in, every failure. */
@@ -177,7 +164,7 @@ export class ReadPath {
     const answered = (copy: StoredCopy | null): ReadResult | null | Promise<ReadResult | null> => {
       const found = this.#aloneAnswer(sessionId, first, copy)
       if (!(found instanceof Unserved)) return found
-      const answer = found.answer(first, order.indexOf(first))
+      const answer = { store: first, position: order.indexOf(first), value: found.seen }
       return this.#general(sessionId, [answer], NO_FAILURES, new Set([first]))
     }
     const failed = (error: unknown): AloneOutcome => ({
@@ -231,12 +218,15 @@ export class ReadPath {
     stores: readonly Store[],
     { answer, failures }: AloneOutcome,
   ): ReadResult | null | Promise<ReadResult | null> {
+    let seen: StoredCopy | null = null
+    if (answer !== undefined) {
+      const found = this.#aloneAnswer(sessionId, answer.store, answer.value as StoredCopy | null)
+      if (!(found instanceof Unserved)) return found
+      seen = found.seen
+    }
     const done = new Set(stores.filter((store) => failures.some((f) => f.storeId === store.id)))
     if (answer === undefined) return this.#general(sessionId, [], failures, done)
-    const found = this.#aloneAnswer(sessionId, answer.store, answer.value as StoredCopy | null)
-    if (!(found instanceof Unserved)) return found
-    const seen = found.answer(answer.store, answer.position)
-    return this.#general(sessionId, [seen], failures, done.add(answer.store))
+    return this.#general(sessionId, [{ ...answer, value: seen }], failures, done.add(answer.store))
   }
 
   /**
@@ -285,7 +275,7 @@ export class ReadPath {
       return { data: codec.decode(copy.data as Buffer, sessionId), copy }
     } catch (error) {
       this.#context.emit('unreadable-copy', { sessionId, storeId: store.id, error })
-      return new Unserved(null, copy.version)
+      return new Unserved(null)
     }
   }
 
@@ -400,17 +390,7 @@ export class ReadPath {
     }
     const firstCopies = new Set(order.slice(0, options.copies))
     const stale = answers
-      .filter(
-        ({ store, value, undecodableVersion }) =>
-          firstCopies.has(store) &&
-          isStale(value, verdict) &&
-          // Not a copy newer than the one served that this app server cannot decode (bytes
-          // gone bad, or a key it lacks): left as it is (see repair-plan.ts, newerUndecodable).
-          !(
-            (verdict.state === 'live' || verdict.state === 'expired') &&
-            (undecodableVersion ?? 0) > verdict.copy.version
-          ),
-      )
+      .filter(({ store, value }) => firstCopies.has(store) && isStale(value, verdict))
       .map(({ store }) => store)
     if (stale.length > 0) this.#context.repairInBackground(sessionId, stale)
     return result
@@ -486,7 +466,7 @@ export class ReadPath {
         const at = answers.findIndex((answer) => answer.value === copy)
         const answer = answers[at] as Answer
         this.#context.emit('unreadable-copy', { sessionId, storeId: answer.store.id, error })
-        answers[at] = { ...answer, value: null, undecodableVersion: copy.version }
+        answers[at] = { ...answer, value: null }
       }
     }
   }

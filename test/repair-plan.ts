@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { RepairAction, StoreHolding } from '../lib/maintenance/repair-plan.js'
-import { markUnreadable, newerUndecodable, planRepair } from '../lib/maintenance/repair-plan.js'
+import { markUnreadable, planRepair } from '../lib/maintenance/repair-plan.js'
 import type { StoredCopy } from '../lib/store/rows.js'
 import type { Store } from '../lib/store/store.js'
 
@@ -325,36 +325,3 @@ t.test(
     t.equal(decoded, 0, 'copies with the same bytes are not decoded')
   },
 )
-
-t.test('a newest copy that does not decode is left, when an older one decodes', async (t) => {
-  const bytes = (text: string, version: number, expiresAtMillis = NOW + 1000): StoredCopy => ({
-    ...live(version, expiresAtMillis),
-    data: Buffer.from(text),
-  })
-  const decodes = (data: Buffer): boolean => !data.toString().startsWith('bad')
-  const table: [string, (StoredCopy | null)[], boolean][] = [
-    ['newest bad, older good: left', [bytes('bad', 6), bytes('good', 5), null], true],
-    ['the older good one elsewhere', [bytes('bad', 6), null, bytes('good', 5)], true],
-    ['newest good', [bytes('good', 6), bytes('bad', 5), null], false],
-    ['one of the newest decodes', [bytes('bad', 6), bytes('good', 6), bytes('good', 5)], false],
-    ['none decodes', [bytes('bad', 6), bytes('bad2', 5), null], false],
-    ['one version only', [bytes('bad', 6), bytes('bad', 6), null], false],
-    [
-      'the newest expired: it goes over the older',
-      [bytes('bad', 6, NOW), bytes('good', 5), null],
-      false,
-    ],
-    ['a tombstone', [bytes('bad', 6), tombstone(7), bytes('good', 5)], false],
-  ]
-  for (const [name, held, want] of table) {
-    const holdings = [a, b, c].map((store, index) => ({ store, copy: held[index] }))
-    t.equal(newerUndecodable(holdings, NOW, decodes), want, name)
-  }
-  let decoded = 0
-  newerUndecodable(
-    [a, b].map((store) => ({ store, copy: bytes('same', 5) })),
-    NOW,
-    () => ++decoded > 0,
-  )
-  t.equal(decoded, 0, 'copies of one version are not decoded')
-})

@@ -347,9 +347,6 @@ export async function repairSessions(
         const firstHolder = holdings.find((entry) => entry.copy != null)?.store
         if (firstHolder !== options.onlyFirstHolder) return
       }
-      // Hint replay still carries the newest over: the store it replays serves lone reads.
-      const decodes = (data: Buffer) => context.decodes(sessionId, data)
-      if (options.mustReach === undefined && newerUndecodable(holdings, now, decodes)) return
       const plan = planRepair(holdings, {
         copies: context.copies,
         now,
@@ -436,31 +433,4 @@ export function markUnreadable(
       ? { ...entry, unreadable: true }
       : entry,
   )
-}
-
-/**
- * Whether the newest copy read, live, does not decode for this manager while an older one does.
- * Reads serve the older; a repair would put the newest over it and lose the session for this
- * manager, which cannot tell bytes gone bad from a key it lacks. Left as it is, for a manager
- * that decodes it, or the session's next write. Decodes only when live copies of different
- * versions were read, and the newest first.
- */
-export function newerUndecodable(
-  holdings: readonly StoreHolding[],
-  now: number,
-  decodes: (data: Buffer) => boolean,
-): boolean {
-  const copies = holdings.flatMap((entry) => (entry.copy == null ? [] : [entry.copy]))
-  if (copies.some((copy) => copy.deleted)) return false
-  const newest = newestCopy(copies)
-  // An expired newest goes over the older ones whatever it holds: they must not outlive it.
-  if (newest === undefined || newest.expiresAtMillis <= now) return false
-  const { version } = newest
-  const datas = (newest: boolean) =>
-    copies.flatMap((copy) =>
-      (copy.version === version) === newest && copy.data !== null ? [copy.data] : [],
-    )
-  const older = datas(false)
-  if (older.length === 0 || datas(true).some(decodes)) return false
-  return older.some(decodes)
 }
