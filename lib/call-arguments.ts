@@ -1,7 +1,7 @@
 /** Checks of the arguments of single calls: options objects, expiries, batch sizes, versions, owners. */
 import type { RowCodec, SessionData } from './codec.js'
 import { InvalidOptionError, InvalidSessionDataError } from './errors.js'
-import { MAX_TTL_SECONDS, readFields, secondsOption, wholeNumber } from './validate.js'
+import { checkReadable, MAX_TTL_SECONDS, secondsOption, wholeNumber } from './validate.js'
 
 /** The farthest a JavaScript Date reaches either side of the epoch, in milliseconds. */
 export const MAX_DATE_MILLIS = 8.64e15
@@ -33,6 +33,7 @@ export function requestedExpiry(
   }
   if (ttlSeconds !== undefined) return now + checkSeconds('ttlSeconds', ttlSeconds) * 1000
   if (expiresAt === undefined) return null
+  checkReadable('expiresAt', expiresAt)
   const millis = expiresAt instanceof Date ? dateMillis(expiresAt) : expiresAt
   // Beyond a Date's range the expiry could be stored but never shown again: a framework store
   // turns the stored expiry into the cookie's `expires`, and every read would throw.
@@ -58,16 +59,17 @@ function dateMillis(date: Date): number {
 }
 
 /**
- * A call's options argument: undefined or null means none; anything but an object is refused.
- * Its fields are read once ({@link readFields}): the call runs with what it checked, and
- * one that cannot be read is refused with a typed error rather than a bare TypeError.
+ * A call's options argument: undefined or null means none; anything but an object is refused,
+ * and so is one that cannot be read (a revoked Proxy: its fields are then read as
+ * destructuring reads them, each once by the call, inherited ones included).
  */
 export function callOptions<T extends object>(options: T | undefined | null): T {
   if (options === undefined || options === null) return {} as T
   if (typeof options !== 'object') {
     throw new InvalidOptionError('options', 'must be an object')
   }
-  return readFields('options', options)
+  checkReadable('options', options)
+  return options
 }
 
 /** The most rows a scan (list, sweep, repair) reads or deletes per statement. */

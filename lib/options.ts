@@ -7,7 +7,7 @@ import type { MeterProviderLike } from './metrics/open-telemetry.js'
 import { isMeterProvider } from './metrics/open-telemetry.js'
 import type { CompressionOption, EncryptionOption } from './at-rest.js'
 import { atRestCodec, resolveCompression, resolveEncryption } from './at-rest.js'
-import { InvalidOptionError, SessionShardsError } from './errors.js'
+import { InvalidOptionError } from './errors.js'
 import type { IdSigner } from './ids.js'
 import { signerOf } from './ids.js'
 import type { PlacementName } from './placement.js'
@@ -19,7 +19,7 @@ import {
   booleanOption,
   MAX_TTL_SECONDS,
   millisOption,
-  readFields,
+  resolveReadable,
   secondsOption,
   wholeNumber,
 } from './validate.js'
@@ -296,19 +296,17 @@ export interface ResolvedOptions {
   readonly meterProvider: MeterProviderLike | undefined
 }
 
+/** The options whose values are objects, checked readable before any use. */
+const OBJECT_OPTIONS = (
+  'stores previousStores secrets codec clock encryption compression meterProvider' as const
+).split(' ') as (keyof SessionManagerOptions)[]
+
 /** Applies defaults and checks every option; throws {@link InvalidOptionError} naming the option. */
 export function resolveOptions(given: SessionManagerOptions): ResolvedOptions {
   if (given === null || typeof given !== 'object') {
     throw new InvalidOptionError('options', 'must be an object')
   }
-  const options = readFields('options', given)
-  try {
-    return resolveOwnOptions(options)
-  } catch (error) {
-    // A value deeper down that cannot be read (a getter of a store or the codec that throws).
-    if (error instanceof SessionShardsError) throw error
-    throw new InvalidOptionError('options', 'cannot be read (a getter that throws?)')
-  }
+  return resolveReadable(given, OBJECT_OPTIONS, resolveOwnOptions)
 }
 
 function resolveOwnOptions(options: SessionManagerOptions): ResolvedOptions {

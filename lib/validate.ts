@@ -1,5 +1,5 @@
 /** Shared checks of option values: whole numbers, durations, booleans. Errors never echo the value. */
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError, SessionShardsError } from './errors.js'
 
 /**
  * The longest timer Node runs as asked: a longer delay fires at once (TimeoutOverflowWarning),
@@ -82,12 +82,10 @@ export function checkFunction(name: string, value: unknown): void {
 
 /** An AbortSignal, or an {@link InvalidOptionError} for `signal`. */
 export function checkSignal(value: unknown): void {
+  checkReadable('signal', value)
   if (!(value instanceof AbortSignal))
     throw new InvalidOptionError('signal', 'must be an AbortSignal')
 }
-
-/** The deepest prototype chain an options object may have: far beyond any class hierarchy. */
-const MAX_OPTION_PROTOTYPES = 32
 
 /**
  * Refuses a value that cannot be read: a revoked Proxy, or one whose traps throw, makes its
@@ -104,25 +102,21 @@ export function checkReadable(name: string, value: unknown): void {
 }
 
 /**
- * An options object's fields, each read once (a getter answers once, so what is checked is
- * what runs), each value readable (see {@link checkReadable}). Fields it inherits count, as
- * when the object is destructured: an instance of a class with getters, `Object.create(base)`.
+ * `resolve(options)`, once `options` and the values of `objectFields` (which `Array.isArray` or
+ * `instanceof` would meet) are readable; anything but a library error thrown meanwhile (a
+ * getter that throws, deeper down) is an {@link InvalidOptionError} too.
  */
-export function readFields<T extends object>(name: string, options: T): T {
-  const copy: Record<PropertyKey, unknown> = {}
+export function resolveReadable<T extends object, R>(
+  options: T,
+  objectFields: readonly (keyof T & string)[],
+  resolve: (options: T) => R,
+): R {
+  checkReadable('options', options)
   try {
-    let level: object | null = options
-    for (let depth = 0; level !== null && level !== Object.prototype; depth++) {
-      if (depth === MAX_OPTION_PROTOTYPES) throw new Error('prototype chain too long')
-      for (const key of Reflect.ownKeys(level)) {
-        if (key === 'constructor' || Object.hasOwn(copy, key)) continue
-        copy[key] = (options as Record<PropertyKey, unknown>)[key]
-      }
-      level = Reflect.getPrototypeOf(level)
-    }
-  } catch {
-    throw new InvalidOptionError(name, 'cannot be read (a revoked Proxy, or a getter that throws)')
+    for (const name of objectFields) checkReadable(name, options[name])
+    return resolve(options)
+  } catch (error) {
+    if (error instanceof SessionShardsError) throw error
+    throw new InvalidOptionError('options', 'cannot be read (a getter that throws?)')
   }
-  for (const [key, value] of Object.entries(copy)) checkReadable(key, value)
-  return copy as T
 }

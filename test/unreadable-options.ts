@@ -4,7 +4,7 @@ import { createSessionManager, SessionShardsError, VersionConflictError } from '
 import { startTestCluster } from './helpers/cluster.js'
 import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
 import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
-import { startManager } from './helpers/manager.js'
+import { rowsOnStores, startManager } from './helpers/manager.js'
 import { closeAtEnd } from './helpers/teardown.js'
 
 // Options that cannot be read: a revoked Proxy (whose every use, even Array.isArray, throws a
@@ -251,4 +251,47 @@ t.test('an option value whose traps throw gets a typed error', async (t) => {
     t.ok(thrown instanceof SessionShardsError, `${name}: got ${String(thrown)}`)
   }
   t.same(await manager.readSession(id), { keep: 1 })
+})
+
+t.test('a getter the library never asks for is not read, nor refuses the options', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ v: 0 })
+  let reads = 0
+  class WriteOptions {
+    ttlSeconds = 60
+    /** An app's own field, valid only in some states. */
+    get auditTrail(): string {
+      reads++
+      throw new Error('no audit trail before the request ends')
+    }
+  }
+  const options = new WriteOptions()
+  const { ttlSeconds } = options // what destructuring reads: fine
+  t.equal(ttlSeconds, 60)
+  let error: unknown
+  try {
+    await manager.writeSession(id, { v: 1 }, options)
+  } catch (caught) {
+    error = caught
+  }
+  t.equal(error, undefined, `the write runs with ttlSeconds 60 (got ${String(error)})`)
+  t.equal(reads, 0, 'the unrelated getter was never called')
+})
+
+t.test('a "__proto__" key of parsed JSON options is not taken for inherited options', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2 })
+  const id = await manager.createSession({ v: 0 })
+  const options = JSON.parse('{"__proto__": {"ttlSeconds": 5}}') as { ttlSeconds?: number }
+  t.equal(options.ttlSeconds, undefined, 'the parsed object has no ttlSeconds')
+  const { ttlSeconds } = options
+  t.equal(ttlSeconds, undefined, 'nor does destructuring find one')
+  const before = Date.now()
+  await manager.writeSession(id, { v: 1 }, options)
+  const rows = [...(await rowsOnStores(cluster, id)).values()].filter((row) => row !== null)
+  for (const row of rows) {
+    t.ok(
+      Number(row!.expires_at) > before + 3_600_000,
+      `the session got the default day's life, not 5 s (expires in ${Number(row!.expires_at) - before} ms)`,
+    )
+  }
 })

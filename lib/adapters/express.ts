@@ -7,7 +7,7 @@ import type { NodeCallback } from './callbacks.js'
 import { serve } from './callbacks.js'
 import type { ManagerSource, TouchThrottleOption } from './manager-link.js'
 import { ManagerLink } from './manager-link.js'
-import { readFields } from '../validate.js'
+import { checkReadable } from '../validate.js'
 
 export type {
   ExistingManagerOption,
@@ -79,14 +79,13 @@ export class SessionShardsStore extends session.Store {
 
   constructor(options: SessionShardsStoreOptions) {
     super()
-    // Read once, each field (a revoked Proxy is refused, typed); ManagerLink refuses a non-object.
-    const own =
-      typeof options === 'object' && options !== null ? readFields('options', options) : options
-    const disableTouch = own?.disableTouch ?? false
+    // A revoked Proxy is refused, typed; ManagerLink refuses a non-object.
+    if (typeof options === 'object' && options !== null) checkReadable('options', options)
+    const disableTouch = options?.disableTouch ?? false
     if (typeof disableTouch !== 'boolean') {
       throw new InvalidOptionError('disableTouch', 'must be a boolean')
     }
-    this.#link = new ManagerLink(this, own, own)
+    this.#link = new ManagerLink(this, options, options)
     this.manager = this.#link.manager
     this.disableTouch = disableTouch
   }

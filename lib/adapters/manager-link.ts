@@ -3,7 +3,7 @@ import type { EventEmitter } from 'node:events'
 import type { SessionCodec, SessionData } from '../codec.js'
 import { jsonCodec } from '../codec.js'
 import { InvalidOptionError, InvalidSessionDataError, VersionConflictError } from '../errors.js'
-import { readFields, secondsOption } from '../validate.js'
+import { checkReadable, secondsOption } from '../validate.js'
 import type { SessionManagerOptions } from '../options.js'
 import type { VersionedSession } from '../read-path.js'
 import type { SessionManager } from '../session-manager.js'
@@ -91,7 +91,9 @@ export class ManagerLink {
     if (source === null || typeof source !== 'object') {
       throw new InvalidOptionError('options', 'must be an object with manager or managerOptions')
     }
-    const { manager, managerOptions } = readFields('options', source)
+    checkReadable('options', source)
+    const { manager, managerOptions } = source
+    checkReadable('managerOptions', managerOptions)
     if ((manager === undefined) === (managerOptions === undefined)) {
       throw new InvalidOptionError(
         'manager',
@@ -105,13 +107,7 @@ export class ManagerLink {
       throw new InvalidOptionError('manager', 'must be a SessionManager (see createSessionManager)')
     }
     this.#touchAfterMillis =
-      secondsOption(
-        'touchAfterSeconds',
-        readFields('options', throttle).touchAfterSeconds,
-        0,
-        0,
-        31_536_000,
-      ) * 1000
+      secondsOption('touchAfterSeconds', throttle.touchAfterSeconds, 0, 0, 31_536_000) * 1000
     this.#events = events
     this.#owned = manager === undefined
     // A given manager's codec is not public: fingerprints then fall back to exact JSON.
