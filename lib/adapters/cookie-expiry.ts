@@ -1,5 +1,6 @@
 /** When a framework's session cookie says the session expires. */
 import { hasProtoKey, PROTO_KEY } from '../codec.js'
+import { InvalidSessionDataError } from '../errors.js'
 
 /** What a framework session's cookie says of its expiry, read once. */
 export interface CookieFacts {
@@ -104,4 +105,21 @@ export function sameLifetime(
     return Math.abs(given - stored) <= LIFETIME_SLACK_MILLIS
   }
   return given === stored
+}
+
+/**
+ * The cookie of a session handed to a save or a touch. One that cannot be read (a throwing
+ * getter, a revoked Proxy) is refused as the manager refuses such data, before any statement.
+ */
+export function givenCookie(session: unknown, now: number): CookieFacts {
+  if (session === null || typeof session !== 'object') {
+    throw new InvalidSessionDataError('a session must be an object')
+  }
+  try {
+    return cookieFacts(session, now)
+  } catch (error) {
+    throw new InvalidSessionDataError('the session cookie cannot be read (a throwing getter?)', {
+      cause: error,
+    })
+  }
 }

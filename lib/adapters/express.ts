@@ -1,6 +1,7 @@
 /** The express-session store: `session-shards/express`. @packageDocumentation */
 import session from 'express-session'
-import type { SessionData as ExpressSessionData } from 'express-session'
+import type { SessionData as ExpressSessionData, Session } from 'express-session'
+import type { Request } from 'express'
 import { InvalidOptionError } from '../errors.js'
 import type { SessionManager } from '../session-manager.js'
 import type { NodeCallback } from './callbacks.js'
@@ -76,6 +77,8 @@ export class SessionShardsStore extends session.Store {
   /** Whether `touch` does nothing (the `disableTouch` option). */
   readonly disableTouch: boolean
   readonly #link: ManagerLink
+  /** Fingerprints of the sessions built from reads, as built (see {@link createSession}). */
+  readonly #loaded = new WeakMap<object, string>()
 
   constructor(options: SessionShardsStoreOptions) {
     super()
@@ -104,9 +107,24 @@ export class SessionShardsStore extends session.Store {
     return serve(read, callback)
   }
 
+  /**
+   * Builds the framework's session from a read, remembering what it held: with
+   * `touchAfterSeconds`, only a save of a session unchanged since then may be skipped.
+   */
+  override createSession(req: Request, sess: ExpressSessionData): Session & ExpressSessionData {
+    const session = super.createSession(req, sess)
+    const fingerprint = this.#link.fingerprintOf(session)
+    if (fingerprint !== null) this.#loaded.set(session, fingerprint)
+    return session
+  }
+
   /** Saves the session, expiring with its cookie; an already expired cookie destroys it. */
   set(sid: string, sess: ExpressSessionData, callback?: NodeCallback<void>): Promise<void> {
-    return serve(this.#link.save(sid, sess), callback)
+    const loaded = this.#loaded.get(sess)
+    return serve(
+      this.#link.save(sid, sess, (fingerprint) => fingerprint === loaded),
+      callback,
+    )
   }
 
   /**

@@ -83,7 +83,12 @@ export class SessionShardsStore extends EventEmitter implements SessionStore {
 
   /** Saves the session, expiring with its cookie; an already expired cookie destroys it. */
   set(sessionId: string, session: Session, callback?: NodeCallback<void>): Promise<void> {
-    return serve(this.#link.save(sessionId, session), callback)
+    // With touchAfterSeconds, only a save @fastify/session makes of an unmodified session
+    // (`rolling`) may be skipped.
+    return serve(
+      this.#link.save(sessionId, session, () => notModified(session)),
+      callback,
+    )
   }
 
   /** Destroys the session for good: no late save and no returning store brings it back. */
@@ -97,5 +102,15 @@ export class SessionShardsStore extends EventEmitter implements SessionStore {
    */
   close(callback?: NodeCallback<void>): Promise<void> {
     return serve(this.#link.close(), callback)
+  }
+}
+
+/** Whether @fastify/session says the session is as it was loaded (false when it cannot tell). */
+function notModified(session: Session): boolean {
+  try {
+    const { isModified } = session as { isModified?: unknown }
+    return typeof isModified === 'function' && isModified.call(session) === false
+  } catch {
+    return false
   }
 }

@@ -2,7 +2,7 @@
 import type { EventEmitter } from 'node:events'
 import type { SessionCodec, SessionData } from '../codec.js'
 import { jsonCodec } from '../codec.js'
-import { InvalidOptionError, InvalidSessionDataError, VersionConflictError } from '../errors.js'
+import { InvalidOptionError, VersionConflictError } from '../errors.js'
 import { checkReadable, secondsOption } from '../validate.js'
 import type { SessionManagerOptions } from '../options.js'
 import type { VersionedSession } from '../read-path.js'
@@ -10,8 +10,8 @@ import type { SessionManager } from '../session-manager.js'
 import { createSessionManager } from '../session-manager.js'
 import type { CookieFacts } from './cookie-expiry.js'
 import {
-  cookieFacts,
   cookieLifetime,
+  givenCookie,
   sameLifetime,
   withoutCookieProto,
   withStoredExpiry,
@@ -146,7 +146,11 @@ export class ManagerLink {
    * has already expired destroys the session instead. A session destroyed meanwhile stays
    * destroyed: the manager drops the write and this store emits `write-after-destroy`.
    */
-  async save(sessionId: string, session: object): Promise<void> {
+  async save(
+    sessionId: string,
+    session: object,
+    unchangedSinceLoad: (fingerprint: string) => boolean = () => false,
+  ): Promise<void> {
     const now = Date.now()
     const { expiresAt, lifetime } = givenCookie(session, now)
     if (expiresAt !== null && expiresAt <= now) return this.destroy(sessionId)
@@ -155,7 +159,12 @@ export class ManagerLink {
     const wanted = expiresAt ?? this.#timeoutExpiry(key, now)
     if (
       wanted !== null &&
-      (await this.#savedAsTouch(key, session, expiresAt, wanted, lifetime, now))
+      (await this.#savedAsTouch(
+        key,
+        session,
+        { expiresAt, wanted, lifetime, now },
+        unchangedSinceLoad,
+      ))
     ) {
       return
     }
@@ -163,7 +172,7 @@ export class ManagerLink {
     saving.count += 1
     this.#saving.set(key, saving)
     try {
-      const fingerprint = this.#fingerprintOf(session)
+      const fingerprint = this.fingerprintOf(session)
       const written = await this.manager.writeSession(
         key,
         session as SessionData,
@@ -254,7 +263,7 @@ export class ManagerLink {
     const data = { ...read.data, cookie } as SessionData
     const expectedVersion = read.version
     try {
-      const fingerprint = this.#fingerprintOf(data)
+      const fingerprint = this.fingerprintOf(data)
       const written = await this.manager.writeSession(
         key,
         data,
@@ -340,17 +349,25 @@ export class ManagerLink {
   async #savedAsTouch(
     key: string,
     session: object,
-    expiresAt: number | null,
-    wanted: number,
-    lifetime: CookieFacts['lifetime'],
-    now: number,
+    cookie: {
+      expiresAt: number | null
+      wanted: number
+      lifetime: CookieFacts['lifetime']
+      now: number
+    },
+    unchangedSinceLoad: (fingerprint: string) => boolean,
   ): Promise<boolean> {
+    const { expiresAt, wanted, lifetime, now } = cookie
     if (this.#touchAfterMillis === 0) return false
     const seen = this.#seen.get(key)
     if (seen === undefined || seen.expiresAt <= now) return false
     if (lifetime !== seen.lifetime || wanted < seen.expiresAt) return false
     const fingerprint = dataFingerprint(session, this.#codec)
     if (fingerprint === null || fingerprint !== seen.fingerprint) return false
+    // Equal to what this app server last saw is not enough: another may have written since
+    // (a change saved from a request that loaded it earlier would then be lost). The request
+    // must not have changed what it loaded: a pure re-save, which a write would only repeat.
+    if (!unchangedSinceLoad(fingerprint)) return false
     if (!touchIsDue(seen, wanted, this.#touchAfterMillis, now)) return true
     if (!(await this.manager.touch(key, expiresAt === null ? {} : { expiresAt }))) return false
     this.#touchedTo(key, seen, wanted)
@@ -388,11 +405,12 @@ export class ManagerLink {
   }
 
   /**
-   * The throttle's fingerprint of data about to be written, taken in the same tick as the
-   * write encodes it: the app may change the object while the write is in flight, and a
-   * fingerprint of the changed object would pass its next save, never written, for a repeat.
+   * The throttle's fingerprint of data (null without a throttle): of a session as loaded, for
+   * {@link save}'s `unchangedSinceLoad`; of data about to be written, taken in the same tick as
+   * the write encodes it (the app may change the object while the write is in flight, and a
+   * fingerprint of the changed object would pass its next save, never written, for a repeat).
    */
-  #fingerprintOf(data: object): string | null {
+  fingerprintOf(data: object): string | null {
     return this.#touchAfterMillis === 0 ? null : dataFingerprint(data, this.#codec)
   }
 
@@ -419,7 +437,7 @@ export class ManagerLink {
   /** {@link #remember} of a session as a read found it, with its timeout. */
   #rememberRead(key: string, current: VersionedSession): SeenSession {
     const { version, expiresAt, data, timeoutSeconds } = current
-    const fingerprint = this.#fingerprintOf(data)
+    const fingerprint = this.fingerprintOf(data)
     const facts = { version, expiresAt, fingerprint, lifetime: cookieLifetime(data) }
     return this.#remember(key, facts, timeoutSeconds * 1000)
   }
@@ -445,23 +463,6 @@ export class ManagerLink {
   #everyStoreDown(): boolean {
     const { stores } = this.manager.stats()
     return stores.length > 0 && stores.every((store) => store.state === 'down')
-  }
-}
-
-/**
- * The cookie of a session handed to a save or a touch. One that cannot be read (a throwing
- * getter, a revoked Proxy) is refused as the manager refuses such data, before any statement.
- */
-function givenCookie(session: unknown, now: number): CookieFacts {
-  if (session === null || typeof session !== 'object') {
-    throw new InvalidSessionDataError('a session must be an object')
-  }
-  try {
-    return cookieFacts(session, now)
-  } catch (error) {
-    throw new InvalidSessionDataError('the session cookie cannot be read (a throwing getter?)', {
-      cause: error,
-    })
   }
 }
 
