@@ -7,7 +7,9 @@ import type { SessionManager } from '../session-manager.js'
 import type { NodeCallback } from './callbacks.js'
 import { serve } from './callbacks.js'
 import type { ManagerSource, TouchThrottleOption } from './manager-link.js'
+import type { LoadedSession } from './touch-throttle.js'
 import { ManagerLink } from './manager-link.js'
+import { cookieLifetime } from './cookie-expiry.js'
 import { checkReadable } from '../validate.js'
 
 export type {
@@ -77,8 +79,8 @@ export class SessionShardsStore extends session.Store {
   /** Whether `touch` does nothing (the `disableTouch` option). */
   readonly disableTouch: boolean
   readonly #link: ManagerLink
-  /** Fingerprints of the sessions built from reads, as built (see {@link createSession}). */
-  readonly #loaded = new WeakMap<object, string>()
+  /** What the sessions built from reads held as built (see {@link createSession}). */
+  readonly #loaded = new WeakMap<object, LoadedSession>()
 
   constructor(options: SessionShardsStoreOptions) {
     super()
@@ -108,23 +110,24 @@ export class SessionShardsStore extends session.Store {
   }
 
   /**
-   * Builds the framework's session from a read, remembering what it held: with
-   * `touchAfterSeconds`, only a save of a session unchanged since then may be skipped.
+   * Builds the framework's session from a read, remembering what it held: a later save or
+   * touch is judged against it (another app server may have changed the session since, so
+   * what this one last wrote cannot tell a request's own change from none).
    */
   override createSession(req: Request, sess: ExpressSessionData): Session & ExpressSessionData {
     const session = super.createSession(req, sess)
-    const fingerprint = this.#link.fingerprintOf(session)
-    if (fingerprint !== null) this.#loaded.set(session, fingerprint)
+    this.#loaded.set(session, {
+      fingerprint: this.#link.fingerprintOf(session),
+      lifetime: cookieLifetime(session),
+    })
     return session
   }
 
   /** Saves the session, expiring with its cookie; an already expired cookie destroys it. */
   set(sid: string, sess: ExpressSessionData, callback?: NodeCallback<void>): Promise<void> {
-    const loaded = this.#loaded.get(sess)
-    return serve(
-      this.#link.save(sid, sess, (fingerprint) => fingerprint === loaded),
-      callback,
-    )
+    const loaded = this.#loaded.get(sess)?.fingerprint
+    const unchanged = (fingerprint: string): boolean => fingerprint === loaded
+    return serve(this.#link.save(sid, sess, unchanged), callback)
   }
 
   /**
@@ -137,7 +140,7 @@ export class SessionShardsStore extends session.Store {
   touch(sid: string, sess: ExpressSessionData, callback?: NodeCallback<void>): Promise<void> {
     const touched = this.disableTouch
       ? Promise.resolve()
-      : this.#link.touch(sid, sess).then(() => undefined)
+      : this.#link.touch(sid, sess, this.#loaded.get(sess)).then(() => undefined)
     return serve(touched, callback)
   }
 

@@ -16,7 +16,7 @@ import {
   withoutCookieProto,
   withStoredExpiry,
 } from './cookie-expiry.js'
-import type { SeenSession } from './touch-throttle.js'
+import type { LoadedSession, SeenSession } from './touch-throttle.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from './touch-throttle.js'
 
 /** The adapter option naming a manager the application created (and closes itself). */
@@ -202,7 +202,7 @@ export class ManagerLink {
    *   destroyed when that earlier cookie has expired;
    * - an expired cookie that carries no lifetime (no `originalMaxAge`) destroys the session.
    */
-  async touch(sessionId: string, session: object): Promise<boolean> {
+  async touch(sessionId: string, session: object, loaded?: LoadedSession): Promise<boolean> {
     const now = Date.now()
     const { cookie, expiresAt, lifetime } = givenCookie(session, now)
     try {
@@ -215,7 +215,10 @@ export class ManagerLink {
         if (current === null) return false
         seen = this.#rememberRead(key, current)
       }
-      const changed = !sameLifetime(lifetime, seen.lifetime)
+      // Changed since the request loaded it, too: another app server may have written since.
+      const changed =
+        !sameLifetime(lifetime, seen.lifetime) ||
+        (loaded !== undefined && !sameLifetime(lifetime, loaded.lifetime))
       // Only a cookie that carries the stored lifetime can be told stale; one that says
       // nothing of its lifetime (not express-session's) and has expired ends it, as a save would.
       if (expiresAt !== null && expiresAt <= now && (changed || lifetime === undefined)) {

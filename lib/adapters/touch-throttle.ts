@@ -146,3 +146,11 @@ export class SeenSessions {
     this.#seen.delete(key)
   }
 }
+
+/** What a framework's session held when it was built from a read (Express's createSession). */
+export interface LoadedSession {
+  /** The throttle's fingerprint (null without a throttle). */
+  fingerprint: string | null
+  /** Its cookie's lifetime (see cookieLifetime). */
+  lifetime: number | null | undefined
+}
