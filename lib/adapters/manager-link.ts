@@ -18,6 +18,7 @@ import {
 } from './cookie-expiry.js'
 import type { LoadedSession, SeenSession } from './touch-throttle.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from './touch-throttle.js'
+import { inChunks } from './in-chunks.js'
 
 /** The adapter option naming a manager the application created (and closes itself). */
 export interface ExistingManagerOption {
@@ -60,9 +61,6 @@ export interface TouchThrottleOption {
    */
   touchAfterSeconds?: number
 }
-
-/** Sessions read or destroyed at once by `all()` and `clear()`. */
-const LISTING_CONCURRENCY = 32
 
 /**
  * What both framework adapters share: owning or borrowing the manager, cookie-driven expiry,
@@ -209,16 +207,20 @@ export class ManagerLink {
       const key = this.manager.sessionKey(sessionId)
       let seen = this.#seen.get(key)
       let current: VersionedSession | null | undefined
-      if (seen === undefined) {
-        // Never read here, or forgotten (the memory is bounded): the stored lifetime decides.
+      // Never read here, or forgotten (the memory is bounded): the stored lifetime decides. So
+      // it does when the request changed the lifetime it loaded to the one this app server
+      // last saw stored: another may have stored another since.
+      if (
+        seen === undefined ||
+        (loaded !== undefined &&
+          !sameLifetime(lifetime, loaded.lifetime) &&
+          sameLifetime(lifetime, seen.lifetime))
+      ) {
         current = await this.manager.readSession(key, { withVersion: true })
         if (current === null) return false
         seen = this.#rememberRead(key, current)
       }
-      // Changed since the request loaded it, too: another app server may have written since.
-      const changed =
-        !sameLifetime(lifetime, seen.lifetime) ||
-        (loaded !== undefined && !sameLifetime(lifetime, loaded.lifetime))
+      const changed = !sameLifetime(lifetime, seen.lifetime)
       // Only a cookie that carries the stored lifetime can be told stale; one that says
       // nothing of its lifetime (not express-session's) and has expired ends it, as a save would.
       if (expiresAt !== null && expiresAt <= now && (changed || lifetime === undefined)) {
@@ -481,20 +483,4 @@ async function refusedAsNull<T>(call: Promise<T>): Promise<T | null> {
 
 function isMalformedId(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === 'INVALID_SESSION_ID'
-}
-
-/** Feeds ids to `work` in chunks of {@link LISTING_CONCURRENCY}, one chunk at a time. */
-async function inChunks(
-  ids: AsyncIterable<string>,
-  work: (chunk: string[]) => Promise<void>,
-): Promise<void> {
-  let chunk: string[] = []
-  for await (const id of ids) {
-    chunk.push(id)
-    if (chunk.length === LISTING_CONCURRENCY) {
-      await work(chunk)
-      chunk = []
-    }
-  }
-  if (chunk.length > 0) await work(chunk)
 }
