@@ -14,7 +14,7 @@ import { gate, sleep } from './helpers/wait.js'
 // stores before it rewrites the cookie: when another request has stored that lifetime since
 // (an app that sets cookie.maxAge on each request), a long streamed response ends with a touch
 // carrying the earlier expiry its headers fixed, which must neither shorten the session below
-// the cookie the browser holds nor destroy it (see test/touch-throttle-cookie-apps.ts for the
+// the cookie the browser holds nor destroy it (see test/touch-throttle-apps.ts for the
 // other side: a lifetime another app server changed since is rewritten).
 
 const cluster = await startTestCluster(t, { stores: 3 })
