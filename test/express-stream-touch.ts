@@ -1,11 +1,10 @@
 import express from 'express'
-import session from 'express-session'
 import t from 'tap'
 import type { Test } from 'tap'
 import { SessionShardsStore } from '../lib/adapters/express.js'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { listenForTest } from './helpers/express-app.js'
+import { appWithSessions, listenForTest } from './helpers/express-app.js'
 import { CookieClient } from './helpers/http-client.js'
 import { startManager } from './helpers/manager.js'
 import { gate, sleep } from './helpers/wait.js'
@@ -23,19 +22,7 @@ const LONG = 3_600_000
 async function app(t: Test, manager: SessionManager, short: number, hold: () => Promise<void>) {
   const store = new SessionShardsStore({ manager })
   t.teardown(() => store.close())
-  const app = express()
-  app.use(
-    session({
-      store,
-      genid: () => store.generateId(),
-      secret: 'express-cookie-secret-for-tests-only',
-      name: 'sid',
-      resave: false,
-      saveUninitialized: false,
-      rolling: true,
-      cookie: { maxAge: LONG },
-    }),
-  )
+  const app = appWithSessions(store, { cookie: { maxAge: LONG } })
   const s = (req: express.Request) => req.session as unknown as { user?: string }
   // The app shortens the cookie of users who did not tick "remember me", on every request.
   app.use((req, _res, next) => {

@@ -1,5 +1,4 @@
 import express from 'express'
-import session from 'express-session'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import Fastify from 'fastify'
@@ -9,7 +8,7 @@ import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
 import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
-import { listenForTest } from './helpers/express-app.js'
+import { appWithSessions, listenForTest } from './helpers/express-app.js'
 import { CookieClient } from './helpers/http-client.js'
 import { startManager } from './helpers/manager.js'
 import { gate } from './helpers/wait.js'
@@ -77,19 +76,7 @@ async function fastifyApp(t: Test, manager: SessionManager, throttle: number, ho
 async function expressApp(t: Test, manager: SessionManager, throttle: number, hold: Hold) {
   const store = new ExpressStore({ manager, touchAfterSeconds: throttle })
   t.teardown(() => store.close())
-  const app = express()
-  app.use(
-    session({
-      store,
-      genid: () => store.generateId(),
-      secret: 'express-cookie-secret-for-tests-only',
-      name: 'sid',
-      resave: false,
-      saveUninitialized: false,
-      rolling: true,
-      cookie: { maxAge: SHORT },
-    }),
-  )
+  const app = appWithSessions(store, { cookie: { maxAge: SHORT } })
   type Sess = { user?: string; role?: string }
   const me = (req: express.Request) => {
     const s = req.session as unknown as Sess

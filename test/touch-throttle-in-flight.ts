@@ -5,12 +5,11 @@
 // acknowledged. The fingerprint is now of the data as the write encoded it. Likewise a touch in
 // flight while a save lands must not put back what it remembered before (older data's print).
 import type { AddressInfo } from 'node:net'
-import express from 'express'
-import session from 'express-session'
 import t from 'tap'
 import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
 import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import { startTestCluster } from './helpers/cluster.js'
+import { appWithSessions } from './helpers/express-app.js'
 import { CookieClient } from './helpers/http-client.js'
 import { proxiesFor, throughProxies } from './helpers/gray.js'
 import { startManager } from './helpers/manager.js'
@@ -45,18 +44,7 @@ for (const touchAfterSeconds of [0, 60])
     async (t) => {
       const manager = await startManager(t, cluster, { copies: 2, table: 'adapt_mut_app' })
       const store = new ExpressStore({ manager, touchAfterSeconds })
-      const app = express()
-      app.use(
-        session({
-          store,
-          genid: () => store.generateId(),
-          secret: 'express-cookie-secret-for-tests-only',
-          name: 'sid',
-          resave: false,
-          saveUninitialized: false,
-          cookie: { maxAge: 600_000 },
-        }),
-      )
+      const app = appWithSessions(store, { cookie: { maxAge: 600_000 }, rolling: false })
       app.post('/login', async (req, res) => {
         const s = req.session as unknown as Record<string, unknown>
         s.user = 'ada'

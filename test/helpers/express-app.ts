@@ -44,20 +44,8 @@ export async function startExpressApp(
 ): Promise<ExpressApp> {
   const store = new SessionShardsStore({ manager })
   t.teardown(() => store.close())
-  const app = express()
+  const app = appWithSessions(store, { genid: options.genid ?? (() => store.generateId()) })
   app.use(express.json())
-  app.use(
-    session({
-      store,
-      genid: options.genid ?? (() => store.generateId()),
-      secret: COOKIE_SECRET,
-      name: 'sid',
-      resave: false,
-      saveUninitialized: false,
-      rolling: true,
-      cookie: { maxAge: 60_000 },
-    }),
-  )
   const me = (req: express.Request) => ({
     sessionId: req.session === undefined ? null : req.sessionID,
     user: req.session?.user ?? null,
@@ -95,6 +83,31 @@ export async function startExpressApp(
     res.json(me(req))
   })
   return { url: await listenForTest(t, app), store }
+}
+
+/**
+ * An Express 5 app with express-session over `store`: `resave: false, saveUninitialized: false,
+ * rolling: true`, a 60 s cookie, the store's ids; `options` override any of those.
+ */
+export function appWithSessions(
+  store: SessionShardsStore,
+  options: Partial<session.SessionOptions> = {},
+): express.Express {
+  const app = express()
+  app.use(
+    session({
+      store,
+      genid: () => store.generateId(),
+      secret: COOKIE_SECRET,
+      name: 'sid',
+      resave: false,
+      saveUninitialized: false,
+      rolling: true,
+      cookie: { maxAge: 60_000 },
+      ...options,
+    }),
+  )
+  return app
 }
 
 /** Serves `app` on a free port of 127.0.0.1 until the test ends; resolves its base URL. */
