@@ -42,11 +42,7 @@ for (const buryFails of [true, false])
         sweepIntervalSeconds: 0,
         healthCheckIntervalMillis: 100,
       }
-      const {
-        faulty: writer,
-        healthy,
-        proxies,
-      } = await grayManagers(t, cluster, [a, b, e], options)
+      const { faulty: writer, healthy, proxies } = await grayManagers(t, cluster, [a, b], options)
       const id = idWithOrderPrefix(healthy, [a, b, c, d, e])
       t.same(writer.locate(id), [a, b, c, d, e])
       await healthy.writeSession(id, { user: 'ada', loggedIn: true })
@@ -67,25 +63,24 @@ for (const buryFails of [true, false])
       )
       clock.advance(10_000) // the late request writes 10 s after the logout
 
-      // The write lands on c, d (tombstones: dropped) and e (written). As the writer buries
-      // the copy on e, e goes dark for it: the bury statement fails.
-      const proxyE = proxies.get(e)!
+      // The write lands on c, d (tombstones: dropped) and e (written). The writer's tombstones
+      // for e then fail (e out of its reach for a moment): the bury, and any replay meanwhile.
       const storeE = storesOf(writer).find((store) => store.id === e)!
       const destroy = storeE.destroy.bind(storeE)
+      let eUnreachable = buryFails
+      let refused = 0
       storeE.destroy = (...args) => {
-        if (buryFails) proxyE.setFault({ kind: 'reset' })
-        storeE.destroy = destroy // the bury only, not the replay's tombstone later
-        return destroy(...args)
+        if (!eUnreachable) return destroy(...args)
+        refused++
+        return Promise.reject(new Error('e out of reach'))
       }
       const result = await writer.writeSession(id, { user: 'ada', late: true })
       t.equal(result.dropped, true, 'the late write is dropped')
-      t.same(
-        await storesWithLiveCopy(cluster, id),
-        buryFails ? [e] : [],
-        'live copies left after the dropped write',
-      )
+      // (A replay of e may already have buried it through another statement: that is the fix.)
+      if (buryFails) t.ok(refused > 0, 'the bury on e failed')
+      else t.same(await storesWithLiveCopy(cluster, id), [], 'the copy on e is buried')
 
-      proxyE.heal()
+      eUnreachable = false
       await waitFor('the writer to see e up again', () => storeState(writer, e) === 'up')
       t.equal(await writer.readSession(id), null, 'gone while the tombstones last')
 
