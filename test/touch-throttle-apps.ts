@@ -1,7 +1,4 @@
 import express from 'express'
-import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
-import Fastify from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
 import { SessionShardsStore as ExpressStore } from '../lib/adapters/express.js'
@@ -9,6 +6,7 @@ import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { appWithSessions, listenForTest } from './helpers/express-app.js'
+import { fastifyWithSessions } from './helpers/fastify-app.js'
 import { CookieClient } from './helpers/http-client.js'
 import { startManager } from './helpers/manager.js'
 import { gate } from './helpers/wait.js'
@@ -30,16 +28,7 @@ type Hold = (name: string) => Promise<void>
 
 async function fastifyApp(t: Test, manager: SessionManager, throttle: number, hold: Hold) {
   const store = new FastifyStore({ manager, touchAfterSeconds: throttle })
-  const app = Fastify()
-  await app.register(fastifyCookie)
-  await app.register(fastifySession, {
-    store,
-    idGenerator: () => store.generateId(),
-    secret: 'fastify-cookie-secret-for-tests-only-0123456789',
-    cookieName: 'sid',
-    cookie: { secure: false, maxAge: SHORT },
-  })
-  app.addHook('onClose', () => store.close())
+  const app = await fastifyWithSessions(store, SHORT)
   type Request = {
     session: {
       get(key: string): unknown

@@ -9,6 +9,7 @@ import { SessionShardsStore as FastifyStore } from '../lib/adapters/fastify.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from '../lib/adapters/touch-throttle.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
+import { fastifyWithSessions } from './helpers/fastify-app.js'
 import { CookieClient } from './helpers/http-client.js'
 import { LineClient } from './helpers/line-client.js'
 import {
@@ -431,15 +432,7 @@ t.test(
   async (t) => {
     const manager = await startManager(t, cluster, { copies: 2 })
     const store = new FastifyStore({ manager, touchAfterSeconds: 60 })
-    const app = Fastify()
-    await app.register(fastifyCookie)
-    await app.register(fastifySession, {
-      store,
-      idGenerator: () => store.generateId(),
-      secret: 'fastify-cookie-secret-for-tests-only-0123456789',
-      cookieName: 'sid',
-      cookie: { secure: false, maxAge: 600_000 },
-    })
+    const app = await fastifyWithSessions(store, 600_000)
     app.post('/login', async (request) => {
       ;(request.session as unknown as { user: string }).user = 'ada'
       return { sessionId: request.session.sessionId }

@@ -42,16 +42,7 @@ export async function startFastifyApp(
   options: FastifyAppOptions = {},
 ): Promise<FastifyApp> {
   const store = new SessionShardsStore({ manager })
-  const app = Fastify()
-  await app.register(fastifyCookie)
-  await app.register(fastifySession, {
-    store,
-    idGenerator: () => store.generateId(),
-    secret: COOKIE_SECRET,
-    cookieName: 'sid',
-    cookie: { secure: false, maxAge: 60_000 },
-  })
-  app.addHook('onClose', () => store.close())
+  const app = await fastifyWithSessions(store, 60_000)
   const me = (request: FastifyRequest) => ({
     sessionId: request.session?.sessionId ?? null,
     user: request.session?.user ?? null,
@@ -83,4 +74,22 @@ export async function startFastifyApp(
   const address = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   return { url: address, store }
+}
+
+/**
+ * A Fastify 5 app with @fastify/cookie and @fastify/session over `store` (the store's ids, a
+ * cookie of `maxAge`), which closes the store when it closes.
+ */
+export async function fastifyWithSessions(store: SessionShardsStore, maxAge: number) {
+  const app = Fastify()
+  await app.register(fastifyCookie)
+  await app.register(fastifySession, {
+    store,
+    idGenerator: () => store.generateId(),
+    secret: COOKIE_SECRET,
+    cookieName: 'sid',
+    cookie: { secure: false, maxAge },
+  })
+  app.addHook('onClose', () => store.close())
+  return app
 }
