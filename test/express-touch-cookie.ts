@@ -25,6 +25,8 @@ import { gate, sleep } from './helpers/wait.js'
 
 const cluster = await startTestCluster(t, { stores: 3 })
 const MINUTE = 60_000
+/** The cookie lifetime of a "remember me" request. */
+const REMEMBERED = 10 * MINUTE
 
 /** A session as express-session hands it to a store, with a cookie of `lifetime` ending at `expiresAt`. */
 function session(
@@ -181,7 +183,7 @@ for (const [throttle, makeStore] of stores) {
  * An Express app (resave off, maxAge a minute) over a store on `table`, counting the store's
  * set and touch calls. Routes: `/login` stores a user; `/expire?how=` makes the cookie expire
  * (`date`: `cookie.expires = new Date(0)`, `zero`: `maxAge = 0`, `negative`: `maxAge = -1000`);
- * `/browser` sets `maxAge = null`; `/stream` sends its headers, then waits for `streamGate`
+ * `/browser` sets `maxAge = null`; `/remember` sets `maxAge` to {@link REMEMBERED}; `/stream` sends its headers, then waits for `streamGate`
  * before it ends; anything else answers the user. Only `/login` changes the session's data.
  */
 async function expressApp(
@@ -220,6 +222,7 @@ async function expressApp(
         else req.session.cookie.maxAge = how === 'zero' ? 0 : -1000
       }
       if (url.pathname === '/browser') req.session.cookie.maxAge = null as unknown as number
+      if (url.pathname === '/remember') req.session.cookie.maxAge = REMEMBERED
       if (url.pathname === '/stream') {
         res.write('streaming ')
         await options.streamGate?.()
@@ -286,4 +289,86 @@ t.test('express app: a long streamed response does not cut the session short', a
   t.equal(await r1.text(), 'streaming {"user":"ada"}')
   t.same(calls, ['touch'], 'R1 ended with a touch')
   t.same(await versionAndExpiry(manager, id), afterR2, 'not shortened, not rewritten')
+})
+
+/** Whether the stored cookie of `id` has the lifetime of a "remember me" request. */
+async function remembered(store: SessionShardsStore, id: string): Promise<boolean> {
+  const lifetime = (await storedCookie(store, id))?.lifetime
+  return typeof lifetime === 'number' && Math.abs(lifetime - REMEMBERED) < 100
+}
+
+t.test(
+  'express app: a slow request that changed nothing keeps a lifetime changed meanwhile',
+  async (t) => {
+    const streamGate = gate()
+    const { manager, store, calls, url } = await expressApp(t, 'touch_app_remember', {
+      rolling: true,
+      streamGate: streamGate.wait,
+    })
+    const { id, cookie } = await logIn(url)
+    // R1 loads the session (a minute's cookie) and streams; R2 asks to be remembered meanwhile.
+    const r1 = await fetch(`${url}/stream`, { headers: { cookie } })
+    await streamGate.entered
+    calls.length = 0
+    await send(`${url}/remember`, { cookie })
+    t.same(calls, ['touch'], 'express-session touched, did not save')
+    t.ok(await remembered(store, id), 'the new lifetime is stored')
+    const afterR2 = await versionAndExpiry(manager, id)
+    t.ok(afterR2!.expiresAt > Date.now() + 9 * MINUTE, 'and the expiry with it')
+    // R1 ends with the lifetime it loaded: it changed nothing, so it undoes nothing.
+    streamGate.release()
+    t.equal(await r1.text(), 'streaming {"user":"ada"}')
+    t.ok(await remembered(store, id), 'the lifetime stays')
+    t.same(await versionAndExpiry(manager, id), afterR2, 'not shortened, not rewritten')
+  },
+)
+
+/**
+ * Makes another request's write land before each of the first `times` compare-and-set writes
+ * through `manager` (a touch's write of a new cookie): it writes the stored data with `note`.
+ * Resolves nothing; `races()` tells how many landed.
+ */
+function raceCookieWrites(manager: SessionManager, id: string, times: number) {
+  const write = manager.writeSession.bind(manager)
+  let raced = 0
+  Object.defineProperty(manager, 'writeSession', {
+    value: async (...args: Parameters<SessionManager['writeSession']>) => {
+      if (raced < times && args[2]?.expectedVersion !== undefined) {
+        raced += 1
+        const current = await manager.readSession(id, { withVersion: true })
+        const data = { ...current!.data, note: `written meanwhile ${raced}` }
+        await write(id, data, { expiresAt: current!.expiresAt })
+      }
+      return write(...args)
+    },
+  })
+  return { races: () => raced }
+}
+
+t.test(
+  'express app: a new lifetime is stored even when a write lands during its touch',
+  async (t) => {
+    const { manager, store, url } = await expressApp(t, 'touch_app_remember_race')
+    const { id, cookie } = await logIn(url)
+    const { races } = raceCookieWrites(manager, id, 2)
+    await send(`${url}/remember`, { cookie })
+    t.equal(races(), 2, 'two writes landed during the touch')
+    t.ok(await remembered(store, id), 'the new lifetime is stored')
+    const stored = { user: 'ada', note: 'written meanwhile 2' }
+    t.match(await manager.readSession(id), stored, 'over the last write')
+  },
+)
+
+t.test('a touch that keeps meeting writes fails rather than drop its new lifetime', async (t) => {
+  const manager = await startManager(t, cluster, { copies: 2, table: 'touch_remember_busy' })
+  const store = new SessionShardsStore({ manager })
+  const id = store.generateId()
+  await store.set(id, session(MINUTE, Date.now() + MINUTE))
+  const loaded = store.createSession({ sessionID: id } as never, (await store.get(id))!)
+  loaded.cookie.maxAge = REMEMBERED
+  const { races } = raceCookieWrites(manager, id, Infinity)
+  await t.rejects(store.touch(id, loaded), { code: 'VERSION_CONFLICT' })
+  t.equal(races(), 3, 'it tried three times')
+  t.equal((await storedCookie(store, id))?.lifetime, MINUTE, 'the lifetime is as it was')
+  t.match(await manager.readSession(id), { note: 'written meanwhile 3' }, 'the writes stand')
 })

@@ -20,6 +20,9 @@ import type { LoadedSession, SeenSession } from './touch-throttle.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from './touch-throttle.js'
 import { inChunks } from './in-chunks.js'
 
+/** How often a touch that changes the cookie's lifetime puts it over another write. */
+const REPLACE_COOKIE_ATTEMPTS = 3
+
 /** The adapter option naming a manager the application created (and closes itself). */
 export interface ExistingManagerOption {
   /**
@@ -191,7 +194,8 @@ export class ManagerLink {
    * cookie it is given):
    * - a cookie with another lifetime than the stored one (`maxAge` changed, or made null for a
    *   browser-session cookie) is stored with the session, and destroys it when it has already
-   *   expired (`expires` in the past, `maxAge` 0 or negative);
+   *   expired (`expires` in the past, `maxAge` 0 or negative); when the session was built from
+   *   a read (`loaded`), only if the request changed the lifetime it loaded;
    * - a cookie with the stored lifetime only moves the expiry later: the manager's touch never
    *   shortens. An earlier expiry with the same lifetime comes from a request that began
    *   before another one extended the session (a long streamed response: express-session
@@ -207,20 +211,22 @@ export class ManagerLink {
       const key = this.manager.sessionKey(sessionId)
       let seen = this.#seen.get(key)
       let current: VersionedSession | null | undefined
+      // A request that kept the lifetime it loaded changed nothing, whatever is stored now (a
+      // slow request must not undo a "remember me" made meanwhile). Unknown when the session
+      // was not built from a read here: the stored lifetime then decides.
+      const ownChange = loaded === undefined || !sameLifetime(lifetime, loaded.lifetime)
       // Never read here, or forgotten (the memory is bounded): the stored lifetime decides. So
       // it does when the request changed the lifetime it loaded to the one this app server
       // last saw stored: another may have stored another since.
       if (
         seen === undefined ||
-        (loaded !== undefined &&
-          !sameLifetime(lifetime, loaded.lifetime) &&
-          sameLifetime(lifetime, seen.lifetime))
+        (loaded !== undefined && ownChange && sameLifetime(lifetime, seen.lifetime))
       ) {
         current = await this.manager.readSession(key, { withVersion: true })
         if (current === null) return false
         seen = this.#rememberRead(key, current)
       }
-      const changed = !sameLifetime(lifetime, seen.lifetime)
+      const changed = ownChange && !sameLifetime(lifetime, seen.lifetime)
       // Only a cookie that carries the stored lifetime can be told stale; one that says
       // nothing of its lifetime (not express-session's) and has expired ends it, as a save would.
       if (expiresAt !== null && expiresAt <= now && (changed || lifetime === undefined)) {
@@ -253,8 +259,10 @@ export class ManagerLink {
    * Gives the stored session the cookie of a touch that changed its lifetime, as
    * express-session's MemoryStore does (the stored data stays, the cookie is replaced), with
    * the cookie's expiry (null: the manager's timeout), over the version read (`current`, else
-   * read now): resolves whether it was live, or undefined when another request wrote it in
-   * between (the touch then only extends the expiry).
+   * read now). Another request's write in between (a version conflict) is read and the cookie
+   * put over it again, up to {@link REPLACE_COOKIE_ATTEMPTS} times; then the conflict is
+   * thrown (the touch did not do what was asked). Resolves whether the session was live, or
+   * undefined when it already has that lifetime (the touch then only extends the expiry).
    */
   async #replaceCookie(
     key: string,
@@ -263,22 +271,27 @@ export class ManagerLink {
     lifetime: CookieFacts['lifetime'],
     current?: VersionedSession | null,
   ): Promise<boolean | undefined> {
-    const read = current ?? (await this.manager.readSession(key, { withVersion: true }))
-    if (read === null) return false
-    const data = { ...read.data, cookie } as SessionData
-    const expectedVersion = read.version
-    try {
-      const fingerprint = this.fingerprintOf(data)
-      const written = await this.manager.writeSession(
-        key,
-        data,
-        expiresAt === null ? { expectedVersion } : { expiresAt, expectedVersion },
-      )
-      this.#see(key, written.dropped ? null : expiresAt, fingerprint, lifetime, written.version)
-      return !written.dropped
-    } catch (error) {
-      if (error instanceof VersionConflictError) return undefined
-      throw error
+    for (let attempt = 1; ; attempt += 1) {
+      const read = current ?? (await this.manager.readSession(key, { withVersion: true }))
+      current = undefined
+      if (read === null) return false
+      if (sameLifetime(lifetime, cookieLifetime(read.data))) return undefined
+      const data = { ...read.data, cookie } as SessionData
+      const expectedVersion = read.version
+      try {
+        const fingerprint = this.fingerprintOf(data)
+        const written = await this.manager.writeSession(
+          key,
+          data,
+          expiresAt === null ? { expectedVersion } : { expiresAt, expectedVersion },
+        )
+        this.#see(key, written.dropped ? null : expiresAt, fingerprint, lifetime, written.version)
+        return !written.dropped
+      } catch (error) {
+        if (!(error instanceof VersionConflictError) || attempt >= REPLACE_COOKIE_ATTEMPTS) {
+          throw error
+        }
+      }
     }
   }
 
