@@ -167,6 +167,8 @@ t.test('secrets turned on: all and clear pass over sessions stored under older i
     [id],
     'all lists the sessions the manager reads (the older id no request can read)',
   )
+  t.same(await store.ids(), [id], 'so does ids')
+  t.equal(await store.length(), 1, 'and length counts them alone')
   await store.clear()
   t.equal(await store.get(id), null, 'clear destroys those, and does not fail on the older one')
 })

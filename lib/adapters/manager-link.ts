@@ -18,7 +18,7 @@ import {
 } from './cookie-expiry.js'
 import type { LoadedSession, SeenSession } from './touch-throttle.js'
 import { dataFingerprint, SeenSessions, touchIsDue } from './touch-throttle.js'
-import { inChunks } from './in-chunks.js'
+import { clearListed, isMalformedId, listedCount, listedIds, listedSessions } from './listing.js'
 
 /** How often a touch that changes the cookie's lifetime puts it over another write. */
 const REPLACE_COOKIE_ATTEMPTS = 3
@@ -306,16 +306,14 @@ export class ManagerLink {
     }
   }
 
-  /** Every live session's key (its id, or the key derived from an id), once each. */
-  async ids(): Promise<string[]> {
-    const ids: string[] = []
-    for await (const id of this.manager.list()) ids.push(id)
-    return ids
+  /** Every live session's key (its id, or the key derived from an id), once each (see {@link all}). */
+  ids(): Promise<string[]> {
+    return listedIds(this.manager)
   }
 
-  /** How many live sessions there are, each counted once (a manager that throws: rejects). */
-  async count(): Promise<number> {
-    return this.manager.count()
+  /** How many live sessions there are, each counted once, as {@link all} lists them. */
+  count(): Promise<number> {
+    return listedCount(this.manager)
   }
 
   /**
@@ -323,29 +321,16 @@ export class ManagerLink {
    * cookie's); one that ends while being listed is left out, and so is one under an id the
    * manager refuses (unsigned, or signed with a secret since dropped: no request reads it).
    */
-  async all(): Promise<{ id: string; data: SessionData }[]> {
-    const sessions: { id: string; data: SessionData }[] = []
-    await inChunks(this.manager.list(), async (ids) => {
-      const found = await Promise.all(
-        ids.map((id) => refusedAsNull(this.manager.readSession(id, { withVersion: true }))),
-      )
-      found.forEach((current, index) => {
-        if (current === null) return
-        const data = withStoredExpiry(withoutCookieProto(current.data), current.expiresAt)
-        sessions.push({ id: ids[index] as string, data })
-      })
-    })
-    return sessions
+  all(): Promise<{ id: string; data: SessionData }[]> {
+    return listedSessions(this.manager)
   }
 
   /**
    * Destroys every live session through the manager, so none can come back. Sessions under
    * ids the manager refuses (see {@link all}) are left to expire: no request can read them.
    */
-  async clear(): Promise<void> {
-    await inChunks(this.manager.list(), async (ids) => {
-      await Promise.all(ids.map((id) => refusedAsNull(this.manager.destroySession(id))))
-    })
+  clear(): Promise<void> {
+    return clearListed(this.manager)
   }
 
   /** Stops relaying the manager's events, and closes the manager if the store created it. */
@@ -482,18 +467,4 @@ export class ManagerLink {
     const { stores } = this.manager.stats()
     return stores.length > 0 && stores.every((store) => store.state === 'down')
   }
-}
-
-/** The call's result, or null when the manager refused its id (see {@link isMalformedId}). */
-async function refusedAsNull<T>(call: Promise<T>): Promise<T | null> {
-  try {
-    return await call
-  } catch (error) {
-    if (isMalformedId(error)) return null
-    throw error
-  }
-}
-
-function isMalformedId(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === 'INVALID_SESSION_ID'
 }
