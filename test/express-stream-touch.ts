@@ -46,33 +46,50 @@ for (const [what, short, idle] of [
   ['is not shortened', 60_000, 1_500],
   ['is not destroyed', 3_000, 3_500],
 ] as const) {
-  t.test(`a session extended while a streamed response runs ${what} when it ends`, async (t) => {
-    const manager = await startManager(t, cluster, { copies: 2, table: `r4_stream_${short}` })
-    const streaming = gate()
-    const url = await app(t, manager, short, streaming.wait)
-    const browser = new CookieClient()
-    await browser.post(`${url}/login`) // stored with the long lifetime
-    const id = decodeURIComponent(browser.cookie('sid')!).slice(2).split('.')[0]!
-    const key = manager.sessionKey(id)
-    // A download starts (loads the long lifetime, sets the short one, headers out).
-    const download = browser.copy().get(`${url}/stream`)
-    await streaming.entered
-    // Other tabs go on using the site: the short lifetime is stored, the session extended.
-    t.match((await browser.get(`${url}/me`)).body, { user: 'ada' })
-    await sleep(Math.min(idle, short) - 1_000)
-    const before = Date.now()
-    t.match((await browser.get(`${url}/me`)).body, { user: 'ada' })
-    const extended = (await manager.readSession(key, { withVersion: true }))!.expiresAt
-    t.ok(extended >= before + short - 200, 'the last request extended the session')
-    await sleep(idle - (Math.min(idle, short) - 1_000))
-    streaming.release()
-    await download
-    const after = await manager.readSession(key, { withVersion: true })
-    t.not(after, null, 'the session still lives (the browser holds a cookie until later)')
-    t.ok(
-      after !== null && after.expiresAt >= extended,
-      `stored expiry ${after?.expiresAt} not moved before ${extended}`,
+  for (const servers of ['one app server', 'two app servers'] as const) {
+    t.test(
+      `a session extended while a streamed response runs ${what} when it ends (${servers})`,
+      async (t) => {
+        const table = `r4_stream_${short}_${servers.split(' ')[0]}`
+        const manager = await startManager(t, cluster, { copies: 2, table })
+        const streaming = gate()
+        const url = await app(t, manager, short, streaming.wait)
+        // With two, the other tabs go to another app server, which stores the short lifetime:
+        // the first one's memory still holds the long lifetime it loaded when the stream ends.
+        const other =
+          servers === 'one app server'
+            ? url
+            : await app(
+                t,
+                await startManager(t, cluster, { copies: 2, table }),
+                short,
+                async () => {},
+              )
+        const browser = new CookieClient()
+        await browser.post(`${url}/login`) // stored with the long lifetime
+        const id = decodeURIComponent(browser.cookie('sid')!).slice(2).split('.')[0]!
+        const key = manager.sessionKey(id)
+        // A download starts (loads the long lifetime, sets the short one, headers out).
+        const download = browser.copy().get(`${url}/stream`)
+        await streaming.entered
+        // Other tabs go on using the site: the short lifetime is stored, the session extended.
+        t.match((await browser.get(`${other}/me`)).body, { user: 'ada' })
+        await sleep(Math.min(idle, short) - 1_000)
+        const before = Date.now()
+        t.match((await browser.get(`${other}/me`)).body, { user: 'ada' })
+        const extended = (await manager.readSession(key, { withVersion: true }))!.expiresAt
+        t.ok(extended >= before + short - 200, 'the last request extended the session')
+        await sleep(idle - (Math.min(idle, short) - 1_000))
+        streaming.release()
+        await download
+        const after = await manager.readSession(key, { withVersion: true })
+        t.not(after, null, 'the session still lives (the browser holds a cookie until later)')
+        t.ok(
+          after !== null && after.expiresAt >= extended,
+          `stored expiry ${after?.expiresAt} not moved before ${extended}`,
+        )
+        t.match((await browser.get(`${other}/me`)).body, { user: 'ada' }, 'still logged in')
+      },
     )
-    t.match((await browser.get(`${url}/me`)).body, { user: 'ada' }, 'still logged in')
-  })
+  }
 }

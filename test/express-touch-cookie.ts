@@ -26,7 +26,7 @@ import { gate, sleep } from './helpers/wait.js'
 const cluster = await startTestCluster(t, { stores: 3 })
 const MINUTE = 60_000
 /** The cookie lifetime of a "remember me" request. */
-const REMEMBERED = 10 * MINUTE
+const REMEMBERED = 30 * MINUTE
 
 /** A session as express-session hands it to a store, with a cookie of `lifetime` ending at `expiresAt`. */
 function session(
@@ -183,7 +183,8 @@ for (const [throttle, makeStore] of stores) {
  * An Express app (resave off, maxAge a minute) over a store on `table`, counting the store's
  * set and touch calls. Routes: `/login` stores a user; `/expire?how=` makes the cookie expire
  * (`date`: `cookie.expires = new Date(0)`, `zero`: `maxAge = 0`, `negative`: `maxAge = -1000`);
- * `/browser` sets `maxAge = null`; `/remember` sets `maxAge` to {@link REMEMBERED}; `/stream` sends its headers, then waits for `streamGate`
+ * `/browser` sets `maxAge = null`; `/remember` sets `maxAge` to {@link REMEMBERED} (a minute with
+ * `?forget`); `/stream` sends its headers, then waits for `streamGate`
  * before it ends; anything else answers the user. Only `/login` changes the session's data.
  */
 async function expressApp(
@@ -222,7 +223,9 @@ async function expressApp(
         else req.session.cookie.maxAge = how === 'zero' ? 0 : -1000
       }
       if (url.pathname === '/browser') req.session.cookie.maxAge = null as unknown as number
-      if (url.pathname === '/remember') req.session.cookie.maxAge = REMEMBERED
+      if (url.pathname === '/remember') {
+        req.session.cookie.maxAge = url.searchParams.has('forget') ? MINUTE : REMEMBERED
+      }
       if (url.pathname === '/stream') {
         res.write('streaming ')
         await options.streamGate?.()
@@ -319,9 +322,42 @@ t.test(
     streamGate.release()
     t.equal(await r1.text(), 'streaming {"user":"ada"}')
     t.ok(await remembered(store, id), 'the lifetime stays')
-    t.same(await versionAndExpiry(manager, id), afterR2, 'not shortened, not rewritten')
+    const afterR1 = await versionAndExpiry(manager, id)
+    t.equal(afterR1?.version, afterR2?.version, 'not rewritten')
+    t.ok(afterR1!.expiresAt >= afterR2!.expiresAt, 'not shortened')
   },
 )
+
+for (const [how, route, lifetime] of [
+  ['a shorter maxAge', '/', MINUTE],
+  ['a browser-session cookie', '/browser', 600_000],
+] as const) {
+  t.test(
+    `express app: a slow request does not outlive a "forget me" (${how}) made meanwhile`,
+    async (t) => {
+      const streamGate = gate()
+      const { manager, url } = await expressApp(t, 'touch_app_forget', {
+        rolling: true,
+        streamGate: streamGate.wait,
+      })
+      const { id, cookie } = await logIn(url)
+      await send(`${url}/remember`, { cookie })
+      // R1 loads the remembered session and streams; R2 asks to be forgotten meanwhile.
+      const r1 = await fetch(`${url}/stream`, { headers: { cookie } })
+      await streamGate.entered
+      await send(`${url}${route === '/' ? '/remember?forget' : route}`, { cookie })
+      const forgotten = await versionAndExpiry(manager, id)
+      t.ok(forgotten!.expiresAt <= Date.now() + lifetime, 'the shorter lifetime is stored')
+      // R1 ends with the remembered lifetime it loaded: the session lives the stored one.
+      streamGate.release()
+      await r1.text()
+      const after = await versionAndExpiry(manager, id)
+      t.equal(after?.version, forgotten?.version, 'not rewritten')
+      t.ok(after!.expiresAt <= Date.now() + lifetime, 'not kept for the lifetime R1 loaded')
+      t.ok(after!.expiresAt >= forgotten!.expiresAt, 'not shortened either')
+    },
+  )
+}
 
 /**
  * Makes another request's write land before each of the first `times` compare-and-set writes

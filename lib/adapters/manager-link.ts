@@ -195,7 +195,8 @@ export class ManagerLink {
    * - a cookie with another lifetime than the stored one (`maxAge` changed, or made null for a
    *   browser-session cookie) is stored with the session, and destroys it when it has already
    *   expired (`expires` in the past, `maxAge` 0 or negative); when the session was built from
-   *   a read (`loaded`), only if the request changed the lifetime it loaded;
+   *   a read (`loaded`), only if the request changed the lifetime it loaded (one that kept it
+   *   while another request stored another extends the session by the stored lifetime);
    * - a cookie with the stored lifetime only moves the expiry later: the manager's touch never
    *   shortens. An earlier expiry with the same lifetime comes from a request that began
    *   before another one extended the session (a long streamed response: express-session
@@ -215,18 +216,20 @@ export class ManagerLink {
       // slow request must not undo a "remember me" made meanwhile). Unknown when the session
       // was not built from a read here: the stored lifetime then decides.
       const ownChange = loaded === undefined || !sameLifetime(lifetime, loaded.lifetime)
-      // Never read here, or forgotten (the memory is bounded): the stored lifetime decides. So
-      // it does when the request changed the lifetime it loaded to the one this app server
-      // last saw stored: another may have stored another since.
+      // The stores are asked whenever the stored lifetime decides: what this app server last
+      // saw may be stale or forgotten, and a cookie is never rewritten, a session never
+      // destroyed, nor its expiry moved by another lifetime than the stored one on that alone.
       if (
         seen === undefined ||
-        (loaded !== undefined && ownChange && sameLifetime(lifetime, seen.lifetime))
+        !sameLifetime(lifetime, seen.lifetime) ||
+        (loaded !== undefined && ownChange)
       ) {
         current = await this.manager.readSession(key, { withVersion: true })
         if (current === null) return false
         seen = this.#rememberRead(key, current)
       }
-      const changed = ownChange && !sameLifetime(lifetime, seen.lifetime)
+      const stored = seen.lifetime
+      const changed = ownChange && !sameLifetime(lifetime, stored)
       // Only a cookie that carries the stored lifetime can be told stale; one that says
       // nothing of its lifetime (not express-session's) and has expired ends it, as a save would.
       if (expiresAt !== null && expiresAt <= now && (changed || lifetime === undefined)) {
@@ -237,14 +240,18 @@ export class ManagerLink {
         const replaced = await this.#replaceCookie(key, cookie, expiresAt, lifetime, current)
         if (replaced !== undefined) return replaced
       }
+      // A request that kept the lifetime it loaded while another request stored another (a
+      // "forget me"): the stored lifetime says how long the session lives after this use.
+      const kept = !ownChange && stored !== undefined && !sameLifetime(lifetime, stored)
+      const until = kept ? (stored === null ? null : now + stored) : expiresAt
       // A browser-session cookie leaves the expiry to the session's timeout: now plus it.
       const timeoutMillis = seen.timeoutMillis ?? null
-      const wanted = expiresAt ?? (timeoutMillis === null ? null : now + timeoutMillis)
+      const wanted = until ?? (timeoutMillis === null ? null : now + timeoutMillis)
       if (wanted === null) return await this.manager.touch(key)
       if (this.#touchAfterMillis > 0 && !touchIsDue(seen, wanted, this.#touchAfterMillis, now)) {
         return true
       }
-      const touched = await this.manager.touch(key, expiresAt === null ? {} : { expiresAt })
+      const touched = await this.manager.touch(key, until === null ? {} : { expiresAt: until })
       // The stores keep the later expiry; a stale touch leaves the remembered one as it was.
       if (!touched) this.#seen.forget(key)
       else this.#touchedTo(key, seen, Math.max(seen.expiresAt, wanted))
