@@ -191,6 +191,7 @@ function delay(millis: number): { elapsed: Promise<undefined>; cancel(): void } 
   return { elapsed, cancel: () => clearTimeout(timer) }
 }
 
-function toError(value: unknown): Error {
+/** A rejection reason as an Error (a store statement rejects with one; anything else is wrapped). */
+export function toError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value))
 }

@@ -21,7 +21,9 @@ export interface RepairNeededEvent {
 
 /**
  * Payload of `degraded-write`: acknowledged with fewer than `copies` copies, or with a missed
- * store that got no durable hint or announcement (`copiesWritten` may then equal `copiesWanted`).
+ * store that got no durable hint or announcement (`copiesWritten` may then equal `copiesWanted`),
+ * or a write dropped by a destroy that left a copy it could neither bury nor hint
+ * (`copiesWritten` 0, `failures` the tombstones that failed).
  */
 export interface DegradedWriteEvent {
   sessionId: string

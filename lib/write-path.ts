@@ -1,8 +1,9 @@
 /** The write path: writes, compare-and-set, destroys and metadata updates, acknowledged by one rule. */
-import { askInOrder } from './ask-in-order.js'
+import { askInOrder, toError } from './ask-in-order.js'
 import { compareAndSet } from './compare-and-set.js'
 import type { AskOptions, AskResult, StoreAnswer } from './ask-in-order.js'
 import { NoStoreAvailableError, VersionConflictError, VersionOverflowError } from './errors.js'
+import type { StoreFailure } from './errors.js'
 import type { Emit } from './events.js'
 import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
@@ -31,7 +32,8 @@ export interface WriteResult {
    * True when fewer than `copies` copies were written (at least `minCopies`), or when a store
    * the write missed got no durable hint or stale announcement (other app servers could not
    * learn that it missed the write): the `degraded-write` event says which. Such a write is
-   * outside the freshness argument until repair copied it (docs/guarantees.md).
+   * outside the freshness argument until repair copied it (docs/guarantees.md). A dropped
+   * write is degraded when a copy it created could be neither buried nor hinted.
    */
   degraded: boolean
   /**
@@ -220,12 +222,12 @@ export class WritePath {
         outcomes: answers.map((answer) => answer.value),
       })
       switch (decision.kind) {
-        case 'dropped':
-          await this.#buryStrayCopies(sessionId, answers)
+        case 'dropped': {
+          const buried = await this.#buryStrayCopies(sessionId, answers)
           // A decided compare-and-set moving on: the destroy came after it, and superseded it.
           if (decided !== undefined) return decided
-          this.#context.emit('write-after-destroy', { sessionId })
-          return { version, storeIds: [], degraded: false, dropped: true }
+          return this.#dropped(sessionId, version, buried)
+        }
         case 'overflow':
           throw new VersionOverflowError(decision.newest)
         case 'again':
@@ -282,9 +284,8 @@ export class WritePath {
               continue
             }
             // Stores that took it late hold live copies too.
-            await this.#buryStrayCopies(sessionId, [...answers, ...passedOver.heard])
-            this.#context.emit('write-after-destroy', { sessionId })
-            return { version, storeIds: [], degraded: false, dropped: true }
+            const heard = [...answers, ...passedOver.heard]
+            return this.#dropped(sessionId, version, await this.#buryStrayCopies(sessionId, heard))
           }
           const { held, degraded } = acknowledged
           if (storeListChange.underWay) await this.#clearOld(sessionId, held, version)
@@ -427,31 +428,61 @@ export class WritePath {
   }
 
   /**
+   * The result of a write a destroy dropped (`buried`: see {@link #buryStrayCopies}). A stray
+   * copy left with no durable hint makes it degraded, as a write whose hint no store took: only
+   * this app server's memory knows to bury it, and a repair could spread it once the destroy's
+   * tombstones are swept.
+   */
+  #dropped(sessionId: string, version: number, buried: StoreFailure[] | null): WriteResult {
+    this.#context.emit('write-after-destroy', { sessionId })
+    if (buried !== null) {
+      const { copies } = this.#context.options
+      const event = { sessionId, copiesWritten: 0, copiesWanted: copies, failures: buried }
+      this.#context.emit('degraded-write', event)
+    }
+    return { version, storeIds: [], degraded: buried !== null, dropped: true }
+  }
+
+  /**
    * A write met a tombstone: the stores where it created a live copy get a tombstone too, above
    * that copy's version. A store it cannot bury now is hinted on the stores that take the same
-   * tombstone (the ones that answered with theirs take it as well): the copy, newer than every
-   * tombstone of the destroy, would otherwise outlive them all and be the session once they
-   * were swept. The hints keep the new tombstones from sweeps until their replay buries it.
+   * tombstone (the ones that answered with theirs take it as well, and when none of them can,
+   * the session's other stores): the copy, newer than every tombstone of the destroy, would
+   * otherwise outlive them all and be the session once they were swept. The hints keep the new
+   * tombstones from sweeps until their replay buries it. Resolves null when every stray copy
+   * was buried or hinted, else the failures that left one without a durable hint.
    */
   async #buryStrayCopies(
     sessionId: string,
     answers: readonly { store: Store; value: WriteOutcome }[],
-  ): Promise<void> {
+  ): Promise<StoreFailure[] | null> {
     const version = this.#context.versions.next()
     const expiresAt = this.#tombstoneExpiry()
-    const bury = (stores: readonly Store[]) =>
-      Promise.allSettled(stores.map((store) => store.destroy(sessionId, version, expiresAt)))
+    const failures: StoreFailure[] = []
+    /** The stores of `stores` that took the tombstone. */
+    const bury = async (stores: readonly Store[]): Promise<Store[]> => {
+      const settled = await Promise.allSettled(
+        stores.map((store) => store.destroy(sessionId, version, expiresAt)),
+      )
+      return stores.filter((store, index) => {
+        const outcome = settled[index] as PromiseSettledResult<unknown>
+        if (outcome.status === 'fulfilled') return true
+        failures.push({ storeId: store.id, error: toError(outcome.reason) })
+        return false
+      })
+    }
     const stray = answers.filter((answer) => answer.value.kind === 'written').map((a) => a.store)
     const buried = await bury(stray)
-    const unburied = stray.filter((_, index) => buried[index]?.status === 'rejected')
-    if (unburied.length === 0) return
-    const others = answers.map((answer) => answer.store).filter((store) => !stray.includes(store))
-    const tombstoned = await bury(others)
-    const holders = [
-      ...stray.filter((store) => !unburied.includes(store)),
-      ...others.filter((_, index) => tombstoned[index]?.status === 'fulfilled'),
-    ]
-    await this.#context.handoff.record(sessionId, unburied, holders, version)
+    const unburied = stray.filter((store) => !buried.includes(store))
+    if (unburied.length === 0) return null
+    const asked = answers.map((answer) => answer.store)
+    const holders = [...buried, ...(await bury(asked.filter((store) => !stray.includes(store))))]
+    if (holders.length === 0) {
+      const rest = this.#context.order(sessionId).filter((store) => !asked.includes(store))
+      holders.push(...(await bury(rest)))
+    }
+    const unhinted = await this.#context.handoff.record(sessionId, unburied, holders, version)
+    return unhinted === 0 ? null : failures
   }
 
   /** Tombstones must outlive every copy of the session, so none can come back (tombstoneTtlSeconds). */

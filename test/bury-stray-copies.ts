@@ -101,3 +101,65 @@ for (const buryFails of [true, false])
       t.same(await storesWithLiveCopy(cluster, id), [], 'no live copy anywhere')
     },
   )
+
+// The same late write with copies 2 (the destroy reaches a, b, c; the write lands on c, where
+// it meets a tombstone, and on d), when the writer's tombstones fail on both stores it asked:
+// the hint for d goes to another store of the session (e), else the write is degraded.
+for (const eTakesIt of [true, false])
+  t.test(
+    `a dropped write whose bury fails on every store it asked ${eTakesIt ? 'is hinted on another store' : 'is degraded when no store takes the hint'}`,
+    async (t) => {
+      const [a, b, c, d, e] = cluster.stores.map((store) => store.id) as [
+        string,
+        string,
+        string,
+        string,
+        string,
+      ]
+      const clock = fakeClock()
+      const options = {
+        copies: 2,
+        clock,
+        ttlSeconds: 60,
+        sweepGraceSeconds: 0,
+        sweepIntervalSeconds: 0,
+        healthCheckIntervalMillis: 100,
+      }
+      const { faulty: writer, healthy, proxies } = await grayManagers(t, cluster, [a, b], options)
+      const id = idWithOrderPrefix(healthy, [a, b, c, d, e])
+      await healthy.writeSession(id, { user: 'ada', loggedIn: true })
+      for (const store of [a, b]) proxies.get(store)!.setFault({ kind: 'reset' })
+      await waitFor('the writer to see a and b down', () =>
+        [a, b].every((store) => storeState(writer, store) === 'down'),
+      )
+      await healthy.destroySession(id) // tombstones on a, b, c (maxReadStores 3)
+      clock.advance(10_000)
+
+      // The writer's tombstone statements fail on c and d (and on e unless it takes the hint).
+      const cutOff = eTakesIt ? [c, d] : [c, d, e]
+      let refused = 0
+      for (const store of storesOf(writer).filter((store) => cutOff.includes(store.id))) {
+        store.destroy = () => {
+          refused++
+          return Promise.reject(new Error('out of reach'))
+        }
+      }
+      const degraded: unknown[] = []
+      writer.on('degraded-write', (event) => degraded.push(event))
+      const result = await writer.writeSession(id, { user: 'ada', late: true })
+      t.equal(result.dropped, true, 'the late write is dropped')
+      t.ok(refused >= 2, 'the bury and the tombstone beside it failed')
+      t.same(await storesWithLiveCopy(cluster, id), [d], 'the copy on d is left')
+      t.equal(result.degraded, !eTakesIt, eTakesIt ? 'not degraded' : 'reported degraded')
+      t.equal(degraded.length, eTakesIt ? 0 : 1, 'degraded-write says the same')
+      if (!eTakesIt) return // only the writer's memory knows: nothing more to check
+      // The writer's app server restarts before d is in its reach again: only e's hint knows.
+      await writer.close()
+
+      clock.advance(55_000) // the destroy's tombstones are due; d's copy has 5 s left
+      await healthy.sweep()
+      await healthy.repair()
+      t.equal(await healthy.readSession(id), null, 'after a sweep and repair(): still gone')
+      t.same(await storesWithLiveCopy(cluster, id), [], 'no live copy anywhere')
+    },
+  )
