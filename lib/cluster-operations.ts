@@ -248,6 +248,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
           graceMillis: this.options.sweepGraceSeconds * 1000,
           stopping: () => this.work.closing,
           otherHintTargets: this.cluster.configGuard.peerStoreIds,
+          hintWindowMillis: this.options.hintWindowMillis,
         },
       )
     })

@@ -5,6 +5,7 @@ import type { FaultProxy } from '../lib/local-cluster/fault-proxy.js'
 import { startTestCluster } from './helpers/cluster.js'
 import { proxiesFor, throughProxies } from './helpers/gray.js'
 import {
+  createManager,
   idWithOrderPrefix,
   rowsOnStores,
   startManager,
@@ -194,5 +195,68 @@ t.test(
     await healthy.sweep()
     t.equal(await healthy.readSession(id), null, 'v2 ended the session; v1 does not come back')
     t.same(await storesWithLiveCopy(cluster, id), [], 'no store holds a live copy')
+  },
+)
+
+/** Hint rows kept for `target` over every store, in `retired_hints` (a table of its own). */
+async function hintsFor(target: string): Promise<number> {
+  let count = 0
+  for (const store of cluster.stores) {
+    const rows = await store.query<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM `retired_hints_hints` WHERE target_store = ?',
+      [target],
+    )
+    count += Number(rows[0]?.n ?? 0)
+  }
+  return count
+}
+
+t.test(
+  'hints for a store the change was finished without go once no app server has it',
+  async (t) => {
+    const table = 'retired_hints'
+    // Sessions store-d held; store-d retiring, out of reach of the app server that destroys them.
+    const before = await startManager(t, cluster, { ...quick, table, stores: configs(more) })
+    const ids = Array.from({ length: 5 }, () => sessionOnRetiringStore(more, fewer, 'store-d').id)
+    for (const id of ids) await before.writeSession(id, { v: 1 })
+    await before.close()
+    const proxies = await proxiesFor(t, cluster, ['store-d'])
+    const changing = await startManager(t, cluster, {
+      ...quick,
+      table,
+      stores: configs(fewer),
+      previousStores: throughProxies(configs(more), proxies),
+    })
+    proxies.get('store-d')!.setFault({ kind: 'blackhole' })
+    for (const id of ids) await changing.destroySession(id)
+    const hinted = await hintsFor('store-d')
+    t.ok(hinted > 0, 'store-d was hinted')
+    await changing.close()
+
+    // store-d is lost for good: the change is finished without it (docs/operations.md).
+    const hintWindowMillis = 1500
+    const after = await startManager(t, cluster, {
+      ...quick,
+      table,
+      stores: configs(fewer),
+      hintWindowMillis,
+    })
+    await after.repair()
+    await after.sweep()
+    t.equal(await hintsFor('store-d'), hinted, 'kept while younger than the hint window')
+    await sleep(hintWindowMillis + 100)
+    // An app server that still has store-d keeps them (it may be one just added).
+    // (It cannot reach store-d either: a replay there would delete them rightly.)
+    const stillOld = createManager(t, cluster, {
+      ...quick,
+      table,
+      stores: throughProxies(configs(more), proxies),
+    })
+    await stillOld.ready()
+    await after.sweep()
+    t.equal(await hintsFor('store-d'), hinted, 'kept while an app server has store-d')
+    await stillOld.close()
+    await after.sweep()
+    t.equal(await hintsFor('store-d'), 0, 'then deleted')
   },
 )

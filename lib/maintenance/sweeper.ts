@@ -42,6 +42,11 @@ export interface SweepContext {
    * on the old one does not know).
    */
   otherHintTargets?: Iterable<string>
+  /**
+   * How old a hint for a store outside those must be to be deleted (`hintWindowMillis`): a
+   * store an app server has just added may not be heard of yet. Such hints stay when not given.
+   */
+  hintWindowMillis?: number
 }
 
 /** What {@link SessionManager.sweep} deleted, per store. */
@@ -82,7 +87,7 @@ const PAUSE_STEP_MILLIS = 100
 export async function sweepStores(
   stores: readonly Store[],
   options: SweepOptions,
-  { clock, graceMillis, stopping, otherHintTargets = [] }: SweepContext,
+  { clock, graceMillis, stopping, otherHintTargets = [], hintWindowMillis }: SweepContext,
 ): Promise<SweepResult> {
   const batchSize = batchSizeOption(options.batchSize)
   const dutyCycle = dutyCycleOption(options.dutyCycle, 1)
@@ -131,6 +136,9 @@ export async function sweepStores(
         if (!stopped) {
           await store.sweepStale().catch(() => 0)
           await store.sweepLocks().catch(() => 0)
+          if (hintWindowMillis !== undefined) {
+            await store.sweepHints(targets, clock.now() - hintWindowMillis).catch(() => 0)
+          }
         }
         return { storeId: store.id, deleted }
       } catch (error) {

@@ -258,6 +258,26 @@ export function lockAndHintStatements(table: string) {
       decode: (result: ResultSetHeader) => result.affectedRows,
     } satisfies Statement<SweepArguments, ResultSetHeader, number>,
 
+    /**
+     * Deletes up to 1000 hints and repair markers kept for stores not among `targets` (those
+     * some app server configures) and recorded by `createdBy`: nothing replays them once their
+     * store left every store list, and the sweep above no longer spares rows for them.
+     */
+    sweepHints: {
+      text: ({ targets }: { targets: readonly string[]; createdBy: number }) =>
+        targets.length === 0
+          ? `DELETE FROM ${hints} WHERE FALSE`
+          : `DELETE FROM ${hints} WHERE target_store NOT IN (${targets.map(() => '?').join(', ')}) ` +
+            'AND created_at <= ? LIMIT 1000',
+      params: ({ targets, createdBy }: { targets: readonly string[]; createdBy: number }) =>
+        targets.length === 0 ? [] : [...targets, createdBy],
+      decode: (result: ResultSetHeader) => result.affectedRows,
+    } satisfies Statement<
+      { targets: readonly string[]; createdBy: number },
+      ResultSetHeader,
+      number
+    >,
+
     /** A cheap statement that proves the server answers, and reports its uptime (restarts). */
     probe: {
       text: () => "SHOW GLOBAL STATUS LIKE 'Uptime'",

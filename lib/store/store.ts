@@ -306,13 +306,8 @@ export class Store {
 
   /** Records that `targetStoreId` missed a write of `sessionId` at `version` (kept on this store). */
   addHint(targetStoreId: string, sessionId: string, version: number): Promise<void> {
-    const now = this.#clock.now()
-    return this.#request(this.#statements.addHint, {
-      target: targetStoreId,
-      sessionId,
-      now,
-      version,
-    })
+    const input = { target: targetStoreId, sessionId, now: this.#clock.now(), version }
+    return this.#request(this.#statements.addHint, input)
   }
 
   /**
@@ -372,6 +367,11 @@ export class Store {
   /** Deletes lease locks that ran out (sweeper.ts): background work, not a request. */
   sweepLocks(): Promise<number> {
     return this.#connection.run(this.#statements.sweepLocks, this.#clock.now())
+  }
+
+  /** Deletes hints for stores not among `targets`, older than `createdBy` (sweeper.ts). */
+  sweepHints(targets: readonly string[], createdBy: number): Promise<number> {
+    return this.#connection.run(this.#statements.sweepHints, { targets, createdBy })
   }
 
   staleTargets(now: number): Promise<string[]> {
