@@ -200,6 +200,25 @@ t.test('line clients without a token cannot make the server read a payload', asy
   piped.destroy()
 })
 
+t.test('a payload announced and not sent holds next to nothing', async (t) => {
+  const server = await startServer(t, manager, { token: TOKEN, maxBodyBytes: 1_000_000 })
+  const clients: LineClient[] = []
+  for (let i = 0; i < 10; i++) {
+    const client = await LineClient.connect(server.lineAddress)
+    t.teardown(() => client.destroy())
+    await client.ok(`auth ${TOKEN}`)
+    await client.ok('new')
+    clients.push(client)
+  }
+  const before = await liveBytes()
+  // Each announces a megabyte and sends two bytes of it.
+  for (const client of clients) client.write('put k 1000000\nxx')
+  await sleep(300)
+  const grown = (await liveBytes()) - before
+  t.ok(grown < 3_000_000, `the server holds ${grown} more bytes for 10 such clients, not 10 MB`)
+  t.ok(server.stats().bufferedBytes >= 20, 'and counts what they sent')
+})
+
 t.test('a wrong auth line lets no payload behind it be read', async (t) => {
   // The token is checked when the auth line is parsed, not when it is answered: a client that
   // does not read its answers makes the server parse ahead of them, and a payload behind a wrong

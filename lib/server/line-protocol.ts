@@ -1,4 +1,3 @@
-/** The line protocol: requests parsed from a byte stream; no I/O. */
 /**
  * The line protocol of the session server: parsing requests from a byte stream (answers are
  * formatted in line-answers.ts). No I/O here. The grammar is in docs/server.md; in short:
@@ -43,6 +42,8 @@ type ParsedLine = LineRequest | Completer
 const LF = 0x0a
 const CR = 0x0d
 const utf8 = new TextDecoder('utf-8', { fatal: true })
+/** A payload's first buffer, doubled as bytes come: announcing a large one costs next to nothing. */
+const FIRST_PAYLOAD_BYTES = 64 * 1024
 
 /**
  * Splits a byte stream into {@link Frame}s, one per request, in order. Never buffers more than
@@ -71,8 +72,7 @@ export class LineParser {
   #offset = 0
   /** The line read so far, when it spans chunks (a line in one chunk is not copied). */
   readonly #line: ByteBuffer
-  /** The payload read so far, sized once from its announced byte count. */
-  #payload = new ByteBuffer(0)
+  #payload = new ByteBuffer(0) // the payload read so far (grown up to its announced size)
   /** Whether the line being read (or skipped) announces a payload. */
   #announcement = new PayloadAnnouncement()
   /** Payload bytes still to read (or skip). */
@@ -105,6 +105,11 @@ export class LineParser {
   /** Bytes received and not parsed yet (at most what was pushed since {@link next} last ran dry). */
   get unparsedBytes(): number {
     return this.#halted ? 0 : this.#backlog.length - this.#offset
+  }
+
+  /** Bytes of the payload being read, received so far. */
+  get payloadBytes(): number {
+    return this.#halted ? 0 : this.#payload.length
   }
 
   /** Feeds bytes, parsed by {@link next}. */
@@ -296,7 +301,7 @@ export class LineParser {
       this.#remaining = announced
       this.#complete = complete
       this.#mode = 'payload'
-      this.#payload = new ByteBuffer(announced, announced)
+      this.#payload = new ByteBuffer(announced, Math.min(announced, FIRST_PAYLOAD_BYTES))
       if (announced === 0) {
         this.#waiting = completed(complete, Buffer.alloc(0))
         this.#mode = 'terminator'

@@ -125,6 +125,8 @@ class LineConnection {
   #paused = false
   /** Payload bytes of the requests in the queue (a request's payload is at most maxBodyBytes). */
   #queuedBytes = 0
+  /** {@link heldBytes} of the request running, until it is answered. */
+  #runningBytes = 0
   readonly #idleTimer: NodeJS.Timeout | undefined
   #authTimer: NodeJS.Timeout | undefined
   /** The client closed the socket (or it broke): nothing more can be sent. */
@@ -182,7 +184,8 @@ class LineConnection {
 
   /** Bytes held for this client: requests read ahead (parsed or not) and answers not yet taken by the OS. */
   get bufferedBytes(): number {
-    return this.#queuedBytes + this.#parser.unparsedBytes + this.#socket.writableLength
+    const parsing = this.#parser.unparsedBytes + this.#parser.payloadBytes
+    return this.#queuedBytes + this.#runningBytes + parsing + this.#socket.writableLength
   }
 
   /** Requests parsed and waiting for the one running. */
@@ -230,7 +233,9 @@ class LineConnection {
    */
   #readAhead(): void {
     const { maxBodyBytes } = this.#settings
-    while (this.#queue.length < MAX_QUEUED && this.#queuedBytes <= maxBodyBytes) {
+    // The request running counts too: with it, queued requests, and the one being parsed, a
+    // connection holds about twice maxBodyBytes at most.
+    while (this.#queue.length < MAX_QUEUED && this.#heldBytes() <= maxBodyBytes) {
       const frame = this.#parser.next()
       if (frame === undefined) break
       this.#idleTimer?.refresh()
@@ -246,11 +251,16 @@ class LineConnection {
       !holding &&
       !this.#shuttingDown &&
       this.#queue.length < MAX_QUEUED / 4 &&
-      this.#queuedBytes <= maxBodyBytes / 2
+      this.#heldBytes() <= maxBodyBytes / 2
     ) {
       this.#paused = false
       this.#socket.resume()
     }
+  }
+
+  /** Bytes of the requests parsed and not answered yet. */
+  #heldBytes(): number {
+    return this.#queuedBytes + this.#runningBytes
   }
 
   async #pump(): Promise<void> {
@@ -260,9 +270,11 @@ class LineConnection {
       while (this.#queue.length > 0 && !this.#gone && !this.#shuttingDown) {
         const frame = this.#queue.shift() as Frame
         this.#queuedBytes -= heldBytes(frame)
-        this.#readAhead()
+        this.#runningBytes = heldBytes(frame)
         if ('error' in frame && frame.hangUp === true) this.#hangUp = true
         const answer = await this.#answer(frame)
+        this.#runningBytes = 0
+        this.#readAhead()
         // Answers to pipelined requests leave in one write: corked while more are queued, until
         // the end of this tick, so that requests answered without waiting share the write and
         // an answer never waits for a request that does (a lock wait, a store).
