@@ -248,7 +248,10 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
           graceMillis: this.options.sweepGraceSeconds * 1000,
           stopping: () => this.work.closing,
           otherHintTargets: this.cluster.configGuard.peerStoreIds,
-          hintWindowMillis: this.options.hintWindowMillis,
+          retiredHints: {
+            hintWindowMillis: this.options.hintWindowMillis,
+            unlistedMillis: (id) => this.cluster.configGuard.unlistedMillis(id),
+          },
         },
       )
     })

@@ -10,6 +10,7 @@ import { debug } from './debug.js'
 import { errorSummary } from './errors.js'
 import type { ConfigMismatch, Emit, PlacementConfig } from './events.js'
 import { JitteredTimer } from './jittered-timer.js'
+import { ListedStores } from './listed-stores.js'
 import type { PeerRow } from './store/peer-statements.js'
 import { peerStatements } from './store/peer-statements.js'
 import type { Store } from './store/store.js'
@@ -83,6 +84,8 @@ export class ConfigGuard {
   #mismatches = new Map<string, ConfigMismatch>()
   /** The store ids live peers configure (now or before a change of the store list), as of the last round. */
   #peerStoreIds: ReadonlySet<string> = new Set()
+  /** How long each store id has gone unlisted by this manager and every live peer. */
+  readonly #listed = new ListedStores(2 * MAX_PEER_STORE_IDS)
   /** Performance time until which a peer with other read settings counts as running. */
   #readSettingsDifferUntil = Number.NEGATIVE_INFINITY
   readonly #intervalMillis: number
@@ -118,6 +121,14 @@ export class ConfigGuard {
    */
   get peerStoreIds(): ReadonlySet<string> {
     return this.#peerStoreIds
+  }
+
+  /**
+   * How long no live app server (this one included) has listed `storeId` in its stores or
+   * `previousStores`, as far as this manager has watched (see {@link ListedStores}).
+   */
+  unlistedMillis(storeId: string): number {
+    return this.#listed.unlistedMillis(storeId)
   }
 
   /**
@@ -179,6 +190,12 @@ export class ConfigGuard {
         return store.background(this.#statements.livePeers, { now, manager: this.#manager })
       }),
     )
+    // A round that heard no store knows nothing new: what the last one knew stands (an empty
+    // list would let sweeps delete rows that peers' hints hold back).
+    if (!heard.some((result) => result.status === 'fulfilled')) {
+      debug('config guard: no store answered the round')
+      return
+    }
     const live = new Map<string, PlacementConfig>()
     const peerStoreIds = new Set<string>()
     for (const result of heard) {
@@ -198,6 +215,8 @@ export class ConfigGuard {
       }
     }
     this.#peerStoreIds = peerStoreIds
+    const { stores, previousStores } = this.#config
+    this.#listed.heard([...stores, ...(previousStores ?? []), ...peerStoreIds])
     const previousMismatches = this.#mismatches
     this.#mismatches = new Map(
       [...live].map(([fingerprint, theirs]) => [

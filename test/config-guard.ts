@@ -1,9 +1,11 @@
 import t from 'tap'
 import type { ConfigMismatch, PlacementConfig } from '../lib/index.js'
 import { configFingerprint, configsConflict } from '../lib/config-guard.js'
+import { ListedStores } from '../lib/listed-stores.js'
 import { startTestCluster } from './helpers/cluster.js'
+import { proxiesFor, throughProxies } from './helpers/gray.js'
 import { createManager, startManager } from './helpers/manager.js'
-import { waitFor } from './helpers/wait.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 // Managers publish their placement configuration on each store and read the others': two app
 // servers with different store lists or copies find out, within one health round.
@@ -101,6 +103,23 @@ t.test('which configurations conflict, from a table', async (t) => {
   t.not(configFingerprint(base), configFingerprint({ ...base, copies: 1 }))
 })
 
+t.test('how long a store has gone unlisted, from a table of rounds', async (t) => {
+  const listed = new ListedStores(3)
+  t.equal(listed.unlistedMillis('d', 1000), 0, 'before any round heard a store: not judged')
+  listed.heard(['a', 'd'], 1000)
+  listed.heard(['a'], 1500)
+  const cases: [string, number, number][] = [
+    ['listed in the last round', 0, listed.unlistedMillis('a', 1500)],
+    ['last listed 500 ms ago', 700, listed.unlistedMillis('d', 1700)],
+    ['never listed: since the first round', 700, listed.unlistedMillis('x', 1700)],
+  ]
+  for (const [what, expected, got] of cases) t.equal(got, expected, what)
+  // Beyond 3 ids, those listed longest ago are forgotten: they count from the first round.
+  listed.heard(['b', 'c', 'e'], 2000)
+  t.equal(listed.unlistedMillis('a', 2000), 1000, 'a forgotten: since the first round, not 500')
+  t.equal(listed.unlistedMillis('e', 2000), 0)
+})
+
 const cluster = await startTestCluster(t, { stores: 3 })
 const fast = { healthCheckIntervalMillis: 200, table: 'guarded' }
 
@@ -190,3 +209,32 @@ t.test(
     t.equal(one.stats().configMismatches.length, 1, 'and the other manager still sees ours')
   },
 )
+
+// A round that hears no store (every store out of reach of this app server for a moment) knows
+// nothing new: what the last round knew stands. Cleared, the mismatch would be reported again,
+// and the store ids peers list, which sweeps keep peers' hints for, would be forgotten.
+t.test('a round that hears no store keeps what the last one knew', async (t) => {
+  const configs = cluster.storeConfigs()
+  const own = { ...fast, table: 'guarded_unheard' }
+  const proxies = await proxiesFor(
+    t,
+    cluster,
+    configs.map((config) => config.id),
+  )
+  const cutOff = await startManager(t, cluster, {
+    ...own,
+    stores: throughProxies(configs, proxies),
+    copies: 2,
+  })
+  const events: ConfigMismatch[] = []
+  cutOff.on('config-mismatch', (event) => events.push(event))
+  const other = createManager(t, cluster, { ...own, stores: configs, copies: 1 })
+  await other.ready()
+  await waitFor('the mismatch to be seen', () => events.length > 0)
+  for (const proxy of proxies.values()) proxy.setFault({ kind: 'reset' })
+  await sleep(2500) // rounds are at least 1 s apart
+  t.equal(cutOff.stats().configMismatches.length, 1, 'still reported while no store answers')
+  for (const proxy of proxies.values()) proxy.heal()
+  await sleep(2500)
+  t.equal(events.length, 1, 'and not reported anew once they answer again')
+})

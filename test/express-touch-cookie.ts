@@ -408,3 +408,23 @@ t.test('a touch that keeps meeting writes fails rather than drop its new lifetim
   t.equal((await storedCookie(store, id))?.lifetime, MINUTE, 'the lifetime is as it was')
   t.match(await manager.readSession(id), { note: 'written meanwhile 3' }, 'the writes stand')
 })
+
+t.test('express app: a plain rolling touch reads nothing besides the load', async (t) => {
+  const { manager, calls, url } = await expressApp(t, 'touch_app_reads', { rolling: true })
+  const { cookie } = await logIn(url)
+  const read = manager.readSession.bind(manager) as (...args: unknown[]) => unknown
+  let reads = 0
+  Object.defineProperty(manager, 'readSession', {
+    value: (...args: unknown[]) => {
+      reads++
+      return read(...args)
+    },
+  })
+  for (let i = 0; i < 3; i++) {
+    reads = 0
+    calls.length = 0
+    t.same(JSON.parse((await send(url, { cookie })).text), { user: 'ada' })
+    t.same(calls, ['touch'], `request ${i}: a touch`)
+    t.equal(reads, 1, `request ${i}: one read, the load`)
+  }
+})

@@ -198,12 +198,12 @@ t.test(
   },
 )
 
-/** Hint rows kept for `target` over every store, in `retired_hints` (a table of its own). */
-async function hintsFor(target: string): Promise<number> {
+/** Hint rows kept for `target` over every store, in `table` (each test has one of its own). */
+async function hintsFor(target: string, table = 'retired_hints'): Promise<number> {
   let count = 0
   for (const store of cluster.stores) {
     const rows = await store.query<{ n: number }>(
-      'SELECT COUNT(*) AS n FROM `retired_hints_hints` WHERE target_store = ?',
+      `SELECT COUNT(*) AS n FROM \`${table}_hints\` WHERE target_store = ?`,
       [target],
     )
     count += Number(rows[0]?.n ?? 0)
@@ -257,6 +257,60 @@ t.test(
     t.equal(await hintsFor('store-d'), hinted, 'kept while an app server has store-d')
     await stillOld.close()
     await after.sweep()
+    t.equal(await hintsFor('store-d'), hinted, 'and until no app server has had it a while')
+    await sleep(hintWindowMillis + 100)
+    await after.sweep()
     t.equal(await hintsFor('store-d'), 0, 'then deleted')
   },
 )
+
+// The same hints while the change runs: the app servers on the new list are the only ones that
+// list store-d, and when they restart, an app server still on the old list sees none of them
+// for a moment. A sweep then must keep the hints that say store-d missed writes, or the
+// new-list app server that comes back serves store-d's older copy (an acknowledged write lost).
+for (const oldSweeps of [false, true])
+  t.test(
+    `a new-list app server's restart during a change keeps store-d's hints (old-list sweep in the gap: ${oldSweeps})`,
+    async (t) => {
+      const table = oldSweeps ? 'restart_gap' : 'restart_no_gap'
+      const proxies = await proxiesFor(t, cluster, ['store-d'])
+      const proxy = proxies.get('store-d')!
+      const newList = {
+        ...quick,
+        table,
+        tombstoneTtlSeconds: 4,
+        stores: throughProxies(configs(more), proxies),
+        previousStores: configs(fewer),
+      }
+      const fresh = await startManager(t, cluster, newList)
+      // The app server not yet redeployed, with a short hint window to keep the test quick.
+      const hintWindowMillis = 1500
+      const old = await startManager(t, cluster, {
+        ...quick,
+        table,
+        tombstoneTtlSeconds: 4,
+        stores: configs(fewer),
+        hintWindowMillis,
+      })
+      const id = idWithOrderPrefix(fresh, ['store-d'])
+      const v1 = await fresh.writeSession(id, { v: 1 })
+      t.ok(v1.storeIds.includes('store-d'), `v1 on ${v1.storeIds.join(',')}`)
+      proxy.setFault({ kind: 'blackhole' })
+      const writtenAt = Date.now()
+      const v2 = await fresh.writeSession(id, { v: 2 }, { ttlSeconds: 3 })
+      t.notOk(v2.storeIds.includes('store-d'), `v2 past store-d: ${v2.storeIds.join(',')}`)
+      t.ok((await hintsFor('store-d', table)) > 0, 'store-d is hinted')
+      await sleep(hintWindowMillis + 100)
+
+      // The new-list app server restarts; the old-list one sweeps meanwhile (no row is due).
+      await fresh.close()
+      if (oldSweeps) await old.sweep()
+      t.ok((await hintsFor('store-d', table)) > 0, 'the hints for store-d are kept')
+      // It comes back, and store-d with it; v2 expires and is swept.
+      proxy.heal()
+      const again = await startManager(t, cluster, newList)
+      await sleep(Math.max(0, writtenAt + 3300 - Date.now()))
+      await again.sweep()
+      t.equal(await again.readSession(id), null, 'v2 expired: no session (not v1)')
+    },
+  )

@@ -43,10 +43,11 @@ export interface SweepContext {
    */
   otherHintTargets?: Iterable<string>
   /**
-   * How old a hint for a store outside those must be to be deleted (`hintWindowMillis`): a
-   * store an app server has just added may not be heard of yet. Such hints stay when not given.
+   * Hints for a store no live app server lists go once it has gone unlisted, and they were
+   * recorded, a whole `hintWindowMillis` ago (`unlistedMillis`: config-guard.ts): nothing
+   * replays them any more. Kept when not given.
    */
-  hintWindowMillis?: number
+  retiredHints?: { hintWindowMillis: number; unlistedMillis(storeId: string): number }
 }
 
 /** What {@link SessionManager.sweep} deleted, per store. */
@@ -87,7 +88,7 @@ const PAUSE_STEP_MILLIS = 100
 export async function sweepStores(
   stores: readonly Store[],
   options: SweepOptions,
-  { clock, graceMillis, stopping, otherHintTargets = [], hintWindowMillis }: SweepContext,
+  { clock, graceMillis, stopping, otherHintTargets = [], retiredHints }: SweepContext,
 ): Promise<SweepResult> {
   const batchSize = batchSizeOption(options.batchSize)
   const dutyCycle = dutyCycleOption(options.dutyCycle, 1)
@@ -136,8 +137,8 @@ export async function sweepStores(
         if (!stopped) {
           await store.sweepStale().catch(() => 0)
           await store.sweepLocks().catch(() => 0)
-          if (hintWindowMillis !== undefined) {
-            await store.sweepHints(targets, clock.now() - hintWindowMillis).catch(() => 0)
+          if (retiredHints !== undefined) {
+            await sweepRetiredHints(store, targets, retiredHints, clock.now()).catch(() => 0)
           }
         }
         return { storeId: store.id, deleted }
@@ -183,4 +184,17 @@ export class BackgroundSweeper {
   stop(): Promise<void> {
     return this.#timer.stop()
   }
+}
+
+/** Deletes the hints `store` keeps for stores retired a hint window ago (see {@link SweepContext}). */
+async function sweepRetiredHints(
+  store: Store,
+  listed: readonly string[],
+  { hintWindowMillis, unlistedMillis }: NonNullable<SweepContext['retiredHints']>,
+  now: number,
+): Promise<number> {
+  const retired = (await store.hintTargets()).filter(
+    (id) => !listed.includes(id) && unlistedMillis(id) >= hintWindowMillis,
+  )
+  return retired.length === 0 ? 0 : store.sweepHints(retired, now - hintWindowMillis)
 }

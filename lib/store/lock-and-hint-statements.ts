@@ -259,21 +259,22 @@ export function lockAndHintStatements(table: string) {
     } satisfies Statement<SweepArguments, ResultSetHeader, number>,
 
     /**
-     * Deletes up to 1000 hints and repair markers kept for stores not among `targets` (those
-     * some app server configures) and recorded by `createdBy`: nothing replays them once their
-     * store left every store list, and the sweep above no longer spares rows for them.
+     * Deletes up to 1000 hints kept for the stores `retired` (no app server lists them any
+     * more) recorded by `createdBy`: nothing replays them. Their repair markers stay (one row
+     * each), and hold expired rows back until a repair clears them.
      */
     sweepHints: {
-      text: ({ targets }: { targets: readonly string[]; createdBy: number }) =>
-        targets.length === 0
-          ? `DELETE FROM ${hints} WHERE FALSE`
-          : `DELETE FROM ${hints} WHERE target_store NOT IN (${targets.map(() => '?').join(', ')}) ` +
-            'AND created_at <= ? LIMIT 1000',
-      params: ({ targets, createdBy }: { targets: readonly string[]; createdBy: number }) =>
-        targets.length === 0 ? [] : [...targets, createdBy],
+      text: ({ retired }: { retired: readonly string[]; createdBy: number }) =>
+        `DELETE FROM ${hints} WHERE target_store IN (${retired.map(() => '?').join(', ')}) ` +
+        'AND id <> ? AND created_at <= ? LIMIT 1000',
+      params: ({ retired, createdBy }: { retired: readonly string[]; createdBy: number }) => [
+        ...retired,
+        REPAIR_MARKER_ID,
+        createdBy,
+      ],
       decode: (result: ResultSetHeader) => result.affectedRows,
     } satisfies Statement<
-      { targets: readonly string[]; createdBy: number },
+      { retired: readonly string[]; createdBy: number },
       ResultSetHeader,
       number
     >,

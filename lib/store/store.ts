@@ -369,9 +369,9 @@ export class Store {
     return this.#connection.run(this.#statements.sweepLocks, this.#clock.now())
   }
 
-  /** Deletes hints for stores not among `targets`, older than `createdBy` (sweeper.ts). */
-  sweepHints(targets: readonly string[], createdBy: number): Promise<number> {
-    return this.#connection.run(this.#statements.sweepHints, { targets, createdBy })
+  /** Deletes hints for the stores `retired`, recorded by `createdBy` (sweeper.ts). */
+  sweepHints(retired: readonly string[], createdBy: number): Promise<number> {
+    return this.#connection.run(this.#statements.sweepHints, { retired, createdBy })
   }
 
   staleTargets(now: number): Promise<string[]> {
