@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import { startTestCluster } from './helpers/cluster.js'
 import { grayManagers } from './helpers/gray.js'
 import {
@@ -21,47 +22,52 @@ function fakeClock(): { now(): number; advance(millis: number): void } {
   return { now: () => now, advance: (millis) => void (now += millis) }
 }
 
+/**
+ * The scene both tests share, with 5 stores a..e in the session's order: the session is
+ * written; the writer (its late request began before the logout) loses a and b; the logout,
+ * from a healthy app server, tombstones the stores a read reaches (copies + 1 of them); the
+ * late write is 10 s later on the fake clock.
+ */
+async function afterLogout(t: Test, copies: number) {
+  const [a, b, c, d, e] = cluster.stores.map((store) => store.id) as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ]
+  const clock = fakeClock()
+  // Defaults otherwise: tombstoneTtlSeconds = ttlSeconds, maxReadStores = copies + 1.
+  const options = {
+    copies,
+    clock,
+    ttlSeconds: 60,
+    sweepGraceSeconds: 0,
+    sweepIntervalSeconds: 0,
+    healthCheckIntervalMillis: 100,
+  }
+  const { faulty: writer, healthy, proxies } = await grayManagers(t, cluster, [a, b], options)
+  const id = idWithOrderPrefix(healthy, [a, b, c, d, e])
+  t.same(writer.locate(id), [a, b, c, d, e])
+  await healthy.writeSession(id, { user: 'ada', loggedIn: true })
+  for (const store of [a, b]) proxies.get(store)!.setFault({ kind: 'reset' })
+  await waitFor('the writer to see a and b down', () =>
+    [a, b].every((store) => storeState(writer, store) === 'down'),
+  )
+  await healthy.destroySession(id)
+  const afterDestroy = await rowsOnStores(cluster, id)
+  const tombstoned = [...afterDestroy].filter(([, row]) => row?.deleted === 1).map(([s]) => s)
+  t.same(tombstoned.sort(), [a, b, c, d].slice(0, copies + 1).sort(), 'the destroy reached them')
+  clock.advance(10_000)
+  return { stores: { a, b, c, d, e }, clock, writer, healthy, id }
+}
+
 for (const buryFails of [true, false])
   t.test(
     `a dropped write ${buryFails ? 'whose bury failed on' : '(control: bury succeeds) on'} a store past the destroy leaves no session`,
     async (t) => {
-      const [a, b, c, d, e] = cluster.stores.map((store) => store.id) as [
-        string,
-        string,
-        string,
-        string,
-        string,
-      ]
-      const clock = fakeClock()
-      // Defaults otherwise: tombstoneTtlSeconds = ttlSeconds, maxReadStores = copies + 1 = 4.
-      const options = {
-        copies: 3,
-        clock,
-        ttlSeconds: 60,
-        sweepGraceSeconds: 0,
-        sweepIntervalSeconds: 0,
-        healthCheckIntervalMillis: 100,
-      }
-      const { faulty: writer, healthy, proxies } = await grayManagers(t, cluster, [a, b], options)
-      const id = idWithOrderPrefix(healthy, [a, b, c, d, e])
-      t.same(writer.locate(id), [a, b, c, d, e])
-      await healthy.writeSession(id, { user: 'ada', loggedIn: true })
-      // The writer's request started before the logout; it cannot reach a and b.
-      for (const store of [a, b]) proxies.get(store)!.setFault({ kind: 'reset' })
-      await waitFor('the writer to see a and b down', () =>
-        [a, b].every((store) => storeState(writer, store) === 'down'),
-      )
-      await healthy.destroySession(id) // tombstones on a, b, c, d (maxReadStores); none on e
-      const afterDestroy = await rowsOnStores(cluster, id)
-      t.same(
-        [...afterDestroy]
-          .filter(([, row]) => row?.deleted === 1)
-          .map(([store]) => store)
-          .sort(),
-        [a, b, c, d].sort(),
-        'the destroy reached a, b, c, d',
-      )
-      clock.advance(10_000) // the late request writes 10 s after the logout
+      const { stores, clock, writer, healthy, id } = await afterLogout(t, 3)
+      const { e } = stores
 
       // The write lands on c, d (tombstones: dropped) and e (written). The writer's tombstones
       // for e then fail (e out of its reach for a moment): the bury, and any replay meanwhile.
@@ -109,31 +115,8 @@ for (const eTakesIt of [true, false])
   t.test(
     `a dropped write whose bury fails on every store it asked ${eTakesIt ? 'is hinted on another store' : 'is degraded when no store takes the hint'}`,
     async (t) => {
-      const [a, b, c, d, e] = cluster.stores.map((store) => store.id) as [
-        string,
-        string,
-        string,
-        string,
-        string,
-      ]
-      const clock = fakeClock()
-      const options = {
-        copies: 2,
-        clock,
-        ttlSeconds: 60,
-        sweepGraceSeconds: 0,
-        sweepIntervalSeconds: 0,
-        healthCheckIntervalMillis: 100,
-      }
-      const { faulty: writer, healthy, proxies } = await grayManagers(t, cluster, [a, b], options)
-      const id = idWithOrderPrefix(healthy, [a, b, c, d, e])
-      await healthy.writeSession(id, { user: 'ada', loggedIn: true })
-      for (const store of [a, b]) proxies.get(store)!.setFault({ kind: 'reset' })
-      await waitFor('the writer to see a and b down', () =>
-        [a, b].every((store) => storeState(writer, store) === 'down'),
-      )
-      await healthy.destroySession(id) // tombstones on a, b, c (maxReadStores 3)
-      clock.advance(10_000)
+      const { stores, clock, writer, healthy, id } = await afterLogout(t, 2)
+      const { c, d, e } = stores
 
       // The writer's tombstone statements fail on c and d (and on e unless it takes the hint).
       const cutOff = eTakesIt ? [c, d] : [c, d, e]

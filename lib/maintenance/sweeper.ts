@@ -43,9 +43,10 @@ export interface SweepContext {
    */
   otherHintTargets?: Iterable<string>
   /**
-   * Hints for a store no live app server lists go once it has gone unlisted, and they were
-   * recorded, a whole `hintWindowMillis` ago (`unlistedMillis`: config-guard.ts): nothing
-   * replays them any more. Kept when not given.
+   * A store no live app server lists still counts as listed until it has gone unlisted a whole
+   * `hintWindowMillis` (`unlistedMillis`: config-guard.ts; an app server that restarts during
+   * a change is briefly unlisted); then the hints for it that were recorded that long ago go,
+   * since nothing replays them. Without it, only the stores listed now count, and hints stay.
    */
   retiredHints?: { hintWindowMillis: number; unlistedMillis(storeId: string): number }
 }
@@ -93,10 +94,10 @@ export async function sweepStores(
   const batchSize = batchSizeOption(options.batchSize)
   const dutyCycle = dutyCycleOption(options.dutyCycle, 1)
   const token = randomUUID()
-  // Rows a hint for one of these stores holds back stay (lock-and-hint-statements.ts); hints
-  // for a store no app server configures any more hold nothing back, since no replay will
-  // delete them.
-  const targets = [...new Set([...stores.map((store) => store.id), ...otherHintTargets])]
+  // Rows a hint for one of these stores holds back stay (lock-and-hint-statements.ts), and so
+  // do those of a store listed within the hint window (see #hintTargets); hints for a store no
+  // app server has listed for longer hold nothing back, since no replay will delete them.
+  const listed = [...new Set([...stores.map((store) => store.id), ...otherHintTargets])]
   const signal = options.signal
   let stopped = false
   const stop = (): boolean => {
@@ -120,6 +121,7 @@ export async function sweepStores(
       }
       try {
         if (!(await holdLease())) return { storeId: store.id, deleted, sweptElsewhere: true }
+        const { targets, retired } = await hintTargets(store, listed, retiredHints)
         while (!stop()) {
           const started = performance.now()
           const count = await store.sweepExpired(batchSize, targets, graceMillis)
@@ -137,8 +139,9 @@ export async function sweepStores(
         if (!stopped) {
           await store.sweepStale().catch(() => 0)
           await store.sweepLocks().catch(() => 0)
-          if (retiredHints !== undefined) {
-            await sweepRetiredHints(store, targets, retiredHints, clock.now()).catch(() => 0)
+          if (retired.length > 0 && retiredHints !== undefined) {
+            const createdBy = clock.now() - retiredHints.hintWindowMillis
+            await store.sweepHints(retired, createdBy).catch(() => 0)
           }
         }
         return { storeId: store.id, deleted }
@@ -186,15 +189,21 @@ export class BackgroundSweeper {
   }
 }
 
-/** Deletes the hints `store` keeps for stores retired a hint window ago (see {@link SweepContext}). */
-async function sweepRetiredHints(
+/**
+ * The stores whose hints kept on `store` hold its expired rows back (`targets`: those `listed`,
+ * and those some app server listed within the hint window, as `retiredHints` tells), and those
+ * whose hints go (`retired`: every other one with hints there). Without `retiredHints`, the
+ * stores listed alone, and none retired.
+ */
+async function hintTargets(
   store: Store,
   listed: readonly string[],
-  { hintWindowMillis, unlistedMillis }: NonNullable<SweepContext['retiredHints']>,
-  now: number,
-): Promise<number> {
-  const retired = (await store.hintTargets()).filter(
-    (id) => !listed.includes(id) && unlistedMillis(id) >= hintWindowMillis,
-  )
-  return retired.length === 0 ? 0 : store.sweepHints(retired, now - hintWindowMillis)
+  retiredHints: SweepContext['retiredHints'],
+): Promise<{ targets: readonly string[]; retired: string[] }> {
+  if (retiredHints === undefined) return { targets: listed, retired: [] }
+  const { hintWindowMillis, unlistedMillis } = retiredHints
+  const others = (await store.hintTargets()).filter((id) => !listed.includes(id))
+  const retired = others.filter((id) => unlistedMillis(id) >= hintWindowMillis)
+  const recent = others.filter((id) => !retired.includes(id))
+  return { targets: [...listed, ...recent], retired }
 }

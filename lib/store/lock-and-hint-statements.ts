@@ -261,7 +261,7 @@ export function lockAndHintStatements(table: string) {
     /**
      * Deletes up to 1000 hints kept for the stores `retired` (no app server lists them any
      * more) recorded by `createdBy`: nothing replays them. Their repair markers stay (one row
-     * each), and hold expired rows back until a repair clears them.
+     * each): a store that comes back under that id stays behind until a repair.
      */
     sweepHints: {
       text: ({ retired }: { retired: readonly string[]; createdBy: number }) =>
