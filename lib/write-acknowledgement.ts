@@ -86,7 +86,7 @@ async function acknowledgeSlowly<T>(
 ): Promise<Acknowledged | Overruled> {
   const { sessionId, order, version, answered, failures, passedOver, lateVerdict } = write
   const { copies, minCopies } = context.options
-  const { handoff, lease } = context
+  const { lease } = context
   let held = answered
   if (passedOver.stores.length > 0 && reachesPastSpan(order, held, context.span)) {
     // Failures carried the write past the span: the stores it passed over as slow are what
@@ -111,20 +111,38 @@ async function acknowledgeSlowly<T>(
   if (overruledBy !== null) return { overruledBy }
   const verdict = acknowledgement(held.length, copies, minCopies)
   if (verdict === 'refused') throw new NotEnoughStoresError(held.length, minCopies, failures)
+  const missing = { sessionId, order, version, held, failures }
+  return { held, degraded: await recordMisses(context, missing, verdict === 'degraded') }
+}
+
+/**
+ * Hints and announces the first `copies` stores of `order` that a write `held` by some stores
+ * missed, before it is acknowledged. Resolves whether it is degraded: `degraded` already (too
+ * few copies), or a missed store got no durable hint or no announcement; `degraded-write`
+ * says so.
+ */
+export async function recordMisses(
+  context: Pick<AcknowledgeContext, 'options' | 'handoff' | 'lease' | 'emit'>,
+  write: Pick<WriteToAcknowledge<unknown>, 'sessionId' | 'order' | 'version' | 'failures'> & {
+    held: readonly Store[]
+  },
+  degraded: boolean,
+): Promise<boolean> {
+  const { sessionId, order, version, held, failures } = write
+  const { copies } = context.options
+  const { handoff, lease } = context
   const missed = missedStores(order, copies, held)
   const unhinted = missed.length === 0 ? 0 : await handoff.record(sessionId, missed, held, version)
   // Reads that ask one store alone must not pick a store that missed this write: it is
   // announced stale first (failure/read-lease.ts). Not announced, it is degraded like a write
   // whose hint no store took.
   const unannounced = missed.length > 0 && lease !== null && !(await lease.announce(missed))
-  const degraded = verdict === 'degraded' || unhinted > 0 || unannounced
-  if (degraded) {
-    context.emit('degraded-write', {
-      sessionId,
-      copiesWritten: held.length,
-      copiesWanted: copies,
-      failures,
-    })
-  }
-  return { held, degraded }
+  if (!(degraded || unhinted > 0 || unannounced)) return false
+  context.emit('degraded-write', {
+    sessionId,
+    copiesWritten: held.length,
+    copiesWanted: copies,
+    failures,
+  })
+  return true
 }

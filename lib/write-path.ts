@@ -1,5 +1,5 @@
 /** The write path: writes, compare-and-set, destroys and metadata updates, acknowledged by one rule. */
-import { askInOrder, toError } from './ask-in-order.js'
+import { askInOrder } from './ask-in-order.js'
 import { compareAndSet } from './compare-and-set.js'
 import type { AskOptions, AskResult, StoreAnswer } from './ask-in-order.js'
 import { NoStoreAvailableError, VersionConflictError, VersionOverflowError } from './errors.js'
@@ -8,6 +8,7 @@ import type { Emit } from './events.js'
 import type { HintedHandoff } from './failure/hinted-handoff.js'
 import type { ResolvedOptions } from './options.js'
 import { ownCopies } from './own-copies.js'
+import { buryStrayCopies } from './stray-copies.js'
 import { tookLate, whenLanded } from './late-answers.js'
 import { handedOffStores, missedPastCopies, quorumSpan, withinSpan, writeOrder } from './routing.js'
 import type { StoreListChange } from './store-list-change.js'
@@ -17,7 +18,7 @@ import type { VersionClock } from './version-clock.js'
 import { VERSION_CEILING } from './version-clock.js'
 import { decideAttempt } from './write-rules.js'
 import type { AcknowledgeContext, Acknowledged } from './write-acknowledgement.js'
-import { acknowledgeWrite } from './write-acknowledgement.js'
+import { acknowledgeWrite, recordMisses } from './write-acknowledgement.js'
 
 /** What an acknowledged write did. */
 export interface WriteResult {
@@ -210,7 +211,9 @@ export class WritePath {
         // based on it, superseded it.
         // (WriteOutcomeUnknownError goes to the caller: the move-on's own statement may have
         // applied on the decider, with the followers not yet holding it.)
-        if (decided !== undefined && error instanceof VersionConflictError) return decided
+        if (decided !== undefined && error instanceof VersionConflictError) {
+          return this.#superseded(sessionId, decided)
+        }
         throw error
       }
       const { failures } = asked
@@ -414,6 +417,20 @@ export class WritePath {
     return { updated: old || updated, disagreed: disagreed || old !== updated }
   }
 
+  /**
+   * A decided compare-and-set that a later write superseded while it moved on: the session's
+   * first stores that did not take its version missed it, as an acknowledged write's do (the
+   * later write there kept the older timeout a setSessionTimeout changed, say), and are hinted.
+   */
+  async #superseded(sessionId: string, decided: WriteResult): Promise<WriteResult> {
+    const order = this.#context.order(sessionId)
+    const held = order.filter((store) => decided.storeIds.includes(store.id))
+    const missing = { sessionId, order, version: decided.version, held, failures: [] }
+    const fewer = decided.degraded || held.length < this.#context.options.copies
+    const degraded = await recordMisses(this.#acknowledging, missing, fewer)
+    return { ...decided, degraded }
+  }
+
   /** Hands off the copies `holders` keep past the session's first stores (handedOffStores). */
   #handOff(
     sessionId: string,
@@ -428,7 +445,7 @@ export class WritePath {
   }
 
   /**
-   * The result of a write a destroy dropped (`buried`: see {@link #buryStrayCopies}). A stray
+   * The result of a write a destroy dropped (`buried`: see {@link buryStrayCopies}). A stray
    * copy left with no durable hint makes it degraded, as a write whose hint no store took: only
    * this app server's memory knows to bury it, and a repair could spread it once the destroy's
    * tombstones are swept.
@@ -443,46 +460,13 @@ export class WritePath {
     return { version, storeIds: [], degraded: buried !== null, dropped: true }
   }
 
-  /**
-   * A write met a tombstone: the stores where it created a live copy get a tombstone too, above
-   * that copy's version. A store it cannot bury now is hinted on the stores that take the same
-   * tombstone (the ones that answered with theirs take it as well, and when none of them can,
-   * the session's other stores): the copy, newer than every tombstone of the destroy, would
-   * otherwise outlive them all and be the session once they were swept. The hints keep the new
-   * tombstones from sweeps until their replay buries it. Resolves null when every stray copy
-   * was buried or hinted, else the failures that left one without a durable hint.
-   */
-  async #buryStrayCopies(
+  /** {@link buryStrayCopies} under a new tombstone. */
+  #buryStrayCopies(
     sessionId: string,
     answers: readonly { store: Store; value: WriteOutcome }[],
   ): Promise<StoreFailure[] | null> {
-    const version = this.#context.versions.next()
-    const expiresAt = this.#tombstoneExpiry()
-    const failures: StoreFailure[] = []
-    /** The stores of `stores` that took the tombstone. */
-    const bury = async (stores: readonly Store[]): Promise<Store[]> => {
-      const settled = await Promise.allSettled(
-        stores.map((store) => store.destroy(sessionId, version, expiresAt)),
-      )
-      return stores.filter((store, index) => {
-        const outcome = settled[index] as PromiseSettledResult<unknown>
-        if (outcome.status === 'fulfilled') return true
-        failures.push({ storeId: store.id, error: toError(outcome.reason) })
-        return false
-      })
-    }
-    const stray = answers.filter((answer) => answer.value.kind === 'written').map((a) => a.store)
-    const buried = await bury(stray)
-    const unburied = stray.filter((store) => !buried.includes(store))
-    if (unburied.length === 0) return null
-    const asked = answers.map((answer) => answer.store)
-    const holders = [...buried, ...(await bury(asked.filter((store) => !stray.includes(store))))]
-    if (holders.length === 0) {
-      const rest = this.#context.order(sessionId).filter((store) => !asked.includes(store))
-      holders.push(...(await bury(rest)))
-    }
-    const unhinted = await this.#context.handoff.record(sessionId, unburied, holders, version)
-    return unhinted === 0 ? null : failures
+    const tombstone = { version: this.#context.versions.next(), expiresAt: this.#tombstoneExpiry() }
+    return buryStrayCopies(this.#context, sessionId, answers, tombstone)
   }
 
   /** Tombstones must outlive every copy of the session, so none can come back (tombstoneTtlSeconds). */

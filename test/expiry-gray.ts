@@ -4,7 +4,7 @@ import type { FaultProxy } from '../lib/local-cluster/index.js'
 import type { SessionManager } from '../lib/index.js'
 import { startTestCluster } from './helpers/cluster.js'
 import type { TestCluster } from './helpers/cluster.js'
-import { grayManagers } from './helpers/gray.js'
+import { grayManagers, proxiesFor, throughProxies } from './helpers/gray.js'
 import { idWithOrderPrefix, rowsOnStores, startManager, storeState } from './helpers/manager.js'
 import { logoutMissedPastHintWindow } from './helpers/missed-logout.js'
 import { sleep, waitFor } from './helpers/wait.js'
@@ -362,3 +362,44 @@ for (const [ending, expiry] of [
     },
   )
 }
+
+// A setSessionTimeout whose compare-and-set was decided on a while its copy to b was slow, and
+// a plain write from another app server that landed on b first: the plain write keeps each
+// store's timeout, so its copy on b lacks the new one. The setSessionTimeout is acknowledged
+// with a copy on a alone (degraded), and b, which missed it, is hinted: caught up, it gets the
+// timeout too, and an app server that can reach b alone sees it (only a and b, copies 2).
+t.test('a session timeout a plain write overtook on one store reaches that store', async (t) => {
+  const stores = cluster.storeConfigs().slice(0, 2)
+  const options = { copies: 2, table: 'timeout_overtaken', healthCheckIntervalMillis: 100 }
+  const slowB = await proxiesFor(t, cluster, [b.id])
+  const noA = await proxiesFor(t, cluster, [a.id])
+  const setter = await startManager(t, cluster, {
+    ...options,
+    stores: throughProxies(stores, slowB),
+  })
+  const writer = await startManager(t, cluster, { ...options, stores })
+  const reader = await startManager(t, cluster, { ...options, stores: throughProxies(stores, noA) })
+  const id = idWithOrderPrefix(setter, [a.id, b.id])
+  await writer.writeSession(id, { v: 1 })
+  const versionOnA = async () =>
+    (
+      await a.query<{ version: number }>(`SELECT version FROM ${options.table} WHERE id = ?`, [id])
+    )[0]?.version
+  const v1 = await versionOnA()
+  const degraded: string[] = []
+  setter.on('degraded-write', (event) => degraded.push(event.sessionId))
+  slowB.get(b.id)!.setFault({ kind: 'latency', toStoreMillis: 400, toClientMillis: 0 })
+  const timeout = setter.setSessionTimeout(id, 2)
+  await waitFor('a to decide the compare-and-set', async () => (await versionOnA()) !== v1, 5000)
+  await writer.writeSession(id, { v: 2 })
+  t.equal(await timeout, true, 'setSessionTimeout acknowledged')
+  t.same(degraded, [id], 'degraded: one copy')
+  slowB.get(b.id)!.heal()
+  noA.get(a.id)!.setFault({ kind: 'reset' })
+  await waitFor(
+    'the app server that reaches b alone to see the timeout',
+    async () => (await reader.getSessionTimeout(id)) === 2,
+  )
+  await sleep(2500)
+  t.equal(await reader.readSession(id), null, 'and the session ends with it')
+})
