@@ -16,6 +16,7 @@ import { waitFor } from './helpers/wait.js'
 // this app server right after taking the write) is on a store past the destroy's reach
 // (maxReadStores): newer than every tombstone, it must not outlive them once they are swept.
 const cluster = await startTestCluster(t, { stores: 5 })
+type FiveIds = [string, string, string, string, string]
 
 function fakeClock(): { now(): number; advance(millis: number): void } {
   let now = Date.now()
@@ -29,13 +30,7 @@ function fakeClock(): { now(): number; advance(millis: number): void } {
  * late write is 10 s later on the fake clock.
  */
 async function afterLogout(t: Test, copies: number) {
-  const [a, b, c, d, e] = cluster.stores.map((store) => store.id) as [
-    string,
-    string,
-    string,
-    string,
-    string,
-  ]
+  const [a, b, c, d, e] = cluster.stores.map((store) => store.id) as FiveIds
   const clock = fakeClock()
   // Defaults otherwise: tombstoneTtlSeconds = ttlSeconds, maxReadStores = copies + 1.
   const options = {
