@@ -95,7 +95,7 @@ export async function sweepStores(
   const dutyCycle = dutyCycleOption(options.dutyCycle, 1)
   const token = randomUUID()
   // Rows a hint for one of these stores holds back stay (lock-and-hint-statements.ts), and so
-  // do those of a store listed within the hint window (see #hintTargets); hints for a store no
+  // do those of a store listed within the hint window (see hintTargets); hints for a store no
   // app server has listed for longer hold nothing back, since no replay will delete them.
   const listed = [...new Set([...stores.map((store) => store.id), ...otherHintTargets])]
   const signal = options.signal
