@@ -211,8 +211,10 @@ export class WritePath {
         // based on it, superseded it.
         // (WriteOutcomeUnknownError goes to the caller: the move-on's own statement may have
         // applied on the decider, with the followers not yet holding it.)
+        // A later write keeps each store's timeout: one this write set is missing from the
+        // stores that refused its copy (see #superseded); its data the later write replaced.
         if (decided !== undefined && error instanceof VersionConflictError) {
-          return this.#superseded(sessionId, decided)
+          return request.ttlSeconds === null ? decided : this.#superseded(sessionId, decided)
         }
         throw error
       }
@@ -418,9 +420,9 @@ export class WritePath {
   }
 
   /**
-   * A decided compare-and-set that a later write superseded while it moved on: the session's
-   * first stores that did not take its version missed it, as an acknowledged write's do (the
-   * later write there kept the older timeout a setSessionTimeout changed, say), and are hinted.
+   * A decided compare-and-set that set the session's timeout, superseded by a later write
+   * while it moved on: the session's first stores that did not take its version missed it, as
+   * an acknowledged write's do (the later write there kept the older timeout), and are hinted.
    */
   async #superseded(sessionId: string, decided: WriteResult): Promise<WriteResult> {
     const order = this.#context.order(sessionId)

@@ -367,39 +367,54 @@ for (const [ending, expiry] of [
 // a plain write from another app server that landed on b first: the plain write keeps each
 // store's timeout, so its copy on b lacks the new one. The setSessionTimeout is acknowledged
 // with a copy on a alone (degraded), and b, which missed it, is hinted: caught up, it gets the
-// timeout too, and an app server that can reach b alone sees it (only a and b, copies 2).
-t.test('a session timeout a plain write overtook on one store reaches that store', async (t) => {
-  const stores = cluster.storeConfigs().slice(0, 2)
-  const options = { copies: 2, table: 'timeout_overtaken', healthCheckIntervalMillis: 100 }
-  const slowB = await proxiesFor(t, cluster, [b.id])
-  const noA = await proxiesFor(t, cluster, [a.id])
-  const setter = await startManager(t, cluster, {
-    ...options,
-    stores: throughProxies(stores, slowB),
+// timeout too, and an app server that can reach b alone sees it (only a and b, copies 2). An
+// updateSession overtaken the same way sets no timeout: the plain write replaced its data,
+// and nothing is missing from b.
+for (const call of ['setSessionTimeout', 'updateSession'] as const)
+  t.test(`${call} overtaken on one store by a plain write: what that store lacks`, async (t) => {
+    const stores = cluster.storeConfigs().slice(0, 2)
+    const table = `overtaken_${call}`
+    const options = { copies: 2, table, healthCheckIntervalMillis: 100 }
+    const slowB = await proxiesFor(t, cluster, [b.id])
+    const noA = await proxiesFor(t, cluster, [a.id])
+    const setter = await startManager(t, cluster, {
+      ...options,
+      stores: throughProxies(stores, slowB),
+    })
+    const writer = await startManager(t, cluster, { ...options, stores })
+    const reader = await startManager(t, cluster, {
+      ...options,
+      stores: throughProxies(stores, noA),
+    })
+    const id = idWithOrderPrefix(setter, [a.id, b.id])
+    await writer.writeSession(id, { v: 1 })
+    const versionOnA = async () =>
+      (await a.query<{ version: number }>(`SELECT version FROM ${table} WHERE id = ?`, [id]))[0]
+        ?.version
+    const v1 = await versionOnA()
+    const degraded: string[] = []
+    setter.on('degraded-write', (event) => degraded.push(event.sessionId))
+    slowB.get(b.id)!.setFault({ kind: 'latency', toStoreMillis: 400, toClientMillis: 0 })
+    const done =
+      call === 'setSessionTimeout'
+        ? setter.setSessionTimeout(id, 2)
+        : setter.updateSession(id, (data) => ({ ...data, note: 'set' }))
+    await waitFor('a to decide the compare-and-set', async () => (await versionOnA()) !== v1, 5000)
+    await writer.writeSession(id, { v: 2 })
+    t.ok(await done, `${call} acknowledged`)
+    slowB.get(b.id)!.heal()
+    if (call === 'updateSession') {
+      t.same(degraded, [], 'not degraded')
+      noA.get(a.id)!.setFault({ kind: 'reset' })
+      t.same(await reader.readSession(id), { v: 2 }, 'b holds the later write')
+      return
+    }
+    t.same(degraded, [id], 'degraded: one copy')
+    noA.get(a.id)!.setFault({ kind: 'reset' })
+    await waitFor(
+      'the app server that reaches b alone to see the timeout',
+      async () => (await reader.getSessionTimeout(id)) === 2,
+    )
+    await sleep(2500)
+    t.equal(await reader.readSession(id), null, 'and the session ends with it')
   })
-  const writer = await startManager(t, cluster, { ...options, stores })
-  const reader = await startManager(t, cluster, { ...options, stores: throughProxies(stores, noA) })
-  const id = idWithOrderPrefix(setter, [a.id, b.id])
-  await writer.writeSession(id, { v: 1 })
-  const versionOnA = async () =>
-    (
-      await a.query<{ version: number }>(`SELECT version FROM ${options.table} WHERE id = ?`, [id])
-    )[0]?.version
-  const v1 = await versionOnA()
-  const degraded: string[] = []
-  setter.on('degraded-write', (event) => degraded.push(event.sessionId))
-  slowB.get(b.id)!.setFault({ kind: 'latency', toStoreMillis: 400, toClientMillis: 0 })
-  const timeout = setter.setSessionTimeout(id, 2)
-  await waitFor('a to decide the compare-and-set', async () => (await versionOnA()) !== v1, 5000)
-  await writer.writeSession(id, { v: 2 })
-  t.equal(await timeout, true, 'setSessionTimeout acknowledged')
-  t.same(degraded, [id], 'degraded: one copy')
-  slowB.get(b.id)!.heal()
-  noA.get(a.id)!.setFault({ kind: 'reset' })
-  await waitFor(
-    'the app server that reaches b alone to see the timeout',
-    async () => (await reader.getSessionTimeout(id)) === 2,
-  )
-  await sleep(2500)
-  t.equal(await reader.readSession(id), null, 'and the session ends with it')
-})
