@@ -140,6 +140,8 @@ export class Cluster {
       options.healthCheckIntervalMillis,
       options.clock,
       emit,
+      // The clock difference a write's expiry already allows (docs/guarantees.md, Expiry).
+      (options.sweepGraceSeconds * 1000) / 2,
     )
     const firstGuardRound = this.configGuard.start()
     const firstRound = this.#healthCheck.start()

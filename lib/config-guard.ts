@@ -89,6 +89,8 @@ export class ConfigGuard {
   /** Performance time until which a peer with other read settings counts as running. */
   #readSettingsDifferUntil = Number.NEGATIVE_INFINITY
   readonly #intervalMillis: number
+  /** How far another app server's clock may run from this one's (half `sweepGraceSeconds`). */
+  readonly #clockToleranceMillis: number
 
   constructor(
     stores: readonly Store[],
@@ -97,6 +99,7 @@ export class ConfigGuard {
     intervalMillis: number,
     clock: Clock,
     emit: Emit,
+    clockToleranceMillis = 0,
   ) {
     this.#stores = stores
     this.#config = config
@@ -105,6 +108,7 @@ export class ConfigGuard {
     this.#emit = emit
     this.#statements = peerStatements(table)
     this.#intervalMillis = Math.max(intervalMillis, MIN_INTERVAL_MILLIS)
+    this.#clockToleranceMillis = clockToleranceMillis
     this.#timer = new JitteredTimer(this.#intervalMillis, () => this.#check())
   }
 
@@ -178,6 +182,10 @@ export class ConfigGuard {
       config: JSON.stringify(this.#config),
       expiresAtMillis: now + PUBLISHED_TTL_MILLIS,
     }
+    // A peer's row expires on its own clock: one whose clock runs behind this one's (as far
+    // as the clock tolerance goes) is live until then on this clock too. Judged on this clock
+    // alone, a sweeper running 30 s ahead would see no peer, and spare none of their hints.
+    const liveAfter = now - this.#clockToleranceMillis
     const heard = await Promise.allSettled(
       this.#stores.map(async (store) => {
         // Until it is stored (a store down, a table not created yet), every round tries.
@@ -185,9 +193,12 @@ export class ConfigGuard {
         if (since >= RENEW_MILLIS) {
           await store.background(this.#statements.publishPeer, row)
           this.#publishedAt.set(store, performance.now())
-          await store.background(this.#statements.sweepPeers, now)
+          await store.background(this.#statements.sweepPeers, liveAfter)
         }
-        return store.background(this.#statements.livePeers, { now, manager: this.#manager })
+        return store.background(this.#statements.livePeers, {
+          now: liveAfter,
+          manager: this.#manager,
+        })
       }),
     )
     // A round that heard no store knows nothing new: what the last one knew stands (an empty

@@ -317,3 +317,45 @@ for (const oldSweeps of [false, true])
       t.equal(await again.readSession(id), null, 'v2 expired: no session (not v1)')
     },
   )
+
+// The same with the old-list app server's clock 31 s ahead, within what the sweep's grace
+// allows (half of sweepGraceSeconds, docs/guarantees.md, Expiry): the new-list app server's
+// published configuration lives 30 s on its own clock, and judged on the sweeper's alone it
+// had expired, so store-d counted as never listed, and its hints held nothing back.
+t.test(
+  'an old-list app server whose clock runs ahead still spares what hints hold back',
+  async (t) => {
+    const table = 'skewed_sweeper'
+    const skewed = { ...quick, table, sweepGraceSeconds: 62, hintWindowMillis: 500 }
+    const proxies = await proxiesFor(t, cluster, ['store-d'])
+    const fresh = await startManager(t, cluster, {
+      ...skewed,
+      stores: throughProxies(configs(more), proxies),
+      previousStores: configs(fewer),
+    })
+    const old = await startManager(t, cluster, {
+      ...skewed,
+      stores: configs(fewer),
+      clock: { now: () => Date.now() + 31_000 },
+    })
+    const id = idWithOrderPrefix(fresh, ['store-d'])
+    const v1 = await fresh.writeSession(id, { v: 1 })
+    t.ok(v1.storeIds.includes('store-d'), `v1 on ${v1.storeIds.join(',')}`)
+    proxies.get('store-d')!.setFault({ kind: 'blackhole' })
+    // Ended at once: stored as expired half the grace before the write, so a full grace ago on
+    // the sweeper's clock, which sweeps it unless a hint holds it back.
+    const v2 = await fresh.writeSession(id, { v: 2 }, { expiresAt: Date.now() - 60_000 })
+    t.notOk(v2.storeIds.includes('store-d'), `v2 past store-d: ${v2.storeIds.join(',')}`)
+    await sleep(700) // past the sweeper's hint window of watching
+    await old.sweep()
+    const rows = await rowsOnStores(cluster, id, table)
+    for (const storeId of v2.storeIds) {
+      t.equal(Number(rows.get(storeId)?.version), v2.version, `${storeId} keeps the expired v2`)
+    }
+    proxies.get('store-d')!.heal()
+    await waitFor('store-d to be caught up', () =>
+      fresh.stats().stores.every((store) => store.state === 'up' && !store.behind),
+    )
+    t.equal(await fresh.readSession(id), null, 'the writer reads no session (not v1)')
+  },
+)
