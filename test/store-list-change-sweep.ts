@@ -359,3 +359,32 @@ t.test(
     t.equal(await fresh.readSession(id), null, 'the writer reads no session (not v1)')
   },
 )
+
+// A sweep run alone (from cron) has watched the published configurations for no time: every
+// store with hints counts as recently listed, and its hints hold their rows back. Its repair
+// marker must not hold back every row for a store no app server lists, or such sweeps would
+// delete nothing once a store was retired past the hint window.
+t.test('a sweep run alone is not held back by the repair marker of a retired store', async (t) => {
+  const table = 'marker_of_retired'
+  // The tables on every store, store-d included (the app server that made them is gone).
+  await (await startManager(t, cluster, { ...quick, table, stores: configs(more) })).close()
+  const writer = await startManager(t, cluster, { ...quick, table, stores: configs(fewer) })
+  const ended = writer.generateId()
+  await writer.writeSession(ended, { v: 1 }, { expiresAt: Date.now() - 60_000 })
+  // Left by app servers that had store-d, retired since past the hint window.
+  for (const store of cluster.stores) {
+    await store.query(
+      `INSERT INTO \`${table}_hints\` (target_store, id, created_at, version) VALUES (?, '', ?, 1)`,
+      ['store-d', Date.now() - 86_400_000],
+    )
+  }
+  const alone = await startManager(t, cluster, { ...quick, table, stores: configs(fewer) })
+  await alone.sweep()
+  const rows = await rowsOnStores(cluster, ended, table)
+  t.same(
+    [...rows].filter(([, row]) => row !== null).map(([storeId]) => storeId),
+    [],
+    'the ended session is swept',
+  )
+  t.equal(await hintsFor('store-d', table), cluster.stores.length, 'the markers stay')
+})

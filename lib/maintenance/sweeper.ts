@@ -96,7 +96,9 @@ export async function sweepStores(
   const token = randomUUID()
   // Rows a hint for one of these stores holds back stay (lock-and-hint-statements.ts), and so
   // do those of a store listed within the hint window (see hintTargets); hints for a store no
-  // app server has listed for longer hold nothing back, since no replay will delete them.
+  // app server has listed for longer hold nothing back, since no replay will delete them. A
+  // repair marker holds every row back, and only for these: a sweep that has not watched a
+  // hint window (one run alone, from cron) would otherwise keep every row for a store retired.
   const listed = [...new Set([...stores.map((store) => store.id), ...otherHintTargets])]
   const signal = options.signal
   let stopped = false
@@ -124,7 +126,8 @@ export async function sweepStores(
         const { targets, retired } = await hintTargets(store, listed, retiredHints)
         while (!stop()) {
           const started = performance.now()
-          const count = await store.sweepExpired(batchSize, targets, graceMillis)
+          const held = { limit: batchSize, targets, markerTargets: listed }
+          const count = await store.sweepExpired(held, graceMillis)
           deleted += count
           options.onProgress?.({ storeId: store.id, deleted })
           if (count < batchSize || stop()) break

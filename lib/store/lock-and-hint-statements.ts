@@ -38,11 +38,20 @@ const RELEASE_KEPT_MILLIS = 600_000
  */
 const ENDED_BY = 'IF(expires_at < 0, -expires_at <= ?, expires_at <= ?)'
 
-/** What a sweep deletes: `limit` rows expired by `expiredBy`, but none held back for `targets`. */
-interface SweepArguments {
+/**
+ * What a sweep deletes: `limit` rows expired by `expiredBy`, but none that a hint for one of
+ * `targets` holds back, nor any while a repair marker for one of `markerTargets` stands.
+ */
+export interface SweepArguments {
   expiredBy: number
   limit: number
   targets: readonly string[]
+  markerTargets: readonly string[]
+}
+
+/** `target_store IN (...)` for `targets` (FALSE for none). */
+function amongTargets(targets: readonly string[]): string {
+  return targets.length === 0 ? 'FALSE' : `target_store IN (${targets.map(() => '?').join(', ')})`
 }
 
 /** The statements on the locks and hints tables of the session table `table`, and the probe. */
@@ -232,27 +241,23 @@ export function lockAndHintStatements(table: string) {
     /**
      * Delete up to `limit` rows expired by `expiredBy` (copies and tombstones), oldest first, but
      * none that the replay of a store that missed writes may still need: while this store keeps a
-     * hint for a session (for one of `targets`, the stores the manager knows), its row stays;
-     * while it keeps a repair marker, every expired row does. An expired copy or a tombstone is
+     * hint for a session (for one of `targets`), its row stays; while it keeps a repair marker
+     * (for one of `markerTargets`), every expired row does. An expired copy or a tombstone is
      * the newest version of its session: deleted before a store that missed it was caught up,
      * it would leave that store's older copy, which may expire later (a session with a longer
      * life than the tombstones'), to be the session again. Resolves how many rows went.
      */
     sweep: {
-      text: ({ limit, targets }: SweepArguments) => {
-        const among =
-          targets.length === 0 ? 'FALSE' : `target_store IN (${targets.map(() => '?').join(', ')})`
-        return (
-          `DELETE FROM ${sessions} WHERE expires_at <= ? ` +
-          `AND NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${among} AND id = ${sessions}.id) ` +
-          `AND NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${among} AND id = ?) ` +
-          `ORDER BY expires_at${limitClause(limit)}`
-        )
-      },
-      params: ({ expiredBy, targets }: SweepArguments) => [
+      text: ({ limit, targets, markerTargets }: SweepArguments) =>
+        `DELETE FROM ${sessions} WHERE expires_at <= ? ` +
+        `AND NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${amongTargets(targets)} ` +
+        `AND id = ${sessions}.id) ` +
+        `AND NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${amongTargets(markerTargets)} AND id = ?) ` +
+        `ORDER BY expires_at${limitClause(limit)}`,
+      params: ({ expiredBy, targets, markerTargets }: SweepArguments) => [
         expiredBy,
         ...targets,
-        ...targets,
+        ...markerTargets,
         REPAIR_MARKER_ID,
       ],
       decode: (result: ResultSetHeader) => result.affectedRows,

@@ -12,7 +12,7 @@ import { isAbsentError, isUnreachableError } from './retry.js'
 import { inBatchOrder, unmatchedCompareAndSet } from './batch-outcomes.js'
 import type { RequestObserver } from '../metrics/session-metrics.js'
 import type { LocalSlowness } from './local-slowness.js'
-import type { LockAndHintStatements } from './lock-and-hint-statements.js'
+import type { LockAndHintStatements, SweepArguments } from './lock-and-hint-statements.js'
 import { STORE_BATCH_LIMITS, StatementBatcher } from './statement-batcher.js'
 import type { BatchRunner } from './statement-batcher.js'
 import type { StaleAnnouncement, StaleStatements } from './stale-statements.js'
@@ -263,9 +263,9 @@ export class Store {
    * Deletes up to `limit` rows (copies, tombstones) expired `graceMillis` ago, oldest first, but
    * none a hint or repair marker for one of `targets` (store ids) holds back; resolves how many.
    */
-  sweepExpired(limit: number, targets: readonly string[], graceMillis: number): Promise<number> {
+  sweepExpired(held: Omit<SweepArguments, 'expiredBy'>, graceMillis: number): Promise<number> {
     const expiredBy = this.#clock.now() - graceMillis
-    return this.#request(this.#statements.sweep, { expiredBy, limit, targets })
+    return this.#request(this.#statements.sweep, { ...held, expiredBy })
   }
 
   /** Deletes a live copy older than `version`, or at it expiring by `expiresAtMillis` (or any). */
