@@ -251,6 +251,7 @@ export abstract class ClusterOperations extends EventEmitter<SessionManagerEvent
           retiredHints: {
             hintWindowMillis: this.options.hintWindowMillis,
             unlistedMillis: (id) => this.cluster.configGuard.unlistedMillis(id),
+            everListed: (id) => this.cluster.configGuard.everListed(id),
           },
         },
       )

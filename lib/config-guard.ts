@@ -135,6 +135,11 @@ export class ConfigGuard {
     return this.#listed.unlistedMillis(storeId)
   }
 
+  /** Whether this manager has seen `storeId` listed (see {@link ListedStores}). */
+  everListed(storeId: string): boolean {
+    return this.#listed.everListed(storeId)
+  }
+
   /**
    * Whether every live peer reads with this manager's settings, as of the last rounds: a lone
    * read on the lease may then trust that writes missing a store were announced (read-lease.ts).

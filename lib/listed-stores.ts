@@ -30,6 +30,11 @@ export class ListedStores {
     }
   }
 
+  /** Whether a round listed `id` (among the ids remembered). */
+  everListed(id: string): boolean {
+    return this.#listedAt.has(id)
+  }
+
   /**
    * How long `id` has gone unlisted as far as this manager has watched: since a round last
    * listed it, else since the first round that heard a store; 0 before that round, or while

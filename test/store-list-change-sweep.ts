@@ -360,10 +360,10 @@ t.test(
   },
 )
 
-// A sweep run alone (from cron) has watched the published configurations for no time: every
-// store with hints counts as recently listed, and its hints hold their rows back. Its repair
-// marker must not hold back every row for a store no app server lists, or such sweeps would
-// delete nothing once a store was retired past the hint window.
+// A sweep run alone (from cron) has watched the published configurations for no time: a
+// store it never saw listed counts as retired once its newest hint or marker is a hint window
+// old. Otherwise a retired store's repair marker, which holds back every expired row, would
+// keep them all from such sweeps for good.
 t.test('a sweep run alone is not held back by the repair marker of a retired store', async (t) => {
   const table = 'marker_of_retired'
   // The tables on every store, store-d included (the app server that made them is gone).
@@ -386,5 +386,73 @@ t.test('a sweep run alone is not held back by the repair marker of a retired sto
     [],
     'the ended session is swept',
   )
-  t.equal(await hintsFor('store-d', table), cluster.stores.length, 'the markers stay')
+  // From the stores it swept (store-d, which it does not have, keeps the one it holds).
+  t.equal(await hintsFor('store-d', table), 1, 'and the markers go')
 })
+
+// The same restart, with store-d missing writes past the new-list app server's hint window:
+// its misses leave a repair marker, which holds back every expired row, instead of hints. The
+// old-list sweep in the gap must keep them too, or store-d's older v1 is the session again once
+// the repair the marker asks for has run.
+t.test(
+  "a new-list app server's restart during a change keeps rows store-d's repair marker holds back",
+  async (t) => {
+    const table = 'r9_marker_gap'
+    const proxies = await proxiesFor(t, cluster, ['store-d'])
+    const proxy = proxies.get('store-d')!
+    const newList = {
+      ...quick,
+      table,
+      hintWindowMillis: 500,
+      stores: throughProxies(configs(more), proxies),
+      previousStores: configs(fewer),
+    }
+    const fresh = await startManager(t, cluster, newList)
+    // The app server not yet redeployed (default hint window: an hour).
+    const old = await startManager(t, cluster, { ...quick, table, stores: configs(fewer) })
+    const id = idWithOrderPrefix(fresh, ['store-d'])
+    const v1 = await fresh.writeSession(id, { v: 1 })
+    t.ok(v1.storeIds.includes('store-d'), `v1 on ${v1.storeIds.join(',')}`)
+    proxy.setFault({ kind: 'blackhole' })
+    // A first miss starts store-d's clock; past the hint window, the next miss leaves a marker.
+    const repairNeeded: string[] = []
+    fresh.on('repair-needed', (event) => repairNeeded.push(event.storeId))
+    await fresh.writeSession(idWithOrderPrefix(fresh, ['store-d']), { other: 1 })
+    await sleep(700)
+    const v2 = await fresh.writeSession(id, { v: 2 }, { ttlSeconds: 1 })
+    t.notOk(v2.storeIds.includes('store-d'), `v2 past store-d: ${v2.storeIds.join(',')}`)
+    t.same(repairNeeded, ['store-d'], 'store-d is past the hint window: repair markers')
+    const markers = await Promise.all(
+      v2.storeIds.map((storeId) =>
+        cluster
+          .store(storeId)
+          .query(`SELECT version FROM \`${table}_hints\` WHERE target_store = ? AND id = ''`, [
+            'store-d',
+          ]),
+      ),
+    )
+    t.ok(
+      markers.every((rows) => rows.length === 1),
+      'a repair marker for store-d on the stores v2 took',
+    )
+    await sleep(1200) // v2 has expired
+
+    // The new-list app server restarts; the old-list one sweeps in the gap.
+    await fresh.close()
+    await old.sweep()
+    const rows = await rowsOnStores(cluster, id, table)
+    for (const storeId of v2.storeIds) {
+      t.equal(
+        Number(rows.get(storeId)?.version),
+        v2.version,
+        `${storeId} keeps the expired v2 while store-d's repair marker stands`,
+      )
+    }
+    // It comes back, and store-d with it; store-d is caught up by the repair the marker asks.
+    proxy.heal()
+    const again = createManager(t, cluster, newList)
+    await again.ready()
+    await again.repair()
+    t.equal(await again.readSession(id), null, 'v2 expired: no session (not v1)')
+  },
+)

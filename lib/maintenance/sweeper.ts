@@ -48,7 +48,12 @@ export interface SweepContext {
    * a change is briefly unlisted); then the hints for it that were recorded that long ago go,
    * since nothing replays them. Without it, only the stores listed now count, and hints stay.
    */
-  retiredHints?: { hintWindowMillis: number; unlistedMillis(storeId: string): number }
+  retiredHints?: {
+    hintWindowMillis: number
+    unlistedMillis(storeId: string): number
+    /** Whether the manager has seen the store listed: if not, its hints' age decides. */
+    everListed(storeId: string): boolean
+  }
 }
 
 /** What {@link SessionManager.sweep} deleted, per store. */
@@ -96,9 +101,7 @@ export async function sweepStores(
   const token = randomUUID()
   // Rows a hint for one of these stores holds back stay (lock-and-hint-statements.ts), and so
   // do those of a store listed within the hint window (see hintTargets); hints for a store no
-  // app server has listed for longer hold nothing back, since no replay will delete them. A
-  // repair marker holds every row back, and only for these: a sweep that has not watched a
-  // hint window (one run alone, from cron) would otherwise keep every row for a store retired.
+  // app server has listed for longer hold nothing back, since no replay will delete them.
   const listed = [...new Set([...stores.map((store) => store.id), ...otherHintTargets])]
   const signal = options.signal
   let stopped = false
@@ -123,11 +126,10 @@ export async function sweepStores(
       }
       try {
         if (!(await holdLease())) return { storeId: store.id, deleted, sweptElsewhere: true }
-        const { targets, retired } = await hintTargets(store, listed, retiredHints)
+        const { targets, retired } = await hintTargets(store, listed, retiredHints, clock.now())
         while (!stop()) {
           const started = performance.now()
-          const held = { limit: batchSize, targets, markerTargets: listed }
-          const count = await store.sweepExpired(held, graceMillis)
+          const count = await store.sweepExpired(batchSize, targets, graceMillis)
           deleted += count
           options.onProgress?.({ storeId: store.id, deleted })
           if (count < batchSize || stop()) break
@@ -193,20 +195,28 @@ export class BackgroundSweeper {
 }
 
 /**
- * The stores whose hints kept on `store` hold its expired rows back (`targets`: those `listed`,
- * and those some app server listed within the hint window, as `retiredHints` tells), and those
- * whose hints go (`retired`: every other one with hints there). Without `retiredHints`, the
- * stores listed alone, and none retired.
+ * The stores whose hints (and repair markers) kept on `store` hold its expired rows back
+ * (`targets`: those `listed`, and those some app server listed within the hint window, as
+ * `retiredHints` tells), and those whose hints and markers go (`retired`). A store this manager
+ * never saw listed (a sweep run alone has watched for no time) is retired once its newest hint
+ * is a hint window old. Without `retiredHints`, the stores listed alone, and none retired.
  */
 async function hintTargets(
   store: Store,
   listed: readonly string[],
   retiredHints: SweepContext['retiredHints'],
+  now: number,
 ): Promise<{ targets: readonly string[]; retired: string[] }> {
   if (retiredHints === undefined) return { targets: listed, retired: [] }
-  const { hintWindowMillis, unlistedMillis } = retiredHints
-  const others = (await store.hintTargets()).filter((id) => !listed.includes(id))
-  const retired = others.filter((id) => unlistedMillis(id) >= hintWindowMillis)
-  const recent = others.filter((id) => !retired.includes(id))
+  const { hintWindowMillis, unlistedMillis, everListed } = retiredHints
+  const others = (await store.hintTargetAges()).filter(({ id }) => !listed.includes(id))
+  const retired = others
+    .filter(
+      ({ id, newestMillis }) =>
+        unlistedMillis(id) >= hintWindowMillis ||
+        (!everListed(id) && newestMillis <= now - hintWindowMillis),
+    )
+    .map(({ id }) => id)
+  const recent = others.map(({ id }) => id).filter((id) => !retired.includes(id))
   return { targets: [...listed, ...recent], retired }
 }

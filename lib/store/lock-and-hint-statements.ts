@@ -38,20 +38,11 @@ const RELEASE_KEPT_MILLIS = 600_000
  */
 const ENDED_BY = 'IF(expires_at < 0, -expires_at <= ?, expires_at <= ?)'
 
-/**
- * What a sweep deletes: `limit` rows expired by `expiredBy`, but none that a hint for one of
- * `targets` holds back, nor any while a repair marker for one of `markerTargets` stands.
- */
-export interface SweepArguments {
+/** What a sweep deletes: `limit` rows expired by `expiredBy`, but none held back for `targets`. */
+interface SweepArguments {
   expiredBy: number
   limit: number
   targets: readonly string[]
-  markerTargets: readonly string[]
-}
-
-/** `target_store IN (...)` for `targets` (FALSE for none). */
-function amongTargets(targets: readonly string[]): string {
-  return targets.length === 0 ? 'FALSE' : `target_store IN (${targets.map(() => '?').join(', ')})`
 }
 
 /** The statements on the locks and hints tables of the session table `table`, and the probe. */
@@ -239,42 +230,59 @@ export function lockAndHintStatements(table: string) {
     } satisfies Statement<void, RowDataPacket[], string[]>,
 
     /**
+     * The stores with hints kept on this store, and when the newest of them (or their repair
+     * marker) was recorded: a scan of the hints, for sweeps (the health check lists the stores
+     * alone, through the index).
+     */
+    hintTargetAges: {
+      text: () =>
+        `SELECT target_store, MAX(created_at) AS newest FROM ${hints} ` +
+        'GROUP BY target_store LIMIT 1000',
+      params: () => [],
+      decode: (rows: RowDataPacket[]) =>
+        rows.map((row) => ({ id: String(row.target_store), newestMillis: Number(row.newest) })),
+    } satisfies Statement<void, RowDataPacket[], { id: string; newestMillis: number }[]>,
+
+    /**
      * Delete up to `limit` rows expired by `expiredBy` (copies and tombstones), oldest first, but
      * none that the replay of a store that missed writes may still need: while this store keeps a
-     * hint for a session (for one of `targets`), its row stays; while it keeps a repair marker
-     * (for one of `markerTargets`), every expired row does. An expired copy or a tombstone is
+     * hint for a session (for one of `targets`, the stores the manager knows), its row stays;
+     * while it keeps a repair marker, every expired row does. An expired copy or a tombstone is
      * the newest version of its session: deleted before a store that missed it was caught up,
      * it would leave that store's older copy, which may expire later (a session with a longer
      * life than the tombstones'), to be the session again. Resolves how many rows went.
      */
     sweep: {
-      text: ({ limit, targets, markerTargets }: SweepArguments) =>
-        `DELETE FROM ${sessions} WHERE expires_at <= ? ` +
-        `AND NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${amongTargets(targets)} ` +
-        `AND id = ${sessions}.id) ` +
-        `AND NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${amongTargets(markerTargets)} AND id = ?) ` +
-        `ORDER BY expires_at${limitClause(limit)}`,
-      params: ({ expiredBy, targets, markerTargets }: SweepArguments) => [
+      text: ({ limit, targets }: SweepArguments) => {
+        const among =
+          targets.length === 0 ? 'FALSE' : `target_store IN (${targets.map(() => '?').join(', ')})`
+        return (
+          `DELETE FROM ${sessions} WHERE expires_at <= ? ` +
+          `AND NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${among} AND id = ${sessions}.id) ` +
+          `AND NOT EXISTS (SELECT 1 FROM ${hints} WHERE ${among} AND id = ?) ` +
+          `ORDER BY expires_at${limitClause(limit)}`
+        )
+      },
+      params: ({ expiredBy, targets }: SweepArguments) => [
         expiredBy,
         ...targets,
-        ...markerTargets,
+        ...targets,
         REPAIR_MARKER_ID,
       ],
       decode: (result: ResultSetHeader) => result.affectedRows,
     } satisfies Statement<SweepArguments, ResultSetHeader, number>,
 
     /**
-     * Deletes up to 1000 hints kept for the stores `retired` (no app server lists them any
-     * more) recorded by `createdBy`: nothing replays them. Their repair markers stay (one row
-     * each): a store that comes back under that id stays behind until a repair.
+     * Deletes up to 1000 hints and repair markers kept for the stores `retired` (no app server
+     * lists them any more) recorded by `createdBy`: nothing replays them, and a marker would
+     * keep every expired row here.
      */
     sweepHints: {
       text: ({ retired }: { retired: readonly string[]; createdBy: number }) =>
         `DELETE FROM ${hints} WHERE target_store IN (${retired.map(() => '?').join(', ')}) ` +
-        'AND id <> ? AND created_at <= ? LIMIT 1000',
+        'AND created_at <= ? LIMIT 1000',
       params: ({ retired, createdBy }: { retired: readonly string[]; createdBy: number }) => [
         ...retired,
-        REPAIR_MARKER_ID,
         createdBy,
       ],
       decode: (result: ResultSetHeader) => result.affectedRows,

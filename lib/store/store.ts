@@ -12,7 +12,7 @@ import { isAbsentError, isUnreachableError } from './retry.js'
 import { inBatchOrder, unmatchedCompareAndSet } from './batch-outcomes.js'
 import type { RequestObserver } from '../metrics/session-metrics.js'
 import type { LocalSlowness } from './local-slowness.js'
-import type { LockAndHintStatements, SweepArguments } from './lock-and-hint-statements.js'
+import type { LockAndHintStatements } from './lock-and-hint-statements.js'
 import { STORE_BATCH_LIMITS, StatementBatcher } from './statement-batcher.js'
 import type { BatchRunner } from './statement-batcher.js'
 import type { StaleAnnouncement, StaleStatements } from './stale-statements.js'
@@ -259,13 +259,10 @@ export class Store {
     })
   }
 
-  /**
-   * Deletes up to `limit` rows (copies, tombstones) expired `graceMillis` ago, oldest first, but
-   * none a hint or repair marker for one of `targets` (store ids) holds back; resolves how many.
-   */
-  sweepExpired(held: Omit<SweepArguments, 'expiredBy'>, graceMillis: number): Promise<number> {
+  /** Deletes up to `limit` expired rows that no hint or marker for `targets` holds back. */
+  sweepExpired(limit: number, targets: readonly string[], graceMillis: number): Promise<number> {
     const expiredBy = this.#clock.now() - graceMillis
-    return this.#request(this.#statements.sweep, { ...held, expiredBy })
+    return this.#request(this.#statements.sweep, { expiredBy, limit, targets })
   }
 
   /** Deletes a live copy older than `version`, or at it expiring by `expiresAtMillis` (or any). */
@@ -347,11 +344,7 @@ export class Store {
     })
   }
 
-  /**
-   * The stale table's statements (read-lease.ts): announce (or keep standing) or withdraw that
-   * a store missed a manager's writes, and list the stores announced. Background work, not
-   * requests: neither counted nor reported to the standing.
-   */
+  /** The stale table's statements (read-lease.ts): background work, not requests. */
   announceStale(announcement: StaleAnnouncement): Promise<void> {
     return this.#connection.run(this.#statements.announceStale, announcement)
   }
@@ -376,6 +369,11 @@ export class Store {
 
   staleTargets(now: number): Promise<string[]> {
     return this.#connection.run(this.#statements.staleTargets, now)
+  }
+
+  /** The stores with hints kept here, and when the newest was recorded (sweeper.ts). */
+  hintTargetAges(): Promise<{ id: string; newestMillis: number }[]> {
+    return this.#connection.run(this.#statements.hintTargetAges, undefined)
   }
 
   /** Ids of the stores that have hints kept on this store. Not a request (see {@link probe}). */
