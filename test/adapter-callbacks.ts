@@ -69,13 +69,14 @@ t.test('express store: a manager rejecting with undefined fails the callback', a
   t.equal(session, undefined)
 })
 
-t.test('express store: length() with a manager whose count throws synchronously', async (t) => {
-  // length() called the manager's count() outside an async function: a wrapper or mock that
-  // throws made length(cb) throw to its caller, and the callback was never called.
+t.test('express store: length() with a manager whose list throws synchronously', async (t) => {
+  // length() once called the manager outside an async function: a wrapper or mock that throws
+  // made length(cb) throw to its caller, and the callback was never called. (It counts the
+  // sessions manager.list() lists, leaving out ids the manager refuses.)
   const manager = await startManager(t, cluster, { copies: 2, table: 'adapter_sync_throw' })
   const store = new SessionShardsStore({ manager })
-  const failure = new Error('count failed')
-  manager.count = () => {
+  const failure = new Error('list failed')
+  manager.list = () => {
     throw failure
   }
   const calls: unknown[][] = []
