@@ -34,7 +34,10 @@ export interface WriteResult {
    * the write missed got no durable hint or stale announcement (other app servers could not
    * learn that it missed the write): the `degraded-write` event says which. Such a write is
    * outside the freshness argument until repair copied it (docs/guarantees.md). A dropped
-   * write is degraded when a copy it created could be neither buried nor hinted.
+   * write is degraded when a copy it created could be neither buried nor hinted. A decided
+   * compare-and-set that a later write overtook on some stores counts those as holding it (the
+   * later write supersedes it there), unless it set the session's timeout, which that write
+   * did not carry: then they missed it.
    */
   degraded: boolean
   /**
