@@ -198,6 +198,20 @@ t.test(
   },
 )
 
+/**
+ * The options of an app server on the new list (`settings` beside), which reaches store-d
+ * through a fault proxy (`proxy`), closed at the end of the test.
+ */
+async function newListOptions<S extends object>(t: Test, settings: S) {
+  const proxies = await proxiesFor(t, cluster, ['store-d'])
+  const newList = {
+    ...settings,
+    stores: throughProxies(configs(more), proxies),
+    previousStores: configs(fewer),
+  }
+  return { newList, proxy: proxies.get('store-d')! }
+}
+
 /** Hint rows kept for `target` over every store, in `table` (each test has one of its own). */
 async function hintsFor(target: string, table = 'retired_hints'): Promise<number> {
   let count = 0
@@ -273,15 +287,11 @@ for (const oldSweeps of [false, true])
     `a new-list app server's restart during a change keeps store-d's hints (old-list sweep in the gap: ${oldSweeps})`,
     async (t) => {
       const table = oldSweeps ? 'restart_gap' : 'restart_no_gap'
-      const proxies = await proxiesFor(t, cluster, ['store-d'])
-      const proxy = proxies.get('store-d')!
-      const newList = {
+      const { newList, proxy } = await newListOptions(t, {
         ...quick,
         table,
         tombstoneTtlSeconds: 4,
-        stores: throughProxies(configs(more), proxies),
-        previousStores: configs(fewer),
-      }
+      })
       const fresh = await startManager(t, cluster, newList)
       // The app server not yet redeployed, with a short hint window to keep the test quick.
       const hintWindowMillis = 1500
@@ -327,12 +337,8 @@ t.test(
   async (t) => {
     const table = 'skewed_sweeper'
     const skewed = { ...quick, table, sweepGraceSeconds: 62, hintWindowMillis: 500 }
-    const proxies = await proxiesFor(t, cluster, ['store-d'])
-    const fresh = await startManager(t, cluster, {
-      ...skewed,
-      stores: throughProxies(configs(more), proxies),
-      previousStores: configs(fewer),
-    })
+    const { newList, proxy } = await newListOptions(t, skewed)
+    const fresh = await startManager(t, cluster, newList)
     const old = await startManager(t, cluster, {
       ...skewed,
       stores: configs(fewer),
@@ -341,7 +347,7 @@ t.test(
     const id = idWithOrderPrefix(fresh, ['store-d'])
     const v1 = await fresh.writeSession(id, { v: 1 })
     t.ok(v1.storeIds.includes('store-d'), `v1 on ${v1.storeIds.join(',')}`)
-    proxies.get('store-d')!.setFault({ kind: 'blackhole' })
+    proxy.setFault({ kind: 'blackhole' })
     // Ended at once: stored as expired half the grace before the write, so a full grace ago on
     // the sweeper's clock, which sweeps it unless a hint holds it back.
     const v2 = await fresh.writeSession(id, { v: 2 }, { expiresAt: Date.now() - 60_000 })
@@ -352,7 +358,7 @@ t.test(
     for (const storeId of v2.storeIds) {
       t.equal(Number(rows.get(storeId)?.version), v2.version, `${storeId} keeps the expired v2`)
     }
-    proxies.get('store-d')!.heal()
+    proxy.heal()
     await waitFor('store-d to be caught up', () =>
       fresh.stats().stores.every((store) => store.state === 'up' && !store.behind),
     )
@@ -397,16 +403,8 @@ t.test('a sweep run alone is not held back by the repair marker of a retired sto
 t.test(
   "a new-list app server's restart during a change keeps rows store-d's repair marker holds back",
   async (t) => {
-    const table = 'r9_marker_gap'
-    const proxies = await proxiesFor(t, cluster, ['store-d'])
-    const proxy = proxies.get('store-d')!
-    const newList = {
-      ...quick,
-      table,
-      hintWindowMillis: 500,
-      stores: throughProxies(configs(more), proxies),
-      previousStores: configs(fewer),
-    }
+    const table = 'marker_gap'
+    const { newList, proxy } = await newListOptions(t, { ...quick, table, hintWindowMillis: 500 })
     const fresh = await startManager(t, cluster, newList)
     // The app server not yet redeployed (default hint window: an hour).
     const old = await startManager(t, cluster, { ...quick, table, stores: configs(fewer) })
